@@ -1,0 +1,3 @@
+from cmat.cli import main
+
+main()

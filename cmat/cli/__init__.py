@@ -1,0 +1,86 @@
+"""The `cmat` command line: a thin click layer over the library.
+
+Command groups live in their own modules and are imported only when used, so that
+`cmat --help` and the hooks start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from cmat import __version__
+from cmat.errors import CmatError
+
+INTERNAL_ERROR_EXIT = 70
+
+COMMANDS = {
+    "costs": ("cmat.cli.costs", "costs", "Price sessions and record them against tasks."),
+    "models": ("cmat.cli.models", "models", "Inspect and edit the model price catalog."),
+    "queue": ("cmat.cli.queue", "queue", "A minimal CMAT task queue: add, list, show tasks."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use; errors become one clean line."""
+
+    def __init__(self, *args, lazy: dict[str, tuple[str, str, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, attribute, _ = self.lazy[name]
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help comes from the table above: listing commands imports none of them.
+        rows = [(name, self.lazy[name][2]) for name in sorted(self.lazy)]
+        rows += [(name, cmd.get_short_help_str()) for name, cmd in self.commands.items()
+                 if name not in self.lazy]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(sorted(rows))
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CmatError as exc:
+            click.echo(f"cmat: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except BrokenPipeError:
+            sys.stderr.close()  # output piped into `head`: not an error
+            ctx.exit(0)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cmat")
+def cli() -> None:
+    """Exact costs of Claude Code sessions, recorded against tasks and kept within budgets.
+
+    \b
+    Quick start:
+      cmat costs session                 cost of your latest Claude Code session
+      cmat costs session FILE.jsonl      cost of one transcript (with its subagents)
+      cmat queue add "Fix login"         a task to record costs against
+      cmat costs extract TASK FILE       record a session's cost in the task's metadata
+      cmat costs show TASK               what a task has cost so far
+    """
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="cmat")
+    except Exception as exc:  # a bug: say so plainly, never a bare traceback for users
+        if os.environ.get("CMAT_DEBUG"):
+            raise
+        click.echo(f"cmat: internal error: {type(exc).__name__}: {exc} "
+                   "(set CMAT_DEBUG=1 for a traceback)", err=True)
+        sys.exit(INTERNAL_ERROR_EXIT)

@@ -1,0 +1,125 @@
+"""`cmat costs ...`: price sessions, record them against tasks, show what tasks cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cmat.cli.options import json_option, project_option, resolve_project
+from cmat.cli.output import count, echo, emit_json, summary_text, table, usd
+from cmat.errors import NotFound
+
+
+@click.group()
+def costs() -> None:
+    """Price sessions and record them against tasks."""
+
+
+@costs.command()
+@click.argument("task_id")
+@click.argument("transcript_path", type=click.Path(path_type=Path))
+@click.argument("session_id", required=False)
+@project_option
+@json_option
+def extract(task_id: str, transcript_path: Path, session_id: str | None, project: Path | None,
+            as_json: bool) -> None:
+    """Price a session and record it in TASK_ID's metadata.
+
+    Reads TRANSCRIPT_PATH and the session's subagent transcripts, prices every API request
+    once, and stores the session's figures in the task's metadata. Recording the same session
+    again replaces its figures; the task's cost_* fields are the totals over all its sessions.
+    """
+    from cmat.costs import extract as run_extract
+
+    result = run_extract(resolve_project(project), task_id, transcript_path, session_id)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    echo(f"Recorded session {result.session_id} for task {task_id}")
+    echo(summary_text(result.session))
+    if len(result.sessions) > 1:
+        echo(f"Task total over {len(result.sessions)} sessions: "
+             f"{usd(result.task_summary.totals.total_usd)}")
+
+
+@costs.command()
+@click.argument("task_id")
+@project_option
+@json_option
+def show(task_id: str, project: Path | None, as_json: bool) -> None:
+    """What TASK_ID has cost so far, over all its recorded sessions."""
+    from cmat.costs import task_report
+
+    report = task_report(resolve_project(project), task_id)
+    if as_json:
+        emit_json(report)
+        return
+    echo(f"Task:         {task_id}" + (f"  {report['title']}" if report.get("title") else ""))
+    if report.get("enhancement"):
+        echo(f"Enhancement:  {report['enhancement']}")
+    echo(f"Status:       {report.get('status') or '-'}")
+    echo(f"Sessions:     {len(report['sessions'])}")
+    echo()
+    if not report["sessions"]:
+        echo("No costs recorded yet. Record a session with: "
+             f"cmat costs extract {task_id} TRANSCRIPT.jsonl")
+        return
+    echo(summary_text(report))
+
+
+@costs.command()
+@click.argument("name")
+@project_option
+@json_option
+def enhancement(name: str, project: Path | None, as_json: bool) -> None:
+    """What the tasks of enhancement NAME have cost, task by task."""
+    from cmat.costs import enhancement_report
+
+    report = enhancement_report(resolve_project(project), name)
+    if as_json:
+        emit_json(report)
+        return
+    if not report["tasks"]:
+        raise NotFound(f"no tasks belong to enhancement {name!r}",
+                       "a task belongs to it through metadata.enhancement_title")
+    echo(f"Enhancement: {name}  ({len(report['tasks'])} tasks)")
+    echo()
+    rows = [[t["task_id"], (t["title"] or "")[:40], t["status"] or "-", t["agent"] or "-",
+             count(t["sessions"]), count(t["tokens"]["input"] + t["tokens"]["cache_creation"]
+                                         + t["tokens"]["cache_read"]),
+             count(t["tokens"]["output"]), usd(t["total_usd"])] for t in report["tasks"]]
+    rows.append(["Total", "", "", "", count(sum(t["sessions"] for t in report["tasks"])),
+                 count(report["tokens"]["input"] + report["tokens"]["cache_creation"]
+                       + report["tokens"]["cache_read"]),
+                 count(report["tokens"]["output"]), usd(report["total_usd"])])
+    echo(table(rows, ["Task", "Title", "Status", "Agent", "Sessions", "Input (all)", "Output",
+                      "Cost"], numeric_from=4))
+    echo()
+    echo(summary_text(report))
+
+
+@costs.command()
+@click.argument("transcript_path", type=click.Path(path_type=Path), required=False)
+@click.option("--session-id", help="Session id, when it differs from the transcript's own.")
+@json_option
+def session(transcript_path: Path | None, session_id: str | None, as_json: bool) -> None:
+    """Price one transcript (and its subagents) without recording it anywhere.
+
+    Without TRANSCRIPT_PATH, prices the most recent session Claude Code wrote (under
+    $CLAUDE_CONFIG_DIR, ~/.claude or ~/.config/claude).
+    """
+    from cmat.costs import latest_transcript, session_report
+
+    path = transcript_path or latest_transcript()
+    report = session_report(path, session_id)
+    if as_json:
+        emit_json(report)
+        return
+    extra = len(report["files"]) - 1
+    echo(f"Session {report['session_id']}  ({path}"
+         + (f" + {extra} subagent file{'s' if extra != 1 else ''}" if extra else "") + ")")
+    if report["started"]:
+        echo(f"From {report['started']} to {report['ended']}")
+    echo()
+    echo(summary_text(report))

@@ -1,0 +1,65 @@
+"""Rendering helpers: numbers, tables and JSON, the same way in every command."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import orjson
+
+
+def usd(value: float | None, places: int = 4) -> str:
+    return "unpriced" if value is None else f"${value:,.{places}f}"
+
+
+def count(value: int) -> str:
+    return f"{value:,}"
+
+
+def emit_json(data) -> None:
+    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.flush()
+
+
+def table(rows: list[list], headers: list[str], numeric_from: int = 1) -> str:
+    from tabulate import tabulate  # 70 ms to import: only where a table is printed
+
+    align = ["left"] * numeric_from + ["right"] * (len(headers) - numeric_from)
+    return tabulate(rows, headers=headers, colalign=align, disable_numparse=True)
+
+
+def summary_text(report: dict) -> str:
+    """Token totals, cost, a per-model table when several models were used, and warnings."""
+    tokens = report["tokens"]
+    writes = count(tokens["cache_creation"])
+    if tokens.get("cache_creation_1h"):
+        writes += f" (1-hour: {count(tokens['cache_creation_1h'])})"
+    lines = [
+        f"Input tokens:        {count(tokens['input'])}",
+        f"Output tokens:       {count(tokens['output'])}",
+        f"Cache write tokens:  {writes}",
+        f"Cache read tokens:   {count(tokens['cache_read'])}",
+    ]
+    if report.get("web_search_requests"):
+        lines.append(f"Web searches:        {count(report['web_search_requests'])}")
+    lines.append(f"Requests:            {count(report['requests'])}")
+    lines.append(f"Total cost:          {usd(report['total_usd'])}")
+    models = report.get("models", [])
+    if len(models) > 1:
+        rows = [[m["name"] or m["model"], count(m["requests"]), count(m["tokens"]["input"]),
+                 count(m["tokens"]["output"]), count(m["tokens"]["cache_creation"]),
+                 count(m["tokens"]["cache_read"]), usd(m["total_usd"])] for m in models]
+        lines += ["", table(rows, ["Model", "Requests", "Input", "Output", "Cache write",
+                                   "Cache read", "Cost"])]
+    for model in report.get("unpriced_models", []):
+        lines.append(f"\nwarning: model {model!r} is not in the price catalog; its tokens are "
+                     f"counted but not its cost. Add it with: cmat models add {model} "
+                     "--input PRICE --output PRICE")
+    if report.get("skipped_lines"):
+        lines.append(f"\nnote: {report['skipped_lines']} line(s) could not be read and were "
+                     "skipped")
+    return "\n".join(lines)
+
+
+def echo(text: str = "") -> None:
+    click.echo(text)

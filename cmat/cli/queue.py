@@ -1,0 +1,88 @@
+"""`cmat queue ...`: just enough of a CMAT task queue to use cmat without CMAT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cmat.cli.options import json_option, project_option, resolve_project
+from cmat.cli.output import echo, emit_json, table, usd
+from cmat.queue import STATUSES, QueueService, enhancement_of
+
+
+def _queue(project: Path | None) -> QueueService:
+    return QueueService(resolve_project(project))
+
+
+def _cost(task: dict) -> float | None:
+    try:
+        return float(task.get("metadata", {}).get("cost_usd"))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+@click.group()
+def queue() -> None:
+    """A minimal CMAT task queue (.claude/data/task_queue.json): add, list, show tasks."""
+
+
+@queue.command()
+@click.argument("title")
+@click.option("--enhancement", help="Enhancement the task belongs to.")
+@click.option("--agent", help="Agent the task is assigned to.")
+@click.option("--id", "task_id", help="Task id (default: task_<unix time>_<5 digits>).")
+@click.option("--priority", type=click.Choice(["low", "normal", "high", "critical"]),
+              default="normal", show_default=True)
+@click.option("--description", default="", help="Longer description of the task.")
+@project_option
+def add(title: str, enhancement: str | None, agent: str | None, task_id: str | None,
+        priority: str, description: str, project: Path | None) -> None:
+    """Add a pending task and print its id."""
+    task = _queue(project).add(title, enhancement=enhancement, agent=agent, task_id=task_id,
+                               priority=priority, description=description)
+    echo(task["id"])
+
+
+@queue.command("list")
+@click.option("--status", type=click.Choice(STATUSES), help="Only tasks with this status.")
+@click.option("--enhancement", help="Only tasks of this enhancement.")
+@project_option
+@json_option
+def list_tasks(status: str | None, enhancement: str | None, project: Path | None,
+               as_json: bool) -> None:
+    """The tasks in the queue, oldest first."""
+    tasks = _queue(project).tasks(status=status, enhancement=enhancement)
+    if as_json:
+        emit_json(tasks)
+        return
+    if not tasks:
+        echo("No tasks.")
+        return
+    rows = [[t.get("id"), (t.get("title") or "")[:50], t.get("status") or "-",
+             enhancement_of(t) or "-", t.get("assigned_agent") or "-",
+             usd(_cost(t)) if _cost(t) is not None else "-"] for t in tasks]
+    echo(table(rows, ["Id", "Title", "Status", "Enhancement", "Agent", "Cost"], numeric_from=5))
+
+
+@queue.command()
+@click.argument("task_id")
+@project_option
+@json_option
+def show(task_id: str, project: Path | None, as_json: bool) -> None:
+    """One task, with all its fields."""
+    task = _queue(project).get(task_id)
+    if as_json:
+        emit_json(task)
+        return
+    for key, value in task.items():
+        if key == "metadata" and isinstance(value, dict):
+            echo("metadata:")
+            for meta_key, meta_value in value.items():
+                if meta_key == "cost_sessions":
+                    echo(f"  {meta_key}: {len(meta_value)} session(s) "
+                         f"(cmat costs show {task_id})")
+                else:
+                    echo(f"  {meta_key}: {meta_value}")
+        else:
+            echo(f"{key}: {value}")

@@ -1,0 +1,54 @@
+"""One error hierarchy: every expected failure is a CmatError with a one-line message.
+
+The CLI turns it into that line on stderr and the error's exit code; anything else is a bug.
+"""
+
+
+class CmatError(Exception):
+    """An expected failure the user can act on."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class UsageError(CmatError):
+    """The command was called with arguments that cannot work."""
+
+    exit_code = 2
+
+
+class NotFound(CmatError):
+    """A task, model, file or session named by the user does not exist."""
+
+    exit_code = 3
+
+
+class CatalogError(CmatError):
+    """The model catalog cannot be read or does not validate."""
+
+    exit_code = 4
+
+
+class QueueError(CmatError):
+    """The task queue file cannot be read, parsed or written."""
+
+    exit_code = 5
+
+
+class TranscriptError(CmatError):
+    """A transcript cannot be read at all (missing, unreadable, a directory)."""
+
+    exit_code = 6
+
+
+class LockTimeout(CmatError):
+    """Another process held a file lock for longer than we are willing to wait."""
+
+    exit_code = 7

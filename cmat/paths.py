@@ -1,0 +1,107 @@
+"""Every path cmat reads or writes, resolved in one place: explicit argument, then environment,
+then the XDG defaults. Nothing here touches the disk beyond `stat`-like checks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+QUEUE_RELATIVE = Path(".claude") / "data" / "task_queue.json"
+PROJECT_CATALOG_RELATIVE = Path(".claude") / "data" / "models.json"
+HOOK_LOG_RELATIVE = Path(".claude") / "data" / "cmat-hook.log"
+CURRENT_TASK_RELATIVE = Path(".claude") / "data" / "cmat-current-task"
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else None
+
+
+def home() -> Path:
+    return Path(os.path.expanduser("~"))
+
+
+def project_dir(override: str | os.PathLike | None = None) -> Path:
+    """The project cmat works on.
+
+    `--project DIR`, else `$CLAUDE_PROJECT_DIR`, else the nearest ancestor of the current
+    directory holding `.claude/`, else the current directory. The home directory is skipped in
+    the ancestor search: its `.claude/` is Claude Code's configuration, not a project marker.
+    """
+    if override:
+        return Path(override).expanduser().resolve()
+    env = _env_path("CLAUDE_PROJECT_DIR")
+    if env:
+        return env.resolve()
+    cwd = Path.cwd().resolve()
+    user_home = home().resolve()
+    for candidate in (cwd, *cwd.parents):
+        if candidate == user_home:
+            continue
+        if (candidate / ".claude").is_dir():
+            return candidate
+    return cwd
+
+
+def queue_file(project: Path) -> Path:
+    return project / QUEUE_RELATIVE
+
+
+def current_task_file(project: Path) -> Path:
+    return project / CURRENT_TASK_RELATIVE
+
+
+def hook_log_file(project: Path) -> Path:
+    return project / HOOK_LOG_RELATIVE
+
+
+def bundled_catalog() -> Path:
+    """The catalog shipped with cmat: package data in a wheel, `data/models.json` in a checkout."""
+    packaged = Path(__file__).parent / "data" / "models.json"
+    if packaged.is_file():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "data" / "models.json"
+
+
+def user_catalogs(project: Path) -> list[Path]:
+    """Catalog layers over the bundled one, lowest precedence first."""
+    layers = [project / PROJECT_CATALOG_RELATIVE]
+    env = _env_path("CMAT_MODELS")
+    if env:
+        layers.append(env)
+    return layers
+
+
+def writable_catalog(project: Path) -> Path:
+    """Where `cmat models set-default|add` write: `CMAT_MODELS` when set, else the project's."""
+    return _env_path("CMAT_MODELS") or project / PROJECT_CATALOG_RELATIVE
+
+
+def data_home() -> Path:
+    return (_env_path("XDG_DATA_HOME") or home() / ".local" / "share") / "cmat"
+
+
+def cache_home() -> Path:
+    return (_env_path("XDG_CACHE_HOME") or home() / ".cache") / "cmat"
+
+
+def state_home() -> Path:
+    return (_env_path("XDG_STATE_HOME") or home() / ".local" / "state") / "cmat"
+
+
+def config_home() -> Path:
+    return (_env_path("XDG_CONFIG_HOME") or home() / ".config") / "cmat"
+
+
+def ledger_file() -> Path:
+    return _env_path("CMAT_LEDGER") or data_home() / "ledger.db"
+
+
+def claude_config_dirs() -> list[Path]:
+    """Claude Code's configuration roots: every `CLAUDE_CONFIG_DIR` entry, else the defaults
+    (`~/.claude` and `${XDG_CONFIG_HOME:-~/.config}/claude`) that exist."""
+    env = os.environ.get("CLAUDE_CONFIG_DIR")
+    if env:
+        return [Path(p.strip()).expanduser() for p in env.split(",") if p.strip()]
+    xdg = _env_path("XDG_CONFIG_HOME") or home() / ".config"
+    return [p for p in (home() / ".claude", xdg / "claude") if p.is_dir()]

@@ -1,0 +1,180 @@
+"""Pure pricing: token counts and a catalog entry in, USD out. No I/O, no global state.
+
+Rules (see README, "How costs are computed"):
+- cost = input*in + output*out + 5m_writes*w5 + 1h_writes*w1 + reads*rd + searches*web/1000
+- a request whose input side (input + cache writes + cache reads) exceeds the model's
+  long-context threshold is billed entirely at the long-context tier;
+- `speed: "fast"` uses the model's fast tier where the catalog has one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    from cmat.catalog import ModelEntry, Prices, Pricing
+    from cmat.transcripts import UsageRecord
+
+PER_MTOK = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCounts:
+    input: int = 0
+    output: int = 0
+    cache_creation: int = 0  # all cache writes, 5-minute and 1-hour
+    cache_creation_1h: int = 0  # the 1-hour share of cache_creation
+    cache_read: int = 0
+
+    @property
+    def input_side(self) -> int:
+        return self.input + self.cache_creation + self.cache_read
+
+
+def select_tier(pricing: Pricing, tokens: TokenCounts, speed: str | None = None) -> Prices:
+    if speed == "fast" and pricing.fast is not None:
+        return pricing.fast
+    long_context = pricing.long_context
+    if long_context is not None and tokens.input_side > long_context.threshold_tokens:
+        return long_context.prices
+    return pricing.standard
+
+
+def request_cost(pricing: Pricing, tokens: TokenCounts, web_search_requests: int = 0,
+                 speed: str | None = None) -> float:
+    if tokens.cache_creation_1h > tokens.cache_creation:
+        raise ValueError("cache_creation_1h cannot exceed cache_creation (all cache writes)")
+    tier = select_tier(pricing, tokens, speed)
+    five_minute_writes = tokens.cache_creation - tokens.cache_creation_1h
+    token_cost = (tokens.input * tier.input + tokens.output * tier.output
+                  + five_minute_writes * tier.cache_write
+                  + tokens.cache_creation_1h * tier.cache_write_1h
+                  + tokens.cache_read * tier.cache_read)
+    return token_cost / PER_MTOK + web_search_requests * pricing.web_search_per_1k / 1000
+
+
+def _token_dict() -> dict[str, int]:
+    return {"input": 0, "output": 0, "cache_creation": 0, "cache_creation_1h": 0, "cache_read": 0}
+
+
+@dataclass(slots=True)
+class Totals:
+    """Running totals over priced requests; `total_usd` leaves unpriced requests out."""
+
+    total_usd: float = 0.0
+    tokens: dict[str, int] = field(default_factory=_token_dict)
+    web_search_requests: int = 0
+    requests: int = 0
+
+    def add(self, record: UsageRecord, cost: float | None) -> None:
+        tokens = self.tokens
+        tokens["input"] += record.input_tokens
+        tokens["output"] += record.output_tokens
+        tokens["cache_creation"] += record.cache_creation_tokens
+        tokens["cache_creation_1h"] += record.cache_creation_1h_tokens
+        tokens["cache_read"] += record.cache_read_tokens
+        self.web_search_requests += record.web_search_requests
+        self.requests += 1
+        if cost is not None:
+            self.total_usd += cost
+
+    def merge(self, other: "Totals") -> None:
+        self.total_usd += other.total_usd
+        for key, value in other.tokens.items():
+            self.tokens[key] = self.tokens.get(key, 0) + value
+        self.web_search_requests += other.web_search_requests
+        self.requests += other.requests
+
+
+@dataclass(slots=True)
+class ModelTotals(Totals):
+    name: str | None = None  # catalog name; None when the model is not priced
+
+    @property
+    def priced(self) -> bool:
+        return self.name is not None
+
+
+@dataclass(slots=True)
+class CostSummary:
+    """Totals of one or more sessions, overall and per transcript model id."""
+
+    totals: Totals = field(default_factory=Totals)
+    models: dict[str, ModelTotals] = field(default_factory=dict)
+    skipped_lines: int = 0
+
+    @property
+    def unpriced_models(self) -> list[str]:
+        return sorted(model for model, t in self.models.items() if not t.priced)
+
+    def add(self, record: UsageRecord, entry: ModelEntry | None) -> float | None:
+        cost = record_cost(record, entry)
+        self.totals.add(record, cost)
+        model = self.models.get(record.model)
+        if model is None:
+            model = self.models[record.model] = ModelTotals(name=entry.name if entry else None)
+        model.add(record, cost)
+        return cost
+
+    def merge(self, other: "CostSummary") -> None:
+        self.totals.merge(other.totals)
+        for model_id, theirs in other.models.items():
+            mine = self.models.get(model_id)
+            if mine is None:
+                mine = self.models[model_id] = ModelTotals(name=theirs.name)
+            mine.merge(theirs)
+        self.skipped_lines += other.skipped_lines
+
+    def top_model(self) -> tuple[str, ModelTotals] | None:
+        """The model with the largest cost (by tokens when nothing is priced)."""
+        if not self.models:
+            return None
+        return max(self.models.items(),
+                   key=lambda item: (item[1].total_usd, sum(item[1].tokens.values())))
+
+    def to_json(self) -> dict:
+        models = sorted(self.models.items(), key=lambda item: -item[1].total_usd)
+        return {
+            "total_usd": self.totals.total_usd,
+            "tokens": dict(self.totals.tokens),
+            "web_search_requests": self.totals.web_search_requests,
+            "requests": self.totals.requests,
+            "models": [{"model": model_id, "name": t.name,
+                        "total_usd": t.total_usd if t.priced else None,
+                        "tokens": dict(t.tokens), "web_search_requests": t.web_search_requests,
+                        "requests": t.requests} for model_id, t in models],
+            "skipped_lines": self.skipped_lines,
+            "unpriced_models": self.unpriced_models,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "CostSummary":
+        summary = cls(skipped_lines=int(data.get("skipped_lines", 0)))
+        summary.totals = _totals_from_json(Totals(), data)
+        for row in data.get("models", []):
+            summary.models[row["model"]] = _totals_from_json(ModelTotals(name=row.get("name")), row)
+        return summary
+
+
+def _totals_from_json(totals: Totals, data: dict) -> Totals:
+    totals.total_usd = float(data.get("total_usd") or 0.0)
+    totals.tokens.update({k: int(v) for k, v in (data.get("tokens") or {}).items()})
+    totals.web_search_requests = int(data.get("web_search_requests", 0))
+    totals.requests = int(data.get("requests", 0))
+    return totals
+
+
+def record_cost(record: UsageRecord, entry: ModelEntry | None) -> float | None:
+    if entry is None:
+        return None
+    return request_cost(entry.pricing, record.token_counts, record.web_search_requests,
+                        record.speed)
+
+
+def summarize(records: Iterable[UsageRecord], resolve, skipped_lines: int = 0) -> CostSummary:
+    """Price `records` with `resolve(model_id) -> ModelEntry | None` and add them up."""
+    summary = CostSummary(skipped_lines=skipped_lines)
+    for record in records:
+        summary.add(record, resolve(record.model))
+    return summary

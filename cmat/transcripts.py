@@ -1,0 +1,338 @@
+"""Claude Code transcripts -> usage records, one per API request.
+
+The hot path of cmat. Files are read in large binary chunks; only lines holding the bytes
+`"usage"` are decoded with orjson, and the rest are never split or copied. Memory stays flat:
+a chunk, one partial line, and one small record per distinct request.
+
+Rules (see ../docs and README):
+- all lines of one response share `message.id`; the snapshot with the largest token total wins;
+- a non-sidechain copy beats a sidechain replay of the same response;
+- `<synthetic>` model and `isApiErrorMessage` lines are local notices and cost nothing;
+- subagent transcripts of a session (`<session>/subagents/agent-*.jsonl`, and legacy sibling
+  `agent-*.jsonl` files carrying the same `sessionId`) belong to the session, marked as subagents;
+- lines that cannot be decoded, and a truncated last line, are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+
+from cmat.errors import TranscriptError
+from cmat.pricing import TokenCounts
+
+CHUNK_SIZE = 8 * 1024 * 1024
+USAGE_MARKER = b'"usage"'
+MAIN_AGENT = "main"
+UNKNOWN_SUBAGENT = "subagent"
+_SESSION_ID_RE = re.compile(rb'"sessionId"\s*:\s*"([^"]+)"')
+
+
+@dataclass(slots=True)
+class UsageRecord:
+    """The usage of one API request as Claude Code recorded it."""
+
+    message_id: str
+    request_id: str | None
+    session_id: str | None
+    timestamp: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cache_creation_tokens: int  # all cache writes
+    cache_creation_1h_tokens: int  # the 1-hour share of them
+    cache_read_tokens: int
+    web_search_requests: int
+    speed: str | None
+    is_sidechain: bool
+    agent: str  # "main", or the subagent's type
+    agent_id: str | None
+    cwd: str | None
+
+    @property
+    def total_tokens(self) -> int:
+        return (self.input_tokens + self.output_tokens + self.cache_creation_tokens
+                + self.cache_read_tokens)
+
+    @property
+    def token_counts(self) -> TokenCounts:
+        return TokenCounts(self.input_tokens, self.output_tokens, self.cache_creation_tokens,
+                           self.cache_creation_1h_tokens, self.cache_read_tokens)
+
+    @property
+    def is_subagent(self) -> bool:
+        return self.agent != MAIN_AGENT
+
+    def outranks(self, other: "UsageRecord") -> bool:
+        """Whether this copy of a request should replace `other` (same message id)."""
+        return (not self.is_sidechain, self.total_tokens) > (not other.is_sidechain,
+                                                             other.total_tokens)
+
+
+@dataclass(slots=True)
+class SourceFile:
+    """One transcript file and whose usage it holds."""
+
+    path: Path
+    agent: str | None = None  # None: decide per line (main, or inline sidechain subagent)
+    agent_id: str | None = None
+
+
+@dataclass(slots=True)
+class FileScan:
+    """What one pass over (part of) a file found."""
+
+    records: list[UsageRecord] = field(default_factory=list)
+    skipped_lines: int = 0
+    ignored_notices: int = 0  # <synthetic> / API error lines
+    end_offset: int = 0  # just past the last line consumed
+    pending_tail: bool = False  # an unterminated last line was left for a later read
+
+
+def _count(value) -> int:
+    if value is None:
+        return 0
+    if type(value) is int:
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(f"not a token count: {value!r}")
+
+
+def record_from_line(obj, source: SourceFile, fallback_key: str) -> UsageRecord | None | bool:
+    """The usage record of a decoded line; None if it carries none; False for a free notice."""
+    if not isinstance(obj, dict) or obj.get("type") != "assistant":
+        return None
+    message = obj.get("message")
+    if not isinstance(message, dict):
+        return None
+    usage = message.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    model = message.get("model") or "unknown"
+    if model == "<synthetic>" or obj.get("isApiErrorMessage"):
+        return False
+    cache_total = _count(usage.get("cache_creation_input_tokens"))
+    cache_1h = 0
+    split = usage.get("cache_creation")
+    if isinstance(split, dict):
+        cache_1h = _count(split.get("ephemeral_1h_input_tokens"))
+        if not cache_total:
+            cache_total = cache_1h + _count(split.get("ephemeral_5m_input_tokens"))
+        cache_1h = min(cache_1h, cache_total)
+    server_tools = usage.get("server_tool_use")
+    searches = _count(server_tools.get("web_search_requests")) if isinstance(server_tools,
+                                                                              dict) else 0
+    is_sidechain = obj.get("isSidechain") is True
+    agent = source.agent or (UNKNOWN_SUBAGENT if is_sidechain else MAIN_AGENT)
+    request_id = obj.get("requestId")
+    return UsageRecord(
+        message_id=message.get("id") or request_id or fallback_key,
+        request_id=request_id,
+        session_id=obj.get("sessionId"),
+        timestamp=obj.get("timestamp") or "",
+        model=str(model),
+        input_tokens=_count(usage.get("input_tokens")),
+        output_tokens=_count(usage.get("output_tokens")),
+        cache_creation_tokens=cache_total,
+        cache_creation_1h_tokens=cache_1h,
+        cache_read_tokens=_count(usage.get("cache_read_input_tokens")),
+        web_search_requests=searches,
+        speed=usage.get("speed"),
+        is_sidechain=is_sidechain,
+        agent=agent,
+        agent_id=obj.get("agentId") or source.agent_id,
+        cwd=obj.get("cwd"),
+    )
+
+
+def _decode_into(scan: FileScan, line: bytes, source: SourceFile, offset: int) -> None:
+    try:
+        record = record_from_line(orjson.loads(line), source, f"{source.path}:{offset}")
+    except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError):
+        scan.skipped_lines += 1
+        return
+    if record is False:
+        scan.ignored_notices += 1
+    elif record is not None:
+        scan.records.append(record)
+
+
+def scan_file(source: SourceFile, start: int = 0, *, final: bool = True) -> FileScan:
+    """Read usage lines from `start` to the end of the file.
+
+    With `final`, an unterminated last line is decoded too (and counted as skipped if it is
+    cut short). Without it (a file still being written) that line is left for the next read
+    and `end_offset` stops just before it.
+    """
+    scan = FileScan(end_offset=start)
+    try:
+        handle = open(source.path, "rb")
+    except FileNotFoundError:
+        raise TranscriptError(f"transcript {source.path} does not exist") from None
+    except IsADirectoryError:
+        raise TranscriptError(f"transcript {source.path} is a directory, not a file") from None
+    except OSError as exc:
+        raise TranscriptError(f"cannot read transcript {source.path}: {exc.strerror}") from None
+    with handle:
+        if start:
+            handle.seek(start)
+        carry = b""
+        base = start  # file offset of carry[0]
+        while True:
+            chunk = handle.read(CHUNK_SIZE)
+            if not chunk:
+                break
+            buffer = carry + chunk if carry else chunk
+            last_newline = buffer.rfind(b"\n")
+            if last_newline < 0:
+                carry = buffer
+                continue
+            _scan_complete_lines(scan, buffer, last_newline + 1, source, base)
+            carry = buffer[last_newline + 1:]
+            base += last_newline + 1
+        scan.end_offset = base
+        if carry.strip():
+            if final:
+                _decode_into(scan, carry, source, base)
+                scan.end_offset = base + len(carry)
+            else:
+                scan.pending_tail = True
+        elif carry:
+            scan.end_offset = base + len(carry)
+    return scan
+
+
+def _scan_complete_lines(scan: FileScan, buffer: bytes, end: int, source: SourceFile,
+                         base: int) -> None:
+    find = buffer.find
+    position = 0
+    while True:
+        hit = find(USAGE_MARKER, position, end)
+        if hit < 0:
+            return
+        line_start = buffer.rfind(b"\n", 0, hit) + 1
+        line_end = find(b"\n", hit, end)
+        _decode_into(scan, buffer[line_start:line_end], source, base + line_start)
+        position = line_end + 1
+
+
+class Deduplicator:
+    """Keeps one record per request: the best copy by `UsageRecord.outranks`."""
+
+    __slots__ = ("by_key",)
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, UsageRecord] = {}
+
+    def add(self, record: UsageRecord) -> None:
+        current = self.by_key.get(record.message_id)
+        if current is None or record.outranks(current):
+            self.by_key[record.message_id] = record
+
+    def records(self) -> list[UsageRecord]:
+        return sorted(self.by_key.values(), key=lambda r: r.timestamp)
+
+
+@dataclass(slots=True)
+class SessionUsage:
+    """The deduplicated usage of one session and the files it came from."""
+
+    session_id: str
+    records: list[UsageRecord]
+    files: list[Path]
+    skipped_lines: int
+    ignored_notices: int
+
+    @property
+    def started(self) -> str | None:
+        return self.records[0].timestamp if self.records else None
+
+    @property
+    def ended(self) -> str | None:
+        return self.records[-1].timestamp if self.records else None
+
+
+def _agent_type(meta_path: Path) -> str | None:
+    try:
+        meta = orjson.loads(meta_path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    agent_type = meta.get("agentType") if isinstance(meta, dict) else None
+    return agent_type if isinstance(agent_type, str) and agent_type else None
+
+
+def subagent_source(path: Path, agent_type: str | None = None) -> SourceFile:
+    """A subagent transcript, its type from the argument or its `.meta.json`."""
+    agent_id = path.stem.removeprefix("agent-")
+    if agent_type is None:
+        agent_type = _agent_type(path.with_name(path.stem + ".meta.json"))
+    return SourceFile(path, agent_type or UNKNOWN_SUBAGENT, agent_id)
+
+
+def first_session_id(path: Path) -> str | None:
+    """The `sessionId` on the first lines of a transcript (cheap: reads 64 KiB at most)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(65536)
+    except OSError:
+        return None
+    match = _SESSION_ID_RE.search(head)
+    return match.group(1).decode("utf-8", "replace") if match else None
+
+
+def session_sources(transcript: Path, session_id: str) -> list[SourceFile]:
+    """The main transcript and every subagent transcript that belongs to its session."""
+    sources = [SourceFile(transcript)]
+    seen = {transcript.resolve()}
+    folders = {transcript.parent / transcript.stem, transcript.parent / session_id}
+    for folder in sorted(folders):
+        subagents = folder / "subagents"
+        if subagents.is_dir():
+            for path in sorted(subagents.glob("agent-*.jsonl")):
+                if path.resolve() not in seen:
+                    seen.add(path.resolve())
+                    sources.append(subagent_source(path))
+    for path in sorted(transcript.parent.glob("agent-*.jsonl")):  # Claude Code 2.0.x layout
+        if path.resolve() not in seen and first_session_id(path) == session_id:
+            seen.add(path.resolve())
+            sources.append(subagent_source(path))
+    return sources
+
+
+def read_sources(session_id: str, sources: list[SourceFile]) -> SessionUsage:
+    dedup = Deduplicator()
+    skipped = ignored = 0
+    for source in sources:
+        scan = scan_file(source)
+        skipped += scan.skipped_lines
+        ignored += scan.ignored_notices
+        for record in scan.records:
+            dedup.add(record)
+    return SessionUsage(session_id, dedup.records(), [s.path for s in sources], skipped, ignored)
+
+
+def read_session(transcript: str | os.PathLike, session_id: str | None = None,
+                 include_subagents: bool = True) -> SessionUsage:
+    """Every API request of the session whose main transcript is `transcript`."""
+    path = Path(transcript)
+    if not path.exists():
+        raise TranscriptError(f"transcript {path} does not exist")
+    if path.is_dir():
+        raise TranscriptError(f"transcript {path} is a directory, not a file")
+    session_id = session_id or first_session_id(path) or path.stem
+    sources = session_sources(path, session_id) if include_subagents else [SourceFile(path)]
+    return read_sources(session_id, sources)
+
+
+def iter_transcripts(roots: list[Path]) -> Iterator[Path]:
+    """Every `*.jsonl` transcript under each root's `projects/` folder (or the root itself)."""
+    for root in roots:
+        base = root / "projects" if (root / "projects").is_dir() else root
+        if base.is_dir():
+            yield from sorted(base.rglob("*.jsonl"))
