@@ -15,9 +15,11 @@ Rules (see ../docs and README):
 
 from __future__ import annotations
 
+import operator
 import os
 import re
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterator
 
@@ -27,6 +29,8 @@ from cmat.errors import TranscriptError
 from cmat.pricing import TokenCounts
 
 CHUNK_SIZE = 8 * 1024 * 1024
+PARALLEL_MIN_BYTES = 24 * 1024 * 1024  # below this a single process is faster than forking
+MAX_WORKERS = 4
 USAGE_MARKER = b'"usage"'
 MAIN_AGENT = "main"
 UNKNOWN_SUBAGENT = "subagent"
@@ -68,10 +72,17 @@ class UsageRecord:
     def is_subagent(self) -> bool:
         return self.agent != MAIN_AGENT
 
+    def __reduce__(self):
+        # Ships as a plain tuple between processes: 5x faster than a slotted dataclass's state.
+        return (UsageRecord, _RECORD_FIELDS(self))
+
     def outranks(self, other: "UsageRecord") -> bool:
         """Whether this copy of a request should replace `other` (same message id)."""
         return (not self.is_sidechain, self.total_tokens) > (not other.is_sidechain,
                                                              other.total_tokens)
+
+
+_RECORD_FIELDS = operator.attrgetter(*(f.name for f in fields(UsageRecord)))
 
 
 @dataclass(slots=True)
@@ -95,10 +106,10 @@ class FileScan:
 
 
 def _count(value) -> int:
+    if value.__class__ is int:
+        return value
     if value is None:
         return 0
-    if type(value) is int:
-        return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
     raise ValueError(f"not a token count: {value!r}")
@@ -106,48 +117,49 @@ def _count(value) -> int:
 
 def record_from_line(obj, source: SourceFile, fallback_key: str) -> UsageRecord | None | bool:
     """The usage record of a decoded line; None if it carries none; False for a free notice."""
-    if not isinstance(obj, dict) or obj.get("type") != "assistant":
+    if obj.__class__ is not dict or obj.get("type") != "assistant":
         return None
     message = obj.get("message")
-    if not isinstance(message, dict):
+    if message.__class__ is not dict:
         return None
     usage = message.get("usage")
-    if not isinstance(usage, dict):
+    if usage.__class__ is not dict:
         return None
+    get = usage.get
     model = message.get("model") or "unknown"
     if model == "<synthetic>" or obj.get("isApiErrorMessage"):
         return False
-    cache_total = _count(usage.get("cache_creation_input_tokens"))
+    cache_total = _count(get("cache_creation_input_tokens"))
     cache_1h = 0
-    split = usage.get("cache_creation")
-    if isinstance(split, dict):
+    split = get("cache_creation")
+    if split.__class__ is dict:
         cache_1h = _count(split.get("ephemeral_1h_input_tokens"))
         if not cache_total:
             cache_total = cache_1h + _count(split.get("ephemeral_5m_input_tokens"))
-        cache_1h = min(cache_1h, cache_total)
-    server_tools = usage.get("server_tool_use")
-    searches = _count(server_tools.get("web_search_requests")) if isinstance(server_tools,
-                                                                              dict) else 0
+        if cache_1h > cache_total:
+            cache_1h = cache_total
+    server_tools = get("server_tool_use")
+    searches = (_count(server_tools.get("web_search_requests"))
+                if server_tools.__class__ is dict else 0)
     is_sidechain = obj.get("isSidechain") is True
-    agent = source.agent or (UNKNOWN_SUBAGENT if is_sidechain else MAIN_AGENT)
     request_id = obj.get("requestId")
     return UsageRecord(
-        message_id=message.get("id") or request_id or fallback_key,
-        request_id=request_id,
-        session_id=obj.get("sessionId"),
-        timestamp=obj.get("timestamp") or "",
-        model=str(model),
-        input_tokens=_count(usage.get("input_tokens")),
-        output_tokens=_count(usage.get("output_tokens")),
-        cache_creation_tokens=cache_total,
-        cache_creation_1h_tokens=cache_1h,
-        cache_read_tokens=_count(usage.get("cache_read_input_tokens")),
-        web_search_requests=searches,
-        speed=usage.get("speed"),
-        is_sidechain=is_sidechain,
-        agent=agent,
-        agent_id=obj.get("agentId") or source.agent_id,
-        cwd=obj.get("cwd"),
+        message.get("id") or request_id or fallback_key,
+        request_id,
+        obj.get("sessionId"),
+        obj.get("timestamp") or "",
+        model if model.__class__ is str else str(model),
+        _count(get("input_tokens")),
+        _count(get("output_tokens")),
+        cache_total,
+        cache_1h,
+        _count(get("cache_read_input_tokens")),
+        searches,
+        get("speed"),
+        is_sidechain,
+        source.agent or (UNKNOWN_SUBAGENT if is_sidechain else MAIN_AGENT),
+        obj.get("agentId") or source.agent_id,
+        obj.get("cwd"),
     )
 
 
@@ -163,9 +175,12 @@ def _decode_into(scan: FileScan, line: bytes, source: SourceFile, offset: int) -
         scan.records.append(record)
 
 
-def scan_file(source: SourceFile, start: int = 0, *, final: bool = True) -> FileScan:
-    """Read usage lines from `start` to the end of the file.
+def scan_file(source: SourceFile, start: int = 0, *, end: int | None = None,
+              final: bool = True) -> FileScan:
+    """Read usage lines of the file from byte `start` on.
 
+    With `end`, read only the lines that begin before `end` (a line cut by `start` belongs to
+    the range before): ranges that tile a file read every line exactly once.
     With `final`, an unterminated last line is decoded too (and counted as skipped if it is
     cut short). Without it (a file still being written) that line is left for the next read
     and `end_offset` stops just before it.
@@ -181,14 +196,23 @@ def scan_file(source: SourceFile, start: int = 0, *, final: bool = True) -> File
         raise TranscriptError(f"cannot read transcript {source.path}: {exc.strerror}") from None
     with handle:
         if start:
-            handle.seek(start)
+            handle.seek(start - 1)
+            if handle.read(1) != b"\n":
+                handle.readline()  # the rest of a line that began in the previous range
+                start = handle.tell()
         carry = b""
         base = start  # file offset of carry[0]
-        while True:
+        while end is None or base < end:
             chunk = handle.read(CHUNK_SIZE)
             if not chunk:
                 break
             buffer = carry + chunk if carry else chunk
+            if end is not None and base + len(buffer) >= end:
+                stop = buffer.find(b"\n", end - base - 1)  # the line holding byte end-1
+                if stop >= 0:
+                    _scan_complete_lines(scan, buffer, stop + 1, source, base)
+                    scan.end_offset = base + stop + 1
+                    return scan
             last_newline = buffer.rfind(b"\n")
             if last_newline < 0:
                 carry = buffer
@@ -305,14 +329,76 @@ def session_sources(transcript: Path, session_id: str) -> list[SourceFile]:
     return sources
 
 
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A byte range of one file: the unit of work of a parallel read."""
+
+    source: SourceFile
+    start: int
+    end: int | None
+
+
+def _scan_segment(segment: Segment) -> tuple[list[UsageRecord], int, int]:
+    scan = scan_file(segment.source, segment.start, end=segment.end)
+    dedup = Deduplicator()
+    for record in scan.records:
+        dedup.add(record)
+    return list(dedup.by_key.values()), scan.skipped_lines, scan.ignored_notices
+
+
+def plan_segments(sources: list[SourceFile], pieces: int) -> list[Segment]:
+    """Cut the files into about `pieces` ranges of similar size (small files stay whole)."""
+    sizes = []
+    for source in sources:
+        try:
+            sizes.append(source.path.stat().st_size)
+        except OSError:
+            sizes.append(0)  # scan_file reports the problem
+    target = max(sum(sizes) // max(pieces, 1), 1)
+    segments = []
+    for source, size in zip(sources, sizes):
+        cuts = max(1, round(size / target))
+        step = -(-size // cuts) if size else 0
+        for index in range(cuts):
+            last = index == cuts - 1
+            segments.append(Segment(source, index * step, None if last else (index + 1) * step))
+    return segments
+
+
+def _parallel_workers(total_bytes: int) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if total_bytes < PARALLEL_MIN_BYTES or not cpus or cpus < 2 or sys.platform != "linux":
+        return 1  # forking costs more than it saves on small reads; fork is Linux-only here
+    return min(cpus, MAX_WORKERS)
+
+
+def scan_segments(segments: list[Segment], workers: int) -> list[tuple[list[UsageRecord], int, int]]:
+    """Scan segments, in forked worker processes when `workers` > 1."""
+    if workers <= 1 or len(segments) <= 1:
+        return [_scan_segment(segment) for segment in segments]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(_scan_segment, segments))
+
+
 def read_sources(session_id: str, sources: list[SourceFile]) -> SessionUsage:
+    total = 0
+    for source in sources:
+        try:
+            total += source.path.stat().st_size
+        except OSError:
+            pass
+    workers = _parallel_workers(total)
+    segments = plan_segments(sources, workers * 2) if workers > 1 else [
+        Segment(source, 0, None) for source in sources]
     dedup = Deduplicator()
     skipped = ignored = 0
-    for source in sources:
-        scan = scan_file(source)
-        skipped += scan.skipped_lines
-        ignored += scan.ignored_notices
-        for record in scan.records:
+    for records, segment_skipped, segment_ignored in scan_segments(segments, workers):
+        skipped += segment_skipped
+        ignored += segment_ignored
+        for record in records:
             dedup.add(record)
     return SessionUsage(session_id, dedup.records(), [s.path for s in sources], skipped, ignored)
 

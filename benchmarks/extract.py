@@ -1,0 +1,83 @@
+"""Benchmark: `cmat costs extract` on a 100 MB session with 30 MB of subagent files, and the
+import time of `cmat --help` and `python -m cmat costs extract`.
+
+    python benchmarks/extract.py [--main-mb 100] [--sub-mb 30] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic import write_session_with_subagents  # noqa: E402
+
+
+def wall(cmd: list[str], env: dict, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def import_ms(cmd: list[str], env: dict, runs: int) -> float:
+    """Median total of `-X importtime` over `runs` runs, in ms."""
+    totals = []
+    for _ in range(runs):
+        result = subprocess.run([sys.executable, "-X", "importtime", *cmd], env=env,
+                                capture_output=True, text=True, check=True)
+        total = 0
+        for line in result.stderr.splitlines():
+            match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S.*)", line)
+            if match and not match.group(2).startswith(" "):
+                total += int(match.group(1))
+        totals.append(total / 1000)
+    return statistics.median(totals)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--main-mb", type=float, default=100)
+    parser.add_argument("--sub-mb", type=float, default=30)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        project = root / "project"
+        (project / ".claude").mkdir(parents=True)
+        env = dict(os.environ, CLAUDE_PROJECT_DIR=str(project), HOME=str(root / "home"),
+                   XDG_CACHE_HOME=str(root / "cache"))
+        rng = random.Random(42)
+        print(f"generating {args.main_mb:g} MB session + {args.sub_mb:g} MB of subagents ...",
+              flush=True)
+        main = write_session_with_subagents(root / "transcripts", "bench-session",
+                                            int(args.main_mb * 1e6), int(args.sub_mb * 1e6), 6,
+                                            rng)
+        cmat = [sys.executable, "-m", "cmat"]
+        task = subprocess.run([*cmat, "queue", "add", "benchmark"], env=env, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        subprocess.run([*cmat, "models", "list"], env=env, check=True, stdout=subprocess.DEVNULL)
+        times = wall([*cmat, "costs", "extract", task, str(main)], env, args.runs)
+        help_import = import_ms(["-m", "cmat", "--help"], env, args.runs)
+        extract_import = import_ms(["-m", "cmat", "costs", "extract", task, str(main)], env, 3)
+        help_wall = wall([*cmat, "--help"], env, args.runs)
+    print(f"costs extract, {args.main_mb:g} MB + {args.sub_mb:g} MB subagents: "
+          f"median {statistics.median(times):.3f} s, best {min(times):.3f} s "
+          f"(target < 0.5 s)")
+    print(f"cmat --help: import {help_import:.0f} ms, wall median "
+          f"{statistics.median(help_wall) * 1000:.0f} ms (target import < 150 ms)")
+    print(f"python -m cmat costs extract: import {extract_import:.0f} ms (target < 150 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from cmat.cli import cli
+from tests.conftest import child_env, real_fixture
+from tests.transcript_factory import TranscriptBuilder, write_session
+
+TOKEN_KEYS = {"input", "output", "cache_creation", "cache_creation_1h", "cache_read"}
+
+
+@pytest.fixture
+def run(project):
+    runner = CliRunner()
+
+    def invoke(*args, code=0):
+        result = runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        assert result.exit_code == code, result.output + result.stderr
+        return result
+
+    return invoke
+
+
+@pytest.fixture
+def transcript(tmp_path):
+    builder = TranscriptBuilder(session_id="sess-1")
+    builder.response(model="claude-opus-4-6", input=6, output=4274, write_1h=88965, read=237683)
+    builder.response(model="claude-haiku-4-5-20251001", output=10)
+    return builder, write_session(tmp_path, builder)
+
+
+def check_shape(report):
+    assert set(report["tokens"]) == TOKEN_KEYS
+    for key in ("total_usd", "web_search_requests", "requests", "models", "skipped_lines",
+                "unpriced_models"):
+        assert key in report
+    for model in report["models"]:
+        assert set(model) >= {"model", "name", "total_usd", "tokens", "requests"}
+
+
+def test_queue_add_extract_show_enhancement_end_to_end(run, transcript):
+    builder, path = transcript
+    task_id = run("queue", "add", "Build it", "--enhancement", "feat", "--agent", "dev").output.strip()
+    extracted = json.loads(run("costs", "extract", task_id, path, "--json").output)
+    check_shape(extracted)
+    assert extracted["task_id"] == task_id and extracted["session_id"] == "sess-1"
+    assert extracted["total_usd"] == pytest.approx(builder.expected_cost, rel=1e-12)
+    shown = json.loads(run("costs", "show", task_id, "--json").output)
+    check_shape(shown)
+    assert shown["sessions"][0]["session_id"] == "sess-1"
+    text = run("costs", "show", task_id).output
+    assert "4,274" in text and f"${builder.expected_cost:,.4f}" in text
+    assert "Claude Opus 4.6" in text and "Claude Haiku 4.5" in text  # per-model rows
+    enhancement = json.loads(run("costs", "enhancement", "feat", "--json").output)
+    check_shape(enhancement)
+    assert enhancement["tasks"][0]["task_id"] == task_id
+    assert task_id in run("costs", "enhancement", "feat").output
+    assert task_id in run("queue", "list").output
+    assert json.loads(run("queue", "show", task_id, "--json").output)["id"] == task_id
+
+
+def test_costs_session_prints_exact_cost_of_a_real_transcript(run):
+    path = real_fixture("b25638d7")
+    report = json.loads(run("costs", "session", path, "--json").output)
+    check_shape(report)
+    text = run("costs", "session", path).output
+    assert f"${report['total_usd']:,.4f}" in text
+
+
+def test_costs_session_defaults_to_the_latest_transcript(run, tmp_path, monkeypatch, transcript):
+    builder, _ = transcript
+    config = tmp_path / "claude"
+    write_session(config / "projects" / "-home-user-project", builder)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    assert "sess-1" in run("costs", "session").output
+
+
+def test_costs_session_without_any_history_says_where_it_looked(run):
+    result = run("costs", "session", code=3)
+    assert "no Claude Code transcripts found" in result.stderr
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["costs", "show", "task_nope"], 3, "no task 'task_nope'"),
+    (["costs", "extract", "task_nope", "x.jsonl"], 3, "no task"),
+    (["costs", "session", "missing.jsonl"], 6, "does not exist"),
+    (["costs", "enhancement", "nothing"], 3, "no tasks belong"),
+    (["models", "show", "gpt-4o"], 3, "unknown model"),
+])
+def test_errors_are_one_line_with_an_exit_code(run, args, code, message):
+    result = run(*args, code=code)
+    assert message in result.stderr
+    assert result.stderr.startswith("cmat: error:") and result.stderr.count("\n") == 1
+
+
+def test_corrupt_queue_is_refused_untouched(run, project, transcript):
+    queue = project / ".claude" / "data" / "task_queue.json"
+    queue.parent.mkdir(parents=True)
+    queue.write_text("{oops")
+    result = run("costs", "extract", "t1", transcript[1], code=5)
+    assert "not valid JSON" in result.stderr and queue.read_text() == "{oops"
+
+
+def test_unpriced_model_is_explained(run, tmp_path):
+    builder = TranscriptBuilder()
+    builder.response(model="claude-nova-9")
+    text = run("costs", "session", write_session(tmp_path, builder)).output
+    assert "claude-nova-9" in text and "cmat models add" in text
+
+
+def test_models_commands(run, project):
+    listing = run("models", "list").output
+    assert "claude-sonnet-4-5-20250929" in listing and "* claude-sonnet-4-6" in listing
+    data = json.loads(run("models", "list", "--json").output)
+    assert len(data["models"]) >= 15
+    shown = json.loads(run("models", "show", "us.anthropic.claude-opus-4-1-20250805-v1:0",
+                           "--json").output)
+    assert shown["id"] == "claude-opus-4-1-20250805"
+    assert "written to" in run("models", "set-default", "claude-opus-4-6").output
+    assert "* claude-opus-4-6" in run("models", "list").output
+    assert "catalog OK" in run("models", "validate").output
+    run("models", "add", "claude-nova-9", "--input", "2", "--output", "8")
+    assert json.loads(run("models", "show", "claude-nova-9-20991231", "--json").output)[
+        "pricing"]["cache_write_1h"] == 4
+
+
+def test_models_validate_reports_a_broken_layer(run, project):
+    layer = project / ".claude" / "data" / "models.json"
+    layer.parent.mkdir(parents=True)
+    layer.write_text(json.dumps({"models": [{"id": "x", "name": "x", "pattern": "(",
+                                             "pricing": {"input": 1}}]}))
+    result = run("models", "validate", "--json", code=1)
+    assert not json.loads(result.output)["ok"]
+
+
+def test_help_lists_commands_without_importing_them():
+    code = ("import sys; from click.testing import CliRunner; from cmat.cli import cli;"
+            "r = CliRunner().invoke(cli, ['--help']); assert 'costs' in r.output;"
+            "heavy = [m for m in ('pydantic', 'tabulate', 'cmat.catalog', 'cmat.cli.costs')"
+            " if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_python_dash_m_matches_the_console_script(tmp_path, transcript):
+    _, path = transcript
+    result = subprocess.run([sys.executable, "-m", "cmat", "costs", "session", str(path),
+                             "--json"], env=child_env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    check_shape(json.loads(result.stdout))

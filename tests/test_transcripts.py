@@ -1,0 +1,265 @@
+import json
+
+import pytest
+
+from cmat import transcripts
+from cmat.catalog import ModelService
+from cmat.costs import session_report
+from cmat.errors import TranscriptError
+from cmat.transcripts import SourceFile, read_session, scan_file
+from tests.conftest import REAL_FIXTURES, real_fixture
+from tests.transcript_factory import (PRICES, TranscriptBuilder, expected_request_cost,
+                                      write_session, write_subagent)
+
+
+def report_for(path, project, session_id=None):
+    return session_report(path, session_id, ModelService(project))
+
+
+def test_repeated_lines_of_one_response_count_once_at_the_final_snapshot(tmp_path, project,
+                                                                        builder):
+    builder.user()
+    builder.response(output=900, blocks=4, write_5m=1000, read=5000)
+    builder.response(model="claude-opus-4-6", output=50, blocks=1, write_1h=2000)
+    report = report_for(write_session(tmp_path, builder), project)
+    assert report["requests"] == 2
+    assert report["tokens"] == builder.expected_tokens()
+    assert report["total_usd"] == pytest.approx(builder.expected_cost, rel=1e-12)
+
+
+def test_sidechain_replay_of_a_response_is_never_billed(tmp_path, project, builder):
+    original = builder.response(output=300)
+    builder.replay(original)
+    report = report_for(write_session(tmp_path, builder), project)
+    assert report["requests"] == 1
+    assert report["total_usd"] == pytest.approx(original.cost)
+
+
+def test_replay_before_the_original_still_loses(tmp_path, project, builder):
+    replayed = builder.response(output=300, billed=False, sidechain=True, blocks=1)
+    builder.response(output=300, message_id=replayed.message_id, blocks=1)
+    records = read_session(write_session(tmp_path, builder)).records
+    assert [r.is_sidechain for r in records] == [False]
+
+
+def test_synthetic_and_api_error_lines_cost_nothing(tmp_path, project, builder):
+    builder.response()
+    builder.synthetic_error()
+    usage = read_session(write_session(tmp_path, builder))
+    assert len(usage.records) == 1 and usage.ignored_notices == 1
+    assert report_for(usage.files[0], project)["unpriced_models"] == []
+
+
+def test_unknown_line_types_and_nested_usage_in_tool_results_are_ignored(tmp_path, project,
+                                                                         builder):
+    builder.other_lines()
+    builder.tool_result_with_nested_usage()
+    builder.response(output=10)
+    report = report_for(write_session(tmp_path, builder), project)
+    assert report["requests"] == 1 and report["skipped_lines"] == 0
+    assert report["tokens"]["input"] == builder.expected_tokens()["input"]
+
+
+def test_malformed_and_truncated_lines_are_skipped_and_counted(tmp_path, project, builder):
+    builder.response()
+    builder.malformed()
+    builder.response()
+    builder.response()  # its last line is cut in half below
+    expected = builder.requests[0].cost + builder.requests[1].cost
+    path = builder.write(tmp_path / "cut.jsonl", truncate_last=True)
+    report = report_for(path, project)
+    assert report["skipped_lines"] == 2
+    # The cut response still had complete earlier lines: its largest complete snapshot counts.
+    assert report["requests"] == 3
+    assert report["total_usd"] >= expected
+
+
+def test_without_split_all_cache_writes_are_five_minute_writes(tmp_path, project, builder):
+    request = builder.response(write_5m=1000, write_1h=500, split=False)
+    report = report_for(write_session(tmp_path, builder), project)
+    assert report["tokens"]["cache_creation_1h"] == 0
+    assert report["total_usd"] == pytest.approx(request.cost)
+
+
+def test_long_context_web_search_and_fast_mode_per_request(tmp_path, project, builder):
+    builder.response(input=150_000, read=60_000, output=2000)  # premium
+    builder.response(input=150_000, read=40_000, output=2000)  # standard
+    builder.response(searches=4, output=100)
+    builder.response(model="claude-opus-4-6", speed="fast", output=1000)
+    report = report_for(write_session(tmp_path, builder), project)
+    assert report["web_search_requests"] == 4
+    assert report["total_usd"] == pytest.approx(builder.expected_cost, rel=1e-12)
+
+
+def test_several_models_are_priced_each_at_its_own_rate(tmp_path, project, builder):
+    for model in PRICES:
+        builder.response(model=model, input=1000, output=1000, write_5m=1000, write_1h=1000,
+                         read=1000)
+    report = report_for(write_session(tmp_path, builder), project)
+    assert len(report["models"]) == len(PRICES)
+    assert report["total_usd"] == pytest.approx(builder.expected_cost, rel=1e-12)
+    by_model = {m["model"]: m["total_usd"] for m in report["models"]}
+    for request in builder.requests:
+        assert by_model[request.model] == pytest.approx(request.cost, rel=1e-12)
+
+
+def test_unknown_model_keeps_its_tokens_and_is_reported_unpriced(tmp_path, project, builder):
+    builder.response(model="claude-nova-9", input=123, output=456)
+    builder.response(output=10)
+    report = report_for(write_session(tmp_path, builder), project)
+    assert report["unpriced_models"] == ["claude-nova-9"]
+    assert report["tokens"]["input"] == 123 + 10
+    nova = next(m for m in report["models"] if m["model"] == "claude-nova-9")
+    assert nova["total_usd"] is None and nova["tokens"]["output"] == 456
+    assert report["total_usd"] == pytest.approx(builder.requests[1].cost)
+
+
+def test_subagent_files_of_the_session_are_included_and_marked(tmp_path, project, builder):
+    builder.response(output=100)
+    main = write_session(tmp_path, builder)
+    sub = write_subagent(tmp_path, builder.session_id, "a1b2c3", "Explore",
+                         lambda b, agent_id: b.response(model="claude-haiku-4-5-20251001",
+                                                        sidechain=True, agent_id=agent_id))
+    untyped = write_subagent(tmp_path, builder.session_id, "d4e5f6", None,
+                             lambda b, agent_id: b.response(sidechain=True, agent_id=agent_id))
+    usage = read_session(main)
+    assert len(usage.files) == 3
+    agents = sorted((r.agent, r.agent_id) for r in usage.records)
+    assert agents == [("Explore", "a1b2c3"), ("main", None), ("subagent", "d4e5f6")]
+    report = report_for(main, project)
+    assert report["total_usd"] == pytest.approx(
+        builder.expected_cost + sub.expected_cost + untyped.expected_cost, rel=1e-12)
+
+
+def test_legacy_sibling_agent_files_count_only_for_their_own_session(tmp_path, project, builder):
+    builder.response()
+    main = write_session(tmp_path, builder)
+    mine = TranscriptBuilder(session_id=builder.session_id)
+    mine.response(sidechain=True, agent_id="aaa")
+    mine.write(tmp_path / "agent-aaa.jsonl")
+    other = TranscriptBuilder(session_id="99999999-0000-0000-0000-000000000000")
+    other.response(sidechain=True, agent_id="bbb")
+    other.write(tmp_path / "agent-bbb.jsonl")
+    usage = read_session(main)
+    assert sorted(p.name for p in usage.files) == sorted(["agent-aaa.jsonl", main.name])
+
+
+def test_inline_sidechain_lines_are_subagent_usage(tmp_path, builder):
+    builder.response(sidechain=True)
+    assert read_session(write_session(tmp_path, builder)).records[0].agent == "subagent"
+
+
+def test_lines_spanning_chunk_boundaries_are_read_whole(tmp_path, project, builder, monkeypatch):
+    for index in range(40):
+        builder.user("x" * (index * 37))
+        builder.response(output=index + 1, blocks=2)
+    path = write_session(tmp_path, builder)
+    expected = report_for(path, project)
+    monkeypatch.setattr(transcripts, "CHUNK_SIZE", 97)
+    assert report_for(path, project) == expected
+    assert expected["requests"] == 40
+
+
+def test_incremental_reads_leave_an_unfinished_line_for_later(tmp_path, builder):
+    builder.response(blocks=1)
+    builder.response(blocks=1)
+    data = b"".join(builder.lines)
+    path = tmp_path / "live.jsonl"
+    cut = len(builder.lines[0]) + 20
+    path.write_bytes(data[:cut])
+    first = scan_file(SourceFile(path), final=False)
+    assert len(first.records) == 1 and first.pending_tail
+    assert first.end_offset == len(builder.lines[0])
+    path.write_bytes(data)
+    second = scan_file(SourceFile(path), first.end_offset, final=False)
+    assert len(second.records) == 1 and not second.pending_tail
+    assert second.end_offset == len(data)
+
+
+def test_missing_and_directory_transcripts_are_clear_errors(tmp_path):
+    with pytest.raises(TranscriptError, match="does not exist"):
+        read_session(tmp_path / "nope.jsonl")
+    with pytest.raises(TranscriptError, match="is a directory"):
+        read_session(tmp_path)
+
+
+def test_empty_transcript_costs_nothing(tmp_path, project):
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(b"")
+    report = report_for(path, project)
+    assert report["requests"] == 0 and report["total_usd"] == 0
+
+
+# --- real transcripts ---------------------------------------------------------------------
+
+
+def reference_cost(path):
+    """A deliberately naive re-implementation of the rules, line by line with stdlib json."""
+    best = {}
+    for raw in path.read_bytes().splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        message = line.get("message") or {}
+        usage = message.get("usage") if isinstance(message, dict) else None
+        if line.get("type") != "assistant" or not usage:
+            continue
+        if message.get("model") == "<synthetic>" or line.get("isApiErrorMessage"):
+            continue
+        split = usage.get("cache_creation") or {}
+        w1 = split.get("ephemeral_1h_input_tokens", 0)
+        writes = usage.get("cache_creation_input_tokens", 0)
+        entry = (message["model"], usage.get("input_tokens", 0), usage.get("output_tokens", 0),
+                 writes - w1, w1, usage.get("cache_read_input_tokens", 0),
+                 (usage.get("server_tool_use") or {}).get("web_search_requests", 0),
+                 usage.get("speed"))
+        rank = (not line.get("isSidechain"), sum(entry[1:6]))
+        key = message["id"]
+        if key not in best or rank > best[key][0]:
+            best[key] = (rank, entry)
+    return len(best), sum(expected_request_cost(*entry) for _, entry in best.values())
+
+
+REAL = sorted(REAL_FIXTURES.glob("*/*.jsonl"))
+
+
+@pytest.mark.skipif(not REAL, reason="../shared/fixtures not present")
+@pytest.mark.parametrize("path", REAL, ids=lambda p: p.name[-40:])
+def test_real_transcripts_match_the_reference(path, project):
+    requests, cost = reference_cost(path)
+    report = report_for(path, project)
+    assert report["requests"] == requests
+    assert report["total_usd"] == pytest.approx(cost, rel=1e-12)
+    assert report["skipped_lines"] == 0 and report["unpriced_models"] == []
+
+
+def test_real_streamed_duplicates_keep_the_final_output(project):
+    path = real_fixture("1af7fc5e")
+    records = read_session(path).records
+    outputs = {r.message_id: r.output_tokens for r in records}
+    assert 322 in outputs.values() and 8 not in outputs.values()
+
+
+def test_real_two_model_session(project):
+    report = report_for(real_fixture("b25638d7"), project)
+    assert {m["model"] for m in report["models"]} == {"claude-opus-4-1-20250805",
+                                                      "claude-sonnet-4-20250514"}
+
+
+def test_real_one_hour_cache_writes_are_priced_at_the_one_hour_rate(project):
+    report = report_for(real_fixture("03eb5929"), project)
+    assert report["tokens"]["cache_creation_1h"] == report["tokens"]["cache_creation"] > 0
+
+
+def test_real_subagent_file_in_its_session_folder(tmp_path, project):
+    source = real_fixture("agent-aef063ba534d73153")
+    session_id = transcripts.first_session_id(source)
+    main = tmp_path / f"{session_id}.jsonl"
+    main.write_bytes(b"")
+    target = tmp_path / session_id / "subagents" / "agent-aef063ba534d73153.jsonl"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(source.read_bytes())
+    usage = read_session(main)
+    assert usage.records and all(r.agent == "subagent" for r in usage.records)
+    assert report_for(main, project)["total_usd"] == pytest.approx(reference_cost(source)[1])
