@@ -263,3 +263,40 @@ def test_real_subagent_file_in_its_session_folder(tmp_path, project):
     usage = read_session(main)
     assert usage.records and all(r.agent == "subagent" for r in usage.records)
     assert report_for(main, project)["total_usd"] == pytest.approx(reference_cost(source)[1])
+
+
+def test_byte_ranges_tiling_a_file_read_every_line_once(tmp_path, builder):
+    for index in range(60):
+        builder.user("y" * (index * 13))
+        builder.response(output=index + 1, blocks=1 + index % 3)
+    builder.malformed()
+    builder.response(output=7)
+    path = write_session(tmp_path, builder)
+    whole = scan_file(SourceFile(path))
+    size = path.stat().st_size
+    line_starts = [0]
+    for line in builder.lines[:-1]:
+        line_starts.append(line_starts[-1] + len(line))
+    for cuts in ([size // 3, 2 * size // 3], line_starts[5:9], [1, 2, size - 1],
+                 [line_starts[10] - 1, line_starts[10], line_starts[10] + 1]):
+        bounds = [0, *cuts, None]
+        parts = [scan_file(SourceFile(path), start, end=end)
+                 for start, end in zip(bounds, bounds[1:])]
+        assert [r.message_id for p in parts for r in p.records] == [
+            r.message_id for r in whole.records]
+        assert sum(p.skipped_lines for p in parts) == whole.skipped_lines == 1
+
+
+def test_parallel_read_equals_sequential_read(tmp_path, builder, monkeypatch):
+    for index in range(200):
+        builder.user("z" * 500)
+        builder.response(output=index + 1, blocks=3)
+    main = write_session(tmp_path, builder)
+    write_subagent(tmp_path, builder.session_id, "sub1", "Explore",
+                   lambda b, a: [b.response(sidechain=True, agent_id=a) for _ in range(50)])
+    sequential = read_session(main)
+    monkeypatch.setattr(transcripts, "PARALLEL_MIN_BYTES", 0)
+    assert transcripts._parallel_workers(1) > 1 or pytest.skip("needs 2 cores and Linux")
+    parallel = read_session(main)
+    assert parallel.records == sequential.records
+    assert len(parallel.records) == 250
