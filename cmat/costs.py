@@ -14,8 +14,7 @@ from pathlib import Path
 from cmat.catalog import ModelService
 from cmat.pricing import CostSummary, summarize
 from cmat.queue import QueueService, enhancement_of, utc_now
-from cmat.transcripts import SessionUsage, UsageRecord, read_session, read_sources, \
-    session_sources, subagent_source
+from cmat.transcripts import SessionUsage, UsageRecord, read_session
 
 SESSIONS_KEY = "cost_sessions"
 LEGACY_SESSION = "(recorded before cmat)"
@@ -50,23 +49,6 @@ class Extraction:
                 "sessions": len(self.sessions)}
 
 
-def read_for_recording(transcript: Path, session_id: str | None,
-                       subagent_transcript: Path | None = None,
-                       subagent_type: str | None = None) -> SessionUsage:
-    """A session's usage; a subagent transcript named by a hook is included with its type even
-    when it sits outside the usual folders."""
-    usage_session = session_id
-    if subagent_transcript is None:
-        return read_session(transcript, usage_session)
-    from cmat.transcripts import first_session_id
-
-    usage_session = session_id or first_session_id(transcript) or transcript.stem
-    sources = session_sources(transcript, usage_session) if transcript.is_file() else []
-    sources = [s for s in sources if s.path.resolve() != subagent_transcript.resolve()]
-    sources.append(subagent_source(subagent_transcript, subagent_type))
-    return read_sources(usage_session, sources)
-
-
 def _message_ids(transcript: str, session_id: str) -> set[str]:
     try:
         return {r.message_id for r in read_session(transcript, session_id).records}
@@ -86,6 +68,12 @@ def _owned_records(usage: SessionUsage, sessions: dict[str, dict]) -> list[Usage
     if not earlier:
         return usage.records
     return [r for r in usage.records if r.message_id not in earlier]
+
+
+def _same_figures(old: dict, new: dict) -> bool:
+    ignored = ("recorded_at",)
+    return ({k: v for k, v in old.items() if k not in ignored}
+            == {k: v for k, v in new.items() if k not in ignored})
 
 
 def task_summary(task: dict) -> CostSummary:
@@ -153,6 +141,12 @@ def record_session(queue: QueueService, task_id: str, usage: SessionUsage,
                    copied_requests_excluded=len(usage.records) - len(records),
                    catalog_version=models.catalog.version)
 
+    previous = current.get(usage.session_id)
+    if previous is not None and _same_figures(previous, figures):
+        # SessionEnd firing again (resume, clear) on an unchanged session: write nothing.
+        summary_total = task_summary(queue.get(task_id))
+        return Extraction(task_id, usage.session_id, previous, summary_total, current)
+
     def change(task: dict) -> Extraction:
         metadata = task.get("metadata")
         if not isinstance(metadata, dict):
@@ -173,11 +167,37 @@ def record_session(queue: QueueService, task_id: str, usage: SessionUsage,
 
 def extract(project: Path, task_id: str, transcript: str | os.PathLike,
             session_id: str | None = None, models: ModelService | None = None) -> Extraction:
-    """`cmat costs extract`: price a session and record it in the task's metadata."""
+    """`cmat costs extract`: price a session and record it in the task's metadata.
+
+    The ledger gets the session's requests too; if it cannot be written the task's record
+    stands and the ledger error is raised after it (a LedgerError the caller may report).
+    """
     queue = QueueService(project)
-    queue.get(task_id)  # an unknown task fails before any parsing
+    task = queue.get(task_id)  # an unknown task fails before any parsing
     usage = read_session(transcript, session_id)
-    return record_session(queue, task_id, usage, models or ModelService(project))
+    models = models or ModelService(project)
+    result = record_session(queue, task_id, usage, models)
+    record_in_ledger(project, usage, models, task_id=task_id, enhancement=enhancement_of(task),
+                     recorded_by="extract")
+    return result
+
+
+def record_in_ledger(project: Path, usage: SessionUsage, models: ModelService, *,
+                     task_id: str | None, enhancement: str | None,
+                     recorded_by: str) -> list[float | None]:
+    """Store every request of the session in the ledger, attributed to the task if known;
+    returns each request's cost (None: unpriced)."""
+    from cmat.ledger import Ledger
+    from cmat.pricing import record_cost
+
+    costs = [record_cost(r, models.get_by_pattern(r.model)) for r in usage.records]
+    with Ledger() as ledger, ledger.transaction():
+        ledger.record(usage.records, costs, catalog_version=models.catalog.version,
+                      task_id=task_id, enhancement=enhancement)
+        ledger.record_session(usage.session_id, project_dir=str(project),
+                              transcript_path=str(usage.files[0]) if usage.files else None,
+                              task_id=task_id, enhancement=enhancement, recorded_by=recorded_by)
+    return costs
 
 
 def task_report(project: Path, task_id: str) -> dict:

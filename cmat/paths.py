@@ -63,6 +63,22 @@ def bundled_catalog() -> Path:
     return Path(__file__).resolve().parent.parent / "data" / "models.json"
 
 
+def hook_scripts() -> Path:
+    """The hook scripts shipped with cmat: package data in a wheel, `hooks/` in a checkout."""
+    packaged = Path(__file__).parent / "hook_scripts"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "hooks"
+
+
+def user_settings_dir() -> Path:
+    """Claude Code's user configuration folder: the first CLAUDE_CONFIG_DIR entry, else ~/.claude."""
+    env = os.environ.get("CLAUDE_CONFIG_DIR")
+    if env and env.split(",")[0].strip():
+        return Path(env.split(",")[0].strip()).expanduser()
+    return home() / ".claude"
+
+
 def user_catalogs(project: Path) -> list[Path]:
     """Catalog layers over the bundled one, lowest precedence first."""
     layers = [project / PROJECT_CATALOG_RELATIVE]

@@ -154,3 +154,33 @@ class QueueService:
             return task
 
         return self.update_task(task_id, change)
+
+    # --- the current task: what the hooks attribute a session to --------------------------
+
+    @property
+    def marker(self) -> Path:
+        return paths.current_task_file(self.project)
+
+    def start(self, task_id: str) -> dict:
+        """Mark the task active and make it the project's current task."""
+        task = self.set_status(task_id, "active")
+        with file_lock(self.marker):
+            atomic_write_bytes(self.marker, task_id.encode() + b"\n")
+        return task
+
+    def finish(self, task_id: str, status: str, result: str | None = None) -> dict:
+        """Complete or fail the task; it stops being the current task if it was."""
+        task = self.set_status(task_id, status, result)
+        with file_lock(self.marker):
+            try:
+                if self.marker.read_text().strip() == task_id:
+                    self.marker.unlink()
+            except FileNotFoundError:
+                pass
+        return task
+
+    def current(self) -> str | None:
+        try:
+            return self.marker.read_text().strip() or None
+        except OSError:
+            return None

@@ -416,6 +416,17 @@ def read_session(transcript: str | os.PathLike, session_id: str | None = None,
     return read_sources(session_id, sources)
 
 
+def read_session_with_subagent(transcript: Path | None, session_id: str, subagent: Path,
+                               agent_type: str | None) -> SessionUsage:
+    """A running session's usage so far, including a subagent transcript a hook named (with
+    the type the hook gave) even when it sits outside the usual folders."""
+    sources = session_sources(transcript, session_id) if transcript and transcript.is_file() \
+        else []
+    sources = [s for s in sources if s.path.resolve() != subagent.resolve()]
+    sources.append(subagent_source(subagent, agent_type))
+    return read_sources(session_id, sources)
+
+
 def iter_transcripts(roots: list[Path]) -> Iterator[Path]:
     """Every `*.jsonl` transcript under each root's `projects/` folder (or the root itself)."""
     for root in roots:

@@ -20,14 +20,17 @@ INTERNAL_ERROR_EXIT = 70
 COMMANDS = {
     "costs": ("cmat.cli.costs", "costs", "Price sessions and record them against tasks."),
     "models": ("cmat.cli.models", "models", "Inspect and edit the model price catalog."),
-    "queue": ("cmat.cli.queue", "queue", "A minimal CMAT task queue: add, list, show tasks."),
+    "queue": ("cmat.cli.queue", "queue", "A minimal CMAT task queue: add, start, finish, list."),
+    "hooks": ("cmat.cli.hooks", "hooks", "Install, remove and check the Claude Code hooks."),
+    "hook": ("cmat.cli.hook", "hook", None),  # run by Claude Code; hidden from --help
 }
 
 
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use; errors become one clean line."""
 
-    def __init__(self, *args, lazy: dict[str, tuple[str, str, str]] | None = None, **kwargs):
+    def __init__(self, *args, lazy: dict[str, tuple[str, str, str | None]] | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.lazy = lazy or {}
 
@@ -42,7 +45,7 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help comes from the table above: listing commands imports none of them.
-        rows = [(name, self.lazy[name][2]) for name in sorted(self.lazy)]
+        rows = [(name, self.lazy[name][2]) for name in sorted(self.lazy) if self.lazy[name][2]]
         rows += [(name, cmd.get_short_help_str()) for name, cmd in self.commands.items()
                  if name not in self.lazy]
         if rows:

@@ -86,3 +86,32 @@ def show(task_id: str, project: Path | None, as_json: bool) -> None:
                     echo(f"  {meta_key}: {meta_value}")
         else:
             echo(f"{key}: {value}")
+
+
+@queue.command()
+@click.argument("task_id")
+@project_option
+def start(task_id: str, project: Path | None) -> None:
+    """Mark TASK_ID active and make it the current task.
+
+    Sessions that end while it is current are recorded against it by the SessionEnd hook
+    (CMAT_CURRENT_TASK_ID, when set, takes precedence).
+    """
+    queue = _queue(project)
+    queue.start(task_id)
+    echo(f"{task_id} is active and current")
+
+
+def _finish_command(name: str, status: str, summary: str) -> click.Command:
+    @click.argument("task_id")
+    @click.option("--result", help="A short note on the outcome, stored in the task.")
+    @project_option
+    def finish(task_id: str, result: str | None, project: Path | None) -> None:
+        _queue(project).finish(task_id, status, result)
+        echo(f"{task_id} is {status}")
+
+    return click.command(name, help=summary)(finish)
+
+
+queue.add_command(_finish_command("complete", "completed", "Mark TASK_ID completed; it stops being current."))
+queue.add_command(_finish_command("fail", "failed", "Mark TASK_ID failed; it stops being current."))

@@ -1,0 +1,116 @@
+"""`cmat hooks install|uninstall|status`: cmat's entries in Claude Code's settings."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import click
+
+from cmat.cli.options import json_option
+from cmat.cli.output import echo, emit_json
+
+scope_options = [
+    click.option("--project", "project", type=click.Path(file_okay=False, path_type=Path),
+                 help="Project whose .claude/settings.json to change (default: the current "
+                      "project)."),
+    click.option("--user", is_flag=True,
+                 help="Change the user's settings (~/.claude/settings.json) instead."),
+    click.option("--dry-run", is_flag=True, help="Show what would change; write nothing."),
+]
+
+
+def _scoped(function):
+    for option in reversed(scope_options):
+        function = option(function)
+    return function
+
+
+@click.group()
+def hooks() -> None:
+    """Install, remove and check cmat's Claude Code hooks."""
+
+
+def _report(change, verb: str, dry_run: bool) -> None:
+    from cmat.settings import Change
+
+    assert isinstance(change, Change)
+    if not change.changed:
+        echo(f"Nothing to do: {change.settings_path} is already as it should be.")
+        return
+    prefix = "Would" if dry_run else "Did"
+    if change.before != change.after:
+        echo(f"{prefix} {verb} {change.settings_path}:")
+        diff = difflib.unified_diff((change.before or b"").decode().splitlines(),
+                                    change.after.decode().splitlines(), "before", "after",
+                                    lineterm="")
+        for line in diff:
+            echo(line)
+    for script in change.scripts:
+        echo(f"{prefix} {'remove' if verb == 'clean' else 'write'} {script}")
+
+
+@hooks.command()
+@_scoped
+def install(project: Path | None, user: bool, dry_run: bool) -> None:
+    """Add cmat's SessionEnd and SubagentStop hooks to Claude Code's settings.
+
+    Copies the hook scripts next to the settings (.claude/hooks/) and adds one handler per
+    event, with a 30 s timeout so Claude Code waits for it. Other hooks and settings are kept;
+    running it again changes nothing.
+    """
+    from cmat.settings import install as run_install, target_for
+
+    change = run_install(target_for(project, user), dry_run)
+    _report(change, "update", dry_run)
+    if change.changed and not dry_run:
+        echo("Installed. End a Claude Code session, then: cmat hooks status")
+
+
+@hooks.command()
+@_scoped
+def uninstall(project: Path | None, user: bool, dry_run: bool) -> None:
+    """Remove cmat's hooks (and only cmat's) from Claude Code's settings."""
+    from cmat.settings import target_for, uninstall as run_uninstall
+
+    _report(run_uninstall(target_for(project, user), dry_run), "clean", dry_run)
+
+
+@hooks.command()
+@click.option("--project", "project", type=click.Path(file_okay=False, path_type=Path))
+@json_option
+def status(project: Path | None, as_json: bool) -> None:
+    """Check the hooks: installed, executable, which cmat they run, what they last logged.
+
+    Exits 1 when no scope has every hook installed and runnable.
+    """
+    from cmat.settings import status as run_status
+
+    report = run_status(project)
+    healthy = any(all(h["installed"] and h["executable"] and h["runs"] for h in scope["hooks"])
+                  for scope in report["scopes"])
+    report["ok"] = healthy
+    if as_json:
+        emit_json(report)
+        raise SystemExit(0 if healthy else 1)
+    echo(f"Project: {report['project']}")
+    for scope in report["scopes"]:
+        echo(f"\n{scope['scope'].capitalize()} settings: {scope['settings']}")
+        if scope.get("error"):
+            echo(f"  problem: {scope['error']}")
+        for entry in scope["hooks"]:
+            if not entry["installed"]:
+                echo(f"  {entry['event']:<13} not installed")
+                continue
+            state = "ok" if entry["executable"] else "script missing or not executable"
+            echo(f"  {entry['event']:<13} {entry['command']}  (timeout {entry['timeout']} s): "
+                 f"{state}")
+            echo(f"  {'':<13} runs: {entry['runs'] or 'no cmat found: install cmat or fix PATH'}")
+    echo(f"\ncmat on PATH: {report['cmat_on_path'] or 'not found'}")
+    if not report["logs"]:
+        echo("Hook log: no runs recorded yet")
+    for log in report["logs"]:
+        echo(f"Hook log: {log['path']}\n  last: {log['last']}")
+    if not healthy:
+        echo("\nNot ready: run 'cmat hooks install' (or --user).")
+    raise SystemExit(0 if healthy else 1)

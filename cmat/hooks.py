@@ -1,0 +1,230 @@
+"""What runs inside Claude Code: `cmat hook session-end|subagent-stop`.
+
+Claude Code sends the hook's input as JSON on stdin. A hook records the session's cost into
+the current task's metadata (when there is one) and always into the ledger, where a session
+with no task is kept as an untracked session of its project.
+
+A hook must never break the user's session: it always exits 0, finishes well inside its time
+budget, and writes every failure, with a timestamp, to `<project>/.claude/data/cmat-hook.log`
+(or `$XDG_STATE_HOME/cmat/hook.log` when that cannot be written), printing at most one short
+line to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+
+from cmat import paths
+
+LOG_LIMIT_BYTES = 1024 * 1024  # then the log is rotated to <name>.1
+DEFAULT_BUDGET_SECONDS = 25.0  # the generated settings give Claude Code's timeout as 30 s
+MAX_STDIN_BYTES = 1024 * 1024
+FLUSH_WAIT_SECONDS = (0.05, 0.1, 0.2)  # SubagentStop may fire before the last line is flushed
+
+
+class HookTimeout(Exception):
+    pass
+
+
+class HookInputError(Exception):
+    pass
+
+
+@dataclass
+class HookLog:
+    path: Path
+
+    @classmethod
+    def for_project(cls, project: Path) -> "HookLog":
+        return cls(paths.hook_log_file(project))
+
+    def write(self, level: str, event: str, message: str) -> Path:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        line = f"{stamp} {level:<5} {event} {message}\n".encode("utf-8", "replace")
+        for target in (self.path, paths.state_home() / "hook.log"):
+            try:
+                _append(target, line)
+                self.path = target
+                return target
+            except OSError:
+                continue
+        return self.path
+
+
+def _append(path: Path, line: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        if path.stat().st_size > LOG_LIMIT_BYTES:
+            os.replace(path, path.with_name(path.name + ".1"))
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)  # one write per line: concurrent hooks never interleave
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Abort the block with HookTimeout after `seconds` (main thread, POSIX)."""
+    if seconds <= 0 or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise HookTimeout(f"gave up after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def read_payload(stream) -> dict:
+    if stream is None or stream.isatty():
+        raise HookInputError("no JSON on stdin (hooks are run by Claude Code, which sends it)")
+    raw = stream.buffer.read(MAX_STDIN_BYTES + 1) if hasattr(stream, "buffer") else stream.read()
+    if isinstance(raw, str):
+        raw = raw.encode()
+    if len(raw) > MAX_STDIN_BYTES:
+        raise HookInputError("stdin is larger than 1 MiB: not a hook payload")
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise HookInputError(f"stdin is not JSON ({exc}): {raw[:80]!r}") from None
+    if not isinstance(payload, dict):
+        raise HookInputError("stdin JSON is not an object")
+    return payload
+
+
+def hook_project(payload: dict) -> Path:
+    """$CLAUDE_PROJECT_DIR (set by Claude Code), else the project around the payload's cwd."""
+    if os.environ.get("CLAUDE_PROJECT_DIR"):
+        return paths.project_dir()
+    cwd = payload.get("cwd")
+    if isinstance(cwd, str) and Path(cwd).is_dir():
+        with contextlib.chdir(cwd):
+            return paths.project_dir()
+    return paths.project_dir()
+
+
+def current_task_id(project: Path) -> str | None:
+    """CMAT_CURRENT_TASK_ID (set by a CMAT orchestrator), else the marker `cmat queue start`
+    writes."""
+    task_id = os.environ.get("CMAT_CURRENT_TASK_ID", "").strip()
+    if task_id:
+        return task_id
+    try:
+        return paths.current_task_file(project).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _path_field(payload: dict, key: str, required: bool) -> Path | None:
+    value = payload.get(key)
+    if isinstance(value, str) and value:
+        return Path(value).expanduser()
+    if required:
+        raise HookInputError(f"payload has no {key!r}")
+    return None
+
+
+def _wait_for_flush(path: Path) -> None:
+    for pause in FLUSH_WAIT_SECONDS:
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) == b"\n":
+                    return
+        except OSError:
+            return  # missing or empty: the read reports it
+        time.sleep(pause)
+
+
+def record(event: str, payload: dict, project: Path, log: HookLog) -> str:
+    """Record the session named by `payload`; returns a one-line summary for the log."""
+    from cmat.catalog import ModelService
+    from cmat.costs import record_in_ledger, record_session
+    from cmat.errors import CmatError, NotFound
+    from cmat.queue import QueueService, enhancement_of
+    from cmat.transcripts import read_session, read_session_with_subagent
+
+    session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
+    if event == "subagent-stop":
+        agent_path = _path_field(payload, "agent_transcript_path", required=True)
+        _wait_for_flush(agent_path)
+        agent_type = payload.get("agent_type") if isinstance(payload.get("agent_type"), str) \
+            else None
+        transcript = _path_field(payload, "transcript_path", required=False)
+        usage = read_session_with_subagent(transcript, session_id or agent_path.stem,
+                                           agent_path, agent_type)
+    else:
+        transcript = _path_field(payload, "transcript_path", required=True)
+        usage = read_session(transcript, session_id)
+    models = ModelService(project)
+    task_id = current_task_id(project)
+    enhancement = None
+    task_note = "untracked"
+    if task_id:
+        queue = QueueService(project)
+        try:
+            enhancement = enhancement_of(queue.get(task_id))
+            record_session(queue, task_id, usage, models)
+            task_note = f"task {task_id}"
+        except NotFound:
+            log.write("WARN", event, f"session {usage.session_id}: task {task_id} is not in "
+                                     f"{queue.path}; recorded as untracked")
+            task_id = None
+        except CmatError as exc:
+            log.write("ERROR", event, f"session {usage.session_id}: task {task_id} not updated: "
+                                      f"{exc}")
+            task_note = f"task {task_id} (queue not updated)"
+    costs = record_in_ledger(project, usage, models, task_id=task_id, enhancement=enhancement,
+                             recorded_by=event)
+    unpriced = sorted({r.model for r, cost in zip(usage.records, costs) if cost is None})
+    return (f"session {usage.session_id} -> {task_note}: "
+            f"${sum(c for c in costs if c is not None):.4f} over {len(usage.records)} requests, "
+            f"{len(usage.files)} file(s), skipped={usage.skipped_lines}"
+            + (f" unpriced={','.join(unpriced)}" if unpriced else ""))
+
+
+def run(event: str, stdin=None) -> int:
+    """Entry point of every hook: always returns 0."""
+    started = time.monotonic()
+    project = paths.project_dir()
+    log = HookLog.for_project(project)
+    try:
+        budget = float(os.environ.get("CMAT_HOOK_BUDGET", DEFAULT_BUDGET_SECONDS))
+        with deadline(budget):
+            payload = read_payload(sys.stdin if stdin is None else stdin)
+            project = hook_project(payload)
+            log = HookLog.for_project(project)
+            summary = record(event, payload, project, log)
+        log.write("INFO", event, f"{summary} in {time.monotonic() - started:.3f} s")
+    except Exception as exc:  # a cost bug must never become the user's hook error
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        where = log.write("ERROR", event, detail.replace("\n", " | "))
+        if not isinstance(exc, (HookInputError, HookTimeout)) and _is_bug(exc):
+            log.write("ERROR", event, "traceback: " + "".join(
+                traceback.format_exception(exc)).replace("\n", " | "))
+        with contextlib.suppress(Exception):
+            print(f"cmat: cost not recorded ({type(exc).__name__}); see {where}", file=sys.stderr)
+    return 0
+
+
+def _is_bug(exc: Exception) -> bool:
+    from cmat.errors import CmatError
+
+    return not isinstance(exc, CmatError)

@@ -1,0 +1,279 @@
+"""The usage ledger: one SQLite row per API request, across every project and session.
+
+`${CMAT_LEDGER:-$XDG_DATA_HOME/cmat/ledger.db}`, WAL mode, schema versioned by numbered
+migrations (PRAGMA user_version). A request's key is its `message.id`; a later, better copy
+of the same request (a larger snapshot, or the non-sidechain original of a replay) replaces
+the earlier one, and attribution to a task is never erased by a copy that does not know it.
+Costs are stored with the catalog version that priced them, and the token counts are enough
+to price them again (`reprice`) without the transcripts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+from cmat import paths
+from cmat.errors import CmatError
+from cmat.transcripts import UsageRecord
+
+
+class LedgerError(CmatError):
+    exit_code = 8
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    # Not executescript(): it commits first, and a migration must be one transaction.
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _m001_requests(db: sqlite3.Connection) -> None:
+    _run_script(db, """
+        CREATE TABLE requests (
+            message_id TEXT PRIMARY KEY,
+            request_id TEXT,
+            session_id TEXT,
+            ts REAL NOT NULL,                 -- unix seconds, UTC
+            project TEXT,                     -- the cwd Claude Code recorded
+            model TEXT NOT NULL,
+            agent TEXT NOT NULL,              -- 'main' or the subagent's type
+            agent_id TEXT,
+            is_sidechain INTEGER NOT NULL,
+            task_id TEXT,
+            enhancement TEXT,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cache_creation_tokens INTEGER NOT NULL,
+            cache_creation_1h_tokens INTEGER NOT NULL,
+            cache_read_tokens INTEGER NOT NULL,
+            web_search_requests INTEGER NOT NULL,
+            speed TEXT,
+            cost_usd REAL,                    -- NULL: the model is not in the catalog
+            catalog_version TEXT
+        );
+        CREATE INDEX requests_ts ON requests (ts);
+        CREATE INDEX requests_session ON requests (session_id);
+        CREATE INDEX requests_task ON requests (task_id);
+        CREATE TABLE files (
+            path TEXT PRIMARY KEY,
+            device INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            offset INTEGER NOT NULL,          -- just past the last complete line read
+            head BLOB                         -- first bytes, to tell a replaced file
+        );
+    """)
+
+
+def _m002_sessions(db: sqlite3.Connection) -> None:
+    _run_script(db, """
+        CREATE TABLE sessions (
+            session_id TEXT PRIMARY KEY,
+            project_dir TEXT,
+            transcript_path TEXT,
+            task_id TEXT,                     -- NULL: an untracked session
+            enhancement TEXT,
+            recorded_at REAL NOT NULL,
+            recorded_by TEXT NOT NULL         -- 'session-end', 'subagent-stop', 'extract'
+        );
+        CREATE INDEX sessions_task ON sessions (task_id);
+    """)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_requests, _m002_sessions]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+REQUEST_COLUMNS = ("message_id", "request_id", "session_id", "ts", "project", "model", "agent",
+                   "agent_id", "is_sidechain", "task_id", "enhancement", "input_tokens",
+                   "output_tokens", "cache_creation_tokens", "cache_creation_1h_tokens",
+                   "cache_read_tokens", "web_search_requests", "speed", "cost_usd",
+                   "catalog_version")
+_RANK = ("(1 - {t}.is_sidechain) * 1e15 + {t}.input_tokens + {t}.output_tokens"
+         " + {t}.cache_creation_tokens + {t}.cache_read_tokens")
+_UPSERT = (
+    f"INSERT INTO requests ({', '.join(REQUEST_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in REQUEST_COLUMNS)}) "
+    "ON CONFLICT (message_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in REQUEST_COLUMNS
+                if c not in ("message_id", "task_id", "enhancement"))
+    + ", task_id = COALESCE(excluded.task_id, requests.task_id)"
+    + ", enhancement = COALESCE(excluded.enhancement, requests.enhancement)"
+    + f" WHERE {_RANK.format(t='excluded')} > {_RANK.format(t='requests')}"
+    + " OR (excluded.task_id IS NOT NULL AND requests.task_id IS NULL)"
+)
+
+
+def timestamp_seconds(iso: str) -> float:
+    """Unix seconds of Claude Code's `2026-01-02T10:00:00.123Z` timestamps (0 if unreadable)."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except (ValueError, AttributeError):
+        return 0.0
+
+
+def _timestamp_parser() -> Callable[[str], float]:
+    # Most timestamps share their date with the previous one: cache the day's midnight.
+    from datetime import datetime, timezone
+
+    cache: dict[str, float] = {}
+
+    def parse(iso: str) -> float:
+        if len(iso) >= 19 and iso[10] == "T" and iso[-1] == "Z":
+            day = iso[:10]
+            midnight = cache.get(day)
+            if midnight is None:
+                try:
+                    midnight = cache[day] = datetime.strptime(day, "%Y-%m-%d").replace(
+                        tzinfo=timezone.utc).timestamp()
+                except ValueError:
+                    return timestamp_seconds(iso)
+            try:
+                return (midnight + int(iso[11:13]) * 3600 + int(iso[14:16]) * 60
+                        + float(iso[17:-1]))
+            except ValueError:
+                pass
+        return timestamp_seconds(iso)
+
+    return parse
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    path: str
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    offset: int
+    head: bytes
+
+
+class Ledger:
+    def __init__(self, path: Path | None = None):
+        self.path = path or paths.ledger_file()
+        self._db: sqlite3.Connection | None = None
+
+    # --- connection and schema ------------------------------------------------------------
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = self._open()
+        return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            migrate(db)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"the ledger {self.path} is unreadable ({exc})",
+                              "run 'cmat ledger rebuild' to recreate it from the transcripts"
+                              ) from None
+        except OSError as exc:
+            raise LedgerError(f"cannot open the ledger {self.path}: {exc.strerror or exc}") from None
+        return db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def transaction(self):
+        return _Transaction(self.db)
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def record(self, records: Sequence[UsageRecord], costs: Sequence[float | None], *,
+               catalog_version: str, task_id: str | None = None,
+               enhancement: str | None = None) -> None:
+        """Store priced requests; call inside `transaction()` to group writes."""
+        parse = _timestamp_parser()
+        rows = [(r.message_id, r.request_id, r.session_id, parse(r.timestamp), r.cwd, r.model,
+                 r.agent, r.agent_id, int(r.is_sidechain), task_id, enhancement,
+                 r.input_tokens, r.output_tokens, r.cache_creation_tokens,
+                 r.cache_creation_1h_tokens, r.cache_read_tokens, r.web_search_requests,
+                 r.speed, cost, catalog_version) for r, cost in zip(records, costs)]
+        self.db.executemany(_UPSERT, rows)
+
+    def record_session(self, session_id: str, *, project_dir: str | None,
+                       transcript_path: str | None, task_id: str | None,
+                       enhancement: str | None, recorded_by: str) -> None:
+        self.db.execute(
+            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE"
+            " SET project_dir = excluded.project_dir, transcript_path = excluded.transcript_path,"
+            " task_id = COALESCE(excluded.task_id, sessions.task_id),"
+            " enhancement = COALESCE(excluded.enhancement, sessions.enhancement),"
+            " recorded_at = excluded.recorded_at, recorded_by = excluded.recorded_by",
+            (session_id, project_dir, transcript_path, task_id, enhancement, time.time(),
+             recorded_by))
+
+    def file_states(self) -> dict[str, FileState]:
+        return {row[0]: FileState(*row) for row in self.db.execute(
+            "SELECT path, device, inode, size, mtime_ns, offset, head FROM files")}
+
+    def save_file_states(self, states: Iterable[FileState]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [(s.path, s.device, s.inode, s.size, s.mtime_ns, s.offset, s.head)
+                             for s in states])
+
+    def forget_files(self, paths_: Iterable[str]) -> None:
+        self.db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in paths_])
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        return self.db.execute(sql, params).fetchall()
+
+    def iter_requests(self, where: str = "1", params: Sequence = ()) -> Iterator[tuple]:
+        return self.db.execute(
+            f"SELECT {', '.join(REQUEST_COLUMNS)} FROM requests WHERE {where}", params)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring the schema up to date; returns the version it started from."""
+    start = db.execute("PRAGMA user_version").fetchone()[0]
+    if start > SCHEMA_VERSION:
+        raise LedgerError(f"the ledger was written by a newer cmat (schema {start}, "
+                          f"this cmat knows {SCHEMA_VERSION})", "upgrade cmat")
+    for version in range(start, SCHEMA_VERSION):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] != version:
+                db.execute("ROLLBACK")  # another process migrated meanwhile
+                continue
+            MIGRATIONS[version](db)
+            db.execute(f"PRAGMA user_version = {version + 1}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return start

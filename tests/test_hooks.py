@@ -1,0 +1,221 @@
+"""The hooks as Claude Code runs them: the real scripts, JSON on stdin, CLAUDE_PROJECT_DIR."""
+
+import json
+import os
+import sqlite3
+import subprocess
+
+import pytest
+
+from cmat import paths
+from cmat.queue import QueueService
+from tests.conftest import REPO, child_env
+from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
+
+SESSION_END = REPO / "hooks" / "on-session-end-cost.sh"
+SUBAGENT_STOP = REPO / "hooks" / "on-subagent-stop-cost.sh"
+
+
+def run_hook(script, payload, project, **env):
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    result = subprocess.run([str(script)], input=data, capture_output=True, timeout=60,
+                            env=child_env(CLAUDE_PROJECT_DIR=project,
+                                          CMAT_PYTHON=os.sys.executable, **env))
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def payload(path, session_id, **extra):
+    return {"session_id": session_id, "transcript_path": str(path), "cwd": "/somewhere",
+            "hook_event_name": "SessionEnd", "reason": "prompt_input_exit",
+            "permission_mode": "default", **extra}
+
+
+def ledger_rows(sql, params=()):
+    with sqlite3.connect(paths.ledger_file()) as db:
+        return db.execute(sql, params).fetchall()
+
+
+def hook_log(project):
+    return (project / ".claude" / "data" / "cmat-hook.log").read_text()
+
+
+@pytest.fixture
+def session(tmp_path):
+    builder = TranscriptBuilder(session_id="sess-main")
+    builder.response(model="claude-opus-4-6", output=300, write_1h=5000, read=20000)
+    builder.response(output=120)
+    main = write_session(tmp_path / "proj", builder)
+    sub = write_subagent(main.parent, "sess-main", "agent1", "Explore",
+                         lambda b, a: b.response(model="claude-haiku-4-5-20251001",
+                                                 sidechain=True, agent_id=a, output=777))
+    return main, builder.expected_cost + sub.expected_cost, sub
+
+
+@pytest.fixture
+def task(project):
+    return QueueService(project).add("Hooked", enhancement="feat")["id"]
+
+
+def task_cost(project, task_id):
+    return float(QueueService(project).get(task_id)["metadata"]["cost_usd"])
+
+
+def test_session_end_records_the_current_task_from_the_environment(project, task, session):
+    main, expected, _ = session
+    result = run_hook(SESSION_END, payload(main, "sess-main"), project, CMAT_CURRENT_TASK_ID=task)
+    assert result.stdout == b"" and result.stderr == b""
+    assert task_cost(project, task) == pytest.approx(expected, abs=1e-4)
+    assert ledger_rows("SELECT count(*), count(DISTINCT task_id), max(enhancement) FROM requests"
+                       ) == [(3, 1, "feat")]
+    assert ledger_rows("SELECT agent FROM requests WHERE agent != 'main'") == [("Explore",)]
+    assert "INFO  session-end session sess-main -> task" in hook_log(project)
+
+
+def test_the_marker_written_by_queue_start_names_the_task_until_completed(project, task, session):
+    main, expected, _ = session
+    QueueService(project).start(task)
+    run_hook(SESSION_END, payload(main, "sess-main"), project)
+    assert task_cost(project, task) == pytest.approx(expected, abs=1e-4)
+    QueueService(project).finish(task, "completed")
+    assert not paths.current_task_file(project).exists()
+
+
+def test_a_session_with_no_task_is_kept_as_an_untracked_session(project, session):
+    main, expected, _ = session
+    run_hook(SESSION_END, payload(main, "sess-main"), project)
+    assert not paths.queue_file(project).exists()  # no queue is created for it
+    assert ledger_rows("SELECT session_id, task_id, project_dir FROM sessions") == [
+        ("sess-main", None, str(project))]
+    assert ledger_rows("SELECT sum(cost_usd) FROM requests")[0][0] == pytest.approx(expected)
+    assert "-> untracked" in hook_log(project)
+
+
+def test_an_unknown_task_is_logged_and_the_session_kept_untracked(project, task, session):
+    main, _, _ = session
+    run_hook(SESSION_END, payload(main, "sess-main"), project, CMAT_CURRENT_TASK_ID="task_nope")
+    assert "task task_nope is not in" in hook_log(project)
+    assert ledger_rows("SELECT task_id FROM sessions") == [(None,)]
+
+
+@pytest.mark.parametrize("stdin, message", [
+    (b"", "stdin is not JSON"),
+    (b"{not json", "stdin is not JSON"),
+    (b"[1, 2]", "not an object"),
+    (json.dumps({"session_id": "x"}).encode(), "no 'transcript_path'"),
+    (json.dumps({"session_id": "x", "transcript_path": "/nope/x.jsonl"}).encode(),
+     "does not exist"),
+])
+def test_bad_input_exits_zero_logs_and_prints_one_short_line(project, stdin, message):
+    result = run_hook(SESSION_END, stdin, project)
+    assert message in hook_log(project)
+    assert result.stderr.count(b"\n") == 1 and b"cost not recorded" in result.stderr
+
+
+def test_a_read_only_data_directory_loses_nothing_and_breaks_nothing(project, task, session):
+    main, expected, _ = session
+    data = project / ".claude" / "data"
+    queue_before = paths.queue_file(project).read_bytes()
+    if os.geteuid() == 0:  # root ignores permissions: block the writes with directories
+        (data / "task_queue.json.lock").unlink()
+        (data / "task_queue.json.lock").mkdir()
+        (data / "cmat-hook.log").mkdir()
+    else:
+        data.chmod(0o555)
+    try:
+        run_hook(SESSION_END, payload(main, "sess-main"), project, CMAT_CURRENT_TASK_ID=task)
+    finally:
+        data.chmod(0o755)
+    assert paths.queue_file(project).read_bytes() == queue_before  # valid, untouched
+    fallback = (paths.state_home() / "hook.log").read_text()
+    assert "not updated" in fallback
+    assert ledger_rows("SELECT sum(cost_usd), max(task_id) FROM requests")[0] == (
+        pytest.approx(expected), task)
+
+
+def test_session_end_twice_changes_nothing_the_second_time(project, task, session):
+    main, _, _ = session
+    run_hook(SESSION_END, payload(main, "sess-main"), project, CMAT_CURRENT_TASK_ID=task)
+    queue_after_first = paths.queue_file(project).read_bytes()
+    rows_after_first = ledger_rows("SELECT * FROM requests ORDER BY message_id")
+    run_hook(SESSION_END, payload(main, "sess-main", reason="resume"), project,
+             CMAT_CURRENT_TASK_ID=task)
+    assert paths.queue_file(project).read_bytes() == queue_after_first
+    assert ledger_rows("SELECT * FROM requests ORDER BY message_id") == rows_after_first
+
+
+def test_a_resumed_session_that_grew_adds_only_its_new_requests(project, task, tmp_path):
+    builder = TranscriptBuilder(session_id="grow")
+    builder.response(output=100)
+    path = write_session(tmp_path, builder)
+    run_hook(SESSION_END, payload(path, "grow"), project, CMAT_CURRENT_TASK_ID=task)
+    builder.response(output=200)
+    builder.write(path)
+    run_hook(SESSION_END, payload(path, "grow"), project, CMAT_CURRENT_TASK_ID=task)
+    assert task_cost(project, task) == pytest.approx(builder.expected_cost, abs=1e-4)
+    assert ledger_rows("SELECT count(*) FROM requests") == [(2,)]
+
+
+def test_session_end_after_subagent_stop_counts_the_subagent_once(project, task, session):
+    main, expected, sub = session
+    agent_file = main.parent / "sess-main" / "subagents" / "agent-agent1.jsonl"
+    stop = payload(main, "sess-main", hook_event_name="SubagentStop", agent_id="agent1",
+                   agent_type="Explore", agent_transcript_path=str(agent_file))
+    run_hook(SUBAGENT_STOP, stop, project, CMAT_CURRENT_TASK_ID=task)
+    assert "session-end" not in hook_log(project) and "subagent-stop" in hook_log(project)
+    run_hook(SESSION_END, payload(main, "sess-main"), project, CMAT_CURRENT_TASK_ID=task)
+    assert task_cost(project, task) == pytest.approx(expected, abs=1e-4)
+    assert ledger_rows("SELECT count(*) FROM requests") == [(3,)]
+
+
+def test_subagent_stop_tolerates_a_last_line_not_yet_flushed(project, task, tmp_path):
+    agent = TranscriptBuilder(session_id="s")
+    agent.response(sidechain=True, agent_id="zz", blocks=1)
+    agent.response(sidechain=True, agent_id="zz", blocks=1)
+    agent_file = tmp_path / "s" / "subagents" / "agent-zz.jsonl"
+    agent.write(agent_file, truncate_last=True)
+    stop = {"session_id": "s", "agent_transcript_path": str(agent_file), "agent_type": "Plan"}
+    run_hook(SUBAGENT_STOP, stop, project, CMAT_CURRENT_TASK_ID=task)
+    assert "skipped=1" in hook_log(project)
+    assert ledger_rows("SELECT agent FROM requests") == [("Plan",)]
+
+
+def test_a_hook_that_runs_out_of_time_gives_up_cleanly(project, task, session):
+    main, _, _ = session
+    run_hook(SESSION_END, payload(main, "sess-main"), project, CMAT_CURRENT_TASK_ID=task,
+             CMAT_HOOK_BUDGET="0.000001")
+    assert "HookTimeout" in hook_log(project)
+
+
+def test_eight_hooks_at_once_on_one_queue_lose_nothing(project, tmp_path):
+    queue = QueueService(project)
+    tasks = [queue.add(f"t{i}")["id"] for i in range(2)]
+    jobs = []
+    for index in range(8):
+        builder = TranscriptBuilder(session_id=f"s{index}")
+        builder.response(output=50 + index)
+        path = write_session(tmp_path / "many", builder)
+        jobs.append((tasks[index % 2], path, builder.expected_cost, f"s{index}"))
+    processes = [subprocess.Popen([str(SESSION_END)], stdin=subprocess.PIPE,
+                                  stderr=subprocess.PIPE,
+                                  env=child_env(CLAUDE_PROJECT_DIR=project,
+                                                CMAT_PYTHON=os.sys.executable,
+                                                CMAT_CURRENT_TASK_ID=task_id))
+                 for task_id, path, _, sid in jobs]
+    for process, (_, path, _, sid) in zip(processes, jobs):
+        process.communicate(json.dumps(payload(path, sid)).encode(), timeout=60)
+        assert process.returncode == 0
+    for task_id in tasks:
+        expected = sum(cost for t, _, cost, _ in jobs if t == task_id)
+        assert task_cost(project, task_id) == pytest.approx(expected, abs=1e-4)
+    assert ledger_rows("SELECT count(*) FROM sessions") == [(8,)]
+    assert hook_log(project).count("INFO") == 8
+
+
+def test_this_repository_wires_its_own_hooks():
+    settings = json.loads((REPO / ".claude" / "settings.json").read_text())
+    for event, script in (("SessionEnd", SESSION_END), ("SubagentStop", SUBAGENT_STOP)):
+        handler = settings["hooks"][event][0]["hooks"][0]
+        assert handler["command"] == f'"$CLAUDE_PROJECT_DIR"/hooks/{script.name}'
+        assert handler["timeout"] >= 10
+        assert os.access(script, os.X_OK)
