@@ -1,3 +1,3 @@
-from cmat.cli import main
+from cmat.entry import main
 
 main()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cmat.catalog import ModelService
-from cmat.pricing import CostSummary, summarize
+from cmat.pricing import CostSummary, price_records, summarize
 from cmat.queue import QueueService, enhancement_of, utc_now
 from cmat.transcripts import SessionUsage, UsageRecord, read_session
 
@@ -130,11 +130,17 @@ def apply_totals(metadata: dict, summary: CostSummary, session_id: str) -> None:
 
 
 def record_session(queue: QueueService, task_id: str, usage: SessionUsage,
-                   models: ModelService) -> Extraction:
-    """Price `usage` and store it as one session of the task (replacing an earlier record)."""
+                   models: ModelService, costs: list[float | None] | None = None) -> Extraction:
+    """Price `usage` and store it as one session of the task (replacing an earlier record).
+
+    `costs`, when given, are the prices of `usage.records` already computed.
+    """
     current = _sessions(queue.get(task_id))
     records = _owned_records(usage, current)
-    summary = summarize(records, models.get_by_pattern, usage.skipped_lines)
+    if costs is not None and len(records) != len(usage.records):
+        kept = {id(r) for r in records}
+        costs = [c for r, c in zip(usage.records, costs) if id(r) in kept]
+    summary = summarize(records, models.get_by_pattern, usage.skipped_lines, costs)
     figures = summary.to_json()
     figures.update(transcript_path=str(usage.files[0]) if usage.files else None,
                    started=usage.started, ended=usage.ended, recorded_at=utc_now(),
@@ -176,28 +182,26 @@ def extract(project: Path, task_id: str, transcript: str | os.PathLike,
     task = queue.get(task_id)  # an unknown task fails before any parsing
     usage = read_session(transcript, session_id)
     models = models or ModelService(project)
-    result = record_session(queue, task_id, usage, models)
-    record_in_ledger(project, usage, models, task_id=task_id, enhancement=enhancement_of(task),
-                     recorded_by="extract")
+    costs = price_records(usage.records, models.get_by_pattern)
+    result = record_session(queue, task_id, usage, models, costs)
+    record_in_ledger(project, usage, models, costs, task_id=task_id,
+                     enhancement=enhancement_of(task), recorded_by="extract")
     return result
 
 
-def record_in_ledger(project: Path, usage: SessionUsage, models: ModelService, *,
-                     task_id: str | None, enhancement: str | None,
-                     recorded_by: str) -> list[float | None]:
-    """Store every request of the session in the ledger, attributed to the task if known;
-    returns each request's cost (None: unpriced)."""
+def record_in_ledger(project: Path, usage: SessionUsage, models: ModelService,
+                     costs: list[float | None], *, task_id: str | None, enhancement: str | None,
+                     recorded_by: str) -> None:
+    """Store every request of the session (priced at `costs`) in the ledger, attributed to
+    the task if known."""
     from cmat.ledger import Ledger
-    from cmat.pricing import record_cost
 
-    costs = [record_cost(r, models.get_by_pattern(r.model)) for r in usage.records]
     with Ledger() as ledger, ledger.transaction():
         ledger.record(usage.records, costs, catalog_version=models.catalog.version,
                       task_id=task_id, enhancement=enhancement)
         ledger.record_session(usage.session_id, project_dir=str(project),
                               transcript_path=str(usage.files[0]) if usage.files else None,
                               task_id=task_id, enhancement=enhancement, recorded_by=recorded_by)
-    return costs
 
 
 def task_report(project: Path, task_id: str) -> dict:

@@ -17,7 +17,6 @@ import os
 import signal
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -158,6 +157,7 @@ def record(event: str, payload: dict, project: Path, log: HookLog) -> str:
     from cmat.catalog import ModelService
     from cmat.costs import record_in_ledger, record_session
     from cmat.errors import CmatError, NotFound
+    from cmat.pricing import price_records
     from cmat.queue import QueueService, enhancement_of
     from cmat.transcripts import read_session, read_session_with_subagent
 
@@ -174,6 +174,7 @@ def record(event: str, payload: dict, project: Path, log: HookLog) -> str:
         transcript = _path_field(payload, "transcript_path", required=True)
         usage = read_session(transcript, session_id)
     models = ModelService(project)
+    costs = price_records(usage.records, models.get_by_pattern)
     task_id = current_task_id(project)
     enhancement = None
     task_note = "untracked"
@@ -181,7 +182,7 @@ def record(event: str, payload: dict, project: Path, log: HookLog) -> str:
         queue = QueueService(project)
         try:
             enhancement = enhancement_of(queue.get(task_id))
-            record_session(queue, task_id, usage, models)
+            record_session(queue, task_id, usage, models, costs)
             task_note = f"task {task_id}"
         except NotFound:
             log.write("WARN", event, f"session {usage.session_id}: task {task_id} is not in "
@@ -191,8 +192,8 @@ def record(event: str, payload: dict, project: Path, log: HookLog) -> str:
             log.write("ERROR", event, f"session {usage.session_id}: task {task_id} not updated: "
                                       f"{exc}")
             task_note = f"task {task_id} (queue not updated)"
-    costs = record_in_ledger(project, usage, models, task_id=task_id, enhancement=enhancement,
-                             recorded_by=event)
+    record_in_ledger(project, usage, models, costs, task_id=task_id, enhancement=enhancement,
+                     recorded_by=event)
     unpriced = sorted({r.model for r, cost in zip(usage.records, costs) if cost is None})
     return (f"session {usage.session_id} -> {task_note}: "
             f"${sum(c for c in costs if c is not None):.4f} over {len(usage.records)} requests, "
@@ -214,6 +215,8 @@ def run(event: str, stdin=None) -> int:
             summary = record(event, payload, project, log)
         log.write("INFO", event, f"{summary} in {time.monotonic() - started:.3f} s")
     except Exception as exc:  # a cost bug must never become the user's hook error
+        import traceback
+
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         where = log.write("ERROR", event, detail.replace("\n", " | "))
         if not isinstance(exc, (HookInputError, HookTimeout)) and _is_bug(exc):

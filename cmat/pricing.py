@@ -10,7 +10,7 @@ Rules (see README, "How costs are computed"):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
     from cmat.catalog import ModelEntry, Prices, Pricing
@@ -108,14 +108,13 @@ class CostSummary:
     def unpriced_models(self) -> list[str]:
         return sorted(model for model, t in self.models.items() if not t.priced)
 
-    def add(self, record: UsageRecord, entry: ModelEntry | None) -> float | None:
-        cost = record_cost(record, entry)
+    def add(self, record: UsageRecord, entry: ModelEntry | None, cost: float | None) -> None:
+        """Add a request priced with `entry` (None: unpriced) at `cost`."""
         self.totals.add(record, cost)
         model = self.models.get(record.model)
         if model is None:
             model = self.models[record.model] = ModelTotals(name=entry.name if entry else None)
         model.add(record, cost)
-        return cost
 
     def merge(self, other: "CostSummary") -> None:
         self.totals.merge(other.totals)
@@ -172,9 +171,17 @@ def record_cost(record: UsageRecord, entry: ModelEntry | None) -> float | None:
                         record.speed)
 
 
-def summarize(records: Iterable[UsageRecord], resolve, skipped_lines: int = 0) -> CostSummary:
-    """Price `records` with `resolve(model_id) -> ModelEntry | None` and add them up."""
+def price_records(records: Sequence[UsageRecord], resolve) -> list[float | None]:
+    """Each request's cost, with `resolve(model_id) -> ModelEntry | None`."""
+    return [record_cost(record, resolve(record.model)) for record in records]
+
+
+def summarize(records: Sequence[UsageRecord], resolve, skipped_lines: int = 0,
+              costs: Sequence[float | None] | None = None) -> CostSummary:
+    """Add up `records`, priced with `resolve` unless their `costs` are already known."""
+    if costs is None:
+        costs = price_records(records, resolve)
     summary = CostSummary(skipped_lines=skipped_lines)
-    for record in records:
-        summary.add(record, resolve(record.model))
+    for record, cost in zip(records, costs):
+        summary.add(record, resolve(record.model), cost)
     return summary

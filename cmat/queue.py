@@ -6,7 +6,6 @@ tasks it adds); every other key of the file survives a rewrite untouched, in its
 
 from __future__ import annotations
 
-import random
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +28,8 @@ def utc_now() -> str:
 
 
 def new_task_id() -> str:
+    import random  # only when adding a task: keeps it off the hooks' start-up
+
     return f"task_{int(time.time())}_{random.randint(0, 99999):05d}"
 
 

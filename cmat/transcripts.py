@@ -29,7 +29,7 @@ from cmat.errors import TranscriptError
 from cmat.pricing import TokenCounts
 
 CHUNK_SIZE = 8 * 1024 * 1024
-PARALLEL_MIN_BYTES = 24 * 1024 * 1024  # below this a single process is faster than forking
+PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this a single process is faster than forking
 MAX_WORKERS = 4
 USAGE_MARKER = b'"usage"'
 MAIN_AGENT = "main"

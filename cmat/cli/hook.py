@@ -1,10 +1,16 @@
-"""`cmat hook EVENT`: what the installed Claude Code hooks run (JSON on stdin, exit 0)."""
+"""`cmat hook EVENT`: what the installed Claude Code hooks run (JSON on stdin, exit 0).
+
+The executable reaches the runtime without click (`cmat.entry`); this group documents the
+commands and serves callers that go through click, such as tests.
+"""
 
 from __future__ import annotations
 
 import sys
 
 import click
+
+from cmat.entry import HOOK_EVENTS
 
 
 @click.group(hidden=True)
@@ -22,6 +28,5 @@ def _event_command(event: str, help_text: str) -> click.Command:
     return click.command(event, help=help_text)(command)
 
 
-hook.add_command(_event_command("session-end", "Record the ended session's cost (SessionEnd)."))
-hook.add_command(_event_command("subagent-stop",
-                                "Record the session's cost so far as a subagent ends (SubagentStop)."))
+for _event, _help in HOOK_EVENTS.items():
+    hook.add_command(_event_command(_event, _help))

@@ -1,0 +1,60 @@
+"""Benchmark: the SessionEnd hook as Claude Code runs it (the real script, JSON on stdin) on a
+20 MB session with subagents, interpreter start-up included. Target: under 300 ms.
+
+    python benchmarks/hook.py [--mb 20] [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic import write_session_with_subagents  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mb", type=float, default=20)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        project = root / "project"
+        (project / ".claude").mkdir(parents=True)
+        env = dict(os.environ, CLAUDE_PROJECT_DIR=str(project), HOME=str(root / "home"),
+                   XDG_CACHE_HOME=str(root / "cache"), XDG_DATA_HOME=str(root / "data"),
+                   CMAT_PYTHON=sys.executable)
+        main_file = write_session_with_subagents(root / "t", "bench", int(args.mb * 0.8e6),
+                                                 int(args.mb * 0.2e6), 3, random.Random(7))
+        task = subprocess.run([sys.executable, "-m", "cmat", "queue", "add", "bench"], env=env,
+                              check=True, capture_output=True, text=True).stdout.strip()
+        env["CMAT_CURRENT_TASK_ID"] = task
+        stdin = json.dumps({"session_id": "bench", "transcript_path": str(main_file),
+                            "hook_event_name": "SessionEnd", "reason": "other"}).encode()
+        script = REPO / "hooks" / "on-session-end-cost.sh"
+        times = []
+        for run in range(args.runs + 1):
+            start = time.perf_counter()
+            subprocess.run([str(script)], input=stdin, env=env, check=True)
+            if run:  # the first run also builds the catalog cache and the ledger
+                times.append(time.perf_counter() - start)
+        log = (project / ".claude" / "data" / "cmat-hook.log").read_text().splitlines()
+    print(f"SessionEnd hook, {args.mb:g} MB session with subagents: median "
+          f"{statistics.median(times) * 1000:.0f} ms, worst {max(times) * 1000:.0f} ms over "
+          f"{len(times)} runs (target < 300 ms)")
+    print(f"first run (cold ledger and catalog cache): see log: {log[0][:120]}")
+
+
+if __name__ == "__main__":
+    main()
