@@ -219,3 +219,36 @@ def test_this_repository_wires_its_own_hooks():
         assert handler["command"] == f'"$CLAUDE_PROJECT_DIR"/hooks/{script.name}'
         assert handler["timeout"] >= 10
         assert os.access(script, os.X_OK)
+
+
+def test_the_log_is_rotated_past_its_limit(project, monkeypatch):
+    from cmat import hooks
+
+    monkeypatch.setattr(hooks, "LOG_LIMIT_BYTES", 200)
+    log = hooks.HookLog.for_project(project)
+    for index in range(10):
+        log.write("INFO", "session-end", f"line {index} " + "x" * 50)
+    current = project / ".claude" / "data" / "cmat-hook.log"
+    assert current.stat().st_size <= 200 + 120
+    assert (current.parent / "cmat-hook.log.1").is_file()
+    assert "line 9" in current.read_text()
+
+
+def test_the_hook_command_through_click_behaves_the_same(project, task, session):
+    import io
+
+    from click.testing import CliRunner
+
+    from cmat.cli import cli
+
+    main, expected, _ = session
+    stdin = io.BytesIO(json.dumps(payload(main, "sess-main")).encode())
+    os.environ["CMAT_CURRENT_TASK_ID"] = task
+    try:
+        result = CliRunner().invoke(cli, ["hook", "session-end"], input=stdin)
+    finally:
+        del os.environ["CMAT_CURRENT_TASK_ID"]
+    assert result.exit_code == 0
+    assert task_cost(project, task) == pytest.approx(expected, abs=1e-4)
+    listed = CliRunner().invoke(cli, ["--help"]).output.split("Commands:")[1].split()
+    assert "hooks" in listed and "hook" not in listed  # run by Claude Code, not listed
