@@ -10,6 +10,8 @@ to price them again (`reprice`) without the transcripts.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -277,3 +279,78 @@ def migrate(db: sqlite3.Connection) -> int:
             db.execute("ROLLBACK")
             raise
     return start
+
+
+def reprice(ledger: Ledger, models) -> tuple[int, int]:
+    """Price every stored request again with the current catalog, from the stored token counts
+    (no transcript needed). Returns (requests repriced, requests left unpriced)."""
+    from cmat.pricing import record_cost
+
+    class _Stored:
+        __slots__ = ("input_tokens", "output_tokens", "cache_creation_tokens",
+                     "cache_creation_1h_tokens", "cache_read_tokens", "web_search_requests",
+                     "speed")
+
+        @property
+        def token_counts(self):
+            from cmat.pricing import TokenCounts
+
+            return TokenCounts(self.input_tokens, self.output_tokens, self.cache_creation_tokens,
+                               self.cache_creation_1h_tokens, self.cache_read_tokens)
+
+    version = models.catalog.version
+    updates = []
+    unpriced = 0
+    stored = _Stored()
+    for row in ledger.query(
+            "SELECT message_id, model, input_tokens, output_tokens, cache_creation_tokens,"
+            " cache_creation_1h_tokens, cache_read_tokens, web_search_requests, speed"
+            " FROM requests"):
+        (stored.input_tokens, stored.output_tokens, stored.cache_creation_tokens,
+         stored.cache_creation_1h_tokens, stored.cache_read_tokens,
+         stored.web_search_requests, stored.speed) = row[2:]
+        cost = record_cost(stored, models.get_by_pattern(row[1]))
+        unpriced += cost is None
+        updates.append((cost, version, row[0]))
+    with ledger.transaction():
+        ledger.db.executemany(
+            "UPDATE requests SET cost_usd = ?, catalog_version = ? WHERE message_id = ?", updates)
+    return len(updates), unpriced
+
+
+def rebuild(path: Path, scan_and_import) -> dict:
+    """Start the ledger afresh and re-import every transcript with `scan_and_import(ledger)`.
+
+    Task attribution recorded by hooks is carried over from the old ledger when it can still
+    be read; a damaged ledger is kept beside the new one as `<name>.damaged`.
+    """
+    carried: list[tuple] = []
+    try:
+        with Ledger(path) as old:
+            carried = old.query("SELECT session_id, project_dir, transcript_path, task_id,"
+                                " enhancement, recorded_at, recorded_by FROM sessions")
+    except LedgerError:
+        pass
+    damaged = path.with_name(path.name + ".damaged")
+    moved = False
+    if path.exists():
+        if not carried:
+            os.replace(path, damaged)
+            moved = True
+        else:
+            path.unlink()
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            path.with_name(path.name + suffix).unlink()
+    with Ledger(path) as fresh:
+        result = scan_and_import(fresh)
+        with fresh.transaction():
+            fresh.db.executemany("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 carried)
+            fresh.db.execute(
+                "UPDATE requests SET task_id = (SELECT task_id FROM sessions"
+                " WHERE sessions.session_id = requests.session_id), enhancement = (SELECT"
+                " enhancement FROM sessions WHERE sessions.session_id = requests.session_id)"
+                " WHERE session_id IN (SELECT session_id FROM sessions WHERE task_id IS NOT NULL)")
+    return {"sessions_carried_over": len(carried), "damaged_copy": str(damaged) if moved else None,
+            **result.to_json()}

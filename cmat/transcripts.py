@@ -331,74 +331,90 @@ def session_sources(transcript: Path, session_id: str) -> list[SourceFile]:
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """A byte range of one file: the unit of work of a parallel read."""
+    """A byte range of one file: the unit of work of a parallel read.
+
+    `final` as in `scan_file`: False for the open end of a file that may still be growing.
+    """
 
     source: SourceFile
     start: int
     end: int | None
+    final: bool = True
 
 
-def _scan_segment(segment: Segment) -> tuple[list[UsageRecord], int, int]:
-    scan = scan_file(segment.source, segment.start, end=segment.end)
+@dataclass(slots=True)
+class SegmentResult:
+    records: list[UsageRecord]  # deduplicated within the segment
+    skipped_lines: int
+    ignored_notices: int
+    end_offset: int
+
+
+def _scan_segment(segment: Segment) -> SegmentResult:
+    scan = scan_file(segment.source, segment.start, end=segment.end, final=segment.final)
     dedup = Deduplicator()
     for record in scan.records:
         dedup.add(record)
-    return list(dedup.by_key.values()), scan.skipped_lines, scan.ignored_notices
+    return SegmentResult(list(dedup.by_key.values()), scan.skipped_lines, scan.ignored_notices,
+                         scan.end_offset)
 
 
-def plan_segments(sources: list[SourceFile], pieces: int) -> list[Segment]:
-    """Cut the files into about `pieces` ranges of similar size (small files stay whole)."""
-    sizes = []
-    for source in sources:
-        try:
-            sizes.append(source.path.stat().st_size)
-        except OSError:
-            sizes.append(0)  # scan_file reports the problem
-    target = max(sum(sizes) // max(pieces, 1), 1)
+def file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # scan_file reports the problem
+
+
+def plan_segments(work: list[tuple[SourceFile, int, int]], pieces: int,
+                  final: bool = True) -> list[Segment]:
+    """Cut (source, start, size) ranges into about `pieces` segments of similar size; small
+    ranges stay whole. A file's last segment is open-ended, `final` as given."""
+    total = sum(max(size - start, 0) for _, start, size in work)
+    target = max(total // max(pieces, 1), 1)
     segments = []
-    for source, size in zip(sources, sizes):
-        cuts = max(1, round(size / target))
-        step = -(-size // cuts) if size else 0
+    for source, start, size in work:
+        length = max(size - start, 0)
+        cuts = max(1, round(length / target))
+        step = -(-length // cuts) if length else 0
         for index in range(cuts):
             last = index == cuts - 1
-            segments.append(Segment(source, index * step, None if last else (index + 1) * step))
+            segments.append(Segment(source, start + index * step,
+                                    None if last else start + (index + 1) * step, final))
     return segments
 
 
-def _parallel_workers(total_bytes: int) -> int:
+def parallel_workers(total_bytes: int) -> int:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if total_bytes < PARALLEL_MIN_BYTES or not cpus or cpus < 2 or sys.platform != "linux":
         return 1  # forking costs more than it saves on small reads; fork is Linux-only here
     return min(cpus, MAX_WORKERS)
 
 
-def scan_segments(segments: list[Segment], workers: int) -> list[tuple[list[UsageRecord], int, int]]:
-    """Scan segments, in forked worker processes when `workers` > 1."""
+def scan_segments(segments: list[Segment], workers: int) -> Iterator[SegmentResult]:
+    """Scan segments in order, in forked worker processes when `workers` > 1; results are
+    yielded as they are ready, so a caller can store them without holding them all."""
     if workers <= 1 or len(segments) <= 1:
-        return [_scan_segment(segment) for segment in segments]
+        yield from map(_scan_segment, segments)
+        return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(_scan_segment, segments))
+        yield from pool.map(_scan_segment, segments)
 
 
 def read_sources(session_id: str, sources: list[SourceFile]) -> SessionUsage:
-    total = 0
-    for source in sources:
-        try:
-            total += source.path.stat().st_size
-        except OSError:
-            pass
-    workers = _parallel_workers(total)
-    segments = plan_segments(sources, workers * 2) if workers > 1 else [
+    work = [(source, 0, file_size(source.path)) for source in sources]
+    workers = parallel_workers(sum(size for _, _, size in work))
+    segments = plan_segments(work, workers * 2) if workers > 1 else [
         Segment(source, 0, None) for source in sources]
     dedup = Deduplicator()
     skipped = ignored = 0
-    for records, segment_skipped, segment_ignored in scan_segments(segments, workers):
-        skipped += segment_skipped
-        ignored += segment_ignored
-        for record in records:
+    for result in scan_segments(segments, workers):
+        skipped += result.skipped_lines
+        ignored += result.ignored_notices
+        for record in result.records:
             dedup.add(record)
     return SessionUsage(session_id, dedup.records(), [s.path for s in sources], skipped, ignored)
 

@@ -296,7 +296,7 @@ def test_parallel_read_equals_sequential_read(tmp_path, builder, monkeypatch):
                    lambda b, a: [b.response(sidechain=True, agent_id=a) for _ in range(50)])
     sequential = read_session(main)
     monkeypatch.setattr(transcripts, "PARALLEL_MIN_BYTES", 0)
-    assert transcripts._parallel_workers(1) > 1 or pytest.skip("needs 2 cores and Linux")
+    assert transcripts.parallel_workers(1) > 1 or pytest.skip("needs 2 cores and Linux")
     parallel = read_session(main)
     assert parallel.records == sequential.records
     assert len(parallel.records) == 250

@@ -18,10 +18,13 @@ from cmat.errors import CmatError
 INTERNAL_ERROR_EXIT = 70
 
 COMMANDS = {
-    "costs": ("cmat.cli.costs", "costs", "Price sessions and record them against tasks."),
+    "costs": ("cmat.cli.costs", "costs", "Price sessions, record them against tasks; today, ..."),
     "models": ("cmat.cli.models", "models", "Inspect and edit the model price catalog."),
     "queue": ("cmat.cli.queue", "queue", "A minimal CMAT task queue: add, start, finish, list."),
     "hooks": ("cmat.cli.hooks", "hooks", "Install, remove and check the Claude Code hooks."),
+    "report": ("cmat.cli.report", "report", "Spend over the whole history: daily, weekly, ..."),
+    "scan": ("cmat.cli.report", "scan", "Import new transcript lines into the ledger."),
+    "ledger": ("cmat.cli.ledger", "ledger", "The usage ledger: info, reprice, rebuild."),
     "hook": ("cmat.cli.hook", "hook", None),  # run by Claude Code; hidden from --help
 }
 

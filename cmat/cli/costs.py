@@ -123,3 +123,15 @@ def session(transcript_path: Path | None, session_id: str | None, as_json: bool)
         echo(f"From {report['started']} to {report['ended']}")
     echo()
     echo(summary_text(report))
+
+
+def _add_range_commands() -> None:
+    from cmat.cli.report import range_command
+
+    for which, summary in (("today", "What today cost, per model."),
+                           ("week", "What this week cost (from Monday), day by day."),
+                           ("month", "What this month cost, day by day.")):
+        costs.add_command(range_command(which, summary))
+
+
+_add_range_commands()

@@ -1,0 +1,234 @@
+"""`cmat report ...`, `cmat costs today|week|month` and `cmat scan`: the ledger's reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+
+from cmat.cli.options import json_option
+from cmat.cli.output import count, echo, emit_json, table
+
+PERIOD_TITLES = {"date": "Date", "week": "Week of", "month": "Month", "session": "Session"}
+
+
+def _date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
+
+
+scan_options = [
+    click.option("--no-scan", is_flag=True,
+                 help="Report from the ledger as it is, without importing new transcript lines."),
+    click.option("--path", "extra_paths", multiple=True,
+                 type=click.Path(exists=True, file_okay=False, path_type=Path),
+                 help="Also scan this folder of transcripts (repeatable)."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+]
+filter_options = [
+    click.option("--timezone", "timezone_name", metavar="IANA",
+                 help="Time zone for days, weeks and months (default: the machine's)."),
+    click.option("--by", "group_by", multiple=True, metavar="DIM",
+                 help="Also group by model, project, task, enhancement, agent or session "
+                      "(repeatable, or comma-separated)."),
+    click.option("--project", "project", metavar="DIR|TEXT",
+                 help="Only this project: a folder, or text found in the working directory."),
+    json_option,
+    click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table."),
+]
+range_options = [
+    click.option("--since", help="First day included (YYYY-MM-DD)."),
+    click.option("--until", help="Last day included (YYYY-MM-DD)."),
+]
+
+
+def options(*groups):
+    def decorate(function):
+        for group in reversed(groups):
+            for option in reversed(group):
+                function = option(function)
+        return function
+    return decorate
+
+
+def scan_first(no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool):
+    """Open the ledger and, unless told not to, import what Claude Code wrote since last time."""
+    from cmat.catalog import ModelService
+    from cmat.ledger import Ledger
+    from cmat.scan import TerminalProgress, scan, scan_roots
+
+    ledger = Ledger()
+    models = ModelService()
+    if not no_scan:
+        progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
+        try:
+            scan(ledger, models, scan_roots(list(extra_paths)), progress)
+        finally:
+            if progress:
+                progress.finish()
+    return ledger, models
+
+
+def _split(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
+
+
+def run_report(period: str, since: date | None, until: date | None, timezone_name: str | None,
+               group_by: tuple[str, ...], project: str | None, as_json: bool, as_csv: bool,
+               no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool) -> None:
+    from cmat.reports import ReportQuery, build_report, project_filter, zone
+
+    query = ReportQuery(period, since, until, zone(timezone_name), _split(group_by),
+                        project_filter(project))
+    query.validate()
+    ledger, models = scan_first(no_scan, extra_paths, quiet)
+    with ledger:
+        report = build_report(ledger, query)
+    if as_json:
+        emit_json(report)
+    elif as_csv:
+        sys.stdout.write(_csv(report))
+    else:
+        echo(_table(report, models))
+
+
+def _model_names(row: dict, models) -> str:
+    names = []
+    for model in row["models"]:
+        entry = models.get_by_pattern(model["model"])
+        names.append(entry.name.removeprefix("Claude ") if entry else model["model"])
+    return ", ".join(dict.fromkeys(names))
+
+
+def _cents(value: float) -> str:
+    return f"${value:,.2f}"
+
+
+def _table(report: dict, models) -> str:
+    key = report["period"]
+    dims = [d for d in report["group_by"] if d != key]
+    show_models = "model" not in dims
+    headers = [PERIOD_TITLES[key], *[d.capitalize() for d in dims]]
+    if key == "session":
+        headers += ["Project", "Last activity"]
+    if show_models:
+        headers.append("Models")
+    headers += ["Input", "Output", "Cache write", "Cache read", "Requests", "Cost"]
+    rows = []
+    for row in report["rows"]:
+        line = [row[key], *[row.get(d) if row.get(d) is not None else "-" for d in dims]]
+        if key == "session":
+            line += [row.get("project") or "-", (row.get("last") or "-").replace("T", " ")[:16]]
+        if show_models:
+            line.append(_model_names(row, models))
+        line += _figures(row)
+        rows.append(line)
+    if not rows:
+        return f"No usage recorded in this range ({report['timezone']})."
+    total = report["total"]
+    padding = len(headers) - 6
+    rows.append(["Total", *[""] * (padding - 1), *_figures(total)])
+    text = table(rows, headers, numeric_from=padding)
+    notes = [f"\n\nTimes in {report['timezone']}."]
+    if total["unpriced_models"]:
+        notes.append("Not priced (tokens counted, cost not): "
+                     + ", ".join(total["unpriced_models"])
+                     + ". Add prices with: cmat models add ID --input P --output P")
+    return text + "\n".join(notes)
+
+
+def _figures(row: dict) -> list[str]:
+    tokens = row["tokens"]
+    return [count(tokens["input"]), count(tokens["output"]), count(tokens["cache_creation"]),
+            count(tokens["cache_read"]), count(row["requests"]), _cents(row["total_usd"])]
+
+
+def _csv(report: dict) -> str:
+    key = report["period"]
+    dims = [d for d in report["group_by"] if d != key]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([key, *dims, "input", "output", "cache_creation", "cache_creation_1h",
+                     "cache_read", "requests", "total_usd", "models"])
+    for row in report["rows"]:
+        tokens = row["tokens"]
+        writer.writerow([row[key], *[row.get(d) or "" for d in dims], tokens["input"],
+                         tokens["output"], tokens["cache_creation"], tokens["cache_creation_1h"],
+                         tokens["cache_read"], row["requests"], repr(row["total_usd"]),
+                         ";".join(m["model"] for m in row["models"])])
+    return out.getvalue()
+
+
+@click.group()
+def report() -> None:
+    """Spend over your whole Claude Code history, by day, week, month or session.
+
+    Each report first imports what Claude Code wrote since the last one into the ledger
+    (only appended bytes are read), unless --no-scan.
+    """
+
+
+def _period_command(period: str, summary: str) -> click.Command:
+    @options(range_options, filter_options, scan_options)
+    def command(since, until, timezone_name, group_by, project, as_json, as_csv, no_scan,
+                extra_paths, quiet) -> None:
+        run_report(period, _date(since), _date(until), timezone_name, group_by, project,
+                   as_json, as_csv, no_scan, extra_paths, quiet)
+
+    return click.command(period, help=summary)(command)
+
+
+for _period, _summary in (("daily", "Spend per day."), ("weekly", "Spend per ISO week."),
+                          ("monthly", "Spend per month."),
+                          ("session", "Spend per session, most recent last.")):
+    report.add_command(_period_command(_period, _summary))
+
+
+def range_command(which: str, summary: str) -> click.Command:
+    """`cmat costs today|week|month`: the current period, day by day, with models."""
+
+    @options(filter_options, scan_options)
+    def command(timezone_name, group_by, project, as_json, as_csv, no_scan, extra_paths,
+                quiet) -> None:
+        from cmat.reports import current_range, zone
+
+        since, until = current_range(which, zone(timezone_name))
+        by = group_by or (("model",) if which == "today" else ())
+        run_report("daily", since, until, timezone_name, by, project, as_json, as_csv,
+                   no_scan, extra_paths, quiet)
+
+    return click.command(which, help=summary)(command)
+
+
+@click.command()
+@options(scan_options[1:])
+@json_option
+def scan(extra_paths: tuple[Path, ...], quiet: bool, as_json: bool) -> None:
+    """Import new transcript lines from Claude Code's folders into the ledger."""
+    from cmat.catalog import ModelService
+    from cmat.ledger import Ledger
+    from cmat.scan import TerminalProgress, scan as run_scan, scan_roots
+
+    roots = scan_roots(list(extra_paths))
+    progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
+    with Ledger() as ledger:
+        try:
+            result = run_scan(ledger, ModelService(), roots, progress)
+        finally:
+            if progress:
+                progress.finish()
+    if as_json:
+        emit_json({**result.to_json(), "roots": [str(r) for r in roots]})
+        return
+    echo(f"Scanned {result.files_seen} files in {', '.join(map(str, roots)) or '(no folders)'}: "
+         f"read {result.files_read} ({result.bytes_read / 1e6:,.1f} MB), "
+         f"{result.requests:,} requests, {result.skipped_lines} unreadable lines skipped, "
+         f"in {result.seconds:.2f} s")

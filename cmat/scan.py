@@ -1,0 +1,207 @@
+"""Incremental import of every transcript Claude Code wrote into the ledger.
+
+Per file the ledger remembers its identity (device, inode, first bytes), size, mtime and the
+offset just past the last complete line read. A re-scan reads only appended bytes; a file that
+shrank or was replaced is read again from the start; a torn last line is left for the scan
+after it is completed. Requests already in the ledger are never lost when Claude Code later
+rewrites or deletes a transcript: the ledger keeps what it has seen.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from cmat import paths
+from cmat.catalog import ModelService
+from cmat.ledger import FileState, Ledger
+from cmat.pricing import price_records
+from cmat.transcripts import (Segment, SourceFile, parallel_workers, plan_segments,
+                              scan_segments, subagent_source)
+
+HEAD_BYTES = 256
+# Short write transactions, so that hooks never wait long for the ledger.
+COMMIT_EVERY_ROWS = 20_000
+COMMIT_EVERY_FILES = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class SeenFile:
+    path: str
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class ScanResult:
+    files_seen: int = 0
+    files_read: int = 0
+    files_gone: int = 0
+    bytes_read: int = 0
+    requests: int = 0
+    skipped_lines: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def scan_roots(extra: list[Path] | None = None) -> list[Path]:
+    """Claude Code's `projects/` folders, plus any `--path` folders."""
+    roots = [root / "projects" for root in paths.claude_config_dirs()]
+    return [r for r in roots + list(extra or []) if r.is_dir()]
+
+
+def discover(roots: list[Path]) -> dict[str, SeenFile]:
+    """Every `*.jsonl` file under the roots, with what `stat` says of it."""
+    found: dict[str, SeenFile] = {}
+    stack = [str(root) for root in roots]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = os.scandir(folder)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.name.endswith(".jsonl") and entry.is_file():
+                        st = entry.stat()
+                        found[entry.path] = SeenFile(entry.path, st.st_dev, st.st_ino,
+                                                     st.st_size, st.st_mtime_ns)
+                except OSError:
+                    continue  # vanished while we looked
+    return found
+
+
+def source_for(path: str) -> SourceFile:
+    file = Path(path)
+    if file.parent.name == "subagents" or file.name.startswith("agent-"):
+        return subagent_source(file)
+    return SourceFile(file)
+
+
+def _head(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(HEAD_BYTES)
+    except OSError:
+        return b""
+
+
+def start_offset(seen: SeenFile, known: FileState | None) -> int | None:
+    """Where to resume reading the file; None when there is nothing new."""
+    if known is None:
+        return 0
+    if (known.device, known.inode) != (seen.device, seen.inode) or seen.size < known.offset:
+        return 0  # replaced or shrunk: read it all again
+    if seen.size == known.size and seen.mtime_ns == known.mtime_ns:
+        return None
+    if known.head and _head(seen.path)[:len(known.head)] != known.head[:seen.size]:
+        return 0  # rewritten in place
+    return known.offset if seen.size > known.offset else None
+
+
+Progress = Callable[[int, int, int, int], None]  # files done, files, bytes done, bytes
+
+
+def scan(ledger: Ledger, models: ModelService, roots: list[Path],
+         progress: Progress | None = None) -> ScanResult:
+    started = time.monotonic()
+    result = ScanResult()
+    seen = discover(roots)
+    known = ledger.file_states()
+    result.files_seen = len(seen)
+    gone = [p for p in known if p not in seen and any(p.startswith(str(r)) for r in roots)]
+    work: list[tuple[SourceFile, int, int]] = []
+    for path, file in seen.items():
+        offset = start_offset(file, known.get(path))
+        if offset is not None:
+            work.append((source_for(path), offset, file.size))
+    total = sum(size - start for _, start, size in work)
+    workers = parallel_workers(total)
+    segments = plan_segments(work, workers * 4, final=False) if workers > 1 else [
+        Segment(source, start, None, final=False) for source, start, _ in work]
+    batch = _Batch(ledger, models)
+    done_bytes = done_files = 0
+    for segment, segment_result in zip(segments, scan_segments(segments, workers)):
+        batch.records.extend(segment_result.records)
+        result.requests += len(segment_result.records)
+        result.skipped_lines += segment_result.skipped_lines
+        file = seen[str(segment.source.path)]
+        stop = segment.end if segment.end is not None else segment_result.end_offset
+        done_bytes += max(0, min(stop, file.size) - segment.start)
+        if segment.end is None:  # the file's last segment: its state can be saved
+            done_files += 1
+            batch.states.append(FileState(file.path, file.device, file.inode, file.size,
+                                          file.mtime_ns, segment_result.end_offset,
+                                          _head(file.path)))
+        batch.flush_if_full()
+        if progress:
+            progress(done_files, len(work), done_bytes, total)
+    batch.flush()
+    if gone:
+        with ledger.transaction():
+            ledger.forget_files(gone)
+    result.files_read = len(work)
+    result.files_gone = len(gone)
+    result.bytes_read = total
+    result.seconds = time.monotonic() - started
+    return result
+
+
+class _Batch:
+    """Requests and file states written together: a file's state is saved only in the
+    transaction that stores its requests, so an interrupted scan resumes where it stopped."""
+
+    def __init__(self, ledger: Ledger, models: ModelService):
+        self.ledger = ledger
+        self.resolve = models.get_by_pattern
+        self.version = models.catalog.version
+        self.records: list = []
+        self.states: list[FileState] = []
+
+    def flush_if_full(self) -> None:
+        if len(self.records) >= COMMIT_EVERY_ROWS or len(self.states) >= COMMIT_EVERY_FILES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.records and not self.states:
+            return
+        costs = price_records(self.records, self.resolve)
+        with self.ledger.transaction():
+            self.ledger.record(self.records, costs, catalog_version=self.version)
+            self.ledger.save_file_states(self.states)
+        self.records, self.states = [], []
+
+
+class TerminalProgress:
+    """A one-line progress bar on stderr, shown only once a scan has run for a while."""
+
+    def __init__(self, delay: float = 0.5):
+        self.start = time.monotonic()
+        self.delay = delay
+        self.shown = False
+
+    def __call__(self, files_done: int, files: int, bytes_done: int, total: int) -> None:
+        if time.monotonic() - self.start < self.delay:
+            return
+        self.shown = True
+        fraction = bytes_done / total if total else 1.0
+        bar = "#" * int(fraction * 30)
+        sys.stderr.write(f"\rscanning transcripts [{bar:<30}] {fraction:4.0%} "
+                         f"{files_done}/{files} files, {bytes_done / 1e6:,.0f} MB")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * 90 + "\r")
+            sys.stderr.flush()
