@@ -142,6 +142,7 @@ def build_report(ledger: Ledger, query: ReportQuery) -> dict:
     report: dict = {"period": key, "timezone": query.tz.key, "group_by": list(query.by),
                     "rows": [], "total": _empty_total()}
     if bounds[0] is None:
+        report["total"]["unpriced_models"] = []
         return report
     local = f"(ts + {offset_expression(query.tz, bounds[0], bounds[1])})"
     dims = [DIMENSIONS[name] for name in query.by if DIMENSIONS[name] != key]

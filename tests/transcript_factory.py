@@ -81,8 +81,11 @@ class TranscriptBuilder:
     lines: list[bytes] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)  # what should be billed
     timestamp: int = 0
+    now: str | None = None  # when set, every line written gets this timestamp
 
     def _stamp(self) -> str:
+        if self.now:
+            return self.now
         self.timestamp += 1
         hours, rest = divmod(self.timestamp, 3600)
         minutes, seconds = divmod(rest, 60)

@@ -1,0 +1,218 @@
+import csv
+import io
+import json
+from datetime import date
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+
+from cmat.catalog import ModelService
+from cmat.cli import cli
+from cmat.ledger import Ledger
+from cmat.reports import ReportQuery, build_report
+from cmat.scan import scan
+from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
+
+
+def ledger_with(tmp_path, project, stamped):
+    """A ledger holding one request per (timestamp, model, output) in `stamped`."""
+    history = tmp_path / "claude" / "projects" / "-home-user-app"
+    builder = TranscriptBuilder(session_id="s1", cwd="/home/user/app")
+    for stamp, model, output in stamped:
+        builder.now = stamp
+        builder.response(model=model, output=output, blocks=1)
+    write_session(history, builder)
+    ledger = Ledger(tmp_path / "ledger.db")
+    scan(ledger, ModelService(project), [history.parent])
+    return ledger, builder
+
+
+def keys(report, key="date"):
+    return {row[key]: row["tokens"]["output"] for row in report["rows"]}
+
+
+SONNET = "claude-sonnet-4-5-20250929"
+
+
+@pytest.mark.parametrize("tz, expected", [
+    ("UTC", {"2026-03-01": 3}),
+    ("Europe/Paris", {"2026-03-01": 1, "2026-03-02": 2}),  # UTC+1: 23:30 and 00:30 local
+    ("America/New_York", {"2026-03-01": 3}),  # UTC-5: 17:30 and 18:30 local
+])
+def test_days_are_cut_at_local_midnight(tmp_path, project, tz, expected):
+    ledger, _ = ledger_with(tmp_path, project, [("2026-03-01T22:30:00.000Z", SONNET, 1),
+                                                ("2026-03-01T23:30:00.000Z", SONNET, 2)])
+    assert keys(build_report(ledger, ReportQuery("daily", tz=ZoneInfo(tz)))) == expected
+
+
+def test_days_follow_daylight_saving_changes(tmp_path, project):
+    ledger, _ = ledger_with(tmp_path, project, [
+        ("2026-03-28T22:30:00.000Z", SONNET, 1),   # Paris UTC+1: 23:30 on the 28th
+        ("2026-03-29T22:30:00.000Z", SONNET, 2),   # Paris UTC+2 since 01:00 UTC: 00:30 on the 30th
+        ("2026-10-24T22:30:00.000Z", SONNET, 4),   # UTC+2: 00:30 on the 25th
+        ("2026-10-25T22:30:00.000Z", SONNET, 8),   # UTC+1 again: 23:30 on the 25th
+    ])
+    report = build_report(ledger, ReportQuery("daily", tz=ZoneInfo("Europe/Paris")))
+    assert keys(report) == {"2026-03-28": 1, "2026-03-30": 2, "2026-10-25": 12}
+
+
+def test_months_and_weeks(tmp_path, project):
+    ledger, _ = ledger_with(tmp_path, project, [
+        ("2026-01-31T16:00:00.000Z", SONNET, 1),   # Tokyo: Feb 1st 01:00
+        ("2026-02-01T02:00:00.000Z", SONNET, 2),   # Tokyo: Feb 1st 11:00 (a Sunday)
+        ("2026-02-02T02:00:00.000Z", SONNET, 4),   # Monday
+    ])
+    tokyo = ZoneInfo("Asia/Tokyo")
+    assert keys(build_report(ledger, ReportQuery("monthly", tz=tokyo)), "month") == {
+        "2026-02": 7}
+    assert keys(build_report(ledger, ReportQuery("monthly", tz=ZoneInfo("UTC"))), "month") == {
+        "2026-01": 1, "2026-02": 6}
+    assert keys(build_report(ledger, ReportQuery("weekly", tz=tokyo)), "week") == {
+        "2026-01-26": 3, "2026-02-02": 4}
+
+
+def test_since_and_until_are_local_days_inclusive(tmp_path, project):
+    ledger, _ = ledger_with(tmp_path, project, [("2026-03-01T22:30:00.000Z", SONNET, 1),
+                                                ("2026-03-01T23:30:00.000Z", SONNET, 2),
+                                                ("2026-03-03T12:00:00.000Z", SONNET, 4)])
+    paris = ZoneInfo("Europe/Paris")
+    report = build_report(ledger, ReportQuery("daily", since=date(2026, 3, 2),
+                                              until=date(2026, 3, 2), tz=paris))
+    assert keys(report) == {"2026-03-02": 2}
+
+
+def test_grouping_and_totals(tmp_path, project):
+    ledger, builder = ledger_with(tmp_path, project, [
+        ("2026-03-01T10:00:00.000Z", SONNET, 1),
+        ("2026-03-01T11:00:00.000Z", "claude-opus-4-6", 2),
+        ("2026-03-02T10:00:00.000Z", SONNET, 4),
+    ])
+    report = build_report(ledger, ReportQuery("daily", tz=ZoneInfo("UTC"), by=("model",)))
+    assert [(r["date"], r["model"]) for r in report["rows"]] == [
+        ("2026-03-01", "claude-opus-4-6"), ("2026-03-01", SONNET), ("2026-03-02", SONNET)]
+    assert report["total"]["total_usd"] == pytest.approx(builder.expected_cost, rel=1e-12)
+    assert sum(r["total_usd"] for r in report["rows"]) == pytest.approx(report["total"]["total_usd"])
+    assert report["total"]["requests"] == 3
+    by_project = build_report(ledger, ReportQuery("monthly", tz=ZoneInfo("UTC"),
+                                                  by=("project", "agent")))
+    assert [(r["project"], r["agent"]) for r in by_project["rows"]] == [("/home/user/app", "main")]
+
+
+def test_task_and_enhancement_come_from_the_hooks_records(tmp_path, project):
+    from cmat.costs import record_in_ledger
+    from cmat.pricing import price_records
+    from cmat.transcripts import read_session
+
+    builder = TranscriptBuilder(session_id="s1")
+    builder.response(output=10)
+    path = write_session(tmp_path, builder)
+    usage = read_session(path)
+    models = ModelService(project)
+    record_in_ledger(project, usage, models, price_records(usage.records, models.get_by_pattern),
+                     task_id="task_1", enhancement="feat", recorded_by="session-end")
+    with Ledger() as ledger:
+        report = build_report(ledger, ReportQuery("daily", tz=ZoneInfo("UTC"),
+                                                  by=("enhancement", "task")))
+    assert [(r["enhancement"], r["task"]) for r in report["rows"]] == [("feat", "task_1")]
+
+
+@pytest.fixture
+def history(tmp_path, monkeypatch, project):
+    config = tmp_path / "claude"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    monkeypatch.setenv("TZ", "UTC")
+    builder = TranscriptBuilder(session_id="s1", cwd="/home/user/app")
+    builder.now = "2026-03-01T10:00:00.000Z"
+    builder.response(output=10)
+    builder.response(model="claude-nova-9", output=5)
+    main = write_session(config / "projects" / "-home-user-app", builder)
+    write_subagent(main.parent, "s1", "ag", "Explore",
+                   lambda b, a: (setattr(b, "now", "2026-03-02T10:00:00.000Z"),
+                                 b.response(sidechain=True, agent_id=a, output=20)))
+    return builder
+
+
+def cli_run(*args, code=0):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == code, result.output + result.stderr
+    return result
+
+
+def test_report_daily_json_shape(history):
+    report = json.loads(cli_run("report", "daily", "--json").output)
+    assert [row["date"] for row in report["rows"]] == ["2026-03-01", "2026-03-02"]
+    for row in report["rows"]:
+        assert set(row) >= {"date", "total_usd", "tokens", "requests", "models"}
+        assert set(row["tokens"]) >= {"input", "output", "cache_creation", "cache_read"}
+    assert set(report["total"]) >= {"total_usd", "tokens", "requests"}
+    assert report["total"]["unpriced_models"] == ["claude-nova-9"]
+    for period, key in (("weekly", "week"), ("monthly", "month"), ("session", "session")):
+        rows = json.loads(cli_run("report", period, "--json", "--no-scan").output)["rows"]
+        assert rows and all(key in row for row in rows)
+
+
+def test_report_csv_and_table(history):
+    rows = list(csv.DictReader(io.StringIO(cli_run("report", "daily", "--csv", "--by",
+                                                   "agent").output)))
+    assert [(r["date"], r["agent"]) for r in rows] == [("2026-03-01", "main"),
+                                                      ("2026-03-02", "Explore")]
+    assert float(rows[0]["total_usd"]) > 0
+    text = cli_run("report", "daily").output
+    assert "Total" in text and "claude-nova-9" in text and "Times in UTC" in text
+
+
+def test_costs_today_week_month(history, monkeypatch):
+    assert "No usage recorded" in cli_run("costs", "today").output  # history is from March
+    data = json.loads(cli_run("costs", "month", "--json").output)
+    assert data["rows"] == []
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["report", "daily", "--timezone", "Mars/Olympus"], 2, "unknown time zone"),
+    (["report", "daily", "--since", "yesterday"], 2, "YYYY-MM-DD"),
+    (["report", "daily", "--by", "colour"], 2, "--by takes"),
+    (["report", "daily", "--since", "2026-03-02", "--until", "2026-03-01"], 2, "after"),
+])
+def test_report_argument_errors(history, args, code, message):
+    assert message in cli_run(*args, code=code).stderr
+
+
+def test_a_corrupt_ledger_is_reported_and_rebuilt(history):
+    cli_run("scan")
+    from cmat import paths
+
+    ledger_path = paths.ledger_file()
+    for suffix in ("-wal", "-shm"):
+        ledger_path.with_name(ledger_path.name + suffix).unlink(missing_ok=True)
+    ledger_path.write_bytes(b"garbage" * 1000)
+    result = cli_run("report", "daily", code=8)
+    assert "cmat ledger rebuild" in result.stderr
+    rebuilt = json.loads(cli_run("ledger", "rebuild", "--json").output)
+    assert rebuilt["requests"] == 3 and rebuilt["damaged_copy"]
+    assert json.loads(cli_run("report", "daily", "--json").output)["total"]["requests"] == 3
+
+
+def test_rebuild_keeps_task_attribution_of_hook_sessions(history, tmp_path, project):
+    from cmat.costs import extract
+    from cmat.queue import QueueService
+
+    task_id = QueueService(project).add("x", enhancement="feat")["id"]
+    from cmat import paths
+
+    transcript = next((tmp_path / "claude" / "projects").rglob("s1.jsonl"))
+    extract(project, task_id, transcript)
+    cli_run("ledger", "rebuild", "--yes")
+    rows = json.loads(cli_run("report", "daily", "--json", "--by", "task").output)["rows"]
+    assert {r["task"] for r in rows} == {task_id}
+    assert paths.ledger_file().is_file()
+
+
+def test_ledger_info_and_reprice(history):
+    cli_run("scan")
+    info = json.loads(cli_run("ledger", "info", "--json").output)
+    assert info["requests"] == 3 and info["unpriced_requests"] == 1
+    cli_run("models", "add", "claude-nova-9", "--input", "1", "--output", "2")
+    assert json.loads(cli_run("ledger", "reprice", "--json").output) == {
+        "repriced": 3, "unpriced": 0, "catalog_version": info["catalog_versions"][0]
+        + "+models.json"}
