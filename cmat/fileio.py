@@ -12,7 +12,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -51,6 +50,8 @@ def file_lock(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[Non
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that readers see either the old or the new file, whole."""
+    import tempfile  # only writers pay for it
+
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = path.stat().st_mode & 0o777

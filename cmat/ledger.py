@@ -88,7 +88,20 @@ def _m002_sessions(db: sqlite3.Connection) -> None:
     """)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_requests, _m002_sessions]
+def _m003_report_cache(db: sqlite3.Connection) -> None:
+    _run_script(db, """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO meta VALUES ('requests_version', 0);
+        CREATE TABLE report_cache (
+            query BLOB PRIMARY KEY,
+            version INTEGER NOT NULL,         -- requests_version the body was computed at
+            body BLOB NOT NULL
+        )
+    """)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _m001_requests, _m002_sessions, _m003_report_cache]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 REQUEST_COLUMNS = ("message_id", "request_id", "session_id", "ts", "project", "model", "agent",
@@ -145,6 +158,18 @@ def _timestamp_parser() -> Callable[[str], float]:
         return timestamp_seconds(iso)
 
     return parse
+
+
+def request_rows(records: Sequence[UsageRecord], costs: Sequence[float | None],
+                 catalog_version: str, task_id: str | None = None,
+                 enhancement: str | None = None) -> list[tuple]:
+    """The ledger rows (REQUEST_COLUMNS order) of priced requests."""
+    parse = _timestamp_parser()
+    return [(r.message_id, r.request_id, r.session_id, parse(r.timestamp), r.cwd, r.model,
+             r.agent, r.agent_id, int(r.is_sidechain), task_id, enhancement, r.input_tokens,
+             r.output_tokens, r.cache_creation_tokens, r.cache_creation_1h_tokens,
+             r.cache_read_tokens, r.web_search_requests, r.speed, cost, catalog_version)
+            for r, cost in zip(records, costs)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,13 +231,35 @@ class Ledger:
                catalog_version: str, task_id: str | None = None,
                enhancement: str | None = None) -> None:
         """Store priced requests; call inside `transaction()` to group writes."""
-        parse = _timestamp_parser()
-        rows = [(r.message_id, r.request_id, r.session_id, parse(r.timestamp), r.cwd, r.model,
-                 r.agent, r.agent_id, int(r.is_sidechain), task_id, enhancement,
-                 r.input_tokens, r.output_tokens, r.cache_creation_tokens,
-                 r.cache_creation_1h_tokens, r.cache_read_tokens, r.web_search_requests,
-                 r.speed, cost, catalog_version) for r, cost in zip(records, costs)]
+        self.insert_rows(request_rows(records, costs, catalog_version, task_id, enhancement))
+
+    def insert_rows(self, rows: Sequence[tuple]) -> None:
+        """Store rows made by `request_rows`."""
         self.db.executemany(_UPSERT, rows)
+        self.bump_version()
+
+    def bump_version(self) -> None:
+        """Mark the requests as changed: cached reports computed before are stale."""
+        self.db.execute("UPDATE meta SET value = value + 1 WHERE key = 'requests_version'")
+
+    def version(self) -> int:
+        return self.db.execute(
+            "SELECT value FROM meta WHERE key = 'requests_version'").fetchone()[0]
+
+    def cached_report(self, query: bytes) -> bytes | None:
+        row = self.db.execute("SELECT body FROM report_cache WHERE query = ? AND version = ("
+                              "SELECT value FROM meta WHERE key = 'requests_version')",
+                              (query,)).fetchone()
+        return row[0] if row else None
+
+    def cache_report(self, query: bytes, version: int, body: bytes) -> None:
+        try:
+            with self.transaction():
+                self.db.execute("DELETE FROM report_cache WHERE version < ?", (version,))
+                self.db.execute("INSERT OR REPLACE INTO report_cache VALUES (?, ?, ?)",
+                                (query, version, body))
+        except sqlite3.OperationalError:
+            pass  # a read-only or busy ledger only costs the cache
 
     def record_session(self, session_id: str, *, project_dir: str | None,
                        transcript_path: str | None, task_id: str | None,
@@ -227,8 +274,13 @@ class Ledger:
              recorded_by))
 
     def file_states(self) -> dict[str, FileState]:
-        return {row[0]: FileState(*row) for row in self.db.execute(
-            "SELECT path, device, inode, size, mtime_ns, offset, head FROM files")}
+        """Every known file's state; `head` is left empty here (see `file_head`)."""
+        return {row[0]: FileState(*row, b"") for row in self.db.execute(
+            "SELECT path, device, inode, size, mtime_ns, offset FROM files")}
+
+    def file_head(self, path: str) -> bytes:
+        row = self.db.execute("SELECT head FROM files WHERE path = ?", (path,)).fetchone()
+        return row[0] or b"" if row else b""
 
     def save_file_states(self, states: Iterable[FileState]) -> None:
         self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -315,6 +367,7 @@ def reprice(ledger: Ledger, models) -> tuple[int, int]:
     with ledger.transaction():
         ledger.db.executemany(
             "UPDATE requests SET cost_usd = ?, catalog_version = ? WHERE message_id = ?", updates)
+        ledger.bump_version()
     return len(updates), unpriced
 
 
@@ -352,5 +405,6 @@ def rebuild(path: Path, scan_and_import) -> dict:
                 " WHERE sessions.session_id = requests.session_id), enhancement = (SELECT"
                 " enhancement FROM sessions WHERE sessions.session_id = requests.session_id)"
                 " WHERE session_id IN (SELECT session_id FROM sessions WHERE task_id IS NOT NULL)")
+            fresh.bump_version()
     return {"sessions_carried_over": len(carried), "damaged_copy": str(damaged) if moved else None,
             **result.to_json()}

@@ -125,7 +125,22 @@ def _tokens(row: tuple) -> dict[str, int]:
 
 
 def build_report(ledger: Ledger, query: ReportQuery) -> dict:
+    """The report for `query`; served from the ledger's cache while no request changed."""
+    import orjson
+
     query.validate()
+    key = orjson.dumps([query.period, str(query.since), str(query.until), query.tz.key,
+                        list(query.by), query.project])
+    version = ledger.version()
+    cached = ledger.cached_report(key)
+    if cached is not None:
+        return orjson.loads(cached)
+    report = compute_report(ledger, query)
+    ledger.cache_report(key, version, orjson.dumps(report))
+    return report
+
+
+def compute_report(ledger: Ledger, query: ReportQuery) -> dict:
     where, params = ["1"], []
     if query.since:
         where.append("ts >= ?")

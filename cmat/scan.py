@@ -18,7 +18,7 @@ from typing import Callable
 
 from cmat import paths
 from cmat.catalog import ModelService
-from cmat.ledger import FileState, Ledger
+from cmat.ledger import FileState, Ledger, request_rows
 from cmat.pricing import price_records
 from cmat.transcripts import (Segment, SourceFile, parallel_workers, plan_segments,
                               scan_segments, subagent_source)
@@ -97,7 +97,8 @@ def _head(path: str) -> bytes:
         return b""
 
 
-def start_offset(seen: SeenFile, known: FileState | None) -> int | None:
+def start_offset(seen: SeenFile, known: FileState | None,
+                 stored_head: Callable[[str], bytes]) -> int | None:
     """Where to resume reading the file; None when there is nothing new."""
     if known is None:
         return 0
@@ -105,7 +106,8 @@ def start_offset(seen: SeenFile, known: FileState | None) -> int | None:
         return 0  # replaced or shrunk: read it all again
     if seen.size == known.size and seen.mtime_ns == known.mtime_ns:
         return None
-    if known.head and _head(seen.path)[:len(known.head)] != known.head[:seen.size]:
+    head = stored_head(seen.path)
+    if head and _head(seen.path)[:len(head)] != head[:seen.size]:
         return 0  # rewritten in place
     return known.offset if seen.size > known.offset else None
 
@@ -123,18 +125,19 @@ def scan(ledger: Ledger, models: ModelService, roots: list[Path],
     gone = [p for p in known if p not in seen and any(p.startswith(str(r)) for r in roots)]
     work: list[tuple[SourceFile, int, int]] = []
     for path, file in seen.items():
-        offset = start_offset(file, known.get(path))
+        offset = start_offset(file, known.get(path), ledger.file_head)
         if offset is not None:
             work.append((source_for(path), offset, file.size))
     total = sum(size - start for _, start, size in work)
     workers = parallel_workers(total)
     segments = plan_segments(work, workers * 4, final=False) if workers > 1 else [
         Segment(source, start, None, final=False) for source, start, _ in work]
-    batch = _Batch(ledger, models)
+    batch = _Batch(ledger)
     done_bytes = done_files = 0
-    for segment, segment_result in zip(segments, scan_segments(segments, workers)):
-        batch.records.extend(segment_result.records)
-        result.requests += len(segment_result.records)
+    results = scan_segments(segments, workers, _RowMaker(models))
+    for segment, segment_result in zip(segments, results):
+        batch.rows.extend(segment_result.records)
+        result.requests += len(segment_result.records)  # rows, one per request
         result.skipped_lines += segment_result.skipped_lines
         file = seen[str(segment.source.path)]
         stop = segment.end if segment.end is not None else segment_result.end_offset
@@ -158,29 +161,37 @@ def scan(ledger: Ledger, models: ModelService, roots: list[Path],
     return result
 
 
+class _RowMaker:
+    """Turns a segment's records into priced ledger rows, inside the worker that read them."""
+
+    def __init__(self, models: ModelService):
+        self.resolve = models.get_by_pattern
+        self.version = models.catalog.version
+
+    def __call__(self, records: list) -> list[tuple]:
+        return request_rows(records, price_records(records, self.resolve), self.version)
+
+
 class _Batch:
     """Requests and file states written together: a file's state is saved only in the
     transaction that stores its requests, so an interrupted scan resumes where it stopped."""
 
-    def __init__(self, ledger: Ledger, models: ModelService):
+    def __init__(self, ledger: Ledger):
         self.ledger = ledger
-        self.resolve = models.get_by_pattern
-        self.version = models.catalog.version
-        self.records: list = []
+        self.rows: list[tuple] = []
         self.states: list[FileState] = []
 
     def flush_if_full(self) -> None:
-        if len(self.records) >= COMMIT_EVERY_ROWS or len(self.states) >= COMMIT_EVERY_FILES:
+        if len(self.rows) >= COMMIT_EVERY_ROWS or len(self.states) >= COMMIT_EVERY_FILES:
             self.flush()
 
     def flush(self) -> None:
-        if not self.records and not self.states:
+        if not self.rows and not self.states:
             return
-        costs = price_records(self.records, self.resolve)
         with self.ledger.transaction():
-            self.ledger.record(self.records, costs, catalog_version=self.version)
+            self.ledger.insert_rows(self.rows)
             self.ledger.save_file_states(self.states)
-        self.records, self.states = [], []
+        self.rows, self.states = [], []
 
 
 class TerminalProgress:

@@ -21,7 +21,7 @@ import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import orjson
 
@@ -344,10 +344,19 @@ class Segment:
 
 @dataclass(slots=True)
 class SegmentResult:
-    records: list[UsageRecord]  # deduplicated within the segment
+    records: list  # deduplicated within the segment; converted when the scan asked for it
     skipped_lines: int
     ignored_notices: int
     end_offset: int
+
+
+# What workers apply to each segment's records before sending them back (see scan_segments).
+_convert: Callable[[list[UsageRecord]], list] | None = None
+
+
+def _set_converter(convert) -> None:
+    global _convert
+    _convert = convert
 
 
 def _scan_segment(segment: Segment) -> SegmentResult:
@@ -355,8 +364,9 @@ def _scan_segment(segment: Segment) -> SegmentResult:
     dedup = Deduplicator()
     for record in scan.records:
         dedup.add(record)
-    return SegmentResult(list(dedup.by_key.values()), scan.skipped_lines, scan.ignored_notices,
-                         scan.end_offset)
+    records = list(dedup.by_key.values())
+    return SegmentResult(_convert(records) if _convert else records, scan.skipped_lines,
+                         scan.ignored_notices, scan.end_offset)
 
 
 def file_size(path: Path) -> int:
@@ -391,17 +401,29 @@ def parallel_workers(total_bytes: int) -> int:
     return min(cpus, MAX_WORKERS)
 
 
-def scan_segments(segments: list[Segment], workers: int) -> Iterator[SegmentResult]:
+def scan_segments(segments: list[Segment], workers: int,
+                  convert: Callable[[list[UsageRecord]], list] | None = None
+                  ) -> Iterator[SegmentResult]:
     """Scan segments in order, in forked worker processes when `workers` > 1; results are
-    yielded as they are ready, so a caller can store them without holding them all."""
+    yielded as they are ready, so a caller can store them without holding them all.
+
+    `convert`, applied to each segment's records where they are read, moves per-record work
+    (pricing, say) into the workers.
+    """
     if workers <= 1 or len(segments) <= 1:
-        yield from map(_scan_segment, segments)
+        _set_converter(convert)
+        try:
+            yield from map(_scan_segment, segments)
+        finally:
+            _set_converter(None)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        yield from pool.map(_scan_segment, segments)
+    batch = max(1, len(segments) // (workers * 16))  # small files travel together
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_set_converter, initargs=(convert,)) as pool:
+        yield from pool.map(_scan_segment, segments, chunksize=batch)
 
 
 def read_sources(session_id: str, sources: list[SourceFile]) -> SessionUsage:

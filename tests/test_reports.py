@@ -216,3 +216,22 @@ def test_ledger_info_and_reprice(history):
     assert json.loads(cli_run("ledger", "reprice", "--json").output) == {
         "repriced": 3, "unpriced": 0, "catalog_version": info["catalog_versions"][0]
         + "+models.json"}
+
+
+def test_cached_reports_are_never_stale(tmp_path, project):
+    ledger, _ = ledger_with(tmp_path, project, [("2026-03-01T10:00:00.000Z", SONNET, 1)])
+    query = ReportQuery("daily", tz=ZoneInfo("UTC"))
+    first = build_report(ledger, query)
+    assert build_report(ledger, query) == first  # served from the cache
+    more = TranscriptBuilder(session_id="s2")
+    more.now = "2026-03-01T11:00:00.000Z"
+    more.response(output=5, blocks=1)
+    history = tmp_path / "claude" / "projects" / "-home-user-app"
+    write_session(history, more)
+    scan(ledger, ModelService(project), [history.parent])
+    assert build_report(ledger, query)["total"]["requests"] == 2
+    from cmat.ledger import reprice
+
+    cached = ledger.query("SELECT query FROM report_cache")
+    reprice(ledger, ModelService(project))
+    assert cached and all(ledger.cached_report(key) is None for (key,) in cached)

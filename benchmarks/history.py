@@ -1,0 +1,139 @@
+"""Benchmark: reports over a whole history, cmat against ccusage, in one run.
+
+    python benchmarks/make_history.py /tmp/history          # once: 1.2 GB
+    python benchmarks/history.py /tmp/history [--ccusage PATH]
+
+Times, side by side:
+- cold: `cmat report daily --json` on an empty ledger, and `ccusage daily --json --offline`
+  (npm ccusage@20.0.24 with @ccusage/ccusage-linux-x64@20.0.24, when found);
+- warm: the same cmat report again with nothing changed, and after appending 1 MB to one file;
+- peak memory (resident, the whole process tree) of each run.
+It also compares the token totals of both tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic import write_session  # noqa: E402
+
+
+def _tree_rss_kb(root: int) -> int:
+    total = 0
+    stack = [root]
+    while stack:
+        pid = stack.pop()
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as children:
+                    stack.extend(int(c) for c in children.read().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def measure(cmd: list[str], env: dict) -> tuple[float, float, bytes]:
+    """Wall seconds, peak resident MB of the process tree, and stdout."""
+    start = time.perf_counter()
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peak = 0
+    output: list[bytes] = []
+    reader = threading.Thread(target=lambda: output.append(process.stdout.read()))
+    reader.start()
+    while process.poll() is None:
+        peak = max(peak, _tree_rss_kb(process.pid))
+        time.sleep(0.01)
+    reader.join()
+    wall = time.perf_counter() - start
+    if process.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed: {process.stderr.read().decode()[-2000:]}")
+    return wall, peak / 1024, output[0]
+
+
+def find_ccusage(explicit: str | None) -> str | None:
+    for candidate in (explicit, os.environ.get("CCUSAGE"),
+                      str(Path(__file__).parent / "out" / "node_modules" / ".bin" / "ccusage"),
+                      shutil.which("ccusage")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def token_totals_ccusage(data: dict) -> dict:
+    rows = data.get("daily", [])
+    return {"input": sum(r["inputTokens"] for r in rows),
+            "output": sum(r["outputTokens"] for r in rows),
+            "cache_creation": sum(r["cacheCreationTokens"] for r in rows),
+            "cache_read": sum(r["cacheReadTokens"] for r in rows),
+            "total_usd": sum(r["totalCost"] for r in rows)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("history", type=Path, help="a folder made by make_history.py")
+    parser.add_argument("--ccusage", help="path to the ccusage executable")
+    args = parser.parse_args()
+    size = sum(p.stat().st_size for p in args.history.rglob("*.jsonl"))
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, CLAUDE_CONFIG_DIR=str(args.history), TZ="UTC",
+                   CMAT_LEDGER=str(Path(tmp) / "ledger.db"), XDG_CACHE_HOME=str(Path(tmp)),
+                   HOME=tmp)
+        cmat = [sys.executable, "-m", "cmat", "report", "daily", "--json", "--quiet"]
+        cold = measure(cmat, env)
+        warm = measure(cmat, env)
+        target = max(args.history.rglob("*.jsonl"), key=lambda p: p.stat().st_size)
+        backup = Path(tmp) / "backup.jsonl"
+        shutil.copyfile(target, backup)
+        try:
+            appended = Path(tmp) / "append.jsonl"
+            write_session(appended, 1_000_000, target.stem, random.Random(3))
+            with open(target, "ab") as out:
+                out.write(appended.read_bytes())
+            after_append = measure(cmat, env)
+        finally:
+            shutil.copyfile(backup, target)
+        ccusage = find_ccusage(args.ccusage)
+        theirs = None
+        if ccusage:
+            theirs = measure([ccusage, "daily", "--json", "--offline"], env)
+        mine = json.loads(cold[2])["total"]
+    print(f"history: {size / 1e9:.2f} GB in {sum(1 for _ in args.history.rglob('*.jsonl'))} "
+          f"files, 2 cores")
+    print(f"{'run':<44}{'wall':>10}{'peak RSS':>12}")
+    print(f"{'cmat cold (empty ledger)':<44}{cold[0]:>9.2f}s{cold[1]:>10.0f}MB")
+    if theirs:
+        print(f"{'ccusage daily --offline':<44}{theirs[0]:>9.2f}s{theirs[1]:>10.0f}MB")
+    print(f"{'cmat warm (nothing changed)':<44}{warm[0]:>9.2f}s{warm[1]:>10.0f}MB")
+    print(f"{'cmat warm (1 MB appended to one file)':<44}{after_append[0]:>9.2f}s"
+          f"{after_append[1]:>10.0f}MB")
+    if theirs:
+        print(f"cold ratio cmat/ccusage: {cold[0] / theirs[0]:.2f} (target <= 0.5)")
+        their_totals = token_totals_ccusage(json.loads(theirs[2]))
+        print("totals            cmat              ccusage")
+        for key in ("input", "output", "cache_creation", "cache_read"):
+            print(f"  {key:<16}{mine['tokens'][key]:>14,}{their_totals[key]:>18,}")
+        print(f"  {'cost USD':<16}{mine['total_usd']:>14,.2f}{their_totals['total_usd']:>18,.2f}")
+    else:
+        print("ccusage not found: npm install --prefix benchmarks/out ccusage@20.0.24 "
+              "@ccusage/ccusage-linux-x64@20.0.24")
+
+
+if __name__ == "__main__":
+    main()
