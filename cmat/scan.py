@@ -9,6 +9,7 @@ rewrites or deletes a transcript: the ledger keeps what it has seen.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -27,6 +28,7 @@ HEAD_BYTES = 256
 # Short write transactions, so that hooks never wait long for the ledger.
 COMMIT_EVERY_ROWS = 20_000
 COMMIT_EVERY_FILES = 2_000
+BULK_LOAD_BYTES = 64 * 1024 * 1024  # a first scan this large builds the indexes at the end
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,24 @@ def scan(ledger: Ledger, models: ModelService, roots: list[Path],
     workers = parallel_workers(total)
     segments = plan_segments(work, workers * 4, final=False) if workers > 1 else [
         Segment(source, start, None, final=False) for source, start, _ in work]
+    bulk = ledger.bulk_load() if total >= BULK_LOAD_BYTES and ledger.is_empty() \
+        else contextlib.nullcontext()
+    with bulk:
+        _store(ledger, models, seen, segments, workers, total, len(work), result, progress)
+    if gone:
+        with ledger.transaction():
+            ledger.forget_files(gone)
+    result.files_read = len(work)
+    result.files_gone = len(gone)
+    result.bytes_read = total
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _store(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
+           segments: list[Segment], workers: int, total: int, files: int, result: ScanResult,
+           progress: Progress | None) -> None:
+    """Read the segments (in workers) and store their requests and file states."""
     batch = _Batch(ledger)
     done_bytes = done_files = 0
     results = scan_segments(segments, workers, _RowMaker(models))
@@ -149,16 +169,8 @@ def scan(ledger: Ledger, models: ModelService, roots: list[Path],
                                           _head(file.path)))
         batch.flush_if_full()
         if progress:
-            progress(done_files, len(work), done_bytes, total)
+            progress(done_files, files, done_bytes, total)
     batch.flush()
-    if gone:
-        with ledger.transaction():
-            ledger.forget_files(gone)
-    result.files_read = len(work)
-    result.files_gone = len(gone)
-    result.bytes_read = total
-    result.seconds = time.monotonic() - started
-    return result
 
 
 class _RowMaker:

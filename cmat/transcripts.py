@@ -31,7 +31,7 @@ from cmat.pricing import TokenCounts
 CHUNK_SIZE = 8 * 1024 * 1024
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this a single process is faster than forking
 MAX_WORKERS = 4
-USAGE_MARKER = b'"usage"'
+USAGE_MARKER = b'"output_tokens"'  # in every usage object; found 1.5x faster than "usage"
 MAIN_AGENT = "main"
 UNKNOWN_SUBAGENT = "subagent"
 _SESSION_ID_RE = re.compile(rb'"sessionId"\s*:\s*"([^"]+)"')

@@ -176,7 +176,9 @@ class TranscriptBuilder:
             self.add_line({"type": kind, "uuid": f"uuid-{next(_ids)}", "sessionId": self.session_id})
 
     def malformed(self) -> None:
-        self.lines.append(b'{"type":"assistant","message":{"usage": {"input_tokens": 5, \n')
+        """A usage line torn by a crash, with the next line written straight after it."""
+        self.lines.append(b'{"type":"assistant","message":{"usage":{"input_tokens":5,'
+                          b'"output_tokens":1{"type":"user","message":{"content":"hi"}}\n')
 
     @property
     def expected_cost(self) -> float:
