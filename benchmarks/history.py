@@ -7,7 +7,7 @@ Times, side by side:
 - cold: `cmat report daily --json` on an empty ledger, and `ccusage daily --json --offline`
   (npm ccusage@20.0.24 with @ccusage/ccusage-linux-x64@20.0.24, when found);
 - warm: the same cmat report again with nothing changed, and after appending 1 MB to one file;
-- peak memory (resident, the whole process tree) of each run.
+- peak memory of each run: PSS of the whole process tree (workers' shared pages counted once).
 It also compares the token totals of both tools.
 """
 
@@ -29,15 +29,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic import write_session  # noqa: E402
 
 
-def _tree_rss_kb(root: int) -> int:
+def _tree_memory_kb(root: int) -> int:
+    """Proportional set size of a process and its descendants: pages a forked worker shares
+    with its parent are counted once, split between them, not once per process as RSS does."""
     total = 0
     stack = [root]
     while stack:
         pid = stack.pop()
         try:
-            with open(f"/proc/{pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
                         total += int(line.split()[1])
                         break
             for task in os.listdir(f"/proc/{pid}/task"):
@@ -49,7 +51,7 @@ def _tree_rss_kb(root: int) -> int:
 
 
 def measure(cmd: list[str], env: dict) -> tuple[float, float, bytes]:
-    """Wall seconds, peak resident MB of the process tree, and stdout."""
+    """Wall seconds, peak memory (PSS, MB) of the process tree, and stdout."""
     start = time.perf_counter()
     process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak = 0
@@ -57,7 +59,7 @@ def measure(cmd: list[str], env: dict) -> tuple[float, float, bytes]:
     reader = threading.Thread(target=lambda: output.append(process.stdout.read()))
     reader.start()
     while process.poll() is None:
-        peak = max(peak, _tree_rss_kb(process.pid))
+        peak = max(peak, _tree_memory_kb(process.pid))
         time.sleep(0.01)
     reader.join()
     wall = time.perf_counter() - start
@@ -84,11 +86,25 @@ def token_totals_ccusage(data: dict) -> dict:
             "total_usd": sum(r["totalCost"] for r in rows)}
 
 
+def single_file(gb: float) -> tuple[float, float]:
+    """Scan one huge transcript into an empty ledger: wall seconds and peak MB."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "projects" / "-big"
+        write_session(folder / "big.jsonl", int(gb * 1e9), "big", random.Random(9))
+        env = dict(os.environ, CLAUDE_CONFIG_DIR=str(Path(tmp) / "none"),
+                   CMAT_LEDGER=str(Path(tmp) / "ledger.db"), XDG_CACHE_HOME=tmp, HOME=tmp)
+        wall, peak, _ = measure([sys.executable, "-m", "cmat", "scan", "--quiet", "--path",
+                                 str(folder.parent)], env)
+    return wall, peak
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("history", type=Path, help="a folder made by make_history.py")
     parser.add_argument("--ccusage", help="path to the ccusage executable")
+    parser.add_argument("--single-file-gb", type=float, default=1.0,
+                        help="also scan one file this large and report its peak memory (0: skip)")
     args = parser.parse_args()
     size = sum(p.stat().st_size for p in args.history.rglob("*.jsonl"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,15 +130,19 @@ def main() -> None:
         if ccusage:
             theirs = measure([ccusage, "daily", "--json", "--offline"], env)
         mine = json.loads(cold[2])["total"]
+    single = single_file(args.single_file_gb) if args.single_file_gb else None
     print(f"history: {size / 1e9:.2f} GB in {sum(1 for _ in args.history.rglob('*.jsonl'))} "
           f"files, 2 cores")
-    print(f"{'run':<44}{'wall':>10}{'peak RSS':>12}")
+    print(f"{'run':<44}{'wall':>10}{'peak PSS':>12}")
     print(f"{'cmat cold (empty ledger)':<44}{cold[0]:>9.2f}s{cold[1]:>10.0f}MB")
     if theirs:
         print(f"{'ccusage daily --offline':<44}{theirs[0]:>9.2f}s{theirs[1]:>10.0f}MB")
     print(f"{'cmat warm (nothing changed)':<44}{warm[0]:>9.2f}s{warm[1]:>10.0f}MB")
     print(f"{'cmat warm (1 MB appended to one file)':<44}{after_append[0]:>9.2f}s"
           f"{after_append[1]:>10.0f}MB")
+    if single:
+        print(f"{f'cmat scan of one {args.single_file_gb:g} GB file':<44}{single[0]:>9.2f}s"
+              f"{single[1]:>10.0f}MB")
     if theirs:
         print(f"cold ratio cmat/ccusage: {cold[0] / theirs[0]:.2f} (target <= 0.5)")
         their_totals = token_totals_ccusage(json.loads(theirs[2]))

@@ -56,8 +56,9 @@ def write_session(path: Path, target_bytes: int, session_id: str, rng: random.Ra
             write_1h = rng.randint(0, 5000)
             output = rng.randint(20, 3000)
             blocks = rng.randint(1, 4)
+            input_tokens = rng.randint(1, 50)  # one per response: only output grows as it streams
             for block in range(blocks):
-                usage = {"input_tokens": rng.randint(1, 50),
+                usage = {"input_tokens": input_tokens,
                          "cache_creation_input_tokens": write_1h,
                          "cache_read_input_tokens": read,
                          "cache_creation": {"ephemeral_5m_input_tokens": 0,

@@ -132,8 +132,7 @@ def scan(ledger: Ledger, models: ModelService, roots: list[Path],
             work.append((source_for(path), offset, file.size))
     total = sum(size - start for _, start, size in work)
     workers = parallel_workers(total)
-    segments = plan_segments(work, workers * 4, final=False) if workers > 1 else [
-        Segment(source, start, None, final=False) for source, start, _ in work]
+    segments = plan_segments(work, workers * 4 if workers > 1 else 1, final=False)
     bulk = ledger.bulk_load() if total >= BULK_LOAD_BYTES and ledger.is_empty() \
         else contextlib.nullcontext()
     with bulk:
@@ -154,8 +153,13 @@ def _store(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
     """Read the segments (in workers) and store their requests and file states."""
     batch = _Batch(ledger)
     done_bytes = done_files = 0
+    resume: int | None = None  # where an unfinished line began, in the file being stored
     results = scan_segments(segments, workers, _RowMaker(models))
     for segment, segment_result in zip(segments, results):
+        if segment_result.pending_tail and resume is None:
+            # The unfinished last line began in this segment; later segments of the file
+            # start inside it and skip it, so the next scan must resume here.
+            resume = segment_result.end_offset
         batch.rows.extend(segment_result.records)
         result.requests += len(segment_result.records)  # rows, one per request
         result.skipped_lines += segment_result.skipped_lines
@@ -164,9 +168,10 @@ def _store(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
         done_bytes += max(0, min(stop, file.size) - segment.start)
         if segment.end is None:  # the file's last segment: its state can be saved
             done_files += 1
+            offset = segment_result.end_offset if resume is None else resume
             batch.states.append(FileState(file.path, file.device, file.inode, file.size,
-                                          file.mtime_ns, segment_result.end_offset,
-                                          _head(file.path)))
+                                          file.mtime_ns, offset, _head(file.path)))
+            resume = None
         batch.flush_if_full()
         if progress:
             progress(done_files, files, done_bytes, total)

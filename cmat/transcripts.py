@@ -31,6 +31,7 @@ from cmat.pricing import TokenCounts
 CHUNK_SIZE = 8 * 1024 * 1024
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this a single process is faster than forking
 MAX_WORKERS = 4
+MAX_SEGMENT_BYTES = 32 * 1024 * 1024
 USAGE_MARKER = b'"output_tokens"'  # in every usage object; found 1.5x faster than "usage"
 MAIN_AGENT = "main"
 UNKNOWN_SUBAGENT = "subagent"
@@ -348,6 +349,7 @@ class SegmentResult:
     skipped_lines: int
     ignored_notices: int
     end_offset: int
+    pending_tail: bool  # stopped before an unfinished last line (see scan_file)
 
 
 # What workers apply to each segment's records before sending them back (see scan_segments).
@@ -366,7 +368,7 @@ def _scan_segment(segment: Segment) -> SegmentResult:
         dedup.add(record)
     records = list(dedup.by_key.values())
     return SegmentResult(_convert(records) if _convert else records, scan.skipped_lines,
-                         scan.ignored_notices, scan.end_offset)
+                         scan.ignored_notices, scan.end_offset, scan.pending_tail)
 
 
 def file_size(path: Path) -> int:
@@ -378,10 +380,11 @@ def file_size(path: Path) -> int:
 
 def plan_segments(work: list[tuple[SourceFile, int, int]], pieces: int,
                   final: bool = True) -> list[Segment]:
-    """Cut (source, start, size) ranges into about `pieces` segments of similar size; small
+    """Cut (source, start, size) ranges into at least `pieces` segments of similar size, none
+    over MAX_SEGMENT_BYTES (what a worker holds at once does not grow with the file); small
     ranges stay whole. A file's last segment is open-ended, `final` as given."""
     total = sum(max(size - start, 0) for _, start, size in work)
-    target = max(total // max(pieces, 1), 1)
+    target = max(min(total // max(pieces, 1), MAX_SEGMENT_BYTES), 1)
     segments = []
     for source, start, size in work:
         length = max(size - start, 0)
@@ -429,8 +432,7 @@ def scan_segments(segments: list[Segment], workers: int,
 def read_sources(session_id: str, sources: list[SourceFile]) -> SessionUsage:
     work = [(source, 0, file_size(source.path)) for source in sources]
     workers = parallel_workers(sum(size for _, _, size in work))
-    segments = plan_segments(work, workers * 2) if workers > 1 else [
-        Segment(source, 0, None) for source in sources]
+    segments = plan_segments(work, workers * 2 if workers > 1 else 1)
     dedup = Deduplicator()
     skipped = ignored = 0
     for result in scan_segments(segments, workers):

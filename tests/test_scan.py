@@ -151,3 +151,23 @@ def test_large_cold_scans_use_worker_processes_and_agree(run, history, monkeypat
     result = run()
     assert result.requests == 360
     assert totals(run.ledger) == (360, sum(30 * (i + 1) for i in range(12)))
+
+
+def test_a_torn_line_in_a_file_read_in_pieces_is_read_again(run, history, monkeypatch):
+    from cmat import transcripts
+
+    builder = TranscriptBuilder(session_id="a")
+    for index in range(40):
+        builder.user("v" * 400)
+        builder.response(output=index + 1, blocks=1)
+    path = history / "-p" / "a.jsonl"
+    path.parent.mkdir(parents=True)
+    full = b"".join(builder.lines)
+    last = builder.lines[-1]
+    path.write_bytes(full[:-len(last) // 2])  # the last response's line is torn mid-way
+    monkeypatch.setattr(transcripts, "MAX_SEGMENT_BYTES", len(last) // 3)  # many pieces
+    run()
+    assert totals(run.ledger) == (39, sum(range(1, 40)))
+    path.write_bytes(full)
+    run()
+    assert totals(run.ledger) == (40, sum(range(1, 41)))
