@@ -300,3 +300,12 @@ def test_parallel_read_equals_sequential_read(tmp_path, builder, monkeypatch):
     parallel = read_session(main)
     assert parallel.records == sequential.records
     assert len(parallel.records) == 250
+
+
+def test_lines_written_with_spaces_parse_the_same(tmp_path, project):
+    compact, spaced = TranscriptBuilder(), TranscriptBuilder(spaced=True)
+    for builder in (compact, spaced):
+        builder.response(output=40, write_1h=100, searches=1)
+    assert b'"output_tokens": 40' in spaced.lines[-1]
+    assert report_for(write_session(tmp_path / "s", spaced), project)["total_usd"] == \
+        pytest.approx(spaced.expected_cost) == compact.expected_cost

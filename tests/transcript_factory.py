@@ -100,8 +100,12 @@ class TranscriptBuilder:
             line["agentId"] = agent_id
         return line
 
+    spaced: bool = False  # Claude Code writes compact JSON; spaced lines test robustness
+
     def add_line(self, obj: dict) -> None:
-        self.lines.append(json.dumps(obj, ensure_ascii=False).encode() + b"\n")
+        separators = (", ", ": ") if self.spaced else (",", ":")
+        self.lines.append(json.dumps(obj, ensure_ascii=False, separators=separators).encode()
+                          + b"\n")
 
     def user(self, text: str = "please do the thing", sidechain: bool = False,
              agent_id: str | None = None) -> None:
