@@ -7,7 +7,6 @@ import time of `cmat --help` and `python -m cmat costs extract`.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import re
 import statistics
@@ -18,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import write_session_with_subagents  # noqa: E402
+from synthetic import add_task, bench_project, write_session_with_subagents  # noqa: E402
 
 
 def wall(cmd: list[str], env: dict, runs: int) -> list[float]:
@@ -53,10 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        project = root / "project"
-        (project / ".claude").mkdir(parents=True)
-        env = dict(os.environ, CLAUDE_PROJECT_DIR=str(project), HOME=str(root / "home"),
-                   XDG_CACHE_HOME=str(root / "cache"))
+        env = bench_project(root)
         rng = random.Random(42)
         print(f"generating {args.main_mb:g} MB session + {args.sub_mb:g} MB of subagents ...",
               flush=True)
@@ -64,8 +60,7 @@ def main() -> None:
                                             int(args.main_mb * 1e6), int(args.sub_mb * 1e6), 6,
                                             rng)
         cmat = [sys.executable, "-m", "cmat"]
-        task = subprocess.run([*cmat, "queue", "add", "benchmark"], env=env, check=True,
-                              capture_output=True, text=True).stdout.strip()
+        task = add_task(env)
         subprocess.run([*cmat, "models", "list"], env=env, check=True, stdout=subprocess.DEVNULL)
         times = wall([*cmat, "costs", "extract", task, str(main)], env, args.runs)
         help_import = import_ms(["-m", "cmat", "--help"], env, args.runs)

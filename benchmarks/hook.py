@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -18,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import write_session_with_subagents  # noqa: E402
+from synthetic import add_task, bench_project, write_session_with_subagents  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,16 +29,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        project = root / "project"
-        (project / ".claude").mkdir(parents=True)
-        env = dict(os.environ, CLAUDE_PROJECT_DIR=str(project), HOME=str(root / "home"),
-                   XDG_CACHE_HOME=str(root / "cache"), XDG_DATA_HOME=str(root / "data"),
-                   CMAT_PYTHON=sys.executable)
+        env = bench_project(root)
+        env["CMAT_PYTHON"] = sys.executable
+        project = Path(env["CLAUDE_PROJECT_DIR"])
         main_file = write_session_with_subagents(root / "t", "bench", int(args.mb * 0.8e6),
                                                  int(args.mb * 0.2e6), 3, random.Random(7))
-        task = subprocess.run([sys.executable, "-m", "cmat", "queue", "add", "bench"], env=env,
-                              check=True, capture_output=True, text=True).stdout.strip()
-        env["CMAT_CURRENT_TASK_ID"] = task
+        env["CMAT_CURRENT_TASK_ID"] = add_task(env)
         stdin = json.dumps({"session_id": "bench", "transcript_path": str(main_file),
                             "hook_event_name": "SessionEnd", "reason": "other"}).encode()
         script = REPO / "hooks" / "on-session-end-cost.sh"

@@ -93,3 +93,21 @@ def write_session_with_subagents(folder: Path, session_id: str, main_bytes: int,
         target.with_name(f"agent-{agent_id}.meta.json").write_bytes(
             orjson.dumps({"agentType": rng.choice(["Explore", "general-purpose", "Plan"])}))
     return main
+
+
+def bench_project(root: Path) -> dict:
+    """An empty project under `root` and an environment that keeps cmat's files inside root."""
+    import os
+
+    project = root / "project"
+    (project / ".claude").mkdir(parents=True)
+    return dict(os.environ, CLAUDE_PROJECT_DIR=str(project), HOME=str(root / "home"),
+                XDG_CACHE_HOME=str(root / "cache"), XDG_DATA_HOME=str(root / "data"))
+
+
+def add_task(env: dict, title: str = "benchmark") -> str:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "cmat", "queue", "add", title], env=env,
+                          check=True, capture_output=True, text=True).stdout.strip()

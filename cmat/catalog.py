@@ -62,39 +62,19 @@ class Prices:
 
 
 @dataclass(frozen=True, slots=True)
-class LongContext:
+class LongContext(Prices):
     """Premium tier applied to every token of a request whose input side exceeds the threshold."""
 
-    __pydantic_config__ = {"extra": "forbid"}
-
     threshold_tokens: Positive
-    input: NonNegative
-    output: NonNegative
-    cache_write: NonNegative
-    cache_write_1h: NonNegative
-    cache_read: NonNegative
-
-    @property
-    def prices(self) -> Prices:
-        return Prices(self.input, self.output, self.cache_write, self.cache_write_1h, self.cache_read)
 
 
 @dataclass(frozen=True, slots=True)
-class Pricing:
-    __pydantic_config__ = {"extra": "forbid"}
+class Pricing(Prices):
+    """The standard tier, and what changes it: long context, fast mode, web searches."""
 
-    input: NonNegative
-    output: NonNegative
-    cache_write: NonNegative
-    cache_write_1h: NonNegative
-    cache_read: NonNegative
     web_search_per_1k: NonNegative = 10.0
     long_context: LongContext | None = None
     fast: Prices | None = None
-
-    @property
-    def standard(self) -> Prices:
-        return Prices(self.input, self.output, self.cache_write, self.cache_write_1h, self.cache_read)
 
 
 @dataclass(frozen=True, slots=True)

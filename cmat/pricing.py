@@ -37,8 +37,8 @@ def select_tier(pricing: Pricing, tokens: TokenCounts, speed: str | None = None)
         return pricing.fast
     long_context = pricing.long_context
     if long_context is not None and tokens.input_side > long_context.threshold_tokens:
-        return long_context.prices
-    return pricing.standard
+        return long_context
+    return pricing
 
 
 def request_cost(pricing: Pricing, tokens: TokenCounts, web_search_requests: int = 0,
