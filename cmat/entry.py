@@ -9,6 +9,8 @@ import sys
 HOOK_EVENTS = {
     "session-end": "Record the ended session's cost (SessionEnd).",
     "subagent-stop": "Record the session's cost so far as a subagent ends (SubagentStop).",
+    "prompt-submit": "Refuse a new prompt when a budget is exhausted (UserPromptSubmit).",
+    "pre-tool-use": "Deny the next tool call when a budget is exhausted (PreToolUse).",
 }
 
 

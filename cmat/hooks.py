@@ -26,7 +26,11 @@ import orjson
 from cmat import paths
 
 LOG_LIMIT_BYTES = 1024 * 1024  # then the log is rotated to <name>.1
-DEFAULT_BUDGET_SECONDS = 25.0  # the generated settings give Claude Code's timeout as 30 s
+# Seconds a hook may take before it gives up (and allows): well inside the timeouts that
+# `cmat hooks install` writes (30 s for the recording hooks, 10 s for the checks).
+TIME_LIMITS = {"session-end": 25.0, "subagent-stop": 25.0, "prompt-submit": 5.0,
+               "pre-tool-use": 5.0}
+LEDGER_WAIT_SECONDS = 2.0  # a budget check never waits longer for a busy ledger
 MAX_STDIN_BYTES = 1024 * 1024
 FLUSH_WAIT_SECONDS = (0.05, 0.1, 0.2)  # SubagentStop may fire before the last line is flushed
 
@@ -152,7 +156,7 @@ def _wait_for_flush(path: Path) -> None:
         time.sleep(pause)
 
 
-def record(event: str, payload: dict, project: Path, log: HookLog) -> str:
+def record(event: str, payload: dict, project: Path, log: HookLog) -> tuple[str, None]:
     """Record the session named by `payload`; returns a one-line summary for the log."""
     from cmat.catalog import ModelService
     from cmat.costs import record_in_ledger, record_session
@@ -198,22 +202,107 @@ def record(event: str, payload: dict, project: Path, log: HookLog) -> str:
     return (f"session {usage.session_id} -> {task_note}: "
             f"${sum(c for c in costs if c is not None):.4f} over {len(usage.records)} requests, "
             f"{len(usage.files)} file(s), skipped={usage.skipped_lines}"
-            + (f" unpriced={','.join(unpriced)}" if unpriced else ""))
+            + (f" unpriced={','.join(unpriced)}" if unpriced else "")), None
+
+
+def check_budgets(event: str, payload: dict, project: Path,
+                  log: HookLog) -> tuple[str | None, dict | None]:
+    """Block the prompt or deny the tool call when a budget is exhausted; raise alerts.
+
+    Returns (a log line or None, the JSON answer for Claude Code or None to allow silently).
+    """
+    from cmat.config import load_config
+
+    config = load_config(project)
+    if not config.has_budgets:
+        return None, None  # the common case: nothing to check, nothing to read
+    from cmat.alerts import fire, has_undelivered, spawn_delivery
+    from cmat.budgets import Context, active_override, applicable, evaluate
+    from cmat.catalog import ModelService
+    from cmat.ledger import Ledger
+    from cmat.reports import zone
+    from cmat.scan import scan_session
+
+    session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
+    task_id = current_task_id(project)
+    context = Context(project, zone(config.timezone), time.time(), session_id, task_id,
+                      _enhancement(project, task_id) if "enhancement" in config.keyed else None)
+    budgets = applicable(config, context)
+    if not budgets:
+        return None, None
+    transcript = _path_field(payload, "transcript_path", required=False)
+    channels = bool(config.webhook or config.command)
+    with Ledger(busy_timeout=LEDGER_WAIT_SECONDS) as ledger:
+        if transcript and session_id:
+            scan_session(ledger, ModelService(project), transcript, session_id)
+        statuses = evaluate(ledger, budgets, context)
+        exhausted = [s for s in statuses if s.exhausted]
+        blocking = [s for s in exhausted if not active_override(ledger, s.budget, context.now)]
+        alerts = fire(ledger, statuses, config.thresholds, context.now, channels)
+        if channels and (alerts or has_undelivered(ledger, context.now)):
+            spawn_delivery()
+    notes = [alert.message for alert in alerts]
+    if event == "prompt-submit" and exhausted and not blocking:
+        notes.append("cmat: over budget, allowed by an override: "
+                     + "; ".join(f"{s.budget.label} {s.amount(s.spent)} of "
+                                 f"{s.amount(s.budget.limit)}" for s in exhausted))
+    answer: dict = {}
+    if blocking:
+        reason = "\n\n".join(status.exhausted_message() for status in blocking)
+        if event == "prompt-submit":
+            answer = {"decision": "block", "reason": reason}
+        else:
+            answer = {"hookSpecificOutput": {"hookEventName": "PreToolUse",
+                                             "permissionDecision": "deny",
+                                             "permissionDecisionReason": reason}}
+            notes.insert(0, reason)
+    if notes:
+        answer["systemMessage"] = "\n".join(notes)
+    line = None
+    if blocking or alerts:
+        line = (f"session {session_id}: "
+                + ("blocked by " + ", ".join(s.budget.key for s in blocking) if blocking
+                   else "allowed")
+                + (f"; alerts {', '.join(f'{a.status.budget.key}@{a.threshold}%' for a in alerts)}"
+                   if alerts else ""))
+    return line, answer or None
+
+
+def _enhancement(project: Path, task_id: str | None) -> str | None:
+    if not task_id:
+        return None
+    from cmat.queue import QueueService, enhancement_of
+
+    try:
+        return enhancement_of(QueueService(project).get(task_id))
+    except Exception:  # an unreadable queue must not stop the other budgets being checked
+        return None
+
+
+FAILURE_WORDS = {"session-end": "cost not recorded", "subagent-stop": "cost not recorded",
+                 "prompt-submit": "budget not checked, prompt allowed",
+                 "pre-tool-use": "budget not checked, tool allowed"}
+HANDLERS = {"session-end": record, "subagent-stop": record, "prompt-submit": check_budgets,
+            "pre-tool-use": check_budgets}
 
 
 def run(event: str, stdin=None) -> int:
-    """Entry point of every hook: always returns 0."""
+    """Entry point of every hook: always returns 0 (a block is an answer on stdout)."""
     started = time.monotonic()
     project = paths.project_dir()
     log = HookLog.for_project(project)
     try:
-        budget = float(os.environ.get("CMAT_HOOK_BUDGET", DEFAULT_BUDGET_SECONDS))
-        with deadline(budget):
+        limit = float(os.environ.get("CMAT_HOOK_BUDGET", TIME_LIMITS[event]))
+        with deadline(limit):
             payload = read_payload(sys.stdin if stdin is None else stdin)
             project = hook_project(payload)
             log = HookLog.for_project(project)
-            summary = record(event, payload, project, log)
-        log.write("INFO", event, f"{summary} in {time.monotonic() - started:.3f} s")
+            summary, answer = HANDLERS[event](event, payload, project, log)
+        if answer:
+            sys.stdout.write(orjson.dumps(answer).decode() + "\n")
+            sys.stdout.flush()
+        if summary:
+            log.write("INFO", event, f"{summary} in {time.monotonic() - started:.3f} s")
     except Exception as exc:  # a cost bug must never become the user's hook error
         import traceback
 
@@ -223,7 +312,8 @@ def run(event: str, stdin=None) -> int:
             log.write("ERROR", event, "traceback: " + "".join(
                 traceback.format_exception(exc)).replace("\n", " | "))
         with contextlib.suppress(Exception):
-            print(f"cmat: cost not recorded ({type(exc).__name__}); see {where}", file=sys.stderr)
+            what = FAILURE_WORDS[event]
+            print(f"cmat: {what} ({type(exc).__name__}); see {where}", file=sys.stderr)
     return 0
 
 

@@ -100,8 +100,45 @@ def _m003_report_cache(db: sqlite3.Connection) -> None:
     """)
 
 
+def _m004_budgets(db: sqlite3.Connection) -> None:
+    # Covering indexes: the budget sums run before every tool call and read only an index.
+    _run_script(db, """
+        DROP INDEX requests_ts;
+        DROP INDEX requests_session;
+        DROP INDEX requests_task;
+        CREATE INDEX requests_ts ON requests (ts, project, cost_usd, input_tokens,
+            output_tokens, cache_creation_tokens, cache_read_tokens);
+        CREATE INDEX requests_session ON requests (session_id, task_id, cost_usd);
+        CREATE INDEX requests_task ON requests (task_id, cost_usd);
+        CREATE INDEX requests_enhancement ON requests (enhancement, cost_usd);
+        CREATE TABLE overrides (
+            id INTEGER PRIMARY KEY,
+            scope TEXT NOT NULL,              -- 'all', or a budget scope such as 'daily'
+            until REAL NOT NULL,
+            created_at REAL NOT NULL,
+            created_by TEXT NOT NULL,
+            reason TEXT
+        );
+        CREATE TABLE alerts (
+            budget TEXT NOT NULL,             -- the budget's key, such as 'daily' or 'task:ID'
+            period_start REAL NOT NULL,       -- 0 for budgets without a period
+            threshold INTEGER NOT NULL,       -- percent
+            level TEXT NOT NULL,
+            message TEXT NOT NULL,
+            spent REAL NOT NULL,
+            limit_value REAL NOT NULL,
+            fired_at REAL NOT NULL,
+            delivered INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt REAL NOT NULL DEFAULT 0,
+            last_error TEXT,
+            PRIMARY KEY (budget, period_start, threshold)
+        )
+    """)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _m001_requests, _m002_sessions, _m003_report_cache]
+    _m001_requests, _m002_sessions, _m003_report_cache, _m004_budgets]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 REQUEST_COLUMNS = ("message_id", "request_id", "session_id", "ts", "project", "model", "agent",
@@ -184,8 +221,9 @@ class FileState:
 
 
 class Ledger:
-    def __init__(self, path: Path | None = None):
+    def __init__(self, path: Path | None = None, busy_timeout: float = 30.0):
         self.path = path or paths.ledger_file()
+        self.busy_timeout = busy_timeout  # hooks wait less for a busy ledger than commands
         self._db: sqlite3.Connection | None = None
 
     # --- connection and schema ------------------------------------------------------------
@@ -199,7 +237,7 @@ class Ledger:
     def _open(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             migrate(db)

@@ -119,12 +119,37 @@ Progress = Callable[[int, int, int, int], None]  # files done, files, bytes done
 
 def scan(ledger: Ledger, models: ModelService, roots: list[Path],
          progress: Progress | None = None) -> ScanResult:
-    started = time.monotonic()
-    result = ScanResult()
+    """Import what is new under `roots`; forget files that disappeared from them."""
     seen = discover(roots)
     known = ledger.file_states()
-    result.files_seen = len(seen)
     gone = [p for p in known if p not in seen and any(p.startswith(str(r)) for r in roots)]
+    return scan_seen(ledger, models, seen, gone, progress, known)
+
+
+def scan_session(ledger: Ledger, models: ModelService, transcript: Path,
+                 session_id: str) -> ScanResult:
+    """Import what is new in one session's files (main transcript and subagents): what a
+    budget check reads, appended bytes only."""
+    from cmat.transcripts import session_sources
+
+    seen = {}
+    for source in session_sources(transcript, session_id) if transcript.is_file() else []:
+        try:
+            st = source.path.stat()
+        except OSError:
+            continue
+        seen[str(source.path)] = SeenFile(str(source.path), st.st_dev, st.st_ino, st.st_size,
+                                          st.st_mtime_ns)
+    return scan_seen(ledger, models, seen, [], None, None)
+
+
+def scan_seen(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
+              gone: list[str], progress: Progress | None,
+              known: dict[str, FileState] | None) -> ScanResult:
+    """Read what is new in the `seen` files (`known`: their stored states, when loaded)."""
+    started = time.monotonic()
+    result = ScanResult(files_seen=len(seen))
+    known = ledger.file_states() if known is None else known
     work: list[tuple[SourceFile, int, int]] = []
     for path, file in seen.items():
         offset = start_offset(file, known.get(path), ledger.file_head)

@@ -20,6 +20,7 @@ from cmat.errors import CmatError
 from cmat.fileio import atomic_write_bytes, file_lock
 
 HOOK_TIMEOUT_SECONDS = 30  # raises Claude Code's 1.5 s SessionEnd budget so it waits for us
+CHECK_TIMEOUT_SECONDS = 10  # budget checks answer in milliseconds and give up after 5 s
 SUPPORT_SCRIPT = "cmat-hook.sh"
 
 
@@ -33,6 +34,8 @@ class HookSpec:
 HOOKS = (
     HookSpec("SessionEnd", "on-session-end-cost.sh"),
     HookSpec("SubagentStop", "on-subagent-stop-cost.sh"),
+    HookSpec("UserPromptSubmit", "on-prompt-submit-budget.sh", CHECK_TIMEOUT_SECONDS),
+    HookSpec("PreToolUse", "on-pre-tool-use-budget.sh", CHECK_TIMEOUT_SECONDS),
 )
 SCRIPT_NAMES = tuple(spec.script for spec in HOOKS)
 

@@ -214,7 +214,9 @@ def test_eight_hooks_at_once_on_one_queue_lose_nothing(project, tmp_path):
 
 def test_this_repository_wires_its_own_hooks():
     settings = json.loads((REPO / ".claude" / "settings.json").read_text())
-    for event, script in (("SessionEnd", SESSION_END), ("SubagentStop", SUBAGENT_STOP)):
+    from cmat.settings import HOOKS
+
+    for event, script in ((spec.event, REPO / "hooks" / spec.script) for spec in HOOKS):
         handler = settings["hooks"][event][0]["hooks"][0]
         assert handler["command"] == f'"$CLAUDE_PROJECT_DIR"/hooks/{script.name}'
         assert handler["timeout"] >= 10

@@ -37,7 +37,7 @@ def test_install_into_a_project_adds_both_hooks_and_scripts(project):
     settings = json.loads(settings_file(project).read_text())
     for spec in HOOKS:
         handler = settings["hooks"][spec.event][0]["hooks"][0]
-        assert handler == {"type": "command", "timeout": 30,
+        assert handler == {"type": "command", "timeout": spec.timeout,
                            "command": f'"$CLAUDE_PROJECT_DIR"/.claude/hooks/{spec.script}'}
         assert os.access(project / ".claude" / "hooks" / spec.script, os.X_OK)
     support = (project / ".claude" / "hooks" / "cmat-hook.sh").read_text()
@@ -57,7 +57,8 @@ def test_install_keeps_other_hooks_and_settings(project):
     settings = json.loads(settings_file(project).read_text())
     assert settings["permissions"] == OTHER_HOOKS["permissions"]
     assert settings["model"] == "opus"
-    assert settings["hooks"]["PreToolUse"] == OTHER_HOOKS["hooks"]["PreToolUse"]
+    assert settings["hooks"]["PreToolUse"][0] == OTHER_HOOKS["hooks"]["PreToolUse"][0]
+    assert len(settings["hooks"]["PreToolUse"]) == 2
     assert settings["hooks"]["SessionEnd"][0] == OTHER_HOOKS["hooks"]["SessionEnd"][0]
     assert len(settings["hooks"]["SessionEnd"]) == 2
     cli_run("hooks", "uninstall")

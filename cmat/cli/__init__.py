@@ -25,6 +25,8 @@ COMMANDS = {
     "report": ("cmat.cli.report", "report", "Spend over the whole history: daily, weekly, ..."),
     "scan": ("cmat.cli.report", "scan", "Import new transcript lines into the ledger."),
     "ledger": ("cmat.cli.ledger", "ledger", "The usage ledger: info, reprice, rebuild."),
+    "budget": ("cmat.cli.budget", "budget", "Budgets enforced in Claude Code: set, status, ..."),
+    "alerts": ("cmat.cli.budget", "alerts", "Budget alerts that fired, and their delivery."),
     "hook": ("cmat.cli.hook", "hook", None),  # run by Claude Code; hidden from --help
 }
 

@@ -20,27 +20,54 @@ def costs() -> None:
 @click.argument("task_id")
 @click.argument("transcript_path", type=click.Path(path_type=Path))
 @click.argument("session_id", required=False)
+@click.option("--override-limit", is_flag=True,
+              help="Do not fail when a budget of the task is exhausted; only warn.")
 @project_option
 @json_option
-def extract(task_id: str, transcript_path: Path, session_id: str | None, project: Path | None,
-            as_json: bool) -> None:
+def extract(task_id: str, transcript_path: Path, session_id: str | None, override_limit: bool,
+            project: Path | None, as_json: bool) -> None:
     """Price a session and record it in TASK_ID's metadata.
 
     Reads TRANSCRIPT_PATH and the session's subagent transcripts, prices every API request
     once, and stores the session's figures in the task's metadata. Recording the same session
     again replaces its figures; the task's cost_* fields are the totals over all its sessions.
+
+    The figures are always recorded. Then, when a budget that applies to the task is
+    exhausted, the command exits with status 11 so that an orchestrator stops, unless
+    --override-limit (or CMAT_OVERRIDE_LIMIT=1, or a `cmat budget override`).
     """
     from cmat.costs import extract as run_extract
 
-    result = run_extract(resolve_project(project), task_id, transcript_path, session_id)
+    resolved = resolve_project(project)
+    result = run_extract(resolved, task_id, transcript_path, session_id)
     if as_json:
         emit_json(result.to_json())
+    else:
+        echo(f"Recorded session {result.session_id} for task {task_id}")
+        echo(summary_text(result.session))
+        if len(result.sessions) > 1:
+            echo(f"Task total over {len(result.sessions)} sessions: "
+                 f"{usd(result.task_summary.totals.total_usd)}")
+    _check_budgets(resolved, task_id, result.session_id, override_limit)
+
+
+def _check_budgets(project: Path, task_id: str, session_id: str, override: bool) -> None:
+    import time
+
+    from cmat.budgets import BudgetExhausted, Context, exhausted_now
+    from cmat.hooks import _enhancement
+    from cmat.ledger import Ledger
+
+    with Ledger() as ledger:
+        exhausted = exhausted_now(project, ledger, lambda tz: Context(
+            project, tz, time.time(), session_id, task_id, _enhancement(project, task_id)))
+    if not exhausted:
         return
-    echo(f"Recorded session {result.session_id} for task {task_id}")
-    echo(summary_text(result.session))
-    if len(result.sessions) > 1:
-        echo(f"Task total over {len(result.sessions)} sessions: "
-             f"{usd(result.task_summary.totals.total_usd)}")
+    message = "; ".join(s.exhausted_message().replace("\n", " / ") for s in exhausted)
+    if override:
+        click.echo(f"cmat: warning: {message}", err=True)
+        return
+    raise BudgetExhausted(message, "pass --override-limit to record without failing")
 
 
 @costs.command()

@@ -1,0 +1,152 @@
+"""Budget alerts: fired once per budget, period and threshold; shown in Claude Code and sent
+to a webhook and/or a command.
+
+Firing is an INSERT OR IGNORE keyed on (budget, period start, threshold), so concurrent hooks
+never fire one alert twice. Delivery never delays a hook: it runs in a detached
+`cmat alerts deliver` process, and an alert that could not be delivered is tried again by a
+later hook (up to MAX_ATTEMPTS, with a growing delay).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from cmat.budgets import Status
+from cmat.config import Config
+from cmat.ledger import Ledger
+
+MAX_ATTEMPTS = 5
+RETRY_DELAY_SECONDS = 60.0  # times the number of attempts so far
+WEBHOOK_TIMEOUT_SECONDS = 3.0
+COMMAND_TIMEOUT_SECONDS = 10.0
+
+
+def level(threshold: int) -> str:
+    return "info" if threshold < 80 else "warning" if threshold < 95 else "critical"
+
+
+@dataclass(frozen=True)
+class Alert:
+    status: Status
+    threshold: int
+
+    @property
+    def level(self) -> str:
+        return level(self.threshold)
+
+    @property
+    def message(self) -> str:
+        status = self.status
+        return (f"cmat {self.level}: {status.budget.label} at {status.percent:.0f}% "
+                f"({status.amount(status.spent)} of {status.amount(status.budget.limit)}). "
+                + status.reset_words())
+
+
+def fire(ledger: Ledger, statuses: list[Status], thresholds: tuple[int, ...], now: float,
+         channels: bool) -> list[Alert]:
+    """Record every threshold newly reached; returns the highest new one per budget.
+
+    Without `channels` (no webhook or command configured) there is nothing to deliver: the
+    alerts are stored as delivered.
+    """
+    fired = []
+    with ledger.transaction():
+        for status in statuses:
+            newly = []
+            for threshold in thresholds:
+                if status.percent < threshold:
+                    continue
+                alert = Alert(status, threshold)
+                cursor = ledger.db.execute(
+                    "INSERT OR IGNORE INTO alerts (budget, period_start, threshold, level,"
+                    " message, spent, limit_value, fired_at, delivered)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (status.budget.key, status.period_start, threshold, alert.level,
+                     alert.message, status.spent, status.budget.limit, now, int(not channels)))
+                if cursor.rowcount:
+                    newly.append(alert)
+            if newly:
+                fired.append(max(newly, key=lambda a: a.threshold))
+    return fired
+
+
+def has_undelivered(ledger: Ledger, now: float) -> bool:
+    return bool(ledger.query("SELECT 1 FROM alerts WHERE delivered = 0 AND attempts < ?"
+                             " AND next_attempt <= ? LIMIT 1", (MAX_ATTEMPTS, now)))
+
+
+def spawn_delivery() -> None:
+    """Deliver pending alerts in a detached process: a hook never waits on the network."""
+    subprocess.Popen([sys.executable, "-m", "cmat", "alerts", "deliver", "--quiet"],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+
+
+def _post(url: str, payload: dict) -> None:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "User-Agent": "cmat"})
+    with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
+        if response.status >= 300:
+            raise OSError(f"webhook answered HTTP {response.status}")
+
+
+def _run_command(command: str, payload: dict) -> None:
+    env = dict(os.environ, CMAT_ALERT_TEXT=payload["text"], CMAT_ALERT_LEVEL=payload["level"],
+               CMAT_ALERT_BUDGET=payload["budget"])
+    result = subprocess.run(command, shell=True, input=payload["text"].encode(), env=env,
+                            capture_output=True, timeout=COMMAND_TIMEOUT_SECONDS)
+    if result.returncode:
+        raise OSError(f"alert command exited {result.returncode}: "
+                      f"{result.stderr.decode(errors='replace').strip()[:200]}")
+
+
+def deliver_pending(ledger: Ledger, config: Config, now: float | None = None) -> tuple[int, int]:
+    """Send undelivered alerts to the webhook and command; returns (delivered, failed)."""
+    now = time.time() if now is None else now
+    pending = ledger.query(
+        "SELECT budget, period_start, threshold, level, message, spent, limit_value, attempts"
+        " FROM alerts WHERE delivered = 0 AND attempts < ? AND next_attempt <= ?"
+        " ORDER BY fired_at", (MAX_ATTEMPTS, now))
+    delivered = failed = 0
+    for budget, start, threshold, alert_level, message, spent, limit, attempts in pending:
+        payload = {"text": message, "level": alert_level, "budget": budget,
+                   "threshold": threshold, "spent": spent, "limit": limit}
+        error = None
+        try:
+            if config.webhook:
+                _post(config.webhook, payload)
+            if config.command:
+                _run_command(config.command, payload)
+        except Exception as exc:  # any delivery failure is recorded and retried later
+            error = f"{type(exc).__name__}: {exc}"
+        with ledger.transaction():
+            if error is None:
+                ledger.db.execute("UPDATE alerts SET delivered = 1, attempts = attempts + 1,"
+                                  " last_error = NULL WHERE budget = ? AND period_start = ? AND"
+                                  " threshold = ?", (budget, start, threshold))
+                delivered += 1
+            else:
+                ledger.db.execute(
+                    "UPDATE alerts SET attempts = attempts + 1, last_error = ?, next_attempt = ?"
+                    " WHERE budget = ? AND period_start = ? AND threshold = ?",
+                    (error, now + RETRY_DELAY_SECONDS * (attempts + 1), budget, start,
+                     threshold))
+                failed += 1
+    return delivered, failed
+
+
+def list_alerts(ledger: Ledger, limit: int = 200) -> list[dict]:
+    rows = ledger.query(
+        "SELECT fired_at, level, budget, threshold, message, delivered, attempts, last_error"
+        " FROM alerts ORDER BY fired_at DESC LIMIT ?", (limit,))
+    keys = ("fired_at", "level", "budget", "threshold", "message", "delivered", "attempts",
+            "last_error")
+    return [dict(zip(keys, row)) for row in rows]

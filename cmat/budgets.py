@@ -1,0 +1,247 @@
+"""Budgets: which apply right now, what has been spent against each, and when they reset.
+
+Spend is read from the ledger (after the running session's new lines were imported, see
+`cmat.scan.scan_session`). A task's spend is its recorded requests plus the running session's
+requests not yet attributed to any task; likewise for an enhancement.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from cmat.config import Config
+from cmat.errors import CmatError, UsageError
+from cmat.ledger import Ledger
+
+PERIOD_WORDS = {"daily": "today", "weekly": "this week", "monthly": "this month"}
+USD_SPENT = "SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE "
+TOKENS_SPENT = ("SELECT coalesce(sum(input_tokens + output_tokens + cache_creation_tokens"
+                " + cache_read_tokens), 0) FROM requests WHERE ")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a check is about: the project, the running session, the current task."""
+
+    project: Path
+    tz: ZoneInfo
+    now: float
+    session_id: str | None = None
+    task_id: str | None = None
+    enhancement: str | None = None
+
+
+@dataclass(frozen=True)
+class Budget:
+    key: str  # unique: 'daily', 'project-monthly', 'task:ID', ...
+    scope: str  # what `cmat budget set` calls it
+    label: str
+    limit: float
+    unit: str  # 'usd' or 'tokens'
+    period: str | None  # 'daily', 'weekly', 'monthly', or None for task/session/enhancement
+    raise_with: str  # the command that raises it
+
+
+@dataclass(frozen=True)
+class Status:
+    budget: Budget
+    spent: float
+    period_start: float  # unix seconds; 0 for budgets without a period
+    reset_at: datetime | None
+
+    @property
+    def percent(self) -> float:
+        if self.budget.limit <= 0:
+            return 100.0 if self.spent > 0 else 0.0
+        return self.spent / self.budget.limit * 100
+
+    @property
+    def remaining(self) -> float:
+        return max(self.budget.limit - self.spent, 0.0)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent >= self.budget.limit
+
+    def amount(self, value: float) -> str:
+        return f"${value:,.2f}" if self.budget.unit == "usd" else f"{int(value):,} tokens"
+
+    def spent_words(self) -> str:
+        when = PERIOD_WORDS.get(self.budget.period or "", "so far")
+        return f"Spent {when}: {self.amount(self.spent)}"
+
+    def reset_words(self) -> str:
+        if self.reset_at is None:
+            return f"Raise it with: {self.budget.raise_with}"
+        moment = self.reset_at.strftime("%H:%M")
+        if self.budget.period != "daily":
+            moment = self.reset_at.strftime("%a %d %b %H:%M")
+        return (f"Reset at {moment} {self.reset_at.tzinfo}, or raise it with: "
+                f"{self.budget.raise_with}")
+
+    def exhausted_message(self) -> str:
+        """The message shown when the budget blocks work."""
+        return "\n".join([f"{self.budget.label} exhausted ({self.amount(self.budget.limit)})",
+                          self.spent_words(), self.reset_words()])
+
+    def to_json(self) -> dict:
+        return {"budget": self.budget.key, "scope": self.budget.scope, "label": self.budget.label,
+                "unit": self.budget.unit, "limit": self.budget.limit, "spent": self.spent,
+                "percent": self.percent, "remaining": self.remaining,
+                "exhausted": self.exhausted,
+                "reset_at": self.reset_at.isoformat() if self.reset_at else None,
+                "raise_with": self.budget.raise_with}
+
+
+def _raised(limit: float, unit: str) -> str:
+    """A round figure 50 % above `limit`, to suggest in messages."""
+    value = limit * 1.5 if limit else 1
+    if unit == "tokens":
+        return str(int(round(value, -3)) or 1000)
+    return f"{value:.0f}" if value >= 10 else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def applicable(config: Config, context: Context, every_key: bool = False) -> list[Budget]:
+    """Every configured budget that applies to `context`; with `every_key`, also the budgets
+    set for other tasks, enhancements and sessions (for `cmat budget status`)."""
+    found = []
+    for period, limit in config.global_usd.items():
+        found.append(Budget(period, period, f"{period.capitalize()} budget", limit, "usd",
+                            period, f"cmat budget set {period} {_raised(limit, 'usd')}"))
+    if config.daily_tokens is not None:
+        found.append(Budget("daily-tokens", "daily-tokens", "Daily token budget",
+                            config.daily_tokens, "tokens", "daily",
+                            f"cmat budget set daily-tokens "
+                            f"{_raised(config.daily_tokens, 'tokens')}"))
+    for period, limit in config.project_usd.items():
+        found.append(Budget(f"project-{period}", "project",
+                            f"Project {period} budget ({context.project.name})", limit, "usd",
+                            period, f"cmat budget set project {_raised(limit, 'usd')} "
+                                    f"--period {period}"))
+    keyed = [("task", context.task_id), ("enhancement", context.enhancement),
+             ("session", context.session_id)]
+    if every_key:
+        keyed += [(scope, key) for scope, limits in config.keyed.items() for key in limits
+                  if key != "default" and (scope, key) not in keyed]
+    for scope, key in keyed:
+        label = scope.capitalize()
+        if key is None:
+            continue
+        limit = config.keyed_limit(scope, key)
+        if limit is not None:
+            option = "" if config.keyed.get(scope, {}).get(key) is None else (
+                f" --id {key}" if scope != "enhancement" else f" --name {key}")
+            found.append(Budget(f"{scope}:{key}", scope, f"{label} {key} budget", limit, "usd",
+                                None, f"cmat budget set {scope} {_raised(limit, 'usd')}{option}"))
+    return found
+
+
+def period_bounds(period: str, tz: ZoneInfo, now: float) -> tuple[float, datetime]:
+    """The start of the current period (unix seconds) and the moment it resets."""
+    today = datetime.fromtimestamp(now, tz).date()
+    if period == "daily":
+        start, end = today, today + timedelta(days=1)
+    elif period == "weekly":
+        start = today - timedelta(days=today.weekday())
+        end = start + timedelta(days=7)
+    elif period == "monthly":
+        start = today.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+    else:
+        raise UsageError(f"unknown period {period!r}")
+    return _midnight(start, tz).timestamp(), _midnight(end, tz)
+
+
+def _midnight(day: date, tz: ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=tz)
+
+
+def spent(ledger: Ledger, budget: Budget, context: Context) -> tuple[float, float, datetime | None]:
+    """(spent, period start, reset moment) of one budget."""
+    if budget.period:
+        start, reset = period_bounds(budget.period, context.tz, context.now)
+        if budget.scope == "project":
+            prefix = str(context.project)
+            sql = (USD_SPENT + "ts >= ? AND (project = ? OR substr(project, 1, ?) = ?)")
+            params = (start, prefix, len(prefix) + 1, prefix + os.sep)
+        else:
+            sql = (TOKENS_SPENT if budget.unit == "tokens" else USD_SPENT) + "ts >= ?"
+            params = (start,)
+        return float(ledger.query(sql, params)[0][0]), start, reset
+    scope, key = budget.key.split(":", 1)
+    running = context.session_id or ""
+    if scope == "session":
+        sql, params = USD_SPENT + "session_id = ?", (key,)
+    elif scope == "task":
+        sql = USD_SPENT + "(task_id = ? OR (session_id = ? AND task_id IS NULL))"
+        params = (key, running)
+    else:
+        sql = USD_SPENT + "(enhancement = ? OR (session_id = ? AND task_id IS NULL))"
+        params = (key, running)
+    return float(ledger.query(sql, params)[0][0]), 0.0, None
+
+
+def evaluate(ledger: Ledger, budgets: list[Budget], context: Context) -> list[Status]:
+    return [Status(budget, *spent(ledger, budget, context)) for budget in budgets]
+
+
+class BudgetExhausted(CmatError):
+    exit_code = 11
+
+
+def exhausted_now(project: Path, ledger: Ledger, context_for) -> list[Status]:
+    """Exhausted budgets of `project` that no override lifts (`context_for(config)` builds the
+    context once the config, and so the time zone, is known)."""
+    from cmat.config import load_config
+    from cmat.reports import zone
+
+    config = load_config(project)
+    if not config.has_budgets:
+        return []
+    context = context_for(zone(config.timezone))
+    statuses = evaluate(ledger, applicable(config, context), context)
+    return [s for s in statuses
+            if s.exhausted and not active_override(ledger, s.budget, context.now)]
+
+
+# --- overrides ----------------------------------------------------------------------------------
+
+def active_override(ledger: Ledger, budget: Budget, now: float) -> bool:
+    if os.environ.get("CMAT_OVERRIDE_LIMIT", "").strip() not in ("", "0"):
+        return True
+    return bool(ledger.query("SELECT 1 FROM overrides WHERE until > ? AND scope IN ('all', ?)",
+                             (now, budget.scope)))
+
+
+def add_override(ledger: Ledger, seconds: float, scope: str, reason: str | None) -> float:
+    until = time.time() + seconds
+    who = f"{_user()}@{socket.gethostname()}"
+    with ledger.transaction():
+        ledger.db.execute("INSERT INTO overrides (scope, until, created_at, created_by, reason)"
+                          " VALUES (?, ?, ?, ?, ?)", (scope, until, time.time(), who, reason))
+    return until
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '90m', '2h', '1d' or '1h30m'."""
+    import re
+
+    parts = re.fullmatch(r"\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*", text)
+    if not parts or not any(parts.groups()):
+        raise UsageError(f"{text!r} is not a duration such as 30m, 2h or 1d")
+    days, hours, minutes = (int(g or 0) for g in parts.groups())
+    return days * 86400 + hours * 3600 + minutes * 60

@@ -1,0 +1,274 @@
+"""`cmat budget ...` and `cmat alerts ...`: limits on spend, enforced by the hooks."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from cmat.cli.options import json_option, project_option, resolve_project
+from cmat.cli.output import echo, emit_json, table
+
+GLOBAL_SCOPES = ("daily", "weekly", "monthly", "daily-tokens")
+BAR_WIDTH = 20
+
+
+@click.group()
+def budget() -> None:
+    """Budgets on spend: set them, see where you stand, override them for a while.
+
+    The UserPromptSubmit and PreToolUse hooks (cmat hooks install) enforce them inside
+    Claude Code: an exhausted budget refuses new prompts and denies tool calls.
+    """
+
+
+def _target(scope: str, project: Path, user: bool, in_project: bool) -> Path:
+    from cmat.config import project_config_file, user_config_file
+
+    if user and in_project:
+        raise click.UsageError("--user and --in-project exclude each other")
+    if user or (scope in GLOBAL_SCOPES and not in_project):
+        return user_config_file()
+    return project_config_file(project)
+
+
+def _scoped(function):
+    for option in reversed([
+        click.option("--id", "key_id", help="The task or session (default: every one)."),
+        click.option("--name", "key_name", help="The enhancement (default: every one)."),
+        click.option("--period", type=click.Choice(["daily", "monthly"]),
+                     help="For a project budget."),
+        click.option("--user", is_flag=True, help="Write the user's config."),
+        click.option("--in-project", is_flag=True, help="Write the project's .claude/cmat.toml."),
+        project_option,
+    ]):
+        function = option(function)
+    return function
+
+
+def _key_path(scope: str, period: str | None, key_id: str | None, key_name: str | None):
+    from cmat.config import budget_path
+
+    if key_name and scope != "enhancement" or key_id and scope not in ("task", "session"):
+        raise click.UsageError("--id goes with task and session, --name with enhancement")
+    return budget_path(scope, period, key_id or key_name)
+
+
+@budget.command("set")
+@click.argument("scope", type=click.Choice(["daily", "weekly", "monthly", "daily-tokens",
+                                            "project", "task", "enhancement", "session"]))
+@click.argument("amount", type=float)
+@_scoped
+def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | None,
+               period: str | None, user: bool, in_project: bool, project: Path | None) -> None:
+    """Set a budget: AMOUNT in USD (tokens for daily-tokens).
+
+    \b
+    Examples:
+      cmat budget set daily 50                      all projects, per day
+      cmat budget set project 300 --period monthly  this project, per month
+      cmat budget set task 5                        every task of this project
+      cmat budget set task 12 --id task_1767031596_45196
+      cmat budget set enhancement 40 --name add-power-function
+      cmat budget set session 10                    every session
+
+    Global periods (daily, weekly, monthly, daily-tokens) go to the user's config, the others
+    to the project's .claude/cmat.toml, unless --user or --in-project says otherwise.
+    """
+    from cmat.config import edit_config, set_value
+
+    resolved = resolve_project(project)
+    keys = _key_path(scope, period, key_id, key_name)
+    target = _target(scope, resolved, user, in_project)
+    value = int(amount) if scope == "daily-tokens" else amount
+    edit_config(target, lambda document: set_value(document, keys, value))
+    echo(f"{'.'.join(keys)} = {value} (in {target})")
+
+
+@budget.command("unset")
+@click.argument("scope", type=click.Choice(["daily", "weekly", "monthly", "daily-tokens",
+                                            "project", "task", "enhancement", "session"]))
+@_scoped
+def unset_budget(scope: str, key_id: str | None, key_name: str | None, period: str | None,
+                 user: bool, in_project: bool, project: Path | None) -> None:
+    """Remove a budget."""
+    from cmat.config import edit_config, unset_value
+
+    resolved = resolve_project(project)
+    keys = _key_path(scope, period, key_id, key_name)
+    target = _target(scope, resolved, user, in_project)
+    removed: list[bool] = []
+    edit_config(target, lambda document: removed.append(unset_value(document, keys)))
+    echo(f"Removed {'.'.join(keys)} from {target}" if removed[0]
+         else f"{'.'.join(keys)} was not set in {target}")
+
+
+@budget.command()
+@project_option
+@json_option
+def show(project: Path | None, as_json: bool) -> None:
+    """The budgets in force here: the user's config with the project's over it."""
+    from cmat.config import load_config
+
+    config = load_config(resolve_project(project))
+    data = {"sources": config.sources, "timezone": config.timezone,
+            "global_usd": config.global_usd, "daily_tokens": config.daily_tokens,
+            "project_usd": config.project_usd, "keyed": config.keyed,
+            "alerts": {"thresholds": list(config.thresholds), "webhook": config.webhook,
+                       "command": config.command}}
+    if as_json:
+        emit_json(data)
+        return
+    if not config.has_budgets:
+        echo("No budgets set. Set one with: cmat budget set daily 50")
+    for period, limit in config.global_usd.items():
+        echo(f"{period:<14} ${limit:,.2f} (all projects)")
+    if config.daily_tokens is not None:
+        echo(f"{'daily-tokens':<14} {config.daily_tokens:,} tokens (all projects)")
+    for period, limit in config.project_usd.items():
+        echo(f"{'project ' + period:<14} ${limit:,.2f}")
+    for scope, limits in config.keyed.items():
+        for key, limit in limits.items():
+            who = "every " + scope if key == "default" else key
+            echo(f"{scope:<14} ${limit:,.2f} ({who})")
+    echo(f"\nAlerts at {', '.join(f'{t}%' for t in config.thresholds)}"
+         + (f"; webhook {config.webhook}" if config.webhook else "")
+         + (f"; command {config.command!r}" if config.command else ""))
+    echo("Config: " + (", ".join(config.sources) or "none yet"))
+
+
+def _bar(percent: float) -> str:
+    filled = min(BAR_WIDTH, int(round(percent / 100 * BAR_WIDTH)))
+    return "#" * filled + "." * (BAR_WIDTH - filled)
+
+
+@budget.command()
+@project_option
+@click.option("--no-scan", is_flag=True, help="Use the ledger as it is.")
+@json_option
+def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
+    """Every budget: spent, limit, percent, remaining, when it resets.
+
+    Exits 1 when any budget is exhausted (for scripts and CI).
+    """
+    from cmat.budgets import Context, active_override, applicable, evaluate
+    from cmat.cli.report import scan_first
+    from cmat.config import load_config
+    from cmat.hooks import _enhancement, current_task_id
+    from cmat.reports import zone
+
+    resolved = resolve_project(project)
+    config = load_config(resolved)
+    task_id = current_task_id(resolved)
+    context = Context(resolved, zone(config.timezone), time.time(), None, task_id,
+                      _enhancement(resolved, task_id))
+    budgets = applicable(config, context, every_key=True)
+    ledger, _ = scan_first(no_scan, (), quiet=True)
+    with ledger:
+        statuses = evaluate(ledger, budgets, context)
+        overridden = {s.budget.key for s in statuses
+                      if s.exhausted and active_override(ledger, s.budget, context.now)}
+        overrides = ledger.query("SELECT scope, until, created_by, reason FROM overrides"
+                                 " WHERE until > ? ORDER BY until", (context.now,))
+    exhausted = any(s.exhausted for s in statuses)
+    if as_json:
+        emit_json({"budgets": [dict(s.to_json(), overridden=s.budget.key in overridden)
+                               for s in statuses],
+                   "overrides": [{"scope": o[0], "until": o[1], "by": o[2], "reason": o[3]}
+                                 for o in overrides],
+                   "exhausted": exhausted})
+        raise SystemExit(1 if exhausted else 0)
+    if not statuses:
+        echo("No budgets apply here. Set one with: cmat budget set daily 50")
+        raise SystemExit(0)
+    rows = []
+    for s in statuses:
+        state = "EXHAUSTED" + (" (overridden)" if s.budget.key in overridden else "") \
+            if s.exhausted else ""
+        reset = s.reset_at.strftime("%Y-%m-%d %H:%M") if s.reset_at else "-"
+        rows.append([s.budget.label, s.amount(s.spent), s.amount(s.budget.limit),
+                     f"{s.percent:.0f}%", s.amount(s.remaining), reset, _bar(s.percent), state])
+    echo(table(rows, ["Budget", "Spent", "Limit", "Used", "Left", "Resets", "", ""],
+               numeric_from=1))
+    echo(f"\nTimes in {context.tz.key}.")
+    for scope, until, who, reason in overrides:
+        echo(f"Override of {scope} until {time.strftime('%Y-%m-%d %H:%M', time.localtime(until))}"
+             f" by {who}" + (f": {reason}" if reason else ""))
+    raise SystemExit(1 if exhausted else 0)
+
+
+@budget.command()
+@click.option("--for", "duration", required=True, metavar="DURATION",
+              help="How long: 30m, 2h, 1d, 1h30m.")
+@click.option("--scope", default="all", show_default=True,
+              type=click.Choice(["all", "daily", "weekly", "monthly", "daily-tokens", "project",
+                                 "task", "enhancement", "session"]),
+              help="Which budgets to lift.")
+@click.option("--reason", help="Why; kept with the override in the ledger.")
+def override(duration: str, scope: str, reason: str | None) -> None:
+    """Let work continue past exhausted budgets for a while (recorded with who and when).
+
+    For a single session, CMAT_OVERRIDE_LIMIT=1 in the environment does the same.
+    """
+    from cmat.budgets import add_override, parse_duration
+    from cmat.ledger import Ledger
+
+    seconds = parse_duration(duration)
+    with Ledger() as ledger:
+        until = add_override(ledger, seconds, scope, reason)
+    echo(f"Budgets ({scope}) are not enforced until "
+         f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(until))}")
+
+
+@click.group()
+def alerts() -> None:
+    """Budget alerts: what fired, and their delivery to the webhook or command."""
+
+
+@alerts.command("list")
+@json_option
+def list_alerts(as_json: bool) -> None:
+    """Alerts that fired, newest first."""
+    from cmat.alerts import list_alerts as fired
+    from cmat.ledger import Ledger
+
+    with Ledger() as ledger:
+        rows = fired(ledger)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        echo("No alerts have fired.")
+        return
+    echo(table([[time.strftime("%Y-%m-%d %H:%M", time.localtime(r["fired_at"])), r["level"],
+                 r["message"], "yes" if r["delivered"] else f"no ({r['attempts']} tries)"]
+                for r in rows], ["Fired", "Level", "Alert", "Delivered"], numeric_from=4))
+
+
+@alerts.command()
+@project_option
+@click.option("--quiet", is_flag=True, help="Print nothing (as when run by a hook).")
+def deliver(project: Path | None, quiet: bool) -> None:
+    """Send undelivered alerts to the configured webhook and command now."""
+    from cmat.alerts import deliver_pending
+    from cmat.config import load_config
+    from cmat.ledger import Ledger
+
+    resolved = resolve_project(project)
+    config = load_config(resolved)
+    with Ledger() as ledger:
+        delivered, failed = deliver_pending(ledger, config)
+        if failed:
+            from cmat.hooks import HookLog
+
+            for alert in ledger.query("SELECT budget, threshold, attempts, last_error FROM alerts"
+                                      " WHERE delivered = 0 AND last_error IS NOT NULL"):
+                HookLog.for_project(resolved).write(
+                    "WARN", "alerts", f"alert {alert[0]}@{alert[1]}% not delivered "
+                                      f"(attempt {alert[2]}): {alert[3]}")
+    if not quiet:
+        echo(f"Delivered {delivered}, failed {failed} (failures are retried later)")
+    if failed and not quiet:
+        sys.exit(1)
