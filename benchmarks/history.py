@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import write_session  # noqa: E402
+from synthetic import compile_bytecode, write_session  # noqa: E402
 
 
 def _tree_memory_kb(root: int) -> int:
@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--single-file-gb", type=float, default=1.0,
                         help="also scan one file this large and report its peak memory (0: skip)")
     args = parser.parse_args()
+    compile_bytecode()
     size = sum(p.stat().st_size for p in args.history.rglob("*.jsonl"))
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, CLAUDE_CONFIG_DIR=str(args.history), TZ="UTC",

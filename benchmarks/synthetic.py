@@ -95,10 +95,20 @@ def write_session_with_subagents(folder: Path, session_id: str, main_bytes: int,
     return main
 
 
+def compile_bytecode() -> None:
+    """Compile cmat to bytecode, as `pip install` does: measured runs must not include
+    compiling modules from source (which happens in a checkout where PYTHONDONTWRITEBYTECODE
+    is set, and only once elsewhere)."""
+    import compileall
+
+    compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "cmat"), quiet=1)
+
+
 def bench_project(root: Path) -> dict:
     """An empty project under `root` and an environment that keeps cmat's files inside root."""
     import os
 
+    compile_bytecode()
     project = root / "project"
     (project / ".claude").mkdir(parents=True)
     return dict(os.environ, CLAUDE_PROJECT_DIR=str(project), HOME=str(root / "home"),

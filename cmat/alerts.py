@@ -10,7 +10,6 @@ later hook (up to MAX_ATTEMPTS, with a growing delay).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -81,6 +80,8 @@ def has_undelivered(ledger: Ledger, now: float) -> bool:
 
 def spawn_delivery() -> None:
     """Deliver pending alerts in a detached process: a hook never waits on the network."""
+    import subprocess
+
     subprocess.Popen([sys.executable, "-m", "cmat", "alerts", "deliver", "--quiet"],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
@@ -99,6 +100,8 @@ def _post(url: str, payload: dict) -> None:
 
 
 def _run_command(command: str, payload: dict) -> None:
+    import subprocess
+
     env = dict(os.environ, CMAT_ALERT_TEXT=payload["text"], CMAT_ALERT_LEVEL=payload["level"],
                CMAT_ALERT_BUDGET=payload["budget"])
     result = subprocess.run(command, shell=True, input=payload["text"].encode(), env=env,

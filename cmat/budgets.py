@@ -7,9 +7,7 @@ requests not yet attributed to any task; likewise for an enhancement.
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -200,7 +198,7 @@ def exhausted_now(project: Path, ledger: Ledger, context_for) -> list[Status]:
     """Exhausted budgets of `project` that no override lifts (`context_for(config)` builds the
     context once the config, and so the time zone, is known)."""
     from cmat.config import load_config
-    from cmat.reports import zone
+    from cmat.timezones import zone
 
     config = load_config(project)
     if not config.has_budgets:
@@ -221,6 +219,8 @@ def active_override(ledger: Ledger, budget: Budget, now: float) -> bool:
 
 
 def add_override(ledger: Ledger, seconds: float, scope: str, reason: str | None) -> float:
+    import socket
+
     until = time.time() + seconds
     who = f"{_user()}@{socket.gethostname()}"
     with ledger.transaction():
@@ -230,6 +230,8 @@ def add_override(ledger: Ledger, seconds: float, scope: str, reason: str | None)
 
 
 def _user() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):

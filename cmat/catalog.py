@@ -48,7 +48,7 @@ Positive = Annotated[int, _Bound(gt=0)]
 _LEGACY_FIELDS = {"api_id", "currency", "per_tokens"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Prices:
     """USD per million tokens for one pricing tier."""
 
@@ -61,14 +61,14 @@ class Prices:
     cache_read: NonNegative
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class LongContext(Prices):
     """Premium tier applied to every token of a request whose input side exceeds the threshold."""
 
     threshold_tokens: Positive
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Pricing(Prices):
     """The standard tier, and what changes it: long context, fast mode, web searches."""
 
@@ -77,7 +77,7 @@ class Pricing(Prices):
     fast: Prices | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ModelEntry:
     __pydantic_config__ = {"extra": "forbid"}
 
@@ -95,13 +95,9 @@ class ModelEntry:
     def __post_init__(self) -> None:
         if not self.id:
             raise ValueError("id must not be empty")
-        try:
-            re.compile(self.pattern)
-        except re.error as exc:
-            raise ValueError(f"pattern {self.pattern!r} does not compile: {exc}") from None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Catalog:
     version: str
     models: tuple[ModelEntry, ...]
@@ -180,6 +176,15 @@ def _merge(base: dict, override: dict) -> dict:
     return merged
 
 
+def _check_pattern(path: Path, model_id: str, pattern: str) -> None:
+    # Here, not in ModelEntry: entries built from the validation cache skip the compile.
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise CatalogError(f"model catalog {path}: model {model_id}: field pattern: "
+                           f"{pattern!r} does not compile: {exc}") from None
+
+
 def _format_validation_error(path: Path, model_id: str, exc: Exception) -> CatalogError:
     first = exc.errors()[0]  # type: ignore[attr-defined]
     field = ".".join(str(part) for part in first["loc"]) or "(entry)"
@@ -222,6 +227,7 @@ def _merge_layers(layers: list[Path]) -> tuple[list[dict], str, list[str]]:
                 adapter.validate_python(merged[model_id])
             except ValidationError as exc:
                 raise _format_validation_error(path, model_id, exc) from None
+            _check_pattern(path, model_id, merged[model_id]["pattern"])
     return list(merged.values()), version, [str(p) for p in layers]
 
 
@@ -284,7 +290,7 @@ def pattern_specificity(pattern: str) -> int:
     return len(_REGEX_SYNTAX.sub("", pattern))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Match:
     entry: ModelEntry
     exact: bool
@@ -326,11 +332,20 @@ class ModelService:
         found.sort(key=lambda m: m.rank, reverse=True)
         return found
 
+    @cached_property
+    def _by_id(self) -> dict[str, ModelEntry]:
+        return {entry.id: entry for entry in self.catalog.models}
+
     def get_by_pattern(self, model_id: str) -> ModelEntry | None:
-        """The entry for a transcript's model id (an exact id beats the most specific pattern)."""
+        """The entry for a transcript's model id (an exact id beats the most specific pattern,
+        so exact ids are found without compiling a single pattern)."""
         if model_id not in self._resolved:
-            found = self.matches(model_id)
-            self._resolved[model_id] = found[0].entry if found else None
+            exact = self._by_id.get(model_id)
+            if exact is not None:
+                self._resolved[model_id] = exact
+            else:
+                found = self.matches(model_id)
+                self._resolved[model_id] = found[0].entry if found else None
         return self._resolved[model_id]
 
     def get(self, model_id: str) -> ModelEntry:
@@ -371,6 +386,7 @@ class ModelService:
             atomic_write_bytes(target, orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
         self._catalog = None
         self.__dict__.pop("_compiled", None)
+        self.__dict__.pop("_by_id", None)
         self._resolved.clear()
         return target
 

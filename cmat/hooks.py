@@ -220,7 +220,7 @@ def check_budgets(event: str, payload: dict, project: Path,
     from cmat.budgets import Context, active_override, applicable, evaluate
     from cmat.catalog import ModelService
     from cmat.ledger import Ledger
-    from cmat.reports import zone
+    from cmat.timezones import zone
     from cmat.scan import scan_session
 
     session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None

@@ -18,9 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
+from typing import TYPE_CHECKING
+
 from cmat import paths
 from cmat.errors import CmatError
-from cmat.transcripts import UsageRecord
+
+if TYPE_CHECKING:
+    from cmat.transcripts import UsageRecord
 
 
 class LedgerError(CmatError):
@@ -209,7 +213,7 @@ def request_rows(records: Sequence[UsageRecord], costs: Sequence[float | None],
             for r, cost in zip(records, costs)]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class FileState:
     path: str
     device: int
@@ -330,10 +334,16 @@ class Ledger:
             (session_id, project_dir, transcript_path, task_id, enhancement, time.time(),
              recorded_by))
 
-    def file_states(self) -> dict[str, FileState]:
-        """Every known file's state; `head` is left empty here (see `file_head`)."""
-        return {row[0]: FileState(*row, b"") for row in self.db.execute(
-            "SELECT path, device, inode, size, mtime_ns, offset FROM files")}
+    def file_states(self, only: Sequence[str] | None = None) -> dict[str, FileState]:
+        """Known files' states (every file's, or `only` these); `head` is left empty here
+        (see `file_head`)."""
+        sql = "SELECT path, device, inode, size, mtime_ns, offset FROM files"
+        if only is None:
+            rows = self.db.execute(sql)
+        else:
+            rows = self.db.execute(f"{sql} WHERE path IN ({', '.join('?' for _ in only)})",
+                                   list(only))
+        return {row[0]: FileState(*row, b"") for row in rows}
 
     def file_head(self, path: str) -> bytes:
         row = self.db.execute("SELECT head FROM files WHERE path = ?", (path,)).fetchone()

@@ -58,7 +58,7 @@ def _token_dict() -> dict[str, int]:
     return {"input": 0, "output": 0, "cache_creation": 0, "cache_creation_1h": 0, "cache_read": 0}
 
 
-@dataclass(slots=True)
+@dataclass
 class Totals:
     """Running totals over priced requests; `total_usd` leaves unpriced requests out."""
 
@@ -87,7 +87,7 @@ class Totals:
         self.requests += other.requests
 
 
-@dataclass(slots=True)
+@dataclass
 class ModelTotals(Totals):
     name: str | None = None  # catalog name; None when the model is not priced
 
@@ -96,7 +96,7 @@ class ModelTotals(Totals):
         return self.name is not None
 
 
-@dataclass(slots=True)
+@dataclass
 class CostSummary:
     """Totals of one or more sessions, overall and per transcript model id."""
 

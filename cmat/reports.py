@@ -12,10 +12,11 @@ import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from cmat.errors import UsageError
 from cmat.ledger import Ledger
+from cmat.timezones import local_zone
 
 PERIODS = {"daily": "date", "weekly": "week", "monthly": "month", "session": "session"}
 DIMENSIONS = {"model": "model", "project": "project", "task": "task_id",
@@ -23,33 +24,6 @@ DIMENSIONS = {"model": "model", "project": "project", "task": "task_id",
 TOKEN_SUMS = ("input_tokens", "output_tokens", "cache_creation_tokens",
               "cache_creation_1h_tokens", "cache_read_tokens")
 TOKEN_KEYS = ("input", "output", "cache_creation", "cache_creation_1h", "cache_read")
-
-
-def local_zone() -> ZoneInfo:
-    """The machine's IANA zone: $TZ, else /etc/localtime's target, else UTC."""
-    candidates = [os.environ.get("TZ", "").lstrip(":")]
-    try:
-        target = os.path.realpath("/etc/localtime")
-        if "zoneinfo/" in target:
-            candidates.append(target.split("zoneinfo/", 1)[1])
-    except OSError:
-        pass
-    for name in candidates:
-        if name:
-            try:
-                return ZoneInfo(name)
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-    return ZoneInfo("UTC")
-
-
-def zone(name: str | None) -> ZoneInfo:
-    if not name:
-        return local_zone()
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"unknown time zone {name!r}", "use an IANA name such as Europe/Paris")
 
 
 def offset_expression(tz: ZoneInfo, start: float, end: float) -> str:

@@ -31,7 +31,7 @@ COMMIT_EVERY_FILES = 2_000
 BULK_LOAD_BYTES = 64 * 1024 * 1024  # a first scan this large builds the indexes at the end
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SeenFile:
     path: str
     device: int
@@ -140,7 +140,7 @@ def scan_session(ledger: Ledger, models: ModelService, transcript: Path,
             continue
         seen[str(source.path)] = SeenFile(str(source.path), st.st_dev, st.st_ino, st.st_size,
                                           st.st_mtime_ns)
-    return scan_seen(ledger, models, seen, [], None, None)
+    return scan_seen(ledger, models, seen, [], None, ledger.file_states(list(seen)))
 
 
 def scan_seen(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],

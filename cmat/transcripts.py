@@ -86,7 +86,7 @@ class UsageRecord:
 _RECORD_FIELDS = operator.attrgetter(*(f.name for f in fields(UsageRecord)))
 
 
-@dataclass(slots=True)
+@dataclass
 class SourceFile:
     """One transcript file and whose usage it holds."""
 
@@ -95,7 +95,7 @@ class SourceFile:
     agent_id: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass
 class FileScan:
     """What one pass over (part of) a file found."""
 
@@ -264,7 +264,7 @@ class Deduplicator:
         return sorted(self.by_key.values(), key=lambda r: r.timestamp)
 
 
-@dataclass(slots=True)
+@dataclass
 class SessionUsage:
     """The deduplicated usage of one session and the files it came from."""
 
@@ -330,7 +330,7 @@ def session_sources(transcript: Path, session_id: str) -> list[SourceFile]:
     return sources
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Segment:
     """A byte range of one file: the unit of work of a parallel read.
 
@@ -343,7 +343,7 @@ class Segment:
     final: bool = True
 
 
-@dataclass(slots=True)
+@dataclass
 class SegmentResult:
     records: list  # deduplicated within the segment; converted when the scan asked for it
     skipped_lines: int

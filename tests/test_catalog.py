@@ -117,7 +117,7 @@ def test_cmat_format_catalog_with_globs_and_no_1h_price_loads(project):
     ({"id": "x", "name": "X", "pattern": "x", "pricing": {"input": -1, "output": 1,
       "cache_write": 1, "cache_write_1h": 1, "cache_read": 1}}, "pricing.input"),
     ({"id": "x", "name": "X", "pattern": "x(", "pricing": {"input": 1, "output": 1,
-      "cache_write": 1, "cache_write_1h": 1, "cache_read": 1}}, "(entry)"),
+      "cache_write": 1, "cache_write_1h": 1, "cache_read": 1}}, "pattern"),
     ({"id": "x", "name": "X", "pattern": "x", "pricing": {"input": 1, "output": "lots",
       "cache_write": 1, "cache_write_1h": 1, "cache_read": 1}}, "pricing.output"),
     ({"id": "x", "name": "X", "pattern": "x", "pricing": {"input": 1}}, "pricing.output"),

@@ -157,7 +157,7 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
     from cmat.cli.report import scan_first
     from cmat.config import load_config
     from cmat.hooks import _enhancement, current_task_id
-    from cmat.reports import zone
+    from cmat.timezones import zone
 
     resolved = resolve_project(project)
     config = load_config(resolved)

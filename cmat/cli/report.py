@@ -84,7 +84,8 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
 def run_report(period: str, since: date | None, until: date | None, timezone_name: str | None,
                group_by: tuple[str, ...], project: str | None, as_json: bool, as_csv: bool,
                no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool) -> None:
-    from cmat.reports import ReportQuery, build_report, project_filter, zone
+    from cmat.reports import ReportQuery, build_report, project_filter
+    from cmat.timezones import zone
 
     query = ReportQuery(period, since, until, zone(timezone_name), _split(group_by),
                         project_filter(project))
@@ -198,7 +199,8 @@ def range_command(which: str, summary: str) -> click.Command:
     @options(filter_options, scan_options)
     def command(timezone_name, group_by, project, as_json, as_csv, no_scan, extra_paths,
                 quiet) -> None:
-        from cmat.reports import current_range, zone
+        from cmat.reports import current_range
+        from cmat.timezones import zone
 
         since, until = current_range(which, zone(timezone_name))
         by = group_by or (("model",) if which == "today" else ())

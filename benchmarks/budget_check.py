@@ -1,0 +1,79 @@
+"""Benchmark: `cmat hook pre-tool-use` as Claude Code runs it before every tool call (the real
+script, JSON on stdin), with budgets set, a 1 GB history in the ledger and a 50 MB running
+session that grows a little between calls. Interpreter start-up included. Target: median
+under 80 ms.
+
+    python benchmarks/budget_check.py [--history-gb 1.0] [--session-mb 50] [--runs 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_history import generate  # noqa: E402
+from synthetic import bench_project, write_session, write_session_with_subagents  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--history-gb", type=float, default=1.0)
+    parser.add_argument("--session-mb", type=float, default=50)
+    parser.add_argument("--runs", type=int, default=25)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        env = bench_project(root)
+        project = Path(env["CLAUDE_PROJECT_DIR"])
+        env.update(CLAUDE_CONFIG_DIR=str(root / "claude"), CMAT_PYTHON=sys.executable)
+        print(f"generating a {args.history_gb:g} GB history and importing it ...", flush=True)
+        generate(root / "claude", int(args.history_gb * 1e9), seed=2)
+        subprocess.run([sys.executable, "-m", "cmat", "scan", "--quiet"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        (project / ".claude" / "cmat.toml").write_text(
+            "[budgets]\ndaily = 100000\nmonthly = 1000000\n[budgets.session]\ndefault = 50000\n"
+            "[budgets.project]\ndaily = 50000\n")
+        rng = random.Random(5)
+        running = write_session_with_subagents(root / "running", "running-session",
+                                               int(args.session_mb * 0.8e6),
+                                               int(args.session_mb * 0.2e6), 2, rng,
+                                               start_ts=time.time() - 3600)
+        stdin = json.dumps({"session_id": "running-session", "transcript_path": str(running),
+                            "hook_event_name": "PreToolUse", "tool_name": "Bash",
+                            "tool_input": {"command": "ls"}}).encode()
+        script = REPO / "hooks" / "on-pre-tool-use-budget.sh"
+
+        def check() -> float:
+            start = time.perf_counter()
+            subprocess.run([str(script)], input=stdin, env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            return time.perf_counter() - start
+
+        first = check()  # imports the whole running session
+        times = []
+        growth = root / "growth.jsonl"
+        for _ in range(args.runs):
+            write_session(growth, 8_000, "running-session", rng, start_ts=time.time())
+            with open(running, "ab") as out:  # the session grows between tool calls
+                out.write(growth.read_bytes())
+            times.append(check())
+    times.sort()
+    print(f"pre-tool-use check, {args.history_gb:g} GB ledger history, "
+          f"{args.session_mb:g} MB running session growing ~8 KB per call:")
+    print(f"  median {statistics.median(times) * 1000:.0f} ms, p90 "
+          f"{times[int(len(times) * 0.9)] * 1000:.0f} ms over {len(times)} calls "
+          f"(target median < 80 ms); first call, importing the session: {first * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
