@@ -247,3 +247,33 @@ def parse_duration(text: str) -> float:
         raise UsageError(f"{text!r} is not a duration such as 30m, 2h or 1d")
     days, hours, minutes = (int(g or 0) for g in parts.groups())
     return days * 86400 + hours * 3600 + minutes * 60
+
+
+def current_context(project: Path, config: Config, session_id: str | None = None) -> Context:
+    """The context of `project` now: its current task (and enhancement) and the session."""
+    from cmat.hooks import _enhancement, current_task_id
+    from cmat.timezones import zone
+
+    task_id = current_task_id(project)
+    return Context(project, zone(config.timezone), time.time(), session_id, task_id,
+                   _enhancement(project, task_id))
+
+
+def status_report(project: Path, ledger: Ledger, session_id: str | None = None) -> dict:
+    """Every budget of `project` with spend, percent, reset and override state."""
+    from cmat.config import load_config
+
+    config = load_config(project)
+    context = current_context(project, config, session_id)
+    statuses = evaluate(ledger, applicable(config, context, every_key=True), context)
+    overrides = ledger.query("SELECT scope, until, created_by, reason FROM overrides"
+                             " WHERE until > ? ORDER BY until", (context.now,))
+    return {
+        "timezone": context.tz.key,
+        "thresholds": list(config.thresholds),
+        "budgets": [dict(s.to_json(), overridden=s.exhausted and active_override(
+            ledger, s.budget, context.now)) for s in statuses],
+        "overrides": [{"scope": o[0], "until": o[1], "by": o[2], "reason": o[3]}
+                      for o in overrides],
+        "exhausted": any(s.exhausted for s in statuses),
+    }

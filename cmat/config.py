@@ -196,7 +196,7 @@ def edit_config(path: Path, change) -> None:
 
     from cmat.fileio import atomic_write_bytes, file_lock
 
-    with file_lock(path):
+    with file_lock(path, beside=False):
         document = read_toml(path)
         change(document)
         _apply(Config(), path, document)  # refuse anything invalid before writing it

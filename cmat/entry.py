@@ -19,6 +19,10 @@ def main() -> None:
         from cmat.hooks import run
 
         sys.exit(run(sys.argv[2]))
+    if sys.argv[1:] in (["statusline"], ["statusline", "--debug"]):  # runs every few seconds
+        from cmat.statusline import run as statusline
+
+        sys.exit(statusline(debug=len(sys.argv) == 3))
     from cmat.cli import main as cli_main
 
     cli_main()

@@ -21,10 +21,24 @@ from cmat.errors import LockTimeout
 DEFAULT_LOCK_TIMEOUT = 30.0
 
 
+def lock_file(path: Path, beside: bool) -> Path:
+    """The lock of `path`: `<path>.lock` beside it, or, for files in folders cmat does not own
+    (Claude Code's settings, .mcp.json, .claude/cmat.toml), one in cmat's state folder."""
+    if beside:
+        return path.with_name(path.name + ".lock")
+    import hashlib
+
+    from cmat import paths
+
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:20]
+    return paths.state_home() / "locks" / f"{path.name}-{digest}.lock"
+
+
 @contextlib.contextmanager
-def file_lock(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
-    """Hold an exclusive lock on `path` (by way of `path.lock`) for the `with` block."""
-    lock_path = path.with_name(path.name + ".lock")
+def file_lock(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT,
+              beside: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (by way of its lock file) for the `with` block."""
+    lock_path = lock_file(path, beside)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

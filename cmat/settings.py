@@ -37,7 +37,9 @@ HOOKS = (
     HookSpec("UserPromptSubmit", "on-prompt-submit-budget.sh", CHECK_TIMEOUT_SECONDS),
     HookSpec("PreToolUse", "on-pre-tool-use-budget.sh", CHECK_TIMEOUT_SECONDS),
 )
+STATUSLINE_SCRIPT = "cmat-statusline.sh"
 SCRIPT_NAMES = tuple(spec.script for spec in HOOKS)
+MCP_SERVER_NAME = "cmat"
 
 
 class SettingsError(CmatError):
@@ -92,9 +94,23 @@ def is_cmat_handler(handler) -> bool:
     return isinstance(command, str) and any(name in command for name in SCRIPT_NAMES)
 
 
-def with_hooks(settings: dict, target: Target) -> dict:
-    """`settings` with cmat's handlers present and current (pure: the input is not changed)."""
+def is_cmat_statusline(value) -> bool:
+    command = value.get("command") if isinstance(value, dict) else None
+    return isinstance(command, str) and STATUSLINE_SCRIPT in command
+
+
+def with_hooks(settings: dict, target: Target, statusline: bool = False) -> dict:
+    """`settings` with cmat's handlers present and current (pure: the input is not changed);
+    with `statusline`, cmat's status line too (never over somebody else's)."""
     result = json.loads(json.dumps(settings))
+    if statusline:
+        current = result.get("statusLine")
+        if current is not None and not is_cmat_statusline(current):
+            raise SettingsError(f"{target.settings} already has a status line: "
+                                f"{json.dumps(current)}",
+                                "remove it first; cmat will not replace it")
+        result["statusLine"] = {"type": "command", "command": target.command(STATUSLINE_SCRIPT),
+                                "padding": 0}
     hooks = result.setdefault("hooks", {})
     for spec in HOOKS:
         wanted = {"type": "command", "command": target.command(spec.script),
@@ -114,8 +130,11 @@ def with_hooks(settings: dict, target: Target) -> dict:
 
 
 def without_hooks(settings: dict) -> dict:
-    """`settings` with every cmat handler removed, and any group or event it leaves empty."""
+    """`settings` with every cmat handler (and cmat's status line) removed, and any group or
+    event it leaves empty."""
     result = json.loads(json.dumps(settings))
+    if is_cmat_statusline(result.get("statusLine")):
+        del result["statusLine"]
     hooks = result.get("hooks")
     if not isinstance(hooks, dict):
         return result
@@ -161,8 +180,8 @@ def _support_script() -> bytes:
 
 def _scripts(target: Target) -> dict[Path, bytes]:
     wanted = {target.scripts / SUPPORT_SCRIPT: _support_script()}
-    for spec in HOOKS:
-        wanted[target.scripts / spec.script] = (paths.hook_scripts() / spec.script).read_bytes()
+    for name in (*SCRIPT_NAMES, STATUSLINE_SCRIPT):
+        wanted[target.scripts / name] = (paths.hook_scripts() / name).read_bytes()
     return wanted
 
 
@@ -178,11 +197,11 @@ class Change:
         return self.before != self.after or bool(self.scripts)
 
 
-def install(target: Target, dry_run: bool = False) -> Change:
-    with file_lock(target.settings):
+def install(target: Target, dry_run: bool = False, statusline: bool = False) -> Change:
+    with file_lock(target.settings, beside=False):
         before = target.settings.read_bytes() if target.settings.is_file() else None
         settings = load_settings(target.settings)
-        wanted = with_hooks(settings, target)
+        wanted = with_hooks(settings, target, statusline)
         # Already installed: the file is left as it is, not even reformatted.
         after = before if before is not None and wanted == settings else _dump(wanted)
         contents = _scripts(target)
@@ -198,7 +217,7 @@ def install(target: Target, dry_run: bool = False) -> Change:
 
 
 def uninstall(target: Target, dry_run: bool = False) -> Change:
-    with file_lock(target.settings):
+    with file_lock(target.settings, beside=False):
         before = target.settings.read_bytes() if target.settings.is_file() else None
         settings = load_settings(target.settings)
         cleaned = without_hooks(settings)
@@ -269,6 +288,12 @@ def status(project: Path | None) -> dict:
                 "runs": _resolved_cmat(script.parent / SUPPORT_SCRIPT) if script else None,
             })
         report["scopes"].append(entry)
+    try:
+        servers = load_settings(mcp_file(resolved_project)).get("mcpServers", {})
+    except SettingsError as exc:
+        servers = {}
+        report["mcp_error"] = str(exc)
+    report["mcp"] = servers.get(MCP_SERVER_NAME) if isinstance(servers, dict) else None
     logs = [paths.hook_log_file(resolved_project), paths.state_home() / "hook.log"]
     report["logs"] = [{"path": str(log), "last": _last_log_line(log)} for log in logs
                       if log.is_file()]
@@ -281,3 +306,46 @@ def _script_path(command: str, project: Path) -> Path | None:
     expanded = command.replace("$CLAUDE_PROJECT_DIR", str(project)).replace('"', "").strip()
     path = Path(os.path.expanduser(expanded))
     return path if path.name in SCRIPT_NAMES else None
+
+
+# --- the MCP server, registered in the project's .mcp.json -------------------------------------
+
+def mcp_file(project: Path) -> Path:
+    return project / ".mcp.json"
+
+
+def mcp_entry() -> dict:
+    """How Claude Code starts cmat's MCP server: this installation's cmat."""
+    cmat_bin, python = _cmat_executables()
+    if cmat_bin:
+        return {"type": "stdio", "command": cmat_bin, "args": ["mcp"]}
+    return {"type": "stdio", "command": python, "args": ["-m", "cmat", "mcp"]}
+
+
+def _edit_mcp(project: Path, dry_run: bool, change) -> Change:
+    path = mcp_file(project)
+    with file_lock(path, beside=False):
+        before = path.read_bytes() if path.is_file() else None
+        document = load_settings(path)
+        servers = document.setdefault("mcpServers", {})
+        if not isinstance(servers, dict):
+            raise SettingsError(f"{path}: 'mcpServers' must be an object",
+                                "fix it by hand; cmat will not overwrite it")
+        change(servers)
+        if not servers:
+            del document["mcpServers"]
+        after = _dump(document)
+        if before is not None and json.loads(before or b"{}") == document:
+            after = before
+        if not dry_run and after != before and (before is not None or document):
+            atomic_write_bytes(path, after)
+    return Change(path, before, after, [])
+
+
+def install_mcp(project: Path, dry_run: bool = False) -> Change:
+    return _edit_mcp(project, dry_run,
+                     lambda servers: servers.__setitem__(MCP_SERVER_NAME, mcp_entry()))
+
+
+def uninstall_mcp(project: Path, dry_run: bool = False) -> Change:
+    return _edit_mcp(project, dry_run, lambda servers: servers.pop(MCP_SERVER_NAME, None))

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Runs `cmat hook EVENT` with the JSON Claude Code sends on stdin. Needs no jq or other tool.
-# Always exits 0: a cost hook must never turn a Claude Code session into a hook error.
-event="${1:?usage: cmat-hook.sh EVENT}"
+# Runs `cmat ARGS...` (such as `hook session-end`) with the JSON Claude Code sends on stdin.
+# Needs no jq or other tool. Always exits 0: cmat must never turn a Claude Code session into a
+# hook error.
+[ "$#" -gt 0 ] || { echo "usage: cmat-hook.sh ARGS..." >&2; exit 0; }
 # `cmat hooks install` fills these two in with the cmat that installed the hook.
 CMAT_BIN="${CMAT_BIN:-}"
 CMAT_PYTHON="${CMAT_PYTHON:-}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-if [ -n "$CMAT_BIN" ] && [ -x "$CMAT_BIN" ]; then exec "$CMAT_BIN" hook "$event"; fi
-if [ -n "$CMAT_PYTHON" ] && [ -x "$CMAT_PYTHON" ]; then exec "$CMAT_PYTHON" -m cmat hook "$event"; fi
+if [ -n "$CMAT_BIN" ] && [ -x "$CMAT_BIN" ]; then exec "$CMAT_BIN" "$@"; fi
+if [ -n "$CMAT_PYTHON" ] && [ -x "$CMAT_PYTHON" ]; then exec "$CMAT_PYTHON" -m cmat "$@"; fi
 for candidate in "$here/../.venv/bin/cmat" "$here/../../.venv/bin/cmat"; do
-  if [ -x "$candidate" ]; then exec "$candidate" hook "$event"; fi
+  if [ -x "$candidate" ]; then exec "$candidate" "$@"; fi
 done
-if command -v cmat >/dev/null 2>&1; then exec cmat hook "$event"; fi
-echo "cmat: not found, session cost not recorded (run: cmat hooks status)" >&2
+if command -v cmat >/dev/null 2>&1; then exec cmat "$@"; fi
+echo "cmat: not found (run: cmat hooks status)" >&2
 exit 0

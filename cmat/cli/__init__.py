@@ -27,6 +27,9 @@ COMMANDS = {
     "ledger": ("cmat.cli.ledger", "ledger", "The usage ledger: info, reprice, rebuild."),
     "budget": ("cmat.cli.budget", "budget", "Budgets enforced in Claude Code: set, status, ..."),
     "alerts": ("cmat.cli.budget", "alerts", "Budget alerts that fired, and their delivery."),
+    "statusline": ("cmat.cli.live", "statusline", "One line for Claude Code's status bar."),
+    "metrics": ("cmat.cli.live", "metrics", "Prometheus metrics: print or serve them."),
+    "mcp": ("cmat.cli.live", "mcp", "Read-only MCP server for Claude (stdio)."),
     "hook": ("cmat.cli.hook", "hook", None),  # run by Claude Code; hidden from --help
 }
 

@@ -153,50 +153,35 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
 
     Exits 1 when any budget is exhausted (for scripts and CI).
     """
-    from cmat.budgets import Context, active_override, applicable, evaluate
+    from cmat.budgets import status_report
     from cmat.cli.report import scan_first
-    from cmat.config import load_config
-    from cmat.hooks import _enhancement, current_task_id
-    from cmat.timezones import zone
 
     resolved = resolve_project(project)
-    config = load_config(resolved)
-    task_id = current_task_id(resolved)
-    context = Context(resolved, zone(config.timezone), time.time(), None, task_id,
-                      _enhancement(resolved, task_id))
-    budgets = applicable(config, context, every_key=True)
     ledger, _ = scan_first(no_scan, (), quiet=True)
     with ledger:
-        statuses = evaluate(ledger, budgets, context)
-        overridden = {s.budget.key for s in statuses
-                      if s.exhausted and active_override(ledger, s.budget, context.now)}
-        overrides = ledger.query("SELECT scope, until, created_by, reason FROM overrides"
-                                 " WHERE until > ? ORDER BY until", (context.now,))
-    exhausted = any(s.exhausted for s in statuses)
+        report = status_report(resolved, ledger)
     if as_json:
-        emit_json({"budgets": [dict(s.to_json(), overridden=s.budget.key in overridden)
-                               for s in statuses],
-                   "overrides": [{"scope": o[0], "until": o[1], "by": o[2], "reason": o[3]}
-                                 for o in overrides],
-                   "exhausted": exhausted})
-        raise SystemExit(1 if exhausted else 0)
-    if not statuses:
+        emit_json(report)
+        raise SystemExit(1 if report["exhausted"] else 0)
+    if not report["budgets"]:
         echo("No budgets apply here. Set one with: cmat budget set daily 50")
         raise SystemExit(0)
     rows = []
-    for s in statuses:
-        state = "EXHAUSTED" + (" (overridden)" if s.budget.key in overridden else "") \
-            if s.exhausted else ""
-        reset = s.reset_at.strftime("%Y-%m-%d %H:%M") if s.reset_at else "-"
-        rows.append([s.budget.label, s.amount(s.spent), s.amount(s.budget.limit),
-                     f"{s.percent:.0f}%", s.amount(s.remaining), reset, _bar(s.percent), state])
+    for b in report["budgets"]:
+        amount = (lambda v: f"${v:,.2f}") if b["unit"] == "usd" else (lambda v: f"{int(v):,}")
+        state = ("EXHAUSTED" + (" (overridden)" if b["overridden"] else "")) \
+            if b["exhausted"] else ""
+        reset = b["reset_at"][:16].replace("T", " ") if b["reset_at"] else "-"
+        rows.append([b["label"], amount(b["spent"]), amount(b["limit"]), f"{b['percent']:.0f}%",
+                     amount(b["remaining"]), reset, _bar(b["percent"]), state])
     echo(table(rows, ["Budget", "Spent", "Limit", "Used", "Left", "Resets", "", ""],
                numeric_from=1))
-    echo(f"\nTimes in {context.tz.key}.")
-    for scope, until, who, reason in overrides:
-        echo(f"Override of {scope} until {time.strftime('%Y-%m-%d %H:%M', time.localtime(until))}"
-             f" by {who}" + (f": {reason}" if reason else ""))
-    raise SystemExit(1 if exhausted else 0)
+    echo(f"\nTimes in {report['timezone']}.")
+    for o in report["overrides"]:
+        echo(f"Override of {o['scope']} until "
+             f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(o['until']))} by {o['by']}"
+             + (f": {o['reason']}" if o["reason"] else ""))
+    raise SystemExit(1 if report["exhausted"] else 0)
 
 
 @budget.command()

@@ -52,17 +52,31 @@ def _report(change, verb: str, dry_run: bool) -> None:
 
 @hooks.command()
 @_scoped
-def install(project: Path | None, user: bool, dry_run: bool) -> None:
-    """Add cmat's SessionEnd and SubagentStop hooks to Claude Code's settings.
+@click.option("--statusline", is_flag=True,
+              help="Also show cmat's line in Claude Code's status bar (statusLine).")
+@click.option("--mcp", "with_mcp", is_flag=True,
+              help="Also register cmat's MCP server in the project's .mcp.json.")
+def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
+            with_mcp: bool) -> None:
+    """Add cmat's hooks to Claude Code's settings.
 
-    Copies the hook scripts next to the settings (.claude/hooks/) and adds one handler per
-    event, with a 30 s timeout so Claude Code waits for it. Other hooks and settings are kept;
-    running it again changes nothing.
+    SessionEnd and SubagentStop record costs; UserPromptSubmit and PreToolUse enforce budgets
+    (silent while none is set). Copies the scripts next to the settings (.claude/hooks/) and
+    adds one handler per event with a timeout Claude Code waits for. Other hooks and settings
+    are kept; running it again changes nothing.
     """
-    from cmat.settings import install as run_install, target_for
+    from cmat import paths
+    from cmat.settings import install as run_install, install_mcp, mcp_entry, target_for
 
-    change = run_install(target_for(project, user), dry_run)
+    if with_mcp and user:
+        entry = mcp_entry()
+        raise click.UsageError(
+            "--mcp registers the server for one project; for every project run: claude mcp add "
+            f"--scope user cmat -- {entry['command']} {' '.join(entry['args'])}")
+    change = run_install(target_for(project, user), dry_run, statusline)
     _report(change, "update", dry_run)
+    if with_mcp:
+        _report(install_mcp(paths.project_dir(project), dry_run), "update", dry_run)
     if change.changed and not dry_run:
         echo("Installed. End a Claude Code session, then: cmat hooks status")
 
@@ -70,10 +84,13 @@ def install(project: Path | None, user: bool, dry_run: bool) -> None:
 @hooks.command()
 @_scoped
 def uninstall(project: Path | None, user: bool, dry_run: bool) -> None:
-    """Remove cmat's hooks (and only cmat's) from Claude Code's settings."""
-    from cmat.settings import target_for, uninstall as run_uninstall
+    """Remove cmat's hooks, status line and MCP entry (and only cmat's) from the settings."""
+    from cmat import paths
+    from cmat.settings import target_for, uninstall as run_uninstall, uninstall_mcp
 
     _report(run_uninstall(target_for(project, user), dry_run), "clean", dry_run)
+    if not user:
+        _report(uninstall_mcp(paths.project_dir(project), dry_run), "clean", dry_run)
 
 
 @hooks.command()
@@ -106,7 +123,10 @@ def status(project: Path | None, as_json: bool) -> None:
             echo(f"  {entry['event']:<13} {entry['command']}  (timeout {entry['timeout']} s): "
                  f"{state}")
             echo(f"  {'':<13} runs: {entry['runs'] or 'no cmat found: install cmat or fix PATH'}")
-    echo(f"\ncmat on PATH: {report['cmat_on_path'] or 'not found'}")
+    echo(f"\nMCP server in .mcp.json: "
+         + (f"{report['mcp']['command']} {' '.join(report['mcp']['args'])}" if report["mcp"]
+            else "not registered (cmat hooks install --mcp)"))
+    echo(f"cmat on PATH: {report['cmat_on_path'] or 'not found'}")
     if not report["logs"]:
         echo("Hook log: no runs recorded yet")
     for log in report["logs"]:

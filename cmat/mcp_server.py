@@ -1,0 +1,102 @@
+"""A read-only Model Context Protocol server (official `mcp` SDK, stdio), so that Claude can
+answer "what did this task cost?" from the same functions as the command line.
+
+Read-only: the tools never change a task queue, a config or a transcript; the reports import
+new transcript lines into cmat's own ledger first, as `cmat report` does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cmat.errors import CmatError
+
+PERIODS = ("daily", "weekly", "monthly", "session")
+INSTRUCTIONS = ("Costs of Claude Code sessions recorded by cmat: per task, per enhancement, "
+                "per period and against budgets. All amounts are USD.")
+
+
+def build_server(project: Path):
+    try:
+        from mcp.server.mcpserver import MCPServer
+        from mcp.server.mcpserver.exceptions import ToolError
+    except ImportError:
+        raise CmatError("the MCP server needs the mcp package",
+                        "install it with: pip install 'cmat[mcp]'") from None
+    from cmat import __version__
+
+    server = MCPServer("cmat", version=__version__, instructions=INSTRUCTIONS)
+
+    def guarded(call):
+        try:
+            return call()
+        except CmatError as exc:
+            raise ToolError(str(exc)) from None
+
+    @server.tool(structured_output=True)
+    def get_task_cost(task_id: str) -> dict[str, Any]:
+        """What a task of the project's queue has cost: totals, per model and per session."""
+        from cmat.costs import task_report
+
+        return guarded(lambda: task_report(project, task_id))
+
+    @server.tool(structured_output=True)
+    def get_enhancement_cost(name: str) -> dict[str, Any]:
+        """What the tasks of an enhancement have cost, task by task, with the total."""
+        from cmat.costs import enhancement_report
+
+        def report() -> dict[str, Any]:
+            found = enhancement_report(project, name)
+            if not found["tasks"]:
+                raise CmatError(f"no tasks belong to enhancement {name!r}")
+            return found
+
+        return guarded(report)
+
+    @server.tool(structured_output=True)
+    def get_cost_report(period: str = "daily", group_by: list[str] | None = None,
+                        since: str | None = None, until: str | None = None) -> dict[str, Any]:
+        """Spend over the whole Claude Code history by period ('daily', 'weekly', 'monthly' or
+        'session'), optionally grouped by model, project, task, enhancement, agent or session;
+        since/until are YYYY-MM-DD days in the machine's time zone."""
+        from datetime import date
+
+        from cmat.catalog import ModelService
+        from cmat.ledger import Ledger
+        from cmat.reports import ReportQuery, build_report
+        from cmat.scan import scan, scan_roots
+
+        def report() -> dict[str, Any]:
+            if period not in PERIODS:
+                raise CmatError(f"period must be one of {', '.join(PERIODS)}")
+            try:
+                first = date.fromisoformat(since) if since else None
+                last = date.fromisoformat(until) if until else None
+            except ValueError:
+                raise CmatError("since and until are dates in YYYY-MM-DD form") from None
+            query = ReportQuery(period, first, last, by=tuple(group_by or ()))
+            query.validate()
+            with Ledger() as ledger:
+                scan(ledger, ModelService(project), scan_roots())
+                return build_report(ledger, query)
+
+        return guarded(report)
+
+    @server.tool(structured_output=True)
+    def get_budget_status() -> dict[str, Any]:
+        """Every budget that applies to the project: spent, limit, percent, reset time."""
+        from cmat.budgets import status_report
+        from cmat.ledger import Ledger
+
+        def report() -> dict[str, Any]:
+            with Ledger() as ledger:
+                return status_report(project, ledger)
+
+        return guarded(report)
+
+    return server
+
+
+def run(project: Path) -> None:
+    build_server(project).run("stdio")
