@@ -6,13 +6,23 @@ exact cost (its new transcript lines are imported into the ledger first, appende
 only), today's total, the current task and its cost, and the tightest budget as a
 percentage, coloured at the alert thresholds. It never fails: on any error it prints a plain
 placeholder and logs the reason to the hook log.
+
+Most refreshes come while nothing has changed, so the line is cached per session, keyed on
+`stat` of everything it depends on (the session's transcript files, the current-task marker,
+the budget configuration) and kept CACHE_SECONDS at most: a refresh that finds it valid loads
+no more than `os` and `json`. The session's own cost is therefore always exact; today's total
+and other sessions' spend may lag by up to CACHE_SECONDS.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 from pathlib import Path
+
+CACHE_SECONDS = 15.0
 
 RESET = "\033[0m"
 COLOURS = {"ok": "\033[32m", "info": "\033[36m", "warning": "\033[33m",
@@ -34,7 +44,8 @@ def budget_level(percent: float, thresholds: list[int]) -> str:
     return level(max(reached)) if reached else "ok"
 
 
-def build_line(payload: dict, project: Path, colour: bool, debug: bool) -> str:
+def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
+    """The line, and the session's cost it shows."""
     from datetime import datetime
 
     from cmat.budgets import status_report
@@ -72,31 +83,120 @@ def build_line(payload: dict, project: Path, colour: bool, debug: bool) -> str:
     if tightest:
         level = budget_level(tightest["percent"], report["thresholds"])
         parts.append(_colour(f"{tightest['scope']} {tightest['percent']:.0f}%", level, colour))
-    line = SEPARATOR.join(parts)
-    claude_cost = (payload.get("cost") or {}).get("total_cost_usd") \
-        if isinstance(payload.get("cost"), dict) else None
-    if debug and isinstance(claude_cost, (int, float)):
-        base = max(abs(session_cost), 1e-9)
-        if abs(claude_cost - session_cost) / base > MISMATCH_RATIO:
-            line += (f"{SEPARATOR}Claude Code says ${claude_cost:,.2f}"
-                     f" ({(claude_cost - session_cost) / base:+.0%} vs cmat)")
-    return line
+    return SEPARATOR.join(parts), session_cost
+
+
+def mismatch(payload: dict, session_cost: float) -> str:
+    """For --debug: Claude Code's own estimate, when it differs from cmat's by over 5 %."""
+    cost = payload.get("cost")
+    claude_cost = cost.get("total_cost_usd") if isinstance(cost, dict) else None
+    if not isinstance(claude_cost, (int, float)):
+        return ""
+    base = max(abs(session_cost), 1e-9)
+    if abs(claude_cost - session_cost) / base <= MISMATCH_RATIO:
+        return ""
+    return (f"{SEPARATOR}Claude Code says ${claude_cost:,.2f}"
+            f" ({(claude_cost - session_cost) / base:+.0%} vs cmat)")
+
+
+def _stat(path: str) -> list:
+    try:
+        st = os.stat(path)
+        return [st.st_size, st.st_mtime_ns]
+    except OSError:
+        return []
+
+
+def fingerprint(payload: dict, project: Path, colour: bool) -> list:
+    """Everything the line depends on, as cheap `stat` results."""
+    from cmat import paths
+
+    transcript = payload.get("transcript_path")
+    key: list = [str(project), colour, payload.get("session_id"),
+                 os.environ.get("CMAT_CURRENT_TASK_ID", "")]
+    if isinstance(transcript, str) and transcript:
+        key.append(_stat(transcript))
+        subagents = os.path.join(os.path.splitext(transcript)[0], "subagents")
+        try:
+            with os.scandir(subagents) as entries:
+                key.append(sorted([e.name, _stat(e.path)] for e in entries))  # JSON-stable
+        except OSError:
+            pass
+    for path in (paths.current_task_file(project), project / ".claude" / "cmat.toml",
+                 paths.config_home() / "config.toml"):
+        key.append(_stat(str(path)))
+    return key
+
+
+def _cache_file(session_id: str) -> Path:
+    from cmat import paths
+
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in session_id)[:100]
+    return paths.cache_home() / "statusline" / f"{safe}.json"
+
+
+def cached_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
+    """The line from the cache when still valid, else built afresh and cached."""
+    session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else ""
+    key = fingerprint(payload, project, colour)
+    cache = _cache_file(session_id or "none")
+    try:
+        cached = json.loads(cache.read_text())
+        if cached["key"] == key and cached["until"] > time.time():
+            return cached["line"], cached["session_cost"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    line, session_cost = build_line(payload, project, colour)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"key": key, "until": time.time() + CACHE_SECONDS,
+                                       "line": line, "session_cost": session_cost}))
+        os.replace(partial, cache)  # readers see the old entry or the new one, never half
+    except OSError:
+        pass  # no cache only costs speed
+    return line, session_cost
+
+
+def read_payload(stream) -> dict:
+    """Claude Code's JSON (the standard library's parser: nothing more to import)."""
+    if stream is None or stream.isatty():
+        raise ValueError("no JSON on stdin (Claude Code sends it)")
+    raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
+    payload = json.loads(raw)
+    if not isinstance(payload, dict):
+        raise ValueError("stdin JSON is not an object")
+    return payload
+
+
+def _project(payload: dict) -> Path:
+    from cmat import paths
+
+    cwd = payload.get("cwd")
+    if not os.environ.get("CLAUDE_PROJECT_DIR") and isinstance(cwd, str) and os.path.isdir(cwd):
+        import contextlib
+
+        with contextlib.chdir(cwd):
+            return paths.project_dir()
+    return paths.project_dir()
 
 
 def run(debug: bool = False, stdin=None) -> int:
     """Print the status line; always exit 0 (Claude Code shows whatever we print)."""
-    from cmat import paths
-    from cmat.hooks import HookLog, hook_project, read_payload
-
     colour = not os.environ.get("NO_COLOR")
-    project = paths.project_dir()
+    project = None
     try:
         payload = read_payload(sys.stdin if stdin is None else stdin)
-        project = hook_project(payload)
-        line = build_line(payload, project, colour, debug)
+        project = _project(payload)
+        line, session_cost = cached_line(payload, project, colour)
+        if debug:
+            line += mismatch(payload, session_cost)
     except Exception as exc:  # the status bar must show something, never a traceback
-        HookLog.for_project(project).write("ERROR", "statusline",
-                                           f"{type(exc).__name__}: {exc}".replace("\n", " | "))
+        from cmat import paths
+        from cmat.hooks import HookLog
+
+        HookLog.for_project(project or paths.project_dir()).write(
+            "ERROR", "statusline", f"{type(exc).__name__}: {exc}".replace("\n", " | "))
         line = "cmat: cost unavailable" + (f" ({type(exc).__name__}: {exc})" if debug else "")
     sys.stdout.write(line + "\n")
     sys.stdout.flush()

@@ -292,3 +292,42 @@ def test_other_mcp_servers_are_kept(project):
     cli_run("hooks", "install", "--mcp")
     cli_run("hooks", "uninstall")
     assert json.loads((project / ".mcp.json").read_text()) == {"mcpServers": {"db": {"command": "x"}}}
+
+
+def test_statusline_cache_is_used_while_nothing_changes(project, tmp_path, monkeypatch):
+    from cmat import statusline as module
+    from tests.transcript_factory import write_subagent
+
+    builder, path = session_costing(tmp_path, "s1", 0.5)
+    write_subagent(path.parent, "s1", "ag1", "Explore",
+                   lambda b, a: (setattr(b, "now", now_iso(-5)),
+                                 b.response(sidechain=True, agent_id=a, output=100)))
+    payload = status_payload(path, "s1")
+    first = module.cached_line(payload, project, colour=False)
+    calls = []
+    monkeypatch.setattr(module, "build_line", lambda *a: calls.append(a) or ("fresh", 0.0))
+    assert module.cached_line(payload, project, colour=False) == first  # from the cache
+    assert calls == []
+    builder.response(output=10)
+    builder.write(path)  # the session grew: built afresh
+    assert module.cached_line(payload, project, colour=False) == ("fresh", 0.0)
+    assert len(calls) == 1
+    monkeypatch.setattr(module, "CACHE_SECONDS", 0)
+    builder.response(output=10)
+    builder.write(path)
+    module.cached_line(payload, project, colour=False)  # cached, but already expired
+    module.cached_line(payload, project, colour=False)
+    assert len(calls) == 3  # an expired entry is rebuilt
+
+
+def test_the_example_dashboard_uses_only_metrics_cmat_emits(history, project):
+    import re
+
+    (project / ".claude" / "cmat.toml").write_text("[budgets]\nmonthly = 10\n")
+    families = parse(cli_run("metrics").output)
+    emitted = set(families) | {sample.name for family in families.values()
+                               for sample in family.samples}
+    dashboard = json.loads((REPO / "docs" / "grafana-dashboard.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"cmat_[a-z_]+", target["expr"])}
+    assert used and used <= emitted, used - emitted

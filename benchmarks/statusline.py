@@ -1,0 +1,76 @@
+"""Benchmark: `cmat statusline` as Claude Code runs it every few seconds (the real script,
+JSON on stdin), warm: a 1 GB history in the ledger and a running session that has already
+been imported and grows a little between refreshes. Interpreter start-up included.
+Target: median under 50 ms.
+
+    python benchmarks/statusline.py [--history-gb 1.0] [--session-mb 20] [--runs 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_history import generate  # noqa: E402
+from synthetic import bench_project, write_session, write_session_with_subagents  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--history-gb", type=float, default=1.0)
+    parser.add_argument("--session-mb", type=float, default=20)
+    parser.add_argument("--runs", type=int, default=25)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        env = bench_project(root)
+        project = Path(env["CLAUDE_PROJECT_DIR"])
+        env.update(CLAUDE_CONFIG_DIR=str(root / "claude"), CMAT_PYTHON=sys.executable)
+        print(f"generating a {args.history_gb:g} GB history and importing it ...", flush=True)
+        generate(root / "claude", int(args.history_gb * 1e9), seed=3)
+        subprocess.run([sys.executable, "-m", "cmat", "scan", "--quiet"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        (project / ".claude" / "cmat.toml").write_text("[budgets]\ndaily = 1000\n")
+        rng = random.Random(6)
+        running = write_session_with_subagents(root / "running", "running", int(
+            args.session_mb * 0.8e6), int(args.session_mb * 0.2e6), 2, rng,
+            start_ts=time.time() - 1800)
+        stdin = json.dumps({"session_id": "running", "transcript_path": str(running),
+                            "cost": {"total_cost_usd": 1.0}}).encode()
+        script = REPO / "hooks" / "cmat-statusline.sh"
+
+        def refresh() -> float:
+            start = time.perf_counter()
+            subprocess.run([str(script)], input=stdin, env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            return time.perf_counter() - start
+
+        first = refresh()
+        unchanged = [refresh() for _ in range(args.runs)]
+        growing = []
+        growth = root / "growth.jsonl"
+        for _ in range(args.runs):
+            write_session(growth, 8_000, "running", rng, start_ts=time.time())
+            with open(running, "ab") as out:
+                out.write(growth.read_bytes())
+            growing.append(refresh())
+    for label, times in (("unchanged session", unchanged), ("session grew ~8 KB", growing)):
+        times.sort()
+        print(f"statusline, {args.history_gb:g} GB history, {label}: median "
+              f"{statistics.median(times) * 1000:.0f} ms, p90 "
+              f"{times[int(len(times) * 0.9)] * 1000:.0f} ms (target median < 50 ms)")
+    print(f"first refresh (imports the {args.session_mb:g} MB session): {first * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
