@@ -152,3 +152,11 @@ def test_python_dash_m_matches_the_console_script(tmp_path, transcript):
                              "--json"], env=child_env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     check_shape(json.loads(result.stdout))
+
+
+def test_the_command_reference_is_current():
+    from tests.cli_reference import render
+    from tests.conftest import REPO
+
+    assert (REPO / "docs" / "cli.md").read_text() == render(), \
+        "docs/cli.md is stale: python -m tests.cli_reference > docs/cli.md"

@@ -78,10 +78,11 @@ def cli() -> None:
 
     \b
     Quick start:
-      cmat costs session                 cost of your latest Claude Code session
-      cmat costs session FILE.jsonl      cost of one transcript (with its subagents)
+      cmat report daily                  what each day of your history cost
+      cmat costs session                 cost of your latest session (with subagents)
+      cmat hooks install                 record every session, enforce budgets
+      cmat budget set daily 50           a budget Claude Code will respect
       cmat queue add "Fix login"         a task to record costs against
-      cmat costs extract TASK FILE       record a session's cost in the task's metadata
       cmat costs show TASK               what a task has cost so far
     """
 

@@ -1,0 +1,35 @@
+"""Every command's --help as one Markdown page (docs/cli.md); test_cli checks it is current.
+
+    python -m tests.cli_reference > docs/cli.md
+"""
+
+import click
+from click.testing import CliRunner
+
+from cmat.cli import cli
+
+
+def commands(group: click.Group, prefix: list[str]):
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        if command is None or command.hidden:
+            continue
+        yield [*prefix, name], command
+        if isinstance(command, click.Group):
+            yield from commands(command, [*prefix, name])
+
+
+def render() -> str:
+    runner = CliRunner()
+    parts = ["# cmat command reference\n",
+             "Generated from `--help` by `python -m tests.cli_reference`; do not edit.\n"]
+    for path, _ in [([], cli), *commands(cli, [])]:
+        result = runner.invoke(cli, [*path, "--help"], terminal_width=100, prog_name="cmat")
+        parts.append(f"## cmat {' '.join(path)}\n".replace("cmat \n", "cmat\n"))
+        parts.append("```text\n" + result.output.rstrip() + "\n```\n")
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    print(render(), end="")
