@@ -8,7 +8,6 @@ Target: median under 50 ms.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import statistics
@@ -19,27 +18,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_history import generate  # noqa: E402
-from synthetic import bench_project, write_session, write_session_with_subagents  # noqa: E402
+from synthetic import (live_arguments, project_with_history, write_session,  # noqa: E402
+                       write_session_with_subagents)
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--history-gb", type=float, default=1.0)
-    parser.add_argument("--session-mb", type=float, default=20)
-    parser.add_argument("--runs", type=int, default=25)
-    args = parser.parse_args()
+    args = live_arguments(__doc__, session_mb=20)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        env = bench_project(root)
-        project = Path(env["CLAUDE_PROJECT_DIR"])
-        env.update(CLAUDE_CONFIG_DIR=str(root / "claude"), CMAT_PYTHON=sys.executable)
-        print(f"generating a {args.history_gb:g} GB history and importing it ...", flush=True)
-        generate(root / "claude", int(args.history_gb * 1e9), seed=3)
-        subprocess.run([sys.executable, "-m", "cmat", "scan", "--quiet"], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        env, project = project_with_history(root, args.history_gb, seed=3)
         (project / ".claude" / "cmat.toml").write_text("[budgets]\ndaily = 1000\n")
         rng = random.Random(6)
         running = write_session_with_subagents(root / "running", "running", int(

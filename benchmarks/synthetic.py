@@ -121,3 +121,30 @@ def add_task(env: dict, title: str = "benchmark") -> str:
 
     return subprocess.run([sys.executable, "-m", "cmat", "queue", "add", title], env=env,
                           check=True, capture_output=True, text=True).stdout.strip()
+
+
+def project_with_history(root: Path, history_gb: float, seed: int) -> tuple[dict, Path]:
+    """A benchmark project whose ledger already holds a generated history of `history_gb`."""
+    import subprocess
+    import sys
+
+    from make_history import generate
+
+    env = bench_project(root)
+    env.update(CLAUDE_CONFIG_DIR=str(root / "claude"), CMAT_PYTHON=sys.executable)
+    print(f"generating a {history_gb:g} GB history and importing it ...", flush=True)
+    generate(root / "claude", int(history_gb * 1e9), seed=seed)
+    subprocess.run([sys.executable, "-m", "cmat", "scan", "--quiet"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    return env, Path(env["CLAUDE_PROJECT_DIR"])
+
+
+def live_arguments(description: str, session_mb: float):
+    """The options of the benchmarks that run against a history and a live session."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--history-gb", type=float, default=1.0)
+    parser.add_argument("--session-mb", type=float, default=session_mb)
+    parser.add_argument("--runs", type=int, default=25)
+    return parser.parse_args()
