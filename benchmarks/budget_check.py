@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import random
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import (live_arguments, project_with_history, write_session,  # noqa: E402
-                       write_session_with_subagents)
+from synthetic import (live_arguments, project_with_history, summary,  # noqa: E402
+                       timed_run, write_session, write_session_with_subagents)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,26 +40,20 @@ def main() -> None:
                             "tool_input": {"command": "ls"}}).encode()
         script = REPO / "hooks" / "on-pre-tool-use-budget.sh"
 
-        def check() -> float:
-            start = time.perf_counter()
-            subprocess.run([str(script)], input=stdin, env=env, check=True,
-                           stdout=subprocess.DEVNULL)
-            return time.perf_counter() - start
+        def check() -> tuple[float, float]:
+            return timed_run([str(script)], stdin, env)
 
         first = check()  # imports the whole running session
-        times = []
+        runs = []
         growth = root / "growth.jsonl"
         for _ in range(args.runs):
             write_session(growth, 8_000, "running-session", rng, start_ts=time.time())
             with open(running, "ab") as out:  # the session grows between tool calls
                 out.write(growth.read_bytes())
-            times.append(check())
-    times.sort()
-    print(f"pre-tool-use check, {args.history_gb:g} GB ledger history, "
-          f"{args.session_mb:g} MB running session growing ~8 KB per call:")
-    print(f"  median {statistics.median(times) * 1000:.0f} ms, p90 "
-          f"{times[int(len(times) * 0.9)] * 1000:.0f} ms over {len(times)} calls "
-          f"(target median < 80 ms); first call, importing the session: {first * 1000:.0f} ms")
+            runs.append(check())
+    print(summary(f"pre-tool-use check, {args.history_gb:g} GB ledger history, "
+                  f"{args.session_mb:g} MB running session growing ~8 KB per call", runs, 80))
+    print(f"first call, importing the whole running session: {first[0] * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

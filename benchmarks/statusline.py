@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import random
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import (live_arguments, project_with_history, write_session,  # noqa: E402
-                       write_session_with_subagents)
+from synthetic import (live_arguments, project_with_history, summary,  # noqa: E402
+                       timed_run, write_session, write_session_with_subagents)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,11 +36,8 @@ def main() -> None:
                             "cost": {"total_cost_usd": 1.0}}).encode()
         script = REPO / "hooks" / "cmat-statusline.sh"
 
-        def refresh() -> float:
-            start = time.perf_counter()
-            subprocess.run([str(script)], input=stdin, env=env, check=True,
-                           stdout=subprocess.DEVNULL)
-            return time.perf_counter() - start
+        def refresh() -> tuple[float, float]:
+            return timed_run([str(script)], stdin, env)
 
         first = refresh()
         unchanged = [refresh() for _ in range(args.runs)]
@@ -53,12 +48,9 @@ def main() -> None:
             with open(running, "ab") as out:
                 out.write(growth.read_bytes())
             growing.append(refresh())
-    for label, times in (("unchanged session", unchanged), ("session grew ~8 KB", growing)):
-        times.sort()
-        print(f"statusline, {args.history_gb:g} GB history, {label}: median "
-              f"{statistics.median(times) * 1000:.0f} ms, p90 "
-              f"{times[int(len(times) * 0.9)] * 1000:.0f} ms (target median < 50 ms)")
-    print(f"first refresh (imports the {args.session_mb:g} MB session): {first * 1000:.0f} ms")
+    for label, runs in (("unchanged session", unchanged), ("session grew ~8 KB", growing)):
+        print(summary(f"statusline, {args.history_gb:g} GB history, {label}", runs, 50))
+    print(f"first refresh (imports the {args.session_mb:g} MB session): {first[0] * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

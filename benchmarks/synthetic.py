@@ -148,3 +148,28 @@ def live_arguments(description: str, session_mb: float):
     parser.add_argument("--session-mb", type=float, default=session_mb)
     parser.add_argument("--runs", type=int, default=25)
     return parser.parse_args()
+
+
+def timed_run(cmd: list, stdin: bytes, env: dict) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of `cmd`. CPU time (user + system, this process's
+    children) does not grow when a shared machine lends the core to someone else."""
+    import resource
+    import subprocess
+    import time
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(cmd, input=stdin, env=env, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def summary(label: str, runs: list[tuple[float, float]], target_ms: float) -> str:
+    import statistics
+
+    walls = sorted(w for w, _ in runs)
+    cpu = statistics.median(c for _, c in runs)
+    return (f"{label}: median {statistics.median(walls) * 1000:.0f} ms wall "
+            f"(p90 {walls[int(len(walls) * 0.9)] * 1000:.0f} ms), {cpu * 1000:.0f} ms CPU, "
+            f"over {len(runs)} runs (target median < {target_ms:g} ms)")
