@@ -194,16 +194,15 @@ class BudgetExhausted(CmatError):
     exit_code = 11
 
 
-def exhausted_now(project: Path, ledger: Ledger, context_for) -> list[Status]:
-    """Exhausted budgets of `project` that no override lifts (`context_for(config)` builds the
-    context once the config, and so the time zone, is known)."""
+def exhausted_now(project: Path, ledger: Ledger, session_id: str | None,
+                  task_id: str | None) -> list[Status]:
+    """Exhausted budgets of `project` for this session and task that no override lifts."""
     from cmat.config import load_config
-    from cmat.timezones import zone
 
     config = load_config(project)
     if not config.has_budgets:
         return []
-    context = context_for(zone(config.timezone))
+    context = current_context(project, config, session_id, task_id)
     statuses = evaluate(ledger, applicable(config, context), context)
     return [s for s in statuses
             if s.exhausted and not active_override(ledger, s.budget, context.now)]
@@ -249,14 +248,16 @@ def parse_duration(text: str) -> float:
     return days * 86400 + hours * 3600 + minutes * 60
 
 
-def current_context(project: Path, config: Config, session_id: str | None = None) -> Context:
-    """The context of `project` now: its current task (and enhancement) and the session."""
-    from cmat.hooks import _enhancement, current_task_id
+def current_context(project: Path, config: Config, session_id: str | None = None,
+                    task_id: str | None = None, with_enhancement: bool = True) -> Context:
+    """The context of `project` now: the session, the task (the current one unless given)
+    and, `with_enhancement`, the task's enhancement from the queue."""
+    from cmat.queue import current_task_id, task_enhancement
     from cmat.timezones import zone
 
-    task_id = current_task_id(project)
+    task_id = task_id or current_task_id(project)
     return Context(project, zone(config.timezone), time.time(), session_id, task_id,
-                   _enhancement(project, task_id))
+                   task_enhancement(project, task_id) if with_enhancement else None)
 
 
 def status_report(project: Path, ledger: Ledger, session_id: str | None = None) -> dict:

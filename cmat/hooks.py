@@ -123,18 +123,6 @@ def hook_project(payload: dict) -> Path:
     return paths.project_dir()
 
 
-def current_task_id(project: Path) -> str | None:
-    """CMAT_CURRENT_TASK_ID (set by a CMAT orchestrator), else the marker `cmat queue start`
-    writes."""
-    task_id = os.environ.get("CMAT_CURRENT_TASK_ID", "").strip()
-    if task_id:
-        return task_id
-    try:
-        return paths.current_task_file(project).read_text().strip() or None
-    except OSError:
-        return None
-
-
 def _path_field(payload: dict, key: str, required: bool) -> Path | None:
     value = payload.get(key)
     if isinstance(value, str) and value:
@@ -162,7 +150,7 @@ def record(event: str, payload: dict, project: Path, log: HookLog) -> tuple[str,
     from cmat.costs import record_in_ledger, record_session
     from cmat.errors import CmatError, NotFound
     from cmat.pricing import price_records
-    from cmat.queue import QueueService, enhancement_of
+    from cmat.queue import QueueService, current_task_id, enhancement_of
     from cmat.transcripts import read_session, read_session_with_subagent
 
     session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
@@ -217,16 +205,15 @@ def check_budgets(event: str, payload: dict, project: Path,
     if not config.has_budgets:
         return None, None  # the common case: nothing to check, nothing to read
     from cmat.alerts import fire, has_undelivered, spawn_delivery
-    from cmat.budgets import Context, active_override, applicable, evaluate
+    from cmat.budgets import active_override, applicable, current_context, evaluate
     from cmat.catalog import ModelService
     from cmat.ledger import Ledger
-    from cmat.timezones import zone
     from cmat.scan import scan_session
 
     session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
-    task_id = current_task_id(project)
-    context = Context(project, zone(config.timezone), time.time(), session_id, task_id,
-                      _enhancement(project, task_id) if "enhancement" in config.keyed else None)
+    # The queue is read only when an enhancement budget needs the task's enhancement.
+    context = current_context(project, config, session_id,
+                              with_enhancement="enhancement" in config.keyed)
     budgets = applicable(config, context)
     if not budgets:
         return None, None
@@ -266,17 +253,6 @@ def check_budgets(event: str, payload: dict, project: Path,
                 + (f"; alerts {', '.join(f'{a.status.budget.key}@{a.threshold}%' for a in alerts)}"
                    if alerts else ""))
     return line, answer or None
-
-
-def _enhancement(project: Path, task_id: str | None) -> str | None:
-    if not task_id:
-        return None
-    from cmat.queue import QueueService, enhancement_of
-
-    try:
-        return enhancement_of(QueueService(project).get(task_id))
-    except Exception:  # an unreadable queue must not stop the other budgets being checked
-        return None
 
 
 FAILURE_WORDS = {"session-end": "cost not recorded", "subagent-stop": "cost not recorded",

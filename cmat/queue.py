@@ -33,6 +33,31 @@ def new_task_id() -> str:
     return f"task_{int(time.time())}_{random.randint(0, 99999):05d}"
 
 
+def current_task_id(project: Path) -> str | None:
+    """The task sessions are recorded against: CMAT_CURRENT_TASK_ID (what a CMAT orchestrator
+    sets), else the marker `cmat queue start` writes."""
+    import os
+
+    task_id = os.environ.get("CMAT_CURRENT_TASK_ID", "").strip()
+    if task_id:
+        return task_id
+    try:
+        return paths.current_task_file(project).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def task_enhancement(project: Path, task_id: str | None) -> str | None:
+    """The enhancement of a task; None when unknown or the queue cannot be read (a budget
+    check must go on with the other budgets)."""
+    if not task_id:
+        return None
+    try:
+        return enhancement_of(QueueService(project).get(task_id))
+    except Exception:
+        return None
+
+
 def enhancement_of(task: dict) -> str | None:
     metadata = task.get("metadata")
     name = metadata.get("enhancement_title") if isinstance(metadata, dict) else None

@@ -50,7 +50,7 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
 
     from cmat.budgets import status_report
     from cmat.catalog import ModelService
-    from cmat.hooks import current_task_id
+    from cmat.queue import current_task_id
     from cmat.ledger import Ledger
     from cmat.reports import local_midnight
     from cmat.scan import scan_session

@@ -52,15 +52,11 @@ def extract(task_id: str, transcript_path: Path, session_id: str | None, overrid
 
 
 def _check_budgets(project: Path, task_id: str, session_id: str, override: bool) -> None:
-    import time
-
-    from cmat.budgets import BudgetExhausted, Context, exhausted_now
-    from cmat.hooks import _enhancement
+    from cmat.budgets import BudgetExhausted, exhausted_now
     from cmat.ledger import Ledger
 
     with Ledger() as ledger:
-        exhausted = exhausted_now(project, ledger, lambda tz: Context(
-            project, tz, time.time(), session_id, task_id, _enhancement(project, task_id)))
+        exhausted = exhausted_now(project, ledger, session_id, task_id)
     if not exhausted:
         return
     message = "; ".join(s.exhausted_message().replace("\n", " / ") for s in exhausted)
