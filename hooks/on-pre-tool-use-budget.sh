@@ -1,3 +1,6 @@
 #!/usr/bin/env bash
 # Claude Code PreToolUse hook: denies the next tool call once a budget is spent (see cmat-hook.sh).
-exec "$(dirname "${BASH_SOURCE[0]}")/cmat-hook.sh" hook pre-tool-use
+dir="${BASH_SOURCE[0]%/*}"
+[ "$dir" = "${BASH_SOURCE[0]}" ] && dir=.
+set -- hook pre-tool-use
+. "$dir/cmat-hook.sh"

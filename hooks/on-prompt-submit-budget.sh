@@ -1,3 +1,6 @@
 #!/usr/bin/env bash
 # Claude Code UserPromptSubmit hook: refuses a new prompt once a budget is spent (see cmat-hook.sh).
-exec "$(dirname "${BASH_SOURCE[0]}")/cmat-hook.sh" hook prompt-submit
+dir="${BASH_SOURCE[0]%/*}"
+[ "$dir" = "${BASH_SOURCE[0]}" ] && dir=.
+set -- hook prompt-submit
+. "$dir/cmat-hook.sh"

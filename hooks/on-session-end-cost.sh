@@ -1,3 +1,6 @@
 #!/usr/bin/env bash
 # Claude Code SessionEnd hook: records the session's cost (see cmat-hook.sh).
-exec "$(dirname "${BASH_SOURCE[0]}")/cmat-hook.sh" hook session-end
+dir="${BASH_SOURCE[0]%/*}"
+[ "$dir" = "${BASH_SOURCE[0]}" ] && dir=.
+set -- hook session-end
+. "$dir/cmat-hook.sh"

@@ -1,3 +1,6 @@
 #!/usr/bin/env bash
 # Claude Code SubagentStop hook: records the subagent's cost as it ends (see cmat-hook.sh).
-exec "$(dirname "${BASH_SOURCE[0]}")/cmat-hook.sh" hook subagent-stop
+dir="${BASH_SOURCE[0]%/*}"
+[ "$dir" = "${BASH_SOURCE[0]}" ] && dir=.
+set -- hook subagent-stop
+. "$dir/cmat-hook.sh"
