@@ -237,18 +237,14 @@ def latest_transcript() -> Path:
     """The most recently written main transcript under Claude Code's configuration folders."""
     from cmat import paths
     from cmat.errors import NotFound
-    from cmat.transcripts import iter_transcripts
+    from cmat.scan import discover, scan_roots
 
-    roots = paths.claude_config_dirs()
-    newest: tuple[float, Path] | None = None
-    for path in iter_transcripts(roots):
-        if path.name.startswith("agent-") or path.parent.name == "subagents":
-            continue
-        mtime = path.stat().st_mtime
-        if newest is None or mtime > newest[0]:
-            newest = (mtime, path)
-    if newest is None:
-        where = ", ".join(str(r) for r in roots) or "~/.claude, ~/.config/claude"
-        raise NotFound(f"no Claude Code transcripts found (looked in {where})",
+    main = [f for f in discover(scan_roots()).values()
+            if not os.path.basename(f.path).startswith("agent-")
+            and os.path.basename(os.path.dirname(f.path)) != "subagents"]
+    if not main:
+        roots = ", ".join(str(r) for r in paths.claude_config_dirs()) \
+            or "~/.claude, ~/.config/claude"
+        raise NotFound(f"no Claude Code transcripts found (looked in {roots})",
                        "pass a transcript path, or set CLAUDE_CONFIG_DIR")
-    return newest[1]
+    return Path(max(main, key=lambda f: f.mtime_ns).path)

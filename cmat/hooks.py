@@ -24,6 +24,7 @@ from typing import Iterator
 import orjson
 
 from cmat import paths
+from cmat.payload import PayloadError, payload_project, read_payload
 
 LOG_LIMIT_BYTES = 1024 * 1024  # then the log is rotated to <name>.1
 # Seconds a hook may take before it gives up (and allows): well inside the timeouts that
@@ -31,7 +32,6 @@ LOG_LIMIT_BYTES = 1024 * 1024  # then the log is rotated to <name>.1
 TIME_LIMITS = {"session-end": 25.0, "subagent-stop": 25.0, "prompt-submit": 5.0,
                "pre-tool-use": 5.0}
 LEDGER_WAIT_SECONDS = 2.0  # a budget check never waits longer for a busy ledger
-MAX_STDIN_BYTES = 1024 * 1024
 FLUSH_WAIT_SECONDS = (0.05, 0.1, 0.2)  # SubagentStop may fire before the last line is flushed
 
 
@@ -40,7 +40,7 @@ class HookTimeout(Exception):
 
 
 class HookInputError(Exception):
-    pass
+    """The payload lacks what the hook needs."""
 
 
 @dataclass
@@ -93,34 +93,6 @@ def deadline(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-
-
-def read_payload(stream) -> dict:
-    if stream is None or stream.isatty():
-        raise HookInputError("no JSON on stdin (hooks are run by Claude Code, which sends it)")
-    raw = stream.buffer.read(MAX_STDIN_BYTES + 1) if hasattr(stream, "buffer") else stream.read()
-    if isinstance(raw, str):
-        raw = raw.encode()
-    if len(raw) > MAX_STDIN_BYTES:
-        raise HookInputError("stdin is larger than 1 MiB: not a hook payload")
-    try:
-        payload = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise HookInputError(f"stdin is not JSON ({exc}): {raw[:80]!r}") from None
-    if not isinstance(payload, dict):
-        raise HookInputError("stdin JSON is not an object")
-    return payload
-
-
-def hook_project(payload: dict) -> Path:
-    """$CLAUDE_PROJECT_DIR (set by Claude Code), else the project around the payload's cwd."""
-    if os.environ.get("CLAUDE_PROJECT_DIR"):
-        return paths.project_dir()
-    cwd = payload.get("cwd")
-    if isinstance(cwd, str) and Path(cwd).is_dir():
-        with contextlib.chdir(cwd):
-            return paths.project_dir()
-    return paths.project_dir()
 
 
 def _path_field(payload: dict, key: str, required: bool) -> Path | None:
@@ -271,7 +243,7 @@ def run(event: str, stdin=None) -> int:
         limit = float(os.environ.get("CMAT_HOOK_BUDGET", TIME_LIMITS[event]))
         with deadline(limit):
             payload = read_payload(sys.stdin if stdin is None else stdin)
-            project = hook_project(payload)
+            project = payload_project(payload)
             log = HookLog.for_project(project)
             summary, answer = HANDLERS[event](event, payload, project, log)
         if answer:
@@ -284,7 +256,7 @@ def run(event: str, stdin=None) -> int:
 
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         where = log.write("ERROR", event, detail.replace("\n", " | "))
-        if not isinstance(exc, (HookInputError, HookTimeout)) and _is_bug(exc):
+        if not isinstance(exc, (PayloadError, HookInputError, HookTimeout)) and _is_bug(exc):
             log.write("ERROR", event, "traceback: " + "".join(
                 traceback.format_exception(exc)).replace("\n", " | "))
         with contextlib.suppress(Exception):

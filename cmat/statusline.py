@@ -158,36 +158,15 @@ def cached_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]
     return line, session_cost
 
 
-def read_payload(stream) -> dict:
-    """Claude Code's JSON (the standard library's parser: nothing more to import)."""
-    if stream is None or stream.isatty():
-        raise ValueError("no JSON on stdin (Claude Code sends it)")
-    raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
-    payload = json.loads(raw)
-    if not isinstance(payload, dict):
-        raise ValueError("stdin JSON is not an object")
-    return payload
-
-
-def _project(payload: dict) -> Path:
-    from cmat import paths
-
-    cwd = payload.get("cwd")
-    if not os.environ.get("CLAUDE_PROJECT_DIR") and isinstance(cwd, str) and os.path.isdir(cwd):
-        import contextlib
-
-        with contextlib.chdir(cwd):
-            return paths.project_dir()
-    return paths.project_dir()
-
-
 def run(debug: bool = False, stdin=None) -> int:
     """Print the status line; always exit 0 (Claude Code shows whatever we print)."""
+    from cmat.payload import payload_project, read_payload
+
     colour = not os.environ.get("NO_COLOR")
     project = None
     try:
         payload = read_payload(sys.stdin if stdin is None else stdin)
-        project = _project(payload)
+        project = payload_project(payload)
         line, session_cost = cached_line(payload, project, colour)
         if debug:
             line += mismatch(payload, session_cost)

@@ -69,10 +69,6 @@ class UsageRecord:
         return TokenCounts(self.input_tokens, self.output_tokens, self.cache_creation_tokens,
                            self.cache_creation_1h_tokens, self.cache_read_tokens)
 
-    @property
-    def is_subagent(self) -> bool:
-        return self.agent != MAIN_AGENT
-
     def __reduce__(self):
         # Ships as a plain tuple between processes: 5x faster than a slotted dataclass's state.
         return (UsageRecord, _RECORD_FIELDS(self))
@@ -465,11 +461,3 @@ def read_session_with_subagent(transcript: Path | None, session_id: str, subagen
     sources = [s for s in sources if s.path.resolve() != subagent.resolve()]
     sources.append(subagent_source(subagent, agent_type))
     return read_sources(session_id, sources)
-
-
-def iter_transcripts(roots: list[Path]) -> Iterator[Path]:
-    """Every `*.jsonl` transcript under each root's `projects/` folder (or the root itself)."""
-    for root in roots:
-        base = root / "projects" if (root / "projects").is_dir() else root
-        if base.is_dir():
-            yield from sorted(base.rglob("*.jsonl"))
