@@ -16,7 +16,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Sequence
 
 from typing import TYPE_CHECKING
 
@@ -362,9 +362,6 @@ class Ledger:
     def query(self, sql: str, params: Sequence = ()) -> list[tuple]:
         return self.db.execute(sql, params).fetchall()
 
-    def iter_requests(self, where: str = "1", params: Sequence = ()) -> Iterator[tuple]:
-        return self.db.execute(
-            f"SELECT {', '.join(REQUEST_COLUMNS)} FROM requests WHERE {where}", params)
 
 
 class _Transaction:

@@ -204,9 +204,3 @@ class QueueService:
             except FileNotFoundError:
                 pass
         return task
-
-    def current(self) -> str | None:
-        try:
-            return self.marker.read_text().strip() or None
-        except OSError:
-            return None

@@ -12,7 +12,6 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
-from cmat import paths
 from cmat.cli import cli
 from cmat.queue import QueueService
 from tests.conftest import REPO, child_env, real_fixture

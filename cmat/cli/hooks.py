@@ -123,7 +123,7 @@ def status(project: Path | None, as_json: bool) -> None:
             echo(f"  {entry['event']:<13} {entry['command']}  (timeout {entry['timeout']} s): "
                  f"{state}")
             echo(f"  {'':<13} runs: {entry['runs'] or 'no cmat found: install cmat or fix PATH'}")
-    echo(f"\nMCP server in .mcp.json: "
+    echo("\nMCP server in .mcp.json: "
          + (f"{report['mcp']['command']} {' '.join(report['mcp']['args'])}" if report["mcp"]
             else "not registered (cmat hooks install --mcp)"))
     echo(f"cmat on PATH: {report['cmat_on_path'] or 'not found'}")
