@@ -19,10 +19,10 @@ from typing import Callable
 
 from cmat import paths
 from cmat.catalog import ModelService
-from cmat.ledger import FileState, Ledger, request_rows
+from cmat.ledger import FileState, Ledger, pack_rows, request_rows
 from cmat.pricing import price_records
-from cmat.transcripts import (Segment, SourceFile, parallel_workers, plan_segments,
-                              scan_segments, subagent_source)
+from cmat.transcripts import (Segment, SourceFile, line_decoder, parallel_workers,
+                              plan_segments, scan_segments, subagent_source)
 
 HEAD_BYTES = 256
 # Short write transactions, so that hooks never wait long for the ledger.
@@ -176,31 +176,36 @@ def _store(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
            segments: list[Segment], workers: int, total: int, files: int, result: ScanResult,
            progress: Progress | None) -> None:
     """Read the segments (in workers) and store their requests and file states."""
-    batch = _Batch(ledger)
+    pending = _Pending(ledger)
     done_bytes = done_files = 0
     resume: int | None = None  # where an unfinished line began, in the file being stored
-    results = scan_segments(segments, workers, _RowMaker(models))
-    for segment, segment_result in zip(segments, results):
-        if segment_result.pending_tail and resume is None:
-            # The unfinished last line began in this segment; later segments of the file
-            # start inside it and skip it, so the next scan must resume here.
-            resume = segment_result.end_offset
-        batch.rows.extend(segment_result.records)
-        result.requests += len(segment_result.records)  # rows, one per request
-        result.skipped_lines += segment_result.skipped_lines
-        file = seen[str(segment.source.path)]
-        stop = segment.end if segment.end is not None else segment_result.end_offset
-        done_bytes += max(0, min(stop, file.size) - segment.start)
-        if segment.end is None:  # the file's last segment: its state can be saved
-            done_files += 1
-            offset = segment_result.end_offset if resume is None else resume
-            batch.states.append(FileState(file.path, file.device, file.inode, file.size,
-                                          file.mtime_ns, offset, _head(file.path)))
-            resume = None
-        batch.flush_if_full()
+    batches = scan_segments(segments, workers, decode=line_decoder(total),
+                            convert=_RowMaker(models), pack=pack_rows)
+    for batch in batches:
+        for segment, segment_result in zip(batch.segments, batch.results):
+            if segment_result.pending_tail and resume is None:
+                # The unfinished last line began in this segment; later segments of the file
+                # start inside it and skip it, so the next scan must resume here.
+                resume = segment_result.end_offset
+            pending.rows.extend(segment_result.records)
+            result.requests += segment_result.requests  # rows, one per request
+            result.skipped_lines += segment_result.skipped_lines
+            file = seen[str(segment.source.path)]
+            stop = segment.end if segment.end is not None else segment_result.end_offset
+            done_bytes += max(0, min(stop, file.size) - segment.start)
+            if segment.end is None:  # the file's last segment: its state can be saved
+                done_files += 1
+                offset = segment_result.end_offset if resume is None else resume
+                pending.states.append(FileState(file.path, file.device, file.inode, file.size,
+                                                file.mtime_ns, offset, _head(file.path)))
+                resume = None
+        if batch.packed is not None:
+            pending.flush(batch.packed)
+        else:
+            pending.flush_if_full()
         if progress:
             progress(done_files, files, done_bytes, total)
-    batch.flush()
+    pending.flush()
 
 
 class _RowMaker:
@@ -214,7 +219,7 @@ class _RowMaker:
         return request_rows(records, price_records(records, self.resolve), self.version)
 
 
-class _Batch:
+class _Pending:
     """Requests and file states written together: a file's state is saved only in the
     transaction that stores its requests, so an interrupted scan resumes where it stopped."""
 
@@ -227,11 +232,17 @@ class _Batch:
         if len(self.rows) >= COMMIT_EVERY_ROWS or len(self.states) >= COMMIT_EVERY_FILES:
             self.flush()
 
-    def flush(self) -> None:
-        if not self.rows and not self.states:
+    def flush(self, packed: bytes | None = None) -> None:
+        """Store what is pending, and the rows `packed` by a worker."""
+        if not self.rows and not self.states and packed is None:
             return
-        with self.ledger.transaction():
-            self.ledger.insert_rows(self.rows)
+        attached = self.ledger.attached_packed(packed) if packed is not None \
+            else contextlib.nullcontext()
+        with attached, self.ledger.transaction():
+            if packed is not None:
+                self.ledger.insert_packed()
+            if self.rows:
+                self.ledger.insert_rows(self.rows)
             self.ledger.save_file_states(self.states)
         self.rows, self.states = [], []
 

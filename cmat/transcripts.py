@@ -19,6 +19,7 @@ import operator
 import os
 import re
 import sys
+import threading
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Iterator
@@ -32,6 +33,7 @@ CHUNK_SIZE = 8 * 1024 * 1024
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this a single process is faster than forking
 MAX_WORKERS = 4
 MAX_SEGMENT_BYTES = 32 * 1024 * 1024
+FAST_DECODE_MIN_BYTES = 32 * 1024 * 1024
 USAGE_MARKER = b'"output_tokens"'  # in every usage object; found 1.5x faster than "usage"
 MAIN_AGENT = "main"
 UNKNOWN_SUBAGENT = "subagent"
@@ -112,8 +114,49 @@ def _count(value) -> int:
     raise ValueError(f"not a token count: {value!r}")
 
 
-def record_from_line(obj, source: SourceFile, fallback_key: str) -> UsageRecord | None | bool:
-    """The usage record of a decoded line; None if it carries none; False for a free notice."""
+def is_notice(model, api_error) -> bool:
+    """`<synthetic>` model and API error lines are local notices: they cost nothing."""
+    return model == "<synthetic>" or bool(api_error)
+
+
+def make_record(source: SourceFile, offset: int, message_id, request_id, session_id,
+                timestamp, model, input_tokens: int, output_tokens: int, cache_total: int,
+                split: tuple[int, int] | None, cache_read: int, searches: int, speed,
+                is_sidechain: bool, agent_id, cwd) -> UsageRecord:
+    """The record of one usage line, from its values however they were decoded.
+
+    `split`: the (5-minute, 1-hour) cache writes, when the line breaks them down.
+    """
+    cache_1h = 0
+    if split is not None:
+        cache_1h = split[1]
+        if not cache_total:
+            cache_total = split[0] + cache_1h
+        if cache_1h > cache_total:
+            cache_1h = cache_total
+    return UsageRecord(
+        message_id or request_id or f"{source.path}:{offset}",
+        request_id,
+        session_id,
+        timestamp or "",
+        model if model.__class__ is str else str(model),
+        input_tokens,
+        output_tokens,
+        cache_total,
+        cache_1h,
+        cache_read,
+        searches,
+        speed,
+        is_sidechain,
+        source.agent or (UNKNOWN_SUBAGENT if is_sidechain else MAIN_AGENT),
+        agent_id or source.agent_id,
+        cwd,
+    )
+
+
+def record_from_line(obj, source: SourceFile, offset: int) -> UsageRecord | None | bool:
+    """The usage record of a line decoded as plain JSON; None if it carries none; False for
+    a free notice. Raises ValueError for a token count that is not a whole number."""
     if obj.__class__ is not dict or obj.get("type") != "assistant":
         return None
     message = obj.get("message")
@@ -122,58 +165,59 @@ def record_from_line(obj, source: SourceFile, fallback_key: str) -> UsageRecord 
     usage = message.get("usage")
     if usage.__class__ is not dict:
         return None
-    get = usage.get
     model = message.get("model") or "unknown"
-    if model == "<synthetic>" or obj.get("isApiErrorMessage"):
+    if is_notice(model, obj.get("isApiErrorMessage")):
         return False
-    cache_total = _count(get("cache_creation_input_tokens"))
-    cache_1h = 0
+    get = usage.get
     split = get("cache_creation")
-    if split.__class__ is dict:
-        cache_1h = _count(split.get("ephemeral_1h_input_tokens"))
-        if not cache_total:
-            cache_total = cache_1h + _count(split.get("ephemeral_5m_input_tokens"))
-        if cache_1h > cache_total:
-            cache_1h = cache_total
     server_tools = get("server_tool_use")
-    searches = (_count(server_tools.get("web_search_requests"))
-                if server_tools.__class__ is dict else 0)
-    is_sidechain = obj.get("isSidechain") is True
-    request_id = obj.get("requestId")
-    return UsageRecord(
-        message.get("id") or request_id or fallback_key,
-        request_id,
-        obj.get("sessionId"),
-        obj.get("timestamp") or "",
-        model if model.__class__ is str else str(model),
-        _count(get("input_tokens")),
-        _count(get("output_tokens")),
-        cache_total,
-        cache_1h,
+    return make_record(
+        source, offset, message.get("id"), obj.get("requestId"), obj.get("sessionId"),
+        obj.get("timestamp"), model, _count(get("input_tokens")), _count(get("output_tokens")),
+        _count(get("cache_creation_input_tokens")),
+        (_count(split.get("ephemeral_5m_input_tokens")),
+         _count(split.get("ephemeral_1h_input_tokens"))) if split.__class__ is dict else None,
         _count(get("cache_read_input_tokens")),
-        searches,
-        get("speed"),
-        is_sidechain,
-        source.agent or (UNKNOWN_SUBAGENT if is_sidechain else MAIN_AGENT),
-        obj.get("agentId") or source.agent_id,
-        obj.get("cwd"),
-    )
+        _count(server_tools.get("web_search_requests")) if server_tools.__class__ is dict else 0,
+        get("speed"), obj.get("isSidechain") is True, obj.get("agentId"), obj.get("cwd"))
 
 
-def _decode_into(scan: FileScan, line: bytes, source: SourceFile, offset: int) -> None:
+def decode_line(line, source: SourceFile, offset: int) -> UsageRecord | None | bool:
+    """Decode one line (see record_from_line); raises ValueError if it is not JSON at all.
+
+    Claude Code writes strings cut inside an emoji as a lone surrogate escape (`\\ud83d`),
+    and orjson rejects those; the standard library's decoder takes them, and any invalid
+    UTF-8, so that such a line's usage is not lost.
+    """
     try:
-        record = record_from_line(orjson.loads(line), source, f"{source.path}:{offset}")
-    except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError):
-        scan.skipped_lines += 1
-        return
-    if record is False:
-        scan.ignored_notices += 1
-    elif record is not None:
-        scan.records.append(record)
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        import json
+
+        try:
+            obj = json.loads(bytes(line).decode("utf-8", "replace"))
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
+    return record_from_line(obj, source, offset)
+
+
+LineDecoder = Callable[[object, SourceFile, int], "UsageRecord | None | bool"]
+
+
+_local = threading.local()
+
+
+def _read_buffer(size: int) -> bytearray:
+    """A reused read buffer: pages already touched are not faulted in again for each chunk
+    (a fresh 8 MiB bytes object per read costs a quarter of a cold scan's system time)."""
+    buffer = getattr(_local, "buffer", None)
+    if buffer is None or len(buffer) != size:
+        buffer = _local.buffer = bytearray(size)
+    return buffer
 
 
 def scan_file(source: SourceFile, start: int = 0, *, end: int | None = None,
-              final: bool = True) -> FileScan:
+              final: bool = True, decode: LineDecoder = decode_line) -> FileScan:
     """Read usage lines of the file from byte `start` on.
 
     With `end`, read only the lines that begin before `end` (a line cut by `start` belongs to
@@ -197,50 +241,72 @@ def scan_file(source: SourceFile, start: int = 0, *, end: int | None = None,
             if handle.read(1) != b"\n":
                 handle.readline()  # the rest of a line that began in the previous range
                 start = handle.tell()
-        carry = b""
-        base = start  # file offset of carry[0]
+        buffer = _read_buffer(CHUNK_SIZE)
+        filled = 0  # bytes of buffer holding data
+        base = start  # file offset of buffer[0]
         while end is None or base < end:
-            chunk = handle.read(CHUNK_SIZE)
-            if not chunk:
+            if filled == len(buffer):  # one line longer than the buffer
+                buffer = bytearray(buffer) + bytearray(len(buffer))
+            with memoryview(buffer) as view:
+                read = handle.readinto(view[filled:])
+            if not read:
                 break
-            buffer = carry + chunk if carry else chunk
-            if end is not None and base + len(buffer) >= end:
-                stop = buffer.find(b"\n", end - base - 1)  # the line holding byte end-1
+            filled += read
+            if end is not None and base + filled >= end:
+                stop = buffer.find(b"\n", end - base - 1, filled)  # the line holding end-1
                 if stop >= 0:
-                    _scan_complete_lines(scan, buffer, stop + 1, source, base)
+                    _scan_complete_lines(scan, buffer, stop + 1, source, base, decode)
                     scan.end_offset = base + stop + 1
                     return scan
-            last_newline = buffer.rfind(b"\n")
+            last_newline = buffer.rfind(b"\n", 0, filled)
             if last_newline < 0:
-                carry = buffer
                 continue
-            _scan_complete_lines(scan, buffer, last_newline + 1, source, base)
-            carry = buffer[last_newline + 1:]
-            base += last_newline + 1
+            _scan_complete_lines(scan, buffer, last_newline + 1, source, base, decode)
+            consumed = last_newline + 1
+            buffer[:filled - consumed] = buffer[consumed:filled]
+            filled -= consumed
+            base += consumed
         scan.end_offset = base
-        if carry.strip():
+        tail = bytes(buffer[:filled])
+        if tail.strip():
             if final:
-                _decode_into(scan, carry, source, base)
-                scan.end_offset = base + len(carry)
+                _decode_into(scan, tail, source, base, decode)
+                scan.end_offset = base + filled
             else:
                 scan.pending_tail = True
-        elif carry:
-            scan.end_offset = base + len(carry)
+        elif tail:
+            scan.end_offset = base + filled
     return scan
 
 
-def _scan_complete_lines(scan: FileScan, buffer: bytes, end: int, source: SourceFile,
-                         base: int) -> None:
+def _decode_into(scan: FileScan, line, source: SourceFile, offset: int,
+                 decode: LineDecoder) -> None:
+    try:
+        record = decode(line, source, offset)
+    except ValueError:  # orjson's and msgspec's decode errors are ValueErrors
+        scan.skipped_lines += 1
+        return
+    if record is False:
+        scan.ignored_notices += 1
+    elif record is not None:
+        scan.records.append(record)
+
+
+def _scan_complete_lines(scan: FileScan, buffer: bytearray, end: int, source: SourceFile,
+                         base: int, decode: LineDecoder) -> None:
     find = buffer.find
+    rfind = buffer.rfind
     position = 0
-    while True:
-        hit = find(USAGE_MARKER, position, end)
-        if hit < 0:
-            return
-        line_start = buffer.rfind(b"\n", 0, hit) + 1
-        line_end = find(b"\n", hit, end)
-        _decode_into(scan, buffer[line_start:line_end], source, base + line_start)
-        position = line_end + 1
+    with memoryview(buffer) as view:
+        while True:
+            hit = find(USAGE_MARKER, position, end)
+            if hit < 0:
+                return
+            line_start = rfind(b"\n", 0, hit) + 1
+            line_end = find(b"\n", hit, end)
+            with view[line_start:line_end] as line:  # no copy of the line
+                _decode_into(scan, line, source, base + line_start, decode)
+            position = line_end + 1
 
 
 class Deduplicator:
@@ -342,29 +408,63 @@ class Segment:
 @dataclass
 class SegmentResult:
     records: list  # deduplicated within the segment; converted when the scan asked for it
+    requests: int  # how many (the records themselves may travel packed: see Batch)
     skipped_lines: int
     ignored_notices: int
     end_offset: int
     pending_tail: bool  # stopped before an unfinished last line (see scan_file)
 
 
-# What workers apply to each segment's records before sending them back (see scan_segments).
-_convert: Callable[[list[UsageRecord]], list] | None = None
+@dataclass
+class Batch:
+    """Consecutive segments read together, and what was read in each.
+
+    `packed`, when the scan asked for it, holds the converted records of all the batch's
+    segments (whose own `records` are then empty): one object to send between processes
+    instead of many small ones.
+    """
+
+    segments: list[Segment]
+    results: list[SegmentResult]
+    packed: object = None
 
 
-def _set_converter(convert) -> None:
-    global _convert
-    _convert = convert
+@dataclass(frozen=True)
+class _SegmentWork:
+    """How segments are read, and what is done to their records where they are read."""
+
+    decode: LineDecoder = decode_line
+    convert: Callable[[list[UsageRecord]], list] | None = None
+    pack: Callable[[list[list]], object] | None = None
+
+
+_work = _SegmentWork()  # set in the process (or inherited by the workers) doing the reads
+
+
+def _set_work(work: _SegmentWork) -> None:
+    global _work
+    _work = work
 
 
 def _scan_segment(segment: Segment) -> SegmentResult:
-    scan = scan_file(segment.source, segment.start, end=segment.end, final=segment.final)
+    scan = scan_file(segment.source, segment.start, end=segment.end, final=segment.final,
+                     decode=_work.decode)
     dedup = Deduplicator()
     for record in scan.records:
         dedup.add(record)
     records = list(dedup.by_key.values())
-    return SegmentResult(_convert(records) if _convert else records, scan.skipped_lines,
-                         scan.ignored_notices, scan.end_offset, scan.pending_tail)
+    return SegmentResult(_work.convert(records) if _work.convert else records, len(records),
+                         scan.skipped_lines, scan.ignored_notices, scan.end_offset,
+                         scan.pending_tail)
+
+
+def _scan_batch(segments: list[Segment]) -> Batch:
+    batch = Batch(segments, [_scan_segment(segment) for segment in segments])
+    if _work.pack:
+        batch.packed = _work.pack([result.records for result in batch.results])
+        for result in batch.results:
+            result.records = []
+    return batch
 
 
 def file_size(path: Path) -> int:
@@ -400,42 +500,59 @@ def parallel_workers(total_bytes: int) -> int:
     return min(cpus, MAX_WORKERS)
 
 
-def scan_segments(segments: list[Segment], workers: int,
-                  convert: Callable[[list[UsageRecord]], list] | None = None
-                  ) -> Iterator[SegmentResult]:
-    """Scan segments in order, in forked worker processes when `workers` > 1; results are
+def line_decoder(total_bytes: int) -> LineDecoder:
+    """The decoder for a read of this size: msgspec's import costs more than it saves on
+    the few lines a hook reads."""
+    if total_bytes < FAST_DECODE_MIN_BYTES:
+        return decode_line
+    from cmat.fastdecode import decode_line as fast
+
+    return fast
+
+
+def scan_segments(segments: list[Segment], workers: int, *,
+                  decode: LineDecoder = decode_line,
+                  convert: Callable[[list[UsageRecord]], list] | None = None,
+                  pack: Callable[[list[list]], object] | None = None) -> Iterator[Batch]:
+    """Scan segments in order, in forked worker processes when `workers` > 1; batches are
     yielded as they are ready, so a caller can store them without holding them all.
 
     `convert`, applied to each segment's records where they are read, moves per-record work
-    (pricing, say) into the workers.
+    (pricing, say) into the workers; `pack` turns a worker's batch of converted records into
+    one object that is cheaper to send back than the records themselves.
     """
     if workers <= 1 or len(segments) <= 1:
-        _set_converter(convert)
+        _set_work(_SegmentWork(decode, convert))
         try:
-            yield from map(_scan_segment, segments)
+            for segment in segments:
+                yield _scan_batch([segment])
         finally:
-            _set_converter(None)
+            _set_work(_SegmentWork())
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    batch = max(1, len(segments) // (workers * 16))  # small files travel together
+    size = max(1, len(segments) // (workers * 16))  # small files travel together
+    batches = [segments[i:i + size] for i in range(0, len(segments), size)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                             initializer=_set_converter, initargs=(convert,)) as pool:
-        yield from pool.map(_scan_segment, segments, chunksize=batch)
+                             initializer=_set_work,
+                             initargs=(_SegmentWork(decode, convert, pack),)) as pool:
+        yield from pool.map(_scan_batch, batches)
 
 
 def read_sources(session_id: str, sources: list[SourceFile]) -> SessionUsage:
     work = [(source, 0, file_size(source.path)) for source in sources]
-    workers = parallel_workers(sum(size for _, _, size in work))
+    total = sum(size for _, _, size in work)
+    workers = parallel_workers(total)
     segments = plan_segments(work, workers * 2 if workers > 1 else 1)
     dedup = Deduplicator()
     skipped = ignored = 0
-    for result in scan_segments(segments, workers):
-        skipped += result.skipped_lines
-        ignored += result.ignored_notices
-        for record in result.records:
-            dedup.add(record)
+    for batch in scan_segments(segments, workers, decode=line_decoder(total)):
+        for result in batch.results:
+            skipped += result.skipped_lines
+            ignored += result.ignored_notices
+            for record in result.records:
+                dedup.add(record)
     return SessionUsage(session_id, dedup.records(), [s.path for s in sources], skipped, ignored)
 
 

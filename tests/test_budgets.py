@@ -183,8 +183,17 @@ def test_spend_per_scope(tmp_path, project):
     config = load_config(project)
     context = Context(project, ZoneInfo("UTC"), time.time(), "running", "t1", "e1")
     with Ledger() as ledger:
+        queries = []
+        ledger.db.set_trace_callback(queries.append)
         got = {s.budget.key: s.spent for s in evaluate(ledger, applicable(config, context),
                                                       context)}
+        ledger.db.set_trace_callback(None)
+        # Budget checks run before every tool call: each must be answered from an index.
+        sums = [q for q in queries if q.startswith("SELECT")]
+        assert len(sums) == len(got)
+        for query in sums:
+            plan = " / ".join(row[3] for row in ledger.query("EXPLAIN QUERY PLAN " + query))
+            assert "SCAN requests" not in plan, (query, plan)
     assert got["daily"] == pytest.approx(a + c)
     assert got["project-daily"] == pytest.approx(a + c)  # /elsewhere is another project
     assert got["task:t1"] == pytest.approx(a + b + c)  # the running session counts for the task

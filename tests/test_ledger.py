@@ -54,15 +54,23 @@ def test_a_corrupt_ledger_says_how_to_get_out(tmp_path):
         Ledger(path).db
 
 
-def _store(ledger, records, models, task_id=None):
+def _store(ledger, records, models, task_id=None, packed=False):
+    from cmat.ledger import pack_rows, request_rows
     from cmat.pricing import price_records
 
+    costs = price_records(records, models.get_by_pattern)
+    if packed:  # as a worker process hands rows over
+        with ledger.attached_packed(pack_rows([request_rows(records, costs, "test", task_id)])):
+            with ledger.transaction():
+                ledger.insert_packed()
+        return
     with ledger.transaction():
-        ledger.record(records, price_records(records, models.get_by_pattern),
-                      catalog_version="test", task_id=task_id)
+        ledger.record(records, costs, catalog_version="test", task_id=task_id)
 
 
-def test_better_copies_replace_and_task_attribution_is_never_erased(tmp_path, project):
+@pytest.mark.parametrize("packed", [False, True])
+def test_better_copies_replace_and_task_attribution_is_never_erased(tmp_path, project,
+                                                                    packed):
     models = ModelService(project)
     builder = TranscriptBuilder()
     request = builder.response(output=100, blocks=3)
@@ -73,8 +81,13 @@ def test_better_copies_replace_and_task_attribution_is_never_erased(tmp_path, pr
         partial = TranscriptBuilder()
         partial.response(output=5, blocks=1, message_id=request.message_id)
         partial_records = read_session(write_session(tmp_path / "p", partial)).records
-        _store(ledger, partial_records, models)  # a smaller snapshot, no task: changes nothing
+        _store(ledger, partial_records, models, packed=packed)  # smaller, no task: no change
         assert ledger.query("SELECT output_tokens, task_id FROM requests") == [(100, "task_1")]
+        larger = TranscriptBuilder()
+        larger.response(output=300, blocks=1, message_id=request.message_id)
+        larger_records = read_session(write_session(tmp_path / "l", larger)).records
+        _store(ledger, larger_records, models, packed=packed)  # larger: replaces, keeps task
+        assert ledger.query("SELECT output_tokens, task_id FROM requests") == [(300, "task_1")]
 
 
 def test_reprice_uses_the_stored_tokens_only(tmp_path, project, monkeypatch):

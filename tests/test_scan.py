@@ -148,6 +148,7 @@ def test_large_cold_scans_use_worker_processes_and_agree(run, history, monkeypat
             builder.response(output=index + 1)
         write_session(history / f"-p{index % 3}", builder)
     monkeypatch.setattr(transcripts, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(transcripts, "FAST_DECODE_MIN_BYTES", 0)
     result = run()
     assert result.requests == 360
     assert totals(run.ledger) == (360, sum(30 * (i + 1) for i in range(12)))

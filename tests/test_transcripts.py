@@ -309,3 +309,104 @@ def test_lines_written_with_spaces_parse_the_same(tmp_path, project):
     assert b'"output_tokens": 40' in spaced.lines[-1]
     assert report_for(write_session(tmp_path / "s", spaced), project)["total_usd"] == \
         pytest.approx(spaced.expected_cost) == compact.expected_cost
+
+
+# --- the fast (msgspec) decoder of large reads ----------------------------------------------
+
+_USAGE = '"usage":{"input_tokens":3,"output_tokens":7,"cache_read_input_tokens":11}'
+ODD_LINES = [  # each holds the marker, so both decoders see it in a real read
+    '{"type":"assistant","message":{"id":"m","model":"claude-opus-4-6",%s}}' % _USAGE,
+    '{"type":"assistant","message":{"id":"m","model":"claude-opus-4-6","usage":'
+    '{"input_tokens":5.0,"output_tokens":1}}}',  # a whole number written as a float
+    '{"type":"assistant","message":{"model":"x","usage":{"input_tokens":5.5,"output_tokens":1}}}',
+    '{"type":"assistant","message":{"model":"x","usage":{"input_tokens":null,"output_tokens":1}}}',
+    '{"type":"assistant","message":{"model":"x","usage":{"input_tokens":true,"output_tokens":1}}}',
+    '{"type":"assistant","message":{"model":"x","usage":{"input_tokens":"5","output_tokens":1}}}',
+    '{"type":"assistant","message":{"model":"x","usage":{"output_tokens":%d}}}' % 2 ** 70,
+    '{"type":"assistant","message":null,"output_tokens":1}',
+    '{"type":"assistant","message":"text","output_tokens":1}',
+    '{"type":"assistant","message":{"model":"x","usage":null},"output_tokens":1}',
+    '{"type":"assistant","message":{"model":"x","usage":[1]},"output_tokens":1}',
+    '{"type":"assistant","message":{"model":null,%s}}' % _USAGE,
+    '{"type":"assistant","message":{"model":"",%s}}' % _USAGE,
+    '{"type":"assistant","message":{"model":42,%s}}' % _USAGE,
+    '{"type":"assistant","message":{"model":"<synthetic>",%s}}' % _USAGE,
+    '{"type":"assistant","isApiErrorMessage":true,"message":{"model":"x",%s}}' % _USAGE,
+    '{"type":"assistant","isApiErrorMessage":1,"message":{"model":"x",%s}}' % _USAGE,
+    '{"type":"assistant","isSidechain":"yes","message":{"model":"x",%s}}' % _USAGE,
+    '{"type":"assistant","isSidechain":true,"agentId":"a1","message":{"model":"x",%s}}' % _USAGE,
+    '{"type":"assistant","requestId":7,"message":{"model":"x",%s}}' % _USAGE,
+    '{"type":"assistant","requestId":"req_1","message":{"id":"","model":"x",%s}}' % _USAGE,
+    '{"type":"assistant","message":{"model":"x","usage":{"output_tokens":1,'
+    '"cache_creation_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":4,'
+    '"ephemeral_1h_input_tokens":6}}}}',  # the total comes from the split
+    '{"type":"assistant","message":{"model":"x","usage":{"output_tokens":1,'
+    '"cache_creation_input_tokens":3,"cache_creation":{"ephemeral_1h_input_tokens":9}}}}',
+    '{"type":"assistant","message":{"model":"x","usage":{"output_tokens":1,'
+    '"cache_creation":null,"server_tool_use":null}}}',
+    '{"type":"assistant","message":{"model":"x","usage":{"output_tokens":1,'
+    '"cache_creation":"no","server_tool_use":{"web_search_requests":2}}}}',
+    '{"type":"assistant","message":{"model":"x","usage":{"output_tokens":1,"speed":"fast"}}}',
+    '{"type":"assistant","message":{"model":"x","usage":{"output_tokens":1,"speed":3}}}',
+    '{"type":"assistant","timestamp":5,"cwd":["a"],"message":{"model":"x",%s}}' % _USAGE,
+    '{"type":"user","message":{"role":"user","content":"hi"},'
+    '"toolUseResult":{"usage":{"input_tokens":1000,"output_tokens":1000}}}',
+    '{"type":7,"message":{"model":"x",%s}}' % _USAGE,
+    '[{"type":"assistant","output_tokens":1}]',
+    '{"type":"assistant","message":{"model":"x",%s}} trailing' % _USAGE,
+    '{"type":"assistant","message":{"model":"x","usage":{"input_tokens":5,"output_tokens":1',
+    '{"type":"assistant","message":{"model":"x","content":"cut \\ud83d here",%s}}' % _USAGE,
+    '{"type":"assistant","message":{"model":"x","content":"\\ud83d\\ude00",%s}}' % _USAGE,
+    '{"type":"assistant","message":{"model":"x","content":[' + "[" * 5000 + "]" * 5000
+    + '],%s}}' % _USAGE,
+    "[" * 100_000 + '"output_tokens"',
+]
+
+
+def _decoded(decode, line: bytes):
+    try:
+        return decode(memoryview(line), SourceFile(transcripts.Path("t.jsonl")), 0)
+    except ValueError:
+        return "damaged"
+
+
+def _real_usage_lines():
+    for path in sorted(REAL_FIXTURES.glob("*/*.jsonl")):
+        for line in path.read_bytes().splitlines():
+            if transcripts.USAGE_MARKER in line:
+                yield line
+
+
+def test_the_fast_decoder_gives_the_reference_decoders_records():
+    from cmat import fastdecode
+
+    lines = [line.encode() for line in ODD_LINES]
+    lines.append(b'{"type":"assistant","message":{"model":"x","content":"\xff\xfe",%s}}'
+                 % _USAGE.encode())  # invalid UTF-8 in a field cmat does not read
+    lines.extend(_real_usage_lines())
+    assert len(lines) > len(ODD_LINES) + 100
+    for line in lines:
+        assert _decoded(fastdecode.decode_line, line) == _decoded(transcripts.decode_line,
+                                                                  line), line[:300]
+
+
+def test_damaged_lines_are_damaged_for_both_decoders():
+    from cmat import fastdecode
+
+    for line in (ODD_LINES[-1], ODD_LINES[-6], ODD_LINES[-5], ODD_LINES[2]):
+        assert _decoded(fastdecode.decode_line, line.encode()) == "damaged"
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_cut_emoji_or_invalid_utf8_does_not_lose_a_response(tmp_path, project, builder,
+                                                              monkeypatch, fast):
+    if fast:
+        monkeypatch.setattr(transcripts, "FAST_DECODE_MIN_BYTES", 0)
+    builder.response(output=100, blocks=1)
+    # Claude Code writes a string cut inside an emoji as a lone surrogate escape.
+    builder.lines[-1] = builder.lines[-1].replace(b'"block 0"', b'"cut \\ud83d"')
+    builder.response(output=200, blocks=1)
+    builder.lines[-1] = builder.lines[-1].replace(b'"block 0"', b'"\xff"')
+    report = report_for(write_session(tmp_path, builder), project)
+    assert report["requests"] == 2
+    assert report["total_usd"] == pytest.approx(builder.expected_cost, rel=1e-12)
