@@ -15,6 +15,7 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -201,43 +202,22 @@ def pack_rows(row_lists: Iterable[Sequence[tuple]]) -> bytes:
 
 
 def timestamp_seconds(iso: str) -> float:
-    """Unix seconds of Claude Code's `2026-01-02T10:00:00.123Z` timestamps (0 if unreadable)."""
-    from datetime import datetime
-
+    """Unix seconds of Claude Code's `2026-01-02T10:00:00.123Z` timestamps (UTC when no offset
+    is given; 0 if unreadable)."""
     try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    except (ValueError, AttributeError):
+        moment = datetime.fromisoformat(iso)
+    except (ValueError, TypeError):
         return 0.0
-
-
-_midnights: dict[str, float] = {}  # day -> its unix seconds; most requests share a few days
-
-
-def parse_timestamp(iso: str) -> float:
-    """`timestamp_seconds`, fast for Claude Code's own `...T10:00:00.123Z` form."""
-    if len(iso) >= 19 and iso[10] == "T" and iso[-1] == "Z":
-        day = iso[:10]
-        midnight = _midnights.get(day)
-        if midnight is None:
-            from datetime import datetime, timezone
-
-            try:
-                midnight = _midnights[day] = datetime.strptime(day, "%Y-%m-%d").replace(
-                    tzinfo=timezone.utc).timestamp()
-            except ValueError:
-                return timestamp_seconds(iso)
-        try:
-            return midnight + int(iso[11:13]) * 3600 + int(iso[14:16]) * 60 + float(iso[17:-1])
-        except ValueError:
-            pass
-    return timestamp_seconds(iso)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
 
 
 def request_rows(records: Sequence[UsageRecord], costs: Sequence[float | None],
                  catalog_version: str, task_id: str | None = None,
                  enhancement: str | None = None) -> list[tuple]:
     """The ledger rows (REQUEST_COLUMNS order) of priced requests."""
-    return [(r.message_id, r.request_id, r.session_id, parse_timestamp(r.timestamp), r.cwd,
+    return [(r.message_id, r.request_id, r.session_id, timestamp_seconds(r.timestamp), r.cwd,
              r.model, r.agent, r.agent_id, int(r.is_sidechain), task_id, enhancement,
              r.input_tokens, r.output_tokens, r.cache_creation_tokens,
              r.cache_creation_1h_tokens, r.cache_read_tokens, r.web_search_requests, r.speed,
