@@ -182,6 +182,14 @@ _UPSERT_PACKED = (f"INSERT INTO main.requests ({_COLUMN_LIST}) "
                   f"SELECT {_COLUMN_LIST} FROM packed.requests WHERE true {_ON_CONFLICT}")
 
 
+CAN_PACK = hasattr(sqlite3.Connection, "serialize")  # SQLite 3.23+ built with it: nearly always
+
+
+def row_packer() -> Callable[[Iterable[Sequence[tuple]]], bytes] | None:
+    """`pack_rows` where SQLite can serialize; None otherwise (rows then travel pickled)."""
+    return pack_rows if CAN_PACK else None
+
+
 def pack_rows(row_lists: Iterable[Sequence[tuple]]) -> bytes:
     """Rows made by `request_rows`, as a serialized in-memory SQLite database.
 

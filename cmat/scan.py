@@ -19,7 +19,7 @@ from typing import Callable
 
 from cmat import paths
 from cmat.catalog import ModelService
-from cmat.ledger import FileState, Ledger, pack_rows, request_rows
+from cmat.ledger import FileState, Ledger, request_rows, row_packer
 from cmat.pricing import price_records
 from cmat.transcripts import (Segment, SourceFile, line_decoder, parallel_workers,
                               plan_segments, scan_segments, subagent_source)
@@ -180,7 +180,7 @@ def _store(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
     done_bytes = done_files = 0
     resume: int | None = None  # where an unfinished line began, in the file being stored
     batches = scan_segments(segments, workers, decode=line_decoder(total),
-                            convert=_RowMaker(models), pack=pack_rows)
+                            convert=_RowMaker(models), pack=row_packer())
     for batch in batches:
         for segment, segment_result in zip(batch.segments, batch.results):
             if segment_result.pending_tail and resume is None:

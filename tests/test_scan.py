@@ -138,8 +138,11 @@ def test_subagent_files_are_scanned_with_their_type(run, history):
     assert sorted(run.ledger.query("SELECT agent FROM requests")) == [("Explore",), ("main",)]
 
 
-def test_large_cold_scans_use_worker_processes_and_agree(run, history, monkeypatch):
-    from cmat import transcripts
+@pytest.mark.parametrize("packed", [True, False])
+def test_large_cold_scans_use_worker_processes_and_agree(run, history, monkeypatch, packed):
+    from cmat import ledger, transcripts
+
+    monkeypatch.setattr(ledger, "CAN_PACK", packed and ledger.CAN_PACK)
 
     for index in range(12):
         builder = TranscriptBuilder(session_id=f"s{index}")
