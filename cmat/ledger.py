@@ -287,6 +287,11 @@ class Ledger:
     def transaction(self):
         return _Transaction(self.db)
 
+    def last_request_rowid(self) -> int:
+        """Rows are never given a rowid below the largest one, so the growth of this number
+        is how many requests were added (counting them would read the whole table)."""
+        return self.db.execute("SELECT coalesce(max(rowid), 0) FROM requests").fetchone()[0]
+
     def is_empty(self) -> bool:
         return self.db.execute("SELECT NOT EXISTS (SELECT 1 FROM requests)").fetchone()[0] == 1
 

@@ -46,7 +46,8 @@ class ScanResult:
     files_read: int = 0
     files_gone: int = 0
     bytes_read: int = 0
-    requests: int = 0
+    requests: int = 0  # read, copies of one request in several files included
+    new_requests: int = 0  # of those, not in the ledger before
     skipped_lines: int = 0
     seconds: float = 0.0
 
@@ -158,10 +159,13 @@ def scan_seen(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
     total = sum(size - start for _, start, size in work)
     workers = parallel_workers(total)
     segments = plan_segments(work, workers * 4 if workers > 1 else 1, final=False)
-    bulk = ledger.bulk_load() if total >= BULK_LOAD_BYTES and ledger.is_empty() \
-        else contextlib.nullcontext()
-    with bulk:
-        _store(ledger, models, seen, segments, workers, total, len(work), result, progress)
+    if segments:
+        before = ledger.last_request_rowid()
+        bulk = ledger.bulk_load() if total >= BULK_LOAD_BYTES and ledger.is_empty() \
+            else contextlib.nullcontext()
+        with bulk:
+            _store(ledger, models, seen, segments, workers, total, len(work), result, progress)
+        result.new_requests = ledger.last_request_rowid() - before
     if gone:
         with ledger.transaction():
             ledger.forget_files(gone)

@@ -48,6 +48,7 @@ def test_appended_bytes_only_are_read(run, history):
     builder.write(path)
     result = run()
     assert result.bytes_read == path.stat().st_size - size
+    assert (result.requests, result.new_requests) == (1, 1)
     assert totals(run.ledger) == (2, 30)
 
 
@@ -122,7 +123,8 @@ def test_duplicates_across_files_count_once(run, history):
     replay = TranscriptBuilder(session_id="c")
     replay.replay(copied)
     write_session(history / "-q", replay)
-    run()
+    result = run()
+    assert (result.requests, result.new_requests) == (4, 2)
     assert totals(run.ledger) == (2, 101)
     assert run.ledger.query("SELECT is_sidechain FROM requests WHERE message_id = ?",
                             (copied.message_id,)) == [(0,)]

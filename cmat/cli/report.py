@@ -232,5 +232,6 @@ def scan(extra_paths: tuple[Path, ...], quiet: bool, as_json: bool) -> None:
         return
     echo(f"Scanned {result.files_seen} files in {', '.join(map(str, roots)) or '(no folders)'}: "
          f"read {result.files_read} ({result.bytes_read / 1e6:,.1f} MB), "
-         f"{result.requests:,} requests, {result.skipped_lines} unreadable lines skipped, "
+         f"{result.requests:,} requests ({result.new_requests:,} new), "
+         f"{result.skipped_lines} unreadable lines skipped, "
          f"in {result.seconds:.2f} s")
