@@ -175,8 +175,8 @@ _ON_CONFLICT = (
     + " OR (excluded.task_id IS NOT NULL AND requests.task_id IS NULL)"
 )
 _COLUMN_LIST = ", ".join(REQUEST_COLUMNS)
-_UPSERT = (f"INSERT INTO requests ({_COLUMN_LIST}) "
-           f"VALUES ({', '.join('?' for _ in REQUEST_COLUMNS)}) {_ON_CONFLICT}")
+_PLACEHOLDERS = ", ".join("?" for _ in REQUEST_COLUMNS)
+_UPSERT = f"INSERT INTO requests ({_COLUMN_LIST}) VALUES ({_PLACEHOLDERS}) {_ON_CONFLICT}"
 # "WHERE true": SQLite's parser needs it between a SELECT and its upsert clause.
 _UPSERT_PACKED = (f"INSERT INTO main.requests ({_COLUMN_LIST}) "
                   f"SELECT {_COLUMN_LIST} FROM packed.requests WHERE true {_ON_CONFLICT}")
@@ -200,9 +200,8 @@ def pack_rows(row_lists: Iterable[Sequence[tuple]]) -> bytes:
     db = sqlite3.connect(":memory:")
     try:
         db.execute(f"CREATE TABLE requests ({_COLUMN_LIST})")
-        insert = f"INSERT INTO requests VALUES ({', '.join('?' for _ in REQUEST_COLUMNS)})"
         for rows in row_lists:
-            db.executemany(insert, rows)
+            db.executemany(f"INSERT INTO requests VALUES ({_PLACEHOLDERS})", rows)
         db.commit()
         return db.serialize()
     finally:
@@ -289,11 +288,9 @@ class Ledger:
 
     def last_request_rowid(self) -> int:
         """Rows are never given a rowid below the largest one, so the growth of this number
-        is how many requests were added (counting them would read the whole table)."""
+        is how many requests were added (counting them would read the whole table); 0 when
+        there are none."""
         return self.db.execute("SELECT coalesce(max(rowid), 0) FROM requests").fetchone()[0]
-
-    def is_empty(self) -> bool:
-        return self.db.execute("SELECT NOT EXISTS (SELECT 1 FROM requests)").fetchone()[0] == 1
 
     @contextlib.contextmanager
     def bulk_load(self):

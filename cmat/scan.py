@@ -161,7 +161,7 @@ def scan_seen(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
     segments = plan_segments(work, workers * 4 if workers > 1 else 1, final=False)
     if segments:
         before = ledger.last_request_rowid()
-        bulk = ledger.bulk_load() if total >= BULK_LOAD_BYTES and ledger.is_empty() \
+        bulk = ledger.bulk_load() if total >= BULK_LOAD_BYTES and before == 0 \
             else contextlib.nullcontext()
         with bulk:
             _store(ledger, models, seen, segments, workers, total, len(work), result, progress)
@@ -192,7 +192,7 @@ def _store(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
                 # start inside it and skip it, so the next scan must resume here.
                 resume = segment_result.end_offset
             pending.rows.extend(segment_result.records)
-            result.requests += segment_result.requests  # rows, one per request
+            result.requests += segment_result.requests
             result.skipped_lines += segment_result.skipped_lines
             file = seen[str(segment.source.path)]
             stop = segment.end if segment.end is not None else segment_result.end_offset
