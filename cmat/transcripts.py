@@ -1,8 +1,9 @@
 """Claude Code transcripts -> usage records, one per API request.
 
 The hot path of cmat. Files are read in large binary chunks; only lines holding the bytes
-`"usage"` are decoded with orjson, and the rest are never split or copied. Memory stays flat:
-a chunk, one partial line, and one small record per distinct request.
+`"output_tokens"` are decoded (with orjson, or on large reads with msgspec: fastdecode.py), and
+the rest are never split or copied. Memory stays flat: a chunk, one partial line, and one
+small record per distinct request.
 
 Rules (see ../docs and README):
 - all lines of one response share `message.id`; the snapshot with the largest token total wins;
@@ -10,7 +11,7 @@ Rules (see ../docs and README):
 - `<synthetic>` model and `isApiErrorMessage` lines are local notices and cost nothing;
 - subagent transcripts of a session (`<session>/subagents/agent-*.jsonl`, and legacy sibling
   `agent-*.jsonl` files carrying the same `sessionId`) belong to the session, marked as subagents;
-- lines that cannot be decoded, and a truncated last line, are skipped and counted.
+- lines that are not JSON, and a truncated last line, are skipped and counted.
 """
 
 from __future__ import annotations
