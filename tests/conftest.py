@@ -6,7 +6,8 @@ import pytest
 from tests.transcript_factory import TranscriptBuilder
 
 REPO = Path(__file__).resolve().parent.parent
-REAL_FIXTURES = REPO.parent / "shared" / "fixtures" / "real"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REAL_FIXTURES = FIXTURES / "real"
 
 _ISOLATED = ("HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME")
 _CLEARED = ("CLAUDE_PROJECT_DIR", "CLAUDE_CONFIG_DIR", "CMAT_MODELS", "CMAT_LEDGER",

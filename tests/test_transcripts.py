@@ -224,7 +224,10 @@ def reference_cost(path):
 REAL = sorted(REAL_FIXTURES.glob("*/*.jsonl"))
 
 
-@pytest.mark.skipif(not REAL, reason="../shared/fixtures not present")
+def test_the_real_fixtures_ship_with_the_tests():
+    assert len(REAL) == 8
+
+
 @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name[-40:])
 def test_real_transcripts_match_the_reference(path, project):
     requests, cost = reference_cost(path)
