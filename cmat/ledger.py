@@ -154,8 +154,24 @@ def _m005_partial_indexes(db: sqlite3.Connection) -> None:
     """)
 
 
+def _m006_skips_and_dropped_indexes(db: sqlite3.Connection) -> None:
+    # Lines a scan skipped, so `cmat scan --explain` can name them; and the indexes a bulk load
+    # dropped, written in the transaction that drops them, so a killed load is repaired later.
+    _run_script(db, """
+        CREATE TABLE skipped_lines (
+            path TEXT NOT NULL,
+            offset INTEGER NOT NULL,          -- where the line starts in the file
+            reason TEXT NOT NULL,
+            seen_at REAL NOT NULL,
+            PRIMARY KEY (path, offset)
+        );
+        CREATE TABLE dropped_indexes (name TEXT PRIMARY KEY, sql TEXT NOT NULL)
+    """)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _m001_requests, _m002_sessions, _m003_report_cache, _m004_budgets, _m005_partial_indexes]
+    _m001_requests, _m002_sessions, _m003_report_cache, _m004_budgets, _m005_partial_indexes,
+    _m006_skips_and_dropped_indexes]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 REQUEST_COLUMNS = ("message_id", "request_id", "session_id", "ts", "project", "model", "agent",
@@ -295,18 +311,32 @@ class Ledger:
     @contextlib.contextmanager
     def bulk_load(self):
         """Load many requests into an empty ledger: the secondary indexes are dropped for the
-        load and built once at the end, which is several times cheaper than keeping them."""
-        indexes = self.query("SELECT name, sql FROM sqlite_master WHERE type = 'index'"
-                             " AND tbl_name = 'requests' AND sql IS NOT NULL")
+        load and built once at the end, which is several times cheaper than keeping them.
+
+        What was dropped is written down in the same transaction, so that a load killed
+        before its end leaves the next scan able to build them (`restore_indexes`).
+        """
         with self.transaction():
+            indexes = self.query("SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+                                 " AND tbl_name = 'requests' AND sql IS NOT NULL")
+            self.db.executemany("INSERT OR REPLACE INTO dropped_indexes VALUES (?, ?)", indexes)
             for name, _ in indexes:
                 self.db.execute(f"DROP INDEX {name}")
         try:
             yield
         finally:
-            with self.transaction():
-                for _, sql in indexes:
-                    self.db.execute(sql)
+            self.restore_indexes()
+
+    def restore_indexes(self) -> bool:
+        """Build the indexes a bulk load dropped, if any are still missing; True if it did."""
+        if not self.query("SELECT 1 FROM dropped_indexes LIMIT 1"):
+            return False
+        with self.transaction():
+            for name, sql in self.query("SELECT name, sql FROM dropped_indexes"):
+                # IF NOT EXISTS: a load still running in another process may build it too.
+                self.db.execute(sql.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
+            self.db.execute("DELETE FROM dropped_indexes")
+        return True
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -393,7 +423,23 @@ class Ledger:
                              for s in states])
 
     def forget_files(self, paths_: Iterable[str]) -> None:
+        paths_ = list(paths_)
         self.db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in paths_])
+        self.forget_skips(paths_)
+
+    def forget_skips(self, paths_: Iterable[str]) -> None:
+        self.db.executemany("DELETE FROM skipped_lines WHERE path = ?", [(p,) for p in paths_])
+
+    def save_skips(self, skips: Iterable[tuple[str, int, str]]) -> None:
+        """Remember skipped lines as (path, offset, reason)."""
+        now = time.time()
+        self.db.executemany("INSERT OR REPLACE INTO skipped_lines VALUES (?, ?, ?, ?)",
+                            [(path, offset, reason, now) for path, offset, reason in skips])
+
+    def skipped(self, limit: int = 1000) -> list[tuple[str, int, str, float]]:
+        """Skipped lines, most recent first: (path, offset, reason, seen_at)."""
+        return self.query("SELECT path, offset, reason, seen_at FROM skipped_lines"
+                          " ORDER BY seen_at DESC, path, offset LIMIT ?", (limit,))
 
     # --- reading ----------------------------------------------------------------------------
 

@@ -150,12 +150,18 @@ def scan_seen(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
     """Read what is new in the `seen` files (`known`: their stored states, when loaded)."""
     started = time.monotonic()
     result = ScanResult(files_seen=len(seen))
+    ledger.restore_indexes()  # after a bulk load that was killed
     known = ledger.file_states() if known is None else known
     work: list[tuple[SourceFile, int, int]] = []
     for path, file in seen.items():
         offset = start_offset(file, known.get(path), ledger.file_head)
         if offset is not None:
             work.append((source_for(path), offset, file.size))
+    reread = [str(source.path) for source, start, _ in work if start == 0
+              and str(source.path) in known]
+    if reread:  # replaced or rewritten: what was skipped in it before no longer stands
+        with ledger.transaction():
+            ledger.forget_skips(reread)
     total = sum(size - start for _, start, size in work)
     workers = parallel_workers(total)
     segments = plan_segments(work, workers * 4 if workers > 1 else 1, final=False)
@@ -195,6 +201,7 @@ def _store(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
             result.requests += segment_result.requests
             result.skipped_lines += segment_result.skipped_lines
             file = seen[str(segment.source.path)]
+            pending.skips.extend((file.path, offset, why) for offset, why in segment_result.skips)
             stop = segment.end if segment.end is not None else segment_result.end_offset
             done_bytes += max(0, min(stop, file.size) - segment.start)
             if segment.end is None:  # the file's last segment: its state can be saved
@@ -231,6 +238,7 @@ class _Pending:
         self.ledger = ledger
         self.rows: list[tuple] = []
         self.states: list[FileState] = []
+        self.skips: list[tuple[str, int, str]] = []
 
     def flush_if_full(self) -> None:
         if len(self.rows) >= COMMIT_EVERY_ROWS or len(self.states) >= COMMIT_EVERY_FILES:
@@ -248,7 +256,8 @@ class _Pending:
             if self.rows:
                 self.ledger.insert_rows(self.rows)
             self.ledger.save_file_states(self.states)
-        self.rows, self.states = [], []
+            self.ledger.save_skips(self.skips)
+        self.rows, self.states, self.skips = [], [], []
 
 
 class TerminalProgress:

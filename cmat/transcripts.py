@@ -22,6 +22,7 @@ import re
 import sys
 import threading
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -39,6 +40,7 @@ USAGE_MARKER = b'"output_tokens"'  # in every usage object; found 1.5x faster th
 MAIN_AGENT = "main"
 UNKNOWN_SUBAGENT = "subagent"
 _SESSION_ID_RE = re.compile(rb'"sessionId"\s*:\s*"([^"]+)"')
+_parse_time = datetime.fromisoformat
 
 
 @dataclass(slots=True)
@@ -100,19 +102,35 @@ class FileScan:
 
     records: list[UsageRecord] = field(default_factory=list)
     skipped_lines: int = 0
+    skips: list[tuple[int, str]] = field(default_factory=list)  # (offset, why), the first ones
     ignored_notices: int = 0  # <synthetic> / API error lines
     end_offset: int = 0  # just past the last line consumed
     pending_tail: bool = False  # an unterminated last line was left for a later read
 
 
+MAX_TOKENS = 2 ** 53  # far above any real request; every sum stays exact as a float and in SQLite
+MAX_SKIPS_NAMED = 100  # skipped lines named per read (all are counted)
+
+
+class InvalidLine(ValueError):
+    """A usage line whose fields do not have the types and ranges of a real request."""
+
+
 def _count(value) -> int:
     if value.__class__ is int:
-        return value
+        return value  # the range is checked once, in make_record
     if value is None:
         return 0
-    if isinstance(value, float) and value.is_integer():
+    if value.__class__ is float and value.is_integer() and 0 <= value < MAX_TOKENS:
         return int(value)
-    raise ValueError(f"not a token count: {value!r}")
+    raise InvalidLine(f"not a token count: {value!r:.40}")
+
+
+def _text(value, name: str):
+    """A string field, or None; anything else makes the line invalid."""
+    if value is None or value.__class__ is str:
+        return value
+    raise InvalidLine(f"{name} is not a string: {value!r:.40}")
 
 
 def is_notice(model, api_error) -> bool:
@@ -126,8 +144,20 @@ def make_record(source: SourceFile, offset: int, message_id, request_id, session
                 is_sidechain: bool, agent_id, cwd) -> UsageRecord:
     """The record of one usage line, from its values however they were decoded.
 
-    `split`: the (5-minute, 1-hour) cache writes, when the line breaks them down.
+    `split`: the (5-minute, 1-hour) cache writes, when the line breaks them down. Strings and
+    whole numbers are typed by the decoder; the ranges and the timestamp are checked here, so
+    that no line can carry a value the ledger cannot store or a cost below zero (InvalidLine).
     """
+    counts = (input_tokens, output_tokens, cache_total, cache_read, searches,
+              *(split or ()))
+    if min(counts) < 0 or max(counts) >= MAX_TOKENS:
+        raise InvalidLine(f"token count out of range: {counts}")
+    if timestamp.__class__ is not str:
+        raise InvalidLine(f"timestamp is not a string: {timestamp!r:.40}")
+    try:
+        _parse_time(timestamp)
+    except ValueError:
+        raise InvalidLine(f"timestamp is not ISO 8601: {timestamp!r:.40}") from None
     cache_1h = 0
     if split is not None:
         cache_1h = split[1]
@@ -139,8 +169,8 @@ def make_record(source: SourceFile, offset: int, message_id, request_id, session
         message_id or request_id or f"{source.path}:{offset}",
         request_id,
         session_id,
-        timestamp or "",
-        model if model.__class__ is str else str(model),
+        timestamp,
+        model,
         input_tokens,
         output_tokens,
         cache_total,
@@ -166,21 +196,23 @@ def record_from_line(obj, source: SourceFile, offset: int) -> UsageRecord | None
     usage = message.get("usage")
     if usage.__class__ is not dict:
         return None
-    model = message.get("model") or "unknown"
+    model = _text(message.get("model"), "message.model") or "unknown"
     if is_notice(model, obj.get("isApiErrorMessage")):
         return False
     get = usage.get
     split = get("cache_creation")
     server_tools = get("server_tool_use")
     return make_record(
-        source, offset, message.get("id"), obj.get("requestId"), obj.get("sessionId"),
+        source, offset, _text(message.get("id"), "message.id"),
+        _text(obj.get("requestId"), "requestId"), _text(obj.get("sessionId"), "sessionId"),
         obj.get("timestamp"), model, _count(get("input_tokens")), _count(get("output_tokens")),
         _count(get("cache_creation_input_tokens")),
         (_count(split.get("ephemeral_5m_input_tokens")),
          _count(split.get("ephemeral_1h_input_tokens"))) if split.__class__ is dict else None,
         _count(get("cache_read_input_tokens")),
         _count(server_tools.get("web_search_requests")) if server_tools.__class__ is dict else 0,
-        get("speed"), obj.get("isSidechain") is True, obj.get("agentId"), obj.get("cwd"))
+        _text(get("speed"), "usage.speed"), obj.get("isSidechain") is True,
+        _text(obj.get("agentId"), "agentId"), _text(obj.get("cwd"), "cwd"))
 
 
 def decode_line(line, source: SourceFile, offset: int) -> UsageRecord | None | bool:
@@ -284,8 +316,11 @@ def _decode_into(scan: FileScan, line, source: SourceFile, offset: int,
                  decode: LineDecoder) -> None:
     try:
         record = decode(line, source, offset)
-    except ValueError:  # orjson's and msgspec's decode errors are ValueErrors
+    except ValueError as exc:  # orjson's and msgspec's decode errors are ValueErrors
         scan.skipped_lines += 1
+        if len(scan.skips) < MAX_SKIPS_NAMED:
+            why = str(exc) if isinstance(exc, InvalidLine) else f"not JSON ({exc})"
+            scan.skips.append((offset, why[:200]))
         return
     if record is False:
         scan.ignored_notices += 1
@@ -411,6 +446,7 @@ class SegmentResult:
     records: list  # deduplicated within the segment; converted when the scan asked for it
     requests: int  # how many (the records themselves may travel packed: see Batch)
     skipped_lines: int
+    skips: list[tuple[int, str]]  # (offset, why) of the first skipped lines
     ignored_notices: int
     end_offset: int
     pending_tail: bool  # stopped before an unfinished last line (see scan_file)
@@ -447,6 +483,20 @@ def _set_work(work: _SegmentWork) -> None:
     _work = work
 
 
+def _start_worker(work: _SegmentWork, parent: int) -> None:
+    """A worker dies with the process that forked it: a scan killed with SIGKILL leaves no
+    worker behind holding its pipes (Linux; elsewhere workers exit when the pipe closes)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the request above took effect
+        os._exit(1)
+    _set_work(work)
+
+
 def _scan_segment(segment: Segment) -> SegmentResult:
     scan = scan_file(segment.source, segment.start, end=segment.end, final=segment.final,
                      decode=_work.decode)
@@ -455,7 +505,7 @@ def _scan_segment(segment: Segment) -> SegmentResult:
         dedup.add(record)
     records = list(dedup.by_key.values())
     return SegmentResult(_work.convert(records) if _work.convert else records, len(records),
-                         scan.skipped_lines, scan.ignored_notices, scan.end_offset,
+                         scan.skipped_lines, scan.skips, scan.ignored_notices, scan.end_offset,
                          scan.pending_tail)
 
 
@@ -536,8 +586,8 @@ def scan_segments(segments: list[Segment], workers: int, *,
     size = max(1, len(segments) // (workers * 16))  # small files travel together
     batches = [segments[i:i + size] for i in range(0, len(segments), size)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                             initializer=_set_work,
-                             initargs=(_SegmentWork(decode, convert, pack),)) as pool:
+                             initializer=_start_worker,
+                             initargs=(_SegmentWork(decode, convert, pack), os.getpid())) as pool:
         yield from pool.map(_scan_batch, batches)
 
 

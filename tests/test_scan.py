@@ -1,8 +1,18 @@
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import json
+import random
+
 import pytest
 
 from cmat.catalog import ModelService
 from cmat.ledger import Ledger
 from cmat.scan import scan
+from tests.conftest import child_env
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 
 
@@ -177,3 +187,189 @@ def test_a_torn_line_in_a_file_read_in_pieces_is_read_again(run, history, monkey
     path.write_bytes(full)
     run()
     assert totals(run.ledger) == (40, sum(range(1, 41)))
+
+
+# --- hostile lines ------------------------------------------------------------------------
+
+def _usage_line(message_id: str, **changes) -> dict:
+    line = {"type": "assistant", "sessionId": "a", "timestamp": "2026-03-01T10:00:00Z",
+            "cwd": "/p", "requestId": "req_" + message_id,
+            "message": {"id": message_id, "model": "claude-opus-4-6",
+                        "usage": {"input_tokens": 10, "output_tokens": 5,
+                                  "cache_creation": {"ephemeral_5m_input_tokens": 0,
+                                                     "ephemeral_1h_input_tokens": 0}}}}
+    for path, value in changes.items():
+        target = line
+        *parents, last = path.split(".")
+        for key in parents:
+            target = target[key]
+        target[last] = value
+    return line
+
+
+HOSTILE = {
+    "count over 2^63": {"message.usage.input_tokens": 2 ** 63},
+    "count as a huge float": {"message.usage.output_tokens": 1e30},
+    "negative count": {"message.usage.input_tokens": -5},
+    "fractional count": {"message.usage.output_tokens": 1.5},
+    "count as text": {"message.usage.output_tokens": "10"},
+    "count as a boolean": {"message.usage.output_tokens": True},
+    "negative 1-hour writes": {"message.usage.cache_creation.ephemeral_1h_input_tokens": -1},
+    "message id as a list": {"message.id": ["x"]},
+    "request id as an object": {"requestId": {"a": 1}},
+    "cwd as a list": {"cwd": ["a"]},
+    "agent id as a number": {"agentId": 7},
+    "speed as an object": {"message.usage.speed": {"a": 1}},
+    "model as a list": {"message.model": ["claude-opus-4-6"]},
+    "timestamp as a number": {"timestamp": 12345},
+    "timestamp that is not a date": {"timestamp": "yesterday"},
+    "no timestamp": {"timestamp": None},
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_line_with_impossible_values_is_skipped_and_named_and_the_rest_imported(
+        run, history, name):
+    lines = [_usage_line("m1"), _usage_line("m2", **HOSTILE[name]), _usage_line("m3")]
+    folder = history / "-p"
+    folder.mkdir(parents=True)
+    (folder / "a.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = run()
+    assert (result.requests, result.skipped_lines) == (2, 1)
+    assert totals(run.ledger) == (2, 10)
+    ((path, offset, reason, _),) = run.ledger.skipped()
+    assert path.endswith("a.jsonl") and offset == len(json.dumps(lines[0])) + 1 and reason
+    assert run().files_read == 0  # and the next scan goes on from there, healthy
+
+
+def _hostile_lines(rng: random.Random, good: list[bytes]) -> list[bytes]:
+    """Generated lines no real request could be: each must be skipped, never billed."""
+    found = []
+    for index in range(300):
+        kind = index % 6
+        if kind == 0:  # a field of the wrong type or range
+            changes = rng.choice(list(HOSTILE.values()))
+            found.append(json.dumps(_usage_line(f"bad{index}", **changes)).encode())
+        elif kind == 1:  # a huge or negative number of any size
+            value = rng.choice([2 ** rng.randint(53, 200), -rng.randint(1, 10 ** 9),
+                                float(rng.choice(["1e30", "1e308", "-0.5", "3.25"]))])
+            field = rng.choice(["input_tokens", "output_tokens", "cache_read_input_tokens",
+                                "cache_creation_input_tokens"])
+            found.append(json.dumps(_usage_line(f"bad{index}", **{
+                f"message.usage.{field}": value})).encode())
+        elif kind == 2:  # a good line cut short
+            line = rng.choice(good)
+            found.append(line[:rng.randint(1, len(line) - 2)])
+        elif kind == 3:  # invalid UTF-8 in a line that is not JSON either
+            line = rng.choice(good)
+            cut = rng.randint(1, len(line) - 2)
+            found.append(line[:cut] + bytes([rng.randint(0x80, 0xff)]) * 3)
+        elif kind == 4:  # nested far too deep
+            found.append(b"[" * 50_000 + b'"output_tokens"')
+        else:  # bytes that are nothing at all
+            found.append(bytes(rng.randint(0, 255) for _ in range(rng.randint(1, 200)))
+                         .replace(b"\n", b"") + b'"output_tokens"')
+    return found
+
+
+def test_hundreds_of_malformed_lines_in_a_real_transcript_leave_its_total_exact(
+        tmp_path, project):
+    from click.testing import CliRunner
+
+    from cmat.cli import cli
+    from tests.conftest import real_fixture
+    from tests.test_transcripts import reference_cost
+
+    real = real_fixture("b25638d7")
+    requests, cost = reference_cost(real)
+    good = real.read_bytes().splitlines()
+    rng = random.Random(42)
+    mixed = list(good)
+    for line in _hostile_lines(rng, [g for g in good if b'"output_tokens"' in g]):
+        mixed.insert(rng.randint(0, len(mixed)), line)
+    target = tmp_path / "claude" / "projects" / "-p" / real.name
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"\n".join(mixed) + b"\n")
+    env = {"CLAUDE_CONFIG_DIR": str(tmp_path / "claude"), "CMAT_LEDGER": str(tmp_path / "l.db")}
+    runner = CliRunner()
+    scanned = runner.invoke(cli, ["scan"], env=env)
+    assert scanned.exit_code == 0, scanned.output
+    assert "lines skipped, see `cmat scan --explain`" in scanned.output
+    report = runner.invoke(cli, ["report", "daily", "--json", "--no-scan"], env=env)
+    assert report.exit_code == 0, report.output
+    total = json.loads(report.output)["total"]
+    assert total["requests"] == requests
+    assert total["total_usd"] == pytest.approx(cost, abs=1e-9)
+    explained = runner.invoke(cli, ["scan", "--explain", "--json"], env=env)
+    assert explained.exit_code == 0 and len(json.loads(explained.output)) >= 100
+
+
+# --- killed scans ----------------------------------------------------------------------------
+
+def _indexes(ledger):
+    return sorted(row[0] for row in ledger.query(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests'"
+        " AND sql IS NOT NULL"))
+
+
+def test_indexes_dropped_by_a_killed_bulk_load_are_built_by_the_next_scan(run, history,
+                                                                           tmp_path):
+    path = tmp_path / "ledger.db"
+    wanted = _indexes(run.ledger)
+    run.ledger.close()
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, signal, sys; from pathlib import Path; from cmat.ledger import Ledger\n"
+        f"ledger = Ledger(Path({str(path)!r}))\n"
+        "with ledger.bulk_load():\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n")], env=child_env())
+    assert killed.returncode == -9
+    assert _indexes(run.ledger) == [] and wanted
+    run()
+    assert _indexes(run.ledger) == wanted
+
+
+def _group_members(group: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == group:
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")
+def test_workers_die_with_a_scan_killed_by_sigkill(tmp_path):
+    builder = TranscriptBuilder(session_id="a")
+    for _ in range(20):
+        builder.response(blocks=1)
+    path = write_session(tmp_path, builder)
+    started = tmp_path / "started"
+    script = (
+        "import time; from pathlib import Path\n"
+        "from cmat import transcripts\n"
+        "def slow(line, source, offset):\n"
+        f"    Path({str(started)!r}).touch()\n"
+        "    time.sleep(60)\n"
+        f"source = transcripts.SourceFile(Path({str(path)!r}))\n"
+        "segments = transcripts.plan_segments([(source, 0, source.path.stat().st_size)], 4)\n"
+        "list(transcripts.scan_segments(segments, 2, decode=slow))\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], env=child_env(),
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "no worker started"
+        assert len(_group_members(parent.pid)) >= 3  # the scan and its workers
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _group_members(parent.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _group_members(parent.pid) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)

@@ -413,3 +413,13 @@ def test_a_cut_emoji_or_invalid_utf8_does_not_lose_a_response(tmp_path, project,
     report = report_for(write_session(tmp_path, builder), project)
     assert report["requests"] == 2
     assert report["total_usd"] == pytest.approx(builder.expected_cost, rel=1e-12)
+
+
+def test_both_decoders_refuse_values_no_real_request_has():
+    from cmat import fastdecode
+    from tests.test_scan import HOSTILE, _usage_line
+
+    for name, changes in HOSTILE.items():
+        line = json.dumps(_usage_line("m", **changes)).encode()
+        assert _decoded(transcripts.decode_line, line) == "damaged", name
+        assert _decoded(fastdecode.decode_line, line) == "damaged", name

@@ -212,13 +212,24 @@ def range_command(which: str, summary: str) -> click.Command:
 
 @click.command()
 @options(scan_options[1:])
+@click.option("--explain", is_flag=True,
+              help="List the lines scans skipped (file, line, why) instead of scanning.")
 @json_option
-def scan(extra_paths: tuple[Path, ...], quiet: bool, as_json: bool) -> None:
-    """Import new transcript lines from Claude Code's folders into the ledger."""
+def scan(extra_paths: tuple[Path, ...], quiet: bool, explain: bool, as_json: bool) -> None:
+    """Import new transcript lines from Claude Code's folders into the ledger.
+
+    A line that is not JSON, or whose usage has values no real request has (a count that is
+    negative or too large, a list where an id belongs, a timestamp that is not one), is
+    skipped and counted; the rest of the file and of the history is imported. --explain
+    names every skipped line.
+    """
     from cmat.catalog import ModelService
     from cmat.ledger import Ledger
     from cmat.scan import TerminalProgress, scan as run_scan, scan_roots
 
+    if explain:
+        _explain_skips(as_json)
+        return
     roots = scan_roots(list(extra_paths))
     progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
     with Ledger() as ledger:
@@ -232,6 +243,41 @@ def scan(extra_paths: tuple[Path, ...], quiet: bool, as_json: bool) -> None:
         return
     echo(f"Scanned {result.files_seen} files in {', '.join(map(str, roots)) or '(no folders)'}: "
          f"read {result.files_read} ({result.bytes_read / 1e6:,.1f} MB), "
-         f"{result.requests:,} requests ({result.new_requests:,} new), "
-         f"{result.skipped_lines} unreadable lines skipped, "
-         f"in {result.seconds:.2f} s")
+         f"{result.requests:,} requests ({result.new_requests:,} new) in {result.seconds:.2f} s")
+    if result.skipped_lines:
+        echo(f"{result.skipped_lines:,} lines skipped, see `cmat scan --explain`")
+
+
+def _line_number(path: str, offset: int) -> int | None:
+    """1-based line number of the line starting at `offset` (None if the file is gone)."""
+    try:
+        with open(path, "rb") as handle:
+            newlines = 0
+            remaining = offset
+            while remaining > 0:
+                chunk = handle.read(min(remaining, 8 * 1024 * 1024))
+                if not chunk:
+                    break
+                newlines += chunk.count(b"\n")
+                remaining -= len(chunk)
+    except OSError:
+        return None
+    return newlines + 1
+
+
+def _explain_skips(as_json: bool) -> None:
+    from cmat.ledger import Ledger
+
+    with Ledger() as ledger:
+        rows = ledger.skipped()
+    found = [{"path": path, "offset": offset, "line": _line_number(path, offset),
+              "reason": reason} for path, offset, reason, _ in rows]
+    if as_json:
+        emit_json(found)
+        return
+    if not found:
+        echo("No skipped lines.")
+        return
+    for skip in found:
+        where = f"line {skip['line']}" if skip["line"] else f"byte {skip['offset']}"
+        echo(f"{skip['path']}:{where}: {skip['reason']}")
