@@ -99,12 +99,29 @@ def _post(url: str, payload: dict) -> None:
             raise OSError(f"webhook answered HTTP {response.status}")
 
 
-def _run_command(command: str, payload: dict) -> None:
+def redact_url(url: str) -> str:
+    """A webhook URL fit to show or log: the secret part of the path, the query and any
+    credentials replaced by *** (`https://hooks.slack.com/services/T0/***`)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "***"
+    segments = [s for s in parts.path.split("/") if s]
+    kept = segments[:min(2, max(len(segments) - 1, 0))]
+    return f"{parts.scheme}://{host}{port}/" + "/".join([*kept, "***"])
+
+
+def _run_command(command: tuple[str, ...], payload: dict) -> None:
     import subprocess
 
     env = dict(os.environ, CMAT_ALERT_TEXT=payload["text"], CMAT_ALERT_LEVEL=payload["level"],
                CMAT_ALERT_BUDGET=payload["budget"])
-    result = subprocess.run(command, shell=True, input=payload["text"].encode(), env=env,
+    # An argv list, never a shell: nothing in a config value is ever interpreted.
+    result = subprocess.run(list(command), input=payload["text"].encode(), env=env,
                             capture_output=True, timeout=COMMAND_TIMEOUT_SECONDS)
     if result.returncode:
         raise OSError(f"alert command exited {result.returncode}: "
@@ -130,6 +147,8 @@ def deliver_pending(ledger: Ledger, config: Config, now: float | None = None) ->
                 _run_command(config.command, payload)
         except Exception as exc:  # any delivery failure is recorded and retried later
             error = f"{type(exc).__name__}: {exc}"
+            if config.webhook:
+                error = error.replace(config.webhook, redact_url(config.webhook))
         with ledger.transaction():
             if error is None:
                 ledger.db.execute("UPDATE alerts SET delivered = 1, attempts = attempts + 1,"

@@ -277,4 +277,5 @@ def status_report(project: Path, ledger: Ledger, session_id: str | None = None) 
         "overrides": [{"scope": o[0], "until": o[1], "by": o[2], "reason": o[3]}
                       for o in overrides],
         "exhausted": any(s.exhausted for s in statuses),
+        "ignored": config.ignored,
     }

@@ -30,11 +30,20 @@ alone would take longer than the whole check); written with `tomli_w`.
     [alerts]
     thresholds = [50, 80, 95]
     webhook = "https://hooks.slack.com/services/..."
-    command = "notify-send cmat"
+    command = ["notify-send", "cmat"]   # an argv list (or a string split like a shell's words)
+
+A project file comes with a repository, which may be anybody's: it may only add budgets for
+the project, its tasks, sessions and enhancements, and only stricter ones than the user's
+(the lower limit wins). Commands, webhooks, user-wide budgets, time zone and thresholds come
+from the user's file alone; whatever else a project file says is ignored, and said so
+(`Config.ignored`). A project file that does not parse is ignored as a whole, so that it can
+never switch the user's budgets off.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +70,9 @@ class Config:
     keyed: dict[str, dict[str, float]] = field(default_factory=dict)  # scope -> key -> limit
     thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
     webhook: str | None = None
-    command: str | None = None
+    command: tuple[str, ...] | None = None  # argv, run without a shell
     sources: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # what a project file may not set
 
     @property
     def has_budgets(self) -> bool:
@@ -97,8 +107,8 @@ def read_toml(path: Path) -> dict:
 
 
 def _amount(path: Path, name: str, value, integer: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
-            integer and not float(value).is_integer()):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+            value) or value < 0 or (integer and not float(value).is_integer()):
         kind = "a whole number of tokens" if integer else "an amount in USD"
         raise ConfigError(f"{path}: {name} must be {kind}, 0 or more (found {value!r})")
     return int(value) if integer else float(value)
@@ -111,61 +121,124 @@ def _table(path: Path, data: dict, name: str) -> dict:
     return value
 
 
-def _apply(config: Config, path: Path, data: dict) -> None:
-    """Overlay one file's values on `config`, validating every field it names."""
+def _command(path: Path, value) -> tuple[str, ...]:
+    import shlex
+
+    if isinstance(value, str) and value.strip():
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as exc:
+            raise ConfigError(f"{path}: alerts.command: {exc}") from None
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise ConfigError(f"{path}: alerts.command must be a list of words such as "
+                      "['notify-send', 'cmat'], or a non-empty string")
+
+
+def _stricter(config: Config, target: dict, key: str, limit: float, path: Path,
+              name: str) -> None:
+    """A project file's limit: kept where the user set none or a looser one."""
+    current = target.get(key)
+    if current is not None and current < limit:
+        config.ignored.append(f"{path}: {name} = {limit:g} is looser than the user's "
+                              f"{current:g}; the user's limit stands")
+        return
+    target[key] = limit
+
+
+def _apply(config: Config, path: Path, data: dict, trusted: bool = True) -> None:
+    """Overlay one file's values on `config`, validating every field it names.
+
+    `trusted`: the user's own file. A project file (not trusted) may only add stricter
+    project, task, session and enhancement budgets; anything else it sets is ignored and noted.
+    """
     known = {"timezone", "budgets", "alerts"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(sorted(known))})")
+
+    def untrusted(name: str) -> bool:
+        if not trusted:
+            config.ignored.append(f"{path}: {name} ignored: only the user's config "
+                                  f"({user_config_file()}) may set it")
+        return not trusted
+
     if "timezone" in data:
         if not isinstance(data["timezone"], str):
             raise ConfigError(f"{path}: timezone must be an IANA name such as 'Europe/Paris'")
-        config.timezone = data["timezone"]
+        if not untrusted("timezone"):
+            config.timezone = data["timezone"]
     budgets = _table(path, data, "budgets")
     for key, value in budgets.items():
         where = f"budgets.{key}"
         if key in GLOBAL_PERIODS:
-            config.global_usd[key] = _amount(path, where, value)
+            limit = _amount(path, where, value)
+            if not untrusted(where):
+                config.global_usd[key] = limit
         elif key == "daily_tokens":
-            config.daily_tokens = int(_amount(path, where, value, integer=True))
+            limit = int(_amount(path, where, value, integer=True))
+            if not untrusted(where):
+                config.daily_tokens = limit
         elif key == "project":
             table = _table(path, budgets, "project")
             for period, limit in table.items():
                 if period not in PROJECT_PERIODS:
                     raise ConfigError(f"{path}: budgets.project.{period}: periods are "
                                       f"{', '.join(PROJECT_PERIODS)}")
-                config.project_usd[period] = _amount(path, f"budgets.project.{period}", limit)
+                name = f"budgets.project.{period}"
+                _stricter(config, config.project_usd, period, _amount(path, name, limit), path,
+                          name)
         elif key in KEYED_SCOPES:
             for name, limit in _table(path, budgets, key).items():
-                config.keyed.setdefault(key, {})[name] = _amount(path, f"{where}.{name}", limit)
+                _stricter(config, config.keyed.setdefault(key, {}), name,
+                          _amount(path, f"{where}.{name}", limit), path, f"{where}.{name}")
         else:
             raise ConfigError(f"{path}: unknown budget {where!r}")
     alerts = _table(path, data, "alerts")
     for key, value in alerts.items():
         if key == "thresholds":
-            if not isinstance(value, list) or not all(
+            if not isinstance(value, list) or not value or not all(
                     isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 100
                     for v in value):
                 raise ConfigError(f"{path}: alerts.thresholds must be percentages in (0, 100]")
-            config.thresholds = tuple(sorted(set(int(v) for v in value)))
-        elif key in ("webhook", "command"):
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"{path}: alerts.{key} must be a non-empty string")
-            if key == "webhook" and not value.startswith(("http://", "https://")):
+            if not untrusted("alerts.thresholds"):
+                config.thresholds = tuple(sorted(set(int(v) for v in value)))
+        elif key == "webhook":
+            if not isinstance(value, str) or not value.startswith(("http://", "https://")):
                 raise ConfigError(f"{path}: alerts.webhook must be an http(s) URL")
-            setattr(config, key, value)
+            if not untrusted("alerts.webhook"):
+                config.webhook = value
+        elif key == "command":
+            command = _command(path, value)
+            if not untrusted("alerts.command"):
+                config.command = command
         else:
             raise ConfigError(f"{path}: unknown alert setting 'alerts.{key}'")
 
 
 def load_config(project: Path) -> Config:
-    """The user's configuration with the project's over it."""
+    """The user's configuration, with what the project's file may add (see above).
+
+    A broken user file raises ConfigError; a broken project file is ignored and noted.
+    """
     config = Config()
-    for path in (user_config_file(), project_config_file(project)):
+    user = user_config_file()
+    data = read_toml(user)
+    if data:
+        _apply(config, user, data)
+        config.sources.append(str(user))
+    path = project_config_file(project)
+    if path.resolve() == user.resolve():
+        return config
+    try:
         data = read_toml(path)
         if data:
-            _apply(config, path, data)
+            trial = copy.deepcopy(config)
+            _apply(trial, path, data, trusted=False)
+            config = trial
             config.sources.append(str(path))
+    except ConfigError as exc:
+        config.ignored.append(f"{exc}; the whole file is ignored")
     return config
 
 

@@ -40,7 +40,7 @@ def file_lock(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT,
     """Hold an exclusive lock on `path` (by way of its lock file) for the `with` block."""
     lock_path = lock_file(path, beside)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)  # less the umask
     try:
         deadline = time.monotonic() + timeout
         delay = 0.001
@@ -62,15 +62,29 @@ def file_lock(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT,
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that readers see either the old or the new file, whole."""
+def new_file_mode(executable: bool = False) -> int:
+    """The mode a file created now gets: read-write (and executable) as the umask allows."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if executable else 0o666) & ~umask
+
+
+def atomic_write_bytes(path: Path, data: bytes, executable: bool = False) -> None:
+    """Replace `path` with `data` so that readers see either the old or the new file, whole.
+
+    An existing file keeps its mode; a new one gets what the umask allows (a config holding
+    a webhook secret is as private as the user's umask makes it). A symbolic link is written
+    through: its target changes, the link stays.
+    """
     import tempfile  # only writers pay for it
 
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
-        mode = 0o644
+        mode = new_file_mode(executable)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -69,7 +69,7 @@ def _append(path: Path, line: bytes) -> None:
     with contextlib.suppress(FileNotFoundError):
         if path.stat().st_size > LOG_LIMIT_BYTES:
             os.replace(path, path.with_name(path.name + ".1"))
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # less the umask
     try:
         os.write(fd, line)  # one write per line: concurrent hooks never interleave
     finally:
@@ -174,6 +174,9 @@ def check_budgets(event: str, payload: dict, project: Path,
     from cmat.config import load_config
 
     config = load_config(project)
+    if event == "prompt-submit":
+        for note in config.ignored:
+            log.write("WARN", event, note)
     if not config.has_budgets:
         return None, None  # the common case: nothing to check, nothing to read
     from cmat.alerts import fire, has_undelivered, spawn_delivery

@@ -8,8 +8,11 @@ JSON is reported and never overwritten.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass
@@ -22,6 +25,9 @@ from cmat.fileio import atomic_write_bytes, file_lock
 HOOK_TIMEOUT_SECONDS = 30  # raises Claude Code's 1.5 s SessionEnd budget so it waits for us
 CHECK_TIMEOUT_SECONDS = 10  # budget checks answer in milliseconds and give up after 5 s
 SUPPORT_SCRIPT = "cmat-hook.sh"
+SCRIPTS_FOLDER = "cmat"  # cmat's scripts live in <settings dir>/hooks/cmat/, a folder of its own
+OWNED_MARKER = SUPPORT_SCRIPT.encode()  # every script cmat writes names it; nobody else's does
+PYTHON_LINE = "CMAT_INSTALLED_PYTHON=''"
 
 
 @dataclass(frozen=True)
@@ -52,21 +58,54 @@ class Target:
 
     scope: str  # "project" or "user"
     settings: Path
-    scripts: Path
+    scripts: Path  # cmat's own folder of scripts
+    project: Path  # what $CLAUDE_PROJECT_DIR stands for when a handler runs
 
     def command(self, script: str) -> str:
+        """The handler's command: shell words, so that nothing in a path is ever run."""
         if self.scope == "project":
             relative = self.scripts.relative_to(self.settings.parent.parent)
-            return f'"$CLAUDE_PROJECT_DIR"/{relative.as_posix()}/{script}'
-        return json.dumps(str(self.scripts / script))  # quoted absolute path
+            return f'"$CLAUDE_PROJECT_DIR"/{shlex.quote(relative.as_posix())}/{script}'
+        return shlex.quote(str(self.scripts / script))
+
+    def script_of(self, command: str) -> Path | None:
+        """The script file a handler's command runs, when it is one plain path."""
+        try:
+            words = shlex.split(command.replace("$CLAUDE_PROJECT_DIR", str(self.project)))
+        except ValueError:
+            return None
+        return Path(words[0]).expanduser() if len(words) == 1 else None
+
+    def owns(self, handler) -> bool:
+        """Whether a handler is cmat's: it runs one of cmat's script names from a file cmat
+        wrote (an older cmat put them beside other tools' scripts, under the same names CMAT
+        uses, so the name alone proves nothing)."""
+        command = handler.get("command") if isinstance(handler, dict) else None
+        if not isinstance(command, str):
+            return False
+        script = self.script_of(command)
+        if script is None or script.name not in (*SCRIPT_NAMES, STATUSLINE_SCRIPT):
+            return False
+        if script.parent.name == SCRIPTS_FOLDER:
+            return True
+        return _written_by_cmat(script) is not False
+
+
+def _written_by_cmat(path: Path) -> bool | None:
+    """True for a script cmat wrote, False for anybody else's, None when there is none."""
+    try:
+        return OWNED_MARKER in path.read_bytes()
+    except OSError:
+        return None
 
 
 def target_for(project: Path | None, user: bool) -> Target:
+    project = paths.project_dir(project)
     if user:
         base = paths.user_settings_dir()
-        return Target("user", base / "settings.json", base / "hooks")
-    project = paths.project_dir(project)
-    return Target("project", project / ".claude" / "settings.json", project / ".claude" / "hooks")
+        return Target("user", base / "settings.json", base / "hooks" / SCRIPTS_FOLDER, project)
+    return Target("project", project / ".claude" / "settings.json",
+                  project / ".claude" / "hooks" / SCRIPTS_FOLDER, project)
 
 
 def load_settings(path: Path) -> dict:
@@ -89,14 +128,17 @@ def load_settings(path: Path) -> dict:
     return settings
 
 
-def is_cmat_handler(handler) -> bool:
-    command = handler.get("command") if isinstance(handler, dict) else None
-    return isinstance(command, str) and any(name in command for name in SCRIPT_NAMES)
+def _handlers(settings: dict, event: str):
+    """(group, index, handler) of every handler of `event`."""
+    groups = settings.get("hooks", {}).get(event) or []
+    for group in groups if isinstance(groups, list) else []:
+        if isinstance(group, dict) and isinstance(group.get("hooks"), list):
+            for index, handler in enumerate(group["hooks"]):
+                yield group, index, handler
 
 
-def is_cmat_statusline(value) -> bool:
-    command = value.get("command") if isinstance(value, dict) else None
-    return isinstance(command, str) and STATUSLINE_SCRIPT in command
+def _is_ours(target: Target, handler, script: str) -> bool:
+    return target.owns(handler) and target.script_of(handler["command"]).name == script
 
 
 def with_hooks(settings: dict, target: Target, statusline: bool = False) -> dict:
@@ -105,7 +147,7 @@ def with_hooks(settings: dict, target: Target, statusline: bool = False) -> dict
     result = json.loads(json.dumps(settings))
     if statusline:
         current = result.get("statusLine")
-        if current is not None and not is_cmat_statusline(current):
+        if current is not None and not target.owns(current):
             raise SettingsError(f"{target.settings} already has a status line: "
                                 f"{json.dumps(current)}",
                                 "remove it first; cmat will not replace it")
@@ -118,9 +160,8 @@ def with_hooks(settings: dict, target: Target, statusline: bool = False) -> dict
         groups = hooks.setdefault(spec.event, [])
         if not isinstance(groups, list):
             raise SettingsError(f"{target.settings}: hooks.{spec.event} is not a list")
-        ours = [(group, index) for group in groups if isinstance(group, dict)
-                for index, handler in enumerate(group.get("hooks") or [])
-                if is_cmat_handler(handler) and spec.script in handler["command"]]
+        ours = [(group, index) for group, index, handler in _handlers(result, spec.event)
+                if _is_ours(target, handler, spec.script)]
         if ours:
             group, index = ours[0]
             group["hooks"][index] = {**group["hooks"][index], **wanted}
@@ -129,11 +170,11 @@ def with_hooks(settings: dict, target: Target, statusline: bool = False) -> dict
     return result
 
 
-def without_hooks(settings: dict) -> dict:
+def without_hooks(settings: dict, target: Target) -> dict:
     """`settings` with every cmat handler (and cmat's status line) removed, and any group or
     event it leaves empty."""
     result = json.loads(json.dumps(settings))
-    if is_cmat_statusline(result.get("statusLine")):
+    if target.owns(result.get("statusLine")):
         del result["statusLine"]
     hooks = result.get("hooks")
     if not isinstance(hooks, dict):
@@ -145,7 +186,7 @@ def without_hooks(settings: dict) -> dict:
         kept = []
         for group in groups:
             if isinstance(group, dict) and isinstance(group.get("hooks"), list):
-                handlers = [h for h in group["hooks"] if not is_cmat_handler(h)]
+                handlers = [h for h in group["hooks"] if not target.owns(h)]
                 if not handlers and group["hooks"]:
                     continue
                 group["hooks"] = handlers
@@ -163,19 +204,11 @@ def _dump(settings: dict) -> bytes:
     return (json.dumps(settings, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _cmat_executables() -> tuple[str, str]:
-    """The cmat console script and interpreter of this installation, for the hook to call."""
-    script = Path(sys.executable).with_name("cmat")
-    return (str(script) if script.is_file() else "", sys.executable)
-
-
 def _support_script() -> bytes:
+    """cmat-hook.sh with this installation's interpreter written in, shell-quoted."""
     text = (paths.hook_scripts() / SUPPORT_SCRIPT).read_text()
-    cmat_bin, python = _cmat_executables()
-    text = text.replace('CMAT_BIN="${CMAT_BIN:-}"', f'CMAT_BIN="${{CMAT_BIN:-{cmat_bin}}}"')
-    text = text.replace('CMAT_PYTHON="${CMAT_PYTHON:-}"',
-                        f'CMAT_PYTHON="${{CMAT_PYTHON:-{python}}}"')
-    return text.encode()
+    return text.replace(PYTHON_LINE, f"CMAT_INSTALLED_PYTHON={shlex.quote(sys.executable)}",
+                        1).encode()
 
 
 def _scripts(target: Target) -> dict[Path, bytes]:
@@ -185,12 +218,27 @@ def _scripts(target: Target) -> dict[Path, bytes]:
     return wanted
 
 
+def _legacy_scripts(target: Target) -> list[Path]:
+    """Scripts an older cmat wrote straight into hooks/, beside other tools' (never theirs)."""
+    folder = target.scripts.parent
+    return [folder / name for name in (SUPPORT_SCRIPT, *SCRIPT_NAMES, STATUSLINE_SCRIPT)
+            if _written_by_cmat(folder / name)]
+
+
+def _backup_file(settings: Path) -> Path:
+    import hashlib
+
+    digest = hashlib.sha1(str(settings.resolve()).encode()).hexdigest()[:20]
+    return paths.state_home() / "backups" / f"settings-{digest}.json"
+
+
 @dataclass
 class Change:
     settings_path: Path
     before: bytes | None
     after: bytes
     scripts: list[Path]  # written or removed
+    kept: list[Path] = dataclasses.field(default_factory=list)  # other tools' files, untouched
 
     @property
     def changed(self) -> bool:
@@ -198,6 +246,11 @@ class Change:
 
 
 def install(target: Target, dry_run: bool = False, statusline: bool = False) -> Change:
+    """Write cmat's scripts into its own folder and its handlers into the settings.
+
+    A file cmat did not write is never replaced. The settings as they were before cmat's
+    first install are kept aside, so that uninstalling restores them byte for byte.
+    """
     with file_lock(target.settings, beside=False):
         before = target.settings.read_bytes() if target.settings.is_file() else None
         settings = load_settings(target.settings)
@@ -205,30 +258,71 @@ def install(target: Target, dry_run: bool = False, statusline: bool = False) -> 
         # Already installed: the file is left as it is, not even reformatted.
         after = before if before is not None and wanted == settings else _dump(wanted)
         contents = _scripts(target)
+        foreign = [p for p in contents if _written_by_cmat(p) is False]
+        if foreign:
+            raise SettingsError(f"{foreign[0]} exists and was not written by cmat",
+                                "move it away; cmat never replaces another tool's file")
         scripts = [p for p, data in contents.items()
                    if not p.is_file() or p.read_bytes() != data or not os.access(p, os.X_OK)]
         if not dry_run:
+            backup = _backup_file(target.settings)
+            if after != before and not backup.exists() and not any(
+                    target.owns(h) for spec in HOOKS for _, _, h in _handlers(settings,
+                                                                               spec.event)):
+                atomic_write_bytes(backup, json.dumps(
+                    {"path": str(target.settings),
+                     "bytes": None if before is None else before.decode("utf-8")}).encode())
             for path in scripts:
-                atomic_write_bytes(path, contents[path])
-                path.chmod(0o755)
+                atomic_write_bytes(path, contents[path], executable=True)
+                _make_executable(path)
             if after != before:
                 atomic_write_bytes(target.settings, after)
     return Change(target.settings, before, after, scripts)
 
 
+def _make_executable(path: Path) -> None:
+    mode = path.stat().st_mode & 0o777
+    if not os.access(path, os.X_OK):
+        path.chmod(mode | (mode & 0o444) >> 2)  # chmod +x, as far as the file is readable
+
+
 def uninstall(target: Target, dry_run: bool = False) -> Change:
+    """Remove cmat's handlers and scripts, and only cmat's; where nothing else changed in the
+    settings since cmat's install, they are restored byte for byte."""
     with file_lock(target.settings, beside=False):
         before = target.settings.read_bytes() if target.settings.is_file() else None
         settings = load_settings(target.settings)
-        cleaned = without_hooks(settings)
+        cleaned = without_hooks(settings, target)
         after = before if cleaned == settings and before is not None else _dump(cleaned)
-        scripts = [p for p in _scripts(target) if p.is_file()]
+        backup_path = _backup_file(target.settings)
+        original = _read_backup(backup_path)
+        if original is not False and before is not None and (
+                json.loads(original or "{}") == cleaned):
+            after = original.encode() if original is not None else b""
+        scripts = [p for p in _scripts(target) if _written_by_cmat(p)]
+        scripts += _legacy_scripts(target)
         if not dry_run:
             if before is not None and after != before:
-                atomic_write_bytes(target.settings, after)
+                if original is None and after == b"":
+                    target.settings.unlink()  # cmat created the file: it goes with cmat
+                else:
+                    atomic_write_bytes(target.settings, after)
             for path in scripts:
                 path.unlink()
+            with contextlib.suppress(OSError):
+                target.scripts.rmdir()  # only when empty
+            with contextlib.suppress(FileNotFoundError):
+                backup_path.unlink()
     return Change(target.settings, before, after if before is not None else b"", scripts)
+
+
+def _read_backup(path: Path) -> str | None | bool:
+    """The settings text before cmat's install (None: there was no file; False: no backup)."""
+    try:
+        saved = json.loads(path.read_text())
+        return saved["bytes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _last_log_line(log: Path) -> str | None:
@@ -243,23 +337,19 @@ def _last_log_line(log: Path) -> str | None:
     return lines[-1] if lines else None
 
 
-def _resolved_cmat(script: Path) -> str | None:
-    """The cmat a hook script would run, as the script itself decides."""
+def would_run(command: str, project: Path) -> str | None:
+    """What a handler's command starts, asked of the command itself (CMAT_HOOK_WHICH), so
+    that the answer is what Claude Code would run, not a guess at it."""
+    import subprocess
+
+    env = dict(os.environ, CMAT_HOOK_WHICH="1", CLAUDE_PROJECT_DIR=str(project))
     try:
-        text = script.read_text()
-    except OSError:
+        result = subprocess.run(["bash", "-c", command], env=env, stdin=subprocess.DEVNULL,
+                                capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
         return None
-    for variable in ("CMAT_BIN", "CMAT_PYTHON"):
-        marker = f'{variable}="${{{variable}:-'
-        if marker in text:
-            value = text.split(marker, 1)[1].split("}", 1)[0]
-            if value and os.access(value, os.X_OK):
-                return value if variable == "CMAT_BIN" else f"{value} -m cmat"
-    for candidate in (script.parent.parent / ".venv" / "bin" / "cmat",
-                      script.parent.parent.parent / ".venv" / "bin" / "cmat"):
-        if os.access(candidate, os.X_OK):
-            return str(candidate)
-    return shutil.which("cmat")
+    line = result.stdout.decode("utf-8", "replace").strip()
+    return line or None
 
 
 def status(project: Path | None) -> dict:
@@ -268,24 +358,27 @@ def status(project: Path | None) -> dict:
     report: dict = {"project": str(resolved_project), "scopes": []}
     for user in (False, True):
         target = target_for(resolved_project, user)
-        entry: dict = {"scope": target.scope, "settings": str(target.settings), "hooks": []}
+        entry: dict = {"scope": target.scope, "settings": str(target.settings), "hooks": [],
+                       "others": []}
         try:
             settings = load_settings(target.settings)
         except SettingsError as exc:
             entry["error"] = str(exc)
             settings = {}
         for spec in HOOKS:
-            handlers = [h for group in settings.get("hooks", {}).get(spec.event, []) or []
-                        if isinstance(group, dict) for h in group.get("hooks") or []
-                        if is_cmat_handler(h) and spec.script in h.get("command", "")]
-            script = _script_path(handlers[0]["command"], resolved_project) if handlers else None
+            found = list(_handlers(settings, spec.event))
+            handlers = [h for _, _, h in found if _is_ours(target, h, spec.script)]
+            entry["others"] += [{"event": spec.event, "command": h.get("command")}
+                                for _, _, h in found if not target.owns(h)
+                                and isinstance(h, dict)]
+            command = handlers[0]["command"] if handlers else None
+            script = target.script_of(command) if command else None
             entry["hooks"].append({
-                "event": spec.event, "installed": bool(handlers),
-                "command": handlers[0]["command"] if handlers else None,
+                "event": spec.event, "installed": bool(handlers), "command": command,
                 "timeout": handlers[0].get("timeout") if handlers else None,
                 "script": str(script) if script else None,
                 "executable": bool(script and os.access(script, os.X_OK)),
-                "runs": _resolved_cmat(script.parent / SUPPORT_SCRIPT) if script else None,
+                "runs": would_run(command, resolved_project) if command else None,
             })
         report["scopes"].append(entry)
     try:
@@ -301,13 +394,6 @@ def status(project: Path | None) -> dict:
     return report
 
 
-def _script_path(command: str, project: Path) -> Path | None:
-    # Commands cmat writes are one quoted path, possibly starting with $CLAUDE_PROJECT_DIR.
-    expanded = command.replace("$CLAUDE_PROJECT_DIR", str(project)).replace('"', "").strip()
-    path = Path(os.path.expanduser(expanded))
-    return path if path.name in SCRIPT_NAMES else None
-
-
 # --- the MCP server, registered in the project's .mcp.json -------------------------------------
 
 def mcp_file(project: Path) -> Path:
@@ -315,11 +401,9 @@ def mcp_file(project: Path) -> Path:
 
 
 def mcp_entry() -> dict:
-    """How Claude Code starts cmat's MCP server: this installation's cmat."""
-    cmat_bin, python = _cmat_executables()
-    if cmat_bin:
-        return {"type": "stdio", "command": cmat_bin, "args": ["mcp"]}
-    return {"type": "stdio", "command": python, "args": ["-m", "cmat", "mcp"]}
+    """How Claude Code starts cmat's MCP server: this installation's interpreter, `-m cmat`
+    (a `cmat` on PATH may be another package's program)."""
+    return {"type": "stdio", "command": sys.executable, "args": ["-m", "cmat", "mcp"]}
 
 
 def _edit_mcp(project: Path, dry_run: bool, change) -> Change:

@@ -53,3 +53,13 @@ def child_env(**extra) -> dict:
     env.update({k: str(v) for k, v in extra.items()})
     env["PYTHONPATH"] = str(REPO)
     return env
+
+
+def user_config(text: str) -> Path:
+    """Write the user's own cmat config (the only one that may set user-wide budgets)."""
+    from cmat import paths
+
+    path = paths.config_home() / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

@@ -18,7 +18,7 @@ from cmat.cli import cli
 from cmat.config import ConfigError, load_config
 from cmat.ledger import Ledger
 from cmat.queue import QueueService
-from tests.conftest import REPO, child_env
+from tests.conftest import REPO, child_env, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session
 
 PROMPT = REPO / "hooks" / "on-prompt-submit-budget.sh"
@@ -87,10 +87,44 @@ def test_set_show_and_unset_write_the_right_files(project):
     assert "project" not in (project / ".claude" / "cmat.toml").read_text()
 
 
-def test_project_values_override_user_values(project):
+def test_a_project_file_only_adds_stricter_project_budgets(project):
     cli_run("budget", "set", "daily", "50")
-    cli_run("budget", "set", "daily", "20", "--in-project")
-    assert load_config(project).global_usd == {"daily": 20.0}
+    cli_run("budget", "set", "task", "5", "--user")
+    cli_run("budget", "set", "session", "8", "--user")
+    (project / ".claude" / "cmat.toml").write_text(
+        'timezone = "Pacific/Apia"\n'
+        "[budgets]\ndaily = 1000000\nmonthly = 0\ndaily_tokens = 5\n"
+        "[budgets.task]\ndefault = 50\n[budgets.session]\ndefault = 2\n"
+        "[budgets.enhancement]\nlogin = 30\n"
+        "[alerts]\nthresholds = [99]\nwebhook = 'https://evil.example/x'\n"
+        "command = 'touch /tmp/pwned'\n")
+    config = load_config(project)
+    assert config.global_usd == {"daily": 50.0} and config.daily_tokens is None
+    assert config.keyed == {"task": {"default": 5.0}, "session": {"default": 2.0},
+                            "enhancement": {"login": 30.0}}
+    assert config.command is None and config.webhook is None and config.timezone is None
+    assert config.thresholds == (50, 80, 95)
+    ignored = "\n".join(config.ignored)
+    for name in ("timezone", "budgets.daily", "budgets.monthly", "budgets.daily_tokens",
+                 "alerts.thresholds", "alerts.webhook", "alerts.command",
+                 "budgets.task.default = 50 is looser"):
+        assert name in ignored
+    shown = cli_run("budget", "show").output
+    assert "alerts.command ignored" in shown and "evil" not in shown.split("note:")[0]
+
+
+def test_a_project_file_that_does_not_parse_cannot_switch_the_users_budgets_off(project):
+    cli_run("budget", "set", "daily", "50")
+    (project / ".claude" / "cmat.toml").write_text("[budgets\n")
+    config = load_config(project)
+    assert config.global_usd == {"daily": 50.0}
+    assert "not valid TOML" in config.ignored[0]
+
+
+def test_user_wide_budgets_cannot_be_written_into_a_project(project):
+    result = cli_run("budget", "set", "daily", "20", "--in-project", code=2)
+    assert "only the user's config may set them" in result.stderr
+    assert not (project / ".claude" / "cmat.toml").exists()
 
 
 @pytest.mark.parametrize("text, field", [
@@ -103,9 +137,16 @@ def test_project_values_override_user_values(project):
     ("[alerts]\nwebhook = 'ftp://x'\n", "alerts.webhook"),
     ("colour = 'red'\n", "colour"),
     ("[budgets\n", "not valid TOML"),
+    ("[budgets]\ndaily = nan\n", "budgets.daily"),
+    ("[budgets]\nweekly = inf\n", "budgets.weekly"),
+    ("[budgets.task]\ndefault = -inf\n", "budgets.task.default"),
+    ("[alerts]\ncommand = []\n", "alerts.command"),
+    ("[alerts]\ncommand = 'say \"unterminated'\n", "alerts.command"),
 ])
 def test_invalid_config_is_refused_with_the_field_named(project, text, field):
-    (project / ".claude" / "cmat.toml").write_text(text)
+    user = paths.config_home() / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text(text)
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         load_config(project)
 
@@ -176,7 +217,7 @@ def test_spend_per_scope(tmp_path, project):
     a = store(spend("a", 1.0, today), task="t1", enhancement="e1", cwd=str(project))
     b = store(spend("b", 2.0, yesterday), task="t1", enhancement="e1", cwd="/elsewhere")
     c = store(spend("running", 0.5, today), cwd=str(project / "sub"))  # not attributed yet
-    (project / ".claude" / "cmat.toml").write_text(
+    user_config(
         "[budgets]\ndaily = 10\nmonthly = 100\ndaily_tokens = 1000000000\n"
         "[budgets.project]\ndaily = 10\n[budgets.task]\ndefault = 10\n"
         "[budgets.enhancement]\ne1 = 10\n[budgets.session]\ndefault = 10\n")
@@ -210,7 +251,7 @@ def test_spend_per_scope(tmp_path, project):
 @pytest.fixture
 def over_budget(project, tmp_path):
     """Daily budget $1 and a running session that has spent $1.20 today."""
-    (project / ".claude" / "cmat.toml").write_text('timezone = "Europe/Paris"\n'
+    user_config('timezone = "Europe/Paris"\n'
                                                    "[budgets]\ndaily = 1\n")
     builder, path = session_costing(tmp_path, "run-1", 1.2)
     return builder, path
@@ -267,7 +308,7 @@ def test_a_recorded_override_expires(project, over_budget):
 
 
 def test_the_80_percent_alert_appears_once(project, tmp_path):
-    (project / ".claude" / "cmat.toml").write_text("[budgets]\ndaily = 1\n")
+    user_config("[budgets]\ndaily = 1\n")
     _, path = session_costing(tmp_path, "warm", 0.85)
     first = run_hook(PROMPT, project, payload(path, "warm"))
     assert "decision" not in first
@@ -279,7 +320,7 @@ def test_the_80_percent_alert_appears_once(project, tmp_path):
 
 
 def test_concurrent_hooks_fire_each_alert_once(project, tmp_path):
-    (project / ".claude" / "cmat.toml").write_text("[budgets]\ndaily = 1\n")
+    user_config("[budgets]\ndaily = 1\n")
     _, path = session_costing(tmp_path, "many", 0.97)
     env = child_env(CLAUDE_PROJECT_DIR=project, CMAT_PYTHON=os.sys.executable)
     processes = [subprocess.Popen([str(PRE_TOOL)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -293,7 +334,7 @@ def test_concurrent_hooks_fire_each_alert_once(project, tmp_path):
 
 
 def test_a_broken_config_never_blocks(project, tmp_path):
-    (project / ".claude" / "cmat.toml").write_text("[budgets]\ndaily = 'oops'\n")
+    user_config("[budgets]\ndaily = 'oops'\n")
     _, path = session_costing(tmp_path, "s", 5)
     result = subprocess.run([str(PROMPT)], input=json.dumps(payload(path, "s")).encode(),
                             capture_output=True, env=child_env(CLAUDE_PROJECT_DIR=project,
@@ -366,7 +407,7 @@ def test_webhook_delivery_and_retry_when_the_server_is_down(project, tmp_path):
     server = http.server.HTTPServer(("127.0.0.1", 0), _Receiver)
     port = server.server_address[1]
     server.server_close()  # down for now: nothing listens on the port
-    (project / ".claude" / "cmat.toml").write_text(
+    user_config(
         f"[budgets]\ndaily = 1\n[alerts]\nwebhook = 'http://127.0.0.1:{port}/hook'\n")
     _, path = session_costing(tmp_path, "hooked", 0.6)
     started = time.monotonic()
@@ -380,7 +421,10 @@ def test_webhook_delivery_and_retry_when_the_server_is_down(project, tmp_path):
             break
         time.sleep(0.1)
     assert row[0] == 1 and row[1] == 0 and row[2]
-    assert "not delivered" in (project / ".claude" / "data" / "cmat-hook.log").read_text()
+    log = project / ".claude" / "data" / "cmat-hook.log"
+    while "not delivered" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)  # the delivery process logs once it has recorded the failure
+    assert "not delivered" in log.read_text()
     # The server comes up; a later delivery (due once the retry delay passes) succeeds.
     server = http.server.HTTPServer(("127.0.0.1", port), _Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -397,11 +441,48 @@ def test_webhook_delivery_and_retry_when_the_server_is_down(project, tmp_path):
 
 def test_alert_command_receives_the_message(project, tmp_path):
     out = tmp_path / "alert.txt"
-    (project / ".claude" / "cmat.toml").write_text(
-        f"[budgets]\ndaily = 1\n[alerts]\ncommand = 'cat > {out}'\n")
+    user_config(
+        f"[budgets]\ndaily = 1\n[alerts]\ncommand = ['tee', '{out}']\n")
     _, path = session_costing(tmp_path, "cmd", 0.55)
     run_hook(PROMPT, project, payload(path, "cmd"))
     deadline = time.monotonic() + 20
     while not (out.exists() and out.read_text()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "Daily budget at 55%" in out.read_text()
+
+
+def test_a_cloned_repository_cannot_run_a_command_or_post_anywhere(project, tmp_path):
+    marker = tmp_path / "pwned"
+    (project / ".claude" / "cmat.toml").write_text(
+        "[budgets.session]\ndefault = 1\n"
+        f"[alerts]\ncommand = 'touch {marker}'\nwebhook = 'http://127.0.0.1:9/steal'\n")
+    _, path = session_costing(tmp_path, "cloned", 0.6)
+    answer = run_hook(PROMPT, project, payload(path, "cloned"))
+    assert "Session cloned budget" in answer["systemMessage"]  # its stricter budget applies
+    time.sleep(1.5)  # a detached delivery, had one started, would have run by now
+    assert not marker.exists()
+    with Ledger() as ledger:
+        assert ledger.query("SELECT delivered FROM alerts") == [(1,)]  # nothing to deliver
+    log = (project / ".claude" / "data" / "cmat-hook.log").read_text()
+    assert "alerts.command ignored" in log and "alerts.webhook ignored" in log
+
+
+def test_webhook_urls_are_redacted_where_they_are_shown(project, tmp_path):
+    from cmat.alerts import redact_url
+
+    assert redact_url("https://hooks.slack.com/services/T0/B1/secret") == \
+        "https://hooks.slack.com/services/T0/***"
+    assert redact_url("https://user:pw@example.com:8443/hook?token=abc") == \
+        "https://example.com:8443/***"
+    user_config("[budgets]\ndaily = 1\n[alerts]\n"
+                "webhook = 'http://127.0.0.1:9/services/T0/B1/secret'\n")
+    shown = cli_run("budget", "show").output + cli_run("budget", "show", "--json").output
+    assert "secret" not in shown and "services/T0/***" in shown
+    _, path = session_costing(tmp_path, "leak", 0.6)
+    run_hook(PROMPT, project, payload(path, "leak"))
+    with Ledger() as ledger, ledger.transaction():
+        ledger.db.execute("UPDATE alerts SET next_attempt = 0, attempts = 0")
+    cli_run("alerts", "deliver", code=1)
+    errors = json.dumps(json.loads(cli_run("alerts", "list", "--json").output))
+    assert "secret" not in errors
+    assert "secret" not in (project / ".claude" / "data" / "cmat-hook.log").read_text()

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from cmat.cli import cli
 from cmat.queue import QueueService
-from tests.conftest import REPO, child_env, real_fixture
+from tests.conftest import REPO, child_env, real_fixture, user_config
 from tests.test_budgets import now_iso, session_costing
 from tests.transcript_factory import TranscriptBuilder, write_session
 
@@ -64,7 +64,7 @@ def test_statusline_with_a_task(project, tmp_path):
 
 
 def test_statusline_over_budget_is_coloured_unless_no_color(project, tmp_path):
-    (project / ".claude" / "cmat.toml").write_text("[budgets]\ndaily = 1\n")
+    user_config("[budgets]\ndaily = 1\n")
     _, path = session_costing(tmp_path, "s1", 1.2)
     line = statusline(project, status_payload(path, "s1"))
     assert "\033[1;31mdaily 120%\033[0m" in line
@@ -73,7 +73,7 @@ def test_statusline_over_budget_is_coloured_unless_no_color(project, tmp_path):
 
 
 def test_statusline_at_the_warning_threshold(project, tmp_path):
-    (project / ".claude" / "cmat.toml").write_text("[budgets]\ndaily = 1\n")
+    user_config("[budgets]\ndaily = 1\n")
     _, path = session_costing(tmp_path, "s1", 0.85)
     assert "\033[33mdaily 85%" in statusline(project, status_payload(path, "s1"))
 
@@ -169,7 +169,7 @@ def test_task_and_budget_metrics(history, project, tmp_path):
 
     task = QueueService(project).add("m", enhancement="feat")["id"]
     extract(project, task, next(history.rglob("*b25638d7*.jsonl")))
-    (project / ".claude" / "cmat.toml").write_text("[budgets]\nmonthly = 10\n")
+    user_config("[budgets]\nmonthly = 10\n")
     families = parse(cli_run("metrics").output)
     assert [(s.labels["task"], s.labels["enhancement"]) for s in
             samples(families["cmat_task_cost_usd"])] == [(task, "feat")]
@@ -228,7 +228,7 @@ def test_mcp_tools_answer_with_structured_json(history, project, monkeypatch):
 
     task = QueueService(project).add("m", enhancement="feat")["id"]
     extract(project, task, next(history.rglob("*b25638d7*.jsonl")))
-    (project / ".claude" / "cmat.toml").write_text("[budgets]\nmonthly = 10\n")
+    user_config("[budgets]\nmonthly = 10\n")
     monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(project))
     names, results = call_tools([
         ("get_task_cost", {"task_id": task}),
@@ -267,13 +267,13 @@ def test_install_statusline_and_mcp_and_remove_them(project):
     settings_file = project / ".claude" / "settings.json"
     cli_run("hooks", "install", "--statusline", "--mcp")
     settings = json.loads(settings_file.read_text())
-    assert settings["statusLine"]["command"].endswith('.claude/hooks/cmat-statusline.sh')
-    assert os.access(project / ".claude" / "hooks" / "cmat-statusline.sh", os.X_OK)
+    assert settings["statusLine"]["command"].endswith('.claude/hooks/cmat/cmat-statusline.sh')
+    assert os.access(project / ".claude" / "hooks" / "cmat" / "cmat-statusline.sh", os.X_OK)
     servers = json.loads((project / ".mcp.json").read_text())["mcpServers"]
     assert servers["cmat"]["args"][-1] == "mcp"
     assert json.loads(cli_run("hooks", "status", "--json").output)["mcp"] == servers["cmat"]
     cli_run("hooks", "uninstall")
-    assert "statusLine" not in json.loads(settings_file.read_text())
+    assert not settings_file.exists()  # cmat created it, and took it away again
     assert json.loads((project / ".mcp.json").read_text()) == {}
     assert not list(project.rglob("*.lock"))
 
@@ -322,7 +322,7 @@ def test_statusline_cache_is_used_while_nothing_changes(project, tmp_path, monke
 def test_the_example_dashboard_uses_only_metrics_cmat_emits(history, project):
     import re
 
-    (project / ".claude" / "cmat.toml").write_text("[budgets]\nmonthly = 10\n")
+    user_config("[budgets]\nmonthly = 10\n")
     families = parse(cli_run("metrics").output)
     emitted = set(families) | {sample.name for family in families.values()
                                for sample in family.samples}

@@ -29,6 +29,9 @@ def _target(scope: str, project: Path, user: bool, in_project: bool) -> Path:
 
     if user and in_project:
         raise click.UsageError("--user and --in-project exclude each other")
+    if in_project and scope in GLOBAL_SCOPES:
+        raise click.UsageError(f"{scope} budgets cover every project: only the user's config "
+                               "may set them (a project file may not)")
     if user or (scope in GLOBAL_SCOPES and not in_project):
         return user_config_file()
     return project_config_file(project)
@@ -110,14 +113,17 @@ def unset_budget(scope: str, key_id: str | None, key_name: str | None, period: s
 @json_option
 def show(project: Path | None, as_json: bool) -> None:
     """The budgets in force here: the user's config with the project's over it."""
+    from cmat.alerts import redact_url
     from cmat.config import load_config
 
     config = load_config(resolve_project(project))
+    webhook = redact_url(config.webhook) if config.webhook else None
     data = {"sources": config.sources, "timezone": config.timezone,
             "global_usd": config.global_usd, "daily_tokens": config.daily_tokens,
             "project_usd": config.project_usd, "keyed": config.keyed,
-            "alerts": {"thresholds": list(config.thresholds), "webhook": config.webhook,
-                       "command": config.command}}
+            "alerts": {"thresholds": list(config.thresholds), "webhook": webhook,
+                       "command": list(config.command) if config.command else None},
+            "ignored": config.ignored}
     if as_json:
         emit_json(data)
         return
@@ -134,9 +140,11 @@ def show(project: Path | None, as_json: bool) -> None:
             who = "every " + scope if key == "default" else key
             echo(f"{scope:<14} ${limit:,.2f} ({who})")
     echo(f"\nAlerts at {', '.join(f'{t}%' for t in config.thresholds)}"
-         + (f"; webhook {config.webhook}" if config.webhook else "")
-         + (f"; command {config.command!r}" if config.command else ""))
+         + (f"; webhook {webhook}" if webhook else "")
+         + (f"; command {' '.join(config.command)}" if config.command else ""))
     echo("Config: " + (", ".join(config.sources) or "none yet"))
+    for note in config.ignored:
+        echo(f"note: {note}")
 
 
 def _bar(percent: float) -> str:
@@ -160,6 +168,8 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
     ledger, _ = scan_first(no_scan, (), quiet=True)
     with ledger:
         report = status_report(resolved, ledger)
+    for note in report["ignored"]:
+        click.echo(f"cmat: note: {note}", err=True)
     if as_json:
         emit_json(report)
         raise SystemExit(1 if report["exhausted"] else 0)

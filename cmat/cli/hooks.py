@@ -61,9 +61,11 @@ def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
     """Add cmat's hooks to Claude Code's settings.
 
     SessionEnd and SubagentStop record costs; UserPromptSubmit and PreToolUse enforce budgets
-    (silent while none is set). Copies the scripts next to the settings (.claude/hooks/) and
-    adds one handler per event with a timeout Claude Code waits for. Other hooks and settings
-    are kept; running it again changes nothing.
+    (silent while none is set). Copies the scripts into a folder of cmat's own next to the
+    settings (.claude/hooks/cmat/) and adds one handler per event with a timeout Claude Code
+    waits for. Other hooks, their scripts (CMAT's own on-session-end-cost.sh among them) and
+    other settings are kept; a file cmat did not write is never replaced. Running it again
+    changes nothing; `cmat hooks uninstall` restores the settings as they were.
     """
     from cmat import paths
     from cmat.settings import install as run_install, install_mcp, mcp_entry, target_for
@@ -122,7 +124,9 @@ def status(project: Path | None, as_json: bool) -> None:
             state = "ok" if entry["executable"] else "script missing or not executable"
             echo(f"  {entry['event']:<13} {entry['command']}  (timeout {entry['timeout']} s): "
                  f"{state}")
-            echo(f"  {'':<13} runs: {entry['runs'] or 'no cmat found: install cmat or fix PATH'}")
+            echo(f"  {'':<13} runs: {entry['runs'] or 'no cmat found: run cmat hooks install'}")
+        for other in scope["others"]:
+            echo(f"  {other['event']:<13} {other['command']}  (not cmat's: left alone)")
     echo("\nMCP server in .mcp.json: "
          + (f"{report['mcp']['command']} {' '.join(report['mcp']['args'])}" if report["mcp"]
             else "not registered (cmat hooks install --mcp)"))
