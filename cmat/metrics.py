@@ -153,18 +153,28 @@ def exposition(project: Path, scan: bool = True) -> bytes:
     return generate_latest(registry(project, scan))
 
 
+IDLE_TIMEOUT_SECONDS = 10.0  # a connection that sends nothing is closed after this
+
+
 def serve(project: Path, host: str, port: int) -> None:
-    """Serve /metrics until interrupted."""
+    """Serve /metrics until interrupted.
+
+    prometheus_client's threaded WSGI server: every connection has a thread of its own and a
+    socket timeout, so a client that connects and sends nothing stalls no one else.
+    """
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     from prometheus_client import make_wsgi_app
+    from prometheus_client.exposition import ThreadingWSGIServer
 
     class QuietHandler(WSGIRequestHandler):
+        timeout = IDLE_TIMEOUT_SECONDS
+
         def log_message(self, *args) -> None:
             pass  # scrapes every 15 s would flood the terminal
 
     app = make_wsgi_app(registry(project, scan=True))
-    with make_server(host, port, app, handler_class=QuietHandler) as server:
+    with make_server(host, port, app, ThreadingWSGIServer, handler_class=QuietHandler) as server:
         print(f"Serving Prometheus metrics on http://{host}:{server.server_port}/metrics",
               flush=True)
         try:

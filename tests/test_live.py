@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import socket
 import os
 import socket
 import subprocess
@@ -199,6 +200,13 @@ def test_metrics_endpoint_over_http(history, project):
                 assert time.monotonic() < deadline, "metrics server did not start"
                 time.sleep(0.1)
         assert "cmat_cost_usd_total" in parse(body)["cmat_cost_usd"].samples[0].name
+        # A client that connects and sends nothing stalls no one else.
+        with socket.create_connection(("127.0.0.1", port)) as idle:
+            idle.sendall(b"GET /metr")
+            started = time.monotonic()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                assert r.status == 200
+            assert time.monotonic() - started < 5
     finally:
         server.terminate()
         server.wait(timeout=10)

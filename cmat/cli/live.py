@@ -40,10 +40,15 @@ def metrics(ctx: click.Context, project: Path | None, no_scan: bool) -> None:
 @metrics.command()
 @click.option("--port", type=int, default=9464, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0 to let other hosts scrape).")
+              help="Address to listen on. 0.0.0.0 lets other hosts scrape, with no "
+                   "authentication: anyone who reaches the port reads project paths, model "
+                   "names, task ids and costs.")
 @project_option
 def serve(port: int, host: str, project: Path | None) -> None:
-    """Serve /metrics over HTTP until interrupted (transcripts are scanned at most every 10 s)."""
+    """Serve /metrics over HTTP until interrupted (transcripts are scanned at most every 10 s).
+
+    One thread per connection, and idle connections time out after 10 s.
+    """
     from cmat.metrics import serve as run_server
 
     run_server(resolve_project(project), host, port)
