@@ -44,7 +44,7 @@ def main() -> None:
             subprocess.run([str(script)], input=stdin, env=env, check=True)
             if run:  # the first run also builds the catalog cache and the ledger
                 times.append(time.perf_counter() - start)
-        log = (project / ".claude" / "data" / "cmat-hook.log").read_text().splitlines()
+        log = paths.hook_log_file().read_text().splitlines()
     print(f"SessionEnd hook, {args.mb:g} MB session with subagents: median "
           f"{statistics.median(times) * 1000:.0f} ms, worst {max(times) * 1000:.0f} ms over "
           f"{len(times)} runs (target < 300 ms)")

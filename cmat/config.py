@@ -269,7 +269,7 @@ def edit_config(path: Path, change) -> None:
 
     from cmat.fileio import atomic_write_bytes, file_lock
 
-    with file_lock(path, beside=False):
+    with file_lock(path):
         document = read_toml(path)
         change(document)
         _apply(Config(), path, document)  # refuse anything invalid before writing it

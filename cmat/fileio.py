@@ -1,6 +1,6 @@
 """Locked, atomic file writes: every file cmat rewrites goes through here.
 
-A writer takes an exclusive `flock` on a sibling `<name>.lock` file, re-reads the current
+A writer takes an exclusive `flock` on a lock file in cmat's state folder, re-reads the current
 content, writes the new content to a temporary file in the same directory, fsyncs it and
 renames it over the original. Readers never see a half-written file and concurrent writers
 never lose each other's updates.
@@ -21,11 +21,9 @@ from cmat.errors import LockTimeout
 DEFAULT_LOCK_TIMEOUT = 30.0
 
 
-def lock_file(path: Path, beside: bool) -> Path:
-    """The lock of `path`: `<path>.lock` beside it, or, for files in folders cmat does not own
-    (Claude Code's settings, .mcp.json, .claude/cmat.toml), one in cmat's state folder."""
-    if beside:
-        return path.with_name(path.name + ".lock")
+def lock_file(path: Path) -> Path:
+    """The lock of `path`: a file in cmat's state folder, never beside the file itself (a task
+    queue, Claude Code's settings, a project's config: folders that belong to others)."""
     import hashlib
 
     from cmat import paths
@@ -35,10 +33,9 @@ def lock_file(path: Path, beside: bool) -> Path:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT,
-              beside: bool = True) -> Iterator[None]:
+def file_lock(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
     """Hold an exclusive lock on `path` (by way of its lock file) for the `with` block."""
-    lock_path = lock_file(path, beside)
+    lock_path = lock_file(path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)  # less the umask
     try:

@@ -5,9 +5,8 @@ the current task's metadata (when there is one) and always into the ledger, wher
 with no task is kept as an untracked session of its project.
 
 A hook must never break the user's session: it always exits 0, finishes well inside its time
-budget, and writes every failure, with a timestamp, to `<project>/.claude/data/cmat-hook.log`
-(or `$XDG_STATE_HOME/cmat/hook.log` when that cannot be written), printing at most one short
-line to stderr.
+budget, and writes every failure, with a timestamp, to the hook log
+(`$XDG_STATE_HOME/cmat/hook.log`, see hooklog.py), printing at most one short line to stderr.
 """
 
 from __future__ import annotations
@@ -17,20 +16,19 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import orjson
 
-from cmat import paths
+from cmat.hooklog import HookLog
 from cmat.payload import PayloadError, payload_project, read_payload
 
-LOG_LIMIT_BYTES = 1024 * 1024  # then the log is rotated to <name>.1
 # Seconds a hook may take before it gives up (and allows): well inside the timeouts that
 # `cmat hooks install` writes (30 s for the recording hooks, 10 s for the checks).
 TIME_LIMITS = {"session-end": 25.0, "subagent-stop": 25.0, "prompt-submit": 5.0,
                "pre-tool-use": 5.0}
+HOOK_MAX_BYTES = 8 * 2**30  # ~10 s of reading: a larger session is left to `cmat scan`
 LEDGER_WAIT_SECONDS = 2.0  # a budget check never waits longer for a busy ledger
 FLUSH_WAIT_SECONDS = (0.05, 0.1, 0.2)  # SubagentStop may fire before the last line is flushed
 
@@ -41,39 +39,6 @@ class HookTimeout(Exception):
 
 class HookInputError(Exception):
     """The payload lacks what the hook needs."""
-
-
-@dataclass
-class HookLog:
-    path: Path
-
-    @classmethod
-    def for_project(cls, project: Path) -> "HookLog":
-        return cls(paths.hook_log_file(project))
-
-    def write(self, level: str, event: str, message: str) -> Path:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        line = f"{stamp} {level:<5} {event} {message}\n".encode("utf-8", "replace")
-        for target in (self.path, paths.state_home() / "hook.log"):
-            try:
-                _append(target, line)
-                self.path = target
-                return target
-            except OSError:
-                continue
-        return self.path
-
-
-def _append(path: Path, line: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        if path.stat().st_size > LOG_LIMIT_BYTES:
-            os.replace(path, path.with_name(path.name + ".1"))
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # less the umask
-    try:
-        os.write(fd, line)  # one write per line: concurrent hooks never interleave
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -102,6 +67,14 @@ def _path_field(payload: dict, key: str, required: bool) -> Path | None:
     if required:
         raise HookInputError(f"payload has no {key!r}")
     return None
+
+
+def _max_bytes() -> int:
+    """How much transcript a recording hook reads at most (CMAT_HOOK_MAX_BYTES)."""
+    try:
+        return int(os.environ.get("CMAT_HOOK_MAX_BYTES", HOOK_MAX_BYTES))
+    except ValueError:
+        return HOOK_MAX_BYTES
 
 
 def _wait_for_flush(path: Path) -> None:
@@ -133,10 +106,10 @@ def record(event: str, payload: dict, project: Path, log: HookLog) -> tuple[str,
             else None
         transcript = _path_field(payload, "transcript_path", required=False)
         usage = read_session_with_subagent(transcript, session_id or agent_path.stem,
-                                           agent_path, agent_type)
+                                           agent_path, agent_type, max_bytes=_max_bytes())
     else:
         transcript = _path_field(payload, "transcript_path", required=True)
-        usage = read_session(transcript, session_id)
+        usage = read_session(transcript, session_id, max_bytes=_max_bytes())
     models = ModelService(project)
     costs = price_records(usage.records, models.get_by_pattern)
     task_id = current_task_id(project)
@@ -153,9 +126,11 @@ def record(event: str, payload: dict, project: Path, log: HookLog) -> tuple[str,
                                      f"{queue.path}; recorded as untracked")
             task_id = None
         except CmatError as exc:
-            log.write("ERROR", event, f"session {usage.session_id}: task {task_id} not updated: "
-                                      f"{exc}")
+            where = log.write("ERROR", event, f"session {usage.session_id}: task {task_id} not "
+                                              f"updated: {exc}")
             task_note = f"task {task_id} (queue not updated)"
+            print(f"cmat: cost recorded, but task {task_id}'s queue not updated "
+                  f"({type(exc).__name__}); see {where}", file=sys.stderr)
     record_in_ledger(project, usage, models, costs, task_id=task_id, enhancement=enhancement,
                      recorded_by=event)
     unpriced = sorted({r.model for r, cost in zip(usage.records, costs) if cost is None})
@@ -240,14 +215,13 @@ HANDLERS = {"session-end": record, "subagent-stop": record, "prompt-submit": che
 def run(event: str, stdin=None) -> int:
     """Entry point of every hook: always returns 0 (a block is an answer on stdout)."""
     started = time.monotonic()
-    project = paths.project_dir()
-    log = HookLog.for_project(project)
+    log = HookLog()
     try:
         limit = float(os.environ.get("CMAT_HOOK_BUDGET", TIME_LIMITS[event]))
         with deadline(limit):
             payload = read_payload(sys.stdin if stdin is None else stdin)
             project = payload_project(payload)
-            log = HookLog.for_project(project)
+            log = HookLog(project)
             summary, answer = HANDLERS[event](event, payload, project, log)
         if answer:
             sys.stdout.write(orjson.dumps(answer).decode() + "\n")

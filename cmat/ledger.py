@@ -32,6 +32,10 @@ class LedgerError(CmatError):
     exit_code = 8
 
 
+# A new ledger is 0 bytes only between its creation and its first write, a moment long.
+EMPTY_GRACE_SECONDS = 2.0
+
+
 def _run_script(db: sqlite3.Connection, script: str) -> None:
     # Not executescript(): it commits first, and a migration must be one transaction.
     for statement in script.split(";"):
@@ -263,6 +267,7 @@ class Ledger:
     def __init__(self, path: Path | None = None, busy_timeout: float = 30.0):
         self.path = path or paths.ledger_file()
         self.busy_timeout = busy_timeout  # hooks wait less for a busy ledger than commands
+        self.read_only = False  # opened read-only: the file or its disk cannot be written
         self._db: sqlite3.Connection | None = None
 
     # --- connection and schema ------------------------------------------------------------
@@ -274,18 +279,45 @@ class Ledger:
         return self._db
 
     def _open(self) -> sqlite3.Connection:
+        with contextlib.suppress(OSError):
+            st = self.path.stat()
+            if st.st_size == 0 and time.time() - st.st_mtime > EMPTY_GRACE_SECONDS:
+                raise LedgerError(f"the ledger {self.path} is empty (0 bytes): it was cut short,"
+                                  " a full disk perhaps",
+                                  "run 'cmat ledger rebuild' to recreate it from the transcripts;"
+                                  " the empty file is kept")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             migrate(db)
-        except sqlite3.DatabaseError as exc:
-            raise LedgerError(f"the ledger {self.path} is unreadable ({exc})",
-                              "run 'cmat ledger rebuild' to recreate it from the transcripts"
-                              ) from None
-        except OSError as exc:
-            raise LedgerError(f"cannot open the ledger {self.path}: {exc.strerror or exc}") from None
+        except (sqlite3.DatabaseError, OSError) as exc:
+            if self.path.is_file() and not _writable(self.path):
+                return self._open_read_only()
+            raise ledger_error(exc, self.path) from None
+        return db
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """A ledger on a read-only file or disk still answers reports (`--no-scan`)."""
+        from urllib.parse import quote
+
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        for options in ("", "&immutable=1"):  # immutable: no WAL index can be made beside it
+            try:
+                db = sqlite3.connect(uri + options, uri=True, timeout=self.busy_timeout,
+                                     isolation_level=None)
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                break
+            except sqlite3.DatabaseError as exc:
+                error = exc
+        else:
+            raise ledger_error(error, self.path) from None
+        if version != SCHEMA_VERSION:
+            raise LedgerError(f"the ledger {self.path} is read-only and was written by another "
+                              f"version of cmat (schema {version}, this cmat knows "
+                              f"{SCHEMA_VERSION})", "make it writable once, so it can be upgraded")
+        self.read_only = True
         return db
 
     def close(self) -> None:
@@ -519,40 +551,137 @@ def reprice(ledger: Ledger, models) -> tuple[int, int]:
     return len(updates), unpriced
 
 
-def rebuild(path: Path, scan_and_import) -> dict:
-    """Start the ledger afresh and re-import every transcript with `scan_and_import(ledger)`.
+def _writable(path: Path) -> bool:
+    """Whether the ledger and its folder (where SQLite keeps the WAL) can be written, asked
+    of the file system itself: permission bits say nothing about a read-only mount."""
+    try:
+        with open(path, "r+b"):
+            pass
+        probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+        probe.touch()
+        probe.unlink()
+    except OSError:
+        return False
+    return True
 
-    Task attribution recorded by hooks is carried over from the old ledger when it can still
-    be read; a damaged ledger is kept beside the new one as `<name>.damaged`.
-    """
-    carried: list[tuple] = []
+
+def ledger_error(exc: BaseException, path: Path | None = None) -> LedgerError:
+    """One line saying what went wrong with the ledger, and what to do about it."""
+    path = path or paths.ledger_file()
+    text = str(exc)
+    lowered = text.lower()
+    if "full" in lowered:
+        return LedgerError(f"no room left on the disk for the ledger {path} ({text})",
+                           "free some space and run the command again; nothing was lost")
+    if "readonly" in lowered or "read-only" in lowered:
+        return LedgerError(f"the ledger {path} cannot be written ({text})",
+                           "check the file's permissions and its disk; reports still work with"
+                           " --no-scan")
+    if "locked" in lowered or "busy" in lowered:
+        return LedgerError(f"the ledger {path} is busy: another cmat is writing it ({text})",
+                           "try again in a moment")
+    if isinstance(exc, OSError):
+        return LedgerError(f"cannot open the ledger {path}: {exc.strerror or exc}")
+    if "unable to open" in lowered:
+        return LedgerError(f"cannot open the ledger {path} ({text})",
+                           "check that its folder exists and can be written")
+    return LedgerError(f"the ledger {path} is damaged ({text})",
+                       "run 'cmat ledger rebuild': it recreates the ledger from the transcripts"
+                       " and keeps the damaged file")
+
+
+SALVAGED_TABLES = ("sessions", "overrides", "alerts")  # kept from the old ledger as they are
+SALVAGE_CHUNK_ROWS = 5000
+
+
+def ledger_state(path: Path) -> str:
+    """'missing', 'empty' (0 bytes), 'readable' or 'damaged'."""
+    try:
+        if path.stat().st_size == 0:
+            return "empty"
+    except FileNotFoundError:
+        return "missing"
     try:
         with Ledger(path) as old:
-            carried = old.query("SELECT session_id, project_dir, transcript_path, task_id,"
-                                " enhancement, recorded_at, recorded_by FROM sessions")
-    except LedgerError:
-        pass
-    damaged = path.with_name(path.name + ".damaged")
-    moved = False
-    if path.exists():
-        if not carried:
-            os.replace(path, damaged)
-            moved = True
-        else:
-            path.unlink()
-    for suffix in ("-wal", "-shm"):
+            healthy = old.query("PRAGMA quick_check") == [("ok",)]
+    except (LedgerError, sqlite3.DatabaseError):
+        return "damaged"
+    return "readable" if healthy else "damaged"
+
+
+def _set_aside(path: Path, state: str) -> Path:
+    """Move the ledger (with its WAL, which SQLite finds by name) to a dated name beside it."""
+    kind = "previous" if state == "readable" else "damaged"
+    kept = path.with_name(f"{path.name}.{kind}-{time.strftime('%Y%m%dT%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
-            path.with_name(path.name + suffix).unlink()
-    with Ledger(path) as fresh:
-        result = scan_and_import(fresh)
+            os.replace(path.with_name(path.name + suffix), kept.with_name(kept.name + suffix))
+    return kept
+
+
+def _salvage(fresh: Ledger, old_path: Path) -> tuple[int, int]:
+    """Copy what the old ledger still holds into the fresh one: requests (the better copy
+    wins, so those re-read from transcripts are unchanged and those whose transcripts are
+    gone come back) and the tables no transcript can rebuild. Chunk by chunk, so a damaged
+    page loses only its own rows. Returns (requests salvaged, chunks unreadable)."""
+    before = fresh.last_request_rowid()
+    unreadable = 0
+    db = fresh.db
+    try:
+        db.execute("ATTACH ? AS old", (str(old_path),))
+        db.execute("SELECT count(*) FROM old.sqlite_master").fetchone()
+    except sqlite3.DatabaseError:  # nothing in it can be read at all
+        with contextlib.suppress(sqlite3.DatabaseError):
+            db.execute("DETACH old")
+        return 0, 1
+    try:
+        try:
+            last = db.execute("SELECT coalesce(max(rowid), 0) FROM old.requests").fetchone()[0]
+        except sqlite3.DatabaseError:
+            last, unreadable = 0, 1
+        start = 0
+        while start < last:
+            try:
+                with fresh.transaction():
+                    db.execute(f"INSERT INTO main.requests ({_COLUMN_LIST}) SELECT {_COLUMN_LIST}"
+                               f" FROM old.requests WHERE rowid > ? AND rowid <= ? {_ON_CONFLICT}",
+                               (start, start + SALVAGE_CHUNK_ROWS))
+            except sqlite3.DatabaseError:
+                unreadable += 1
+            start += SALVAGE_CHUNK_ROWS
+        for table in SALVAGED_TABLES:
+            try:
+                with fresh.transaction():
+                    db.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM old.{table}")
+            except sqlite3.DatabaseError:
+                unreadable += 1
         with fresh.transaction():
-            fresh.db.executemany("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                 carried)
-            fresh.db.execute(
+            db.execute(
                 "UPDATE requests SET task_id = (SELECT task_id FROM sessions"
                 " WHERE sessions.session_id = requests.session_id), enhancement = (SELECT"
                 " enhancement FROM sessions WHERE sessions.session_id = requests.session_id)"
                 " WHERE session_id IN (SELECT session_id FROM sessions WHERE task_id IS NOT NULL)")
             fresh.bump_version()
-    return {"sessions_carried_over": len(carried), "damaged_copy": str(damaged) if moved else None,
-            **result.to_json()}
+    finally:
+        db.execute("DETACH old")
+    return fresh.last_request_rowid() - before, unreadable
+
+
+def rebuild(path: Path, scan_and_import) -> dict:
+    """Start the ledger afresh, re-import every transcript with `scan_and_import(ledger)`, and
+    salvage from the old ledger whatever it still holds.
+
+    The old file is never destroyed: it is kept beside the new one as
+    `<name>.damaged-<time>` (or `.previous-<time>` when it was healthy).
+    """
+    state = ledger_state(path)
+    kept = _set_aside(path, state) if state != "missing" else None
+    with Ledger(path) as fresh:
+        result = scan_and_import(fresh)
+        salvaged, unreadable = (0, 0)
+        if kept is not None and state != "empty":
+            salvaged, unreadable = _salvage(fresh, kept)
+        carried = fresh.query("SELECT count(*) FROM sessions")[0][0]
+    return {"previous_state": state, "damaged_copy": str(kept) if kept else None,
+            "salvaged_requests": salvaged, "unreadable_chunks": unreadable,
+            "sessions_carried_over": carried, **result.to_json()}

@@ -98,5 +98,43 @@ def build_server(project: Path):
     return server
 
 
+MAX_REQUEST_BYTES = 64 * 1024  # a request line over this is refused, never held in memory
+
+
+class BoundedLines:
+    """Standard input as lines of at most `limit` bytes: a longer line is read past, in
+    pieces, and refused with a word on stderr (where Claude Code logs a server's output)."""
+
+    def __init__(self, raw, limit: int = MAX_REQUEST_BYTES):
+        self.raw = raw
+        self.limit = limit
+
+    def readline(self, size: int = -1) -> str:
+        import sys
+
+        while True:
+            line = self.raw.readline(self.limit + 1)
+            if len(line) <= self.limit:
+                return line.decode("utf-8", "replace")
+            while line and not line.endswith(b"\n"):
+                line = self.raw.readline(self.limit)
+            sys.stderr.write(f"cmat mcp: refused a request over {self.limit // 1024} KiB\n")
+            sys.stderr.flush()
+
+
 def run(project: Path) -> None:
-    build_server(project).run("stdio")
+    import sys
+
+    import anyio
+    from mcp.server.stdio import stdio_server
+
+    server = build_server(project)
+    lowlevel = server._lowlevel_server  # the SDK's own run_stdio_async, with bounded input
+
+    async def serve() -> None:
+        stdin = anyio.wrap_file(BoundedLines(sys.stdin.buffer))
+        async with stdio_server(stdin=stdin) as (read_stream, write_stream):
+            await lowlevel.run(read_stream, write_stream,
+                               lowlevel.create_initialization_options())
+
+    anyio.run(serve)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 QUEUE_RELATIVE = Path(".claude") / "data" / "task_queue.json"
 PROJECT_CATALOG_RELATIVE = Path(".claude") / "data" / "models.json"
-HOOK_LOG_RELATIVE = Path(".claude") / "data" / "cmat-hook.log"
 CURRENT_TASK_RELATIVE = Path(".claude") / "data" / "cmat-current-task"
 
 
@@ -33,7 +32,13 @@ def project_dir(override: str | os.PathLike | None = None) -> Path:
     env = _env_path("CLAUDE_PROJECT_DIR")
     if env:
         return env.resolve()
-    cwd = Path.cwd().resolve()
+    try:
+        cwd = Path.cwd().resolve()
+    except FileNotFoundError:
+        from cmat.errors import NotFound
+
+        raise NotFound("the current directory no longer exists",
+                       "cd into a project, or pass --project DIR") from None
     user_home = home().resolve()
     for candidate in (cwd, *cwd.parents):
         if candidate == user_home:
@@ -51,8 +56,8 @@ def current_task_file(project: Path) -> Path:
     return project / CURRENT_TASK_RELATIVE
 
 
-def hook_log_file(project: Path) -> Path:
-    return project / HOOK_LOG_RELATIVE
+def hook_log_file() -> Path:
+    return state_home() / "hook.log"
 
 
 def bundled_catalog() -> Path:

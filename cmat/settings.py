@@ -251,7 +251,7 @@ def install(target: Target, dry_run: bool = False, statusline: bool = False) -> 
     A file cmat did not write is never replaced. The settings as they were before cmat's
     first install are kept aside, so that uninstalling restores them byte for byte.
     """
-    with file_lock(target.settings, beside=False):
+    with file_lock(target.settings):
         before = target.settings.read_bytes() if target.settings.is_file() else None
         settings = load_settings(target.settings)
         wanted = with_hooks(settings, target, statusline)
@@ -289,7 +289,7 @@ def _make_executable(path: Path) -> None:
 def uninstall(target: Target, dry_run: bool = False) -> Change:
     """Remove cmat's handlers and scripts, and only cmat's; where nothing else changed in the
     settings since cmat's install, they are restored byte for byte."""
-    with file_lock(target.settings, beside=False):
+    with file_lock(target.settings):
         before = target.settings.read_bytes() if target.settings.is_file() else None
         settings = load_settings(target.settings)
         cleaned = without_hooks(settings, target)
@@ -387,7 +387,7 @@ def status(project: Path | None) -> dict:
         servers = {}
         report["mcp_error"] = str(exc)
     report["mcp"] = servers.get(MCP_SERVER_NAME) if isinstance(servers, dict) else None
-    logs = [paths.hook_log_file(resolved_project), paths.state_home() / "hook.log"]
+    logs = [paths.hook_log_file()]
     report["logs"] = [{"path": str(log), "last": _last_log_line(log)} for log in logs
                       if log.is_file()]
     report["cmat_on_path"] = shutil.which("cmat")
@@ -408,7 +408,7 @@ def mcp_entry() -> dict:
 
 def _edit_mcp(project: Path, dry_run: bool, change) -> Change:
     path = mcp_file(project)
-    with file_lock(path, beside=False):
+    with file_lock(path):
         before = path.read_bytes() if path.is_file() else None
         document = load_settings(path)
         servers = document.setdefault("mcpServers", {})

@@ -171,10 +171,9 @@ def run(debug: bool = False, stdin=None) -> int:
         if debug:
             line += mismatch(payload, session_cost)
     except Exception as exc:  # the status bar must show something, never a traceback
-        from cmat import paths
-        from cmat.hooks import HookLog
+        from cmat.hooklog import HookLog
 
-        HookLog.for_project(project or paths.project_dir()).write(
+        HookLog(project).write(
             "ERROR", "statusline", f"{type(exc).__name__}: {exc}".replace("\n", " | "))
         line = "cmat: cost unavailable" + (f" ({type(exc).__name__}: {exc})" if debug else "")
     sys.stdout.write(line + "\n")

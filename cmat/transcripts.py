@@ -19,6 +19,7 @@ from __future__ import annotations
 import operator
 import os
 import re
+import stat
 import sys
 import threading
 from dataclasses import dataclass, field, fields
@@ -110,6 +111,7 @@ class FileScan:
 
 MAX_TOKENS = 2 ** 53  # far above any real request; every sum stays exact as a float and in SQLite
 MAX_SKIPS_NAMED = 100  # skipped lines named per read (all are counted)
+MAX_LINE_BYTES = 128 * 1024 * 1024  # a longer line is read past: no real line comes near
 
 
 class InvalidLine(ValueError):
@@ -249,6 +251,31 @@ def _read_buffer(size: int) -> bytearray:
     return buffer
 
 
+def _open_regular(path: Path):
+    """The file for reading, if it is a regular file: a FIFO would block a hook and a device
+    such as /dev/zero never ends."""
+    try:  # O_NONBLOCK: opening a FIFO would otherwise wait for a writer
+        handle = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb")
+    except FileNotFoundError:
+        raise TranscriptError(f"transcript {path} does not exist") from None
+    except IsADirectoryError:
+        raise TranscriptError(f"transcript {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise TranscriptError(f"cannot read transcript {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        handle.close()
+        raise TranscriptError(f"transcript {path} is not a regular file")
+    return handle
+
+
+def _skip_rest_of_line(handle) -> None:
+    """Read past the line the handle is inside, a piece at a time (it may be huge)."""
+    while True:
+        piece = handle.readline(CHUNK_SIZE)
+        if not piece or piece.endswith(b"\n"):
+            return
+
+
 def scan_file(source: SourceFile, start: int = 0, *, end: int | None = None,
               final: bool = True, decode: LineDecoder = decode_line) -> FileScan:
     """Read usage lines of the file from byte `start` on.
@@ -258,33 +285,47 @@ def scan_file(source: SourceFile, start: int = 0, *, end: int | None = None,
     With `final`, an unterminated last line is decoded too (and counted as skipped if it is
     cut short). Without it (a file still being written) that line is left for the next read
     and `end_offset` stops just before it.
+    A line longer than MAX_LINE_BYTES is read past and counted as skipped: memory never
+    holds more than that, whatever the file holds.
     """
     scan = FileScan(end_offset=start)
-    try:
-        handle = open(source.path, "rb")
-    except FileNotFoundError:
-        raise TranscriptError(f"transcript {source.path} does not exist") from None
-    except IsADirectoryError:
-        raise TranscriptError(f"transcript {source.path} is a directory, not a file") from None
-    except OSError as exc:
-        raise TranscriptError(f"cannot read transcript {source.path}: {exc.strerror}") from None
-    with handle:
+    with _open_regular(source.path) as handle:
         if start:
             handle.seek(start - 1)
             if handle.read(1) != b"\n":
-                handle.readline()  # the rest of a line that began in the previous range
+                _skip_rest_of_line(handle)  # it began in the previous range
                 start = handle.tell()
         buffer = _read_buffer(CHUNK_SIZE)
         filled = 0  # bytes of buffer holding data
         base = start  # file offset of buffer[0]
-        while end is None or base < end:
+        too_long = None  # where an over-long line began, while reading past it
+        while end is None or base < end or too_long is not None:
             if filled == len(buffer):  # one line longer than the buffer
-                buffer = bytearray(buffer) + bytearray(len(buffer))
+                if filled < MAX_LINE_BYTES:
+                    buffer = bytearray(buffer) + bytearray(len(buffer))
+                else:
+                    too_long = base if too_long is None else too_long
+                    base += filled
+                    filled = 0
             with memoryview(buffer) as view:
                 read = handle.readinto(view[filled:])
             if not read:
                 break
             filled += read
+            if too_long is not None:
+                newline = buffer.find(b"\n", 0, filled)
+                if newline < 0:
+                    continue
+                _skip(scan, too_long, f"line longer than {MAX_LINE_BYTES >> 20} MiB")
+                too_long = None
+                consumed = newline + 1
+                buffer[:filled - consumed] = buffer[consumed:filled]
+                filled -= consumed
+                base += consumed
+                if end is not None and base >= end:
+                    break
+                if not filled:
+                    continue
             if end is not None and base + filled >= end:
                 stop = buffer.find(b"\n", end - base - 1, filled)  # the line holding end-1
                 if stop >= 0:
@@ -300,6 +341,14 @@ def scan_file(source: SourceFile, start: int = 0, *, end: int | None = None,
             filled -= consumed
             base += consumed
         scan.end_offset = base
+        if too_long is not None:  # the file ends inside an over-long line
+            if final:
+                _skip(scan, too_long, f"line longer than {MAX_LINE_BYTES >> 20} MiB")
+                scan.end_offset = base + filled
+            else:
+                scan.end_offset = too_long
+                scan.pending_tail = True
+            return scan
         tail = bytes(buffer[:filled])
         if tail.strip():
             if final:
@@ -312,15 +361,18 @@ def scan_file(source: SourceFile, start: int = 0, *, end: int | None = None,
     return scan
 
 
+def _skip(scan: FileScan, offset: int, why: str) -> None:
+    scan.skipped_lines += 1
+    if len(scan.skips) < MAX_SKIPS_NAMED:
+        scan.skips.append((offset, why[:200]))
+
+
 def _decode_into(scan: FileScan, line, source: SourceFile, offset: int,
                  decode: LineDecoder) -> None:
     try:
         record = decode(line, source, offset)
     except ValueError as exc:  # orjson's and msgspec's decode errors are ValueErrors
-        scan.skipped_lines += 1
-        if len(scan.skips) < MAX_SKIPS_NAMED:
-            why = str(exc) if isinstance(exc, InvalidLine) else f"not JSON ({exc})"
-            scan.skips.append((offset, why[:200]))
+        _skip(scan, offset, str(exc) if isinstance(exc, InvalidLine) else f"not JSON ({exc})")
         return
     if record is False:
         scan.ignored_notices += 1
@@ -418,11 +470,11 @@ def session_sources(transcript: Path, session_id: str) -> list[SourceFile]:
         subagents = folder / "subagents"
         if subagents.is_dir():
             for path in sorted(subagents.glob("agent-*.jsonl")):
-                if path.resolve() not in seen:
+                if path.resolve() not in seen and path.is_file():
                     seen.add(path.resolve())
                     sources.append(subagent_source(path))
     for path in sorted(transcript.parent.glob("agent-*.jsonl")):  # Claude Code 2.0.x layout
-        if path.resolve() not in seen and first_session_id(path) == session_id:
+        if path.resolve() not in seen and path.is_file() and first_session_id(path) == session_id:
             seen.add(path.resolve())
             sources.append(subagent_source(path))
     return sources
@@ -591,9 +643,16 @@ def scan_segments(segments: list[Segment], workers: int, *,
         yield from pool.map(_scan_batch, batches)
 
 
-def read_sources(session_id: str, sources: list[SourceFile]) -> SessionUsage:
+def read_sources(session_id: str, sources: list[SourceFile],
+                 max_bytes: int | None = None) -> SessionUsage:
+    """The deduplicated usage of `sources`; with `max_bytes`, refuse to read more than that
+    (a hook's time inside a Claude Code session is bounded)."""
     work = [(source, 0, file_size(source.path)) for source in sources]
     total = sum(size for _, _, size in work)
+    if max_bytes is not None and total > max_bytes:
+        raise TranscriptError(f"session {session_id}'s transcripts hold {total / 2**30:.1f} GiB,"
+                              f" more than a hook reads ({max_bytes / 2**30:.1f} GiB)",
+                              "run 'cmat scan' to import them")
     workers = parallel_workers(total)
     segments = plan_segments(work, workers * 2 if workers > 1 else 1)
     dedup = Deduplicator()
@@ -608,24 +667,22 @@ def read_sources(session_id: str, sources: list[SourceFile]) -> SessionUsage:
 
 
 def read_session(transcript: str | os.PathLike, session_id: str | None = None,
-                 include_subagents: bool = True) -> SessionUsage:
+                 include_subagents: bool = True, max_bytes: int | None = None) -> SessionUsage:
     """Every API request of the session whose main transcript is `transcript`."""
     path = Path(transcript)
-    if not path.exists():
-        raise TranscriptError(f"transcript {path} does not exist")
-    if path.is_dir():
-        raise TranscriptError(f"transcript {path} is a directory, not a file")
+    _open_regular(path).close()  # a clear error for anything that is not a transcript
     session_id = session_id or first_session_id(path) or path.stem
     sources = session_sources(path, session_id) if include_subagents else [SourceFile(path)]
-    return read_sources(session_id, sources)
+    return read_sources(session_id, sources, max_bytes)
 
 
 def read_session_with_subagent(transcript: Path | None, session_id: str, subagent: Path,
-                               agent_type: str | None) -> SessionUsage:
+                               agent_type: str | None,
+                               max_bytes: int | None = None) -> SessionUsage:
     """A running session's usage so far, including a subagent transcript a hook named (with
     the type the hook gave) even when it sits outside the usual folders."""
     sources = session_sources(transcript, session_id) if transcript and transcript.is_file() \
         else []
     sources = [s for s in sources if s.path.resolve() != subagent.resolve()]
     sources.append(subagent_source(subagent, agent_type))
-    return read_sources(session_id, sources)
+    return read_sources(session_id, sources, max_bytes)

@@ -341,7 +341,7 @@ def test_a_broken_config_never_blocks(project, tmp_path):
                                                                CMAT_PYTHON=os.sys.executable))
     assert result.returncode == 0 and result.stdout == b""
     assert b"budget not checked, prompt allowed" in result.stderr
-    assert "budgets.daily must be" in (project / ".claude" / "data" / "cmat-hook.log").read_text()
+    assert "budgets.daily must be" in paths.hook_log_file().read_text()
 
 
 def test_a_corrupt_ledger_never_blocks(project, tmp_path, over_budget):
@@ -421,7 +421,7 @@ def test_webhook_delivery_and_retry_when_the_server_is_down(project, tmp_path):
             break
         time.sleep(0.1)
     assert row[0] == 1 and row[1] == 0 and row[2]
-    log = project / ".claude" / "data" / "cmat-hook.log"
+    log = paths.hook_log_file()
     while "not delivered" not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)  # the delivery process logs once it has recorded the failure
     assert "not delivered" in log.read_text()
@@ -463,7 +463,7 @@ def test_a_cloned_repository_cannot_run_a_command_or_post_anywhere(project, tmp_
     assert not marker.exists()
     with Ledger() as ledger:
         assert ledger.query("SELECT delivered FROM alerts") == [(1,)]  # nothing to deliver
-    log = (project / ".claude" / "data" / "cmat-hook.log").read_text()
+    log = paths.hook_log_file().read_text()
     assert "alerts.command ignored" in log and "alerts.webhook ignored" in log
 
 
@@ -485,4 +485,4 @@ def test_webhook_urls_are_redacted_where_they_are_shown(project, tmp_path):
     cli_run("alerts", "deliver", code=1)
     errors = json.dumps(json.loads(cli_run("alerts", "list", "--json").output))
     assert "secret" not in errors
-    assert "secret" not in (project / ".claude" / "data" / "cmat-hook.log").read_text()
+    assert "secret" not in paths.hook_log_file().read_text()

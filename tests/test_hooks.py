@@ -2,8 +2,11 @@
 
 import json
 import os
+import shlex
 import sqlite3
 import subprocess
+import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -37,7 +40,7 @@ def ledger_rows(sql, params=()):
 
 
 def hook_log(project):
-    return (project / ".claude" / "data" / "cmat-hook.log").read_text()
+    return paths.hook_log_file().read_text()
 
 
 @pytest.fixture
@@ -116,19 +119,27 @@ def test_a_read_only_data_directory_loses_nothing_and_breaks_nothing(project, ta
     main, expected, _ = session
     data = project / ".claude" / "data"
     queue_before = paths.queue_file(project).read_bytes()
-    if os.geteuid() == 0:  # root ignores permissions: block the writes with directories
-        (data / "task_queue.json.lock").unlink()
-        (data / "task_queue.json.lock").mkdir()
-        (data / "cmat-hook.log").mkdir()
+    script = str(SESSION_END)
+    if os.geteuid() == 0:  # root ignores permissions: a read-only mount stops it
+        if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+            pytest.skip("needs a mount namespace (unshare -m) when run as root")
+        wrapped = f"mount --bind -o ro {shlex.quote(str(data))} {shlex.quote(str(data))} " \
+                  f"&& exec {shlex.quote(script)}"
+        command = ["unshare", "-m", "bash", "-c", wrapped]
     else:
         data.chmod(0o555)
+        command = [script]
     try:
-        run_hook(SESSION_END, payload(main, "sess-main"), project, CMAT_CURRENT_TASK_ID=task)
+        result = subprocess.run(command, input=json.dumps(payload(main, "sess-main")).encode(),
+                                capture_output=True, timeout=60,
+                                env=child_env(CLAUDE_PROJECT_DIR=project, CMAT_CURRENT_TASK_ID=task,
+                                              CMAT_PYTHON=os.sys.executable))
     finally:
         data.chmod(0o755)
+    assert result.returncode == 0
+    assert result.stderr.count(b"\n") == 1 and b"queue not updated" in result.stderr
     assert paths.queue_file(project).read_bytes() == queue_before  # valid, untouched
-    fallback = (paths.state_home() / "hook.log").read_text()
-    assert "not updated" in fallback
+    assert "not updated" in paths.hook_log_file().read_text()
     assert ledger_rows("SELECT sum(cost_usd), max(task_id) FROM requests")[0] == (
         pytest.approx(expected), task)
 
@@ -224,15 +235,15 @@ def test_this_repository_wires_its_own_hooks():
 
 
 def test_the_log_is_rotated_past_its_limit(project, monkeypatch):
-    from cmat import hooks
+    from cmat import hooklog
 
-    monkeypatch.setattr(hooks, "LOG_LIMIT_BYTES", 200)
-    log = hooks.HookLog.for_project(project)
+    monkeypatch.setattr(hooklog, "LOG_LIMIT_BYTES", 200)
+    log = hooklog.HookLog(project)
     for index in range(10):
         log.write("INFO", "session-end", f"line {index} " + "x" * 50)
-    current = project / ".claude" / "data" / "cmat-hook.log"
-    assert current.stat().st_size <= 200 + 120
-    assert (current.parent / "cmat-hook.log.1").is_file()
+    current = paths.hook_log_file()
+    assert current.stat().st_size <= 200 + 200
+    assert (current.parent / "hook.log.1").is_file()
     assert "line 9" in current.read_text()
 
 
@@ -254,3 +265,72 @@ def test_the_hook_command_through_click_behaves_the_same(project, task, session)
     assert task_cost(project, task) == pytest.approx(expected, abs=1e-4)
     listed = CliRunner().invoke(cli, ["--help"]).output.split("Commands:")[1].split()
     assert "hooks" in listed and "hook" not in listed  # run by Claude Code, not listed
+
+
+# --- hostile payloads ------------------------------------------------------------------------
+
+def test_a_deleted_working_directory_is_a_clear_message(project, task, session, tmp_path):
+    main, _, _ = session
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    env = child_env(CMAT_PYTHON=os.sys.executable)
+    env.pop("CLAUDE_PROJECT_DIR", None)
+    script = (f"cd {shlex.quote(str(gone))} && rmdir {shlex.quote(str(gone))} && "
+              f"exec {shlex.quote(str(SESSION_END))}")
+    result = subprocess.run(["bash", "-c", script], capture_output=True, timeout=60, env=env,
+                            input=json.dumps(payload(main, "sess-main")).encode())
+    assert result.returncode == 0 and b"Traceback" not in result.stderr
+    assert ledger_rows("SELECT count(*) FROM requests") == [(3,)]  # recorded all the same
+    cli = subprocess.run(["bash", "-c", f"cd {shlex.quote(str(tmp_path))} && mkdir x && cd x "
+                          f"&& rmdir ../x && exec {shlex.quote(os.sys.executable)} -m cmat "
+                          "costs show t1"], capture_output=True, text=True, env=env, timeout=60)
+    assert cli.returncode == 3 and "current directory no longer exists" in cli.stderr
+
+
+def test_a_lone_surrogate_session_id_is_refused_with_a_message(project, session):
+    main, _, _ = session
+    raw = json.dumps(payload(main, "x")).replace('"session_id": "x"',
+                                                 '"session_id": "\\ud800"').encode()
+    result = run_hook(SESSION_END, raw, project)
+    assert b"Traceback" not in result.stderr and result.stderr.count(b"\n") == 1
+    assert "session_id is not valid text" in paths.hook_log_file().read_text()
+    assert "traceback" not in paths.hook_log_file().read_text()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_only_regular_files_are_read_as_transcripts(project, tmp_path, kind):
+    if kind == "fifo":
+        path = tmp_path / "t.jsonl"
+        os.mkfifo(path)
+    else:
+        path = "/dev/zero"
+    started = time.monotonic()
+    result = run_hook(SESSION_END, payload(path, "s"), project)
+    assert time.monotonic() - started < 10
+    assert b"cost not recorded" in result.stderr
+    assert "is not a regular file" in paths.hook_log_file().read_text()
+    assert "traceback" not in paths.hook_log_file().read_text()
+
+
+def test_a_budget_is_checked_on_a_pre_tool_use_payload_over_the_stdin_cap(project, tmp_path):
+    from tests.conftest import user_config
+
+    user_config("[budgets]\ndaily = 0.000001\n")
+    builder = TranscriptBuilder(session_id="big")
+    builder.now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    builder.response(model="claude-opus-4-6", output=1000)
+    main = write_session(tmp_path, builder)
+    big = {"session_id": "big", "transcript_path": str(main), "cwd": str(project),
+           "permission_mode": "default", "hook_event_name": "PreToolUse", "tool_name": "Write",
+           "tool_input": {"file_path": "/x", "content": "y" * 5_000_000}}
+    result = run_hook(REPO / "hooks" / "on-pre-tool-use-budget.sh", big, project)
+    answer = json.loads(result.stdout)
+    assert answer["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+def test_a_session_larger_than_a_hook_reads_is_left_to_scan(project, task, session):
+    main, _, _ = session
+    result = run_hook(SESSION_END, payload(main, "sess-main"), project,
+                      CMAT_CURRENT_TASK_ID=task, CMAT_HOOK_MAX_BYTES="1000")
+    assert b"cost not recorded" in result.stderr
+    assert "more than a hook reads" in paths.hook_log_file().read_text()

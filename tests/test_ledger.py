@@ -1,4 +1,8 @@
+import json
+import os
 import sqlite3
+import time
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +109,164 @@ def test_reprice_uses_the_stored_tokens_only(tmp_path, project, monkeypatch):
         transcript.unlink()  # no transcript needed
         assert reprice(ledger, ModelService(project)) == (1, 0)
         assert ledger.query("SELECT cost_usd FROM requests")[0][0] == pytest.approx(0.01)
+
+
+# --- rebuild never destroys the only copy -------------------------------------------------------
+
+def _history_with(tmp_path, session_id, outputs):
+    from tests.transcript_factory import TranscriptBuilder, write_session
+
+    builder = TranscriptBuilder(session_id=session_id)
+    for output in outputs:
+        builder.response(model="claude-opus-4-6", output=output, blocks=1)
+    return write_session(tmp_path / "claude" / "projects" / "-p", builder)
+
+
+def _rebuild(path, roots, project):
+    from cmat.catalog import ModelService
+    from cmat.ledger import rebuild
+    from cmat.scan import scan
+
+    return rebuild(path, lambda fresh: scan(fresh, ModelService(project), roots))
+
+
+def _outputs(path):
+    with Ledger(path) as ledger:
+        return ledger.query("SELECT count(*), sum(output_tokens) FROM requests")[0]
+
+
+def test_rebuild_keeps_requests_whose_transcripts_are_gone_and_the_old_file(tmp_path, project):
+    from cmat.catalog import ModelService
+    from cmat.scan import scan
+
+    kept = _history_with(tmp_path, "kept", [10, 20])
+    gone = _history_with(tmp_path, "gone", [300])
+    path = tmp_path / "ledger.db"
+    roots = [tmp_path / "claude" / "projects"]
+    with Ledger(path) as ledger:
+        scan(ledger, ModelService(project), roots)
+    gone.unlink()
+    result = _rebuild(path, roots, project)
+    assert (result["requests"], result["salvaged_requests"]) == (2, 1)
+    assert _outputs(path) == (3, 330)
+    assert result["previous_state"] == "readable"
+    assert ".previous-" in result["damaged_copy"] and _outputs(Path(result["damaged_copy"])) == (
+        3, 330)
+    assert kept.exists()
+
+
+def test_a_damaged_ledger_is_kept_and_what_it_still_holds_is_salvaged(tmp_path, project):
+    import sqlite3
+
+    path = tmp_path / "ledger.db"
+    with Ledger(path) as ledger, ledger.transaction():
+        ledger.db.executemany(
+            "INSERT INTO requests (message_id, ts, model, agent, is_sidechain, input_tokens,"
+            " output_tokens, cache_creation_tokens, cache_creation_1h_tokens, cache_read_tokens,"
+            " web_search_requests, cost_usd) VALUES (?, 0, 'm', 'main', 0, 1, 1, 0, 0, 0, 0, 1)",
+            [(f"msg_{i:08d}" + "x" * 200,) for i in range(30_000)])
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2 // 4096 * 4096
+    data[middle:middle + 4096 * 8] = b"\xff" * (4096 * 8)  # eight pages of the table gone
+    path.write_bytes(bytes(data))
+    result = _rebuild(path, [], project)
+    assert result["previous_state"] == "damaged" and ".damaged-" in result["damaged_copy"]
+    assert Path(result["damaged_copy"]).read_bytes() == bytes(data)
+    assert 20_000 < result["salvaged_requests"] < 30_000 and result["unreadable_chunks"] >= 1
+
+
+def test_a_zero_byte_ledger_is_reported_not_replaced(tmp_path, project):
+    path = tmp_path / "ledger.db"
+    path.write_bytes(b"")
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    with pytest.raises(LedgerError, match="empty \\(0 bytes\\)"):
+        Ledger(path).db
+    assert path.read_bytes() == b""
+    result = _rebuild(path, [], project)
+    assert result["previous_state"] == "empty"
+    assert Path(result["damaged_copy"]).read_bytes() == b""
+
+
+def test_rebuild_reads_the_path_folders_it_is_given(tmp_path, project, monkeypatch):
+    from click.testing import CliRunner
+
+    from cmat.cli import cli
+
+    _history_with(tmp_path / "elsewhere", "x", [7])
+    monkeypatch.setenv("CMAT_LEDGER", str(tmp_path / "l.db"))
+    result = CliRunner().invoke(cli, ["ledger", "rebuild", "--json", "--path",
+                                      str(tmp_path / "elsewhere" / "claude")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["requests"] == 1
+
+
+# --- SQLite failures: one line and exit 8 ------------------------------------------------------
+
+def _mount_namespace_works() -> bool:
+    import shutil
+    import subprocess
+
+    if not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+needs_mounts = pytest.mark.skipif(not _mount_namespace_works(),
+                                  reason="needs a mount namespace (unshare -m, as root)")
+
+
+def _cmat_in_namespace(mount: str, *args, **env):
+    """Run cmat after `mount` (shell words) in a mount namespace of its own."""
+    import shlex
+    import subprocess
+
+    from tests.conftest import child_env
+
+    command = f"{mount} && exec {shlex.quote(os.sys.executable)} -m cmat " + " ".join(
+        shlex.quote(str(a)) for a in args)
+    return subprocess.run(["unshare", "-m", "bash", "-c", command], capture_output=True,
+                          text=True, env=child_env(**env), timeout=120)
+
+
+@needs_mounts
+def test_a_read_only_ledger_still_serves_reports_and_says_why_it_cannot_scan(tmp_path, project):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    history = _history_with(tmp_path, "s", [10, 20]).parent.parent
+    env = {"CMAT_LEDGER": folder / "ledger.db", "CLAUDE_CONFIG_DIR": history.parent}
+    read_only = f"mount --bind -o ro {folder} {folder}"
+    assert _cmat_in_namespace("true", "scan", **env).returncode == 0
+    report = _cmat_in_namespace(read_only, "report", "daily", "--no-scan", "--json", **env)
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["total"]["tokens"]["output"] == 30
+    _history_with(tmp_path, "t", [5])  # something new to import
+    scanned = _cmat_in_namespace(read_only, "report", "daily", **env)
+    assert scanned.returncode == 8
+    assert scanned.stderr.count("\n") == 1 and "cannot be written" in scanned.stderr
+    assert "--no-scan" in scanned.stderr
+
+
+@needs_mounts
+def test_a_full_disk_is_one_line_and_exit_8_and_loses_nothing(tmp_path, project):
+    folder = tmp_path / "small"
+    folder.mkdir()
+    outputs = list(range(1, 4001))
+    history = _history_with(tmp_path, "big", outputs).parent.parent
+    env = {"CMAT_LEDGER": folder / "ledger.db", "CLAUDE_CONFIG_DIR": history.parent}
+    tiny = f"mount -t tmpfs -o size=300k tmpfs {folder}"
+    result = _cmat_in_namespace(tiny, "scan", **env)
+    assert result.returncode == 8, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and "no room left on the disk" in result.stderr
+    # Outside the namespace the disk has room: the same scan imports everything.
+    assert _cmat_in_namespace("true", "scan", **env).returncode == 0
+    assert _outputs(folder / "ledger.db") == (4000, sum(outputs))
+
+
+def test_a_locked_ledger_says_to_try_again():
+    from cmat.ledger import ledger_error
+
+    error = ledger_error(sqlite3.OperationalError("database is locked"), Path("/x/l.db"))
+    assert error.exit_code == 8 and "try again" in str(error)

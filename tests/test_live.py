@@ -2,13 +2,13 @@
 
 import asyncio
 import json
-import socket
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -338,3 +338,26 @@ def test_the_example_dashboard_uses_only_metrics_cmat_emits(history, project):
     used = {name for panel in dashboard["panels"] for target in panel["targets"]
             for name in re.findall(r"cmat_[a-z_]+", target["expr"])}
     assert used and used <= emitted, used - emitted
+
+
+def test_an_mcp_request_over_64_kib_is_refused_and_the_server_goes_on(project):
+    server = subprocess.Popen([sys.executable, "-m", "cmat", "mcp"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=child_env(CLAUDE_PROJECT_DIR=project))
+    try:
+        huge = b'{"jsonrpc":"2.0","id":0,"method":"ping","params":{"x":"' + b"a" * 50_000_000
+        server.stdin.write(huge + b'"}}\n')
+        initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}}
+        server.stdin.write(json.dumps(initialize).encode() + b"\n")
+        server.stdin.flush()
+        answer = json.loads(server.stdout.readline())
+        assert answer["id"] == 1 and answer["result"]["serverInfo"]["name"] == "cmat"
+        status = Path(f"/proc/{server.pid}/status").read_text()
+        peak = int(status.split("VmHWM:")[1].split()[0])  # KiB
+        assert peak < 300_000  # the 50 MB line was never held
+    finally:
+        server.stdin.close()
+        server.wait(timeout=20)
+    assert b"refused a request over 64 KiB" in server.stderr.read()

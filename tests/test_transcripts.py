@@ -423,3 +423,25 @@ def test_both_decoders_refuse_values_no_real_request_has():
         line = json.dumps(_usage_line("m", **changes)).encode()
         assert _decoded(transcripts.decode_line, line) == "damaged", name
         assert _decoded(fastdecode.decode_line, line) == "damaged", name
+
+
+@pytest.mark.parametrize("final", [True, False])
+def test_a_line_longer_than_the_limit_is_read_past_never_held(tmp_path, builder, final):
+    builder.response(output=10, blocks=1)
+    builder.lines.append(b'{"type":"assistant","x":"' + b"a" * (transcripts.MAX_LINE_BYTES + 5)
+                         + b'","output_tokens":1}\n')
+    builder.response(output=20, blocks=1)
+    path = builder.write(tmp_path / "t.jsonl")
+    scan = scan_file(SourceFile(path), final=final)
+    assert sorted(r.output_tokens for r in scan.records) == [10, 20]
+    assert scan.skipped_lines == 1 and "longer than 128 MiB" in scan.skips[0][1]
+    assert scan.end_offset == path.stat().st_size
+
+
+def test_a_file_ending_inside_a_line_longer_than_the_limit_resumes_there(tmp_path, builder):
+    builder.response(output=10, blocks=1)
+    start = len(builder.lines[0])
+    builder.lines.append(b'{"x":"' + b"a" * (transcripts.MAX_LINE_BYTES + 5))
+    path = builder.write(tmp_path / "t.jsonl")
+    scan = scan_file(SourceFile(path), final=False)
+    assert scan.pending_tail and scan.end_offset == start and scan.skipped_lines == 0

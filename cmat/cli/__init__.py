@@ -66,6 +66,15 @@ class LazyGroup(click.Group):
         except CmatError as exc:
             click.echo(f"cmat: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except Exception as exc:
+            sqlite3 = sys.modules.get("sqlite3")  # loaded by whatever opened the ledger
+            if sqlite3 is None or not isinstance(exc, sqlite3.Error):
+                raise
+            from cmat.ledger import ledger_error
+
+            error = ledger_error(exc)
+            click.echo(f"cmat: error: {error}", err=True)
+            ctx.exit(error.exit_code)
         except BrokenPipeError:
             sys.stderr.close()  # output piped into `head`: not an error
             ctx.exit(0)

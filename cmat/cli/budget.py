@@ -256,11 +256,11 @@ def deliver(project: Path | None, quiet: bool) -> None:
     with Ledger() as ledger:
         delivered, failed = deliver_pending(ledger, config)
         if failed:
-            from cmat.hooks import HookLog
+            from cmat.hooklog import HookLog
 
             for alert in ledger.query("SELECT budget, threshold, attempts, last_error FROM alerts"
                                       " WHERE delivered = 0 AND last_error IS NOT NULL"):
-                HookLog.for_project(resolved).write(
+                HookLog(resolved).write(
                     "WARN", "alerts", f"alert {alert[0]}@{alert[1]}% not delivered "
                                       f"(attempt {alert[2]}): {alert[3]}")
     if not quiet:

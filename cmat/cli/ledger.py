@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from cmat.cli.options import json_option
@@ -60,12 +62,17 @@ def reprice(as_json: bool) -> None:
 
 @ledger.command()
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--path", "extra_paths", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Also import this folder of transcripts (repeatable), as cmat scan --path.")
 @json_option
-def rebuild(yes: bool, as_json: bool) -> None:
-    """Recreate the ledger from the transcripts on disk.
+def rebuild(yes: bool, extra_paths: tuple[Path, ...], as_json: bool) -> None:
+    """Recreate the ledger from the transcripts on disk, and salvage the old one.
 
-    The way out of a damaged ledger. Requests whose transcripts Claude Code has since deleted
-    are lost; task attribution recorded by the hooks is kept when the old ledger can be read.
+    The way out of a damaged ledger. The old file is never deleted: it is kept beside the
+    new one (ledger.db.damaged-<time>, or .previous-<time> when it was healthy), and every
+    request it can still be read for comes back, those whose transcripts Claude Code has
+    since deleted included, with task attribution, overrides and alerts.
     """
     from cmat import paths
     from cmat.catalog import ModelService
@@ -74,13 +81,19 @@ def rebuild(yes: bool, as_json: bool) -> None:
 
     path = paths.ledger_file()
     if not yes and not as_json:
-        click.confirm(f"Recreate {path} from the transcripts on disk?", abort=True)
+        click.confirm(f"Recreate {path} from the transcripts on disk (the old file is kept)?",
+                      abort=True)
     models = ModelService()
-    result = run_rebuild(path, lambda fresh: scan(fresh, models, scan_roots()))
+    result = run_rebuild(path, lambda fresh: scan(fresh, models, scan_roots(list(extra_paths))))
     if as_json:
         emit_json(result)
         return
-    echo(f"Rebuilt {path}: {result['requests']:,} requests from {result['files_read']} files; "
-         f"{result['sessions_carried_over']} hook sessions carried over"
-         + (f"; the damaged file was kept as {result['damaged_copy']}"
-            if result["damaged_copy"] else ""))
+    echo(f"Rebuilt {path}: {result['requests']:,} requests from {result['files_read']} files, "
+         f"{result['salvaged_requests']:,} more salvaged from the old ledger; "
+         f"{result['sessions_carried_over']} hook sessions carried over")
+    if result["previous_state"] == "empty":
+        echo(f"The old ledger was empty (0 bytes); kept as {result['damaged_copy']}")
+    elif result["damaged_copy"]:
+        echo(f"The old ledger is kept as {result['damaged_copy']}")
+    if result["unreadable_chunks"]:
+        echo(f"warning: {result['unreadable_chunks']} parts of the old ledger could not be read")
