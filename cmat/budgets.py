@@ -44,7 +44,17 @@ class Budget:
     limit: float
     unit: str  # 'usd' or 'tokens'
     period: str | None  # 'daily', 'weekly', 'monthly', or None for task/session/enhancement
-    raise_with: str  # the command that raises it
+    options: str = ""  # what `cmat budget set SCOPE AMOUNT` needs to name this very budget
+    # The config files whose limit must be raised, as `cmat budget set` flags ("": the file
+    # it writes by default, the user's for user-wide scopes, the project's for the others).
+    files: tuple[str, ...] = ("",)
+
+    def raise_with(self, spent: float) -> str:
+        """The command that lifts this budget above what was spent, in every file that
+        holds it back (a project file's stricter limit, and the user's under it)."""
+        amount = _raised(max(self.limit, spent), self.unit)
+        return " && ".join(f"cmat budget set {self.scope} {amount}{self.options}"
+                           + (f" {flag}" if flag else "") for flag in self.files)
 
 
 @dataclass(frozen=True)
@@ -56,8 +66,8 @@ class Status:
 
     @property
     def percent(self) -> float:
-        if self.budget.limit <= 0:
-            return 100.0 if self.spent > 0 else 0.0
+        if self.budget.limit <= 0:  # 0: nothing may be spent, so the budget is used up
+            return 100.0
         return self.spent / self.budget.limit * 100
 
     @property
@@ -66,6 +76,7 @@ class Status:
 
     @property
     def exhausted(self) -> bool:
+        """Spent reached the limit; a limit of 0 is always exhausted (a freeze)."""
         return self.spent >= self.budget.limit
 
     def amount(self, value: float) -> str:
@@ -75,14 +86,17 @@ class Status:
         when = PERIOD_WORDS.get(self.budget.period or "", "so far")
         return f"Spent {when}: {self.amount(self.spent)}"
 
+    @property
+    def raise_with(self) -> str:
+        return self.budget.raise_with(self.spent)
+
     def reset_words(self) -> str:
         if self.reset_at is None:
-            return f"Raise it with: {self.budget.raise_with}"
+            return f"Raise it with: {self.raise_with}"
         moment = self.reset_at.strftime("%H:%M")
         if self.budget.period != "daily":
             moment = self.reset_at.strftime("%a %d %b %H:%M")
-        return (f"Reset at {moment} {self.reset_at.tzinfo}, or raise it with: "
-                f"{self.budget.raise_with}")
+        return f"Reset at {moment} {self.reset_at.tzinfo}, or raise it with: {self.raise_with}"
 
     def exhausted_message(self) -> str:
         """The message shown when the budget blocks work."""
@@ -95,15 +109,23 @@ class Status:
                 "percent": self.percent, "remaining": self.remaining,
                 "exhausted": self.exhausted,
                 "reset_at": self.reset_at.isoformat() if self.reset_at else None,
-                "raise_with": self.budget.raise_with}
+                "raise_with": self.raise_with}
 
 
-def _raised(limit: float, unit: str) -> str:
-    """A round figure 50 % above `limit`, to suggest in messages."""
-    value = limit * 1.5 if limit else 1
+def _raised(value: float, unit: str) -> str:
+    """A round figure 50 % above `value`, to suggest in messages."""
+    value = value * 1.5 if value else 1
     if unit == "tokens":
         return str(int(round(value, -3)) or 1000)
     return f"{value:.0f}" if value >= 10 else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _files(config: Config, name: str) -> tuple[str, ...]:
+    """Where the limit `name` (its TOML path) must be raised: the file that set it, and the
+    user's under a project's stricter one."""
+    if config.origin.get(name) != "project":
+        return ("--user",)
+    return ("--user", "") if name in config.user_value else ("",)
 
 
 def applicable(config: Config, context: Context, every_key: bool = False) -> list[Budget]:
@@ -112,32 +134,32 @@ def applicable(config: Config, context: Context, every_key: bool = False) -> lis
     found = []
     for period, limit in config.global_usd.items():
         found.append(Budget(period, period, f"{period.capitalize()} budget", limit, "usd",
-                            period, f"cmat budget set {period} {_raised(limit, 'usd')}"))
+                            period))
     if config.daily_tokens is not None:
         found.append(Budget("daily-tokens", "daily-tokens", "Daily token budget",
-                            config.daily_tokens, "tokens", "daily",
-                            f"cmat budget set daily-tokens "
-                            f"{_raised(config.daily_tokens, 'tokens')}"))
+                            config.daily_tokens, "tokens", "daily"))
     for period, limit in config.project_usd.items():
         found.append(Budget(f"project-{period}", "project",
                             f"Project {period} budget ({context.project.name})", limit, "usd",
-                            period, f"cmat budget set project {_raised(limit, 'usd')} "
-                                    f"--period {period}"))
+                            period, f" --period {period}",
+                            _files(config, f"budgets.project.{period}")))
     keyed = [("task", context.task_id), ("enhancement", context.enhancement),
              ("session", context.session_id)]
     if every_key:
         keyed += [(scope, key) for scope, limits in config.keyed.items() for key in limits
                   if key != "default" and (scope, key) not in keyed]
     for scope, key in keyed:
-        label = scope.capitalize()
         if key is None:
             continue
         limit = config.keyed_limit(scope, key)
-        if limit is not None:
-            option = "" if config.keyed.get(scope, {}).get(key) is None else (
-                f" --id {key}" if scope != "enhancement" else f" --name {key}")
-            found.append(Budget(f"{scope}:{key}", scope, f"{label} {key} budget", limit, "usd",
-                                None, f"cmat budget set {scope} {_raised(limit, 'usd')}{option}"))
+        if limit is None:
+            continue
+        own = config.keyed.get(scope, {}).get(key) is not None
+        option = "" if not own else (f" --id {key}" if scope != "enhancement"
+                                     else f" --name {key}")
+        name = f"budgets.{scope}.{key if own else 'default'}"
+        found.append(Budget(f"{scope}:{key}", scope, f"{scope.capitalize()} {key} budget",
+                            limit, "usd", None, option, _files(config, name)))
     return found
 
 
@@ -210,8 +232,22 @@ def exhausted_now(project: Path, ledger: Ledger, session_id: str | None,
 
 # --- overrides ----------------------------------------------------------------------------------
 
+OVERRIDE_WORDS = ("1", "true", "yes")
+
+
+def override_env_warning() -> str | None:
+    """What to say when CMAT_OVERRIDE_LIMIT holds something other than 1, true or yes (it is
+    then ignored: a typo must not switch budgets off, nor silently fail to)."""
+    value = os.environ.get("CMAT_OVERRIDE_LIMIT", "").strip()
+    if value and value.lower() not in OVERRIDE_WORDS and value.lower() not in ("0", "false",
+                                                                                 "no"):
+        return (f"CMAT_OVERRIDE_LIMIT={value[:20]!r} is not 1, true or yes: budgets stay "
+                "enforced")
+    return None
+
+
 def active_override(ledger: Ledger, budget: Budget, now: float) -> bool:
-    if os.environ.get("CMAT_OVERRIDE_LIMIT", "").strip() not in ("", "0"):
+    if os.environ.get("CMAT_OVERRIDE_LIMIT", "").strip().lower() in OVERRIDE_WORDS:
         return True
     return bool(ledger.query("SELECT 1 FROM overrides WHERE until > ? AND scope IN ('all', ?)",
                              (now, budget.scope)))
@@ -277,5 +313,5 @@ def status_report(project: Path, ledger: Ledger, session_id: str | None = None) 
         "overrides": [{"scope": o[0], "until": o[1], "by": o[2], "reason": o[3]}
                       for o in overrides],
         "exhausted": any(s.exhausted for s in statuses),
-        "ignored": config.ignored,
+        "ignored": config.ignored + [w for w in [override_env_warning()] if w],
     }

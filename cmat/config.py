@@ -73,6 +73,10 @@ class Config:
     command: tuple[str, ...] | None = None  # argv, run without a shell
     sources: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # what a project file may not set
+    # Which file set each limit ('user' or 'project'), and the user's own value of a limit a
+    # project file made stricter: what a "raise it with" hint must change.
+    origin: dict[str, str] = field(default_factory=dict)
+    user_value: dict[str, float] = field(default_factory=dict)
 
     @property
     def has_budgets(self) -> bool:
@@ -136,14 +140,17 @@ def _command(path: Path, value) -> tuple[str, ...]:
 
 
 def _stricter(config: Config, target: dict, key: str, limit: float, path: Path,
-              name: str) -> None:
-    """A project file's limit: kept where the user set none or a looser one."""
+              name: str, trusted: bool) -> None:
+    """Set a limit; from a project file only where the user set none or a looser one."""
     current = target.get(key)
-    if current is not None and current < limit:
-        config.ignored.append(f"{path}: {name} = {limit:g} is looser than the user's "
-                              f"{current:g}; the user's limit stands")
-        return
+    if not trusted and current is not None:
+        if current < limit:
+            config.ignored.append(f"{path}: {name} = {limit:g} is looser than the user's "
+                                  f"{current:g}; the user's limit stands")
+            return
+        config.user_value[name] = current
     target[key] = limit
+    config.origin[name] = "user" if trusted else "project"
 
 
 def _apply(config: Config, path: Path, data: dict, trusted: bool = True) -> None:
@@ -187,11 +194,12 @@ def _apply(config: Config, path: Path, data: dict, trusted: bool = True) -> None
                                       f"{', '.join(PROJECT_PERIODS)}")
                 name = f"budgets.project.{period}"
                 _stricter(config, config.project_usd, period, _amount(path, name, limit), path,
-                          name)
+                          name, trusted)
         elif key in KEYED_SCOPES:
             for name, limit in _table(path, budgets, key).items():
                 _stricter(config, config.keyed.setdefault(key, {}), name,
-                          _amount(path, f"{where}.{name}", limit), path, f"{where}.{name}")
+                          _amount(path, f"{where}.{name}", limit), path, f"{where}.{name}",
+                          trusted)
         else:
             raise ConfigError(f"{path}: unknown budget {where!r}")
     alerts = _table(path, data, "alerts")

@@ -178,7 +178,12 @@ def check_budgets(event: str, payload: dict, project: Path,
         alerts = fire(ledger, statuses, config.thresholds, context.now, channels)
         if channels and (alerts or has_undelivered(ledger, context.now)):
             spawn_delivery()
+    from cmat.budgets import override_env_warning
+
     notes = [alert.message for alert in alerts]
+    warning = override_env_warning()
+    if warning and event == "prompt-submit":
+        notes.append(f"cmat: {warning}")
     if event == "prompt-submit" and exhausted and not blocking:
         notes.append("cmat: over budget, allowed by an override: "
                      + "; ".join(f"{s.budget.label} {s.amount(s.spent)} of "

@@ -159,8 +159,9 @@ def _m005_partial_indexes(db: sqlite3.Connection) -> None:
 
 
 def _m006_skips_and_dropped_indexes(db: sqlite3.Connection) -> None:
-    # Lines a scan skipped, so `cmat scan --explain` can name them; and the indexes a bulk load
-    # dropped, written in the transaction that drops them, so a killed load is repaired later.
+    # Lines a scan skipped, so `cmat scan --explain` can name them; the indexes a bulk load
+    # dropped, written in the transaction that drops them, so a killed load is repaired later;
+    # and the bytes before a file's offset, to tell a file rewritten in place.
     _run_script(db, """
         CREATE TABLE skipped_lines (
             path TEXT NOT NULL,
@@ -169,7 +170,8 @@ def _m006_skips_and_dropped_indexes(db: sqlite3.Connection) -> None:
             seen_at REAL NOT NULL,
             PRIMARY KEY (path, offset)
         );
-        CREATE TABLE dropped_indexes (name TEXT PRIMARY KEY, sql TEXT NOT NULL)
+        CREATE TABLE dropped_indexes (name TEXT PRIMARY KEY, sql TEXT NOT NULL);
+        ALTER TABLE files ADD COLUMN tail BLOB
     """)
 
 
@@ -185,14 +187,16 @@ REQUEST_COLUMNS = ("message_id", "request_id", "session_id", "ts", "project", "m
                    "catalog_version")
 _RANK = ("(1 - {t}.is_sidechain) * 1e15 + {t}.input_tokens + {t}.output_tokens"
          " + {t}.cache_creation_tokens + {t}.cache_read_tokens")
+_BETTER = f"{_RANK.format(t='excluded')} > {_RANK.format(t='requests')}"
+# The better copy of a request wins column by column; a copy that only brings a task fills
+# in the attribution and changes nothing else (a sidechain replay never overwrites a response).
 _ON_CONFLICT = (
     "ON CONFLICT (message_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in REQUEST_COLUMNS
-                if c not in ("message_id", "task_id", "enhancement"))
+    + ", ".join(f"{c} = CASE WHEN {_BETTER} THEN excluded.{c} ELSE requests.{c} END"
+                for c in REQUEST_COLUMNS if c not in ("message_id", "task_id", "enhancement"))
     + ", task_id = COALESCE(excluded.task_id, requests.task_id)"
     + ", enhancement = COALESCE(excluded.enhancement, requests.enhancement)"
-    + f" WHERE {_RANK.format(t='excluded')} > {_RANK.format(t='requests')}"
-    + " OR (excluded.task_id IS NOT NULL AND requests.task_id IS NULL)"
+    + f" WHERE {_BETTER} OR (excluded.task_id IS NOT NULL AND requests.task_id IS NULL)"
 )
 _COLUMN_LIST = ", ".join(REQUEST_COLUMNS)
 _PLACEHOLDERS = ", ".join("?" for _ in REQUEST_COLUMNS)
@@ -261,6 +265,7 @@ class FileState:
     mtime_ns: int
     offset: int
     head: bytes
+    tail: bytes = b""
 
 
 class Ledger:
@@ -435,8 +440,8 @@ class Ledger:
              recorded_by))
 
     def file_states(self, only: Sequence[str] | None = None) -> dict[str, FileState]:
-        """Known files' states (every file's, or `only` these); `head` is left empty here
-        (see `file_head`)."""
+        """Known files' states (every file's, or `only` these); `head` and `tail` are left
+        empty here (see `file_marks`)."""
         sql = "SELECT path, device, inode, size, mtime_ns, offset FROM files"
         if only is None:
             rows = self.db.execute(sql)
@@ -445,14 +450,16 @@ class Ledger:
                                    list(only))
         return {row[0]: FileState(*row, b"") for row in rows}
 
-    def file_head(self, path: str) -> bytes:
-        row = self.db.execute("SELECT head FROM files WHERE path = ?", (path,)).fetchone()
-        return row[0] or b"" if row else b""
+    def file_marks(self, path: str) -> tuple[bytes, bytes]:
+        """The first bytes of a known file, and those just before its offset."""
+        row = self.db.execute("SELECT head, tail FROM files WHERE path = ?", (path,)).fetchone()
+        return (row[0] or b"", row[1] or b"") if row else (b"", b"")
 
     def save_file_states(self, states: Iterable[FileState]) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [(s.path, s.device, s.inode, s.size, s.mtime_ns, s.offset, s.head)
-                             for s in states])
+        self.db.executemany("INSERT OR REPLACE INTO files (path, device, inode, size, mtime_ns,"
+                            " offset, head, tail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(s.path, s.device, s.inode, s.size, s.mtime_ns, s.offset, s.head,
+                              s.tail) for s in states])
 
     def forget_files(self, paths_: Iterable[str]) -> None:
         paths_ = list(paths_)

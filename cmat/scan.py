@@ -25,6 +25,7 @@ from cmat.transcripts import (Segment, SourceFile, line_decoder, parallel_worker
                               plan_segments, scan_segments, subagent_source)
 
 HEAD_BYTES = 256
+TAIL_BYTES = 1024
 # Short write transactions, so that hooks never wait long for the ledger.
 COMMIT_EVERY_ROWS = 20_000
 COMMIT_EVERY_FILES = 2_000
@@ -92,16 +93,21 @@ def source_for(path: str) -> SourceFile:
     return SourceFile(file)
 
 
-def _head(path: str) -> bytes:
+def marks(path: str, offset: int) -> tuple[bytes, bytes]:
+    """The file's first HEAD_BYTES and the TAIL_BYTES before `offset`: what tells that a file
+    was replaced or rewritten in place since it was read up to `offset`."""
     try:
         with open(path, "rb") as handle:
-            return handle.read(HEAD_BYTES)
+            head = handle.read(HEAD_BYTES)
+            start = max(offset - TAIL_BYTES, 0)
+            handle.seek(start)
+            return head, handle.read(offset - start)
     except OSError:
-        return b""
+        return b"", b""
 
 
 def start_offset(seen: SeenFile, known: FileState | None,
-                 stored_head: Callable[[str], bytes]) -> int | None:
+                 stored_marks: Callable[[str], tuple[bytes, bytes]]) -> int | None:
     """Where to resume reading the file; None when there is nothing new."""
     if known is None:
         return 0
@@ -109,9 +115,11 @@ def start_offset(seen: SeenFile, known: FileState | None,
         return 0  # replaced or shrunk: read it all again
     if seen.size == known.size and seen.mtime_ns == known.mtime_ns:
         return None
-    head = stored_head(seen.path)
-    if head and _head(seen.path)[:len(head)] != head[:seen.size]:
-        return 0  # rewritten in place
+    head, tail = stored_marks(seen.path)
+    if (head, tail) != (b"", b""):
+        now_head, now_tail = marks(seen.path, known.offset)
+        if now_head[:len(head)] != head[:seen.size] or now_tail != tail:
+            return 0  # rewritten in place
     return known.offset if seen.size > known.offset else None
 
 
@@ -154,7 +162,7 @@ def scan_seen(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
     known = ledger.file_states() if known is None else known
     work: list[tuple[SourceFile, int, int]] = []
     for path, file in seen.items():
-        offset = start_offset(file, known.get(path), ledger.file_head)
+        offset = start_offset(file, known.get(path), ledger.file_marks)
         if offset is not None:
             work.append((source_for(path), offset, file.size))
     reread = [str(source.path) for source, start, _ in work if start == 0
@@ -166,12 +174,10 @@ def scan_seen(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
     workers = parallel_workers(total)
     segments = plan_segments(work, workers * 4 if workers > 1 else 1, final=False)
     if segments:
-        before = ledger.last_request_rowid()
-        bulk = ledger.bulk_load() if total >= BULK_LOAD_BYTES and before == 0 \
-            else contextlib.nullcontext()
+        bulk = ledger.bulk_load() if total >= BULK_LOAD_BYTES and \
+            ledger.last_request_rowid() == 0 else contextlib.nullcontext()
         with bulk:
             _store(ledger, models, seen, segments, workers, total, len(work), result, progress)
-        result.new_requests = ledger.last_request_rowid() - before
     if gone:
         with ledger.transaction():
             ledger.forget_files(gone)
@@ -186,7 +192,7 @@ def _store(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
            segments: list[Segment], workers: int, total: int, files: int, result: ScanResult,
            progress: Progress | None) -> None:
     """Read the segments (in workers) and store their requests and file states."""
-    pending = _Pending(ledger)
+    pending = _Pending(ledger, result)
     done_bytes = done_files = 0
     resume: int | None = None  # where an unfinished line began, in the file being stored
     batches = scan_segments(segments, workers, decode=line_decoder(total),
@@ -208,7 +214,7 @@ def _store(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
                 done_files += 1
                 offset = segment_result.end_offset if resume is None else resume
                 pending.states.append(FileState(file.path, file.device, file.inode, file.size,
-                                                file.mtime_ns, offset, _head(file.path)))
+                                                file.mtime_ns, offset, *marks(file.path, offset)))
                 resume = None
         if batch.packed is not None:
             pending.flush(batch.packed)
@@ -234,8 +240,9 @@ class _Pending:
     """Requests and file states written together: a file's state is saved only in the
     transaction that stores its requests, so an interrupted scan resumes where it stopped."""
 
-    def __init__(self, ledger: Ledger):
+    def __init__(self, ledger: Ledger, result: ScanResult):
         self.ledger = ledger
+        self.result = result
         self.rows: list[tuple] = []
         self.states: list[FileState] = []
         self.skips: list[tuple[str, int, str]] = []
@@ -251,10 +258,13 @@ class _Pending:
         attached = self.ledger.attached_packed(packed) if packed is not None \
             else contextlib.nullcontext()
         with attached, self.ledger.transaction():
+            # Counted inside the write transaction: another scan cannot add rows in between.
+            before = self.ledger.last_request_rowid()
             if packed is not None:
                 self.ledger.insert_packed()
             if self.rows:
                 self.ledger.insert_rows(self.rows)
+            self.result.new_requests += self.ledger.last_request_rowid() - before
             self.ledger.save_file_states(self.states)
             self.ledger.save_skips(self.skips)
         self.rows, self.states, self.skips = [], [], []

@@ -271,7 +271,7 @@ def test_prompt_submit_blocks_with_the_budget_message(project, over_budget):
     lines = answer["reason"].splitlines()
     assert lines[0] == "Daily budget exhausted ($1.00)"
     assert lines[1].startswith("Spent today: $1.2")
-    assert lines[2] == "Reset at 00:00 Europe/Paris, or raise it with: cmat budget set daily 1.5"
+    assert lines[2] == "Reset at 00:00 Europe/Paris, or raise it with: cmat budget set daily 1.8"
 
 
 def test_pre_tool_use_denies_with_the_reason_for_claude_and_the_user(project, over_budget):
@@ -486,3 +486,43 @@ def test_webhook_urls_are_redacted_where_they_are_shown(project, tmp_path):
     errors = json.dumps(json.loads(cli_run("alerts", "list", "--json").output))
     assert "secret" not in errors
     assert "secret" not in paths.hook_log_file().read_text()
+
+
+def test_the_raise_hint_names_the_file_that_set_the_limit_and_clears_the_spend(project,
+                                                                                tmp_path):
+    user_config("[budgets.task]\ndefault = 3\n")
+    (project / ".claude" / "cmat.toml").write_text("[budgets.session]\ndefault = 0.2\n"
+                                                  "[budgets.task]\ndefault = 0.5\n")
+    _, path = session_costing(tmp_path, "hint", 1.0)
+    answer = run_hook(PROMPT, project, payload(path, "hint"), CMAT_CURRENT_TASK_ID="t1")
+    reason = answer["reason"]
+    # The session budget lives in the project's file alone; spent ($1.0x) is far above $0.20.
+    assert "Raise it with: cmat budget set session 1.5" in reason
+    # The task budget: the project's 0.5 under the user's 3; 1.5 lifts both.
+    assert "cmat budget set task 1.5 --user && cmat budget set task 1.5\n" in reason + "\n"
+    for command in ("cmat budget set session 1.5", "cmat budget set task 1.5 --user",
+                    "cmat budget set task 1.5"):
+        cli_run(*command.split()[1:])
+    assert "decision" not in (run_hook(PROMPT, project, payload(path, "hint"),
+                                       CMAT_CURRENT_TASK_ID="t1") or {})
+
+
+@pytest.mark.parametrize("value, enforced", [("1", False), ("TRUE", False), ("yes", False),
+                                             ("0", True), ("", True), ("maybe", True),
+                                             ("2", True), ("on", True)])
+def test_only_1_true_or_yes_lifts_budgets(project, tmp_path, value, enforced):
+    user_config("[budgets]\ndaily = 1\n")
+    _, path = session_costing(tmp_path, "o", 1.2)
+    answer = run_hook(PROMPT, project, payload(path, "o"), CMAT_OVERRIDE_LIMIT=value) or {}
+    assert ("decision" in answer) == enforced
+    if value in ("maybe", "2", "on"):
+        assert "is not 1, true or yes" in answer["systemMessage"]
+
+
+def test_a_zero_limit_means_nothing_may_be_spent(project, tmp_path):
+    note = cli_run("budget", "set", "session", "0").output
+    assert "nothing may be spent" in note
+    _, path = session_costing(tmp_path, "zero", 0.0)
+    answer = run_hook(PROMPT, project, payload(path, "zero"))
+    assert answer["decision"] == "block"
+    assert "Session zero budget exhausted ($0.00)" in answer["reason"]

@@ -94,6 +94,22 @@ def test_better_copies_replace_and_task_attribution_is_never_erased(tmp_path, pr
         assert ledger.query("SELECT output_tokens, task_id FROM requests") == [(300, "task_1")]
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_worse_copy_that_brings_a_task_only_fills_in_the_task(tmp_path, project, packed):
+    models = ModelService(project)
+    builder = TranscriptBuilder()
+    request = builder.response(output=500, blocks=1)
+    final = read_session(write_session(tmp_path, builder)).records
+    replay = TranscriptBuilder()
+    replay.response(output=40, blocks=1, sidechain=True, message_id=request.message_id)
+    replayed = read_session(write_session(tmp_path / "r", replay)).records
+    with Ledger(tmp_path / "l.db") as ledger:
+        _store(ledger, final, models)
+        _store(ledger, replayed, models, task_id="task_1", packed=packed)
+        assert ledger.query("SELECT output_tokens, is_sidechain, agent, task_id FROM requests"
+                            ) == [(500, 0, "main", "task_1")]
+
+
 def test_reprice_uses_the_stored_tokens_only(tmp_path, project, monkeypatch):
     builder = TranscriptBuilder()
     builder.response(model="claude-nova-9", input=1000, output=1000)

@@ -373,3 +373,35 @@ def test_workers_die_with_a_scan_killed_by_sigkill(tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(parent.pid, signal.SIGKILL)
+
+
+def test_concurrent_scans_count_each_new_request_once(history, tmp_path):
+    for index in range(12):
+        builder = TranscriptBuilder(session_id=f"s{index}")
+        for _ in range(40):
+            builder.response(blocks=1)
+        write_session(history / f"-p{index}", builder)
+    env = child_env(CLAUDE_CONFIG_DIR=history.parent, CMAT_LEDGER=tmp_path / "shared.db")
+    scans = [subprocess.Popen([sys.executable, "-m", "cmat", "scan", "--json", "--quiet"],
+                              stdout=subprocess.PIPE, env=env) for _ in range(4)]
+    results = [json.loads(scan.communicate(timeout=120)[0]) for scan in scans]
+    assert sum(r["new_requests"] for r in results) == 12 * 40
+
+
+def test_a_transcript_rewritten_in_place_is_read_again(run, history):
+    builder = TranscriptBuilder(session_id="a")
+    builder.response(output=10, blocks=1)
+    builder.response(output=20, blocks=1)
+    path = write_session(history / "-p", builder)
+    run()
+    inode = path.stat().st_ino
+    rewritten = TranscriptBuilder(session_id="a")
+    rewritten.lines = list(builder.lines)
+    rewritten.lines[1] = rewritten.lines[1].replace(b'"output_tokens":20', b'"output_tokens":99')
+    rewritten.response(output=5, blocks=1)
+    with open(path, "r+b") as handle:  # same inode, same first bytes, different middle
+        handle.write(b"".join(rewritten.lines))
+    assert path.stat().st_ino == inode
+    result = run()
+    assert result.bytes_read == path.stat().st_size  # from the start
+    assert totals(run.ledger) == (3, 10 + 99 + 5)

@@ -68,6 +68,9 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
                period: str | None, user: bool, in_project: bool, project: Path | None) -> None:
     """Set a budget: AMOUNT in USD (tokens for daily-tokens).
 
+    A limit of 0 means nothing may be spent: it blocks work in its scope at once (a freeze).
+    To remove a budget, use `cmat budget unset`.
+
     \b
     Examples:
       cmat budget set daily 50                      all projects, per day
@@ -88,6 +91,9 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
     value = int(amount) if scope == "daily-tokens" else amount
     edit_config(target, lambda document: set_value(document, keys, value))
     echo(f"{'.'.join(keys)} = {value} (in {target})")
+    if value == 0:
+        echo(f"note: a limit of 0 means nothing may be spent: work in its scope is blocked at "
+             f"once. To remove the budget instead: cmat budget unset {scope}")
 
 
 @budget.command("unset")
