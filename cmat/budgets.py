@@ -1,8 +1,9 @@
 """Budgets: which apply right now, what has been spent against each, and when they reset.
 
 Spend is read from the ledger (after the running session's new lines were imported, see
-`cmat.scan.scan_session`). A task's spend is its recorded requests plus the running session's
-requests not yet attributed to any task; likewise for an enhancement.
+`cmat.scan.scan_session`). A task's spend is the requests of the sessions attributed to it,
+plus, for the current task only, the running session's requests while it is not attributed
+yet; likewise for an enhancement, within its project.
 """
 
 from __future__ import annotations
@@ -19,9 +20,6 @@ from cmat.errors import CmatError, UsageError
 from cmat.ledger import Ledger
 
 PERIOD_WORDS = {"daily": "today", "weekly": "this week", "monthly": "this month"}
-USD_SPENT = "SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE "
-TOKENS_SPENT = ("SELECT coalesce(sum(input_tokens + output_tokens + cache_creation_tokens"
-                " + cache_read_tokens), 0) FROM requests WHERE ")
 
 
 @dataclass(frozen=True)
@@ -188,24 +186,21 @@ def spent(ledger: Ledger, budget: Budget, context: Context) -> tuple[float, floa
     if budget.period:
         start, reset = period_bounds(budget.period, context.tz, context.now)
         if budget.scope == "project":
-            prefix = str(context.project)
-            sql = (USD_SPENT + "ts >= ? AND (project = ? OR substr(project, 1, ?) = ?)")
-            params = (start, prefix, len(prefix) + 1, prefix + os.sep)
+            amount = ledger.spend_usd(since=start, project=str(context.project))
+        elif budget.unit == "tokens":
+            amount = ledger.spend_tokens(since=start)
         else:
-            sql = (TOKENS_SPENT if budget.unit == "tokens" else USD_SPENT) + "ts >= ?"
-            params = (start,)
-        return float(ledger.query(sql, params)[0][0]), start, reset
+            amount = ledger.spend_usd(since=start)
+        return amount, start, reset
     scope, key = budget.key.split(":", 1)
-    running = context.session_id or ""
     if scope == "session":
-        sql, params = USD_SPENT + "session_id = ?", (key,)
-    elif scope == "task":
-        sql = USD_SPENT + "(task_id = ? OR (session_id = ? AND task_id IS NULL))"
-        params = (key, running)
-    else:
-        sql = USD_SPENT + "(enhancement = ? OR (session_id = ? AND task_id IS NULL))"
-        params = (key, running)
-    return float(ledger.query(sql, params)[0][0]), 0.0, None
+        return ledger.session_totals(key)[1], 0.0, None
+    # The running session counts for the task (enhancement) it is being run for, no other.
+    if scope == "task":
+        running = context.session_id if key == context.task_id else None
+        return ledger.task_spend(key, running), 0.0, None
+    running = context.session_id if key == context.enhancement else None
+    return ledger.enhancement_spend(key, str(context.project), running), 0.0, None
 
 
 def evaluate(ledger: Ledger, budgets: list[Budget], context: Context) -> list[Status]:
@@ -286,14 +281,21 @@ def parse_duration(text: str) -> float:
 
 def current_context(project: Path, config: Config, session_id: str | None = None,
                     task_id: str | None = None, with_enhancement: bool = True) -> Context:
-    """The context of `project` now: the session, the task (the current one unless given)
-    and, `with_enhancement`, the task's enhancement from the queue."""
-    from cmat.queue import current_task_id, task_enhancement
+    """The context of `project` now: the session, and the task (the current one unless
+    given) with, `with_enhancement`, its enhancement (which may need the queue read)."""
+    from cmat.queue import QueueService, current_context as current_task, enhancement_of
     from cmat.timezones import zone
 
-    task_id = task_id or current_task_id(project)
+    if task_id:
+        try:
+            enhancement = enhancement_of(QueueService(project).get(task_id))
+        except CmatError:
+            enhancement = None
+    else:
+        task = current_task(project, details=with_enhancement)
+        task_id, enhancement = task.task_id, task.enhancement
     return Context(project, zone(config.timezone), time.time(), session_id, task_id,
-                   task_enhancement(project, task_id) if with_enhancement else None)
+                   enhancement)
 
 
 def status_report(project: Path, ledger: Ledger, session_id: str | None = None) -> dict:

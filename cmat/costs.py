@@ -1,8 +1,12 @@
-"""Session costs and their record in the task queue: parse -> price -> store.
+"""What a task cost: one road in, one truth out.
 
-A task's metadata keeps CMAT's string fields (`cost_usd`, `cost_input_tokens`, ...) as totals
-over all the task's sessions, and `cost_sessions`: each session's figures keyed by session id,
-so that recording a session again replaces its figures instead of adding them.
+Every writer (the SessionEnd and SubagentStop hooks, `cmat costs extract`) goes through
+`record`: the session's files are imported into the ledger incrementally (appended bytes
+only, the better copy of a request winning), then the session is attributed to the task. A
+task's cost is then a query over the ledger (each request once, by message id), and CMAT's
+fields in the task queue (`cost_usd`, `cost_input_tokens`, ...) are written from that query
+every time: nothing in the queue is ever read back to compute a figure, so a CMAT that drops
+unknown keys, or rewrites the task under us, loses nothing.
 """
 
 from __future__ import annotations
@@ -12,222 +16,274 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cmat.catalog import ModelService
-from cmat.pricing import CostSummary, price_records, summarize
-from cmat.queue import QueueService, enhancement_of, utc_now
-from cmat.transcripts import SessionUsage, UsageRecord, read_session
+from cmat.errors import UsageError
+from cmat.ledger import Ledger
+from cmat.pricing import CostSummary, ModelTotals, summarize
+from cmat.queue import QueueService, TaskContext, enhancement_of
+from cmat.transcripts import SourceFile, read_session, session_ids_in
 
-SESSIONS_KEY = "cost_sessions"
-LEGACY_SESSION = "(recorded before cmat)"
-
-
-def price_session(usage: SessionUsage, models: ModelService) -> CostSummary:
-    return summarize(usage.records, models.get_by_pattern, usage.skipped_lines)
+LEGACY_VERSION = "recorded by CMAT"  # catalog_version of figures CMAT wrote before cmat
+QUEUE_FIELDS = ("cost_input_tokens", "cost_output_tokens", "cost_cache_creation_tokens",
+                "cost_cache_read_tokens", "cost_usd", "cost_model", "session_id")
 
 
 def session_report(transcript: str | os.PathLike, session_id: str | None = None,
                    models: ModelService | None = None) -> dict:
-    """The cost of one session (with its subagents), without touching any task."""
+    """The cost of one session (with its subagents), without recording it anywhere."""
     usage = read_session(transcript, session_id)
     models = models or ModelService()
-    report = price_session(usage, models).to_json()
+    report = summarize(usage.records, models.get_by_pattern, usage.skipped_lines).to_json()
     report.update(session_id=usage.session_id, started=usage.started, ended=usage.ended,
                   files=[str(p) for p in usage.files])
     return report
 
 
+def session_of(transcript: Path, given: str | None) -> str:
+    """The session a transcript holds: `given` if the file is about it (a SESSION that names
+    another session would record the same requests twice under two ids), else its own."""
+    ids = session_ids_in(transcript)
+    if given:
+        if ids and given not in ids and given != transcript.stem:
+            raise UsageError(f"{transcript} holds session {sorted(ids)[0]}, not {given}",
+                             "leave SESSION out, or name the transcript of that session")
+        return given
+    if transcript.stem in ids or not ids:
+        return transcript.stem
+    return sorted(ids)[0]
+
+
 @dataclass
-class Extraction:
-    task_id: str
+class Recorded:
     session_id: str
-    session: dict  # this session's figures, as stored
-    task_summary: CostSummary
-    sessions: dict[str, dict]
-
-    def to_json(self) -> dict:
-        return {**self.session, "task_id": self.task_id, "session_id": self.session_id,
-                "task_total_usd": self.task_summary.totals.total_usd,
-                "sessions": len(self.sessions)}
+    task_id: str | None
+    requests: int  # of the session, as the ledger holds it now
+    total_usd: float  # of the session
+    new_requests: int  # imported by this call
+    queue_lagging: list[str]  # tasks whose queue fields could not be written now
 
 
-def _message_ids(transcript: str, session_id: str) -> set[str]:
-    try:
-        return {r.message_id for r in read_session(transcript, session_id).records}
-    except Exception:  # an unreadable older transcript only means no cross-session dedup
-        return set()
+def record(project: Path, ledger: Ledger, models: ModelService, transcript: Path | None,
+           session_id: str, context: TaskContext, recorded_by: str,
+           subagent: SourceFile | None = None, max_bytes: int | None = None) -> Recorded:
+    """The one road in: import the session's new lines, attribute the session, and bring the
+    project's task queue up to date with the ledger."""
+    from cmat.scan import scan_session
+
+    scanned = scan_session(ledger, models, transcript, session_id, subagent=subagent,
+                           max_bytes=max_bytes)
+    with ledger.transaction():
+        ledger.attribute(session_id, project_dir=str(project),
+                         transcript_path=str(transcript) if transcript else None,
+                         task_id=context.task_id, enhancement=context.enhancement,
+                         agent=context.agent, recorded_by=recorded_by)
+        if context.task_id:
+            ledger.drop_legacy(context.task_id, session_id)
+    requests, total = ledger.session_totals(session_id)
+    lagging = sync_queue(project, ledger, models) if context.task_id or \
+        ledger.lagging_tasks(str(project)) else []
+    return Recorded(session_id, context.task_id, requests, total, scanned.new_requests, lagging)
 
 
-def _owned_records(usage: SessionUsage, sessions: dict[str, dict]) -> list[UsageRecord]:
-    """Drop requests a resumed session copied from a session of the task that ended earlier."""
-    mine = (usage.ended or "", usage.session_id)
-    earlier: set[str] = set()
-    for other_id, other in sessions.items():
-        if other_id == usage.session_id or not other.get("transcript_path"):
+def apply_spool(ledger: Ledger) -> tuple[int, list[str]]:
+    """Record what hooks had to spool (see spool.py); returns (applied, problems). An entry
+    whose transcript is gone is still attributed: its requests may be in the ledger already."""
+    from cmat import spool
+    from cmat.errors import TranscriptError
+
+    applied, problems = 0, []
+    for path, pending in spool.waiting():
+        project = Path(pending.project)
+        context = TaskContext(pending.task_id, pending.enhancement, pending.agent)
+        subagent = None
+        if pending.subagent:
+            from cmat.transcripts import subagent_source
+
+            subagent = subagent_source(Path(pending.subagent), pending.subagent_type)
+        transcript = Path(pending.transcript) if pending.transcript else None
+        models = ModelService(project)
+        try:
+            try:
+                record(project, ledger, models, transcript, pending.session_id, context,
+                       pending.recorded_by, subagent)
+            except TranscriptError:
+                record(project, ledger, models, None, pending.session_id, context,
+                       pending.recorded_by)
+        except Exception as exc:  # left in the spool for the next try
+            problems.append(f"{path.name}: {type(exc).__name__}: {exc}")
             continue
-        if (other.get("ended") or "", other_id) < mine and Path(other["transcript_path"]).is_file():
-            earlier |= _message_ids(other["transcript_path"], other_id)
-    if not earlier:
-        return usage.records
-    return [r for r in usage.records if r.message_id not in earlier]
+        path.unlink(missing_ok=True)
+        applied += 1
+    return applied, problems
 
 
-def _same_figures(old: dict, new: dict) -> bool:
-    ignored = ("recorded_at",)
-    return ({k: v for k, v in old.items() if k not in ignored}
-            == {k: v for k, v in new.items() if k not in ignored})
+def extract(project: Path, task_id: str, transcript: str | os.PathLike,
+            session_id: str | None = None, models: ModelService | None = None,
+            ledger: Ledger | None = None) -> dict:
+    """`cmat costs extract`: record a session against a task; the session's and the task's
+    figures as the ledger now holds them."""
+    from cmat.transcripts import check_transcript
+
+    queue = QueueService(project)
+    task = queue.get(task_id)  # an unknown task fails before anything is read
+    path = Path(transcript)
+    check_transcript(path)
+    session_id = session_of(path, session_id)
+    models = models or ModelService(project)
+    context = TaskContext(task_id, enhancement_of(task), task.get("assigned_agent"))
+    own = ledger is None
+    ledger = ledger or Ledger()
+    try:
+        recorded = record(project, ledger, models, path, session_id, context, "extract")
+        report = task_report(project, task_id, ledger, models)
+    finally:
+        if own:
+            ledger.close()
+    session = next((s for s in report["sessions"] if s["session_id"] == session_id), {})
+    return {**report, "session_id": session_id, "session_total_usd": session.get("total_usd"),
+            "session_requests": session.get("requests", 0),
+            "new_requests": recorded.new_requests, "queue_lagging": recorded.queue_lagging}
 
 
-def task_summary(task: dict) -> CostSummary:
-    """The sum of the task's recorded sessions."""
+# --- the task's figures, from the ledger --------------------------------------------------------
+
+
+def task_summary(ledger: Ledger, task_id: str, models: ModelService) -> CostSummary:
+    """A task's totals, overall and per model: the one query every reader uses."""
     summary = CostSummary()
-    for figures in _sessions(task).values():
-        summary.merge(CostSummary.from_json(figures))
+    for model, *sums, requests, cost, priced in ledger.model_totals(task_id):
+        entry = models.get_by_pattern(model)
+        # Unpriced requests are never shown as a complete figure; figures CMAT wrote before
+        # cmat carry their cost under whatever model name CMAT gave them.
+        name = entry.name if entry else (model if priced == requests else None)
+        totals = ModelTotals(name=name)
+        totals.set(sums, requests, cost)
+        summary.models[model] = totals
+        summary.totals.merge(totals)
     return summary
 
 
-def _sessions(task: dict) -> dict[str, dict]:
-    metadata = task.get("metadata") if isinstance(task.get("metadata"), dict) else {}
-    sessions = metadata.get(SESSIONS_KEY)
-    if isinstance(sessions, dict):
-        return sessions
-    legacy = _legacy_session(metadata)
-    return {LEGACY_SESSION: legacy} if legacy else {}
-
-
-def _legacy_session(metadata: dict) -> dict | None:
-    """Figures an older CMAT wrote (string fields only), kept as one session of the task."""
-    if "cost_usd" not in metadata:
-        return None
-    try:
-        tokens = {"input": int(metadata.get("cost_input_tokens") or 0),
-                  "output": int(metadata.get("cost_output_tokens") or 0),
-                  "cache_creation": int(metadata.get("cost_cache_creation_tokens") or 0),
-                  "cache_creation_1h": 0,
-                  "cache_read": int(metadata.get("cost_cache_read_tokens") or 0)}
-        total = float(metadata.get("cost_usd") or 0)
-    except (TypeError, ValueError):
-        return None
-    model = metadata.get("cost_model") or "unknown"
-    return {"total_usd": total, "tokens": tokens, "web_search_requests": 0, "requests": 0,
-            "models": [{"model": model, "name": model, "total_usd": total, "tokens": tokens,
-                        "web_search_requests": 0, "requests": 0}],
-            "skipped_lines": 0, "unpriced_models": [],
-            "session_id": metadata.get("session_id"), "recorded_by": "cmat-legacy"}
-
-
-def apply_totals(metadata: dict, summary: CostSummary, session_id: str) -> None:
-    """Write CMAT's string fields from the task's totals."""
+def queue_fields(summary: CostSummary, last_session: str | None) -> dict[str, str]:
+    """CMAT's metadata fields, as CMAT writes them: strings, cost with 4 decimals, the model
+    with the largest cost as a model id."""
     tokens = summary.totals.tokens
     top = summary.top_model()
-    metadata.update({
+    return {
         "cost_input_tokens": str(tokens["input"]),
         "cost_output_tokens": str(tokens["output"]),
         "cost_cache_creation_tokens": str(tokens["cache_creation"]),
         "cost_cache_read_tokens": str(tokens["cache_read"]),
         "cost_usd": f"{summary.totals.total_usd:.4f}",
-        "cost_model": (top[1].name or top[0]) if top else "",
-        "session_id": session_id,
-    })
+        "cost_model": top[0] if top else "",
+        "session_id": last_session or "",
+    }
 
 
-def record_session(queue: QueueService, task_id: str, usage: SessionUsage,
-                   models: ModelService, costs: list[float | None] | None = None) -> Extraction:
-    """Price `usage` and store it as one session of the task (replacing an earlier record).
+def sync_queue(project: Path, ledger: Ledger, models: ModelService,
+               raise_errors: bool = False) -> list[str]:
+    """Write every attributed task's figures from the ledger into the project's queue, where
+    they differ; returns the tasks that could not be written (kept to catch up later), or,
+    `raise_errors`, raises why."""
+    from cmat.errors import CmatError
 
-    `costs`, when given, are the prices of `usage.records` already computed.
-    """
-    current = _sessions(queue.get(task_id))
-    records = _owned_records(usage, current)
-    if costs is not None and len(records) != len(usage.records):
-        kept = {id(r) for r in records}
-        costs = [c for r, c in zip(usage.records, costs) if id(r) in kept]
-    summary = summarize(records, models.get_by_pattern, usage.skipped_lines, costs)
-    figures = summary.to_json()
-    figures.update(transcript_path=str(usage.files[0]) if usage.files else None,
-                   started=usage.started, ended=usage.ended, recorded_at=utc_now(),
-                   copied_requests_excluded=len(usage.records) - len(records),
-                   catalog_version=models.catalog.version)
-
-    previous = current.get(usage.session_id)
-    if previous is not None and _same_figures(previous, figures):
-        # SessionEnd firing again (resume, clear) on an unchanged session: write nothing.
-        summary_total = task_summary(queue.get(task_id))
-        return Extraction(task_id, usage.session_id, previous, summary_total, current)
-
-    def change(task: dict) -> Extraction:
-        metadata = task.get("metadata")
-        if not isinstance(metadata, dict):
-            metadata = task["metadata"] = {}
-        sessions = dict(_sessions(task))
-        if sessions.get(LEGACY_SESSION, {}).get("session_id") == usage.session_id:
-            del sessions[LEGACY_SESSION]  # the older record of this very session
-        sessions[usage.session_id] = figures
-        metadata[SESSIONS_KEY] = sessions
-        total = CostSummary()
-        for stored in sessions.values():
-            total.merge(CostSummary.from_json(stored))
-        apply_totals(metadata, total, usage.session_id)
-        return Extraction(task_id, usage.session_id, figures, total, sessions)
-
-    return queue.update_task(task_id, change)
-
-
-def extract(project: Path, task_id: str, transcript: str | os.PathLike,
-            session_id: str | None = None, models: ModelService | None = None) -> Extraction:
-    """`cmat costs extract`: price a session and record it in the task's metadata.
-
-    The ledger gets the session's requests too; if it cannot be written the task's record
-    stands and the ledger error is raised after it (a LedgerError the caller may report).
-    """
+    wanted = {}
+    for task_id in ledger.project_tasks(str(project)):
+        sessions = ledger.task_sessions(task_id)  # the last one recorded last
+        wanted[task_id] = queue_fields(task_summary(ledger, task_id, models),
+                                       sessions[-1][0] if sessions else None)
+    if not wanted:
+        return []
     queue = QueueService(project)
-    task = queue.get(task_id)  # an unknown task fails before any parsing
-    usage = read_session(transcript, session_id)
-    models = models or ModelService(project)
-    costs = price_records(usage.records, models.get_by_pattern)
-    result = record_session(queue, task_id, usage, models, costs)
-    record_in_ledger(project, usage, models, costs, task_id=task_id,
-                     enhancement=enhancement_of(task), recorded_by="extract")
-    return result
+
+    def apply(doc: dict) -> bool:
+        changed = False
+        for task in doc["tasks"]:
+            fields = wanted.get(task.get("id")) if isinstance(task, dict) else None
+            if fields is None:
+                continue
+            metadata = task.get("metadata")
+            if not isinstance(metadata, dict):
+                metadata = task["metadata"] = {}
+            if any(metadata.get(k) != v for k, v in fields.items()):
+                metadata.update(fields)
+                changed = True
+        return changed
+
+    try:
+        queue.update(apply, only_if_changed=True)
+    except CmatError:
+        with ledger.transaction():
+            for task_id in wanted:
+                ledger.queue_lagging(str(project), task_id, True)
+        if raise_errors:
+            raise
+        return sorted(wanted)
+    with ledger.transaction():
+        for task_id in wanted:
+            ledger.queue_lagging(str(project), task_id, False)
+    return []
 
 
-def record_in_ledger(project: Path, usage: SessionUsage, models: ModelService,
-                     costs: list[float | None], *, task_id: str | None, enhancement: str | None,
-                     recorded_by: str) -> None:
-    """Store every request of the session (priced at `costs`) in the ledger, attributed to
-    the task if known."""
-    from cmat.ledger import Ledger
+def import_legacy(project: Path, ledger: Ledger) -> int:
+    """Figures CMAT's own hook wrote before cmat (a task with cost fields and no session in
+    the ledger) become one request of their own in the ledger, so that they still count once
+    cmat records the task's next session. Returns how many tasks were taken in."""
+    from cmat.queue import legacy_figures
 
-    with Ledger() as ledger, ledger.transaction():
-        ledger.record(usage.records, costs, catalog_version=models.catalog.version,
-                      task_id=task_id, enhancement=enhancement)
-        ledger.record_session(usage.session_id, project_dir=str(project),
-                              transcript_path=str(usage.files[0]) if usage.files else None,
-                              task_id=task_id, enhancement=enhancement, recorded_by=recorded_by)
+    taken = 0
+    for task in QueueService(project).tasks():
+        figures = legacy_figures(task)
+        if figures is None or ledger.task_sessions(task["id"]):
+            continue
+        with ledger.transaction():
+            ledger.store_legacy(task["id"], figures, LEGACY_VERSION)
+            ledger.attribute(figures["session"], project_dir=str(project), transcript_path=None,
+                             task_id=task["id"], enhancement=enhancement_of(task),
+                             agent=task.get("assigned_agent"), recorded_by="cmat-legacy")
+        taken += 1
+    return taken
 
 
-def task_report(project: Path, task_id: str) -> dict:
+def task_report(project: Path, task_id: str, ledger: Ledger | None = None,
+                models: ModelService | None = None) -> dict:
+    """`cmat costs show`: the task's totals, per model and per session, from the ledger."""
     task = QueueService(project).get(task_id)
-    summary = task_summary(task)
+    models = models or ModelService(project)
+    own = ledger is None
+    ledger = ledger or Ledger()
+    try:
+        import_legacy(project, ledger)
+        summary = task_summary(ledger, task_id, models)
+        sessions = ledger.task_sessions(task_id)
+    finally:
+        if own:
+            ledger.close()
     report = summary.to_json()
+    from cmat.reports import iso_utc
+
     report.update(task_id=task_id, title=task.get("title"), status=task.get("status"),
-                  enhancement=enhancement_of(task),
-                  sessions=[{"session_id": sid, "total_usd": s.get("total_usd"),
-                             "requests": s.get("requests"), "started": s.get("started"),
-                             "ended": s.get("ended"), "transcript_path": s.get("transcript_path")}
-                            for sid, s in _sessions(task).items()])
+                  enhancement=enhancement_of(task), agent=task.get("assigned_agent"),
+                  sessions=[{"session_id": sid, "started": iso_utc(first), "ended": iso_utc(last),
+                             "requests": count, "total_usd": cost, "transcript_path": path}
+                            for sid, first, last, count, cost, path in sessions])
     return report
 
 
 def enhancement_report(project: Path, name: str) -> dict:
+    """`cmat costs enhancement`: every task of the enhancement in this project's queue."""
     tasks = QueueService(project).tasks(enhancement=name)
+    models = ModelService(project)
     total = CostSummary()
     rows = []
-    for task in tasks:
-        summary = task_summary(task)
-        total.merge(summary)
-        rows.append({"task_id": task.get("id"), "title": task.get("title"),
-                     "status": task.get("status"), "agent": task.get("assigned_agent"),
-                     "total_usd": summary.totals.total_usd, "tokens": summary.totals.tokens,
-                     "requests": summary.totals.requests, "sessions": len(_sessions(task))})
+    with Ledger() as ledger:
+        import_legacy(project, ledger)
+        for task in tasks:
+            summary = task_summary(ledger, task["id"], models)
+            total.merge(summary)
+            rows.append({"task_id": task.get("id"), "title": task.get("title"),
+                         "status": task.get("status"), "agent": task.get("assigned_agent"),
+                         "total_usd": summary.totals.total_usd, "tokens": summary.totals.tokens,
+                         "requests": summary.totals.requests,
+                         "sessions": len(ledger.task_sessions(task["id"]))})
     report = total.to_json()
     report.update(enhancement=name, tasks=rows)
     return report

@@ -29,7 +29,8 @@ from cmat.payload import PayloadError, payload_project, read_payload
 TIME_LIMITS = {"session-end": 25.0, "subagent-stop": 25.0, "prompt-submit": 5.0,
                "pre-tool-use": 5.0}
 HOOK_MAX_BYTES = 8 * 2**30  # ~10 s of reading: a larger session is left to `cmat scan`
-LEDGER_WAIT_SECONDS = 2.0  # a budget check never waits longer for a busy ledger
+LEDGER_WAIT_SECONDS = 2.0
+LEDGER_BUSY_SECONDS = 10.0  # a recording hook's wait for a busy ledger, well inside its 25 s  # a budget check never waits longer for a busy ledger
 FLUSH_WAIT_SECONDS = (0.05, 0.1, 0.2)  # SubagentStop may fire before the last line is flushed
 
 
@@ -89,55 +90,73 @@ def _wait_for_flush(path: Path) -> None:
         time.sleep(pause)
 
 
-def record(event: str, payload: dict, project: Path, log: HookLog) -> tuple[str, None]:
-    """Record the session named by `payload`; returns a one-line summary for the log."""
-    from cmat.catalog import ModelService
-    from cmat.costs import record_in_ledger, record_session
-    from cmat.errors import CmatError, NotFound
-    from cmat.pricing import price_records
-    from cmat.queue import QueueService, current_task_id, enhancement_of
-    from cmat.transcripts import read_session, read_session_with_subagent
+def _text_field(payload: dict, key: str) -> str | None:
+    value = payload.get(key)
+    return value if isinstance(value, str) and value else None
 
-    session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
+
+def record(event: str, payload: dict, project: Path, log: HookLog) -> tuple[str, None]:
+    """Record the session named by `payload` (the one road into the ledger, costs.record);
+    returns a one-line summary for the log. Where the ledger cannot be written in time, the
+    attribution is spooled for the next hook or scan."""
+    import sqlite3
+
+    from cmat import spool
+    from cmat.catalog import ModelService
+    from cmat.costs import apply_spool, record as record_session, session_of
+    from cmat.errors import CmatError, NotFound
+    from cmat.ledger import Ledger, LedgerError
+    from cmat.queue import NO_TASK, QueueService, current_context
+    from cmat.transcripts import subagent_source
+
+    session_id = _text_field(payload, "session_id")
+    subagent = None
     if event == "subagent-stop":
         agent_path = _path_field(payload, "agent_transcript_path", required=True)
         _wait_for_flush(agent_path)
-        agent_type = payload.get("agent_type") if isinstance(payload.get("agent_type"), str) \
-            else None
+        subagent = subagent_source(agent_path, _text_field(payload, "agent_type"))
         transcript = _path_field(payload, "transcript_path", required=False)
-        usage = read_session_with_subagent(transcript, session_id or agent_path.stem,
-                                           agent_path, agent_type, max_bytes=_max_bytes())
+        session_id = session_id or session_of(agent_path, None)
     else:
         transcript = _path_field(payload, "transcript_path", required=True)
-        usage = read_session(transcript, session_id, max_bytes=_max_bytes())
-    models = ModelService(project)
-    costs = price_records(usage.records, models.get_by_pattern)
-    task_id = current_task_id(project)
-    enhancement = None
-    task_note = "untracked"
-    if task_id:
+        session_id = session_id or session_of(transcript, None)
+    context = current_context(project)
+    if context.task_id:
         queue = QueueService(project)
         try:
-            enhancement = enhancement_of(queue.get(task_id))
-            record_session(queue, task_id, usage, models, costs)
-            task_note = f"task {task_id}"
+            queue.get(context.task_id)
         except NotFound:
-            log.write("WARN", event, f"session {usage.session_id}: task {task_id} is not in "
+            log.write("WARN", event, f"session {session_id}: task {context.task_id} is not in "
                                      f"{queue.path}; recorded as untracked")
-            task_id = None
-        except CmatError as exc:
-            where = log.write("ERROR", event, f"session {usage.session_id}: task {task_id} not "
-                                              f"updated: {exc}")
-            task_note = f"task {task_id} (queue not updated)"
-            print(f"cmat: cost recorded, but task {task_id}'s queue not updated "
-                  f"({type(exc).__name__}); see {where}", file=sys.stderr)
-    record_in_ledger(project, usage, models, costs, task_id=task_id, enhancement=enhancement,
-                     recorded_by=event)
-    unpriced = sorted({r.model for r, cost in zip(usage.records, costs) if cost is None})
-    return (f"session {usage.session_id} -> {task_note}: "
-            f"${sum(c for c in costs if c is not None):.4f} over {len(usage.records)} requests, "
-            f"{len(usage.files)} file(s), skipped={usage.skipped_lines}"
-            + (f" unpriced={','.join(unpriced)}" if unpriced else "")), None
+            context = NO_TASK
+        except CmatError as exc:  # the ledger is the truth: the queue catches up later
+            log.write("WARN", event, f"session {session_id}: queue unreadable ({exc})")
+    models = ModelService(project)
+    try:
+        with Ledger(busy_timeout=LEDGER_BUSY_SECONDS) as ledger:
+            applied, problems = apply_spool(ledger)
+            for problem in problems:
+                log.write("WARN", event, f"spooled attribution not applied yet: {problem}")
+            recorded = record_session(project, ledger, models, transcript, session_id, context,
+                                      event, subagent, _max_bytes())
+    except (LedgerError, sqlite3.OperationalError) as exc:
+        kept = spool.keep(spool.Pending(
+            str(project), session_id, str(transcript) if transcript else None, context.task_id,
+            context.enhancement, context.agent, event,
+            str(subagent.path) if subagent else None, subagent.agent if subagent else None))
+        raise LedgerError(f"ledger not written ({exc}); the attribution waits in {kept} for "
+                          "the next hook or scan") from None
+    task_note = f"task {context.task_id}" if context.task_id else "untracked"
+    if recorded.queue_lagging:
+        where = log.write("ERROR", event, f"session {session_id}: the queue of "
+                                          f"{project} could not be written; tasks "
+                                          f"{', '.join(recorded.queue_lagging)} catch up later")
+        task_note += " (queue not updated)"
+        print(f"cmat: cost recorded, but the task queue was not updated; see {where}",
+              file=sys.stderr)
+    return (f"session {session_id} -> {task_note}: ${recorded.total_usd:.4f} over "
+            f"{recorded.requests} requests ({recorded.new_requests} new)"
+            + (f", {applied} spooled applied" if applied else "")), None
 
 
 def check_budgets(event: str, payload: dict, project: Path,

@@ -32,6 +32,7 @@ class LedgerError(CmatError):
     exit_code = 8
 
 
+LEGACY_PREFIX = "cmat-legacy:"  # message ids of figures CMAT wrote before cmat (store_legacy)
 # A new ledger is 0 bytes only between its creation and its first write, a moment long.
 EMPTY_GRACE_SECONDS = 2.0
 
@@ -175,30 +176,58 @@ def _m006_skips_and_dropped_indexes(db: sqlite3.Connection) -> None:
     """)
 
 
+def _m007_attribution_of_its_own(db: sqlite3.Connection) -> None:
+    # A request's task was a column every import rewrote; it is now a row per session
+    # (`sessions`), and a task's cost is a join: one truth, whoever imported the request.
+    _run_script(db, """
+        ALTER TABLE sessions ADD COLUMN agent TEXT;
+        INSERT INTO sessions (session_id, task_id, enhancement, recorded_at, recorded_by)
+            SELECT session_id, max(task_id), max(enhancement), 0, 'migrated' FROM requests
+            WHERE task_id IS NOT NULL AND session_id IS NOT NULL GROUP BY session_id
+            ON CONFLICT (session_id) DO UPDATE SET
+                task_id = coalesce(sessions.task_id, excluded.task_id),
+                enhancement = coalesce(sessions.enhancement, excluded.enhancement);
+        DROP INDEX IF EXISTS requests_task;
+        DROP INDEX IF EXISTS requests_enhancement;
+        DROP INDEX IF EXISTS requests_session;
+        DELETE FROM dropped_indexes
+            WHERE name IN ('requests_task', 'requests_enhancement', 'requests_session');
+        ALTER TABLE requests DROP COLUMN task_id;
+        ALTER TABLE requests DROP COLUMN enhancement;
+        CREATE INDEX requests_session ON requests (session_id, cost_usd);
+        CREATE INDEX sessions_enhancement ON sessions (enhancement, project_dir)
+            WHERE enhancement IS NOT NULL;
+        CREATE TABLE queue_sync (
+            project_dir TEXT NOT NULL,        -- a task queue whose cost fields lag the ledger
+            task_id TEXT NOT NULL,
+            since REAL NOT NULL,
+            PRIMARY KEY (project_dir, task_id)
+        )
+    """)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_requests, _m002_sessions, _m003_report_cache, _m004_budgets, _m005_partial_indexes,
-    _m006_skips_and_dropped_indexes]
+    _m006_skips_and_dropped_indexes, _m007_attribution_of_its_own]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 REQUEST_COLUMNS = ("message_id", "request_id", "session_id", "ts", "project", "model", "agent",
-                   "agent_id", "is_sidechain", "task_id", "enhancement", "input_tokens",
-                   "output_tokens", "cache_creation_tokens", "cache_creation_1h_tokens",
-                   "cache_read_tokens", "web_search_requests", "speed", "cost_usd",
-                   "catalog_version")
+                   "agent_id", "is_sidechain", "input_tokens", "output_tokens",
+                   "cache_creation_tokens", "cache_creation_1h_tokens", "cache_read_tokens",
+                   "web_search_requests", "speed", "cost_usd", "catalog_version")
 _RANK = ("(1 - {t}.is_sidechain) * 1e15 + {t}.input_tokens + {t}.output_tokens"
          " + {t}.cache_creation_tokens + {t}.cache_read_tokens")
-_BETTER = f"{_RANK.format(t='excluded')} > {_RANK.format(t='requests')}"
-# The better copy of a request wins column by column; a copy that only brings a task fills
-# in the attribution and changes nothing else (a sidechain replay never overwrites a response).
+# The better copy of a request wins, whoever stores it (a sidechain replay or an earlier
+# snapshot never overwrites a response); copies of equal rank leave the first one in place.
 _ON_CONFLICT = (
     "ON CONFLICT (message_id) DO UPDATE SET "
-    + ", ".join(f"{c} = CASE WHEN {_BETTER} THEN excluded.{c} ELSE requests.{c} END"
-                for c in REQUEST_COLUMNS if c not in ("message_id", "task_id", "enhancement"))
-    + ", task_id = COALESCE(excluded.task_id, requests.task_id)"
-    + ", enhancement = COALESCE(excluded.enhancement, requests.enhancement)"
-    + f" WHERE {_BETTER} OR (excluded.task_id IS NOT NULL AND requests.task_id IS NULL)"
+    + ", ".join(f"{c} = excluded.{c}" for c in REQUEST_COLUMNS if c != "message_id")
+    + f" WHERE {_RANK.format(t='excluded')} > {_RANK.format(t='requests')}"
 )
 _COLUMN_LIST = ", ".join(REQUEST_COLUMNS)
+_SUMS = ", ".join(f"sum(r.{c})" for c in ("input_tokens", "output_tokens",
+                                          "cache_creation_tokens", "cache_creation_1h_tokens",
+                                          "cache_read_tokens", "web_search_requests"))
 _PLACEHOLDERS = ", ".join("?" for _ in REQUEST_COLUMNS)
 _UPSERT = f"INSERT INTO requests ({_COLUMN_LIST}) VALUES ({_PLACEHOLDERS}) {_ON_CONFLICT}"
 # "WHERE true": SQLite's parser needs it between a SELECT and its upsert clause.
@@ -245,12 +274,10 @@ def timestamp_seconds(iso: str) -> float:
 
 
 def request_rows(records: Sequence[UsageRecord], costs: Sequence[float | None],
-                 catalog_version: str, task_id: str | None = None,
-                 enhancement: str | None = None) -> list[tuple]:
+                 catalog_version: str) -> list[tuple]:
     """The ledger rows (REQUEST_COLUMNS order) of priced requests."""
     return [(r.message_id, r.request_id, r.session_id, timestamp_seconds(r.timestamp), r.cwd,
-             r.model, r.agent, r.agent_id, int(r.is_sidechain), task_id, enhancement,
-             r.input_tokens, r.output_tokens, r.cache_creation_tokens,
+             r.model, r.agent, r.agent_id, int(r.is_sidechain), r.input_tokens, r.output_tokens, r.cache_creation_tokens,
              r.cache_creation_1h_tokens, r.cache_read_tokens, r.web_search_requests, r.speed,
              cost, catalog_version)
             for r, cost in zip(records, costs)]
@@ -378,10 +405,9 @@ class Ledger:
     # --- writing ----------------------------------------------------------------------------
 
     def record(self, records: Sequence[UsageRecord], costs: Sequence[float | None], *,
-               catalog_version: str, task_id: str | None = None,
-               enhancement: str | None = None) -> None:
+               catalog_version: str) -> None:
         """Store priced requests; call inside `transaction()` to group writes."""
-        self.insert_rows(request_rows(records, costs, catalog_version, task_id, enhancement))
+        self.insert_rows(request_rows(records, costs, catalog_version))
 
     def insert_rows(self, rows: Sequence[tuple]) -> None:
         """Store rows made by `request_rows`."""
@@ -427,17 +453,144 @@ class Ledger:
         except sqlite3.OperationalError:
             pass  # a read-only or busy ledger only costs the cache
 
-    def record_session(self, session_id: str, *, project_dir: str | None,
-                       transcript_path: str | None, task_id: str | None,
-                       enhancement: str | None, recorded_by: str) -> None:
+    def attribute(self, session_id: str, *, project_dir: str | None,
+                  transcript_path: str | None, task_id: str | None, enhancement: str | None,
+                  agent: str | None, recorded_by: str) -> None:
+        """Say whose a session is: every request of it (its subagents' included) counts for
+        that task, enhancement and agent. A later attribution without a task keeps the task
+        an earlier one gave."""
         self.db.execute(
-            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE"
-            " SET project_dir = excluded.project_dir, transcript_path = excluded.transcript_path,"
-            " task_id = COALESCE(excluded.task_id, sessions.task_id),"
-            " enhancement = COALESCE(excluded.enhancement, sessions.enhancement),"
+            "INSERT INTO sessions (session_id, project_dir, transcript_path, task_id, enhancement,"
+            " recorded_at, recorded_by, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (session_id) DO UPDATE SET"
+            " project_dir = coalesce(excluded.project_dir, sessions.project_dir),"
+            " transcript_path = coalesce(excluded.transcript_path, sessions.transcript_path),"
+            " task_id = coalesce(excluded.task_id, sessions.task_id),"
+            " enhancement = CASE WHEN excluded.task_id IS NOT NULL THEN excluded.enhancement"
+            " ELSE sessions.enhancement END,"
+            " agent = CASE WHEN excluded.task_id IS NOT NULL THEN excluded.agent"
+            " ELSE sessions.agent END,"
             " recorded_at = excluded.recorded_at, recorded_by = excluded.recorded_by",
             (session_id, project_dir, transcript_path, task_id, enhancement, time.time(),
-             recorded_by))
+             recorded_by, agent))
+        self.bump_version()
+
+    def attribution(self, session_id: str) -> tuple | None:
+        """(task_id, enhancement, agent, project_dir) of a session, if it was attributed."""
+        return self.db.execute("SELECT task_id, enhancement, agent, project_dir FROM sessions"
+                               " WHERE session_id = ?", (session_id,)).fetchone()
+
+    def priced_requests(self, session_id: str) -> int:
+        return self.db.execute("SELECT count(cost_usd) FROM requests WHERE session_id = ?",
+                               (session_id,)).fetchone()[0]
+
+    def session_totals(self, session_id: str) -> tuple[int, float]:
+        """(requests, cost) of one session, subagents included."""
+        return self.db.execute("SELECT count(*), coalesce(sum(cost_usd), 0) FROM requests"
+                               " WHERE session_id = ?", (session_id,)).fetchone()
+
+    def store_legacy(self, task_id: str, figures: dict, version: str) -> None:
+        """Figures CMAT wrote for a task before cmat, as one request of a session of their own
+        (`reprice` leaves them alone: only their total is known, not how it was priced)."""
+        self.db.execute(
+            f"INSERT OR IGNORE INTO requests ({_COLUMN_LIST}) VALUES ({_PLACEHOLDERS})",
+            (LEGACY_PREFIX + task_id, None, figures["session"], figures["ts"], None,
+             figures["model"], "main", None, 0, figures["input"], figures["output"],
+             figures["cache_creation"], 0, figures["cache_read"], 0, None, figures["cost"],
+             version))
+        self.bump_version()
+
+    def drop_legacy(self, task_id: str, session_id: str) -> None:
+        """Forget CMAT's figures for a session whose requests the ledger now holds itself."""
+        legacy = self.db.execute("SELECT session_id FROM requests WHERE message_id = ?",
+                                 (LEGACY_PREFIX + task_id,)).fetchone()
+        if legacy and legacy[0] == f"legacy:{session_id}":
+            self.db.execute("DELETE FROM requests WHERE message_id = ?",
+                            (LEGACY_PREFIX + task_id,))
+            self.db.execute("DELETE FROM sessions WHERE session_id = ?", (legacy[0],))
+            self.bump_version()
+
+    # --- spend, as budgets, the status line and metrics ask for it ---------------------------
+
+    def spend_usd(self, since: float | None = None, project: str | None = None) -> float:
+        """USD since a moment, all projects or one (its folder and every folder inside)."""
+        sql, params = "SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE ts >= ?", [
+            since or 0.0]
+        if project is not None:
+            sql += " AND (project = ? OR substr(project, 1, ?) = ?)"
+            params += [project, len(project) + 1, project + os.sep]
+        return float(self.db.execute(sql, params).fetchone()[0])
+
+    def spend_tokens(self, since: float) -> int:
+        """Tokens since a moment: every kind, cache reads and writes included."""
+        return int(self.db.execute(
+            "SELECT coalesce(sum(input_tokens + output_tokens + cache_creation_tokens"
+            " + cache_read_tokens), 0) FROM requests WHERE ts >= ?", (since,)).fetchone()[0])
+
+    def task_spend(self, task_id: str, running: str | None = None) -> float:
+        """USD of a task's sessions, and of `running` while it is attributed to no task."""
+        return self._attributed_spend("task_id = ?", (task_id,), running)
+
+    def enhancement_spend(self, name: str, project_dir: str, running: str | None = None
+                          ) -> float:
+        """USD of an enhancement's sessions in one project (another project's enhancement of
+        the same name is another enhancement), and of `running` while unattributed."""
+        return self._attributed_spend("enhancement = ? AND project_dir = ?",
+                                      (name, project_dir), running)
+
+    def _attributed_spend(self, condition: str, params: tuple, running: str | None) -> float:
+        # One statement, each half answered from an index (a budget check runs per tool call).
+        return float(self.db.execute(
+            "SELECT (SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE session_id IN"
+            f" (SELECT session_id FROM sessions WHERE {condition}))"
+            " + (SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE session_id = ? AND"
+            " session_id NOT IN (SELECT session_id FROM sessions WHERE task_id IS NOT NULL))",
+            (*params, running or "")).fetchone()[0])
+
+    # --- a task's cost: one query, whoever asks ---------------------------------------------
+
+    def task_costs(self) -> list[tuple[str, str | None, float]]:
+        """Every task's (id, enhancement, USD), most expensive first."""
+        return self.query(
+            "SELECT s.task_id, max(s.enhancement), coalesce(sum(r.cost_usd), 0) FROM requests r"
+            " JOIN sessions s USING (session_id) WHERE s.task_id IS NOT NULL"
+            " GROUP BY s.task_id ORDER BY 3 DESC")
+
+    def model_totals(self, task_id: str) -> list[tuple]:
+        """Per model of a task's requests: (model, input, output, cache writes, 1-hour writes,
+        cache reads, web searches, requests, cost of the priced ones, priced requests)."""
+        return self.query(
+            f"SELECT r.model, {_SUMS}, count(*), coalesce(sum(r.cost_usd), 0),"
+            " count(r.cost_usd) FROM requests r JOIN sessions s USING (session_id)"
+            " WHERE s.task_id = ? GROUP BY r.model", (task_id,))
+
+    def task_sessions(self, task_id: str) -> list[tuple]:
+        """The task's sessions in the order they were recorded: (session_id, first ts,
+        last ts, requests, cost, transcript)."""
+        return self.query(
+            "SELECT s.session_id, min(r.ts), max(r.ts), count(r.message_id),"
+            " coalesce(sum(r.cost_usd), 0), s.transcript_path FROM sessions s"
+            " LEFT JOIN requests r USING (session_id) WHERE s.task_id = ?"
+            " GROUP BY s.session_id ORDER BY s.recorded_at, min(r.ts)", (task_id,))
+
+    def project_tasks(self, project_dir: str) -> list[str]:
+        """Every task a session of this project was attributed to."""
+        return [row[0] for row in self.query(
+            "SELECT DISTINCT task_id FROM sessions WHERE project_dir = ? AND task_id IS NOT NULL",
+            (project_dir,))]
+
+    def queue_lagging(self, project_dir: str, task_id: str, lagging: bool) -> None:
+        """Note (or clear) that the project's queue does not show the task's cost yet."""
+        if lagging:
+            self.db.execute("INSERT OR IGNORE INTO queue_sync VALUES (?, ?, ?)",
+                            (project_dir, task_id, time.time()))
+        else:
+            self.db.execute("DELETE FROM queue_sync WHERE project_dir = ? AND task_id = ?",
+                            (project_dir, task_id))
+
+    def lagging_tasks(self, project_dir: str) -> list[str]:
+        return [row[0] for row in self.query(
+            "SELECT task_id FROM queue_sync WHERE project_dir = ?", (project_dir,))]
 
     def file_states(self, only: Sequence[str] | None = None) -> dict[str, FileState]:
         """Known files' states (every file's, or `only` these); `head` and `tail` are left
@@ -544,7 +697,7 @@ def reprice(ledger: Ledger, models) -> tuple[int, int]:
     for row in ledger.query(
             "SELECT message_id, model, input_tokens, output_tokens, cache_creation_tokens,"
             " cache_creation_1h_tokens, cache_read_tokens, web_search_requests, speed"
-            " FROM requests"):
+            " FROM requests WHERE message_id NOT LIKE ?", (LEGACY_PREFIX + "%",)):
         (stored.input_tokens, stored.output_tokens, stored.cache_creation_tokens,
          stored.cache_creation_1h_tokens, stored.cache_read_tokens,
          stored.web_search_requests, stored.speed) = row[2:]
@@ -658,16 +811,16 @@ def _salvage(fresh: Ledger, old_path: Path) -> tuple[int, int]:
             start += SALVAGE_CHUNK_ROWS
         for table in SALVAGED_TABLES:
             try:
+                # By name: an old ledger may be of an older schema, with fewer columns.
+                ours = [row[1] for row in db.execute(f"PRAGMA main.table_info({table})")]
+                theirs = {row[1] for row in db.execute(f"PRAGMA old.table_info({table})")}
+                columns = ", ".join(c for c in ours if c in theirs)
                 with fresh.transaction():
-                    db.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM old.{table}")
+                    db.execute(f"INSERT OR IGNORE INTO main.{table} ({columns})"
+                               f" SELECT {columns} FROM old.{table}")
             except sqlite3.DatabaseError:
                 unreadable += 1
         with fresh.transaction():
-            db.execute(
-                "UPDATE requests SET task_id = (SELECT task_id FROM sessions"
-                " WHERE sessions.session_id = requests.session_id), enhancement = (SELECT"
-                " enhancement FROM sessions WHERE sessions.session_id = requests.session_id)"
-                " WHERE session_id IN (SELECT session_id FROM sessions WHERE task_id IS NOT NULL)")
             fresh.bump_version()
     finally:
         db.execute("DETACH old")

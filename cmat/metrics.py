@@ -111,9 +111,7 @@ class LedgerCollector:
 
             tasks = GaugeMetricFamily("cmat_task_cost_usd", "Cost recorded against a task.",
                                       labels=["task", "enhancement"])
-            rows = ledger.query(
-                "SELECT task_id, max(enhancement), coalesce(sum(cost_usd), 0) FROM requests"
-                " WHERE task_id IS NOT NULL GROUP BY task_id ORDER BY 3 DESC")
+            rows = ledger.task_costs()
             for task_id, enhancement, usd in rows[:MAX_TASKS]:
                 tasks.add_metric([task_id, enhancement or ""], usd)
             if len(rows) > MAX_TASKS:

@@ -79,6 +79,15 @@ class Totals:
         if cost is not None:
             self.total_usd += cost
 
+    def set(self, sums: Sequence[int], requests: int, cost: float) -> None:
+        """Take the ledger's sums: input, output, cache writes, 1-hour writes, cache reads
+        and web searches, in that order."""
+        for key, value in zip(self.tokens, sums):
+            self.tokens[key] = int(value or 0)
+        self.web_search_requests = int(sums[5] or 0)
+        self.requests = requests
+        self.total_usd = float(cost or 0.0)
+
     def merge(self, other: "Totals") -> None:
         self.total_usd += other.total_usd
         for key, value in other.tokens.items():

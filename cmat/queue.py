@@ -6,21 +6,30 @@ tasks it adds); every other key of the file survives a rewrite untouched, in its
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import re
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, TypeVar
 
-import orjson
-
 from cmat import paths
-from cmat.errors import NotFound, QueueError, UsageError
+from cmat.errors import CmatError, NotFound, QueueError, UsageError
 from cmat.fileio import atomic_write_bytes, file_lock
 
 T = TypeVar("T")
+READ_RETRY_PAUSES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4)  # for a file caught half-written
+WRITE_ATTEMPTS = 8
 STATUSES = ("pending", "active", "completed", "failed", "blocked", "cancelled")
 PRIORITIES = ("low", "normal", "high", "critical")
 QUEUE_FORMAT_VERSION = "3.0.0"
+# CMAT's task types: each has a prompt template in CMAT's TASK_PROMPT_DEFAULTS.md.
+TASK_TYPES = ("analysis", "technical_analysis", "implementation", "testing", "documentation",
+              "integration")
+DEFAULT_TASK_TYPE = "implementation"
 
 
 def utc_now() -> str:
@@ -33,29 +42,80 @@ def new_task_id() -> str:
     return f"task_{int(time.time())}_{random.randint(0, 99999):05d}"
 
 
-def current_task_id(project: Path) -> str | None:
-    """The task sessions are recorded against: CMAT_CURRENT_TASK_ID (what a CMAT orchestrator
-    sets), else the marker `cmat queue start` writes."""
-    import os
+@dataclass(frozen=True)
+class TaskContext:
+    """Whom a session's cost is attributed to."""
 
-    task_id = os.environ.get("CMAT_CURRENT_TASK_ID", "").strip()
-    if task_id:
-        return task_id
+    task_id: str | None = None
+    enhancement: str | None = None
+    agent: str | None = None  # CMAT's assigned agent
+
+
+NO_TASK = TaskContext()
+ACTIVE_STATUSES = ("pending", "active", "blocked")  # a task sessions may still be run for
+
+
+def current_context(project: Path, details: bool = True) -> TaskContext:
+    """The task a session running now is for.
+
+    CMAT_CURRENT_TASK_ID (which a CMAT orchestrator sets for the sessions it starts) first,
+    with CMAT_ENHANCEMENT and CMAT_AGENT when set; else the marker `cmat queue start` writes,
+    as long as its task is still active in the queue (a marker left behind by a task that
+    was completed elsewhere names nobody). Enhancement and agent come from the queue where the
+    environment does not give them, unless `details` is False (the queue is then read only
+    to check a marker).
+    """
+    task_id = os.environ.get("CMAT_CURRENT_TASK_ID", "").strip() or None
+    from_marker = task_id is None
+    if from_marker:
+        task_id = read_marker(project)
+        if task_id is None:
+            return NO_TASK
+    elif not details:
+        return TaskContext(task_id, os.environ.get("CMAT_ENHANCEMENT", "").strip() or None,
+                           os.environ.get("CMAT_AGENT", "").strip() or None)
+    try:
+        task = QueueService(project).get(task_id)
+    except CmatError:
+        task = None
+    if from_marker and (task is None or task.get("status") not in ACTIVE_STATUSES):
+        return NO_TASK
+    enhancement = os.environ.get("CMAT_ENHANCEMENT", "").strip() or (
+        enhancement_of(task) if task else None)
+    agent = os.environ.get("CMAT_AGENT", "").strip() or (
+        task.get("assigned_agent") if task and isinstance(task.get("assigned_agent"), str)
+        else None)
+    return TaskContext(task_id, enhancement, agent)
+
+
+def read_marker(project: Path) -> str | None:
     try:
         return paths.current_task_file(project).read_text().strip() or None
     except OSError:
         return None
 
 
-def task_enhancement(project: Path, task_id: str | None) -> str | None:
-    """The enhancement of a task; None when unknown or the queue cannot be read (a budget
-    check must go on with the other budgets)."""
-    if not task_id:
+def legacy_figures(task: dict) -> dict | None:
+    """Cost figures CMAT's own hook wrote into a task before cmat recorded it; None when it
+    has none (`cost_usd: null`, CMAT's default for a new task, is no figure at all)."""
+    metadata = task.get("metadata")
+    if not isinstance(metadata, dict):
         return None
     try:
-        return enhancement_of(QueueService(project).get(task_id))
-    except Exception:
+        cost = float(metadata.get("cost_usd"))
+        counts = {name: int(metadata.get(f"cost_{name}_tokens") or 0)
+                  for name in ("input", "output", "cache_creation", "cache_read")}
+    except (TypeError, ValueError):
         return None
+    if not math.isfinite(cost) or cost < 0 or min(counts.values()) < 0:
+        return None
+    from cmat.ledger import timestamp_seconds
+
+    stamp = task.get("completed") or task.get("started") or task.get("created")
+    session = metadata.get("session_id") if isinstance(metadata.get("session_id"), str) else ""
+    return {**counts, "cost": cost, "model": str(metadata.get("cost_model") or "unknown"),
+            "session": f"legacy:{session or task.get('id')}",
+            "ts": timestamp_seconds(stamp) if isinstance(stamp, str) else 0.0}
 
 
 def enhancement_of(task: dict) -> str | None:
@@ -73,23 +133,37 @@ class QueueService:
 
     def load(self) -> dict:
         """The whole queue document; an empty queue when the file does not exist yet."""
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return self._empty()
-        except OSError as exc:
-            raise QueueError(f"cannot read task queue {self.path}: {exc.strerror}") from None
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise QueueError(f"task queue {self.path} is not valid JSON ({exc})",
-                             "restore it from a backup or fix it by hand; cmat will not touch it"
-                             ) from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("tasks", []), list):
-            raise QueueError(f"task queue {self.path} has no 'tasks' list",
-                             "is this a CMAT task queue?")
-        doc.setdefault("tasks", [])
-        return doc
+        return self._read()[0]
+
+    def _read(self) -> tuple[dict, bytes | None]:
+        """The document and the bytes it was read from (None: no file yet).
+
+        CMAT writes the queue with open('w') and json.dump, no lock and not atomically: a
+        read can catch it half-written. Such a read is tried again after a short pause before
+        the file is called broken.
+        """
+        for pause in (*READ_RETRY_PAUSES, None):
+            try:
+                raw = self.path.read_bytes()
+            except FileNotFoundError:
+                return self._empty(), None
+            except OSError as exc:
+                raise QueueError(f"cannot read task queue {self.path}: {exc.strerror}") from None
+            try:
+                doc = json.loads(raw)
+            except (ValueError, RecursionError) as exc:
+                if pause is not None:
+                    time.sleep(pause)
+                    continue
+                raise QueueError(f"task queue {self.path} is not valid JSON ({exc})",
+                                 "restore it from a backup or fix it by hand; cmat will not "
+                                 "touch it") from None
+            if not isinstance(doc, dict) or not isinstance(doc.get("tasks", []), list):
+                raise QueueError(f"task queue {self.path} has no 'tasks' list",
+                                 "is this a CMAT task queue?")
+            doc.setdefault("tasks", [])
+            return doc, raw
+        raise AssertionError("unreachable")
 
     def tasks(self, status: str | None = None, enhancement: str | None = None) -> list[dict]:
         found = [t for t in self.load()["tasks"] if isinstance(t, dict)]
@@ -116,30 +190,55 @@ class QueueService:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def update(self, change: Callable[[dict], T]) -> T:
+    def update(self, change: Callable[[dict], T], only_if_changed: bool = False) -> T:
         """Apply `change` to the freshly read queue under the lock and write it atomically.
 
-        Nothing is written when `change` raises.
+        Nothing is written when `change` raises, nor, `only_if_changed`, when it returns a
+        false value. Other writers (CMAT) take no lock: just before the rename the file is read
+        again, and if it changed meanwhile the change is applied afresh to what it holds now,
+        so that neither side's write is lost. The JSON keeps the file's own style (indent,
+        \\u escapes, final newline), so a diff shows only what changed.
         """
         try:
             with file_lock(self.path):
-                doc = self.load()
-                result = change(doc)
-                atomic_write_bytes(self.path, orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+                for _ in range(WRITE_ATTEMPTS):
+                    doc, raw = self._read()
+                    result = change(doc)
+                    if only_if_changed and not result:
+                        return result
+                    data = _dump(doc, raw)
+                    try:
+                        current = self.path.read_bytes()
+                    except FileNotFoundError:
+                        current = None
+                    if current != raw:
+                        continue  # written by someone else since we read it
+                    atomic_write_bytes(self.path, data)
+                    return result
         except PermissionError as exc:
             raise QueueError(f"cannot write task queue {self.path}: {exc.strerror}") from None
         except OSError as exc:
             raise QueueError(f"cannot write task queue {self.path}: {exc.strerror or exc}") from None
-        return result
+        raise QueueError(f"task queue {self.path} kept changing while cmat wrote to it",
+                         "the ledger has the figures; the queue catches up at the next record")
 
     def update_task(self, task_id: str, change: Callable[[dict], T]) -> T:
         return self.update(lambda doc: change(self._find(doc, task_id)))
 
     def add(self, title: str, *, enhancement: str | None = None, agent: str | None = None,
-            task_id: str | None = None, priority: str = "normal", task_type: str = "task",
-            description: str = "") -> dict:
+            task_id: str | None = None, priority: str = "normal",
+            task_type: str = DEFAULT_TASK_TYPE, description: str = "") -> dict:
+        """Add a pending task CMAT can run: one of CMAT's task types, and in a CMAT project
+        (one with .claude/agents/) one of its agents."""
         if priority not in PRIORITIES:
             raise UsageError(f"priority must be one of {', '.join(PRIORITIES)}")
+        if task_type not in TASK_TYPES:
+            raise UsageError(f"task type must be one of {', '.join(TASK_TYPES)} (CMAT runs "
+                             "a task with the prompt template of its type)")
+        agents = self.agents()
+        if agents is not None and agent not in agents:
+            raise UsageError(f"--agent must be one of this CMAT project's agents: "
+                             f"{', '.join(sorted(agents)) or '(none in .claude/agents/)'}")
         task = {
             "id": task_id or new_task_id(),
             "title": title,
@@ -153,6 +252,8 @@ class QueueService:
             "started": None,
             "completed": None,
             "result": None,
+            "auto_complete": False,
+            "auto_chain": False,
             "metadata": {"enhancement_title": enhancement} if enhancement else {},
         }
 
@@ -181,7 +282,30 @@ class QueueService:
 
         return self.update_task(task_id, change)
 
+    def agents(self) -> set[str] | None:
+        """The agents of a CMAT project (.claude/agents/*.md); None in a project without."""
+        folder = self.project / ".claude" / "agents"
+        if not folder.is_dir():
+            return None
+        return {path.stem for path in folder.glob("*.md")}
+
     # --- the current task: what the hooks attribute a session to --------------------------
+
+    def clear_stale_marker(self) -> str | None:
+        """Remove the current-task marker when its task is no longer active (completed or
+        failed by CMAT, or gone); returns the task it named."""
+        task_id = read_marker(self.project)
+        if task_id is None:
+            return None
+        try:
+            if self.get(task_id).get("status") in ACTIVE_STATUSES:
+                return None
+        except NotFound:
+            pass
+        with file_lock(self.marker):
+            if read_marker(self.project) == task_id:
+                self.marker.unlink(missing_ok=True)
+        return task_id
 
     @property
     def marker(self) -> Path:
@@ -204,3 +328,16 @@ class QueueService:
             except FileNotFoundError:
                 pass
         return task
+
+
+def _dump(doc: dict, raw: bytes | None) -> bytes:
+    """The queue as JSON in the style of the file it replaces (CMAT's json.dump(indent=2):
+    non-ASCII as \\u escapes, no final newline)."""
+    indent, ascii_only, newline = 2, True, True
+    if raw:
+        found = re.search(rb"\n( +)\S", raw)
+        indent = len(found.group(1)) if found else 2
+        ascii_only = raw.isascii()
+        newline = raw.endswith(b"\n")
+    text = json.dumps(doc, indent=indent, ensure_ascii=ascii_only)
+    return text.encode("utf-8", "surrogatepass") + (b"\n" if newline else b"")

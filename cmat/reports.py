@@ -20,6 +20,7 @@ from cmat.timezones import local_zone
 PERIODS = {"daily": "date", "weekly": "week", "monthly": "month", "session": "session"}
 DIMENSIONS = {"model": "model", "project": "project", "task": "task_id",
               "enhancement": "enhancement", "agent": "agent", "session": "session_id"}
+ATTRIBUTED = {"task_id", "enhancement"}  # columns of the sessions a request belongs to
 TOKEN_SUMS = ("input_tokens", "output_tokens", "cache_creation_tokens",
               "cache_creation_1h_tokens", "cache_read_tokens")
 TOKEN_KEYS = ("input", "output", "cache_creation", "cache_creation_1h", "cache_read")
@@ -138,8 +139,12 @@ def compute_report(ledger: Ledger, query: ReportQuery) -> dict:
     select = ", ".join(f"{expr} AS g{index}" for index, expr in enumerate(group))
     sums = ", ".join(f"sum({column})" for column in TOKEN_SUMS)
     extra = ", min(ts), max(ts), max(project)" if query.period == "session" else ""
+    # Task and enhancement are the attribution of a request's session: joined only when asked.
+    source = "requests LEFT JOIN sessions USING (session_id)" if ATTRIBUTED & set(dims) \
+        else "requests"
     sql = (f"SELECT {select}, {sums}, count(*), sum(cost_usd), count(cost_usd){extra} "
-           f"FROM requests WHERE {condition} GROUP BY {', '.join(f'g{i}' for i in range(len(group)))}")
+           f"FROM {source} WHERE {condition} "
+           f"GROUP BY {', '.join(f'g{i}' for i in range(len(group)))}")
     rows: dict[tuple, dict] = {}
     width = len(group)
     for found in ledger.query(sql, params):

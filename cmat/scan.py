@@ -135,27 +135,40 @@ def scan(ledger: Ledger, models: ModelService, roots: list[Path],
     return scan_seen(ledger, models, seen, gone, progress, known)
 
 
-def scan_session(ledger: Ledger, models: ModelService, transcript: Path,
-                 session_id: str) -> ScanResult:
-    """Import what is new in one session's files (main transcript and subagents): what a
-    budget check reads, appended bytes only."""
-    from cmat.transcripts import session_sources
+def scan_session(ledger: Ledger, models: ModelService, transcript: Path | None,
+                 session_id: str, *, subagent: SourceFile | None = None,
+                 max_bytes: int | None = None) -> ScanResult:
+    """Import what is new in one session's files (the main transcript and its subagents',
+    and `subagent`, a file a hook named wherever it lies): appended bytes only. The one road
+    into the ledger for everything that reads a single session."""
+    from cmat.transcripts import check_transcript, session_sources
 
+    sources: dict[str, SourceFile] = {}
+    if transcript is not None:
+        check_transcript(transcript)
+        sources = {str(s.path): s for s in session_sources(transcript, session_id)}
+    if subagent is not None:
+        check_transcript(subagent.path)
+        sources[str(subagent.path)] = subagent
     seen = {}
-    for source in session_sources(transcript, session_id) if transcript.is_file() else []:
+    for path, source in sources.items():
         try:
             st = source.path.stat()
         except OSError:
             continue
-        seen[str(source.path)] = SeenFile(str(source.path), st.st_dev, st.st_ino, st.st_size,
-                                          st.st_mtime_ns)
-    return scan_seen(ledger, models, seen, [], None, ledger.file_states(list(seen)))
+        seen[path] = SeenFile(path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    return scan_seen(ledger, models, seen, [], None, ledger.file_states(list(seen)),
+                     sources=sources, max_bytes=max_bytes)
 
 
 def scan_seen(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
               gone: list[str], progress: Progress | None,
-              known: dict[str, FileState] | None) -> ScanResult:
-    """Read what is new in the `seen` files (`known`: their stored states, when loaded)."""
+              known: dict[str, FileState] | None, *,
+              sources: dict[str, SourceFile] | None = None,
+              max_bytes: int | None = None) -> ScanResult:
+    """Read what is new in the `seen` files (`known`: their stored states, when loaded;
+    `sources`: how to read a file, where its path alone does not say; `max_bytes`: refuse to
+    read more than that at once)."""
     started = time.monotonic()
     result = ScanResult(files_seen=len(seen))
     ledger.restore_indexes()  # after a bulk load that was killed
@@ -164,7 +177,16 @@ def scan_seen(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
     for path, file in seen.items():
         offset = start_offset(file, known.get(path), ledger.file_marks)
         if offset is not None:
-            work.append((source_for(path), offset, file.size))
+            source = (sources or {}).get(path) or source_for(path)
+            work.append((source, offset, file.size))
+    if max_bytes is not None:
+        pending = sum(size - start for _, start, size in work)
+        if pending > max_bytes:
+            from cmat.errors import TranscriptError
+
+            raise TranscriptError(f"{pending / 2**30:.1f} GiB of transcript to read, more than"
+                                  f" a hook reads ({max_bytes / 2**30:.1f} GiB)",
+                                  "run 'cmat scan' to import it")
     reread = [str(source.path) for source, start, _ in work if start == 0
               and str(source.path) in known]
     if reread:  # replaced or rewritten: what was skipped in it before no longer stands

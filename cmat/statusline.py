@@ -50,8 +50,8 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
 
     from cmat.budgets import status_report
     from cmat.catalog import ModelService
-    from cmat.queue import current_task_id
     from cmat.ledger import Ledger
+    from cmat.queue import current_context
     from cmat.reports import local_midnight
     from cmat.scan import scan_session
     from cmat.timezones import zone
@@ -63,18 +63,11 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
             scan_session(ledger, ModelService(project), Path(transcript), session_id)
         report = status_report(project, ledger, session_id)
         tz = zone(report["timezone"])
-        today_start = local_midnight(datetime.now(tz).date(), tz)
-        session_cost, unpriced = ledger.query(
-            "SELECT coalesce(sum(cost_usd), 0), count(*) - count(cost_usd) FROM requests"
-            " WHERE session_id = ?", (session_id or "",))[0]
-        today = ledger.query("SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE ts >= ?",
-                             (today_start,))[0][0]
-        task_id = current_task_id(project)
-        task_cost = None
-        if task_id:
-            task_cost = ledger.query(
-                "SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE task_id = ?"
-                " OR (session_id = ? AND task_id IS NULL)", (task_id, session_id or ""))[0][0]
+        today = ledger.spend_usd(since=local_midnight(datetime.now(tz).date(), tz))
+        session_requests, session_cost = ledger.session_totals(session_id or "")
+        unpriced = session_requests - ledger.priced_requests(session_id or "")
+        task_id = current_context(project, details=False).task_id
+        task_cost = ledger.task_spend(task_id, session_id) if task_id else None
     parts = [f"cmat ${session_cost:,.2f}" + ("+?" if unpriced else "") + " session",
              f"${today:,.2f} today"]
     if task_id:

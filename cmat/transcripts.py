@@ -268,6 +268,11 @@ def _open_regular(path: Path):
     return handle
 
 
+def check_transcript(path: Path) -> None:
+    """Raise TranscriptError unless `path` is a readable regular file."""
+    _open_regular(path).close()
+
+
 def _skip_rest_of_line(handle) -> None:
     """Read past the line the handle is inside, a piece at a time (it may be huge)."""
     while True:
@@ -448,6 +453,16 @@ def subagent_source(path: Path, agent_type: str | None = None) -> SourceFile:
     if agent_type is None:
         agent_type = _agent_type(path.with_name(path.stem + ".meta.json"))
     return SourceFile(path, agent_type or UNKNOWN_SUBAGENT, agent_id)
+
+
+def session_ids_in(path: Path) -> set[str]:
+    """The `sessionId`s on the first lines of a transcript (reads 64 KiB at most)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(65536)
+    except OSError:
+        return set()
+    return {match.decode("utf-8", "replace") for match in _SESSION_ID_RE.findall(head)}
 
 
 def first_session_id(path: Path) -> str | None:
@@ -670,7 +685,7 @@ def read_session(transcript: str | os.PathLike, session_id: str | None = None,
                  include_subagents: bool = True, max_bytes: int | None = None) -> SessionUsage:
     """Every API request of the session whose main transcript is `transcript`."""
     path = Path(transcript)
-    _open_regular(path).close()  # a clear error for anything that is not a transcript
+    check_transcript(path)  # a clear error for anything that is not a transcript
     session_id = session_id or first_session_id(path) or path.stem
     sources = session_sources(path, session_id) if include_subagents else [SourceFile(path)]
     return read_sources(session_id, sources, max_bytes)

@@ -189,34 +189,33 @@ def test_periods_follow_the_zone_across_dst_and_month_ends(period, now, start, r
     assert resets.timestamp() == at(reset)
 
 
-def test_spend_per_scope(tmp_path, project):
-    from cmat.costs import record_in_ledger
+def _store(tmp_path, project, builder, task=None, enhancement=None, project_dir=None):
+    """Record a session the one way every writer does, attributed as given."""
     from cmat.catalog import ModelService
-    from cmat.pricing import price_records
-    from cmat.transcripts import read_session
+    from cmat.costs import record
+    from cmat.queue import TaskContext
 
-    models = ModelService(project)
+    path = write_session(tmp_path / builder.session_id, builder)
+    with Ledger() as ledger:
+        record(project_dir or project, ledger, ModelService(project), path, builder.session_id,
+               TaskContext(task, enhancement), "test")
+    return builder.expected_cost
 
-    def store(builder, task=None, enhancement=None, cwd=None):
-        path = write_session(tmp_path / builder.session_id, builder)
-        usage = read_session(path)
-        for record in usage.records:
-            record.cwd = cwd or record.cwd
-        record_in_ledger(project, usage, models, price_records(usage.records, models.get_by_pattern),
-                         task_id=task, enhancement=enhancement, recorded_by="test")
-        return builder.expected_cost
 
-    def spend(builder_id, usd, when):
-        builder = TranscriptBuilder(session_id=builder_id)
-        builder.now = when
-        builder.response(model=OPUS, output=int(usd * 40_000), blocks=1)
-        return builder
+def _spend(session_id, usd, when, cwd="/home/user/project"):
+    builder = TranscriptBuilder(session_id=session_id, cwd=cwd)
+    builder.now = when
+    builder.response(model=OPUS, output=int(usd * 40_000), blocks=1)
+    return builder
 
+
+def test_spend_per_scope(tmp_path, project):
     today = now_iso(-30)
     yesterday = now_iso(-3 * 86400)
-    a = store(spend("a", 1.0, today), task="t1", enhancement="e1", cwd=str(project))
-    b = store(spend("b", 2.0, yesterday), task="t1", enhancement="e1", cwd="/elsewhere")
-    c = store(spend("running", 0.5, today), cwd=str(project / "sub"))  # not attributed yet
+    a = _store(tmp_path, project, _spend("a", 1.0, today, str(project)), "t1", "e1")
+    b = _store(tmp_path, project, _spend("b", 2.0, yesterday, "/elsewhere"), "t1", "e1")
+    # Not attributed yet: the session running now.
+    c = _store(tmp_path, project, _spend("running", 0.5, today, str(project / "sub")))
     user_config(
         "[budgets]\ndaily = 10\nmonthly = 100\ndaily_tokens = 1000000000\n"
         "[budgets.project]\ndaily = 10\n[budgets.task]\ndefault = 10\n"
@@ -243,6 +242,31 @@ def test_spend_per_scope(tmp_path, project):
     assert got["daily-tokens"] > 0
     if datetime.now(timezone.utc).day > 3:
         assert got["monthly"] == pytest.approx(a + b + c)
+
+
+def test_the_running_session_counts_for_its_own_task_and_enhancement_only(tmp_path, project):
+    today = now_iso(-30)
+    idle = _store(tmp_path, project, _spend("idle-task", 0.2, today), "t-idle", "e-idle")
+    other_project = tmp_path / "other"
+    elsewhere = _store(tmp_path, project, _spend("other", 3.0, today), "t-other", "e1",
+                       project_dir=other_project)
+    running = _store(tmp_path, project, _spend("running", 1.0, today))
+    user_config("[budgets.task]\nt-idle = 1\nt-now = 5\n"
+                "[budgets.enhancement]\ne-idle = 1\ne1 = 10\n")
+    from cmat.budgets import status_report
+
+    with Ledger() as ledger:
+        report = status_report(project, ledger, "running")
+    assert {b["budget"]: b["spent"] for b in report["budgets"]} == pytest.approx({
+        "task:t-idle": idle, "task:t-now": 0, "enhancement:e-idle": idle,
+        "enhancement:e1": 0})  # another project's e1 is another enhancement
+    assert elsewhere and running
+    context = Context(project, ZoneInfo("UTC"), time.time(), "running", "t-now", "e1")
+    config = load_config(project)
+    with Ledger() as ledger:
+        got = {s.budget.key: s.spent for s in evaluate(ledger, applicable(config, context),
+                                                      context)}
+    assert got == pytest.approx({"task:t-now": running, "enhancement:e1": running})
 
 
 # --- enforcement through the hooks -----------------------------------------------------------

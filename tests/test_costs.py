@@ -4,11 +4,16 @@ import sys
 
 import pytest
 
-from cmat.costs import LEGACY_SESSION, SESSIONS_KEY, extract, task_report
-from cmat.errors import NotFound, TranscriptError
+from cmat.catalog import ModelService
+from cmat.costs import extract, sync_queue, task_report
+from cmat.errors import NotFound, TranscriptError, UsageError
+from cmat.ledger import Ledger
 from cmat.queue import QueueService
-from tests.conftest import child_env
+from tests.conftest import FIXTURES, child_env
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
+
+CMAT_FIELDS = ("cost_input_tokens", "cost_output_tokens", "cost_cache_creation_tokens",
+               "cost_cache_read_tokens", "cost_usd", "cost_model", "session_id")
 
 
 @pytest.fixture
@@ -26,7 +31,12 @@ def metadata(project, task_id):
     return QueueService(project).get(task_id)["metadata"]
 
 
-def test_extract_stores_cmat_string_fields_and_the_session(project, tmp_path, task_id):
+def ledger_cost(task_id):
+    with Ledger() as ledger:
+        return ledger.task_spend(task_id)
+
+
+def test_extract_stores_cmat_string_fields_from_the_ledger(project, tmp_path, task_id):
     builder, path = session(tmp_path, "s1", model="claude-opus-4-6", input=6, output=4274,
                             write_1h=88965, read=237683)
     result = extract(project, task_id, path)
@@ -36,21 +46,25 @@ def test_extract_stores_cmat_string_fields_and_the_session(project, tmp_path, ta
     assert meta["cost_cache_creation_tokens"] == "88965"
     assert meta["cost_cache_read_tokens"] == "237683"
     assert meta["cost_usd"] == f"{builder.expected_cost:.4f}"
-    assert meta["cost_model"] == "Claude Opus 4.6"
+    assert meta["cost_model"] == "claude-opus-4-6"  # a model id, as CMAT writes it
     assert meta["session_id"] == "s1"
     assert meta["enhancement_title"] == "feature-x"
-    assert meta[SESSIONS_KEY]["s1"]["total_usd"] == pytest.approx(builder.expected_cost)
-    assert result.to_json()["task_total_usd"] == pytest.approx(builder.expected_cost)
+    assert set(meta) == {"enhancement_title", *CMAT_FIELDS}  # nothing CMAT would drop
+    assert result["total_usd"] == pytest.approx(builder.expected_cost)
+    assert result["session_total_usd"] == pytest.approx(builder.expected_cost)
+    assert ledger_cost(task_id) == pytest.approx(builder.expected_cost)
 
 
-def test_extracting_the_same_session_again_replaces_it(project, tmp_path, task_id):
+def test_extracting_the_same_session_again_reads_only_what_was_added(project, tmp_path,
+                                                                    task_id):
     builder, path = session(tmp_path, "s1", output=100)
     extract(project, task_id, path)
     builder.response(output=200)  # the session grew before SessionEnd fired again
     builder.write(path)
-    extract(project, task_id, path)
+    second = extract(project, task_id, path)
+    assert second["new_requests"] == 1
+    assert extract(project, task_id, path)["new_requests"] == 0
     meta = metadata(project, task_id)
-    assert list(meta[SESSIONS_KEY]) == ["s1"]
     assert meta["cost_usd"] == f"{builder.expected_cost:.4f}"
     assert meta["cost_output_tokens"] == "300"
 
@@ -62,28 +76,29 @@ def test_a_task_over_several_sessions_adds_them_up(project, tmp_path, task_id):
     extract(project, task_id, path2)
     report = task_report(project, task_id)
     assert report["total_usd"] == pytest.approx(first.expected_cost + second.expected_cost)
-    assert {s["session_id"] for s in report["sessions"]} == {"s1", "s2"}
+    assert [s["session_id"] for s in report["sessions"]] == ["s1", "s2"]
     assert len(report["models"]) == 2
-    top = max((first, "Claude Haiku 4.5"), (second, "Claude Opus 4.6"),
-              key=lambda pair: pair[0].expected_cost)[1]
-    assert metadata(project, task_id)["cost_model"] == top
+    assert metadata(project, task_id)["cost_model"] == "claude-opus-4-6"
+    assert metadata(project, task_id)["session_id"] == "s2"
 
 
-def test_a_resumed_session_does_not_bill_copied_requests_twice(project, tmp_path, task_id):
+@pytest.mark.parametrize("order", [("s1", "s2", "s1"), ("s2", "s1", "s2")])
+def test_a_resumed_session_does_not_bill_copied_requests_twice(project, tmp_path, task_id,
+                                                               order):
     original = TranscriptBuilder(session_id="s1")
     copied = original.response(output=100)
-    path1 = write_session(tmp_path, original)
     resumed = TranscriptBuilder(session_id="s2")
-    resumed.timestamp = original.timestamp + 100
+    resumed.now = original._stamp()  # the copy carries the same time: no tie-break to lose
     resumed.response(message_id=copied.message_id, output=100, billed=False)
+    resumed.now = None
+    resumed.timestamp = original.timestamp + 100
     new = resumed.response(output=40)
-    path2 = write_session(tmp_path, resumed)
-    extract(project, task_id, path1)
-    extract(project, task_id, path2)
-    extract(project, task_id, path1)  # SessionEnd of the first firing again changes nothing
+    paths = {"s1": write_session(tmp_path, original), "s2": write_session(tmp_path, resumed)}
+    for session_id in order:  # SessionEnd firing again for either changes nothing
+        extract(project, task_id, paths[session_id])
     meta = metadata(project, task_id)
     assert float(meta["cost_usd"]) == pytest.approx(copied.cost + new.cost, abs=1e-4)
-    assert meta[SESSIONS_KEY]["s2"]["copied_requests_excluded"] == 1
+    assert ledger_cost(task_id) == pytest.approx(copied.cost + new.cost)
 
 
 def test_subagents_are_part_of_the_session(project, tmp_path, task_id):
@@ -95,20 +110,54 @@ def test_subagents_are_part_of_the_session(project, tmp_path, task_id):
         builder.expected_cost + sub.expected_cost, abs=1e-4)
 
 
-def test_figures_from_an_older_cmat_are_kept_as_a_session(project, tmp_path, task_id):
+def test_figures_cmat_wrote_before_cmat_still_count(project, tmp_path, task_id):
     def legacy(task):
-        task["metadata"].update(cost_usd="1.5000", cost_input_tokens="10", session_id="old",
+        task["metadata"].update(cost_usd=".5000", cost_input_tokens="10", session_id="old",
                                 cost_output_tokens="20", cost_model="Claude Opus 4.5")
     QueueService(project).update_task(task_id, legacy)
+    assert task_report(project, task_id)["total_usd"] == pytest.approx(0.5)
     builder, path = session(tmp_path, "s1", output=10)
     extract(project, task_id, path)
-    meta = metadata(project, task_id)
-    assert set(meta[SESSIONS_KEY]) == {LEGACY_SESSION, "s1"}
-    assert float(meta["cost_usd"]) == pytest.approx(1.5 + builder.expected_cost, abs=1e-4)
-    # Re-recording the session the old figures were about replaces them.
+    assert float(metadata(project, task_id)["cost_usd"]) == pytest.approx(
+        0.5 + builder.expected_cost, abs=1e-4)
+    # Recording the very session the old figures were about replaces them.
     old_builder, old_path = session(tmp_path, "old", output=5)
     extract(project, task_id, old_path)
-    assert set(metadata(project, task_id)[SESSIONS_KEY]) == {"s1", "old"}
+    report = task_report(project, task_id)
+    assert [s["session_id"] for s in report["sessions"]] == ["s1", "old"]
+    assert report["total_usd"] == pytest.approx(builder.expected_cost + old_builder.expected_cost)
+
+
+def test_cost_usd_null_is_no_session(project, task_id):
+    QueueService(project).update_task(task_id, lambda t: t["metadata"].update(cost_usd=None))
+    report = task_report(project, task_id)
+    assert report["sessions"] == [] and report["total_usd"] == 0
+
+
+def test_dropping_every_key_cmat_does_not_declare_changes_no_figure(project, tmp_path,
+                                                                    task_id):
+    builder, path = session(tmp_path, "s1", output=321)
+    extract(project, task_id, path)
+    before = task_report(project, task_id)
+
+    def as_cmat_writes_it(task):  # CMAT's Task.from_dict/to_dict keep declared keys only
+        task["metadata"] = {k: v for k, v in task["metadata"].items()
+                            if k in CMAT_FIELDS or k == "enhancement_title"}
+        task["metadata"]["cost_usd"] = "999.0"  # and even a figure that is wrong
+    QueueService(project).update_task(task_id, as_cmat_writes_it)
+    assert task_report(project, task_id)["total_usd"] == before["total_usd"]
+    with Ledger() as ledger:
+        sync_queue(project, ledger, ModelService(project))
+    assert metadata(project, task_id)["cost_usd"] == f"{builder.expected_cost:.4f}"
+
+
+def test_the_session_argument_must_be_the_files_session(project, tmp_path, task_id):
+    _, path = session(tmp_path, "s1", output=10)
+    with pytest.raises(UsageError, match="holds session s1, not other"):
+        extract(project, task_id, path, "other")
+    assert extract(project, task_id, path, "s1")["session_id"] == "s1"
+    with Ledger() as ledger:
+        assert ledger.query("SELECT session_id FROM sessions") == [("s1",)]
 
 
 def test_errors_write_nothing(project, tmp_path, task_id):
@@ -120,6 +169,23 @@ def test_errors_write_nothing(project, tmp_path, task_id):
     with pytest.raises(TranscriptError):
         extract(project, task_id, tmp_path / "missing.jsonl")
     assert queue_file.read_bytes() == before
+
+
+def test_a_cmat_queue_keeps_its_json_style(project, tmp_path):
+    queue_file = project / ".claude" / "data" / "task_queue.json"
+    queue_file.parent.mkdir(parents=True)
+    original = (FIXTURES / "cmat-v10" / "demo_data_task_queue.json").read_bytes()
+    doc = json.loads(original)
+    doc["tasks"][0]["title"] = "Diseño del año"  # CMAT writes it as Dise\u00f1o
+    queue_file.write_text(json.dumps(doc, indent=2))
+    before = queue_file.read_bytes()
+    task_id = doc["tasks"][0]["id"]
+    _, path = session(tmp_path, "s-new", output=10)
+    extract(project, task_id, path)
+    after = queue_file.read_bytes()
+    assert b"Dise\\u00f1o del a\\u00f1o" in after and not after.endswith(b"\n")
+    changed = [line for line in after.splitlines() if line not in before.splitlines()]
+    assert changed and all(b'"cost_' in line or b'"session_id"' in line for line in changed)
 
 
 def test_eight_concurrent_extract_processes_lose_no_update(project, tmp_path):
@@ -138,5 +204,4 @@ def test_eight_concurrent_extract_processes_lose_no_update(project, tmp_path):
     doc = json.loads((project / ".claude" / "data" / "task_queue.json").read_text())
     for task in doc["tasks"]:
         mine = [cost for t, _, cost in jobs if t == task["id"]]
-        assert len(task["metadata"][SESSIONS_KEY]) == 2
         assert float(task["metadata"]["cost_usd"]) == pytest.approx(sum(mine), abs=1e-4)

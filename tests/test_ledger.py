@@ -37,6 +37,28 @@ def test_migrations_from_every_older_schema_keep_the_data(tmp_path, start):
         assert ledger.query("SELECT message_id FROM requests") == [("msg_old",)]
 
 
+def test_task_columns_of_older_ledgers_become_session_attributions(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:6]:
+        migration(db)
+    db.execute("PRAGMA user_version = 6")
+    for index, (session, task) in enumerate([("s1", "t1"), ("s1", "t1"), ("s2", None)]):
+        db.execute("INSERT INTO requests (message_id, session_id, ts, model, agent,"
+                   " is_sidechain, task_id, enhancement, input_tokens, output_tokens,"
+                   " cache_creation_tokens, cache_creation_1h_tokens, cache_read_tokens,"
+                   " web_search_requests, cost_usd) VALUES"
+                   " (?, ?, 1, 'm', 'main', 0, ?, 'e1', 1, 2, 0, 0, 0, 0, 0.5)",
+                   (f"msg_{index}", session, task))
+    db.close()
+    with Ledger(path) as ledger:
+        assert ledger.query("SELECT session_id, task_id, enhancement FROM sessions") == [
+            ("s1", "t1", "e1")]
+        assert ledger.task_spend("t1") == pytest.approx(1.0)
+        columns = {row[1] for row in ledger.query("PRAGMA table_info(requests)")}
+        assert "task_id" not in columns
+
+
 def test_a_newer_schema_is_refused(tmp_path):
     db = sqlite3.connect(tmp_path / "new.db")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
@@ -58,56 +80,45 @@ def test_a_corrupt_ledger_says_how_to_get_out(tmp_path):
         Ledger(path).db
 
 
-def _store(ledger, records, models, task_id=None, packed=False):
+def _store(ledger, records, models, packed=False):
     from cmat.ledger import pack_rows, request_rows
     from cmat.pricing import price_records
 
     costs = price_records(records, models.get_by_pattern)
     if packed:  # as a worker process hands rows over
-        with ledger.attached_packed(pack_rows([request_rows(records, costs, "test", task_id)])):
+        with ledger.attached_packed(pack_rows([request_rows(records, costs, "test")])):
             with ledger.transaction():
                 ledger.insert_packed()
         return
     with ledger.transaction():
-        ledger.record(records, costs, catalog_version="test", task_id=task_id)
+        ledger.record(records, costs, catalog_version="test")
+
+
+def _copy(tmp_path, name, message_id, output, sidechain=False):
+    builder = TranscriptBuilder()
+    builder.response(output=output, blocks=1, message_id=message_id, sidechain=sidechain)
+    return read_session(write_session(tmp_path / name, builder)).records
 
 
 @pytest.mark.parametrize("packed", [False, True])
-def test_better_copies_replace_and_task_attribution_is_never_erased(tmp_path, project,
-                                                                    packed):
+def test_the_better_copy_of_a_request_wins_whoever_stores_it(tmp_path, project, packed):
     models = ModelService(project)
     builder = TranscriptBuilder()
     request = builder.response(output=100, blocks=3)
-    path = write_session(tmp_path, builder)
-    final = read_session(path).records
-    with Ledger(tmp_path / "l.db") as ledger:
-        _store(ledger, final, models, task_id="task_1")
-        partial = TranscriptBuilder()
-        partial.response(output=5, blocks=1, message_id=request.message_id)
-        partial_records = read_session(write_session(tmp_path / "p", partial)).records
-        _store(ledger, partial_records, models, packed=packed)  # smaller, no task: no change
-        assert ledger.query("SELECT output_tokens, task_id FROM requests") == [(100, "task_1")]
-        larger = TranscriptBuilder()
-        larger.response(output=300, blocks=1, message_id=request.message_id)
-        larger_records = read_session(write_session(tmp_path / "l", larger)).records
-        _store(ledger, larger_records, models, packed=packed)  # larger: replaces, keeps task
-        assert ledger.query("SELECT output_tokens, task_id FROM requests") == [(300, "task_1")]
-
-
-@pytest.mark.parametrize("packed", [False, True])
-def test_a_worse_copy_that_brings_a_task_only_fills_in_the_task(tmp_path, project, packed):
-    models = ModelService(project)
-    builder = TranscriptBuilder()
-    request = builder.response(output=500, blocks=1)
     final = read_session(write_session(tmp_path, builder)).records
-    replay = TranscriptBuilder()
-    replay.response(output=40, blocks=1, sidechain=True, message_id=request.message_id)
-    replayed = read_session(write_session(tmp_path / "r", replay)).records
     with Ledger(tmp_path / "l.db") as ledger:
         _store(ledger, final, models)
-        _store(ledger, replayed, models, task_id="task_1", packed=packed)
-        assert ledger.query("SELECT output_tokens, is_sidechain, agent, task_id FROM requests"
-                            ) == [(500, 0, "main", "task_1")]
+        with ledger.transaction():
+            ledger.attribute(builder.session_id, project_dir=None, transcript_path=None,
+                             task_id="task_1", enhancement=None, agent=None, recorded_by="t")
+        _store(ledger, _copy(tmp_path, "p", request.message_id, 5), models, packed)
+        _store(ledger, _copy(tmp_path, "r", request.message_id, 40, sidechain=True), models,
+               packed)  # a side question's replay
+        assert ledger.query("SELECT output_tokens, is_sidechain FROM requests") == [(100, 0)]
+        _store(ledger, _copy(tmp_path, "l", request.message_id, 300), models, packed)
+        assert ledger.query("SELECT output_tokens FROM requests") == [(300,)]
+        assert ledger.task_spend("task_1") == pytest.approx(
+            ledger.query("SELECT cost_usd FROM requests")[0][0])
 
 
 def test_reprice_uses_the_stored_tokens_only(tmp_path, project, monkeypatch):

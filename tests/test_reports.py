@@ -100,17 +100,15 @@ def test_grouping_and_totals(tmp_path, project):
 
 
 def test_task_and_enhancement_come_from_the_hooks_records(tmp_path, project):
-    from cmat.costs import record_in_ledger
-    from cmat.pricing import price_records
-    from cmat.transcripts import read_session
+    from cmat.costs import record
+    from cmat.queue import TaskContext
 
     builder = TranscriptBuilder(session_id="s1")
     builder.response(output=10)
     path = write_session(tmp_path, builder)
-    usage = read_session(path)
-    models = ModelService(project)
-    record_in_ledger(project, usage, models, price_records(usage.records, models.get_by_pattern),
-                     task_id="task_1", enhancement="feat", recorded_by="session-end")
+    with Ledger() as ledger:
+        record(project, ledger, ModelService(project), path, "s1",
+               TaskContext("task_1", "feat"), "session-end")
     with Ledger() as ledger:
         report = build_report(ledger, ReportQuery("daily", tz=ZoneInfo("UTC"),
                                                   by=("enhancement", "task")))

@@ -26,11 +26,13 @@ def costs() -> None:
 @json_option
 def extract(task_id: str, transcript_path: Path, session_id: str | None, override_limit: bool,
             project: Path | None, as_json: bool) -> None:
-    """Price a session and record it in TASK_ID's metadata.
+    """Record a session against TASK_ID: what the SessionEnd hook does.
 
-    Reads TRANSCRIPT_PATH and the session's subagent transcripts, prices every API request
-    once, and stores the session's figures in the task's metadata. Recording the same session
-    again replaces its figures; the task's cost_* fields are the totals over all its sessions.
+    Imports TRANSCRIPT_PATH and the session's subagent transcripts into the ledger (only
+    what is new since the last import; each API request once), attributes the session to the
+    task, and writes the task's totals over all its sessions into CMAT's cost_* fields of the
+    queue. Recording the same session again adds only what it gained since. SESSION, when
+    given, must be the session the file holds.
 
     The figures are always recorded. Then, when a budget that applies to the task is
     exhausted, the command exits with status 11 so that an orchestrator stops, unless
@@ -41,14 +43,16 @@ def extract(task_id: str, transcript_path: Path, session_id: str | None, overrid
     resolved = resolve_project(project)
     result = run_extract(resolved, task_id, transcript_path, session_id)
     if as_json:
-        emit_json(result.to_json())
+        emit_json(result)
     else:
-        echo(f"Recorded session {result.session_id} for task {task_id}")
-        echo(summary_text(result.session))
-        if len(result.sessions) > 1:
-            echo(f"Task total over {len(result.sessions)} sessions: "
-                 f"{usd(result.task_summary.totals.total_usd)}")
-    _check_budgets(resolved, task_id, result.session_id, override_limit)
+        echo(f"Recorded session {result['session_id']} for task {task_id}: "
+             f"{usd(result['session_total_usd'])} over {count(result['session_requests'])} "
+             f"requests ({count(result['new_requests'])} new)")
+        echo(f"Task total over {len(result['sessions'])} session(s): {usd(result['total_usd'])}")
+        if result["queue_lagging"]:
+            click.echo("cmat: warning: the task queue could not be written now; it catches up "
+                       "at the next record (cmat costs sync)", err=True)
+    _check_budgets(resolved, task_id, result["session_id"], override_limit)
 
 
 def _check_budgets(project: Path, task_id: str, session_id: str, override: bool) -> None:
@@ -67,11 +71,34 @@ def _check_budgets(project: Path, task_id: str, session_id: str, override: bool)
 
 
 @costs.command()
+@project_option
+@json_option
+def sync(project: Path | None, as_json: bool) -> None:
+    """Write every task's figures from the ledger into the project's queue now.
+
+    The hooks do this on every record; run it after the queue was restored from a backup,
+    or rewritten by a tool that dropped cmat's figures.
+    """
+    from cmat.catalog import ModelService
+    from cmat.costs import sync_queue
+    from cmat.ledger import Ledger
+
+    resolved = resolve_project(project)
+    with Ledger() as ledger:
+        sync_queue(resolved, ledger, ModelService(resolved), raise_errors=True)
+        tasks = ledger.project_tasks(str(resolved))
+    if as_json:
+        emit_json({"tasks": tasks})
+    else:
+        echo(f"{len(tasks)} task(s) of {resolved} match the ledger")
+
+
+@costs.command()
 @click.argument("task_id")
 @project_option
 @json_option
 def show(task_id: str, project: Path | None, as_json: bool) -> None:
-    """What TASK_ID has cost so far, over all its recorded sessions."""
+    """What TASK_ID has cost so far, over all its recorded sessions (from the ledger)."""
     from cmat.costs import task_report
 
     report = task_report(resolve_project(project), task_id)

@@ -8,11 +8,16 @@ import click
 
 from cmat.cli.options import json_option, project_option, resolve_project
 from cmat.cli.output import echo, emit_json, table, usd
-from cmat.queue import STATUSES, QueueService, enhancement_of
+from cmat.queue import DEFAULT_TASK_TYPE, STATUSES, TASK_TYPES, QueueService, enhancement_of
 
 
 def _queue(project: Path | None) -> QueueService:
-    return QueueService(resolve_project(project))
+    service = QueueService(resolve_project(project))
+    stale = service.clear_stale_marker()
+    if stale:
+        click.echo(f"cmat: note: {stale} is no longer active; it is not the current task any "
+                   "more", err=True)
+    return service
 
 
 def _cost(task: dict) -> float | None:
@@ -24,7 +29,13 @@ def _cost(task: dict) -> float | None:
 
 @click.group()
 def queue() -> None:
-    """A minimal CMAT task queue (.claude/data/task_queue.json): add, list, show tasks."""
+    """A CMAT task queue (.claude/data/task_queue.json): add, list, show, start, finish.
+
+    Works on CMAT's own queue, or makes a minimal one in a project without CMAT. Tasks it
+    adds are tasks CMAT can run (one of CMAT's task types; in a CMAT project, one of its
+    agents). A current-task marker whose task was finished elsewhere is cleared on the way.
+    """
+
 
 
 @queue.command()
@@ -34,13 +45,19 @@ def queue() -> None:
 @click.option("--id", "task_id", help="Task id (default: task_<unix time>_<5 digits>).")
 @click.option("--priority", type=click.Choice(["low", "normal", "high", "critical"]),
               default="normal", show_default=True)
+@click.option("--task-type", type=click.Choice(TASK_TYPES), default=DEFAULT_TASK_TYPE,
+              show_default=True, help="CMAT's task type: which prompt template CMAT runs it with.")
 @click.option("--description", default="", help="Longer description of the task.")
 @project_option
 def add(title: str, enhancement: str | None, agent: str | None, task_id: str | None,
-        priority: str, description: str, project: Path | None) -> None:
-    """Add a pending task and print its id."""
+        priority: str, task_type: str, description: str, project: Path | None) -> None:
+    """Add a pending task and print its id.
+
+    In a CMAT project (.claude/agents/ present) --agent must name one of its agents, so that
+    CMAT can run the task.
+    """
     task = _queue(project).add(title, enhancement=enhancement, agent=agent, task_id=task_id,
-                               priority=priority, description=description)
+                               priority=priority, task_type=task_type, description=description)
     echo(task["id"])
 
 
