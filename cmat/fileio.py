@@ -66,12 +66,18 @@ def new_file_mode(executable: bool = False) -> int:
     return (0o777 if executable else 0o666) & ~umask
 
 
-def atomic_write_bytes(path: Path, data: bytes, executable: bool = False) -> None:
+def atomic_write_bytes(path: Path, data: bytes, executable: bool = False,
+                       unless_changed_from: bytes | None | bool = False) -> bool:
     """Replace `path` with `data` so that readers see either the old or the new file, whole.
 
     An existing file keeps its mode; a new one gets what the umask allows (a config holding
     a webhook secret is as private as the user's umask makes it). A symbolic link is written
     through: its target changes, the link stays.
+
+    With `unless_changed_from` (the bytes the change was computed from, None for no file),
+    the file is read once more just before the rename, after the slow part (the fsync), and
+    nothing is written if another writer that takes no lock changed it meanwhile: returns
+    False then, True when written.
     """
     import tempfile  # only writers pay for it
 
@@ -89,12 +95,23 @@ def atomic_write_bytes(path: Path, data: bytes, executable: bool = False) -> Non
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
+        if unless_changed_from is not False and _current(path) != unless_changed_from:
+            os.unlink(tmp)
+            return False
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     _fsync_directory(path.parent)
+    return True
+
+
+def _current(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -42,6 +42,10 @@ class HookInputError(Exception):
     """The payload lacks what the hook needs."""
 
 
+class Spooled(Exception):
+    """The ledger could not be written in time: the attribution was kept to apply later."""
+
+
 @contextlib.contextmanager
 def deadline(seconds: float) -> Iterator[None]:
     """Abort the block with HookTimeout after `seconds` (main thread, POSIX)."""
@@ -59,6 +63,14 @@ def deadline(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def time_limit(event: str) -> float:
+    """Seconds the hook may run (CMAT_HOOK_BUDGET overrides, for slow machines and tests)."""
+    try:
+        return float(os.environ.get("CMAT_HOOK_BUDGET", TIME_LIMITS[event]))
+    except ValueError:
+        return TIME_LIMITS[event]
 
 
 def _path_field(payload: dict, key: str, required: bool) -> Path | None:
@@ -133,7 +145,7 @@ def record(event: str, payload: dict, project: Path, log: HookLog) -> tuple[str,
             log.write("WARN", event, f"session {session_id}: queue unreadable ({exc})")
     models = ModelService(project)
     try:
-        with Ledger(busy_timeout=LEDGER_BUSY_SECONDS) as ledger:
+        with Ledger(busy_timeout=min(LEDGER_BUSY_SECONDS, time_limit(event) * 0.4)) as ledger:
             applied, problems = apply_spool(ledger)
             for problem in problems:
                 log.write("WARN", event, f"spooled attribution not applied yet: {problem}")
@@ -144,8 +156,8 @@ def record(event: str, payload: dict, project: Path, log: HookLog) -> tuple[str,
             str(project), session_id, str(transcript) if transcript else None, context.task_id,
             context.enhancement, context.agent, event,
             str(subagent.path) if subagent else None, subagent.agent if subagent else None))
-        raise LedgerError(f"ledger not written ({exc}); the attribution waits in {kept} for "
-                          "the next hook or scan") from None
+        raise Spooled(f"ledger not written ({exc}); the attribution waits in {kept} for "
+                      "the next hook or scan") from None
     task_note = f"task {context.task_id}" if context.task_id else "untracked"
     if recorded.queue_lagging:
         where = log.write("ERROR", event, f"session {session_id}: the queue of "
@@ -241,8 +253,7 @@ def run(event: str, stdin=None) -> int:
     started = time.monotonic()
     log = HookLog()
     try:
-        limit = float(os.environ.get("CMAT_HOOK_BUDGET", TIME_LIMITS[event]))
-        with deadline(limit):
+        with deadline(time_limit(event)):
             payload = read_payload(sys.stdin if stdin is None else stdin)
             project = payload_project(payload)
             log = HookLog(project)
@@ -257,11 +268,13 @@ def run(event: str, stdin=None) -> int:
 
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         where = log.write("ERROR", event, detail.replace("\n", " | "))
-        if not isinstance(exc, (PayloadError, HookInputError, HookTimeout)) and _is_bug(exc):
+        if not isinstance(exc, (PayloadError, HookInputError, HookTimeout, Spooled)) \
+                and _is_bug(exc):
             log.write("ERROR", event, "traceback: " + "".join(
                 traceback.format_exception(exc)).replace("\n", " | "))
         with contextlib.suppress(Exception):
-            what = FAILURE_WORDS[event]
+            what = "cost kept for the next hook or scan" if isinstance(exc, Spooled) \
+                else FAILURE_WORDS[event]
             print(f"cmat: {what} ({type(exc).__name__}); see {where}", file=sys.stderr)
     return 0
 

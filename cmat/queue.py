@@ -206,15 +206,9 @@ class QueueService:
                     result = change(doc)
                     if only_if_changed and not result:
                         return result
-                    data = _dump(doc, raw)
-                    try:
-                        current = self.path.read_bytes()
-                    except FileNotFoundError:
-                        current = None
-                    if current != raw:
-                        continue  # written by someone else since we read it
-                    atomic_write_bytes(self.path, data)
-                    return result
+                    if atomic_write_bytes(self.path, _dump(doc, raw), unless_changed_from=raw):
+                        return result
+                    # Written by someone else since we read it: apply the change again.
         except PermissionError as exc:
             raise QueueError(f"cannot write task queue {self.path}: {exc.strerror}") from None
         except OSError as exc:

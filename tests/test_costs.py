@@ -205,3 +205,79 @@ def test_eight_concurrent_extract_processes_lose_no_update(project, tmp_path):
     for task in doc["tasks"]:
         mine = [cost for t, _, cost in jobs if t == task["id"]]
         assert float(task["metadata"]["cost_usd"]) == pytest.approx(sum(mine), abs=1e-4)
+
+
+CMAT_WRITER = r"""
+import json, sys, time
+from pathlib import Path
+
+# As CMAT v10 writes its queue: read, rebuild every task through Task.from_dict/to_dict
+# (TaskMetadata keeps its declared keys only), write with open('w') + json.dump: no lock,
+# not atomic. Each round adds a task; a round whose read catches a half-written file retries.
+DECLARED = {"github_issue", "jira_ticket", "github_pr", "confluence_page", "parent_task_id",
+            "workflow_status", "enhancement_title", "workflow_name", "workflow_step",
+            "process_pid", "session_id", "log_file_path", "requested_model",
+            "cost_input_tokens", "cost_output_tokens", "cost_cache_creation_tokens",
+            "cost_cache_read_tokens", "cost_usd", "cost_model", "learnings_retrieved",
+            "learnings_created"}
+path, rounds = Path(sys.argv[1]), int(sys.argv[2])
+for index in range(rounds):
+    while True:
+        try:
+            doc = json.loads(path.read_text())
+            break
+        except ValueError:
+            time.sleep(0.001)
+    for task in doc["tasks"]:
+        task["metadata"] = {k: v for k, v in task.get("metadata", {}).items() if k in DECLARED}
+    doc["tasks"].append({"id": f"cmat_{index}", "title": "t", "assigned_agent": "architect",
+                         "priority": "normal", "task_type": "analysis", "description": "",
+                         "source_file": None, "created": "2026-01-01T00:00:00Z",
+                         "status": "pending", "metadata": {"cost_usd": None}})
+    with open(path, "w") as handle:
+        json.dump(doc, handle, indent=2)
+    time.sleep(0.002)
+"""
+
+
+def test_costs_land_and_no_cmat_task_is_lost_while_cmat_rewrites_the_queue(project, tmp_path):
+    from tests.conftest import REPO
+
+    queue = QueueService(project)
+    tasks = [queue.add(f"task {i}", enhancement="race")["id"] for i in range(4)]
+    jobs = []
+    for index in range(16):
+        builder = TranscriptBuilder(session_id=f"race{index}")
+        builder.response(model="claude-opus-4-6", output=100 + index)
+        jobs.append((tasks[index % 4], write_session(tmp_path / "t", builder),
+                     f"race{index}", builder.expected_cost))
+    queue_file = project / ".claude" / "data" / "task_queue.json"
+    writer = subprocess.Popen([sys.executable, "-c", CMAT_WRITER, str(queue_file), "60"])
+    hook = REPO / "hooks" / "on-session-end-cost.sh"
+    for round_ in range(2):  # every SessionEnd fires twice: nothing may be counted twice
+        running = []
+        for task_id, path, session_id, _ in jobs:
+            stdin = json.dumps({"session_id": session_id, "transcript_path": str(path),
+                                "hook_event_name": "SessionEnd", "reason": "other"}).encode()
+            process = subprocess.Popen([str(hook)], stdin=subprocess.PIPE,
+                                       env=child_env(CLAUDE_PROJECT_DIR=project,
+                                                     CMAT_PYTHON=sys.executable,
+                                                     CMAT_CURRENT_TASK_ID=task_id))
+            process.stdin.write(stdin)
+            process.stdin.close()
+            running.append(process)
+        for process in running:
+            assert process.wait(timeout=120) == 0
+    assert writer.wait(timeout=120) == 0
+    with Ledger() as ledger:  # the queue catches up with the ledger at the next record
+        sync_queue(project, ledger, ModelService(project), raise_errors=True)
+        spent = {task_id: ledger.task_spend(task_id) for task_id in tasks}
+    doc = json.loads(queue_file.read_text())
+    ids = [t["id"] for t in doc["tasks"]]
+    assert [i for i in ids if i.startswith("cmat_")] == [f"cmat_{i}" for i in range(60)]
+    for task_id in tasks:
+        expected = sum(cost for t, _, _, cost in jobs if t == task_id)
+        assert spent[task_id] == pytest.approx(expected)
+        assert float(queue.get(task_id)["metadata"]["cost_usd"]) == pytest.approx(expected,
+                                                                                 abs=1e-4)
+        assert task_report(project, task_id)["total_usd"] == pytest.approx(expected)

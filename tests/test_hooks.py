@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 from cmat import paths
+from cmat.ledger import Ledger
 from cmat.queue import QueueService
 from tests.conftest import REPO, child_env
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
@@ -341,3 +342,32 @@ def test_a_session_larger_than_a_hook_reads_is_left_to_scan(project, task, sessi
                       CMAT_CURRENT_TASK_ID=task, CMAT_HOOK_MAX_BYTES="1000")
     assert b"cost not recorded" in result.stderr
     assert "more than a hook reads" in paths.hook_log_file().read_text()
+
+
+def test_a_ledger_locked_past_the_deadline_spools_the_attribution(project, task, session,
+                                                                  tmp_path):
+    main, expected, _ = session
+    with Ledger() as ledger:
+        ledger.db  # the ledger exists, migrated
+    blocker = sqlite3.connect(paths.ledger_file(), isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        result = run_hook(SESSION_END, payload(main, "sess-main"), project,
+                          CMAT_CURRENT_TASK_ID=task, CMAT_HOOK_BUDGET="3")
+        assert time.monotonic() - started < 3
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert b"cost kept for the next hook or scan" in result.stderr
+    assert "attribution waits in" in hook_log(project)
+    spooled = list((paths.state_home() / "spool").glob("*.json"))
+    assert len(spooled) == 1
+    # The next hook, for another session and no task, applies it first.
+    other = TranscriptBuilder(session_id="other")
+    other.response(output=5)
+    run_hook(SESSION_END, payload(write_session(tmp_path / "o", other), "other"), project)
+    assert not list((paths.state_home() / "spool").glob("*.json"))
+    assert task_cost(project, task) == pytest.approx(expected, abs=1e-4)
+    with Ledger() as ledger:
+        assert ledger.task_spend(task) == pytest.approx(expected)

@@ -74,7 +74,24 @@ def scan_first(no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool):
         finally:
             if progress:
                 progress.finish()
+        apply_spooled(ledger)
     return ledger, models
+
+
+def apply_spooled(ledger) -> None:
+    """Record what hooks had to leave in the spool (a ledger that was busy or full)."""
+    from cmat import spool
+
+    if not spool.waiting():
+        return
+    from cmat.costs import apply_spool
+
+    applied, problems = apply_spool(ledger)
+    if applied:
+        click.echo(f"cmat: recorded {applied} session(s) the hooks had to leave for later",
+                   err=True)
+    for problem in problems:
+        click.echo(f"cmat: warning: a spooled session is still waiting: {problem}", err=True)
 
 
 def _split(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -238,6 +255,7 @@ def scan(extra_paths: tuple[Path, ...], quiet: bool, explain: bool, as_json: boo
         finally:
             if progress:
                 progress.finish()
+        apply_spooled(ledger)
     if as_json:
         emit_json({**result.to_json(), "roots": [str(r) for r in roots]})
         return
