@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import (live_arguments, project_with_history, summary,  # noqa: E402
-                       timed_run, write_session, write_session_with_subagents)
+from synthetic import (live_arguments, project_with_history, summary, timed_run,  # noqa: E402
+                       user_config, write_session, write_session_with_subagents)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,9 +27,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         env, project = project_with_history(root, args.history_gb, seed=2)
-        (project / ".claude" / "cmat.toml").write_text(
-            "[budgets]\ndaily = 100000\nmonthly = 1000000\n[budgets.session]\ndefault = 50000\n"
-            "[budgets.project]\ndaily = 50000\n")
+        user_config(env, "[budgets]\ndaily = 100000\nmonthly = 1000000\n"
+                         "[budgets.session]\ndefault = 50000\n[budgets.project]\ndaily = 50000\n")
         rng = random.Random(5)
         running = write_session_with_subagents(root / "running", "running-session",
                                                int(args.session_mb * 0.8e6),

@@ -112,7 +112,15 @@ def bench_project(root: Path) -> dict:
     project = root / "project"
     (project / ".claude").mkdir(parents=True)
     return dict(os.environ, CLAUDE_PROJECT_DIR=str(project), HOME=str(root / "home"),
-                XDG_CACHE_HOME=str(root / "cache"), XDG_DATA_HOME=str(root / "data"))
+                XDG_CACHE_HOME=str(root / "cache"), XDG_DATA_HOME=str(root / "data"),
+                XDG_CONFIG_HOME=str(root / "config"), XDG_STATE_HOME=str(root / "state"))
+
+
+def user_config(env: dict, text: str) -> None:
+    """Write the benchmark user's cmat config (user-wide budgets live only there)."""
+    path = Path(env["XDG_CONFIG_HOME"]) / "cmat" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
 
 
 def add_task(env: dict, title: str = "benchmark") -> str:

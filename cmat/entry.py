@@ -14,8 +14,30 @@ HOOK_EVENTS = {
 }
 
 
+BUDGET_EVENTS = ("prompt-submit", "pre-tool-use")
+
+
+def no_budget_config() -> bool:
+    """True when neither the user nor the project has a cmat config: a budget hook then has
+    nothing to check and answers before importing anything (it runs before every tool call).
+    Paths as cmat.paths resolves them, written out with `os` alone."""
+    import os
+
+    project = os.environ.get("CLAUDE_PROJECT_DIR")
+    if not project:
+        return False  # the project must come from the payload: take the ordinary path
+    home = os.path.expanduser("~")
+    config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    return not (os.path.exists(os.path.join(config_home, "cmat", "config.toml"))
+                or os.path.exists(os.path.join(project, ".claude", "cmat.toml")))
+
+
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "hook" and sys.argv[2] in HOOK_EVENTS:
+        if sys.argv[2] in BUDGET_EVENTS and no_budget_config():
+            while sys.stdin.buffer.read(1 << 20):
+                pass  # Claude Code's write must not meet a closed pipe
+            sys.exit(0)
         from cmat.hooks import run
 
         sys.exit(run(sys.argv[2]))

@@ -23,7 +23,7 @@ def build_server(project: Path):
         from mcp.server.mcpserver.exceptions import ToolError
     except ImportError:
         raise CmatError("the MCP server needs the mcp package",
-                        "install it with: pip install 'cmat[mcp]'") from None
+                        "install it with: pip install 'cmat-costs[mcp]'") from None
     from cmat import __version__
 
     server = MCPServer("cmat", version=__version__, instructions=INSTRUCTIONS)

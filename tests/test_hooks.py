@@ -371,3 +371,13 @@ def test_a_ledger_locked_past_the_deadline_spools_the_attribution(project, task,
     assert task_cost(project, task) == pytest.approx(expected, abs=1e-4)
     with Ledger() as ledger:
         assert ledger.task_spend(task) == pytest.approx(expected)
+
+
+def test_a_budget_hook_with_no_budget_config_answers_before_importing_cmat(project):
+    result = subprocess.run([os.sys.executable, "-X", "importtime", "-m", "cmat", "hook",
+                             "pre-tool-use"], input=b'{"session_id": "x"}', capture_output=True,
+                            env=child_env(CLAUDE_PROJECT_DIR=project), timeout=60)
+    assert result.returncode == 0 and result.stdout == b""
+    imported = result.stderr.decode()
+    assert "cmat.entry" in imported and "cmat.hooks" not in imported
+    assert "sqlite3" not in imported and "orjson" not in imported

@@ -81,6 +81,8 @@ def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
         _report(install_mcp(paths.project_dir(project), dry_run), "update", dry_run)
     if change.changed and not dry_run:
         echo("Installed. End a Claude Code session, then: cmat hooks status")
+        echo("The budget checks (UserPromptSubmit, PreToolUse) answer at once, importing "
+             "nothing, while no cmat config exists (cmat budget set creates one).")
 
 
 @hooks.command()
