@@ -95,3 +95,68 @@ def test_status_changes_stamp_times(project):
     assert queue.set_status(task_id, "active")["started"]
     done = queue.set_status(task_id, "completed", result="ok")
     assert done["completed"] and done["result"] == "ok"
+
+
+def test_tasks_added_are_tasks_cmat_can_run(project):
+    queue = QueueService(project)
+    task = queue.add("Design", agent="architect", task_type="analysis")
+    for key in ("id", "title", "assigned_agent", "priority", "task_type", "description",
+                "source_file", "created", "status", "auto_complete", "auto_chain", "metadata"):
+        assert key in task
+    with pytest.raises(UsageError, match="task type must be one of analysis"):
+        queue.add("x", task_type="task")
+    agents = project / ".claude" / "agents"
+    agents.mkdir()
+    (agents / "architect.md").write_text("# architect")
+    with pytest.raises(UsageError, match="one of this CMAT project's agents: architect"):
+        queue.add("x", agent="wizard")
+    assert queue.add("y", agent="architect")["assigned_agent"] == "architect"
+
+
+def test_a_marker_whose_task_finished_elsewhere_names_no_task_and_queue_clears_it(project):
+    from click.testing import CliRunner
+
+    from cmat import paths
+    from cmat.cli import cli
+    from cmat.queue import NO_TASK, current_context
+
+    queue = QueueService(project)
+    task_id = queue.add("x")["id"]
+    queue.start(task_id)
+    assert current_context(project).task_id == task_id
+    queue.update_task(task_id, lambda t: t.update(status="completed"))  # CMAT finishes it
+    assert current_context(project) == NO_TASK
+    result = CliRunner().invoke(cli, ["queue", "list"])
+    assert "is no longer active" in result.stderr
+    assert not paths.current_task_file(project).exists()
+
+
+def test_cmat_environment_names_the_task_enhancement_and_agent(project, monkeypatch):
+    from cmat.queue import current_context
+
+    queue = QueueService(project)
+    task_id = queue.add("x", enhancement="feat", agent="architect")["id"]
+    monkeypatch.setenv("CMAT_CURRENT_TASK_ID", task_id)
+    context = current_context(project)
+    assert (context.task_id, context.enhancement, context.agent) == (task_id, "feat",
+                                                                     "architect")
+    monkeypatch.setenv("CMAT_ENHANCEMENT", "other")
+    monkeypatch.setenv("CMAT_AGENT", "tester")
+    context = current_context(project)
+    assert (context.enhancement, context.agent) == ("other", "tester")
+
+
+def test_a_half_written_queue_is_read_again(project):
+    import threading
+    import time
+
+    path = write_queue(project)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:40])  # CMAT's open('w') + json.dump caught midway
+
+    def finish():
+        time.sleep(0.05)
+        path.write_bytes(whole)
+
+    threading.Thread(target=finish).start()
+    assert QueueService(project).get("task_1767031596_45196")["title"] == "Design"

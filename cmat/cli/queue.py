@@ -20,13 +20,6 @@ def _queue(project: Path | None) -> QueueService:
     return service
 
 
-def _cost(task: dict) -> float | None:
-    try:
-        return float(task.get("metadata", {}).get("cost_usd"))
-    except (TypeError, ValueError, AttributeError):
-        return None
-
-
 @click.group()
 def queue() -> None:
     """A CMAT task queue (.claude/data/task_queue.json): add, list, show, start, finish.
@@ -68,7 +61,7 @@ def add(title: str, enhancement: str | None, agent: str | None, task_id: str | N
 @json_option
 def list_tasks(status: str | None, enhancement: str | None, project: Path | None,
                as_json: bool) -> None:
-    """The tasks in the queue, oldest first."""
+    """The tasks in the queue, oldest first, with what each cost (from the ledger)."""
     tasks = _queue(project).tasks(status=status, enhancement=enhancement)
     if as_json:
         emit_json(tasks)
@@ -76,9 +69,13 @@ def list_tasks(status: str | None, enhancement: str | None, project: Path | None
     if not tasks:
         echo("No tasks.")
         return
+    from cmat.ledger import Ledger
+
+    with Ledger() as ledger:
+        spent = {task_id: cost for task_id, _, cost in ledger.task_costs()}
     rows = [[t.get("id"), (t.get("title") or "")[:50], t.get("status") or "-",
              enhancement_of(t) or "-", t.get("assigned_agent") or "-",
-             usd(_cost(t)) if _cost(t) is not None else "-"] for t in tasks]
+             usd(spent[t.get("id")]) if t.get("id") in spent else "-"] for t in tasks]
     echo(table(rows, ["Id", "Title", "Status", "Enhancement", "Agent", "Cost"], numeric_from=5))
 
 
@@ -96,13 +93,10 @@ def show(task_id: str, project: Path | None, as_json: bool) -> None:
         if key == "metadata" and isinstance(value, dict):
             echo("metadata:")
             for meta_key, meta_value in value.items():
-                if meta_key == "cost_sessions":
-                    echo(f"  {meta_key}: {len(meta_value)} session(s) "
-                         f"(cmat costs show {task_id})")
-                else:
-                    echo(f"  {meta_key}: {meta_value}")
+                echo(f"  {meta_key}: {meta_value}")
         else:
             echo(f"{key}: {value}")
+    echo(f"\n(what it cost, session by session: cmat costs show {task_id})")
 
 
 @queue.command()
