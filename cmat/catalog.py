@@ -1,8 +1,12 @@
 """The model catalog and ModelService: which model a transcript id is, and what it costs.
 
-Layers, lowest precedence first: the bundled `data/models.json`, the project's
-`.claude/data/models.json` (CMAT's location), then `$CMAT_MODELS`. A layer's entry whose id is
-already known is merged field by field over it; a new id must be complete.
+Layers: the bundled `data/models.json`, then the user's own file (`$CMAT_MODELS`, else
+`~/.config/cmat/models.json`), merged field by field; a layer's new id must be complete.
+Then a project's `.claude/data/models.json` (CMAT's catalog lives there, in its own format),
+which comes with a repository and so may only *add*: models nobody else knows, and the
+project's default model. Where it prices a model the layers above already price, it is
+ignored and said so (`Catalog.notes`), unless that entry says `"force": true`. The ledger is
+user-wide: a request must cost the same whichever folder a scan ran from.
 
 Every layer is validated with pydantic, and errors name the file, the model and the field.
 Validation is the slow part of start-up (pydantic's import alone costs ~100 ms), so the merged,
@@ -44,13 +48,18 @@ class _Bound:
 
 NonNegative = Annotated[float, _Bound(ge=0)]
 Positive = Annotated[int, _Bound(gt=0)]
+PositiveFloat = Annotated[float, _Bound(gt=0)]
 # Fields older CMAT catalogs carry that cmat has no use for; accepted so such files still load.
 _LEGACY_FIELDS = {"api_id", "currency", "per_tokens"}
 
 
+PRICE_FIELDS = ("input", "output", "cache_write", "cache_write_1h", "cache_read")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
 @dataclass(frozen=True)
 class Prices:
-    """USD per million tokens for one pricing tier."""
+    """USD per million tokens of each kind."""
 
     __pydantic_config__ = {"extra": "forbid"}
 
@@ -62,19 +71,37 @@ class Prices:
 
 
 @dataclass(frozen=True)
-class LongContext(Prices):
-    """Premium tier applied to every token of a request whose input side exceeds the threshold."""
+class Tier:
+    """Prices of every token of a request whose prompt (input + cache writes + cache reads)
+    exceeds `above_prompt_tokens`: the whole request moves, output included."""
 
-    threshold_tokens: Positive
+    __pydantic_config__ = {"extra": "forbid"}
+
+    above_prompt_tokens: Positive
+    prices: Prices
 
 
 @dataclass(frozen=True)
 class Pricing(Prices):
-    """The standard tier, and what changes it: long context, fast mode, web searches."""
+    """A model's prices from `effective_from` on (a date; None: from the beginning), and what
+    changes them for one request: its prompt's length (`tiers`), fast mode (`fast_multiplier`
+    times whichever prices apply; `fast`, explicit prices, in older catalogs), where inference
+    ran (`geo_multipliers`, by `usage.inference_geo`), and web searches."""
 
+    effective_from: str | None = None
     web_search_per_1k: NonNegative = 10.0
-    long_context: LongContext | None = None
+    tiers: tuple[Tier, ...] = ()
+    fast_multiplier: PositiveFloat | None = None
     fast: Prices | None = None
+    geo_multipliers: dict[str, PositiveFloat] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.effective_from is not None and not _DATE.match(self.effective_from):
+            raise ValueError(f"effective_from must be a date such as 2026-10-07, "
+                             f"not {self.effective_from!r}")
+        thresholds = [tier.above_prompt_tokens for tier in self.tiers]
+        if thresholds != sorted(set(thresholds)):
+            raise ValueError("tiers must have increasing above_prompt_tokens")
 
 
 @dataclass(frozen=True)
@@ -85,16 +112,34 @@ class ModelEntry:
     name: str
     pattern: str
     pricing: Pricing
+    history: tuple[Pricing, ...] = ()  # earlier prices, each in force until the next one
     description: str = ""
     max_tokens: int | None = None
     context_window: int | None = None
     is_default: bool = False
+    released: str = ""
     source: str = ""
     last_updated: str = ""
+    force: bool = False  # in a project catalog: price known models too (see load_catalog)
+    origin: str = "built-in"  # the layer that brought the model in: built-in, user, project
 
     def __post_init__(self) -> None:
         if not self.id:
             raise ValueError("id must not be empty")
+        dates = [row.effective_from or "" for row in (*self.history, self.pricing)]
+        if dates != sorted(dates) or len(set(dates)) != len(dates):
+            raise ValueError("history and pricing must be in order of effective_from, "
+                             "each date once, the current pricing last")
+
+    def pricing_on(self, day: str) -> Pricing:
+        """The prices in force on `day` (YYYY-MM-DD, UTC); the earliest before them all."""
+        if not self.history:
+            return self.pricing
+        found = self.history[0]
+        for row in (*self.history, self.pricing):
+            if (row.effective_from or "") <= day:
+                found = row
+        return found
 
 
 @dataclass(frozen=True)
@@ -102,6 +147,29 @@ class Catalog:
     version: str
     models: tuple[ModelEntry, ...]
     sources: tuple[str, ...]
+    notes: tuple[str, ...] = ()  # what a project's catalog said that was not followed
+
+    def unannounced_notes(self) -> list[str]:
+        """The notes not said before (each is said once, not on every command or hook);
+        they count as said from now on."""
+        if not self.notes:
+            return []
+        import hashlib
+
+        record = paths.state_home() / "catalog-notes-said.json"
+        try:
+            said = set(orjson.loads(record.read_bytes()))
+        except (OSError, ValueError, TypeError):
+            said = set()
+        fresh = [note for note in self.notes
+                 if hashlib.sha1(note.encode()).hexdigest() not in said]
+        if fresh:
+            said |= {hashlib.sha1(note.encode()).hexdigest() for note in fresh}
+            try:
+                atomic_write_bytes(record, orjson.dumps(sorted(said)))
+            except OSError:
+                pass  # said again next time: better than never
+        return fresh
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -162,6 +230,12 @@ def _normalise_legacy(entry: dict) -> dict:
         # A catalog without 1-hour prices gets the standard 2x-input rate, never the 5-minute one.
         if "cache_write_1h" not in pricing and isinstance(pricing.get("input"), (int, float)):
             pricing["cache_write_1h"] = pricing["input"] * 2
+        # Older cmat catalogs: one long-context tier, with its threshold inside.
+        long_context = pricing.pop("long_context", None)
+        if isinstance(long_context, dict):
+            tier = dict(long_context)
+            pricing["tiers"] = [{"above_prompt_tokens": tier.pop("threshold_tokens", None),
+                                 "prices": tier}]
         entry["pricing"] = pricing
     return entry
 
@@ -192,92 +266,178 @@ def _format_validation_error(path: Path, model_id: str, exc: Exception) -> Catal
     return CatalogError(f"model catalog {path}: model {model_id}: field {field}: {message}")
 
 
-def _merge_layers(layers: list[Path]) -> tuple[list[dict], str, list[str]]:
-    """Merge the raw layers and validate each entry a layer touched, naming that layer."""
+@dataclass(frozen=True)
+class Layer:
+    path: Path
+    origin: str  # "built-in", "user" or "project"
+
+    @property
+    def trusted(self) -> bool:
+        return self.origin != "project"
+
+
+def catalog_layers(project: Path) -> list[Layer]:
+    """The catalog files in force for `project`, lowest precedence first."""
+    layers = [Layer(paths.bundled_catalog(), "built-in")]
+    user = paths.user_catalog()
+    if user.is_file():
+        layers.append(Layer(user, "user"))
+    elif os.environ.get("CMAT_MODELS"):
+        raise NotFound(f"CMAT_MODELS names {user}, which does not exist")
+    project_file = paths.project_catalog(project)
+    if project_file.is_file():
+        layers.append(Layer(project_file, "project"))
+    return layers
+
+
+def _prices_of(entry: dict) -> dict:
+    """What a price comparison looks at: the five prices of an entry's current pricing."""
+    pricing = entry.get("pricing") if isinstance(entry.get("pricing"), dict) else {}
+    return {key: pricing.get(key) for key in PRICE_FIELDS}
+
+
+@dataclass
+class _Merge:
+    merged: dict[str, dict] = dataclasses.field(default_factory=dict)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    version: str = "unknown"
+
+    def known_model(self, raw: dict) -> dict | None:
+        """The trusted entry a project entry is about: same id, or the model its `api_id`
+        (CMAT's catalogs name one) or its id resolves to."""
+        for candidate in (raw.get("id"), raw.get("api_id")):
+            if not isinstance(candidate, str):
+                continue
+            entry = self.merged.get(candidate)
+            if entry is not None and entry.get("origin") != "project":
+                return entry
+            for other in self.merged.values():
+                if other.get("origin") != "project" and re.search(other["pattern"], candidate):
+                    return other
+        return None
+
+
+def _apply_layer(state: _Merge, layer: Layer, adapter, ValidationError) -> None:
+    path = layer.path
+    entries, default, layer_version = _layer_entries(path, _read_json(path))
+    if layer_version and layer.origin == "built-in":
+        state.version = str(layer_version)
+    elif layer.origin != "built-in":  # the version says which content priced a request
+        import hashlib
+
+        digest = hashlib.sha1(path.read_bytes()).hexdigest()[:8]
+        state.version = f"{state.version}+{layer.origin}.{digest}"
+    touched = []
+    same_as: dict[str, str] = {}  # a project's id -> the known model it stands for
+    for index, raw in enumerate(entries):
+        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+            raise CatalogError(f"model catalog {path}: entry {index}: needs a string 'id'")
+        known = state.known_model(raw) if not layer.trusted else None
+        raw = _normalise_legacy(raw)
+        model_id = raw["id"]
+        if known is not None and not raw.get("force"):
+            same_as[model_id] = known["id"]
+            if _prices_of(raw) != _prices_of(known):
+                state.notes.append(
+                    f"{path} prices {model_id} differently from the {known['origin']} catalog "
+                    f"({known['id']}); the {known['origin']} price is used (add \"force\": true "
+                    "to that entry to use yours)")
+            continue
+        if raw.get("is_default") is True:
+            for other in state.merged.values():
+                other["is_default"] = False
+        current = state.merged.get(model_id)
+        raw["origin"] = "project (forced)" if known is not None else layer.origin
+        state.merged[model_id] = _merge(current, raw) if current is not None else raw
+        touched.append(model_id)
+    if default is not None:
+        default = same_as.get(default, default)
+        if default not in state.merged:
+            raise CatalogError(f"model catalog {path}: default_model {default!r} is not a model")
+        for model_id, entry in state.merged.items():
+            entry["is_default"] = model_id == default
+    for model_id in touched:
+        try:
+            adapter.validate_python(state.merged[model_id])
+        except ValidationError as exc:
+            raise _format_validation_error(path, model_id, exc) from None
+        _check_pattern(path, model_id, state.merged[model_id]["pattern"])
+
+
+def _merge_layers(layers: list[Layer]) -> tuple[list[dict], str, list[str], list[str]]:
+    """Merge the raw layers and validate each entry a layer touched, naming that layer.
+    A project layer that does not load is left out, and said so."""
+    import copy
+
     from pydantic import TypeAdapter, ValidationError
 
     adapter = TypeAdapter(ModelEntry)
-    merged: dict[str, dict] = {}
-    version = "unknown"
-    for position, path in enumerate(layers):
-        doc = _read_json(path)
-        entries, default, layer_version = _layer_entries(path, doc)
-        if layer_version and position == 0:
-            version = str(layer_version)
-        elif position:
-            version = f"{version}+{path.name}"
-        touched = []
-        for index, raw in enumerate(entries):
-            if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
-                raise CatalogError(f"model catalog {path}: entry {index}: needs a string 'id'")
-            raw = _normalise_legacy(raw)
-            model_id = raw["id"]
-            if raw.get("is_default") is True:
-                for other in merged.values():
-                    other["is_default"] = False
-            merged[model_id] = _merge(merged[model_id], raw) if model_id in merged else raw
-            touched.append(model_id)
-        if default is not None:
-            if default not in merged:
-                raise CatalogError(f"model catalog {path}: default_model {default!r} is not a model")
-            for model_id, entry in merged.items():
-                entry["is_default"] = model_id == default
-        for model_id in touched:
-            try:
-                adapter.validate_python(merged[model_id])
-            except ValidationError as exc:
-                raise _format_validation_error(path, model_id, exc) from None
-            _check_pattern(path, model_id, merged[model_id]["pattern"])
-    return list(merged.values()), version, [str(p) for p in layers]
+    state = _Merge()
+    for layer in layers:
+        if layer.trusted:
+            _apply_layer(state, layer, adapter, ValidationError)
+            continue
+        before = copy.deepcopy(state)
+        try:
+            _apply_layer(state, layer, adapter, ValidationError)
+        except (CatalogError, NotFound) as exc:
+            state = before
+            state.notes.append(f"{exc}; the project's catalog is ignored")
+    return (list(state.merged.values()), state.version, [str(layer.path) for layer in layers],
+            state.notes)
+
+
+def _pricing_from_validated(data: dict) -> Pricing:
+    row = dict(data)
+    row["tiers"] = tuple(Tier(tier["above_prompt_tokens"], Prices(**tier["prices"]))
+                         for tier in row.get("tiers") or ())
+    if row.get("fast"):
+        row["fast"] = Prices(**row["fast"])
+    return Pricing(**row)
 
 
 def _entry_from_validated(data: dict) -> ModelEntry:
-    pricing = dict(data["pricing"])
-    if pricing.get("long_context"):
-        pricing["long_context"] = LongContext(**pricing["long_context"])
-    if pricing.get("fast"):
-        pricing["fast"] = Prices(**pricing["fast"])
-    return ModelEntry(**{**data, "pricing": Pricing(**pricing)})
+    """A ModelEntry from data pydantic already validated (no second validation)."""
+    return ModelEntry(**{**data, "pricing": _pricing_from_validated(data["pricing"]),
+                         "history": tuple(_pricing_from_validated(row)
+                                          for row in data.get("history") or ())})
 
 
-def _cache_key(layers: list[Path]) -> list:
+def _cache_key(layers: list[Layer]) -> list:
     key: list = [__version__]
-    for path in layers:
-        st = path.stat()
-        key.append([str(path), st.st_size, st.st_mtime_ns])
+    for layer in layers:
+        st = layer.path.stat()
+        key.append([str(layer.path), layer.origin, st.st_size, st.st_mtime_ns])
     return key
 
 
 def load_catalog(project: Path | None = None) -> Catalog:
     """The merged catalog for `project`, validated (or taken from the validation cache)."""
     project = project if project is not None else paths.project_dir()
-    layers = [paths.bundled_catalog()]
-    for layer in paths.user_catalogs(project):
-        if layer.is_file():
-            layers.append(layer)
-        elif layer == paths.writable_catalog(project) and os.environ.get("CMAT_MODELS"):
-            raise NotFound(f"CMAT_MODELS names {layer}, which does not exist")
+    layers = catalog_layers(project)
     try:
         key = _cache_key(layers)
     except FileNotFoundError:
-        raise NotFound(f"bundled model catalog {layers[0]} is missing; reinstall cmat") from None
+        raise NotFound(f"bundled model catalog {layers[0].path} is missing; reinstall cmat"
+                       ) from None
     cache = paths.cache_home() / "catalog.json"
     try:
         cached = orjson.loads(cache.read_bytes())
         if cached.get("key") == key:
             models = tuple(_entry_from_validated(m) for m in cached["models"])
-            return Catalog(cached["version"], models, tuple(cached["sources"]))
+            return Catalog(cached["version"], models, tuple(cached["sources"]),
+                           tuple(cached["notes"]))
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no cache, or a stale or damaged one: validate afresh
-    raw_models, version, sources = _merge_layers(layers)
+    raw_models, version, sources, notes = _merge_layers(layers)
     models = tuple(_entry_from_validated(m) for m in raw_models)
-    payload = {"key": key, "version": version, "sources": sources,
+    payload = {"key": key, "version": version, "sources": sources, "notes": notes,
                "models": [dataclasses.asdict(m) for m in models]}
     try:
         atomic_write_bytes(cache, orjson.dumps(payload))
     except OSError:
         pass  # a read-only cache directory only costs speed
-    return Catalog(version, models, tuple(sources))
+    return Catalog(version, models, tuple(sources), tuple(notes))
 
 
 # --- matching ---------------------------------------------------------------------------------
@@ -321,24 +481,23 @@ class ModelService:
         return [(m, re.compile(m.pattern), pattern_specificity(m.pattern))
                 for m in self.catalog.models]
 
-    def list_all(self) -> list[ModelEntry]:
-        return list(self.catalog.models)
-
     def matches(self, model_id: str) -> list[Match]:
-        """Every entry claiming `model_id`, most specific first."""
+        """Every entry claiming `model_id`, the one that prices it first: entries of the
+        built-in and user catalogs before those a project added, then an exact id before
+        a pattern, then the most specific pattern."""
         found = [Match(entry, entry.id == model_id, spec)
                  for entry, regex, spec in self._compiled
                  if entry.id == model_id or regex.search(model_id)]
-        found.sort(key=lambda m: m.rank, reverse=True)
+        found.sort(key=lambda m: (m.entry.origin != "project", *m.rank), reverse=True)
         return found
 
     @cached_property
     def _by_id(self) -> dict[str, ModelEntry]:
-        return {entry.id: entry for entry in self.catalog.models}
+        return {entry.id: entry for entry in self.catalog.models if entry.origin != "project"}
 
     def get_by_pattern(self, model_id: str) -> ModelEntry | None:
-        """The entry for a transcript's model id (an exact id beats the most specific pattern,
-        so exact ids are found without compiling a single pattern)."""
+        """The entry for a transcript's model id (see `matches`; a trusted exact id is found
+        without compiling a single pattern)."""
         if model_id not in self._resolved:
             exact = self._by_id.get(model_id)
             if exact is not None:
@@ -363,7 +522,7 @@ class ModelService:
     def set_default(self, model_id: str) -> Path:
         """Mark `model_id` as the default in the user's catalog file (never the bundled one)."""
         entry = self.get(model_id)
-        target = paths.writable_catalog(self.project)
+        target = paths.user_catalog()
         with file_lock(target):
             doc: dict = {"models": []}
             if target.is_file():
@@ -390,21 +549,6 @@ class ModelService:
         self._resolved.clear()
         return target
 
-    def calculate_cost(self, model_id: str, input_tokens: int, output_tokens: int,
-                       cache_creation_tokens: int = 0, cache_read_tokens: int = 0,
-                       cache_creation_1h_tokens: int = 0, web_search_requests: int = 0) -> float:
-        """USD for one request's token counts.
-
-        `cache_creation_tokens` counts all cache writes, as the transcript's
-        `cache_creation_input_tokens` does; `cache_creation_1h_tokens` says how many of them were
-        1-hour writes. Long-context rates apply when the input side exceeds the model's threshold.
-        """
-        from cmat.pricing import TokenCounts, request_cost
-
-        tokens = TokenCounts(input_tokens, output_tokens, cache_creation_tokens,
-                             cache_creation_1h_tokens, cache_read_tokens)
-        return request_cost(self.get(model_id).pricing, tokens, web_search_requests)
-
     def problems(self) -> list[str]:
         """Ids that two models claim equally, and ids that resolve to another entry.
 
@@ -413,7 +557,8 @@ class ModelService:
         """
         found = []
         for entry, regex, _ in self._compiled:
-            if not regex.search(entry.id):
+            # A project's ids may be names of its own (CMAT writes claude-haiku-4.5).
+            if not regex.search(entry.id) and entry.origin != "project":
                 found.append(f"{entry.id}: its pattern does not match its own id")
             undated = re.sub(r"-\d{8}$", "", entry.id)
             probes = dict.fromkeys([entry.id, undated, f"{undated}-20990101",
@@ -429,30 +574,39 @@ class ModelService:
 
 
 def iter_layer_errors(project: Path) -> Iterable[str]:
-    """Load every layer in turn and report what stops it loading (for `cmat models validate`)."""
-    layers = [paths.bundled_catalog()] + [p for p in paths.user_catalogs(project) if p.is_file()]
+    """Load every layer in turn and report what stops it loading, and what a project layer
+    says that is not followed (for `cmat models validate`)."""
+    layers = catalog_layers(project)
     for count in range(1, len(layers) + 1):
         try:
-            _merge_layers(layers[:count])
+            notes = _merge_layers(layers[:count])[3]
         except (CatalogError, NotFound) as exc:
             yield str(exc)
             return
+    yield from (note for note in notes if note.endswith("the project's catalog is ignored"))
 
 
 def default_pattern(model_id: str) -> str:
     """The pattern `cmat models add` gives a model: its id, dated or not, any provider prefix."""
-    return r"(?:^|[/.])" + re.escape(model_id) + r"(?:[-@]\d{8})?(?:-v\d+(?::\d+)?)?$"
+    return (r"(?:^|[/.])" + re.escape(model_id)
+            + r"(?:[-@]\d{8})?(?:-v\d+(?::\d+)?)?(?:\[1m\])?$")
 
 
-def add_model(project: Path, model_id: str, *, name: str | None, pattern: str | None,
+def add_model(model_id: str, *, name: str | None, pattern: str | None,
               input_price: float, output_price: float, cache_write: float | None = None,
               cache_write_1h: float | None = None, cache_read: float | None = None) -> Path:
     """Add (or replace the prices of) a model in the user's catalog file, validated first."""
-    from pydantic import TypeAdapter, ValidationError
+    return save_user_entries([_entry_of(model_id, name, pattern, input_price, output_price,
+                                        cache_write, cache_write_1h, cache_read)])
 
-    entry = {
+
+def _entry_of(model_id: str, name: str | None, pattern: str | None, input_price: float,
+              output_price: float, cache_write: float | None, cache_write_1h: float | None,
+              cache_read: float | None, source: str = "added with cmat models add") -> dict:
+    """A complete catalog entry; unnamed cache prices follow the standard multipliers."""
+    return {
         "id": model_id, "name": name or model_id, "pattern": pattern or default_pattern(model_id),
-        "source": "added with cmat models add", "last_updated": _today(),
+        "source": source, "last_updated": _today(),
         "pricing": {
             "input": input_price, "output": output_price,
             "cache_write": input_price * 1.25 if cache_write is None else cache_write,
@@ -460,11 +614,20 @@ def add_model(project: Path, model_id: str, *, name: str | None, pattern: str | 
             "cache_read": input_price * 0.1 if cache_read is None else cache_read,
         },
     }
-    target = paths.writable_catalog(project)
-    try:
-        TypeAdapter(ModelEntry).validate_python(entry)
-    except ValidationError as exc:
-        raise _format_validation_error(target, model_id, exc) from None
+
+
+def save_user_entries(entries: list[dict]) -> Path:
+    """Add or replace these entries in the user's catalog file, each validated first."""
+    from pydantic import TypeAdapter, ValidationError
+
+    target = paths.user_catalog()
+    adapter = TypeAdapter(ModelEntry)
+    for entry in entries:
+        try:
+            adapter.validate_python(entry)
+        except ValidationError as exc:
+            raise _format_validation_error(target, entry["id"], exc) from None
+        _check_pattern(target, entry["id"], entry["pattern"])
     with file_lock(target):
         doc: dict = {"models": []}
         if target.is_file():
@@ -472,9 +635,10 @@ def add_model(project: Path, model_id: str, *, name: str | None, pattern: str | 
         models = doc.get("models") if isinstance(doc, dict) else None
         if not isinstance(models, list):
             raise CatalogError(f"model catalog {target}: expected an object with a 'models' list",
-                               "cmat models add writes cmat's format only")
-        doc["models"] = [m for m in models if not (isinstance(m, dict) and m.get("id") == model_id)]
-        doc["models"].append(entry)
+                               "cmat writes cmat's format only; move that file away")
+        replaced = {entry["id"] for entry in entries}
+        doc["models"] = [m for m in models
+                         if not (isinstance(m, dict) and m.get("id") in replaced)] + entries
         atomic_write_bytes(target, orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
     return target
 

@@ -185,16 +185,19 @@ def sync_queue(project: Path, ledger: Ledger, models: ModelService,
     `raise_errors`, raises why."""
     from cmat.errors import CmatError
 
-    wanted = {}
-    for task_id in ledger.project_tasks(str(project)):
-        sessions = ledger.task_sessions(task_id)  # the last one recorded last
-        wanted[task_id] = queue_fields(task_summary(ledger, task_id, models),
-                                       sessions[-1][0] if sessions else None)
-    if not wanted:
+    if not ledger.project_tasks(str(project)):
         return []
     queue = QueueService(project)
+    wanted: dict[str, dict] = {}
 
     def apply(doc: dict) -> bool:
+        # Computed under the queue's lock: a writer that attributed a session after us
+        # writes after us too, so the last write always holds the ledger's latest figures.
+        wanted.clear()
+        for task_id in ledger.project_tasks(str(project)):
+            sessions = ledger.task_sessions(task_id)  # the last one recorded last
+            wanted[task_id] = queue_fields(task_summary(ledger, task_id, models),
+                                           sessions[-1][0] if sessions else None)
         changed = False
         for task in doc["tasks"]:
             fields = wanted.get(task.get("id")) if isinstance(task, dict) else None

@@ -33,6 +33,7 @@ class _Usage(Struct, gc=False):
     cache_creation: _CacheCreation | None = None
     server_tool_use: _ServerToolUse | None = None
     speed: str | None = None
+    inference_geo: str | None = None
 
 
 class _Message(Struct, gc=False):
@@ -81,4 +82,4 @@ def decode_line(line, source: SourceFile, offset: int) -> UsageRecord | None | b
                                     split.ephemeral_1h_input_tokens),
         usage.cache_read_input_tokens,
         0 if server_tools is None else server_tools.web_search_requests,
-        usage.speed, parsed.isSidechain, parsed.agentId, parsed.cwd)
+        usage.speed, usage.inference_geo, parsed.isSidechain, parsed.agentId, parsed.cwd)

@@ -144,6 +144,8 @@ def record(event: str, payload: dict, project: Path, log: HookLog) -> tuple[str,
         except CmatError as exc:  # the ledger is the truth: the queue catches up later
             log.write("WARN", event, f"session {session_id}: queue unreadable ({exc})")
     models = ModelService(project)
+    for note in models.catalog.unannounced_notes():
+        log.write("WARN", event, note)
     try:
         with Ledger(busy_timeout=min(LEDGER_BUSY_SECONDS, time_limit(event) * 0.4)) as ledger:
             applied, problems = apply_spool(ledger)

@@ -206,15 +206,20 @@ def _m007_attribution_of_its_own(db: sqlite3.Connection) -> None:
     """)
 
 
+def _m008_inference_geo(db: sqlite3.Connection) -> None:
+    # Where inference ran: US-only inference is billed at a premium on newer models.
+    _run_script(db, "ALTER TABLE requests ADD COLUMN inference_geo TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_requests, _m002_sessions, _m003_report_cache, _m004_budgets, _m005_partial_indexes,
-    _m006_skips_and_dropped_indexes, _m007_attribution_of_its_own]
+    _m006_skips_and_dropped_indexes, _m007_attribution_of_its_own, _m008_inference_geo]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 REQUEST_COLUMNS = ("message_id", "request_id", "session_id", "ts", "project", "model", "agent",
                    "agent_id", "is_sidechain", "input_tokens", "output_tokens",
                    "cache_creation_tokens", "cache_creation_1h_tokens", "cache_read_tokens",
-                   "web_search_requests", "speed", "cost_usd", "catalog_version")
+                   "web_search_requests", "speed", "cost_usd", "catalog_version", "inference_geo")
 _RANK = ("(1 - {t}.is_sidechain) * 1e15 + {t}.input_tokens + {t}.output_tokens"
          " + {t}.cache_creation_tokens + {t}.cache_read_tokens")
 # The better copy of a request wins, whoever stores it (a sidechain replay or an earlier
@@ -279,7 +284,7 @@ def request_rows(records: Sequence[UsageRecord], costs: Sequence[float | None],
     return [(r.message_id, r.request_id, r.session_id, timestamp_seconds(r.timestamp), r.cwd,
              r.model, r.agent, r.agent_id, int(r.is_sidechain), r.input_tokens, r.output_tokens, r.cache_creation_tokens,
              r.cache_creation_1h_tokens, r.cache_read_tokens, r.web_search_requests, r.speed,
-             cost, catalog_version)
+             cost, catalog_version, r.inference_geo)
             for r, cost in zip(records, costs)]
 
 
@@ -497,7 +502,7 @@ class Ledger:
             (LEGACY_PREFIX + task_id, None, figures["session"], figures["ts"], None,
              figures["model"], "main", None, 0, figures["input"], figures["output"],
              figures["cache_creation"], 0, figures["cache_read"], 0, None, figures["cost"],
-             version))
+             version, None))
         self.bump_version()
 
     def drop_legacy(self, task_id: str, session_id: str) -> None:
@@ -548,6 +553,13 @@ class Ledger:
             (*params, running or "")).fetchone()[0])
 
     # --- a task's cost: one query, whoever asks ---------------------------------------------
+
+    def unpriced_models(self) -> list[dict]:
+        """Model ids with requests stored unpriced: requests and tokens of each."""
+        return [{"model": model, "requests": requests, "tokens": tokens} for model, requests, tokens
+                in self.query("SELECT model, count(*), sum(input_tokens + output_tokens"
+                              " + cache_creation_tokens + cache_read_tokens) FROM requests"
+                              " WHERE cost_usd IS NULL GROUP BY model ORDER BY 2 DESC")]
 
     def task_costs(self) -> list[tuple[str, str | None, float]]:
         """Every task's (id, enhancement, USD), most expensive first."""
@@ -675,35 +687,27 @@ def migrate(db: sqlite3.Connection) -> int:
 
 def reprice(ledger: Ledger, models) -> tuple[int, int]:
     """Price every stored request again with the current catalog, from the stored token counts
-    (no transcript needed). Returns (requests repriced, requests left unpriced)."""
-    from cmat.pricing import record_cost
-
-    class _Stored:
-        __slots__ = ("input_tokens", "output_tokens", "cache_creation_tokens",
-                     "cache_creation_1h_tokens", "cache_read_tokens", "web_search_requests",
-                     "speed")
-
-        @property
-        def token_counts(self):
-            from cmat.pricing import TokenCounts
-
-            return TokenCounts(self.input_tokens, self.output_tokens, self.cache_creation_tokens,
-                               self.cache_creation_1h_tokens, self.cache_read_tokens)
+    and the prices in force on each request's day (no transcript needed). Figures CMAT wrote
+    before cmat keep theirs. Returns (requests repriced, requests left unpriced)."""
+    from cmat.pricing import TokenCounts, request_cost
 
     version = models.catalog.version
     updates = []
     unpriced = 0
-    stored = _Stored()
-    for row in ledger.query(
-            "SELECT message_id, model, input_tokens, output_tokens, cache_creation_tokens,"
-            " cache_creation_1h_tokens, cache_read_tokens, web_search_requests, speed"
-            " FROM requests WHERE message_id NOT LIKE ?", (LEGACY_PREFIX + "%",)):
-        (stored.input_tokens, stored.output_tokens, stored.cache_creation_tokens,
-         stored.cache_creation_1h_tokens, stored.cache_read_tokens,
-         stored.web_search_requests, stored.speed) = row[2:]
-        cost = record_cost(stored, models.get_by_pattern(row[1]))
+    for (message_id, model, ts, input_tokens, output_tokens, writes, writes_1h, reads,
+         searches, speed, geo) in ledger.query(
+            "SELECT message_id, model, ts, input_tokens, output_tokens, cache_creation_tokens,"
+            " cache_creation_1h_tokens, cache_read_tokens, web_search_requests, speed,"
+            " inference_geo FROM requests WHERE message_id NOT LIKE ?", (LEGACY_PREFIX + "%",)):
+        entry = models.get_by_pattern(model)
+        cost = None
+        if entry is not None:
+            day = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+            cost = request_cost(entry.pricing_on(day),
+                                TokenCounts(input_tokens, output_tokens, writes, writes_1h, reads),
+                                searches, speed, geo)
         unpriced += cost is None
-        updates.append((cost, version, row[0]))
+        updates.append((cost, version, message_id))
     with ledger.transaction():
         ledger.db.executemany(
             "UPDATE requests SET cost_usd = ?, catalog_version = ? WHERE message_id = ?", updates)

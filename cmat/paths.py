@@ -84,18 +84,15 @@ def user_settings_dir() -> Path:
     return home() / ".claude"
 
 
-def user_catalogs(project: Path) -> list[Path]:
-    """Catalog layers over the bundled one, lowest precedence first."""
-    layers = [project / PROJECT_CATALOG_RELATIVE]
-    env = _env_path("CMAT_MODELS")
-    if env:
-        layers.append(env)
-    return layers
+def user_catalog() -> Path:
+    """The user's own catalog layer (`cmat models add|set-default|update` write it):
+    $CMAT_MODELS, else ~/.config/cmat/models.json."""
+    return _env_path("CMAT_MODELS") or config_home() / "models.json"
 
 
-def writable_catalog(project: Path) -> Path:
-    """Where `cmat models set-default|add` write: `CMAT_MODELS` when set, else the project's."""
-    return _env_path("CMAT_MODELS") or project / PROJECT_CATALOG_RELATIVE
+def project_catalog(project: Path) -> Path:
+    """A project's catalog layer (CMAT keeps its own catalog there): it may add models."""
+    return project / PROJECT_CATALOG_RELATIVE
 
 
 def data_home() -> Path:

@@ -1,10 +1,15 @@
 """Pure pricing: token counts and a catalog entry in, USD out. No I/O, no global state.
 
 Rules (see README, "How costs are computed"):
-- cost = input*in + output*out + 5m_writes*w5 + 1h_writes*w1 + reads*rd + searches*web/1000
-- a request whose input side (input + cache writes + cache reads) exceeds the model's
-  long-context threshold is billed entirely at the long-context tier;
-- `speed: "fast"` uses the model's fast tier where the catalog has one.
+- the prices are those in force on the request's day (a catalog entry's `history`);
+- a request whose prompt (input + cache writes + cache reads) exceeds a tier's threshold is
+  billed entirely, output included, at the highest such tier's prices;
+- `speed: "fast"` multiplies every token price by the model's fast multiplier (explicit
+  fast prices, in older catalogs, replace them instead);
+- `inference_geo` multiplies every token price by the model's multiplier for that geography,
+  on top of fast mode;
+- cost = input*in + output*out + 5m_writes*w5 + 1h_writes*w1 + reads*rd (times the
+  multipliers) + searches*web/1000.
 """
 
 from __future__ import annotations
@@ -29,29 +34,38 @@ class TokenCounts:
 
     @property
     def input_side(self) -> int:
+        """The prompt: what tier thresholds are measured on."""
         return self.input + self.cache_creation + self.cache_read
 
 
-def select_tier(pricing: Pricing, tokens: TokenCounts, speed: str | None = None) -> Prices:
+def select_prices(pricing: Pricing, tokens: TokenCounts, speed: str | None = None
+                  ) -> tuple[Prices, float]:
+    """The prices that apply to a request, and the multiplier fast mode puts on them."""
     if speed == "fast" and pricing.fast is not None:
-        return pricing.fast
-    long_context = pricing.long_context
-    if long_context is not None and tokens.input_side > long_context.threshold_tokens:
-        return long_context
-    return pricing
+        return pricing.fast, 1.0
+    prices: Prices = pricing
+    prompt = tokens.input_side
+    for tier in pricing.tiers:  # increasing thresholds: the last one exceeded wins
+        if prompt > tier.above_prompt_tokens:
+            prices = tier.prices
+    fast = pricing.fast_multiplier if speed == "fast" and pricing.fast_multiplier else 1.0
+    return prices, fast
 
 
 def request_cost(pricing: Pricing, tokens: TokenCounts, web_search_requests: int = 0,
-                 speed: str | None = None) -> float:
+                 speed: str | None = None, inference_geo: str | None = None) -> float:
     if tokens.cache_creation_1h > tokens.cache_creation:
         raise ValueError("cache_creation_1h cannot exceed cache_creation (all cache writes)")
-    tier = select_tier(pricing, tokens, speed)
+    prices, multiplier = select_prices(pricing, tokens, speed)
+    if inference_geo:
+        multiplier *= pricing.geo_multipliers.get(inference_geo, 1.0)
     five_minute_writes = tokens.cache_creation - tokens.cache_creation_1h
-    token_cost = (tokens.input * tier.input + tokens.output * tier.output
-                  + five_minute_writes * tier.cache_write
-                  + tokens.cache_creation_1h * tier.cache_write_1h
-                  + tokens.cache_read * tier.cache_read)
-    return token_cost / PER_MTOK + web_search_requests * pricing.web_search_per_1k / 1000
+    token_cost = (tokens.input * prices.input + tokens.output * prices.output
+                  + five_minute_writes * prices.cache_write
+                  + tokens.cache_creation_1h * prices.cache_write_1h
+                  + tokens.cache_read * prices.cache_read)
+    return (token_cost * multiplier / PER_MTOK
+            + web_search_requests * pricing.web_search_per_1k / 1000)
 
 
 def _token_dict() -> dict[str, int]:
@@ -174,10 +188,11 @@ def _totals_from_json(totals: Totals, data: dict) -> Totals:
 
 
 def record_cost(record: UsageRecord, entry: ModelEntry | None) -> float | None:
+    """A request's cost with the prices in force on its day; None when its model is unknown."""
     if entry is None:
         return None
-    return request_cost(entry.pricing, record.token_counts, record.web_search_requests,
-                        record.speed)
+    return request_cost(entry.pricing_on(record.timestamp[:10]), record.token_counts,
+                        record.web_search_requests, record.speed, record.inference_geo)
 
 
 def price_records(records: Sequence[UsageRecord], resolve) -> list[float | None]:

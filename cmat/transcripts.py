@@ -60,6 +60,7 @@ class UsageRecord:
     cache_read_tokens: int
     web_search_requests: int
     speed: str | None
+    inference_geo: str | None  # where inference ran ("us", "global", ...), when recorded
     is_sidechain: bool
     agent: str  # "main", or the subagent's type
     agent_id: str | None
@@ -142,7 +143,7 @@ def is_notice(model, api_error) -> bool:
 
 def make_record(source: SourceFile, offset: int, message_id, request_id, session_id,
                 timestamp, model, input_tokens: int, output_tokens: int, cache_total: int,
-                split: tuple[int, int] | None, cache_read: int, searches: int, speed,
+                split: tuple[int, int] | None, cache_read: int, searches: int, speed, geo,
                 is_sidechain: bool, agent_id, cwd) -> UsageRecord:
     """The record of one usage line, from its values however they were decoded.
 
@@ -180,6 +181,7 @@ def make_record(source: SourceFile, offset: int, message_id, request_id, session
         cache_read,
         searches,
         speed,
+        geo,
         is_sidechain,
         source.agent or (UNKNOWN_SUBAGENT if is_sidechain else MAIN_AGENT),
         agent_id or source.agent_id,
@@ -213,7 +215,8 @@ def record_from_line(obj, source: SourceFile, offset: int) -> UsageRecord | None
          _count(split.get("ephemeral_1h_input_tokens"))) if split.__class__ is dict else None,
         _count(get("cache_read_input_tokens")),
         _count(server_tools.get("web_search_requests")) if server_tools.__class__ is dict else 0,
-        _text(get("speed"), "usage.speed"), obj.get("isSidechain") is True,
+        _text(get("speed"), "usage.speed"), _text(get("inference_geo"), "usage.inference_geo"),
+        obj.get("isSidechain") is True,
         _text(obj.get("agentId"), "agentId"), _text(obj.get("cwd"), "cwd"))
 
 

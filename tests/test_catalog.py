@@ -5,7 +5,7 @@ import pytest
 from cmat import paths
 from cmat.catalog import ModelService, load_catalog, pattern_specificity
 from cmat.errors import CatalogError, NotFound
-from tests.transcript_factory import FAST, LONG_CONTEXT, PRICES
+from tests.transcript_factory import FAST, PRICE_CHANGES, PRICES, TIERS, US_ONLY
 
 
 @pytest.fixture
@@ -15,22 +15,39 @@ def service(project):
 
 @pytest.mark.parametrize("model_id", sorted(PRICES))
 def test_every_model_of_the_pricing_facts_has_its_prices(service, model_id):
-    pricing = service.get_by_pattern(model_id).pricing
-    p_in, p_w5, p_w1, p_rd, p_out = PRICES[model_id]
+    entry = service.get_by_pattern(model_id)
+    pricing = entry.pricing_on("2026-03-01")
     assert (pricing.input, pricing.cache_write, pricing.cache_write_1h, pricing.cache_read,
-            pricing.output) == (p_in, p_w5, p_w1, p_rd, p_out)
+            pricing.output) == PRICES[model_id]
     assert pricing.web_search_per_1k == 10
-    if model_id in LONG_CONTEXT:
-        long = pricing.long_context
-        assert long.threshold_tokens == 200_000
-        assert (long.input, long.cache_write, long.cache_write_1h, long.cache_read,
-                long.output) == LONG_CONTEXT[model_id]
+    if model_id in TIERS:
+        threshold, prices = TIERS[model_id]
+        (tier,) = pricing.tiers
+        assert tier.above_prompt_tokens == threshold
+        assert (tier.prices.input, tier.prices.cache_write, tier.prices.cache_write_1h,
+                tier.prices.cache_read, tier.prices.output) == prices
     else:
-        assert pricing.long_context is None
-    if model_id in FAST:
-        fast = pricing.fast
-        assert (fast.input, fast.cache_write, fast.cache_write_1h, fast.cache_read,
-                fast.output) == FAST[model_id]
+        assert pricing.tiers == ()
+    multiplier, ended = FAST.get(model_id, (None, None))
+    assert pricing.fast_multiplier == multiplier and pricing.fast is None
+    if ended:
+        assert entry.pricing_on(ended).fast_multiplier is None
+    assert pricing.geo_multipliers == ({"us": 1.1} if model_id in US_ONLY else {})
+    if model_id in PRICE_CHANGES:
+        day, prices = PRICE_CHANGES[model_id]
+        now = entry.pricing_on(day)
+        assert (now.input, now.cache_write, now.cache_write_1h, now.cache_read,
+                now.output) == prices
+    assert entry.source.startswith("https://platform.claude.com/docs/en/")
+
+
+def test_the_catalog_covers_the_current_lineup_and_names_it(service):
+    names = {entry.name for entry in service.catalog.models}
+    for name in ("Claude Fable 5.1", "Claude Fable 5", "Claude Mythos 5.1", "Claude Mythos 5",
+                 "Claude Opus 5.5", "Claude Sonnet 5.5", "Claude Sonnet 5", "Claude Haiku 5.5",
+                 "Claude Sonnet 3.5"):
+        assert name in names
+    assert set(PRICES) <= {service.get_by_pattern(m).id for m in PRICES} | set(PRICES)
 
 
 @pytest.mark.parametrize("transcript_id, expected", [
@@ -48,6 +65,23 @@ def test_every_model_of_the_pricing_facts_has_its_prices(service, model_id):
     ("claude-haiku-4-5", "claude-haiku-4-5-20251001"),
     ("claude-3-5-haiku-latest", "claude-3-5-haiku-20241022"),
     ("claude-3-7-sonnet-20250219", "claude-3-7-sonnet-20250219"),
+    ("claude-fable-5-1", "claude-fable-5-1"),
+    ("claude-fable-5", "claude-fable-5"),
+    ("claude-fable-5-1[1m]", "claude-fable-5-1"),
+    ("claude-mythos-5-1", "claude-mythos-5-1"),
+    ("claude-opus-5-5", "claude-opus-5-5"),
+    ("us.anthropic.claude-opus-5-5", "claude-opus-5-5"),
+    ("eu.anthropic.claude-opus-5-5-v1:0", "claude-opus-5-5"),
+    ("apac.anthropic.claude-sonnet-5-5-v1:0", "claude-sonnet-5-5"),
+    ("global.anthropic.claude-haiku-5-5", "claude-haiku-5-5"),
+    ("anthropic.claude-haiku-5-5", "claude-haiku-5-5"),
+    ("claude-haiku-5-5@20261007", "claude-haiku-5-5"),
+    ("claude-haiku-5-5[1m]", "claude-haiku-5-5"),
+    ("claude-sonnet-5", "claude-sonnet-5"),
+    ("claude-sonnet-5-5[1m]", "claude-sonnet-5-5"),
+    ("claude-opus-5", "claude-opus-5"),
+    ("claude-3-5-sonnet-20240620", "claude-3-5-sonnet-20241022"),
+    ("claude-3-5-sonnet-20241022", "claude-3-5-sonnet-20241022"),
 ])
 def test_dated_undated_and_prefixed_ids_resolve(service, transcript_id, expected):
     assert service.get_by_pattern(transcript_id).id == expected
@@ -63,8 +97,8 @@ def test_unknown_ids_do_not_resolve(service, unknown):
 
 def test_bundled_catalog_validates_without_conflicts(service):
     assert service.problems() == []
-    assert service.get_default().id == "claude-sonnet-4-6"
-    assert all(m.source and m.last_updated for m in service.list_all())
+    assert service.get_default().id == "claude-sonnet-5-5"
+    assert all(m.source and m.last_updated for m in service.catalog.models)
 
 
 def test_exact_id_beats_a_family_pattern_and_specific_beats_general(project, service):
@@ -86,18 +120,63 @@ def test_exact_id_beats_a_family_pattern_and_specific_beats_general(project, ser
         "claude-sonnet-.*")
 
 
-def test_project_catalog_overrides_fields_and_cmat_models_overrides_project(project, monkeypatch,
-                                                                            tmp_path):
+def _write(path, doc):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_the_users_catalog_overrides_fields_of_the_built_in_one(project, monkeypatch,
+                                                                 tmp_path):
+    _write(paths.user_catalog(), {"models": [{"id": "claude-opus-4-6", "pricing": {"input": 7}}]})
+    entry = ModelService(project).get("claude-opus-4-6")
+    assert (entry.pricing.input, entry.pricing.output, entry.origin) == (7, 25, "user")
+    env_layer = _write(tmp_path / "mine.json",
+                       {"models": [{"id": "claude-opus-4-6", "pricing": {"input": 8}}]})
+    monkeypatch.setenv("CMAT_MODELS", str(env_layer))  # names the user's layer
+    assert ModelService(project).get("claude-opus-4-6").pricing.input == 8
+
+
+def test_a_project_catalog_adds_models_but_never_reprices_known_ones(project):
+    _write(project / ".claude" / "data" / "models.json", {"default_model": "house-model", "models": [
+        {"id": "claude-opus-4-6", "pricing": {"input": 70}},
+        {"id": "house-model", "name": "House", "pattern": "^house-model$",
+         "pricing": {"input": 1, "output": 2, "cache_write": 1.25, "cache_write_1h": 2,
+                     "cache_read": 0.1}}]})
+    service = ModelService(project)
+    assert service.get("claude-opus-4-6").pricing.input == 5
+    assert service.get_by_pattern("house-model").name == "House"
+    assert service.get_default().id == "house-model"  # a project may set its default
+    (note,) = service.catalog.notes
+    assert "prices claude-opus-4-6 differently" in note and '"force": true' in note
+
+
+def test_a_forced_project_entry_does_reprice(project):
+    _write(project / ".claude" / "data" / "models.json", {"models": [
+        {"id": "claude-opus-4-6", "force": True, "pricing": {"input": 70}}]})
+    entry = ModelService(project).get("claude-opus-4-6")
+    assert (entry.pricing.input, entry.origin) == (70, "project (forced)")
+
+
+def test_cmat_v10s_own_catalog_is_read_and_its_wrong_haiku_price_not_used(project):
+    from tests.conftest import FIXTURES
+
     layer = project / ".claude" / "data" / "models.json"
     layer.parent.mkdir(parents=True)
-    layer.write_text(json.dumps({"models": [{"id": "claude-opus-4-6", "pricing": {"input": 7}}]}))
-    assert ModelService(project).get("claude-opus-4-6").pricing.input == 7
-    assert ModelService(project).get("claude-opus-4-6").pricing.output == 25  # merged, kept
-    env_layer = tmp_path / "mine.json"
-    env_layer.write_text(json.dumps({"models": [{"id": "claude-opus-4-6",
-                                                 "pricing": {"input": 8}}]}))
-    monkeypatch.setenv("CMAT_MODELS", str(env_layer))
-    assert ModelService(project).get("claude-opus-4-6").pricing.input == 8
+    layer.write_bytes((FIXTURES / "cmat-v10" / "data_models.json").read_bytes())
+    service = ModelService(project)
+    haiku = service.get_by_pattern("claude-haiku-4-5-20251001")
+    assert (haiku.pricing.input, haiku.pricing.output) == (1, 5)  # CMAT says 0.25 / 1.25
+    assert any("claude-haiku-4.5" in note and "built-in" in note
+               for note in service.catalog.notes)
+    assert ModelService(project).get_by_pattern("claude-sonnet-4-5-20250929").pricing.input == 3
+
+
+def test_a_broken_project_catalog_is_ignored_and_said(project):
+    _write(project / ".claude" / "data" / "models.json", {"models": [{"id": "x"}]})
+    service = ModelService(project)
+    assert service.get_by_pattern("claude-opus-4-6").pricing.input == 5
+    assert "the project's catalog is ignored" in service.catalog.notes[0]
 
 
 def test_cmat_format_catalog_with_globs_and_no_1h_price_loads(project):
@@ -125,9 +204,7 @@ def test_cmat_format_catalog_with_globs_and_no_1h_price_loads(project):
       "output": 1, "cache_write": 1, "cache_write_1h": 1, "cache_read": 1}}, "colour"),
 ])
 def test_broken_catalog_names_file_model_and_field(project, body, field):
-    layer = project / ".claude" / "data" / "models.json"
-    layer.parent.mkdir(parents=True)
-    layer.write_text(json.dumps({"models": [body]}))
+    layer = _write(paths.user_catalog(), {"models": [body]})
     with pytest.raises(CatalogError) as caught:
         load_catalog(project)
     message = str(caught.value)
@@ -135,7 +212,7 @@ def test_broken_catalog_names_file_model_and_field(project, body, field):
 
 
 def test_invalid_json_catalog_is_reported(project):
-    layer = project / ".claude" / "data" / "models.json"
+    layer = paths.user_catalog()
     layer.parent.mkdir(parents=True)
     layer.write_text("{not json")
     with pytest.raises(CatalogError, match="not valid JSON"):
@@ -153,9 +230,7 @@ def test_validation_cache_is_used_then_invalidated_by_a_changed_layer(project):
     cache = paths.cache_home() / "catalog.json"
     assert cache.is_file()
     assert load_catalog(project) == first
-    layer = project / ".claude" / "data" / "models.json"
-    layer.parent.mkdir(parents=True)
-    layer.write_text(json.dumps({"models": [{"id": "claude-opus-4-6", "pricing": {"input": 9}}]}))
+    _write(paths.user_catalog(), {"models": [{"id": "claude-opus-4-6", "pricing": {"input": 9}}]})
     assert ModelService(project).get("claude-opus-4-6").pricing.input == 9
 
 
@@ -169,21 +244,10 @@ def test_set_default_writes_the_user_catalog_never_the_bundled_one(project):
     bundled = paths.bundled_catalog().read_bytes()
     service = ModelService(project)
     target = service.set_default("claude-opus-4-6")
-    assert target == project / ".claude" / "data" / "models.json"
+    assert target == paths.user_catalog()
     assert paths.bundled_catalog().read_bytes() == bundled
     assert ModelService(project).get_default().id == "claude-opus-4-6"
     ModelService(project).set_default("claude-haiku-4-5")
     fresh = ModelService(project)
     assert fresh.get_default().id == "claude-haiku-4-5-20251001"
-    assert [m.id for m in fresh.list_all() if m.is_default] == ["claude-haiku-4-5-20251001"]
-
-
-def test_calculate_cost_public_api(service):
-    cost = service.calculate_cost("claude-sonnet-4-5", 1000, 2000, cache_creation_tokens=3000,
-                                  cache_read_tokens=4000, cache_creation_1h_tokens=1000,
-                                  web_search_requests=2)
-    expected = (1000 * 3 + 2000 * 15 + 2000 * 3.75 + 1000 * 6 + 4000 * 0.3) / 1e6 + 0.02
-    assert cost == pytest.approx(expected, rel=1e-12)
-    with pytest.raises(ValueError):
-        service.calculate_cost("claude-sonnet-4-5", 0, 0, cache_creation_tokens=1,
-                               cache_creation_1h_tokens=2)
+    assert [m.id for m in fresh.catalog.models if m.is_default] == ["claude-haiku-4-5-20251001"]

@@ -113,7 +113,7 @@ def test_unpriced_model_is_explained(run, tmp_path):
 
 def test_models_commands(run, project):
     listing = run("models", "list").output
-    assert "claude-sonnet-4-5-20250929" in listing and "* claude-sonnet-4-6" in listing
+    assert "claude-sonnet-4-5-20250929" in listing and "* claude-sonnet-5-5" in listing
     data = json.loads(run("models", "list", "--json").output)
     assert len(data["models"]) >= 15
     shown = json.loads(run("models", "show", "us.anthropic.claude-opus-4-1-20250805-v1:0",
@@ -125,6 +125,7 @@ def test_models_commands(run, project):
     run("models", "add", "claude-nova-9", "--input", "2", "--output", "8")
     assert json.loads(run("models", "show", "claude-nova-9-20991231", "--json").output)[
         "pricing"]["cache_write_1h"] == 4
+    assert json.loads(run("models", "show", "--json").output)["id"] == "claude-opus-4-6"
 
 
 def test_models_validate_reports_a_broken_layer(run, project):

@@ -131,7 +131,7 @@ def test_reprice_uses_the_stored_tokens_only(tmp_path, project, monkeypatch):
         assert ledger.query("SELECT cost_usd FROM requests") == [(None,)]
         from cmat.catalog import add_model
 
-        add_model(project, "claude-nova-9", name="Nova", pattern=None, input_price=2,
+        add_model("claude-nova-9", name="Nova", pattern=None, input_price=2,
                   output_price=8)
         transcript.unlink()  # no transcript needed
         assert reprice(ledger, ModelService(project)) == (1, 0)

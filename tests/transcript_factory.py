@@ -13,40 +13,67 @@ from pathlib import Path
 
 # input, 5m write, 1h write, cache read, output: USD per MTok
 PRICES = {
-    "claude-opus-4-20250514": (15, 18.75, 30, 1.50, 75),
-    "claude-opus-4-1-20250805": (15, 18.75, 30, 1.50, 75),
-    "claude-opus-4-5-20251101": (5, 6.25, 10, 0.50, 25),
-    "claude-opus-4-6": (5, 6.25, 10, 0.50, 25),
-    "claude-opus-4-7": (5, 6.25, 10, 0.50, 25),
-    "claude-opus-4-8": (5, 6.25, 10, 0.50, 25),
+    "claude-fable-5-1": (10, 12.50, 20, 0.25, 50),
+    "claude-mythos-5-1": (10, 12.50, 20, 0.25, 50),
+    "claude-fable-5": (10, 12.50, 20, 1, 50),
+    "claude-mythos-5": (10, 12.50, 20, 1, 50),
+    "claude-opus-5-5": (4, 5, 8, 0.20, 20),
     "claude-opus-5": (5, 6.25, 10, 0.50, 25),
+    "claude-opus-4-8": (5, 6.25, 10, 0.50, 25),
+    "claude-opus-4-7": (5, 6.25, 10, 0.50, 25),
+    "claude-opus-4-6": (5, 6.25, 10, 0.50, 25),
+    "claude-opus-4-5-20251101": (5, 6.25, 10, 0.50, 25),
+    "claude-opus-4-1-20250805": (15, 18.75, 30, 1.50, 75),
+    "claude-opus-4-20250514": (15, 18.75, 30, 1.50, 75),
+    "claude-sonnet-5-5": (2, 2.50, 4, 0.20, 10),  # before 2026-10-07: see PRICE_CHANGES
+    "claude-sonnet-5": (2, 2.50, 4, 0.20, 10),
     "claude-sonnet-4-6": (3, 3.75, 6, 0.30, 15),
-    "claude-3-7-sonnet-20250219": (3, 3.75, 6, 0.30, 15),
-    "claude-sonnet-4-20250514": (3, 3.75, 6, 0.30, 15),
     "claude-sonnet-4-5-20250929": (3, 3.75, 6, 0.30, 15),
-    "claude-3-haiku-20240307": (0.25, 0.30, 0.50, 0.03, 1.25),
-    "claude-3-5-haiku-20241022": (0.80, 1.00, 1.60, 0.08, 4),
+    "claude-sonnet-4-20250514": (3, 3.75, 6, 0.30, 15),
+    "claude-3-7-sonnet-20250219": (3, 3.75, 6, 0.30, 15),
+    "claude-3-5-sonnet-20240620": (3, 3.75, 6, 0.30, 15),
+    "claude-3-5-sonnet-20241022": (3, 3.75, 6, 0.30, 15),
+    "claude-haiku-5-5": (0.10, 0.125, 0.20, 0.01, 0.50),
     "claude-haiku-4-5-20251001": (1, 1.25, 2, 0.10, 5),
+    "claude-3-5-haiku-20241022": (0.80, 1.00, 1.60, 0.08, 4),
+    "claude-3-haiku-20240307": (0.25, 0.30, 0.50, 0.03, 1.25),
     "claude-3-opus-20240229": (15, 18.75, 30, 1.50, 75),
 }
-LONG_CONTEXT = {  # requests whose input side exceeds 200k
-    "claude-sonnet-4-20250514": (6, 7.50, 12, 0.60, 22.50),
-    "claude-sonnet-4-5-20250929": (6, 7.50, 12, 0.60, 22.50),
+PRICE_CHANGES = {"claude-sonnet-5-5": ("2026-10-07", (2, 2.50, 4, 0.10, 10))}
+# A request whose prompt (input + cache writes + cache reads) exceeds the threshold: every
+# token of it at these prices.
+TIERS = {
+    "claude-sonnet-4-20250514": (200_000, (6, 7.50, 12, 0.60, 22.50)),
+    "claude-sonnet-4-5-20250929": (200_000, (6, 7.50, 12, 0.60, 22.50)),
+    "claude-haiku-5-5": (100_000, (0.50, 0.625, 1.00, 0.05, 2.50)),
 }
-FAST = {"claude-opus-4-6": (30, 37.5, 60, 3.0, 150), "claude-opus-5": (10, 12.5, 20, 1.0, 50)}
+# Fast mode: a multiplier on every token price, and the day it ended (None: still offered).
+FAST = {"claude-opus-4-6": (6, None), "claude-opus-4-7": (6, "2026-07-24"),
+        "claude-opus-4-8": (2, "2026-11-30"), "claude-opus-5": (2, None),
+        "claude-opus-5-5": (2, None)}
+US_ONLY = {"claude-opus-4-6", "claude-opus-4-7", "claude-opus-4-8", "claude-opus-5",
+           "claude-opus-5-5", "claude-sonnet-4-6", "claude-sonnet-5", "claude-sonnet-5-5",
+           "claude-haiku-5-5", "claude-fable-5", "claude-fable-5-1", "claude-mythos-5",
+           "claude-mythos-5-1"}  # 1.1x on every token price with inference_geo "us"
 WEB_SEARCH_USD = 0.01
 
 
 def expected_request_cost(model: str, input: int, output: int, write_5m: int, write_1h: int,
-                          read: int, searches: int = 0, speed: str | None = None) -> float:
+                          read: int, searches: int = 0, speed: str | None = None,
+                          geo: str | None = None, day: str = "2026-03-01") -> float:
     prices = PRICES[model]
-    if speed == "fast" and model in FAST:
-        prices = FAST[model]
-    elif model in LONG_CONTEXT and input + write_5m + write_1h + read > 200_000:
-        prices = LONG_CONTEXT[model]
+    if model in PRICE_CHANGES and day >= PRICE_CHANGES[model][0]:
+        prices = PRICE_CHANGES[model][1]
+    if model in TIERS and input + write_5m + write_1h + read > TIERS[model][0]:
+        prices = TIERS[model][1]
+    multiplier = 1.0
+    if speed == "fast" and model in FAST and (FAST[model][1] is None or day < FAST[model][1]):
+        multiplier *= FAST[model][0]
+    if geo == "us" and model in US_ONLY:
+        multiplier *= 1.1
     p_in, p_w5, p_w1, p_rd, p_out = prices
     return ((input * p_in + write_5m * p_w5 + write_1h * p_w1 + read * p_rd + output * p_out)
-            / 1e6 + searches * WEB_SEARCH_USD)
+            * multiplier / 1e6 + searches * WEB_SEARCH_USD)
 
 
 @dataclass
@@ -61,13 +88,16 @@ class Request:
     searches: int = 0
     speed: str | None = None
     agent: str = "main"
+    geo: str | None = None
+    day: str = "2026-03-01"
 
     @property
     def cost(self) -> float:
         if self.model not in PRICES:
             return 0.0
         return expected_request_cost(self.model, self.input, self.output, self.write_5m,
-                                     self.write_1h, self.read, self.searches, self.speed)
+                                     self.write_1h, self.read, self.searches, self.speed,
+                                     self.geo, self.day)
 
 
 _ids = itertools.count(1)
@@ -126,7 +156,7 @@ class TranscriptBuilder:
                  searches: int = 0, blocks: int = 3, sidechain: bool = False,
                  agent_id: str | None = None, speed: str | None = None,
                  message_id: str | None = None, split: bool = True, agent: str = "main",
-                 billed: bool = True) -> Request:
+                 billed: bool = True, geo: str | None = None) -> Request:
         """One API response written as `blocks` lines with growing output, like Claude Code."""
         message_id = message_id or f"msg_{next(_ids):024d}"
         request_id = f"req_{next(_ids):024d}"
@@ -143,8 +173,11 @@ class TranscriptBuilder:
             usage["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": 0}
             if speed:
                 usage["speed"] = speed
+            if geo:
+                usage["inference_geo"] = geo
             usage["iterations"] = [dict(usage, type="message")]  # repeats totals: never added
             line = self._envelope("assistant", sidechain, agent_id)
+            day = line["timestamp"][:10]
             line["requestId"] = request_id
             line["message"] = {"id": message_id, "type": "message", "role": "assistant",
                                "model": model,
@@ -154,7 +187,7 @@ class TranscriptBuilder:
             self.add_line(line)
         request = Request(message_id, model, input, output,
                           write_5m if split else write_5m + write_1h,
-                          write_1h if split else 0, read, searches, speed, agent)
+                          write_1h if split else 0, read, searches, speed, agent, geo, day)
         if billed:
             self.requests.append(request)
         return request

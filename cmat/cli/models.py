@@ -7,81 +7,113 @@ from pathlib import Path
 
 import click
 
-from cmat.cli.options import json_option, project_option, resolve_project
+from cmat.cli.options import json_option, project_option
 from cmat.cli.output import echo, emit_json, table
+from cmat import paths
 
 
 def _service(project: Path | None):
     from cmat.catalog import ModelService
 
-    return ModelService(resolve_project(project))
+    return ModelService(paths.project_dir(project))
 
 
 def _price(value: float) -> str:
     return f"${value:g}"
 
 
+def _extras(pricing) -> str:
+    """A model's price rules in a few words: tiers, fast mode, residency, price changes."""
+    words = []
+    for tier in pricing.tiers:
+        words.append(f">{tier.above_prompt_tokens // 1000}k prompt: "
+                     f"{_price(tier.prices.input)}/{_price(tier.prices.output)}")
+    if pricing.fast_multiplier:
+        words.append(f"fast x{pricing.fast_multiplier:g}")
+    elif pricing.fast:
+        words.append(f"fast: {_price(pricing.fast.input)}/{_price(pricing.fast.output)}")
+    for geo, multiplier in pricing.geo_multipliers.items():
+        words.append(f"{geo} x{multiplier:g}")
+    return "; ".join(words)
+
+
 @click.group()
 def models() -> None:
-    """Inspect and edit the model price catalog (USD per million tokens)."""
+    """The model price catalog (USD per million tokens).
+
+    Layers: the built-in catalog, your own (~/.config/cmat/models.json, or $CMAT_MODELS),
+    and a project's .claude/data/models.json (CMAT's format is read too), which may only add
+    models and set the project's default: where it prices a known model differently, the
+    built-in or your price stands, and cmat says so.
+    """
 
 
 @models.command("list")
 @project_option
 @json_option
 def list_models(project: Path | None, as_json: bool) -> None:
-    """Every model in the catalog with its prices."""
+    """Every model in the catalog with its prices, price rules, source and date."""
     service = _service(project)
-    entries = service.list_all()
+    entries = list(service.catalog.models)
     if as_json:
         emit_json({"catalog_version": service.catalog.version,
                    "sources": list(service.catalog.sources),
+                   "notes": list(service.catalog.notes),
                    "models": [dataclasses.asdict(m) for m in entries]})
         return
     rows = []
     for m in entries:
-        p = m.pricing
-        extras = []
-        if p.long_context:
-            extras.append(f">{p.long_context.threshold_tokens // 1000}k: "
-                          f"{_price(p.long_context.input)}/{_price(p.long_context.output)}")
-        if p.fast:
-            extras.append(f"fast: {_price(p.fast.input)}/{_price(p.fast.output)}")
-        rows.append([("* " if m.is_default else "  ") + m.id, m.name, _price(p.input),
-                     _price(p.output), _price(p.cache_write), _price(p.cache_write_1h),
-                     _price(p.cache_read), "; ".join(extras)])
-    echo(table(rows, ["Id", "Name", "Input", "Output", "5m write", "1h write", "Read", "Also"],
-               numeric_from=2))
-    echo(f"\n* default   catalog {service.catalog.version}   USD per million tokens")
+        p = m.pricing_on(_today())
+        rows.append([("* " if m.is_default else "  ") + m.id, _price(p.input), _price(p.output),
+                     _price(p.cache_write), _price(p.cache_write_1h), _price(p.cache_read),
+                     _extras(p), m.last_updated + (f" ({m.origin})" if m.origin != "built-in"
+                                                   else "")])
+    echo(table(rows, ["Id", "Input", "Output", "5m write", "1h write", "Read", "Rules",
+                      "Checked"], numeric_from=1))
+    echo(f"\n* default   catalog {service.catalog.version}   USD per million tokens, "
+         "prices in force today   sources: cmat models show ID")
+    for note in service.catalog.notes:
+        echo(f"note: {note}")
 
 
 @models.command()
-@click.argument("model_id")
+@click.argument("model_id", required=False)
 @project_option
 @json_option
-def show(model_id: str, project: Path | None, as_json: bool) -> None:
-    """One model: MODEL_ID may be a catalog id or any id a transcript carries."""
-    entry = _service(project).get(model_id)
+def show(model_id: str | None, project: Path | None, as_json: bool) -> None:
+    """One model: MODEL_ID may be a catalog id or any id a transcript carries.
+
+    Without MODEL_ID, the default model (cmat models set-default).
+    """
+    service = _service(project)
+    entry = service.get(model_id) if model_id else service.get_default()
     data = dataclasses.asdict(entry)
     if as_json:
         emit_json(data)
         return
     for key in ("id", "name", "description", "pattern", "max_tokens", "context_window",
-                "is_default", "source", "last_updated"):
+                "is_default", "released", "origin", "source", "last_updated"):
         echo(f"{key + ':':16}{data[key]}")
-    echo("pricing (USD per million tokens):")
-    for key, value in data["pricing"].items():
-        if isinstance(value, dict):
-            echo(f"  {key}: " + ", ".join(f"{k} {v:g}" for k, v in value.items()))
-        elif value is not None:
-            echo(f"  {key + ':':20}{value:g}")
+    for row in (*entry.history, entry.pricing):
+        since = f"from {row.effective_from}" if row.effective_from else "since release"
+        echo(f"pricing {since} (USD per million tokens):")
+        for key in ("input", "output", "cache_write", "cache_write_1h", "cache_read",
+                    "web_search_per_1k"):
+            echo(f"  {key + ':':20}{getattr(row, key):g}")
+        if _extras(row):
+            echo(f"  {'rules:':20}{_extras(row)}")
 
 
 @models.command("set-default")
 @click.argument("model_id")
 @project_option
 def set_default(model_id: str, project: Path | None) -> None:
-    """Make MODEL_ID the default (written to the user catalog, never the installed one)."""
+    """Make MODEL_ID the default model (written to your catalog, never the built-in one).
+
+    The default is the model `cmat models show` shows without an id, and the one estimates
+    are priced on when none is named. It never changes the price of a transcript's own
+    model: every request is priced as the model that served it.
+    """
     service = _service(project)
     target = service.set_default(model_id)
     echo(f"Default model: {service.get_default().id} (written to {target})")
@@ -91,21 +123,27 @@ def set_default(model_id: str, project: Path | None) -> None:
 @project_option
 @json_option
 def validate(project: Path | None, as_json: bool) -> None:
-    """Check every catalog layer: schema, patterns, and ids two models both claim.
+    """Check every catalog layer: schema, patterns, ids two models both claim, and what a
+    project's catalog says that is not followed.
 
     Exits 1 when a problem is found.
     """
     from cmat.catalog import iter_layer_errors
 
-    resolved = resolve_project(project)
+    resolved = paths.project_dir(project)
     problems = list(iter_layer_errors(resolved))
+    notes: list[str] = []
     if not problems:
-        problems = _service(project).problems()
+        service = _service(project)
+        problems = service.problems()
+        notes = list(service.catalog.notes)
     if as_json:
-        emit_json({"ok": not problems, "problems": problems})
+        emit_json({"ok": not problems, "problems": problems, "notes": notes})
     else:
         for problem in problems:
             echo(f"problem: {problem}")
+        for note in notes:
+            echo(f"note: {note}")
         echo("catalog OK" if not problems else f"{len(problems)} problem(s)")
     raise SystemExit(1 if problems else 0)
 
@@ -120,15 +158,81 @@ def validate(project: Path | None, as_json: bool) -> None:
 @click.option("--cache-write", type=float, help="5-minute cache write (default 1.25x input).")
 @click.option("--cache-write-1h", type=float, help="1-hour cache write (default 2x input).")
 @click.option("--cache-read", type=float, help="Cache read (default 0.1x input).")
-@project_option
 def add(model_id: str, name: str | None, pattern: str | None, input_price: float,
         output_price: float, cache_write: float | None, cache_write_1h: float | None,
-        cache_read: float | None, project: Path | None) -> None:
-    """Add or correct MODEL_ID's prices in the user catalog."""
+        cache_read: float | None) -> None:
+    """Add or correct MODEL_ID's prices in your catalog (~/.config/cmat/models.json).
+
+    Then `cmat ledger reprice` prices the requests already in the ledger with them.
+    """
     from cmat.catalog import add_model
 
-    target = add_model(resolve_project(project), model_id, name=name, pattern=pattern,
-                       input_price=input_price, output_price=output_price,
-                       cache_write=cache_write, cache_write_1h=cache_write_1h,
-                       cache_read=cache_read)
-    echo(f"Saved {model_id} to {target}")
+    target = add_model(model_id, name=name, pattern=pattern, input_price=input_price,
+                       output_price=output_price, cache_write=cache_write,
+                       cache_write_1h=cache_write_1h, cache_read=cache_read)
+    echo(f"Saved {model_id} to {target}; price the ledger with it: cmat ledger reprice")
+
+
+@models.command()
+@click.option("--no-scan", is_flag=True, help="Use the ledger as it is.")
+@json_option
+def check(no_scan: bool, as_json: bool) -> None:
+    """Every model id in your history without a price, with its requests and tokens.
+
+    Exits 1 when one is found, with the command that prices it.
+    """
+    from cmat.cli.report import scan_first
+
+    ledger, service = scan_first(no_scan, (), quiet=True)
+    with ledger:
+        rows = ledger.unpriced_models()
+    missing = [r for r in rows if service.get_by_pattern(r["model"]) is None]
+    stale = [r for r in rows if service.get_by_pattern(r["model"]) is not None]
+    if as_json:
+        emit_json({"unpriced": missing, "priced_since": stale})
+        raise SystemExit(1 if missing else 0)
+    for row in missing:
+        echo(f"{row['model']}: {row['requests']:,} requests, {row['tokens']:,} tokens unpriced "
+             f"-> cmat models add {row['model']} --input P --output P")
+    if stale:
+        echo(f"{sum(r['requests'] for r in stale):,} requests of models the catalog now prices "
+             "are stored unpriced -> cmat ledger reprice")
+    if not missing and not stale:
+        echo("Every model in the history has a price.")
+    raise SystemExit(1 if missing else 0)
+
+
+@models.command()
+@click.argument("source")
+@click.option("--prefer-source", is_flag=True,
+              help="Take the source's prices even for models the built-in catalog prices.")
+@click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
+@json_option
+def update(source: str, prefer_source: bool, dry_run: bool, as_json: bool) -> None:
+    """Merge a price file into your catalog: LiteLLM's model_prices_and_context_window.json,
+    or a cmat catalog. SOURCE is a path, or an http(s) URL (fetched only when you give one).
+
+    The built-in catalog wins where both price a model, unless --prefer-source. Prices LiteLLM
+    is known to get wrong (1-hour cache writes copied from another model) are corrected to
+    the rule (2x input) and reported. Then `cmat ledger reprice` prices the ledger with them.
+    """
+    from cmat.catalog_update import update_user_catalog
+
+    result = update_user_catalog(source, prefer_source=prefer_source, dry_run=dry_run)
+    if as_json:
+        emit_json(result)
+        return
+    for kind in ("added", "changed", "corrected", "skipped"):
+        for line in result[kind]:
+            echo(f"{kind}: {line}")
+    verb = "Would write" if dry_run else "Wrote"
+    echo(f"{verb} {result['target']}: {len(result['added'])} added, "
+         f"{len(result['changed'])} changed, {len(result['skipped'])} skipped")
+    if (result["added"] or result["changed"]) and not dry_run:
+        echo("Price the requests already in the ledger with them: cmat ledger reprice")
+
+
+def _today() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d")

@@ -67,6 +67,8 @@ def scan_first(no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool):
 
     ledger = Ledger()
     models = ModelService()
+    for note in models.catalog.unannounced_notes():
+        click.echo(f"cmat: note: {note}", err=True)
     if not no_scan:
         progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
         try:
