@@ -180,7 +180,7 @@ def compute_report(ledger: Ledger, query: ReportQuery) -> dict:
 
 def _empty_total() -> dict:
     return {"total_usd": 0.0, "tokens": dict.fromkeys(TOKEN_KEYS, 0), "requests": 0,
-            "unpriced_models": set()}
+            "unpriced_requests": 0, "unpriced_models": set()}
 
 
 def _add(total: dict, tokens: dict, requests: int, cost: float, unpriced: int, model: str):
@@ -189,6 +189,7 @@ def _add(total: dict, tokens: dict, requests: int, cost: float, unpriced: int, m
         total["tokens"][name] += value
     total["requests"] += requests
     if unpriced:
+        total["unpriced_requests"] += unpriced
         total["unpriced_models"].add(model)
 
 

@@ -251,3 +251,109 @@ def test_set_default_writes_the_user_catalog_never_the_bundled_one(project):
     fresh = ModelService(project)
     assert fresh.get_default().id == "claude-haiku-4-5-20251001"
     assert [m.id for m in fresh.catalog.models if m.is_default] == ["claude-haiku-4-5-20251001"]
+
+
+# --- keeping up, and one price for one request -------------------------------------------------
+
+
+LITELLM = {
+    "claude-3-haiku-20240307": {  # the known data error: Sonnet's $6 copied onto Haiku 3
+        "litellm_provider": "anthropic", "mode": "chat", "input_cost_per_token": 2.5e-07,
+        "output_cost_per_token": 1.25e-06, "cache_creation_input_token_cost": 3e-07,
+        "cache_creation_input_token_cost_above_1hr": 6e-06, "cache_read_input_token_cost": 3e-08},
+    "claude-newthing-1": {
+        "litellm_provider": "anthropic", "mode": "chat", "input_cost_per_token": 7e-06,
+        "output_cost_per_token": 3.5e-05, "cache_creation_input_token_cost": 8.75e-06,
+        "cache_creation_input_token_cost_above_1hr": 1.4e-05, "cache_read_input_token_cost": 7e-07,
+        "input_cost_per_token_above_200k_tokens": 1.4e-05,
+        "output_cost_per_token_above_200k_tokens": 5.25e-05},
+    "bedrock/anthropic.claude-newthing-1": {"litellm_provider": "bedrock",
+                                            "input_cost_per_token": 1},
+    "gpt-9": {"litellm_provider": "openai", "input_cost_per_token": 1e-06},
+}
+
+
+def test_update_from_litellm_adds_what_is_new_and_never_overrides_the_built_in(project,
+                                                                              tmp_path):
+    from click.testing import CliRunner
+
+    from cmat.cli import cli
+
+    source = _write(tmp_path / "model_prices_and_context_window.json", LITELLM)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["models", "update", str(source), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert [line.split(":")[0] for line in report["added"]] == ["claude-newthing-1"]
+    assert any(line.startswith("claude-3-haiku-20240307: the built-in catalog prices it")
+               for line in report["skipped"])
+    service = ModelService(project)
+    new = service.get_by_pattern("claude-newthing-1")
+    assert (new.pricing.input, new.pricing.output, new.pricing.cache_write_1h) == (7, 35, 14)
+    assert new.pricing.tiers[0].above_prompt_tokens == 200_000
+    assert new.pricing.tiers[0].prices.output == 52.5
+    assert service.get_by_pattern("claude-3-haiku-20240307").pricing.cache_write_1h == 0.5
+    again = runner.invoke(cli, ["models", "update", str(source)])
+    assert "0 added, 0 changed" in again.output
+    preferred = json.loads(runner.invoke(cli, ["models", "update", str(source),
+                                               "--prefer-source", "--json"]).output)
+    assert any("claude-3-haiku-20240307: 1-hour cache write $6 -> $0.5" in line
+               for line in preferred["corrected"])
+    assert ModelService(project).get_by_pattern(
+        "claude-3-haiku-20240307").pricing.cache_write_1h == 0.5  # the error never leaks in
+    assert "cmat ledger reprice" in runner.invoke(
+        cli, ["models", "update", str(_write(tmp_path / "more.json", {"claude-other-2": dict(
+            LITELLM["claude-newthing-1"])}))]).output
+
+
+def test_a_request_costs_the_same_whichever_folder_the_scan_ran_from(project, tmp_path,
+                                                                     monkeypatch):
+    from click.testing import CliRunner
+
+    from cmat.cli import cli
+    from tests.conftest import FIXTURES
+    from tests.transcript_factory import TranscriptBuilder, write_session
+
+    history = tmp_path / "claude"
+    builder = TranscriptBuilder(session_id="s")
+    builder.response(model="claude-haiku-4-5-20251001", input=10_000, output=10_000)
+    write_session(history / "projects" / "-p", builder)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(history))
+    cmat_project = tmp_path / "cmat-project"
+    _write(cmat_project / ".claude" / "data" / "models.json", json.loads(
+        (FIXTURES / "cmat-v10" / "data_models.json").read_text()))
+    totals = []
+    for folder, ledger in ((cmat_project, "a.db"), (tmp_path, "b.db")):
+        monkeypatch.chdir(folder)
+        monkeypatch.setenv("CMAT_LEDGER", str(tmp_path / ledger))
+        result = CliRunner().invoke(cli, ["report", "monthly", "--json"])
+        totals.append(json.loads(result.stdout)["total"]["total_usd"])
+    assert totals[0] == totals[1] == pytest.approx(builder.expected_cost)
+
+
+def test_models_check_names_unpriced_models_and_the_command_that_prices_them(project,
+                                                                             tmp_path,
+                                                                             monkeypatch):
+    from click.testing import CliRunner
+
+    from cmat.cli import cli
+    from tests.conftest import REAL_FIXTURES
+    from tests.transcript_factory import TranscriptBuilder, write_session
+
+    history = tmp_path / "claude" / "projects"
+    for index, path in enumerate(sorted(REAL_FIXTURES.glob("*/*.jsonl"))):
+        (history / f"-real{index}").mkdir(parents=True)
+        (history / f"-real{index}" / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(history.parent))
+    runner = CliRunner()
+    clean = runner.invoke(cli, ["models", "check"])
+    assert clean.exit_code == 0 and "Every model in the history has a price." in clean.output
+    builder = TranscriptBuilder(session_id="n")
+    builder.response(model="claude-nova-9", input=100, output=50)
+    write_session(history / "-new", builder)
+    found = runner.invoke(cli, ["models", "check"])
+    assert found.exit_code == 1
+    assert ("claude-nova-9: 1 requests, 150 tokens unpriced -> cmat models add claude-nova-9 "
+            "--input P --output P") in found.output
+    runner.invoke(cli, ["models", "add", "claude-nova-9", "--input", "1", "--output", "2"])
+    assert "cmat ledger reprice" in runner.invoke(cli, ["models", "check"]).output

@@ -8,8 +8,12 @@ import click
 import orjson
 
 
-def usd(value: float | None, places: int = 4) -> str:
-    return "unpriced" if value is None else f"${value:,.{places}f}"
+def usd(value: float | None, places: int = 4, unpriced: int = 0) -> str:
+    """An amount; `unpriced` requests (of models the catalog lacks) make it a lower bound,
+    marked `+?`, and an amount that is nothing but unpriced reads "unpriced", never $0."""
+    if value is None or (unpriced and not value):
+        return "unpriced"
+    return f"${value:,.{places}f}" + ("+?" if unpriced else "")
 
 
 def count(value: int) -> str:
@@ -43,7 +47,8 @@ def summary_text(report: dict) -> str:
     if report.get("web_search_requests"):
         lines.append(f"Web searches:        {count(report['web_search_requests'])}")
     lines.append(f"Requests:            {count(report['requests'])}")
-    lines.append(f"Total cost:          {usd(report['total_usd'])}")
+    unpriced = sum(m["requests"] for m in report.get("models", []) if m["total_usd"] is None)
+    lines.append(f"Total cost:          {usd(report['total_usd'], unpriced=unpriced)}")
     models = report.get("models", [])
     if len(models) > 1:
         rows = [[m["name"] or m["model"], count(m["requests"]), count(m["tokens"]["input"]),

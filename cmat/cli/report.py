@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from cmat.cli.options import json_option
-from cmat.cli.output import count, echo, emit_json, table
+from cmat.cli.output import count, echo, emit_json, table, usd
 
 PERIOD_TITLES = {"date": "Date", "week": "Week of", "month": "Month", "session": "Session"}
 
@@ -128,10 +128,6 @@ def _model_names(row: dict, models) -> str:
     return ", ".join(dict.fromkeys(names))
 
 
-def _cents(value: float) -> str:
-    return f"${value:,.2f}"
-
-
 def _table(report: dict, models) -> str:
     key = report["period"]
     dims = [d for d in report["group_by"] if d != key]
@@ -159,7 +155,7 @@ def _table(report: dict, models) -> str:
     text = table(rows, headers, numeric_from=padding)
     notes = [f"\n\nTimes in {report['timezone']}."]
     if total["unpriced_models"]:
-        notes.append("Not priced (tokens counted, cost not): "
+        notes.append("+? and unpriced: not priced (tokens counted, cost not): "
                      + ", ".join(total["unpriced_models"])
                      + ". Add prices with: cmat models add ID --input P --output P")
     return text + "\n".join(notes)
@@ -168,7 +164,8 @@ def _table(report: dict, models) -> str:
 def _figures(row: dict) -> list[str]:
     tokens = row["tokens"]
     return [count(tokens["input"]), count(tokens["output"]), count(tokens["cache_creation"]),
-            count(tokens["cache_read"]), count(row["requests"]), _cents(row["total_usd"])]
+            count(tokens["cache_read"]), count(row["requests"]),
+            usd(row["total_usd"], 2, row["unpriced_requests"])]
 
 
 def _csv(report: dict) -> str:
