@@ -161,3 +161,35 @@ def test_the_command_reference_is_current():
 
     assert (REPO / "docs" / "cli.md").read_text() == render(), \
         "docs/cli.md is stale: python -m tests.cli_reference > docs/cli.md"
+
+
+def test_models_validate_reads_cmats_own_catalog(run, project):
+    from tests.conftest import FIXTURES
+
+    layer = project / ".claude" / "data" / "models.json"
+    layer.parent.mkdir(parents=True)
+    layer.write_bytes((FIXTURES / "cmat-v10" / "data_models.json").read_bytes())
+    result = run("models", "validate")
+    assert "catalog OK" in result.output
+    assert "prices claude-haiku-4.5 differently" in result.output
+    run("models", "add", "claude-nova-9", "--input", "2", "--output", "8")  # never refused
+    assert layer.read_bytes() == (FIXTURES / "cmat-v10" / "data_models.json").read_bytes()
+
+
+def test_a_report_row_of_an_unknown_model_reads_unpriced(run, project, tmp_path, monkeypatch):
+    builder = TranscriptBuilder(session_id="u")
+    builder.now = "2026-03-01T10:00:00.000Z"
+    builder.response(model="claude-nova-9", output=10)
+    builder.now = "2026-03-02T10:00:00.000Z"
+    builder.response(model="claude-nova-9", output=10)
+    builder.response(model="claude-opus-4-6", output=10)
+    write_session(tmp_path / "claude" / "projects" / "-p", builder)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    monkeypatch.setenv("TZ", "UTC")
+    table = run("report", "daily").output
+    first, second = [line for line in table.splitlines() if line.startswith("2026-03")]
+    assert first.endswith("unpriced") and "$0.00" not in first
+    assert second.endswith("+?")
+    report = json.loads(run("report", "daily", "--json").stdout)
+    assert report["total"]["unpriced_requests"] == 2
+    assert report["total"]["unpriced_models"] == ["claude-nova-9"]
