@@ -38,17 +38,26 @@ def main() -> None:
         stdin = json.dumps({"session_id": "bench", "transcript_path": str(main_file),
                             "hook_event_name": "SessionEnd", "reason": "other"}).encode()
         script = REPO / "hooks" / "on-session-end-cost.sh"
-        times = []
-        for run in range(args.runs + 1):
+        ledger = root / "data" / "cmat"
+
+        def run_once() -> float:
             start = time.perf_counter()
             subprocess.run([str(script)], input=stdin, env=env, check=True)
-            if run:  # the first run also builds the catalog cache and the ledger
-                times.append(time.perf_counter() - start)
-        log = paths.hook_log_file().read_text().splitlines()
-    print(f"SessionEnd hook, {args.mb:g} MB session with subagents: median "
-          f"{statistics.median(times) * 1000:.0f} ms, worst {max(times) * 1000:.0f} ms over "
-          f"{len(times)} runs (target < 300 ms)")
-    print(f"first run (cold ledger and catalog cache): see log: {log[0][:120]}")
+            return time.perf_counter() - start
+
+        run_once()  # builds the catalog's validation cache, as any first run does
+        first, again = [], []
+        for _ in range(args.runs):
+            for stale in ledger.glob("ledger.db*"):
+                stale.unlink()
+            first.append(run_once())  # the whole session is new to the ledger
+            again.append(run_once())  # SessionEnd again: nothing new to read
+    print(f"SessionEnd hook, {args.mb:g} MB session with subagents, {args.runs} runs "
+          f"(target < 300 ms):")
+    for label, times in (("first record of the session", first),
+                         ("the same session again", again)):
+        print(f"  {label:<30} median {statistics.median(times) * 1000:5.0f} ms, "
+              f"worst {max(times) * 1000:5.0f} ms")
 
 
 if __name__ == "__main__":
