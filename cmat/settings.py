@@ -237,12 +237,12 @@ class Change:
     settings_path: Path
     before: bytes | None
     after: bytes
-    scripts: list[Path]  # written or removed
-    kept: list[Path] = dataclasses.field(default_factory=list)  # other tools' files, untouched
+    scripts: list[Path]  # written (install) or removed (uninstall)
+    removed: list[Path] = dataclasses.field(default_factory=list)  # an older cmat's scripts
 
     @property
     def changed(self) -> bool:
-        return self.before != self.after or bool(self.scripts)
+        return self.before != self.after or bool(self.scripts) or bool(self.removed)
 
 
 def install(target: Target, dry_run: bool = False, statusline: bool = False) -> Change:
@@ -277,7 +277,11 @@ def install(target: Target, dry_run: bool = False, statusline: bool = False) -> 
                 _make_executable(path)
             if after != before:
                 atomic_write_bytes(target.settings, after)
-    return Change(target.settings, before, after, scripts)
+        legacy = _legacy_scripts(target)  # the handlers now run those of cmat's own folder
+        if not dry_run:
+            for path in legacy:
+                path.unlink()
+    return Change(target.settings, before, after, scripts, legacy)
 
 
 def _make_executable(path: Path) -> None:

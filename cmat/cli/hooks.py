@@ -48,6 +48,8 @@ def _report(change, verb: str, dry_run: bool) -> None:
             echo(line)
     for script in change.scripts:
         echo(f"{prefix} {'remove' if verb == 'clean' else 'write'} {script}")
+    for script in change.removed:
+        echo(f"{prefix} remove {script} (written by an older cmat)")
 
 
 @hooks.command()
