@@ -115,7 +115,10 @@ def test_models_commands(run, project):
     listing = run("models", "list").output
     assert "claude-sonnet-4-5-20250929" in listing and "* claude-sonnet-5-5" in listing
     data = json.loads(run("models", "list", "--json").output)
-    assert len(data["models"]) >= 15
+    assert len(data["models"]) >= 24
+    sourced = run("models", "list", "--sources").output
+    assert "claude-opus-5-5 (checked 2026-11-23, built-in):" in sourced
+    assert "https://platform.claude.com/docs/en/models/opus-5-5/overview" in sourced
     shown = json.loads(run("models", "show", "us.anthropic.claude-opus-4-1-20250805-v1:0",
                            "--json").output)
     assert shown["id"] == "claude-opus-4-1-20250805"

@@ -49,12 +49,21 @@ def models() -> None:
 
 
 @models.command("list")
+@click.option("--sources", is_flag=True,
+              help="List each model's source (the official pages its prices were checked "
+                   "against) and the date they were, instead of the prices.")
 @project_option
 @json_option
-def list_models(project: Path | None, as_json: bool) -> None:
+def list_models(sources: bool, project: Path | None, as_json: bool) -> None:
     """Every model in the catalog with its prices, price rules, source and date."""
     service = _service(project)
     entries = list(service.catalog.models)
+    if sources and not as_json:
+        for m in entries:
+            echo(f"{m.id} (checked {m.last_updated or '-'}, {m.origin}):")
+            for source in m.source.split("; "):
+                echo(f"  {source}")
+        return
     if as_json:
         emit_json({"catalog_version": service.catalog.version,
                    "sources": list(service.catalog.sources),
@@ -71,7 +80,7 @@ def list_models(project: Path | None, as_json: bool) -> None:
     echo(table(rows, ["Id", "Input", "Output", "5m write", "1h write", "Read", "Rules",
                       "Checked"], numeric_from=1))
     echo(f"\n* default   catalog {service.catalog.version}   USD per million tokens, "
-         "prices in force today   sources: cmat models show ID")
+         "prices in force today   sources: cmat models list --sources")
     for note in service.catalog.notes:
         echo(f"note: {note}")
 
