@@ -6,15 +6,7 @@ time is spent inside the user's Claude Code session.
 
 import sys
 
-HOOK_EVENTS = {
-    "session-end": "Record the ended session's cost (SessionEnd).",
-    "subagent-stop": "Record the session's cost so far as a subagent ends (SubagentStop).",
-    "prompt-submit": "Refuse a new prompt when a budget is exhausted (UserPromptSubmit).",
-    "pre-tool-use": "Deny the next tool call when a budget is exhausted (PreToolUse).",
-}
-
-
-BUDGET_EVENTS = ("prompt-submit", "pre-tool-use")
+from cmat.claude.events import BY_COMMAND
 
 
 def no_budget_config() -> bool:
@@ -33,12 +25,12 @@ def no_budget_config() -> bool:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "hook" and sys.argv[2] in HOOK_EVENTS:
-        if sys.argv[2] in BUDGET_EVENTS and no_budget_config():
+    if len(sys.argv) == 3 and sys.argv[1] == "hook" and sys.argv[2] in BY_COMMAND:
+        if BY_COMMAND[sys.argv[2]].checks_budgets and no_budget_config():
             while sys.stdin.buffer.read(1 << 20):
                 pass  # Claude Code's write must not meet a closed pipe
             sys.exit(0)
-        from cmat.hooks import run
+        from cmat.claude.runtime import run
 
         sys.exit(run(sys.argv[2]))
     if sys.argv[1:] in (["statusline"], ["statusline", "--debug"]):  # runs every few seconds

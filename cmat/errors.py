@@ -1,7 +1,11 @@
-"""One error hierarchy: every expected failure is a CmatError with a one-line message.
+"""One error hierarchy: every expected failure is a CmatError with a one-line message, and
+every exit code cmat uses is here.
 
-The CLI turns it into that line on stderr and the error's exit code; anything else is a bug.
+The CLI turns an error into that line on stderr and its exit code; anything else is a bug
+(INTERNAL_ERROR_EXIT). A hook always exits 0.
 """
+
+INTERNAL_ERROR_EXIT = 70
 
 
 class CmatError(Exception):
@@ -52,3 +56,27 @@ class LockTimeout(CmatError):
     """Another process held a file lock for longer than we are willing to wait."""
 
     exit_code = 7
+
+
+class LedgerError(CmatError):
+    """The ledger cannot be opened, read or written (damaged, full, read-only, busy)."""
+
+    exit_code = 8
+
+
+class SettingsError(CmatError):
+    """Claude Code's settings (or .mcp.json) cannot be read, or would not be safe to write."""
+
+    exit_code = 9
+
+
+class ConfigError(CmatError):
+    """cmat's budget configuration does not parse or does not validate."""
+
+    exit_code = 10
+
+
+class BudgetExhausted(CmatError):
+    """A budget of the task is spent (`cmat costs extract`, `cmat budget check`)."""
+
+    exit_code = 11

@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
 
+from cmat import paths
 from cmat.errors import LockTimeout
 
 DEFAULT_LOCK_TIMEOUT = 30.0
@@ -24,9 +27,6 @@ DEFAULT_LOCK_TIMEOUT = 30.0
 def lock_file(path: Path) -> Path:
     """The lock of `path`: a file in cmat's state folder, never beside the file itself (a task
     queue, Claude Code's settings, a project's config: folders that belong to others)."""
-    import hashlib
-
-    from cmat import paths
 
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:20]
     return paths.state_home() / "locks" / f"{path.name}-{digest}.lock"
@@ -79,8 +79,6 @@ def atomic_write_bytes(path: Path, data: bytes, executable: bool = False,
     nothing is written if another writer that takes no lock changed it meanwhile: returns
     False then, True when written.
     """
-    import tempfile  # only writers pay for it
-
     if path.is_symlink():
         path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)

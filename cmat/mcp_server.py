@@ -7,12 +7,19 @@ new transcript lines into cmat's own ledger first, as `cmat report` does.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from cmat import __version__, paths
+from cmat.budgets.limits import status_report
+from cmat.catalog import ModelService
 from cmat.errors import CmatError
+from cmat.ingest import scan
+from cmat.ledger import Ledger
+from cmat.reports import ReportQuery, build_report
+from cmat.tasks import enhancement_report, task_report
 
-PERIODS = ("daily", "weekly", "monthly", "session")
 INSTRUCTIONS = ("Costs of Claude Code sessions recorded by cmat: per task, per enhancement, "
                 "per period and against budgets. All amounts are USD.")
 
@@ -24,7 +31,6 @@ def build_server(project: Path):
     except ImportError:
         raise CmatError("the MCP server needs the mcp package",
                         "install it with: pip install 'cmat-costs[mcp]'") from None
-    from cmat import __version__
 
     server = MCPServer("cmat", version=__version__, instructions=INSTRUCTIONS)
 
@@ -37,15 +43,11 @@ def build_server(project: Path):
     @server.tool(structured_output=True)
     def get_task_cost(task_id: str) -> dict[str, Any]:
         """What a task of the project's queue has cost: totals, per model and per session."""
-        from cmat.costs import task_report
-
         return guarded(lambda: task_report(project, task_id))
 
     @server.tool(structured_output=True)
     def get_enhancement_cost(name: str) -> dict[str, Any]:
         """What the tasks of an enhancement have cost, task by task, with the total."""
-        from cmat.costs import enhancement_report
-
         def report() -> dict[str, Any]:
             found = enhancement_report(project, name)
             if not found["tasks"]:
@@ -60,16 +62,7 @@ def build_server(project: Path):
         """Spend over the whole Claude Code history by period ('daily', 'weekly', 'monthly' or
         'session'), optionally grouped by model, project, task, enhancement, agent or session;
         since/until are YYYY-MM-DD days in the machine's time zone."""
-        from datetime import date
-
-        from cmat.catalog import ModelService
-        from cmat.ledger import Ledger
-        from cmat.reports import ReportQuery, build_report
-        from cmat.scan import scan, scan_roots
-
         def report() -> dict[str, Any]:
-            if period not in PERIODS:
-                raise CmatError(f"period must be one of {', '.join(PERIODS)}")
             try:
                 first = date.fromisoformat(since) if since else None
                 last = date.fromisoformat(until) if until else None
@@ -78,7 +71,7 @@ def build_server(project: Path):
             query = ReportQuery(period, first, last, by=tuple(group_by or ()))
             query.validate()
             with Ledger() as ledger:
-                scan(ledger, ModelService(project), scan_roots())
+                scan(ledger, ModelService(project), paths.transcript_roots())
                 return build_report(ledger, query)
 
         return guarded(report)
@@ -86,9 +79,6 @@ def build_server(project: Path):
     @server.tool(structured_output=True)
     def get_budget_status() -> dict[str, Any]:
         """Every budget that applies to the project: spent, limit, percent, reset time."""
-        from cmat.budgets import status_report
-        from cmat.ledger import Ledger
-
         def report() -> dict[str, Any]:
             with Ledger() as ledger:
                 return status_report(project, ledger)

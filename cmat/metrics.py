@@ -18,20 +18,24 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from cmat import paths
+from cmat.budgets.limits import all_statuses
+from cmat.catalog import ModelService
+from cmat.ingest import scan
+from cmat.ledger import Ledger
+from cmat.usage import COUNTED_TOKENS
 
 MAX_SERIES = 20  # per label: projects, models, agents
 MAX_TASKS = 100
 OTHER = "other"
 BUCKETS = (0.01, 0.1, 1.0, 5.0)
 SCAN_INTERVAL_SECONDS = 10.0
-TOKEN_COLUMNS = {"input": "input_tokens", "output": "output_tokens",
-                 "cache_creation": "cache_creation_tokens", "cache_read": "cache_read_tokens"}
-
-
-def _top(ledger, column: str, limit: int) -> set[str]:
-    rows = ledger.query(f"SELECT {column} FROM requests GROUP BY {column}"
-                        f" ORDER BY coalesce(sum(cost_usd), 0) DESC LIMIT ?", (limit,))
-    return {row[0] for row in rows if row[0] is not None}
 
 
 def _label(value, keep: set[str]) -> str:
@@ -43,33 +47,27 @@ def _label(value, keep: set[str]) -> str:
 class LedgerCollector:
     """Builds every metric family from the ledger at scrape time."""
 
-    def __init__(self, project: Path, scan: bool):
+    def __init__(self, project: Path, scan: bool, max_series: int = MAX_SERIES):
         self.project = project
         self.scan = scan
+        self.max_series = max_series
         self.last_scan = 0.0
         self.lock = threading.Lock()
 
     def _refresh(self, ledger) -> None:
         if not self.scan or time.time() - self.last_scan < SCAN_INTERVAL_SECONDS:
             return
-        from cmat.catalog import ModelService
-        from cmat.scan import scan, scan_roots
 
-        scan(ledger, ModelService(self.project), scan_roots())
+        scan(ledger, ModelService(self.project), paths.transcript_roots())
         self.last_scan = time.time()
 
     def collect(self):
-        from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
-                                            HistogramMetricFamily)
-
-        from cmat.budgets import status_report
-        from cmat.ledger import Ledger
 
         with self.lock, Ledger() as ledger:
             self._refresh(ledger)
-            projects = _top(ledger, "project", MAX_SERIES)
-            models = _top(ledger, "model", MAX_SERIES)
-            agents = _top(ledger, "agent", MAX_SERIES)
+            projects = ledger.costliest("project", self.max_series)
+            models = ledger.costliest("model", self.max_series)
+            agents = ledger.costliest("agent", self.max_series)
 
             cost = CounterMetricFamily("cmat_cost_usd", "Cost of Claude Code requests in USD.",
                                        labels=["project", "model", "agent"])
@@ -78,10 +76,8 @@ class LedgerCollector:
             requests = CounterMetricFamily("cmat_requests", "Claude Code API requests.",
                                            labels=["model", "project"])
             grouped: dict[tuple, list[float]] = {}
-            for project, model, agent, usd, count, *token_sums in ledger.query(
-                    "SELECT project, model, agent, coalesce(sum(cost_usd), 0), count(*), "
-                    + ", ".join(f"sum({c})" for c in TOKEN_COLUMNS.values())
-                    + " FROM requests GROUP BY project, model, agent"):
+            for project, model, agent, usd, count, *token_sums in (
+                    ledger.totals_by_project_model_agent()):
                 key = (_label(project, projects), _label(model, models), _label(agent, agents))
                 sums = grouped.setdefault(key, [0.0, 0, 0, 0, 0, 0])
                 for index, value in enumerate([usd, count, *token_sums]):
@@ -94,15 +90,11 @@ class LedgerCollector:
                     merged[index] += sums[index + 1]
             for (model, project), sums in per_model_project.items():
                 requests.add_metric([model, project], sums[0])
-                for name, value in zip(TOKEN_COLUMNS, sums[1:]):
+                for name, value in zip(COUNTED_TOKENS, sums[1:]):
                     tokens.add_metric([name, model, project], value)
             yield from (cost, tokens, requests)
 
-            cases = ", ".join(f"sum(cost_usd <= {bound})" for bound in BUCKETS)
-            row = ledger.query(f"SELECT {cases}, count(cost_usd), coalesce(sum(cost_usd), 0)"
-                               " FROM requests")[0]
-            counts = [int(v or 0) for v in row[:len(BUCKETS)]]
-            total, total_sum = int(row[len(BUCKETS)]), float(row[-1])
+            counts, total, total_sum = ledger.cost_histogram(BUCKETS)
             histogram = HistogramMetricFamily(
                 "cmat_request_cost_usd", "Cost of one priced request in USD.",
                 buckets=[(str(b), c) for b, c in zip(BUCKETS, counts)] + [("+Inf", total)],
@@ -123,32 +115,28 @@ class LedgerCollector:
                                       labels=["budget"])
             limit = GaugeMetricFamily("cmat_budget_limit_usd", "Limit of each USD budget.",
                                       labels=["budget"])
-            for budget in status_report(self.project, ledger)["budgets"]:
-                ratio.add_metric([budget["budget"]], budget["percent"] / 100)
-                if budget["unit"] == "usd":
-                    limit.add_metric([budget["budget"]], budget["limit"])
+            for status in all_statuses(self.project, ledger)[2]:
+                ratio.add_metric([status.budget.key], status.percent / 100)
+                if status.budget.unit == "usd":
+                    limit.add_metric([status.budget.key], status.budget.limit)
             yield ratio
             yield limit
 
-            last = ledger.query("SELECT max(recorded_at) FROM sessions")[0][0]
+            last = ledger.last_recorded_at()
             scanned = GaugeMetricFamily("cmat_last_scan_timestamp_seconds",
                                         "When transcripts were last imported into the ledger.")
             scanned.add_metric([], max(self.last_scan, last or 0.0))
             yield scanned
 
 
-def registry(project: Path, scan: bool):
-    from prometheus_client import CollectorRegistry
-
+def registry(project: Path, scan: bool, max_series: int = MAX_SERIES) -> CollectorRegistry:
     collector_registry = CollectorRegistry(auto_describe=False)
-    collector_registry.register(LedgerCollector(project, scan))
+    collector_registry.register(LedgerCollector(project, scan, max_series))
     return collector_registry
 
 
-def exposition(project: Path, scan: bool = True) -> bytes:
-    from prometheus_client import generate_latest
-
-    return generate_latest(registry(project, scan))
+def exposition(project: Path, scan: bool = True, max_series: int = MAX_SERIES) -> bytes:
+    return generate_latest(registry(project, scan, max_series))
 
 
 IDLE_TIMEOUT_SECONDS = 10.0  # a connection that sends nothing is closed after this
@@ -160,11 +148,6 @@ def serve(project: Path, host: str, port: int) -> None:
     prometheus_client's threaded WSGI server: every connection has a thread of its own and a
     socket timeout, so a client that connects and sends nothing stalls no one else.
     """
-    from wsgiref.simple_server import WSGIRequestHandler, make_server
-
-    from prometheus_client import make_wsgi_app
-    from prometheus_client.exposition import ThreadingWSGIServer
-
     class QuietHandler(WSGIRequestHandler):
         timeout = IDLE_TIMEOUT_SECONDS
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cmat.errors import NotFound
+
 QUEUE_RELATIVE = Path(".claude") / "data" / "task_queue.json"
 PROJECT_CATALOG_RELATIVE = Path(".claude") / "data" / "models.json"
 CURRENT_TASK_RELATIVE = Path(".claude") / "data" / "cmat-current-task"
@@ -35,8 +37,6 @@ def project_dir(override: str | os.PathLike | None = None) -> Path:
     try:
         cwd = Path.cwd().resolve()
     except FileNotFoundError:
-        from cmat.errors import NotFound
-
         raise NotFound("the current directory no longer exists",
                        "cd into a project, or pass --project DIR") from None
     user_home = home().resolve()
@@ -77,7 +77,8 @@ def hook_scripts() -> Path:
 
 
 def user_settings_dir() -> Path:
-    """Claude Code's user configuration folder: the first CLAUDE_CONFIG_DIR entry, else ~/.claude."""
+    """Claude Code's user configuration folder: the first CLAUDE_CONFIG_DIR entry, else
+    ~/.claude."""
     env = os.environ.get("CLAUDE_CONFIG_DIR")
     if env and env.split(",")[0].strip():
         return Path(env.split(",")[0].strip()).expanduser()
@@ -123,3 +124,9 @@ def claude_config_dirs() -> list[Path]:
         return [Path(p.strip()).expanduser() for p in env.split(",") if p.strip()]
     xdg = _env_path("XDG_CONFIG_HOME") or home() / ".config"
     return [p for p in (home() / ".claude", xdg / "claude") if p.is_dir()]
+
+
+def transcript_roots(extra: list[Path] | None = None) -> list[Path]:
+    """Claude Code's `projects/` folders that exist, plus any `--path` folders."""
+    roots = [root / "projects" for root in claude_config_dirs()]
+    return [r for r in roots + list(extra or []) if r.is_dir()]

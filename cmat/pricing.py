@@ -17,25 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
+from cmat.usage import TOKEN_FIELDS, TokenCounts
+
 if TYPE_CHECKING:
-    from cmat.catalog import ModelEntry, Prices, Pricing
-    from cmat.transcripts import UsageRecord
+    from cmat.catalog.schema import ModelEntry, Prices, Pricing
+    from cmat.usage import UsageRecord
 
 PER_MTOK = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class TokenCounts:
-    input: int = 0
-    output: int = 0
-    cache_creation: int = 0  # all cache writes, 5-minute and 1-hour
-    cache_creation_1h: int = 0  # the 1-hour share of cache_creation
-    cache_read: int = 0
-
-    @property
-    def input_side(self) -> int:
-        """The prompt: what tier thresholds are measured on."""
-        return self.input + self.cache_creation + self.cache_read
 
 
 def select_prices(pricing: Pricing, tokens: TokenCounts, speed: str | None = None
@@ -69,7 +57,7 @@ def request_cost(pricing: Pricing, tokens: TokenCounts, web_search_requests: int
 
 
 def _token_dict() -> dict[str, int]:
-    return {"input": 0, "output": 0, "cache_creation": 0, "cache_creation_1h": 0, "cache_read": 0}
+    return dict.fromkeys(TOKEN_FIELDS, 0)
 
 
 @dataclass
@@ -83,19 +71,15 @@ class Totals:
 
     def add(self, record: UsageRecord, cost: float | None) -> None:
         tokens = self.tokens
-        tokens["input"] += record.input_tokens
-        tokens["output"] += record.output_tokens
-        tokens["cache_creation"] += record.cache_creation_tokens
-        tokens["cache_creation_1h"] += record.cache_creation_1h_tokens
-        tokens["cache_read"] += record.cache_read_tokens
+        for kind, value in zip(TOKEN_FIELDS, record.token_counts_tuple()):
+            tokens[kind] += value
         self.web_search_requests += record.web_search_requests
         self.requests += 1
         if cost is not None:
             self.total_usd += cost
 
     def set(self, sums: Sequence[int], requests: int, cost: float) -> None:
-        """Take the ledger's sums: input, output, cache writes, 1-hour writes, cache reads
-        and web searches, in that order."""
+        """Take the ledger's sums: the TOKEN_FIELDS, then web searches."""
         for key, value in zip(self.tokens, sums):
             self.tokens[key] = int(value or 0)
         self.web_search_requests = int(sums[5] or 0)

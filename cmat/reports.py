@@ -1,78 +1,33 @@
-"""Reports over the ledger: spend by day, week, month or session, grouped by any of model,
-project, task, enhancement, agent and session, in any time zone.
+"""Reports: spend by day, week, month or session over the whole ledger, grouped by any of
+model, project, task, enhancement, agent and session, in any time zone; and one transcript
+priced on its own.
 
-Periods are computed inside SQLite: the zone's UTC offsets over the reported range (DST
-transitions included) become a CASE expression on the request's timestamp, so a report over
-years of history is one aggregate query.
+Periods are computed inside SQLite (the ledger's report_rows), from the zone's UTC offsets
+over the reported range, DST included, so a report over years of history is one aggregate
+query; a report is cached in the ledger until a request changes.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from cmat.catalog import ModelService
 from cmat.errors import UsageError
 from cmat.ledger import Ledger
-from cmat.timezones import local_zone
+from cmat.ledger.queries import DIMENSION_COLUMNS
+from cmat.periods import iso_utc, local_zone, midnight, offset_changes
+from cmat.pricing import summarize
+from cmat.transcripts.parallel import ReadOptions
+from cmat.transcripts.session import read_session
+from cmat.usage import TOKEN_FIELDS
 
+# A report's period, and the key its rows carry it under.
 PERIODS = {"daily": "date", "weekly": "week", "monthly": "month", "session": "session"}
-DIMENSIONS = {"model": "model", "project": "project", "task": "task_id",
-              "enhancement": "enhancement", "agent": "agent", "session": "session_id"}
-ATTRIBUTED = {"task_id", "enhancement"}  # columns of the sessions a request belongs to
-TOKEN_SUMS = ("input_tokens", "output_tokens", "cache_creation_tokens",
-              "cache_creation_1h_tokens", "cache_read_tokens")
-TOKEN_KEYS = ("input", "output", "cache_creation", "cache_creation_1h", "cache_read")
-
-
-def offset_expression(tz: ZoneInfo, start: float, end: float) -> str:
-    """SQL for the zone's UTC offset (seconds) at `ts`, exact over [start, end]."""
-    def offset(ts: float) -> int:
-        return int(datetime.fromtimestamp(ts, tz).utcoffset().total_seconds())
-
-    start, end = start - 86400, end + 86400
-    changes: list[tuple[int, int]] = []  # (first second of the new offset, offset)
-    current = offset(start)
-    day = start
-    while day < end:
-        following = min(day + 86400, end)
-        if offset(following) != current:
-            low, high = int(day), int(following)
-            while high - low > 1:  # the exact second the offset changes
-                middle = (low + high) // 2
-                if offset(middle) == current:
-                    low = middle
-                else:
-                    high = middle
-            current = offset(high)
-            changes.append((high, current))
-        day = following
-    first = offset(start)
-    if not changes:
-        return str(first)
-    cases = []
-    previous = first
-    for moment, new_offset in changes:
-        cases.append(f"WHEN ts < {moment} THEN {previous}")
-        previous = new_offset
-    return f"(CASE {' '.join(cases)} ELSE {previous} END)"
-
-
-def period_expression(period: str, local: str) -> str:
-    if period == "daily":
-        return f"date({local}, 'unixepoch')"
-    if period == "weekly":  # the Monday that starts the ISO week
-        return f"date({local}, 'unixepoch', 'weekday 0', '-6 days')"
-    if period == "monthly":
-        return f"strftime('%Y-%m', {local}, 'unixepoch')"
-    if period == "session":
-        return "session_id"
-    raise UsageError(f"unknown period {period!r}")
-
-
-def local_midnight(day: date, tz: ZoneInfo) -> float:
-    return datetime(day.year, day.month, day.day, tzinfo=tz).timestamp()
+DIMENSIONS = tuple(DIMENSION_COLUMNS)
 
 
 @dataclass
@@ -94,10 +49,6 @@ class ReportQuery:
             raise UsageError("--since is after --until")
 
 
-def _tokens(row: tuple) -> dict[str, int]:
-    return dict(zip(TOKEN_KEYS, (int(v or 0) for v in row)))
-
-
 def build_report(ledger: Ledger, query: ReportQuery) -> dict:
     """The report for `query`; served from the ledger's cache while no request changed."""
     import orjson
@@ -115,48 +66,28 @@ def build_report(ledger: Ledger, query: ReportQuery) -> dict:
 
 
 def compute_report(ledger: Ledger, query: ReportQuery) -> dict:
-    where, params = ["1"], []
-    if query.since:
-        where.append("ts >= ?")
-        params.append(local_midnight(query.since, query.tz))
-    if query.until:
-        where.append("ts < ?")
-        params.append(local_midnight(query.until + timedelta(days=1), query.tz))
-    if query.project:
-        where.append("instr(project, ?) > 0")
-        params.append(query.project)
-    condition = " AND ".join(where)
-    bounds = ledger.query(f"SELECT min(ts), max(ts) FROM requests WHERE {condition}", params)[0]
+    since = midnight(query.since, query.tz).timestamp() if query.since else None
+    until = midnight(query.until + timedelta(days=1), query.tz).timestamp() \
+        if query.until else None
     key = PERIODS[query.period]
     report: dict = {"period": key, "timezone": query.tz.key, "group_by": list(query.by),
                     "rows": [], "total": _empty_total()}
-    if bounds[0] is None:
+    first, last = ledger.time_span(since, until, query.project)
+    if first is None:
         report["total"]["unpriced_models"] = []
         return report
-    local = f"(ts + {offset_expression(query.tz, bounds[0], bounds[1])})"
-    dims = [DIMENSIONS[name] for name in query.by if DIMENSIONS[name] != key]
-    group = [period_expression(query.period, local), *dims, "model"]
-    select = ", ".join(f"{expr} AS g{index}" for index, expr in enumerate(group))
-    sums = ", ".join(f"sum({column})" for column in TOKEN_SUMS)
-    extra = ", min(ts), max(ts), max(project)" if query.period == "session" else ""
-    # Task and enhancement are the attribution of a request's session: joined only when asked.
-    source = "requests LEFT JOIN sessions USING (session_id)" if ATTRIBUTED & set(dims) \
-        else "requests"
-    sql = (f"SELECT {select}, {sums}, count(*), sum(cost_usd), count(cost_usd){extra} "
-           f"FROM {source} WHERE {condition} "
-           f"GROUP BY {', '.join(f'g{i}' for i in range(len(group)))}")
+    dims = [name for name in query.by if name != key]
     rows: dict[tuple, dict] = {}
-    width = len(group)
-    for found in ledger.query(sql, params):
+    width = len(dims) + 2
+    for found in ledger.report_rows(query.period, offset_changes(query.tz, first, last), dims,
+                                    since, until, query.project):
         row_key = found[:width - 1]
         model = found[width - 1]
-        tokens = _tokens(found[width:width + 5])
+        tokens = dict(zip(TOKEN_FIELDS, (int(v or 0) for v in found[width:width + 5])))
         requests, cost, priced = found[width + 5:width + 8]
         row = rows.get(row_key)
         if row is None:
-            row = rows[row_key] = {key: row_key[0]}
-            for name, value in zip([n for n in query.by if DIMENSIONS[n] != key], row_key[1:]):
-                row[name] = value
+            row = rows[row_key] = {key: row_key[0], **dict(zip(dims, row_key[1:]))}
             row.update(_empty_total())
             row["models"] = []
             if query.period == "session":
@@ -179,7 +110,7 @@ def compute_report(ledger: Ledger, query: ReportQuery) -> dict:
 
 
 def _empty_total() -> dict:
-    return {"total_usd": 0.0, "tokens": dict.fromkeys(TOKEN_KEYS, 0), "requests": 0,
+    return {"total_usd": 0.0, "tokens": dict.fromkeys(TOKEN_FIELDS, 0), "requests": 0,
             "unpriced_requests": 0, "unpriced_models": set()}
 
 
@@ -193,27 +124,21 @@ def _add(total: dict, tokens: dict, requests: int, cost: float, unpriced: int, m
         total["unpriced_models"].add(model)
 
 
-def iso_utc(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def current_range(which: str, tz: ZoneInfo) -> tuple[date, date]:
-    """Today, this ISO week (from Monday) or this month, in `tz`."""
-    today = datetime.now(tz).date()
-    if which == "today":
-        return today, today
-    if which == "week":
-        return today - timedelta(days=today.weekday()), today
-    if which == "month":
-        return today.replace(day=1), today
-    raise UsageError(f"unknown range {which!r}")
-
-
 def project_filter(value: str | None) -> str | None:
     """A --project value: an existing folder is matched by its full path, anything else as a
     substring of the recorded working directory."""
     if value and Path(value).expanduser().is_dir():
         return str(Path(value).expanduser().resolve())
     return value
+
+
+def session_report(transcript: str | os.PathLike, session_id: str | None = None,
+                   models: ModelService | None = None,
+                   options: ReadOptions = ReadOptions()) -> dict:
+    """The cost of one session (with its subagents), read whole, recorded nowhere."""
+    usage = read_session(transcript, session_id, options=options)
+    models = models or ModelService()
+    report = summarize(usage.records, models.get_by_pattern, usage.skipped_lines).to_json()
+    report.update(session_id=usage.session_id, started=usage.started, ended=usage.ended,
+                  files=[str(p) for p in usage.files])
+    return report

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cmat import paths
+from cmat.fileio import atomic_write_bytes
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,6 @@ def folders() -> list[Path]:
 
 def keep(pending: Pending) -> Path:
     """Write `pending` to the first spool folder that takes it; raises OSError if none does."""
-    from cmat.fileio import atomic_write_bytes
-
     name = f"{time.time_ns():020d}-{os.getpid()}.json"
     error: OSError | None = None
     for folder in folders():

@@ -21,6 +21,9 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Callable
+
+from cmat import paths
 
 CACHE_SECONDS = 15.0
 
@@ -35,10 +38,10 @@ def _colour(text: str, level: str, enabled: bool) -> str:
     return f"{COLOURS[level]}{text}{RESET}" if enabled else text
 
 
-def budget_level(percent: float, thresholds: list[int]) -> str:
+def budget_level(percent: float, thresholds: tuple[int, ...]) -> str:
     if percent >= 100:
         return "exhausted"
-    from cmat.alerts import level
+    from cmat.budgets.alerts import level
 
     reached = [t for t in thresholds if percent >= t]
     return level(max(reached)) if reached else "ok"
@@ -48,22 +51,21 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
     """The line, and the session's cost it shows."""
     from datetime import datetime
 
-    from cmat.budgets import status_report
+    from cmat.budgets.limits import all_statuses
     from cmat.catalog import ModelService
+    from cmat.ingest import import_session
     from cmat.ledger import Ledger
-    from cmat.queue import current_context
-    from cmat.reports import local_midnight
-    from cmat.scan import scan_session
-    from cmat.timezones import zone
+    from cmat.periods import midnight
+    from cmat.tasks import current_context
 
     session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
     transcript = payload.get("transcript_path")
     with Ledger(busy_timeout=1.0) as ledger:
         if session_id and isinstance(transcript, str) and transcript:
-            scan_session(ledger, ModelService(project), Path(transcript), session_id)
-        report = status_report(project, ledger, session_id)
-        tz = zone(report["timezone"])
-        today = ledger.spend_usd(since=local_midnight(datetime.now(tz).date(), tz))
+            import_session(ledger, ModelService(project), Path(transcript), session_id)
+        config, context, statuses = all_statuses(project, ledger, session_id)
+        tz = context.tz
+        today = ledger.spend_usd(since=midnight(datetime.now(tz).date(), tz).timestamp())
         session_requests, session_cost = ledger.session_totals(session_id or "")
         unpriced = session_requests - ledger.priced_requests(session_id or "")
         task_id = current_context(project, details=False).task_id
@@ -72,10 +74,10 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
              f"${today:,.2f} today"]
     if task_id:
         parts.append(f"{task_id} ${task_cost:,.2f}")
-    tightest = max(report["budgets"], key=lambda b: b["percent"], default=None)
+    tightest = max(statuses, key=lambda status: status.percent, default=None)
     if tightest:
-        level = budget_level(tightest["percent"], report["thresholds"])
-        parts.append(_colour(f"{tightest['scope']} {tightest['percent']:.0f}%", level, colour))
+        level = budget_level(tightest.percent, config.thresholds)
+        parts.append(_colour(f"{tightest.budget.scope} {tightest.percent:.0f}%", level, colour))
     return SEPARATOR.join(parts), session_cost
 
 
@@ -102,8 +104,6 @@ def _stat(path: str) -> list:
 
 def fingerprint(payload: dict, project: Path, colour: bool) -> list:
     """Everything the line depends on, as cheap `stat` results."""
-    from cmat import paths
-
     transcript = payload.get("transcript_path")
     key: list = [str(project), colour, payload.get("session_id"),
                  os.environ.get("CMAT_CURRENT_TASK_ID", "")]
@@ -122,14 +122,16 @@ def fingerprint(payload: dict, project: Path, colour: bool) -> list:
 
 
 def _cache_file(session_id: str) -> Path:
-    from cmat import paths
-
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in session_id)[:100]
     return paths.cache_home() / "statusline" / f"{safe}.json"
 
 
-def cached_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
-    """The line from the cache when still valid, else built afresh and cached."""
+LineBuilder = Callable[[dict, Path, bool], tuple[str, float]]
+
+
+def cached_line(payload: dict, project: Path, colour: bool, build: LineBuilder | None = None,
+                cache_seconds: float = CACHE_SECONDS) -> tuple[str, float]:
+    """The line from the cache when still valid, else built (by `build_line`) and cached."""
     session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else ""
     key = fingerprint(payload, project, colour)
     cache = _cache_file(session_id or "none")
@@ -139,11 +141,11 @@ def cached_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]
             return cached["line"], cached["session_cost"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    line, session_cost = build_line(payload, project, colour)
+    line, session_cost = (build or build_line)(payload, project, colour)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-        partial.write_text(json.dumps({"key": key, "until": time.time() + CACHE_SECONDS,
+        partial.write_text(json.dumps({"key": key, "until": time.time() + cache_seconds,
                                        "line": line, "session_cost": session_cost}))
         os.replace(partial, cache)  # readers see the old entry or the new one, never half
     except OSError:
@@ -153,7 +155,7 @@ def cached_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]
 
 def run(debug: bool = False, stdin=None) -> int:
     """Print the status line; always exit 0 (Claude Code shows whatever we print)."""
-    from cmat.payload import payload_project, read_payload
+    from cmat.claude.payload import payload_project, read_payload
 
     colour = not os.environ.get("NO_COLOR")
     project = None
@@ -164,7 +166,7 @@ def run(debug: bool = False, stdin=None) -> int:
         if debug:
             line += mismatch(payload, session_cost)
     except Exception as exc:  # the status bar must show something, never a traceback
-        from cmat.hooklog import HookLog
+        from cmat.claude.log import HookLog
 
         HookLog(project).write(
             "ERROR", "statusline", f"{type(exc).__name__}: {exc}".replace("\n", " | "))

@@ -1,13 +1,9 @@
-import os
-from pathlib import Path
+"""Fixtures every test file may use; shared helpers that are not fixtures are in helpers.py."""
 
 import pytest
 
+from tests.helpers import real_fixture
 from tests.transcript_factory import TranscriptBuilder
-
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-REAL_FIXTURES = FIXTURES / "real"
 
 _ISOLATED = ("HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME")
 _CLEARED = ("CLAUDE_PROJECT_DIR", "CLAUDE_CONFIG_DIR", "CMAT_MODELS", "CMAT_LEDGER",
@@ -40,26 +36,14 @@ def builder():
     return TranscriptBuilder()
 
 
-def real_fixture(name_part: str) -> Path:
-    matches = sorted(REAL_FIXTURES.glob(f"*/*{name_part}*.jsonl"))
-    if len(matches) != 1:
-        pytest.fail(f"expected one real fixture matching {name_part!r}, found {matches}")
-    return matches[0]
-
-
-def child_env(**extra) -> dict:
-    """The environment for a subprocess: the test's isolated one plus `extra`."""
-    env = dict(os.environ)
-    env.update({k: str(v) for k, v in extra.items()})
-    env["PYTHONPATH"] = str(REPO)
-    return env
-
-
-def user_config(text: str) -> Path:
-    """Write the user's own cmat config (the only one that may set user-wide budgets)."""
-    from cmat import paths
-
-    path = paths.config_home() / "config.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+@pytest.fixture
+def real_history(tmp_path, monkeypatch, project):
+    """Claude Code's folder holding three real transcripts, in three projects."""
+    config = tmp_path / "claude"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    for index, name in enumerate(("b25638d7", "1af7fc5e", "5c0375b4")):
+        source = real_fixture(name)
+        target = config / "projects" / f"-p{index}" / source.name
+        target.parent.mkdir(parents=True)
+        target.write_bytes(source.read_bytes())
+    return config

@@ -1,11 +1,25 @@
 import json
 
 import pytest
+from click.testing import CliRunner
 
 from cmat import paths
-from cmat.catalog import ModelService, load_catalog, pattern_specificity
+from cmat.catalog import ModelService
+from cmat.catalog.edit import set_default
+from cmat.catalog.load import iter_layer_errors, load_catalog
+from cmat.catalog.resolve import pattern_specificity
+from cmat.cli import cli
 from cmat.errors import CatalogError, NotFound
-from tests.transcript_factory import FAST, PRICE_CHANGES, PRICES, TIERS, US_ONLY
+from tests.helpers import FIXTURES, REAL_FIXTURES
+from tests.transcript_factory import (
+    FAST,
+    PRICE_CHANGES,
+    PRICES,
+    TIERS,
+    US_ONLY,
+    TranscriptBuilder,
+    write_session,
+)
 
 
 @pytest.fixture
@@ -101,6 +115,10 @@ def test_bundled_catalog_validates_without_conflicts(service):
     assert all(m.source and m.last_updated for m in service.catalog.models)
 
 
+def test_the_bundled_catalog_passes_the_schema_it_is_trusted_to_pass(project):
+    assert list(iter_layer_errors(project)) == []
+
+
 def test_exact_id_beats_a_family_pattern_and_specific_beats_general(project, service):
     layer = project / ".claude" / "data" / "models.json"
     layer.parent.mkdir(parents=True)
@@ -159,8 +177,6 @@ def test_a_forced_project_entry_does_reprice(project):
 
 
 def test_cmat_v10s_own_catalog_is_read_and_its_wrong_haiku_price_not_used(project):
-    from tests.conftest import FIXTURES
-
     layer = project / ".claude" / "data" / "models.json"
     layer.parent.mkdir(parents=True)
     layer.write_bytes((FIXTURES / "cmat-v10" / "data_models.json").read_bytes())
@@ -243,11 +259,11 @@ def test_damaged_cache_is_ignored(project):
 def test_set_default_writes_the_user_catalog_never_the_bundled_one(project):
     bundled = paths.bundled_catalog().read_bytes()
     service = ModelService(project)
-    target = service.set_default("claude-opus-4-6")
+    target = set_default(service, "claude-opus-4-6")
     assert target == paths.user_catalog()
     assert paths.bundled_catalog().read_bytes() == bundled
     assert ModelService(project).get_default().id == "claude-opus-4-6"
-    ModelService(project).set_default("claude-haiku-4-5")
+    set_default(ModelService(project), "claude-haiku-4-5")
     fresh = ModelService(project)
     assert fresh.get_default().id == "claude-haiku-4-5-20251001"
     assert [m.id for m in fresh.catalog.models if m.is_default] == ["claude-haiku-4-5-20251001"]
@@ -275,9 +291,6 @@ LITELLM = {
 
 def test_update_from_litellm_adds_what_is_new_and_never_overrides_the_built_in(project,
                                                                               tmp_path):
-    from click.testing import CliRunner
-
-    from cmat.cli import cli
 
     source = _write(tmp_path / "model_prices_and_context_window.json", LITELLM)
     runner = CliRunner()
@@ -308,11 +321,6 @@ def test_update_from_litellm_adds_what_is_new_and_never_overrides_the_built_in(p
 
 def test_a_request_costs_the_same_whichever_folder_the_scan_ran_from(project, tmp_path,
                                                                      monkeypatch):
-    from click.testing import CliRunner
-
-    from cmat.cli import cli
-    from tests.conftest import FIXTURES
-    from tests.transcript_factory import TranscriptBuilder, write_session
 
     history = tmp_path / "claude"
     builder = TranscriptBuilder(session_id="s")
@@ -334,11 +342,6 @@ def test_a_request_costs_the_same_whichever_folder_the_scan_ran_from(project, tm
 def test_models_check_names_unpriced_models_and_the_command_that_prices_them(project,
                                                                              tmp_path,
                                                                              monkeypatch):
-    from click.testing import CliRunner
-
-    from cmat.cli import cli
-    from tests.conftest import REAL_FIXTURES
-    from tests.transcript_factory import TranscriptBuilder, write_session
 
     history = tmp_path / "claude" / "projects"
     for index, path in enumerate(sorted(REAL_FIXTURES.glob("*/*.jsonl"))):

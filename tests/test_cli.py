@@ -6,7 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from cmat.cli import cli
-from tests.conftest import child_env, real_fixture
+from tests.cli_reference import render
+from tests.helpers import FIXTURES, REPO, child_env, real_fixture
 from tests.transcript_factory import TranscriptBuilder, write_session
 
 TOKEN_KEYS = {"input", "output", "cache_creation", "cache_creation_1h", "cache_read"}
@@ -159,16 +160,11 @@ def test_python_dash_m_matches_the_console_script(tmp_path, transcript):
 
 
 def test_the_command_reference_is_current():
-    from tests.cli_reference import render
-    from tests.conftest import REPO
-
     assert (REPO / "docs" / "cli.md").read_text() == render(), \
         "docs/cli.md is stale: python -m tests.cli_reference > docs/cli.md"
 
 
 def test_models_validate_reads_cmats_own_catalog(run, project):
-    from tests.conftest import FIXTURES
-
     layer = project / ".claude" / "data" / "models.json"
     layer.parent.mkdir(parents=True)
     layer.write_bytes((FIXTURES / "cmat-v10" / "data_models.json").read_bytes())

@@ -1,14 +1,30 @@
 import json
 import os
+import shlex
+import shutil
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from cmat.catalog import ModelService
-from cmat.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerError, migrate, reprice
-from cmat.transcripts import read_session
+from cmat.catalog.edit import add_model
+from cmat.cli import cli
+from cmat.ingest import rebuild, reprice, scan
+from cmat.ledger import Ledger, LedgerError, ledger_error
+from cmat.ledger.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    migrate,
+    pack_rows,
+    request_rows,
+)
+from cmat.pricing import price_records
+from cmat.transcripts.session import read_session
+from tests.helpers import child_env
 from tests.transcript_factory import TranscriptBuilder, write_session
 
 
@@ -81,9 +97,6 @@ def test_a_corrupt_ledger_says_how_to_get_out(tmp_path):
 
 
 def _store(ledger, records, models, packed=False):
-    from cmat.ledger import pack_rows, request_rows
-    from cmat.pricing import price_records
-
     costs = price_records(records, models.get_by_pattern)
     if packed:  # as a worker process hands rows over
         with ledger.attached_packed(pack_rows([request_rows(records, costs, "test")])):
@@ -91,7 +104,7 @@ def _store(ledger, records, models, packed=False):
                 ledger.insert_packed()
         return
     with ledger.transaction():
-        ledger.record(records, costs, catalog_version="test")
+        ledger.add_requests(records, costs, catalog_version="test")
 
 
 def _copy(tmp_path, name, message_id, output, sidechain=False):
@@ -129,8 +142,6 @@ def test_reprice_uses_the_stored_tokens_only(tmp_path, project, monkeypatch):
     with Ledger(tmp_path / "l.db") as ledger:
         _store(ledger, records, ModelService(project))
         assert ledger.query("SELECT cost_usd FROM requests") == [(None,)]
-        from cmat.catalog import add_model
-
         add_model("claude-nova-9", name="Nova", pattern=None, input_price=2,
                   output_price=8)
         transcript.unlink()  # no transcript needed
@@ -141,8 +152,6 @@ def test_reprice_uses_the_stored_tokens_only(tmp_path, project, monkeypatch):
 # --- rebuild never destroys the only copy -------------------------------------------------------
 
 def _history_with(tmp_path, session_id, outputs):
-    from tests.transcript_factory import TranscriptBuilder, write_session
-
     builder = TranscriptBuilder(session_id=session_id)
     for output in outputs:
         builder.response(model="claude-opus-4-6", output=output, blocks=1)
@@ -150,11 +159,7 @@ def _history_with(tmp_path, session_id, outputs):
 
 
 def _rebuild(path, roots, project):
-    from cmat.catalog import ModelService
-    from cmat.ledger import rebuild
-    from cmat.scan import scan
-
-    return rebuild(path, lambda fresh: scan(fresh, ModelService(project), roots))
+    return rebuild(path, ModelService(project), roots)
 
 
 def _outputs(path):
@@ -163,9 +168,6 @@ def _outputs(path):
 
 
 def test_rebuild_keeps_requests_whose_transcripts_are_gone_and_the_old_file(tmp_path, project):
-    from cmat.catalog import ModelService
-    from cmat.scan import scan
-
     kept = _history_with(tmp_path, "kept", [10, 20])
     gone = _history_with(tmp_path, "gone", [300])
     path = tmp_path / "ledger.db"
@@ -183,8 +185,6 @@ def test_rebuild_keeps_requests_whose_transcripts_are_gone_and_the_old_file(tmp_
 
 
 def test_a_damaged_ledger_is_kept_and_what_it_still_holds_is_salvaged(tmp_path, project):
-    import sqlite3
-
     path = tmp_path / "ledger.db"
     with Ledger(path) as ledger, ledger.transaction():
         ledger.db.executemany(
@@ -217,9 +217,6 @@ def test_a_zero_byte_ledger_is_reported_not_replaced(tmp_path, project):
 
 
 def test_rebuild_reads_the_path_folders_it_is_given(tmp_path, project, monkeypatch):
-    from click.testing import CliRunner
-
-    from cmat.cli import cli
 
     _history_with(tmp_path / "elsewhere", "x", [7])
     monkeypatch.setenv("CMAT_LEDGER", str(tmp_path / "l.db"))
@@ -232,9 +229,6 @@ def test_rebuild_reads_the_path_folders_it_is_given(tmp_path, project, monkeypat
 # --- SQLite failures: one line and exit 8 ------------------------------------------------------
 
 def _mount_namespace_works() -> bool:
-    import shutil
-    import subprocess
-
     if not shutil.which("unshare"):
         return False
     probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
@@ -247,10 +241,6 @@ needs_mounts = pytest.mark.skipif(not _mount_namespace_works(),
 
 def _cmat_in_namespace(mount: str, *args, **env):
     """Run cmat after `mount` (shell words) in a mount namespace of its own."""
-    import shlex
-    import subprocess
-
-    from tests.conftest import child_env
 
     command = f"{mount} && exec {shlex.quote(os.sys.executable)} -m cmat " + " ".join(
         shlex.quote(str(a)) for a in args)
@@ -293,7 +283,5 @@ def test_a_full_disk_is_one_line_and_exit_8_and_loses_nothing(tmp_path, project)
 
 
 def test_a_locked_ledger_says_to_try_again():
-    from cmat.ledger import ledger_error
-
     error = ledger_error(sqlite3.OperationalError("database is locked"), Path("/x/l.db"))
     assert error.exit_code == 8 and "try again" in str(error)

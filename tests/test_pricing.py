@@ -1,8 +1,15 @@
 import pytest
 
 from cmat.catalog import ModelService
-from cmat.pricing import TokenCounts, request_cost
-from tests.transcript_factory import expected_request_cost
+from cmat.catalog.edit import save_user_entries
+from cmat.pricing import request_cost
+from cmat.reports import session_report
+from cmat.usage import TokenCounts
+from tests.transcript_factory import (
+    TranscriptBuilder,
+    expected_request_cost,
+    write_session,
+)
 
 
 @pytest.fixture
@@ -49,9 +56,6 @@ def test_fast_mode_uses_the_fast_tier_only_where_the_catalog_has_one(project):
 
 
 def _cost_of(tmp_path, project, build):
-    from cmat.costs import session_report
-    from tests.transcript_factory import TranscriptBuilder, write_session
-
     builder = TranscriptBuilder(session_id=f"s{len(list(tmp_path.iterdir()))}")
     build(builder)
     return session_report(write_session(tmp_path, builder), models=ModelService(project))
@@ -135,8 +139,6 @@ def test_us_only_inference_costs_1_1x_on_the_models_that_offer_it(tmp_path, proj
 
 
 def test_a_tier_fast_and_residency_stack_on_one_request(tmp_path, project):
-    from cmat.catalog import save_user_entries
-
     save_user_entries([{
         "id": "claude-test-9", "name": "Test 9", "pattern": "^claude-test-9$",
         "pricing": {"input": 1, "output": 10, "cache_write": 1.25, "cache_write_1h": 2,

@@ -7,11 +7,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
+from cmat import paths
 from cmat.catalog import ModelService
 from cmat.cli import cli
+from cmat.ingest import attribute_session, extract, reprice, scan
 from cmat.ledger import Ledger
 from cmat.reports import ReportQuery, build_report
-from cmat.scan import scan
+from cmat.tasks import QueueService, TaskContext
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 
 
@@ -100,14 +102,11 @@ def test_grouping_and_totals(tmp_path, project):
 
 
 def test_task_and_enhancement_come_from_the_hooks_records(tmp_path, project):
-    from cmat.costs import record
-    from cmat.queue import TaskContext
-
     builder = TranscriptBuilder(session_id="s1")
     builder.response(output=10)
     path = write_session(tmp_path, builder)
     with Ledger() as ledger:
-        record(project, ledger, ModelService(project), path, "s1",
+        attribute_session(project, ledger, ModelService(project), path, "s1",
                TaskContext("task_1", "feat"), "session-end")
     with Ledger() as ledger:
         report = build_report(ledger, ReportQuery("daily", tz=ZoneInfo("UTC"),
@@ -178,7 +177,6 @@ def test_report_argument_errors(history, args, code, message):
 
 def test_a_corrupt_ledger_is_reported_and_rebuilt(history):
     cli_run("scan")
-    from cmat import paths
 
     ledger_path = paths.ledger_file()
     for suffix in ("-wal", "-shm"):
@@ -192,11 +190,7 @@ def test_a_corrupt_ledger_is_reported_and_rebuilt(history):
 
 
 def test_rebuild_keeps_task_attribution_of_hook_sessions(history, tmp_path, project):
-    from cmat.costs import extract
-    from cmat.queue import QueueService
-
     task_id = QueueService(project).add("x", enhancement="feat")["id"]
-    from cmat import paths
 
     transcript = next((tmp_path / "claude" / "projects").rglob("s1.jsonl"))
     extract(project, task_id, transcript)
@@ -228,7 +222,6 @@ def test_cached_reports_are_never_stale(tmp_path, project):
     write_session(history, more)
     scan(ledger, ModelService(project), [history.parent])
     assert build_report(ledger, query)["total"]["requests"] == 2
-    from cmat.ledger import reprice
 
     cached = ledger.query("SELECT query FROM report_cache")
     reprice(ledger, ModelService(project))

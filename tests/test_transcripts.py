@@ -1,19 +1,30 @@
 import json
+from pathlib import Path
 
 import pytest
 
-from cmat import transcripts
 from cmat.catalog import ModelService
-from cmat.costs import session_report
 from cmat.errors import TranscriptError
-from cmat.transcripts import SourceFile, read_session, scan_file
-from tests.conftest import REAL_FIXTURES, real_fixture
-from tests.transcript_factory import (PRICES, TranscriptBuilder, expected_request_cost,
-                                      write_session, write_subagent)
+from cmat.reports import session_report
+from cmat.transcripts import decode, fastdecode
+from cmat.transcripts.files import SourceFile, first_session_id
+from cmat.transcripts.parallel import ReadOptions
+from cmat.transcripts.reader import MAX_LINE_BYTES, USAGE_MARKER, read_range
+from cmat.transcripts.session import read_session
+from tests.helpers import REAL_FIXTURES, real_fixture
+from tests.transcript_factory import (
+    HOSTILE,
+    PRICES,
+    TranscriptBuilder,
+    reference_cost,
+    usage_line,
+    write_session,
+    write_subagent,
+)
 
 
-def report_for(path, project, session_id=None):
-    return session_report(path, session_id, ModelService(project))
+def report_for(path, project, session_id=None, options=ReadOptions()):
+    return session_report(path, session_id, ModelService(project), options)
 
 
 def test_repeated_lines_of_one_response_count_once_at_the_final_snapshot(tmp_path, project,
@@ -46,7 +57,7 @@ def test_synthetic_and_api_error_lines_cost_nothing(tmp_path, project, builder):
     builder.response()
     builder.synthetic_error()
     usage = read_session(write_session(tmp_path, builder))
-    assert len(usage.records) == 1 and usage.ignored_notices == 1
+    assert len(usage.records) == 1 and usage.notices == 1
     assert report_for(usage.files[0], project)["unpriced_models"] == []
 
 
@@ -149,14 +160,13 @@ def test_inline_sidechain_lines_are_subagent_usage(tmp_path, builder):
     assert read_session(write_session(tmp_path, builder)).records[0].agent == "subagent"
 
 
-def test_lines_spanning_chunk_boundaries_are_read_whole(tmp_path, project, builder, monkeypatch):
+def test_lines_spanning_chunk_boundaries_are_read_whole(tmp_path, project, builder):
     for index in range(40):
         builder.user("x" * (index * 37))
         builder.response(output=index + 1, blocks=2)
     path = write_session(tmp_path, builder)
     expected = report_for(path, project)
-    monkeypatch.setattr(transcripts, "CHUNK_SIZE", 97)
-    assert report_for(path, project) == expected
+    assert report_for(path, project, options=ReadOptions(chunk_size=97)) == expected
     assert expected["requests"] == 40
 
 
@@ -167,11 +177,11 @@ def test_incremental_reads_leave_an_unfinished_line_for_later(tmp_path, builder)
     path = tmp_path / "live.jsonl"
     cut = len(builder.lines[0]) + 20
     path.write_bytes(data[:cut])
-    first = scan_file(SourceFile(path), final=False)
+    first = read_range(SourceFile(path), final=False)
     assert len(first.records) == 1 and first.pending_tail
     assert first.end_offset == len(builder.lines[0])
     path.write_bytes(data)
-    second = scan_file(SourceFile(path), first.end_offset, final=False)
+    second = read_range(SourceFile(path), first.end_offset, final=False)
     assert len(second.records) == 1 and not second.pending_tail
     assert second.end_offset == len(data)
 
@@ -191,34 +201,6 @@ def test_empty_transcript_costs_nothing(tmp_path, project):
 
 
 # --- real transcripts ---------------------------------------------------------------------
-
-
-def reference_cost(path):
-    """A deliberately naive re-implementation of the rules, line by line with stdlib json."""
-    best = {}
-    for raw in path.read_bytes().splitlines():
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            continue
-        message = line.get("message") or {}
-        usage = message.get("usage") if isinstance(message, dict) else None
-        if line.get("type") != "assistant" or not usage:
-            continue
-        if message.get("model") == "<synthetic>" or line.get("isApiErrorMessage"):
-            continue
-        split = usage.get("cache_creation") or {}
-        w1 = split.get("ephemeral_1h_input_tokens", 0)
-        writes = usage.get("cache_creation_input_tokens", 0)
-        entry = (message["model"], usage.get("input_tokens", 0), usage.get("output_tokens", 0),
-                 writes - w1, w1, usage.get("cache_read_input_tokens", 0),
-                 (usage.get("server_tool_use") or {}).get("web_search_requests", 0),
-                 usage.get("speed"))
-        rank = (not line.get("isSidechain"), sum(entry[1:6]))
-        key = message["id"]
-        if key not in best or rank > best[key][0]:
-            best[key] = (rank, entry)
-    return len(best), sum(expected_request_cost(*entry) for _, entry in best.values())
 
 
 REAL = sorted(REAL_FIXTURES.glob("*/*.jsonl"))
@@ -257,7 +239,7 @@ def test_real_one_hour_cache_writes_are_priced_at_the_one_hour_rate(project):
 
 def test_real_subagent_file_in_its_session_folder(tmp_path, project):
     source = real_fixture("agent-aef063ba534d73153")
-    session_id = transcripts.first_session_id(source)
+    session_id = first_session_id(source)
     main = tmp_path / f"{session_id}.jsonl"
     main.write_bytes(b"")
     target = tmp_path / session_id / "subagents" / "agent-aef063ba534d73153.jsonl"
@@ -275,7 +257,7 @@ def test_byte_ranges_tiling_a_file_read_every_line_once(tmp_path, builder):
     builder.malformed()
     builder.response(output=7)
     path = write_session(tmp_path, builder)
-    whole = scan_file(SourceFile(path))
+    whole = read_range(SourceFile(path))
     size = path.stat().st_size
     line_starts = [0]
     for line in builder.lines[:-1]:
@@ -283,24 +265,22 @@ def test_byte_ranges_tiling_a_file_read_every_line_once(tmp_path, builder):
     for cuts in ([size // 3, 2 * size // 3], line_starts[5:9], [1, 2, size - 1],
                  [line_starts[10] - 1, line_starts[10], line_starts[10] + 1]):
         bounds = [0, *cuts, None]
-        parts = [scan_file(SourceFile(path), start, end=end)
+        parts = [read_range(SourceFile(path), start, end=end)
                  for start, end in zip(bounds, bounds[1:])]
         assert [r.message_id for p in parts for r in p.records] == [
             r.message_id for r in whole.records]
         assert sum(p.skipped_lines for p in parts) == whole.skipped_lines == 1
 
 
-def test_parallel_read_equals_sequential_read(tmp_path, builder, monkeypatch):
+def test_parallel_read_equals_sequential_read(tmp_path, builder):
     for index in range(200):
         builder.user("z" * 500)
         builder.response(output=index + 1, blocks=3)
     main = write_session(tmp_path, builder)
     write_subagent(tmp_path, builder.session_id, "sub1", "Explore",
                    lambda b, a: [b.response(sidechain=True, agent_id=a) for _ in range(50)])
-    sequential = read_session(main)
-    monkeypatch.setattr(transcripts, "PARALLEL_MIN_BYTES", 0)
-    assert transcripts.parallel_workers(1) > 1 or pytest.skip("needs 2 cores and Linux")
-    parallel = read_session(main)
+    sequential = read_session(main, options=ReadOptions(workers=1))
+    parallel = read_session(main, options=ReadOptions(workers=2, max_segment_bytes=20_000))
     assert parallel.records == sequential.records
     assert len(parallel.records) == 250
 
@@ -368,7 +348,7 @@ ODD_LINES = [  # each holds the marker, so both decoders see it in a real read
 
 def _decoded(decode, line: bytes):
     try:
-        return decode(memoryview(line), SourceFile(transcripts.Path("t.jsonl")), 0)
+        return decode(memoryview(line), SourceFile(Path("t.jsonl")), 0)
     except ValueError:
         return "damaged"
 
@@ -376,63 +356,55 @@ def _decoded(decode, line: bytes):
 def _real_usage_lines():
     for path in sorted(REAL_FIXTURES.glob("*/*.jsonl")):
         for line in path.read_bytes().splitlines():
-            if transcripts.USAGE_MARKER in line:
+            if USAGE_MARKER in line:
                 yield line
 
 
 def test_the_fast_decoder_gives_the_reference_decoders_records():
-    from cmat import fastdecode
-
     lines = [line.encode() for line in ODD_LINES]
     lines.append(b'{"type":"assistant","message":{"model":"x","content":"\xff\xfe",%s}}'
                  % _USAGE.encode())  # invalid UTF-8 in a field cmat does not read
     lines.extend(_real_usage_lines())
     assert len(lines) > len(ODD_LINES) + 100
     for line in lines:
-        assert _decoded(fastdecode.decode_line, line) == _decoded(transcripts.decode_line,
+        assert _decoded(fastdecode.decode_line, line) == _decoded(decode.decode_line,
                                                                   line), line[:300]
 
 
 def test_damaged_lines_are_damaged_for_both_decoders():
-    from cmat import fastdecode
-
     for line in (ODD_LINES[-1], ODD_LINES[-6], ODD_LINES[-5], ODD_LINES[2]):
         assert _decoded(fastdecode.decode_line, line.encode()) == "damaged"
 
 
 @pytest.mark.parametrize("fast", [False, True])
 def test_a_cut_emoji_or_invalid_utf8_does_not_lose_a_response(tmp_path, project, builder,
-                                                              monkeypatch, fast):
-    if fast:
-        monkeypatch.setattr(transcripts, "FAST_DECODE_MIN_BYTES", 0)
+                                                              fast):
     builder.response(output=100, blocks=1)
     # Claude Code writes a string cut inside an emoji as a lone surrogate escape.
     builder.lines[-1] = builder.lines[-1].replace(b'"block 0"', b'"cut \\ud83d"')
     builder.response(output=200, blocks=1)
     builder.lines[-1] = builder.lines[-1].replace(b'"block 0"', b'"\xff"')
-    report = report_for(write_session(tmp_path, builder), project)
+    report = report_for(write_session(tmp_path, builder), project,
+                        options=ReadOptions(fast_decode=fast))
     assert report["requests"] == 2
     assert report["total_usd"] == pytest.approx(builder.expected_cost, rel=1e-12)
 
 
 def test_both_decoders_refuse_values_no_real_request_has():
-    from cmat import fastdecode
-    from tests.test_scan import HOSTILE, _usage_line
-
     for name, changes in HOSTILE.items():
-        line = json.dumps(_usage_line("m", **changes)).encode()
-        assert _decoded(transcripts.decode_line, line) == "damaged", name
+        line = json.dumps(usage_line("m", **changes)).encode()
+        assert _decoded(decode.decode_line, line) == "damaged", name
         assert _decoded(fastdecode.decode_line, line) == "damaged", name
 
 
 @pytest.mark.parametrize("final", [True, False])
 def test_a_line_longer_than_the_limit_is_read_past_never_held(tmp_path, builder, final):
     builder.response(output=10, blocks=1)
-    builder.lines.append(b'{"type":"assistant","x":"' + b"a" * (transcripts.MAX_LINE_BYTES + 5)
+    builder.lines.append(b'{"type":"assistant","x":"' + b"a" * (MAX_LINE_BYTES + 5)
                          + b'","output_tokens":1}\n')
     builder.response(output=20, blocks=1)
     path = builder.write(tmp_path / "t.jsonl")
-    scan = scan_file(SourceFile(path), final=final)
+    scan = read_range(SourceFile(path), final=final)
     assert sorted(r.output_tokens for r in scan.records) == [10, 20]
     assert scan.skipped_lines == 1 and "longer than 128 MiB" in scan.skips[0][1]
     assert scan.end_offset == path.stat().st_size
@@ -441,7 +413,7 @@ def test_a_line_longer_than_the_limit_is_read_past_never_held(tmp_path, builder,
 def test_a_file_ending_inside_a_line_longer_than_the_limit_resumes_there(tmp_path, builder):
     builder.response(output=10, blocks=1)
     start = len(builder.lines[0])
-    builder.lines.append(b'{"x":"' + b"a" * (transcripts.MAX_LINE_BYTES + 5))
+    builder.lines.append(b'{"x":"' + b"a" * (MAX_LINE_BYTES + 5))
     path = builder.write(tmp_path / "t.jsonl")
-    scan = scan_file(SourceFile(path), final=False)
+    scan = read_range(SourceFile(path), final=False)
     assert scan.pending_tail and scan.end_offset == start and scan.skipped_lines == 0

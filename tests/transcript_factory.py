@@ -1,15 +1,27 @@
-"""Writes realistic Claude Code transcripts whose exact cost is known.
+"""The one writer of Claude Code transcripts, for the tests and the benchmarks.
 
-Expected costs come from PRICES below, typed in from the pricing facts independently of
-data/models.json, so a wrong catalog price fails the tests too.
+Lines are shaped as Claude Code writes them (`response_lines`): one API response as several
+assistant lines repeating its usage while the output grows. Two ways to use it:
+
+- TranscriptBuilder: chosen requests whose exact cost is known. Expected costs come from
+  PRICES below, typed in from the pricing facts independently of data/models.json, so a wrong
+  catalog price fails the tests too.
+- write_random_session: a transcript of a given size, quickly, for benchmarks. Bytes in real
+  transcripts are dominated by tool results (user lines) and assistant content.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import random
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
+
+import orjson
 
 # input, 5m write, 1h write, cache read, output: USD per MTok
 PRICES = {
@@ -103,6 +115,43 @@ class Request:
 _ids = itertools.count(1)
 
 
+def response_lines(envelope: Callable[[], dict], *, model: str, message_id: str,
+                   request_id: str, input: int, output: int, write_5m: int = 0,
+                   write_1h: int = 0, read: int = 0, searches: int = 0, blocks: int = 3,
+                   speed: str | None = None, geo: str | None = None, split: bool = True,
+                   iterations: bool = True, stop_reason: str = "end_turn",
+                   text: Callable[[int], str] = lambda block: f"block {block}") -> list[dict]:
+    """The assistant lines of one API response, as Claude Code writes them: `blocks` lines
+    with the same id and usage, the output growing to its final count on the last.
+    `envelope()` gives each line's common fields (uuid, timestamp, session, ...)."""
+    lines = []
+    for block in range(blocks):
+        is_last = block == blocks - 1
+        usage = {"input_tokens": input,
+                 "cache_creation_input_tokens": write_5m + write_1h,
+                 "cache_read_input_tokens": read,
+                 "output_tokens": output if is_last else max(1, output // (blocks + 1)),
+                 "service_tier": "standard"}
+        if split:
+            usage["cache_creation"] = {"ephemeral_5m_input_tokens": write_5m,
+                                       "ephemeral_1h_input_tokens": write_1h}
+        usage["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": 0}
+        if speed:
+            usage["speed"] = speed
+        if geo:
+            usage["inference_geo"] = geo
+        if iterations:
+            usage["iterations"] = [dict(usage, type="message")]  # repeats totals: never added
+        line = envelope()
+        line["type"] = "assistant"
+        line["requestId"] = request_id
+        line["message"] = {"id": message_id, "type": "message", "role": "assistant",
+                           "model": model, "content": [{"type": "text", "text": text(block)}],
+                           "stop_reason": stop_reason if is_last else None, "usage": usage}
+        lines.append(line)
+    return lines
+
+
 @dataclass
 class TranscriptBuilder:
     session_id: str = "11111111-2222-3333-4444-555555555555"
@@ -159,32 +208,15 @@ class TranscriptBuilder:
                  billed: bool = True, geo: str | None = None) -> Request:
         """One API response written as `blocks` lines with growing output, like Claude Code."""
         message_id = message_id or f"msg_{next(_ids):024d}"
-        request_id = f"req_{next(_ids):024d}"
-        for block in range(blocks):
-            is_last = block == blocks - 1
-            usage = {"input_tokens": input,
-                     "cache_creation_input_tokens": write_5m + write_1h,
-                     "cache_read_input_tokens": read,
-                     "output_tokens": output if is_last else max(1, output // (blocks + 1)),
-                     "service_tier": "standard"}
-            if split:
-                usage["cache_creation"] = {"ephemeral_5m_input_tokens": write_5m,
-                                           "ephemeral_1h_input_tokens": write_1h}
-            usage["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": 0}
-            if speed:
-                usage["speed"] = speed
-            if geo:
-                usage["inference_geo"] = geo
-            usage["iterations"] = [dict(usage, type="message")]  # repeats totals: never added
-            line = self._envelope("assistant", sidechain, agent_id)
-            day = line["timestamp"][:10]
-            line["requestId"] = request_id
-            line["message"] = {"id": message_id, "type": "message", "role": "assistant",
-                               "model": model,
-                               "content": [{"type": "text", "text": f"block {block}"}],
-                               "stop_reason": "end_turn" if is_last else None,
-                               "usage": usage}
+        lines = response_lines(lambda: self._envelope("assistant", sidechain, agent_id),
+                               model=model, message_id=message_id,
+                               request_id=f"req_{next(_ids):024d}", input=input, output=output,
+                               write_5m=write_5m, write_1h=write_1h, read=read,
+                               searches=searches, blocks=blocks, speed=speed, geo=geo,
+                               split=split)
+        for line in lines:
             self.add_line(line)
+        day = lines[0]["timestamp"][:10]
         request = Request(message_id, model, input, output,
                           write_5m if split else write_5m + write_1h,
                           write_1h if split else 0, read, searches, speed, agent, geo, day)
@@ -210,7 +242,8 @@ class TranscriptBuilder:
         """Line types that carry no usage, known and unknown."""
         for kind in ("summary", "file-history-snapshot", "progress", "queue-operation",
                      "custom-title", "turn_end", "some-future-type"):
-            self.add_line({"type": kind, "uuid": f"uuid-{next(_ids)}", "sessionId": self.session_id})
+            self.add_line({"type": kind, "uuid": f"uuid-{next(_ids)}",
+                           "sessionId": self.session_id})
 
     def malformed(self) -> None:
         """A usage line torn by a crash, with the next line written straight after it."""
@@ -252,3 +285,139 @@ def write_subagent(folder: Path, session_id: str, agent_id: str, agent_type: str
         target.with_name(f"agent-{agent_id}.meta.json").write_text(
             json.dumps({"agentType": agent_type, "description": "test", "toolUseId": "toolu_1"}))
     return sub
+
+
+MODELS = ["claude-sonnet-4-5-20250929", "claude-opus-4-6", "claude-haiku-4-5-20251001",
+          "claude-opus-4-7", "claude-sonnet-4-20250514"]
+_FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor " * 400
+
+
+def _random_text(rng: random.Random, mean_bytes: int) -> str:
+    size = max(20, int(rng.lognormvariate(0, 1.0) * mean_bytes))
+    start = rng.randrange(0, 1000)
+    return (_FILLER * (size // len(_FILLER) + 1))[start:start + size]
+
+
+def write_random_session(path: Path, target_bytes: int, session_id: str, rng: random.Random,
+                         *, cwd: str = "/home/user/project", start_ts: float = 1767225600.0,
+                         sidechain: bool = False, agent_id: str | None = None,
+                         model: str | None = None) -> int:
+    """Write one transcript of about `target_bytes` of random requests; returns how many."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = requests = 0
+    ts = start_ts
+    model = model or rng.choice(MODELS)
+    common = {"isSidechain": sidechain, "userType": "external", "cwd": cwd,
+              "sessionId": session_id, "version": "2.1.42", "gitBranch": "main"}
+    if agent_id:
+        common["agentId"] = agent_id
+    with open(path, "wb") as out:
+        while written < target_bytes:
+            ts += rng.uniform(2, 40)
+            stamp = datetime.fromtimestamp(ts, timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+            def envelope() -> dict:
+                return {**common, "uuid": str(uuid.UUID(int=rng.getrandbits(128))),
+                        "timestamp": stamp}
+
+            user = {**envelope(), "type": "user",
+                    "message": {"role": "user", "content": [
+                        {"type": "tool_result", "tool_use_id": "toolu_x",
+                         "content": _random_text(rng, 6000)}]}}
+            write_1h = rng.randint(0, 5000)
+            lines = [user, *response_lines(
+                envelope, model=model, message_id=f"msg_{rng.getrandbits(96):024x}",
+                request_id=f"req_{rng.getrandbits(96):024x}", input=rng.randint(1, 50),
+                output=rng.randint(20, 3000), write_1h=write_1h,
+                read=rng.randint(10_000, 150_000), blocks=rng.randint(1, 4), iterations=False,
+                stop_reason="tool_use", text=lambda block: _random_text(rng, 800))]
+            for line in lines:
+                data = orjson.dumps(line) + b"\n"
+                out.write(data)
+                written += len(data)
+            requests += 1
+    return requests
+
+
+def write_random_session_with_subagents(folder: Path, session_id: str, main_bytes: int,
+                                        subagent_bytes: int, subagents: int,
+                                        rng: random.Random, **kwargs) -> Path:
+    """A random main transcript and `subagents` Haiku subagents (with their meta.json)."""
+    main = folder / f"{session_id}.jsonl"
+    write_random_session(main, main_bytes, session_id, rng, **kwargs)
+    for _ in range(subagents):
+        agent_id = f"a{rng.getrandbits(64):016x}"
+        target = folder / session_id / "subagents" / f"agent-{agent_id}.jsonl"
+        write_random_session(target, subagent_bytes // subagents, session_id, rng,
+                             sidechain=True, agent_id=agent_id,
+                             model="claude-haiku-4-5-20251001", **kwargs)
+        target.with_name(f"agent-{agent_id}.meta.json").write_bytes(
+            orjson.dumps({"agentType": rng.choice(["Explore", "general-purpose", "Plan"])}))
+    return main
+
+
+def usage_line(message_id: str, **changes) -> dict:
+    """One usage line, with `changes` ("message.usage.output_tokens": value, ...) applied."""
+    line = {"type": "assistant", "sessionId": "a", "timestamp": "2026-03-01T10:00:00Z",
+            "cwd": "/p", "requestId": "req_" + message_id,
+            "message": {"id": message_id, "model": "claude-opus-4-6",
+                        "usage": {"input_tokens": 10, "output_tokens": 5,
+                                  "cache_creation": {"ephemeral_5m_input_tokens": 0,
+                                                     "ephemeral_1h_input_tokens": 0}}}}
+    for path, value in changes.items():
+        target = line
+        *parents, last = path.split(".")
+        for key in parents:
+            target = target[key]
+        target[last] = value
+    return line
+
+
+# Values no real request has: each makes a line that must be skipped, and named.
+HOSTILE = {
+    "count over 2^63": {"message.usage.input_tokens": 2 ** 63},
+    "count as a huge float": {"message.usage.output_tokens": 1e30},
+    "negative count": {"message.usage.input_tokens": -5},
+    "fractional count": {"message.usage.output_tokens": 1.5},
+    "count as text": {"message.usage.output_tokens": "10"},
+    "count as a boolean": {"message.usage.output_tokens": True},
+    "negative 1-hour writes": {"message.usage.cache_creation.ephemeral_1h_input_tokens": -1},
+    "message id as a list": {"message.id": ["x"]},
+    "request id as an object": {"requestId": {"a": 1}},
+    "cwd as a list": {"cwd": ["a"]},
+    "agent id as a number": {"agentId": 7},
+    "speed as an object": {"message.usage.speed": {"a": 1}},
+    "model as a list": {"message.model": ["claude-opus-4-6"]},
+    "timestamp as a number": {"timestamp": 12345},
+    "timestamp that is not a date": {"timestamp": "yesterday"},
+    "no timestamp": {"timestamp": None},
+}
+
+
+def reference_cost(path):
+    """A deliberately naive re-implementation of the rules, line by line with stdlib json."""
+    best = {}
+    for raw in path.read_bytes().splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        message = line.get("message") or {}
+        usage = message.get("usage") if isinstance(message, dict) else None
+        if line.get("type") != "assistant" or not usage:
+            continue
+        if message.get("model") == "<synthetic>" or line.get("isApiErrorMessage"):
+            continue
+        split = usage.get("cache_creation") or {}
+        w1 = split.get("ephemeral_1h_input_tokens", 0)
+        writes = usage.get("cache_creation_input_tokens", 0)
+        entry = (message["model"], usage.get("input_tokens", 0), usage.get("output_tokens", 0),
+                 writes - w1, w1, usage.get("cache_read_input_tokens", 0),
+                 (usage.get("server_tool_use") or {}).get("web_search_requests", 0),
+                 usage.get("speed"))
+        rank = (not line.get("isSidechain"), sum(entry[1:6]))
+        key = message["id"]
+        if key not in best or rank > best[key][0]:
+            best[key] = (rank, entry)
+    return len(best), sum(expected_request_cost(*entry) for _, entry in best.values())

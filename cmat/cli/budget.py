@@ -8,10 +8,11 @@ from pathlib import Path
 
 import click
 
-from cmat.cli.options import json_option, project_option, resolve_project
-from cmat.cli.output import echo, emit_json, table
+from cmat import paths
+from cmat.budgets.config import PROJECT_PERIODS, SCOPES, USER_WIDE_SCOPES
+from cmat.cli.options import json_option, project_option
+from cmat.cli.output import emit_json, table
 
-GLOBAL_SCOPES = ("daily", "weekly", "monthly", "daily-tokens")
 BAR_WIDTH = 20
 
 
@@ -25,14 +26,14 @@ def budget() -> None:
 
 
 def _target(scope: str, project: Path, user: bool, in_project: bool) -> Path:
-    from cmat.config import project_config_file, user_config_file
+    from cmat.budgets.config import project_config_file, user_config_file
 
     if user and in_project:
         raise click.UsageError("--user and --in-project exclude each other")
-    if in_project and scope in GLOBAL_SCOPES:
+    if in_project and scope in USER_WIDE_SCOPES:
         raise click.UsageError(f"{scope} budgets cover every project: only the user's config "
                                "may set them (a project file may not)")
-    if user or (scope in GLOBAL_SCOPES and not in_project):
+    if user or (scope in USER_WIDE_SCOPES and not in_project):
         return user_config_file()
     return project_config_file(project)
 
@@ -41,7 +42,7 @@ def _scoped(function):
     for option in reversed([
         click.option("--id", "key_id", help="The task or session (default: every one)."),
         click.option("--name", "key_name", help="The enhancement (default: every one)."),
-        click.option("--period", type=click.Choice(["daily", "monthly"]),
+        click.option("--period", type=click.Choice(PROJECT_PERIODS),
                      help="For a project budget."),
         click.option("--user", is_flag=True, help="Write the user's config."),
         click.option("--in-project", is_flag=True, help="Write the project's .claude/cmat.toml."),
@@ -52,7 +53,7 @@ def _scoped(function):
 
 
 def _key_path(scope: str, period: str | None, key_id: str | None, key_name: str | None):
-    from cmat.config import budget_path
+    from cmat.budgets.config import budget_path
 
     if key_name and scope != "enhancement" or key_id and scope not in ("task", "session"):
         raise click.UsageError("--id goes with task and session, --name with enhancement")
@@ -60,8 +61,7 @@ def _key_path(scope: str, period: str | None, key_id: str | None, key_name: str 
 
 
 @budget.command("set")
-@click.argument("scope", type=click.Choice(["daily", "weekly", "monthly", "daily-tokens",
-                                            "project", "task", "enhancement", "session"]))
+@click.argument("scope", type=click.Choice(SCOPES))
 @click.argument("amount", type=float)
 @_scoped
 def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | None,
@@ -83,35 +83,34 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
     Global periods (daily, weekly, monthly, daily-tokens) go to the user's config, the others
     to the project's .claude/cmat.toml, unless --user or --in-project says otherwise.
     """
-    from cmat.config import edit_config, set_value
+    from cmat.budgets.config import edit_config, set_value
 
-    resolved = resolve_project(project)
+    resolved = paths.project_dir(project)
     keys = _key_path(scope, period, key_id, key_name)
     target = _target(scope, resolved, user, in_project)
     value = int(amount) if scope == "daily-tokens" else amount
     edit_config(target, lambda document: set_value(document, keys, value))
-    echo(f"{'.'.join(keys)} = {value} (in {target})")
+    click.echo(f"{'.'.join(keys)} = {value} (in {target})")
     if value == 0:
-        echo(f"note: a limit of 0 means nothing may be spent: work in its scope is blocked at "
-             f"once. To remove the budget instead: cmat budget unset {scope}")
+        click.echo("note: a limit of 0 means nothing may be spent: work in its scope is "
+                   f"blocked at once. To remove the budget instead: cmat budget unset {scope}")
 
 
 @budget.command("unset")
-@click.argument("scope", type=click.Choice(["daily", "weekly", "monthly", "daily-tokens",
-                                            "project", "task", "enhancement", "session"]))
+@click.argument("scope", type=click.Choice(SCOPES))
 @_scoped
 def unset_budget(scope: str, key_id: str | None, key_name: str | None, period: str | None,
                  user: bool, in_project: bool, project: Path | None) -> None:
     """Remove a budget."""
-    from cmat.config import edit_config, unset_value
+    from cmat.budgets.config import edit_config, unset_value
 
-    resolved = resolve_project(project)
+    resolved = paths.project_dir(project)
     keys = _key_path(scope, period, key_id, key_name)
     target = _target(scope, resolved, user, in_project)
     removed: list[bool] = []
     edit_config(target, lambda document: removed.append(unset_value(document, keys)))
-    echo(f"Removed {'.'.join(keys)} from {target}" if removed[0]
-         else f"{'.'.join(keys)} was not set in {target}")
+    click.echo(f"Removed {'.'.join(keys)} from {target}" if removed[0]
+               else f"{'.'.join(keys)} was not set in {target}")
 
 
 @budget.command()
@@ -119,10 +118,10 @@ def unset_budget(scope: str, key_id: str | None, key_name: str | None, period: s
 @json_option
 def show(project: Path | None, as_json: bool) -> None:
     """The budgets in force here: the user's config with the project's over it."""
-    from cmat.alerts import redact_url
-    from cmat.config import load_config
+    from cmat.budgets.alerts import redact_url
+    from cmat.budgets.config import load_config
 
-    config = load_config(resolve_project(project))
+    config = load_config(paths.project_dir(project))
     webhook = redact_url(config.webhook) if config.webhook else None
     data = {"sources": config.sources, "timezone": config.timezone,
             "global_usd": config.global_usd, "daily_tokens": config.daily_tokens,
@@ -134,23 +133,23 @@ def show(project: Path | None, as_json: bool) -> None:
         emit_json(data)
         return
     if not config.has_budgets:
-        echo("No budgets set. Set one with: cmat budget set daily 50")
+        click.echo("No budgets set. Set one with: cmat budget set daily 50")
     for period, limit in config.global_usd.items():
-        echo(f"{period:<14} ${limit:,.2f} (all projects)")
+        click.echo(f"{period:<14} ${limit:,.2f} (all projects)")
     if config.daily_tokens is not None:
-        echo(f"{'daily-tokens':<14} {config.daily_tokens:,} tokens (all projects)")
+        click.echo(f"{'daily-tokens':<14} {config.daily_tokens:,} tokens (all projects)")
     for period, limit in config.project_usd.items():
-        echo(f"{'project ' + period:<14} ${limit:,.2f}")
+        click.echo(f"{'project ' + period:<14} ${limit:,.2f}")
     for scope, limits in config.keyed.items():
         for key, limit in limits.items():
             who = "every " + scope if key == "default" else key
-            echo(f"{scope:<14} ${limit:,.2f} ({who})")
-    echo(f"\nAlerts at {', '.join(f'{t}%' for t in config.thresholds)}"
-         + (f"; webhook {webhook}" if webhook else "")
-         + (f"; command {' '.join(config.command)}" if config.command else ""))
-    echo("Config: " + (", ".join(config.sources) or "none yet"))
+            click.echo(f"{scope:<14} ${limit:,.2f} ({who})")
+    click.echo(f"\nAlerts at {', '.join(f'{t}%' for t in config.thresholds)}"
+               + (f"; webhook {webhook}" if webhook else "")
+               + (f"; command {' '.join(config.command)}" if config.command else ""))
+    click.echo("Config: " + (", ".join(config.sources) or "none yet"))
     for note in config.ignored:
-        echo(f"note: {note}")
+        click.echo(f"note: {note}")
 
 
 def _bar(percent: float) -> str:
@@ -167,10 +166,10 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
 
     Exits 1 when any budget is exhausted (for scripts and CI).
     """
-    from cmat.budgets import status_report
+    from cmat.budgets.limits import status_report
     from cmat.cli.report import scan_first
 
-    resolved = resolve_project(project)
+    resolved = paths.project_dir(project)
     ledger, _ = scan_first(no_scan, (), quiet=True)
     with ledger:
         report = status_report(resolved, ledger)
@@ -180,7 +179,7 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
         emit_json(report)
         raise SystemExit(1 if report["exhausted"] else 0)
     if not report["budgets"]:
-        echo("No budgets apply here. Set one with: cmat budget set daily 50")
+        click.echo("No budgets apply here. Set one with: cmat budget set daily 50")
         raise SystemExit(0)
     rows = []
     for b in report["budgets"]:
@@ -190,13 +189,13 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
         reset = b["reset_at"][:16].replace("T", " ") if b["reset_at"] else "-"
         rows.append([b["label"], amount(b["spent"]), amount(b["limit"]), f"{b['percent']:.0f}%",
                      amount(b["remaining"]), reset, _bar(b["percent"]), state])
-    echo(table(rows, ["Budget", "Spent", "Limit", "Used", "Left", "Resets", "", ""],
+    click.echo(table(rows, ["Budget", "Spent", "Limit", "Used", "Left", "Resets", "", ""],
                numeric_from=1))
-    echo(f"\nTimes in {report['timezone']}.")
+    click.echo(f"\nTimes in {report['timezone']}.")
     for o in report["overrides"]:
-        echo(f"Override of {o['scope']} until "
-             f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(o['until']))} by {o['by']}"
-             + (f": {o['reason']}" if o["reason"] else ""))
+        click.echo(f"Override of {o['scope']} until "
+                   f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(o['until']))} by {o['by']}"
+                   + (f": {o['reason']}" if o["reason"] else ""))
     raise SystemExit(1 if report["exhausted"] else 0)
 
 
@@ -204,8 +203,7 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
 @click.option("--for", "duration", required=True, metavar="DURATION",
               help="How long: 30m, 2h, 1d, 1h30m.")
 @click.option("--scope", default="all", show_default=True,
-              type=click.Choice(["all", "daily", "weekly", "monthly", "daily-tokens", "project",
-                                 "task", "enhancement", "session"]),
+              type=click.Choice(["all", *SCOPES]),
               help="Which budgets to lift.")
 @click.option("--reason", help="Why; kept with the override in the ledger.")
 def override(duration: str, scope: str, reason: str | None) -> None:
@@ -213,14 +211,14 @@ def override(duration: str, scope: str, reason: str | None) -> None:
 
     For a single session, CMAT_OVERRIDE_LIMIT=1 in the environment does the same.
     """
-    from cmat.budgets import add_override, parse_duration
+    from cmat.budgets.limits import add_override, parse_duration
     from cmat.ledger import Ledger
 
     seconds = parse_duration(duration)
     with Ledger() as ledger:
         until = add_override(ledger, seconds, scope, reason)
-    echo(f"Budgets ({scope}) are not enforced until "
-         f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(until))}")
+    click.echo(f"Budgets ({scope}) are not enforced until "
+               f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(until))}")
 
 
 @click.group()
@@ -232,18 +230,17 @@ def alerts() -> None:
 @json_option
 def list_alerts(as_json: bool) -> None:
     """Alerts that fired, newest first."""
-    from cmat.alerts import list_alerts as fired
     from cmat.ledger import Ledger
 
     with Ledger() as ledger:
-        rows = fired(ledger)
+        rows = ledger.alerts()
     if as_json:
         emit_json(rows)
         return
     if not rows:
-        echo("No alerts have fired.")
+        click.echo("No alerts have fired.")
         return
-    echo(table([[time.strftime("%Y-%m-%d %H:%M", time.localtime(r["fired_at"])), r["level"],
+    click.echo(table([[time.strftime("%Y-%m-%d %H:%M", time.localtime(r["fired_at"])), r["level"],
                  r["message"], "yes" if r["delivered"] else f"no ({r['attempts']} tries)"]
                 for r in rows], ["Fired", "Level", "Alert", "Delivered"], numeric_from=4))
 
@@ -253,23 +250,23 @@ def list_alerts(as_json: bool) -> None:
 @click.option("--quiet", is_flag=True, help="Print nothing (as when run by a hook).")
 def deliver(project: Path | None, quiet: bool) -> None:
     """Send undelivered alerts to the configured webhook and command now."""
-    from cmat.alerts import deliver_pending
-    from cmat.config import load_config
+    from cmat.budgets.alerts import deliver_pending
+    from cmat.budgets.config import load_config
     from cmat.ledger import Ledger
 
-    resolved = resolve_project(project)
+    resolved = paths.project_dir(project)
     config = load_config(resolved)
     with Ledger() as ledger:
         delivered, failed = deliver_pending(ledger, config)
         if failed:
-            from cmat.hooklog import HookLog
+            from cmat.claude.log import HookLog
 
-            for alert in ledger.query("SELECT budget, threshold, attempts, last_error FROM alerts"
-                                      " WHERE delivered = 0 AND last_error IS NOT NULL"):
+            for alert in ledger.failing_alerts():
                 HookLog(resolved).write(
-                    "WARN", "alerts", f"alert {alert[0]}@{alert[1]}% not delivered "
-                                      f"(attempt {alert[2]}): {alert[3]}")
+                    "WARN", "alerts", f"alert {alert['budget']}@{alert['threshold']}% not "
+                                      f"delivered (attempt {alert['attempts']}): "
+                                      f"{alert['last_error']}")
     if not quiet:
-        echo(f"Delivered {delivered}, failed {failed} (failures are retried later)")
+        click.echo(f"Delivered {delivered}, failed {failed} (failures are retried later)")
     if failed and not quiet:
         sys.exit(1)

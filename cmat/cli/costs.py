@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from cmat.cli.options import json_option, project_option, resolve_project
-from cmat.cli.output import count, echo, emit_json, summary_text, table, usd
+from cmat import paths
+from cmat.cli.options import json_option, project_option
+from cmat.cli.output import count, emit_json, summary_text, table, usd
 from cmat.errors import NotFound
 
 
@@ -38,25 +39,27 @@ def extract(task_id: str, transcript_path: Path, session_id: str | None, overrid
     exhausted, the command exits with status 11 so that an orchestrator stops, unless
     --override-limit (or CMAT_OVERRIDE_LIMIT=1, or a `cmat budget override`).
     """
-    from cmat.costs import extract as run_extract
+    from cmat.ingest import extract as run_extract
 
-    resolved = resolve_project(project)
+    resolved = paths.project_dir(project)
     result = run_extract(resolved, task_id, transcript_path, session_id)
     if as_json:
         emit_json(result)
     else:
-        echo(f"Recorded session {result['session_id']} for task {task_id}: "
-             f"{usd(result['session_total_usd'])} over {count(result['session_requests'])} "
-             f"requests ({count(result['new_requests'])} new)")
-        echo(f"Task total over {len(result['sessions'])} session(s): {usd(result['total_usd'])}")
+        click.echo(f"Recorded session {result['session_id']} for task {task_id}: "
+                   f"{usd(result['session_total_usd'])} over {count(result['session_requests'])} "
+                   f"requests ({count(result['new_requests'])} new)")
+        click.echo(f"Task total over {len(result['sessions'])} session(s): "
+                   f"{usd(result['total_usd'])}")
         if result["queue_lagging"]:
             click.echo("cmat: warning: the task queue could not be written now; it catches up "
-                       "at the next record (cmat costs sync)", err=True)
+                       "at the next session recorded (cmat costs sync)", err=True)
     _check_budgets(resolved, task_id, result["session_id"], override_limit)
 
 
 def _check_budgets(project: Path, task_id: str, session_id: str, override: bool) -> None:
-    from cmat.budgets import BudgetExhausted, exhausted_now
+    from cmat.budgets.limits import exhausted_now
+    from cmat.errors import BudgetExhausted
     from cmat.ledger import Ledger
 
     with Ledger() as ledger:
@@ -80,17 +83,17 @@ def sync(project: Path | None, as_json: bool) -> None:
     or rewritten by a tool that dropped cmat's figures.
     """
     from cmat.catalog import ModelService
-    from cmat.costs import sync_queue
     from cmat.ledger import Ledger
+    from cmat.tasks import sync_queue
 
-    resolved = resolve_project(project)
+    resolved = paths.project_dir(project)
     with Ledger() as ledger:
         sync_queue(resolved, ledger, ModelService(resolved), raise_errors=True)
         tasks = ledger.project_tasks(str(resolved))
     if as_json:
         emit_json({"tasks": tasks})
     else:
-        echo(f"{len(tasks)} task(s) of {resolved} match the ledger")
+        click.echo(f"{len(tasks)} task(s) of {resolved} match the ledger")
 
 
 @costs.command()
@@ -99,23 +102,23 @@ def sync(project: Path | None, as_json: bool) -> None:
 @json_option
 def show(task_id: str, project: Path | None, as_json: bool) -> None:
     """What TASK_ID has cost so far, over all its recorded sessions (from the ledger)."""
-    from cmat.costs import task_report
+    from cmat.tasks import task_report
 
-    report = task_report(resolve_project(project), task_id)
+    report = task_report(paths.project_dir(project), task_id)
     if as_json:
         emit_json(report)
         return
-    echo(f"Task:         {task_id}" + (f"  {report['title']}" if report.get("title") else ""))
+    click.echo(f"Task:         {task_id}" + (f"  {report['title']}" if report.get("title") else ""))
     if report.get("enhancement"):
-        echo(f"Enhancement:  {report['enhancement']}")
-    echo(f"Status:       {report.get('status') or '-'}")
-    echo(f"Sessions:     {len(report['sessions'])}")
-    echo()
+        click.echo(f"Enhancement:  {report['enhancement']}")
+    click.echo(f"Status:       {report.get('status') or '-'}")
+    click.echo(f"Sessions:     {len(report['sessions'])}")
+    click.echo()
     if not report["sessions"]:
-        echo("No costs recorded yet. Record a session with: "
-             f"cmat costs extract {task_id} TRANSCRIPT.jsonl")
+        click.echo("No costs recorded yet. Record a session with: "
+                   f"cmat costs extract {task_id} TRANSCRIPT.jsonl")
         return
-    echo(summary_text(report))
+    click.echo(summary_text(report))
 
 
 @costs.command()
@@ -124,17 +127,17 @@ def show(task_id: str, project: Path | None, as_json: bool) -> None:
 @json_option
 def enhancement(name: str, project: Path | None, as_json: bool) -> None:
     """What the tasks of enhancement NAME have cost, task by task."""
-    from cmat.costs import enhancement_report
+    from cmat.tasks import enhancement_report
 
-    report = enhancement_report(resolve_project(project), name)
+    report = enhancement_report(paths.project_dir(project), name)
     if as_json:
         emit_json(report)
         return
     if not report["tasks"]:
         raise NotFound(f"no tasks belong to enhancement {name!r}",
                        "a task belongs to it through metadata.enhancement_title")
-    echo(f"Enhancement: {name}  ({len(report['tasks'])} tasks)")
-    echo()
+    click.echo(f"Enhancement: {name}  ({len(report['tasks'])} tasks)")
+    click.echo()
     rows = [[t["task_id"], (t["title"] or "")[:40], t["status"] or "-", t["agent"] or "-",
              count(t["sessions"]), count(t["tokens"]["input"] + t["tokens"]["cache_creation"]
                                          + t["tokens"]["cache_read"]),
@@ -143,10 +146,10 @@ def enhancement(name: str, project: Path | None, as_json: bool) -> None:
                  count(report["tokens"]["input"] + report["tokens"]["cache_creation"]
                        + report["tokens"]["cache_read"]),
                  count(report["tokens"]["output"]), usd(report["total_usd"])])
-    echo(table(rows, ["Task", "Title", "Status", "Agent", "Sessions", "Input (all)", "Output",
+    click.echo(table(rows, ["Task", "Title", "Status", "Agent", "Sessions", "Input (all)", "Output",
                       "Cost"], numeric_from=4))
-    echo()
-    echo(summary_text(report))
+    click.echo()
+    click.echo(summary_text(report))
 
 
 @costs.command()
@@ -159,20 +162,27 @@ def session(transcript_path: Path | None, session_id: str | None, as_json: bool)
     Without TRANSCRIPT_PATH, prices the most recent session Claude Code wrote (under
     $CLAUDE_CONFIG_DIR, ~/.claude or ~/.config/claude).
     """
-    from cmat.costs import latest_transcript, session_report
+    from cmat import paths
+    from cmat.reports import session_report
+    from cmat.transcripts.files import latest_session_transcript
 
-    path = transcript_path or latest_transcript()
+    path = transcript_path or latest_session_transcript(paths.transcript_roots())
+    if path is None:
+        roots = ", ".join(str(r) for r in paths.claude_config_dirs()) \
+            or "~/.claude, ~/.config/claude"
+        raise NotFound(f"no Claude Code transcripts found (looked in {roots})",
+                       "pass a transcript path, or set CLAUDE_CONFIG_DIR")
     report = session_report(path, session_id)
     if as_json:
         emit_json(report)
         return
     extra = len(report["files"]) - 1
-    echo(f"Session {report['session_id']}  ({path}"
-         + (f" + {extra} subagent file{'s' if extra != 1 else ''}" if extra else "") + ")")
+    click.echo(f"Session {report['session_id']}  ({path}"
+               + (f" + {extra} subagent file{'s' if extra != 1 else ''}" if extra else "") + ")")
     if report["started"]:
-        echo(f"From {report['started']} to {report['ended']}")
-    echo()
-    echo(summary_text(report))
+        click.echo(f"From {report['started']} to {report['ended']}")
+    click.echo()
+    click.echo(summary_text(report))
 
 
 def _add_range_commands() -> None:

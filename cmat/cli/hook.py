@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from cmat.entry import HOOK_EVENTS
+from cmat.claude.events import EVENTS
 
 
 @click.group(hidden=True)
@@ -21,12 +21,12 @@ def hook() -> None:
 def _event_command(event: str, help_text: str) -> click.Command:
     @click.pass_context
     def command(ctx: click.Context) -> None:
-        from cmat.hooks import run
+        from cmat.claude.runtime import run
 
         ctx.exit(run(event, sys.stdin))
 
     return click.command(event, help=help_text)(command)
 
 
-for _event, _help in HOOK_EVENTS.items():
-    hook.add_command(_event_command(_event, _help))
+for _event in EVENTS:
+    hook.add_command(_event_command(_event.command, _event.summary))

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
+from cmat import paths
 from cmat.cli.options import json_option
-from cmat.cli.output import echo, emit_json
+from cmat.cli.output import emit_json
 
 scope_options = [
     click.option("--project", "project", type=click.Path(file_okay=False, path_type=Path),
@@ -32,24 +33,24 @@ def hooks() -> None:
 
 
 def _report(change, verb: str, dry_run: bool) -> None:
-    from cmat.settings import Change
+    from cmat.claude.install import Change
 
     assert isinstance(change, Change)
     if not change.changed:
-        echo(f"Nothing to do: {change.settings_path} is already as it should be.")
+        click.echo(f"Nothing to do: {change.settings_path} is already as it should be.")
         return
     prefix = "Would" if dry_run else "Did"
     if change.before != change.after:
-        echo(f"{prefix} {verb} {change.settings_path}:")
+        click.echo(f"{prefix} {verb} {change.settings_path}:")
         diff = difflib.unified_diff((change.before or b"").decode().splitlines(),
                                     change.after.decode().splitlines(), "before", "after",
                                     lineterm="")
         for line in diff:
-            echo(line)
+            click.echo(line)
     for script in change.scripts:
-        echo(f"{prefix} {'remove' if verb == 'clean' else 'write'} {script}")
+        click.echo(f"{prefix} {'remove' if verb == 'clean' else 'write'} {script}")
     for script in change.removed:
-        echo(f"{prefix} remove {script} (written by an older cmat)")
+        click.echo(f"{prefix} remove {script} (written by an older cmat)")
 
 
 @hooks.command()
@@ -69,8 +70,8 @@ def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
     other settings are kept; a file cmat did not write is never replaced. Running it again
     changes nothing; `cmat hooks uninstall` restores the settings as they were.
     """
-    from cmat import paths
-    from cmat.settings import install as run_install, install_mcp, mcp_entry, target_for
+    from cmat.claude.install import install as run_install
+    from cmat.claude.install import install_mcp, mcp_entry, target_for
 
     if with_mcp and user:
         entry = mcp_entry()
@@ -82,17 +83,17 @@ def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
     if with_mcp:
         _report(install_mcp(paths.project_dir(project), dry_run), "update", dry_run)
     if change.changed and not dry_run:
-        echo("Installed. End a Claude Code session, then: cmat hooks status")
-        echo("The budget checks (UserPromptSubmit, PreToolUse) answer at once, importing "
-             "nothing, while no cmat config exists (cmat budget set creates one).")
+        click.echo("Installed. End a Claude Code session, then: cmat hooks status")
+        click.echo("The budget checks (UserPromptSubmit, PreToolUse) answer at once, importing "
+                   "nothing, while no cmat config exists (cmat budget set creates one).")
 
 
 @hooks.command()
 @_scoped
 def uninstall(project: Path | None, user: bool, dry_run: bool) -> None:
     """Remove cmat's hooks, status line and MCP entry (and only cmat's) from the settings."""
-    from cmat import paths
-    from cmat.settings import target_for, uninstall as run_uninstall, uninstall_mcp
+    from cmat.claude.install import target_for, uninstall_mcp
+    from cmat.claude.install import uninstall as run_uninstall
 
     _report(run_uninstall(target_for(project, user), dry_run), "clean", dry_run)
     if not user:
@@ -107,7 +108,7 @@ def status(project: Path | None, as_json: bool) -> None:
 
     Exits 1 when no scope has every hook installed and runnable.
     """
-    from cmat.settings import status as run_status
+    from cmat.claude.install import status as run_status
 
     report = run_status(project)
     healthy = any(all(h["installed"] and h["executable"] and h["runs"] for h in scope["hooks"])
@@ -116,29 +117,30 @@ def status(project: Path | None, as_json: bool) -> None:
     if as_json:
         emit_json(report)
         raise SystemExit(0 if healthy else 1)
-    echo(f"Project: {report['project']}")
+    click.echo(f"Project: {report['project']}")
     for scope in report["scopes"]:
-        echo(f"\n{scope['scope'].capitalize()} settings: {scope['settings']}")
+        click.echo(f"\n{scope['scope'].capitalize()} settings: {scope['settings']}")
         if scope.get("error"):
-            echo(f"  problem: {scope['error']}")
+            click.echo(f"  problem: {scope['error']}")
         for entry in scope["hooks"]:
             if not entry["installed"]:
-                echo(f"  {entry['event']:<13} not installed")
+                click.echo(f"  {entry['event']:<13} not installed")
                 continue
             state = "ok" if entry["executable"] else "script missing or not executable"
-            echo(f"  {entry['event']:<13} {entry['command']}  (timeout {entry['timeout']} s): "
-                 f"{state}")
-            echo(f"  {'':<13} runs: {entry['runs'] or 'no cmat found: run cmat hooks install'}")
+            click.echo(f"  {entry['event']:<13} {entry['command']}  "
+                       f"(timeout {entry['timeout']} s): {state}")
+            runs = entry["runs"] or "no cmat found: run cmat hooks install"
+            click.echo(f"  {'':<13} runs: {runs}")
         for other in scope["others"]:
-            echo(f"  {other['event']:<13} {other['command']}  (not cmat's: left alone)")
-    echo("\nMCP server in .mcp.json: "
-         + (f"{report['mcp']['command']} {' '.join(report['mcp']['args'])}" if report["mcp"]
+            click.echo(f"  {other['event']:<13} {other['command']}  (not cmat's: left alone)")
+    click.echo("\nMCP server in .mcp.json: "
+               + (f"{report['mcp']['command']} {' '.join(report['mcp']['args'])}" if report["mcp"]
             else "not registered (cmat hooks install --mcp)"))
-    echo(f"cmat on PATH: {report['cmat_on_path'] or 'not found'}")
+    click.echo(f"cmat on PATH: {report['cmat_on_path'] or 'not found'}")
     if not report["logs"]:
-        echo("Hook log: no runs recorded yet")
+        click.echo("Hook log: no runs recorded yet")
     for log in report["logs"]:
-        echo(f"Hook log: {log['path']}\n  last: {log['last']}")
+        click.echo(f"Hook log: {log['path']}\n  last: {log['last']}")
     if not healthy:
-        echo("\nNot ready: run 'cmat hooks install' (or --user).")
+        click.echo("\nNot ready: run 'cmat hooks install' (or --user).")
     raise SystemExit(0 if healthy else 1)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cmat.cli.options import json_option
-from cmat.cli.output import echo, emit_json
+from cmat.cli.output import emit_json
 
 
 @click.group()
@@ -19,27 +19,23 @@ def ledger() -> None:
 @json_option
 def info(as_json: bool) -> None:
     """Where the ledger is and what it holds."""
-    from cmat.ledger import SCHEMA_VERSION, Ledger
+    from cmat.ledger import Ledger
+    from cmat.ledger.schema import SCHEMA_VERSION
     from cmat.reports import iso_utc
 
     with Ledger() as store:
-        requests, sessions_seen, first, last, unpriced = store.query(
-            "SELECT count(*), count(DISTINCT session_id), min(ts), max(ts),"
-            " count(*) - count(cost_usd) FROM requests")[0]
-        files = store.query("SELECT count(*), coalesce(sum(size), 0) FROM files")[0]
-        tracked = store.query("SELECT count(*), count(task_id) FROM sessions")[0]
-        versions = [v for (v,) in store.query("SELECT DISTINCT catalog_version FROM requests")]
+        held = store.info()
         size = store.path.stat().st_size if store.path.exists() else 0
-        data = {"path": str(store.path), "schema_version": SCHEMA_VERSION, "bytes": size,
-                "requests": requests, "sessions": sessions_seen, "unpriced_requests": unpriced,
-                "first": iso_utc(first), "last": iso_utc(last), "files_tracked": files[0],
-                "transcript_bytes_tracked": files[1], "hook_sessions": tracked[0],
-                "hook_sessions_with_task": tracked[1], "catalog_versions": versions}
+    first, last = held.pop("first_ts"), held.pop("last_ts")
+    data = {"path": str(store.path), "schema_version": SCHEMA_VERSION, "bytes": size,
+            "requests": held.pop("requests"), "sessions": held.pop("sessions"),
+            "unpriced_requests": held.pop("unpriced_requests"), "first": iso_utc(first),
+            "last": iso_utc(last), **held}
     if as_json:
         emit_json(data)
         return
     for key, value in data.items():
-        echo(f"{key.replace('_', ' ') + ':':28}{value}")
+        click.echo(f"{key.replace('_', ' ') + ':':28}{value}")
 
 
 @ledger.command()
@@ -47,7 +43,8 @@ def info(as_json: bool) -> None:
 def reprice(as_json: bool) -> None:
     """Price every stored request again with the current catalog (no transcripts needed)."""
     from cmat.catalog import ModelService
-    from cmat.ledger import Ledger, reprice as run_reprice
+    from cmat.ingest import reprice as run_reprice
+    from cmat.ledger import Ledger
 
     models = ModelService()
     with Ledger() as store:
@@ -56,8 +53,8 @@ def reprice(as_json: bool) -> None:
         emit_json({"repriced": repriced, "unpriced": unpriced,
                    "catalog_version": models.catalog.version})
         return
-    echo(f"Repriced {repriced:,} requests with catalog {models.catalog.version}"
-         + (f"; {unpriced:,} remain unpriced (unknown models)" if unpriced else ""))
+    click.echo(f"Repriced {repriced:,} requests with catalog {models.catalog.version}"
+               + (f"; {unpriced:,} remain unpriced (unknown models)" if unpriced else ""))
 
 
 @ledger.command()
@@ -76,24 +73,24 @@ def rebuild(yes: bool, extra_paths: tuple[Path, ...], as_json: bool) -> None:
     """
     from cmat import paths
     from cmat.catalog import ModelService
-    from cmat.ledger import rebuild as run_rebuild
-    from cmat.scan import scan, scan_roots
+    from cmat.ingest import rebuild as run_rebuild
 
     path = paths.ledger_file()
     if not yes and not as_json:
         click.confirm(f"Recreate {path} from the transcripts on disk (the old file is kept)?",
                       abort=True)
     models = ModelService()
-    result = run_rebuild(path, lambda fresh: scan(fresh, models, scan_roots(list(extra_paths))))
+    result = run_rebuild(path, models, paths.transcript_roots(list(extra_paths)))
     if as_json:
         emit_json(result)
         return
-    echo(f"Rebuilt {path}: {result['requests']:,} requests from {result['files_read']} files, "
-         f"{result['salvaged_requests']:,} more salvaged from the old ledger; "
-         f"{result['sessions_carried_over']} hook sessions carried over")
+    click.echo(f"Rebuilt {path}: {result['requests']:,} requests from {result['files_read']} "
+               f"files, {result['salvaged_requests']:,} more salvaged from the old ledger; "
+               f"{result['sessions_carried_over']} hook sessions carried over")
     if result["previous_state"] == "empty":
-        echo(f"The old ledger was empty (0 bytes); kept as {result['damaged_copy']}")
+        click.echo(f"The old ledger was empty (0 bytes); kept as {result['damaged_copy']}")
     elif result["damaged_copy"]:
-        echo(f"The old ledger is kept as {result['damaged_copy']}")
+        click.echo(f"The old ledger is kept as {result['damaged_copy']}")
     if result["unreadable_chunks"]:
-        echo(f"warning: {result['unreadable_chunks']} parts of the old ledger could not be read")
+        click.echo(f"warning: {result['unreadable_chunks']} parts of the old ledger could not "
+                   "be read")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from cmat.cli.options import project_option, resolve_project
+from cmat import paths
+from cmat.cli.options import project_option
 
 
 @click.command()
@@ -34,7 +35,7 @@ def metrics(ctx: click.Context, project: Path | None, no_scan: bool) -> None:
     if ctx.invoked_subcommand is None:
         from cmat.metrics import exposition
 
-        sys.stdout.write(exposition(resolve_project(project), scan=not no_scan).decode())
+        sys.stdout.write(exposition(paths.project_dir(project), scan=not no_scan).decode())
 
 
 @metrics.command()
@@ -51,7 +52,7 @@ def serve(port: int, host: str, project: Path | None) -> None:
     """
     from cmat.metrics import serve as run_server
 
-    run_server(resolve_project(project), host, port)
+    run_server(paths.project_dir(project), host, port)
 
 
 @click.command()
@@ -63,4 +64,4 @@ def mcp(project: Path | None) -> None:
     """
     from cmat.mcp_server import run
 
-    run(resolve_project(project))
+    run(paths.project_dir(project))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from cmat.cli.options import json_option, project_option
-from cmat.cli.output import echo, emit_json, table
 from cmat import paths
+from cmat.cli.options import json_option, project_option
+from cmat.cli.output import emit_json, table
 
 
 def _service(project: Path | None):
@@ -60,9 +60,9 @@ def list_models(sources: bool, project: Path | None, as_json: bool) -> None:
     entries = list(service.catalog.models)
     if sources and not as_json:
         for m in entries:
-            echo(f"{m.id} (checked {m.last_updated or '-'}, {m.origin}):")
+            click.echo(f"{m.id} (checked {m.last_updated or '-'}, {m.origin}):")
             for source in m.source.split("; "):
-                echo(f"  {source}")
+                click.echo(f"  {source}")
         return
     if as_json:
         emit_json({"catalog_version": service.catalog.version,
@@ -77,12 +77,12 @@ def list_models(sources: bool, project: Path | None, as_json: bool) -> None:
                      _price(p.cache_write), _price(p.cache_write_1h), _price(p.cache_read),
                      _extras(p), m.last_updated + (f" ({m.origin})" if m.origin != "built-in"
                                                    else "")])
-    echo(table(rows, ["Id", "Input", "Output", "5m write", "1h write", "Read", "Rules",
+    click.echo(table(rows, ["Id", "Input", "Output", "5m write", "1h write", "Read", "Rules",
                       "Checked"], numeric_from=1))
-    echo(f"\n* default   catalog {service.catalog.version}   USD per million tokens, "
-         "prices in force today   sources: cmat models list --sources")
+    click.echo(f"\n* default   catalog {service.catalog.version}   USD per million tokens, "
+               "prices in force today   sources: cmat models list --sources")
     for note in service.catalog.notes:
-        echo(f"note: {note}")
+        click.echo(f"note: {note}")
 
 
 @models.command()
@@ -102,15 +102,15 @@ def show(model_id: str | None, project: Path | None, as_json: bool) -> None:
         return
     for key in ("id", "name", "description", "pattern", "max_tokens", "context_window",
                 "is_default", "released", "origin", "source", "last_updated"):
-        echo(f"{key + ':':16}{data[key]}")
+        click.echo(f"{key + ':':16}{data[key]}")
     for row in (*entry.history, entry.pricing):
         since = f"from {row.effective_from}" if row.effective_from else "since release"
-        echo(f"pricing {since} (USD per million tokens):")
+        click.echo(f"pricing {since} (USD per million tokens):")
         for key in ("input", "output", "cache_write", "cache_write_1h", "cache_read",
                     "web_search_per_1k"):
-            echo(f"  {key + ':':20}{getattr(row, key):g}")
+            click.echo(f"  {key + ':':20}{getattr(row, key):g}")
         if _extras(row):
-            echo(f"  {'rules:':20}{_extras(row)}")
+            click.echo(f"  {'rules:':20}{_extras(row)}")
 
 
 @models.command("set-default")
@@ -123,9 +123,11 @@ def set_default(model_id: str, project: Path | None) -> None:
     are priced on when none is named. It never changes the price of a transcript's own
     model: every request is priced as the model that served it.
     """
+    from cmat.catalog.edit import set_default as write_default
+
     service = _service(project)
-    target = service.set_default(model_id)
-    echo(f"Default model: {service.get_default().id} (written to {target})")
+    target = write_default(service, model_id)
+    click.echo(f"Default model: {service.get_default().id} (written to {target})")
 
 
 @models.command()
@@ -137,7 +139,7 @@ def validate(project: Path | None, as_json: bool) -> None:
 
     Exits 1 when a problem is found.
     """
-    from cmat.catalog import iter_layer_errors
+    from cmat.catalog.load import iter_layer_errors
 
     resolved = paths.project_dir(project)
     problems = list(iter_layer_errors(resolved))
@@ -150,10 +152,10 @@ def validate(project: Path | None, as_json: bool) -> None:
         emit_json({"ok": not problems, "problems": problems, "notes": notes})
     else:
         for problem in problems:
-            echo(f"problem: {problem}")
+            click.echo(f"problem: {problem}")
         for note in notes:
-            echo(f"note: {note}")
-        echo("catalog OK" if not problems else f"{len(problems)} problem(s)")
+            click.echo(f"note: {note}")
+        click.echo("catalog OK" if not problems else f"{len(problems)} problem(s)")
     raise SystemExit(1 if problems else 0)
 
 
@@ -174,12 +176,12 @@ def add(model_id: str, name: str | None, pattern: str | None, input_price: float
 
     Then `cmat ledger reprice` prices the requests already in the ledger with them.
     """
-    from cmat.catalog import add_model
+    from cmat.catalog.edit import add_model
 
     target = add_model(model_id, name=name, pattern=pattern, input_price=input_price,
                        output_price=output_price, cache_write=cache_write,
                        cache_write_1h=cache_write_1h, cache_read=cache_read)
-    echo(f"Saved {model_id} to {target}; price the ledger with it: cmat ledger reprice")
+    click.echo(f"Saved {model_id} to {target}; price the ledger with it: cmat ledger reprice")
 
 
 @models.command()
@@ -201,13 +203,13 @@ def check(no_scan: bool, as_json: bool) -> None:
         emit_json({"unpriced": missing, "priced_since": stale})
         raise SystemExit(1 if missing else 0)
     for row in missing:
-        echo(f"{row['model']}: {row['requests']:,} requests, {row['tokens']:,} tokens unpriced "
-             f"-> cmat models add {row['model']} --input P --output P")
+        click.echo(f"{row['model']}: {row['requests']:,} requests, {row['tokens']:,} tokens "
+                   f"unpriced -> cmat models add {row['model']} --input P --output P")
     if stale:
-        echo(f"{sum(r['requests'] for r in stale):,} requests of models the catalog now prices "
-             "are stored unpriced -> cmat ledger reprice")
+        click.echo(f"{sum(r['requests'] for r in stale):,} requests of models the catalog now "
+                   "prices are stored unpriced -> cmat ledger reprice")
     if not missing and not stale:
-        echo("Every model in the history has a price.")
+        click.echo("Every model in the history has a price.")
     raise SystemExit(1 if missing else 0)
 
 
@@ -225,7 +227,7 @@ def update(source: str, prefer_source: bool, dry_run: bool, as_json: bool) -> No
     is known to get wrong (1-hour cache writes copied from another model) are corrected to
     the rule (2x input) and reported. Then `cmat ledger reprice` prices the ledger with them.
     """
-    from cmat.catalog_update import update_user_catalog
+    from cmat.catalog.update import update_user_catalog
 
     result = update_user_catalog(source, prefer_source=prefer_source, dry_run=dry_run)
     if as_json:
@@ -233,12 +235,12 @@ def update(source: str, prefer_source: bool, dry_run: bool, as_json: bool) -> No
         return
     for kind in ("added", "changed", "corrected", "skipped"):
         for line in result[kind]:
-            echo(f"{kind}: {line}")
+            click.echo(f"{kind}: {line}")
     verb = "Would write" if dry_run else "Wrote"
-    echo(f"{verb} {result['target']}: {len(result['added'])} added, "
-         f"{len(result['changed'])} changed, {len(result['skipped'])} skipped")
+    click.echo(f"{verb} {result['target']}: {len(result['added'])} added, "
+               f"{len(result['changed'])} changed, {len(result['skipped'])} skipped")
     if (result["added"] or result["changed"]) and not dry_run:
-        echo("Price the requests already in the ledger with them: cmat ledger reprice")
+        click.echo("Price the requests already in the ledger with them: cmat ledger reprice")
 
 
 def _today() -> str:

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from cmat import paths
-
 project_option = click.option(
     "--project", "project", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Project directory (default: $CLAUDE_PROJECT_DIR, else the nearest ancestor holding "
@@ -16,6 +14,3 @@ project_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print machine-readable JSON instead of a table.")
 
-
-def resolve_project(project: Path | None) -> Path:
-    return paths.project_dir(project)

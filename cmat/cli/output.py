@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
 
-import click
 import orjson
 
 
@@ -66,5 +66,25 @@ def summary_text(report: dict) -> str:
     return "\n".join(lines)
 
 
-def echo(text: str = "") -> None:
-    click.echo(text)
+class TerminalProgress:
+    """A one-line progress bar on stderr, shown only once a scan has run for a while."""
+
+    def __init__(self, delay: float = 0.5):
+        self.start = time.monotonic()
+        self.delay = delay
+        self.shown = False
+
+    def __call__(self, files_done: int, files: int, bytes_done: int, total: int) -> None:
+        if time.monotonic() - self.start < self.delay:
+            return
+        self.shown = True
+        fraction = bytes_done / total if total else 1.0
+        bar = "#" * int(fraction * 30)
+        sys.stderr.write(f"\rscanning transcripts [{bar:<30}] {fraction:4.0%} "
+                         f"{files_done}/{files} files, {bytes_done / 1e6:,.0f} MB")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * 90 + "\r")
+            sys.stderr.flush()

@@ -6,13 +6,20 @@ from pathlib import Path
 
 import click
 
-from cmat.cli.options import json_option, project_option, resolve_project
-from cmat.cli.output import echo, emit_json, table, usd
-from cmat.queue import DEFAULT_TASK_TYPE, STATUSES, TASK_TYPES, QueueService, enhancement_of
+from cmat import paths
+from cmat.cli.options import json_option, project_option
+from cmat.cli.output import emit_json, table, usd
+from cmat.tasks import (
+    DEFAULT_TASK_TYPE,
+    STATUSES,
+    TASK_TYPES,
+    QueueService,
+    enhancement_of,
+)
 
 
 def _queue(project: Path | None) -> QueueService:
-    service = QueueService(resolve_project(project))
+    service = QueueService(paths.project_dir(project))
     stale = service.clear_stale_marker()
     if stale:
         click.echo(f"cmat: note: {stale} is no longer active; it is not the current task any "
@@ -51,7 +58,7 @@ def add(title: str, enhancement: str | None, agent: str | None, task_id: str | N
     """
     task = _queue(project).add(title, enhancement=enhancement, agent=agent, task_id=task_id,
                                priority=priority, task_type=task_type, description=description)
-    echo(task["id"])
+    click.echo(task["id"])
 
 
 @queue.command("list")
@@ -67,7 +74,7 @@ def list_tasks(status: str | None, enhancement: str | None, project: Path | None
         emit_json(tasks)
         return
     if not tasks:
-        echo("No tasks.")
+        click.echo("No tasks.")
         return
     from cmat.ledger import Ledger
 
@@ -76,7 +83,8 @@ def list_tasks(status: str | None, enhancement: str | None, project: Path | None
     rows = [[t.get("id"), (t.get("title") or "")[:50], t.get("status") or "-",
              enhancement_of(t) or "-", t.get("assigned_agent") or "-",
              usd(spent[t.get("id")]) if t.get("id") in spent else "-"] for t in tasks]
-    echo(table(rows, ["Id", "Title", "Status", "Enhancement", "Agent", "Cost"], numeric_from=5))
+    click.echo(table(rows, ["Id", "Title", "Status", "Enhancement", "Agent", "Cost"],
+                     numeric_from=5))
 
 
 @queue.command()
@@ -91,12 +99,12 @@ def show(task_id: str, project: Path | None, as_json: bool) -> None:
         return
     for key, value in task.items():
         if key == "metadata" and isinstance(value, dict):
-            echo("metadata:")
+            click.echo("metadata:")
             for meta_key, meta_value in value.items():
-                echo(f"  {meta_key}: {meta_value}")
+                click.echo(f"  {meta_key}: {meta_value}")
         else:
-            echo(f"{key}: {value}")
-    echo(f"\n(what it cost, session by session: cmat costs show {task_id})")
+            click.echo(f"{key}: {value}")
+    click.echo(f"\n(what it cost, session by session: cmat costs show {task_id})")
 
 
 @queue.command()
@@ -110,7 +118,7 @@ def start(task_id: str, project: Path | None) -> None:
     """
     queue = _queue(project)
     queue.start(task_id)
-    echo(f"{task_id} is active and current")
+    click.echo(f"{task_id} is active and current")
 
 
 def _finish_command(name: str, status: str, summary: str) -> click.Command:
@@ -119,10 +127,11 @@ def _finish_command(name: str, status: str, summary: str) -> click.Command:
     @project_option
     def finish(task_id: str, result: str | None, project: Path | None) -> None:
         _queue(project).finish(task_id, status, result)
-        echo(f"{task_id} is {status}")
+        click.echo(f"{task_id} is {status}")
 
     return click.command(name, help=summary)(finish)
 
 
-queue.add_command(_finish_command("complete", "completed", "Mark TASK_ID completed; it stops being current."))
+queue.add_command(_finish_command("complete", "completed",
+                                  "Mark TASK_ID completed; it stops being current."))
 queue.add_command(_finish_command("fail", "failed", "Mark TASK_ID failed; it stops being current."))

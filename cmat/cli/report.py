@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from cmat.cli.options import json_option
-from cmat.cli.output import count, echo, emit_json, table, usd
+from cmat.cli.output import count, emit_json, table, usd
 
 PERIOD_TITLES = {"date": "Date", "week": "Week of", "month": "Month", "session": "Session"}
 
@@ -61,18 +61,21 @@ def options(*groups):
 
 def scan_first(no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool):
     """Open the ledger and, unless told not to, import what Claude Code wrote since last time."""
+    from cmat import paths
     from cmat.catalog import ModelService
+    from cmat.catalog.load import unannounced_notes
+    from cmat.cli.output import TerminalProgress
+    from cmat.ingest import scan
     from cmat.ledger import Ledger
-    from cmat.scan import TerminalProgress, scan, scan_roots
 
     ledger = Ledger()
     models = ModelService()
-    for note in models.catalog.unannounced_notes():
+    for note in unannounced_notes(models.catalog):
         click.echo(f"cmat: note: {note}", err=True)
     if not no_scan:
         progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
         try:
-            scan(ledger, models, scan_roots(list(extra_paths)), progress)
+            scan(ledger, models, paths.transcript_roots(list(extra_paths)), progress)
         finally:
             if progress:
                 progress.finish()
@@ -86,7 +89,7 @@ def apply_spooled(ledger) -> None:
 
     if not spool.waiting():
         return
-    from cmat.costs import apply_spool
+    from cmat.ingest import apply_spool
 
     applied, problems = apply_spool(ledger)
     if applied:
@@ -103,8 +106,8 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
 def run_report(period: str, since: date | None, until: date | None, timezone_name: str | None,
                group_by: tuple[str, ...], project: str | None, as_json: bool, as_csv: bool,
                no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool) -> None:
+    from cmat.periods import zone
     from cmat.reports import ReportQuery, build_report, project_filter
-    from cmat.timezones import zone
 
     query = ReportQuery(period, since, until, zone(timezone_name), _split(group_by),
                         project_filter(project))
@@ -117,7 +120,7 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
     elif as_csv:
         sys.stdout.write(_csv(report))
     else:
-        echo(_table(report, models))
+        click.echo(_table(report, models))
 
 
 def _model_names(row: dict, models) -> str:
@@ -215,8 +218,7 @@ def range_command(which: str, summary: str) -> click.Command:
     @options(filter_options, scan_options)
     def command(timezone_name, group_by, project, as_json, as_csv, no_scan, extra_paths,
                 quiet) -> None:
-        from cmat.reports import current_range
-        from cmat.timezones import zone
+        from cmat.periods import current_range, zone
 
         since, until = current_range(which, zone(timezone_name))
         by = group_by or (("model",) if which == "today" else ())
@@ -239,14 +241,16 @@ def scan(extra_paths: tuple[Path, ...], quiet: bool, explain: bool, as_json: boo
     skipped and counted; the rest of the file and of the history is imported. --explain
     names every skipped line.
     """
+    from cmat import paths
     from cmat.catalog import ModelService
+    from cmat.cli.output import TerminalProgress
+    from cmat.ingest import scan as run_scan
     from cmat.ledger import Ledger
-    from cmat.scan import TerminalProgress, scan as run_scan, scan_roots
 
     if explain:
         _explain_skips(as_json)
         return
-    roots = scan_roots(list(extra_paths))
+    roots = paths.transcript_roots(list(extra_paths))
     progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
     with Ledger() as ledger:
         try:
@@ -258,11 +262,13 @@ def scan(extra_paths: tuple[Path, ...], quiet: bool, explain: bool, as_json: boo
     if as_json:
         emit_json({**result.to_json(), "roots": [str(r) for r in roots]})
         return
-    echo(f"Scanned {result.files_seen} files in {', '.join(map(str, roots)) or '(no folders)'}: "
-         f"read {result.files_read} ({result.bytes_read / 1e6:,.1f} MB), "
-         f"{result.requests:,} requests ({result.new_requests:,} new) in {result.seconds:.2f} s")
+    folders = ", ".join(map(str, roots)) or "(no folders)"
+    click.echo(f"Scanned {result.files_seen} files in {folders}: "
+               f"read {result.files_read} ({result.bytes_read / 1e6:,.1f} MB), "
+               f"{result.requests:,} requests ({result.new_requests:,} new) "
+               f"in {result.seconds:.2f} s")
     if result.skipped_lines:
-        echo(f"{result.skipped_lines:,} lines skipped, see `cmat scan --explain`")
+        click.echo(f"{result.skipped_lines:,} lines skipped, see `cmat scan --explain`")
 
 
 def _line_number(path: str, offset: int) -> int | None:
@@ -293,8 +299,8 @@ def _explain_skips(as_json: bool) -> None:
         emit_json(found)
         return
     if not found:
-        echo("No skipped lines.")
+        click.echo("No skipped lines.")
         return
     for skip in found:
         where = f"line {skip['line']}" if skip["line"] else f"byte {skip['offset']}"
-        echo(f"{skip['path']}:{where}: {skip['reason']}")
+        click.echo(f"{skip['path']}:{where}: {skip['reason']}")

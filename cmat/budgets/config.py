@@ -1,0 +1,304 @@
+"""Budget and alert configuration: TOML, the project's over the user's.
+
+`${XDG_CONFIG_HOME:-~/.config}/cmat/config.toml` for the user, `<project>/.claude/cmat.toml`
+for a project; a project value overrides the user's value for the same key. Read with
+`tomllib`; validated by hand (the hooks read it before every tool call, and pydantic's import
+alone would take longer than the whole check); written with `tomli_w`.
+
+    timezone = "Europe/Paris"
+
+    [budgets]
+    daily = 50.0            # USD, all projects
+    weekly = 200.0
+    monthly = 800.0
+    daily_tokens = 5000000
+
+    [budgets.project]       # this project
+    daily = 20.0
+    monthly = 300.0
+
+    [budgets.task]          # "default" applies to every task without its own
+    default = 5.0
+    task_1767031596_45196 = 12.0
+
+    [budgets.enhancement]
+    add-power-function = 40.0
+
+    [budgets.session]
+    default = 10.0
+
+    [alerts]
+    thresholds = [50, 80, 95]
+    webhook = "https://hooks.slack.com/services/..."
+    command = ["notify-send", "cmat"]   # an argv list (or a string split like a shell's words)
+
+A project file comes with a repository, which may be anybody's: it may only add budgets for
+the project, its tasks, sessions and enhancements, and only stricter ones than the user's
+(the lower limit wins). Commands, webhooks, user-wide budgets, time zone and thresholds come
+from the user's file alone; whatever else a project file says is ignored, and said so
+(`Config.ignored`). A project file that does not parse is ignored as a whole, so that it can
+never switch the user's budgets off.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cmat import paths
+from cmat.errors import ConfigError, UsageError
+from cmat.fileio import atomic_write_bytes, file_lock
+from cmat.periods import PERIODS
+
+DEFAULT_THRESHOLDS = (50, 80, 95)
+# The budgets `cmat budget set` knows: user-wide ones (all projects; the user's file only),
+# and those of a project, its tasks, enhancements and sessions.
+GLOBAL_PERIODS = PERIODS
+USER_WIDE_SCOPES = (*GLOBAL_PERIODS, "daily-tokens")
+PROJECT_PERIODS = ("daily", "monthly")
+KEYED_SCOPES = ("task", "enhancement", "session")
+SCOPES = (*USER_WIDE_SCOPES, "project", *KEYED_SCOPES)
+
+
+@dataclass
+class Config:
+    timezone: str | None = None
+    global_usd: dict[str, float] = field(default_factory=dict)  # period -> limit
+    daily_tokens: int | None = None
+    project_usd: dict[str, float] = field(default_factory=dict)  # period -> limit
+    keyed: dict[str, dict[str, float]] = field(default_factory=dict)  # scope -> key -> limit
+    thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
+    webhook: str | None = None
+    command: tuple[str, ...] | None = None  # argv, run without a shell
+    sources: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # what a project file may not set
+    # Which file set each limit ('user' or 'project'), and the user's own value of a limit a
+    # project file made stricter: what a "raise it with" hint must change.
+    origin: dict[str, str] = field(default_factory=dict)
+    user_value: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def has_budgets(self) -> bool:
+        return bool(self.global_usd or self.daily_tokens is not None or self.project_usd
+                    or any(self.keyed.values()))
+
+    def keyed_limit(self, scope: str, key: str | None) -> float | None:
+        limits = self.keyed.get(scope, {})
+        if key is not None and key in limits:
+            return limits[key]
+        return limits.get("default")
+
+
+def user_config_file() -> Path:
+    return paths.config_home() / "config.toml"
+
+
+def project_config_file(project: Path) -> Path:
+    return project / ".claude" / "cmat.toml"
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _amount(path: Path, name: str, value, integer: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+            value) or value < 0 or (integer and not float(value).is_integer()):
+        kind = "a whole number of tokens" if integer else "an amount in USD"
+        raise ConfigError(f"{path}: {name} must be {kind}, 0 or more (found {value!r})")
+    return int(value) if integer else float(value)
+
+
+def _table(path: Path, data: dict, name: str) -> dict:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    return value
+
+
+def _command(path: Path, value) -> tuple[str, ...]:
+    if isinstance(value, str) and value.strip():
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as exc:
+            raise ConfigError(f"{path}: alerts.command: {exc}") from None
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise ConfigError(f"{path}: alerts.command must be a list of words such as "
+                      "['notify-send', 'cmat'], or a non-empty string")
+
+
+def _stricter(config: Config, target: dict, key: str, limit: float, path: Path,
+              name: str, trusted: bool) -> None:
+    """Set a limit; from a project file only where the user set none or a looser one."""
+    current = target.get(key)
+    if not trusted and current is not None:
+        if current < limit:
+            config.ignored.append(f"{path}: {name} = {limit:g} is looser than the user's "
+                                  f"{current:g}; the user's limit stands")
+            return
+        config.user_value[name] = current
+    target[key] = limit
+    config.origin[name] = "user" if trusted else "project"
+
+
+def _apply(config: Config, path: Path, data: dict, trusted: bool = True) -> None:
+    """Overlay one file's values on `config`, validating every field it names.
+
+    `trusted`: the user's own file. A project file (not trusted) may only add stricter
+    project, task, session and enhancement budgets; anything else it sets is ignored and noted.
+    """
+    known = {"timezone", "budgets", "alerts"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{path}: unknown setting {key!r} "
+                              f"(known: {', '.join(sorted(known))})")
+
+    def untrusted(name: str) -> bool:
+        if not trusted:
+            config.ignored.append(f"{path}: {name} ignored: only the user's config "
+                                  f"({user_config_file()}) may set it")
+        return not trusted
+
+    if "timezone" in data:
+        if not isinstance(data["timezone"], str):
+            raise ConfigError(f"{path}: timezone must be an IANA name such as 'Europe/Paris'")
+        if not untrusted("timezone"):
+            config.timezone = data["timezone"]
+    budgets = _table(path, data, "budgets")
+    for key, value in budgets.items():
+        where = f"budgets.{key}"
+        if key in GLOBAL_PERIODS:
+            limit = _amount(path, where, value)
+            if not untrusted(where):
+                config.global_usd[key] = limit
+        elif key == "daily_tokens":
+            limit = int(_amount(path, where, value, integer=True))
+            if not untrusted(where):
+                config.daily_tokens = limit
+        elif key == "project":
+            table = _table(path, budgets, "project")
+            for period, limit in table.items():
+                if period not in PROJECT_PERIODS:
+                    raise ConfigError(f"{path}: budgets.project.{period}: periods are "
+                                      f"{', '.join(PROJECT_PERIODS)}")
+                name = f"budgets.project.{period}"
+                _stricter(config, config.project_usd, period, _amount(path, name, limit), path,
+                          name, trusted)
+        elif key in KEYED_SCOPES:
+            for name, limit in _table(path, budgets, key).items():
+                _stricter(config, config.keyed.setdefault(key, {}), name,
+                          _amount(path, f"{where}.{name}", limit), path, f"{where}.{name}",
+                          trusted)
+        else:
+            raise ConfigError(f"{path}: unknown budget {where!r}")
+    alerts = _table(path, data, "alerts")
+    for key, value in alerts.items():
+        if key == "thresholds":
+            if not isinstance(value, list) or not value or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 100
+                    for v in value):
+                raise ConfigError(f"{path}: alerts.thresholds must be percentages in (0, 100]")
+            if not untrusted("alerts.thresholds"):
+                config.thresholds = tuple(sorted(set(int(v) for v in value)))
+        elif key == "webhook":
+            if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+                raise ConfigError(f"{path}: alerts.webhook must be an http(s) URL")
+            if not untrusted("alerts.webhook"):
+                config.webhook = value
+        elif key == "command":
+            command = _command(path, value)
+            if not untrusted("alerts.command"):
+                config.command = command
+        else:
+            raise ConfigError(f"{path}: unknown alert setting 'alerts.{key}'")
+
+
+def load_config(project: Path) -> Config:
+    """The user's configuration, with what the project's file may add (see above).
+
+    A broken user file raises ConfigError; a broken project file is ignored and noted.
+    """
+    config = Config()
+    user = user_config_file()
+    data = read_toml(user)
+    if data:
+        _apply(config, user, data)
+        config.sources.append(str(user))
+    path = project_config_file(project)
+    if path.resolve() == user.resolve():
+        return config
+    try:
+        data = read_toml(path)
+        if data:
+            trial = copy.deepcopy(config)
+            _apply(trial, path, data, trusted=False)
+            config = trial
+            config.sources.append(str(path))
+    except ConfigError as exc:
+        config.ignored.append(f"{exc}; the whole file is ignored")
+    return config
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def budget_path(scope: str, period: str | None, key: str | None) -> list[str]:
+    """Where a `cmat budget set` scope lives in the TOML document."""
+    if scope in GLOBAL_PERIODS:
+        return ["budgets", scope]
+    if scope == "daily-tokens":
+        return ["budgets", "daily_tokens"]
+    if scope == "project":
+        if period not in PROJECT_PERIODS:
+            raise UsageError(f"project budgets take --period {' or '.join(PROJECT_PERIODS)}")
+        return ["budgets", "project", period]
+    if scope in KEYED_SCOPES:
+        return ["budgets", scope, key or "default"]
+    raise UsageError(f"scope must be one of {', '.join(SCOPES)}")
+
+
+def edit_config(path: Path, change) -> None:
+    """Apply `change(document)` to a config file, validated before it is written."""
+    import tomli_w
+
+
+    with file_lock(path):
+        document = read_toml(path)
+        change(document)
+        _apply(Config(), path, document)  # refuse anything invalid before writing it
+        atomic_write_bytes(path, tomli_w.dumps(document).encode())
+
+
+def set_value(document: dict, keys: list[str], value) -> None:
+    for key in keys[:-1]:
+        document = document.setdefault(key, {})
+        if not isinstance(document, dict):
+            raise ConfigError(f"{'.'.join(keys[:-1])} is not a table in the config")
+    document[keys[-1]] = value
+
+
+def unset_value(document: dict, keys: list[str]) -> bool:
+    tables = [document]
+    for key in keys[:-1]:
+        nxt = tables[-1].get(key)
+        if not isinstance(nxt, dict):
+            return False
+        tables.append(nxt)
+    removed = tables[-1].pop(keys[-1], None) is not None
+    for table, key in zip(reversed(tables[:-1]), reversed(keys[:-1])):
+        if table.get(key) == {}:
+            del table[key]  # no empty tables left behind
+    return removed

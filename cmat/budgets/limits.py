@@ -1,0 +1,292 @@
+"""Budgets: which apply right now, what has been spent against each, and when they reset.
+
+Spend is read from the ledger (after the running session's new lines were imported, see
+`cmat.ingest.import_session`). A task's spend is the requests of the sessions attributed to it,
+plus, for the current task only, the running session's requests while it is not attributed
+yet; likewise for an enhancement, within its project.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from cmat.budgets.config import Config, load_config
+from cmat.errors import CmatError, UsageError
+from cmat.ledger import Ledger
+from cmat.periods import period_bounds, zone
+from cmat.tasks import QueueService, enhancement_of
+from cmat.tasks import current_context as current_task
+
+PERIOD_WORDS = {"daily": "today", "weekly": "this week", "monthly": "this month"}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a check is about: the project, the running session, the current task."""
+
+    project: Path
+    tz: ZoneInfo
+    now: float
+    session_id: str | None = None
+    task_id: str | None = None
+    enhancement: str | None = None
+
+
+@dataclass(frozen=True)
+class Budget:
+    key: str  # unique: 'daily', 'project-monthly', 'task:ID', ...
+    scope: str  # what `cmat budget set` calls it
+    label: str
+    limit: float
+    unit: str  # 'usd' or 'tokens'
+    period: str | None  # 'daily', 'weekly', 'monthly', or None for task/session/enhancement
+    options: str = ""  # what `cmat budget set SCOPE AMOUNT` needs to name this very budget
+    # The config files whose limit must be raised, as `cmat budget set` flags ("": the file
+    # it writes by default, the user's for user-wide scopes, the project's for the others).
+    files: tuple[str, ...] = ("",)
+
+    def raise_with(self, spent: float) -> str:
+        """The command that lifts this budget above what was spent, in every file that
+        holds it back (a project file's stricter limit, and the user's under it)."""
+        amount = _raised(max(self.limit, spent), self.unit)
+        return " && ".join(f"cmat budget set {self.scope} {amount}{self.options}"
+                           + (f" {flag}" if flag else "") for flag in self.files)
+
+
+@dataclass(frozen=True)
+class Status:
+    budget: Budget
+    spent: float
+    period_start: float  # unix seconds; 0 for budgets without a period
+    reset_at: datetime | None
+
+    @property
+    def percent(self) -> float:
+        if self.budget.limit <= 0:  # 0: nothing may be spent, so the budget is used up
+            return 100.0
+        return self.spent / self.budget.limit * 100
+
+    @property
+    def remaining(self) -> float:
+        return max(self.budget.limit - self.spent, 0.0)
+
+    @property
+    def exhausted(self) -> bool:
+        """Spent reached the limit; a limit of 0 is always exhausted (a freeze)."""
+        return self.spent >= self.budget.limit
+
+    def amount(self, value: float) -> str:
+        return f"${value:,.2f}" if self.budget.unit == "usd" else f"{int(value):,} tokens"
+
+    def spent_words(self) -> str:
+        when = PERIOD_WORDS.get(self.budget.period or "", "so far")
+        return f"Spent {when}: {self.amount(self.spent)}"
+
+    @property
+    def raise_with(self) -> str:
+        return self.budget.raise_with(self.spent)
+
+    def reset_words(self) -> str:
+        if self.reset_at is None:
+            return f"Raise it with: {self.raise_with}"
+        moment = self.reset_at.strftime("%H:%M")
+        if self.budget.period != "daily":
+            moment = self.reset_at.strftime("%a %d %b %H:%M")
+        return f"Reset at {moment} {self.reset_at.tzinfo}, or raise it with: {self.raise_with}"
+
+    def exhausted_message(self) -> str:
+        """The message shown when the budget blocks work."""
+        return "\n".join([f"{self.budget.label} exhausted ({self.amount(self.budget.limit)})",
+                          self.spent_words(), self.reset_words()])
+
+    def to_json(self) -> dict:
+        return {"budget": self.budget.key, "scope": self.budget.scope, "label": self.budget.label,
+                "unit": self.budget.unit, "limit": self.budget.limit, "spent": self.spent,
+                "percent": self.percent, "remaining": self.remaining,
+                "exhausted": self.exhausted,
+                "reset_at": self.reset_at.isoformat() if self.reset_at else None,
+                "raise_with": self.raise_with}
+
+
+def _raised(value: float, unit: str) -> str:
+    """A round figure 50 % above `value`, to suggest in messages."""
+    value = value * 1.5 if value else 1
+    if unit == "tokens":
+        return str(int(round(value, -3)) or 1000)
+    return f"{value:.0f}" if value >= 10 else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _files(config: Config, name: str) -> tuple[str, ...]:
+    """Where the limit `name` (its TOML path) must be raised: the file that set it, and the
+    user's under a project's stricter one."""
+    if config.origin.get(name) != "project":
+        return ("--user",)
+    return ("--user", "") if name in config.user_value else ("",)
+
+
+def applicable(config: Config, context: Context, every_key: bool = False) -> list[Budget]:
+    """Every configured budget that applies to `context`; with `every_key`, also the budgets
+    set for other tasks, enhancements and sessions (for `cmat budget status`)."""
+    found = []
+    for period, limit in config.global_usd.items():
+        found.append(Budget(period, period, f"{period.capitalize()} budget", limit, "usd",
+                            period))
+    if config.daily_tokens is not None:
+        found.append(Budget("daily-tokens", "daily-tokens", "Daily token budget",
+                            config.daily_tokens, "tokens", "daily"))
+    for period, limit in config.project_usd.items():
+        found.append(Budget(f"project-{period}", "project",
+                            f"Project {period} budget ({context.project.name})", limit, "usd",
+                            period, f" --period {period}",
+                            _files(config, f"budgets.project.{period}")))
+    keyed = [("task", context.task_id), ("enhancement", context.enhancement),
+             ("session", context.session_id)]
+    if every_key:
+        keyed += [(scope, key) for scope, limits in config.keyed.items() for key in limits
+                  if key != "default" and (scope, key) not in keyed]
+    for scope, key in keyed:
+        if key is None:
+            continue
+        limit = config.keyed_limit(scope, key)
+        if limit is None:
+            continue
+        own = config.keyed.get(scope, {}).get(key) is not None
+        option = "" if not own else (f" --id {key}" if scope != "enhancement"
+                                     else f" --name {key}")
+        name = f"budgets.{scope}.{key if own else 'default'}"
+        found.append(Budget(f"{scope}:{key}", scope, f"{scope.capitalize()} {key} budget",
+                            limit, "usd", None, option, _files(config, name)))
+    return found
+
+
+def spent(ledger: Ledger, budget: Budget, context: Context) -> tuple[float, float, datetime | None]:
+    """(spent, period start, reset moment) of one budget."""
+    if budget.period:
+        start, reset = period_bounds(budget.period, context.tz, context.now)
+        if budget.scope == "project":
+            amount = ledger.spend_usd(since=start, project=str(context.project))
+        elif budget.unit == "tokens":
+            amount = ledger.spend_tokens(since=start)
+        else:
+            amount = ledger.spend_usd(since=start)
+        return amount, start, reset
+    scope, key = budget.key.split(":", 1)
+    if scope == "session":
+        return ledger.session_totals(key)[1], 0.0, None
+    # The running session counts for the task (enhancement) it is being run for, no other.
+    if scope == "task":
+        running = context.session_id if key == context.task_id else None
+        return ledger.task_spend(key, running), 0.0, None
+    running = context.session_id if key == context.enhancement else None
+    return ledger.enhancement_spend(key, str(context.project), running), 0.0, None
+
+
+def evaluate(ledger: Ledger, budgets: list[Budget], context: Context) -> list[Status]:
+    return [Status(budget, *spent(ledger, budget, context)) for budget in budgets]
+
+
+def exhausted_now(project: Path, ledger: Ledger, session_id: str | None,
+                  task_id: str | None) -> list[Status]:
+    """Exhausted budgets of `project` for this session and task that no override lifts."""
+    config = load_config(project)
+    if not config.has_budgets:
+        return []
+    context = current_context(project, config, session_id, task_id)
+    statuses = evaluate(ledger, applicable(config, context), context)
+    return [s for s in statuses
+            if s.exhausted and not active_override(ledger, s.budget, context.now)]
+
+
+# --- overrides ----------------------------------------------------------------------------------
+
+OVERRIDE_WORDS = ("1", "true", "yes")
+
+
+def override_env_warning() -> str | None:
+    """What to say when CMAT_OVERRIDE_LIMIT holds something other than 1, true or yes (it is
+    then ignored: a typo must not switch budgets off, nor silently fail to)."""
+    value = os.environ.get("CMAT_OVERRIDE_LIMIT", "").strip()
+    if value and value.lower() not in OVERRIDE_WORDS and value.lower() not in ("0", "false",
+                                                                                 "no"):
+        return (f"CMAT_OVERRIDE_LIMIT={value[:20]!r} is not 1, true or yes: budgets stay "
+                "enforced")
+    return None
+
+
+def active_override(ledger: Ledger, budget: Budget, now: float) -> bool:
+    if os.environ.get("CMAT_OVERRIDE_LIMIT", "").strip().lower() in OVERRIDE_WORDS:
+        return True
+    return ledger.override_active(budget.scope, now)
+
+
+def add_override(ledger: Ledger, seconds: float, scope: str, reason: str | None) -> float:
+    until = time.time() + seconds
+    who = f"{_user()}@{socket.gethostname()}"
+    with ledger.transaction():
+        ledger.add_override(scope, until, who, reason)
+    return until
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '90m', '2h', '1d' or '1h30m'."""
+    parts = re.fullmatch(r"\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*", text)
+    if not parts or not any(parts.groups()):
+        raise UsageError(f"{text!r} is not a duration such as 30m, 2h or 1d")
+    days, hours, minutes = (int(g or 0) for g in parts.groups())
+    return days * 86400 + hours * 3600 + minutes * 60
+
+
+def current_context(project: Path, config: Config, session_id: str | None = None,
+                    task_id: str | None = None, with_enhancement: bool = True) -> Context:
+    """The context of `project` now: the session, and the task (the current one unless
+    given) with, `with_enhancement`, its enhancement (which may need the queue read)."""
+    if task_id:
+        try:
+            enhancement = enhancement_of(QueueService(project).get(task_id))
+        except CmatError:
+            enhancement = None
+    else:
+        task = current_task(project, details=with_enhancement)
+        task_id, enhancement = task.task_id, task.enhancement
+    return Context(project, zone(config.timezone), time.time(), session_id, task_id,
+                   enhancement)
+
+
+def all_statuses(project: Path, ledger: Ledger, session_id: str | None = None
+                 ) -> tuple[Config, Context, list[Status]]:
+    """Every budget that applies in `project` (each task and enhancement budget included),
+    with what it has spent."""
+    config = load_config(project)
+    context = current_context(project, config, session_id)
+    return config, context, evaluate(ledger, applicable(config, context, every_key=True),
+                                     context)
+
+
+def status_report(project: Path, ledger: Ledger, session_id: str | None = None) -> dict:
+    """Every budget of `project` with spend, percent, reset and override state."""
+    config, context, statuses = all_statuses(project, ledger, session_id)
+
+    return {
+        "timezone": context.tz.key,
+        "thresholds": list(config.thresholds),
+        "budgets": [dict(s.to_json(), overridden=s.exhausted and active_override(
+            ledger, s.budget, context.now)) for s in statuses],
+        "overrides": ledger.overrides(context.now),
+        "exhausted": any(s.exhausted for s in statuses),
+        "ignored": config.ignored + [w for w in [override_env_warning()] if w],
+    }

@@ -1,0 +1,49 @@
+"""The Claude Code events cmat hooks into: one table that the runtime, the installer, the
+`cmat hook` commands and the executable's fast path all read.
+
+Standard library only and no imports at all: the budget hooks consult it before every tool call.
+"""
+
+LIMIT_MARGIN_SECONDS = 5  # a hook gives up this long before Claude Code's timeout kills it
+SUPPORT_SCRIPT = "cmat-hook.sh"
+STATUSLINE_SCRIPT = "cmat-statusline.sh"
+
+
+class HookEvent:
+    """One event: Claude Code's name, the `cmat hook` command, the script Claude Code runs,
+    the timeout written into the settings, and what the hook does."""
+
+    __slots__ = ("name", "command", "script", "timeout", "checks_budgets", "summary",
+                 "failure")
+
+    def __init__(self, name: str, command: str, script: str, timeout: int,
+                 checks_budgets: bool, summary: str, failure: str):
+        self.name = name
+        self.command = command
+        self.script = script
+        self.timeout = timeout  # seconds Claude Code waits (its SessionEnd default is 1.5 s)
+        self.checks_budgets = checks_budgets
+        self.summary = summary
+        self.failure = failure  # what the user reads when the hook cannot do its work
+
+    @property
+    def time_limit(self) -> float:
+        """Seconds the hook may run before it gives up (and allows)."""
+        return float(self.timeout - LIMIT_MARGIN_SECONDS)
+
+
+EVENTS = (
+    HookEvent("SessionEnd", "session-end", "on-session-end-cost.sh", 30, False,
+              "Record the ended session's cost (SessionEnd).", "cost not recorded"),
+    HookEvent("SubagentStop", "subagent-stop", "on-subagent-stop-cost.sh", 30, False,
+              "Record the session's cost so far as a subagent ends (SubagentStop).",
+              "cost not recorded"),
+    HookEvent("UserPromptSubmit", "prompt-submit", "on-prompt-submit-budget.sh", 10, True,
+              "Refuse a new prompt when a budget is exhausted (UserPromptSubmit).",
+              "budget not checked, prompt allowed"),
+    HookEvent("PreToolUse", "pre-tool-use", "on-pre-tool-use-budget.sh", 10, True,
+              "Deny the next tool call when a budget is exhausted (PreToolUse).",
+              "budget not checked, tool allowed"),
+)
+BY_COMMAND = {event.command: event for event in EVENTS}
+SCRIPTS = tuple(event.script for event in EVENTS)

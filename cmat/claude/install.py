@@ -1,0 +1,415 @@
+"""cmat's entries in Claude Code's settings: install, uninstall, and a health check.
+
+cmat's handlers are recognised by the script they run, so everything else in the settings
+file (other hooks, other settings, their order) is left as it was, installing twice changes
+nothing, and uninstalling removes only what cmat added. A settings file that is not valid
+JSON is reported and never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from cmat import paths
+from cmat.claude.events import EVENTS, SCRIPTS, STATUSLINE_SCRIPT, SUPPORT_SCRIPT
+from cmat.errors import SettingsError
+from cmat.fileio import atomic_write_bytes, file_lock
+
+SCRIPTS_FOLDER = "cmat"  # cmat's scripts live in <settings dir>/hooks/cmat/, a folder of its own
+OWNED_MARKER = SUPPORT_SCRIPT.encode()  # every script cmat writes names it; nobody else's does
+PYTHON_LINE = "CMAT_INSTALLED_PYTHON=''"
+MCP_SERVER_NAME = "cmat"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where hooks are installed: a project's settings, or the user's."""
+
+    scope: str  # "project" or "user"
+    settings: Path
+    scripts: Path  # cmat's own folder of scripts
+    project: Path  # what $CLAUDE_PROJECT_DIR stands for when a handler runs
+
+    def command(self, script: str) -> str:
+        """The handler's command: shell words, so that nothing in a path is ever run."""
+        if self.scope == "project":
+            relative = self.scripts.relative_to(self.settings.parent.parent)
+            return f'"$CLAUDE_PROJECT_DIR"/{shlex.quote(relative.as_posix())}/{script}'
+        return shlex.quote(str(self.scripts / script))
+
+    def script_of(self, command: str) -> Path | None:
+        """The script file a handler's command runs, when it is one plain path."""
+        try:
+            words = shlex.split(command.replace("$CLAUDE_PROJECT_DIR", str(self.project)))
+        except ValueError:
+            return None
+        return Path(words[0]).expanduser() if len(words) == 1 else None
+
+    def owns(self, handler) -> bool:
+        """Whether a handler is cmat's: it runs one of cmat's script names from a file cmat
+        wrote (an older cmat put them beside other tools' scripts, under the same names CMAT
+        uses, so the name alone proves nothing)."""
+        command = handler.get("command") if isinstance(handler, dict) else None
+        if not isinstance(command, str):
+            return False
+        script = self.script_of(command)
+        if script is None or script.name not in (*SCRIPTS, STATUSLINE_SCRIPT):
+            return False
+        if script.parent.name == SCRIPTS_FOLDER:
+            return True
+        return _written_by_cmat(script) is not False
+
+
+def _written_by_cmat(path: Path) -> bool | None:
+    """True for a script cmat wrote, False for anybody else's, None when there is none."""
+    try:
+        return OWNED_MARKER in path.read_bytes()
+    except OSError:
+        return None
+
+
+def target_for(project: Path | None, user: bool) -> Target:
+    project = paths.project_dir(project)
+    if user:
+        base = paths.user_settings_dir()
+        return Target("user", base / "settings.json", base / "hooks" / SCRIPTS_FOLDER, project)
+    return Target("project", project / ".claude" / "settings.json",
+                  project / ".claude" / "hooks" / SCRIPTS_FOLDER, project)
+
+
+def load_settings(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise SettingsError(f"cannot read {path}: {exc.strerror}") from None
+    if not text.strip():
+        return {}
+    try:
+        settings = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})",
+                            "fix it by hand; cmat will not overwrite it") from None
+    if not isinstance(settings, dict) or not isinstance(settings.get("hooks", {}), dict):
+        raise SettingsError(f"{path}: expected an object whose 'hooks' is an object",
+                            "fix it by hand; cmat will not overwrite it")
+    return settings
+
+
+def _handlers(settings: dict, event: str):
+    """(group, index, handler) of every handler of `event`."""
+    groups = settings.get("hooks", {}).get(event) or []
+    for group in groups if isinstance(groups, list) else []:
+        if isinstance(group, dict) and isinstance(group.get("hooks"), list):
+            for index, handler in enumerate(group["hooks"]):
+                yield group, index, handler
+
+
+def _is_ours(target: Target, handler, script: str) -> bool:
+    return target.owns(handler) and target.script_of(handler["command"]).name == script
+
+
+def with_hooks(settings: dict, target: Target, statusline: bool = False) -> dict:
+    """`settings` with cmat's handlers present and current (pure: the input is not changed);
+    with `statusline`, cmat's status line too (never over somebody else's)."""
+    result = json.loads(json.dumps(settings))
+    if statusline:
+        current = result.get("statusLine")
+        if current is not None and not target.owns(current):
+            raise SettingsError(f"{target.settings} already has a status line: "
+                                f"{json.dumps(current)}",
+                                "remove it first; cmat will not replace it")
+        result["statusLine"] = {"type": "command", "command": target.command(STATUSLINE_SCRIPT),
+                                "padding": 0}
+    hooks = result.setdefault("hooks", {})
+    for spec in EVENTS:
+        wanted = {"type": "command", "command": target.command(spec.script),
+                  "timeout": spec.timeout}
+        groups = hooks.setdefault(spec.name, [])
+        if not isinstance(groups, list):
+            raise SettingsError(f"{target.settings}: hooks.{spec.name} is not a list")
+        ours = [(group, index) for group, index, handler in _handlers(result, spec.name)
+                if _is_ours(target, handler, spec.script)]
+        if ours:
+            group, index = ours[0]
+            group["hooks"][index] = {**group["hooks"][index], **wanted}
+        else:
+            groups.append({"hooks": [wanted]})
+    return result
+
+
+def without_hooks(settings: dict, target: Target) -> dict:
+    """`settings` with every cmat handler (and cmat's status line) removed, and any group or
+    event it leaves empty."""
+    result = json.loads(json.dumps(settings))
+    if target.owns(result.get("statusLine")):
+        del result["statusLine"]
+    hooks = result.get("hooks")
+    if not isinstance(hooks, dict):
+        return result
+    for event in list(hooks):
+        groups = hooks[event]
+        if not isinstance(groups, list):
+            continue
+        kept = []
+        for group in groups:
+            if isinstance(group, dict) and isinstance(group.get("hooks"), list):
+                handlers = [h for h in group["hooks"] if not target.owns(h)]
+                if not handlers and group["hooks"]:
+                    continue
+                group["hooks"] = handlers
+            kept.append(group)
+        if kept:
+            hooks[event] = kept
+        elif groups:
+            del hooks[event]
+    if not hooks and "hooks" in settings and settings["hooks"] != {}:
+        del result["hooks"]
+    return result
+
+
+def _dump(settings: dict) -> bytes:
+    return (json.dumps(settings, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _support_script() -> bytes:
+    """cmat-hook.sh with this installation's interpreter written in, shell-quoted."""
+    text = (paths.hook_scripts() / SUPPORT_SCRIPT).read_text()
+    return text.replace(PYTHON_LINE, f"CMAT_INSTALLED_PYTHON={shlex.quote(sys.executable)}",
+                        1).encode()
+
+
+def _scripts(target: Target) -> dict[Path, bytes]:
+    wanted = {target.scripts / SUPPORT_SCRIPT: _support_script()}
+    for name in (*SCRIPTS, STATUSLINE_SCRIPT):
+        wanted[target.scripts / name] = (paths.hook_scripts() / name).read_bytes()
+    return wanted
+
+
+def _legacy_scripts(target: Target) -> list[Path]:
+    """Scripts an older cmat wrote straight into hooks/, beside other tools' (never theirs)."""
+    folder = target.scripts.parent
+    return [folder / name for name in (SUPPORT_SCRIPT, *SCRIPTS, STATUSLINE_SCRIPT)
+            if _written_by_cmat(folder / name)]
+
+
+def _backup_file(settings: Path) -> Path:
+    digest = hashlib.sha1(str(settings.resolve()).encode()).hexdigest()[:20]
+    return paths.state_home() / "backups" / f"settings-{digest}.json"
+
+
+@dataclass
+class Change:
+    settings_path: Path
+    before: bytes | None
+    after: bytes
+    scripts: list[Path]  # written (install) or removed (uninstall)
+    removed: list[Path] = dataclasses.field(default_factory=list)  # an older cmat's scripts
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after or bool(self.scripts) or bool(self.removed)
+
+
+def install(target: Target, dry_run: bool = False, statusline: bool = False) -> Change:
+    """Write cmat's scripts into its own folder and its handlers into the settings.
+
+    A file cmat did not write is never replaced. The settings as they were before cmat's
+    first install are kept aside, so that uninstalling restores them byte for byte.
+    """
+    with file_lock(target.settings):
+        before = target.settings.read_bytes() if target.settings.is_file() else None
+        settings = load_settings(target.settings)
+        wanted = with_hooks(settings, target, statusline)
+        # Already installed: the file is left as it is, not even reformatted.
+        after = before if before is not None and wanted == settings else _dump(wanted)
+        contents = _scripts(target)
+        foreign = [p for p in contents if _written_by_cmat(p) is False]
+        if foreign:
+            raise SettingsError(f"{foreign[0]} exists and was not written by cmat",
+                                "move it away; cmat never replaces another tool's file")
+        scripts = [p for p, data in contents.items()
+                   if not p.is_file() or p.read_bytes() != data or not os.access(p, os.X_OK)]
+        if not dry_run:
+            backup = _backup_file(target.settings)
+            if after != before and not backup.exists() and not any(
+                    target.owns(h) for spec in EVENTS for _, _, h in _handlers(settings,
+                                                                                spec.name)):
+                atomic_write_bytes(backup, json.dumps(
+                    {"path": str(target.settings),
+                     "bytes": None if before is None else before.decode("utf-8")}).encode())
+            for path in scripts:
+                atomic_write_bytes(path, contents[path], executable=True)
+                _make_executable(path)
+            if after != before:
+                atomic_write_bytes(target.settings, after)
+        legacy = _legacy_scripts(target)  # the handlers now run those of cmat's own folder
+        if not dry_run:
+            for path in legacy:
+                path.unlink()
+    return Change(target.settings, before, after, scripts, legacy)
+
+
+def _make_executable(path: Path) -> None:
+    mode = path.stat().st_mode & 0o777
+    if not os.access(path, os.X_OK):
+        path.chmod(mode | (mode & 0o444) >> 2)  # chmod +x, as far as the file is readable
+
+
+def uninstall(target: Target, dry_run: bool = False) -> Change:
+    """Remove cmat's handlers and scripts, and only cmat's; where nothing else changed in the
+    settings since cmat's install, they are restored byte for byte."""
+    with file_lock(target.settings):
+        before = target.settings.read_bytes() if target.settings.is_file() else None
+        settings = load_settings(target.settings)
+        cleaned = without_hooks(settings, target)
+        after = before if cleaned == settings and before is not None else _dump(cleaned)
+        backup_path = _backup_file(target.settings)
+        original = _read_backup(backup_path)
+        if original is not False and before is not None and (
+                json.loads(original or "{}") == cleaned):
+            after = original.encode() if original is not None else b""
+        scripts = [p for p in _scripts(target) if _written_by_cmat(p)]
+        scripts += _legacy_scripts(target)
+        if not dry_run:
+            if before is not None and after != before:
+                if original is None and after == b"":
+                    target.settings.unlink()  # cmat created the file: it goes with cmat
+                else:
+                    atomic_write_bytes(target.settings, after)
+            for path in scripts:
+                path.unlink()
+            with contextlib.suppress(OSError):
+                target.scripts.rmdir()  # only when empty
+            with contextlib.suppress(FileNotFoundError):
+                backup_path.unlink()
+    return Change(target.settings, before, after if before is not None else b"", scripts)
+
+
+def _read_backup(path: Path) -> str | None | bool:
+    """The settings text before cmat's install (None: there was no file; False: no backup)."""
+    try:
+        saved = json.loads(path.read_text())
+        return saved["bytes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _last_log_line(log: Path) -> str | None:
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 4096))
+            lines = handle.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return None
+    return lines[-1] if lines else None
+
+
+def would_run(command: str, project: Path) -> str | None:
+    """What a handler's command starts, asked of the command itself (CMAT_HOOK_WHICH), so
+    that the answer is what Claude Code would run, not a guess at it."""
+    import subprocess
+
+    env = dict(os.environ, CMAT_HOOK_WHICH="1", CLAUDE_PROJECT_DIR=str(project))
+    try:
+        result = subprocess.run(["bash", "-c", command], env=env, stdin=subprocess.DEVNULL,
+                                capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    line = result.stdout.decode("utf-8", "replace").strip()
+    return line or None
+
+
+def status(project: Path | None) -> dict:
+    """Everything `cmat hooks status` reports."""
+    resolved_project = paths.project_dir(project)
+    report: dict = {"project": str(resolved_project), "scopes": []}
+    for user in (False, True):
+        target = target_for(resolved_project, user)
+        entry: dict = {"scope": target.scope, "settings": str(target.settings), "hooks": [],
+                       "others": []}
+        try:
+            settings = load_settings(target.settings)
+        except SettingsError as exc:
+            entry["error"] = str(exc)
+            settings = {}
+        for spec in EVENTS:
+            found = list(_handlers(settings, spec.name))
+            handlers = [h for _, _, h in found if _is_ours(target, h, spec.script)]
+            entry["others"] += [{"event": spec.name, "command": h.get("command")}
+                                for _, _, h in found if not target.owns(h)
+                                and isinstance(h, dict)]
+            command = handlers[0]["command"] if handlers else None
+            script = target.script_of(command) if command else None
+            entry["hooks"].append({
+                "event": spec.name, "installed": bool(handlers), "command": command,
+                "timeout": handlers[0].get("timeout") if handlers else None,
+                "script": str(script) if script else None,
+                "executable": bool(script and os.access(script, os.X_OK)),
+                "runs": would_run(command, resolved_project) if command else None,
+            })
+        report["scopes"].append(entry)
+    try:
+        servers = load_settings(mcp_file(resolved_project)).get("mcpServers", {})
+    except SettingsError as exc:
+        servers = {}
+        report["mcp_error"] = str(exc)
+    report["mcp"] = servers.get(MCP_SERVER_NAME) if isinstance(servers, dict) else None
+    logs = [paths.hook_log_file()]
+    report["logs"] = [{"path": str(log), "last": _last_log_line(log)} for log in logs
+                      if log.is_file()]
+    report["cmat_on_path"] = shutil.which("cmat")
+    return report
+
+
+# --- the MCP server, registered in the project's .mcp.json -------------------------------------
+
+def mcp_file(project: Path) -> Path:
+    return project / ".mcp.json"
+
+
+def mcp_entry() -> dict:
+    """How Claude Code starts cmat's MCP server: this installation's interpreter, `-m cmat`
+    (a `cmat` on PATH may be another package's program)."""
+    return {"type": "stdio", "command": sys.executable, "args": ["-m", "cmat", "mcp"]}
+
+
+def _edit_mcp(project: Path, dry_run: bool, change) -> Change:
+    path = mcp_file(project)
+    with file_lock(path):
+        before = path.read_bytes() if path.is_file() else None
+        document = load_settings(path)
+        servers = document.setdefault("mcpServers", {})
+        if not isinstance(servers, dict):
+            raise SettingsError(f"{path}: 'mcpServers' must be an object",
+                                "fix it by hand; cmat will not overwrite it")
+        change(servers)
+        if not servers:
+            del document["mcpServers"]
+        after = _dump(document)
+        if before is not None and json.loads(before or b"{}") == document:
+            after = before
+        if not dry_run and after != before and (before is not None or document):
+            atomic_write_bytes(path, after)
+    return Change(path, before, after, [])
+
+
+def install_mcp(project: Path, dry_run: bool = False) -> Change:
+    return _edit_mcp(project, dry_run,
+                     lambda servers: servers.__setitem__(MCP_SERVER_NAME, mcp_entry()))
+
+
+def uninstall_mcp(project: Path, dry_run: bool = False) -> Change:
+    return _edit_mcp(project, dry_run, lambda servers: servers.pop(MCP_SERVER_NAME, None))

@@ -1,0 +1,281 @@
+"""What runs inside Claude Code: `cmat hook EVENT` (the events are in events.py).
+
+Claude Code sends the hook's input as JSON on stdin. A recording hook takes the session into
+the ledger, attributed to the current task if there is one (ingest.attribute_session); a budget
+hook refuses a prompt or denies a tool call once a budget is spent.
+
+A hook must never break the user's session: it always exits 0, gives up well inside the timeout
+Claude Code was given (events.HookEvent.time_limit), and writes every failure, with a timestamp,
+to the hook log (log.py), printing at most one short line to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+
+from cmat.claude.events import BY_COMMAND
+from cmat.claude.log import HookLog
+from cmat.claude.payload import PayloadError, payload_project, read_payload
+from cmat.errors import CmatError
+
+HOOK_MAX_BYTES = 8 * 2**30  # ~10 s of reading: a larger session is left to `cmat scan`
+LEDGER_WAIT_SECONDS = 2.0  # a budget check never waits longer for a busy ledger
+LEDGER_BUSY_SECONDS = 10.0  # a recording hook's wait for a busy ledger, well inside its 25 s
+FLUSH_WAIT_SECONDS = (0.05, 0.1, 0.2)  # SubagentStop may fire before the last line is flushed
+
+class HookTimeout(Exception):
+    pass
+
+
+class HookInputError(Exception):
+    """The payload lacks what the hook needs."""
+
+
+class Spooled(Exception):
+    """The ledger could not be written in time: the attribution was kept to apply later."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Abort the block with HookTimeout after `seconds` (main thread, POSIX)."""
+    if seconds <= 0 or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise HookTimeout(f"gave up after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def time_limit(event: str) -> float:
+    """Seconds the hook may run (CMAT_HOOK_BUDGET overrides, for slow machines and tests)."""
+    try:
+        return float(os.environ.get("CMAT_HOOK_BUDGET", BY_COMMAND[event].time_limit))
+    except ValueError:
+        return BY_COMMAND[event].time_limit
+
+
+def _path_field(payload: dict, key: str, required: bool) -> Path | None:
+    value = payload.get(key)
+    if isinstance(value, str) and value:
+        return Path(value).expanduser()
+    if required:
+        raise HookInputError(f"payload has no {key!r}")
+    return None
+
+
+def _max_bytes() -> int:
+    """How much transcript a recording hook reads at most (CMAT_HOOK_MAX_BYTES)."""
+    try:
+        return int(os.environ.get("CMAT_HOOK_MAX_BYTES", HOOK_MAX_BYTES))
+    except ValueError:
+        return HOOK_MAX_BYTES
+
+
+def _wait_for_flush(path: Path) -> None:
+    for pause in FLUSH_WAIT_SECONDS:
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) == b"\n":
+                    return
+        except OSError:
+            return  # missing or empty: the read reports it
+        time.sleep(pause)
+
+
+def _text_field(payload: dict, key: str) -> str | None:
+    value = payload.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def attribute(event: str, payload: dict, project: Path, log: HookLog) -> tuple[str, None]:
+    """Import and attribute the session named by `payload` (the one road into the ledger,
+    ingest.attribute_session); returns a one-line summary for the log. Where the ledger
+    cannot be written in time, the attribution is spooled for the next hook or scan."""
+    import sqlite3
+
+    from cmat import spool
+    from cmat.catalog import ModelService
+    from cmat.catalog.load import unannounced_notes
+    from cmat.errors import LedgerError, NotFound
+    from cmat.ingest import apply_spool, attribute_session, session_of
+    from cmat.ledger import Ledger
+    from cmat.tasks import NO_TASK, QueueService, current_context
+    from cmat.transcripts.files import subagent_source
+
+    session_id = _text_field(payload, "session_id")
+    subagent = None
+    if event == "subagent-stop":
+        agent_path = _path_field(payload, "agent_transcript_path", required=True)
+        _wait_for_flush(agent_path)
+        subagent = subagent_source(agent_path, _text_field(payload, "agent_type"))
+        transcript = _path_field(payload, "transcript_path", required=False)
+        session_id = session_id or session_of(agent_path, None)
+    else:
+        transcript = _path_field(payload, "transcript_path", required=True)
+        session_id = session_id or session_of(transcript, None)
+    context = current_context(project)
+    if context.task_id:
+        queue = QueueService(project)
+        try:
+            queue.get(context.task_id)
+        except NotFound:
+            log.write("WARN", event, f"session {session_id}: task {context.task_id} is not in "
+                                     f"{queue.path}; recorded as untracked")
+            context = NO_TASK
+        except CmatError as exc:  # the ledger is the truth: the queue catches up later
+            log.write("WARN", event, f"session {session_id}: queue unreadable ({exc})")
+    models = ModelService(project)
+    for note in unannounced_notes(models.catalog):
+        log.write("WARN", event, note)
+    try:
+        with Ledger(busy_timeout=min(LEDGER_BUSY_SECONDS, time_limit(event) * 0.4)) as ledger:
+            applied, problems = apply_spool(ledger)
+            for problem in problems:
+                log.write("WARN", event, f"spooled attribution not applied yet: {problem}")
+            attribution = attribute_session(project, ledger, models, transcript, session_id,
+                                            context, event, subagent, _max_bytes())
+    except (LedgerError, sqlite3.OperationalError) as exc:
+        kept = spool.keep(spool.Pending(
+            str(project), session_id, str(transcript) if transcript else None, context.task_id,
+            context.enhancement, context.agent, event,
+            str(subagent.path) if subagent else None, subagent.agent if subagent else None))
+        raise Spooled(f"ledger not written ({exc}); the attribution waits in {kept} for "
+                      "the next hook or scan") from None
+    task_note = f"task {context.task_id}" if context.task_id else "untracked"
+    if attribution.queue_lagging:
+        where = log.write("ERROR", event, f"session {session_id}: the queue of "
+                                          f"{project} could not be written; tasks "
+                                          f"{', '.join(attribution.queue_lagging)} catch up later")
+        task_note += " (queue not updated)"
+        print(f"cmat: cost recorded, but the task queue was not updated; see {where}",
+              file=sys.stderr)
+    return (f"session {session_id} -> {task_note}: ${attribution.total_usd:.4f} over "
+            f"{attribution.requests} requests ({attribution.new_requests} new)"
+            + (f", {applied} spooled applied" if applied else "")), None
+
+
+def check_budgets(event: str, payload: dict, project: Path,
+                  log: HookLog) -> tuple[str | None, dict | None]:
+    """Block the prompt or deny the tool call when a budget is exhausted; raise alerts.
+
+    Returns (a log line or None, the JSON answer for Claude Code or None to allow silently).
+    """
+    from cmat.budgets.config import load_config
+
+    config = load_config(project)
+    if event == "prompt-submit":
+        for note in config.ignored:
+            log.write("WARN", event, note)
+    if not config.has_budgets:
+        return None, None  # the common case: nothing to check, nothing to read
+    from cmat.budgets.alerts import fire, has_undelivered, spawn_delivery
+    from cmat.budgets.limits import (
+        active_override,
+        applicable,
+        current_context,
+        evaluate,
+        override_env_warning,
+    )
+    from cmat.catalog import ModelService
+    from cmat.ingest import import_session
+    from cmat.ledger import Ledger
+
+    session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
+    # The queue is read only when an enhancement budget needs the task's enhancement.
+    context = current_context(project, config, session_id,
+                              with_enhancement="enhancement" in config.keyed)
+    budgets = applicable(config, context)
+    if not budgets:
+        return None, None
+    transcript = _path_field(payload, "transcript_path", required=False)
+    channels = bool(config.webhook or config.command)
+    with Ledger(busy_timeout=LEDGER_WAIT_SECONDS) as ledger:
+        if transcript and session_id:
+            import_session(ledger, ModelService(project), transcript, session_id)
+        statuses = evaluate(ledger, budgets, context)
+        exhausted = [s for s in statuses if s.exhausted]
+        blocking = [s for s in exhausted if not active_override(ledger, s.budget, context.now)]
+        alerts = fire(ledger, statuses, config.thresholds, context.now, channels)
+        if channels and (alerts or has_undelivered(ledger, context.now)):
+            spawn_delivery()
+    notes = [alert.message for alert in alerts]
+    warning = override_env_warning()
+    if warning and event == "prompt-submit":
+        notes.append(f"cmat: {warning}")
+    if event == "prompt-submit" and exhausted and not blocking:
+        notes.append("cmat: over budget, allowed by an override: "
+                     + "; ".join(f"{s.budget.label} {s.amount(s.spent)} of "
+                                 f"{s.amount(s.budget.limit)}" for s in exhausted))
+    answer: dict = {}
+    if blocking:
+        reason = "\n\n".join(status.exhausted_message() for status in blocking)
+        if event == "prompt-submit":
+            answer = {"decision": "block", "reason": reason}
+        else:
+            answer = {"hookSpecificOutput": {"hookEventName": "PreToolUse",
+                                             "permissionDecision": "deny",
+                                             "permissionDecisionReason": reason}}
+            notes.insert(0, reason)
+    if notes:
+        answer["systemMessage"] = "\n".join(notes)
+    line = None
+    if blocking or alerts:
+        line = (f"session {session_id}: "
+                + ("blocked by " + ", ".join(s.budget.key for s in blocking) if blocking
+                   else "allowed")
+                + (f"; alerts {', '.join(f'{a.status.budget.key}@{a.threshold}%' for a in alerts)}"
+                   if alerts else ""))
+    return line, answer or None
+
+
+def run(event: str, stdin=None) -> int:
+    """Entry point of every hook: always returns 0 (a block is an answer on stdout)."""
+    started = time.monotonic()
+    log = HookLog()
+    try:
+        with deadline(time_limit(event)):
+            payload = read_payload(sys.stdin if stdin is None else stdin)
+            project = payload_project(payload)
+            log = HookLog(project)
+            handler = check_budgets if BY_COMMAND[event].checks_budgets else attribute
+            summary, answer = handler(event, payload, project, log)
+        if answer:
+            sys.stdout.write(orjson.dumps(answer).decode() + "\n")
+            sys.stdout.flush()
+        if summary:
+            log.write("INFO", event, f"{summary} in {time.monotonic() - started:.3f} s")
+    except Exception as exc:  # a cost bug must never become the user's hook error
+        import traceback
+
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        where = log.write("ERROR", event, detail.replace("\n", " | "))
+        if not isinstance(exc, (PayloadError, HookInputError, HookTimeout, Spooled)) \
+                and _is_bug(exc):
+            log.write("ERROR", event, "traceback: " + "".join(
+                traceback.format_exception(exc)).replace("\n", " | "))
+        with contextlib.suppress(Exception):
+            what = "cost kept for the next hook or scan" if isinstance(exc, Spooled) \
+                else BY_COMMAND[event].failure
+            print(f"cmat: {what} ({type(exc).__name__}); see {where}", file=sys.stderr)
+    return 0
+
+
+def _is_bug(exc: Exception) -> bool:
+    return not isinstance(exc, CmatError)

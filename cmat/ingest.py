@@ -1,0 +1,419 @@
+"""Into the ledger: the one road every writer takes.
+
+Per file the ledger remembers its identity (device, inode, first bytes, the bytes before its
+offset), size, mtime and the offset just past the last complete line read. An import reads
+only appended bytes; a file that shrank, was replaced or was rewritten in place is read again
+from the start; a torn last line is left for the import after it is completed. Requests already
+in the ledger are never lost when Claude Code later rewrites or deletes a transcript.
+
+    scan               everything new under Claude Code's folders (reports, `cmat scan`)
+    import_session     what is new in one session's files (budgets, the status line)
+    attribute_session  import_session, then attribute the session to its task and bring the
+                       task queue up to date: what the hooks and `cmat costs extract` do
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from cmat import spool
+from cmat.catalog import ModelService
+from cmat.errors import TranscriptError, UsageError
+from cmat.ledger import Ledger
+from cmat.ledger.recovery import ledger_state, salvage, set_aside
+from cmat.ledger.schema import LEGACY_PREFIX, FileState, request_rows, row_packer
+from cmat.pricing import price_records, request_cost
+from cmat.tasks import (
+    QueueService,
+    TaskContext,
+    enhancement_of,
+    sync_queue,
+    task_report,
+)
+from cmat.transcripts.files import (
+    SeenFile,
+    SourceFile,
+    check_transcript,
+    discover,
+    session_ids_in,
+    session_sources,
+    source_for,
+    subagent_source,
+)
+from cmat.transcripts.parallel import (
+    ReadOptions,
+    Segment,
+    SegmentWork,
+    plan_segments,
+    read_segments,
+)
+from cmat.usage import TokenCounts
+
+HEAD_BYTES = 256
+TAIL_BYTES = 1024
+# Short write transactions, so that hooks never wait long for the ledger.
+COMMIT_EVERY_ROWS = 20_000
+COMMIT_EVERY_FILES = 2_000
+BULK_LOAD_BYTES = 64 * 1024 * 1024  # a first import this large builds the indexes at the end
+
+
+@dataclass
+class ScanResult:
+    files_seen: int = 0
+    files_read: int = 0
+    files_gone: int = 0
+    bytes_read: int = 0
+    requests: int = 0  # read, copies of one request in several files included
+    new_requests: int = 0  # of those, not in the ledger before
+    skipped_lines: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def marks(path: str, offset: int) -> tuple[bytes, bytes]:
+    """The file's first HEAD_BYTES and the TAIL_BYTES before `offset`: what tells that a file
+    was replaced or rewritten in place since it was read up to `offset`."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+            start = max(offset - TAIL_BYTES, 0)
+            handle.seek(start)
+            return head, handle.read(offset - start)
+    except OSError:
+        return b"", b""
+
+
+def start_offset(seen: SeenFile, known: FileState | None,
+                 stored_marks: Callable[[str], tuple[bytes, bytes]]) -> int | None:
+    """Where to resume reading the file; None when there is nothing new."""
+    if known is None:
+        return 0
+    if (known.device, known.inode) != (seen.device, seen.inode) or seen.size < known.offset:
+        return 0  # replaced or shrunk: read it all again
+    if seen.size == known.size and seen.mtime_ns == known.mtime_ns:
+        return None
+    head, tail = stored_marks(seen.path)
+    if (head, tail) != (b"", b""):
+        now_head, now_tail = marks(seen.path, known.offset)
+        if now_head[:len(head)] != head[:seen.size] or now_tail != tail:
+            return 0  # rewritten in place
+    return known.offset if seen.size > known.offset else None
+
+
+Progress = Callable[[int, int, int, int], None]  # files done, files, bytes done, bytes
+
+
+def scan(ledger: Ledger, models: ModelService, roots: list[Path],
+         progress: Progress | None = None, options: ReadOptions = ReadOptions()) -> ScanResult:
+    """Import what is new under `roots`; forget files that disappeared from them."""
+    seen = discover(roots)
+    known = ledger.file_states()
+    gone = [p for p in known if p not in seen and any(p.startswith(str(r)) for r in roots)]
+    return _import_files(ledger, models, seen, gone, progress, known, options=options)
+
+
+def import_session(ledger: Ledger, models: ModelService, transcript: Path | None,
+                 session_id: str, *, subagent: SourceFile | None = None,
+                 max_bytes: int | None = None) -> ScanResult:
+    """Import what is new in one session's files (the main transcript and its subagents',
+    and `subagent`, a file a hook named wherever it lies): appended bytes only. The one road
+    into the ledger for everything that reads a single session."""
+    sources: dict[str, SourceFile] = {}
+    if transcript is not None:
+        check_transcript(transcript)
+        sources = {str(s.path): s for s in session_sources(transcript, session_id)}
+    if subagent is not None:
+        check_transcript(subagent.path)
+        sources[str(subagent.path)] = subagent
+    seen = {}
+    for path, source in sources.items():
+        try:
+            st = source.path.stat()
+        except OSError:
+            continue
+        seen[path] = SeenFile(path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    return _import_files(ledger, models, seen, [], None, ledger.file_states(list(seen)),
+                     sources=sources, max_bytes=max_bytes)
+
+
+def _import_files(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile],
+              gone: list[str], progress: Progress | None,
+              known: dict[str, FileState] | None, *,
+              sources: dict[str, SourceFile] | None = None,
+              max_bytes: int | None = None, options: ReadOptions = ReadOptions()) -> ScanResult:
+    """Read what is new in the `seen` files (`known`: their stored states, when loaded;
+    `sources`: how to read a file, where its path alone does not say; `max_bytes`: refuse to
+    read more than that at once)."""
+    started = time.monotonic()
+    result = ScanResult(files_seen=len(seen))
+    ledger.restore_indexes()  # after a bulk load that was killed
+    known = ledger.file_states() if known is None else known
+    work: list[tuple[SourceFile, int, int]] = []
+    for path, file in seen.items():
+        offset = start_offset(file, known.get(path), ledger.file_marks)
+        if offset is not None:
+            source = (sources or {}).get(path) or source_for(path)
+            work.append((source, offset, file.size))
+    if max_bytes is not None:
+        pending = sum(size - start for _, start, size in work)
+        if pending > max_bytes:
+            raise TranscriptError(f"{pending / 2**30:.1f} GiB of transcript to read, more than"
+                                  f" a hook reads ({max_bytes / 2**30:.1f} GiB)",
+                                  "run 'cmat scan' to import it")
+    reread = [str(source.path) for source, start, _ in work if start == 0
+              and str(source.path) in known]
+    if reread:  # replaced or rewritten: what was skipped in it before no longer stands
+        with ledger.transaction():
+            ledger.forget_skips(reread)
+    total = sum(size - start for _, start, size in work)
+    workers = options.workers_for(total)
+    segments = plan_segments(work, workers * 4 if workers > 1 else 1, final=False,
+                             max_segment_bytes=options.max_segment_bytes)
+    if segments:
+        bulk = ledger.bulk_load() if total >= BULK_LOAD_BYTES and \
+            ledger.last_request_rowid() == 0 else contextlib.nullcontext()
+        with bulk:
+            work_spec = SegmentWork(options.decoder_for(total), options.chunk_size,
+                                    _RowMaker(models), row_packer() if options.pack_rows else None)
+            _store(ledger, seen, segments, workers, work_spec, len(work), total, result, progress)
+    if gone:
+        with ledger.transaction():
+            ledger.forget_files(gone)
+    result.files_read = len(work)
+    result.files_gone = len(gone)
+    result.bytes_read = total
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _store(ledger: Ledger, seen: dict[str, SeenFile], segments: list[Segment], workers: int,
+           work: SegmentWork, files: int, total: int, result: ScanResult,
+           progress: Progress | None) -> None:
+    """Read the segments (in workers) and store their requests and file states."""
+    pending = _Pending(ledger, result)
+    done_bytes = done_files = 0
+    resume: int | None = None  # where an unfinished line began, in the file being stored
+    batches = read_segments(segments, workers, work)
+    for batch in batches:
+        for segment, segment_result in zip(batch.segments, batch.results):
+            if segment_result.pending_tail and resume is None:
+                # The unfinished last line began in this segment; later segments of the file
+                # start inside it and skip it, so the next scan must resume here.
+                resume = segment_result.end_offset
+            pending.rows.extend(segment_result.records)
+            result.requests += segment_result.requests
+            result.skipped_lines += segment_result.skipped_lines
+            file = seen[str(segment.source.path)]
+            pending.skips.extend((file.path, offset, why) for offset, why in segment_result.skips)
+            stop = segment.end if segment.end is not None else segment_result.end_offset
+            done_bytes += max(0, min(stop, file.size) - segment.start)
+            if segment.end is None:  # the file's last segment: its state can be saved
+                done_files += 1
+                offset = segment_result.end_offset if resume is None else resume
+                pending.states.append(FileState(file.path, file.device, file.inode, file.size,
+                                                file.mtime_ns, offset, *marks(file.path, offset)))
+                resume = None
+        if batch.packed is not None:
+            pending.flush(batch.packed)
+        else:
+            pending.flush_if_full()
+        if progress:
+            progress(done_files, files, done_bytes, total)
+    pending.flush()
+
+
+class _RowMaker:
+    """Turns a segment's records into priced ledger rows, inside the worker that read them."""
+
+    def __init__(self, models: ModelService):
+        self.resolve = models.get_by_pattern
+        self.version = models.catalog.version
+
+    def __call__(self, records: list) -> list[tuple]:
+        return request_rows(records, price_records(records, self.resolve), self.version)
+
+
+class _Pending:
+    """Requests and file states written together: a file's state is saved only in the
+    transaction that stores its requests, so an interrupted scan resumes where it stopped."""
+
+    def __init__(self, ledger: Ledger, result: ScanResult):
+        self.ledger = ledger
+        self.result = result
+        self.rows: list[tuple] = []
+        self.states: list[FileState] = []
+        self.skips: list[tuple[str, int, str]] = []
+
+    def flush_if_full(self) -> None:
+        if len(self.rows) >= COMMIT_EVERY_ROWS or len(self.states) >= COMMIT_EVERY_FILES:
+            self.flush()
+
+    def flush(self, packed: bytes | None = None) -> None:
+        """Store what is pending, and the rows `packed` by a worker."""
+        if not self.rows and not self.states and packed is None:
+            return
+        attached = self.ledger.attached_packed(packed) if packed is not None \
+            else contextlib.nullcontext()
+        with attached, self.ledger.transaction():
+            # Counted inside the write transaction: another scan cannot add rows in between.
+            before = self.ledger.last_request_rowid()
+            if packed is not None:
+                self.ledger.insert_packed()
+            if self.rows:
+                self.ledger.insert_rows(self.rows)
+            self.result.new_requests += self.ledger.last_request_rowid() - before
+            self.ledger.save_file_states(self.states)
+            self.ledger.save_skips(self.skips)
+        self.rows, self.states, self.skips = [], [], []
+
+
+# --- one session, attributed: the hooks and `cmat costs extract` ----------------------------
+
+
+def session_of(transcript: Path, given: str | None) -> str:
+    """The session a transcript holds: `given` if the file is about it (a SESSION that names
+    another session would record the same requests twice under two ids), else its own."""
+    ids = session_ids_in(transcript)
+    if given:
+        if ids and given not in ids and given != transcript.stem:
+            raise UsageError(f"{transcript} holds session {sorted(ids)[0]}, not {given}",
+                             "leave SESSION out, or name the transcript of that session")
+        return given
+    if transcript.stem in ids or not ids:
+        return transcript.stem
+    return sorted(ids)[0]
+
+
+@dataclass
+class Attribution:
+    session_id: str
+    task_id: str | None
+    requests: int  # of the session, as the ledger holds it now
+    total_usd: float  # of the session
+    new_requests: int  # imported by this call
+    queue_lagging: list[str]  # tasks whose queue fields could not be written now
+
+
+def attribute_session(project: Path, ledger: Ledger, models: ModelService,
+                      transcript: Path | None, session_id: str, context: TaskContext,
+                      recorded_by: str, subagent: SourceFile | None = None,
+                      max_bytes: int | None = None) -> Attribution:
+    """The one road in: import the session's new lines, attribute the session, and bring the
+    project's task queue up to date with the ledger."""
+    scanned = import_session(ledger, models, transcript, session_id, subagent=subagent,
+                             max_bytes=max_bytes)
+    with ledger.transaction():
+        ledger.attribute(session_id, project_dir=str(project),
+                         transcript_path=str(transcript) if transcript else None,
+                         task_id=context.task_id, enhancement=context.enhancement,
+                         agent=context.agent, recorded_by=recorded_by)
+        if context.task_id:
+            ledger.drop_legacy(context.task_id, session_id)
+    requests, total = ledger.session_totals(session_id)
+    lagging = sync_queue(project, ledger, models) if context.task_id or \
+        ledger.lagging_tasks(str(project)) else []
+    return Attribution(session_id, context.task_id, requests, total, scanned.new_requests,
+                       lagging)
+
+
+def apply_spool(ledger: Ledger) -> tuple[int, list[str]]:
+    """Record what hooks had to spool (see spool.py); returns (applied, problems). An entry
+    whose transcript is gone is still attributed: its requests may be in the ledger already."""
+    applied, problems = 0, []
+    for path, pending in spool.waiting():
+        project = Path(pending.project)
+        context = TaskContext(pending.task_id, pending.enhancement, pending.agent)
+        subagent = None
+        if pending.subagent:
+            subagent = subagent_source(Path(pending.subagent), pending.subagent_type)
+        transcript = Path(pending.transcript) if pending.transcript else None
+        models = ModelService(project)
+        try:
+            try:
+                attribute_session(project, ledger, models, transcript, pending.session_id,
+                                  context, pending.recorded_by, subagent)
+            except TranscriptError:
+                attribute_session(project, ledger, models, None, pending.session_id,
+                                  context, pending.recorded_by)
+        except Exception as exc:  # left in the spool for the next try
+            problems.append(f"{path.name}: {type(exc).__name__}: {exc}")
+            continue
+        path.unlink(missing_ok=True)
+        applied += 1
+    return applied, problems
+
+
+def extract(project: Path, task_id: str, transcript: str | os.PathLike,
+            session_id: str | None = None, models: ModelService | None = None,
+            ledger: Ledger | None = None) -> dict:
+    """`cmat costs extract`: record a session against a task; the session's and the task's
+    figures as the ledger now holds them."""
+    queue = QueueService(project)
+    task = queue.get(task_id)  # an unknown task fails before anything is read
+    path = Path(transcript)
+    check_transcript(path)
+    session_id = session_of(path, session_id)
+    models = models or ModelService(project)
+    context = TaskContext(task_id, enhancement_of(task), task.get("assigned_agent"))
+    own = ledger is None
+    ledger = ledger or Ledger()
+    try:
+        attribution = attribute_session(project, ledger, models, path, session_id, context,
+                                        "extract")
+        report = task_report(project, task_id, ledger, models)
+    finally:
+        if own:
+            ledger.close()
+    session = next((s for s in report["sessions"] if s["session_id"] == session_id), {})
+    return {**report, "session_id": session_id, "session_total_usd": session.get("total_usd"),
+            "session_requests": session.get("requests", 0),
+            "new_requests": attribution.new_requests, "queue_lagging": attribution.queue_lagging}
+
+
+# --- after a catalog change, or from a damaged ledger -------------------------------------------
+
+
+def reprice(ledger: Ledger, models: ModelService) -> tuple[int, int]:
+    """Price every stored request again with the current catalog, from the stored token counts
+    and the prices in force on each request's day (no transcript needed). Figures CMAT wrote
+    before cmat keep theirs. Returns (requests repriced, requests left unpriced)."""
+    version = models.catalog.version
+    updates = []
+    unpriced = 0
+    for message_id, model, ts, *tokens, searches, speed, geo in \
+            ledger.priceable_requests(LEGACY_PREFIX):
+        entry = models.get_by_pattern(model)
+        cost = None
+        if entry is not None:
+            day = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+            cost = request_cost(entry.pricing_on(day), TokenCounts(*tokens), searches, speed, geo)
+        unpriced += cost is None
+        updates.append((cost, version, message_id))
+    with ledger.transaction():
+        ledger.set_costs(updates)
+    return len(updates), unpriced
+
+
+def rebuild(path: Path, models: ModelService, roots: list[Path]) -> dict:
+    """Start the ledger afresh, import every transcript under `roots`, and salvage from the old
+    ledger whatever it still holds. The old file is never destroyed: it is kept beside the new
+    one as `<name>.damaged-<time>` (or `.previous-<time>` when it was healthy)."""
+    state = ledger_state(path)
+    kept = set_aside(path, state) if state != "missing" else None
+    with Ledger(path) as fresh:
+        result = scan(fresh, models, roots)
+        salvaged, unreadable = (0, 0)
+        if kept is not None and state != "empty":
+            salvaged, unreadable = salvage(fresh, kept)
+        carried = fresh.session_count()
+    return {"previous_state": state, "damaged_copy": str(kept) if kept else None,
+            "salvaged_requests": salvaged, "unreadable_chunks": unreadable,
+            "sessions_carried_over": carried, **result.to_json()}

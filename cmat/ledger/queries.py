@@ -1,0 +1,310 @@
+"""Every question asked of the ledger, answered in SQL here and nowhere else: what was spent
+(budgets, the status line), what a task cost, reports by period and dimension, metrics,
+alerts and overrides. Callers ask; they do not write SQL.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Sequence
+
+from cmat.usage import COLUMN, COUNTED_TOKENS, TOKEN_FIELDS
+
+
+def token_sums(table: str = "") -> str:
+    """SQL: the sum of each of the TOKEN_FIELDS, in that order."""
+    prefix = f"{table}." if table else ""
+    return ", ".join(f"sum({prefix}{COLUMN[kind]})" for kind in TOKEN_FIELDS)
+
+
+ATTRIBUTED = ("task_id", "enhancement")  # columns of the session a request belongs to
+# What a report may group by, and the column of each.
+DIMENSION_COLUMNS = {"model": "model", "project": "project", "task": "task_id",
+                     "enhancement": "enhancement", "agent": "agent", "session": "session_id"}
+
+
+def _report_filter(since: float | None, until: float | None,
+                   project: str | None) -> tuple[str, list]:
+    where, params = ["1"], []
+    if since is not None:
+        where.append("ts >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("ts < ?")
+        params.append(until)
+    if project:
+        where.append("instr(project, ?) > 0")
+        params.append(project)
+    return " AND ".join(where), params
+
+
+def _offset_sql(first: int, changes: list[tuple[int, int]]) -> str:
+    """The zone's UTC offset at `ts`, in SQL: one CASE over its changes."""
+    if not changes:
+        return str(first)
+    cases, previous = [], first
+    for moment, offset in changes:
+        cases.append(f"WHEN ts < {moment} THEN {previous}")
+        previous = offset
+    return f"(CASE {' '.join(cases)} ELSE {previous} END)"
+
+
+def _period_sql(period: str, local: str) -> str:
+    if period == "daily":
+        return f"date({local}, 'unixepoch')"
+    if period == "weekly":  # the Monday that starts the ISO week
+        return f"date({local}, 'unixepoch', 'weekday 0', '-6 days')"
+    if period == "monthly":
+        return f"strftime('%Y-%m', {local}, 'unixepoch')"
+    return "session_id"
+
+
+class LedgerQueries:
+    """The ledger's questions; mixed into Ledger, which provides `db` and `query`."""
+
+    db: object
+
+    def query(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        return self.db.execute(sql, params).fetchall()
+
+    def priced_requests(self, session_id: str) -> int:
+        return self.db.execute("SELECT count(cost_usd) FROM requests WHERE session_id = ?",
+                               (session_id,)).fetchone()[0]
+
+
+    def session_totals(self, session_id: str) -> tuple[int, float]:
+        """(requests, cost) of one session, subagents included."""
+        return self.db.execute("SELECT count(*), coalesce(sum(cost_usd), 0) FROM requests"
+                               " WHERE session_id = ?", (session_id,)).fetchone()
+
+
+    def spend_usd(self, since: float | None = None, project: str | None = None) -> float:
+        """USD since a moment, all projects or one (its folder and every folder inside)."""
+        sql, params = "SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE ts >= ?", [
+            since or 0.0]
+        if project is not None:
+            sql += " AND (project = ? OR substr(project, 1, ?) = ?)"
+            params += [project, len(project) + 1, project + os.sep]
+        return float(self.db.execute(sql, params).fetchone()[0])
+
+
+    def spend_tokens(self, since: float) -> int:
+        """Tokens since a moment: every kind, cache reads and writes included."""
+        return int(self.db.execute(
+            "SELECT coalesce(sum(input_tokens + output_tokens + cache_creation_tokens"
+            " + cache_read_tokens), 0) FROM requests WHERE ts >= ?", (since,)).fetchone()[0])
+
+
+    def task_spend(self, task_id: str, running: str | None = None) -> float:
+        """USD of a task's sessions, and of `running` while it is attributed to no task."""
+        return self._attributed_spend("task_id = ?", (task_id,), running)
+
+
+    def enhancement_spend(self, name: str, project_dir: str, running: str | None = None
+                          ) -> float:
+        """USD of an enhancement's sessions in one project (another project's enhancement of
+        the same name is another enhancement), and of `running` while unattributed."""
+        return self._attributed_spend("enhancement = ? AND project_dir = ?",
+                                      (name, project_dir), running)
+
+
+    def _attributed_spend(self, condition: str, params: tuple, running: str | None) -> float:
+        # One statement, each half answered from an index (a budget check runs per tool call).
+        return float(self.db.execute(
+            "SELECT (SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE session_id IN"
+            f" (SELECT session_id FROM sessions WHERE {condition}))"
+            " + (SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE session_id = ? AND"
+            " session_id NOT IN (SELECT session_id FROM sessions WHERE task_id IS NOT NULL))",
+            (*params, running or "")).fetchone()[0])
+
+
+    def unpriced_models(self) -> list[dict]:
+        """Model ids with requests stored unpriced: requests and tokens of each."""
+        return [{"model": model, "requests": requests, "tokens": tokens} for model, requests, tokens
+                in self.query("SELECT model, count(*), sum(input_tokens + output_tokens"
+                              " + cache_creation_tokens + cache_read_tokens) FROM requests"
+                              " WHERE cost_usd IS NULL GROUP BY model ORDER BY 2 DESC")]
+
+
+    def task_costs(self) -> list[tuple[str, str | None, float]]:
+        """Every task's (id, enhancement, USD), most expensive first."""
+        return self.query(
+            "SELECT s.task_id, max(s.enhancement), coalesce(sum(r.cost_usd), 0) FROM requests r"
+            " JOIN sessions s USING (session_id) WHERE s.task_id IS NOT NULL"
+            " GROUP BY s.task_id ORDER BY 3 DESC")
+
+
+    def model_totals(self, task_id: str) -> list[tuple]:
+        """Per model of a task's requests: (model, input, output, cache writes, 1-hour writes,
+        cache reads, web searches, requests, cost of the priced ones, priced requests)."""
+        return self.query(
+            f"SELECT r.model, {token_sums('r')}, sum(r.web_search_requests), count(*),"
+            " coalesce(sum(r.cost_usd), 0),"
+            " count(r.cost_usd) FROM requests r JOIN sessions s USING (session_id)"
+            " WHERE s.task_id = ? GROUP BY r.model", (task_id,))
+
+
+    def task_sessions(self, task_id: str) -> list[tuple]:
+        """The task's sessions in the order they were recorded: (session_id, first ts,
+        last ts, requests, cost, transcript)."""
+        return self.query(
+            "SELECT s.session_id, min(r.ts), max(r.ts), count(r.message_id),"
+            " coalesce(sum(r.cost_usd), 0), s.transcript_path FROM sessions s"
+            " LEFT JOIN requests r USING (session_id) WHERE s.task_id = ?"
+            " GROUP BY s.session_id ORDER BY s.recorded_at, min(r.ts)", (task_id,))
+
+
+    def project_tasks(self, project_dir: str) -> list[str]:
+        """Every task a session of this project was attributed to."""
+        return [row[0] for row in self.query(
+            "SELECT DISTINCT task_id FROM sessions WHERE project_dir = ? AND task_id IS NOT NULL",
+            (project_dir,))]
+
+
+    def lagging_tasks(self, project_dir: str) -> list[str]:
+        return [row[0] for row in self.query(
+            "SELECT task_id FROM queue_sync WHERE project_dir = ?", (project_dir,))]
+
+
+    # --- what it holds --------------------------------------------------------------------
+
+    def info(self) -> dict:
+        """Counts for `cmat ledger info`."""
+        requests, sessions, first, last, unpriced = self.query(
+            "SELECT count(*), count(DISTINCT session_id), min(ts), max(ts),"
+            " count(*) - count(cost_usd) FROM requests")[0]
+        files, tracked_bytes = self.query("SELECT count(*), coalesce(sum(size), 0) FROM files")[0]
+        attributed, with_task = self.query("SELECT count(*), count(task_id) FROM sessions")[0]
+        versions = [v for (v,) in self.query("SELECT DISTINCT catalog_version FROM requests")]
+        return {"requests": requests, "sessions": sessions, "unpriced_requests": unpriced,
+                "first_ts": first, "last_ts": last, "files_tracked": files,
+                "transcript_bytes_tracked": tracked_bytes, "hook_sessions": attributed,
+                "hook_sessions_with_task": with_task, "catalog_versions": versions}
+
+    def session_count(self) -> int:
+        """Attributed sessions (hooks and `costs extract` record them)."""
+        return self.query("SELECT count(*) FROM sessions")[0][0]
+
+    def last_recorded_at(self) -> float | None:
+        """When a session was last attributed (a hook or extract ran)."""
+        return self.query("SELECT max(recorded_at) FROM sessions")[0][0]
+
+    def priceable_requests(self, exclude_prefix: str) -> list[tuple]:
+        """What pricing needs of every request (message ids starting with `exclude_prefix`
+        left out): (message_id, model, ts, 5 token kinds, searches, speed, inference_geo)."""
+        columns = ", ".join(COLUMN[kind] for kind in TOKEN_FIELDS)
+        return self.query(f"SELECT message_id, model, ts, {columns}, web_search_requests, speed,"
+                          " inference_geo FROM requests WHERE message_id NOT LIKE ?",
+                          (exclude_prefix + "%",))
+
+    # --- reports --------------------------------------------------------------------------
+
+    def report_rows(self, period: str, offsets: tuple[int, list[tuple[int, int]]],
+                    dimensions: Sequence[str], since: float | None, until: float | None,
+                    project: str | None) -> list[tuple]:
+        """Sums per (period, *dimensions, model) of the requests in [since, until) whose
+        working directory holds `project`: the 5 token kinds, requests, the cost of the priced
+        ones, priced requests, then for sessions first ts, last ts and project.
+
+        `period` is daily, weekly, monthly (in local time: `offsets` are the zone's UTC offset
+        at the start and every change of it, see periods.offset_changes) or session;
+        `dimensions` are names of DIMENSION_COLUMNS.
+        """
+        condition, params = _report_filter(since, until, project)
+        local = f"(ts + {_offset_sql(*offsets)})"
+        columns = [DIMENSION_COLUMNS[name] for name in dimensions]
+        group = [_period_sql(period, local), *columns, "model"]
+        select = ", ".join(f"{expr} AS g{index}" for index, expr in enumerate(group))
+        extra = ", min(ts), max(ts), max(project)" if period == "session" else ""
+        source = "requests LEFT JOIN sessions USING (session_id)" \
+            if set(ATTRIBUTED) & set(columns) else "requests"  # joined only when asked
+        return self.query(
+            f"SELECT {select}, {token_sums()}, count(*), sum(cost_usd), count(cost_usd){extra}"
+            f" FROM {source} WHERE {condition}"
+            f" GROUP BY {', '.join(f'g{i}' for i in range(len(group)))}", params)
+
+    def time_span(self, since: float | None, until: float | None,
+                  project: str | None) -> tuple[float | None, float | None]:
+        """The first and last request in [since, until) of `project` (None, None: none)."""
+        condition, params = _report_filter(since, until, project)
+        return self.query(f"SELECT min(ts), max(ts) FROM requests WHERE {condition}",
+                          params)[0]
+
+    # --- metrics --------------------------------------------------------------------------
+
+    def costliest(self, column: str, limit: int) -> set[str]:
+        """The `limit` values of a request column (project, model, agent) that cost most."""
+        rows = self.query(f"SELECT {column} FROM requests GROUP BY {column}"
+                          f" ORDER BY coalesce(sum(cost_usd), 0) DESC LIMIT ?", (limit,))
+        return {row[0] for row in rows if row[0] is not None}
+
+    def totals_by_project_model_agent(self) -> list[tuple]:
+        """(project, model, agent, USD, requests, then the sum of each of COUNTED_TOKENS)."""
+        kinds = ", ".join(f"sum({COLUMN[kind]})" for kind in COUNTED_TOKENS)
+        return self.query("SELECT project, model, agent, coalesce(sum(cost_usd), 0), count(*),"
+                          f" {kinds} FROM requests GROUP BY project, model, agent")
+
+    def cost_histogram(self, bounds: Sequence[float]) -> tuple[list[int], int, float]:
+        """Priced requests costing at most each bound, all priced requests, and their sum."""
+        cases = ", ".join(f"sum(cost_usd <= {float(bound)})" for bound in bounds)
+        row = self.query(f"SELECT {cases}, count(cost_usd), coalesce(sum(cost_usd), 0)"
+                         " FROM requests")[0]
+        return [int(v or 0) for v in row[:len(bounds)]], int(row[len(bounds)]), float(row[-1])
+
+    # --- overrides ------------------------------------------------------------------------
+
+    def override_active(self, scope: str, now: float) -> bool:
+        return bool(self.query("SELECT 1 FROM overrides WHERE until > ? AND scope IN ('all', ?)",
+                               (now, scope)))
+
+    def add_override(self, scope: str, until: float, who: str, reason: str | None) -> None:
+        self.db.execute("INSERT INTO overrides (scope, until, created_at, created_by, reason)"
+                        " VALUES (?, ?, ?, ?, ?)", (scope, until, time.time(), who, reason))
+
+    def overrides(self, now: float) -> list[dict]:
+        return [{"scope": o[0], "until": o[1], "by": o[2], "reason": o[3]} for o in self.query(
+            "SELECT scope, until, created_by, reason FROM overrides WHERE until > ?"
+            " ORDER BY until", (now,))]
+
+    # --- alerts ---------------------------------------------------------------------------
+
+    def fire_alert(self, budget: str, period_start: float, threshold: int, level: str,
+                   message: str, spent: float, limit: float, now: float, delivered: bool) -> bool:
+        """Record an alert; False when it had fired already (one per budget, period and
+        threshold, however many hooks race to fire it)."""
+        return bool(self.db.execute(
+            "INSERT OR IGNORE INTO alerts (budget, period_start, threshold, level, message, spent,"
+            " limit_value, fired_at, delivered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (budget, period_start, threshold, level, message, spent, limit, now,
+             int(delivered))).rowcount)
+
+    def alerts_due(self, max_attempts: int, now: float) -> list[tuple]:
+        """Undelivered alerts due for a try: (budget, period_start, threshold, level, message,
+        spent, limit, attempts)."""
+        return self.query(
+            "SELECT budget, period_start, threshold, level, message, spent, limit_value, attempts"
+            " FROM alerts WHERE delivered = 0 AND attempts < ? AND next_attempt <= ?"
+            " ORDER BY fired_at", (max_attempts, now))
+
+    def alert_delivered(self, key: tuple) -> None:
+        self.db.execute("UPDATE alerts SET delivered = 1, attempts = attempts + 1,"
+                        " last_error = NULL WHERE budget = ? AND period_start = ? AND"
+                        " threshold = ?", key)
+
+    def alert_failed(self, key: tuple, error: str, next_attempt: float) -> None:
+        self.db.execute("UPDATE alerts SET attempts = attempts + 1, last_error = ?,"
+                        " next_attempt = ? WHERE budget = ? AND period_start = ? AND"
+                        " threshold = ?", (error, next_attempt, *key))
+
+    def alerts(self, limit: int = 200) -> list[dict]:
+        keys = ("fired_at", "level", "budget", "threshold", "message", "delivered", "attempts",
+                "last_error")
+        return [dict(zip(keys, row)) for row in self.query(
+            f"SELECT {', '.join(keys)} FROM alerts ORDER BY fired_at DESC LIMIT ?", (limit,))]
+
+    def failing_alerts(self) -> list[dict]:
+        return [{"budget": b, "threshold": t, "attempts": a, "last_error": e}
+                for b, t, a, e in self.query(
+                    "SELECT budget, threshold, attempts, last_error FROM alerts"
+                    " WHERE delivered = 0 AND last_error IS NOT NULL")]

@@ -1,0 +1,309 @@
+"""The ledger's schema: its tables, as numbered migrations recorded in PRAGMA user_version
+(each one transaction, tested from every older schema), and the one definition of a request's
+columns that every write derives from.
+
+    requests        one row per API request (by message.id), priced, with its tokens
+    sessions        who a session is for: (session -> task, enhancement, agent, project)
+    files           how far each transcript was read (incremental import)
+    skipped_lines   lines an import skipped, and why
+    overrides       budgets lifted for a while (who, when, why)
+    alerts          budget alerts fired, and their delivery
+    report_cache    reports, until a request changes
+    queue_sync      task queues whose cost fields lag the ledger
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+
+from cmat.errors import LedgerError
+from cmat.usage import COLUMN, TOKEN_FIELDS, rank_sql
+
+if TYPE_CHECKING:
+    from cmat.usage import UsageRecord
+
+LEGACY_PREFIX = "cmat-legacy:"  # message ids of figures CMAT wrote before cmat (store_legacy)
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    # Not executescript(): it commits first, and a migration must be one transaction.
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _m001_requests(db: sqlite3.Connection) -> None:
+    _run_script(db, """
+        CREATE TABLE requests (
+            message_id TEXT PRIMARY KEY,
+            request_id TEXT,
+            session_id TEXT,
+            ts REAL NOT NULL,                 -- unix seconds, UTC
+            project TEXT,                     -- the cwd Claude Code recorded
+            model TEXT NOT NULL,
+            agent TEXT NOT NULL,              -- 'main' or the subagent's type
+            agent_id TEXT,
+            is_sidechain INTEGER NOT NULL,
+            task_id TEXT,
+            enhancement TEXT,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cache_creation_tokens INTEGER NOT NULL,
+            cache_creation_1h_tokens INTEGER NOT NULL,
+            cache_read_tokens INTEGER NOT NULL,
+            web_search_requests INTEGER NOT NULL,
+            speed TEXT,
+            cost_usd REAL,                    -- NULL: the model is not in the catalog
+            catalog_version TEXT
+        );
+        CREATE INDEX requests_ts ON requests (ts);
+        CREATE INDEX requests_session ON requests (session_id);
+        CREATE INDEX requests_task ON requests (task_id);
+        CREATE TABLE files (
+            path TEXT PRIMARY KEY,
+            device INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            offset INTEGER NOT NULL,          -- just past the last complete line read
+            head BLOB                         -- first bytes, to tell a replaced file
+        );
+    """)
+
+
+def _m002_sessions(db: sqlite3.Connection) -> None:
+    _run_script(db, """
+        CREATE TABLE sessions (
+            session_id TEXT PRIMARY KEY,
+            project_dir TEXT,
+            transcript_path TEXT,
+            task_id TEXT,                     -- NULL: an untracked session
+            enhancement TEXT,
+            recorded_at REAL NOT NULL,
+            recorded_by TEXT NOT NULL         -- 'session-end', 'subagent-stop', 'extract'
+        );
+        CREATE INDEX sessions_task ON sessions (task_id);
+    """)
+
+
+def _m003_report_cache(db: sqlite3.Connection) -> None:
+    _run_script(db, """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO meta VALUES ('requests_version', 0);
+        CREATE TABLE report_cache (
+            query BLOB PRIMARY KEY,
+            version INTEGER NOT NULL,         -- requests_version the body was computed at
+            body BLOB NOT NULL
+        )
+    """)
+
+
+def _m004_budgets(db: sqlite3.Connection) -> None:
+    # Covering indexes: the budget sums run before every tool call and read only an index.
+    _run_script(db, """
+        DROP INDEX requests_ts;
+        DROP INDEX requests_session;
+        DROP INDEX requests_task;
+        CREATE INDEX requests_ts ON requests (ts, project, cost_usd, input_tokens,
+            output_tokens, cache_creation_tokens, cache_read_tokens);
+        CREATE INDEX requests_session ON requests (session_id, task_id, cost_usd);
+        CREATE INDEX requests_task ON requests (task_id, cost_usd);
+        CREATE INDEX requests_enhancement ON requests (enhancement, cost_usd);
+        CREATE TABLE overrides (
+            id INTEGER PRIMARY KEY,
+            scope TEXT NOT NULL,              -- 'all', or a budget scope such as 'daily'
+            until REAL NOT NULL,
+            created_at REAL NOT NULL,
+            created_by TEXT NOT NULL,
+            reason TEXT
+        );
+        CREATE TABLE alerts (
+            budget TEXT NOT NULL,             -- the budget's key, such as 'daily' or 'task:ID'
+            period_start REAL NOT NULL,       -- 0 for budgets without a period
+            threshold INTEGER NOT NULL,       -- percent
+            level TEXT NOT NULL,
+            message TEXT NOT NULL,
+            spent REAL NOT NULL,
+            limit_value REAL NOT NULL,
+            fired_at REAL NOT NULL,
+            delivered INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt REAL NOT NULL DEFAULT 0,
+            last_error TEXT,
+            PRIMARY KEY (budget, period_start, threshold)
+        )
+    """)
+
+
+def _m005_partial_indexes(db: sqlite3.Connection) -> None:
+    # Most requests (all those found only by scanning) belong to no task: indexing just the
+    # attributed ones keeps `task_id = ?` lookups and makes a cold scan's index build cheaper.
+    _run_script(db, """
+        DROP INDEX requests_task;
+        DROP INDEX requests_enhancement;
+        CREATE INDEX requests_task ON requests (task_id, cost_usd) WHERE task_id IS NOT NULL;
+        CREATE INDEX requests_enhancement ON requests (enhancement, cost_usd)
+            WHERE enhancement IS NOT NULL
+    """)
+
+
+def _m006_skips_and_dropped_indexes(db: sqlite3.Connection) -> None:
+    # Lines a scan skipped, so `cmat scan --explain` can name them; the indexes a bulk load
+    # dropped, written in the transaction that drops them, so a killed load is repaired later;
+    # and the bytes before a file's offset, to tell a file rewritten in place.
+    _run_script(db, """
+        CREATE TABLE skipped_lines (
+            path TEXT NOT NULL,
+            offset INTEGER NOT NULL,          -- where the line starts in the file
+            reason TEXT NOT NULL,
+            seen_at REAL NOT NULL,
+            PRIMARY KEY (path, offset)
+        );
+        CREATE TABLE dropped_indexes (name TEXT PRIMARY KEY, sql TEXT NOT NULL);
+        ALTER TABLE files ADD COLUMN tail BLOB
+    """)
+
+
+def _m007_attribution_of_its_own(db: sqlite3.Connection) -> None:
+    # A request's task was a column every import rewrote; it is now a row per session
+    # (`sessions`), and a task's cost is a join: one truth, whoever imported the request.
+    _run_script(db, """
+        ALTER TABLE sessions ADD COLUMN agent TEXT;
+        INSERT INTO sessions (session_id, task_id, enhancement, recorded_at, recorded_by)
+            SELECT session_id, max(task_id), max(enhancement), 0, 'migrated' FROM requests
+            WHERE task_id IS NOT NULL AND session_id IS NOT NULL GROUP BY session_id
+            ON CONFLICT (session_id) DO UPDATE SET
+                task_id = coalesce(sessions.task_id, excluded.task_id),
+                enhancement = coalesce(sessions.enhancement, excluded.enhancement);
+        DROP INDEX IF EXISTS requests_task;
+        DROP INDEX IF EXISTS requests_enhancement;
+        DROP INDEX IF EXISTS requests_session;
+        DELETE FROM dropped_indexes
+            WHERE name IN ('requests_task', 'requests_enhancement', 'requests_session');
+        ALTER TABLE requests DROP COLUMN task_id;
+        ALTER TABLE requests DROP COLUMN enhancement;
+        CREATE INDEX requests_session ON requests (session_id, cost_usd);
+        CREATE INDEX sessions_enhancement ON sessions (enhancement, project_dir)
+            WHERE enhancement IS NOT NULL;
+        CREATE TABLE queue_sync (
+            project_dir TEXT NOT NULL,        -- a task queue whose cost fields lag the ledger
+            task_id TEXT NOT NULL,
+            since REAL NOT NULL,
+            PRIMARY KEY (project_dir, task_id)
+        )
+    """)
+
+
+def _m008_inference_geo(db: sqlite3.Connection) -> None:
+    # Where inference ran: US-only inference is billed at a premium on newer models.
+    _run_script(db, "ALTER TABLE requests ADD COLUMN inference_geo TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _m001_requests, _m002_sessions, _m003_report_cache, _m004_budgets, _m005_partial_indexes,
+    _m006_skips_and_dropped_indexes, _m007_attribution_of_its_own, _m008_inference_geo]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+REQUEST_COLUMNS = ("message_id", "request_id", "session_id", "ts", "project", "model", "agent",
+                   "agent_id", "is_sidechain", *(COLUMN[kind] for kind in TOKEN_FIELDS),
+                   "web_search_requests", "speed", "cost_usd", "catalog_version", "inference_geo")
+COLUMN_LIST = ", ".join(REQUEST_COLUMNS)
+PLACEHOLDERS = ", ".join("?" for _ in REQUEST_COLUMNS)
+# The better copy of a request wins, whoever stores it (a sidechain replay or an earlier
+# snapshot never overwrites a response); copies of equal rank leave the first one in place.
+ON_CONFLICT = (
+    "ON CONFLICT (message_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in REQUEST_COLUMNS if c != "message_id")
+    + f" WHERE {rank_sql('excluded')} > {rank_sql('requests')}"
+)
+UPSERT = f"INSERT INTO requests ({COLUMN_LIST}) VALUES ({PLACEHOLDERS}) {ON_CONFLICT}"
+# "WHERE true": SQLite's parser needs it between a SELECT and its upsert clause.
+UPSERT_PACKED = (f"INSERT INTO main.requests ({COLUMN_LIST}) "
+                 f"SELECT {COLUMN_LIST} FROM packed.requests WHERE true {ON_CONFLICT}")
+CAN_PACK = hasattr(sqlite3.Connection, "serialize")  # SQLite 3.23+ built with it: nearly always
+
+
+def row_packer() -> Callable[[Iterable[Sequence[tuple]]], bytes] | None:
+    """`pack_rows` where SQLite can serialize; None otherwise (rows then travel pickled)."""
+    return pack_rows if CAN_PACK else None
+
+
+def pack_rows(row_lists: Iterable[Sequence[tuple]]) -> bytes:
+    """Rows made by `request_rows`, as a serialized in-memory SQLite database.
+
+    How worker processes hand their rows to the process writing the ledger: SQLite copies
+    them from it in C (`Ledger.insert_packed`), where unpickling them and binding every value
+    again would cost that process more than parsing the transcripts costs a worker.
+    """
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute(f"CREATE TABLE requests ({COLUMN_LIST})")
+        for rows in row_lists:
+            db.executemany(f"INSERT INTO requests VALUES ({PLACEHOLDERS})", rows)
+        db.commit()
+        return db.serialize()
+    finally:
+        db.close()
+
+
+def timestamp_seconds(iso: str) -> float:
+    """Unix seconds of Claude Code's `2026-01-02T10:00:00.123Z` timestamps (UTC when no offset
+    is given; 0 if unreadable)."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except (ValueError, TypeError):
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def request_rows(records: Sequence[UsageRecord], costs: Sequence[float | None],
+                 catalog_version: str) -> list[tuple]:
+    """The ledger rows (REQUEST_COLUMNS order) of priced requests."""
+    return [(r.message_id, r.request_id, r.session_id, timestamp_seconds(r.timestamp), r.cwd,
+             r.model, r.agent, r.agent_id, int(r.is_sidechain), r.input_tokens,
+             r.output_tokens, r.cache_creation_tokens, r.cache_creation_1h_tokens,
+             r.cache_read_tokens, r.web_search_requests, r.speed, cost, catalog_version,
+             r.inference_geo)
+            for r, cost in zip(records, costs)]
+
+
+@dataclass(frozen=True)
+class FileState:
+    """How far a transcript was read, and what tells that it changed under us."""
+
+    path: str
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    offset: int
+    head: bytes
+    tail: bytes = b""
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring the schema up to date; returns the version it started from."""
+    start = db.execute("PRAGMA user_version").fetchone()[0]
+    if start > SCHEMA_VERSION:
+        raise LedgerError(f"the ledger was written by a newer cmat (schema {start}, "
+                          f"this cmat knows {SCHEMA_VERSION})", "upgrade cmat")
+    for version in range(start, SCHEMA_VERSION):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] != version:
+                db.execute("ROLLBACK")  # another process migrated meanwhile
+                continue
+            MIGRATIONS[version](db)
+            db.execute(f"PRAGMA user_version = {version + 1}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return start
+
+

@@ -1,0 +1,358 @@
+"""The usage ledger: one SQLite row per API request, across every project and session.
+
+`${CMAT_LEDGER:-$XDG_DATA_HOME/cmat/ledger.db}`, WAL mode, schema in schema.py. A request's
+key is its `message.id`; a later, better copy of the same request (a larger snapshot, or the
+non-sidechain original of a replay) replaces the earlier one. Costs are stored with the
+catalog version that priced them, and the token counts are enough to price them again without
+the transcripts. Whose a request is comes from its session's attribution (`attribute`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from cmat import paths
+from cmat.errors import LedgerError
+from cmat.ledger.queries import LedgerQueries
+from cmat.ledger.schema import (
+    COLUMN_LIST,
+    LEGACY_PREFIX,
+    PLACEHOLDERS,
+    SCHEMA_VERSION,
+    UPSERT,
+    UPSERT_PACKED,
+    FileState,
+    migrate,
+    request_rows,
+)
+
+if TYPE_CHECKING:
+    from cmat.usage import UsageRecord
+
+# A new ledger is 0 bytes only between its creation and its first write, a moment long.
+EMPTY_GRACE_SECONDS = 2.0
+
+
+class Ledger(LedgerQueries):
+    """The SQLite ledger: a connection opened on first use, its schema brought up to date."""
+
+    def __init__(self, path: Path | None = None, busy_timeout: float = 30.0):
+        self.path = path or paths.ledger_file()
+        self.busy_timeout = busy_timeout  # hooks wait less for a busy ledger than commands
+        self.read_only = False  # opened read-only: the file or its disk cannot be written
+        self._db: sqlite3.Connection | None = None
+
+    # --- connection and schema ------------------------------------------------------------
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = self._open()
+        return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        with contextlib.suppress(OSError):
+            st = self.path.stat()
+            if st.st_size == 0 and time.time() - st.st_mtime > EMPTY_GRACE_SECONDS:
+                raise LedgerError(f"the ledger {self.path} is empty (0 bytes): it was cut short,"
+                                  " a full disk perhaps",
+                                  "run 'cmat ledger rebuild' to recreate it from the transcripts;"
+                                  " the empty file is kept")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            migrate(db)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            if self.path.is_file() and not _writable(self.path):
+                return self._open_read_only()
+            raise ledger_error(exc, self.path) from None
+        return db
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """A ledger on a read-only file or disk still answers reports (`--no-scan`)."""
+        from urllib.parse import quote
+
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        for options in ("", "&immutable=1"):  # immutable: no WAL index can be made beside it
+            try:
+                db = sqlite3.connect(uri + options, uri=True, timeout=self.busy_timeout,
+                                     isolation_level=None)
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                break
+            except sqlite3.DatabaseError as exc:
+                error = exc
+        else:
+            raise ledger_error(error, self.path) from None
+        if version != SCHEMA_VERSION:
+            raise LedgerError(f"the ledger {self.path} is read-only and was written by another "
+                              f"version of cmat (schema {version}, this cmat knows "
+                              f"{SCHEMA_VERSION})", "make it writable once, so it can be upgraded")
+        self.read_only = True
+        return db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def transaction(self):
+        return _Transaction(self.db)
+
+    def last_request_rowid(self) -> int:
+        """Rows are never given a rowid below the largest one, so the growth of this number
+        is how many requests were added (counting them would read the whole table); 0 when
+        there are none."""
+        return self.db.execute("SELECT coalesce(max(rowid), 0) FROM requests").fetchone()[0]
+
+    @contextlib.contextmanager
+    def bulk_load(self):
+        """Load many requests into an empty ledger: the secondary indexes are dropped for the
+        load and built once at the end, which is several times cheaper than keeping them.
+
+        What was dropped is written down in the same transaction, so that a load killed
+        before its end leaves the next scan able to build them (`restore_indexes`).
+        """
+        with self.transaction():
+            indexes = self.query("SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+                                 " AND tbl_name = 'requests' AND sql IS NOT NULL")
+            self.db.executemany("INSERT OR REPLACE INTO dropped_indexes VALUES (?, ?)", indexes)
+            for name, _ in indexes:
+                self.db.execute(f"DROP INDEX {name}")
+        try:
+            yield
+        finally:
+            self.restore_indexes()
+
+    def restore_indexes(self) -> bool:
+        """Build the indexes a bulk load dropped, if any are still missing; True if it did."""
+        if not self.query("SELECT 1 FROM dropped_indexes LIMIT 1"):
+            return False
+        with self.transaction():
+            for name, sql in self.query("SELECT name, sql FROM dropped_indexes"):
+                # IF NOT EXISTS: a load still running in another process may build it too.
+                self.db.execute(sql.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
+            self.db.execute("DELETE FROM dropped_indexes")
+        return True
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def add_requests(self, records: Sequence[UsageRecord], costs: Sequence[float | None], *,
+                     catalog_version: str) -> None:
+        """Store priced requests; call inside `transaction()` to group writes."""
+        self.insert_rows(request_rows(records, costs, catalog_version))
+
+    def insert_rows(self, rows: Sequence[tuple]) -> None:
+        """Store rows made by `request_rows`."""
+        self.db.executemany(UPSERT, rows)
+        self.bump_version()
+
+    @contextlib.contextmanager
+    def attached_packed(self, packed: bytes):
+        """Open rows made by `pack_rows` for `insert_packed`. SQLite attaches a database
+        only outside a transaction, so this wraps the transaction that stores them."""
+        self.db.execute("ATTACH ':memory:' AS packed")
+        try:
+            self.db.deserialize(packed, name="packed")
+            yield
+        finally:
+            self.db.execute("DETACH packed")
+
+    def insert_packed(self) -> None:
+        """Store the rows attached by `attached_packed`, as insert_rows would."""
+        self.db.execute(UPSERT_PACKED)
+        self.bump_version()
+
+    def bump_version(self) -> None:
+        """Mark the requests as changed: cached reports computed before are stale."""
+        self.db.execute("UPDATE meta SET value = value + 1 WHERE key = 'requests_version'")
+
+    def version(self) -> int:
+        return self.db.execute(
+            "SELECT value FROM meta WHERE key = 'requests_version'").fetchone()[0]
+
+    def cached_report(self, query: bytes) -> bytes | None:
+        row = self.db.execute("SELECT body FROM report_cache WHERE query = ? AND version = ("
+                              "SELECT value FROM meta WHERE key = 'requests_version')",
+                              (query,)).fetchone()
+        return row[0] if row else None
+
+    def cache_report(self, query: bytes, version: int, body: bytes) -> None:
+        try:
+            with self.transaction():
+                self.db.execute("DELETE FROM report_cache WHERE version < ?", (version,))
+                self.db.execute("INSERT OR REPLACE INTO report_cache VALUES (?, ?, ?)",
+                                (query, version, body))
+        except sqlite3.OperationalError:
+            pass  # a read-only or busy ledger only costs the cache
+
+    def set_costs(self, updates: Iterable[tuple[float | None, str, str]]) -> None:
+        """Store (cost, catalog version, message id) of requests priced again."""
+        self.db.executemany(
+            "UPDATE requests SET cost_usd = ?, catalog_version = ? WHERE message_id = ?", updates)
+        self.bump_version()
+
+    def attribute(self, session_id: str, *, project_dir: str | None,
+                  transcript_path: str | None, task_id: str | None, enhancement: str | None,
+                  agent: str | None, recorded_by: str) -> None:
+        """Say whose a session is: every request of it (its subagents' included) counts for
+        that task, enhancement and agent. A later attribution without a task keeps the task
+        an earlier one gave."""
+        self.db.execute(
+            "INSERT INTO sessions (session_id, project_dir, transcript_path, task_id, enhancement,"
+            " recorded_at, recorded_by, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (session_id) DO UPDATE SET"
+            " project_dir = coalesce(excluded.project_dir, sessions.project_dir),"
+            " transcript_path = coalesce(excluded.transcript_path, sessions.transcript_path),"
+            " task_id = coalesce(excluded.task_id, sessions.task_id),"
+            " enhancement = CASE WHEN excluded.task_id IS NOT NULL THEN excluded.enhancement"
+            " ELSE sessions.enhancement END,"
+            " agent = CASE WHEN excluded.task_id IS NOT NULL THEN excluded.agent"
+            " ELSE sessions.agent END,"
+            " recorded_at = excluded.recorded_at, recorded_by = excluded.recorded_by",
+            (session_id, project_dir, transcript_path, task_id, enhancement, time.time(),
+             recorded_by, agent))
+        self.bump_version()
+
+    def attribution(self, session_id: str) -> tuple | None:
+        """(task_id, enhancement, agent, project_dir) of a session, if it was attributed."""
+        return self.db.execute("SELECT task_id, enhancement, agent, project_dir FROM sessions"
+                               " WHERE session_id = ?", (session_id,)).fetchone()
+
+    def store_legacy(self, task_id: str, figures: dict, version: str) -> None:
+        """Figures CMAT wrote for a task before cmat, as one request of a session of their own
+        (`reprice` leaves them alone: only their total is known, not how it was priced)."""
+        self.db.execute(
+            f"INSERT OR IGNORE INTO requests ({COLUMN_LIST}) VALUES ({PLACEHOLDERS})",
+            (LEGACY_PREFIX + task_id, None, figures["session"], figures["ts"], None,
+             figures["model"], "main", None, 0, figures["input"], figures["output"],
+             figures["cache_creation"], 0, figures["cache_read"], 0, None, figures["cost"],
+             version, None))
+        self.bump_version()
+
+    def drop_legacy(self, task_id: str, session_id: str) -> None:
+        """Forget CMAT's figures for a session whose requests the ledger now holds itself."""
+        legacy = self.db.execute("SELECT session_id FROM requests WHERE message_id = ?",
+                                 (LEGACY_PREFIX + task_id,)).fetchone()
+        if legacy and legacy[0] == f"legacy:{session_id}":
+            self.db.execute("DELETE FROM requests WHERE message_id = ?",
+                            (LEGACY_PREFIX + task_id,))
+            self.db.execute("DELETE FROM sessions WHERE session_id = ?", (legacy[0],))
+            self.bump_version()
+
+
+
+    def queue_lagging(self, project_dir: str, task_id: str, lagging: bool) -> None:
+        """Note (or clear) that the project's queue does not show the task's cost yet."""
+        if lagging:
+            self.db.execute("INSERT OR IGNORE INTO queue_sync VALUES (?, ?, ?)",
+                            (project_dir, task_id, time.time()))
+        else:
+            self.db.execute("DELETE FROM queue_sync WHERE project_dir = ? AND task_id = ?",
+                            (project_dir, task_id))
+
+    def file_states(self, only: Sequence[str] | None = None) -> dict[str, FileState]:
+        """Known files' states (every file's, or `only` these); `head` and `tail` are left
+        empty here (see `file_marks`)."""
+        sql = "SELECT path, device, inode, size, mtime_ns, offset FROM files"
+        if only is None:
+            rows = self.db.execute(sql)
+        else:
+            rows = self.db.execute(f"{sql} WHERE path IN ({', '.join('?' for _ in only)})",
+                                   list(only))
+        return {row[0]: FileState(*row, b"") for row in rows}
+
+    def file_marks(self, path: str) -> tuple[bytes, bytes]:
+        """The first bytes of a known file, and those just before its offset."""
+        row = self.db.execute("SELECT head, tail FROM files WHERE path = ?", (path,)).fetchone()
+        return (row[0] or b"", row[1] or b"") if row else (b"", b"")
+
+    def save_file_states(self, states: Iterable[FileState]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO files (path, device, inode, size, mtime_ns,"
+                            " offset, head, tail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(s.path, s.device, s.inode, s.size, s.mtime_ns, s.offset, s.head,
+                              s.tail) for s in states])
+
+    def forget_files(self, paths_: Iterable[str]) -> None:
+        paths_ = list(paths_)
+        self.db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in paths_])
+        self.forget_skips(paths_)
+
+    def forget_skips(self, paths_: Iterable[str]) -> None:
+        self.db.executemany("DELETE FROM skipped_lines WHERE path = ?", [(p,) for p in paths_])
+
+    def save_skips(self, skips: Iterable[tuple[str, int, str]]) -> None:
+        """Remember skipped lines as (path, offset, reason)."""
+        now = time.time()
+        self.db.executemany("INSERT OR REPLACE INTO skipped_lines VALUES (?, ?, ?, ?)",
+                            [(path, offset, reason, now) for path, offset, reason in skips])
+
+    def skipped(self, limit: int = 1000) -> list[tuple[str, int, str, float]]:
+        """Skipped lines, most recent first: (path, offset, reason, seen_at)."""
+        return self.query("SELECT path, offset, reason, seen_at FROM skipped_lines"
+                          " ORDER BY seen_at DESC, path, offset LIMIT ?", (limit,))
+
+    # --- reading ----------------------------------------------------------------------------
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _writable(path: Path) -> bool:
+    """Whether the ledger and its folder (where SQLite keeps the WAL) can be written, asked
+    of the file system itself: permission bits say nothing about a read-only mount."""
+    try:
+        with open(path, "r+b"):
+            pass
+        probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+        probe.touch()
+        probe.unlink()
+    except OSError:
+        return False
+    return True
+
+
+def ledger_error(exc: BaseException, path: Path | None = None) -> LedgerError:
+    """One line saying what went wrong with the ledger, and what to do about it."""
+    path = path or paths.ledger_file()
+    text = str(exc)
+    lowered = text.lower()
+    if "full" in lowered:
+        return LedgerError(f"no room left on the disk for the ledger {path} ({text})",
+                           "free some space and run the command again; nothing was lost")
+    if "readonly" in lowered or "read-only" in lowered:
+        return LedgerError(f"the ledger {path} cannot be written ({text})",
+                           "check the file's permissions and its disk; reports still work with"
+                           " --no-scan")
+    if "locked" in lowered or "busy" in lowered:
+        return LedgerError(f"the ledger {path} is busy: another cmat is writing it ({text})",
+                           "try again in a moment")
+    if isinstance(exc, OSError):
+        return LedgerError(f"cannot open the ledger {path}: {exc.strerror or exc}")
+    if "unable to open" in lowered:
+        return LedgerError(f"cannot open the ledger {path} ({text})",
+                           "check that its folder exists and can be written")
+    return LedgerError(f"the ledger {path} is damaged ({text})",
+                       "run 'cmat ledger rebuild': it recreates the ledger from the transcripts"
+                       " and keeps the damaged file")

@@ -1,0 +1,104 @@
+"""Time: the machine's zone or one the user named, and the arithmetic of days, ISO weeks and
+months in it (DST included), in one place for budgets, reports and the status line."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cmat.errors import UsageError
+
+PERIODS = ("daily", "weekly", "monthly")  # what a budget or a report counts by
+
+
+def local_zone() -> ZoneInfo:
+    """The machine's IANA zone: $TZ, else /etc/localtime's target, else UTC."""
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        target = os.path.realpath("/etc/localtime")
+        if "zoneinfo/" in target:
+            candidates.append(target.split("zoneinfo/", 1)[1])
+    except OSError:
+        pass
+    for name in candidates:
+        if name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+def zone(name: str | None) -> ZoneInfo:
+    """The zone called `name`; the machine's when none is given."""
+    if not name:
+        return local_zone()
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown time zone {name!r}", "use an IANA name such as Europe/Paris")
+
+
+def midnight(day: date, tz: ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=tz)
+
+
+def period_start(period: str, day: date) -> date:
+    """The first day of the period holding `day` (weeks start on Monday)."""
+    if period == "daily":
+        return day
+    if period == "weekly":
+        return day - timedelta(days=day.weekday())
+    if period == "monthly":
+        return day.replace(day=1)
+    raise UsageError(f"unknown period {period!r}")
+
+
+def period_bounds(period: str, tz: ZoneInfo, now: float) -> tuple[float, datetime]:
+    """The start of the current period (unix seconds) and the moment it resets."""
+    start = period_start(period, datetime.fromtimestamp(now, tz).date())
+    end = {"daily": start + timedelta(days=1), "weekly": start + timedelta(days=7),
+           "monthly": (start + timedelta(days=32)).replace(day=1)}[period]
+    return midnight(start, tz).timestamp(), midnight(end, tz)
+
+
+def current_range(which: str, tz: ZoneInfo) -> tuple[date, date]:
+    """Today, this ISO week (from Monday) or this month, as (first day, today)."""
+    today = datetime.now(tz).date()
+    periods = {"today": "daily", "week": "weekly", "month": "monthly"}
+    if which not in periods:
+        raise UsageError(f"unknown range {which!r}")
+    return period_start(periods[which], today), today
+
+
+def offset_changes(tz: ZoneInfo, start: float, end: float) -> tuple[int, list[tuple[int, int]]]:
+    """The zone's UTC offset (seconds) at `start`, and every (second it changes, new offset)
+    until `end`: what turns a UTC timestamp into local time, DST included."""
+    def offset(ts: float) -> int:
+        return int(datetime.fromtimestamp(ts, tz).utcoffset().total_seconds())
+
+    start, end = start - 86400, end + 86400
+    changes: list[tuple[int, int]] = []
+    current = offset(start)
+    day = start
+    while day < end:
+        following = min(day + 86400, end)
+        if offset(following) != current:
+            low, high = int(day), int(following)
+            while high - low > 1:  # the exact second the offset changes
+                middle = (low + high) // 2
+                if offset(middle) == current:
+                    low = middle
+                else:
+                    high = middle
+            current = offset(high)
+            changes.append((high, current))
+        day = following
+    return offset(start), changes
+
+
+def iso_utc(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,489 @@
+"""Tasks: CMAT's task queue (`.claude/data/task_queue.json`), which task a session is for,
+and the queue's cost fields, derived from the ledger.
+
+cmat owns only what it writes in the queue: CMAT's documented cost fields of a task's
+metadata, written from a ledger query every time and never read back, and the tasks it adds.
+Every other key of the file survives a rewrite untouched, in its order and JSON style.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from cmat import paths
+from cmat.catalog import ModelService
+from cmat.errors import CmatError, NotFound, QueueError, UsageError
+from cmat.fileio import atomic_write_bytes, file_lock
+from cmat.ledger import Ledger
+from cmat.ledger.schema import timestamp_seconds
+from cmat.periods import iso_utc
+from cmat.pricing import CostSummary, ModelTotals
+
+T = TypeVar("T")
+READ_RETRY_PAUSES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4)  # for a file caught half-written
+WRITE_ATTEMPTS = 8
+LEGACY_VERSION = "recorded by CMAT"  # catalog_version of figures CMAT wrote before cmat
+QUEUE_FIELDS = ("cost_input_tokens", "cost_output_tokens", "cost_cache_creation_tokens",
+                "cost_cache_read_tokens", "cost_usd", "cost_model", "session_id")
+
+STATUSES = ("pending", "active", "completed", "failed", "blocked", "cancelled")
+PRIORITIES = ("low", "normal", "high", "critical")
+QUEUE_FORMAT_VERSION = "3.0.0"
+# CMAT's task types: each has a prompt template in CMAT's TASK_PROMPT_DEFAULTS.md.
+TASK_TYPES = ("analysis", "technical_analysis", "implementation", "testing", "documentation",
+              "integration")
+DEFAULT_TASK_TYPE = "implementation"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_task_id() -> str:
+    return f"task_{int(time.time())}_{random.randint(0, 99999):05d}"
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """Whom a session's cost is attributed to."""
+
+    task_id: str | None = None
+    enhancement: str | None = None
+    agent: str | None = None  # CMAT's assigned agent
+
+
+NO_TASK = TaskContext()
+ACTIVE_STATUSES = ("pending", "active", "blocked")  # a task sessions may still be run for
+
+
+def current_context(project: Path, details: bool = True) -> TaskContext:
+    """The task a session running now is for.
+
+    CMAT_CURRENT_TASK_ID (which a CMAT orchestrator sets for the sessions it starts) first,
+    with CMAT_ENHANCEMENT and CMAT_AGENT when set; else the marker `cmat queue start` writes,
+    as long as its task is still active in the queue (a marker left behind by a task that
+    was completed elsewhere names nobody). Enhancement and agent come from the queue where the
+    environment does not give them, unless `details` is False (the queue is then read only
+    to check a marker).
+    """
+    task_id = os.environ.get("CMAT_CURRENT_TASK_ID", "").strip() or None
+    from_marker = task_id is None
+    if from_marker:
+        task_id = read_marker(project)
+        if task_id is None:
+            return NO_TASK
+    elif not details:
+        return TaskContext(task_id, os.environ.get("CMAT_ENHANCEMENT", "").strip() or None,
+                           os.environ.get("CMAT_AGENT", "").strip() or None)
+    try:
+        task = QueueService(project).get(task_id)
+    except CmatError:
+        task = None
+    if from_marker and (task is None or task.get("status") not in ACTIVE_STATUSES):
+        return NO_TASK
+    enhancement = os.environ.get("CMAT_ENHANCEMENT", "").strip() or (
+        enhancement_of(task) if task else None)
+    agent = os.environ.get("CMAT_AGENT", "").strip() or (
+        task.get("assigned_agent") if task and isinstance(task.get("assigned_agent"), str)
+        else None)
+    return TaskContext(task_id, enhancement, agent)
+
+
+def read_marker(project: Path) -> str | None:
+    try:
+        return paths.current_task_file(project).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def legacy_figures(task: dict) -> dict | None:
+    """Cost figures CMAT's own hook wrote into a task before cmat recorded it; None when it
+    has none (`cost_usd: null`, CMAT's default for a new task, is no figure at all)."""
+    metadata = task.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
+    try:
+        cost = float(metadata.get("cost_usd"))
+        counts = {name: int(metadata.get(f"cost_{name}_tokens") or 0)
+                  for name in ("input", "output", "cache_creation", "cache_read")}
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(cost) or cost < 0 or min(counts.values()) < 0:
+        return None
+    stamp = task.get("completed") or task.get("started") or task.get("created")
+    session = metadata.get("session_id") if isinstance(metadata.get("session_id"), str) else ""
+    return {**counts, "cost": cost, "model": str(metadata.get("cost_model") or "unknown"),
+            "session": f"legacy:{session or task.get('id')}",
+            "ts": timestamp_seconds(stamp) if isinstance(stamp, str) else 0.0}
+
+
+def enhancement_of(task: dict) -> str | None:
+    metadata = task.get("metadata")
+    name = metadata.get("enhancement_title") if isinstance(metadata, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+class QueueService:
+    def __init__(self, project: Path):
+        self.project = project
+        self.path = paths.queue_file(project)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def load(self) -> dict:
+        """The whole queue document; an empty queue when the file does not exist yet."""
+        return self._read()[0]
+
+    def _read(self) -> tuple[dict, bytes | None]:
+        """The document and the bytes it was read from (None: no file yet).
+
+        CMAT writes the queue with open('w') and json.dump, no lock and not atomically: a
+        read can catch it half-written. Such a read is tried again after a short pause before
+        the file is called broken.
+        """
+        for pause in (*READ_RETRY_PAUSES, None):
+            try:
+                raw = self.path.read_bytes()
+            except FileNotFoundError:
+                return self._empty(), None
+            except OSError as exc:
+                raise QueueError(f"cannot read task queue {self.path}: {exc.strerror}") from None
+            try:
+                doc = json.loads(raw)
+            except (ValueError, RecursionError) as exc:
+                if pause is not None:
+                    time.sleep(pause)
+                    continue
+                raise QueueError(f"task queue {self.path} is not valid JSON ({exc})",
+                                 "restore it from a backup or fix it by hand; cmat will not "
+                                 "touch it") from None
+            if not isinstance(doc, dict) or not isinstance(doc.get("tasks", []), list):
+                raise QueueError(f"task queue {self.path} has no 'tasks' list",
+                                 "is this a CMAT task queue?")
+            doc.setdefault("tasks", [])
+            return doc, raw
+        raise AssertionError("unreachable")
+
+    def tasks(self, status: str | None = None, enhancement: str | None = None) -> list[dict]:
+        found = [t for t in self.load()["tasks"] if isinstance(t, dict)]
+        if status:
+            found = [t for t in found if t.get("status") == status]
+        if enhancement:
+            found = [t for t in found if enhancement_of(t) == enhancement]
+        return found
+
+    def get(self, task_id: str) -> dict:
+        return self._find(self.load(), task_id)
+
+    def _find(self, doc: dict, task_id: str) -> dict:
+        for task in doc["tasks"]:
+            if isinstance(task, dict) and task.get("id") == task_id:
+                return task
+        raise NotFound(f"no task {task_id!r} in {self.path}", "see 'cmat queue list'")
+
+    @staticmethod
+    def _empty() -> dict:
+        return {"queue_metadata": {"created": utc_now(), "version": QUEUE_FORMAT_VERSION,
+                                   "description": "Task queue"},
+                "tasks": [], "agent_status": {}}
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def update(self, change: Callable[[dict], T], only_if_changed: bool = False) -> T:
+        """Apply `change` to the freshly read queue under the lock and write it atomically.
+
+        Nothing is written when `change` raises, nor, `only_if_changed`, when it returns a
+        false value. Other writers (CMAT) take no lock: just before the rename the file is read
+        again, and if it changed meanwhile the change is applied afresh to what it holds now,
+        so that neither side's write is lost. The JSON keeps the file's own style (indent,
+        \\u escapes, final newline), so a diff shows only what changed.
+        """
+        try:
+            with file_lock(self.path):
+                for _ in range(WRITE_ATTEMPTS):
+                    doc, raw = self._read()
+                    result = change(doc)
+                    if only_if_changed and not result:
+                        return result
+                    if atomic_write_bytes(self.path, _dump(doc, raw), unless_changed_from=raw):
+                        return result
+                    # Written by someone else since we read it: apply the change again.
+        except PermissionError as exc:
+            raise QueueError(f"cannot write task queue {self.path}: {exc.strerror}") from None
+        except OSError as exc:
+            raise QueueError(f"cannot write task queue {self.path}: {exc.strerror or exc}"
+                             ) from None
+        raise QueueError(f"task queue {self.path} kept changing while cmat wrote to it",
+                         "the ledger has the figures; the queue catches up with the next session "
+                         "recorded (cmat costs sync)")
+
+    def update_task(self, task_id: str, change: Callable[[dict], T]) -> T:
+        return self.update(lambda doc: change(self._find(doc, task_id)))
+
+    def add(self, title: str, *, enhancement: str | None = None, agent: str | None = None,
+            task_id: str | None = None, priority: str = "normal",
+            task_type: str = DEFAULT_TASK_TYPE, description: str = "") -> dict:
+        """Add a pending task CMAT can run: one of CMAT's task types, and in a CMAT project
+        (one with .claude/agents/) one of its agents."""
+        if priority not in PRIORITIES:
+            raise UsageError(f"priority must be one of {', '.join(PRIORITIES)}")
+        if task_type not in TASK_TYPES:
+            raise UsageError(f"task type must be one of {', '.join(TASK_TYPES)} (CMAT runs "
+                             "a task with the prompt template of its type)")
+        agents = self.agents()
+        if agents is not None and agent not in agents:
+            raise UsageError(f"--agent must be one of this CMAT project's agents: "
+                             f"{', '.join(sorted(agents)) or '(none in .claude/agents/)'}")
+        task = {
+            "id": task_id or new_task_id(),
+            "title": title,
+            "assigned_agent": agent,
+            "priority": priority,
+            "task_type": task_type,
+            "description": description,
+            "source_file": f"enhancements/{enhancement}/{enhancement}.md" if enhancement else None,
+            "created": utc_now(),
+            "status": "pending",
+            "started": None,
+            "completed": None,
+            "result": None,
+            "auto_complete": False,
+            "auto_chain": False,
+            "metadata": {"enhancement_title": enhancement} if enhancement else {},
+        }
+
+        def append(doc: dict) -> dict:
+            if any(isinstance(t, dict) and t.get("id") == task["id"] for t in doc["tasks"]):
+                raise UsageError(f"a task with id {task['id']!r} already exists")
+            doc["tasks"].append(task)
+            return task
+
+        return self.update(append)
+
+    def set_status(self, task_id: str, status: str, result: str | None = None) -> dict:
+        if status not in STATUSES:
+            raise UsageError(f"status must be one of {', '.join(STATUSES)}")
+
+        def change(task: dict) -> dict:
+            task["status"] = status
+            stamp = utc_now()
+            if status == "active":
+                task["started"] = stamp
+            elif status in ("completed", "failed", "cancelled"):
+                task["completed"] = stamp
+            if result is not None:
+                task["result"] = result
+            return task
+
+        return self.update_task(task_id, change)
+
+    def agents(self) -> set[str] | None:
+        """The agents of a CMAT project (.claude/agents/*.md); None in a project without."""
+        folder = self.project / ".claude" / "agents"
+        if not folder.is_dir():
+            return None
+        return {path.stem for path in folder.glob("*.md")}
+
+    # --- the current task: what the hooks attribute a session to --------------------------
+
+    def clear_stale_marker(self) -> str | None:
+        """Remove the current-task marker when its task is no longer active (completed or
+        failed by CMAT, or gone); returns the task it named."""
+        task_id = read_marker(self.project)
+        if task_id is None:
+            return None
+        try:
+            if self.get(task_id).get("status") in ACTIVE_STATUSES:
+                return None
+        except NotFound:
+            pass
+        with file_lock(self.marker):
+            if read_marker(self.project) == task_id:
+                self.marker.unlink(missing_ok=True)
+        return task_id
+
+    @property
+    def marker(self) -> Path:
+        return paths.current_task_file(self.project)
+
+    def start(self, task_id: str) -> dict:
+        """Mark the task active and make it the project's current task."""
+        task = self.set_status(task_id, "active")
+        with file_lock(self.marker):
+            atomic_write_bytes(self.marker, task_id.encode() + b"\n")
+        return task
+
+    def finish(self, task_id: str, status: str, result: str | None = None) -> dict:
+        """Complete or fail the task; it stops being the current task if it was."""
+        task = self.set_status(task_id, status, result)
+        with file_lock(self.marker):
+            try:
+                if self.marker.read_text().strip() == task_id:
+                    self.marker.unlink()
+            except FileNotFoundError:
+                pass
+        return task
+
+
+def _dump(doc: dict, raw: bytes | None) -> bytes:
+    """The queue as JSON in the style of the file it replaces (CMAT's json.dump(indent=2):
+    non-ASCII as \\u escapes, no final newline)."""
+    indent, ascii_only, newline = 2, True, True
+    if raw:
+        found = re.search(rb"\n( +)\S", raw)
+        indent = len(found.group(1)) if found else 2
+        ascii_only = raw.isascii()
+        newline = raw.endswith(b"\n")
+    text = json.dumps(doc, indent=indent, ensure_ascii=ascii_only)
+    return text.encode("utf-8", "surrogatepass") + (b"\n" if newline else b"")
+
+
+# --- a task's figures, from the ledger ----------------------------------------------------------
+
+
+def task_summary(ledger: Ledger, task_id: str, models: ModelService) -> CostSummary:
+    """A task's totals, overall and per model: the one query every reader uses."""
+    summary = CostSummary()
+    for model, *sums, requests, cost, priced in ledger.model_totals(task_id):
+        entry = models.get_by_pattern(model)
+        # Unpriced requests are never shown as a complete figure; figures CMAT wrote before
+        # cmat carry their cost under whatever model name CMAT gave them.
+        name = entry.name if entry else (model if priced == requests else None)
+        totals = ModelTotals(name=name)
+        totals.set(sums, requests, cost)
+        summary.models[model] = totals
+        summary.totals.merge(totals)
+    return summary
+
+
+def queue_fields(summary: CostSummary, last_session: str | None) -> dict[str, str]:
+    """CMAT's metadata fields, as CMAT writes them: strings, cost with 4 decimals, the model
+    with the largest cost as a model id."""
+    tokens = summary.totals.tokens
+    top = summary.top_model()
+    return {
+        "cost_input_tokens": str(tokens["input"]),
+        "cost_output_tokens": str(tokens["output"]),
+        "cost_cache_creation_tokens": str(tokens["cache_creation"]),
+        "cost_cache_read_tokens": str(tokens["cache_read"]),
+        "cost_usd": f"{summary.totals.total_usd:.4f}",
+        "cost_model": top[0] if top else "",
+        "session_id": last_session or "",
+    }
+
+
+def sync_queue(project: Path, ledger: Ledger, models: ModelService,
+               raise_errors: bool = False) -> list[str]:
+    """Write every attributed task's figures from the ledger into the project's queue, where
+    they differ; returns the tasks that could not be written (kept to catch up later), or,
+    `raise_errors`, raises why."""
+    if not ledger.project_tasks(str(project)):
+        return []
+    queue = QueueService(project)
+    wanted: dict[str, dict] = {}
+
+    def apply(doc: dict) -> bool:
+        # Computed under the queue's lock: a writer that attributed a session after us
+        # writes after us too, so the last write always holds the ledger's latest figures.
+        wanted.clear()
+        for task_id in ledger.project_tasks(str(project)):
+            sessions = ledger.task_sessions(task_id)  # the last one recorded last
+            wanted[task_id] = queue_fields(task_summary(ledger, task_id, models),
+                                           sessions[-1][0] if sessions else None)
+        changed = False
+        for task in doc["tasks"]:
+            fields = wanted.get(task.get("id")) if isinstance(task, dict) else None
+            if fields is None:
+                continue
+            metadata = task.get("metadata")
+            if not isinstance(metadata, dict):
+                metadata = task["metadata"] = {}
+            if any(metadata.get(k) != v for k, v in fields.items()):
+                metadata.update(fields)
+                changed = True
+        return changed
+
+    try:
+        queue.update(apply, only_if_changed=True)
+    except CmatError:
+        with ledger.transaction():
+            for task_id in wanted:
+                ledger.queue_lagging(str(project), task_id, True)
+        if raise_errors:
+            raise
+        return sorted(wanted)
+    with ledger.transaction():
+        for task_id in wanted:
+            ledger.queue_lagging(str(project), task_id, False)
+    return []
+
+
+def import_legacy(project: Path, ledger: Ledger) -> int:
+    """Figures CMAT's own hook wrote before cmat (a task with cost fields and no session in
+    the ledger) become one request of their own in the ledger, so that they still count once
+    cmat records the task's next session. Returns how many tasks were taken in."""
+    taken = 0
+    for task in QueueService(project).tasks():
+        figures = legacy_figures(task)
+        if figures is None or ledger.task_sessions(task["id"]):
+            continue
+        with ledger.transaction():
+            ledger.store_legacy(task["id"], figures, LEGACY_VERSION)
+            ledger.attribute(figures["session"], project_dir=str(project), transcript_path=None,
+                             task_id=task["id"], enhancement=enhancement_of(task),
+                             agent=task.get("assigned_agent"), recorded_by="cmat-legacy")
+        taken += 1
+    return taken
+
+
+def task_report(project: Path, task_id: str, ledger: Ledger | None = None,
+                models: ModelService | None = None) -> dict:
+    """`cmat costs show`: the task's totals, per model and per session, from the ledger."""
+    task = QueueService(project).get(task_id)
+    models = models or ModelService(project)
+    own = ledger is None
+    ledger = ledger or Ledger()
+    try:
+        import_legacy(project, ledger)
+        summary = task_summary(ledger, task_id, models)
+        sessions = ledger.task_sessions(task_id)
+    finally:
+        if own:
+            ledger.close()
+    report = summary.to_json()
+    report.update(task_id=task_id, title=task.get("title"), status=task.get("status"),
+                  enhancement=enhancement_of(task), agent=task.get("assigned_agent"),
+                  sessions=[{"session_id": sid, "started": iso_utc(first), "ended": iso_utc(last),
+                             "requests": count, "total_usd": cost, "transcript_path": path}
+                            for sid, first, last, count, cost, path in sessions])
+    return report
+
+
+def enhancement_report(project: Path, name: str) -> dict:
+    """`cmat costs enhancement`: every task of the enhancement in this project's queue."""
+    tasks = QueueService(project).tasks(enhancement=name)
+    models = ModelService(project)
+    total = CostSummary()
+    rows = []
+    with Ledger() as ledger:
+        import_legacy(project, ledger)
+        for task in tasks:
+            summary = task_summary(ledger, task["id"], models)
+            total.merge(summary)
+            rows.append({"task_id": task.get("id"), "title": task.get("title"),
+                         "status": task.get("status"), "agent": task.get("assigned_agent"),
+                         "total_usd": summary.totals.total_usd, "tokens": summary.totals.tokens,
+                         "requests": summary.totals.requests,
+                         "sessions": len(ledger.task_sessions(task["id"]))})
+    report = total.to_json()
+    report.update(enhancement=name, tasks=rows)
+    return report

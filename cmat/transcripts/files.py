@@ -1,0 +1,167 @@
+"""Transcript files: where Claude Code writes them, which belong to a session, and opening one
+safely.
+
+- Main session: `<config>/projects/<encoded cwd>/<sessionId>.jsonl`.
+- Subagents (Claude Code 2.1+): `<sessionId>/subagents/agent-<agentId>.jsonl`, with the
+  agent's type in `agent-<agentId>.meta.json`; in 2.0.x, sibling `agent-*.jsonl` files that
+  carry the session's id; in 1.x, inline sidechain lines of the main file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from cmat.errors import TranscriptError
+from cmat.usage import UNKNOWN_SUBAGENT
+
+_SESSION_ID_RE = re.compile(rb'"sessionId"\s*:\s*"([^"]+)"')
+HEAD_BYTES = 65536  # where a transcript's first session ids are looked for
+
+
+@dataclass
+class SourceFile:
+    """One transcript file and whose usage it holds."""
+
+    path: Path
+    agent: str | None = None  # None: decide per line (main, or inline sidechain subagent)
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SeenFile:
+    """A transcript file found on disk, with what `stat` says of it."""
+
+    path: str
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+
+def open_regular(path: Path):
+    """The file for reading, if it is a regular file: a FIFO would block a hook and a device
+    such as /dev/zero never ends."""
+    try:  # O_NONBLOCK: opening a FIFO would otherwise wait for a writer
+        handle = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb")
+    except FileNotFoundError:
+        raise TranscriptError(f"transcript {path} does not exist") from None
+    except IsADirectoryError:
+        raise TranscriptError(f"transcript {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise TranscriptError(f"cannot read transcript {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        handle.close()
+        raise TranscriptError(f"transcript {path} is not a regular file")
+    return handle
+
+
+def check_transcript(path: Path) -> None:
+    """Raise TranscriptError unless `path` is a readable regular file."""
+    open_regular(path).close()
+
+
+def _agent_type(meta_path: Path) -> str | None:
+    try:
+        meta = orjson.loads(meta_path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    agent_type = meta.get("agentType") if isinstance(meta, dict) else None
+    return agent_type if isinstance(agent_type, str) and agent_type else None
+
+
+def subagent_source(path: Path, agent_type: str | None = None) -> SourceFile:
+    """A subagent transcript, its type from the argument or its `.meta.json`."""
+    agent_id = path.stem.removeprefix("agent-")
+    if agent_type is None:
+        agent_type = _agent_type(path.with_name(path.stem + ".meta.json"))
+    return SourceFile(path, agent_type or UNKNOWN_SUBAGENT, agent_id)
+
+
+def source_for(path: str) -> SourceFile:
+    """How to read a transcript found on disk: a subagent's by its place and name."""
+    file = Path(path)
+    if file.parent.name == "subagents" or file.name.startswith("agent-"):
+        return subagent_source(file)
+    return SourceFile(file)
+
+
+def session_ids_in(path: Path) -> set[str]:
+    """The `sessionId`s on the first lines of a transcript (reads HEAD_BYTES at most)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except OSError:
+        return set()
+    return {match.decode("utf-8", "replace") for match in _SESSION_ID_RE.findall(head)}
+
+
+def first_session_id(path: Path) -> str | None:
+    """The first `sessionId` of a transcript (reads HEAD_BYTES at most)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except OSError:
+        return None
+    match = _SESSION_ID_RE.search(head)
+    return match.group(1).decode("utf-8", "replace") if match else None
+
+
+def session_sources(transcript: Path, session_id: str) -> list[SourceFile]:
+    """The main transcript and every subagent transcript that belongs to its session."""
+    sources = [SourceFile(transcript)]
+    seen = {transcript.resolve()}
+    folders = {transcript.parent / transcript.stem, transcript.parent / session_id}
+    for folder in sorted(folders):
+        subagents = folder / "subagents"
+        if subagents.is_dir():
+            for path in sorted(subagents.glob("agent-*.jsonl")):
+                if path.resolve() not in seen and path.is_file():
+                    seen.add(path.resolve())
+                    sources.append(subagent_source(path))
+    for path in sorted(transcript.parent.glob("agent-*.jsonl")):  # Claude Code 2.0.x layout
+        if path.resolve() not in seen and path.is_file() and first_session_id(path) == session_id:
+            seen.add(path.resolve())
+            sources.append(subagent_source(path))
+    return sources
+
+
+def discover(roots: list[Path]) -> dict[str, SeenFile]:
+    """Every `*.jsonl` file under the roots, with what `stat` says of it."""
+    found: dict[str, SeenFile] = {}
+    stack = [str(root) for root in roots]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = os.scandir(folder)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.name.endswith(".jsonl") and entry.is_file():
+                        st = entry.stat()
+                        found[entry.path] = SeenFile(entry.path, st.st_dev, st.st_ino,
+                                                     st.st_size, st.st_mtime_ns)
+                except OSError:
+                    continue  # vanished while we looked
+    return found
+
+
+def is_main_transcript(path: str) -> bool:
+    """A session's own transcript, not a subagent's."""
+    return not (os.path.basename(path).startswith("agent-")
+                or os.path.basename(os.path.dirname(path)) == "subagents")
+
+
+def latest_session_transcript(roots: list[Path]) -> Path | None:
+    """The most recently written main transcript under `roots`."""
+    main = [f for f in discover(roots).values() if is_main_transcript(f.path)]
+    return Path(max(main, key=lambda f: f.mtime_ns).path) if main else None

@@ -1,0 +1,175 @@
+"""Reading many byte ranges at once: in forked worker processes on every core, when a read is
+large enough to be worth it.
+
+Work is cut into segments (byte ranges of at most MAX_SEGMENT_BYTES, so what a worker holds
+does not grow with a file), read in batches, and yielded in order as they are ready, so that
+a caller can store them without holding them all. What is done to each segment's records
+where they are read (pricing them, packing them for the ledger) is given with the work.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from cmat.transcripts.decode import LineDecoder, decode_line
+from cmat.transcripts.files import SourceFile
+from cmat.transcripts.reader import CHUNK_SIZE, Deduplicator, read_range
+
+PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this a single process is faster than forking
+MAX_WORKERS = 4
+MAX_SEGMENT_BYTES = 32 * 1024 * 1024
+FAST_DECODE_MIN_BYTES = 32 * 1024 * 1024  # reads this large decode with msgspec (fastdecode.py)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How transcripts are read. The defaults choose by the size of the read; tests and
+    benchmarks choose for themselves."""
+
+    workers: int | None = None  # None: by size (parallel_workers)
+    fast_decode: bool | None = None  # None: msgspec for reads of FAST_DECODE_MIN_BYTES or more
+    chunk_size: int = CHUNK_SIZE
+    max_segment_bytes: int = MAX_SEGMENT_BYTES
+    pack_rows: bool = True  # ingest: workers hand rows over as a serialized SQLite database
+
+    def workers_for(self, total_bytes: int) -> int:
+        return self.workers if self.workers is not None else parallel_workers(total_bytes)
+
+    def decoder_for(self, total_bytes: int) -> LineDecoder:
+        """msgspec's import costs more than it saves on the few lines a hook reads."""
+        fast = self.fast_decode if self.fast_decode is not None \
+            else total_bytes >= FAST_DECODE_MIN_BYTES
+        if not fast:
+            return decode_line
+        from cmat.transcripts.fastdecode import decode_line as fast_decode_line
+
+        return fast_decode_line
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A byte range of one file: the unit of work of a parallel read.
+
+    `final` as in `read_range`: False for the open end of a file that may still be growing.
+    """
+
+    source: SourceFile
+    start: int
+    end: int | None
+    final: bool = True
+
+
+@dataclass
+class SegmentResult:
+    records: list  # deduplicated within the segment; converted when the read asked for it
+    requests: int  # how many (the records themselves may travel packed: see Batch)
+    skipped_lines: int
+    skips: list[tuple[int, str]]  # (offset, why) of the first skipped lines
+    notices: int
+    end_offset: int
+    pending_tail: bool  # stopped before an unfinished last line (see read_range)
+
+
+@dataclass
+class Batch:
+    """Consecutive segments read together, and what was read in each.
+
+    `packed`, when the work asked for it, holds the converted records of all the batch's
+    segments (whose own `records` are then empty): one object to send between processes
+    instead of many small ones.
+    """
+
+    segments: list[Segment]
+    results: list[SegmentResult]
+    packed: object = None
+
+
+@dataclass(frozen=True)
+class SegmentWork:
+    """How segments are read, and what is done to their records where they are read."""
+
+    decode: LineDecoder = decode_line
+    chunk_size: int = CHUNK_SIZE
+    convert: Callable[[list], list] | None = None
+    pack: Callable[[list[list]], object] | None = None
+
+
+def plan_segments(work: list[tuple[SourceFile, int, int]], pieces: int, final: bool = True,
+                  max_segment_bytes: int = MAX_SEGMENT_BYTES) -> list[Segment]:
+    """Cut (source, start, size) ranges into at least `pieces` segments of similar size, none
+    over `max_segment_bytes`; small ranges stay whole. A file's last segment is open-ended,
+    `final` as given."""
+    total = sum(max(size - start, 0) for _, start, size in work)
+    target = max(min(total // max(pieces, 1), max_segment_bytes), 1)
+    segments = []
+    for source, start, size in work:
+        length = max(size - start, 0)
+        cuts = max(1, round(length / target))
+        step = -(-length // cuts) if length else 0
+        for index in range(cuts):
+            last = index == cuts - 1
+            segments.append(Segment(source, start + index * step,
+                                    None if last else start + (index + 1) * step, final))
+    return segments
+
+
+def parallel_workers(total_bytes: int) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if total_bytes < PARALLEL_MIN_BYTES or not cpus or cpus < 2 or sys.platform != "linux":
+        return 1  # forking costs more than it saves on small reads; fork is Linux-only here
+    return min(cpus, MAX_WORKERS)
+
+
+def _read_segment(work: SegmentWork, segment: Segment) -> SegmentResult:
+    read = read_range(segment.source, segment.start, end=segment.end, final=segment.final,
+                      decode=work.decode, chunk_size=work.chunk_size)
+    dedup = Deduplicator()
+    for record in read.records:
+        dedup.add(record)
+    records = list(dedup.by_key.values())
+    return SegmentResult(work.convert(records) if work.convert else records, len(records),
+                         read.skipped_lines, read.skips, read.notices, read.end_offset,
+                         read.pending_tail)
+
+
+def _read_batch(work: SegmentWork, segments: list[Segment]) -> Batch:
+    batch = Batch(segments, [_read_segment(work, segment) for segment in segments])
+    if work.pack:
+        batch.packed = work.pack([result.records for result in batch.results])
+        for result in batch.results:
+            result.records = []
+    return batch
+
+
+def _start_worker(parent: int) -> None:
+    """A worker dies with the process that forked it: a read killed with SIGKILL leaves no
+    worker behind holding its pipes (Linux; elsewhere workers exit when the pipe closes)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the request above took effect
+        os._exit(1)
+
+
+def read_segments(segments: list[Segment], workers: int, work: SegmentWork) -> Iterator[Batch]:
+    """Read segments in order, in forked worker processes when `workers` > 1; batches are
+    yielded as they are ready."""
+    if workers <= 1 or len(segments) <= 1:
+        for segment in segments:
+            yield _read_batch(work, [segment])
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = max(1, len(segments) // (workers * 16))  # small files travel together
+    batches = [segments[i:i + size] for i in range(0, len(segments), size)]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_start_worker, initargs=(os.getpid(),)) as pool:
+        yield from pool.map(functools.partial(_read_batch, work), batches)

@@ -1,0 +1,97 @@
+"""The usage of one API request, as every stage of cmat sees it: the bottom of the pipeline,
+importing nothing from cmat.
+
+A request's tokens come in five kinds (TOKEN_FIELDS). Cache writes are counted once, in
+`cache_creation`; `cache_creation_1h` says how many of them were 1-hour writes. Of the copies
+of one request Claude Code may write (streamed snapshots, resumed sessions, side questions'
+replays), the one that counts is the first by `rank`: a real response before a sidechain
+replay, then the largest token total (the final snapshot). The ledger applies the same rule
+in SQL (`rank_sql`).
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, fields
+
+TOKEN_FIELDS = ("input", "output", "cache_creation", "cache_creation_1h", "cache_read")
+# Each kind once: 1-hour writes are a share of cache_creation, not more tokens.
+COUNTED_TOKENS = ("input", "output", "cache_creation", "cache_read")
+COLUMN = {kind: f"{kind}_tokens" for kind in TOKEN_FIELDS}  # the ledger's column of each kind
+SIDECHAIN_PENALTY = 10 ** 15  # more tokens than any request has: a replay never outranks
+MAIN_AGENT = "main"
+UNKNOWN_SUBAGENT = "subagent"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCounts:
+    input: int = 0
+    output: int = 0
+    cache_creation: int = 0  # all cache writes, 5-minute and 1-hour
+    cache_creation_1h: int = 0  # the 1-hour share of cache_creation
+    cache_read: int = 0
+
+    @property
+    def input_side(self) -> int:
+        """The prompt: what tier thresholds are measured on."""
+        return self.input + self.cache_creation + self.cache_read
+
+
+def rank(is_sidechain: bool, total_tokens: int) -> int:
+    """How one copy of a request compares with another: the higher wins."""
+    return (0 if is_sidechain else SIDECHAIN_PENALTY) + total_tokens
+
+
+def rank_sql(table: str) -> str:
+    """`rank` of a ledger row of `table`, in SQL."""
+    total = " + ".join(f"{table}.{COLUMN[kind]}" for kind in COUNTED_TOKENS)
+    return f"(1 - {table}.is_sidechain) * {SIDECHAIN_PENALTY} + {total}"
+
+
+@dataclass(slots=True)
+class UsageRecord:
+    """The usage of one API request as Claude Code recorded it."""
+
+    message_id: str
+    request_id: str | None
+    session_id: str | None
+    timestamp: str  # ISO 8601, as the transcript has it
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cache_creation_tokens: int  # all cache writes
+    cache_creation_1h_tokens: int  # the 1-hour share of them
+    cache_read_tokens: int
+    web_search_requests: int
+    speed: str | None
+    inference_geo: str | None  # where inference ran ("us", "global", ...), when recorded
+    is_sidechain: bool
+    agent: str  # "main", or the subagent's type
+    agent_id: str | None
+    cwd: str | None
+
+    @property
+    def total_tokens(self) -> int:
+        return (self.input_tokens + self.output_tokens + self.cache_creation_tokens
+                + self.cache_read_tokens)
+
+    def token_counts_tuple(self) -> tuple[int, int, int, int, int]:
+        """The TOKEN_FIELDS, in that order."""
+        return (self.input_tokens, self.output_tokens, self.cache_creation_tokens,
+                self.cache_creation_1h_tokens, self.cache_read_tokens)
+
+    @property
+    def token_counts(self) -> TokenCounts:
+        return TokenCounts(*self.token_counts_tuple())
+
+    def outranks(self, other: "UsageRecord") -> bool:
+        """Whether this copy of a request should replace `other` (same message id)."""
+        return rank(self.is_sidechain, self.total_tokens) > rank(other.is_sidechain,
+                                                                 other.total_tokens)
+
+    def __reduce__(self):
+        # Ships as a plain tuple between processes: 5x faster than a slotted dataclass's state.
+        return (UsageRecord, _RECORD_FIELDS(self))
+
+
+_RECORD_FIELDS = operator.attrgetter(*(f.name for f in fields(UsageRecord)))

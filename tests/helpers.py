@@ -1,0 +1,88 @@
+"""What many test files share: where things are, running cmat as a user or as Claude Code
+would, and transcripts that cost a given amount today."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cmat import paths
+from cmat.cli import cli
+from tests.transcript_factory import TranscriptBuilder, write_session
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REAL_FIXTURES = FIXTURES / "real"
+PROMPT = REPO / "hooks" / "on-prompt-submit-budget.sh"
+PRE_TOOL = REPO / "hooks" / "on-pre-tool-use-budget.sh"
+OPUS = "claude-opus-4-6"
+
+
+def real_fixture(name_part: str) -> Path:
+    matches = sorted(REAL_FIXTURES.glob(f"*/*{name_part}*.jsonl"))
+    if len(matches) != 1:
+        pytest.fail(f"expected one real fixture matching {name_part!r}, found {matches}")
+    return matches[0]
+
+
+def child_env(**extra) -> dict:
+    """The environment for a subprocess: the test's isolated one plus `extra`."""
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in extra.items()})
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def user_config(text: str) -> Path:
+    """Write the user's own cmat config (the only one that may set user-wide budgets)."""
+    path = paths.config_home() / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def cli_run(*args, code=0, input=None):
+    """`cmat ARGS` in this process; asserts its exit code."""
+    result = CliRunner().invoke(cli, [str(a) for a in args], input=input,
+                                catch_exceptions=False)
+    assert result.exit_code == code, result.output + result.stderr
+    return result
+
+
+def now_iso(offset: float = 0) -> str:
+    moment = datetime.fromtimestamp(time.time() + offset, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def session_costing(tmp_path, session_id, usd, when=None):
+    """A transcript of today whose requests cost about `usd` (Opus 4.6 output at $25/MTok)."""
+    builder = TranscriptBuilder(session_id=session_id)
+    builder.now = when or now_iso(-60)
+    builder.response(model=OPUS, output=int(usd * 40_000), blocks=1)
+    return builder, write_session(tmp_path / "transcripts", builder)
+
+
+def budget_hook(script, project, payload, **env):
+    """Run a budget hook script as Claude Code does; its JSON answer, or None when silent."""
+    result = subprocess.run([str(script)], input=json.dumps(payload).encode(),
+                            capture_output=True, timeout=60,
+                            env=child_env(CLAUDE_PROJECT_DIR=project,
+                                          CMAT_PYTHON=sys.executable, **env))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout) if result.stdout.strip() else None
+
+
+def budget_payload(path, session_id, event="UserPromptSubmit"):
+    data = {"session_id": session_id, "transcript_path": str(path), "cwd": "/x",
+            "hook_event_name": event}
+    if event == "UserPromptSubmit":
+        data["prompt"] = "carry on"
+    else:
+        data.update(tool_name="Bash", tool_input={"command": "ls"})
+    return data

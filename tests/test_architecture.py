@@ -1,0 +1,152 @@
+"""The shape of the package: imports run one way, down the pipeline, and what runs inside
+someone's Claude Code session loads only what it needs."""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cmat.claude.events import EVENTS
+from tests.helpers import REPO, child_env, user_config
+from tests.transcript_factory import TranscriptBuilder, write_session
+
+PACKAGE = REPO / "cmat"
+HEAVY = ("click", "pydantic")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The cmat modules `path` imports anywhere in it, function bodies included."""
+    tree = ast.parse(path.read_text())
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1]
+                                + ([base] if base else []))
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                found.add(candidate if candidate in known else base)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name in known}
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    known = set(files)
+    return {name: imported_modules(path, known) - {name} for name, path in files.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_module_of_cmat_imports_one_that_imports_it_back():
+    assert cycles(import_graph()) == []
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_bottom_of_the_pipeline_imports_nothing_from_cmat():
+    graph = import_graph()
+    assert graph["cmat.usage"] == set()
+    assert graph["cmat.claude.events"] == set()
+
+
+def test_only_the_command_line_imports_click():
+    for path in PACKAGE.rglob("*.py"):
+        if "cli" not in path.relative_to(PACKAGE).parts:
+            assert "import click" not in path.read_text(), path
+
+
+LOADED = """
+import atexit, json, sys
+record = sys.argv[1]
+def report():
+    with open(record, "w") as out:
+        json.dump(sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r}), out)
+atexit.register(report)
+sys.argv = ["cmat", *sys.argv[2:]]
+from cmat.entry import main
+main()
+"""
+
+
+def heavy_modules_loaded(args: list[str], payload: dict, tmp_path: Path, project: Path) -> list:
+    record = tmp_path / "loaded.json"
+    result = subprocess.run([sys.executable, "-c", LOADED.format(heavy=HEAVY), str(record),
+                             *args], input=json.dumps(payload).encode(), capture_output=True,
+                            timeout=60, env=child_env(CLAUDE_PROJECT_DIR=project))
+    assert result.returncode == 0, result.stderr
+    return json.loads(record.read_text())
+
+
+@pytest.fixture
+def live_session(tmp_path, project):
+    """A session with a transcript, a task in the queue and a budget: every step a hook or
+    the status line can take is taken."""
+    user_config("[budgets]\ndaily = 100\n[budgets.task]\ndefault = 50\n")
+    builder = TranscriptBuilder(session_id="s1")
+    builder.response(output=100)
+    path = write_session(tmp_path / "transcripts", builder)
+    task = subprocess.run([sys.executable, "-m", "cmat", "queue", "add", "t"], check=True,
+                          capture_output=True, text=True, env=child_env(
+                              CLAUDE_PROJECT_DIR=project)).stdout.strip()
+    return {"session_id": "s1", "transcript_path": str(path), "cwd": str(project),
+            "prompt": "go", "tool_name": "Bash", "tool_input": {"command": "ls"}}, task
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda event: event.command)
+def test_hooks_import_neither_click_nor_pydantic(event, live_session, tmp_path, project,
+                                                  monkeypatch):
+    payload, task = live_session
+    monkeypatch.setenv("CMAT_CURRENT_TASK_ID", task)
+    payload = dict(payload, hook_event_name=event.name)
+    heavy_modules_loaded(["hook", event.command], payload, tmp_path, project)  # a cold start
+    assert heavy_modules_loaded(["hook", event.command], payload, tmp_path, project) == []
+
+
+def test_the_status_line_imports_neither_click_nor_pydantic(live_session, tmp_path, project):
+    payload, _ = live_session
+    assert heavy_modules_loaded(["statusline"], payload, tmp_path, project) == []

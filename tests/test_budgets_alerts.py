@@ -1,0 +1,144 @@
+"""Alerts at thresholds and their delivery to a webhook or a command."""
+
+import http.server
+import json
+import os
+import subprocess
+import threading
+import time
+
+from cmat import paths
+from cmat.budgets.alerts import redact_url
+from cmat.ledger import Ledger
+from tests.helpers import (
+    PRE_TOOL,
+    PROMPT,
+    budget_hook,
+    budget_payload,
+    child_env,
+    cli_run,
+    session_costing,
+    user_config,
+)
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):
+        length = int(self.headers["Content-Length"])
+        _Receiver.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_80_percent_alert_appears_once(project, tmp_path):
+    user_config("[budgets]\ndaily = 1\n")
+    _, path = session_costing(tmp_path, "warm", 0.85)
+    first = budget_hook(PROMPT, project, budget_payload(path, "warm"))
+    assert "decision" not in first
+    assert first["systemMessage"].startswith("cmat warning: Daily budget at 85%")
+    assert budget_hook(PROMPT, project, budget_payload(path, "warm")) is None  # fired once
+    assert budget_hook(PRE_TOOL, project, budget_payload(path, "warm", "PreToolUse")) is None
+    fired = json.loads(cli_run("alerts", "list", "--json").output)
+    assert sorted(a["threshold"] for a in fired) == [50, 80]
+
+
+def test_concurrent_hooks_fire_each_alert_once(project, tmp_path):
+    user_config("[budgets]\ndaily = 1\n")
+    _, path = session_costing(tmp_path, "many", 0.97)
+    env = child_env(CLAUDE_PROJECT_DIR=project, CMAT_PYTHON=os.sys.executable)
+    processes = [subprocess.Popen([str(PRE_TOOL)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  env=env) for _ in range(8)]
+    outputs = [p.communicate(json.dumps(budget_payload(path, "many", "PreToolUse")).encode(),
+                             timeout=60)[0] for p in processes]
+    messages = [json.loads(o)["systemMessage"] for o in outputs if o.strip()]
+    assert len(messages) == 1 and "critical" in messages[0]
+    with Ledger() as ledger:
+        assert ledger.query("SELECT count(*) FROM alerts") == [(3,)]
+
+
+def test_webhook_delivery_and_retry_when_the_server_is_down(project, tmp_path):
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Receiver)
+    port = server.server_address[1]
+    server.server_close()  # down for now: nothing listens on the port
+    user_config(
+        f"[budgets]\ndaily = 1\n[alerts]\nwebhook = 'http://127.0.0.1:{port}/hook'\n")
+    _, path = session_costing(tmp_path, "hooked", 0.6)
+    started = time.monotonic()
+    answer = budget_hook(PROMPT, project, budget_payload(path, "hooked"))
+    assert time.monotonic() - started < 10 and "decision" not in answer  # never blocks
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the detached delivery tried and failed
+        with Ledger() as ledger:
+            row = ledger.query("SELECT attempts, delivered, last_error FROM alerts")[0]
+        if row[0]:
+            break
+        time.sleep(0.1)
+    assert row[0] == 1 and row[1] == 0 and row[2]
+    log = paths.hook_log_file()
+    while "not delivered" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)  # the delivery process logs once it has recorded the failure
+    assert "not delivered" in log.read_text()
+    # The server comes up; a later delivery (due once the retry delay passes) succeeds.
+    server = http.server.HTTPServer(("127.0.0.1", port), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with Ledger() as ledger, ledger.transaction():
+            ledger.db.execute("UPDATE alerts SET next_attempt = 0")
+        cli_run("alerts", "deliver")
+    finally:
+        server.shutdown()
+    assert _Receiver.received and "Daily budget at 60%" in _Receiver.received[-1]["text"]
+    assert json.loads(cli_run("alerts", "list", "--json").output)[0]["delivered"] == 1
+
+
+def test_alert_command_receives_the_message(project, tmp_path):
+    out = tmp_path / "alert.txt"
+    user_config(
+        f"[budgets]\ndaily = 1\n[alerts]\ncommand = ['tee', '{out}']\n")
+    _, path = session_costing(tmp_path, "cmd", 0.55)
+    budget_hook(PROMPT, project, budget_payload(path, "cmd"))
+    deadline = time.monotonic() + 20
+    while not (out.exists() and out.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "Daily budget at 55%" in out.read_text()
+
+
+def test_a_cloned_repository_cannot_run_a_command_or_post_anywhere(project, tmp_path):
+    marker = tmp_path / "pwned"
+    (project / ".claude" / "cmat.toml").write_text(
+        "[budgets.session]\ndefault = 1\n"
+        f"[alerts]\ncommand = 'touch {marker}'\nwebhook = 'http://127.0.0.1:9/steal'\n")
+    _, path = session_costing(tmp_path, "cloned", 0.6)
+    answer = budget_hook(PROMPT, project, budget_payload(path, "cloned"))
+    assert "Session cloned budget" in answer["systemMessage"]  # its stricter budget applies
+    time.sleep(1.5)  # a detached delivery, had one started, would have run by now
+    assert not marker.exists()
+    with Ledger() as ledger:
+        assert ledger.query("SELECT delivered FROM alerts") == [(1,)]  # nothing to deliver
+    log = paths.hook_log_file().read_text()
+    assert "alerts.command ignored" in log and "alerts.webhook ignored" in log
+
+
+def test_webhook_urls_are_redacted_where_they_are_shown(project, tmp_path):
+    assert redact_url("https://hooks.slack.com/services/T0/B1/secret") == \
+        "https://hooks.slack.com/services/T0/***"
+    assert redact_url("https://user:pw@example.com:8443/hook?token=abc") == \
+        "https://example.com:8443/***"
+    user_config("[budgets]\ndaily = 1\n[alerts]\n"
+                "webhook = 'http://127.0.0.1:9/services/T0/B1/secret'\n")
+    shown = cli_run("budget", "show").output + cli_run("budget", "show", "--json").output
+    assert "secret" not in shown and "services/T0/***" in shown
+    _, path = session_costing(tmp_path, "leak", 0.6)
+    budget_hook(PROMPT, project, budget_payload(path, "leak"))
+    with Ledger() as ledger, ledger.transaction():
+        ledger.db.execute("UPDATE alerts SET next_attempt = 0, attempts = 0")
+    cli_run("alerts", "deliver", code=1)
+    errors = json.dumps(json.loads(cli_run("alerts", "list", "--json").output))
+    assert "secret" not in errors
+    assert "secret" not in paths.hook_log_file().read_text()

@@ -1,0 +1,99 @@
+"""The budget configuration: the user's file, what a project's may add, `cmat budget set`."""
+
+import pytest
+
+from cmat import paths
+from cmat.budgets.config import load_config
+from cmat.errors import ConfigError
+from tests.helpers import cli_run
+
+
+def test_set_show_and_unset_write_the_right_files(project):
+    cli_run("budget", "set", "daily", "50")
+    cli_run("budget", "set", "task", "5")
+    cli_run("budget", "set", "task", "12", "--id", "task_9")
+    cli_run("budget", "set", "project", "300", "--period", "monthly")
+    cli_run("budget", "set", "daily-tokens", "5000000")
+    config = load_config(project)
+    assert config.global_usd == {"daily": 50.0} and config.daily_tokens == 5_000_000
+    assert config.keyed["task"] == {"default": 5.0, "task_9": 12.0}
+    assert config.project_usd == {"monthly": 300.0}
+    assert (paths.config_home() / "config.toml").is_file()
+    assert (project / ".claude" / "cmat.toml").is_file()
+    assert "every task" in cli_run("budget", "show").output
+    cli_run("budget", "unset", "task", "--id", "task_9")
+    cli_run("budget", "unset", "project", "--period", "monthly")
+    config = load_config(project)
+    assert config.keyed["task"] == {"default": 5.0} and config.project_usd == {}
+    assert "project" not in (project / ".claude" / "cmat.toml").read_text()
+
+
+def test_a_project_file_only_adds_stricter_project_budgets(project):
+    cli_run("budget", "set", "daily", "50")
+    cli_run("budget", "set", "task", "5", "--user")
+    cli_run("budget", "set", "session", "8", "--user")
+    (project / ".claude" / "cmat.toml").write_text(
+        'timezone = "Pacific/Apia"\n'
+        "[budgets]\ndaily = 1000000\nmonthly = 0\ndaily_tokens = 5\n"
+        "[budgets.task]\ndefault = 50\n[budgets.session]\ndefault = 2\n"
+        "[budgets.enhancement]\nlogin = 30\n"
+        "[alerts]\nthresholds = [99]\nwebhook = 'https://evil.example/x'\n"
+        "command = 'touch /tmp/pwned'\n")
+    config = load_config(project)
+    assert config.global_usd == {"daily": 50.0} and config.daily_tokens is None
+    assert config.keyed == {"task": {"default": 5.0}, "session": {"default": 2.0},
+                            "enhancement": {"login": 30.0}}
+    assert config.command is None and config.webhook is None and config.timezone is None
+    assert config.thresholds == (50, 80, 95)
+    ignored = "\n".join(config.ignored)
+    for name in ("timezone", "budgets.daily", "budgets.monthly", "budgets.daily_tokens",
+                 "alerts.thresholds", "alerts.webhook", "alerts.command",
+                 "budgets.task.default = 50 is looser"):
+        assert name in ignored
+    shown = cli_run("budget", "show").output
+    assert "alerts.command ignored" in shown and "evil" not in shown.split("note:")[0]
+
+
+def test_a_project_file_that_does_not_parse_cannot_switch_the_users_budgets_off(project):
+    cli_run("budget", "set", "daily", "50")
+    (project / ".claude" / "cmat.toml").write_text("[budgets\n")
+    config = load_config(project)
+    assert config.global_usd == {"daily": 50.0}
+    assert "not valid TOML" in config.ignored[0]
+
+
+def test_user_wide_budgets_cannot_be_written_into_a_project(project):
+    result = cli_run("budget", "set", "daily", "20", "--in-project", code=2)
+    assert "only the user's config may set them" in result.stderr
+    assert not (project / ".claude" / "cmat.toml").exists()
+
+
+@pytest.mark.parametrize("text, field", [
+    ("[budgets]\ndaily = -1\n", "budgets.daily"),
+    ("[budgets]\ndaily = 'lots'\n", "budgets.daily"),
+    ("[budgets]\nhourly = 3\n", "budgets.hourly"),
+    ("[budgets.project]\nweekly = 3\n", "budgets.project.weekly"),
+    ("[budgets]\ndaily_tokens = 1.5\n", "budgets.daily_tokens"),
+    ("[alerts]\nthresholds = [50, 120]\n", "alerts.thresholds"),
+    ("[alerts]\nwebhook = 'ftp://x'\n", "alerts.webhook"),
+    ("colour = 'red'\n", "colour"),
+    ("[budgets\n", "not valid TOML"),
+    ("[budgets]\ndaily = nan\n", "budgets.daily"),
+    ("[budgets]\nweekly = inf\n", "budgets.weekly"),
+    ("[budgets.task]\ndefault = -inf\n", "budgets.task.default"),
+    ("[alerts]\ncommand = []\n", "alerts.command"),
+    ("[alerts]\ncommand = 'say \"unterminated'\n", "alerts.command"),
+])
+def test_invalid_config_is_refused_with_the_field_named(project, text, field):
+    user = paths.config_home() / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text(text)
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_config(project)
+
+
+def test_set_refuses_invalid_values_and_writes_nothing(project):
+    result = cli_run("budget", "set", "daily", "--", "-5", code=10)
+    assert "budgets.daily must be an amount" in result.stderr
+    assert not (paths.config_home() / "config.toml").exists()
+    assert "--id goes with" in cli_run("budget", "set", "daily", "5", "--id", "x", code=2).stderr

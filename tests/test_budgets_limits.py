@@ -1,0 +1,272 @@
+"""Which budgets apply, what was spent against each, and the hooks that enforce them."""
+
+import json
+import os
+import subprocess
+import time
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from cmat import paths
+from cmat.budgets.config import load_config
+from cmat.budgets.limits import (
+    Context,
+    applicable,
+    evaluate,
+    parse_duration,
+    status_report,
+)
+from cmat.catalog import ModelService
+from cmat.ingest import attribute_session
+from cmat.ledger import Ledger
+from cmat.tasks import QueueService, TaskContext
+from tests.helpers import (
+    OPUS,
+    PRE_TOOL,
+    PROMPT,
+    budget_hook,
+    budget_payload,
+    child_env,
+    cli_run,
+    now_iso,
+    session_costing,
+    user_config,
+)
+from tests.transcript_factory import TranscriptBuilder, write_session
+
+
+def test_durations():
+    assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400
+    assert parse_duration("1d") == 86400
+    with pytest.raises(Exception):
+        parse_duration("soon")
+
+
+def _store(tmp_path, project, builder, task=None, enhancement=None, project_dir=None):
+    """Record a session the one way every writer does, attributed as given."""
+    path = write_session(tmp_path / builder.session_id, builder)
+    with Ledger() as ledger:
+        attribute_session(project_dir or project, ledger, ModelService(project), path, builder.session_id,
+               TaskContext(task, enhancement), "test")
+    return builder.expected_cost
+
+
+def _spend(session_id, usd, when, cwd="/home/user/project"):
+    builder = TranscriptBuilder(session_id=session_id, cwd=cwd)
+    builder.now = when
+    builder.response(model=OPUS, output=int(usd * 40_000), blocks=1)
+    return builder
+
+
+def test_spend_per_scope(tmp_path, project):
+    today = now_iso(-30)
+    yesterday = now_iso(-3 * 86400)
+    a = _store(tmp_path, project, _spend("a", 1.0, today, str(project)), "t1", "e1")
+    b = _store(tmp_path, project, _spend("b", 2.0, yesterday, "/elsewhere"), "t1", "e1")
+    # Not attributed yet: the session running now.
+    c = _store(tmp_path, project, _spend("running", 0.5, today, str(project / "sub")))
+    user_config(
+        "[budgets]\ndaily = 10\nmonthly = 100\ndaily_tokens = 1000000000\n"
+        "[budgets.project]\ndaily = 10\n[budgets.task]\ndefault = 10\n"
+        "[budgets.enhancement]\ne1 = 10\n[budgets.session]\ndefault = 10\n")
+    config = load_config(project)
+    context = Context(project, ZoneInfo("UTC"), time.time(), "running", "t1", "e1")
+    with Ledger() as ledger:
+        queries = []
+        ledger.db.set_trace_callback(queries.append)
+        got = {s.budget.key: s.spent for s in evaluate(ledger, applicable(config, context),
+                                                      context)}
+        ledger.db.set_trace_callback(None)
+        # Budget checks run before every tool call: each must be answered from an index.
+        sums = [q for q in queries if q.startswith("SELECT")]
+        assert len(sums) == len(got)
+        for query in sums:
+            plan = " / ".join(row[3] for row in ledger.query("EXPLAIN QUERY PLAN " + query))
+            assert "SCAN requests" not in plan, (query, plan)
+    assert got["daily"] == pytest.approx(a + c)
+    assert got["project-daily"] == pytest.approx(a + c)  # /elsewhere is another project
+    assert got["task:t1"] == pytest.approx(a + b + c)  # the running session counts for the task
+    assert got["enhancement:e1"] == pytest.approx(a + b + c)
+    assert got["session:running"] == pytest.approx(c)
+    assert got["daily-tokens"] > 0
+    if datetime.now(timezone.utc).day > 3:
+        assert got["monthly"] == pytest.approx(a + b + c)
+
+
+def test_the_running_session_counts_for_its_own_task_and_enhancement_only(tmp_path, project):
+    today = now_iso(-30)
+    idle = _store(tmp_path, project, _spend("idle-task", 0.2, today), "t-idle", "e-idle")
+    other_project = tmp_path / "other"
+    elsewhere = _store(tmp_path, project, _spend("other", 3.0, today), "t-other", "e1",
+                       project_dir=other_project)
+    running = _store(tmp_path, project, _spend("running", 1.0, today))
+    user_config("[budgets.task]\nt-idle = 1\nt-now = 5\n"
+                "[budgets.enhancement]\ne-idle = 1\ne1 = 10\n")
+
+    with Ledger() as ledger:
+        report = status_report(project, ledger, "running")
+    assert {b["budget"]: b["spent"] for b in report["budgets"]} == pytest.approx({
+        "task:t-idle": idle, "task:t-now": 0, "enhancement:e-idle": idle,
+        "enhancement:e1": 0})  # another project's e1 is another enhancement
+    assert elsewhere and running
+    context = Context(project, ZoneInfo("UTC"), time.time(), "running", "t-now", "e1")
+    config = load_config(project)
+    with Ledger() as ledger:
+        got = {s.budget.key: s.spent for s in evaluate(ledger, applicable(config, context),
+                                                      context)}
+    assert got == pytest.approx({"task:t-now": running, "enhancement:e1": running})
+
+
+@pytest.fixture
+def over_budget(project, tmp_path):
+    """Daily budget $1 and a running session that has spent $1.20 today."""
+    user_config('timezone = "Europe/Paris"\n'
+                                                   "[budgets]\ndaily = 1\n")
+    builder, path = session_costing(tmp_path, "run-1", 1.2)
+    return builder, path
+
+
+def test_nothing_configured_means_nothing_said(project, tmp_path):
+    _, path = session_costing(tmp_path, "s", 5)
+    assert budget_hook(PROMPT, project, budget_payload(path, "s")) is None
+    assert budget_hook(PRE_TOOL, project, budget_payload(path, "s", "PreToolUse")) is None
+    assert not paths.ledger_file().exists()  # not even opened
+
+
+def test_prompt_submit_blocks_with_the_budget_message(project, over_budget):
+    _, path = over_budget
+    answer = budget_hook(PROMPT, project, budget_payload(path, "run-1"))
+    assert answer["decision"] == "block"
+    lines = answer["reason"].splitlines()
+    assert lines[0] == "Daily budget exhausted ($1.00)"
+    assert lines[1].startswith("Spent today: $1.2")
+    assert lines[2] == "Reset at 00:00 Europe/Paris, or raise it with: cmat budget set daily 1.8"
+
+
+def test_pre_tool_use_denies_with_the_reason_for_claude_and_the_user(project, over_budget):
+    _, path = over_budget
+    answer = budget_hook(PRE_TOOL, project, budget_payload(path, "run-1", "PreToolUse"))
+    decision = answer["hookSpecificOutput"]
+    assert decision["hookEventName"] == "PreToolUse"
+    assert decision["permissionDecision"] == "deny"
+    assert decision["permissionDecisionReason"].startswith("Daily budget exhausted ($1.00)")
+    assert answer["systemMessage"].startswith("Daily budget exhausted")
+
+
+def test_cmat_override_limit_lets_work_continue(project, over_budget):
+    _, path = over_budget
+    answer = budget_hook(PROMPT, project, budget_payload(path, "run-1"), CMAT_OVERRIDE_LIMIT="1")
+    assert "decision" not in (answer or {})
+    assert "allowed by an override" in answer["systemMessage"]
+    tool = budget_hook(PRE_TOOL, project, budget_payload(path, "run-1", "PreToolUse"),
+                    CMAT_OVERRIDE_LIMIT="1")
+    assert "hookSpecificOutput" not in (tool or {})
+
+
+def test_a_recorded_override_expires(project, over_budget):
+    _, path = over_budget
+    assert "Budgets (all) are not enforced until" in cli_run("budget", "override", "--for",
+                                                             "1h", "--reason", "demo").output
+    assert "decision" not in (budget_hook(PROMPT, project, budget_payload(path, "run-1")) or {})
+    with Ledger() as ledger, ledger.transaction():
+        ledger.db.execute("UPDATE overrides SET until = ?", (time.time() - 1,))
+    assert budget_hook(PROMPT, project, budget_payload(path, "run-1"))["decision"] == "block"
+    with Ledger() as ledger:
+        who = ledger.query("SELECT created_by, reason FROM overrides")[0]
+    assert "@" in who[0] and who[1] == "demo"
+
+
+def test_a_broken_config_never_blocks(project, tmp_path):
+    user_config("[budgets]\ndaily = 'oops'\n")
+    _, path = session_costing(tmp_path, "s", 5)
+    result = subprocess.run([str(PROMPT)], input=json.dumps(budget_payload(path, "s")).encode(),
+                            capture_output=True, env=child_env(CLAUDE_PROJECT_DIR=project,
+                                                               CMAT_PYTHON=os.sys.executable))
+    assert result.returncode == 0 and result.stdout == b""
+    assert b"budget not checked, prompt allowed" in result.stderr
+    assert "budgets.daily must be" in paths.hook_log_file().read_text()
+
+
+def test_a_corrupt_ledger_never_blocks(project, tmp_path, over_budget):
+    _, path = over_budget
+    paths.ledger_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.ledger_file().write_bytes(b"junk" * 1000)
+    assert budget_hook(PRE_TOOL, project, budget_payload(path, "run-1", "PreToolUse")) is None
+
+
+def test_task_and_session_limits_stop_a_runaway_agent(project, tmp_path):
+    task = QueueService(project).add("runaway")["id"]
+    (project / ".claude" / "cmat.toml").write_text("[budgets.task]\ndefault = 0.5\n")
+    _, path = session_costing(tmp_path, "agent", 0.6)
+    answer = budget_hook(PRE_TOOL, project, budget_payload(path, "agent", "PreToolUse"),
+                      CMAT_CURRENT_TASK_ID=task)
+    assert answer["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert f"Task {task} budget exhausted ($0.50)" in answer["systemMessage"]
+    (project / ".claude" / "cmat.toml").write_text("[budgets.session]\ndefault = 0.5\n")
+    answer = budget_hook(PRE_TOOL, project, budget_payload(path, "agent", "PreToolUse"))
+    assert "Session agent budget exhausted" in answer["hookSpecificOutput"][
+        "permissionDecisionReason"]
+
+
+def test_budget_status_shows_it_all_and_exits_1_when_exhausted(project, over_budget):
+    _, path = over_budget
+    budget_hook(PROMPT, project, budget_payload(path, "run-1"))  # imports the running session
+    result = cli_run("budget", "status", "--no-scan", code=1)
+    assert "Daily budget" in result.output and "EXHAUSTED" in result.output
+    data = json.loads(cli_run("budget", "status", "--no-scan", "--json", code=1).output)
+    daily = data["budgets"][0]
+    assert daily["exhausted"] and daily["limit"] == 1 and daily["spent"] > 1
+    assert daily["reset_at"].endswith("+01:00") or daily["reset_at"].endswith("+02:00")
+
+
+def test_extract_fails_on_an_exhausted_task_budget_unless_overridden(project, tmp_path):
+    task = QueueService(project).add("limited")["id"]
+    (project / ".claude" / "cmat.toml").write_text("[budgets.task]\ndefault = 0.5\n")
+    builder, path = session_costing(tmp_path, "x1", 0.6)
+    result = cli_run("costs", "extract", task, path, code=11)
+    assert "budget exhausted" in result.stderr
+    assert QueueService(project).get(task)["metadata"]["cost_usd"]  # recorded all the same
+    result = cli_run("costs", "extract", task, path, "--override-limit")
+    assert "warning" in result.stderr
+
+
+def test_the_raise_hint_names_the_file_that_set_the_limit_and_clears_the_spend(project,
+                                                                                tmp_path):
+    user_config("[budgets.task]\ndefault = 3\n")
+    (project / ".claude" / "cmat.toml").write_text("[budgets.session]\ndefault = 0.2\n"
+                                                  "[budgets.task]\ndefault = 0.5\n")
+    _, path = session_costing(tmp_path, "hint", 1.0)
+    answer = budget_hook(PROMPT, project, budget_payload(path, "hint"), CMAT_CURRENT_TASK_ID="t1")
+    reason = answer["reason"]
+    # The session budget lives in the project's file alone; spent ($1.0x) is far above $0.20.
+    assert "Raise it with: cmat budget set session 1.5" in reason
+    # The task budget: the project's 0.5 under the user's 3; 1.5 lifts both.
+    assert "cmat budget set task 1.5 --user && cmat budget set task 1.5\n" in reason + "\n"
+    for command in ("cmat budget set session 1.5", "cmat budget set task 1.5 --user",
+                    "cmat budget set task 1.5"):
+        cli_run(*command.split()[1:])
+    assert "decision" not in (budget_hook(PROMPT, project, budget_payload(path, "hint"),
+                                       CMAT_CURRENT_TASK_ID="t1") or {})
+
+
+@pytest.mark.parametrize("value, enforced", [("1", False), ("TRUE", False), ("yes", False),
+                                             ("0", True), ("", True), ("maybe", True),
+                                             ("2", True), ("on", True)])
+def test_only_1_true_or_yes_lifts_budgets(project, tmp_path, value, enforced):
+    user_config("[budgets]\ndaily = 1\n")
+    _, path = session_costing(tmp_path, "o", 1.2)
+    answer = budget_hook(PROMPT, project, budget_payload(path, "o"), CMAT_OVERRIDE_LIMIT=value) or {}
+    assert ("decision" in answer) == enforced
+    if value in ("maybe", "2", "on"):
+        assert "is not 1, true or yes" in answer["systemMessage"]
+
+
+def test_a_zero_limit_means_nothing_may_be_spent(project, tmp_path):
+    note = cli_run("budget", "set", "session", "0").output
+    assert "nothing may be spent" in note
+    _, path = session_costing(tmp_path, "zero", 0.0)
+    answer = budget_hook(PROMPT, project, budget_payload(path, "zero"))
+    assert answer["decision"] == "block"
+    assert "Session zero budget exhausted ($0.00)" in answer["reason"]

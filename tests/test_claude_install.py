@@ -1,0 +1,260 @@
+"""cmat's entries in Claude Code's settings and .mcp.json: installed, kept, removed."""
+
+import json
+import os
+import shlex
+import subprocess
+
+import pytest
+
+from cmat.claude.events import EVENTS
+from cmat.claude.install import install, target_for, uninstall
+from cmat.errors import CmatError
+from cmat.tasks import QueueService
+from tests.helpers import FIXTURES, child_env, cli_run
+from tests.transcript_factory import TranscriptBuilder, write_session
+
+OTHER_HOOKS = {
+    "permissions": {"allow": ["Bash(ls:*)"]},
+    "hooks": {
+        "SessionEnd": [{"hooks": [{"type": "command", "command": "echo bye", "timeout": 5}]}],
+        "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "lint.sh"}]}],
+    },
+    "model": "opus",
+}
+
+
+def settings_file(project):
+    return project / ".claude" / "settings.json"
+
+
+def test_install_into_a_project_adds_both_hooks_and_scripts(project):
+    cli_run("hooks", "install")
+    settings = json.loads(settings_file(project).read_text())
+    for event in EVENTS:
+        handler = settings["hooks"][event.name][0]["hooks"][0]
+        assert handler == {"type": "command", "timeout": event.timeout,
+                           "command": f'"$CLAUDE_PROJECT_DIR"/.claude/hooks/cmat/{event.script}'}
+        assert os.access(project / ".claude" / "hooks" / "cmat" / event.script, os.X_OK)
+    support = (project / ".claude" / "hooks" / "cmat" / "cmat-hook.sh").read_text()
+    assert f"CMAT_INSTALLED_PYTHON={shlex.quote(os.sys.executable)}" in support
+
+
+def test_install_twice_changes_nothing(project):
+    cli_run("hooks", "install")
+    before = settings_file(project).read_bytes()
+    assert "Nothing to do" in cli_run("hooks", "install").output
+    assert settings_file(project).read_bytes() == before
+
+
+def test_install_keeps_other_hooks_and_settings(project):
+    settings_file(project).write_text(json.dumps(OTHER_HOOKS))
+    cli_run("hooks", "install")
+    settings = json.loads(settings_file(project).read_text())
+    assert settings["permissions"] == OTHER_HOOKS["permissions"]
+    assert settings["model"] == "opus"
+    assert settings["hooks"]["PreToolUse"][0] == OTHER_HOOKS["hooks"]["PreToolUse"][0]
+    assert len(settings["hooks"]["PreToolUse"]) == 2
+    assert settings["hooks"]["SessionEnd"][0] == OTHER_HOOKS["hooks"]["SessionEnd"][0]
+    assert len(settings["hooks"]["SessionEnd"]) == 2
+    cli_run("hooks", "uninstall")
+    assert json.loads(settings_file(project).read_text()) == OTHER_HOOKS
+    assert not (project / ".claude" / "hooks" / "cmat").exists()
+
+
+def test_uninstall_of_cmat_only_settings_leaves_no_empty_hooks(project):
+    settings_file(project).write_text(json.dumps({"model": "opus"}))
+    cli_run("hooks", "install")
+    cli_run("hooks", "uninstall")
+    assert json.loads(settings_file(project).read_text()) == {"model": "opus"}
+
+
+def test_a_moved_or_old_cmat_entry_is_updated_in_place(project):
+    old = {"hooks": {"SessionEnd": [{"hooks": [
+        {"type": "command", "command": "/old/place/on-session-end-cost.sh"}]}]}}
+    settings_file(project).write_text(json.dumps(old))
+    install(target_for(project, False))
+    groups = json.loads(settings_file(project).read_text())["hooks"]["SessionEnd"]
+    assert len(groups) == 1 and groups[0]["hooks"][0]["timeout"] == 30
+    assert ".claude/hooks/cmat/on-session-end-cost.sh" in groups[0]["hooks"][0]["command"]
+
+
+@pytest.mark.parametrize("content", ['{"hooks": ', '{"hooks": []}', "[]"])
+def test_a_malformed_settings_file_is_refused_and_untouched(project, content):
+    settings_file(project).write_text(content)
+    result = cli_run("hooks", "install", code=9)
+    assert "will not overwrite" in result.stderr or "expected an object" in result.stderr
+    assert settings_file(project).read_text() == content
+    with pytest.raises(CmatError):
+        uninstall(target_for(project, False))
+    assert settings_file(project).read_text() == content
+
+
+def test_dry_run_writes_nothing(project):
+    result = cli_run("hooks", "install", "--dry-run")
+    assert "Would update" in result.output and '"SessionEnd"' in result.output
+    assert not settings_file(project).exists()
+    assert not (project / ".claude" / "hooks").exists()
+
+
+def test_user_scope_uses_the_claude_config_dir(project, tmp_path, monkeypatch):
+    config = tmp_path / "claude-config"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    cli_run("hooks", "install", "--user")
+    command = json.loads((config / "settings.json").read_text())["hooks"]["SessionEnd"][0][
+        "hooks"][0]["command"]
+    assert command == shlex.quote(str(config / "hooks" / "cmat" / "on-session-end-cost.sh"))
+    assert not settings_file(project).exists()
+
+
+def test_status_reports_missing_then_healthy_then_the_last_run(project, tmp_path):
+    result = cli_run("hooks", "status", code=1)
+    assert "not installed" in result.output and "Not ready" in result.output
+    cli_run("hooks", "install")
+    report = json.loads(cli_run("hooks", "status", "--json").output)
+    project_scope = report["scopes"][0]
+    assert report["ok"] and all(h["installed"] and h["executable"] for h in project_scope["hooks"])
+    assert project_scope["hooks"][0]["runs"] == f"{os.sys.executable} -m cmat"
+
+    # End a simulated Claude Code session through the installed script.
+    task_id = QueueService(project).add("Installed hook")["id"]
+    builder = TranscriptBuilder(session_id="installed")
+    builder.response(model="claude-opus-4-6", output=1234, write_1h=1000)
+    path = write_session(tmp_path, builder)
+    script = project / ".claude" / "hooks" / "cmat" / "on-session-end-cost.sh"
+    stdin = json.dumps({"session_id": "installed", "transcript_path": str(path),
+                        "hook_event_name": "SessionEnd", "reason": "other"}).encode()
+    subprocess.run([str(script)], input=stdin, check=True, timeout=60,
+                   env=child_env(CLAUDE_PROJECT_DIR=project, CMAT_CURRENT_TASK_ID=task_id))
+    shown = cli_run("costs", "show", task_id).output
+    assert f"${builder.expected_cost:,.4f}" in shown and "1,234" in shown
+    assert "session installed" in cli_run("hooks", "status").output
+
+
+def _cmat_v10_project(project):
+    """A project as CMAT v10 sets it up: its settings and its own SessionEnd hook."""
+    hooks = project / ".claude" / "hooks"
+    hooks.mkdir(parents=True)
+    script = hooks / "on-session-end-cost.sh"
+    script.write_bytes((FIXTURES / "cmat-v10" / "hooks_on-session-end-cost.sh").read_bytes())
+    script.chmod(0o755)
+    settings_file(project).write_bytes(
+        (FIXTURES / "cmat-v10" / "settings.json").read_bytes())
+    return script
+
+
+def test_install_and_uninstall_leave_cmats_own_hook_and_settings_byte_identical(project):
+    script = _cmat_v10_project(project)
+    script_before, settings_before = script.read_bytes(), settings_file(project).read_bytes()
+    cli_run("hooks", "install")
+    assert script.read_bytes() == script_before
+    session_end = json.loads(settings_file(project).read_text())["hooks"]["SessionEnd"]
+    commands = [h["command"] for group in session_end for h in group["hooks"]]
+    assert commands == ['"$CLAUDE_PROJECT_DIR"/.claude/hooks/on-session-end-cost.sh',
+                        '"$CLAUDE_PROJECT_DIR"/.claude/hooks/cmat/on-session-end-cost.sh']
+    shown = cli_run("hooks", "status").output
+    assert ".claude/hooks/on-session-end-cost.sh  (not cmat's: left alone)" in shown
+    report = json.loads(cli_run("hooks", "status", "--json").output)
+    assert report["scopes"][0]["others"] == [
+        {"event": "SessionEnd",
+         "command": '"$CLAUDE_PROJECT_DIR"/.claude/hooks/on-session-end-cost.sh'}]
+    cli_run("hooks", "uninstall")
+    assert script.read_bytes() == script_before
+    assert settings_file(project).read_bytes() == settings_before
+    assert sorted(p.name for p in (project / ".claude" / "hooks").iterdir()) == [
+        "on-session-end-cost.sh"]
+
+
+def test_a_file_cmat_did_not_write_is_never_replaced(project):
+    folder = project / ".claude" / "hooks" / "cmat"
+    folder.mkdir(parents=True)
+    (folder / "on-session-end-cost.sh").write_text("#!/bin/sh\necho mine\n")
+    result = cli_run("hooks", "install", code=9)
+    assert "was not written by cmat" in result.stderr
+    assert (folder / "on-session-end-cost.sh").read_text() == "#!/bin/sh\necho mine\n"
+    assert not settings_file(project).exists()
+
+
+def test_uninstall_removes_scripts_an_older_cmat_wrote_beside_others(project):
+    hooks = project / ".claude" / "hooks"
+    hooks.mkdir(parents=True)
+    old = hooks / "on-session-end-cost.sh"
+    old.write_text("#!/bin/sh\n. ./cmat-hook.sh\n")
+    settings_file(project).write_text(json.dumps({"hooks": {"SessionEnd": [{"hooks": [
+        {"type": "command",
+         "command": '"$CLAUDE_PROJECT_DIR"/.claude/hooks/on-session-end-cost.sh'}]}]}}))
+    cli_run("hooks", "install")
+    groups = json.loads(settings_file(project).read_text())["hooks"]["SessionEnd"]
+    assert len(groups) == 1 and "/hooks/cmat/" in groups[0]["hooks"][0]["command"]
+    assert not old.exists()  # moved into cmat's own folder
+
+
+def test_a_symlinked_settings_file_is_edited_through_the_link(project, tmp_path):
+    real = tmp_path / "dotfiles" / "settings.json"
+    real.parent.mkdir()
+    real.write_text(json.dumps({"model": "opus"}))
+    settings_file(project).symlink_to(real)
+    cli_run("hooks", "install")
+    assert settings_file(project).is_symlink()
+    assert "SessionEnd" in json.loads(real.read_text())["hooks"]
+    cli_run("hooks", "uninstall")
+    assert settings_file(project).is_symlink() and json.loads(real.read_text()) == {
+        "model": "opus"}
+
+
+def test_shell_syntax_in_paths_is_never_run(tmp_path, monkeypatch):
+    marker = tmp_path / "ran"
+    home = tmp_path / f"a $(touch {marker}) b}}; touch {marker}"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home))
+    cli_run("hooks", "install", "--user")
+    command = json.loads((home / "settings.json").read_text())["hooks"]["SessionEnd"][0][
+        "hooks"][0]["command"]
+    result = subprocess.run(["bash", "-c", command], input=b"{}", capture_output=True,
+                            env=child_env(CMAT_HOOK_WHICH="1"), timeout=30)
+    assert result.stdout.decode().strip() == f"{os.sys.executable} -m cmat"
+    assert not marker.exists()
+    report = json.loads(cli_run("hooks", "status", "--json", code=0).output)
+    assert report["scopes"][1]["hooks"][0]["runs"] == f"{os.sys.executable} -m cmat"
+
+
+def test_new_files_respect_the_umask(project):
+    previous = os.umask(0o077)
+    try:
+        cli_run("hooks", "install")
+        cli_run("budget", "set", "task", "5")
+    finally:
+        os.umask(previous)
+    assert settings_file(project).stat().st_mode & 0o777 == 0o600
+    assert (project / ".claude" / "cmat.toml").stat().st_mode & 0o777 == 0o600
+    script = project / ".claude" / "hooks" / "cmat" / "on-session-end-cost.sh"
+    assert script.stat().st_mode & 0o777 == 0o700
+
+
+def test_install_statusline_and_mcp_and_remove_them(project):
+    settings_file = project / ".claude" / "settings.json"
+    cli_run("hooks", "install", "--statusline", "--mcp")
+    settings = json.loads(settings_file.read_text())
+    assert settings["statusLine"]["command"].endswith('.claude/hooks/cmat/cmat-statusline.sh')
+    assert os.access(project / ".claude" / "hooks" / "cmat" / "cmat-statusline.sh", os.X_OK)
+    servers = json.loads((project / ".mcp.json").read_text())["mcpServers"]
+    assert servers["cmat"]["args"][-1] == "mcp"
+    assert json.loads(cli_run("hooks", "status", "--json").output)["mcp"] == servers["cmat"]
+    cli_run("hooks", "uninstall")
+    assert not settings_file.exists()  # cmat created it, and took it away again
+    assert json.loads((project / ".mcp.json").read_text()) == {}
+    assert not list(project.rglob("*.lock"))
+
+
+def test_someone_elses_status_line_is_never_replaced(project):
+    settings_file = project / ".claude" / "settings.json"
+    settings_file.write_text(json.dumps({"statusLine": {"type": "command", "command": "mine"}}))
+    result = cli_run("hooks", "install", "--statusline", code=9)
+    assert "already has a status line" in result.stderr
+    assert json.loads(settings_file.read_text())["statusLine"]["command"] == "mine"
+
+
+def test_other_mcp_servers_are_kept(project):
+    (project / ".mcp.json").write_text(json.dumps({"mcpServers": {"db": {"command": "x"}}}))
+    cli_run("hooks", "install", "--mcp")
+    cli_run("hooks", "uninstall")
+    assert json.loads((project / ".mcp.json").read_text()) == {"mcpServers": {"db": {"command": "x"}}}

@@ -1,0 +1,91 @@
+"""The MCP server, through the official client."""
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cmat.ingest import extract
+from cmat.tasks import QueueService
+from tests.helpers import (
+    child_env,
+    user_config,
+)
+
+
+def call_tools(calls):
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    async def run():
+        params = StdioServerParameters(command=sys.executable, args=["-m", "cmat", "mcp"],
+                                       env=child_env())
+        async with Client(params) as client:
+            names = [tool.name for tool in (await client.list_tools()).tools]
+            results = [await client.call_tool(name, arguments) for name, arguments in calls]
+            return names, results
+
+    return asyncio.run(run())
+
+
+def test_mcp_tools_answer_with_structured_json(real_history, project, monkeypatch):
+    pytest.importorskip("mcp")
+
+    task = QueueService(project).add("m", enhancement="feat")["id"]
+    extract(project, task, next(real_history.rglob("*b25638d7*.jsonl")))
+    user_config("[budgets]\nmonthly = 10\n")
+    monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(project))
+    names, results = call_tools([
+        ("get_task_cost", {"task_id": task}),
+        ("get_enhancement_cost", {"name": "feat"}),
+        ("get_cost_report", {"period": "monthly", "group_by": ["model"]}),
+        ("get_budget_status", {}),
+    ])
+    assert names == ["get_task_cost", "get_enhancement_cost", "get_cost_report",
+                     "get_budget_status"]
+    assert not any(r.is_error for r in results)
+    task_cost, enhancement, report, budgets = (r.structured_content for r in results)
+    assert task_cost["task_id"] == task and task_cost["total_usd"] > 0
+    assert enhancement["tasks"][0]["task_id"] == task
+    assert report["rows"][0]["month"] == "2025-09" and report["rows"][0]["model"]
+    assert budgets["budgets"][0]["budget"] == "monthly"
+
+
+def test_mcp_unknown_ids_are_tool_errors_not_crashes(real_history, project, monkeypatch):
+    pytest.importorskip("mcp")
+    monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(project))
+    _, results = call_tools([
+        ("get_task_cost", {"task_id": "task_nope"}),
+        ("get_enhancement_cost", {"name": "nothing"}),
+        ("get_cost_report", {"period": "hourly"}),
+        ("get_budget_status", {}),  # the server still answers after errors
+    ])
+    assert [r.is_error for r in results] == [True, True, True, False]
+    assert "no task 'task_nope'" in results[0].content[0].text
+    assert "period must be one of" in results[2].content[0].text
+
+
+def test_an_mcp_request_over_64_kib_is_refused_and_the_server_goes_on(project):
+    server = subprocess.Popen([sys.executable, "-m", "cmat", "mcp"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=child_env(CLAUDE_PROJECT_DIR=project))
+    try:
+        huge = b'{"jsonrpc":"2.0","id":0,"method":"ping","params":{"x":"' + b"a" * 50_000_000
+        server.stdin.write(huge + b'"}}\n')
+        initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}}
+        server.stdin.write(json.dumps(initialize).encode() + b"\n")
+        server.stdin.flush()
+        answer = json.loads(server.stdout.readline())
+        assert answer["id"] == 1 and answer["result"]["serverInfo"]["name"] == "cmat"
+        status = Path(f"/proc/{server.pid}/status").read_text()
+        peak = int(status.split("VmHWM:")[1].split()[0])  # KiB
+        assert peak < 300_000  # the 50 MB line was never held
+    finally:
+        server.stdin.close()
+        server.wait(timeout=20)
+    assert b"refused a request over 64 KiB" in server.stderr.read()
