@@ -3,21 +3,19 @@ script, JSON on stdin), with budgets set, a 1 GB history in the ledger and a 50 
 session that grows a little between calls. Interpreter start-up included. Target: median
 under 80 ms.
 
-    python benchmarks/budget_check.py [--history-gb 1.0] [--session-mb 50] [--runs 25]
+    python -m benchmarks.budget_check [--history-gb 1.0] [--session-mb 50] [--runs 25]
 """
 
 from __future__ import annotations
 
 import json
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import (live_arguments, project_with_history, summary, timed_run,  # noqa: E402
-                       user_config, write_session, write_session_with_subagents)
+from benchmarks.harness import live_arguments, project_with_history, summary, timed_run, user_config
+from tests.transcript_factory import write_random_session, write_random_session_with_subagents
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,10 +28,9 @@ def main() -> None:
         user_config(env, "[budgets]\ndaily = 100000\nmonthly = 1000000\n"
                          "[budgets.session]\ndefault = 50000\n[budgets.project]\ndaily = 50000\n")
         rng = random.Random(5)
-        running = write_session_with_subagents(root / "running", "running-session",
-                                               int(args.session_mb * 0.8e6),
-                                               int(args.session_mb * 0.2e6), 2, rng,
-                                               start_ts=time.time() - 3600)
+        running = write_random_session_with_subagents(
+            root / "running", "running-session", int(args.session_mb * 0.8e6),
+            int(args.session_mb * 0.2e6), 2, rng, start_ts=time.time() - 3600)
         stdin = json.dumps({"session_id": "running-session", "transcript_path": str(running),
                             "hook_event_name": "PreToolUse", "tool_name": "Bash",
                             "tool_input": {"command": "ls"}}).encode()
@@ -46,7 +43,7 @@ def main() -> None:
         runs = []
         growth = root / "growth.jsonl"
         for _ in range(args.runs):
-            write_session(growth, 8_000, "running-session", rng, start_ts=time.time())
+            write_random_session(growth, 8_000, "running-session", rng, start_ts=time.time())
             with open(running, "ab") as out:  # the session grows between tool calls
                 out.write(growth.read_bytes())
             runs.append(check())

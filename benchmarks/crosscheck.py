@@ -1,6 +1,6 @@
 """Cross-check: the same edge-case transcripts priced by cmat and by ccusage, case by case.
 
-    python benchmarks/crosscheck.py [--ccusage PATH]
+    python -m benchmarks.crosscheck [--ccusage PATH]
 
 Each case is one session of a few requests; the expected figure comes from the pricing rules
 (README, "How costs are computed"), computed independently of cmat.
@@ -17,9 +17,8 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from benchmarks.history import find_ccusage  # noqa: E402
-from tests.transcript_factory import TranscriptBuilder, write_session  # noqa: E402
+from benchmarks.history import find_ccusage
+from tests.transcript_factory import TranscriptBuilder, write_session
 
 SONNET = "claude-sonnet-4-5-20250929"
 

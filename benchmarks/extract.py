@@ -1,7 +1,7 @@
 """Benchmark: `cmat costs extract` on a 100 MB session with 30 MB of subagent files, and the
 import time of `cmat --help` and `python -m cmat costs extract`.
 
-    python benchmarks/extract.py [--main-mb 100] [--sub-mb 30] [--runs 5]
+    python -m benchmarks.extract [--main-mb 100] [--sub-mb 30] [--runs 5]
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import add_task, bench_project, write_session_with_subagents  # noqa: E402
+from benchmarks.harness import add_task, bench_project
+from tests.transcript_factory import write_random_session_with_subagents
 
 
 def wall(cmd: list[str], env: dict, runs: int) -> list[float]:
@@ -56,9 +56,9 @@ def main() -> None:
         rng = random.Random(42)
         print(f"generating {args.main_mb:g} MB session + {args.sub_mb:g} MB of subagents ...",
               flush=True)
-        main = write_session_with_subagents(root / "transcripts", "bench-session",
-                                            int(args.main_mb * 1e6), int(args.sub_mb * 1e6), 6,
-                                            rng)
+        main = write_random_session_with_subagents(
+            root / "transcripts", "bench-session", int(args.main_mb * 1e6),
+            int(args.sub_mb * 1e6), 6, rng)
         cmat = [sys.executable, "-m", "cmat"]
         task = add_task(env)
         subprocess.run([*cmat, "models", "list"], env=env, check=True, stdout=subprocess.DEVNULL)

@@ -1,7 +1,7 @@
 """Benchmark: reports over a whole history, cmat against ccusage, in one run.
 
-    python benchmarks/make_history.py /tmp/history          # once: 1.2 GB
-    python benchmarks/history.py /tmp/history [--ccusage PATH]
+    python -m benchmarks.make_history /tmp/history          # once: 1.2 GB
+    python -m benchmarks.history /tmp/history [--ccusage PATH]
 
 Times, side by side:
 - cold: `cmat report daily --json` on an empty ledger, and `ccusage daily --json --offline`
@@ -26,8 +26,8 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import compile_bytecode, write_session  # noqa: E402
+from benchmarks.harness import compile_bytecode
+from tests.transcript_factory import write_random_session
 
 
 def _tree_memory_kb(root: int) -> int:
@@ -91,7 +91,7 @@ def single_file(gb: float) -> tuple[float, float]:
     """Scan one huge transcript into an empty ledger: wall seconds and peak MB."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "projects" / "-big"
-        write_session(folder / "big.jsonl", int(gb * 1e9), "big", random.Random(9))
+        write_random_session(folder / "big.jsonl", int(gb * 1e9), "big", random.Random(9))
         env = dict(os.environ, CLAUDE_CONFIG_DIR=str(Path(tmp) / "none"),
                    CMAT_LEDGER=str(Path(tmp) / "ledger.db"), XDG_CACHE_HOME=tmp, HOME=tmp)
         wall, peak, _ = measure([sys.executable, "-m", "cmat", "scan", "--quiet", "--path",
@@ -150,7 +150,7 @@ def main() -> None:
         shutil.copyfile(target, backup)
         try:
             appended = Path(tmp) / "append.jsonl"
-            write_session(appended, 1_000_000, target.stem, random.Random(3))
+            write_random_session(appended, 1_000_000, target.stem, random.Random(3))
             with open(target, "ab") as out:
                 out.write(appended.read_bytes())
             after_append = measure(cmat, env)

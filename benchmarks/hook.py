@@ -1,7 +1,7 @@
 """Benchmark: the SessionEnd hook as Claude Code runs it (the real script, JSON on stdin) on a
 20 MB session with subagents, interpreter start-up included. Target: under 300 ms.
 
-    python benchmarks/hook.py [--mb 20] [--runs 7]
+    python -m benchmarks.hook [--mb 20] [--runs 7]
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import add_task, bench_project, write_session_with_subagents  # noqa: E402
+from benchmarks.harness import add_task, bench_project
+from tests.transcript_factory import write_random_session_with_subagents
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,9 +31,9 @@ def main() -> None:
         root = Path(tmp)
         env = bench_project(root)
         env["CMAT_PYTHON"] = sys.executable
-        project = Path(env["CLAUDE_PROJECT_DIR"])
-        main_file = write_session_with_subagents(root / "t", "bench", int(args.mb * 0.8e6),
-                                                 int(args.mb * 0.2e6), 3, random.Random(7))
+        main_file = write_random_session_with_subagents(
+            root / "t", "bench", int(args.mb * 0.8e6), int(args.mb * 0.2e6), 3,
+            random.Random(7))
         env["CMAT_CURRENT_TASK_ID"] = add_task(env)
         stdin = json.dumps({"session_id": "bench", "transcript_path": str(main_file),
                             "hook_event_name": "SessionEnd", "reason": "other"}).encode()

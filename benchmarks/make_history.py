@@ -4,7 +4,7 @@ Log-normal file sizes (median ~100 KB, p90 ~650 KB), a few files of 50-90 MB, su
 for about a third of the sessions, responses written as several lines, and resumed sessions
 that copy part of an earlier one. 1.2 GB by default.
 
-    python benchmarks/make_history.py OUT_DIR [--gb 1.2] [--seed 1]
+    python -m benchmarks.make_history OUT_DIR [--gb 1.2] [--seed 1]
 
 OUT_DIR becomes a Claude Code configuration folder: OUT_DIR/projects/<project>/<session>.jsonl
 """
@@ -19,8 +19,7 @@ import sys
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import write_session, write_session_with_subagents  # noqa: E402
+from tests.transcript_factory import write_random_session, write_random_session_with_subagents
 
 MEDIAN_BYTES = 100_000
 P90_BYTES = 650_000
@@ -44,11 +43,12 @@ def generate(out: Path, total_bytes: int, seed: int) -> dict:
         cwd = "/" + folder.name.strip("-").replace("-", "/")
         if rng.random() < 0.33 and size > 20_000:
             sub = int(size * 0.3)
-            main = write_session_with_subagents(folder, session_id, size - sub, sub,
-                                                rng.randint(1, 3), rng, cwd=cwd, start_ts=when)
+            main = write_random_session_with_subagents(
+                folder, session_id, size - sub, sub, rng.randint(1, 3), rng, cwd=cwd,
+                start_ts=when)
         else:
             main = folder / f"{session_id}.jsonl"
-            write_session(main, size, session_id, rng, cwd=cwd, start_ts=when)
+            write_random_session(main, size, session_id, rng, cwd=cwd, start_ts=when)
         if rng.random() < 0.05 and size < 2_000_000:  # a resumed session copies the old lines
             resumed = folder / f"{uuid.UUID(int=rng.getrandbits(128))}.jsonl"
             shutil.copyfile(main, resumed)

@@ -3,21 +3,19 @@ JSON on stdin), warm: a 1 GB history in the ledger and a running session that ha
 been imported and grows a little between refreshes. Interpreter start-up included.
 Target: median under 50 ms.
 
-    python benchmarks/statusline.py [--history-gb 1.0] [--session-mb 20] [--runs 25]
+    python -m benchmarks.statusline [--history-gb 1.0] [--session-mb 20] [--runs 25]
 """
 
 from __future__ import annotations
 
 import json
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import (live_arguments, project_with_history, summary, timed_run,  # noqa: E402
-                       user_config, write_session, write_session_with_subagents)
+from benchmarks.harness import live_arguments, project_with_history, summary, timed_run, user_config
+from tests.transcript_factory import write_random_session, write_random_session_with_subagents
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,9 +27,9 @@ def main() -> None:
         env, project = project_with_history(root, args.history_gb, seed=3)
         user_config(env, "[budgets]\ndaily = 1000\n")
         rng = random.Random(6)
-        running = write_session_with_subagents(root / "running", "running", int(
-            args.session_mb * 0.8e6), int(args.session_mb * 0.2e6), 2, rng,
-            start_ts=time.time() - 1800)
+        running = write_random_session_with_subagents(
+            root / "running", "running", int(args.session_mb * 0.8e6),
+            int(args.session_mb * 0.2e6), 2, rng, start_ts=time.time() - 1800)
         stdin = json.dumps({"session_id": "running", "transcript_path": str(running),
                             "cost": {"total_cost_usd": 1.0}}).encode()
         script = REPO / "hooks" / "cmat-statusline.sh"
@@ -44,7 +42,7 @@ def main() -> None:
         growing = []
         growth = root / "growth.jsonl"
         for _ in range(args.runs):
-            write_session(growth, 8_000, "running", rng, start_ts=time.time())
+            write_random_session(growth, 8_000, "running", rng, start_ts=time.time())
             with open(running, "ab") as out:
                 out.write(growth.read_bytes())
             growing.append(refresh())
