@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -27,6 +25,7 @@ DEFAULT_LOCK_TIMEOUT = 30.0
 def lock_file(path: Path) -> Path:
     """The lock of `path`: a file in cmat's state folder, never beside the file itself (a task
     queue, Claude Code's settings, a project's config: folders that belong to others)."""
+    import hashlib  # deferred, like tempfile below: what a hook that writes nothing skips
 
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:20]
     return paths.state_home() / "locks" / f"{path.name}-{digest}.lock"
@@ -86,6 +85,8 @@ def atomic_write_bytes(path: Path, data: bytes, executable: bool = False,
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
         mode = new_file_mode(executable)
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -22,11 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from cmat import spool
 from cmat.catalog import ModelService
 from cmat.errors import TranscriptError, UsageError
 from cmat.ledger import Ledger
-from cmat.ledger.recovery import ledger_state, salvage, set_aside
 from cmat.ledger.schema import LEGACY_PREFIX, FileState, request_rows, row_packer
 from cmat.pricing import price_records, request_cost
 from cmat.tasks import (
@@ -327,6 +325,8 @@ def attribute_session(project: Path, ledger: Ledger, models: ModelService,
 def apply_spool(ledger: Ledger) -> tuple[int, list[str]]:
     """Record what hooks had to spool (see spool.py); returns (applied, problems). An entry
     whose transcript is gone is still attributed: its requests may be in the ledger already."""
+    from cmat import spool  # the recording hooks need it; the budget hooks should not load it
+
     applied, problems = 0, []
     for path, pending in spool.waiting():
         project = Path(pending.project)
@@ -406,6 +406,8 @@ def rebuild(path: Path, models: ModelService, roots: list[Path]) -> dict:
     """Start the ledger afresh, import every transcript under `roots`, and salvage from the old
     ledger whatever it still holds. The old file is never destroyed: it is kept beside the new
     one as `<name>.damaged-<time>` (or `.previous-<time>` when it was healthy)."""
+    from cmat.ledger.recovery import ledger_state, salvage, set_aside  # no hook rebuilds
+
     state = ledger_state(path)
     kept = set_aside(path, state) if state != "missing" else None
     with Ledger(path) as fresh:

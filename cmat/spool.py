@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +32,8 @@ class Pending:
 
 
 def folders() -> list[Path]:
+    import tempfile  # only for a spool, rare: its import costs every hook ~10 ms
+
     return [paths.state_home() / "spool",
             Path(tempfile.gettempdir()) / f"cmat-spool-{os.getuid()}"]
 

@@ -20,8 +20,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable  # not typing's: its import costs a refresh ~3 ms
 from pathlib import Path
-from typing import Callable
 
 from cmat import paths
 
@@ -126,10 +126,8 @@ def _cache_file(session_id: str) -> Path:
     return paths.cache_home() / "statusline" / f"{safe}.json"
 
 
-LineBuilder = Callable[[dict, Path, bool], tuple[str, float]]
-
-
-def cached_line(payload: dict, project: Path, colour: bool, build: LineBuilder | None = None,
+def cached_line(payload: dict, project: Path, colour: bool,
+                build: Callable[[dict, Path, bool], tuple[str, float]] | None = None,
                 cache_seconds: float = CACHE_SECONDS) -> tuple[str, float]:
     """The line from the cache when still valid, else built (by `build_line`) and cached."""
     session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else ""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import re
 import time
 from dataclasses import dataclass
@@ -49,6 +48,8 @@ def utc_now() -> str:
 
 
 def new_task_id() -> str:
+    import random  # only `queue add` makes ids
+
     return f"task_{int(time.time())}_{random.randint(0, 99999):05d}"
 
 

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import copy
 import math
-import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,6 +129,8 @@ def _table(path: Path, data: dict, name: str) -> dict:
 
 def _command(path: Path, value) -> tuple[str, ...]:
     if isinstance(value, str) and value.strip():
+        import shlex  # only a config with an alert command needs it
+
         try:
             return tuple(shlex.split(value))
         except ValueError as exc:

@@ -8,10 +8,8 @@ yet; likewise for an enhancement, within its project.
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
-import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -228,6 +226,8 @@ def active_override(ledger: Ledger, budget: Budget, now: float) -> bool:
 
 
 def add_override(ledger: Ledger, seconds: float, scope: str, reason: str | None) -> float:
+    import socket  # only an override needs who made it
+
     until = time.time() + seconds
     who = f"{_user()}@{socket.gethostname()}"
     with ledger.transaction():
@@ -236,6 +236,8 @@ def add_override(ledger: Ledger, seconds: float, scope: str, reason: str | None)
 
 
 def _user() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):

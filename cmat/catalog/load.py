@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -205,6 +204,7 @@ def _apply_layer(state: _Merge, layer: Layer, validator: _Validator | None) -> N
     if layer_version and layer.origin == "built-in":
         state.version = str(layer_version)
     elif layer.origin != "built-in":  # the version says which content priced a request
+        import hashlib  # a user's or project's layer only: the hooks' common case skips it
 
         digest = hashlib.sha1(path.read_bytes()).hexdigest()[:8]
         state.version = f"{state.version}+{layer.origin}.{digest}"
@@ -349,6 +349,7 @@ def unannounced_notes(catalog: Catalog) -> list[str]:
     they count as said from now on."""
     if not catalog.notes:
         return []
+    import hashlib
 
     record = paths.state_home() / "catalog-notes-said.json"
     try:
