@@ -13,9 +13,7 @@ import sys
 import click
 
 from cmat import __version__
-from cmat.errors import CmatError
-
-INTERNAL_ERROR_EXIT = 70
+from cmat.errors import INTERNAL_ERROR_EXIT, CmatError
 
 COMMANDS = {
     "costs": ("cmat.cli.costs", "costs", "Price sessions, record them against tasks; today, ..."),
@@ -23,6 +21,7 @@ COMMANDS = {
     "queue": ("cmat.cli.queue", "queue", "A minimal CMAT task queue: add, start, finish, list."),
     "hooks": ("cmat.cli.hooks", "hooks", "Install, remove and check the Claude Code hooks."),
     "report": ("cmat.cli.report", "report", "Spend over the whole history: daily, weekly, ..."),
+    "blocks": ("cmat.cli.blocks", "blocks", "5-hour usage blocks: burn rate, projection, limit."),
     "scan": ("cmat.cli.report", "scan", "Import new transcript lines into the ledger."),
     "ledger": ("cmat.cli.ledger", "ledger", "The usage ledger: info, reprice, rebuild."),
     "budget": ("cmat.cli.budget", "budget", "Budgets enforced in Claude Code: set, status, ..."),
@@ -80,9 +79,11 @@ class LazyGroup(click.Group):
             ctx.exit(0)
 
 
-@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=COMMANDS, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cmat")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Exact costs of Claude Code sessions, recorded against tasks and kept within budgets.
 
     \b
@@ -94,6 +95,8 @@ def cli() -> None:
       cmat queue add "Fix login"         a task to record costs against
       cmat costs show TASK               what a task has cost so far
     """
+    if ctx.invoked_subcommand is None:  # `cmat` alone: the help, and success
+        click.echo(ctx.get_help())
 
 
 def main() -> None:

@@ -231,6 +231,14 @@ class LedgerQueries:
         return self.query(f"SELECT min(ts), max(ts) FROM requests WHERE {condition}",
                           params)[0]
 
+    def timeline(self, since: float | None = None) -> list[tuple]:
+        """Every request from `since` on, oldest first: (ts, model, input, output, cache
+        writes, cache reads, cost or None). What 5-hour blocks are cut from."""
+        kinds = ", ".join(COLUMN[kind] for kind in COUNTED_TOKENS)
+        condition, params = _report_filter(since, None, None)
+        return self.query(f"SELECT ts, model, {kinds}, cost_usd FROM requests WHERE {condition}"
+                          " ORDER BY ts", params)
+
     # --- metrics --------------------------------------------------------------------------
 
     def costliest(self, column: str, limit: int) -> set[str]:

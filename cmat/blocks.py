@@ -1,0 +1,155 @@
+"""5-hour usage blocks: the windows a Claude subscription's usage limit is counted in.
+
+A block starts at the first request after the previous block ended, floored to the hour (UTC),
+and lasts BLOCK_SECONDS; a request more than BLOCK_SECONDS after the block's start, or after
+the request before it, starts the next one. A silence longer than a block between two requests
+is shown as a gap. This is how Claude Code's windows work, and how ccusage cuts them: both
+tools give the same starts, ends and token totals (their costs differ where ccusage misprices,
+see README).
+
+Burn rate is measured from the block's first request to its last; the active block's
+projection assumes that rate until the block ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cmat.errors import UsageError
+from cmat.periods import iso_utc
+from cmat.usage import COUNTED_TOKENS
+
+BLOCK_SECONDS = 5 * 3600
+RECENT_DAYS = 3  # `--recent`: blocks that started this many days ago or later, and the active one
+WARNING_RATIO = 0.8  # a projection above this share of the token limit is a warning
+
+
+@dataclass
+class Block:
+    start: float  # unix seconds
+    end: float
+    last_request: float | None = None  # None for a gap
+    active: bool = False
+    gap: bool = False
+    requests: int = 0
+    first_request: float | None = None
+    tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED_TOKENS, 0))
+    cost_usd: float = 0.0
+    unpriced_requests: int = 0
+    models: list[str] = field(default_factory=list)
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(self.tokens.values())
+
+    def add(self, ts: float, model: str, counts: tuple[int, ...], cost: float | None) -> None:
+        if self.first_request is None:
+            self.first_request = ts
+        self.last_request = ts
+        self.requests += 1
+        for kind, value in zip(COUNTED_TOKENS, counts):
+            self.tokens[kind] += value or 0
+        if cost is None:
+            self.unpriced_requests += 1
+        else:
+            self.cost_usd += cost
+        if model not in self.models:
+            self.models.append(model)
+
+    def burn_rate(self) -> dict | None:
+        """Tokens per minute (all kinds, and input + output alone) and USD per hour, from the
+        first request to the last; None for a gap or a block of one instant."""
+        if self.gap or self.first_request is None:
+            return None
+        minutes = (self.last_request - self.first_request) / 60
+        if minutes <= 0:
+            return None
+        return {"tokens_per_minute": self.total_tokens / minutes,
+                "input_output_tokens_per_minute":
+                    (self.tokens["input"] + self.tokens["output"]) / minutes,
+                "cost_per_hour": self.cost_usd / minutes * 60}
+
+    def projection(self, now: float) -> dict | None:
+        """The active block's totals at its end if its burn rate holds."""
+        rate = self.burn_rate() if self.active else None
+        if rate is None:
+            return None
+        remaining = round(max(self.end - now, 0) / 60)
+        return {"total_tokens": round(self.total_tokens + rate["tokens_per_minute"] * remaining),
+                "cost_usd": self.cost_usd + rate["cost_per_hour"] / 60 * remaining,
+                "remaining_minutes": remaining}
+
+
+def _floor_to_hour(ts: float) -> float:
+    return ts - ts % 3600
+
+
+def cut_blocks(timeline: list[tuple], now: float) -> list[Block]:
+    """Blocks (gaps included) of requests given oldest first as (ts, model, input, output,
+    cache writes, cache reads, cost or None), the way the ledger's `timeline` returns them."""
+    blocks: list[Block] = []
+    current: Block | None = None
+    for ts, model, *rest in timeline:
+        *counts, cost = rest
+        if current is not None and (ts - current.start > BLOCK_SECONDS
+                                    or ts - current.last_request > BLOCK_SECONDS):
+            blocks.append(_closed(current, now))
+            if ts - current.last_request > BLOCK_SECONDS:
+                blocks.append(Block(current.last_request + BLOCK_SECONDS, ts, gap=True))
+            current = None
+        if current is None:
+            start = _floor_to_hour(ts)
+            current = Block(start, start + BLOCK_SECONDS)
+        current.add(ts, model, counts, cost)
+    if current is not None:
+        blocks.append(_closed(current, now))
+    # A gap starts 5 hours after the last request, which can be after the next block's
+    # floored start: shown in order of start, as ccusage does.
+    return sorted(blocks, key=lambda block: block.start)
+
+
+def _closed(block: Block, now: float) -> Block:
+    block.active = now - block.last_request < BLOCK_SECONDS and now < block.end
+    return block
+
+
+def token_limit(value: str | None, blocks: list[Block]) -> int | None:
+    """`--token-limit`: a number of tokens, or `max` for the largest block seen."""
+    if value is None:
+        return None
+    if value == "max":
+        largest = max((b.total_tokens for b in blocks if not b.gap), default=0)
+        return largest or None
+    try:
+        limit = int(value)
+    except ValueError:
+        raise UsageError(f"--token-limit takes a number of tokens or 'max', not {value!r}")
+    if limit <= 0:
+        raise UsageError("--token-limit must be above 0")
+    return limit
+
+
+def limit_status(projected_tokens: int, limit: int) -> str:
+    if projected_tokens > limit:
+        return "exceeds"
+    return "warning" if projected_tokens > limit * WARNING_RATIO else "ok"
+
+
+def block_json(block: Block, now: float, limit: int | None) -> dict:
+    projection = block.projection(now)
+    data = {
+        "id": ("gap-" if block.gap else "") + iso_utc(block.start),
+        "start": iso_utc(block.start), "end": iso_utc(block.end),
+        "last_request": iso_utc(block.last_request), "active": block.active, "gap": block.gap,
+        "requests": block.requests, "tokens": dict(block.tokens),
+        "total_tokens": block.total_tokens, "cost_usd": block.cost_usd,
+        "unpriced_requests": block.unpriced_requests, "models": block.models,
+        "burn_rate": block.burn_rate() if block.active else None, "projection": projection,
+    }
+    if limit:
+        data["token_limit"] = {"limit": limit, "percent": block.total_tokens / limit * 100}
+        if projection:
+            data["token_limit"].update(
+                projected_percent=projection["total_tokens"] / limit * 100,
+                status=limit_status(projection["total_tokens"], limit))
+    return data

@@ -1,0 +1,138 @@
+"""`cmat blocks`: the 5-hour windows of a Claude subscription's usage limit."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime
+from pathlib import Path
+
+import click
+
+from cmat.cli.options import json_option
+from cmat.cli.output import count, emit_json, table, usd
+from cmat.cli.report import scan_first
+
+
+def _day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
+
+
+@click.command()
+@click.option("--active", is_flag=True, help="Only the block under way, in detail.")
+@click.option("--recent", is_flag=True,
+              help="Only the blocks of the last 3 days, and the one under way.")
+@click.option("--since", help="Blocks starting on or after this day (YYYY-MM-DD, local).")
+@click.option("--until", help="Blocks starting on or before this day (YYYY-MM-DD, local).")
+@click.option("--token-limit", metavar="N|max",
+              help="Tokens a block may use: a number, or 'max' for your largest block so far. "
+                   "Adds the share used, and the projected share of the active block.")
+@click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True,
+              help="Oldest or newest block first.")
+@json_option
+@click.option("--no-scan", is_flag=True,
+              help="Answer from the ledger as it is, without importing new transcript lines.")
+@click.option("--path", "extra_paths", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Also scan this folder of transcripts (repeatable).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def blocks(active: bool, recent: bool, since: str | None, until: str | None,
+           token_limit: str | None, order: str, as_json: bool, no_scan: bool,
+           extra_paths: tuple[Path, ...], quiet: bool) -> None:
+    """Your usage in 5-hour blocks, the windows a Pro or Max plan's limit is counted in.
+
+    A block starts at the first request after the previous one ended (floored to the hour)
+    and lasts 5 hours; silences longer than that are shown as gaps. For the block under way:
+    the burn rate (tokens a minute, dollars an hour), the projection to its end if that rate
+    holds, and the time left. Blocks are cut from cmat's own record, so they are an estimate
+    of Claude's windows; Claude Code's own figures, when it gives them, are in `cmat limits`.
+    """
+    from cmat.blocks import RECENT_DAYS, block_json, cut_blocks
+    from cmat.blocks import token_limit as parse_limit
+
+    first, last = _day(since), _day(until)
+    ledger, _ = scan_first(no_scan, extra_paths, quiet)
+    now = time.time()
+    with ledger:
+        cut = cut_blocks(ledger.timeline(), now)
+    limit = parse_limit(token_limit, cut)
+    chosen = [b for b in cut
+              if (not active or b.active)
+              and (not recent or b.active or b.start >= now - RECENT_DAYS * 86400)
+              and (first is None or _local_day(b.start) >= first)
+              and (last is None or _local_day(b.start) <= last)]
+    if order == "desc":
+        chosen.reverse()
+    if as_json:
+        emit_json({"blocks": [block_json(b, now, limit) for b in chosen]})
+        return
+    if not chosen:
+        click.echo("No active block: nothing was used in the last 5 hours." if active
+                   else "No usage recorded in this range.")
+        return
+    click.echo(_table(chosen, now, limit))
+    current = next((b for b in chosen if b.active), None)
+    if current is not None:
+        click.echo("\n" + _active_text(current, now, limit))
+
+
+def _local_day(ts: float) -> date:
+    return datetime.fromtimestamp(ts).date()
+
+
+def _clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def _minutes(seconds: float) -> str:
+    minutes = max(int(seconds // 60), 0)
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _short_model(model: str) -> str:
+    return model.removeprefix("claude-").split("-20")[0]
+
+
+def _table(chosen: list, now: float, limit: int | None) -> str:
+    headers = ["Start", "Status", "Models", "Tokens", *(["%"] if limit else []), "Cost"]
+    rows = []
+    for block in chosen:
+        if block.gap:
+            rows.append([_clock(block.start), f"gap {_minutes(block.end - block.start)}", "-",
+                         "-", *(["-"] if limit else []), "-"])
+            continue
+        status = (f"ACTIVE, {_minutes(block.end - now)} left" if block.active
+                  else _minutes(block.last_request - block.start))
+        rows.append([_clock(block.start), status,
+                     ", ".join(_short_model(m) for m in block.models[:2])
+                     + (f" +{len(block.models) - 2}" if len(block.models) > 2 else ""),
+                     count(block.total_tokens),
+                     *([f"{block.total_tokens / limit * 100:.0f}%"] if limit else []),
+                     usd(block.cost_usd, 2, block.unpriced_requests)])
+    return table(rows, headers, numeric_from=3)
+
+
+def _active_text(block, now: float, limit: int | None) -> str:
+    from cmat.blocks import limit_status
+
+    lines = [f"Active block: {_clock(block.start)} to {_clock(block.end)} "
+             f"({_minutes(block.end - now)} left)"]
+    rate = block.burn_rate()
+    if rate:
+        lines.append(f"Burn rate: {count(round(rate['tokens_per_minute']))} tokens/min, "
+                     f"{usd(rate['cost_per_hour'], 2)}/hour")
+    projection = block.projection(now)
+    if projection:
+        lines.append(f"Projected at the end: {count(projection['total_tokens'])} tokens, "
+                     f"{usd(projection['cost_usd'], 2)}")
+    if limit:
+        used = f"Limit: {count(limit)} tokens, {block.total_tokens / limit * 100:.0f}% used"
+        if projection:
+            used += (f", {projection['total_tokens'] / limit * 100:.0f}% projected "
+                     f"({limit_status(projection['total_tokens'], limit)})")
+        lines.append(used)
+    return "\n".join(lines)

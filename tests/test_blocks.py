@@ -1,0 +1,136 @@
+"""5-hour blocks: cut the way Claude Code's windows (and ccusage) cut them."""
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from cmat.blocks import cut_blocks, limit_status, token_limit
+from cmat.errors import UsageError
+from tests.helpers import FIXTURES, REAL_FIXTURES, cli_run
+from tests.transcript_factory import TranscriptBuilder, write_session
+
+
+def at(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+
+
+def request(when: str, output=500, model="claude-sonnet-4-5", cost=0.01):
+    return (at(when), model, 1000, output, 0, 0, cost)
+
+
+def test_requests_within_five_hours_of_the_floored_start_share_a_block():
+    (block,) = cut_blocks([request("2026-01-01T10:55:30"), request("2026-01-01T13:00"),
+                           request("2026-01-01T14:59")], now=at("2026-02-01T00:00"))
+    assert block.start == at("2026-01-01T10:00") and block.end == at("2026-01-01T15:00")
+    assert block.requests == 3 and block.tokens["output"] == 1500
+    assert block.cost_usd == pytest.approx(0.03) and not block.active
+
+
+def test_a_request_past_the_blocks_end_starts_the_next_block_without_a_gap():
+    first, second = cut_blocks([request("2026-01-01T10:10"), request("2026-01-01T14:00"),
+                                request("2026-01-01T15:30")], now=at("2026-02-01T00:00"))
+    assert (first.start, second.start) == (at("2026-01-01T10:00"), at("2026-01-01T15:00"))
+    assert not first.gap and not second.gap
+
+
+def test_a_silence_longer_than_a_block_is_a_gap_from_five_hours_after_the_last_request():
+    first, gap, second = cut_blocks([request("2026-01-01T10:00"), request("2026-01-01T12:00"),
+                                     request("2026-01-01T18:30")], now=at("2026-02-01T00:00"))
+    assert gap.gap and gap.start == at("2026-01-01T17:00") and gap.end == at("2026-01-01T18:30")
+    assert gap.requests == 0 and second.start == at("2026-01-01T18:00")
+
+
+def test_blocks_are_in_order_of_start_even_when_a_gap_begins_inside_the_next_block():
+    blocks = cut_blocks([request("2026-01-01T10:40"), request("2026-01-01T15:50")],
+                        now=at("2026-02-01T00:00"))
+    assert [(b.gap, b.start) for b in blocks] == [
+        (False, at("2026-01-01T10:00")), (False, at("2026-01-01T15:00")),
+        (True, at("2026-01-01T15:40"))]
+
+
+def test_the_active_block_has_a_burn_rate_and_a_projection_to_its_end():
+    (block,) = cut_blocks([request("2026-01-01T10:00", output=1000, cost=1.0),
+                           request("2026-01-01T11:00", output=1000, cost=1.0)],
+                          now=at("2026-01-01T12:00"))
+    assert block.active
+    rate = block.burn_rate()
+    assert rate["tokens_per_minute"] == pytest.approx(4000 / 60)
+    assert rate["cost_per_hour"] == pytest.approx(2.0)
+    projection = block.projection(at("2026-01-01T12:00"))
+    assert projection["remaining_minutes"] == 180
+    assert projection["total_tokens"] == 4000 + round(4000 / 60 * 180)
+    assert projection["cost_usd"] == pytest.approx(2.0 + 2.0 * 3)
+
+
+def test_a_block_is_no_longer_active_five_hours_after_its_last_request_or_at_its_end():
+    timeline = [request("2026-01-01T10:00")]
+    assert cut_blocks(timeline, now=at("2026-01-01T14:59"))[0].active
+    assert not cut_blocks(timeline, now=at("2026-01-01T15:00"))[0].active
+
+
+def test_unpriced_requests_count_their_tokens_not_a_cost():
+    (block,) = cut_blocks([request("2026-01-01T10:00", cost=None), request("2026-01-01T10:01")],
+                          now=at("2026-02-01T00:00"))
+    assert block.unpriced_requests == 1 and block.cost_usd == pytest.approx(0.01)
+    assert block.tokens["input"] == 2000
+
+
+def test_token_limits():
+    blocks = cut_blocks([request("2026-01-01T10:00", output=9000),
+                         request("2026-01-02T10:00", output=100)], now=at("2026-02-01T00:00"))
+    assert token_limit("max", blocks) == 10_000
+    assert token_limit("5000", blocks) == 5000 and token_limit(None, blocks) is None
+    for wrong in ("lots", "0", "-3"):
+        with pytest.raises(UsageError):
+            token_limit(wrong, blocks)
+    assert [limit_status(n, 100) for n in (50, 81, 101)] == ["ok", "warning", "exceeds"]
+
+
+def test_blocks_of_the_real_fixtures_equal_ccusages(tmp_path, monkeypatch):
+    history = tmp_path / "claude" / "projects" / "p"
+    history.mkdir(parents=True)
+    for source in REAL_FIXTURES.glob("*/*.jsonl"):
+        if "sidechain_integrated" not in source.name:  # a file ccusage does not read
+            (history / source.name).write_bytes(source.read_bytes())
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    mine = json.loads(cli_run("blocks", "--json", "-q").output)["blocks"]
+    theirs = json.loads((FIXTURES / "ccusage-blocks.json").read_text())["blocks"]
+    assert len(mine) == len(theirs) == 13
+
+    def iso(text):
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+    for ours, ccusage in zip(mine, theirs):
+        assert ours["gap"] == ccusage["isGap"]
+        assert abs(iso(ours["start"]) - iso(ccusage["startTime"])) < 1  # cmat: whole seconds
+        assert abs(iso(ours["end"]) - iso(ccusage["endTime"])) < 1
+        assert ours["requests"] == ccusage["entries"]
+        assert ours["total_tokens"] == ccusage["totalTokens"]
+        counts = ccusage["tokenCounts"]
+        assert ours["tokens"] == {"input": counts["inputTokens"], "output": counts["outputTokens"],
+                                  "cache_creation": counts["cacheCreationInputTokens"],
+                                  "cache_read": counts["cacheReadInputTokens"]}
+
+
+def test_the_command_shows_the_active_block_with_its_projection_and_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    builder = TranscriptBuilder(session_id="now")
+    stamp = datetime.now(timezone.utc)
+    builder.now = stamp.replace(minute=0, second=1).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    builder.response(output=1000, blocks=1)
+    builder.now = stamp.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    builder.response(output=1000, blocks=1)
+    write_session(tmp_path / "claude" / "projects" / "-p", builder)
+    data = json.loads(cli_run("blocks", "--active", "--json", "--token-limit", "100000",
+                              "-q").output)
+    (block,) = data["blocks"]
+    assert block["active"] and block["requests"] == 2
+    assert block["token_limit"]["limit"] == 100_000
+    text = cli_run("blocks", "--token-limit", "max", "-q").output
+    assert "ACTIVE" in text and "Active block:" in text and "% used" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_no_active_block_is_said():
+    assert "No active block" in cli_run("blocks", "--active", "--no-scan").output
