@@ -126,6 +126,17 @@ def claude_config_dirs() -> list[Path]:
     return [p for p in (home() / ".claude", xdg / "claude") if p.is_dir()]
 
 
+def searched_folders() -> list[Path]:
+    """Where transcripts are looked for, whether or not those folders exist (for messages)."""
+    env = os.environ.get("CLAUDE_CONFIG_DIR")
+    if env:
+        roots = [Path(p.strip()).expanduser() for p in env.split(",") if p.strip()]
+    else:
+        roots = [home() / ".claude", (_env_path("XDG_CONFIG_HOME") or home() / ".config")
+                 / "claude"]
+    return [root / "projects" for root in roots]
+
+
 def transcript_roots(extra: list[Path] | None = None) -> list[Path]:
     """Claude Code's `projects/` folders that exist, plus any `--path` folders."""
     roots = [root / "projects" for root in claude_config_dirs()]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable  # not typing's: its import costs a refresh ~3 ms
@@ -31,6 +32,8 @@ RESET = "\033[0m"
 COLOURS = {"ok": "\033[32m", "info": "\033[36m", "warning": "\033[33m",
            "critical": "\033[31m", "exhausted": "\033[1;31m"}
 SEPARATOR = " · "
+SHOWN_FIELDS = ("model", "context_window", "rate_limits")  # payload values the line shows
+WIDTH = 80  # what a status bar shows of a line on a narrow terminal
 MISMATCH_RATIO = 0.05  # --debug reports Claude Code's own estimate when it differs by more
 
 
@@ -51,6 +54,8 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
     """The line, and the session's cost it shows."""
     from datetime import datetime
 
+    from cmat import plans
+    from cmat.blocks import BLOCK_SECONDS, cut_blocks
     from cmat.budgets.limits import all_statuses
     from cmat.catalog import ModelService
     from cmat.ingest import import_session
@@ -60,6 +65,7 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
 
     session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
     transcript = payload.get("transcript_path")
+    now = time.time()
     with Ledger(busy_timeout=1.0) as ledger:
         if session_id and isinstance(transcript, str) and transcript:
             import_session(ledger, ModelService(project), Path(transcript), session_id)
@@ -70,15 +76,78 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
         unpriced = session_requests - ledger.priced_requests(session_id or "")
         task_id = current_context(project, details=False).task_id
         task_cost = ledger.task_spend(task_id, session_id) if task_id else None
-    parts = [f"cmat ${session_cost:,.2f}" + ("+?" if unpriced else "") + " session",
-             f"${today:,.2f} today"]
-    if task_id:
-        parts.append(f"{task_id} ${task_cost:,.2f}")
+        # A block's start depends on the blocks before it: a day back finds it unless work
+        # never paused for 5 hours in a whole day.
+        block = next((b for b in cut_blocks(ledger.timeline(now - 4.8 * BLOCK_SECONDS), now)
+                      if b.active), None)
+        allowance = None
+        if block is not None and config.plan and not plans.official_limits(payload, now):
+            past = cut_blocks(ledger.timeline(now - 30 * 86400), now) \
+                if config.plan == "custom" else []
+            allowance, _ = plans.plan_tokens(config.plan, past)
+    parts = [  # (priority: the lowest goes first when the line is too long, text)
+        (2, _model_name(payload)),
+        (3, _context(payload)),  # Claude Code shows the model and context itself
+        (9, f"${session_cost:,.2f}" + ("+?" if unpriced else "") + " session"),
+        (7, f"${today:,.2f} today"),
+        (8, _five_hours(payload, block, allowance, now, config.thresholds, colour)),
+        (4, f"{task_id} ${task_cost:,.2f}" if task_id else None),
+    ]
     tightest = max(statuses, key=lambda status: status.percent, default=None)
     if tightest:
         level = budget_level(tightest.percent, config.thresholds)
-        parts.append(_colour(f"{tightest.budget.scope} {tightest.percent:.0f}%", level, colour))
-    return SEPARATOR.join(parts), session_cost
+        parts.append((6, _colour(f"{tightest.budget.scope} {tightest.percent:.0f}%", level,
+                                 colour)))
+    return fit([(rank, text) for rank, text in parts if text]), session_cost
+
+
+def _model_name(payload: dict) -> str | None:
+    model = payload.get("model")
+    name = model.get("display_name") if isinstance(model, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        return None
+    return name.split("(")[0].strip()[:20]  # "Opus 4.6 (1M context)" -> "Opus 4.6"
+
+
+def _context(payload: dict) -> str | None:
+    window = payload.get("context_window")
+    used = window.get("used_percentage") if isinstance(window, dict) else None
+    if isinstance(used, bool) or not isinstance(used, (int, float)):
+        return None
+    return f"ctx {used:.0f}%"
+
+
+def _five_hours(payload: dict, block, allowance: int | None, now: float,
+                thresholds: tuple[int, ...], colour: bool) -> str | None:
+    """The 5-hour window: Claude Code's own figure when it gives one, else cmat's estimate
+    against the plan (marked ~), else what the current block has cost."""
+    from cmat import plans
+
+    official = plans.official_limits(payload, now)
+    five = official and official["five_hour"]
+    if five:
+        plans.remember(official)
+        text = f"5h {five['used_percent']:.0f}% {plans.until(five['resets_at'], now)}"
+        return _colour(text, budget_level(five["used_percent"], thresholds), colour)
+    if block is None:
+        return None
+    left = plans.until(block.end, now)
+    estimate = plans.block_estimate(block, allowance)
+    if estimate is None:
+        return f"5h ${block.cost_usd:,.2f} {left}"
+    return _colour(f"5h ~{estimate:.0f}% {left}", budget_level(estimate, thresholds), colour)
+
+
+def visible_length(text: str) -> int:
+    return len(re.sub(r"\033\[[0-9;]*m", "", text))
+
+
+def fit(parts: list[tuple[int, str]], width: int = WIDTH) -> str:
+    """Join the parts in order, leaving out the least important until the line fits."""
+    kept = list(parts)
+    while len(kept) > 1 and visible_length(SEPARATOR.join(t for _, t in kept)) > width:
+        kept.remove(min(kept, key=lambda part: part[0]))
+    return SEPARATOR.join(text for _, text in kept)
 
 
 def mismatch(payload: dict, session_cost: float) -> str:
@@ -106,7 +175,9 @@ def fingerprint(payload: dict, project: Path, colour: bool) -> list:
     """Everything the line depends on, as cheap `stat` results."""
     transcript = payload.get("transcript_path")
     key: list = [str(project), colour, payload.get("session_id"),
-                 os.environ.get("CMAT_CURRENT_TASK_ID", "")]
+                 os.environ.get("CMAT_CURRENT_TASK_ID", ""),
+                 *(json.dumps(payload.get(field), sort_keys=True, default=str)
+                   for field in SHOWN_FIELDS)]
     if isinstance(transcript, str) and transcript:
         key.append(_stat(transcript))
         subagents = os.path.join(os.path.splitext(transcript)[0], "subagents")

@@ -192,3 +192,16 @@ def test_a_report_row_of_an_unknown_model_reads_unpriced(run, project, tmp_path,
     report = json.loads(run("report", "daily", "--json").stdout)
     assert report["total"]["unpriced_requests"] == 2
     assert report["total"]["unpriced_models"] == ["claude-nova-9"]
+
+
+def test_cmat_alone_prints_help_and_succeeds():
+    result = CliRunner().invoke(cli, [])
+    assert result.exit_code == 0 and "Commands:" in result.output and "blocks" in result.output
+
+
+@pytest.mark.parametrize("args", [["report", "daily"], ["scan"], ["blocks"], ["costs", "today"]])
+def test_no_history_anywhere_says_where_it_looked_and_exits_3(args, tmp_path):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 3
+    assert "no Claude Code history found: looked in" in result.stderr
+    assert ".claude/projects" in result.stderr

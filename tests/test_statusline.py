@@ -1,12 +1,14 @@
 """The status line as Claude Code runs it, and its cache."""
 
 import json
+import re
 import subprocess
 import sys
+import time
 
 from cmat.statusline import cached_line
 from cmat.tasks import QueueService
-from tests.helpers import REPO, child_env, now_iso, session_costing, user_config
+from tests.helpers import REPO, child_env, cli_run, now_iso, session_costing, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 
 STATUSLINE = REPO / "hooks" / "cmat-statusline.sh"
@@ -33,7 +35,8 @@ def status_payload(path, session_id, claude_cost=None):
 def test_statusline_with_no_task_and_no_budget(project, tmp_path):
     builder, path = session_costing(tmp_path, "s1", 0.25)
     line = statusline(project, status_payload(path, "s1"))
-    assert line == f"cmat ${builder.expected_cost:,.2f} session · ${builder.expected_cost:,.2f} today"
+    cost = f"${builder.expected_cost:,.2f}"
+    assert re.fullmatch(rf"Opus · \{cost} session · \{cost} today · 5h \{cost} [1-5]h\d\dm", line)
 
 
 def test_statusline_with_a_task(project, tmp_path):
@@ -64,14 +67,14 @@ def test_statusline_marks_an_unpriced_model(project, tmp_path):
     builder.now = now_iso(-10)
     builder.response(model="claude-nova-9")
     path = write_session(tmp_path, builder)
-    assert statusline(project, status_payload(path, "s1")).startswith("cmat $0.00+? session")
+    assert "· $0.00+? session ·" in statusline(project, status_payload(path, "s1"))
 
 
 def test_statusline_with_an_empty_history(project, tmp_path):
     path = tmp_path / "empty.jsonl"
     path.write_text("")
     assert statusline(project, status_payload(path, "none")) == \
-        "cmat $0.00 session · $0.00 today"
+        "Opus · $0.00 session · $0.00 today"
 
 
 def test_statusline_debug_names_a_disagreement_with_claude_code(project, tmp_path):
@@ -114,3 +117,51 @@ def test_statusline_cache_is_used_while_nothing_changes(project, tmp_path):
     cached_line(payload, project, False, build, cache_seconds=0)  # cached, already expired
     cached_line(payload, project, False, build)
     assert len(calls) == 3  # an expired entry is rebuilt
+
+
+def official_payload(path, session_id, five=37.4, seven=12.0):
+    now = time.time()
+    return dict(status_payload(path, session_id),
+                model={"id": "claude-opus-4-6", "display_name": "Opus 4.6 (1M context)"},
+                context_window={"used_percentage": 42, "context_window_size": 1_000_000},
+                rate_limits={"five_hour": {"used_percentage": five, "resets_at": now + 7800},
+                             "seven_day": {"used_percentage": seven, "resets_at": now + 300000}})
+
+
+def test_claude_codes_own_limits_are_shown_and_remembered(project, tmp_path):
+    _, path = session_costing(tmp_path, "s1", 0.5)
+    line = statusline(project, official_payload(path, "s1"), NO_COLOR="1")
+    assert line.startswith("Opus 4.6 · ctx 42% · $0.50 session · $0.50 today · 5h 37% 2h")
+    shown = json.loads(cli_run("limits", "--json", "--no-scan").output)["official"]
+    assert shown["five_hour"]["used_percent"] == 37.4
+    assert shown["seven_day"]["used_percent"] == 12.0
+    assert "5-hour (Claude Code):   37% used, resets in 2h" in \
+        cli_run("limits", "--no-scan").output
+    assert "5h 81%" in statusline(project, official_payload(path, "s1", five=81), NO_COLOR="1")
+
+
+def test_without_official_figures_the_plan_estimate_is_marked_as_one(project, tmp_path):
+    user_config('plan = "pro"\n')
+    builder, path = session_costing(tmp_path, "s1", 0.19)  # 7,600 output + 10 input tokens
+    line = statusline(project, status_payload(path, "s1"), NO_COLOR="1")
+    assert re.search(r" · 5h ~40% [1-5]h\d\dm$", line)
+    estimate = json.loads(cli_run("limits", "--json", "--no-scan").output)["estimate"]
+    assert estimate["allowance_tokens"] == 19_000 and "community estimate" in estimate["basis"]
+    assert round(estimate["block"]["used_percent"]) == 40
+
+
+def test_the_line_fits_80_columns_leaving_out_the_least_important_first(project, tmp_path):
+    user_config("[budgets]\ndaily = 100\n")
+    task = QueueService(project).add("x")["id"]
+    QueueService(project).start(task)
+    _, path = session_costing(tmp_path, "s1", 12345.5)
+    line = statusline(project, official_payload(path, "s1"), NO_COLOR="1")
+    assert len(line) <= 80
+    assert "$12,345.50 session" in line and "5h 37%" in line and "daily" in line
+    assert task not in line  # the task went first
+
+
+def test_a_bad_plan_is_refused_with_the_field_named(project):
+    user_config('plan = "gold"\n')
+    result = cli_run("limits", "--no-scan", code=10)
+    assert "plan must be one of pro, max5, max20, custom" in result.stderr

@@ -54,6 +54,7 @@ from cmat.fileio import atomic_write_bytes, file_lock
 from cmat.periods import PERIODS
 
 DEFAULT_THRESHOLDS = (50, 80, 95)
+PLANS = ("pro", "max5", "max20", "custom")  # see cmat/plans.py
 # The budgets `cmat budget set` knows: user-wide ones (all projects; the user's file only),
 # and those of a project, its tasks, enhancements and sessions.
 GLOBAL_PERIODS = PERIODS
@@ -66,6 +67,7 @@ SCOPES = (*USER_WIDE_SCOPES, "project", *KEYED_SCOPES)
 @dataclass
 class Config:
     timezone: str | None = None
+    plan: str | None = None  # the subscription, for estimates of its 5-hour limit
     global_usd: dict[str, float] = field(default_factory=dict)  # period -> limit
     daily_tokens: int | None = None
     project_usd: dict[str, float] = field(default_factory=dict)  # period -> limit
@@ -161,7 +163,7 @@ def _apply(config: Config, path: Path, data: dict, trusted: bool = True) -> None
     `trusted`: the user's own file. A project file (not trusted) may only add stricter
     project, task, session and enhancement budgets; anything else it sets is ignored and noted.
     """
-    known = {"timezone", "budgets", "alerts"}
+    known = {"timezone", "plan", "budgets", "alerts"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{path}: unknown setting {key!r} "
@@ -178,6 +180,12 @@ def _apply(config: Config, path: Path, data: dict, trusted: bool = True) -> None
             raise ConfigError(f"{path}: timezone must be an IANA name such as 'Europe/Paris'")
         if not untrusted("timezone"):
             config.timezone = data["timezone"]
+    if "plan" in data:
+        if data["plan"] not in PLANS:
+            raise ConfigError(f"{path}: plan must be one of {', '.join(PLANS)} "
+                              f"(found {data['plan']!r})")
+        if not untrusted("plan"):
+            config.plan = data["plan"]
     budgets = _table(path, data, "budgets")
     for key, value in budgets.items():
         where = f"budgets.{key}"

@@ -73,14 +73,28 @@ def scan_first(no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool):
     for note in unannounced_notes(models.catalog):
         click.echo(f"cmat: note: {note}", err=True)
     if not no_scan:
+        roots = paths.transcript_roots(list(extra_paths))
+        if not roots and not ledger.session_count() and not ledger.info()["requests"]:
+            ledger.close()
+            raise no_history()
         progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
         try:
-            scan(ledger, models, paths.transcript_roots(list(extra_paths)), progress)
+            scan(ledger, models, roots, progress)
         finally:
             if progress:
                 progress.finish()
         apply_spooled(ledger)
     return ledger, models
+
+
+def no_history():
+    """The error for a machine with no Claude Code history: where cmat looked."""
+    from cmat import paths
+    from cmat.errors import NotFound
+
+    looked = ", ".join(str(folder) for folder in paths.searched_folders())
+    return NotFound(f"no Claude Code history found: looked in {looked}",
+                    "set CLAUDE_CONFIG_DIR to Claude Code's folder, or pass --path FOLDER")
 
 
 def apply_spooled(ledger) -> None:
@@ -251,6 +265,8 @@ def scan(extra_paths: tuple[Path, ...], quiet: bool, explain: bool, as_json: boo
         _explain_skips(as_json)
         return
     roots = paths.transcript_roots(list(extra_paths))
+    if not roots:
+        raise no_history()
     progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
     with Ledger() as ledger:
         try:

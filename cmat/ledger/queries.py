@@ -239,6 +239,14 @@ class LedgerQueries:
         return self.query(f"SELECT ts, model, {kinds}, cost_usd FROM requests WHERE {condition}"
                           " ORDER BY ts", params)
 
+    def model_spend(self, since: float) -> list[tuple]:
+        """Per model since `since`: (model, input, output, cache writes, cache reads,
+        requests, cost of the priced ones, priced requests)."""
+        kinds = ", ".join(f"sum({COLUMN[kind]})" for kind in COUNTED_TOKENS)
+        return self.query(f"SELECT model, {kinds}, count(*), coalesce(sum(cost_usd), 0),"
+                          " count(cost_usd) FROM requests WHERE ts >= ? GROUP BY model"
+                          " ORDER BY 7 DESC", (since,))
+
     # --- metrics --------------------------------------------------------------------------
 
     def costliest(self, column: str, limit: int) -> set[str]:
