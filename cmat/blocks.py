@@ -16,12 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cmat.errors import UsageError
+from cmat.ledger import Ledger
 from cmat.periods import iso_utc
 from cmat.usage import COUNTED_TOKENS
 
 BLOCK_SECONDS = 5 * 3600
 RECENT_DAYS = 3  # `--recent`: blocks that started this many days ago or later, and the active one
 WARNING_RATIO = 0.8  # a projection above this share of the token limit is a warning
+LOOKBACK_SECONDS = 24 * 3600  # how far back the active block's start is looked for
 
 
 @dataclass
@@ -110,6 +112,40 @@ def cut_blocks(timeline: list[tuple], now: float) -> list[Block]:
 
 def _closed(block: Block, now: float) -> Block:
     block.active = now - block.last_request < BLOCK_SECONDS and now < block.end
+    return block
+
+
+def active_start(times: list[float], now: float) -> float | None:
+    """The start of the block under way, from the times of the requests before it (as
+    cut_blocks cuts them), or None when none is under way."""
+    start = last = None
+    for ts in times:
+        if start is None or ts - start > BLOCK_SECONDS or ts - last > BLOCK_SECONDS:
+            start = _floor_to_hour(ts)
+        last = ts
+    if start is None or now - last >= BLOCK_SECONDS or now >= start + BLOCK_SECONDS:
+        return None
+    return start
+
+
+def active_block(ledger: Ledger, now: float) -> Block | None:
+    """The block under way, summed in SQL: what the status line and `cmat limits` need,
+    without reading each request. A block's start depends on the blocks before it: a day
+    back finds it unless work never paused for 5 hours in a whole day."""
+    start = active_start(ledger.request_times(now - LOOKBACK_SECONDS), now)
+    if start is None:
+        return None
+    per_model, (first, last) = ledger.window_totals(start)
+    block = Block(start, start + BLOCK_SECONDS, last_request=last, active=True,
+                  first_request=first)
+    for model, *rest in per_model:
+        *counts, requests, cost, priced = rest
+        for kind, value in zip(COUNTED_TOKENS, counts):
+            block.tokens[kind] += value or 0
+        block.requests += requests
+        block.cost_usd += cost
+        block.unpriced_requests += requests - priced
+        block.models.append(model)
     return block
 
 

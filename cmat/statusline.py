@@ -55,7 +55,7 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
     from datetime import datetime
 
     from cmat import plans
-    from cmat.blocks import BLOCK_SECONDS, cut_blocks
+    from cmat.blocks import active_block, cut_blocks
     from cmat.budgets.limits import all_statuses
     from cmat.catalog import ModelService
     from cmat.ingest import import_session
@@ -76,10 +76,7 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
         unpriced = session_requests - ledger.priced_requests(session_id or "")
         task_id = current_context(project, details=False).task_id
         task_cost = ledger.task_spend(task_id, session_id) if task_id else None
-        # A block's start depends on the blocks before it: a day back finds it unless work
-        # never paused for 5 hours in a whole day.
-        block = next((b for b in cut_blocks(ledger.timeline(now - 4.8 * BLOCK_SECONDS), now)
-                      if b.active), None)
+        block = active_block(ledger, now)
         allowance = None
         if block is not None and config.plan and not plans.official_limits(payload, now):
             past = cut_blocks(ledger.timeline(now - 30 * 86400), now) \

@@ -1,12 +1,15 @@
 """5-hour blocks: cut the way Claude Code's windows (and ccusage) cut them."""
 
 import json
+import time
 from datetime import datetime, timezone
 
 import pytest
 
-from cmat.blocks import cut_blocks, limit_status, token_limit
+from cmat.blocks import active_block, active_start, cut_blocks, limit_status, token_limit
 from cmat.errors import UsageError
+from cmat.ledger import Ledger
+from cmat.periods import iso_utc
 from tests.helpers import FIXTURES, REAL_FIXTURES, cli_run
 from tests.transcript_factory import TranscriptBuilder, write_session
 
@@ -69,6 +72,16 @@ def test_a_block_is_no_longer_active_five_hours_after_its_last_request_or_at_its
     assert not cut_blocks(timeline, now=at("2026-01-01T15:00"))[0].active
 
 
+def test_the_active_start_from_request_times_is_the_start_cut_blocks_finds():
+    timeline = [request(f"2026-01-01T{hour:02d}:{minute:02d}") for hour, minute in
+                ((1, 10), (4, 0), (6, 20), (9, 0), (10, 59), (11, 30))]
+    now = at("2026-01-01T12:00")
+    (active,) = [b for b in cut_blocks(timeline, now) if b.active]
+    assert active_start([row[0] for row in timeline], now) == active.start == at(
+        "2026-01-01T11:00")  # 01:00, 06:00 (06:20 is past 5 hours), then 11:00 (11:30)
+    assert active_start([row[0] for row in timeline], at("2026-01-01T17:00")) is None
+
+
 def test_unpriced_requests_count_their_tokens_not_a_cost():
     (block,) = cut_blocks([request("2026-01-01T10:00", cost=None), request("2026-01-01T10:01")],
                           now=at("2026-02-01T00:00"))
@@ -127,6 +140,11 @@ def test_the_command_shows_the_active_block_with_its_projection_and_limit(tmp_pa
     (block,) = data["blocks"]
     assert block["active"] and block["requests"] == 2
     assert block["token_limit"]["limit"] == 100_000
+    with Ledger() as ledger:  # the status line's way: summed in SQL, the same block
+        summed = active_block(ledger, time.time())
+    assert iso_utc(summed.start) == block["start"] and summed.tokens == block["tokens"]
+    assert (summed.requests, summed.models) == (2, block["models"])
+    assert summed.cost_usd == pytest.approx(block["cost_usd"])
     text = cli_run("blocks", "--token-limit", "max", "-q").output
     assert "ACTIVE" in text and "Active block:" in text and "% used" in text
     assert max(len(line) for line in text.splitlines()) <= 80

@@ -37,7 +37,7 @@ def limits(plan: str | None, as_json: bool, no_scan: bool, quiet: bool) -> None:
       own past blocks), and the last 7 days per model family.
     """
     from cmat import paths, plans
-    from cmat.blocks import BLOCK_SECONDS, cut_blocks
+    from cmat.blocks import active_block, cut_blocks
     from cmat.budgets.config import load_config
     from cmat.cli.report import scan_first
 
@@ -45,10 +45,9 @@ def limits(plan: str | None, as_json: bool, no_scan: bool, quiet: bool) -> None:
     now = time.time()
     ledger, _ = scan_first(no_scan, (), quiet)
     with ledger:
-        recent = cut_blocks(ledger.timeline(now - 4.8 * BLOCK_SECONDS), now)
+        block = active_block(ledger, now)
         past = cut_blocks(ledger.timeline(now - 30 * 86400), now) if plan == "custom" else []
         week = ledger.model_spend(now - WEEK_SECONDS)
-    block = next((b for b in recent if b.active), None)
     allowance, basis = plans.plan_tokens(plan, past)
     estimate = plans.block_estimate(block, allowance)
     families: dict[str, dict] = {}

@@ -239,6 +239,22 @@ class LedgerQueries:
         return self.query(f"SELECT ts, model, {kinds}, cost_usd FROM requests WHERE {condition}"
                           " ORDER BY ts", params)
 
+    def request_times(self, since: float) -> list[float]:
+        """When each request from `since` on was made, oldest first (from the ts index)."""
+        return [ts for (ts,) in self.query("SELECT ts FROM requests WHERE ts >= ? ORDER BY ts",
+                                           (since,))]
+
+    def window_totals(self, since: float) -> tuple[list[tuple], tuple]:
+        """The requests from `since` on: per model (model, then the sum of each of
+        COUNTED_TOKENS, requests, cost of the priced ones, priced requests), and overall
+        (first ts, last ts)."""
+        kinds = ", ".join(f"sum({COLUMN[kind]})" for kind in COUNTED_TOKENS)
+        per_model = self.query(f"SELECT model, {kinds}, count(*), coalesce(sum(cost_usd), 0),"
+                               " count(cost_usd) FROM requests WHERE ts >= ? GROUP BY model"
+                               " ORDER BY min(ts)", (since,))
+        return per_model, self.query("SELECT min(ts), max(ts) FROM requests WHERE ts >= ?",
+                                     (since,))[0]
+
     def model_spend(self, since: float) -> list[tuple]:
         """Per model since `since`: (model, input, output, cache writes, cache reads,
         requests, cost of the priced ones, priced requests)."""
