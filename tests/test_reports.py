@@ -10,10 +10,12 @@ from click.testing import CliRunner
 from cmat import paths
 from cmat.catalog import ModelService
 from cmat.cli import cli
+from cmat.cli.output import TerminalProgress
 from cmat.ingest import attribute_session, extract, reprice, scan
 from cmat.ledger import Ledger
 from cmat.reports import ReportQuery, build_report
 from cmat.tasks import QueueService, TaskContext
+from tests.helpers import cli_run, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 
 
@@ -130,12 +132,6 @@ def history(tmp_path, monkeypatch, project):
     return builder
 
 
-def cli_run(*args, code=0):
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == code, result.output + result.stderr
-    return result
-
-
 def test_report_daily_json_shape(history):
     report = json.loads(cli_run("report", "daily", "--json").output)
     assert [row["date"] for row in report["rows"]] == ["2026-03-01", "2026-03-02"]
@@ -226,3 +222,46 @@ def test_cached_reports_are_never_stale(tmp_path, project):
     cached = ledger.query("SELECT query FROM report_cache")
     reprice(ledger, ModelService(project))
     assert cached and all(ledger.cached_report(key) is None for (key,) in cached)
+
+
+def test_every_report_fits_80_columns(real_history, project, monkeypatch, tmp_path):
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("TZ", "UTC")
+    user_config("[budgets]\ndaily = 1\nmonthly = 300\n[budgets.task]\ndefault = 5\n")
+    task = QueueService(project).add("a task with a long title to list", enhancement="feat",
+                                     agent="architect")["id"]
+    extract(project, task, next(real_history.rglob("*b25638d7*.jsonl")))
+    with Ledger() as ledger, ledger.transaction():
+        ledger.fire_alert("daily", 0.0, 80, "warning", "Daily budget at 80% ($0.80 of $1.00): "
+                          "slow down or raise it with cmat budget set daily 1.5", 0.8, 1.0,
+                          0.0, delivered=False)
+    commands = [["report", period] for period in ("daily", "weekly", "monthly", "session")]
+    commands += [["report", "daily", "--by", "model,project,agent"],
+                 ["report", "session", "--by", "task"], ["costs", "today"],
+                 ["costs", "month"], ["costs", "show", task], ["costs", "enhancement", "feat"],
+                 ["blocks"], ["limits"], ["alerts", "list"], ["budget", "status"],
+                 ["budget", "show"], ["models", "list"], ["models", "show"], ["queue", "list"],
+                 ["ledger", "info"], ["scan"]]
+    for args in commands:
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code in (0, 1), (args, result.output + result.stderr)
+        widest = max(map(len, result.output.splitlines()), default=0)
+        assert widest <= 80, (args, result.output)
+
+
+def test_session_report_takes_the_last_n_newest_first(real_history):
+    rows = json.loads(cli_run("report", "session", "--json").output)["rows"]
+    last = json.loads(cli_run("report", "session", "--json", "--last", "2", "--order",
+                              "desc").output)["rows"]
+    assert [r["session"] for r in last] == [r["session"] for r in rows[-2:]][::-1]
+    text = cli_run("report", "session", "--compact").output
+    assert rows[-1]["session"][:8] in text and rows[-1]["session"] not in text
+
+
+def test_the_progress_bar_never_exceeds_the_terminal(monkeypatch, capsys):
+    for columns in (40, 80, 200):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        progress = TerminalProgress(delay=0)
+        progress(1234, 98765, 123_456_789_012, 987_654_321_098)
+        line = capsys.readouterr().err.split("\r")[-1]
+        assert 0 < len(line) < columns and "files" in line

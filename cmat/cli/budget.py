@@ -13,7 +13,7 @@ from cmat.budgets.config import PROJECT_PERIODS, SCOPES, USER_WIDE_SCOPES
 from cmat.cli.options import json_option, project_option
 from cmat.cli.output import emit_json, table
 
-BAR_WIDTH = 20
+BAR_WIDTH = 10
 
 
 @click.group()
@@ -184,13 +184,12 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
     rows = []
     for b in report["budgets"]:
         amount = (lambda v: f"${v:,.2f}") if b["unit"] == "usd" else (lambda v: f"{int(v):,}")
-        state = ("EXHAUSTED" + (" (overridden)" if b["overridden"] else "")) \
-            if b["exhausted"] else ""
-        reset = b["reset_at"][:16].replace("T", " ") if b["reset_at"] else "-"
+        state = ("overridden" if b["overridden"] else "EXHAUSTED") if b["exhausted"] else ""
+        reset = b["reset_at"][5:16].replace("T", " ") if b["reset_at"] else "-"
         rows.append([b["label"], amount(b["spent"]), amount(b["limit"]), f"{b['percent']:.0f}%",
                      amount(b["remaining"]), reset, _bar(b["percent"]), state])
     click.echo(table(rows, ["Budget", "Spent", "Limit", "Used", "Left", "Resets", "", ""],
-               numeric_from=1))
+                     numeric_from=1))
     click.echo(f"\nTimes in {report['timezone']}.")
     for o in report["overrides"]:
         click.echo(f"Override of {o['scope']} until "

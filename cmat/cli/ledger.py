@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cmat.cli.options import json_option
-from cmat.cli.output import emit_json
+from cmat.cli.output import emit_json, wrapped
 
 
 @click.group()
@@ -35,7 +35,7 @@ def info(as_json: bool) -> None:
         emit_json(data)
         return
     for key, value in data.items():
-        click.echo(f"{key.replace('_', ' ') + ':':28}{value}")
+        click.echo(wrapped(f"{key.replace('_', ' ') + ':':28}", str(value)))
 
 
 @ledger.command()

@@ -9,7 +9,7 @@ import click
 
 from cmat import paths
 from cmat.cli.options import json_option, project_option
-from cmat.cli.output import emit_json, table
+from cmat.cli.output import emit_json, table, wrapped
 
 
 def _service(project: Path | None):
@@ -78,9 +78,9 @@ def list_models(sources: bool, project: Path | None, as_json: bool) -> None:
                      _extras(p), m.last_updated + (f" ({m.origin})" if m.origin != "built-in"
                                                    else "")])
     click.echo(table(rows, ["Id", "Input", "Output", "5m write", "1h write", "Read", "Rules",
-                      "Checked"], numeric_from=1))
-    click.echo(f"\n* default   catalog {service.catalog.version}   USD per million tokens, "
-               "prices in force today   sources: cmat models list --sources")
+                      "Checked"], numeric_from=1, wrap=(0, 6, 7)))
+    click.echo(f"\n* default; catalog {service.catalog.version}; USD per million tokens, prices "
+               "in force today.\nSources: cmat models list --sources")
     for note in service.catalog.notes:
         click.echo(f"note: {note}")
 
@@ -102,7 +102,7 @@ def show(model_id: str | None, project: Path | None, as_json: bool) -> None:
         return
     for key in ("id", "name", "description", "pattern", "max_tokens", "context_window",
                 "is_default", "released", "origin", "source", "last_updated"):
-        click.echo(f"{key + ':':16}{data[key]}")
+        click.echo(wrapped(f"{key + ':':16}", str(data[key])))
     for row in (*entry.history, entry.pricing):
         since = f"from {row.effective_from}" if row.effective_from else "since release"
         click.echo(f"pricing {since} (USD per million tokens):")
@@ -110,7 +110,7 @@ def show(model_id: str | None, project: Path | None, as_json: bool) -> None:
                     "web_search_per_1k"):
             click.echo(f"  {key + ':':20}{getattr(row, key):g}")
         if _extras(row):
-            click.echo(f"  {'rules:':20}{_extras(row)}")
+            click.echo(wrapped(f"  {'rules:':20}", _extras(row)))
 
 
 @models.command("set-default")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import time
 
@@ -25,11 +27,63 @@ def emit_json(data) -> None:
     sys.stdout.flush()
 
 
-def table(rows: list[list], headers: list[str], numeric_from: int = 1) -> str:
+def terminal_width() -> int | None:
+    """The width tables must fit: $COLUMNS, else the terminal's; None when printing to a
+    pipe or a file (scripts get every column whole)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def wrapped(label: str, value: str) -> str:
+    """`label` then `value`, the value wrapped under itself to the terminal's width."""
+    width = terminal_width()
+    if not width or len(label) + len(value) <= width:
+        return label + value
+    import textwrap
+
+    return textwrap.fill(value, width=max(width, len(label) + 20), initial_indent=label,
+                         subsequent_indent=" " * len(label), break_long_words=True,
+                         break_on_hyphens=False)
+
+
+def short_count(value: int) -> str:
+    """A count in at most 6 characters: 812, 45.3k, 1.21M, 3.40B."""
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if value >= limit:
+            scaled = value / limit
+            return f"{scaled:.2f}{suffix}" if scaled < 10 else f"{scaled:.1f}{suffix}" \
+                if scaled < 100 else f"{scaled:.0f}{suffix}"
+    return str(value)
+
+
+def table(rows: list[list], headers: list[str], numeric_from: int = 1,
+          width: int | None = -1, wrap: tuple[int, ...] | None = None) -> str:
+    """A table whose lines fit `width` (default: the terminal's): when too wide, its widest
+    text columns (`wrap`; default: those before `numeric_from`) wrap onto more lines."""
     from tabulate import tabulate  # 70 ms to import: only where a table is printed
 
+    width = terminal_width() if width == -1 else width
     align = ["left"] * numeric_from + ["right"] * (len(headers) - numeric_from)
-    return tabulate(rows, headers=headers, colalign=align, disable_numparse=True)
+    limits: list[int | None] = [None] * len(headers)
+    while True:
+        text = tabulate(rows, headers=headers, colalign=align, disable_numparse=True,
+                        maxcolwidths=limits)
+        excess = max(map(len, text.splitlines()), default=0) - width if width else 0
+        if excess <= 0:
+            return text
+        wrappable = wrap if wrap is not None else tuple(range(numeric_from))
+        widths = {i: max([len(h) for h in str(headers[i]).split()]
+                         + [len(line) for row in rows for line in str(row[i]).splitlines()])
+                  if limits[i] is None else limits[i] for i in wrappable}
+        column = max(wrappable, key=lambda i: widths[i], default=None)
+        floor = 6
+        if column is None or widths[column] <= floor:
+            return text  # nothing left to wrap: the numbers themselves are wider
+        limits[column] = max(widths[column] - excess, floor)
 
 
 def summary_text(report: dict) -> str:
@@ -67,24 +121,28 @@ def summary_text(report: dict) -> str:
 
 
 class TerminalProgress:
-    """A one-line progress bar on stderr, shown only once a scan has run for a while."""
+    """A one-line progress bar on stderr, shown only once a scan has run for a while, never
+    wider than the terminal (a wider line would wrap and repeat on every update)."""
 
     def __init__(self, delay: float = 0.5):
         self.start = time.monotonic()
         self.delay = delay
         self.shown = False
+        self.width = shutil.get_terminal_size((80, 24)).columns - 1
 
     def __call__(self, files_done: int, files: int, bytes_done: int, total: int) -> None:
         if time.monotonic() - self.start < self.delay:
             return
         self.shown = True
         fraction = bytes_done / total if total else 1.0
-        bar = "#" * int(fraction * 30)
-        sys.stderr.write(f"\rscanning transcripts [{bar:<30}] {fraction:4.0%} "
-                         f"{files_done}/{files} files, {bytes_done / 1e6:,.0f} MB")
+        tail = f" {fraction:4.0%} {files_done}/{files} files, {bytes_done / 1e6:,.0f} MB"
+        room = max(self.width - len("scanning [] ") - len(tail), 0)
+        bar = "#" * int(fraction * room)
+        line = f"scanning [{bar:<{room}}]{tail}" if room >= 5 else f"scanning{tail}"
+        sys.stderr.write("\r" + line[:self.width])
         sys.stderr.flush()
 
     def finish(self) -> None:
         if self.shown:
-            sys.stderr.write("\r" + " " * 90 + "\r")
+            sys.stderr.write("\r" + " " * self.width + "\r")
             sys.stderr.flush()

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from cmat.cli.options import json_option
-from cmat.cli.output import count, emit_json, table, usd
+from cmat.cli.output import count, emit_json, short_count, table, terminal_width, usd, wrapped
 
 PERIOD_TITLES = {"date": "Date", "week": "Week of", "month": "Month", "session": "Session"}
 
@@ -43,6 +43,16 @@ filter_options = [
                  help="Only this project: a folder, or text found in the working directory."),
     json_option,
     click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table."),
+]
+layout_options = [
+    click.option("--last", "last", type=click.IntRange(min=1), metavar="N",
+                 help="Only the last N rows (periods or sessions)."),
+    click.option("--order", type=click.Choice(["asc", "desc"]), default="asc",
+                 show_default=True, help="Oldest or newest first."),
+    click.option("--compact", is_flag=True,
+                 help="Fewer, narrower columns (the default when the table would not fit "
+                      "the terminal)."),
+    click.option("--wide", is_flag=True, help="Every column, however wide the table."),
 ]
 range_options = [
     click.option("--since", help="First day included (YYYY-MM-DD)."),
@@ -119,7 +129,9 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
 
 def run_report(period: str, since: date | None, until: date | None, timezone_name: str | None,
                group_by: tuple[str, ...], project: str | None, as_json: bool, as_csv: bool,
-               no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool) -> None:
+               no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool,
+               layout: dict | None = None) -> None:
+    """A report; `layout` holds --last, --order, --compact and --wide."""
     from cmat.periods import zone
     from cmat.reports import ReportQuery, build_report, project_filter
 
@@ -129,12 +141,26 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
     ledger, models = scan_first(no_scan, extra_paths, quiet)
     with ledger:
         report = build_report(ledger, query)
+    layout = layout or {}
+    if layout.get("compact") and layout.get("wide"):
+        raise click.UsageError("--compact and --wide cannot go together")
+    rows = report["rows"]
+    if layout.get("last"):
+        rows = rows[-layout["last"]:]
+    if layout.get("order") == "desc":
+        rows = rows[::-1]
+    report = {**report, "rows": rows}
     if as_json:
         emit_json(report)
     elif as_csv:
         sys.stdout.write(_csv(report))
     else:
-        click.echo(_table(report, models))
+        width = terminal_width()
+        text = _table(report, models, compact=bool(layout.get("compact")))
+        if not layout.get("compact") and not layout.get("wide") and width and \
+                max(map(len, text.splitlines()), default=0) > width:
+            text = _table(report, models, compact=True)
+        click.echo(text)
 
 
 def _model_names(row: dict, models) -> str:
@@ -145,30 +171,38 @@ def _model_names(row: dict, models) -> str:
     return ", ".join(dict.fromkeys(names))
 
 
-def _table(report: dict, models) -> str:
+def _table(report: dict, models, compact: bool = False) -> str:
+    """The report as a table; `compact`: short session ids and projects, token counts in
+    k/M/B, input/output and cache writes/reads paired, no request count."""
     key = report["period"]
     dims = [d for d in report["group_by"] if d != key]
     show_models = "model" not in dims
     headers = [PERIOD_TITLES[key], *[d.capitalize() for d in dims]]
     if key == "session":
-        headers += ["Project", "Last activity"]
+        headers += ["Project", "Last" if compact else "Last activity"]
     if show_models:
         headers.append("Models")
-    headers += ["Input", "Output", "Cache write", "Cache read", "Requests", "Cost"]
+    figures = _compact_figures if compact else _figures
+    headers += (["In/Out", "Cache w/r", "Cost"] if compact else
+                ["Input", "Output", "Cache write", "Cache read", "Requests", "Cost"])
     rows = []
     for row in report["rows"]:
         line = [row[key], *[row.get(d) if row.get(d) is not None else "-" for d in dims]]
         if key == "session":
             line += [row.get("project") or "-", (row.get("last") or "-").replace("T", " ")[:16]]
+            if compact:
+                line[0] = line[0][:8]
+                line[-2] = line[-2].rstrip("/").rsplit("/", 1)[-1][:20]
+                line[-1] = line[-1][5:]
         if show_models:
             line.append(_model_names(row, models))
-        line += _figures(row)
+        line += figures(row)
         rows.append(line)
     if not rows:
         return f"No usage recorded in this range ({report['timezone']})."
     total = report["total"]
-    padding = len(headers) - 6
-    rows.append(["Total", *[""] * (padding - 1), *_figures(total)])
+    padding = len(headers) - (3 if compact else 6)
+    rows.append(["Total", *[""] * (padding - 1), *figures(total)])
     text = table(rows, headers, numeric_from=padding)
     notes = [f"\n\nTimes in {report['timezone']}."]
     if total["unpriced_models"]:
@@ -182,6 +216,13 @@ def _figures(row: dict) -> list[str]:
     tokens = row["tokens"]
     return [count(tokens["input"]), count(tokens["output"]), count(tokens["cache_creation"]),
             count(tokens["cache_read"]), count(row["requests"]),
+            usd(row["total_usd"], 2, row["unpriced_requests"])]
+
+
+def _compact_figures(row: dict) -> list[str]:
+    tokens = row["tokens"]
+    return [f"{short_count(tokens['input'])}/{short_count(tokens['output'])}",
+            f"{short_count(tokens['cache_creation'])}/{short_count(tokens['cache_read'])}",
             usd(row["total_usd"], 2, row["unpriced_requests"])]
 
 
@@ -211,18 +252,20 @@ def report() -> None:
 
 
 def _period_command(period: str, summary: str) -> click.Command:
-    @options(range_options, filter_options, scan_options)
-    def command(since, until, timezone_name, group_by, project, as_json, as_csv, no_scan,
-                extra_paths, quiet) -> None:
+    @options(range_options, filter_options, layout_options, scan_options)
+    def command(since, until, timezone_name, group_by, project, as_json, as_csv, last, order,
+                compact, wide, no_scan, extra_paths, quiet) -> None:
         run_report(period, _date(since), _date(until), timezone_name, group_by, project,
-                   as_json, as_csv, no_scan, extra_paths, quiet)
+                   as_json, as_csv, no_scan, extra_paths, quiet,
+                   {"last": last, "order": order, "compact": compact, "wide": wide})
 
     return click.command(period, help=summary)(command)
 
 
 for _period, _summary in (("daily", "Spend per day."), ("weekly", "Spend per ISO week."),
                           ("monthly", "Spend per month."),
-                          ("session", "Spend per session, most recent last.")):
+                          ("session", "Spend per session, most recent last (--order desc: "
+                                      "first; --last N: the N most recent).")):
     report.add_command(_period_command(_period, _summary))
 
 
@@ -278,11 +321,10 @@ def scan(extra_paths: tuple[Path, ...], quiet: bool, explain: bool, as_json: boo
     if as_json:
         emit_json({**result.to_json(), "roots": [str(r) for r in roots]})
         return
-    folders = ", ".join(map(str, roots)) or "(no folders)"
-    click.echo(f"Scanned {result.files_seen} files in {folders}: "
-               f"read {result.files_read} ({result.bytes_read / 1e6:,.1f} MB), "
-               f"{result.requests:,} requests ({result.new_requests:,} new) "
-               f"in {result.seconds:.2f} s")
+    click.echo(wrapped("", f"Scanned {result.files_seen} files in "
+                           f"{', '.join(map(str, roots))}: read {result.files_read} "
+                           f"({result.bytes_read / 1e6:,.1f} MB), {result.requests:,} requests "
+                           f"({result.new_requests:,} new) in {result.seconds:.2f} s"))
     if result.skipped_lines:
         click.echo(f"{result.skipped_lines:,} lines skipped, see `cmat scan --explain`")
 
