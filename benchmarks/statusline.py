@@ -30,8 +30,14 @@ def main() -> None:
         running = write_random_session_with_subagents(
             root / "running", "running", int(args.session_mb * 0.8e6),
             int(args.session_mb * 0.2e6), 2, rng, start_ts=time.time() - 1800)
-        stdin = json.dumps({"session_id": "running", "transcript_path": str(running),
-                            "cost": {"total_cost_usd": 1.0}}).encode()
+        stdin = json.dumps({  # what Claude Code sends a Max subscriber's status line
+            "session_id": "running", "transcript_path": str(running),
+            "cost": {"total_cost_usd": 1.0},
+            "model": {"id": "claude-opus-4-6", "display_name": "Opus 4.6 (1M context)"},
+            "context_window": {"used_percentage": 42, "context_window_size": 1_000_000},
+            "rate_limits": {"five_hour": {"used_percentage": 37, "resets_at": time.time() + 7800},
+                            "seven_day": {"used_percentage": 12,
+                                          "resets_at": time.time() + 300_000}}}).encode()
         script = REPO / "hooks" / "cmat-statusline.sh"
 
         def refresh() -> tuple[float, float]:

@@ -22,6 +22,7 @@ COMMANDS = {
     "hooks": ("cmat.cli.hooks", "hooks", "Install, remove and check the Claude Code hooks."),
     "report": ("cmat.cli.report", "report", "Spend over the whole history: daily, weekly, ..."),
     "blocks": ("cmat.cli.blocks", "blocks", "5-hour usage blocks: burn rate, projection, limit."),
+    "live": ("cmat.cli.live", "live", "Full-screen view of the 5-hour block under way."),
     "limits": ("cmat.cli.limits", "limits", "Your plan's 5-hour and weekly windows, official..."),
     "scan": ("cmat.cli.report", "scan", "Import new transcript lines into the ledger."),
     "ledger": ("cmat.cli.ledger", "ledger", "The usage ledger: info, reprice, rebuild."),

@@ -255,6 +255,14 @@ class LedgerQueries:
         return per_model, self.query("SELECT min(ts), max(ts) FROM requests WHERE ts >= ?",
                                      (since,))[0]
 
+    def recent_sessions(self, since: float, limit: int) -> list[tuple]:
+        """The sessions with a request from `since` on, latest first: (session_id, project,
+        last ts, cost of the whole session's priced requests)."""
+        return self.query(
+            "SELECT session_id, max(project), max(ts), coalesce(sum(cost_usd), 0) FROM requests"
+            " WHERE session_id IN (SELECT session_id FROM requests WHERE ts >= ?)"
+            " GROUP BY session_id ORDER BY 3 DESC LIMIT ?", (since, limit))
+
     def model_spend(self, since: float) -> list[tuple]:
         """Per model since `since`: (model, input, output, cache writes, cache reads,
         requests, cost of the priced ones, priced requests)."""

@@ -1,0 +1,97 @@
+"""`cmat live`: the full-screen view, driven for real in tmux, and its screen drawn alone."""
+
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from rich.console import Console
+
+from cmat.blocks import cut_blocks
+from cmat.live import Snapshot, render
+from tests.helpers import child_env
+from tests.transcript_factory import TranscriptBuilder, write_session
+
+
+def stamp(offset: float) -> str:
+    return datetime.fromtimestamp(time.time() + offset, timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def screen_text(snapshot: Snapshot) -> str:
+    console = Console(width=80, record=True, color_system=None, file=open("/dev/null", "w"))
+    console.print(render(snapshot))
+    return console.export_text()
+
+
+def snapshot(official=None, allowance=None) -> Snapshot:
+    now = time.time()
+    (block,) = cut_blocks([(now - 600, "claude-opus-4-6", 10, 7_600, 0, 0, 0.19),
+                           (now - 60, "claude-opus-4-6", 0, 0, 0, 0, 0.0)], now)
+    return Snapshot(now, block, [("claude-opus-4-6", 7_610, 0.19)], official, allowance,
+                    "pro preset", 0.19, 1.0, [("sess-1234567", "/home/me/app", now - 60, 0.19)])
+
+
+def test_the_screen_fits_80_columns_and_names_where_its_figure_comes_from():
+    text = screen_text(snapshot(allowance=19_000))
+    assert max(map(len, text.splitlines())) <= 80
+    assert "~40% (estimate)" in text and "opus-4-6" in text and "sess-123" in text
+    assert "Today $0.19 of $1.00 daily budget (19%)" in text
+    official = {"five_hour": {"used_percent": 63.0, "resets_at": time.time() + 3600},
+                "seven_day": None, "observed_at": time.time()}
+    assert "63% (Claude Code)" in screen_text(snapshot(official, 19_000))
+    assert "of the time (no plan set)" in screen_text(snapshot())
+
+
+def tmux(*args) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True).stdout
+
+
+def wait_for(condition, seconds=30.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.2)
+    return None
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_live_view_draws_updates_as_a_transcript_grows_and_quits_on_q(tmp_path):
+    history = tmp_path / "claude" / "projects" / "-home-me-app"
+    builder = TranscriptBuilder(session_id="live-session", cwd="/home/me/app")
+    builder.now = stamp(-120)
+    builder.response(model="claude-opus-4-6", output=1_000, blocks=1)
+    transcript = write_session(history, builder)
+    name = f"cmat-test-{uuid.uuid4().hex[:8]}"
+    exit_file = tmp_path / "exit"
+    env = child_env(CLAUDE_CONFIG_DIR=tmp_path / "claude", NO_COLOR="1")
+    command = " ".join([
+        "env", *[f"{key}='{value}'" for key, value in env.items()
+                 if key in ("HOME", "PYTHONPATH", "CLAUDE_CONFIG_DIR", "NO_COLOR")
+                 or key.startswith("XDG_")],
+        sys.executable, "-m", "cmat", "live", "--interval", "0.5",
+        f"; echo $? > {exit_file}; sleep 60"])
+    tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", command)
+    try:
+        first = wait_for(lambda: (lambda screen: screen if "Used 1,010 tokens" in screen
+                                  else None)(tmux("capture-pane", "-t", name, "-p")))
+        assert first, tmux("capture-pane", "-t", name, "-p")
+        assert "cmat live" in first and "live-ses" in first
+        assert max(map(len, first.splitlines())) <= 80
+        builder.now = stamp(-5)
+        builder.response(model="claude-opus-4-6", output=2_000, blocks=1)
+        builder.write(transcript)  # the session grew
+        assert wait_for(lambda: "Used 3,020 tokens" in tmux("capture-pane", "-t", name, "-p")), \
+            tmux("capture-pane", "-t", name, "-p")
+        tmux("send-keys", "-t", name, "q")
+        assert wait_for(lambda: exit_file.exists() and exit_file.read_text().strip()), \
+            tmux("capture-pane", "-t", name, "-p")
+        assert exit_file.read_text().strip() == "0"
+        assert "cmat live" not in tmux("capture-pane", "-t", name, "-p")  # screen restored
+    finally:
+        tmux("kill-session", "-t", name)
