@@ -38,7 +38,8 @@ class Block:
     tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED_TOKENS, 0))
     cost_usd: float = 0.0
     unpriced_requests: int = 0
-    models: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)  # in order of first use
+    per_model: dict[str, tuple[int, float]] = field(default_factory=dict)  # tokens, cost
 
     @property
     def total_tokens(self) -> int:
@@ -57,6 +58,8 @@ class Block:
             self.cost_usd += cost
         if model not in self.models:
             self.models.append(model)
+        tokens, spent = self.per_model.get(model, (0, 0.0))
+        self.per_model[model] = (tokens + sum(value or 0 for value in counts), spent + (cost or 0))
 
     def burn_rate(self) -> dict | None:
         """Tokens per minute (all kinds, and input + output alone) and USD per hour, from the
@@ -135,10 +138,10 @@ def active_block(ledger: Ledger, now: float) -> Block | None:
     start = active_start(ledger.request_times(now - LOOKBACK_SECONDS), now)
     if start is None:
         return None
-    per_model, (first, last) = ledger.window_totals(start)
+    first, last = ledger.time_span(start, None, None)
     block = Block(start, start + BLOCK_SECONDS, last_request=last, active=True,
                   first_request=first)
-    for model, *rest in per_model:
+    for model, *rest in ledger.model_spend(start, by_first_use=True):
         *counts, requests, cost, priced = rest
         for kind, value in zip(COUNTED_TOKENS, counts):
             block.tokens[kind] += value or 0
@@ -146,6 +149,7 @@ def active_block(ledger: Ledger, now: float) -> Block | None:
         block.cost_usd += cost
         block.unpriced_requests += requests - priced
         block.models.append(model)
+        block.per_model[model] = (sum(value or 0 for value in counts), cost)
     return block
 
 

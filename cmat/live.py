@@ -35,7 +35,6 @@ MAX_SESSIONS = 5
 class Snapshot:
     now: float
     block: Block | None
-    per_model: list[tuple[str, int, float]]  # model, tokens, cost in the block
     official: dict | None
     allowance: int | None
     basis: str
@@ -48,15 +47,11 @@ def take_snapshot(ledger: Ledger, models: ModelService, project: Path, now: floa
     scan(ledger, models, paths.transcript_roots())
     config, context, statuses = all_statuses(project, ledger)
     block = active_block(ledger, now)
-    per_model = []
-    if block is not None:
-        rows, _ = ledger.window_totals(block.start)
-        per_model = [(model, sum(rest[:4]), rest[5]) for model, *rest in rows]
     allowance, basis = plans.plan_tokens(config.plan, [])
     today = ledger.spend_usd(since=midnight(datetime.now(context.tz).date(),
                                             context.tz).timestamp())
     daily = next((s.budget.limit for s in statuses if s.budget.key == "daily"), None)
-    return Snapshot(now, block, per_model, plans.last_known(), allowance, basis, today, daily,
+    return Snapshot(now, block, plans.last_known(), allowance, basis, today, daily,
                     ledger.recent_sessions(now - RUNNING_SECONDS, MAX_SESSIONS))
 
 
@@ -91,7 +86,7 @@ def render(snapshot: Snapshot):
         models = Table(box=None, pad_edge=False, show_edge=False)
         for column, justify in (("Model", "left"), ("Tokens", "right"), ("Cost", "right")):
             models.add_column(column, justify=justify)
-        for model, tokens, cost in snapshot.per_model[:4]:
+        for model, (tokens, cost) in list(block.per_model.items())[:4]:
             models.add_row(model.removeprefix("claude-")[:28], f"{tokens:,}", f"${cost:,.2f}")
         lines.append(models)
     today = f"Today ${snapshot.today_usd:,.2f}"

@@ -114,12 +114,17 @@ def block_estimate(block, allowance: int | None) -> float | None:
     return (block.tokens["input"] + block.tokens["output"]) / allowance * 100
 
 
+def duration(seconds: float) -> str:
+    """`2h10m`: hours and minutes, however many hours."""
+    minutes = max(int(seconds // 60), 0)
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
 def until(ts: float | None, now: float | None = None) -> str:
     """`2h10m`, `3d4h` or `now` until `ts`."""
     if ts is None:
         return "?"
     seconds = max(ts - (now if now is not None else time.time()), 0)
-    minutes = int(seconds // 60)
-    if minutes >= 24 * 60:
-        return f"{minutes // 1440}d{minutes % 1440 // 60}h"
-    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes else "now"
+    if seconds >= 86400:
+        return f"{int(seconds // 86400)}d{int(seconds % 86400 // 3600)}h"
+    return duration(seconds) if seconds >= 60 else "now"

@@ -66,6 +66,7 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
     session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
     transcript = payload.get("transcript_path")
     now = time.time()
+    official = plans.official_limits(payload, now)
     with Ledger(busy_timeout=1.0) as ledger:
         if session_id and isinstance(transcript, str) and transcript:
             import_session(ledger, ModelService(project), Path(transcript), session_id)
@@ -78,7 +79,7 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
         task_cost = ledger.task_spend(task_id, session_id) if task_id else None
         block = active_block(ledger, now)
         allowance = None
-        if block is not None and config.plan and not plans.official_limits(payload, now):
+        if block is not None and config.plan and not official:
             past = cut_blocks(ledger.timeline(now - 30 * 86400), now) \
                 if config.plan == "custom" else []
             allowance, _ = plans.plan_tokens(config.plan, past)
@@ -87,7 +88,7 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
         (3, _context(payload)),  # Claude Code shows the model and context itself
         (9, f"${session_cost:,.2f}" + ("+?" if unpriced else "") + " session"),
         (7, f"${today:,.2f} today"),
-        (8, _five_hours(payload, block, allowance, now, config.thresholds, colour)),
+        (8, _five_hours(official, block, allowance, now, config.thresholds, colour)),
         (4, f"{task_id} ${task_cost:,.2f}" if task_id else None),
     ]
     tightest = max(statuses, key=lambda status: status.percent, default=None)
@@ -114,13 +115,12 @@ def _context(payload: dict) -> str | None:
     return f"ctx {used:.0f}%"
 
 
-def _five_hours(payload: dict, block, allowance: int | None, now: float,
+def _five_hours(official: dict | None, block, allowance: int | None, now: float,
                 thresholds: tuple[int, ...], colour: bool) -> str | None:
-    """The 5-hour window: Claude Code's own figure when it gives one, else cmat's estimate
-    against the plan (marked ~), else what the current block has cost."""
+    """The 5-hour window: Claude Code's own figure when it gives one (`official`, from the
+    payload), else cmat's estimate against the plan (marked ~), else the block's cost."""
     from cmat import plans
 
-    official = plans.official_limits(payload, now)
     five = official and official["five_hour"]
     if five:
         plans.remember(official)

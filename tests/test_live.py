@@ -31,7 +31,7 @@ def snapshot(official=None, allowance=None) -> Snapshot:
     now = time.time()
     (block,) = cut_blocks([(now - 600, "claude-opus-4-6", 10, 7_600, 0, 0, 0.19),
                            (now - 60, "claude-opus-4-6", 0, 0, 0, 0, 0.0)], now)
-    return Snapshot(now, block, [("claude-opus-4-6", 7_610, 0.19)], official, allowance,
+    return Snapshot(now, block, official, allowance,
                     "pro preset", 0.19, 1.0, [("sess-1234567", "/home/me/app", now - 60, 0.19)])
 
 

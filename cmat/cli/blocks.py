@@ -10,16 +10,8 @@ import click
 
 from cmat.cli.options import json_option
 from cmat.cli.output import count, emit_json, table, usd
-from cmat.cli.report import scan_first
-
-
-def _day(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
+from cmat.cli.report import options, parse_day, scan_first, scan_options
+from cmat.plans import duration
 
 
 @click.command()
@@ -34,12 +26,7 @@ def _day(value: str | None) -> date | None:
 @click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True,
               help="Oldest or newest block first.")
 @json_option
-@click.option("--no-scan", is_flag=True,
-              help="Answer from the ledger as it is, without importing new transcript lines.")
-@click.option("--path", "extra_paths", multiple=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Also scan this folder of transcripts (repeatable).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@options(scan_options)
 def blocks(active: bool, recent: bool, since: str | None, until: str | None,
            token_limit: str | None, order: str, as_json: bool, no_scan: bool,
            extra_paths: tuple[Path, ...], quiet: bool) -> None:
@@ -54,7 +41,7 @@ def blocks(active: bool, recent: bool, since: str | None, until: str | None,
     from cmat.blocks import RECENT_DAYS, block_json, cut_blocks
     from cmat.blocks import token_limit as parse_limit
 
-    first, last = _day(since), _day(until)
+    first, last = parse_day(since), parse_day(until)
     ledger, _ = scan_first(no_scan, extra_paths, quiet)
     now = time.time()
     with ledger:
@@ -88,11 +75,6 @@ def _clock(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
-def _minutes(seconds: float) -> str:
-    minutes = max(int(seconds // 60), 0)
-    return f"{minutes // 60}h{minutes % 60:02d}m"
-
-
 def _short_model(model: str) -> str:
     return model.removeprefix("claude-").split("-20")[0]
 
@@ -102,11 +84,11 @@ def _table(chosen: list, now: float, limit: int | None) -> str:
     rows = []
     for block in chosen:
         if block.gap:
-            rows.append([_clock(block.start), f"gap {_minutes(block.end - block.start)}", "-",
+            rows.append([_clock(block.start), f"gap {duration(block.end - block.start)}", "-",
                          "-", *(["-"] if limit else []), "-"])
             continue
-        status = (f"ACTIVE, {_minutes(block.end - now)} left" if block.active
-                  else _minutes(block.last_request - block.start))
+        status = (f"ACTIVE, {duration(block.end - now)} left" if block.active
+                  else duration(block.last_request - block.start))
         rows.append([_clock(block.start), status,
                      ", ".join(_short_model(m) for m in block.models[:2])
                      + (f" +{len(block.models) - 2}" if len(block.models) > 2 else ""),
@@ -120,7 +102,7 @@ def _active_text(block, now: float, limit: int | None) -> str:
     from cmat.blocks import limit_status
 
     lines = [f"Active block: {_clock(block.start)} to {_clock(block.end)} "
-             f"({_minutes(block.end - now)} left)"]
+             f"({duration(block.end - now)} left)"]
     rate = block.burn_rate()
     if rate:
         lines.append(f"Burn rate: {count(round(rate['tokens_per_minute']))} tokens/min, "

@@ -16,7 +16,7 @@ from cmat.cli.output import count, emit_json, short_count, table, terminal_width
 PERIOD_TITLES = {"date": "Date", "week": "Week of", "month": "Month", "session": "Session"}
 
 
-def _date(value: str | None) -> date | None:
+def parse_day(value: str | None) -> date | None:
     if value is None:
         return None
     try:
@@ -255,7 +255,7 @@ def _period_command(period: str, summary: str) -> click.Command:
     @options(range_options, filter_options, layout_options, scan_options)
     def command(since, until, timezone_name, group_by, project, as_json, as_csv, last, order,
                 compact, wide, no_scan, extra_paths, quiet) -> None:
-        run_report(period, _date(since), _date(until), timezone_name, group_by, project,
+        run_report(period, parse_day(since), parse_day(until), timezone_name, group_by, project,
                    as_json, as_csv, no_scan, extra_paths, quiet,
                    {"last": last, "order": order, "compact": compact, "wide": wide})
 

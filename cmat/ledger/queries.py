@@ -244,17 +244,6 @@ class LedgerQueries:
         return [ts for (ts,) in self.query("SELECT ts FROM requests WHERE ts >= ? ORDER BY ts",
                                            (since,))]
 
-    def window_totals(self, since: float) -> tuple[list[tuple], tuple]:
-        """The requests from `since` on: per model (model, then the sum of each of
-        COUNTED_TOKENS, requests, cost of the priced ones, priced requests), and overall
-        (first ts, last ts)."""
-        kinds = ", ".join(f"sum({COLUMN[kind]})" for kind in COUNTED_TOKENS)
-        per_model = self.query(f"SELECT model, {kinds}, count(*), coalesce(sum(cost_usd), 0),"
-                               " count(cost_usd) FROM requests WHERE ts >= ? GROUP BY model"
-                               " ORDER BY min(ts)", (since,))
-        return per_model, self.query("SELECT min(ts), max(ts) FROM requests WHERE ts >= ?",
-                                     (since,))[0]
-
     def recent_sessions(self, since: float, limit: int) -> list[tuple]:
         """The sessions with a request from `since` on, latest first: (session_id, project,
         last ts, cost of the whole session's priced requests)."""
@@ -263,13 +252,14 @@ class LedgerQueries:
             " WHERE session_id IN (SELECT session_id FROM requests WHERE ts >= ?)"
             " GROUP BY session_id ORDER BY 3 DESC LIMIT ?", (since, limit))
 
-    def model_spend(self, since: float) -> list[tuple]:
-        """Per model since `since`: (model, input, output, cache writes, cache reads,
-        requests, cost of the priced ones, priced requests)."""
+    def model_spend(self, since: float, by_first_use: bool = False) -> list[tuple]:
+        """Per model since `since`: (model, then the sum of each of COUNTED_TOKENS, requests,
+        cost of the priced ones, priced requests); costliest first, or `by_first_use`."""
         kinds = ", ".join(f"sum({COLUMN[kind]})" for kind in COUNTED_TOKENS)
+        order = "min(ts)" if by_first_use else "7 DESC"
         return self.query(f"SELECT model, {kinds}, count(*), coalesce(sum(cost_usd), 0),"
-                          " count(cost_usd) FROM requests WHERE ts >= ? GROUP BY model"
-                          " ORDER BY 7 DESC", (since,))
+                          f" count(cost_usd) FROM requests WHERE ts >= ? GROUP BY model"
+                          f" ORDER BY {order}", (since,))
 
     # --- metrics --------------------------------------------------------------------------
 
