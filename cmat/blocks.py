@@ -85,6 +85,11 @@ class Block:
                 "remaining_minutes": remaining}
 
 
+def short_model(model: str) -> str:
+    """A model id as the narrow views show it: claude-sonnet-4-5-20250929 -> sonnet-4-5."""
+    return model.removeprefix("claude-").split("-20")[0]
+
+
 def _floor_to_hour(ts: float) -> float:
     return ts - ts % 3600
 

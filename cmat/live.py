@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cmat import paths, plans
-from cmat.blocks import Block, active_block
+from cmat.blocks import Block, active_block, short_model
 from cmat.budgets.limits import all_statuses
 from cmat.catalog import ModelService
 from cmat.ingest import scan
@@ -87,7 +87,7 @@ def render(snapshot: Snapshot):
         for column, justify in (("Model", "left"), ("Tokens", "right"), ("Cost", "right")):
             models.add_column(column, justify=justify)
         for model, (tokens, cost) in list(block.per_model.items())[:4]:
-            models.add_row(model.removeprefix("claude-")[:28], f"{tokens:,}", f"${cost:,.2f}")
+            models.add_row(short_model(model)[:28], f"{tokens:,}", f"${cost:,.2f}")
         lines.append(models)
     today = f"Today ${snapshot.today_usd:,.2f}"
     if snapshot.daily_limit:

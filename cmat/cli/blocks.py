@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from cmat.blocks import short_model
 from cmat.cli.options import json_option
 from cmat.cli.output import count, emit_json, table, usd
 from cmat.cli.report import options, parse_day, scan_first, scan_options
@@ -75,10 +76,6 @@ def _clock(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
-def _short_model(model: str) -> str:
-    return model.removeprefix("claude-").split("-20")[0]
-
-
 def _table(chosen: list, now: float, limit: int | None) -> str:
     headers = ["Start", "Status", "Models", "Tokens", *(["%"] if limit else []), "Cost"]
     rows = []
@@ -90,7 +87,7 @@ def _table(chosen: list, now: float, limit: int | None) -> str:
         status = (f"ACTIVE, {duration(block.end - now)} left" if block.active
                   else duration(block.last_request - block.start))
         rows.append([_clock(block.start), status,
-                     ", ".join(_short_model(m) for m in block.models[:2])
+                     ", ".join(short_model(m) for m in block.models[:2])
                      + (f" +{len(block.models) - 2}" if len(block.models) > 2 else ""),
                      count(block.total_tokens),
                      *([f"{block.total_tokens / limit * 100:.0f}%"] if limit else []),
