@@ -25,6 +25,7 @@ from cmat.budgets.limits import all_statuses
 from cmat.catalog import ModelService
 from cmat.ingest import scan
 from cmat.ledger import Ledger
+from cmat.money import usd
 from cmat.periods import midnight
 
 RUNNING_SECONDS = 600  # a session with a request this recent is shown as running
@@ -77,21 +78,21 @@ def render(snapshot: Snapshot):
         rate = block.burn_rate()
         projection = block.projection(now)
         lines.append(Text(
-            f"Used {block.total_tokens:,} tokens, ${block.cost_usd:,.2f}"
+            f"Used {block.total_tokens:,} tokens, {usd(block.cost_usd)}"
             + (f"   burn {rate['tokens_per_minute']:,.0f} tok/min, "
-               f"${rate['cost_per_hour']:,.2f}/h" if rate else "")))
+               f"{usd(rate['cost_per_hour'])}/h" if rate else "")))
         if projection:
             lines.append(Text(f"Projected at reset: {projection['total_tokens']:,} tokens, "
-                              f"${projection['cost_usd']:,.2f}"))
+                              + usd(projection["cost_usd"])))
         models = Table(box=None, pad_edge=False, show_edge=False)
         for column, justify in (("Model", "left"), ("Tokens", "right"), ("Cost", "right")):
             models.add_column(column, justify=justify)
         for model, (tokens, cost) in list(block.per_model.items())[:4]:
-            models.add_row(short_model(model)[:28], f"{tokens:,}", f"${cost:,.2f}")
+            models.add_row(short_model(model)[:28], f"{tokens:,}", usd(cost))
         lines.append(models)
-    today = f"Today ${snapshot.today_usd:,.2f}"
+    today = f"Today {usd(snapshot.today_usd)}"
     if snapshot.daily_limit:
-        today += f" of ${snapshot.daily_limit:,.2f} daily budget " \
+        today += f" of {usd(snapshot.daily_limit)} daily budget " \
                  f"({snapshot.today_usd / snapshot.daily_limit * 100:.0f}%)"
     lines.append(Text(today))
     sessions = Table(title="Running sessions", box=None, title_justify="left",
@@ -101,7 +102,7 @@ def render(snapshot: Snapshot):
         sessions.add_column(column, justify=justify)
     for session_id, project, last, cost in snapshot.sessions:
         sessions.add_row(session_id[:8], (project or "-").rstrip("/").rsplit("/", 1)[-1][:24],
-                         f"{int(now - last) // 60}m ago", f"${cost:,.2f}")
+                         f"{int(now - last) // 60}m ago", usd(cost))
     if snapshot.sessions:
         lines.append(sessions)
     else:

@@ -15,11 +15,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 from cmat import paths
 
 PLAN_TOKENS = {"pro": 19_000, "max5": 88_000, "max20": 220_000}  # input + output per 5 hours
+# Weekly allowances as Anthropic announced them (28 July 2025), in hours of use per model
+# family; ranges, since the tokens an hour takes depend on the work.
+WEEKLY_HOURS = {"pro": {"Sonnet": (40, 80)},
+                "max5": {"Sonnet": (140, 280), "Opus": (15, 35)},
+                "max20": {"Sonnet": (240, 480), "Opus": (24, 40)}}
+ACTIVE_AFTER_REQUEST = 300  # a family is in use until this long after its latest request
 CUSTOM_PERCENTILE = 0.9
 CUSTOM_MIN_BLOCKS = 5  # fewer past blocks than this say too little about a plan
 
@@ -105,6 +112,29 @@ def plan_tokens(plan: str | None, past_blocks: list) -> tuple[int | None, str]:
         index = min(int(len(totals) * CUSTOM_PERCENTILE), len(totals) - 1)
         return totals[index], f"custom: 90th percentile of your {len(totals)} past blocks"
     return None, "no plan set (cmat limits --plan, or plan = \"max5\" in the config)"
+
+
+FAMILIES = ("fable", "mythos", "opus", "sonnet", "haiku")
+
+
+def family(model: str) -> str:
+    """`Opus` for any Opus model id; an unknown model is its own family."""
+    found = re.search("|".join(FAMILIES), model)
+    return found.group(0).capitalize() if found else model
+
+
+def active_hours(model_times) -> dict[str, float]:
+    """Hours each model family was in use: each request keeps its family busy until
+    ACTIVE_AFTER_REQUEST seconds after it, overlapping stretches counted once.
+    `model_times` is (model, ts), oldest first."""
+    busy: dict[str, float] = {}
+    until_ts: dict[str, float] = {}
+    for model, ts in model_times:
+        name = family(model)
+        end = ts + ACTIVE_AFTER_REQUEST
+        busy[name] = busy.get(name, 0.0) + end - max(ts, until_ts.get(name, ts))
+        until_ts[name] = end
+    return {name: seconds / 3600 for name, seconds in busy.items()}
 
 
 def block_estimate(block, allowance: int | None) -> float | None:

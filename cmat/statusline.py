@@ -25,6 +25,7 @@ from collections.abc import Callable  # not typing's: its import costs a refresh
 from pathlib import Path
 
 from cmat import paths
+from cmat.money import usd
 
 CACHE_SECONDS = 15.0
 
@@ -67,6 +68,8 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
     transcript = payload.get("transcript_path")
     now = time.time()
     official = plans.official_limits(payload, now)
+    if official:
+        plans.remember(official)
     with Ledger(busy_timeout=1.0) as ledger:
         if session_id and isinstance(transcript, str) and transcript:
             import_session(ledger, ModelService(project), Path(transcript), session_id)
@@ -79,17 +82,17 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
         task_cost = ledger.task_spend(task_id, session_id) if task_id else None
         block = active_block(ledger, now)
         allowance = None
-        if block is not None and config.plan and not official:
+        if block is not None and config.plan and not (official and official["five_hour"]):
             past = cut_blocks(ledger.timeline(now - 30 * 86400), now) \
                 if config.plan == "custom" else []
             allowance, _ = plans.plan_tokens(config.plan, past)
     parts = [  # (priority: the lowest goes first when the line is too long, text)
         (2, _model_name(payload)),
         (3, _context(payload)),  # Claude Code shows the model and context itself
-        (9, f"${session_cost:,.2f}" + ("+?" if unpriced else "") + " session"),
-        (7, f"${today:,.2f} today"),
+        (9, usd(session_cost, unpriced) + " session"),
+        (7, f"{usd(today)} today"),
         (8, _five_hours(official, block, allowance, now, config.thresholds, colour)),
-        (4, f"{task_id} ${task_cost:,.2f}" if task_id else None),
+        (4, f"{task_id} {usd(task_cost)}" if task_id else None),
     ]
     tightest = max(statuses, key=lambda status: status.percent, default=None)
     if tightest:
@@ -123,7 +126,6 @@ def _five_hours(official: dict | None, block, allowance: int | None, now: float,
 
     five = official and official["five_hour"]
     if five:
-        plans.remember(official)
         text = f"5h {five['used_percent']:.0f}% {plans.until(five['resets_at'], now)}"
         return _colour(text, budget_level(five["used_percent"], thresholds), colour)
     if block is None:
@@ -131,7 +133,7 @@ def _five_hours(official: dict | None, block, allowance: int | None, now: float,
     left = plans.until(block.end, now)
     estimate = plans.block_estimate(block, allowance)
     if estimate is None:
-        return f"5h ${block.cost_usd:,.2f} {left}"
+        return f"5h {usd(block.cost_usd)} {left}"
     return _colour(f"5h ~{estimate:.0f}% {left}", budget_level(estimate, thresholds), colour)
 
 
@@ -156,7 +158,7 @@ def mismatch(payload: dict, session_cost: float) -> str:
     base = max(abs(session_cost), 1e-9)
     if abs(claude_cost - session_cost) / base <= MISMATCH_RATIO:
         return ""
-    return (f"{SEPARATOR}Claude Code says ${claude_cost:,.2f}"
+    return (f"{SEPARATOR}Claude Code says {usd(claude_cost)}"
             f" ({(claude_cost - session_cost) / base:+.0%} vs cmat)")
 
 

@@ -127,7 +127,7 @@ def test_status_reports_missing_then_healthy_then_the_last_run(project, tmp_path
     subprocess.run([str(script)], input=stdin, check=True, timeout=60,
                    env=child_env(CLAUDE_PROJECT_DIR=project, CMAT_CURRENT_TASK_ID=task_id))
     shown = cli_run("costs", "show", task_id).output
-    assert f"${builder.expected_cost:,.4f}" in shown and "1,234" in shown
+    assert f"${builder.expected_cost:,.2f}" in shown and "1,234" in shown
     assert "session installed" in cli_run("hooks", "status").output
 
 

@@ -53,7 +53,7 @@ def test_queue_add_extract_show_enhancement_end_to_end(run, transcript):
     check_shape(shown)
     assert shown["sessions"][0]["session_id"] == "sess-1"
     text = run("costs", "show", task_id).output
-    assert "4,274" in text and f"${builder.expected_cost:,.4f}" in text
+    assert "4,274" in text and f"${builder.expected_cost:,.2f}" in text
     assert "Claude Opus 4.6" in text and "Claude Haiku 4.5" in text  # per-model rows
     enhancement = json.loads(run("costs", "enhancement", "feat", "--json").output)
     check_shape(enhancement)
@@ -68,7 +68,7 @@ def test_costs_session_prints_exact_cost_of_a_real_transcript(run):
     report = json.loads(run("costs", "session", path, "--json").output)
     check_shape(report)
     text = run("costs", "session", path).output
-    assert f"${report['total_usd']:,.4f}" in text
+    assert f"${report['total_usd']:,.2f}" in text
 
 
 def test_costs_session_defaults_to_the_latest_transcript(run, tmp_path, monkeypatch, transcript):

@@ -67,7 +67,7 @@ def test_statusline_marks_an_unpriced_model(project, tmp_path):
     builder.now = now_iso(-10)
     builder.response(model="claude-nova-9")
     path = write_session(tmp_path, builder)
-    assert "· $0.00+? session ·" in statusline(project, status_payload(path, "s1"))
+    assert "· unpriced session ·" in statusline(project, status_payload(path, "s1"))
 
 
 def test_statusline_with_an_empty_history(project, tmp_path):
@@ -165,3 +165,14 @@ def test_a_bad_plan_is_refused_with_the_field_named(project):
     user_config('plan = "gold"\n')
     result = cli_run("limits", "--no-scan", code=10)
     assert "plan must be one of pro, max5, max20, custom" in result.stderr
+
+
+def test_with_only_the_weekly_figure_the_5h_part_is_the_estimate(project, tmp_path):
+    user_config('plan = "pro"\n')
+    _, path = session_costing(tmp_path, "s1", 0.19)
+    payload = official_payload(path, "s1", seven=55.0)
+    del payload["rate_limits"]["five_hour"]
+    line = statusline(project, payload, NO_COLOR="1")
+    assert re.search(r" · 5h ~40% [1-5]h\d\dm$", line)
+    shown = json.loads(cli_run("limits", "--json", "--no-scan").output)["official"]
+    assert shown["five_hour"] is None and shown["seven_day"]["used_percent"] == 55.0

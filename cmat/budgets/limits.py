@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from cmat.budgets.config import Config, load_config
 from cmat.errors import CmatError, UsageError
 from cmat.ledger import Ledger
+from cmat.money import usd
 from cmat.periods import period_bounds, zone
 from cmat.tasks import QueueService, enhancement_of
 from cmat.tasks import current_context as current_task
@@ -82,7 +83,7 @@ class Status:
         return self.spent >= self.budget.limit
 
     def amount(self, value: float) -> str:
-        return f"${value:,.2f}" if self.budget.unit == "usd" else f"{int(value):,} tokens"
+        return usd(value) if self.budget.unit == "usd" else f"{int(value):,} tokens"
 
     def spent_words(self) -> str:
         when = PERIOD_WORDS.get(self.budget.period or "", "so far")

@@ -25,6 +25,7 @@ from cmat.claude.events import BY_COMMAND
 from cmat.claude.log import HookLog
 from cmat.claude.payload import PayloadError, payload_project, read_payload
 from cmat.errors import CmatError
+from cmat.money import usd
 
 HOOK_MAX_BYTES = 8 * 2**30  # ~10 s of reading: a larger session is left to `cmat scan`
 LEDGER_WAIT_SECONDS = 2.0  # a budget check never waits longer for a busy ledger
@@ -166,7 +167,7 @@ def attribute(event: str, payload: dict, project: Path, log: HookLog) -> tuple[s
         task_note += " (queue not updated)"
         print(f"cmat: cost recorded, but the task queue was not updated; see {where}",
               file=sys.stderr)
-    return (f"session {session_id} -> {task_note}: ${attribution.total_usd:.4f} over "
+    return (f"session {session_id} -> {task_note}: {usd(attribution.total_usd)} over "
             f"{attribution.requests} requests ({attribution.new_requests} new)"
             + (f", {applied} spooled applied" if applied else "")), None
 

@@ -10,8 +10,9 @@ import click
 
 from cmat.blocks import short_model
 from cmat.cli.options import json_option
-from cmat.cli.output import count, emit_json, table, usd
+from cmat.cli.output import count, emit_json, table
 from cmat.cli.report import options, parse_day, scan_first, scan_options
+from cmat.money import usd
 from cmat.plans import duration
 
 
@@ -91,7 +92,7 @@ def _table(chosen: list, now: float, limit: int | None) -> str:
                      + (f" +{len(block.models) - 2}" if len(block.models) > 2 else ""),
                      count(block.total_tokens),
                      *([f"{block.total_tokens / limit * 100:.0f}%"] if limit else []),
-                     usd(block.cost_usd, 2, block.unpriced_requests)])
+                     usd(block.cost_usd, block.unpriced_requests)])
     return table(rows, headers, numeric_from=3)
 
 
@@ -103,11 +104,11 @@ def _active_text(block, now: float, limit: int | None) -> str:
     rate = block.burn_rate()
     if rate:
         lines.append(f"Burn rate: {count(round(rate['tokens_per_minute']))} tokens/min, "
-                     f"{usd(rate['cost_per_hour'], 2)}/hour")
+                     f"{usd(rate['cost_per_hour'])}/hour")
     projection = block.projection(now)
     if projection:
         lines.append(f"Projected at the end: {count(projection['total_tokens'])} tokens, "
-                     f"{usd(projection['cost_usd'], 2)}")
+                     f"{usd(projection['cost_usd'])}")
     if limit:
         used = f"Limit: {count(limit)} tokens, {block.total_tokens / limit * 100:.0f}% used"
         if projection:

@@ -12,6 +12,7 @@ from cmat import paths
 from cmat.budgets.config import PROJECT_PERIODS, SCOPES, USER_WIDE_SCOPES
 from cmat.cli.options import json_option, project_option
 from cmat.cli.output import emit_json, table
+from cmat.money import usd
 
 BAR_WIDTH = 10
 
@@ -135,15 +136,15 @@ def show(project: Path | None, as_json: bool) -> None:
     if not config.has_budgets:
         click.echo("No budgets set. Set one with: cmat budget set daily 50")
     for period, limit in config.global_usd.items():
-        click.echo(f"{period:<14} ${limit:,.2f} (all projects)")
+        click.echo(f"{period:<14} {usd(limit)} (all projects)")
     if config.daily_tokens is not None:
         click.echo(f"{'daily-tokens':<14} {config.daily_tokens:,} tokens (all projects)")
     for period, limit in config.project_usd.items():
-        click.echo(f"{'project ' + period:<14} ${limit:,.2f}")
+        click.echo(f"{'project ' + period:<14} {usd(limit)}")
     for scope, limits in config.keyed.items():
         for key, limit in limits.items():
             who = "every " + scope if key == "default" else key
-            click.echo(f"{scope:<14} ${limit:,.2f} ({who})")
+            click.echo(f"{scope:<14} {usd(limit)} ({who})")
     click.echo(f"\nAlerts at {', '.join(f'{t}%' for t in config.thresholds)}"
                + (f"; webhook {webhook}" if webhook else "")
                + (f"; command {' '.join(config.command)}" if config.command else ""))
@@ -183,7 +184,7 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
         raise SystemExit(0)
     rows = []
     for b in report["budgets"]:
-        amount = (lambda v: f"${v:,.2f}") if b["unit"] == "usd" else (lambda v: f"{int(v):,}")
+        amount = usd if b["unit"] == "usd" else (lambda v: f"{int(v):,}")
         state = ("overridden" if b["overridden"] else "EXHAUSTED") if b["exhausted"] else ""
         reset = b["reset_at"][5:16].replace("T", " ") if b["reset_at"] else "-"
         rows.append([b["label"], amount(b["spent"]), amount(b["limit"]), f"{b['percent']:.0f}%",

@@ -8,8 +8,9 @@ import click
 
 from cmat import paths
 from cmat.cli.options import json_option, project_option
-from cmat.cli.output import count, emit_json, summary_text, table, usd
+from cmat.cli.output import count, emit_json, summary_text, table
 from cmat.errors import NotFound
+from cmat.money import usd
 
 
 @click.group()

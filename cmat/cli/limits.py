@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 import click
 
 from cmat.cli.options import json_option
-from cmat.cli.output import count, emit_json, table, usd
+from cmat.cli.output import count, emit_json, table
+from cmat.money import usd
 
-FAMILIES = ("fable", "mythos", "opus", "sonnet", "haiku")
 WEEK_SECONDS = 7 * 86400
-
-
-def family(model: str) -> str:
-    found = re.search("|".join(FAMILIES), model)
-    return found.group(0).capitalize() if found else model
 
 
 @click.command()
@@ -34,7 +28,10 @@ def limits(plan: str | None, as_json: bool, no_scan: bool, quiet: bool) -> None:
       long ago; they need `cmat hooks install --statusline`.
     Estimate: the current 5-hour block's input and output tokens against the plan's
       allowance (presets are community estimates; `custom` is the 90th percentile of your
-      own past blocks), and the last 7 days per model family.
+      own past blocks).
+    Weekly: the last 7 days per model family, with the hours each was in use (a family
+      is in use until 5 minutes after its latest request) beside the weekly hours
+      Anthropic announced for the plan (Sonnet on Pro; Sonnet and Opus on Max).
     """
     from cmat import paths, plans
     from cmat.blocks import active_block, cut_blocks
@@ -48,13 +45,17 @@ def limits(plan: str | None, as_json: bool, no_scan: bool, quiet: bool) -> None:
         block = active_block(ledger, now)
         past = cut_blocks(ledger.timeline(now - 30 * 86400), now) if plan == "custom" else []
         week = ledger.model_spend(now - WEEK_SECONDS)
+        hours = plans.active_hours(ledger.model_times(now - WEEK_SECONDS))
     allowance, basis = plans.plan_tokens(plan, past)
     estimate = plans.block_estimate(block, allowance)
     families: dict[str, dict] = {}
+    weekly_hours = plans.WEEKLY_HOURS.get(plan, {})
     for model, inp, out, writes, reads, requests, cost, priced in week:
-        row = families.setdefault(family(model), {"family": family(model), "tokens": 0,
-                                                  "requests": 0, "cost_usd": 0.0,
-                                                  "unpriced_requests": 0})
+        name = plans.family(model)
+        row = families.setdefault(name, {
+            "family": name, "tokens": 0, "requests": 0, "cost_usd": 0.0,
+            "unpriced_requests": 0, "active_hours": round(hours.get(name, 0.0), 2),
+            "plan_weekly_hours": weekly_hours.get(name)})
         row["tokens"] += inp + out + writes + reads
         row["requests"] += requests
         row["cost_usd"] += cost
@@ -100,7 +101,7 @@ def _text(data: dict, now: float) -> str:
         lines.append(f"{'5-hour (estimate):':<24}no block under way")
     elif block["used_percent"] is None:
         lines.append(f"{'5-hour (estimate):':<24}{count(block['input_output_tokens'])} tokens, "
-                     f"{usd(block['cost_usd'], 2)}, resets in {plans.until(block['end'], now)}")
+                     f"{usd(block['cost_usd'])}, resets in {plans.until(block['end'], now)}")
         lines.append(f"{'':<24}{estimate['basis']}")
     else:
         lines.append(f"{'5-hour (estimate):':<24}~{block['used_percent']:.0f}% of "
@@ -108,8 +109,13 @@ def _text(data: dict, now: float) -> str:
                      f"{plans.until(block['end'], now)}")
         lines.append(f"{'':<24}{estimate['basis']}")
     rows = [[r["family"], count(r["requests"]), count(r["tokens"]),
-             usd(r["cost_usd"], 2, r["unpriced_requests"])] for r in data["last_7_days"]]
-    lines.append("\nLast 7 days by model family:")
-    lines.append(table(rows, ["Model", "Requests", "Tokens", "Cost"]) if rows
-                 else "no usage")
+             usd(r["cost_usd"], r["unpriced_requests"]), f"{r['active_hours']:.1f}",
+             _plan_hours(r["plan_weekly_hours"])] for r in data["last_7_days"]]
+    lines.append("\nLast 7 days by model family (hours: in use, and the plan's weekly hours):")
+    lines.append(table(rows, ["Model", "Requests", "Tokens", "Cost", "Hours", "Plan"])
+                 if rows else "no usage")
     return "\n".join(lines)
+
+
+def _plan_hours(hours: tuple[int, int] | None) -> str:
+    return f"{hours[0]}-{hours[1]} h" if hours else "-"

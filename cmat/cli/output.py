@@ -9,13 +9,7 @@ import time
 
 import orjson
 
-
-def usd(value: float | None, places: int = 4, unpriced: int = 0) -> str:
-    """An amount; `unpriced` requests (of models the catalog lacks) make it a lower bound,
-    marked `+?`, and an amount that is nothing but unpriced reads "unpriced", never $0."""
-    if value is None or (unpriced and not value):
-        return "unpriced"
-    return f"${value:,.{places}f}" + ("+?" if unpriced else "")
+from cmat.money import usd
 
 
 def count(value: int) -> str:

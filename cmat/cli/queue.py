@@ -8,7 +8,8 @@ import click
 
 from cmat import paths
 from cmat.cli.options import json_option, project_option
-from cmat.cli.output import emit_json, table, usd
+from cmat.cli.output import emit_json, table
+from cmat.money import usd
 from cmat.tasks import (
     DEFAULT_TASK_TYPE,
     STATUSES,

@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from cmat.cli.options import json_option
-from cmat.cli.output import count, emit_json, short_count, table, terminal_width, usd, wrapped
+from cmat.cli.output import count, emit_json, short_count, table, terminal_width, wrapped
+from cmat.money import usd
 
 PERIOD_TITLES = {"date": "Date", "week": "Week of", "month": "Month", "session": "Session"}
 
@@ -216,14 +217,14 @@ def _figures(row: dict) -> list[str]:
     tokens = row["tokens"]
     return [count(tokens["input"]), count(tokens["output"]), count(tokens["cache_creation"]),
             count(tokens["cache_read"]), count(row["requests"]),
-            usd(row["total_usd"], 2, row["unpriced_requests"])]
+            usd(row["total_usd"], row["unpriced_requests"])]
 
 
 def _compact_figures(row: dict) -> list[str]:
     tokens = row["tokens"]
     return [f"{short_count(tokens['input'])}/{short_count(tokens['output'])}",
             f"{short_count(tokens['cache_creation'])}/{short_count(tokens['cache_read'])}",
-            usd(row["total_usd"], 2, row["unpriced_requests"])]
+            usd(row["total_usd"], row["unpriced_requests"])]
 
 
 def _csv(report: dict) -> str:

@@ -244,6 +244,10 @@ class LedgerQueries:
         return [ts for (ts,) in self.query("SELECT ts FROM requests WHERE ts >= ? ORDER BY ts",
                                            (since,))]
 
+    def model_times(self, since: float) -> list[tuple[str, float]]:
+        """(model, ts) of each request from `since` on, oldest first."""
+        return self.query("SELECT model, ts FROM requests WHERE ts >= ? ORDER BY ts", (since,))
+
     def recent_sessions(self, since: float, limit: int) -> list[tuple]:
         """The sessions with a request from `since` on, latest first: (session_id, project,
         last ts, cost of the whole session's priced requests)."""
