@@ -18,37 +18,21 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable  # not typing's: its import costs a refresh ~3 ms
 from pathlib import Path
 
 from cmat import paths
+from cmat.colour import paint, visible_length
 from cmat.money import usd
 
 CACHE_SECONDS = 15.0
 
-RESET = "\033[0m"
-COLOURS = {"ok": "\033[32m", "info": "\033[36m", "warning": "\033[33m",
-           "critical": "\033[31m", "exhausted": "\033[1;31m"}
 SEPARATOR = " · "
 SHOWN_FIELDS = ("model", "context_window", "rate_limits")  # payload values the line shows
 WIDTH = 80  # what a status bar shows of a line on a narrow terminal
 MISMATCH_RATIO = 0.05  # --debug reports Claude Code's own estimate when it differs by more
-
-
-def _colour(text: str, level: str, enabled: bool) -> str:
-    return f"{COLOURS[level]}{text}{RESET}" if enabled else text
-
-
-def budget_level(percent: float, thresholds: tuple[int, ...]) -> str:
-    if percent >= 100:
-        return "exhausted"
-    from cmat.budgets.alerts import level
-
-    reached = [t for t in thresholds if percent >= t]
-    return level(max(reached)) if reached else "ok"
 
 
 def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
@@ -57,6 +41,7 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
 
     from cmat import plans
     from cmat.blocks import active_block, cut_blocks
+    from cmat.budgets.alerts import percent_level
     from cmat.budgets.limits import all_statuses
     from cmat.catalog import ModelService
     from cmat.ingest import import_session
@@ -96,8 +81,8 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
     ]
     tightest = max(statuses, key=lambda status: status.percent, default=None)
     if tightest:
-        level = budget_level(tightest.percent, config.thresholds)
-        parts.append((6, _colour(f"{tightest.budget.scope} {tightest.percent:.0f}%", level,
+        level = percent_level(tightest.percent, config.thresholds)
+        parts.append((6, paint(f"{tightest.budget.scope} {tightest.percent:.0f}%", level,
                                  colour)))
     return fit([(rank, text) for rank, text in parts if text]), session_cost
 
@@ -123,22 +108,19 @@ def _five_hours(official: dict | None, block, allowance: int | None, now: float,
     """The 5-hour window: Claude Code's own figure when it gives one (`official`, from the
     payload), else cmat's estimate against the plan (marked ~), else the block's cost."""
     from cmat import plans
+    from cmat.budgets.alerts import percent_level
 
     five = official and official["five_hour"]
     if five:
         text = f"5h {five['used_percent']:.0f}% {plans.until(five['resets_at'], now)}"
-        return _colour(text, budget_level(five["used_percent"], thresholds), colour)
+        return paint(text, percent_level(five["used_percent"], thresholds), colour)
     if block is None:
         return None
     left = plans.until(block.end, now)
     estimate = plans.block_estimate(block, allowance)
     if estimate is None:
         return f"5h {usd(block.cost_usd)} {left}"
-    return _colour(f"5h ~{estimate:.0f}% {left}", budget_level(estimate, thresholds), colour)
-
-
-def visible_length(text: str) -> int:
-    return len(re.sub(r"\033\[[0-9;]*m", "", text))
+    return paint(f"5h ~{estimate:.0f}% {left}", percent_level(estimate, thresholds), colour)
 
 
 def fit(parts: list[tuple[int, str]], width: int = WIDTH) -> str:

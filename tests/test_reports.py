@@ -1,13 +1,14 @@
 import csv
 import io
 import json
+import re
 from datetime import date
 from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
 
-from cmat import paths
+from cmat import colour, paths
 from cmat.catalog import ModelService
 from cmat.cli import cli
 from cmat.cli.output import TerminalProgress
@@ -242,11 +243,53 @@ def test_every_report_fits_80_columns(real_history, project, monkeypatch, tmp_pa
                  ["blocks"], ["limits"], ["alerts", "list"], ["budget", "status"],
                  ["budget", "show"], ["models", "list"], ["models", "show"], ["queue", "list"],
                  ["ledger", "info"], ["scan"]]
+    painted = 0
     for args in commands:
         result = CliRunner().invoke(cli, args)
         assert result.exit_code in (0, 1), (args, result.output + result.stderr)
         widest = max(map(len, result.output.splitlines()), default=0)
         assert widest <= 80, (args, result.output)
+        assert "\033[" not in result.output  # not a terminal: no colour
+        coloured = CliRunner().invoke(cli, args, env={"FORCE_COLOR": "1"}).output
+        assert strip_colour(coloured) == result.output, args  # colour never moves a column
+        painted += coloured != result.output
+    assert painted >= 10
+
+
+def strip_colour(text):
+    return re.sub(r"\033\[[0-9;]*m", "", text)
+
+
+def test_colour_follows_color_then_no_color_then_force_color(real_history, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    cli_run("scan")
+    coloured = cli_run("report", "daily", "--color", "always").output
+    assert "\033[1mTotal\033[0m" in coloured and "\033[1mDate\033[0m" in coloured
+    assert max(len(strip_colour(line)) for line in coloured.splitlines()) <= 80
+    assert "\033[" not in cli_run("report", "daily").output
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert "\033[" in cli_run("report", "daily").output
+    assert "\033[" not in cli_run("--color", "never", "report", "daily").output
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert "\033[" not in cli_run("report", "daily").output
+    assert "\033[" in cli_run("--color", "always", "report", "daily").output
+    monkeypatch.setenv("FORCE_COLOR", "0")
+    monkeypatch.delenv("NO_COLOR")
+    assert "\033[" not in cli_run("report", "daily").output
+
+
+def test_colour_on_a_terminal_unless_it_is_dumb(monkeypatch):
+    class Terminal:
+        def isatty(self):
+            return True
+
+    for name in ("NO_COLOR", "FORCE_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    assert colour.wanted("auto", Terminal()) and not colour.wanted("auto", io.StringIO())
+    assert not colour.wanted("never", Terminal()) and colour.wanted("always", io.StringIO())
+    monkeypatch.setenv("TERM", "dumb")
+    assert not colour.wanted("auto", Terminal())
 
 
 def test_session_report_takes_the_last_n_newest_first(real_history):

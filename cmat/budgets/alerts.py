@@ -28,6 +28,14 @@ def level(threshold: int) -> str:
     return "info" if threshold < 80 else "warning" if threshold < 95 else "critical"
 
 
+def percent_level(percent: float, thresholds) -> str:
+    """The alert level a share of a limit has reached: ok below every threshold."""
+    if percent >= 100:
+        return "exhausted"
+    reached = [t for t in thresholds if percent >= t]
+    return level(max(reached)) if reached else "ok"
+
+
 @dataclass(frozen=True)
 class Alert:
     status: Status

@@ -13,6 +13,7 @@ import sys
 import click
 
 from cmat import __version__
+from cmat.cli.options import colour_option
 from cmat.errors import INTERNAL_ERROR_EXIT, CmatError
 
 COMMANDS = {
@@ -84,6 +85,7 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, lazy=COMMANDS, invoke_without_command=True,
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cmat")
+@colour_option
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Exact costs of Claude Code sessions, recorded against tasks and kept within budgets.

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from cmat.blocks import short_model
-from cmat.cli.options import json_option
-from cmat.cli.output import count, emit_json, table
+from cmat.cli.options import output_options
+from cmat.cli.output import count, emit_json, styled, table
 from cmat.cli.report import options, parse_day, scan_first, scan_options
 from cmat.money import usd
 from cmat.plans import duration
@@ -27,7 +27,7 @@ from cmat.plans import duration
                    "Adds the share used, and the projected share of the active block.")
 @click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True,
               help="Oldest or newest block first.")
-@json_option
+@output_options
 @options(scan_options)
 def blocks(active: bool, recent: bool, since: str | None, until: str | None,
            token_limit: str | None, order: str, as_json: bool, no_scan: bool,
@@ -82,10 +82,11 @@ def _table(chosen: list, now: float, limit: int | None) -> str:
     rows = []
     for block in chosen:
         if block.gap:
-            rows.append([_clock(block.start), f"gap {duration(block.end - block.start)}", "-",
-                         "-", *(["-"] if limit else []), "-"])
+            rows.append([styled(cell, "dim") for cell in [
+                _clock(block.start), f"gap {duration(block.end - block.start)}", "-", "-",
+                *(["-"] if limit else []), "-"]])
             continue
-        status = (f"ACTIVE, {duration(block.end - now)} left" if block.active
+        status = (styled(f"ACTIVE, {duration(block.end - now)} left", "green") if block.active
                   else duration(block.last_request - block.start))
         rows.append([_clock(block.start), status,
                      ", ".join(short_model(m) for m in block.models[:2])

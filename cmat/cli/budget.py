@@ -10,8 +10,8 @@ import click
 
 from cmat import paths
 from cmat.budgets.config import PROJECT_PERIODS, SCOPES, USER_WIDE_SCOPES
-from cmat.cli.options import json_option, project_option
-from cmat.cli.output import emit_json, table
+from cmat.cli.options import output_options, project_option
+from cmat.cli.output import emit_json, styled, table
 from cmat.money import usd
 
 BAR_WIDTH = 10
@@ -116,7 +116,7 @@ def unset_budget(scope: str, key_id: str | None, key_name: str | None, period: s
 
 @budget.command()
 @project_option
-@json_option
+@output_options
 def show(project: Path | None, as_json: bool) -> None:
     """The budgets in force here: the user's config with the project's over it."""
     from cmat.budgets.alerts import redact_url
@@ -161,7 +161,7 @@ def _bar(percent: float) -> str:
 @budget.command()
 @project_option
 @click.option("--no-scan", is_flag=True, help="Use the ledger as it is.")
-@json_option
+@output_options
 def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
     """Every budget: spent, limit, percent, remaining, when it resets.
 
@@ -182,13 +182,17 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
     if not report["budgets"]:
         click.echo("No budgets apply here. Set one with: cmat budget set daily 50")
         raise SystemExit(0)
+    from cmat.budgets.alerts import percent_level
+
     rows = []
     for b in report["budgets"]:
         amount = usd if b["unit"] == "usd" else (lambda v: f"{int(v):,}")
         state = ("overridden" if b["overridden"] else "EXHAUSTED") if b["exhausted"] else ""
         reset = b["reset_at"][5:16].replace("T", " ") if b["reset_at"] else "-"
-        rows.append([b["label"], amount(b["spent"]), amount(b["limit"]), f"{b['percent']:.0f}%",
-                     amount(b["remaining"]), reset, _bar(b["percent"]), state])
+        level = percent_level(b["percent"], report["thresholds"])
+        rows.append([b["label"], amount(b["spent"]), amount(b["limit"]),
+                     styled(f"{b['percent']:.0f}%", level), amount(b["remaining"]), reset,
+                     styled(_bar(b["percent"]), level), styled(state, "bold red")])
     click.echo(table(rows, ["Budget", "Spent", "Limit", "Used", "Left", "Resets", "", ""],
                      numeric_from=1))
     click.echo(f"\nTimes in {report['timezone']}.")
@@ -227,7 +231,7 @@ def alerts() -> None:
 
 
 @alerts.command("list")
-@json_option
+@output_options
 def list_alerts(as_json: bool) -> None:
     """Alerts that fired, newest first."""
     from cmat.ledger import Ledger
@@ -240,7 +244,8 @@ def list_alerts(as_json: bool) -> None:
     if not rows:
         click.echo("No alerts have fired.")
         return
-    click.echo(table([[time.strftime("%Y-%m-%d %H:%M", time.localtime(r["fired_at"])), r["level"],
+    click.echo(table([[time.strftime("%Y-%m-%d %H:%M", time.localtime(r["fired_at"])),
+                       styled(r["level"], r["level"]),
                  r["message"], "yes" if r["delivered"] else f"no ({r['attempts']} tries)"]
                 for r in rows], ["Fired", "Level", "Alert", "Delivered"], numeric_from=4))
 

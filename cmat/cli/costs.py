@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cmat import paths
-from cmat.cli.options import json_option, project_option
+from cmat.cli.options import output_options, project_option
 from cmat.cli.output import count, emit_json, summary_text, table
 from cmat.errors import NotFound
 from cmat.money import usd
@@ -25,7 +25,7 @@ def costs() -> None:
 @click.option("--override-limit", is_flag=True,
               help="Do not fail when a budget of the task is exhausted; only warn.")
 @project_option
-@json_option
+@output_options
 def extract(task_id: str, transcript_path: Path, session_id: str | None, override_limit: bool,
             project: Path | None, as_json: bool) -> None:
     """Record a session against TASK_ID: what the SessionEnd hook does.
@@ -76,7 +76,7 @@ def _check_budgets(project: Path, task_id: str, session_id: str, override: bool)
 
 @costs.command()
 @project_option
-@json_option
+@output_options
 def sync(project: Path | None, as_json: bool) -> None:
     """Write every task's figures from the ledger into the project's queue now.
 
@@ -100,7 +100,7 @@ def sync(project: Path | None, as_json: bool) -> None:
 @costs.command()
 @click.argument("task_id")
 @project_option
-@json_option
+@output_options
 def show(task_id: str, project: Path | None, as_json: bool) -> None:
     """What TASK_ID has cost so far, over all its recorded sessions (from the ledger)."""
     from cmat.tasks import task_report
@@ -125,7 +125,7 @@ def show(task_id: str, project: Path | None, as_json: bool) -> None:
 @costs.command()
 @click.argument("name")
 @project_option
-@json_option
+@output_options
 def enhancement(name: str, project: Path | None, as_json: bool) -> None:
     """What the tasks of enhancement NAME have cost, task by task."""
     from cmat.tasks import enhancement_report
@@ -156,7 +156,7 @@ def enhancement(name: str, project: Path | None, as_json: bool) -> None:
 @costs.command()
 @click.argument("transcript_path", type=click.Path(path_type=Path), required=False)
 @click.option("--session-id", help="Session id, when it differs from the transcript's own.")
-@json_option
+@output_options
 def session(transcript_path: Path | None, session_id: str | None, as_json: bool) -> None:
     """Price one transcript (and its subagents) without recording it anywhere.
 

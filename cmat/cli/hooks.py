@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from cmat import paths
-from cmat.cli.options import json_option
+from cmat.cli.options import output_options
 from cmat.cli.output import emit_json
 
 scope_options = [
@@ -102,7 +102,7 @@ def uninstall(project: Path | None, user: bool, dry_run: bool) -> None:
 
 @hooks.command()
 @click.option("--project", "project", type=click.Path(file_okay=False, path_type=Path))
-@json_option
+@output_options
 def status(project: Path | None, as_json: bool) -> None:
     """Check the hooks: installed, executable, which cmat they run, what they last logged.
 

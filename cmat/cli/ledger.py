@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cmat.cli.options import json_option
+from cmat.cli.options import output_options
 from cmat.cli.output import emit_json, wrapped
 
 
@@ -16,7 +16,7 @@ def ledger() -> None:
 
 
 @ledger.command()
-@json_option
+@output_options
 def info(as_json: bool) -> None:
     """Where the ledger is and what it holds."""
     from cmat.ledger import Ledger
@@ -39,7 +39,7 @@ def info(as_json: bool) -> None:
 
 
 @ledger.command()
-@json_option
+@output_options
 def reprice(as_json: bool) -> None:
     """Price every stored request again with the current catalog (no transcripts needed)."""
     from cmat.catalog import ModelService
@@ -62,7 +62,7 @@ def reprice(as_json: bool) -> None:
 @click.option("--path", "extra_paths", multiple=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Also import this folder of transcripts (repeatable), as cmat scan --path.")
-@json_option
+@output_options
 def rebuild(yes: bool, extra_paths: tuple[Path, ...], as_json: bool) -> None:
     """Recreate the ledger from the transcripts on disk, and salvage the old one.
 

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from cmat.cli.options import json_option
+from cmat.cli.options import output_options
 from cmat.cli.output import count, emit_json, table
 from cmat.money import usd
 
@@ -16,7 +16,7 @@ WEEK_SECONDS = 7 * 86400
 @click.command()
 @click.option("--plan", type=click.Choice(["pro", "max5", "max20", "custom"]),
               help="Your subscription, for the estimate (default: `plan` in your config).")
-@json_option
+@output_options
 @click.option("--no-scan", is_flag=True,
               help="Answer from the ledger as it is, without importing new transcript lines.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

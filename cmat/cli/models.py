@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from cmat import paths
-from cmat.cli.options import json_option, project_option
+from cmat.cli.options import output_options, project_option
 from cmat.cli.output import emit_json, table, wrapped
 
 
@@ -53,7 +53,7 @@ def models() -> None:
               help="List each model's source (the official pages its prices were checked "
                    "against) and the date they were, instead of the prices.")
 @project_option
-@json_option
+@output_options
 def list_models(sources: bool, project: Path | None, as_json: bool) -> None:
     """Every model in the catalog with its prices, price rules, source and date."""
     service = _service(project)
@@ -88,7 +88,7 @@ def list_models(sources: bool, project: Path | None, as_json: bool) -> None:
 @models.command()
 @click.argument("model_id", required=False)
 @project_option
-@json_option
+@output_options
 def show(model_id: str | None, project: Path | None, as_json: bool) -> None:
     """One model: MODEL_ID may be a catalog id or any id a transcript carries.
 
@@ -132,7 +132,7 @@ def set_default(model_id: str, project: Path | None) -> None:
 
 @models.command()
 @project_option
-@json_option
+@output_options
 def validate(project: Path | None, as_json: bool) -> None:
     """Check every catalog layer: schema, patterns, ids two models both claim, and what a
     project's catalog says that is not followed.
@@ -186,7 +186,7 @@ def add(model_id: str, name: str | None, pattern: str | None, input_price: float
 
 @models.command()
 @click.option("--no-scan", is_flag=True, help="Use the ledger as it is.")
-@json_option
+@output_options
 def check(no_scan: bool, as_json: bool) -> None:
     """Every model id in your history without a price, with its requests and tokens.
 
@@ -218,7 +218,7 @@ def check(no_scan: bool, as_json: bool) -> None:
 @click.option("--prefer-source", is_flag=True,
               help="Take the source's prices even for models the built-in catalog prices.")
 @click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
-@json_option
+@output_options
 def update(source: str, prefer_source: bool, dry_run: bool, as_json: bool) -> None:
     """Merge a price file into your catalog: LiteLLM's model_prices_and_context_window.json,
     or a cmat catalog. SOURCE is a path, or an http(s) URL (fetched only when you give one).

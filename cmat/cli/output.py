@@ -21,6 +21,25 @@ def emit_json(data) -> None:
     sys.stdout.flush()
 
 
+def colour_on() -> bool:
+    """Whether this command's output is coloured (see cmat.colour for the rules)."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.color is not None:
+        return ctx.color
+    from cmat.colour import wanted
+
+    return wanted("auto", sys.stdout)
+
+
+def styled(text: str, style: str | None) -> str:
+    """`text` in `style` (a cmat.colour style or alert level) when output is coloured."""
+    from cmat.colour import paint
+
+    return paint(text, style, colour_on())
+
+
 def terminal_width() -> int | None:
     """The width tables must fit: $COLUMNS, else the terminal's; None when printing to a
     pipe or a file (scripts get every column whole)."""
@@ -60,18 +79,23 @@ def table(rows: list[list], headers: list[str], numeric_from: int = 1,
     text columns (`wrap`; default: those before `numeric_from`) wrap onto more lines."""
     from tabulate import tabulate  # 70 ms to import: only where a table is printed
 
+    from cmat.colour import visible_length
+
     width = terminal_width() if width == -1 else width
+    if colour_on():
+        headers = [styled(str(h), "bold") for h in headers]
     align = ["left"] * numeric_from + ["right"] * (len(headers) - numeric_from)
     limits: list[int | None] = [None] * len(headers)
     while True:
         text = tabulate(rows, headers=headers, colalign=align, disable_numparse=True,
                         maxcolwidths=limits)
-        excess = max(map(len, text.splitlines()), default=0) - width if width else 0
+        excess = max(map(visible_length, text.splitlines()), default=0) - width if width else 0
         if excess <= 0:
             return text
         wrappable = wrap if wrap is not None else tuple(range(numeric_from))
-        widths = {i: max([len(h) for h in str(headers[i]).split()]
-                         + [len(line) for row in rows for line in str(row[i]).splitlines()])
+        widths = {i: max([visible_length(h) for h in str(headers[i]).split()]
+                         + [visible_length(line) for row in rows
+                            for line in str(row[i]).splitlines()])
                   if limits[i] is None else limits[i] for i in wrappable}
         column = max(wrappable, key=lambda i: widths[i], default=None)
         floor = 6

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cmat import paths
-from cmat.cli.options import json_option, project_option
+from cmat.cli.options import output_options, project_option
 from cmat.cli.output import emit_json, table
 from cmat.money import usd
 from cmat.tasks import (
@@ -66,7 +66,7 @@ def add(title: str, enhancement: str | None, agent: str | None, task_id: str | N
 @click.option("--status", type=click.Choice(STATUSES), help="Only tasks with this status.")
 @click.option("--enhancement", help="Only tasks of this enhancement.")
 @project_option
-@json_option
+@output_options
 def list_tasks(status: str | None, enhancement: str | None, project: Path | None,
                as_json: bool) -> None:
     """The tasks in the queue, oldest first, with what each cost (from the ledger)."""
@@ -91,7 +91,7 @@ def list_tasks(status: str | None, enhancement: str | None, project: Path | None
 @queue.command()
 @click.argument("task_id")
 @project_option
-@json_option
+@output_options
 def show(task_id: str, project: Path | None, as_json: bool) -> None:
     """One task, with all its fields."""
     task = _queue(project).get(task_id)

@@ -10,8 +10,17 @@ from pathlib import Path
 
 import click
 
-from cmat.cli.options import json_option
-from cmat.cli.output import count, emit_json, short_count, table, terminal_width, wrapped
+from cmat.cli.options import output_options
+from cmat.cli.output import (
+    count,
+    emit_json,
+    short_count,
+    styled,
+    table,
+    terminal_width,
+    wrapped,
+)
+from cmat.colour import visible_length
 from cmat.money import usd
 
 PERIOD_TITLES = {"date": "Date", "week": "Week of", "month": "Month", "session": "Session"}
@@ -42,7 +51,7 @@ filter_options = [
                       "(repeatable, or comma-separated)."),
     click.option("--project", "project", metavar="DIR|TEXT",
                  help="Only this project: a folder, or text found in the working directory."),
-    json_option,
+    output_options,
     click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table."),
 ]
 layout_options = [
@@ -159,7 +168,7 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
         width = terminal_width()
         text = _table(report, models, compact=bool(layout.get("compact")))
         if not layout.get("compact") and not layout.get("wide") and width and \
-                max(map(len, text.splitlines()), default=0) > width:
+                max(map(visible_length, text.splitlines()), default=0) > width:
             text = _table(report, models, compact=True)
         click.echo(text)
 
@@ -203,7 +212,8 @@ def _table(report: dict, models, compact: bool = False) -> str:
         return f"No usage recorded in this range ({report['timezone']})."
     total = report["total"]
     padding = len(headers) - (3 if compact else 6)
-    rows.append(["Total", *[""] * (padding - 1), *figures(total)])
+    rows.append([styled(cell, "bold") for cell in ["Total", *[""] * (padding - 1),
+                                                   *figures(total)]])
     text = table(rows, headers, numeric_from=padding)
     notes = [f"\n\nTimes in {report['timezone']}."]
     if total["unpriced_models"]:
@@ -290,7 +300,7 @@ def range_command(which: str, summary: str) -> click.Command:
 @options(scan_options[1:])
 @click.option("--explain", is_flag=True,
               help="List the lines scans skipped (file, line, why) instead of scanning.")
-@json_option
+@output_options
 def scan(extra_paths: tuple[Path, ...], quiet: bool, explain: bool, as_json: bool) -> None:
     """Import new transcript lines from Claude Code's folders into the ledger.
 
