@@ -301,10 +301,17 @@ def test_session_report_takes_the_last_n_newest_first(real_history):
     assert rows[-1]["session"][:8] in text and rows[-1]["session"] not in text
 
 
-def test_the_progress_bar_never_exceeds_the_terminal(monkeypatch, capsys):
+def test_the_progress_bar_never_exceeds_the_terminal():
+    from rich.console import Console
+
     for columns in (40, 80, 200):
-        monkeypatch.setenv("COLUMNS", str(columns))
-        progress = TerminalProgress(delay=0)
+        screen = io.StringIO()
+        progress = TerminalProgress(delay=0, console=Console(
+            file=screen, force_terminal=True, width=columns, color_system=None))
         progress(1234, 98765, 123_456_789_012, 987_654_321_098)
-        line = capsys.readouterr().err.split("\r")[-1]
-        assert 0 < len(line) < columns and "files" in line
+        progress.finish()
+        lines = [line for line in re.split(r"[\r\n]|\033\[[0-9;?]*[A-Za-z]", screen.getvalue())
+                 if line.strip()]
+        assert lines and all(len(line) <= columns for line in lines)
+        assert any("12%" in line for line in lines)
+        assert columns < 80 or any("scanning" in line and "files" in line for line in lines)

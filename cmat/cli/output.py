@@ -139,28 +139,34 @@ def summary_text(report: dict) -> str:
 
 
 class TerminalProgress:
-    """A one-line progress bar on stderr, shown only once a scan has run for a while, never
-    wider than the terminal (a wider line would wrap and repeat on every update)."""
+    """A progress bar on stderr (rich's, sized to the terminal so it never wraps), shown only
+    once a scan has run for a while; rich is imported only then."""
 
-    def __init__(self, delay: float = 0.5):
+    def __init__(self, delay: float = 0.5, console=None):
         self.start = time.monotonic()
         self.delay = delay
-        self.shown = False
-        self.width = shutil.get_terminal_size((80, 24)).columns - 1
+        self.console = console
+        self.bar = None
 
     def __call__(self, files_done: int, files: int, bytes_done: int, total: int) -> None:
-        if time.monotonic() - self.start < self.delay:
-            return
-        self.shown = True
-        fraction = bytes_done / total if total else 1.0
-        tail = f" {fraction:4.0%} {files_done}/{files} files, {bytes_done / 1e6:,.0f} MB"
-        room = max(self.width - len("scanning [] ") - len(tail), 0)
-        bar = "#" * int(fraction * room)
-        line = f"scanning [{bar:<{room}}]{tail}" if room >= 5 else f"scanning{tail}"
-        sys.stderr.write("\r" + line[:self.width])
-        sys.stderr.flush()
+        if self.bar is None:
+            if time.monotonic() - self.start < self.delay:
+                return
+            self._show()
+        self.bar.update(self.task, completed=bytes_done, total=max(total, 1),
+                        files=f"{files_done}/{files} files, {bytes_done / 1e6:,.0f} MB")
+
+    def _show(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+        self.bar = Progress(TextColumn("scanning"), BarColumn(bar_width=None),
+                            TaskProgressColumn(), TextColumn("{task.fields[files]}"),
+                            console=self.console or Console(stderr=True), transient=True,
+                            expand=True)
+        self.task = self.bar.add_task("scan", total=1, files="")
+        self.bar.start()
 
     def finish(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r" + " " * self.width + "\r")
-            sys.stderr.flush()
+        if self.bar is not None:
+            self.bar.stop()
