@@ -89,7 +89,7 @@ def test_webhook_delivery_and_retry_when_the_server_is_down(project, tmp_path):
     thread.start()
     try:
         with Ledger() as ledger, ledger.transaction():
-            ledger.db.execute("UPDATE alerts SET next_attempt = 0")
+            ledger.db.execute("UPDATE alert_deliveries SET next_attempt = 0")
         cli_run("alerts", "deliver")
     finally:
         server.shutdown()
@@ -137,7 +137,7 @@ def test_webhook_urls_are_redacted_where_they_are_shown(project, tmp_path):
     _, path = session_costing(tmp_path, "leak", 0.6)
     budget_hook(PROMPT, project, budget_payload(path, "leak"))
     with Ledger() as ledger, ledger.transaction():
-        ledger.db.execute("UPDATE alerts SET next_attempt = 0, attempts = 0")
+        ledger.db.execute("UPDATE alert_deliveries SET next_attempt = 0, attempts = 0")
     cli_run("alerts", "deliver", code=1)
     errors = json.dumps(json.loads(cli_run("alerts", "list", "--json").output))
     assert "secret" not in errors

@@ -77,7 +77,7 @@ def test_spend_per_scope(tmp_path, project):
         queries = []
         ledger.db.set_trace_callback(queries.append)
         got = {s.budget.key: s.spent for s in evaluate(ledger, applicable(config, context),
-                                                      context)}
+                                                      context, config)}
         ledger.db.set_trace_callback(None)
         # Budget checks run before every tool call: each must be answered from an index.
         sums = [q for q in queries if q.startswith("SELECT")]
@@ -115,7 +115,7 @@ def test_the_running_session_counts_for_its_own_task_and_enhancement_only(tmp_pa
     config = load_config(project)
     with Ledger() as ledger:
         got = {s.budget.key: s.spent for s in evaluate(ledger, applicable(config, context),
-                                                      context)}
+                                                      context, config)}
     assert got == pytest.approx({"task:t-now": running, "enhancement:e1": running})
 
 

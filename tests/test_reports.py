@@ -235,7 +235,7 @@ def test_every_report_fits_80_columns(real_history, project, monkeypatch, tmp_pa
     with Ledger() as ledger, ledger.transaction():
         ledger.fire_alert("daily", 0.0, 80, "warning", "Daily budget at 80% ($0.80 of $1.00): "
                           "slow down or raise it with cmat budget set daily 1.5", 0.8, 1.0,
-                          0.0, delivered=False)
+                          0.0, ["webhook"])
     commands = [["report", period] for period in ("daily", "weekly", "monthly", "session")]
     commands += [["report", "daily", "--by", "model,project,agent"],
                  ["report", "session", "--by", "task"], ["costs", "today"],

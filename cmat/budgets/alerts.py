@@ -1,10 +1,10 @@
 """Budget alerts: fired once per budget, period and threshold; shown in Claude Code and sent
-to a webhook and/or a command.
+to a webhook, a command and/or by email, each channel at thresholds of its own.
 
 Firing is an INSERT OR IGNORE keyed on (budget, period start, threshold), so concurrent hooks
 never fire one alert twice. Delivery never delays a hook: it runs in a detached
-`cmat alerts deliver` process, and an alert that could not be delivered is tried again by a
-later hook (up to MAX_ATTEMPTS, with a growing delay).
+`cmat alerts deliver` process, and a channel that could not be reached is tried again by a
+later hook (up to MAX_ATTEMPTS, with a growing delay), the others not sent twice.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from cmat.budgets.config import Config
+from cmat.budgets.config import Config, EmailSettings
 from cmat.budgets.limits import Status
 from cmat.ledger import Ledger
 
@@ -22,6 +22,7 @@ MAX_ATTEMPTS = 5
 RETRY_DELAY_SECONDS = 60.0  # times the number of attempts so far
 WEBHOOK_TIMEOUT_SECONDS = 3.0
 COMMAND_TIMEOUT_SECONDS = 10.0
+SMTP_TIMEOUT_SECONDS = 10.0
 
 
 def level(threshold: int) -> str:
@@ -40,6 +41,7 @@ def percent_level(percent: float, thresholds) -> str:
 class Alert:
     status: Status
     threshold: int
+    template: str | None = None  # the user's message for this threshold
 
     @property
     def level(self) -> str:
@@ -48,33 +50,39 @@ class Alert:
     @property
     def message(self) -> str:
         status = self.status
+        if self.template:
+            return self.template.format(
+                percent=f"{status.percent:.0f}", threshold=self.threshold,
+                budget=status.budget.label[0].lower() + status.budget.label[1:],
+                spent=status.amount(status.spent), limit=status.amount(status.budget.limit),
+                remaining=status.amount(status.remaining), level=self.level,
+                reset=status.reset_words())
         return (f"cmat {self.level}: {status.budget.label} at {status.percent:.0f}% "
                 f"({status.amount(status.spent)} of {status.amount(status.budget.limit)}). "
                 + status.reset_words())
 
 
-def fire(ledger: Ledger, statuses: list[Status], thresholds: tuple[int, ...], now: float,
-         channels: bool) -> list[Alert]:
-    """Record every threshold newly reached; returns the highest new one per budget.
-
-    Without `channels` (no webhook or command configured) there is nothing to deliver: the
-    alerts are stored as delivered.
-    """
-    fired = []
+def fire(ledger: Ledger, statuses: list[Status], config: Config, now: float) -> list[Alert]:
+    """Record every threshold newly reached, to be delivered to the channels that take it;
+    returns the highest new one per budget among those shown in Claude Code."""
+    channels = config.channels
+    shown = []
     with ledger.transaction():
         for status in statuses:
             newly = []
-            for threshold in thresholds:
+            for threshold in config.all_thresholds:
                 if status.percent < threshold:
                     continue
-                alert = Alert(status, threshold)
+                alert = Alert(status, threshold, config.messages.get(threshold))
+                takers = [name for name, at in channels.items() if threshold in at]
                 if ledger.fire_alert(status.budget.key, status.period_start, threshold,
                                      alert.level, alert.message, status.spent,
-                                     status.budget.limit, now, delivered=not channels):
+                                     status.budget.limit, now, takers) \
+                        and threshold in config.thresholds:
                     newly.append(alert)
             if newly:
-                fired.append(max(newly, key=lambda a: a.threshold))
-    return fired
+                shown.append(max(newly, key=lambda a: a.threshold))
+    return shown
 
 
 def has_undelivered(ledger: Ledger, now: float) -> bool:
@@ -131,30 +139,74 @@ def _run_command(command: tuple[str, ...], payload: dict) -> None:
                       f"{result.stderr.decode(errors='replace').strip()[:200]}")
 
 
+def send_email(settings: EmailSettings, payload: dict) -> None:
+    """Send one alert by SMTP: STARTTLS before any password is sent (unless switched off
+    for a server on this machine), the password from the environment or the keyring."""
+    import smtplib
+    import ssl
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["Subject"] = f"cmat {payload['level']}: {payload['budget']} at " \
+                         f"{payload['threshold']}%"
+    message["From"] = settings.sender
+    message["To"] = ", ".join(settings.to)
+    message.set_content(payload["text"] + "\n")
+    with smtplib.SMTP(settings.host, settings.port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:
+        if settings.starttls:
+            smtp.starttls(context=ssl.create_default_context(cafile=settings.cafile))
+        if settings.username:
+            if not settings.starttls:
+                raise OSError("refusing to send the SMTP password without STARTTLS")
+            smtp.login(settings.username, _smtp_password(settings))
+        smtp.send_message(message)
+
+
+def _smtp_password(settings: EmailSettings) -> str:
+    password = os.environ.get(settings.password_env)
+    if password:
+        return password
+    try:
+        import keyring  # optional: the system keyring, where the user keeps secrets
+    except ImportError:
+        keyring = None
+    stored = keyring.get_password("cmat", settings.username) if keyring else None
+    if not stored:
+        raise OSError(f"no SMTP password: set {settings.password_env}, or keep it in the "
+                      f"system keyring (service cmat, user {settings.username})")
+    return stored
+
+
 def deliver_pending(ledger: Ledger, config: Config, now: float | None = None) -> tuple[int, int]:
-    """Send undelivered alerts to the webhook and command; returns (delivered, failed)."""
+    """Send undelivered alerts to their channels; returns (delivered, failed) deliveries."""
     now = time.time() if now is None else now
+    senders = {"webhook": lambda p: _post(config.webhook, p),
+               "command": lambda p: _run_command(config.command, p),
+               "email": lambda p: send_email(config.email, p)}
+    configured = config.channels
     delivered = failed = 0
-    for budget, start, threshold, alert_level, message, spent, limit, attempts in \
+    for budget, start, threshold, channel, alert_level, message, spent, limit, attempts in \
             ledger.alerts_due(MAX_ATTEMPTS, now):
+        key = (budget, start, threshold)
+        if channel not in configured:
+            with ledger.transaction():
+                ledger.alert_delivered(key, channel, "dropped: channel no longer configured")
+            continue
         payload = {"text": message, "level": alert_level, "budget": budget,
                    "threshold": threshold, "spent": spent, "limit": limit}
         error = None
         try:
-            if config.webhook:
-                _post(config.webhook, payload)
-            if config.command:
-                _run_command(config.command, payload)
+            senders[channel](payload)
         except Exception as exc:  # any delivery failure is recorded and retried later
             error = f"{type(exc).__name__}: {exc}"
             if config.webhook:
                 error = error.replace(config.webhook, redact_url(config.webhook))
         with ledger.transaction():
             if error is None:
-                ledger.alert_delivered((budget, start, threshold))
+                ledger.alert_delivered(key, channel)
                 delivered += 1
             else:
-                ledger.alert_failed((budget, start, threshold), error,
+                ledger.alert_failed(key, channel, error,
                                     now + RETRY_DELAY_SECONDS * (attempts + 1))
                 failed += 1
     return delivered, failed

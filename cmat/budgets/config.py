@@ -11,11 +11,24 @@ alone would take longer than the whole check); written with `tomli_w`.
     daily = 50.0            # USD, all projects
     weekly = 200.0
     monthly = 800.0
-    daily_tokens = 5000000
+    total = 5000.0          # lifetime
+    daily_tokens = 5000000  # input + output tokens (see token_count)
+    token_count = "input+output"   # or "all": cache writes and reads count too
+    concurrent_agents = 5   # sessions at work at once; a new one waits
+    active_minutes = 30     # a session with no new line for this long is not at work
 
     [budgets.project]       # this project
     daily = 20.0
     monthly = 300.0
+    total = 2000.0
+    daily_tokens = 1000000
+
+    [budgets.run]           # per run (a session, or one subagent run), by agent
+    default = 5.0
+    architect = 10.0
+
+    [budgets.run_tokens]
+    default = 100000
 
     [budgets.task]          # "default" applies to every task without its own
     default = 5.0
@@ -28,9 +41,22 @@ alone would take longer than the whole check); written with `tomli_w`.
     default = 10.0
 
     [alerts]
-    thresholds = [50, 80, 95]
+    thresholds = [50, 80, 95]           # shown in Claude Code
     webhook = "https://hooks.slack.com/services/..."
+    webhook_thresholds = [100]          # default: thresholds
     command = ["notify-send", "cmat"]   # an argv list (or a string split like a shell's words)
+    command_thresholds = [95]
+
+    [alerts.messages]                   # a template per threshold
+    80 = "{percent}% of {budget} used"
+
+    [alerts.email]                      # SMTP; STARTTLS unless starttls = false
+    host = "smtp.example.com"
+    port = 587
+    from = "cmat@example.com"
+    to = ["me@example.com"]
+    username = "me"                     # the password: $CMAT_SMTP_PASSWORD or the keyring
+    thresholds = [80]
 
 A project file comes with a repository, which may be anybody's: it may only add budgets for
 the project, its tasks, sessions and enhancements, and only stricter ones than the user's
@@ -54,27 +80,55 @@ from cmat.fileio import atomic_write_bytes, file_lock
 from cmat.periods import PERIODS
 
 DEFAULT_THRESHOLDS = (50, 80, 95)
+DEFAULT_ACTIVE_MINUTES = 30
+TOKEN_COUNTS = ("input+output", "all")  # what a token budget counts; see token_count
 PLANS = ("pro", "max5", "max20", "custom")  # see cmat/plans.py
 # The budgets `cmat budget set` knows: user-wide ones (all projects; the user's file only),
 # and those of a project, its tasks, enhancements and sessions.
 GLOBAL_PERIODS = PERIODS
-USER_WIDE_SCOPES = (*GLOBAL_PERIODS, "daily-tokens")
-PROJECT_PERIODS = ("daily", "monthly")
+LIFETIME = "total"
+USER_WIDE_SCOPES = (*GLOBAL_PERIODS, LIFETIME, "daily-tokens", "concurrent-agents")
+PROJECT_PERIODS = ("daily", "monthly", LIFETIME, "daily-tokens")
 KEYED_SCOPES = ("task", "enhancement", "session")
-SCOPES = (*USER_WIDE_SCOPES, "project", *KEYED_SCOPES)
+RUN_SCOPES = ("run", "run-tokens")  # keyed by agent name
+SCOPES = (*USER_WIDE_SCOPES, "project", *KEYED_SCOPES, *RUN_SCOPES)
+TOKEN_SCOPES = ("daily-tokens", "run-tokens")
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """Where email alerts go. The password is never in a file: it comes from the environment
+    variable `password_env` or the system keyring (service "cmat", the username)."""
+
+    host: str
+    port: int
+    sender: str
+    to: tuple[str, ...]
+    username: str | None = None
+    password_env: str = "CMAT_SMTP_PASSWORD"
+    starttls: bool = True
+    cafile: str | None = None  # a CA to trust beyond the system's (a company's own)
 
 
 @dataclass
 class Config:
     timezone: str | None = None
     plan: str | None = None  # the subscription, for estimates of its 5-hour limit
-    global_usd: dict[str, float] = field(default_factory=dict)  # period -> limit
+    global_usd: dict[str, float] = field(default_factory=dict)  # period or "total" -> limit
     daily_tokens: int | None = None
-    project_usd: dict[str, float] = field(default_factory=dict)  # period -> limit
-    keyed: dict[str, dict[str, float]] = field(default_factory=dict)  # scope -> key -> limit
+    token_count: str = "input+output"
+    concurrent_agents: int | None = None
+    active_minutes: int = DEFAULT_ACTIVE_MINUTES
+    project_usd: dict[str, float] = field(default_factory=dict)  # period or "total" -> limit
+    project_tokens: dict[str, float] = field(default_factory=dict)  # "daily" -> limit
+    # scope -> key -> limit: task, enhancement, session by id; run, run_tokens by agent
+    keyed: dict[str, dict[str, float]] = field(default_factory=dict)
     thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
     webhook: str | None = None
     command: tuple[str, ...] | None = None  # argv, run without a shell
+    channel_thresholds: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    messages: dict[int, str] = field(default_factory=dict)  # threshold -> template
+    email: EmailSettings | None = None
     sources: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # what a project file may not set
     # Which file set each limit ('user' or 'project'), and the user's own value of a limit a
@@ -85,7 +139,20 @@ class Config:
     @property
     def has_budgets(self) -> bool:
         return bool(self.global_usd or self.daily_tokens is not None or self.project_usd
-                    or any(self.keyed.values()))
+                    or self.project_tokens or any(self.keyed.values())
+                    or self.concurrent_agents is not None)
+
+    @property
+    def channels(self) -> dict[str, tuple[int, ...]]:
+        """The configured delivery channels, each with the thresholds it is sent at."""
+        configured = {"webhook": self.webhook, "command": self.command, "email": self.email}
+        return {name: self.channel_thresholds.get(name, self.thresholds)
+                for name, value in configured.items() if value}
+
+    @property
+    def all_thresholds(self) -> tuple[int, ...]:
+        """Every threshold an alert fires at: Claude Code's and every channel's."""
+        return tuple(sorted(set(self.thresholds).union(*self.channels.values())))
 
     def keyed_limit(self, scope: str, key: str | None) -> float | None:
         limits = self.keyed.get(scope, {})
@@ -143,6 +210,72 @@ def _command(path: Path, value) -> tuple[str, ...]:
                       "['notify-send', 'cmat'], or a non-empty string")
 
 
+def _thresholds(path: Path, name: str, value) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 100
+            for v in value):
+        raise ConfigError(f"{path}: {name} must be a list of percentages in (0, 100]")
+    return tuple(sorted(set(int(v) for v in value)))
+
+
+# What an alert message template may name, with an example of each.
+MESSAGE_FIELDS = {"percent": 80, "threshold": 80, "budget": "daily budget", "spent": "$40.00",
+                  "limit": "$50.00", "remaining": "$10.00", "level": "warning",
+                  "reset": "Reset at 00:00 Europe/Paris"}
+
+
+def _messages(path: Path, table: dict) -> dict[int, str]:
+    messages = {}
+    for key, template in table.items():
+        if not key.isdigit() or not 0 < int(key) <= 100:
+            raise ConfigError(f"{path}: alerts.messages.{key}: the key is a threshold, a "
+                              "percentage such as 80")
+        if not isinstance(template, str) or not template.strip():
+            raise ConfigError(f"{path}: alerts.messages.{key} must be text")
+        try:
+            template.format(**MESSAGE_FIELDS)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"{path}: alerts.messages.{key}: {exc!r} is not a field "
+                              f"(fields: {', '.join('{' + f + '}' for f in MESSAGE_FIELDS)})"
+                              ) from None
+        messages[int(key)] = template
+    return messages
+
+
+def _email(path: Path, table: dict) -> tuple[EmailSettings, tuple[int, ...]]:
+    known = {"host", "port", "from", "to", "username", "password_env", "starttls", "cafile",
+             "thresholds"}
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{path}: unknown email setting 'alerts.email.{key}' "
+                              f"(known: {', '.join(sorted(known))})")
+
+    def text(key: str, required: bool = False) -> str | None:
+        value = table.get(key)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{path}: alerts.email.{key} must be text")
+        return value
+
+    to = table.get("to")
+    to = [to] if isinstance(to, str) else to
+    if not isinstance(to, list) or not to or not all(isinstance(a, str) and "@" in a
+                                                      for a in to):
+        raise ConfigError(f"{path}: alerts.email.to must be an address or a list of them")
+    starttls = table.get("starttls", True)
+    if not isinstance(starttls, bool):
+        raise ConfigError(f"{path}: alerts.email.starttls must be true or false")
+    port = table.get("port", 587 if starttls else 25)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"{path}: alerts.email.port must be a port number")
+    thresholds = (_thresholds(path, "alerts.email.thresholds", table["thresholds"])
+                  if "thresholds" in table else ())
+    return EmailSettings(text("host", True), port, text("from", True), tuple(to),
+                         text("username"), text("password_env") or "CMAT_SMTP_PASSWORD",
+                         starttls, text("cafile")), thresholds
+
+
 def _stricter(config: Config, target: dict, key: str, limit: float, path: Path,
               name: str, trusted: bool) -> None:
     """Set a limit; from a project file only where the user set none or a looser one."""
@@ -189,7 +322,7 @@ def _apply(config: Config, path: Path, data: dict, trusted: bool = True) -> None
     budgets = _table(path, data, "budgets")
     for key, value in budgets.items():
         where = f"budgets.{key}"
-        if key in GLOBAL_PERIODS:
+        if key in (*GLOBAL_PERIODS, LIFETIME):
             limit = _amount(path, where, value)
             if not untrusted(where):
                 config.global_usd[key] = limit
@@ -197,31 +330,58 @@ def _apply(config: Config, path: Path, data: dict, trusted: bool = True) -> None
             limit = int(_amount(path, where, value, integer=True))
             if not untrusted(where):
                 config.daily_tokens = limit
+        elif key == "token_count":
+            if value not in TOKEN_COUNTS:
+                raise ConfigError(f"{path}: {where} must be one of {', '.join(TOKEN_COUNTS)} "
+                                  f"(found {value!r})")
+            if not untrusted(where):
+                config.token_count = value
+        elif key in ("concurrent_agents", "active_minutes"):
+            number = int(_amount(path, where, value, integer=True))
+            if key == "active_minutes" and number < 1:
+                raise ConfigError(f"{path}: {where} must be 1 or more")
+            if not untrusted(where):
+                setattr(config, key, number)
         elif key == "project":
             table = _table(path, budgets, "project")
             for period, limit in table.items():
-                if period not in PROJECT_PERIODS:
-                    raise ConfigError(f"{path}: budgets.project.{period}: periods are "
-                                      f"{', '.join(PROJECT_PERIODS)}")
                 name = f"budgets.project.{period}"
-                _stricter(config, config.project_usd, period, _amount(path, name, limit), path,
-                          name, trusted)
-        elif key in KEYED_SCOPES:
+                if period == "daily_tokens":
+                    _stricter(config, config.project_tokens, "daily",
+                              _amount(path, name, limit, integer=True), path, name, trusted)
+                elif period in PROJECT_PERIODS:
+                    _stricter(config, config.project_usd, period, _amount(path, name, limit),
+                              path, name, trusted)
+                else:
+                    raise ConfigError(f"{path}: {name}: project budgets are "
+                                      f"{', '.join(p.replace('-', '_') for p in PROJECT_PERIODS)}")
+        elif key in (*KEYED_SCOPES, "run", "run_tokens"):
             for name, limit in _table(path, budgets, key).items():
                 _stricter(config, config.keyed.setdefault(key, {}), name,
-                          _amount(path, f"{where}.{name}", limit), path, f"{where}.{name}",
-                          trusted)
+                          _amount(path, f"{where}.{name}", limit, integer=key == "run_tokens"),
+                          path, f"{where}.{name}", trusted)
         else:
             raise ConfigError(f"{path}: unknown budget {where!r}")
     alerts = _table(path, data, "alerts")
     for key, value in alerts.items():
         if key == "thresholds":
-            if not isinstance(value, list) or not value or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 100
-                    for v in value):
-                raise ConfigError(f"{path}: alerts.thresholds must be percentages in (0, 100]")
+            thresholds = _thresholds(path, "alerts.thresholds", value)
             if not untrusted("alerts.thresholds"):
-                config.thresholds = tuple(sorted(set(int(v) for v in value)))
+                config.thresholds = thresholds
+        elif key in ("webhook_thresholds", "command_thresholds"):
+            thresholds = _thresholds(path, f"alerts.{key}", value)
+            if not untrusted(f"alerts.{key}"):
+                config.channel_thresholds[key.removesuffix("_thresholds")] = thresholds
+        elif key == "messages":
+            messages = _messages(path, _table(path, alerts, "messages"))
+            if not untrusted("alerts.messages"):
+                config.messages = messages
+        elif key == "email":
+            email, thresholds = _email(path, _table(path, alerts, "email"))
+            if not untrusted("alerts.email"):
+                config.email = email
+                if thresholds:
+                    config.channel_thresholds["email"] = thresholds
         elif key == "webhook":
             if not isinstance(value, str) or not value.startswith(("http://", "https://")):
                 raise ConfigError(f"{path}: alerts.webhook must be an http(s) URL")
@@ -264,18 +424,21 @@ def load_config(project: Path) -> Config:
 # --- writing ----------------------------------------------------------------------------------
 
 
+def toml_key(scope: str) -> str:
+    """A scope's name in the TOML file: `daily-tokens` is `daily_tokens`."""
+    return scope.replace("-", "_")
+
+
 def budget_path(scope: str, period: str | None, key: str | None) -> list[str]:
     """Where a `cmat budget set` scope lives in the TOML document."""
-    if scope in GLOBAL_PERIODS:
-        return ["budgets", scope]
-    if scope == "daily-tokens":
-        return ["budgets", "daily_tokens"]
+    if scope in USER_WIDE_SCOPES:
+        return ["budgets", toml_key(scope)]
     if scope == "project":
         if period not in PROJECT_PERIODS:
-            raise UsageError(f"project budgets take --period {' or '.join(PROJECT_PERIODS)}")
-        return ["budgets", "project", period]
-    if scope in KEYED_SCOPES:
-        return ["budgets", scope, key or "default"]
+            raise UsageError(f"project budgets take --period {', '.join(PROJECT_PERIODS)}")
+        return ["budgets", "project", toml_key(period)]
+    if scope in (*KEYED_SCOPES, *RUN_SCOPES):
+        return ["budgets", toml_key(scope), key or "default"]
     raise UsageError(f"scope must be one of {', '.join(SCOPES)}")
 
 

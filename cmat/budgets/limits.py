@@ -16,13 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from cmat.budgets.config import Config, load_config
+from cmat.budgets.config import LIFETIME, RUN_SCOPES, Config, load_config, toml_key
 from cmat.errors import CmatError, UsageError
 from cmat.ledger import Ledger
 from cmat.money import usd
 from cmat.periods import period_bounds, zone
 from cmat.tasks import QueueService, enhancement_of
 from cmat.tasks import current_context as current_task
+from cmat.usage import MAIN_AGENT
 
 PERIOD_WORDS = {"daily": "today", "weekly": "this week", "monthly": "this month"}
 
@@ -37,6 +38,9 @@ class Context:
     session_id: str | None = None
     task_id: str | None = None
     enhancement: str | None = None
+    agent: str | None = None  # the session's agent: CMAT's assigned agent, else none
+    subagent_id: str | None = None  # the subagent calling, when the hook payload says
+    subagent_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class Budget:
     label: str
     limit: float
     unit: str  # 'usd' or 'tokens'
-    period: str | None  # 'daily', 'weekly', 'monthly', or None for task/session/enhancement
+    period: str | None  # 'daily', 'weekly', 'monthly'; None for the others (no reset)
     options: str = ""  # what `cmat budget set SCOPE AMOUNT` needs to name this very budget
     # The config files whose limit must be raised, as `cmat budget set` flags ("": the file
     # it writes by default, the user's for user-wide scopes, the project's for the others).
@@ -86,7 +90,8 @@ class Status:
         return usd(value) if self.budget.unit == "usd" else f"{int(value):,} tokens"
 
     def spent_words(self) -> str:
-        when = PERIOD_WORDS.get(self.budget.period or "", "so far")
+        when = PERIOD_WORDS.get(self.budget.period or "",
+                                "in this run" if self.budget.scope in RUN_SCOPES else "so far")
         return f"Spent {when}: {self.amount(self.spent)}"
 
     @property
@@ -131,21 +136,38 @@ def _files(config: Config, name: str) -> tuple[str, ...]:
     return ("--user", "") if name in config.user_value else ("",)
 
 
+def _tokens_label(config: Config) -> str:
+    return "input+output" if config.token_count == "input+output" else "cache included"
+
+
 def applicable(config: Config, context: Context, every_key: bool = False) -> list[Budget]:
     """Every configured budget that applies to `context`; with `every_key`, also the budgets
     set for other tasks, enhancements and sessions (for `cmat budget status`)."""
     found = []
     for period, limit in config.global_usd.items():
-        found.append(Budget(period, period, f"{period.capitalize()} budget", limit, "usd",
-                            period))
+        if period == LIFETIME:
+            found.append(Budget(LIFETIME, LIFETIME, "Lifetime budget", limit, "usd", None,
+                                files=("--user",)))
+        else:
+            found.append(Budget(period, period, f"{period.capitalize()} budget", limit, "usd",
+                                period))
     if config.daily_tokens is not None:
-        found.append(Budget("daily-tokens", "daily-tokens", "Daily token budget",
+        found.append(Budget("daily-tokens", "daily-tokens",
+                            f"Daily token budget ({_tokens_label(config)})",
                             config.daily_tokens, "tokens", "daily"))
     for period, limit in config.project_usd.items():
+        name = "lifetime" if period == LIFETIME else period
         found.append(Budget(f"project-{period}", "project",
-                            f"Project {period} budget ({context.project.name})", limit, "usd",
-                            period, f" --period {period}",
+                            f"Project {name} budget ({context.project.name})", limit, "usd",
+                            None if period == LIFETIME else period, f" --period {period}",
                             _files(config, f"budgets.project.{period}")))
+    if "daily" in config.project_tokens:
+        found.append(Budget("project-daily-tokens", "project",
+                            f"Project daily token budget ({context.project.name}, "
+                            f"{_tokens_label(config)})", config.project_tokens["daily"],
+                            "tokens", "daily", " --period daily-tokens",
+                            _files(config, "budgets.project.daily_tokens")))
+    found += run_budgets(config, context)
     keyed = [("task", context.task_id), ("enhancement", context.enhancement),
              ("session", context.session_id)]
     if every_key:
@@ -166,18 +188,54 @@ def applicable(config: Config, context: Context, every_key: bool = False) -> lis
     return found
 
 
-def spent(ledger: Ledger, budget: Budget, context: Context) -> tuple[float, float, datetime | None]:
-    """(spent, period start, reset moment) of one budget."""
+def run_budgets(config: Config, context: Context) -> list[Budget]:
+    """The per-run limits of the running session and, when a subagent is calling, of that
+    subagent's run: each by its agent's name, else the default."""
+    if context.session_id is None:
+        return []
+    runs = [(context.session_id, None, context.agent or MAIN_AGENT)]
+    if context.subagent_id:
+        runs.append((context.session_id, context.subagent_id,
+                     context.subagent_type or "subagent"))
+    found = []
+    for scope in RUN_SCOPES:
+        limits = config.keyed.get(toml_key(scope), {})
+        for session_id, agent_id, agent in runs:
+            limit = limits.get(agent, limits.get("default"))
+            if limit is None:
+                continue
+            own = agent in limits
+            where = f"subagent {agent_id[:8]}" if agent_id else f"session {session_id[:8]}"
+            tokens = f", {_tokens_label(config)}" if scope == "run-tokens" else ""
+            found.append(Budget(
+                f"{scope}:{session_id}" + (f"/{agent_id}" if agent_id else ""), scope,
+                f"Run {'token ' if tokens else ''}budget ({agent}, {where}{tokens})", limit,
+                "tokens" if tokens else "usd", None, f" --agent {agent}" if own else "",
+                _files(config, f"budgets.{toml_key(scope)}.{agent if own else 'default'}")))
+    return found
+
+
+def spent(ledger: Ledger, budget: Budget, context: Context, cache_tokens: bool = False
+          ) -> tuple[float, float, datetime | None]:
+    """(spent, period start, reset moment) of one budget; `cache_tokens`: token budgets
+    count cache writes and reads too."""
+    project = str(context.project) if budget.scope == "project" else None
     if budget.period:
         start, reset = period_bounds(budget.period, context.tz, context.now)
-        if budget.scope == "project":
-            amount = ledger.spend_usd(since=start, project=str(context.project))
-        elif budget.unit == "tokens":
-            amount = ledger.spend_tokens(since=start)
+        if budget.unit == "tokens":
+            amount = ledger.spend_tokens(start, project, cache_tokens)
         else:
-            amount = ledger.spend_usd(since=start)
+            amount = ledger.spend_usd(since=start, project=project)
         return amount, start, reset
+    if budget.key in (LIFETIME, f"project-{LIFETIME}"):
+        return ledger.spend_usd(project=project), 0.0, None
     scope, key = budget.key.split(":", 1)
+    if scope in RUN_SCOPES:
+        session_id, _, agent_id = key.partition("/")
+        usd_spent, io_tokens, all_tokens = ledger.run_spend(session_id, agent_id or None)
+        if scope == "run":
+            return usd_spent, 0.0, None
+        return float(all_tokens if cache_tokens else io_tokens), 0.0, None
     if scope == "session":
         return ledger.session_totals(key)[1], 0.0, None
     # The running session counts for the task (enhancement) it is being run for, no other.
@@ -188,8 +246,10 @@ def spent(ledger: Ledger, budget: Budget, context: Context) -> tuple[float, floa
     return ledger.enhancement_spend(key, str(context.project), running), 0.0, None
 
 
-def evaluate(ledger: Ledger, budgets: list[Budget], context: Context) -> list[Status]:
-    return [Status(budget, *spent(ledger, budget, context)) for budget in budgets]
+def evaluate(ledger: Ledger, budgets: list[Budget], context: Context,
+             config: Config) -> list[Status]:
+    cache = config.token_count == "all"
+    return [Status(budget, *spent(ledger, budget, context, cache)) for budget in budgets]
 
 
 def exhausted_now(project: Path, ledger: Ledger, session_id: str | None,
@@ -199,7 +259,7 @@ def exhausted_now(project: Path, ledger: Ledger, session_id: str | None,
     if not config.has_budgets:
         return []
     context = current_context(project, config, session_id, task_id)
-    statuses = evaluate(ledger, applicable(config, context), context)
+    statuses = evaluate(ledger, applicable(config, context), context, config)
     return [s for s in statuses
             if s.exhausted and not active_override(ledger, s.budget, context.now)]
 
@@ -221,9 +281,14 @@ def override_env_warning() -> str | None:
 
 
 def active_override(ledger: Ledger, budget: Budget, now: float) -> bool:
+    return overridden(ledger, budget.scope, now)
+
+
+def overridden(ledger: Ledger, scope: str, now: float) -> bool:
+    """Whether limits of `scope` are lifted now (CMAT_OVERRIDE_LIMIT, `budget override`)."""
     if os.environ.get("CMAT_OVERRIDE_LIMIT", "").strip().lower() in OVERRIDE_WORDS:
         return True
-    return ledger.override_active(budget.scope, now)
+    return ledger.override_active(scope, now)
 
 
 def add_override(ledger: Ledger, seconds: float, scope: str, reason: str | None) -> float:
@@ -255,19 +320,23 @@ def parse_duration(text: str) -> float:
 
 
 def current_context(project: Path, config: Config, session_id: str | None = None,
-                    task_id: str | None = None, with_enhancement: bool = True) -> Context:
+                    task_id: str | None = None, with_details: bool = True,
+                    subagent: tuple[str | None, str | None] = (None, None)) -> Context:
     """The context of `project` now: the session, and the task (the current one unless
-    given) with, `with_enhancement`, its enhancement (which may need the queue read)."""
+    given) with, `with_details`, its enhancement and agent (which may need the queue read);
+    `subagent`: (agent_id, agent_type) of the subagent calling, when known."""
+    agent = None
     if task_id:
         try:
-            enhancement = enhancement_of(QueueService(project).get(task_id))
+            task = QueueService(project).get(task_id)
+            enhancement, agent = enhancement_of(task), task.get("assigned_agent")
         except CmatError:
             enhancement = None
     else:
-        task = current_task(project, details=with_enhancement)
-        task_id, enhancement = task.task_id, task.enhancement
+        task = current_task(project, details=with_details)
+        task_id, enhancement, agent = task.task_id, task.enhancement, task.agent
     return Context(project, zone(config.timezone), time.time(), session_id, task_id,
-                   enhancement)
+                   enhancement, agent if isinstance(agent, str) and agent else None, *subagent)
 
 
 def all_statuses(project: Path, ledger: Ledger, session_id: str | None = None
@@ -277,16 +346,23 @@ def all_statuses(project: Path, ledger: Ledger, session_id: str | None = None
     config = load_config(project)
     context = current_context(project, config, session_id)
     return config, context, evaluate(ledger, applicable(config, context, every_key=True),
-                                     context)
+                                     context, config)
 
 
 def status_report(project: Path, ledger: Ledger, session_id: str | None = None) -> dict:
     """Every budget of `project` with spend, percent, reset and override state."""
-    config, context, statuses = all_statuses(project, ledger, session_id)
+    from cmat.budgets import concurrency
 
+    config, context, statuses = all_statuses(project, ledger, session_id)
+    if session_id is None and {"run", "run_tokens"} & set(config.keyed):
+        for running in concurrency.running(ledger, config, context.now)[:10]:
+            run = Context(project, context.tz, context.now, running.session_id,
+                          agent=running.agent)  # a run under way, against its limit
+            statuses += evaluate(ledger, run_budgets(config, run), run, config)
     return {
         "timezone": context.tz.key,
         "thresholds": list(config.thresholds),
+        "concurrency": concurrency.status(ledger, config, context.now),
         "budgets": [dict(s.to_json(), overridden=s.exhausted and active_override(
             ledger, s.budget, context.now)) for s in statuses],
         "overrides": ledger.overrides(context.now),

@@ -152,6 +152,9 @@ def attribute(event: str, payload: dict, project: Path, log: HookLog) -> tuple[s
                 log.write("WARN", event, f"spooled attribution not applied yet: {problem}")
             attribution = attribute_session(project, ledger, models, transcript, session_id,
                                             context, event, subagent, _max_bytes())
+            if event == "session-end" and session_id:
+                with ledger.transaction():  # its slot under the concurrency limit is free
+                    ledger.end_live_session(session_id, time.time())
     except (LedgerError, sqlite3.OperationalError) as exc:
         kept = spool.keep(spool.Pending(
             str(project), session_id, str(transcript) if transcript else None, context.task_id,
@@ -186,12 +189,14 @@ def check_budgets(event: str, payload: dict, project: Path,
             log.write("WARN", event, note)
     if not config.has_budgets:
         return None, None  # the common case: nothing to check, nothing to read
+    from cmat.budgets import concurrency
     from cmat.budgets.alerts import fire, has_undelivered, spawn_delivery
     from cmat.budgets.limits import (
         active_override,
         applicable,
         current_context,
         evaluate,
+        overridden,
         override_env_warning,
     )
     from cmat.catalog import ModelService
@@ -199,23 +204,38 @@ def check_budgets(event: str, payload: dict, project: Path,
     from cmat.ledger import Ledger
 
     session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
-    # The queue is read only when an enhancement budget needs the task's enhancement.
-    context = current_context(project, config, session_id,
-                              with_enhancement="enhancement" in config.keyed)
+    # The queue is read only when a budget needs the task's enhancement or agent.
+    details = bool({"enhancement", "run", "run_tokens"} & set(config.keyed))
+    subagent = (_text_field(payload, "agent_id"), _text_field(payload, "agent_type"))
+    context = current_context(project, config, session_id, with_details=details,
+                              subagent=subagent)
     budgets = applicable(config, context)
-    if not budgets:
+    # Sessions at work are tracked for the concurrency limit and for `budget status`'s runs.
+    tracks = session_id is not None and (config.concurrent_agents is not None or bool(
+        {"run", "run_tokens"} & set(config.keyed)))
+    if not budgets and not tracks:
         return None, None
     transcript = _path_field(payload, "transcript_path", required=False)
-    channels = bool(config.webhook or config.command)
+    held = None
     with Ledger(busy_timeout=LEDGER_WAIT_SECONDS) as ledger:
         if transcript and session_id:
             import_session(ledger, ModelService(project), transcript, session_id)
-        statuses = evaluate(ledger, budgets, context)
+        if tracks:
+            held = concurrency.admit(
+                ledger, config, session_id, str(project), context.agent,
+                str(transcript) if transcript else None, context.now,
+                may_hold=event == "prompt-submit"
+                and not overridden(ledger, "concurrent-agents", context.now))
+        statuses = evaluate(ledger, budgets, context, config)
         exhausted = [s for s in statuses if s.exhausted]
         blocking = [s for s in exhausted if not active_override(ledger, s.budget, context.now)]
-        alerts = fire(ledger, statuses, config.thresholds, context.now, channels)
-        if channels and (alerts or has_undelivered(ledger, context.now)):
+        alerts = fire(ledger, statuses, config, context.now)
+        if config.channels and (alerts or has_undelivered(ledger, context.now)):
             spawn_delivery()
+    if held is not None:
+        reason = concurrency.held_message(held, config, context.now)
+        return f"session {session_id}: held, {len(held)} sessions at work", {
+            "decision": "block", "reason": reason}
     notes = [alert.message for alert in alerts]
     warning = override_env_warning()
     if warning and event == "prompt-submit":

@@ -9,7 +9,13 @@ from pathlib import Path
 import click
 
 from cmat import paths
-from cmat.budgets.config import PROJECT_PERIODS, SCOPES, USER_WIDE_SCOPES
+from cmat.budgets.config import (
+    PROJECT_PERIODS,
+    RUN_SCOPES,
+    SCOPES,
+    TOKEN_SCOPES,
+    USER_WIDE_SCOPES,
+)
 from cmat.cli.options import output_options, project_option
 from cmat.cli.output import emit_json, styled, table
 from cmat.money import usd
@@ -43,31 +49,62 @@ def _scoped(function):
     for option in reversed([
         click.option("--id", "key_id", help="The task or session (default: every one)."),
         click.option("--name", "key_name", help="The enhancement (default: every one)."),
+        click.option("--agent", "key_agent",
+                     help="For run and run-tokens: the agent (CMAT's assigned agent, or a "
+                          "subagent type such as Explore; default: every agent)."),
         click.option("--period", type=click.Choice(PROJECT_PERIODS),
                      help="For a project budget."),
         click.option("--user", is_flag=True, help="Write the user's config."),
         click.option("--in-project", is_flag=True, help="Write the project's .claude/cmat.toml."),
-        project_option,
+        click.option("--project", "project", is_flag=False, flag_value="", default=None,
+                     metavar="[DIR]",
+                     help="Alone, after daily, monthly, total or daily-tokens: make it this "
+                          "project's budget. DIR names the project (default: "
+                          "$CLAUDE_PROJECT_DIR, else the nearest ancestor holding .claude/, "
+                          "else the current directory)."),
     ]):
         function = option(function)
     return function
 
 
-def _key_path(scope: str, period: str | None, key_id: str | None, key_name: str | None):
+def _resolve(scope: str, period: str | None, project: str | None) -> tuple[str, str | None,
+                                                                            Path]:
+    """(scope, period, project folder): `daily --project` is the project's daily budget."""
+    folder = paths.project_dir(Path(project) if project else None)
+    if project is not None and scope in USER_WIDE_SCOPES:
+        if scope not in PROJECT_PERIODS:
+            raise click.UsageError(f"{scope} has no per-project budget (project budgets: "
+                                   f"{', '.join(PROJECT_PERIODS)})")
+        if period and period != scope:
+            raise click.UsageError(f"{scope} --project is the project's {scope} budget: "
+                                   "leave out --period")
+        return "project", scope, folder
+    return scope, period, folder
+
+
+def _key_path(scope: str, period: str | None, key_id: str | None, key_name: str | None,
+              key_agent: str | None):
     from cmat.budgets.config import budget_path
 
-    if key_name and scope != "enhancement" or key_id and scope not in ("task", "session"):
-        raise click.UsageError("--id goes with task and session, --name with enhancement")
-    return budget_path(scope, period, key_id or key_name)
+    if key_name and scope != "enhancement" or key_id and scope not in ("task", "session") \
+            or key_agent and scope not in RUN_SCOPES:
+        raise click.UsageError("--id goes with task and session, --name with enhancement, "
+                               "--agent with run and run-tokens")
+    return budget_path(scope, period, key_id or key_name or key_agent)
 
 
 @budget.command("set")
 @click.argument("scope", type=click.Choice(SCOPES))
 @click.argument("amount", type=float)
 @_scoped
+@click.option("--count", type=click.Choice(["io", "cache"]),
+              help="For token budgets: count input + output tokens (io, the default), or "
+                   "cache writes and reads too (cache). Applies to every token budget.")
 def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | None,
-               period: str | None, user: bool, in_project: bool, project: Path | None) -> None:
-    """Set a budget: AMOUNT in USD (tokens for daily-tokens).
+               key_agent: str | None, period: str | None, user: bool, in_project: bool,
+               project: str | None, count: str | None) -> None:
+    """Set a budget: AMOUNT in USD; tokens for daily-tokens and run-tokens; sessions for
+    concurrent-agents.
 
     A limit of 0 means nothing may be spent: it blocks work in its scope at once (a freeze).
     To remove a budget, use `cmat budget unset`.
@@ -75,23 +112,42 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
     \b
     Examples:
       cmat budget set daily 50                      all projects, per day
-      cmat budget set project 300 --period monthly  this project, per month
+      cmat budget set daily 20 --project            this project, per day
+      cmat budget set total 1000                    lifetime, all projects (--project: this one)
+      cmat budget set daily-tokens 2000000          input + output tokens a day
       cmat budget set task 5                        every task of this project
       cmat budget set task 12 --id task_1767031596_45196
       cmat budget set enhancement 40 --name add-power-function
       cmat budget set session 10                    every session
+      cmat budget set run 5                         every run: a session, or one subagent
+      cmat budget set run 10 --agent architect      runs of the architect agent
+      cmat budget set run-tokens 100000 --agent Explore
+      cmat budget set concurrent-agents 5           sessions at work at once
 
-    Global periods (daily, weekly, monthly, daily-tokens) go to the user's config, the others
-    to the project's .claude/cmat.toml, unless --user or --in-project says otherwise.
+    A run over its limit has its next tool call denied (a subagent's only its own); a
+    session started while concurrent-agents sessions are at work has its first prompt held.
+    Token budgets count input + output tokens unless --count cache.
+
+    User-wide scopes (daily, weekly, monthly, total, daily-tokens, concurrent-agents) go to
+    the user's config, the others to the project's .claude/cmat.toml, unless --user or
+    --in-project says otherwise.
     """
-    from cmat.budgets.config import edit_config, set_value
+    from cmat.budgets.config import edit_config, set_value, user_config_file
 
-    resolved = paths.project_dir(project)
-    keys = _key_path(scope, period, key_id, key_name)
+    scope, period, resolved = _resolve(scope, period, project)
+    if count and scope not in TOKEN_SCOPES and period != "daily-tokens":
+        raise click.UsageError("--count goes with token budgets (daily-tokens, run-tokens)")
+    keys = _key_path(scope, period, key_id, key_name, key_agent)
     target = _target(scope, resolved, user, in_project)
-    value = int(amount) if scope == "daily-tokens" else amount
+    whole = scope in (*TOKEN_SCOPES, "concurrent-agents") or period == "daily-tokens"
+    value = int(amount) if whole else amount
     edit_config(target, lambda document: set_value(document, keys, value))
     click.echo(f"{'.'.join(keys)} = {value} (in {target})")
+    if count:
+        counted = "all" if count == "cache" else "input+output"
+        edit_config(user_config_file(),
+                    lambda document: set_value(document, ["budgets", "token_count"], counted))
+        click.echo(f"budgets.token_count = {counted!r} (in {user_config_file()})")
     if value == 0:
         click.echo("note: a limit of 0 means nothing may be spent: work in its scope is "
                    f"blocked at once. To remove the budget instead: cmat budget unset {scope}")
@@ -100,13 +156,14 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
 @budget.command("unset")
 @click.argument("scope", type=click.Choice(SCOPES))
 @_scoped
-def unset_budget(scope: str, key_id: str | None, key_name: str | None, period: str | None,
-                 user: bool, in_project: bool, project: Path | None) -> None:
+def unset_budget(scope: str, key_id: str | None, key_name: str | None, key_agent: str | None,
+                 period: str | None, user: bool, in_project: bool, project: str | None
+                 ) -> None:
     """Remove a budget."""
     from cmat.budgets.config import edit_config, unset_value
 
-    resolved = paths.project_dir(project)
-    keys = _key_path(scope, period, key_id, key_name)
+    scope, period, resolved = _resolve(scope, period, project)
+    keys = _key_path(scope, period, key_id, key_name, key_agent)
     target = _target(scope, resolved, user, in_project)
     removed: list[bool] = []
     edit_config(target, lambda document: removed.append(unset_value(document, keys)))
@@ -124,30 +181,51 @@ def show(project: Path | None, as_json: bool) -> None:
 
     config = load_config(paths.project_dir(project))
     webhook = redact_url(config.webhook) if config.webhook else None
+    email = config.email
     data = {"sources": config.sources, "timezone": config.timezone,
             "global_usd": config.global_usd, "daily_tokens": config.daily_tokens,
-            "project_usd": config.project_usd, "keyed": config.keyed,
+            "token_count": config.token_count, "concurrent_agents": config.concurrent_agents,
+            "active_minutes": config.active_minutes, "project_usd": config.project_usd,
+            "project_tokens": config.project_tokens, "keyed": config.keyed,
             "alerts": {"thresholds": list(config.thresholds), "webhook": webhook,
-                       "command": list(config.command) if config.command else None},
+                       "command": list(config.command) if config.command else None,
+                       "email": {"host": email.host, "port": email.port, "from": email.sender,
+                                 "to": list(email.to), "starttls": email.starttls}
+                       if email else None,
+                       "channels": {name: list(at) for name, at in config.channels.items()},
+                       "messages": {str(k): v for k, v in config.messages.items()}},
             "ignored": config.ignored}
     if as_json:
         emit_json(data)
         return
     if not config.has_budgets:
         click.echo("No budgets set. Set one with: cmat budget set daily 50")
+    tokens = f"tokens ({config.token_count})"
     for period, limit in config.global_usd.items():
-        click.echo(f"{period:<14} {usd(limit)} (all projects)")
+        click.echo(f"{period:<18} {usd(limit)} (all projects)")
     if config.daily_tokens is not None:
-        click.echo(f"{'daily-tokens':<14} {config.daily_tokens:,} tokens (all projects)")
+        click.echo(f"{'daily-tokens':<18} {config.daily_tokens:,} {tokens}, all projects")
     for period, limit in config.project_usd.items():
-        click.echo(f"{'project ' + period:<14} {usd(limit)}")
+        click.echo(f"{'project ' + period:<18} {usd(limit)}")
+    for period, limit in config.project_tokens.items():
+        click.echo(f"{'project ' + period + '-tokens':<18} {int(limit):,} {tokens}")
     for scope, limits in config.keyed.items():
         for key, limit in limits.items():
-            who = "every " + scope if key == "default" else key
-            click.echo(f"{scope:<14} {usd(limit)} ({who})")
-    click.echo(f"\nAlerts at {', '.join(f'{t}%' for t in config.thresholds)}"
-               + (f"; webhook {webhook}" if webhook else "")
-               + (f"; command {' '.join(config.command)}" if config.command else ""))
+            who = "every " + ("run" if scope.startswith("run") else scope) \
+                if key == "default" else key
+            amount = f"{int(limit):,} {tokens}" if scope == "run_tokens" else usd(limit)
+            click.echo(f"{scope.replace('_', '-'):<18} {amount} ({who})")
+    if config.concurrent_agents is not None:
+        click.echo(f"{'concurrent-agents':<18} {config.concurrent_agents} sessions at work "
+                   f"(idle after {config.active_minutes} min)")
+    channels = "; ".join(
+        f"{name} at {', '.join(f'{t}%' for t in at)}" for name, at in config.channels.items())
+    click.echo(f"\nAlerts at {', '.join(f'{t}%' for t in config.thresholds)} in Claude Code"
+               + (f"; {channels}" if channels else "")
+               + (f"\nWebhook {webhook}" if webhook else "")
+               + (f"\nCommand {' '.join(config.command)}" if config.command else "")
+               + (f"\nEmail to {', '.join(email.to)} via {email.host}:{email.port}"
+                  if email else ""))
     click.echo("Config: " + (", ".join(config.sources) or "none yet"))
     for note in config.ignored:
         click.echo(f"note: {note}")
@@ -179,7 +257,7 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
     if as_json:
         emit_json(report)
         raise SystemExit(1 if report["exhausted"] else 0)
-    if not report["budgets"]:
+    if not report["budgets"] and not report["concurrency"]:
         click.echo("No budgets apply here. Set one with: cmat budget set daily 50")
         raise SystemExit(0)
     from cmat.budgets.alerts import percent_level
@@ -193,8 +271,24 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
         rows.append([b["label"], amount(b["spent"]), amount(b["limit"]),
                      styled(f"{b['percent']:.0f}%", level), amount(b["remaining"]), reset,
                      styled(_bar(b["percent"]), level), styled(state, "bold red")])
+    concurrency = report["concurrency"]
+    if concurrency:
+        percent = concurrency["running"] / max(concurrency["limit"], 1) * 100
+        level = "exhausted" if concurrency["full"] else percent_level(percent,
+                                                                      report["thresholds"])
+        rows.append([concurrency["label"], str(concurrency["running"]),
+                     str(concurrency["limit"]), styled(f"{percent:.0f}%", level),
+                     str(max(concurrency["limit"] - concurrency["running"], 0)), "-",
+                     styled(_bar(percent), level),
+                     styled("FULL" if concurrency["full"] else "", "bold red")])
     click.echo(table(rows, ["Budget", "Spent", "Limit", "Used", "Left", "Resets", "", ""],
                      numeric_from=1))
+    if concurrency and concurrency["sessions"]:
+        from cmat.budgets.concurrency import Running
+
+        now = time.time()
+        click.echo("\nAt work: " + "; ".join(
+            Running(**s).describe(now) for s in concurrency["sessions"]))
     click.echo(f"\nTimes in {report['timezone']}.")
     for o in report["overrides"]:
         click.echo(f"Override of {o['scope']} until "

@@ -24,6 +24,18 @@ DIMENSION_COLUMNS = {"model": "model", "project": "project", "task": "task_id",
                      "enhancement": "enhancement", "agent": "agent", "session": "session_id"}
 
 
+def _in_project(sql: str, params: list, project: str) -> tuple[str, list]:
+    """Narrow a query to one project: its folder and every folder inside."""
+    return (sql + " AND (project = ? OR substr(project, 1, ?) = ?)",
+            [*params, project, len(project) + 1, project + os.sep])
+
+
+def _tokens_sql(cache: bool) -> str:
+    """SQL: the tokens a token budget counts; input + output, or with `cache` every kind."""
+    kinds = COUNTED_TOKENS if cache else ("input", "output")
+    return " + ".join(COLUMN[kind] for kind in kinds)
+
+
 def _report_filter(since: float | None, until: float | None,
                    project: str | None) -> tuple[str, list]:
     where, params = ["1"], []
@@ -84,16 +96,30 @@ class LedgerQueries:
         sql, params = "SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE ts >= ?", [
             since or 0.0]
         if project is not None:
-            sql += " AND (project = ? OR substr(project, 1, ?) = ?)"
-            params += [project, len(project) + 1, project + os.sep]
+            sql, params = _in_project(sql, params, project)
         return float(self.db.execute(sql, params).fetchone()[0])
 
 
-    def spend_tokens(self, since: float) -> int:
-        """Tokens since a moment: every kind, cache reads and writes included."""
-        return int(self.db.execute(
-            "SELECT coalesce(sum(input_tokens + output_tokens + cache_creation_tokens"
-            " + cache_read_tokens), 0) FROM requests WHERE ts >= ?", (since,)).fetchone()[0])
+    def spend_tokens(self, since: float, project: str | None = None,
+                     cache: bool = False) -> int:
+        """Tokens since a moment, all projects or one: input + output, and with `cache`
+        cache writes and reads too."""
+        sql = f"SELECT coalesce(sum({_tokens_sql(cache)}), 0) FROM requests WHERE ts >= ?"
+        params: list = [since]
+        if project is not None:
+            sql, params = _in_project(sql, params, project)
+        return int(self.db.execute(sql, params).fetchone()[0])
+
+    def run_spend(self, session_id: str, agent_id: str | None = None) -> tuple[float, int, int]:
+        """(USD, input + output tokens, all tokens) of a run: a whole session (its subagents
+        included), or with `agent_id` one subagent run in it."""
+        sql = (f"SELECT coalesce(sum(cost_usd), 0), coalesce(sum({_tokens_sql(False)}), 0),"
+               f" coalesce(sum({_tokens_sql(True)}), 0) FROM requests WHERE session_id = ?")
+        params: tuple = (session_id,)
+        if agent_id is not None:
+            sql, params = sql + " AND agent_id = ?", (session_id, agent_id)
+        usd, io, every = self.db.execute(sql, params).fetchone()
+        return float(usd), int(io), int(every)
 
 
     def task_spend(self, task_id: str, running: str | None = None) -> float:
@@ -304,32 +330,53 @@ class LedgerQueries:
     # --- alerts ---------------------------------------------------------------------------
 
     def fire_alert(self, budget: str, period_start: float, threshold: int, level: str,
-                   message: str, spent: float, limit: float, now: float, delivered: bool) -> bool:
-        """Record an alert; False when it had fired already (one per budget, period and
-        threshold, however many hooks race to fire it)."""
-        return bool(self.db.execute(
+                   message: str, spent: float, limit: float, now: float,
+                   channels: Sequence[str] = ()) -> bool:
+        """Record an alert, to be delivered to `channels`; False when it had fired already
+        (one per budget, period and threshold, however many hooks race to fire it)."""
+        fired = bool(self.db.execute(
             "INSERT OR IGNORE INTO alerts (budget, period_start, threshold, level, message, spent,"
             " limit_value, fired_at, delivered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (budget, period_start, threshold, level, message, spent, limit, now,
-             int(delivered))).rowcount)
+             int(not channels))).rowcount)
+        if fired:
+            self.db.executemany(
+                "INSERT INTO alert_deliveries (budget, period_start, threshold, channel)"
+                " VALUES (?, ?, ?, ?)",
+                [(budget, period_start, threshold, channel) for channel in channels])
+        return fired
 
     def alerts_due(self, max_attempts: int, now: float) -> list[tuple]:
-        """Undelivered alerts due for a try: (budget, period_start, threshold, level, message,
-        spent, limit, attempts)."""
+        """Deliveries due for a try: (budget, period_start, threshold, channel, level,
+        message, spent, limit, attempts)."""
         return self.query(
-            "SELECT budget, period_start, threshold, level, message, spent, limit_value, attempts"
-            " FROM alerts WHERE delivered = 0 AND attempts < ? AND next_attempt <= ?"
-            " ORDER BY fired_at", (max_attempts, now))
+            "SELECT d.budget, d.period_start, d.threshold, d.channel, a.level, a.message,"
+            " a.spent, a.limit_value, d.attempts FROM alert_deliveries d JOIN alerts a USING"
+            " (budget, period_start, threshold) WHERE d.delivered = 0 AND d.attempts < ? AND"
+            " d.next_attempt <= ? ORDER BY a.fired_at", (max_attempts, now))
 
-    def alert_delivered(self, key: tuple) -> None:
-        self.db.execute("UPDATE alerts SET delivered = 1, attempts = attempts + 1,"
-                        " last_error = NULL WHERE budget = ? AND period_start = ? AND"
-                        " threshold = ?", key)
+    def alert_delivered(self, key: tuple, channel: str, note: str | None = None) -> None:
+        """One channel got the alert (`note`: why it was dropped instead)."""
+        self.db.execute("UPDATE alert_deliveries SET delivered = 1, attempts = attempts + 1,"
+                        " last_error = ? WHERE budget = ? AND period_start = ? AND"
+                        " threshold = ? AND channel = ?", (note, *key, channel))
+        self._sum_up_delivery(key)
 
-    def alert_failed(self, key: tuple, error: str, next_attempt: float) -> None:
-        self.db.execute("UPDATE alerts SET attempts = attempts + 1, last_error = ?,"
+    def alert_failed(self, key: tuple, channel: str, error: str, next_attempt: float) -> None:
+        self.db.execute("UPDATE alert_deliveries SET attempts = attempts + 1, last_error = ?,"
                         " next_attempt = ? WHERE budget = ? AND period_start = ? AND"
-                        " threshold = ?", (error, next_attempt, *key))
+                        " threshold = ? AND channel = ?", (error, next_attempt, *key, channel))
+        self._sum_up_delivery(key)
+
+    def _sum_up_delivery(self, key: tuple) -> None:
+        # The alert row tells its channels' story: delivered once every one has it.
+        self.db.execute(
+            "UPDATE alerts SET (delivered, attempts, next_attempt, last_error) = (SELECT"
+            " min(delivered), max(attempts), max(next_attempt),"
+            " max(CASE WHEN delivered = 0 THEN channel || ': ' || last_error END)"
+            " FROM alert_deliveries d WHERE d.budget = alerts.budget AND"
+            " d.period_start = alerts.period_start AND d.threshold = alerts.threshold)"
+            " WHERE budget = ? AND period_start = ? AND threshold = ?", key)
 
     def alerts(self, limit: int = 200) -> list[dict]:
         keys = ("fired_at", "level", "budget", "threshold", "message", "delivered", "attempts",
@@ -338,7 +385,39 @@ class LedgerQueries:
             f"SELECT {', '.join(keys)} FROM alerts ORDER BY fired_at DESC LIMIT ?", (limit,))]
 
     def failing_alerts(self) -> list[dict]:
-        return [{"budget": b, "threshold": t, "attempts": a, "last_error": e}
-                for b, t, a, e in self.query(
-                    "SELECT budget, threshold, attempts, last_error FROM alerts"
-                    " WHERE delivered = 0 AND last_error IS NOT NULL")]
+        return [{"budget": b, "threshold": t, "channel": c, "attempts": a, "last_error": e}
+                for b, t, c, a, e in self.query(
+                    "SELECT budget, threshold, channel, attempts, last_error FROM"
+                    " alert_deliveries WHERE delivered = 0 AND last_error IS NOT NULL")]
+
+    # --- sessions at work -------------------------------------------------------------------
+
+    def live_session(self, session_id: str) -> tuple | None:
+        """(started_at, last_seen, ended_at) of a session the hooks saw, or None."""
+        rows = self.query("SELECT started_at, last_seen, ended_at FROM live_sessions"
+                          " WHERE session_id = ?", (session_id,))
+        return rows[0] if rows else None
+
+    def touch_live_session(self, session_id: str, project: str, agent: str | None,
+                           transcript: str | None, now: float, started: bool) -> None:
+        """A hook saw the session at work now; `started`: it (re)starts a stretch of work."""
+        self.db.execute(
+            "INSERT INTO live_sessions (session_id, project, agent, transcript_path,"
+            " started_at, last_seen) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO"
+            " UPDATE SET last_seen = excluded.last_seen, ended_at = NULL,"
+            " agent = coalesce(excluded.agent, agent),"
+            " transcript_path = coalesce(excluded.transcript_path, transcript_path),"
+            " started_at = CASE WHEN ? THEN excluded.started_at ELSE started_at END",
+            (session_id, project, agent, transcript, now, now, int(started)))
+
+    def end_live_session(self, session_id: str, now: float) -> None:
+        self.db.execute("UPDATE live_sessions SET ended_at = ? WHERE session_id = ?",
+                        (now, session_id))
+
+    def live_sessions(self, seen_since: float) -> list[tuple]:
+        """Sessions not ended and seen by a hook since `seen_since`: (session_id, project,
+        agent, transcript_path, started_at, last_seen), latest first."""
+        return self.query(
+            "SELECT session_id, project, agent, transcript_path, started_at, last_seen FROM"
+            " live_sessions WHERE ended_at IS NULL AND last_seen >= ? ORDER BY last_seen DESC",
+            (seen_since,))

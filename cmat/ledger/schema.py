@@ -7,7 +7,9 @@ columns that every write derives from.
     files           how far each transcript was read (incremental import)
     skipped_lines   lines an import skipped, and why
     overrides       budgets lifted for a while (who, when, why)
-    alerts          budget alerts fired, and their delivery
+    alerts          budget alerts fired
+    alert_deliveries  each alert's delivery to each channel
+    live_sessions   sessions at work, for the concurrency limit
     report_cache    reports, until a request changes
     queue_sync      task queues whose cost fields lag the ledger
 """
@@ -202,9 +204,43 @@ def _m008_inference_geo(db: sqlite3.Connection) -> None:
     _run_script(db, "ALTER TABLE requests ADD COLUMN inference_geo TEXT")
 
 
+def _m009_runs_and_channels(db: sqlite3.Connection) -> None:
+    # Sessions at work now (for the concurrency limit), an alert's delivery per channel (each
+    # channel has thresholds of its own), and a task's type beside its agent (reports).
+    _run_script(db, """
+        CREATE TABLE live_sessions (
+            session_id TEXT PRIMARY KEY,
+            project TEXT,
+            agent TEXT,
+            transcript_path TEXT,             -- its growth also says the session is at work
+            started_at REAL NOT NULL,
+            last_seen REAL NOT NULL,          -- the last prompt or tool call a hook saw
+            ended_at REAL                     -- SessionEnd, or NULL while at work
+        );
+        CREATE TABLE alert_deliveries (
+            budget TEXT NOT NULL,
+            period_start REAL NOT NULL,
+            threshold INTEGER NOT NULL,
+            channel TEXT NOT NULL,            -- 'webhook', 'command' or 'email'
+            delivered INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt REAL NOT NULL DEFAULT 0,
+            last_error TEXT,
+            PRIMARY KEY (budget, period_start, threshold, channel)
+        );
+        INSERT INTO alert_deliveries (budget, period_start, threshold, channel, attempts,
+                                      next_attempt, last_error)
+            SELECT budget, period_start, threshold, channel, attempts, next_attempt, last_error
+            FROM alerts, (SELECT 'webhook' AS channel UNION ALL SELECT 'command')
+            WHERE delivered = 0;
+        ALTER TABLE sessions ADD COLUMN task_type TEXT
+    """)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_requests, _m002_sessions, _m003_report_cache, _m004_budgets, _m005_partial_indexes,
-    _m006_skips_and_dropped_indexes, _m007_attribution_of_its_own, _m008_inference_geo]
+    _m006_skips_and_dropped_indexes, _m007_attribution_of_its_own, _m008_inference_geo,
+    _m009_runs_and_channels]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 REQUEST_COLUMNS = ("message_id", "request_id", "session_id", "ts", "project", "model", "agent",
