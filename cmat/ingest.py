@@ -33,6 +33,7 @@ from cmat.tasks import (
     enhancement_of,
     sync_queue,
     task_report,
+    task_type_of,
 )
 from cmat.transcripts.files import (
     SeenFile,
@@ -312,7 +313,8 @@ def attribute_session(project: Path, ledger: Ledger, models: ModelService,
         ledger.attribute(session_id, project_dir=str(project),
                          transcript_path=str(transcript) if transcript else None,
                          task_id=context.task_id, enhancement=context.enhancement,
-                         agent=context.agent, recorded_by=recorded_by)
+                         agent=context.agent, task_type=context.task_type,
+                         recorded_by=recorded_by)
         if context.task_id:
             ledger.drop_legacy(context.task_id, session_id)
     requests, total = ledger.session_totals(session_id)
@@ -330,7 +332,8 @@ def apply_spool(ledger: Ledger) -> tuple[int, list[str]]:
     applied, problems = 0, []
     for path, pending in spool.waiting():
         project = Path(pending.project)
-        context = TaskContext(pending.task_id, pending.enhancement, pending.agent)
+        context = TaskContext(pending.task_id, pending.enhancement, pending.agent,
+                              pending.task_type)
         subagent = None
         if pending.subagent:
             subagent = subagent_source(Path(pending.subagent), pending.subagent_type)
@@ -362,7 +365,8 @@ def extract(project: Path, task_id: str, transcript: str | os.PathLike,
     check_transcript(path)
     session_id = session_of(path, session_id)
     models = models or ModelService(project)
-    context = TaskContext(task_id, enhancement_of(task), task.get("assigned_agent"))
+    context = TaskContext(task_id, enhancement_of(task), task.get("assigned_agent"),
+                          task_type_of(task))
     own = ledger is None
     ledger = ledger or Ledger()
     try:

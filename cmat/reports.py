@@ -98,6 +98,15 @@ def compute_report(ledger: Ledger, query: ReportQuery) -> dict:
                               "requests": requests, "unpriced_requests": unpriced})
         for total in (row, report["total"]):
             _add(total, tokens, requests, cost or 0.0, unpriced, model)
+    if "agent" in query.by:  # the spec's view of agents: runs, and tokens and cost per run
+        runs = {found[:-1]: found[-1] for found in ledger.report_runs(
+            query.period, offset_changes(query.tz, first, last), dims, since, until,
+            query.project)}
+        report["total"]["runs"] = 0
+        for row_key, row in rows.items():
+            _per_run(row, runs.get(row_key, 0))
+            report["total"]["runs"] += row["runs"]
+        _per_run(report["total"], report["total"]["runs"])
     ordered = sorted(rows.values(), key=lambda r: (r.get("last", ""), r[key]) if
                      query.period == "session" else tuple(str(r.get(k) or "") for k in
                                                           [key, *query.by]))
@@ -107,6 +116,12 @@ def compute_report(ledger: Ledger, query: ReportQuery) -> dict:
     report["rows"] = ordered
     report["total"]["unpriced_models"] = sorted(report["total"]["unpriced_models"])
     return report
+
+
+def _per_run(row: dict, runs: int) -> None:
+    tokens = row["tokens"]["input"] + row["tokens"]["output"]
+    row.update(runs=runs, tokens_per_run=tokens / runs if runs else 0.0,
+               cost_per_run=row["total_usd"] / runs if runs else 0.0)
 
 
 def _empty_total() -> dict:

@@ -29,6 +29,7 @@ class Pending:
     recorded_by: str
     subagent: str | None = None
     subagent_type: str | None = None
+    task_type: str | None = None
 
 
 def folders() -> list[Path]:

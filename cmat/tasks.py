@@ -60,6 +60,7 @@ class TaskContext:
     task_id: str | None = None
     enhancement: str | None = None
     agent: str | None = None  # CMAT's assigned agent
+    task_type: str | None = None  # CMAT's task_type (analysis, implementation, ...)
 
 
 NO_TASK = TaskContext()
@@ -96,7 +97,12 @@ def current_context(project: Path, details: bool = True) -> TaskContext:
     agent = os.environ.get("CMAT_AGENT", "").strip() or (
         task.get("assigned_agent") if task and isinstance(task.get("assigned_agent"), str)
         else None)
-    return TaskContext(task_id, enhancement, agent)
+    return TaskContext(task_id, enhancement, agent, task_type_of(task))
+
+
+def task_type_of(task: dict | None) -> str | None:
+    value = task.get("task_type") if task else None
+    return value if isinstance(value, str) and value else None
 
 
 def read_marker(project: Path) -> str | None:

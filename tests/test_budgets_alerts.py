@@ -142,3 +142,128 @@ def test_webhook_urls_are_redacted_where_they_are_shown(project, tmp_path):
     errors = json.dumps(json.loads(cli_run("alerts", "list", "--json").output))
     assert "secret" not in errors
     assert "secret" not in paths.hook_log_file().read_text()
+
+
+# --- email, against a real SMTP server --------------------------------------------------------
+
+
+class _Mailbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(envelope.content.decode())
+        return "250 OK"
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _smtp_server(port, tmp_path=None, password=None):
+    """A real SMTP server on 127.0.0.1:`port`; with `tmp_path`, it requires STARTTLS (a
+    certificate made here) and a login with `password`."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    mailbox = _Mailbox()
+    options = {}
+    if tmp_path is not None:
+        import ssl
+
+        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True,
+                       capture_output=True)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+
+        def check_login(server, session, envelope, mechanism, auth_data):
+            return AuthResult(success=auth_data.login == b"me"
+                              and auth_data.password == password.encode())
+
+        options = dict(tls_context=context, require_starttls=True, authenticator=check_login,
+                       auth_require_tls=True)
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, **options)
+    controller.start()
+    return controller, mailbox
+
+
+def _wait_for(condition, seconds=20):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return condition()
+
+
+def test_email_alerts_arrive_over_starttls_each_channel_at_its_thresholds(project, tmp_path):
+    port = _free_port()
+    controller, mailbox = _smtp_server(port, tmp_path, password="s3cret")
+    try:
+        user_config(
+            "[budgets]\ndaily = 1\n[alerts]\nwebhook = 'http://127.0.0.1:9/hook'\n"
+            "webhook_thresholds = [100]\n[alerts.messages]\n"
+            "80 = '{percent}% of {budget} used ({spent} of {limit})'\n"
+            f"[alerts.email]\nhost = '127.0.0.1'\nport = {port}\nfrom = 'cmat@example.com'\n"
+            f"to = ['me@example.com', 'lead@example.com']\nusername = 'me'\n"
+            f"cafile = '{tmp_path / 'cert.pem'}'\nthresholds = [80]\n")
+        _, path = session_costing(tmp_path, "mailed", 0.85)
+        answer = budget_hook(PROMPT, project, budget_payload(path, "mailed"),
+                             CMAT_SMTP_PASSWORD="s3cret")
+        assert answer["systemMessage"] == "85% of daily budget used ($0.85 of $1.00)"
+        assert _wait_for(lambda: mailbox.messages), "no email arrived"
+    finally:
+        controller.stop()
+    mail = mailbox.messages[0]
+    assert "Subject: cmat warning: daily at 80%" in mail
+    assert "To: me@example.com, lead@example.com" in mail
+    assert "85% of daily budget used ($0.85 of $1.00)" in mail
+    with Ledger() as ledger:  # the webhook takes 100 % only: it was never asked at 80 %
+        assert ledger.query("SELECT threshold, channel, delivered FROM alert_deliveries") == [
+            (80, "email", 1)]
+
+
+def test_a_down_smtp_server_is_retried_and_never_delays_a_hook(project, tmp_path):
+    port = _free_port()
+    user_config(f"[budgets]\ndaily = 1\n[alerts]\nthresholds = [50]\n[alerts.email]\n"
+                f"host = '127.0.0.1'\nport = {port}\nstarttls = false\nfrom = 'cmat@x.org'\n"
+                f"to = 'me@x.org'\n")
+    _, path = session_costing(tmp_path, "unsent", 0.6)
+    started = time.monotonic()
+    answer = budget_hook(PROMPT, project, budget_payload(path, "unsent"))
+    assert time.monotonic() - started < 10 and "decision" not in answer
+
+    def attempted():
+        with Ledger() as ledger:
+            return ledger.query("SELECT attempts, delivered, last_error FROM"
+                                " alert_deliveries")[0]
+
+    assert _wait_for(lambda: attempted()[0] == 1)
+    assert attempted()[1] == 0 and "Connection refused" in attempted()[2]
+    assert "no (1 tries)" in cli_run("alerts", "list").output
+    controller, mailbox = _smtp_server(port)
+    try:
+        with Ledger() as ledger, ledger.transaction():
+            ledger.db.execute("UPDATE alert_deliveries SET next_attempt = 0")
+        assert "Delivered 1, failed 0" in cli_run("alerts", "deliver").output
+    finally:
+        controller.stop()
+    assert "Daily budget at 60%" in mailbox.messages[0]
+    assert json.loads(cli_run("alerts", "list", "--json").output)[0]["delivered"] == 1
+
+
+def test_email_settings_come_from_the_users_config_alone(project):
+    from cmat.budgets.config import load_config
+
+    (project / ".claude" / "cmat.toml").write_text(
+        "[alerts.email]\nhost = 'evil.example'\nfrom = 'a@b.c'\nto = 'a@b.c'\n")
+    config = load_config(project)
+    assert config.email is None and any("alerts.email ignored" in n for n in config.ignored)
+    user_config("[alerts.email]\nhost = 'h'\nfrom = 'a@b.c'\nto = 'a@b.c'\npassword = 'x'\n")
+    result = cli_run("budget", "show", code=10)
+    assert "unknown email setting 'alerts.email.password'" in result.stderr

@@ -315,3 +315,36 @@ def test_the_progress_bar_never_exceeds_the_terminal():
         assert lines and all(len(line) <= columns for line in lines)
         assert any("12%" in line for line in lines)
         assert columns < 80 or any("scanning" in line and "files" in line for line in lines)
+
+
+def test_by_agent_counts_runs_the_way_the_spec_queries_them(project, tmp_path, monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    queue = QueueService(project)
+    design = queue.add("design", agent="architect", task_type="analysis")["id"]
+    build = queue.add("build", agent="coder", task_type="implementation")["id"]
+    folder = tmp_path / "transcripts"
+    first = TranscriptBuilder(session_id="s-design")
+    first.now = "2026-03-01T10:00:00.000Z"
+    first.response(output=1000, input=200)
+    first.response(output=500, input=100)
+    path = write_session(folder, first)
+    write_subagent(folder, "s-design", "x1", "Explore",
+                   lambda b, a: (setattr(b, "now", "2026-03-01T10:05:00.000Z"),
+                                 b.response(sidechain=True, agent_id=a, output=300, input=50)))
+    extract(project, design, path)
+    second = TranscriptBuilder(session_id="s-build")
+    second.now = "2026-03-01T11:00:00.000Z"
+    second.response(output=700, input=100)
+    extract(project, build, write_session(folder, second))
+    report = json.loads(cli_run("report", "monthly", "--by", "agent", "--json").output)
+    rows = {row["agent"]: row for row in report["rows"]}
+    assert set(rows) == {"architect", "Explore", "coder"}
+    assert rows["architect"]["runs"] == 1 and rows["architect"]["tokens_per_run"] == 1800
+    assert rows["Explore"]["runs"] == 1 and rows["Explore"]["tokens_per_run"] == 350
+    assert rows["coder"]["cost_per_run"] == pytest.approx(rows["coder"]["total_usd"])
+    assert report["total"]["runs"] == 3
+    text = cli_run("report", "monthly", "--by", "agent", "--wide").output
+    assert "Runs" in text and "Tokens/run" in text and "1,800" in text
+    by_type = json.loads(cli_run("report", "monthly", "--by", "task-type", "--json").output)
+    kinds = {row["task-type"]: row["tokens"]["output"] for row in by_type["rows"]}
+    assert kinds == {"analysis": 1800, "implementation": 700}

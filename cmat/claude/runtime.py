@@ -159,7 +159,8 @@ def attribute(event: str, payload: dict, project: Path, log: HookLog) -> tuple[s
         kept = spool.keep(spool.Pending(
             str(project), session_id, str(transcript) if transcript else None, context.task_id,
             context.enhancement, context.agent, event,
-            str(subagent.path) if subagent else None, subagent.agent if subagent else None))
+            str(subagent.path) if subagent else None, subagent.agent if subagent else None,
+            context.task_type))
         raise Spooled(f"ledger not written ({exc}); the attribution waits in {kept} for "
                       "the next hook or scan") from None
     task_note = f"task {context.task_id}" if context.task_id else "untracked"

@@ -298,6 +298,50 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
 
 
 @budget.command()
+@project_option
+@click.option("--task", "task_id", metavar="ID",
+              help="The task about to run (default: the current one, if any).")
+@click.option("--start", is_flag=True,
+              help="Also refuse when every concurrent-agents slot is taken, so that starting "
+                   "another agent session now would exceed it.")
+@click.option("--no-scan", is_flag=True, help="Use the ledger as it is.")
+@output_options
+def check(project: Path | None, task_id: str | None, start: bool, no_scan: bool,
+          as_json: bool) -> None:
+    """Whether work may go on here: exit 0 if so, 1 if a budget stands in the way.
+
+    For orchestrators, before starting an agent: a budget that applies (user-wide, this
+    project's, the task's and its enhancement's) is exhausted and not overridden, or, with
+    --start, as many sessions are at work as concurrent-agents allows (queue the run).
+    """
+    from cmat.budgets import concurrency
+    from cmat.budgets.config import load_config
+    from cmat.budgets.limits import exhausted_now, overridden
+    from cmat.cli.report import scan_first
+
+    resolved = paths.project_dir(project)
+    config = load_config(resolved)
+    ledger, _ = scan_first(no_scan, (), quiet=True)
+    now = time.time()
+    with ledger:
+        exhausted = exhausted_now(resolved, ledger, None, task_id)
+        at_work = concurrency.running(ledger, config, now) if start else []
+        full = start and config.concurrent_agents is not None \
+            and len(at_work) >= config.concurrent_agents \
+            and not overridden(ledger, "concurrent-agents", now)
+    reasons = [s.exhausted_message() for s in exhausted]
+    if full:
+        reasons.append(concurrency.held_message(at_work, config, now))
+    if as_json:
+        emit_json({"ok": not reasons, "exhausted": [s.to_json() for s in exhausted],
+                   "concurrency": {"limit": config.concurrent_agents, "running": len(at_work),
+                                   "full": full} if start else None, "reasons": reasons})
+    else:
+        click.echo("\n\n".join(reasons) if reasons else "ok: no budget stands in the way")
+    raise SystemExit(1 if reasons else 0)
+
+
+@budget.command()
 @click.option("--for", "duration", required=True, metavar="DURATION",
               help="How long: 30m, 2h, 1d, 1h30m.")
 @click.option("--scope", default="all", show_default=True,

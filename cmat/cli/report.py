@@ -47,8 +47,10 @@ filter_options = [
     click.option("--timezone", "timezone_name", metavar="IANA",
                  help="Time zone for days, weeks and months (default: the machine's)."),
     click.option("--by", "group_by", multiple=True, metavar="DIM",
-                 help="Also group by model, project, task, enhancement, agent or session "
-                      "(repeatable, or comma-separated)."),
+                 help="Also group by model, project, task, enhancement, agent, task-type "
+                      "or session (repeatable, or comma-separated). agent: the subagent's "
+                      "type, else the task's assigned agent, else main; with runs, tokens "
+                      "(input + output) and cost per run."),
     click.option("--project", "project", metavar="DIR|TEXT",
                  help="Only this project: a folder, or text found in the working directory."),
     output_options,
@@ -192,9 +194,24 @@ def _table(report: dict, models, compact: bool = False) -> str:
         headers += ["Project", "Last" if compact else "Last activity"]
     if show_models:
         headers.append("Models")
-    figures = _compact_figures if compact else _figures
-    headers += (["In/Out", "Cache w/r", "Cost"] if compact else
-                ["Input", "Output", "Cache write", "Cache read", "Requests", "Cost"])
+    columns = _compact_figures if compact else _figures
+    numbers = (["In/Out", "Cache w/r", "Cost"] if compact else
+               ["Input", "Output", "Cache write", "Cache read", "Requests", "Cost"])
+    if "agent" in report["group_by"]:  # runs: a session's main thread, or a subagent run
+        if compact:  # room for the runs: cache figures only in --wide and --json
+            numbers = ["In/Out", "Cost", "Runs", "$/run"]
+        else:
+            numbers += ["Runs", "Tokens/run", "Cost/run"]
+
+        def figures(row: dict) -> list[str]:
+            if compact:
+                in_out, _, cost = columns(row)
+                return [in_out, cost, count(row["runs"]), usd(row["cost_per_run"])]
+            return columns(row) + [count(row["runs"]), count(round(row["tokens_per_run"])),
+                                   usd(row["cost_per_run"])]
+    else:
+        figures = columns
+    headers += numbers
     rows = []
     for row in report["rows"]:
         line = [row[key], *[row.get(d) if row.get(d) is not None else "-" for d in dims]]
@@ -211,7 +228,7 @@ def _table(report: dict, models, compact: bool = False) -> str:
     if not rows:
         return f"No usage recorded in this range ({report['timezone']})."
     total = report["total"]
-    padding = len(headers) - (3 if compact else 6)
+    padding = len(headers) - len(numbers)
     rows.append([styled(cell, "bold") for cell in ["Total", *[""] * (padding - 1),
                                                    *figures(total)]])
     text = table(rows, headers, numeric_from=padding)

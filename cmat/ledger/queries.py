@@ -18,10 +18,15 @@ def token_sums(table: str = "") -> str:
     return ", ".join(f"sum({prefix}{COLUMN[kind]})" for kind in TOKEN_FIELDS)
 
 
-ATTRIBUTED = ("task_id", "enhancement")  # columns of the session a request belongs to
-# What a report may group by, and the column of each.
-DIMENSION_COLUMNS = {"model": "model", "project": "project", "task": "task_id",
-                     "enhancement": "enhancement", "agent": "agent", "session": "session_id"}
+# What a report may group by, and the SQL of each. An agent is the subagent's type for a
+# subagent's requests, else the agent the session was run for (CMAT's assigned_agent).
+DIMENSION_COLUMNS = {
+    "model": "model", "project": "project", "task": "task_id", "enhancement": "enhancement",
+    "agent": "CASE WHEN requests.agent = 'main' THEN coalesce(sessions.agent, 'main')"
+             " ELSE requests.agent END",
+    "task-type": "task_type", "session": "session_id"}
+SESSION_DIMENSIONS = ("task", "enhancement", "agent", "task-type")  # need the sessions join
+RUN_SQL = "session_id || '/' || coalesce(agent_id, '')"  # a session's main thread, a subagent
 
 
 def _in_project(sql: str, params: list, project: str) -> tuple[str, list]:
@@ -49,6 +54,13 @@ def _report_filter(since: float | None, until: float | None,
         where.append("instr(project, ?) > 0")
         params.append(project)
     return " AND ".join(where), params
+
+
+def _report_source(dimensions: Sequence[str]) -> str:
+    """The requests, joined to their sessions only when a dimension needs it."""
+    if set(SESSION_DIMENSIONS) & set(dimensions):
+        return "requests LEFT JOIN sessions USING (session_id)"
+    return "requests"
 
 
 def _offset_sql(first: int, changes: list[tuple[int, int]]) -> str:
@@ -239,16 +251,28 @@ class LedgerQueries:
         """
         condition, params = _report_filter(since, until, project)
         local = f"(ts + {_offset_sql(*offsets)})"
-        columns = [DIMENSION_COLUMNS[name] for name in dimensions]
-        group = [_period_sql(period, local), *columns, "model"]
+        group = [_period_sql(period, local), *(DIMENSION_COLUMNS[d] for d in dimensions),
+                 "model"]
         select = ", ".join(f"{expr} AS g{index}" for index, expr in enumerate(group))
         extra = ", min(ts), max(ts), max(project)" if period == "session" else ""
-        source = "requests LEFT JOIN sessions USING (session_id)" \
-            if set(ATTRIBUTED) & set(columns) else "requests"  # joined only when asked
         return self.query(
             f"SELECT {select}, {token_sums()}, count(*), sum(cost_usd), count(cost_usd){extra}"
-            f" FROM {source} WHERE {condition}"
+            f" FROM {_report_source(dimensions)} WHERE {condition}"
             f" GROUP BY {', '.join(f'g{i}' for i in range(len(group)))}", params)
+
+    def report_runs(self, period: str, offsets: tuple[int, list[tuple[int, int]]],
+                    dimensions: Sequence[str], since: float | None, until: float | None,
+                    project: str | None) -> list[tuple]:
+        """Runs (a session's main thread, or one subagent run) per (period, *dimensions), as
+        report_rows selects and groups them, models together."""
+        condition, params = _report_filter(since, until, project)
+        local = f"(ts + {_offset_sql(*offsets)})"
+        group = [_period_sql(period, local), *(DIMENSION_COLUMNS[d] for d in dimensions)]
+        select = ", ".join(f"{expr} AS g{index}" for index, expr in enumerate(group))
+        return self.query(
+            f"SELECT {select}, count(DISTINCT {RUN_SQL}) FROM {_report_source(dimensions)}"
+            f" WHERE {condition} GROUP BY {', '.join(f'g{i}' for i in range(len(group)))}",
+            params)
 
     def time_span(self, since: float | None, until: float | None,
                   project: str | None) -> tuple[float | None, float | None]:

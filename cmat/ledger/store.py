@@ -206,13 +206,13 @@ class Ledger(LedgerQueries):
 
     def attribute(self, session_id: str, *, project_dir: str | None,
                   transcript_path: str | None, task_id: str | None, enhancement: str | None,
-                  agent: str | None, recorded_by: str) -> None:
+                  agent: str | None, recorded_by: str, task_type: str | None = None) -> None:
         """Say whose a session is: every request of it (its subagents' included) counts for
         that task, enhancement and agent. A later attribution without a task keeps the task
         an earlier one gave."""
         self.db.execute(
             "INSERT INTO sessions (session_id, project_dir, transcript_path, task_id, enhancement,"
-            " recorded_at, recorded_by, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " recorded_at, recorded_by, agent, task_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (session_id) DO UPDATE SET"
             " project_dir = coalesce(excluded.project_dir, sessions.project_dir),"
             " transcript_path = coalesce(excluded.transcript_path, sessions.transcript_path),"
@@ -221,9 +221,11 @@ class Ledger(LedgerQueries):
             " ELSE sessions.enhancement END,"
             " agent = CASE WHEN excluded.task_id IS NOT NULL THEN excluded.agent"
             " ELSE sessions.agent END,"
+            " task_type = CASE WHEN excluded.task_id IS NOT NULL THEN excluded.task_type"
+            " ELSE sessions.task_type END,"
             " recorded_at = excluded.recorded_at, recorded_by = excluded.recorded_by",
             (session_id, project_dir, transcript_path, task_id, enhancement, time.time(),
-             recorded_by, agent))
+             recorded_by, agent, task_type))
         self.bump_version()
 
     def attribution(self, session_id: str) -> tuple | None:
