@@ -1,9 +1,11 @@
 """Benchmark: `cmat hook pre-tool-use` as Claude Code runs it before every tool call (the real
 script, JSON on stdin), with budgets set, a 1 GB history in the ledger and a 50 MB running
 session that grows a little between calls. Interpreter start-up included. Target: median
-under 80 ms.
+under 80 ms. --run-limits adds per-run limits and a concurrency limit (the session is then
+recorded as at work on every call).
 
     python -m benchmarks.budget_check [--history-gb 1.0] [--session-mb 50] [--runs 25]
+                                      [--run-limits]
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    args = live_arguments(__doc__, session_mb=50)
+    args = live_arguments(__doc__, 50, ("--run-limits", "also per-run and concurrency limits"))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         env, project = project_with_history(root, args.history_gb, seed=2)
         user_config(env, "[budgets]\ndaily = 100000\nmonthly = 1000000\n"
-                         "[budgets.session]\ndefault = 50000\n[budgets.project]\ndaily = 50000\n")
+                    + ("concurrent_agents = 5\n[budgets.run]\ndefault = 50000\n"
+                       "[budgets.run_tokens]\ndefault = 1000000000\n" if args.run_limits else "")
+                    + "[budgets.session]\ndefault = 50000\n[budgets.project]\ndaily = 50000\n")
         rng = random.Random(5)
         running = write_random_session_with_subagents(
             root / "running", "running-session", int(args.session_mb * 0.8e6),
@@ -47,7 +51,8 @@ def main() -> None:
             with open(running, "ab") as out:  # the session grows between tool calls
                 out.write(growth.read_bytes())
             runs.append(check())
-    print(summary(f"pre-tool-use check, {args.history_gb:g} GB ledger history, "
+    limits = ", with run and concurrency limits" if args.run_limits else ""
+    print(summary(f"pre-tool-use check{limits}, {args.history_gb:g} GB ledger history, "
                   f"{args.session_mb:g} MB running session growing ~8 KB per call", runs, 80))
     print(f"first call, importing the whole running session: {first[0] * 1000:.0f} ms")
 

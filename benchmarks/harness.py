@@ -61,14 +61,17 @@ def project_with_history(root: Path, history_gb: float, seed: int) -> tuple[dict
     return env, Path(env["CLAUDE_PROJECT_DIR"])
 
 
-def live_arguments(description: str, session_mb: float):
-    """The options of the benchmarks that run against a history and a live session."""
+def live_arguments(description: str, session_mb: float, *flags: tuple[str, str]):
+    """The options of the benchmarks that run against a history and a live session, and
+    `flags`: (name, help) of on/off options of one benchmark."""
     import argparse
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--history-gb", type=float, default=1.0)
     parser.add_argument("--session-mb", type=float, default=session_mb)
     parser.add_argument("--runs", type=int, default=25)
+    for name, text in flags:
+        parser.add_argument(name, action="store_true", help=text)
     return parser.parse_args()
 
 

@@ -66,6 +66,11 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
         task_id = current_context(project, details=False).task_id
         task_cost = ledger.task_spend(task_id, session_id) if task_id else None
         block = active_block(ledger, now)
+        at_work = None
+        if config.concurrent_agents is not None:
+            from cmat.budgets.concurrency import running
+
+            at_work = len(running(ledger, config, now))
         allowance = None
         if block is not None and config.plan and not (official and official["five_hour"]):
             past = cut_blocks(ledger.timeline(now - 30 * 86400), now) \
@@ -79,6 +84,11 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
         (8, _five_hours(official, block, allowance, now, config.thresholds, colour)),
         (4, f"{task_id} {usd(task_cost)}" if task_id else None),
     ]
+    if at_work is not None:
+        limit = config.concurrent_agents
+        parts.append((5, paint(f"agents {at_work}/{limit}", "exhausted" if at_work >= limit
+                               else percent_level(at_work / max(limit, 1) * 100,
+                                                  config.thresholds), colour)))
     tightest = max(statuses, key=lambda status: status.percent, default=None)
     if tightest:
         level = percent_level(tightest.percent, config.thresholds)

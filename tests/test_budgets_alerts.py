@@ -267,3 +267,27 @@ def test_email_settings_come_from_the_users_config_alone(project):
     user_config("[alerts.email]\nhost = 'h'\nfrom = 'a@b.c'\nto = 'a@b.c'\npassword = 'x'\n")
     result = cli_run("budget", "show", code=10)
     assert "unknown email setting 'alerts.email.password'" in result.stderr
+
+
+def test_the_smtp_password_comes_from_the_environment_or_the_keyring(monkeypatch, tmp_path):
+    import keyring
+    import pytest
+
+    from cmat.budgets.alerts import _smtp_password
+    from cmat.budgets.config import EmailSettings
+    from tests.keyring_backend import FileKeyring
+
+    settings = EmailSettings("h", 587, "a@b.c", ("a@b.c",), username="me")
+    monkeypatch.delenv("CMAT_SMTP_PASSWORD", raising=False)
+    monkeypatch.setenv("CMAT_TEST_KEYRING", str(tmp_path / "keyring.json"))
+    previous = keyring.get_keyring()
+    keyring.set_keyring(FileKeyring())
+    try:
+        with pytest.raises(OSError, match="no SMTP password: set CMAT_SMTP_PASSWORD"):
+            _smtp_password(settings)
+        keyring.set_password("cmat", "me", "from-keyring")
+        assert _smtp_password(settings) == "from-keyring"
+        monkeypatch.setenv("CMAT_SMTP_PASSWORD", "from-env")
+        assert _smtp_password(settings) == "from-env"
+    finally:
+        keyring.set_keyring(previous)

@@ -77,3 +77,12 @@ def test_a_broken_concurrency_limit_allows(project, tmp_path):
     user_config("[budgets]\nconcurrent_agents = -1\n")
     _, path = session_costing(tmp_path, "s", 0.01)
     assert prompt(project, path, "s") is None
+
+
+def test_the_status_line_shows_the_sessions_at_work(project, tmp_path):
+    from tests.test_statusline import status_payload, statusline
+
+    user_config("[budgets]\nconcurrent_agents = 3\n")
+    _, path = session_costing(tmp_path, "one", 0.01)
+    assert prompt(project, path, "one") is None
+    assert "· agents 1/3" in statusline(project, status_payload(path, "one"), NO_COLOR="1")
