@@ -130,16 +130,31 @@ def test_only_the_subagent_over_its_limit_is_stopped(project, tmp_path):
     assert tool_call() is None  # the main thread is not an Explore run
 
 
-def test_a_broken_run_limit_allows(project, tmp_path):
-    user_config("[budgets.run]\ndefault = 'five'\n")
+@pytest.mark.parametrize("broken, named", [
+    ("[budgets.run]\ndefault = 'five'\n", "budgets.run.default must be"),
+    ("[budgets.run_tokens]\nExplore = 1.5\n", "budgets.run_tokens.Explore must be a whole"),
+    ("[budgets]\ntotal = -1\n", "budgets.total must be"),
+    ("[budgets]\ndaily_tokens = 'lots'\n", "budgets.daily_tokens must be"),
+    ("[budgets]\ntoken_count = 'some'\n", "budgets.token_count must be one of"),
+    ("[budgets]\nconcurrent_agents = 2.5\n", "budgets.concurrent_agents must be a whole"),
+    ("[budgets.project]\nweekly = 3\n", "budgets.project.weekly: project budgets are"),
+    ("[alerts.messages]\n80 = '{nope}'\n", "{nope} is not a field"),
+    ("[alerts.email]\nhost = 'h'\nfrom = 'a@b.c'\nto = 'nobody'\n", "alerts.email.to must"),
+])
+def test_a_broken_limit_allows_and_names_the_field(project, tmp_path, broken, named):
+    user_config("[budgets]\ndaily = 0\n" + broken if broken.startswith("[budgets.") or
+                broken.startswith("[alerts") else broken + "daily = 0\n")
     _, path = session_costing(tmp_path, "s", 5)
-    result = subprocess.run([str(PRE_TOOL)],
-                            input=json.dumps(budget_payload(path, "s", "PreToolUse")).encode(),
-                            capture_output=True, env=child_env(CLAUDE_PROJECT_DIR=project,
-                                                               CMAT_PYTHON=os.sys.executable))
-    assert result.returncode == 0 and result.stdout == b""
-    assert b"budget not checked, tool allowed" in result.stderr
-    assert "budgets.run.default must be" in paths.hook_log_file().read_text()
+    for script, event, words in ((PRE_TOOL, "PreToolUse", b"budget not checked, tool allowed"),
+                                 (PROMPT, "UserPromptSubmit",
+                                  b"budget not checked, prompt allowed")):
+        result = subprocess.run([str(script)],
+                                input=json.dumps(budget_payload(path, "s", event)).encode(),
+                                capture_output=True, env=child_env(
+                                    CLAUDE_PROJECT_DIR=project, CMAT_PYTHON=os.sys.executable))
+        assert result.returncode == 0 and result.stdout == b""  # allowed, though daily = 0
+        assert words in result.stderr
+    assert named in paths.hook_log_file().read_text()
 
 
 def test_budget_status_and_the_status_line_show_a_runs_usage(project, tmp_path):

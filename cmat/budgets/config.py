@@ -235,9 +235,10 @@ def _messages(path: Path, table: dict) -> dict[int, str]:
         try:
             template.format(**MESSAGE_FIELDS)
         except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(f"{path}: alerts.messages.{key}: {exc!r} is not a field "
-                              f"(fields: {', '.join('{' + f + '}' for f in MESSAGE_FIELDS)})"
-                              ) from None
+            what = f"{{{exc.args[0]}}} is not a field" if isinstance(exc, KeyError) else \
+                f"{exc} (write {{{{ and }}}} for braces)"
+            raise ConfigError(f"{path}: alerts.messages.{key}: {what} (fields: "
+                              f"{', '.join('{' + f + '}' for f in MESSAGE_FIELDS)})") from None
         messages[int(key)] = template
     return messages
 
