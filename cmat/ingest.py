@@ -18,7 +18,6 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +25,7 @@ from cmat.catalog import ModelService
 from cmat.errors import TranscriptError, UsageError
 from cmat.ledger import Ledger
 from cmat.ledger.schema import LEGACY_PREFIX, FileState, request_rows, row_packer
-from cmat.pricing import price_records, request_cost
+from cmat.pricing import price_records, stored_cost
 from cmat.tasks import (
     QueueService,
     TaskContext,
@@ -397,8 +396,7 @@ def reprice(ledger: Ledger, models: ModelService) -> tuple[int, int]:
         entry = models.get_by_pattern(model)
         cost = None
         if entry is not None:
-            day = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
-            cost = request_cost(entry.pricing_on(day), TokenCounts(*tokens), searches, speed, geo)
+            cost = stored_cost(entry, ts, TokenCounts(*tokens), searches, speed, geo)
         unpriced += cost is None
         updates.append((cost, version, message_id))
     with ledger.transaction():

@@ -56,6 +56,21 @@ def request_cost(pricing: Pricing, tokens: TokenCounts, web_search_requests: int
             + web_search_requests * pricing.web_search_per_1k / 1000)
 
 
+def stored_cost(entry: ModelEntry, ts: float, tokens: TokenCounts, web_search_requests: int = 0,
+                speed: str | None = None, inference_geo: str | None = None,
+                tiers: bool = True) -> float:
+    """The cost of a stored request (its unix time `ts` picks the prices in force that day);
+    `tiers=False`: as if the model had no long-prompt tiers (what a tier's premium is
+    measured against)."""
+    import dataclasses
+    from datetime import datetime, timezone
+
+    pricing = entry.pricing_on(datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d"))
+    if not tiers and pricing.tiers:
+        pricing = dataclasses.replace(pricing, tiers=())
+    return request_cost(pricing, tokens, web_search_requests, speed, inference_geo)
+
+
 def _token_dict() -> dict[str, int]:
     return dict.fromkeys(TOKEN_FIELDS, 0)
 

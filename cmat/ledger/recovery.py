@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from cmat.errors import LedgerError
-from cmat.ledger.schema import COLUMN_LIST, ON_CONFLICT
+from cmat.ledger.schema import COLUMN_LIST, ON_CONFLICT, REQUEST_COLUMNS
 from cmat.ledger.store import Ledger
 
 SALVAGED_TABLES = ("sessions", "overrides", "alerts")  # kept from the old ledger as they are
@@ -64,10 +64,13 @@ def salvage(fresh: Ledger, old_path: Path) -> tuple[int, int]:
         except sqlite3.DatabaseError:
             last, unreadable = 0, 1
         start = 0
+        # By name: an older ledger lacks the newer columns (NULL in the fresh one).
+        theirs = {row[1] for row in db.execute("PRAGMA old.table_info(requests)")}
+        select = ", ".join(c if c in theirs else "NULL" for c in REQUEST_COLUMNS)
         while start < last:
             try:
                 with fresh.transaction():
-                    db.execute(f"INSERT INTO main.requests ({COLUMN_LIST}) SELECT {COLUMN_LIST}"
+                    db.execute(f"INSERT INTO main.requests ({COLUMN_LIST}) SELECT {select}"
                                f" FROM old.requests WHERE rowid > ? AND rowid <= ? {ON_CONFLICT}",
                                (start, start + SALVAGE_CHUNK_ROWS))
             except sqlite3.DatabaseError:

@@ -206,7 +206,8 @@ def _m008_inference_geo(db: sqlite3.Connection) -> None:
 
 def _m009_runs_and_channels(db: sqlite3.Connection) -> None:
     # Sessions at work now (for the concurrency limit), an alert's delivery per channel (each
-    # channel has thresholds of its own), and a task's type beside its agent (reports).
+    # channel has thresholds of its own), a task's type beside its agent (reports), and where
+    # a request came from when not from a transcript (`CostTracker.record`: "api:<provider>").
     _run_script(db, """
         CREATE TABLE live_sessions (
             session_id TEXT PRIMARY KEY,
@@ -233,7 +234,8 @@ def _m009_runs_and_channels(db: sqlite3.Connection) -> None:
             SELECT budget, period_start, threshold, channel, attempts, next_attempt, last_error
             FROM alerts, (SELECT 'webhook' AS channel UNION ALL SELECT 'command')
             WHERE delivered = 0;
-        ALTER TABLE sessions ADD COLUMN task_type TEXT
+        ALTER TABLE sessions ADD COLUMN task_type TEXT;
+        ALTER TABLE requests ADD COLUMN source TEXT
     """)
 
 
@@ -245,7 +247,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 REQUEST_COLUMNS = ("message_id", "request_id", "session_id", "ts", "project", "model", "agent",
                    "agent_id", "is_sidechain", *(COLUMN[kind] for kind in TOKEN_FIELDS),
-                   "web_search_requests", "speed", "cost_usd", "catalog_version", "inference_geo")
+                   "web_search_requests", "speed", "cost_usd", "catalog_version", "inference_geo",
+                   "source")
 COLUMN_LIST = ", ".join(REQUEST_COLUMNS)
 PLACEHOLDERS = ", ".join("?" for _ in REQUEST_COLUMNS)
 # The better copy of a request wins, whoever stores it (a sidechain replay or an earlier
@@ -304,7 +307,7 @@ def request_rows(records: Sequence[UsageRecord], costs: Sequence[float | None],
              r.model, r.agent, r.agent_id, int(r.is_sidechain), r.input_tokens,
              r.output_tokens, r.cache_creation_tokens, r.cache_creation_1h_tokens,
              r.cache_read_tokens, r.web_search_requests, r.speed, cost, catalog_version,
-             r.inference_geo)
+             r.inference_geo, None)
             for r, cost in zip(records, costs)]
 
 

@@ -241,7 +241,7 @@ class Ledger(LedgerQueries):
             (LEGACY_PREFIX + task_id, None, figures["session"], figures["ts"], None,
              figures["model"], "main", None, 0, figures["input"], figures["output"],
              figures["cache_creation"], 0, figures["cache_read"], 0, None, figures["cost"],
-             version, None))
+             version, None, "cmat-legacy"))
         self.bump_version()
 
     def drop_legacy(self, task_id: str, session_id: str) -> None:
