@@ -109,8 +109,10 @@ def plan_tokens(plan: str | None, past_blocks: list) -> tuple[int | None, str]:
                         if not b.gap and not b.active)
         if len(totals) < CUSTOM_MIN_BLOCKS:
             return None, f"custom: only {len(totals)} past blocks, {CUSTOM_MIN_BLOCKS} needed"
-        index = min(int(len(totals) * CUSTOM_PERCENTILE), len(totals) - 1)
-        return totals[index], f"custom: 90th percentile of your {len(totals)} past blocks"
+        from cmat.stats import percentile
+
+        return int(percentile(totals, CUSTOM_PERCENTILE)), \
+            f"custom: 90th percentile of your {len(totals)} past blocks"
     return None, "no plan set (cmat limits --plan, or plan = \"max5\" in the config)"
 
 

@@ -27,6 +27,7 @@ COMMANDS = {
     "limits": ("cmat.cli.limits", "limits", "Your plan's 5-hour and weekly windows, official..."),
     "scan": ("cmat.cli.report", "scan", "Import new transcript lines into the ledger."),
     "ledger": ("cmat.cli.ledger", "ledger", "The usage ledger: info, reprice, rebuild."),
+    "optimize": ("cmat.cli.insight", "optimize", "What to change to spend less, in dollars."),
     "budget": ("cmat.cli.budget", "budget", "Budgets enforced in Claude Code: set, status, ..."),
     "alerts": ("cmat.cli.budget", "alerts", "Budget alerts that fired, and their delivery."),
     "statusline": ("cmat.cli.live", "statusline", "One line for Claude Code's status bar."),

@@ -315,6 +315,62 @@ class LedgerQueries:
                           f" count(cost_usd) FROM requests WHERE ts >= ? GROUP BY model"
                           f" ORDER BY {order}", (since,))
 
+    # --- insight ---------------------------------------------------------------------------
+
+    def insight_requests(self, since: float | None, until: float | None,
+                         project: str | None = None, task: str | None = None,
+                         enhancement: str | None = None) -> list[tuple]:
+        """Every priced-or-not request of a period, oldest first, with what suggestions and
+        estimates weigh: (message_id, session_id, ts, project, model, agent (as reports name
+        it), agent_id, 5 token kinds, searches, speed, geo, cost, task_id, enhancement,
+        task_type)."""
+        condition, params = _report_filter(since, until, project)
+        for column, value in (("task_id", task), ("enhancement", enhancement)):
+            if value is not None:
+                condition += f" AND {column} = ?"
+                params.append(value)
+        kinds = ", ".join(COLUMN[kind] for kind in TOKEN_FIELDS)
+        return self.query(
+            f"SELECT message_id, session_id, ts, project, model, {DIMENSION_COLUMNS['agent']},"
+            f" agent_id, {kinds}, web_search_requests, speed, inference_geo, cost_usd, task_id,"
+            f" enhancement, task_type FROM requests LEFT JOIN sessions USING (session_id)"
+            f" WHERE {condition} AND message_id NOT LIKE 'cmat-legacy:%' ORDER BY ts", params)
+
+    def task_costs_by(self, agent: str | None, task_type: str | None,
+                      enhancement: str | None) -> list[tuple]:
+        """Past tasks matching what is given: (task_id, cost, then the sum of each of the
+        TOKEN_FIELDS, requests, priced requests), one row per task."""
+        condition, params = ["task_id IS NOT NULL"], []
+        for column, value in (("sessions.agent", agent), ("task_type", task_type),
+                              ("enhancement", enhancement)):
+            if value is not None:
+                condition.append(f"{column} = ?")
+                params.append(value)
+        return self.query(
+            f"SELECT task_id, coalesce(sum(cost_usd), 0), {token_sums()}, count(*),"
+            f" count(cost_usd) FROM requests JOIN sessions USING (session_id)"
+            f" WHERE {' AND '.join(condition)} GROUP BY task_id", params)
+
+    def task_requests(self, task_ids: Sequence[str]) -> list[tuple]:
+        """What re-pricing needs of the requests of these tasks: (task_id, model, ts,
+        5 token kinds, searches, speed, geo)."""
+        kinds = ", ".join(COLUMN[kind] for kind in TOKEN_FIELDS)
+        marks = ", ".join("?" for _ in task_ids)
+        return self.query(
+            f"SELECT task_id, model, ts, {kinds}, web_search_requests, speed, inference_geo"
+            f" FROM requests JOIN sessions USING (session_id) WHERE task_id IN ({marks})",
+            list(task_ids))
+
+    def transcript_paths(self) -> list[str]:
+        """Every transcript file the ledger has read."""
+        return [path for (path,) in self.query("SELECT path FROM files")]
+
+    def output_per_request(self) -> float | None:
+        """The median output tokens of a request, over the last 1,000 requests."""
+        rows = sorted(r[0] for r in self.query(
+            "SELECT output_tokens FROM requests ORDER BY ts DESC LIMIT 1000"))
+        return float(rows[len(rows) // 2]) if rows else None
+
     # --- metrics --------------------------------------------------------------------------
 
     def costliest(self, column: str, limit: int) -> set[str]:

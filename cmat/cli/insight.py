@@ -1,0 +1,130 @@
+"""`cmat optimize` and `cmat estimate`: what to change to spend less, and what the next task
+or prompt will cost."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import click
+
+from cmat.cli.options import output_options
+from cmat.cli.output import count, emit_json, terminal_width
+from cmat.cli.report import options, parse_day, scan_first, scan_options
+from cmat.money import usd
+
+DAY_SECONDS = 86400
+
+
+def period_bounds(period: str, since: str | None, until: str | None,
+                  tz) -> tuple[float | None, float | None]:
+    """[since, until) in unix seconds: --since/--until days, else the last --period."""
+    from datetime import timedelta
+
+    from cmat.periods import midnight
+
+    first, last = parse_day(since), parse_day(until)
+    if first or last:
+        return (midnight(first, tz).timestamp() if first else None,
+                midnight(last + timedelta(days=1), tz).timestamp() if last else None)
+    if period == "all":
+        return None, None
+    found = re.fullmatch(r"(\d+)d", period)
+    if not found or int(found.group(1)) < 1:
+        raise click.BadParameter(f"{period!r} is not a period such as 7d, 30d or all",
+                                 param_hint="--period")
+    return time.time() - int(found.group(1)) * DAY_SECONDS, None
+
+
+period_options = [
+    click.option("--period", default="30d", show_default=True, metavar="Nd|all",
+                 help="The last N days, or all of the history."),
+    click.option("--since", metavar="YYYY-MM-DD", help="From this day on (local time)."),
+    click.option("--until", metavar="YYYY-MM-DD", help="Up to this day, included."),
+]
+
+
+@click.command()
+@options(period_options)
+@click.option("--project", "project_filter", metavar="DIR|TEXT",
+              help="Only this project: a folder, or text found in the working directory.")
+@click.option("--task", metavar="ID", help="Only the sessions of this task.")
+@click.option("--enhancement", metavar="NAME", help="Only the sessions of this enhancement.")
+@output_options
+@options(scan_options)
+def optimize(period: str, since: str | None, until: str | None, project_filter: str | None,
+             task: str | None, enhancement: str | None, as_json: bool, no_scan: bool,
+             extra_paths: tuple[Path, ...], quiet: bool) -> None:
+    """What to change to spend less, with the dollars each change would have saved.
+
+    Each saving is the period's own requests priced again as they would have been billed
+    after the change: the same work on a cheaper model (where that model did the same kind
+    of work), cache writes kept for an hour (or not), prompts kept under a long-prompt tier;
+    and the cost of responses and subagent runs that were thrown away, and of sessions far
+    above their agent's usual. Suggestions are ranked by dollars; savings of two suggestions
+    may overlap, so their total is an upper bound. A cheaper model is a candidate to try,
+    not a promise of the same quality.
+    """
+    from cmat.insight.optimize import optimize as suggest
+    from cmat.periods import local_zone
+    from cmat.reports import project_filter as match_project
+
+    start, end = period_bounds(period, since, until, local_zone())
+    ledger, models = scan_first(no_scan, extra_paths, quiet)
+    with ledger:
+        found = suggest(ledger, models, start, end, match_project(project_filter), task,
+                        enhancement)
+    if as_json:
+        emit_json(found)
+        return
+    click.echo(_text(found))
+
+
+def _text(found: dict) -> str:
+    import textwrap
+
+    width = min(terminal_width() or 100, 100)
+    since = time.strftime("%Y-%m-%d", time.localtime(found["since"])) if found["since"] \
+        else "the start"
+    lines = [f"Potential savings since {since}: {usd(found['potential_savings_usd'])} of "
+             f"{usd(found['cost_usd'])} spent over {count(found['requests'])} requests"]
+    if not found["suggestions"]:
+        lines.append("No suggestion: nothing in this period would have cost less another way.")
+    else:
+        lines.append("(two suggestions may save on the same requests: the total is an upper "
+                     "bound)")
+    for rank, suggestion in enumerate(found["suggestions"], 1):
+        head = f"{rank:>2}. {usd(suggestion['savings_usd']):>10}  "
+        indent = " " * len(head)
+        lines.append("")
+        lines += textwrap.wrap(suggestion["title"], width, initial_indent=head,
+                               subsequent_indent=indent)
+        lines += textwrap.wrap(suggestion["action"], width, initial_indent=indent,
+                               subsequent_indent=indent)
+        evidence = suggestion["evidence"]
+        said = [f"{count(evidence['requests'])} requests",
+                f"{len(evidence['sessions'])} sessions ({_some(evidence['sessions'], 8)})"]
+        if evidence["tasks"]:
+            said.append(f"tasks {_some(evidence['tasks'], 30)}")
+        if evidence["agents"]:
+            said.append(f"agents {_some(evidence['agents'], 20)}")
+        lines += textwrap.wrap("Evidence: " + "; ".join(said), width, initial_indent=indent,
+                               subsequent_indent=indent)
+    ratios = found["cache_hit_ratio_by_project"]
+    if ratios:
+        lines.append("\nCache hit ratio (share of prompts read from cache), costliest "
+                     "projects first:")
+        for row in ratios[:5]:
+            name = (row["project"] or "?").rstrip("/").rsplit("/", 1)[-1]
+            lines.append(f"  {name[:40]:<40} {row['cache_hit_ratio']:>5.0%}  "
+                         f"{usd(row['cost_usd'])}")
+    if found["api_error_lines"]:
+        lines.append(f"\nAPI error lines: {found['api_error_lines']} in "
+                     f"{len(found['sessions_with_api_errors'])} sessions (not billed)")
+    return "\n".join(lines)
+
+
+def _some(values: list[str], cut: int, shown: int = 3) -> str:
+    names = [v[:cut] for v in values[:shown]]
+    return ", ".join(names) + (f" and {len(values) - shown} more" if len(values) > shown else "")

@@ -1,0 +1,160 @@
+"""`cmat optimize` and `cmat estimate` against hand-built histories whose arithmetic is done
+here, from the prices typed into the transcript factory (not from the catalog)."""
+
+import json
+
+import pytest
+
+from tests.helpers import cli_run
+from tests.transcript_factory import PRICES, TIERS, TranscriptBuilder, write_session, write_subagent
+
+SONNET, OPUS_41 = "claude-sonnet-4-5-20250929", "claude-opus-4-1-20250805"
+
+
+@pytest.fixture
+def history(tmp_path, monkeypatch, project):
+    config = tmp_path / "claude"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    monkeypatch.setenv("TZ", "UTC")
+    return config / "projects" / "-home-user-app"
+
+
+def suggestions(kind):
+    found = json.loads(cli_run("optimize", "--period", "all", "--json", "-q").output)
+    return [s for s in found["suggestions"] if s["kind"] == kind], found
+
+
+def at(builder, when):
+    builder.now = f"2026-03-01T{when}.000Z"
+    return builder
+
+
+def cost(model, input=0, output=0, write_5m=0, write_1h=0, read=0, prices=None):
+    p_in, p_w5, p_w1, p_rd, p_out = prices or PRICES[model]
+    return (input * p_in + write_5m * p_w5 + write_1h * p_w1 + read * p_rd
+            + output * p_out) / 1e6
+
+
+def test_right_sizing_reprices_the_costly_models_requests_on_the_cheaper_one(history):
+    main = TranscriptBuilder(session_id="s-review", cwd="/home/user/app")
+    at(main, "10:00:00").response(model=SONNET, output=10)
+    path = write_session(history, main)
+
+    def reviews(b, agent):
+        for minute in range(6):
+            at(b, f"10:{10 + minute:02d}:00").response(model=SONNET, input=1000, output=500,
+                                                       sidechain=True, agent_id=agent)
+        for minute in range(3):
+            at(b, f"10:{30 + minute:02d}:00").response(model=OPUS_41, input=1200, output=500,
+                                                       sidechain=True, agent_id=agent)
+
+    write_subagent(path.parent, "s-review", "r1", "code-reviewer", reviews)
+    (found,), report = suggestions("model")
+    expected = 3 * (cost(OPUS_41, 1200, 500) - cost(SONNET, 1200, 500))
+    assert found["savings_usd"] == pytest.approx(expected, rel=1e-12)
+    assert found["evidence"]["model"] == OPUS_41 and found["evidence"]["cheaper_model"] == SONNET
+    assert found["evidence"]["requests"] == 3 and found["evidence"]["agents"] == ["code-reviewer"]
+    assert "candidate to try" in found["action"]
+    assert report["potential_savings_usd"] >= found["savings_usd"]
+
+
+def test_an_expired_cache_written_again_is_priced_as_reads_with_1h_writes(history):
+    builder = TranscriptBuilder(session_id="s-cache", cwd="/home/user/app")
+    at(builder, "10:00:00").response(model=SONNET, input=5, output=100, write_5m=10_000)
+    at(builder, "10:10:00").response(model=SONNET, input=5, output=100, write_5m=12_000,
+                                     read=0)
+    write_session(history, builder)
+    (found,), _ = suggestions("cache-ttl")
+    w5, w1, rd = PRICES[SONNET][1], PRICES[SONNET][2], PRICES[SONNET][3]
+    expected = (10_000 * (w5 - rd) - 10_000 * (w1 - w5)) / 1e6  # re-written 10k of the 12k
+    assert found["savings_usd"] == pytest.approx(expected, rel=1e-12)
+    assert found["evidence"]["sessions"] == ["s-cache"]
+
+
+def test_1h_writes_read_within_5_minutes_paid_a_premium_for_nothing(history):
+    builder = TranscriptBuilder(session_id="s-1h", cwd="/home/user/app")
+    at(builder, "10:00:00").response(model=SONNET, input=5, output=100, write_1h=20_000)
+    at(builder, "10:02:00").response(model=SONNET, input=5, output=100, read=20_000)
+    write_session(history, builder)
+    (found,), _ = suggestions("cache-1h")
+    assert found["savings_usd"] == pytest.approx(
+        20_000 * (PRICES[SONNET][2] - PRICES[SONNET][1]) / 1e6, rel=1e-12)
+    assert suggestions("cache-ttl")[0] == []
+
+
+def test_the_long_prompt_premium_is_the_tier_less_the_base_price(history):
+    builder = TranscriptBuilder(session_id="s-long", cwd="/home/user/app")
+    at(builder, "10:00:00").response(model=SONNET, input=150_000, output=1000, read=60_000)
+    at(builder, "10:01:00").response(model=SONNET, input=1000, output=1000, read=60_000)
+    write_session(history, builder)
+    (found,), _ = suggestions("long-prompt")
+    tier = TIERS[SONNET][1]
+    expected = cost(SONNET, 150_000, 1000, read=60_000, prices=tier) - cost(
+        SONNET, 150_000, 1000, read=60_000)
+    assert found["savings_usd"] == pytest.approx(expected, rel=1e-12)
+    assert found["evidence"]["requests"] == 1  # the other request stayed under the tier
+
+
+def test_interrupted_responses_and_discarded_subagents_are_waste(history):
+    builder = TranscriptBuilder(session_id="s-cut", cwd="/home/user/app")
+    at(builder, "10:00:00").response(model=SONNET, output=2000)
+    builder.user("[Request interrupted by user]")
+    at(builder, "10:01:00").response(model=SONNET, output=300)  # it called the subagent
+    builder.add_line({"type": "user", "sessionId": "s-cut", "timestamp": builder.now,
+                      "message": {"role": "user", "content": [
+                          {"type": "tool_result", "tool_use_id": "toolu_1",
+                           "content": "[Request interrupted by user for tool use]"}]}})
+    builder.synthetic_error()
+    path = write_session(history, builder)
+    write_subagent(path.parent, "s-cut", "sub1", "Explore",
+                   lambda b, a: at(b, "10:00:30").response(model=SONNET, output=4000,
+                                                           sidechain=True, agent_id=a))
+    found, report = suggestions("waste")
+    by_title = {s["title"]: s for s in found}
+    # The response cut short, and the one whose tool call (the subagent) was interrupted.
+    assert by_title["Responses interrupted by the user"]["savings_usd"] == pytest.approx(
+        cost(SONNET, 10, 2000) + cost(SONNET, 10, 300), rel=1e-12)
+    assert by_title["Subagent runs whose result was thrown away"]["savings_usd"] == \
+        pytest.approx(cost(SONNET, 10, 4000), rel=1e-12)
+    assert report["api_error_lines"] == 1 and report["sessions_with_api_errors"] == ["s-cut"]
+
+
+def test_a_session_far_above_its_agents_usual_is_flagged_with_the_excess(history):
+    for index in range(20):
+        builder = TranscriptBuilder(session_id=f"usual-{index:02d}", cwd="/home/user/app")
+        at(builder, f"1{index // 10}:{index % 10:02d}:00").response(model=SONNET, output=1000)
+        write_session(history, builder)
+    big = TranscriptBuilder(session_id="runaway", cwd="/home/user/app")
+    at(big, "12:00:00").response(model=SONNET, output=400_000)
+    write_session(history, big)
+    (found,), _ = suggestions("runaway")
+    usual = cost(SONNET, 10, 1000)
+    assert found["savings_usd"] == pytest.approx(cost(SONNET, 10, 400_000) - usual, rel=1e-12)
+    assert list(found["evidence"]["session_costs"]) == ["runaway"]
+
+
+def test_suggestions_are_ranked_by_dollars_and_the_text_says_the_total(history):
+    builder = TranscriptBuilder(session_id="s-both", cwd="/home/user/app")
+    at(builder, "10:00:00").response(model=SONNET, input=150_000, output=1000, read=60_000)
+    at(builder, "10:00:30").response(model=SONNET, input=5, output=100, write_1h=20_000)
+    at(builder, "10:01:00").response(model=SONNET, input=5, output=100, read=20_000)
+    write_session(history, builder)
+    found = json.loads(cli_run("optimize", "--period", "all", "--json", "-q").output)
+    savings = [s["savings_usd"] for s in found["suggestions"]]
+    assert savings == sorted(savings, reverse=True) and len(savings) == 2
+    assert found["potential_savings_usd"] == pytest.approx(sum(savings))
+    text = cli_run("optimize", "--period", "all", "--no-scan").output
+    assert text.startswith("Potential savings since the start: $")
+    assert " 1. " in text and " 2. " in text
+    assert cli_run("optimize", "--period", "soon", code=2).stderr.count("7d, 30d or all")
+
+
+def test_optimize_on_the_real_fixtures(real_history):
+    found = json.loads(cli_run("optimize", "--period", "all", "--json", "-q").output)
+    assert found["requests"] > 0 and found["cost_usd"] > 0
+    savings = [s["savings_usd"] for s in found["suggestions"]]
+    assert savings == sorted(savings, reverse=True)
+    assert found["potential_savings_usd"] == pytest.approx(sum(savings))
+    assert all(0 < s <= found["cost_usd"] for s in savings)
+    assert cli_run("optimize", "--period", "all", "--no-scan").output.startswith(
+        "Potential savings")
