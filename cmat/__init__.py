@@ -2,7 +2,17 @@
 
 The Python API mirrors the command line: every stage of the pipeline is importable on its own
 (`cmat.transcripts`, `cmat.catalog`, `cmat.pricing`, `cmat.ledger`, `cmat.ingest`,
-`cmat.tasks`, `cmat.reports`, `cmat.budgets`); README's "Development" maps them.
+`cmat.tasks`, `cmat.reports`, `cmat.budgets`, `cmat.insight`); README's "Development" maps
+them. For orchestrators: `from cmat import CostTracker` (cmat/tracker.py).
 """
 
-__version__ = "0.1.0"
+from cmat.version import __version__  # noqa: F401  (cmat.__version__)
+
+
+def __getattr__(name: str):
+    # Imported on first use: `import cmat` stays instant for the hooks and the status line.
+    if name == "CostTracker":
+        from cmat.tracker import CostTracker
+
+        return CostTracker
+    raise AttributeError(f"module 'cmat' has no attribute {name!r}")

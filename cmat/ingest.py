@@ -51,7 +51,7 @@ from cmat.transcripts.parallel import (
     plan_segments,
     read_segments,
 )
-from cmat.usage import TokenCounts
+from cmat.usage import TokenCounts, UsageRecord
 
 HEAD_BYTES = 256
 TAIL_BYTES = 1024
@@ -308,6 +308,28 @@ def attribute_session(project: Path, ledger: Ledger, models: ModelService,
     project's task queue up to date with the ledger."""
     scanned = import_session(ledger, models, transcript, session_id, subagent=subagent,
                              max_bytes=max_bytes)
+    return _attribute(project, ledger, models, transcript, session_id, context, recorded_by,
+                      scanned.new_requests)
+
+
+def record_usage(project: Path, ledger: Ledger, models: ModelService, record: UsageRecord,
+                 context: TaskContext, source: str) -> tuple[float | None, Attribution]:
+    """The same road for usage that no transcript holds (another LLM call an orchestrator
+    made): price it with the catalog, store it with its `source`, attribute its session.
+    Returns its cost (None: the catalog does not price its model)."""
+    from cmat.pricing import record_cost
+
+    cost = record_cost(record, models.get_by_pattern(record.model))
+    with ledger.transaction():
+        ledger.add_requests([record], [cost], catalog_version=models.catalog.version,
+                            source=source)
+    return cost, _attribute(project, ledger, models, None, record.session_id, context,
+                            "api", 1)
+
+
+def _attribute(project: Path, ledger: Ledger, models: ModelService, transcript: Path | None,
+               session_id: str, context: TaskContext, recorded_by: str,
+               new_requests: int) -> Attribution:
     with ledger.transaction():
         ledger.attribute(session_id, project_dir=str(project),
                          transcript_path=str(transcript) if transcript else None,
@@ -319,8 +341,7 @@ def attribute_session(project: Path, ledger: Ledger, models: ModelService,
     requests, total = ledger.session_totals(session_id)
     lagging = sync_queue(project, ledger, models) if context.task_id or \
         ledger.lagging_tasks(str(project)) else []
-    return Attribution(session_id, context.task_id, requests, total, scanned.new_requests,
-                       lagging)
+    return Attribution(session_id, context.task_id, requests, total, new_requests, lagging)
 
 
 def apply_spool(ledger: Ledger) -> tuple[int, list[str]]:

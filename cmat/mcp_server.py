@@ -11,7 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from cmat import __version__, paths
+from cmat import paths
 from cmat.budgets.limits import status_report
 from cmat.catalog import ModelService
 from cmat.errors import CmatError
@@ -19,6 +19,7 @@ from cmat.ingest import scan
 from cmat.ledger import Ledger
 from cmat.reports import ReportQuery, build_report
 from cmat.tasks import enhancement_report, task_report
+from cmat.version import __version__
 
 INSTRUCTIONS = ("Costs of Claude Code sessions recorded by cmat: per task, per enhancement, "
                 "per period and against budgets. All amounts are USD.")

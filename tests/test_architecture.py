@@ -150,3 +150,12 @@ def test_hooks_import_neither_click_nor_pydantic(event, live_session, tmp_path, 
 def test_the_status_line_imports_neither_click_nor_pydantic(live_session, tmp_path, project):
     payload, _ = live_session
     assert heavy_modules_loaded(["statusline"], payload, tmp_path, project) == []
+
+
+def test_the_version_is_the_packages():
+    import tomllib
+
+    from cmat import __version__
+
+    with open(REPO / "pyproject.toml", "rb") as handle:
+        assert tomllib.load(handle)["project"]["version"] == __version__

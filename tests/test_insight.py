@@ -158,3 +158,118 @@ def test_optimize_on_the_real_fixtures(real_history):
     assert all(0 < s <= found["cost_usd"] for s in savings)
     assert cli_run("optimize", "--period", "all", "--no-scan").output.startswith(
         "Potential savings")
+
+
+# --- estimates --------------------------------------------------------------------------------
+
+
+def past_tasks(project, tmp_path, outputs, agent="architect", task_type="analysis",
+               model=SONNET):
+    from cmat.ingest import extract
+    from cmat.tasks import QueueService
+
+    ids = []
+    for index, output in enumerate(outputs):
+        task = QueueService(project).add(f"t{index}", agent=agent, task_type=task_type,
+                                         enhancement="feat")["id"]
+        builder = TranscriptBuilder(session_id=f"{agent}-{task_type}-{index}")
+        at(builder, f"10:{index:02d}:00").response(model=model, input=0, output=output)
+        extract(project, task, write_session(tmp_path / "t", builder))
+        ids.append(task)
+    return ids
+
+
+def test_the_next_tasks_cost_is_the_median_and_p90_of_past_ones(project, tmp_path):
+    past_tasks(project, tmp_path, [1000 * n for n in range(1, 11)])  # $0.015 .. $0.15
+    found = json.loads(cli_run("estimate", "--agent", "architect", "--task-type", "analysis",
+                               "--model", OPUS_41, "--json", "--no-scan").output)
+    assert found["tasks"] == 10 and found["notes"] == []
+    assert found["median_usd"] == pytest.approx(cost(SONNET, 0, 5000))
+    assert found["p90_usd"] == pytest.approx(cost(SONNET, 0, 9000))
+    assert found["model"] == OPUS_41
+    assert found["model_p90_usd"] == pytest.approx(cost(OPUS_41, 0, 9000))
+    text = cli_run("estimate", "--agent", "architect", "--no-scan").output
+    assert "median $0.07, 90th percentile $0.14" in text  # $0.075 is 0.07499... in binary
+
+
+def test_thin_history_is_said_and_the_match_widened(project, tmp_path):
+    past_tasks(project, tmp_path, [1000, 2000, 3000, 4000, 5000, 6000])
+    past_tasks(project, tmp_path, [10_000], task_type="testing")
+    found = json.loads(cli_run("estimate", "--agent", "architect", "--task-type", "testing",
+                               "--json", "--no-scan").output)
+    assert found["tasks"] == 7 and found["match"]["task_type"] is None
+    assert "widened to agent architect by leaving out task_type" in found["notes"][0]
+    none = json.loads(cli_run("estimate", "--agent", "nobody", "--json", "--no-scan").output)
+    assert none["match"] == {"agent": None, "task_type": None, "enhancement": None}
+
+
+def test_budget_check_estimate_refuses_a_task_likely_to_overrun(project, tmp_path):
+    from cmat.tasks import QueueService
+    from tests.helpers import user_config
+
+    past_tasks(project, tmp_path, [1000 * n for n in range(1, 11)])  # on 2026-03-01
+    user_config("[budgets]\ndaily = 0.10\n")  # nothing spent today
+    next_task = QueueService(project).add("next", agent="architect", task_type="analysis")["id"]
+    assert cli_run("budget", "check", "--task", next_task, "--no-scan").output.startswith("ok")
+    refused = cli_run("budget", "check", "--task", next_task, "--estimate", "--no-scan", code=1)
+    assert "Daily budget: $0.10 left, less than the task's estimated 90th percentile $0.14" \
+        in refused.output
+
+
+def test_a_prompt_estimate_states_its_calibration(project, tmp_path):
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("x" * 3500)
+    found = json.loads(cli_run("estimate", "--prompt-file", prompt, "--model", SONNET,
+                               "--output-tokens", "500", "--json", "--no-scan").output)
+    assert found["tokens"] == 1000 and found["approximate"]
+    assert found["total_usd"] == pytest.approx(cost(SONNET, 1000, 500))
+    assert "too few of your own requests" in found["calibration"]
+    text = cli_run("estimate", "--prompt-file", "-", "--no-scan", input="hello " * 100).output
+    assert text.startswith("~172 tokens (600 characters; approximate")
+
+
+def test_the_calibration_measures_the_users_own_requests(tmp_path):
+    from cmat.insight.estimate import calibrate
+
+    builder = TranscriptBuilder(session_id="cal")
+    prompt = 10_000
+    for turn in range(6):
+        builder.user("y" * 2000)  # 2,000 characters that grow the next prompt by 500 tokens
+        at(builder, f"10:0{turn}:00").response(model=SONNET, input=0, read=prompt, output=100,
+                                               blocks=1)
+        prompt += 100 + 500
+    found = calibrate([write_session(tmp_path, builder)])
+    assert found.samples == 5 and found.chars_per_token == pytest.approx(4.0)
+
+
+# --- the Python API -----------------------------------------------------------------------
+
+
+def test_cost_tracker_records_prices_attributes_and_checks(project, tmp_path):
+    from cmat import CostTracker
+    from cmat.errors import UsageError
+    from cmat.tasks import QueueService
+    from tests.helpers import user_config
+
+    task = QueueService(project).add("orchestrated", agent="architect",
+                                     enhancement="feat")["id"]
+    tracker = CostTracker(project)
+    first = tracker.record(model=SONNET, input_tokens=1000, output_tokens=200,
+                           task_id=task, request_id="req-1", provider="anthropic")
+    again = tracker.record(model=SONNET, input_tokens=1000, output_tokens=200,
+                           task_id=task, request_id="req-1", provider="anthropic")
+    assert first.cost_usd == pytest.approx(cost(SONNET, 1000, 200)) and again == first
+    other = tracker.record(model="gpt-5-mini", provider="openai", input_tokens=10,
+                           output_tokens=10, task_id=task)
+    assert other.cost_usd is None  # not in the catalog: stored, counted as unpriced
+    assert tracker.spent(task_id=task) == pytest.approx(first.cost_usd)
+    assert tracker.spent(period="daily") == pytest.approx(first.cost_usd)
+    assert tracker.spent(enhancement="feat") == pytest.approx(first.cost_usd)
+    shown = json.loads(cli_run("costs", "show", task, "--json").output)
+    assert shown["total_usd"] == pytest.approx(first.cost_usd)
+    assert tracker.can_proceed(0.01, task_id=task)
+    user_config("[budgets]\ndaily = 0.005\n")
+    assert not tracker.can_proceed(0.01, task_id=task)
+    with pytest.raises(UsageError, match="input_tokens must be a whole number"):
+        tracker.record(model=SONNET, input_tokens=-1)
+    assert tracker.estimate(agent="architect").tasks == 1

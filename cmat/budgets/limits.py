@@ -264,6 +264,18 @@ def exhausted_now(project: Path, ledger: Ledger, session_id: str | None,
             if s.exhausted and not active_override(ledger, s.budget, context.now)]
 
 
+def short_of(project: Path, ledger: Ledger, task_id: str | None, estimated_usd: float
+             ) -> list[Status]:
+    """The USD budgets that apply to a task about to start (`task_id`, else the current
+    one) whose remaining amount is below `estimated_usd`, and none an override lifts."""
+    config = load_config(project)
+    context = current_context(project, config, None, task_id)
+    statuses = evaluate(ledger, applicable(config, context), context, config)
+    return [s for s in statuses if s.budget.unit == "usd" and s.budget.scope not in RUN_SCOPES
+            and (s.exhausted or s.remaining < estimated_usd)
+            and not active_override(ledger, s.budget, context.now)]
+
+
 # --- overrides ----------------------------------------------------------------------------------
 
 OVERRIDE_WORDS = ("1", "true", "yes")

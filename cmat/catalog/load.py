@@ -27,10 +27,11 @@ from typing import Any, Iterable
 
 import orjson
 
-from cmat import __version__, paths
+from cmat import paths
 from cmat.catalog.schema import PRICE_FIELDS, Catalog, ModelEntry, Prices, Pricing, Tier
 from cmat.errors import CatalogError, NotFound
 from cmat.fileio import atomic_write_bytes
+from cmat.version import __version__
 
 # Fields older CMAT catalogs carry that cmat has no use for; accepted so such files still load.
 _LEGACY_FIELDS = {"api_id", "currency", "per_tokens"}

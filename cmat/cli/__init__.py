@@ -12,9 +12,9 @@ import sys
 
 import click
 
-from cmat import __version__
 from cmat.cli.options import colour_option
 from cmat.errors import INTERNAL_ERROR_EXIT, CmatError
+from cmat.version import __version__
 
 COMMANDS = {
     "costs": ("cmat.cli.costs", "costs", "Price sessions, record them against tasks; today, ..."),
@@ -28,6 +28,7 @@ COMMANDS = {
     "scan": ("cmat.cli.report", "scan", "Import new transcript lines into the ledger."),
     "ledger": ("cmat.cli.ledger", "ledger", "The usage ledger: info, reprice, rebuild."),
     "optimize": ("cmat.cli.insight", "optimize", "What to change to spend less, in dollars."),
+    "estimate": ("cmat.cli.insight", "estimate", "What the next task or a prompt will cost."),
     "budget": ("cmat.cli.budget", "budget", "Budgets enforced in Claude Code: set, status, ..."),
     "alerts": ("cmat.cli.budget", "alerts", "Budget alerts that fired, and their delivery."),
     "statusline": ("cmat.cli.live", "statusline", "One line for Claude Code's status bar."),

@@ -304,15 +304,20 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
 @click.option("--start", is_flag=True,
               help="Also refuse when every concurrent-agents slot is taken, so that starting "
                    "another agent session now would exceed it.")
+@click.option("--estimate", is_flag=True,
+              help="Also refuse when the estimated 90th percentile cost of the task (cmat "
+                   "estimate, from past tasks like it) exceeds what a budget has left.")
 @click.option("--no-scan", is_flag=True, help="Use the ledger as it is.")
 @output_options
-def check(project: Path | None, task_id: str | None, start: bool, no_scan: bool,
-          as_json: bool) -> None:
+def check(project: Path | None, task_id: str | None, start: bool, estimate: bool,
+          no_scan: bool, as_json: bool) -> None:
     """Whether work may go on here: exit 0 if so, 1 if a budget stands in the way.
 
     For orchestrators, before starting an agent: a budget that applies (user-wide, this
-    project's, the task's and its enhancement's) is exhausted and not overridden, or, with
-    --start, as many sessions are at work as concurrent-agents allows (queue the run).
+    project's, the task's and its enhancement's) is exhausted and not overridden; with
+    --estimate, one has less left than the task will likely cost (its estimated 90th
+    percentile); with --start, as many sessions are at work as concurrent-agents allows
+    (queue the run).
     """
     from cmat.budgets import concurrency
     from cmat.budgets.config import load_config
@@ -323,22 +328,57 @@ def check(project: Path | None, task_id: str | None, start: bool, no_scan: bool,
     config = load_config(resolved)
     ledger, _ = scan_first(no_scan, (), quiet=True)
     now = time.time()
+    likely = None
     with ledger:
         exhausted = exhausted_now(resolved, ledger, None, task_id)
+        if estimate:
+            likely = _likely_cost(resolved, ledger, task_id)
+            if likely and likely["p90_usd"] is not None:
+                from cmat.budgets.limits import short_of
+
+                known = {s.budget.key for s in exhausted}
+                exhausted += [s for s in short_of(resolved, ledger, task_id, likely["p90_usd"])
+                              if s.budget.key not in known]
         at_work = concurrency.running(ledger, config, now) if start else []
         full = start and config.concurrent_agents is not None \
             and len(at_work) >= config.concurrent_agents \
             and not overridden(ledger, "concurrent-agents", now)
-    reasons = [s.exhausted_message() for s in exhausted]
+    reasons = [s.exhausted_message() if s.exhausted else
+               f"{s.budget.label}: {s.amount(s.remaining)} left, less than the task's "
+               f"estimated 90th percentile {usd(likely['p90_usd'])} (from "
+               f"{likely['tasks']} past tasks)" for s in exhausted]
     if full:
         reasons.append(concurrency.held_message(at_work, config, now))
     if as_json:
-        emit_json({"ok": not reasons, "exhausted": [s.to_json() for s in exhausted],
+        emit_json({"ok": not reasons, "estimate": likely,
+                   "exhausted": [s.to_json() for s in exhausted],
                    "concurrency": {"limit": config.concurrent_agents, "running": len(at_work),
                                    "full": full} if start else None, "reasons": reasons})
     else:
         click.echo("\n\n".join(reasons) if reasons else "ok: no budget stands in the way")
     raise SystemExit(1 if reasons else 0)
+
+
+def _likely_cost(project: Path, ledger, task_id: str | None) -> dict | None:
+    """The estimate of a task about to run, from its agent, task type and enhancement."""
+    from cmat.catalog import ModelService
+    from cmat.errors import CmatError
+    from cmat.insight.estimate import estimate_task
+    from cmat.tasks import QueueService, current_context, enhancement_of, task_type_of
+
+    if task_id is None:
+        task_id = current_context(project).task_id
+    if task_id is None:
+        return None
+    try:
+        task = QueueService(project).get(task_id)
+    except CmatError:
+        return None
+    agent = task.get("assigned_agent") if isinstance(task.get("assigned_agent"), str) else None
+    found = estimate_task(ledger, ModelService(project), agent, task_type_of(task),
+                          enhancement_of(task))
+    return {"task": task_id, "tasks": found.tasks, "median_usd": found.median_usd,
+            "p90_usd": found.p90_usd, "match": found.match, "notes": found.notes}
 
 
 @budget.command()

@@ -128,3 +128,78 @@ def _text(found: dict) -> str:
 def _some(values: list[str], cut: int, shown: int = 3) -> str:
     names = [v[:cut] for v in values[:shown]]
     return ", ".join(names) + (f" and {len(values) - shown} more" if len(values) > shown else "")
+
+
+@click.command()
+@click.option("--agent", metavar="NAME", help="The agent the task is for (CMAT's assigned_agent).")
+@click.option("--task-type", metavar="TYPE", help="Its task type (analysis, implementation, ...).")
+@click.option("--enhancement", metavar="NAME", help="Its enhancement.")
+@click.option("--model", metavar="ID",
+              help="Price on this model (default: the catalog's default, cmat models "
+                   "set-default).")
+@click.option("--prompt-file", type=click.File("r"), metavar="FILE|-",
+              help="Estimate this prompt instead (- reads standard input).")
+@click.option("--output-tokens", type=click.IntRange(min=0), metavar="N",
+              help="With --prompt-file: the answer's length (default: your median response).")
+@output_options
+@options(scan_options)
+def estimate(agent: str | None, task_type: str | None, enhancement: str | None,
+             model: str | None, prompt_file, output_tokens: int | None, as_json: bool,
+             no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool) -> None:
+    """What the next task will cost, from your own past tasks; or what a prompt costs.
+
+    \b
+    A task: the median and 90th percentile of past tasks of the same agent (and task type
+    and enhancement, when given), and the number of tasks they rest on; where fewer than
+    five match, the match is widened and the answer says how. Also those tasks priced again
+    on --model (else the default model).
+    \b
+    A prompt (--prompt-file FILE, or - for standard input): its tokens, estimated from its
+    characters at the rate measured on your own transcripts, and the cost of sending it once
+    uncached, with an answer of --output-tokens (else your median response). An
+    approximation, within ~15 % for English and code.
+    """
+    ledger, models = scan_first(no_scan, extra_paths, quiet)
+    with ledger:
+        if prompt_file is not None:
+            from cmat.insight.estimate import calibrate, estimate_prompt
+
+            text = prompt_file.read()
+            result = estimate_prompt(text, models, calibrate(
+                [Path(p) for p in ledger.transcript_paths()]), model, output_tokens,
+                ledger.output_per_request())
+            if as_json:
+                emit_json(result)
+            else:
+                click.echo(_prompt_text(result))
+            return
+        from cmat.insight.estimate import estimate_task
+
+        result = estimate_task(ledger, models, agent, task_type, enhancement, model)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    click.echo(_task_text(result))
+
+
+def _task_text(result) -> str:
+    from cmat.insight.estimate import _words
+
+    lines = [f"Past tasks of {_words(result.match)}: {result.tasks}"]
+    if result.tasks:
+        lines.append(f"Next task, as recorded: median {usd(result.median_usd)}, "
+                     f"90th percentile {usd(result.p90_usd)}")
+        if result.model:
+            lines.append(f"Priced on {result.model}: median {usd(result.model_median_usd)}, "
+                         f"90th percentile {usd(result.model_p90_usd)}")
+    lines += [f"note: {note}" for note in result.notes]
+    return "\n".join(lines)
+
+
+def _prompt_text(result: dict) -> str:
+    return "\n".join([
+        f"~{count(result['tokens'])} tokens ({count(result['characters'])} characters; "
+        f"approximate: {result['calibration']})",
+        f"Sent once to {result['model_name']}: {usd(result['input_usd'])} input + "
+        f"{usd(result['output_usd'])} for {count(result['output_tokens'])} output tokens "
+        f"({result['output_basis']}) = {usd(result['total_usd'])}"])

@@ -301,13 +301,14 @@ def timestamp_seconds(iso: str) -> float:
 
 
 def request_rows(records: Sequence[UsageRecord], costs: Sequence[float | None],
-                 catalog_version: str) -> list[tuple]:
-    """The ledger rows (REQUEST_COLUMNS order) of priced requests."""
+                 catalog_version: str, source: str | None = None) -> list[tuple]:
+    """The ledger rows (REQUEST_COLUMNS order) of priced requests; `source`: where they
+    came from when not from a Claude Code transcript."""
     return [(r.message_id, r.request_id, r.session_id, timestamp_seconds(r.timestamp), r.cwd,
              r.model, r.agent, r.agent_id, int(r.is_sidechain), r.input_tokens,
              r.output_tokens, r.cache_creation_tokens, r.cache_creation_1h_tokens,
              r.cache_read_tokens, r.web_search_requests, r.speed, cost, catalog_version,
-             r.inference_geo, None)
+             r.inference_geo, source)
             for r, cost in zip(records, costs)]
 
 

@@ -150,9 +150,9 @@ class Ledger(LedgerQueries):
     # --- writing ----------------------------------------------------------------------------
 
     def add_requests(self, records: Sequence[UsageRecord], costs: Sequence[float | None], *,
-                     catalog_version: str) -> None:
+                     catalog_version: str, source: str | None = None) -> None:
         """Store priced requests; call inside `transaction()` to group writes."""
-        self.insert_rows(request_rows(records, costs, catalog_version))
+        self.insert_rows(request_rows(records, costs, catalog_version, source))
 
     def insert_rows(self, rows: Sequence[tuple]) -> None:
         """Store rows made by `request_rows`."""
