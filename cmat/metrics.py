@@ -18,11 +18,9 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.exposition import ThreadingWSGIServer
 
 from cmat import paths
 from cmat.budgets.limits import all_statuses
@@ -139,26 +137,9 @@ def exposition(project: Path, scan: bool = True, max_series: int = MAX_SERIES) -
     return generate_latest(registry(project, scan, max_series))
 
 
-IDLE_TIMEOUT_SECONDS = 10.0  # a connection that sends nothing is closed after this
-
-
 def serve(project: Path, host: str, port: int) -> None:
-    """Serve /metrics until interrupted.
+    """Serve /metrics until interrupted (cmat.web: a thread a connection)."""
+    from cmat.web import serve as serve_app
 
-    prometheus_client's threaded WSGI server: every connection has a thread of its own and a
-    socket timeout, so a client that connects and sends nothing stalls no one else.
-    """
-    class QuietHandler(WSGIRequestHandler):
-        timeout = IDLE_TIMEOUT_SECONDS
-
-        def log_message(self, *args) -> None:
-            pass  # scrapes every 15 s would flood the terminal
-
-    app = make_wsgi_app(registry(project, scan=True))
-    with make_server(host, port, app, ThreadingWSGIServer, handler_class=QuietHandler) as server:
-        print(f"Serving Prometheus metrics on http://{host}:{server.server_port}/metrics",
-              flush=True)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
+    serve_app(make_wsgi_app(registry(project, scan=True)), host, port,
+              lambda bound: f"Serving Prometheus metrics on http://{host}:{bound}/metrics")

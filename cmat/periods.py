@@ -70,6 +70,30 @@ def period_bounds(period: str, tz: ZoneInfo, now: float) -> tuple[float, datetim
     return midnight(start, tz).timestamp(), midnight(end, tz)
 
 
+def recent_window(period: str, since: str | None, until: str | None, tz: ZoneInfo,
+                  now: float) -> tuple[float | None, float | None]:
+    """[start, end) in unix seconds: the days `since` to `until` (YYYY-MM-DD, local, both
+    included) when given, else the last `period` ("30d"), else all time ("all")."""
+    import re
+
+    def day(value: str | None, name: str) -> date | None:
+        try:
+            return date.fromisoformat(value) if value else None
+        except ValueError:
+            raise UsageError(f"--{name} {value!r} is not a date in YYYY-MM-DD form") from None
+
+    first, last = day(since, "since"), day(until, "until")
+    if first or last:
+        return (midnight(first, tz).timestamp() if first else None,
+                midnight(last + timedelta(days=1), tz).timestamp() if last else None)
+    if period == "all":
+        return None, None
+    found = re.fullmatch(r"(\d+)d", period)
+    if not found or int(found.group(1)) < 1:
+        raise UsageError(f"--period {period!r} is not a period such as 7d, 30d or all")
+    return now - int(found.group(1)) * 86400, None
+
+
 def current_range(which: str, tz: ZoneInfo) -> tuple[date, date]:
     """Today, this ISO week (from Monday) or this month, as (first day, today)."""
     today = datetime.now(tz).date()

@@ -29,6 +29,7 @@ COMMANDS = {
     "ledger": ("cmat.cli.ledger", "ledger", "The usage ledger: info, reprice, rebuild."),
     "optimize": ("cmat.cli.insight", "optimize", "What to change to spend less, in dollars."),
     "estimate": ("cmat.cli.insight", "estimate", "What the next task or a prompt will cost."),
+    "dashboard": ("cmat.cli.dashboard", "dashboard", "Local web dashboard and JSON API."),
     "budget": ("cmat.cli.budget", "budget", "Budgets enforced in Claude Code: set, status, ..."),
     "alerts": ("cmat.cli.budget", "alerts", "Budget alerts that fired, and their delivery."),
     "statusline": ("cmat.cli.live", "statusline", "One line for Claude Code's status bar."),

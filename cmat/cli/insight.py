@@ -3,7 +3,6 @@ or prompt will cost."""
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -11,31 +10,8 @@ import click
 
 from cmat.cli.options import output_options
 from cmat.cli.output import count, emit_json, terminal_width
-from cmat.cli.report import options, parse_day, scan_first, scan_options
+from cmat.cli.report import options, scan_first, scan_options
 from cmat.money import usd
-
-DAY_SECONDS = 86400
-
-
-def period_bounds(period: str, since: str | None, until: str | None,
-                  tz) -> tuple[float | None, float | None]:
-    """[since, until) in unix seconds: --since/--until days, else the last --period."""
-    from datetime import timedelta
-
-    from cmat.periods import midnight
-
-    first, last = parse_day(since), parse_day(until)
-    if first or last:
-        return (midnight(first, tz).timestamp() if first else None,
-                midnight(last + timedelta(days=1), tz).timestamp() if last else None)
-    if period == "all":
-        return None, None
-    found = re.fullmatch(r"(\d+)d", period)
-    if not found or int(found.group(1)) < 1:
-        raise click.BadParameter(f"{period!r} is not a period such as 7d, 30d or all",
-                                 param_hint="--period")
-    return time.time() - int(found.group(1)) * DAY_SECONDS, None
-
 
 period_options = [
     click.option("--period", default="30d", show_default=True, metavar="Nd|all",
@@ -67,10 +43,10 @@ def optimize(period: str, since: str | None, until: str | None, project_filter: 
     not a promise of the same quality.
     """
     from cmat.insight.optimize import optimize as suggest
-    from cmat.periods import local_zone
+    from cmat.periods import local_zone, recent_window
     from cmat.reports import project_filter as match_project
 
-    start, end = period_bounds(period, since, until, local_zone())
+    start, end = recent_window(period, since, until, local_zone(), time.time())
     ledger, models = scan_first(no_scan, extra_paths, quiet)
     with ledger:
         found = suggest(ledger, models, start, end, match_project(project_filter), task,

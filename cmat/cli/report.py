@@ -151,9 +151,11 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
                         project_filter(project))
     query.validate()
     ledger, models = scan_first(no_scan, extra_paths, quiet)
+    layout = layout or {}
     with ledger:
         report = build_report(ledger, query)
-    layout = layout or {}
+        if layout.get("html"):
+            _write_html(layout["html"], ledger, models, query)
     if layout.get("compact") and layout.get("wide"):
         raise click.UsageError("--compact and --wide cannot go together")
     rows = report["rows"]
@@ -173,6 +175,17 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
                 max(map(visible_length, text.splitlines()), default=0) > width:
             text = _table(report, models, compact=True)
         click.echo(text)
+
+
+def _write_html(target: Path, ledger, models, query) -> None:
+    from cmat import paths
+    from cmat.dashboard.server import page_with_data, snapshot
+    from cmat.fileio import atomic_write_bytes
+
+    page = page_with_data(snapshot(ledger, models, paths.project_dir(), query))
+    atomic_write_bytes(target, page.encode())
+    click.echo(f"Wrote {target}: the dashboard's charts and tables for this range, in one file "
+               "that opens offline", err=True)
 
 
 def _model_names(row: dict, models) -> str:
@@ -281,11 +294,15 @@ def report() -> None:
 
 def _period_command(period: str, summary: str) -> click.Command:
     @options(range_options, filter_options, layout_options, scan_options)
+    @click.option("--html", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+                  help="Also write the dashboard's charts for this range (--since, --until, "
+                       "--project) as one self-contained HTML file, to share.")
     def command(since, until, timezone_name, group_by, project, as_json, as_csv, last, order,
-                compact, wide, no_scan, extra_paths, quiet) -> None:
+                compact, wide, no_scan, extra_paths, quiet, html) -> None:
         run_report(period, parse_day(since), parse_day(until), timezone_name, group_by, project,
                    as_json, as_csv, no_scan, extra_paths, quiet,
-                   {"last": last, "order": order, "compact": compact, "wide": wide})
+                   {"last": last, "order": order, "compact": compact, "wide": wide,
+                    "html": html})
 
     return click.command(period, help=summary)(command)
 

@@ -1,0 +1,178 @@
+// The dashboard: reads cmat's JSON API (or, in a file written by `cmat report --html`, the
+// same answers embedded as window.CMAT_DATA) and draws it. No network beyond this machine.
+"use strict";
+
+const API = {
+  daily: "/api/v1/usage?period=daily&by=model",
+  projects: "/api/v1/usage?period=monthly&by=project",
+  enhancements: "/api/v1/usage?period=monthly&by=enhancement",
+  tasks: "/api/v1/usage?period=monthly&by=task",
+  budgets: "/api/v1/budgets",
+  alerts: "/api/v1/alerts",
+  suggestions: "/api/v1/suggestions",
+  blocks: "/api/v1/blocks",
+};
+const COLOURS = ["#3b6fd8", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d",
+                 "#d4ac0d", "#2c3e50", "#e84393"];
+
+function money(value) {
+  if (value === null || value === undefined) return "unpriced";
+  if (value > 0 && value < 0.005) return "<$0.01";
+  return "$" + value.toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2});
+}
+
+async function load(name) {
+  if (window.CMAT_DATA) return window.CMAT_DATA[name];
+  const response = await fetch(API[name]);
+  if (!response.ok) throw new Error(`${API[name]}: HTTP ${response.status}`);
+  return response.json();
+}
+
+function localDay(date) {
+  const pad = n => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+}
+
+function text(id, value) { document.getElementById(id).textContent = value; }
+
+function cell(row, value, numeric) {
+  const td = row.insertCell();
+  td.textContent = value;
+  if (numeric) td.className = "num";
+}
+
+function table(id, headers, rows) {
+  const element = document.getElementById(id);
+  element.replaceChildren();
+  const head = element.createTHead().insertRow();
+  headers.forEach(([title, numeric]) => {
+    const th = document.createElement("th");
+    th.textContent = title;
+    if (numeric) th.className = "num";
+    head.appendChild(th);
+  });
+  const body = element.createTBody();
+  if (!rows.length) { cell(body.insertRow(), "none yet"); return; }
+  rows.forEach(values => {
+    const row = body.insertRow();
+    values.forEach((value, index) => cell(row, value, headers[index][1]));
+  });
+}
+
+function sumBy(report, key) {
+  const totals = new Map();
+  report.rows.forEach(row => {
+    const name = row[key] ?? "untracked";
+    totals.set(name, (totals.get(name) || 0) + row.total_usd);
+  });
+  return [...totals.entries()].sort((a, b) => b[1] - a[1]);
+}
+
+function dailyChart(daily) {
+  const since = new Date(); since.setDate(since.getDate() - 29);
+  const first = localDay(since);
+  const rows = daily.rows.filter(row => row.date >= first);
+  const days = [...new Set(rows.map(row => row.date))].sort();
+  const models = sumBy({rows}, "model").map(([model]) => model);
+  const datasets = models.map((model, index) => ({
+    label: model.replace(/^claude-/, ""),
+    backgroundColor: COLOURS[index % COLOURS.length],
+    data: days.map(day => rows.filter(r => r.date === day && r.model === model)
+                             .reduce((sum, r) => sum + r.total_usd, 0)),
+  }));
+  const total = rows.reduce((sum, row) => sum + row.total_usd, 0);
+  text("total-30d", money(total));
+  text("days-30d", `${days.length} days with usage`);
+  new Chart(document.getElementById("daily-chart"), {
+    type: "bar", data: {labels: days, datasets},
+    options: {animation: false, maintainAspectRatio: false,
+              scales: {x: {stacked: true}, y: {stacked: true, ticks: {callback: v => "$" + v}}},
+              plugins: {tooltip: {callbacks: {label: c => `${c.dataset.label}: ${money(c.raw)}`}}}},
+  });
+  return {days: days.length, datasets: datasets.length};
+}
+
+function projectChart(projects) {
+  const totals = sumBy(projects, "project").slice(0, 10);
+  new Chart(document.getElementById("project-chart"), {
+    type: "bar",
+    data: {labels: totals.map(([name]) => String(name).split("/").filter(Boolean).pop() || name),
+           datasets: [{label: "USD", data: totals.map(([, usd]) => usd),
+                       backgroundColor: COLOURS[0]}]},
+    options: {indexAxis: "y", animation: false, maintainAspectRatio: false,
+              scales: {x: {ticks: {callback: v => "$" + v}}},
+              plugins: {legend: {display: false},
+                        tooltip: {callbacks: {label: c => money(c.raw)}}}},
+  });
+  return totals.length;
+}
+
+function budgetBars(status) {
+  const element = document.getElementById("budgets");
+  element.replaceChildren();
+  if (!status.budgets.length) { element.textContent = "No budget set (cmat budget set daily 50)."; }
+  status.budgets.forEach(budget => {
+    const box = document.createElement("div");
+    box.className = "budget";
+    const amount = v => budget.unit === "usd" ? money(v) : Math.round(v).toLocaleString("en-US");
+    box.textContent = `${budget.label}: ${amount(budget.spent)} of ${amount(budget.limit)} ` +
+                      `(${budget.percent.toFixed(0)}%)`;
+    const bar = document.createElement("div"); bar.className = "bar";
+    const fill = document.createElement("span");
+    fill.style.width = Math.min(budget.percent, 100) + "%";
+    const highest = Math.max(0, ...status.thresholds.filter(t => budget.percent >= t));
+    fill.className = budget.exhausted ? "exhausted" : highest >= 80 ? "warning" : "";
+    bar.appendChild(fill); box.appendChild(bar); element.appendChild(box);
+  });
+}
+
+function suggestionList(found) {
+  text("savings", money(found.potential_savings_usd));
+  text("savings-detail", `of ${money(found.cost_usd)} over the last 30 days`);
+  const list = document.getElementById("suggestions");
+  list.replaceChildren();
+  if (!found.suggestions.length) { list.textContent = "Nothing would have cost less."; }
+  found.suggestions.forEach(suggestion => {
+    const item = document.createElement("li");
+    const saving = document.createElement("span");
+    saving.className = "saving";
+    saving.textContent = `${money(suggestion.savings_usd)}: ${suggestion.title}. `;
+    item.append(saving, suggestion.action);
+    list.appendChild(item);
+  });
+}
+
+async function main() {
+  const names = Object.keys(API);
+  const data = Object.fromEntries(
+    (await Promise.all(names.map(load))).map((value, index) => [names[index], value]));
+  text("total-all", money(data.daily.total.total_usd));
+  text("requests-all", `${data.daily.total.requests.toLocaleString("en-US")} requests`);
+  const drawn = dailyChart(data.daily);
+  projectChart(data.projects);
+  budgetBars(data.budgets);
+  const block = data.blocks.blocks[0];
+  text("block-cost", block ? money(block.cost_usd) : "none");
+  text("block-detail", block ? `${block.total_tokens.toLocaleString("en-US")} tokens, ends ` +
+                               new Date(block.end).toLocaleTimeString() : "nothing used in 5 hours");
+  table("enhancements", [["Enhancement"], ["Cost", true]],
+        sumBy(data.enhancements, "enhancement").slice(0, 10).map(([n, usd]) => [n, money(usd)]));
+  table("tasks", [["Task"], ["Cost", true]],
+        sumBy(data.tasks, "task").slice(0, 10).map(([n, usd]) => [n, money(usd)]));
+  table("alerts", [["Fired"], ["Level"], ["Alert"]], data.alerts.slice(0, 10).map(alert => [
+    new Date(alert.fired_at * 1000).toLocaleString(), alert.level, alert.message]));
+  suggestionList(data.suggestions);
+  text("updated", window.CMAT_DATA ? `as of ${window.CMAT_DATA.generated_at}`
+                                    : `updated ${new Date().toLocaleTimeString()}`);
+  document.body.dataset.days = drawn.days;
+  document.body.dataset.models = drawn.datasets;
+  document.body.dataset.ready = "1";
+}
+
+main().catch(error => {
+  document.body.dataset.ready = "error";
+  const element = document.getElementById("error");
+  element.hidden = false;
+  element.textContent = `cmat dashboard: ${error.message}`;
+  console.error(error);
+});

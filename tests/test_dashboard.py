@@ -1,0 +1,191 @@
+"""The dashboard: its API answers what the commands answer, and the page renders in a real
+browser (Debian's Chromium, driven by Playwright) with the right totals and no errors."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+
+from cmat.dashboard.server import Dashboard
+from cmat.ledger import Ledger
+from tests.helpers import REPO, child_env, cli_run, now_iso, user_config
+from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
+
+MODELS = ("claude-opus-4-6", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001")
+
+
+@pytest.fixture
+def recent_history(tmp_path, monkeypatch, project):
+    """A week of work over three models, two projects, tasks and enhancements, a budget
+    nearly spent and an alert fired."""
+    from cmat.ingest import extract
+    from cmat.tasks import QueueService
+
+    config = tmp_path / "claude"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    queue = QueueService(project)
+    for day in range(7):
+        for index, model in enumerate(MODELS):
+            name = f"d{day}-m{index}"
+            builder = TranscriptBuilder(session_id=name, cwd=f"/home/me/{'app' if index else 'lib'}")
+            for turn in range(3):
+                builder.now = now_iso(-(day * 86400 + 3600 + turn * 400 + index * 60))
+                builder.response(model=model, input=2000, output=3000 * (index + 1),
+                                 write_5m=20_000, read=60_000 * turn)
+            path = write_session(config / "projects" / f"-home-me-{name}", builder)
+            if day < 3 and index:
+                task = queue.add(f"task {name}", agent="architect", task_type="analysis",
+                                 enhancement=("search" if day else "export"))["id"]
+                extract(project, task, path)
+    spare = TranscriptBuilder(session_id="with-agent", cwd="/home/me/app")
+    spare.now = now_iso(-600)
+    spare.response(model=MODELS[1], output=500)
+    main = write_session(config / "projects" / "-home-me-app", spare)
+    write_subagent(main.parent, "with-agent", "sub1", "Explore",
+                   lambda b, a: (setattr(b, "now", now_iso(-500)),
+                                 b.response(model=MODELS[2], sidechain=True, agent_id=a,
+                                            output=800)))
+    user_config("[budgets]\nmonthly = 40\ndaily = 5\n")
+    cli_run("scan", "-q")
+    cli_run("budget", "status")
+    with Ledger() as ledger, ledger.transaction():
+        ledger.fire_alert("monthly", 0.0, 80, "warning", "cmat warning: Monthly budget at 83% "
+                          "($33.20 of $40.00).", 33.2, 40.0, time.time() - 3600)
+    return config
+
+
+def api(app, path):
+    answer = {}
+
+    def start_response(status, headers):
+        answer["status"] = status
+
+    environ = {}
+    setup_testing_defaults(environ)
+    environ["PATH_INFO"], _, environ["QUERY_STRING"] = path.partition("?")
+    body = b"".join(app(environ, start_response))
+    assert answer["status"].startswith("200"), (path, answer, body)
+    return json.loads(body)
+
+
+def test_the_api_answers_what_the_commands_answer(recent_history, project):
+    app = Dashboard(project, scan=False)
+    cli = {args: json.loads(cli_run(*args.split(), "--json").output) for args in (
+        "report daily --by model --no-scan", "report monthly --by project,task --no-scan",
+        "budget status --no-scan", "alerts list", "optimize --since 2026-01-01 --no-scan",
+        "blocks --active --no-scan")}
+    assert api(app, "/api/v1/usage?period=daily&by=model") == cli["report daily --by model --no-scan"]
+    assert api(app, "/api/v1/usage?period=monthly&by=project,task") == \
+        cli["report monthly --by project,task --no-scan"]
+    assert api(app, "/api/v1/budgets") == cli["budget status --no-scan"]
+    assert api(app, "/api/v1/alerts") == cli["alerts list"]
+    assert api(app, "/api/v1/suggestions?since=2026-01-01") == cli["optimize --since 2026-01-01 --no-scan"]
+    blocks, mine = cli["blocks --active --no-scan"]["blocks"], api(app, "/api/v1/blocks")["blocks"]
+    assert [(b["start"], b["tokens"], b["cost_usd"]) for b in mine] == \
+        [(b["start"], b["tokens"], b["cost_usd"]) for b in blocks]
+
+
+def test_the_api_refuses_what_it_does_not_serve(project):
+    app = Dashboard(project, scan=False)
+    statuses = []
+    environ = {}
+    setup_testing_defaults(environ)
+    for path, query in (("/api/v1/nope", ""), ("/../../etc/passwd", ""),
+                        ("/api/v1/usage", "period=hourly")):
+        environ.update(PATH_INFO=path, QUERY_STRING=query)
+        b"".join(app(environ, lambda status, headers: statuses.append(status)))
+    assert [s.split()[0] for s in statuses] == ["404", "404", "400"]
+
+
+def chromium():
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CMAT_BROWSER_TESTS"):
+            pytest.fail("CMAT_BROWSER_TESTS is set but chromium is not installed")
+        pytest.skip("needs Debian's chromium (CI installs it): apt-get install chromium")
+    return path
+
+
+def open_page(url, screenshot=None):
+    """Load `url` in headless Chromium; (what the page shows, console errors)."""
+    from playwright.sync_api import sync_playwright
+
+    errors = []
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium(), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1500})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.route(re.compile(r"^https?://(?!127\.0\.0\.1)"), lambda route: (
+                errors.append(f"went online: {route.request.url}"), route.abort()))
+            page.goto(url)
+            page.wait_for_function("document.body.dataset.ready !== undefined", timeout=30_000)
+            shown = page.evaluate("""() => ({
+                ready: document.body.dataset.ready, days: +document.body.dataset.days,
+                models: +document.body.dataset.models,
+                total: document.getElementById('total-all').textContent,
+                last30: document.getElementById('total-30d').textContent,
+                savings: document.getElementById('savings').textContent,
+                budgets: document.querySelectorAll('#budgets .budget').length,
+                alerts: document.querySelectorAll('#alerts tbody tr').length,
+                tasks: [...document.querySelectorAll('#tasks tbody tr')].length,
+                charts: [...document.querySelectorAll('canvas')].map(
+                    c => Chart.getChart(c) ? Chart.getChart(c).data.datasets.length : 0)})""")
+            if screenshot:
+                page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return shown, errors
+
+
+def money(value):
+    return f"${value:,.2f}"
+
+
+def test_the_dashboard_renders_in_chromium_with_the_right_totals(recent_history, project,
+                                                                 tmp_path):
+    chromium()
+    server = subprocess.Popen([sys.executable, "-m", "cmat", "dashboard", "--port", "0",
+                               "--no-scan", "--project", str(project)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=child_env(CLAUDE_CONFIG_DIR=recent_history))
+    try:
+        url = re.search(r"http://\S+/", server.stdout.readline()).group(0)
+        target = os.environ.get("CMAT_DASHBOARD_SCREENSHOT") or tmp_path / "dashboard.png"
+        shown, errors = open_page(url, screenshot=target)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    report = json.loads(cli_run("report", "daily", "--by", "model", "--json",
+                                "--no-scan").output)
+    assert errors == [] and shown["ready"] == "1"
+    assert shown["total"] == money(report["total"]["total_usd"])
+    assert shown["last30"] == money(report["total"]["total_usd"])  # all of it is recent
+    assert shown["days"] == 7 and shown["models"] == 3
+    assert shown["charts"] == [3, 1]  # spend per day (a dataset a model), per project
+    assert shown["budgets"] == 2 and shown["alerts"] == 1 and shown["tasks"] >= 4
+    assert shown["savings"].startswith("$")
+    assert target.exists() if hasattr(target, "exists") else True
+
+
+def test_report_html_is_one_file_that_renders_offline(recent_history, project, tmp_path):
+    chromium()
+    out = tmp_path / "share" / "spend.html"
+    out.parent.mkdir()
+    result = cli_run("report", "monthly", "--html", out, "--no-scan")
+    assert f"Wrote {out}" in result.stderr
+    page = out.read_text()
+    assert "<script src=" not in page and "window.CMAT_DATA" in page
+    shown, errors = open_page(out.as_uri())
+    assert errors == [] and shown["ready"] == "1" and shown["models"] == 3
+    report = json.loads(cli_run("report", "monthly", "--json", "--no-scan").output)
+    assert shown["total"] == money(report["total"]["total_usd"])
