@@ -64,6 +64,13 @@ class LedgerError(CmatError):
     exit_code = 8
 
 
+class TeamDatabaseError(LedgerError):
+    """The team database (PostgreSQL) cannot be reached or written: the local ledger, which
+    keeps everything, is untouched."""
+
+    exit_code = 8
+
+
 class SettingsError(CmatError):
     """Claude Code's settings (or .mcp.json) cannot be read, or would not be safe to write."""
 

@@ -94,6 +94,29 @@ def recent_window(period: str, since: str | None, until: str | None, tz: ZoneInf
     return now - int(found.group(1)) * 86400, None
 
 
+def parse_age(text: str, name: str = "--older-than") -> tuple[int, str]:
+    """`90d`, `13m` or `2y`: (how many, "d" | "m" | "y")."""
+    import re
+
+    found = re.fullmatch(r"\s*(\d+)\s*([dmy])\s*", text or "")
+    if not found or int(found.group(1)) < 1:
+        raise UsageError(f"{name} {text!r} is not an age such as 90d, 13m or 2y")
+    return int(found.group(1)), found.group(2)
+
+
+def cutoff(age: str, tz: ZoneInfo, now: float, name: str = "--older-than") -> float:
+    """The moment `age` before `now`, at local midnight: months and years by the calendar."""
+    count, unit = parse_age(age, name)
+    today = datetime.fromtimestamp(now, tz).date()
+    if unit == "d":
+        day = today - timedelta(days=count)
+    else:
+        months = count * (12 if unit == "y" else 1)
+        year, month = divmod(today.year * 12 + today.month - 1 - months, 12)
+        day = date(year, month + 1, min(today.day, 28))
+    return midnight(day, tz).timestamp()
+
+
 def current_range(which: str, tz: ZoneInfo) -> tuple[date, date]:
     """Today, this ISO week (from Monday) or this month, as (first day, today)."""
     today = datetime.now(tz).date()

@@ -38,6 +38,7 @@ class ReportQuery:
     tz: ZoneInfo = field(default_factory=local_zone)
     by: tuple[str, ...] = ()
     project: str | None = None
+    machine: str | None = None
 
     def validate(self) -> None:
         if self.period not in PERIODS:
@@ -55,7 +56,7 @@ def build_report(ledger: Ledger, query: ReportQuery) -> dict:
 
     query.validate()
     key = orjson.dumps([query.period, str(query.since), str(query.until), query.tz.key,
-                        list(query.by), query.project])
+                        list(query.by), query.project, query.machine])
     version = ledger.version()
     cached = ledger.cached_report(key)
     if cached is not None:
@@ -72,7 +73,7 @@ def compute_report(ledger: Ledger, query: ReportQuery) -> dict:
     key = PERIODS[query.period]
     report: dict = {"period": key, "timezone": query.tz.key, "group_by": list(query.by),
                     "rows": [], "total": _empty_total()}
-    first, last = ledger.time_span(since, until, query.project)
+    first, last = ledger.time_span(since, until, query.project, query.machine)
     if first is None:
         report["total"]["unpriced_models"] = []
         return report
@@ -80,7 +81,7 @@ def compute_report(ledger: Ledger, query: ReportQuery) -> dict:
     rows: dict[tuple, dict] = {}
     width = len(dims) + 2
     for found in ledger.report_rows(query.period, offset_changes(query.tz, first, last), dims,
-                                    since, until, query.project):
+                                    since, until, query.project, query.machine):
         row_key = found[:width - 1]
         model = found[width - 1]
         tokens = dict(zip(TOKEN_FIELDS, (int(v or 0) for v in found[width:width + 5])))
@@ -101,7 +102,7 @@ def compute_report(ledger: Ledger, query: ReportQuery) -> dict:
     if "agent" in query.by:  # the spec's view of agents: runs, and tokens and cost per run
         runs = {found[:-1]: found[-1] for found in ledger.report_runs(
             query.period, offset_changes(query.tz, first, last), dims, since, until,
-            query.project)}
+            query.project, query.machine)}
         report["total"]["runs"] = 0
         for row_key, row in rows.items():
             _per_run(row, runs.get(row_key, 0))

@@ -8,6 +8,7 @@ Every other key of the file survives a rewrite untouched, in its order and JSON 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -475,14 +476,16 @@ def task_report(project: Path, task_id: str, ledger: Ledger | None = None,
     return report
 
 
-def enhancement_report(project: Path, name: str) -> dict:
-    """`cmat costs enhancement`: every task of the enhancement in this project's queue."""
+def enhancement_report(project: Path, name: str, source=None) -> dict:
+    """`cmat costs enhancement`: every task of the enhancement in this project's queue, from
+    the ledger (or `source`, the team database: every machine's sessions)."""
     tasks = QueueService(project).tasks(enhancement=name)
     models = ModelService(project)
     total = CostSummary()
     rows = []
-    with Ledger() as ledger:
-        import_legacy(project, ledger)
+    with (contextlib.nullcontext(source) if source else Ledger()) as ledger:
+        if source is None:
+            import_legacy(project, ledger)
         for task in tasks:
             summary = task_summary(ledger, task["id"], models)
             total.merge(summary)

@@ -285,3 +285,15 @@ def test_a_full_disk_is_one_line_and_exit_8_and_loses_nothing(tmp_path, project)
 def test_a_locked_ledger_says_to_try_again():
     error = ledger_error(sqlite3.OperationalError("database is locked"), Path("/x/l.db"))
     assert error.exit_code == 8 and "try again" in str(error)
+
+
+def test_the_request_table_is_what_the_one_column_definition_says(tmp_path):
+    from cmat.ledger.schema import COLUMN_TYPES, NOT_NULL, REQUEST_COLUMNS
+
+    with Ledger(tmp_path / "l.db") as ledger:
+        table = {row[1]: (row[2], bool(row[3])) for row in ledger.query(
+            "PRAGMA table_info(requests)")}
+    assert list(COLUMN_TYPES) == list(REQUEST_COLUMNS)
+    assert {c: table[c] for c in REQUEST_COLUMNS} == {
+        c: (COLUMN_TYPES[c], c in NOT_NULL) for c in REQUEST_COLUMNS}
+    assert set(table) == {*REQUEST_COLUMNS, "seq"}

@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +92,8 @@ USER_WIDE_SCOPES = (*GLOBAL_PERIODS, LIFETIME, "daily-tokens", "concurrent-agent
 PROJECT_PERIODS = ("daily", "monthly", LIFETIME, "daily-tokens")
 KEYED_SCOPES = ("task", "enhancement", "session")
 RUN_SCOPES = ("run", "run-tokens")  # keyed by agent name
-SCOPES = (*USER_WIDE_SCOPES, "project", *KEYED_SCOPES, *RUN_SCOPES)
+TEAM_SCOPES = ("team-daily", "team-weekly", "team-monthly")  # in the team database
+SCOPES = (*USER_WIDE_SCOPES, "project", *KEYED_SCOPES, *RUN_SCOPES, *TEAM_SCOPES)
 TOKEN_SCOPES = ("daily-tokens", "run-tokens")
 
 
@@ -129,6 +131,13 @@ class Config:
     channel_thresholds: dict[str, tuple[int, ...]] = field(default_factory=dict)
     messages: dict[int, str] = field(default_factory=dict)  # threshold -> template
     email: EmailSettings | None = None
+    team_url: str | None = None  # the team database (libpq URL or conninfo, no password)
+    auto_sync: bool = False  # the SessionEnd hook starts a detached `cmat sync`
+    retention: str | None = None  # compact local requests older than this ("13m")
+    # The team budgets as the last `cmat sync` cached them (scope -> USD), and its totals.
+    team_budgets: dict[str, float] = field(default_factory=dict)
+    team_totals: dict | None = None
+    team_retention: str | None = None  # the same for the team database, run by `cmat sync`
     sources: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # what a project file may not set
     # Which file set each limit ('user' or 'project'), and the user's own value of a limit a
@@ -140,7 +149,7 @@ class Config:
     def has_budgets(self) -> bool:
         return bool(self.global_usd or self.daily_tokens is not None or self.project_usd
                     or self.project_tokens or any(self.keyed.values())
-                    or self.concurrent_agents is not None)
+                    or self.concurrent_agents is not None or bool(self.team_budgets))
 
     @property
     def channels(self) -> dict[str, tuple[int, ...]]:
@@ -208,6 +217,13 @@ def _command(path: Path, value) -> tuple[str, ...]:
         return tuple(value)
     raise ConfigError(f"{path}: alerts.command must be a list of words such as "
                       "['notify-send', 'cmat'], or a non-empty string")
+
+
+def _has_password(url: str) -> bool:
+    import re
+
+    return bool(re.search(r"://[^/@:]*:[^/@]*@", url) or re.search(
+        r"(^|\s|[?&])password\s*=", url))
 
 
 def _thresholds(path: Path, name: str, value) -> tuple[int, ...]:
@@ -297,7 +313,7 @@ def _apply(config: Config, path: Path, data: dict, trusted: bool = True) -> None
     `trusted`: the user's own file. A project file (not trusted) may only add stricter
     project, task, session and enhancement budgets; anything else it sets is ignored and noted.
     """
-    known = {"timezone", "plan", "budgets", "alerts"}
+    known = {"timezone", "plan", "budgets", "alerts", "team", "retention"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{path}: unknown setting {key!r} "
@@ -363,6 +379,30 @@ def _apply(config: Config, path: Path, data: dict, trusted: bool = True) -> None
                           path, f"{where}.{name}", trusted)
         else:
             raise ConfigError(f"{path}: unknown budget {where!r}")
+    for key, value in _table(path, data, "team").items():
+        if key == "url":
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{path}: team.url must be a PostgreSQL URL or conninfo")
+            if _has_password(value):
+                raise ConfigError(f"{path}: team.url holds a password: keep it in ~/.pgpass "
+                                  "or PGPASSWORD instead, never in a file cmat reads")
+            if not untrusted("team.url"):
+                config.team_url = value.strip()
+        elif key == "auto_sync":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{path}: team.auto_sync must be true or false")
+            if not untrusted("team.auto_sync"):
+                config.auto_sync = value
+        else:
+            raise ConfigError(f"{path}: unknown team setting 'team.{key}'")
+    for key, value in _table(path, data, "retention").items():
+        if key not in ("older_than", "team_older_than"):
+            raise ConfigError(f"{path}: unknown retention setting 'retention.{key}'")
+        from cmat.periods import parse_age
+
+        parse_age(value if isinstance(value, str) else repr(value), f"retention.{key}")
+        if not untrusted(f"retention.{key}"):
+            setattr(config, "retention" if key == "older_than" else "team_retention", value)
     alerts = _table(path, data, "alerts")
     for key, value in alerts.items():
         if key == "thresholds":
@@ -396,6 +436,21 @@ def _apply(config: Config, path: Path, data: dict, trusted: bool = True) -> None
             raise ConfigError(f"{path}: unknown alert setting 'alerts.{key}'")
 
 
+def _team_cache(config: Config) -> None:
+    """The team budgets and totals the last sync cached (a hook never asks the database)."""
+    import json
+
+    try:
+        data = json.loads((paths.state_home() / "team.json").read_text())
+    except (OSError, ValueError):
+        return
+    budgets = data.get("budgets") if isinstance(data, dict) else None
+    if isinstance(budgets, dict):
+        config.team_budgets = {scope: float(limit) for scope, limit in budgets.items()
+                               if scope in TEAM_SCOPES and isinstance(limit, (int, float))}
+        config.team_totals = data
+
+
 def load_config(project: Path) -> Config:
     """The user's configuration, with what the project's file may add (see above).
 
@@ -407,6 +462,8 @@ def load_config(project: Path) -> Config:
     if data:
         _apply(config, user, data)
         config.sources.append(str(user))
+    if config.team_url or os.environ.get("CMAT_TEAM_URL"):
+        _team_cache(config)
     path = project_config_file(project)
     if path.resolve() == user.resolve():
         return config

@@ -16,7 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from cmat.budgets.config import LIFETIME, RUN_SCOPES, Config, load_config, toml_key
+from cmat.budgets.config import (
+    LIFETIME,
+    RUN_SCOPES,
+    TEAM_SCOPES,
+    Config,
+    load_config,
+    toml_key,
+)
 from cmat.errors import CmatError, UsageError
 from cmat.ledger import Ledger
 from cmat.money import usd
@@ -167,6 +174,10 @@ def applicable(config: Config, context: Context, every_key: bool = False) -> lis
                             f"{_tokens_label(config)})", config.project_tokens["daily"],
                             "tokens", "daily", " --period daily-tokens",
                             _files(config, "budgets.project.daily_tokens")))
+    for scope, limit in config.team_budgets.items():
+        period = scope.removeprefix("team-")
+        found.append(Budget(scope, scope, f"Team {period} budget", limit, "usd", period,
+                            " --team"))
     found += run_budgets(config, context)
     keyed = [("task", context.task_id), ("enhancement", context.enhancement),
              ("session", context.session_id)]
@@ -215,11 +226,18 @@ def run_budgets(config: Config, context: Context) -> list[Budget]:
     return found
 
 
-def spent(ledger: Ledger, budget: Budget, context: Context, cache_tokens: bool = False
-          ) -> tuple[float, float, datetime | None]:
+def spent(ledger: Ledger, budget: Budget, context: Context, cache_tokens: bool = False,
+          team_totals: dict | None = None) -> tuple[float, float, datetime | None]:
     """(spent, period start, reset moment) of one budget; `cache_tokens`: token budgets
-    count cache writes and reads too."""
+    count cache writes and reads too; `team_totals`: what the last sync cached."""
     project = str(context.project) if budget.scope == "project" else None
+    if budget.period and budget.scope in TEAM_SCOPES:
+        start, reset = period_bounds(budget.period, context.tz, context.now)
+        totals = team_totals or {}
+        cached = (totals.get("spent") or {}).get(budget.period)
+        team = cached[1] if cached and cached[0] == start else 0.0
+        since = max(start, float(totals.get("as_of") or 0))  # this machine's, since the sync
+        return team + ledger.spend_usd(since=since), start, reset
     if budget.period:
         start, reset = period_bounds(budget.period, context.tz, context.now)
         if budget.unit == "tokens":
@@ -249,7 +267,8 @@ def spent(ledger: Ledger, budget: Budget, context: Context, cache_tokens: bool =
 def evaluate(ledger: Ledger, budgets: list[Budget], context: Context,
              config: Config) -> list[Status]:
     cache = config.token_count == "all"
-    return [Status(budget, *spent(ledger, budget, context, cache)) for budget in budgets]
+    return [Status(budget, *spent(ledger, budget, context, cache, config.team_totals))
+            for budget in budgets]
 
 
 def exhausted_now(project: Path, ledger: Ledger, session_id: str | None,

@@ -155,6 +155,7 @@ def attribute(event: str, payload: dict, project: Path, log: HookLog) -> tuple[s
             if event == "session-end" and session_id:
                 with ledger.transaction():  # its slot under the concurrency limit is free
                     ledger.end_live_session(session_id, time.time())
+                _auto_sync(project)
     except (LedgerError, sqlite3.OperationalError) as exc:
         kept = spool.keep(spool.Pending(
             str(project), session_id, str(transcript) if transcript else None, context.task_id,
@@ -174,6 +175,21 @@ def attribute(event: str, payload: dict, project: Path, log: HookLog) -> tuple[s
     return (f"session {session_id} -> {task_note}: {usd(attribution.total_usd)} over "
             f"{attribution.requests} requests ({attribution.new_requests} new)"
             + (f", {applied} spooled applied" if applied else "")), None
+
+
+def _auto_sync(project: Path) -> None:
+    """`team.auto_sync`: a detached `cmat sync`, so that the hook never waits on the network."""
+    from cmat.budgets.config import load_config
+
+    config = load_config(project)
+    if not config.auto_sync or not (config.team_url or os.environ.get("CMAT_TEAM_URL")):
+        return
+    import subprocess
+
+    subprocess.Popen([sys.executable, "-m", "cmat", "sync", "--quiet", "--no-scan"],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+                     cwd=str(project))
 
 
 def check_budgets(event: str, payload: dict, project: Path,

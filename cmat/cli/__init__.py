@@ -30,6 +30,7 @@ COMMANDS = {
     "optimize": ("cmat.cli.insight", "optimize", "What to change to spend less, in dollars."),
     "estimate": ("cmat.cli.insight", "estimate", "What the next task or a prompt will cost."),
     "dashboard": ("cmat.cli.dashboard", "dashboard", "Local web dashboard and JSON API."),
+    "sync": ("cmat.cli.team", "sync", "Push this ledger to the team database (PostgreSQL)."),
     "budget": ("cmat.cli.budget", "budget", "Budgets enforced in Claude Code: set, status, ..."),
     "alerts": ("cmat.cli.budget", "alerts", "Budget alerts that fired, and their delivery."),
     "statusline": ("cmat.cli.live", "statusline", "One line for Claude Code's status bar."),

@@ -56,6 +56,12 @@ def _scoped(function):
                      help="For a project budget."),
         click.option("--user", is_flag=True, help="Write the user's config."),
         click.option("--in-project", is_flag=True, help="Write the project's .claude/cmat.toml."),
+        click.option("--team", is_flag=True,
+                     help="For team-daily, team-weekly and team-monthly: the team database's "
+                          "budget, enforced by every member's hooks."),
+        click.option("--to", "team_url", metavar="URL",
+                     help="With --team: the team database (default: CMAT_TEAM_URL, "
+                          "team.url)."),
         click.option("--project", "project", is_flag=False, flag_value="", default=None,
                      metavar="[DIR]",
                      help="Alone, after daily, monthly, total or daily-tokens: make it this "
@@ -65,6 +71,28 @@ def _scoped(function):
     ]):
         function = option(function)
     return function
+
+
+def _team_budget(scope: str, team: bool, url: str | None, amount: float | None) -> bool:
+    """Set (or remove) a team budget in the team database; False when `scope` is not one."""
+    from cmat.budgets.config import TEAM_SCOPES
+
+    if scope not in TEAM_SCOPES:
+        if team:
+            raise click.UsageError(f"--team goes with {', '.join(TEAM_SCOPES)}")
+        return False
+    if not team:
+        raise click.UsageError(f"{scope} lives in the team database: add --team")
+    if amount is not None and amount < 0:
+        raise click.UsageError("a budget is 0 or more")
+    from cmat.team.budgets import set_team_budget
+    from cmat.team.connect import describe, team_url
+
+    target = team_url(url)
+    set_team_budget(target, scope, amount)
+    click.echo(f"{scope} = {amount} (in {describe(target)})" if amount is not None
+               else f"Removed {scope} from {describe(target)}")
+    return True
 
 
 def _resolve(scope: str, period: str | None, project: str | None) -> tuple[str, str | None,
@@ -102,7 +130,8 @@ def _key_path(scope: str, period: str | None, key_id: str | None, key_name: str 
                    "cache writes and reads too (cache). Applies to every token budget.")
 def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | None,
                key_agent: str | None, period: str | None, user: bool, in_project: bool,
-               project: str | None, count: str | None) -> None:
+               team: bool, team_url: str | None, project: str | None,
+               count: str | None) -> None:
     """Set a budget: AMOUNT in USD; tokens for daily-tokens and run-tokens; sessions for
     concurrent-agents.
 
@@ -123,6 +152,7 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
       cmat budget set run 10 --agent architect      runs of the architect agent
       cmat budget set run-tokens 100000 --agent Explore
       cmat budget set concurrent-agents 5           sessions at work at once
+      cmat budget set team-monthly 5000 --team      the whole team (in the team database)
 
     A run over its limit has its next tool call denied (a subagent's only its own); a
     session started while concurrent-agents sessions are at work has its first prompt held.
@@ -134,6 +164,8 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
     """
     from cmat.budgets.config import edit_config, set_value, user_config_file
 
+    if _team_budget(scope, team, team_url, amount):
+        return
     scope, period, resolved = _resolve(scope, period, project)
     if count and scope not in TOKEN_SCOPES and period != "daily-tokens":
         raise click.UsageError("--count goes with token budgets (daily-tokens, run-tokens)")
@@ -157,11 +189,13 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
 @click.argument("scope", type=click.Choice(SCOPES))
 @_scoped
 def unset_budget(scope: str, key_id: str | None, key_name: str | None, key_agent: str | None,
-                 period: str | None, user: bool, in_project: bool, project: str | None
-                 ) -> None:
+                 period: str | None, user: bool, in_project: bool, team: bool,
+                 team_url: str | None, project: str | None) -> None:
     """Remove a budget."""
     from cmat.budgets.config import edit_config, unset_value
 
+    if _team_budget(scope, team, team_url, None):
+        return
     scope, period, resolved = _resolve(scope, period, project)
     keys = _key_path(scope, period, key_id, key_name, key_agent)
     target = _target(scope, resolved, user, in_project)

@@ -125,12 +125,29 @@ def show(task_id: str, project: Path | None, as_json: bool) -> None:
 @costs.command()
 @click.argument("name")
 @project_option
+@click.option("--team", is_flag=True,
+              help="Every machine's sessions of these tasks, from the team database.")
+@click.option("--to", "team_url", metavar="URL",
+              help="With --team: the team database (default: CMAT_TEAM_URL, team.url).")
 @output_options
-def enhancement(name: str, project: Path | None, as_json: bool) -> None:
+def enhancement(name: str, project: Path | None, team: bool, team_url: str | None,
+                as_json: bool) -> None:
     """What the tasks of enhancement NAME have cost, task by task."""
     from cmat.tasks import enhancement_report
 
-    report = enhancement_report(paths.project_dir(project), name)
+    if not team:
+        report = enhancement_report(paths.project_dir(project), name)
+    else:
+        from cmat.team.connect import connect
+        from cmat.team.connect import team_url as resolve_url
+        from cmat.team.reports import TeamSource
+
+        connection = connect(resolve_url(team_url, project))
+        try:
+            report = enhancement_report(paths.project_dir(project), name,
+                                        TeamSource(connection))
+        finally:
+            connection.close()
     if as_json:
         emit_json(report)
         return

@@ -94,3 +94,73 @@ def rebuild(yes: bool, extra_paths: tuple[Path, ...], as_json: bool) -> None:
     if result["unreadable_chunks"]:
         click.echo(f"warning: {result['unreadable_chunks']} parts of the old ledger could not "
                    "be read")
+
+
+@ledger.command()
+@click.option("--older-than", "older_than", required=True, metavar="AGE",
+              help="Fold requests older than this: 90d, 13m (months) or 2y.")
+@click.option("--team", is_flag=True, help="Compact the team database instead.")
+@click.option("--to", "team_url", metavar="URL",
+              help="With --team: the team database (default: CMAT_TEAM_URL, team.url).")
+@output_options
+def compact(older_than: str, team: bool, team_url: str | None, as_json: bool) -> None:
+    """Fold old requests into daily rollups that keep every token and dollar.
+
+    One row per local day (the configured time zone), machine, user, project, model, task,
+    enhancement, agent and task type: reports over old periods give the same totals after,
+    and budgets count the rollups; what goes is each request's own detail. With a team
+    database configured, only requests already synced to it are folded. `retention` in the
+    config (older_than, team_older_than) runs this on its own.
+    """
+    from cmat import paths
+    from cmat.budgets.config import load_config
+
+    config = load_config(paths.project_dir())
+    if team:
+        from cmat.team.compact import compact_team
+        from cmat.team.connect import describe
+        from cmat.team.connect import team_url as resolve_url
+
+        target = resolve_url(team_url)
+        folded = compact_team(target, older_than, config.timezone)
+        data = {"database": describe(target), "requests": folded}
+    else:
+        import os
+
+        from cmat.ledger import Ledger
+        from cmat.retention import compact as fold
+
+        with Ledger() as opened:
+            done = fold(opened, older_than, config.timezone,
+                        os.environ.get("CMAT_TEAM_URL") or config.team_url)
+        data = {"cutoff": done.cutoff, "requests": done.requests,
+                "rollups": done.rollups_after - done.rollups_before}
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(f"Folded {data['requests']:,} requests older than {older_than}"
+                   + (f" into {data['rollups']:,} daily rollups" if "rollups" in data else
+                      f" in {data['database']}"))
+
+
+@ledger.command()
+@click.option("--since", metavar="YYYY-MM-DD", help="From this day on (local time).")
+@click.option("--until", metavar="YYYY-MM-DD", help="Up to this day, included.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv",
+              show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file (whole, then moved into place) instead of stdout.")
+def export(since: str | None, until: str | None, fmt: str, output: Path | None) -> None:
+    """Every request of a range, with its session's task, enhancement and agent, as CSV or
+    JSON lines: for archives before compaction, or for other tools."""
+    import time
+
+    from cmat.ledger import Ledger
+    from cmat.periods import local_zone, recent_window
+    from cmat.retention import export_to
+
+    start, end = recent_window("all", since, until, local_zone(), time.time())
+    with Ledger() as opened:
+        written = export_to(output, opened, start, end, fmt)
+    if output is not None:
+        click.echo(f"Wrote {written:,} requests to {output}", err=True)

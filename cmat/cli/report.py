@@ -53,6 +53,13 @@ filter_options = [
                       "(input + output) and cost per run."),
     click.option("--project", "project", metavar="DIR|TEXT",
                  help="Only this project: a folder, or text found in the working directory."),
+    click.option("--machine", metavar="NAME",
+                 help="Only what this machine recorded (its CMAT_MACHINE, else host name)."),
+    click.option("--team", is_flag=True,
+                 help="The whole team's usage, from the team database (days in UTC; "
+                      "--by may add user and machine)."),
+    click.option("--to", "team_url", metavar="URL",
+                 help="With --team: the team database (default: CMAT_TEAM_URL, team.url)."),
     output_options,
     click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table."),
 ]
@@ -106,7 +113,20 @@ def scan_first(no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool):
             if progress:
                 progress.finish()
         apply_spooled(ledger)
+        _retention(ledger)
     return ledger, models
+
+
+def _retention(ledger) -> None:
+    """`retention.older_than` in the config: old requests folded, at most once a day."""
+    from cmat import paths
+    from cmat.budgets.config import load_config
+    from cmat.retention import compact_when_due
+
+    done = compact_when_due(ledger, load_config(paths.project_dir()))
+    if done and done.requests:
+        click.echo(f"cmat: retention: folded {done.requests:,} old requests into daily "
+                   "rollups", err=True)
 
 
 def no_history():
@@ -142,20 +162,37 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
 def run_report(period: str, since: date | None, until: date | None, timezone_name: str | None,
                group_by: tuple[str, ...], project: str | None, as_json: bool, as_csv: bool,
                no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool,
-               layout: dict | None = None) -> None:
-    """A report; `layout` holds --last, --order, --compact and --wide."""
+               layout: dict | None = None, machine: str | None = None,
+               team: bool = False, team_url: str | None = None) -> None:
+    """A report; `layout` holds --last, --order, --compact and --wide; `team`: from the
+    team database."""
     from cmat.periods import zone
     from cmat.reports import ReportQuery, build_report, project_filter
 
     query = ReportQuery(period, since, until, zone(timezone_name), _split(group_by),
-                        project_filter(project))
+                        project_filter(project), machine)
     query.validate()
-    ledger, models = scan_first(no_scan, extra_paths, quiet)
     layout = layout or {}
-    with ledger:
-        report = build_report(ledger, query)
-        if layout.get("html"):
-            _write_html(layout["html"], ledger, models, query)
+    if team_url and not team:
+        raise click.UsageError("--to goes with --team")
+    if team:
+        from cmat.catalog import ModelService
+        from cmat.team.connect import connect
+        from cmat.team.connect import team_url as resolve_url
+        from cmat.team.reports import team_report
+
+        connection = connect(resolve_url(team_url))
+        try:
+            report = team_report(connection, query)
+        finally:
+            connection.close()
+        models = ModelService()
+    else:
+        ledger, models = scan_first(no_scan, extra_paths, quiet)
+        with ledger:
+            report = build_report(ledger, query)
+            if layout.get("html"):
+                _write_html(layout["html"], ledger, models, query)
     if layout.get("compact") and layout.get("wide"):
         raise click.UsageError("--compact and --wide cannot go together")
     rows = report["rows"]
@@ -297,12 +334,13 @@ def _period_command(period: str, summary: str) -> click.Command:
     @click.option("--html", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
                   help="Also write the dashboard's charts for this range (--since, --until, "
                        "--project) as one self-contained HTML file, to share.")
-    def command(since, until, timezone_name, group_by, project, as_json, as_csv, last, order,
-                compact, wide, no_scan, extra_paths, quiet, html) -> None:
+    def command(since, until, timezone_name, group_by, project, machine, team, team_url,
+                as_json, as_csv, last, order, compact, wide, no_scan, extra_paths, quiet,
+                html) -> None:
         run_report(period, parse_day(since), parse_day(until), timezone_name, group_by, project,
                    as_json, as_csv, no_scan, extra_paths, quiet,
                    {"last": last, "order": order, "compact": compact, "wide": wide,
-                    "html": html})
+                    "html": html}, machine, team, team_url)
 
     return click.command(period, help=summary)(command)
 
@@ -318,14 +356,14 @@ def range_command(which: str, summary: str) -> click.Command:
     """`cmat costs today|week|month`: the current period, day by day, with models."""
 
     @options(filter_options, scan_options)
-    def command(timezone_name, group_by, project, as_json, as_csv, no_scan, extra_paths,
-                quiet) -> None:
+    def command(timezone_name, group_by, project, machine, team, team_url, as_json, as_csv,
+                no_scan, extra_paths, quiet) -> None:
         from cmat.periods import current_range, zone
 
         since, until = current_range(which, zone(timezone_name))
         by = group_by or (("model",) if which == "today" else ())
         run_report("daily", since, until, timezone_name, by, project, as_json, as_csv,
-                   no_scan, extra_paths, quiet)
+                   no_scan, extra_paths, quiet, None, machine, team, team_url)
 
     return click.command(which, help=summary)(command)
 

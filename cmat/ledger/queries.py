@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from typing import Sequence
 
 from cmat.usage import COLUMN, COUNTED_TOKENS, TOKEN_FIELDS
@@ -24,7 +25,8 @@ DIMENSION_COLUMNS = {
     "model": "model", "project": "project", "task": "task_id", "enhancement": "enhancement",
     "agent": "CASE WHEN requests.agent = 'main' THEN coalesce(sessions.agent, 'main')"
              " ELSE requests.agent END",
-    "task-type": "task_type", "session": "session_id"}
+    "task-type": "task_type", "session": "session_id", "user": "user_name",
+    "machine": "machine"}
 SESSION_DIMENSIONS = ("task", "enhancement", "agent", "task-type")  # need the sessions join
 RUN_SQL = "session_id || '/' || coalesce(agent_id, '')"  # a session's main thread, a subagent
 
@@ -41,9 +43,12 @@ def _tokens_sql(cache: bool) -> str:
     return " + ".join(COLUMN[kind] for kind in kinds)
 
 
-def _report_filter(since: float | None, until: float | None,
-                   project: str | None) -> tuple[str, list]:
+def _report_filter(since: float | None, until: float | None, project: str | None,
+                   machine: str | None = None) -> tuple[str, list]:
     where, params = ["1"], []
+    if machine:
+        where.append("machine = ?")
+        params.append(machine)
     if since is not None:
         where.append("ts >= ?")
         params.append(since)
@@ -56,11 +61,35 @@ def _report_filter(since: float | None, until: float | None,
     return " AND ".join(where), params
 
 
-def _report_source(dimensions: Sequence[str]) -> str:
-    """The requests, joined to their sessions only when a dimension needs it."""
-    if set(SESSION_DIMENSIONS) & set(dimensions):
-        return "requests LEFT JOIN sessions USING (session_id)"
-    return "requests"
+@dataclass(frozen=True)
+class UsageSource:
+    """Where reports read usage from: the requests (joined to their sessions only when a
+    dimension needs it), or, once compaction folded old requests into rollups, both."""
+
+    table: str
+    dimensions: dict[str, str]
+    counts: str  # SQL: requests, cost of the priced ones, priced requests
+
+
+PLAIN_COUNTS = "count(*), sum(cost_usd), count(cost_usd)"
+
+
+def usage_source(dimensions: Sequence[str], rollups: bool) -> UsageSource:
+    if not rollups:
+        joined = set(SESSION_DIMENSIONS) & set(dimensions)
+        return UsageSource("requests LEFT JOIN sessions USING (session_id)" if joined
+                           else "requests", DIMENSION_COLUMNS, PLAIN_COUNTS)
+    kinds = ", ".join(COLUMN[kind] for kind in TOKEN_FIELDS)
+    union = (
+        f"(SELECT ts, model, project, machine, user_name, session_id, agent_id, task_id,"
+        f" enhancement, task_type, {DIMENSION_COLUMNS['agent']} AS agent, {kinds},"
+        f" 1 AS n, cost_usd, CASE WHEN cost_usd IS NULL THEN 0 ELSE 1 END AS priced"
+        f" FROM requests LEFT JOIN sessions USING (session_id)"
+        f" UNION ALL SELECT ts, model, project, machine, user_name, NULL, NULL, task_id,"
+        f" enhancement, task_type, agent, {kinds}, requests, cost_usd, priced"
+        f" FROM request_rollups) AS usage")
+    return UsageSource(union, {**DIMENSION_COLUMNS, "agent": "agent"},
+                       "sum(n), sum(cost_usd), sum(priced)")
 
 
 def _offset_sql(first: int, changes: list[tuple[int, int]]) -> str:
@@ -109,7 +138,12 @@ class LedgerQueries:
             since or 0.0]
         if project is not None:
             sql, params = _in_project(sql, params, project)
-        return float(self.db.execute(sql, params).fetchone()[0])
+        folded, folded_params = "SELECT coalesce(sum(cost_usd), 0) FROM request_rollups" \
+                                " WHERE ts >= ?", [since or 0.0]
+        if project is not None:
+            folded, folded_params = _in_project(folded, folded_params, project)
+        return float(self.db.execute(f"SELECT ({sql}) + ({folded})",
+                                     [*params, *folded_params]).fetchone()[0])
 
 
     def spend_tokens(self, since: float, project: str | None = None,
@@ -153,8 +187,9 @@ class LedgerQueries:
             "SELECT (SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE session_id IN"
             f" (SELECT session_id FROM sessions WHERE {condition}))"
             " + (SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE session_id = ? AND"
-            " session_id NOT IN (SELECT session_id FROM sessions WHERE task_id IS NOT NULL))",
-            (*params, running or "")).fetchone()[0])
+            " session_id NOT IN (SELECT session_id FROM sessions WHERE task_id IS NOT NULL))"
+            f" + (SELECT coalesce(sum(cost_usd), 0) FROM request_rollups WHERE {condition})",
+            (*params, running or "", *params)).fetchone()[0])
 
 
     def unpriced_models(self) -> list[dict]:
@@ -240,7 +275,7 @@ class LedgerQueries:
 
     def report_rows(self, period: str, offsets: tuple[int, list[tuple[int, int]]],
                     dimensions: Sequence[str], since: float | None, until: float | None,
-                    project: str | None) -> list[tuple]:
+                    project: str | None, machine: str | None = None) -> list[tuple]:
         """Sums per (period, *dimensions, model) of the requests in [since, until) whose
         working directory holds `project`: the 5 token kinds, requests, the cost of the priced
         ones, priced requests, then for sessions first ts, last ts and project.
@@ -249,36 +284,43 @@ class LedgerQueries:
         at the start and every change of it, see periods.offset_changes) or session;
         `dimensions` are names of DIMENSION_COLUMNS.
         """
-        condition, params = _report_filter(since, until, project)
+        condition, params = _report_filter(since, until, project, machine)
+        source = usage_source(dimensions, self.has_rollups())
         local = f"(ts + {_offset_sql(*offsets)})"
-        group = [_period_sql(period, local), *(DIMENSION_COLUMNS[d] for d in dimensions),
+        group = [_period_sql(period, local), *(source.dimensions[d] for d in dimensions),
                  "model"]
         select = ", ".join(f"{expr} AS g{index}" for index, expr in enumerate(group))
         extra = ", min(ts), max(ts), max(project)" if period == "session" else ""
         return self.query(
-            f"SELECT {select}, {token_sums()}, count(*), sum(cost_usd), count(cost_usd){extra}"
-            f" FROM {_report_source(dimensions)} WHERE {condition}"
+            f"SELECT {select}, {token_sums()}, {source.counts}{extra}"
+            f" FROM {source.table} WHERE {condition}"
             f" GROUP BY {', '.join(f'g{i}' for i in range(len(group)))}", params)
+
+    def has_rollups(self) -> bool:
+        """Whether compaction folded old requests into rollups (reports then read both)."""
+        return bool(self.query("SELECT 1 FROM request_rollups LIMIT 1"))
 
     def report_runs(self, period: str, offsets: tuple[int, list[tuple[int, int]]],
                     dimensions: Sequence[str], since: float | None, until: float | None,
-                    project: str | None) -> list[tuple]:
+                    project: str | None, machine: str | None = None) -> list[tuple]:
         """Runs (a session's main thread, or one subagent run) per (period, *dimensions), as
         report_rows selects and groups them, models together."""
-        condition, params = _report_filter(since, until, project)
+        condition, params = _report_filter(since, until, project, machine)
+        source = usage_source(dimensions, self.has_rollups())
         local = f"(ts + {_offset_sql(*offsets)})"
-        group = [_period_sql(period, local), *(DIMENSION_COLUMNS[d] for d in dimensions)]
+        group = [_period_sql(period, local), *(source.dimensions[d] for d in dimensions)]
         select = ", ".join(f"{expr} AS g{index}" for index, expr in enumerate(group))
         return self.query(
-            f"SELECT {select}, count(DISTINCT {RUN_SQL}) FROM {_report_source(dimensions)}"
+            f"SELECT {select}, count(DISTINCT {RUN_SQL}) FROM {source.table}"
             f" WHERE {condition} GROUP BY {', '.join(f'g{i}' for i in range(len(group)))}",
             params)
 
-    def time_span(self, since: float | None, until: float | None,
-                  project: str | None) -> tuple[float | None, float | None]:
+    def time_span(self, since: float | None, until: float | None, project: str | None,
+                  machine: str | None = None) -> tuple[float | None, float | None]:
         """The first and last request in [since, until) of `project` (None, None: none)."""
-        condition, params = _report_filter(since, until, project)
-        return self.query(f"SELECT min(ts), max(ts) FROM requests WHERE {condition}",
+        condition, params = _report_filter(since, until, project, machine)
+        table = usage_source((), self.has_rollups()).table
+        return self.query(f"SELECT min(ts), max(ts) FROM {table} WHERE {condition}",
                           params)[0]
 
     def timeline(self, since: float | None = None) -> list[tuple]:
@@ -370,6 +412,51 @@ class LedgerQueries:
         rows = sorted(r[0] for r in self.query(
             "SELECT output_tokens FROM requests ORDER BY ts DESC LIMIT 1000"))
         return float(rows[len(rows) // 2]) if rows else None
+
+    # --- sync -------------------------------------------------------------------------------
+
+    def meta_value(self, key: str) -> int | None:
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta_value(self, key: str, value: int) -> None:
+        self.db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET"
+                        " value = excluded.value", (key, value))
+
+    def changed_requests(self, since_seq: int, below_seq: int, after: tuple[int, str],
+                         limit: int) -> list[tuple]:
+        """Requests written at a version in [since_seq, below_seq), after `after` (seq,
+        message id) in that order: REQUEST_COLUMNS then seq."""
+        from cmat.ledger.schema import COLUMN_LIST
+
+        return self.query(
+            f"SELECT {COLUMN_LIST}, seq FROM requests WHERE seq >= ? AND seq < ?"
+            " AND (seq > ? OR (seq = ? AND message_id > ?)) ORDER BY seq, message_id LIMIT ?",
+            (since_seq, below_seq, after[0], after[0], after[1], limit))
+
+    def changed_sessions(self, since_seq: int, below_seq: int) -> list[tuple]:
+        """Sessions attributed at a version in [since_seq, below_seq): SESSION_COLUMNS."""
+        from cmat.ledger.schema import SESSION_COLUMNS
+
+        return self.query(f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions"
+                          " WHERE seq >= ? AND seq < ?", (since_seq, below_seq))
+
+    def deleted_requests(self, since_seq: int, below_seq: int) -> list[str]:
+        return [m for (m,) in self.query("SELECT message_id FROM deleted_requests"
+                                         " WHERE seq >= ? AND seq < ?", (since_seq, below_seq))]
+
+    def export_rows(self, since: float | None, until: float | None):
+        """(column names, a cursor over every request of [since, until) with its session's
+        task, enhancement, agent and task type), oldest first."""
+        from cmat.ledger.schema import REQUEST_COLUMNS
+
+        condition, params = _report_filter(since, until, None)
+        columns = ", ".join(f"requests.{c}" for c in REQUEST_COLUMNS)
+        cursor = self.db.execute(
+            f"SELECT {columns}, task_id, enhancement, sessions.agent, task_type FROM"
+            f" requests LEFT JOIN sessions USING (session_id) WHERE {condition} ORDER BY ts",
+            params)
+        return (*REQUEST_COLUMNS, "task_id", "enhancement", "task_agent", "task_type"), cursor
 
     # --- metrics --------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from cmat.errors import LedgerError
-from cmat.ledger.schema import COLUMN_LIST, ON_CONFLICT, REQUEST_COLUMNS
+from cmat.ledger.schema import COLUMN_LIST, CURRENT_SEQ, ON_CONFLICT, REQUEST_COLUMNS
 from cmat.ledger.store import Ledger
 
 SALVAGED_TABLES = ("sessions", "overrides", "alerts")  # kept from the old ledger as they are
@@ -70,7 +70,8 @@ def salvage(fresh: Ledger, old_path: Path) -> tuple[int, int]:
         while start < last:
             try:
                 with fresh.transaction():
-                    db.execute(f"INSERT INTO main.requests ({COLUMN_LIST}) SELECT {select}"
+                    db.execute(f"INSERT INTO main.requests ({COLUMN_LIST}, seq) SELECT {select},"
+                               f" {CURRENT_SEQ}"
                                f" FROM old.requests WHERE rowid > ? AND rowid <= ? {ON_CONFLICT}",
                                (start, start + SALVAGE_CHUNK_ROWS))
             except sqlite3.DatabaseError:

@@ -239,29 +239,83 @@ def _m009_runs_and_channels(db: sqlite3.Connection) -> None:
     """)
 
 
+def _m010_labels_and_changes(db: sqlite3.Connection) -> None:
+    # Each request knows the machine and user it was recorded by (a team's ledgers meet in
+    # one database); each request and session knows the requests_version it last changed at
+    # (`seq`), so a sync pushes only what changed since its mark, and requests deleted here
+    # leave a tombstone for it. Compacted history lives in request_rollups.
+    from cmat import labels
+
+    _run_script(db, """
+        ALTER TABLE requests ADD COLUMN machine TEXT;
+        ALTER TABLE requests ADD COLUMN user_name TEXT;
+        ALTER TABLE requests ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE sessions ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX requests_seq ON requests (seq, message_id);
+        CREATE INDEX sessions_seq ON sessions (seq);
+        CREATE TABLE deleted_requests (
+            message_id TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL
+        );
+        CREATE TABLE request_rollups (
+            day TEXT NOT NULL,                -- the local day (compaction's time zone)
+            ts REAL NOT NULL,                 -- the group's first request
+            machine TEXT, user_name TEXT, project TEXT, model TEXT NOT NULL,
+            task_id TEXT, enhancement TEXT, agent TEXT, task_type TEXT, project_dir TEXT,
+            input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+            cache_creation_tokens INTEGER NOT NULL, cache_creation_1h_tokens INTEGER NOT NULL,
+            cache_read_tokens INTEGER NOT NULL, web_search_requests INTEGER NOT NULL,
+            requests INTEGER NOT NULL, priced INTEGER NOT NULL, cost_usd REAL
+        );
+        CREATE INDEX request_rollups_ts ON request_rollups (ts)
+    """)
+    db.execute("UPDATE requests SET machine = ?, user_name = ?", (labels.machine(),
+                                                                   labels.user()))
+    db.execute("INSERT INTO meta VALUES ('ledger_id', abs(random()))")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_requests, _m002_sessions, _m003_report_cache, _m004_budgets, _m005_partial_indexes,
     _m006_skips_and_dropped_indexes, _m007_attribution_of_its_own, _m008_inference_geo,
-    _m009_runs_and_channels]
+    _m009_runs_and_channels, _m010_labels_and_changes]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 REQUEST_COLUMNS = ("message_id", "request_id", "session_id", "ts", "project", "model", "agent",
                    "agent_id", "is_sidechain", *(COLUMN[kind] for kind in TOKEN_FIELDS),
                    "web_search_requests", "speed", "cost_usd", "catalog_version", "inference_geo",
-                   "source")
+                   "source", "machine", "user_name")
+# The type of each column, and whether it may be NULL: the one definition the team database's
+# tables are made from too (cmat/team/schema.py); a test holds SQLite's table to it.
+COLUMN_TYPES = {"message_id": "TEXT", "request_id": "TEXT", "session_id": "TEXT",
+                "ts": "REAL", "project": "TEXT", "model": "TEXT", "agent": "TEXT",
+                "agent_id": "TEXT", "is_sidechain": "INTEGER",
+                **{COLUMN[kind]: "INTEGER" for kind in TOKEN_FIELDS},
+                "web_search_requests": "INTEGER", "speed": "TEXT", "cost_usd": "REAL",
+                "catalog_version": "TEXT", "inference_geo": "TEXT", "source": "TEXT",
+                "machine": "TEXT", "user_name": "TEXT"}
+NOT_NULL = {"ts", "model", "agent", "is_sidechain", *(COLUMN[kind] for kind in TOKEN_FIELDS),
+            "web_search_requests"}
+# What a sync sends of a session: whom it was for.
+SESSION_COLUMNS = ("session_id", "project_dir", "task_id", "enhancement", "agent", "task_type",
+                   "recorded_at")
 COLUMN_LIST = ", ".join(REQUEST_COLUMNS)
 PLACEHOLDERS = ", ".join("?" for _ in REQUEST_COLUMNS)
 # The better copy of a request wins, whoever stores it (a sidechain replay or an earlier
 # snapshot never overwrites a response); copies of equal rank leave the first one in place.
+# A row's `seq` is the requests_version it was written at (bumped after every write): what a
+# sync uses to find what changed.
+CURRENT_SEQ = "(SELECT value FROM main.meta WHERE key = 'requests_version')"
 ON_CONFLICT = (
     "ON CONFLICT (message_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in REQUEST_COLUMNS if c != "message_id")
+    + ", ".join(f"{c} = excluded.{c}" for c in (*REQUEST_COLUMNS, "seq") if c != "message_id")
     + f" WHERE {rank_sql('excluded')} > {rank_sql('requests')}"
 )
-UPSERT = f"INSERT INTO requests ({COLUMN_LIST}) VALUES ({PLACEHOLDERS}) {ON_CONFLICT}"
+UPSERT = (f"INSERT INTO requests ({COLUMN_LIST}, seq) VALUES ({PLACEHOLDERS}, {CURRENT_SEQ})"
+          f" {ON_CONFLICT}")
 # "WHERE true": SQLite's parser needs it between a SELECT and its upsert clause.
-UPSERT_PACKED = (f"INSERT INTO main.requests ({COLUMN_LIST}) "
-                 f"SELECT {COLUMN_LIST} FROM packed.requests WHERE true {ON_CONFLICT}")
+UPSERT_PACKED = (f"INSERT INTO main.requests ({COLUMN_LIST}, seq) "
+                 f"SELECT {COLUMN_LIST}, {CURRENT_SEQ} FROM packed.requests WHERE true"
+                 f" {ON_CONFLICT}")
 CAN_PACK = hasattr(sqlite3.Connection, "serialize")  # SQLite 3.23+ built with it: nearly always
 
 
@@ -304,11 +358,14 @@ def request_rows(records: Sequence[UsageRecord], costs: Sequence[float | None],
                  catalog_version: str, source: str | None = None) -> list[tuple]:
     """The ledger rows (REQUEST_COLUMNS order) of priced requests; `source`: where they
     came from when not from a Claude Code transcript."""
+    from cmat import labels
+
+    machine, user = labels.machine(), labels.user()
     return [(r.message_id, r.request_id, r.session_id, timestamp_seconds(r.timestamp), r.cwd,
              r.model, r.agent, r.agent_id, int(r.is_sidechain), r.input_tokens,
              r.output_tokens, r.cache_creation_tokens, r.cache_creation_1h_tokens,
              r.cache_read_tokens, r.web_search_requests, r.speed, cost, catalog_version,
-             r.inference_geo, source)
+             r.inference_geo, source, machine, user)
             for r, cost in zip(records, costs)]
 
 

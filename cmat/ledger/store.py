@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from cmat import paths
+from cmat import labels, paths
 from cmat.errors import LedgerError
 from cmat.ledger.queries import LedgerQueries
 from cmat.ledger.schema import (
     COLUMN_LIST,
+    CURRENT_SEQ,
     LEGACY_PREFIX,
     PLACEHOLDERS,
     SCHEMA_VERSION,
@@ -110,6 +111,21 @@ class Ledger(LedgerQueries):
 
     def transaction(self):
         return _Transaction(self.db)
+
+    @contextlib.contextmanager
+    def snapshot(self):
+        """Read the ledger as it is at the first read inside: writers go on meanwhile (WAL)
+        and none of their changes show until the block ends."""
+        self.db.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            self.db.execute("COMMIT")
+
+    def ledger_id(self) -> int:
+        """This ledger's identity (a random number made with it): what the team database
+        keeps its sync mark under."""
+        return self.meta_value("ledger_id")
 
     def last_request_rowid(self) -> int:
         """Rows are never given a rowid below the largest one, so the growth of this number
@@ -201,7 +217,8 @@ class Ledger(LedgerQueries):
     def set_costs(self, updates: Iterable[tuple[float | None, str, str]]) -> None:
         """Store (cost, catalog version, message id) of requests priced again."""
         self.db.executemany(
-            "UPDATE requests SET cost_usd = ?, catalog_version = ? WHERE message_id = ?", updates)
+            f"UPDATE requests SET cost_usd = ?, catalog_version = ?, seq = {CURRENT_SEQ}"
+            " WHERE message_id = ?", updates)
         self.bump_version()
 
     def attribute(self, session_id: str, *, project_dir: str | None,
@@ -212,7 +229,8 @@ class Ledger(LedgerQueries):
         an earlier one gave."""
         self.db.execute(
             "INSERT INTO sessions (session_id, project_dir, transcript_path, task_id, enhancement,"
-            " recorded_at, recorded_by, agent, task_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" recorded_at, recorded_by, agent, task_type, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            f" {CURRENT_SEQ})"
             " ON CONFLICT (session_id) DO UPDATE SET"
             " project_dir = coalesce(excluded.project_dir, sessions.project_dir),"
             " transcript_path = coalesce(excluded.transcript_path, sessions.transcript_path),"
@@ -223,7 +241,8 @@ class Ledger(LedgerQueries):
             " ELSE sessions.agent END,"
             " task_type = CASE WHEN excluded.task_id IS NOT NULL THEN excluded.task_type"
             " ELSE sessions.task_type END,"
-            " recorded_at = excluded.recorded_at, recorded_by = excluded.recorded_by",
+            " recorded_at = excluded.recorded_at, recorded_by = excluded.recorded_by,"
+            " seq = excluded.seq",
             (session_id, project_dir, transcript_path, task_id, enhancement, time.time(),
              recorded_by, agent, task_type))
         self.bump_version()
@@ -237,12 +256,38 @@ class Ledger(LedgerQueries):
         """Figures CMAT wrote for a task before cmat, as one request of a session of their own
         (`reprice` leaves them alone: only their total is known, not how it was priced)."""
         self.db.execute(
-            f"INSERT OR IGNORE INTO requests ({COLUMN_LIST}) VALUES ({PLACEHOLDERS})",
+            f"INSERT OR IGNORE INTO requests ({COLUMN_LIST}, seq) VALUES ({PLACEHOLDERS},"
+            f" {CURRENT_SEQ})",
             (LEGACY_PREFIX + task_id, None, figures["session"], figures["ts"], None,
              figures["model"], "main", None, 0, figures["input"], figures["output"],
              figures["cache_creation"], 0, figures["cache_read"], 0, None, figures["cost"],
-             version, None, "cmat-legacy"))
+             version, None, "cmat-legacy", labels.machine(), labels.user()))
         self.bump_version()
+
+    def compact(self, cutoff: float, offsets: tuple[int, list[tuple[int, int]]],
+                below_seq: int | None) -> int:
+        """Fold every request before `cutoff` (and, with `below_seq`, already synced) into
+        request_rollups, one row per local day (by `offsets`, see periods.offset_changes),
+        machine, user, project, model, task, enhancement, agent and task type, every token
+        and dollar kept; returns the requests folded. Call inside `transaction()`."""
+        from cmat.ledger.queries import DIMENSION_COLUMNS, _offset_sql
+        from cmat.usage import COLUMN, TOKEN_FIELDS
+
+        kinds = [COLUMN[kind] for kind in TOKEN_FIELDS] + ["web_search_requests"]
+        chosen = "ts < ?" + (" AND seq < ?" if below_seq is not None else "")
+        params = (cutoff, below_seq) if below_seq is not None else (cutoff,)
+        keys = ("machine", "user_name", "project", "model", "task_id", "enhancement",
+                DIMENSION_COLUMNS["agent"], "task_type", "project_dir")
+        self.db.execute(
+            f"INSERT INTO request_rollups (day, ts, machine, user_name, project, model, task_id,"
+            f" enhancement, agent, task_type, project_dir, {', '.join(kinds)}, requests, priced,"
+            f" cost_usd) SELECT date(ts + {_offset_sql(*offsets)}, 'unixepoch'), min(ts),"
+            f" {', '.join(keys)}, {', '.join(f'sum({k})' for k in kinds)}, count(*),"
+            f" count(cost_usd), sum(cost_usd) FROM requests LEFT JOIN sessions"
+            f" USING (session_id) WHERE {chosen} GROUP BY 1, {', '.join(keys)}", params)
+        folded = self.db.execute(f"DELETE FROM requests WHERE {chosen}", params).rowcount
+        self.bump_version()
+        return folded
 
     def drop_legacy(self, task_id: str, session_id: str) -> None:
         """Forget CMAT's figures for a session whose requests the ledger now holds itself."""
@@ -252,6 +297,8 @@ class Ledger(LedgerQueries):
             self.db.execute("DELETE FROM requests WHERE message_id = ?",
                             (LEGACY_PREFIX + task_id,))
             self.db.execute("DELETE FROM sessions WHERE session_id = ?", (legacy[0],))
+            self.db.execute(f"INSERT OR REPLACE INTO deleted_requests VALUES (?, {CURRENT_SEQ})",
+                            (LEGACY_PREFIX + task_id,))  # a sync deletes it remotely too
             self.bump_version()
 
 

@@ -1,0 +1,29 @@
+"""Who and where: the machine and user every ledger row is labelled with, so that a team's
+ledgers can be told apart once they meet in one database."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+
+@functools.cache
+def machine() -> str:
+    """CMAT_MACHINE, else the host name."""
+    import socket
+
+    return os.environ.get("CMAT_MACHINE", "").strip() or socket.gethostname() or "unknown"
+
+
+@functools.cache
+def user() -> str:
+    """CMAT_USER, else the operating system's user name."""
+    import getpass
+
+    named = os.environ.get("CMAT_USER", "").strip()
+    if named:
+        return named
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

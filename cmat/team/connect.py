@@ -1,0 +1,55 @@
+"""The team database: which one (`--to`, else CMAT_TEAM_URL, else `team.url` in the user's
+config), and a connection to it. Any libpq connection string or URI; the password comes
+from ~/.pgpass or PGPASSWORD (libpq's own rules), never from a file cmat writes, and sslmode
+and the rest are libpq's to honour."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cmat.errors import ConfigError, TeamDatabaseError
+
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+def team_url(explicit: str | None, project: Path | None = None) -> str:
+    from cmat import paths
+    from cmat.budgets.config import load_config
+
+    url = explicit or os.environ.get("CMAT_TEAM_URL", "").strip() or load_config(
+        paths.project_dir(project)).team_url
+    if not url:
+        raise ConfigError("no team database: pass --to postgresql://HOST/DB, set "
+                          "CMAT_TEAM_URL, or team.url in ~/.config/cmat/config.toml")
+    return url
+
+
+def describe(url: str) -> str:
+    """The database a URL names, fit to show: no password."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        parts = conninfo_to_dict(url)
+    except Exception:  # noqa: BLE001 (an unparsable URL is said as such)
+        return "the team database"
+    where = parts.get("host") or "localhost"
+    return f"{parts.get('dbname') or parts.get('user') or 'postgres'} on {where}"
+
+
+def connect(url: str):
+    """An autocommit connection (transactions are explicit); TeamDatabaseError when psycopg
+    is missing or the server cannot be reached."""
+    try:
+        import psycopg
+    except ImportError:
+        raise TeamDatabaseError("the team database needs psycopg",
+                                "pip install 'cmat-costs[team]'") from None
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                               application_name="cmat")
+    except psycopg.Error as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TeamDatabaseError(f"cannot reach {describe(url)}: {message}",
+                                "nothing was lost: the local ledger keeps every request, and "
+                                "the next sync sends it") from None

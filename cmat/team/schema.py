@@ -1,0 +1,154 @@
+"""The team database's schema (PostgreSQL): numbered migrations like the local ledger's,
+recorded in `cmat_schema`, each one transaction. The requests table is made from the local
+ledger's one definition of a request's columns (ledger/schema.py: REQUEST_COLUMNS,
+COLUMN_TYPES, NOT_NULL), so the two cannot drift.
+
+    requests        every machine's requests, one row per message id (the better copy wins)
+    sessions        whom each session was for (task, enhancement, agent), and whose it is
+    daily_usage     sums per UTC day, machine, user, project and model, kept by triggers on
+                    requests: what team reports by period read (server-side, small)
+    request_rollups requests folded by compaction (`cmat ledger compact --team`)
+    sync_marks      how far each local ledger has been pushed (resumable, idempotent)
+    team_budgets    budgets of the whole team, checked by every member's hooks
+"""
+
+from __future__ import annotations
+
+from cmat.ledger.schema import COLUMN_TYPES, NOT_NULL, REQUEST_COLUMNS
+from cmat.usage import COLUMN, TOKEN_FIELDS, rank_sql
+
+PG_TYPES = {"TEXT": "text", "REAL": "double precision", "INTEGER": "bigint"}
+SUMMED = (*(COLUMN[kind] for kind in TOKEN_FIELDS), "web_search_requests")
+USAGE_KEYS = ("day", "machine", "user_name", "project", "model")
+UTC_DAY = "(to_timestamp(ts) AT TIME ZONE 'UTC')::date"
+
+
+def _request_columns() -> str:
+    return ",\n    ".join(
+        f"{name} {PG_TYPES[COLUMN_TYPES[name]]}"
+        + (" PRIMARY KEY" if name == "message_id" else " NOT NULL" if name in NOT_NULL else "")
+        for name in REQUEST_COLUMNS)
+
+
+def _usage_delta(*sources: tuple[str, int]) -> str:
+    """SELECT the daily_usage sums of transition tables, each row counted with its sign
+    (+1 added, -1 removed), summed per key so that no key comes twice."""
+    rows = " UNION ALL ".join(
+        f"SELECT ts, machine, user_name, project, model, {', '.join(SUMMED)}, cost_usd,"
+        f" {sign} AS sign FROM {table}" for table, sign in sources)
+    sums = ", ".join(f"sum(sign * {c})" for c in SUMMED)
+    return (f"SELECT {UTC_DAY}, coalesce(machine, ''), coalesce(user_name, ''),"
+            f" coalesce(project, ''), model, {sums}, sum(sign),"
+            f" sum(CASE WHEN cost_usd IS NULL THEN 0 ELSE sign END),"
+            f" coalesce(sum(sign * cost_usd), 0) FROM ({rows}) changed GROUP BY 1, 2, 3, 4, 5")
+
+
+def _apply_delta(select: str) -> str:
+    columns = (*USAGE_KEYS, *SUMMED, "requests", "priced", "cost_usd")
+    added = ", ".join(f"{c} = u.{c} + excluded.{c}" for c in columns[len(USAGE_KEYS):])
+    return (f"INSERT INTO daily_usage AS u ({', '.join(columns)}) SELECT * FROM ({select}) d"
+            f" ON CONFLICT ({', '.join(USAGE_KEYS)}) DO UPDATE SET {added};")
+
+
+def _m001_team_ledger() -> str:
+    sums = ",\n    ".join(f"{c} bigint NOT NULL DEFAULT 0" for c in SUMMED)
+    rollup_sums = ",\n    ".join(f"{c} bigint NOT NULL" for c in SUMMED)
+    return f"""
+CREATE TABLE requests (
+    {_request_columns()}
+);
+CREATE INDEX requests_ts ON requests (ts);
+CREATE INDEX requests_session ON requests (session_id);
+CREATE TABLE sessions (
+    session_id text PRIMARY KEY,
+    machine text, user_name text, project_dir text, task_id text, enhancement text,
+    agent text, task_type text, recorded_at double precision
+);
+CREATE INDEX sessions_task ON sessions (task_id) WHERE task_id IS NOT NULL;
+CREATE INDEX sessions_enhancement ON sessions (enhancement) WHERE enhancement IS NOT NULL;
+CREATE TABLE daily_usage (
+    day date NOT NULL, machine text NOT NULL, user_name text NOT NULL, project text NOT NULL,
+    model text NOT NULL,
+    {sums},
+    requests bigint NOT NULL DEFAULT 0, priced bigint NOT NULL DEFAULT 0,
+    cost_usd double precision NOT NULL DEFAULT 0,
+    PRIMARY KEY ({', '.join(USAGE_KEYS)})
+);
+CREATE TABLE request_rollups (
+    day date NOT NULL, ts double precision NOT NULL,
+    machine text, user_name text, project text, model text NOT NULL, task_id text,
+    enhancement text, agent text, task_type text, project_dir text,
+    {rollup_sums},
+    requests bigint NOT NULL, priced bigint NOT NULL, cost_usd double precision
+);
+CREATE INDEX request_rollups_ts ON request_rollups (ts);
+CREATE TABLE sync_marks (
+    ledger_id bigint PRIMARY KEY, machine text NOT NULL, user_name text NOT NULL,
+    seq bigint NOT NULL, synced_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE team_budgets (
+    scope text PRIMARY KEY, limit_usd double precision NOT NULL,
+    set_by text, set_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE FUNCTION cmat_daily_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Compaction moves requests into request_rollups: the day's sums stay as they are.
+    IF current_setting('cmat.compacting', true) = 'on' THEN RETURN NULL; END IF;
+    IF TG_OP = 'INSERT' THEN
+        {_apply_delta(_usage_delta(("added", 1)))}
+    ELSIF TG_OP = 'UPDATE' THEN
+        {_apply_delta(_usage_delta(("after_update", 1), ("before_update", -1)))}
+    ELSE
+        {_apply_delta(_usage_delta(("removed", -1)))}
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER requests_added AFTER INSERT ON requests REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION cmat_daily_usage();
+CREATE TRIGGER requests_updated AFTER UPDATE ON requests
+    REFERENCING OLD TABLE AS before_update NEW TABLE AS after_update
+    FOR EACH STATEMENT EXECUTE FUNCTION cmat_daily_usage();
+CREATE TRIGGER requests_removed AFTER DELETE ON requests REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION cmat_daily_usage();
+"""
+
+
+MIGRATIONS = [_m001_team_ledger]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# A copy from another machine replaces a row only when it is better (as locally); a copy from
+# the row's own ledger always does (it was priced again, say).
+MERGE_REQUESTS = (
+    f"INSERT INTO requests AS r ({', '.join(REQUEST_COLUMNS)})"
+    f" SELECT {', '.join(REQUEST_COLUMNS)} FROM staging"
+    f" ON CONFLICT (message_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in REQUEST_COLUMNS if c != "message_id")
+    + f" WHERE {rank_sql('excluded')} > {rank_sql('r')}"
+    " OR (excluded.machine IS NOT DISTINCT FROM r.machine"
+    " AND excluded.user_name IS NOT DISTINCT FROM r.user_name)")
+
+
+def migrate(connection) -> int:
+    """Bring the team database's schema up to date (one transaction per migration, under
+    an advisory lock so that two machines never migrate at once); returns the version it
+    started from."""
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(727001)")
+        connection.execute("CREATE TABLE IF NOT EXISTS cmat_schema (version integer NOT NULL)")
+        row = connection.execute("SELECT version FROM cmat_schema").fetchone()
+        if row is None:
+            connection.execute("INSERT INTO cmat_schema VALUES (0)")
+        start = row[0] if row else 0
+    if start > SCHEMA_VERSION:
+        from cmat.errors import LedgerError
+
+        raise LedgerError(f"the team database was made by a newer cmat (schema {start}, "
+                          f"this cmat knows {SCHEMA_VERSION})", "upgrade cmat")
+    for version in range(start, SCHEMA_VERSION):
+        with connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(727001)")
+            if connection.execute("SELECT version FROM cmat_schema").fetchone()[0] != version:
+                continue  # another machine migrated meanwhile
+            connection.execute(MIGRATIONS[version]())
+            connection.execute("UPDATE cmat_schema SET version = %s", (version + 1,))
+    return start

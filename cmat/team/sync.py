@@ -1,0 +1,176 @@
+"""`cmat sync`: push what the local ledger holds that the team database lacks.
+
+Every request and session row locally carries the ledger version it last changed at (`seq`);
+the team database keeps, per local ledger, the version up to which it has everything (its
+mark, in `sync_marks`). A sync reads the ledger as of one moment (a snapshot, so writers go on)
+and sends what changed between the mark and that moment, in batches: each batch is COPYed into
+a staging table and merged (a request is unique by message id; the better copy wins, as
+locally; a row's own ledger always wins), and the mark moves in the same transaction. So a sync
+killed at any point loses nothing and, re-run, sends each row again at most once more (merging
+it again changes nothing), and two machines syncing at once never make a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from cmat import labels, paths
+from cmat.errors import TeamDatabaseError
+from cmat.ledger import Ledger
+from cmat.ledger.schema import REQUEST_COLUMNS, SESSION_COLUMNS
+from cmat.team.connect import connect, describe
+from cmat.team.schema import MERGE_REQUESTS, migrate
+
+BATCH_ROWS = 50_000
+LOCK_NAMESPACE = 727002  # pg_try_advisory_lock(namespace, ledger): one sync of a ledger at once
+
+
+@dataclass
+class SyncResult:
+    database: str
+    requests: int = 0  # rows sent (new or changed)
+    sessions: int = 0
+    deleted: int = 0
+    seconds: float = 0.0
+    skipped: str | None = None  # why nothing was done (another sync was running)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _batch_rows() -> int:
+    try:
+        return max(int(os.environ.get("CMAT_SYNC_BATCH", BATCH_ROWS)), 1)
+    except ValueError:
+        return BATCH_ROWS
+
+
+def sync(ledger: Ledger, url: str, progress: Callable[[int], None] | None = None
+         ) -> SyncResult:
+    import psycopg
+
+    started = time.monotonic()
+    result = SyncResult(describe(url))
+    connection = connect(url)
+    try:
+        migrate(connection)
+        ledger_id = ledger.ledger_id()
+        got = connection.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                                 (LOCK_NAMESPACE, ledger_id % 2**31)).fetchone()[0]
+        if not got:
+            result.skipped = "another sync of this ledger is running"
+            return result
+        _push(ledger, connection, ledger_id, result, progress)
+        cache_team_totals(connection)
+    except psycopg.Error as exc:
+        raise TeamDatabaseError(f"sync to {result.database} stopped: "
+                                f"{str(exc).strip().splitlines()[0]}",
+                                "what was sent is kept; run cmat sync again") from None
+    finally:
+        connection.close()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _push(ledger: Ledger, connection, ledger_id: int, result: SyncResult,
+          progress: Callable[[int], None] | None) -> None:
+    row = connection.execute("SELECT seq FROM sync_marks WHERE ledger_id = %s",
+                             (ledger_id,)).fetchone()
+    mark = row[0] if row else 0
+    machine, user = labels.machine(), labels.user()
+    connection.execute("CREATE TEMP TABLE IF NOT EXISTS staging (LIKE requests)"
+                       " ON COMMIT DELETE ROWS")
+    connection.execute("CREATE TEMP TABLE IF NOT EXISTS staging_sessions (LIKE sessions)"
+                       " ON COMMIT DELETE ROWS")
+    batch = _batch_rows()
+    with ledger.snapshot():
+        below = ledger.version()
+        after = (mark, "")
+        while True:
+            rows = ledger.changed_requests(mark, below, after, batch)
+            if not rows:
+                break
+            with connection.transaction():
+                with connection.cursor().copy(
+                        f"COPY staging ({', '.join(REQUEST_COLUMNS)}) FROM STDIN") as copy:
+                    for found in rows:
+                        copy.write_row(found[:-1])
+                connection.execute(MERGE_REQUESTS)
+                _set_mark(connection, ledger_id, machine, user, rows[-1][-1])
+            after = (rows[-1][-1], rows[-1][0])
+            result.requests += len(rows)
+            if progress:
+                progress(result.requests)
+        sessions = ledger.changed_sessions(mark, below)
+        gone = ledger.deleted_requests(mark, below)
+        with connection.transaction():
+            if sessions:
+                with connection.cursor().copy(
+                        f"COPY staging_sessions ({', '.join(SESSION_COLUMNS)}, machine,"
+                        " user_name) FROM STDIN") as copy:
+                    for found in sessions:
+                        copy.write_row((*found, machine, user))
+                updated = ", ".join(f"{c} = excluded.{c}" for c in
+                                    (*SESSION_COLUMNS[1:], "machine", "user_name"))
+                connection.execute(f"INSERT INTO sessions SELECT * FROM staging_sessions"
+                                   f" ON CONFLICT (session_id) DO UPDATE SET {updated}")
+            if gone:
+                connection.execute("DELETE FROM requests WHERE message_id = ANY(%s)"
+                                   " AND machine IS NOT DISTINCT FROM %s"
+                                   " AND user_name IS NOT DISTINCT FROM %s",
+                                   (gone, machine, user))
+            _set_mark(connection, ledger_id, machine, user, below)
+        result.sessions, result.deleted = len(sessions), len(gone)
+    with ledger.transaction():
+        ledger.set_meta_value("synced_seq", below)  # what compaction may fold away
+
+
+def _set_mark(connection, ledger_id: int, machine: str, user: str, seq: int) -> None:
+    # GREATEST: a slower sync of the same ledger never moves the mark back.
+    connection.execute(
+        "INSERT INTO sync_marks (ledger_id, machine, user_name, seq) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (ledger_id) DO UPDATE SET seq = GREATEST(sync_marks.seq, excluded.seq),"
+        " machine = excluded.machine, user_name = excluded.user_name, synced_at = now()",
+        (ledger_id, machine, user, seq))
+
+
+# --- the team's totals, cached for the hooks ---------------------------------------------------
+
+
+def cache_file():
+    return paths.state_home() / "team.json"
+
+
+def cache_team_totals(connection) -> dict:
+    """The team budgets and the team's spend in each of their periods, written locally so
+    that a hook checks them without waiting on the network."""
+    from cmat.budgets.config import load_config
+    from cmat.fileio import atomic_write_bytes
+    from cmat.periods import period_bounds, zone
+
+    now = time.time()
+    budgets = dict(connection.execute("SELECT scope, limit_usd FROM team_budgets").fetchall())
+    tz = zone(load_config(paths.project_dir()).timezone)
+    spent = {}
+    for scope in budgets:
+        period = scope.removeprefix("team-")
+        start = period_bounds(period, tz, now)[0]
+        total = connection.execute("SELECT coalesce(sum(cost_usd), 0) FROM requests"
+                                   " WHERE ts >= %s", (start,)).fetchone()[0]
+        spent[period] = [start, float(total)]
+    data = {"as_of": now, "budgets": budgets, "spent": spent}
+    atomic_write_bytes(cache_file(), json.dumps(data).encode())
+    return data
+
+
+def cached_totals() -> dict | None:
+    """What the last sync cached; None when there is nothing (or nothing readable)."""
+    try:
+        data = json.loads(cache_file().read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("budgets"), dict) else None
