@@ -3,11 +3,9 @@ ledgers can be told apart once they meet in one database."""
 
 from __future__ import annotations
 
-import functools
 import os
 
 
-@functools.cache
 def machine() -> str:
     """CMAT_MACHINE, else the host name."""
     import socket
@@ -15,7 +13,6 @@ def machine() -> str:
     return os.environ.get("CMAT_MACHINE", "").strip() or socket.gethostname() or "unknown"
 
 
-@functools.cache
 def user() -> str:
     """CMAT_USER, else the operating system's user name."""
     import getpass

@@ -7,7 +7,8 @@ from tests.transcript_factory import TranscriptBuilder
 
 _ISOLATED = ("HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME")
 _CLEARED = ("CLAUDE_PROJECT_DIR", "CLAUDE_CONFIG_DIR", "CMAT_MODELS", "CMAT_LEDGER",
-            "CMAT_CURRENT_TASK_ID", "CMAT_OVERRIDE_LIMIT", "CMAT_DEBUG", "NO_COLOR")
+            "CMAT_CURRENT_TASK_ID", "CMAT_OVERRIDE_LIMIT", "CMAT_DEBUG", "NO_COLOR",
+            "CMAT_MACHINE", "CMAT_USER", "CMAT_TEAM_URL", "PGPASSWORD")
 
 
 @pytest.fixture(autouse=True)
@@ -47,3 +48,47 @@ def real_history(tmp_path, monkeypatch, project):
         target.parent.mkdir(parents=True)
         target.write_bytes(source.read_bytes())
     return config
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A real PostgreSQL server for the session: the one CMAT_TEST_PG names (CI starts it),
+    else one started here (and stopped at the end)."""
+    import os
+
+    from tests import pg_server
+
+    given = os.environ.get("CMAT_TEST_PG")
+    if given:
+        yield given
+        return
+    if pg_server.binaries() is None:
+        if os.environ.get("CMAT_TEAM_TESTS"):
+            pytest.fail("CMAT_TEAM_TESTS is set but PostgreSQL is not installed")
+        pytest.skip("needs PostgreSQL (apt-get install postgresql; CI installs it)")
+    folder = tmp_path_factory.mktemp("postgres")
+    folder.chmod(0o755)
+    for parent in folder.parents:  # the server's user must reach its folder
+        if parent == parent.parent:
+            break
+        if str(parent).startswith("/tmp"):
+            parent.chmod(parent.stat().st_mode | 0o755)
+    conninfo = pg_server.start(folder)
+    try:
+        yield conninfo
+    finally:
+        pg_server.stop(folder)
+
+
+@pytest.fixture
+def team_db(postgres, request):
+    """A fresh, empty database on that server, for one test: its conninfo."""
+    import re
+    import uuid
+
+    import psycopg
+
+    name = "t_" + re.sub(r"\W", "_", request.node.name)[:40].lower() + "_" + uuid.uuid4().hex[:6]
+    with psycopg.connect(postgres, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return re.sub(r"dbname=\S+", f"dbname={name}", postgres)

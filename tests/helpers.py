@@ -86,3 +86,14 @@ def budget_payload(path, session_id, event="UserPromptSubmit"):
     else:
         data.update(tool_name="Bash", tool_input={"command": "ls"})
     return data
+
+
+def rounded(value):
+    """A report with its dollar figures to 1e-9: sums in another order differ in the last bit."""
+    if isinstance(value, float):
+        return round(value, 9)
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value

@@ -236,8 +236,8 @@ def spent(ledger: Ledger, budget: Budget, context: Context, cache_tokens: bool =
         totals = team_totals or {}
         cached = (totals.get("spent") or {}).get(budget.period)
         team = cached[1] if cached and cached[0] == start else 0.0
-        since = max(start, float(totals.get("as_of") or 0))  # this machine's, since the sync
-        return team + ledger.spend_usd(since=since), start, reset
+        # Plus what this machine recorded that the last sync did not send.
+        return team + ledger.unsynced_spend(start), start, reset
     if budget.period:
         start, reset = period_bounds(budget.period, context.tz, context.now)
         if budget.unit == "tokens":

@@ -31,6 +31,37 @@ SESSION_DIMENSIONS = ("task", "enhancement", "agent", "task-type")  # need the s
 RUN_SQL = "session_id || '/' || coalesce(agent_id, '')"  # a session's main thread, a subagent
 
 
+ROLLUP_KEYS = ("machine", "user_name", "project", "task_id", "enhancement", "agent",
+               "task_type", "project_dir")  # and model: what compaction groups by, a day
+
+
+def compaction_sql(day: str, chosen: str, same: str) -> str:
+    """SQL that folds the requests `chosen` selects into request_rollups: one row per `day`
+    (an SQL expression of ts), ROLLUP_KEYS and model. A run is counted once per day and keys,
+    on the row of the first model (a run on two models is one run). `same` is the dialect's
+    NULL-safe equality (SQLite's IS, PostgreSQL's IS NOT DISTINCT FROM); the ledger and the
+    team database both fold with it."""
+    kinds = [*(COLUMN[kind] for kind in TOKEN_FIELDS), "web_search_requests"]
+    source = {"machine": "requests.machine", "user_name": "requests.user_name",
+              "agent": DIMENSION_COLUMNS["agent"]}
+    picked = ", ".join(f"{source.get(k, k)} AS {k}" for k in ROLLUP_KEYS)
+    keys = ", ".join(ROLLUP_KEYS)
+    joined = " AND ".join(f"f.{k} {same} p.{k}" for k in ("day", *ROLLUP_KEYS))
+    return (
+        f"INSERT INTO request_rollups (day, ts, {keys}, model, {', '.join(kinds)}, requests,"
+        f" priced, cost_usd, runs)"
+        f" WITH folded AS (SELECT {day} AS day, ts, {picked}, model, {', '.join(kinds)},"
+        f" cost_usd, {RUN_SQL} AS run FROM requests LEFT JOIN sessions USING (session_id)"
+        f" WHERE {chosen}),"
+        f" per_day AS (SELECT day, {keys}, count(DISTINCT run) AS runs, min(model) AS first"
+        f" FROM folded GROUP BY day, {keys})"
+        f" SELECT f.day, min(f.ts), {', '.join(f'f.{k}' for k in ROLLUP_KEYS)}, f.model,"
+        f" {', '.join(f'sum(f.{k})' for k in kinds)}, count(*), count(f.cost_usd),"
+        f" sum(f.cost_usd), max(CASE WHEN f.model = p.first THEN p.runs ELSE 0 END)"
+        f" FROM folded f JOIN per_day p ON {joined}"
+        f" GROUP BY f.day, {', '.join(f'f.{k}' for k in ROLLUP_KEYS)}, f.model")
+
+
 def _in_project(sql: str, params: list, project: str) -> tuple[str, list]:
     """Narrow a query to one project: its folder and every folder inside."""
     return (sql + " AND (project = ? OR substr(project, 1, ?) = ?)",
@@ -69,6 +100,7 @@ class UsageSource:
     table: str
     dimensions: dict[str, str]
     counts: str  # SQL: requests, cost of the priced ones, priced requests
+    runs: str  # SQL: how many runs (a session's main thread, or a subagent run)
 
 
 PLAIN_COUNTS = "count(*), sum(cost_usd), count(cost_usd)"
@@ -78,18 +110,22 @@ def usage_source(dimensions: Sequence[str], rollups: bool) -> UsageSource:
     if not rollups:
         joined = set(SESSION_DIMENSIONS) & set(dimensions)
         return UsageSource("requests LEFT JOIN sessions USING (session_id)" if joined
-                           else "requests", DIMENSION_COLUMNS, PLAIN_COUNTS)
-    kinds = ", ".join(COLUMN[kind] for kind in TOKEN_FIELDS)
+                           else "requests", DIMENSION_COLUMNS, PLAIN_COUNTS,
+                           f"count(DISTINCT {RUN_SQL})")
+    kinds = ", ".join([*(COLUMN[kind] for kind in TOKEN_FIELDS), "web_search_requests"])
+    own = ", ".join(f"requests.{c}" for c in ("ts", "model", "project", "machine",
+                                              "user_name"))  # the team's sessions have some
     union = (
-        f"(SELECT ts, model, project, machine, user_name, session_id, agent_id, task_id,"
+        f"(SELECT {own}, session_id, agent_id, task_id,"
         f" enhancement, task_type, {DIMENSION_COLUMNS['agent']} AS agent, {kinds},"
-        f" 1 AS n, cost_usd, CASE WHEN cost_usd IS NULL THEN 0 ELSE 1 END AS priced"
-        f" FROM requests LEFT JOIN sessions USING (session_id)"
+        f" 1 AS n, cost_usd, CASE WHEN cost_usd IS NULL THEN 0 ELSE 1 END AS priced,"
+        f" {RUN_SQL} AS run, 0 AS runs FROM requests LEFT JOIN sessions USING (session_id)"
         f" UNION ALL SELECT ts, model, project, machine, user_name, NULL, NULL, task_id,"
-        f" enhancement, task_type, agent, {kinds}, requests, cost_usd, priced"
+        f" enhancement, task_type, agent, {kinds}, requests, cost_usd, priced, NULL, runs"
         f" FROM request_rollups) AS usage")
     return UsageSource(union, {**DIMENSION_COLUMNS, "agent": "agent"},
-                       "sum(n), sum(cost_usd), sum(priced)")
+                       "sum(n), sum(cost_usd), sum(priced)",
+                       "count(DISTINCT run) + sum(runs)")
 
 
 def _offset_sql(first: int, changes: list[tuple[int, int]]) -> str:
@@ -145,6 +181,12 @@ class LedgerQueries:
         return float(self.db.execute(f"SELECT ({sql}) + ({folded})",
                                      [*params, *folded_params]).fetchone()[0])
 
+
+    def unsynced_spend(self, since: float) -> float:
+        """USD since a moment of the requests the last sync did not send (all, never synced)."""
+        return float(self.db.execute(
+            "SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE seq >= coalesce((SELECT"
+            " value FROM meta WHERE key = 'synced_seq'), 0) AND ts >= ?", (since,)).fetchone()[0])
 
     def spend_tokens(self, since: float, project: str | None = None,
                      cache: bool = False) -> int:
@@ -311,7 +353,7 @@ class LedgerQueries:
         group = [_period_sql(period, local), *(source.dimensions[d] for d in dimensions)]
         select = ", ".join(f"{expr} AS g{index}" for index, expr in enumerate(group))
         return self.query(
-            f"SELECT {select}, count(DISTINCT {RUN_SQL}) FROM {source.table}"
+            f"SELECT {select}, {source.runs} FROM {source.table}"
             f" WHERE {condition} GROUP BY {', '.join(f'g{i}' for i in range(len(group)))}",
             params)
 

@@ -265,7 +265,8 @@ def _m010_labels_and_changes(db: sqlite3.Connection) -> None:
             input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
             cache_creation_tokens INTEGER NOT NULL, cache_creation_1h_tokens INTEGER NOT NULL,
             cache_read_tokens INTEGER NOT NULL, web_search_requests INTEGER NOT NULL,
-            requests INTEGER NOT NULL, priced INTEGER NOT NULL, cost_usd REAL
+            requests INTEGER NOT NULL, priced INTEGER NOT NULL, cost_usd REAL,
+            runs INTEGER NOT NULL           -- sessions' main threads and subagent runs
         );
         CREATE INDEX request_rollups_ts ON request_rollups (ts)
     """)

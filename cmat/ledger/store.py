@@ -270,21 +270,12 @@ class Ledger(LedgerQueries):
         request_rollups, one row per local day (by `offsets`, see periods.offset_changes),
         machine, user, project, model, task, enhancement, agent and task type, every token
         and dollar kept; returns the requests folded. Call inside `transaction()`."""
-        from cmat.ledger.queries import DIMENSION_COLUMNS, _offset_sql
-        from cmat.usage import COLUMN, TOKEN_FIELDS
+        from cmat.ledger.queries import _offset_sql, compaction_sql
 
-        kinds = [COLUMN[kind] for kind in TOKEN_FIELDS] + ["web_search_requests"]
-        chosen = "ts < ?" + (" AND seq < ?" if below_seq is not None else "")
+        chosen = "requests.ts < ?" + (" AND requests.seq < ?" if below_seq is not None else "")
         params = (cutoff, below_seq) if below_seq is not None else (cutoff,)
-        keys = ("machine", "user_name", "project", "model", "task_id", "enhancement",
-                DIMENSION_COLUMNS["agent"], "task_type", "project_dir")
-        self.db.execute(
-            f"INSERT INTO request_rollups (day, ts, machine, user_name, project, model, task_id,"
-            f" enhancement, agent, task_type, project_dir, {', '.join(kinds)}, requests, priced,"
-            f" cost_usd) SELECT date(ts + {_offset_sql(*offsets)}, 'unixepoch'), min(ts),"
-            f" {', '.join(keys)}, {', '.join(f'sum({k})' for k in kinds)}, count(*),"
-            f" count(cost_usd), sum(cost_usd) FROM requests LEFT JOIN sessions"
-            f" USING (session_id) WHERE {chosen} GROUP BY 1, {', '.join(keys)}", params)
+        self.db.execute(compaction_sql(f"date(ts + {_offset_sql(*offsets)}, 'unixepoch')",
+                                       chosen, "IS"), params)
         folded = self.db.execute(f"DELETE FROM requests WHERE {chosen}", params).rowcount
         self.bump_version()
         return folded

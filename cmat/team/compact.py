@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 
-from cmat.ledger.queries import DIMENSION_COLUMNS
+from cmat.ledger.queries import compaction_sql
 from cmat.team.connect import connect
-from cmat.team.schema import SUMMED, migrate
+from cmat.team.schema import migrate
 
 
 def compact_team(url: str, older_than: str, timezone: str | None = None) -> int:
@@ -18,21 +18,14 @@ def compact_team(url: str, older_than: str, timezone: str | None = None) -> int:
 
     tz = zone(timezone)
     moment = cutoff(older_than, tz, time.time())
-    keys = ("machine", "user_name", "project", "model", "task_id", "enhancement",
-            DIMENSION_COLUMNS["agent"], "task_type", "project_dir")
     connection = connect(url)
     try:
         migrate(connection)
         with connection.transaction():
             connection.execute("SET LOCAL cmat.compacting = 'on'")
-            connection.execute(
-                f"INSERT INTO request_rollups (day, ts, machine, user_name, project, model,"
-                f" task_id, enhancement, agent, task_type, project_dir, {', '.join(SUMMED)},"
-                f" requests, priced, cost_usd) SELECT (to_timestamp(ts) AT TIME ZONE %s)::date,"
-                f" min(ts), {', '.join(keys)}, {', '.join(f'sum({k})' for k in SUMMED)},"
-                f" count(*), count(cost_usd), sum(cost_usd) FROM requests LEFT JOIN sessions"
-                f" USING (session_id) WHERE ts < %s GROUP BY 1, {', '.join(keys)}",
-                (tz.key, moment))
+            connection.execute(compaction_sql("(to_timestamp(ts) AT TIME ZONE %s)::date",
+                                              "requests.ts < %s", "IS NOT DISTINCT FROM"),
+                               (tz.key, moment))
             folded = connection.execute("DELETE FROM requests WHERE ts < %s",
                                         (moment,)).rowcount
     finally:

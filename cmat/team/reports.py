@@ -11,7 +11,7 @@ reads the requests themselves (and what compaction folded), joined to their sess
 from __future__ import annotations
 
 from cmat.errors import UsageError
-from cmat.ledger.queries import RUN_SQL, usage_source
+from cmat.ledger.queries import usage_source
 from cmat.usage import COLUMN, TOKEN_FIELDS
 
 USAGE_DIMENSIONS = {"user": "NULLIF(user_name, '')", "machine": "NULLIF(machine, '')",
@@ -27,6 +27,14 @@ def _period(period: str, day: str) -> str:
     return f"to_char({day}, '{PERIOD_FORMATS[period]}')"
 
 
+def _plain(value):
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
 class TeamSource:
     """The team database, answering what reports ask of a ledger."""
 
@@ -34,7 +42,9 @@ class TeamSource:
         self.connection = connection
 
     def query(self, sql: str, params=()) -> list[tuple]:
-        return self.connection.execute(sql, params).fetchall()
+        # PostgreSQL sums integers as numeric: back to the ints and floats a ledger gives.
+        return [tuple(_plain(v) for v in row)
+                for row in self.connection.execute(sql, params).fetchall()]
 
     @staticmethod
     def _filter(since: float | None, until: float | None, project: str | None,
@@ -94,7 +104,7 @@ class TeamSource:
                  *(source.dimensions[d] for d in dimensions)]
         select = ", ".join(f"{expr} AS g{index}" for index, expr in enumerate(group))
         return self.query(
-            f"SELECT {select}, count(DISTINCT {RUN_SQL}) FROM {source.table} WHERE {condition}"
+            f"SELECT {select}, {source.runs} FROM {source.table} WHERE {condition}"
             f" GROUP BY {', '.join(f'g{i}' for i in range(len(group)))}", params)
 
     # What tasks.enhancement_report asks: a task's totals per model, and its sessions.

@@ -79,7 +79,8 @@ CREATE TABLE request_rollups (
     machine text, user_name text, project text, model text NOT NULL, task_id text,
     enhancement text, agent text, task_type text, project_dir text,
     {rollup_sums},
-    requests bigint NOT NULL, priced bigint NOT NULL, cost_usd double precision
+    requests bigint NOT NULL, priced bigint NOT NULL, cost_usd double precision,
+    runs bigint NOT NULL
 );
 CREATE INDEX request_rollups_ts ON request_rollups (ts);
 CREATE TABLE sync_marks (

@@ -1,0 +1,98 @@
+"""Compaction keeps every total; exports write every request; retention runs on its own."""
+
+import csv
+import io
+import json
+
+import pytest
+
+from cmat.ledger import Ledger
+from tests.helpers import cli_run, now_iso, rounded, user_config
+from tests.transcript_factory import TranscriptBuilder, write_session
+
+SONNET, OPUS = "claude-sonnet-4-5-20250929", "claude-opus-4-6"
+
+
+@pytest.fixture
+def old_and_new(tmp_path, monkeypatch, project):
+    """Requests of 15 and 14 months ago (on a task) and of last week."""
+    from cmat.ingest import extract
+    from cmat.tasks import QueueService
+
+    config = tmp_path / "claude"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    monkeypatch.setenv("TZ", "UTC")
+    task = QueueService(project).add("old work", enhancement="legacy", agent="architect")["id"]
+    for name, days_ago in (("old-1", 450), ("old-2", 420), ("new-1", 7)):
+        builder = TranscriptBuilder(session_id=name, cwd="/w/app")
+        for turn in range(4):
+            builder.now = now_iso(-days_ago * 86400 + turn * 600)
+            builder.response(model=(SONNET, OPUS)[turn % 2], input=100, output=700 + turn,
+                             write_5m=500, read=1000 * turn)
+        path = write_session(config / "projects" / f"-{name}", builder)
+        if name == "old-1":
+            extract(project, task, path)
+    cli_run("scan", "-q")
+    return task
+
+
+def reports():
+    return {args: json.loads(cli_run("report", *args, "--json", "--no-scan").output)
+            for args in (("monthly",), ("daily", "--by", "model"),
+                         ("monthly", "--by", "task,agent"), ("monthly", "--by", "user,machine"))}
+
+
+def test_compaction_keeps_every_report_total_and_budget(old_and_new, project):
+    task = old_and_new
+    before = reports()
+    spent = json.loads(cli_run("costs", "show", task, "--json").output)["total_usd"]
+    user_config("[budgets]\ntotal = 1000\n")
+    lifetime = json.loads(cli_run("budget", "status", "--json", "--no-scan").output)
+    result = json.loads(cli_run("ledger", "compact", "--older-than", "13m", "--json").output)
+    assert result["requests"] == 8 and result["rollups"] == 4  # 2 days x 2 models
+    with Ledger() as ledger:
+        assert ledger.query("SELECT count(*) FROM requests") == [(4,)]
+    after = reports()
+    for args in before:
+        for mine, theirs in zip(rounded(after[args]["rows"]), rounded(before[args]["rows"])):
+            assert mine == theirs, (args, {k: (mine[k], theirs.get(k)) for k in mine
+                                           if mine[k] != theirs.get(k)})
+        assert len(after[args]["rows"]) == len(before[args]["rows"])
+        assert rounded(after[args]["total"]) == rounded(before[args]["total"]), args
+    by_task = {r["task"]: r["total_usd"] for r in after[("monthly", "--by", "task,agent")]["rows"]}
+    assert by_task[task] == pytest.approx(spent)
+    from cmat.ledger import Ledger as Opened
+
+    with Opened() as ledger:
+        assert ledger.task_spend(task) == pytest.approx(spent)
+    now = json.loads(cli_run("budget", "status", "--json", "--no-scan").output)
+    assert now["budgets"][0]["spent"] == pytest.approx(lifetime["budgets"][0]["spent"])
+
+
+def test_only_what_was_synced_is_folded_when_a_team_database_is_set(old_and_new, project):
+    user_config("[team]\nurl = 'host=/nowhere dbname=team'\n")
+    result = json.loads(cli_run("ledger", "compact", "--older-than", "13m", "--json").output)
+    assert result["requests"] == 0  # nothing was ever synced: nothing may go
+
+
+def test_retention_in_the_config_compacts_on_a_scan_once_a_day(old_and_new, project):
+    user_config("[retention]\nolder_than = '13m'\n")
+    assert "retention: folded 8 old requests" in cli_run("report", "monthly").stderr
+    assert "retention" not in cli_run("report", "monthly").stderr  # once a day
+    user_config("[retention]\nolder_than = 'soon'\n")
+    assert "retention.older_than 'soon' is not an age" in cli_run("report", "monthly",
+                                                                  code=2).stderr
+
+
+def test_export_writes_every_request_with_its_task(old_and_new, tmp_path):
+    task = old_and_new
+    out = tmp_path / "archive.csv"
+    result = cli_run("ledger", "export", "--format", "csv", "--output", out)
+    assert "Wrote 12 requests" in result.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 12 and {r["task_id"] for r in rows} == {task, ""}
+    lines = cli_run("ledger", "export", "--format", "jsonl").output.splitlines()
+    assert len(lines) == 12 and json.loads(lines[0])["machine"]
+    since = now_iso(-30 * 86400)[:10]
+    assert len(cli_run("ledger", "export", "--since", since, "--format", "jsonl"
+                       ).output.splitlines()) == 4

@@ -1,0 +1,225 @@
+"""The team ledger against a real PostgreSQL server: sync, its reliability, team reports,
+team budgets and compaction."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+
+from cmat.ledger import Ledger
+from tests.helpers import (
+    PROMPT,
+    budget_hook,
+    budget_payload,
+    child_env,
+    cli_run,
+    rounded,
+    user_config,
+)
+from tests.transcript_factory import TranscriptBuilder, write_session
+
+SONNET, OPUS = "claude-sonnet-4-5-20250929", "claude-opus-4-6"
+
+
+def history(folder, sessions=3, requests=4, day="2026-03", machine_tag="a", project="/w/app"):
+    """Transcripts of `sessions` sessions in `folder` (Claude Code's projects folder)."""
+    paths = []
+    for index in range(sessions):
+        builder = TranscriptBuilder(session_id=f"{machine_tag}-s{index}", cwd=project)
+        for turn in range(requests):
+            builder.now = f"{day}-{1 + index % 28:02d}T{10 + turn // 60:02d}:{turn % 60:02d}:00.000Z"
+            builder.response(model=(SONNET, OPUS)[turn % 2], input=100 * (turn + 1),
+                             output=500 + turn, write_5m=1000, read=2000 * turn)
+        paths.append(write_session(folder / "projects" / f"-p{index}", builder))
+    return paths
+
+
+@pytest.fixture
+def local(tmp_path, monkeypatch, project):
+    config = tmp_path / "claude"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    monkeypatch.setenv("CMAT_MACHINE", "laptop")
+    monkeypatch.setenv("CMAT_USER", "ana")
+    monkeypatch.setenv("TZ", "UTC")
+    history(config)
+    return config
+
+
+def remote(url, sql, params=()):
+    with psycopg.connect(url) as connection:
+        return connection.execute(sql, params).fetchall()
+
+
+def local_rows(ledger_path=None):
+    with Ledger(ledger_path) as ledger:
+        return sorted(ledger.query("SELECT message_id, output_tokens, cost_usd, machine,"
+                                   " user_name FROM requests"))
+
+
+def same_sums(url):
+    """daily_usage, kept by triggers, equals the requests it sums."""
+    kept = remote(url, "SELECT sum(output_tokens), sum(requests), round(sum(cost_usd)::numeric,"
+                       " 9) FROM daily_usage")
+    summed = remote(url, "SELECT sum(output_tokens), count(*), round(sum(cost_usd)::numeric,"
+                         " 9) FROM requests")
+    assert kept == summed
+
+
+def test_sync_sends_labelled_rows_once_and_then_only_what_changed(local, team_db):
+    first = json.loads(cli_run("sync", "--to", team_db, "--json", "-q").output)
+    assert first["requests"] == 12 and first["database"].startswith("t_")
+    mine = local_rows()
+    assert sorted(remote(team_db, "SELECT message_id, output_tokens, cost_usd, machine,"
+                                  " user_name FROM requests")) == mine
+    assert {(m, u) for *_, m, u in mine} == {("laptop", "ana")}
+    again = json.loads(cli_run("sync", "--to", team_db, "--json", "-q").output)
+    assert again["requests"] == 0  # nothing changed: nothing sent
+    # A session grows: one response is longer than first recorded, and one more arrives.
+    builder = TranscriptBuilder(session_id="a-s0", cwd="/w/app")
+    builder.now = "2026-03-01T12:00:00.000Z"
+    builder.response(model=SONNET, output=9999)
+    write_session(local / "projects" / "-p0-more", builder)
+    third = json.loads(cli_run("sync", "--to", team_db, "--json", "-q").output)
+    assert third["requests"] == 1
+    assert sorted(remote(team_db, "SELECT message_id, output_tokens, cost_usd, machine,"
+                                  " user_name FROM requests")) == local_rows()
+    same_sums(team_db)
+    assert "sent 0 requests" in cli_run("sync", "--to", team_db).output
+
+
+def test_team_reports_equal_the_local_ones_and_group_by_user_and_machine(local, team_db):
+    cli_run("sync", "--to", team_db, "-q")
+    for args in (["monthly", "--by", "project"], ["daily", "--by", "model"],
+                 ["weekly", "--by", "model,project"], ["monthly", "--by", "agent"]):
+        mine = json.loads(cli_run("report", *args, "--json", "--no-scan").output)
+        team = json.loads(cli_run("report", *args, "--team", "--to", team_db, "--json").output)
+        assert rounded(team["rows"]) == rounded(mine["rows"]), args
+        assert rounded(team["total"]) == rounded(mine["total"]), args
+    by_user = json.loads(cli_run("report", "monthly", "--by", "user,machine", "--team",
+                                 "--to", team_db, "--json").output)
+    assert [(r["user"], r["machine"]) for r in by_user["rows"]] == [("ana", "laptop")]
+    text = cli_run("report", "monthly", "--by", "user", "--team", "--to", team_db).output
+    assert "ana" in text and "Times in UTC" in text
+    assert "team reports are daily, weekly or monthly" in cli_run(
+        "report", "session", "--team", "--to", team_db, code=2).stderr
+
+
+def test_two_machines_syncing_at_once_never_duplicate(tmp_path, team_db, project):
+    runs = []
+    shared = history(tmp_path / "shared", sessions=1, machine_tag="shared")[0]
+    for machine in ("laptop", "buildbox"):
+        config = tmp_path / machine
+        history(config, sessions=4, machine_tag=machine)
+        copy = config / "projects" / "-shared" / shared.name  # the same session on both
+        copy.parent.mkdir(parents=True)
+        copy.write_bytes(shared.read_bytes())
+        env = child_env(CLAUDE_CONFIG_DIR=config, CMAT_MACHINE=machine, CMAT_USER="ana",
+                        CMAT_LEDGER=tmp_path / f"{machine}.db", CMAT_SYNC_BATCH="5")
+        subprocess.run([sys.executable, "-m", "cmat", "scan", "-q"], env=env, check=True)
+        runs.append((env, tmp_path / f"{machine}.db"))
+    syncs = [subprocess.Popen([sys.executable, "-m", "cmat", "sync", "--to", team_db, "-q"],
+                              env=env) for env, _ in runs]
+    assert [p.wait(timeout=120) for p in syncs] == [0, 0]
+    expected = {m for _, path in runs for m, *_ in local_rows(path)}
+    got = [m for (m,) in remote(team_db, "SELECT message_id FROM requests")]
+    assert len(got) == len(set(got)) == len(expected) == 4 * 4 * 2 + 4 and set(got) == expected
+    same_sums(team_db)
+
+
+def test_a_sync_killed_anywhere_ends_with_exactly_the_local_rows(tmp_path, team_db, project):
+    config = tmp_path / "claude"
+    history(config, sessions=40, requests=30)
+    env = child_env(CLAUDE_CONFIG_DIR=config, CMAT_MACHINE="laptop", CMAT_USER="ana",
+                    CMAT_SYNC_BATCH="37")
+    subprocess.run([sys.executable, "-m", "cmat", "scan", "-q"], env=env, check=True)
+    rng = random.Random(7)
+    for _ in range(5):
+        run = subprocess.Popen([sys.executable, "-m", "cmat", "sync", "--to", team_db, "-q"],
+                               env=env)
+        time.sleep(rng.uniform(0.3, 1.5))
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=30)
+    subprocess.run([sys.executable, "-m", "cmat", "sync", "--to", team_db, "-q"], env=env,
+                   check=True, timeout=120)
+    with Ledger() as ledger:
+        mine = sorted(ledger.query("SELECT message_id, output_tokens, cost_usd FROM requests"))
+    assert len(mine) == 1200
+    assert sorted(remote(team_db, "SELECT message_id, output_tokens, cost_usd FROM requests")
+                  ) == mine
+    same_sums(team_db)
+
+
+def test_a_database_that_is_down_is_said_and_nothing_local_is_lost(local, tmp_path):
+    cli_run("scan", "-q")
+    before = local_rows()
+    down = f"host={tmp_path / 'nowhere'} dbname=x user=postgres connect_timeout=2"
+    result = cli_run("sync", "--to", down, "--no-scan", code=8)
+    assert "cannot reach x on" in result.stderr and "nothing was lost" in result.stderr
+    assert local_rows() == before
+    assert "no team database" in cli_run("sync", "--no-scan", code=10).stderr
+
+
+def test_a_password_in_the_config_is_refused(project):
+    user_config("[team]\nurl = 'postgresql://ana:secret@db.example/team'\n")
+    assert "team.url holds a password" in cli_run("budget", "show", code=10).stderr
+
+
+def test_team_budgets_are_enforced_by_the_hooks_from_the_synced_totals(local, team_db,
+                                                                         project):
+    user_config(f"[team]\nurl = '{team_db}'\n")
+    cli_run("sync", "-q")
+    assert "team-monthly = 0.01" in cli_run("budget", "set", "team-monthly", "0.01",
+                                            "--team").output
+    # The team's March spend is long past; this month's is what this machine adds now.
+    builder = TranscriptBuilder(session_id="now-1", cwd="/w/app")
+    from tests.helpers import now_iso
+
+    builder.now = now_iso(-60)
+    builder.response(model=OPUS, output=2000)
+    current = write_session(local / "projects" / "-now", builder)
+    answer = budget_hook(PROMPT, project, budget_payload(current, "now-1"),
+                         CLAUDE_CONFIG_DIR=str(local))
+    assert answer["decision"] == "block"
+    assert answer["reason"].startswith("Team monthly budget exhausted ($0.01)")
+    assert "cmat budget set team-monthly" in answer["reason"] and "--team" in answer["reason"]
+    status = json.loads(cli_run("budget", "status", "--json", "--no-scan", code=1).output)
+    assert any(b["scope"] == "team-monthly" for b in status["budgets"])
+    assert "lives in the team database: add --team" in cli_run(
+        "budget", "set", "team-daily", "5", code=2).stderr
+    cli_run("budget", "unset", "team-monthly", "--team")
+    assert remote(team_db, "SELECT count(*) FROM team_budgets") == [(0,)]
+
+
+def test_costs_enhancement_team_counts_every_machines_sessions(local, team_db, project,
+                                                                monkeypatch):
+    from cmat.ingest import extract
+    from cmat.tasks import QueueService
+
+    task = QueueService(project).add("shared work", enhancement="feat")["id"]
+    extract(project, task, next(local.rglob("a-s1.jsonl")))
+    cli_run("sync", "--to", team_db, "-q")
+    mine = json.loads(cli_run("costs", "enhancement", "feat", "--json").output)
+    team = json.loads(cli_run("costs", "enhancement", "feat", "--team", "--to", team_db,
+                              "--json").output)
+    assert team["total_usd"] == pytest.approx(mine["total_usd"]) and team["total_usd"] > 0
+    assert team["tasks"][0]["sessions"] == 1
+
+
+def test_team_compaction_keeps_every_total(local, team_db):
+    cli_run("sync", "--to", team_db, "-q")
+    before = {args: json.loads(cli_run("report", *args, "--team", "--to", team_db,
+                                       "--json").output)
+              for args in (("monthly", "--by", "project"), ("daily", "--by", "agent"))}
+    assert "Folded 12 requests" in cli_run("ledger", "compact", "--older-than", "1m",
+                                           "--team", "--to", team_db).output
+    assert remote(team_db, "SELECT count(*) FROM requests") == [(0,)]
+    for args, report in before.items():
+        after = json.loads(cli_run("report", *args, "--team", "--to", team_db, "--json").output)
+        assert after["total"]["total_usd"] == pytest.approx(report["total"]["total_usd"])
+        assert after["total"]["tokens"] == report["total"]["tokens"], args
