@@ -21,11 +21,14 @@ from typing import Callable
 from cmat import labels, paths
 from cmat.errors import TeamDatabaseError
 from cmat.ledger import Ledger
-from cmat.ledger.schema import REQUEST_COLUMNS, SESSION_COLUMNS
+from cmat.ledger.schema import COLUMN_TYPES, REQUEST_COLUMNS, SESSION_COLUMNS
 from cmat.team.connect import connect, describe
 from cmat.team.schema import MERGE_REQUESTS, migrate
 
 BATCH_ROWS = 50_000
+# Binary COPY (less to format and parse than text): each column's PostgreSQL type.
+COPY_TYPES = [{"TEXT": "text", "REAL": "float8", "INTEGER": "int8"}[COLUMN_TYPES[c]]
+              for c in REQUEST_COLUMNS]
 LOCK_NAMESPACE = 727002  # pg_try_advisory_lock(namespace, ledger): one sync of a ledger at once
 
 
@@ -81,32 +84,41 @@ def _push(ledger: Ledger, connection, ledger_id: int, result: SyncResult,
     row = connection.execute("SELECT seq FROM sync_marks WHERE ledger_id = %s",
                              (ledger_id,)).fetchone()
     mark = row[0] if row else 0
-    machine, user = labels.machine(), labels.user()
     connection.execute("CREATE TEMP TABLE IF NOT EXISTS staging (LIKE requests)"
                        " ON COMMIT DELETE ROWS")
     connection.execute("CREATE TEMP TABLE IF NOT EXISTS staging_sessions (LIKE sessions)"
                        " ON COMMIT DELETE ROWS")
-    batch = _batch_rows()
-    with ledger.snapshot():
-        below = ledger.version()
-        after = (mark, "")
-        while True:
-            rows = ledger.changed_requests(mark, below, after, batch)
-            if not rows:
-                break
+    batches, stopped = _read_ahead(ledger.path, mark)
+    try:
+        below = _write(connection, batches, ledger_id, result, progress)
+    finally:
+        stopped.set()
+    with ledger.transaction():
+        ledger.set_meta_value("synced_seq", below)  # what compaction may fold away
+
+
+def _write(connection, batches, ledger_id: int, result: SyncResult,
+           progress: Callable[[int], None] | None) -> int:
+    """Write what the reader hands over; returns the ledger version now fully sent."""
+    machine, user = labels.machine(), labels.user()
+    below = None
+    for kind, payload in iter(batches.get, None):
+        if kind == "error":
+            raise payload
+        if kind == "requests":
             with connection.transaction():
-                with connection.cursor().copy(
-                        f"COPY staging ({', '.join(REQUEST_COLUMNS)}) FROM STDIN") as copy:
-                    for found in rows:
+                with connection.cursor().copy(f"COPY staging ({', '.join(REQUEST_COLUMNS)})"
+                                              " FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(COPY_TYPES)
+                    for found in payload:
                         copy.write_row(found[:-1])
                 connection.execute(MERGE_REQUESTS)
-                _set_mark(connection, ledger_id, machine, user, rows[-1][-1])
-            after = (rows[-1][-1], rows[-1][0])
-            result.requests += len(rows)
+                _set_mark(connection, ledger_id, machine, user, payload[-1][-1])
+            result.requests += len(payload)
             if progress:
                 progress(result.requests)
-        sessions = ledger.changed_sessions(mark, below)
-        gone = ledger.deleted_requests(mark, below)
+            continue
+        below, sessions, gone = payload
         with connection.transaction():
             if sessions:
                 with connection.cursor().copy(
@@ -125,8 +137,47 @@ def _push(ledger: Ledger, connection, ledger_id: int, result: SyncResult,
                                    (gone, machine, user))
             _set_mark(connection, ledger_id, machine, user, below)
         result.sessions, result.deleted = len(sessions), len(gone)
-    with ledger.transaction():
-        ledger.set_meta_value("synced_seq", below)  # what compaction may fold away
+    return below
+
+
+def _read_ahead(path, mark: int):
+    """Read what changed since `mark` in a thread of its own (its own connection and
+    snapshot), a batch ahead of the one being written to the database: the two overlap.
+    Yields ("requests", rows) batches, then ("done", (version, sessions, deletions)), then
+    None; ("error", exception) if reading failed."""
+    import queue
+    import threading
+
+    batches: queue.Queue = queue.Queue(maxsize=2)
+    stopped = threading.Event()  # the writer gave up: stop reading, free the snapshot
+    size = _batch_rows()
+
+    def hand(item) -> bool:
+        while not stopped.is_set():
+            try:
+                batches.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            with Ledger(path) as reader, reader.snapshot():
+                below = reader.version()
+                after = (mark, "")
+                while rows := reader.changed_requests(mark, below, after, size):
+                    if not hand(("requests", rows)):
+                        return
+                    after = (rows[-1][-1], rows[-1][0])
+                hand(("done", (below, reader.changed_sessions(mark, below),
+                               reader.deleted_requests(mark, below))))
+        except Exception as exc:  # handed to the writer, which stops with it
+            hand(("error", exc))
+        hand(None)
+
+    threading.Thread(target=read, daemon=True, name="cmat-sync-read").start()
+    return batches, stopped
 
 
 def _set_mark(connection, ledger_id: int, machine: str, user: str, seq: int) -> None:

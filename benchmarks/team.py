@@ -1,0 +1,151 @@
+"""Benchmark: a team's history through `cmat sync` into PostgreSQL, and team reports on it.
+
+50 users x 2 machines x 6 months, 100,000 requests a ledger (10 million in all) by default:
+each machine's ledger is generated (rows as a scan would store them, a fifth of the sessions
+attributed to tasks), then each is pushed by the sync `cmat sync` runs, one after the other.
+Prints the sync throughput and the latency of the team monthly report by user and by project
+(median of 5). Targets: sync >= 50,000 rows/s; the monthly report by project under 1 s.
+
+    python -m benchmarks.team [--users 50] [--machines 2] [--months 6] [--per-ledger 100000]
+                              [--to URL]    (default: a PostgreSQL server started here)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+MODELS = ("claude-opus-4-6", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001",
+          "claude-sonnet-5-5")
+PROJECTS = ("web", "api", "infra", "mobile", "data", "docs")
+
+
+def generate(path: Path, user: str, machine: str, rows: int, months: int, rng: random.Random,
+             catalog) -> None:
+    """A ledger of `rows` requests over the last `months`, priced by the catalog."""
+    from cmat.ledger import Ledger
+    from cmat.pricing import stored_cost
+    from cmat.usage import TokenCounts
+
+    now = time.time()
+    start = now - months * 30 * 86400
+    entries = {model: catalog.get_by_pattern(model) for model in MODELS}
+    session, session_rows, sessions = None, 0, []
+    batch = []
+    with Ledger(path) as ledger:
+        for index in range(rows):
+            if session_rows == 0:
+                session = f"{user}-{machine}-{index}"
+                session_rows = rng.randint(20, 400)
+                sessions.append(session)
+                project = f"/home/{user}/{rng.choice(PROJECTS)}"
+                ts = start + rng.random() * (now - start - 86400)
+            session_rows -= 1
+            ts += rng.uniform(5, 120)
+            model = MODELS[rng.randrange(len(MODELS))]
+            tokens = TokenCounts(rng.randint(1, 50), rng.randint(50, 4000),
+                                 rng.randint(0, 5000), 0, rng.randint(0, 150_000))
+            cost = stored_cost(entries[model], ts, tokens)
+            batch.append((f"msg_{session}_{index}", f"req_{index}", session, ts, project, model,
+                          "main", None, 0, tokens.input, tokens.output, tokens.cache_creation,
+                          0, tokens.cache_read, 0, None, cost, "bench", None, None, machine,
+                          user))
+            if len(batch) == 20_000:
+                with ledger.transaction():
+                    ledger.insert_rows(batch)
+                batch = []
+        with ledger.transaction():
+            if batch:
+                ledger.insert_rows(batch)
+            for number, name in enumerate(sessions[::5]):
+                ledger.attribute(name, project_dir=f"/home/{user}/web", transcript_path=None,
+                                 task_id=f"task_{user}_{number % 40}", enhancement=f"e{number % 7}",
+                                 agent=("architect", "coder", "reviewer")[number % 3],
+                                 recorded_by="bench", task_type="implementation")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--machines", type=int, default=2)
+    parser.add_argument("--months", type=int, default=6)
+    parser.add_argument("--per-ledger", type=int, default=100_000)
+    parser.add_argument("--to", dest="url")
+    args = parser.parse_args()
+
+    from cmat.catalog import ModelService
+    from tests import pg_server
+
+    catalog = ModelService()
+    with tempfile.TemporaryDirectory(prefix="cmat-team-") as tmp:
+        root = Path(tmp)
+        root.chmod(0o755)
+        url = args.url
+        if url is None:
+            url = pg_server.start(root / "postgres")
+        try:
+            run(args, root, url, catalog)
+        finally:
+            if args.url is None:
+                pg_server.stop(root / "postgres")
+
+
+def run(args, root: Path, url: str, catalog) -> None:
+    from cmat.ledger import Ledger
+    from cmat.team.connect import connect
+    from cmat.team.sync import sync
+
+    rng = random.Random(11)
+    ledgers = []
+    started = time.monotonic()
+    for user_index in range(args.users):
+        for machine_index in range(args.machines):
+            user, machine = f"user{user_index:02d}", f"box{user_index:02d}-{machine_index}"
+            path = root / f"{machine}.db"
+            generate(path, user, machine, args.per_ledger, args.months, rng, catalog)
+            ledgers.append((path, user, machine))
+    total = len(ledgers) * args.per_ledger
+    print(f"generated {len(ledgers)} ledgers, {total:,} requests, in "
+          f"{time.monotonic() - started:.0f} s", flush=True)
+    os.environ["XDG_STATE_HOME"] = str(root / "state")
+    os.environ["XDG_CONFIG_HOME"] = str(root / "config")
+    sent, seconds = 0, 0.0
+    for path, user, machine in ledgers:
+        os.environ.update(CMAT_MACHINE=machine, CMAT_USER=user)
+        with Ledger(path) as ledger:
+            result = sync(ledger, url)
+        sent += result.requests
+        seconds += result.seconds
+    print(f"sync: {sent:,} requests in {seconds:.0f} s: {sent / seconds:,.0f} rows/s "
+          f"(target >= 50,000)", flush=True)
+
+    from cmat.periods import zone
+    from cmat.reports import ReportQuery
+    from cmat.team.reports import team_report
+
+    connection = connect(url)
+    try:
+        connection.execute("VACUUM ANALYZE")
+        for by in ("user", "project", "task"):
+            timings = []
+            for _ in range(5):
+                begun = time.perf_counter()
+                report = team_report(connection, ReportQuery("monthly", tz=zone("UTC"),
+                                                             by=(by,)))
+                timings.append(time.perf_counter() - begun)
+            target = " (target < 1 s)" if by == "project" else ""
+            print(f"team monthly report by {by}: median {statistics.median(timings):.3f} s, "
+                  f"{len(report['rows'])} rows, ${report['total']['total_usd']:,.0f}{target}",
+                  flush=True)
+    finally:
+        connection.close()
+
+
+if __name__ == "__main__":
+    main()
