@@ -223,3 +223,30 @@ def test_team_compaction_keeps_every_total(local, team_db):
         after = json.loads(cli_run("report", *args, "--team", "--to", team_db, "--json").output)
         assert after["total"]["total_usd"] == pytest.approx(report["total"]["total_usd"])
         assert after["total"]["tokens"] == report["total"]["tokens"], args
+
+
+def test_a_member_role_with_the_documented_grants_can_sync_and_report(local, team_db):
+    """INSTALLATION.md's least-privilege role, for real: the owner creates the tables, a
+    member with only the documented grants syncs and reads the team report."""
+    cli_run("scan", "-q")
+    import re
+
+    database = re.search(r"dbname=(\S+)", team_db).group(1)
+    role = "m_" + database[-6:]
+    with psycopg.connect(team_db, autocommit=True) as owner:
+        from cmat.team.schema import migrate
+
+        migrate(owner)
+        for statement in (
+                f"CREATE ROLE {role} LOGIN", f"GRANT USAGE ON SCHEMA public TO {role}",
+                f"GRANT SELECT, INSERT, UPDATE ON requests, sessions, daily_usage, sync_marks"
+                f" TO {role}", f"GRANT DELETE ON requests TO {role}",
+                f"GRANT SELECT ON cmat_schema, team_budgets, request_rollups TO {role}",
+                f"GRANT TEMPORARY ON DATABASE {database} TO {role}"):
+            owner.execute(statement)
+    member = re.sub(r"user=\S+", f"user={role}", team_db)
+    assert "sent 12 requests" in cli_run("sync", "--to", member, "--no-scan").output
+    report = json.loads(cli_run("report", "monthly", "--team", "--to", member, "--json").output)
+    assert report["total"]["requests"] == 12
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        remote(member, "INSERT INTO team_budgets (scope, limit_usd) VALUES ('x', 1)")

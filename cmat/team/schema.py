@@ -135,7 +135,9 @@ def migrate(connection) -> int:
     started from."""
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(727001)")
-        connection.execute("CREATE TABLE IF NOT EXISTS cmat_schema (version integer NOT NULL)")
+        if connection.execute("SELECT to_regclass('cmat_schema')").fetchone()[0] is None:
+            # Only the first sync creates anything: a member's role needs no CREATE.
+            connection.execute("CREATE TABLE cmat_schema (version integer NOT NULL)")
         row = connection.execute("SELECT version FROM cmat_schema").fetchone()
         if row is None:
             connection.execute("INSERT INTO cmat_schema VALUES (0)")
