@@ -131,6 +131,10 @@ def run(args, root: Path, url: str, catalog) -> None:
 
     connection = connect(url)
     try:
+        settings = ", ".join(f"{name} {connection.execute(f'SHOW {name}').fetchone()[0]}"
+                             for name in ("server_version", "shared_buffers", "fsync"))
+        print(f"server: {settings}; cmat sync sets synchronous_commit off for itself",
+              flush=True)
         connection.execute("VACUUM ANALYZE")
         for by in ("user", "project", "task"):
             timings = []

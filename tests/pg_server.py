@@ -50,7 +50,8 @@ def start(folder: Path) -> str:
     subprocess.run(_as_server_user([
         str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-w",
         "-o", f"-k {socket_dir} -c listen_addresses='' -c fsync=off "
-              "-c synchronous_commit=off -c max_wal_size=4GB", "start"]), **run)
+              "-c synchronous_commit=off -c max_wal_size=4GB -c shared_buffers=1GB", "start"]),
+        **run)
     subprocess.run(_as_server_user([str(bin_dir / "createdb"), "-h", str(socket_dir), "-U",
                                     "postgres", DATABASE]), **run)
     return f"host={socket_dir} dbname={DATABASE} user=postgres"

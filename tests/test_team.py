@@ -250,3 +250,27 @@ def test_a_member_role_with_the_documented_grants_can_sync_and_report(local, tea
     assert report["total"]["requests"] == 12
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         remote(member, "INSERT INTO team_budgets (scope, limit_usd) VALUES ('x', 1)")
+
+
+def test_session_end_starts_a_detached_sync_when_auto_sync_is_on(local, team_db, project):
+    from tests.helpers import REPO
+
+    user_config(f"[team]\nurl = '{team_db}'\nauto_sync = true\n")
+    path = next(local.rglob("a-s2.jsonl"))
+    payload = {"session_id": "a-s2", "transcript_path": str(path), "cwd": "/w/app",
+               "hook_event_name": "SessionEnd", "reason": "other"}
+    started = time.monotonic()
+    result = subprocess.run([str(REPO / "hooks" / "on-session-end-cost.sh")],
+                            input=json.dumps(payload).encode(), capture_output=True, timeout=60,
+                            env=child_env(CLAUDE_PROJECT_DIR=project,
+                                          CMAT_PYTHON=sys.executable))
+    assert result.returncode == 0 and time.monotonic() - started < 10
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        count = remote(team_db, "SELECT count(*) FROM requests WHERE session_id = 'a-s2'"
+                       ) if remote(team_db, "SELECT to_regclass('requests')")[0][0] else [(0,)]
+        if count == [(4,)]:
+            break
+        time.sleep(0.2)
+    assert count == [(4,)]
+    assert remote(team_db, "SELECT machine, user_name FROM sessions") == [("laptop", "ana")]

@@ -67,6 +67,9 @@ def sync(ledger: Ledger, url: str, progress: Callable[[int], None] | None = None
         if not got:
             result.skipped = "another sync of this ledger is running"
             return result
+        # A batch and its mark commit together: losing both to a server crash only means
+        # sending them again, so the server need not flush each commit to disk first.
+        connection.execute("SET synchronous_commit TO off")
         _push(ledger, connection, ledger_id, result, progress)
         cache_team_totals(connection)
     except psycopg.Error as exc:
