@@ -74,22 +74,31 @@ def _tokens_sql(cache: bool) -> str:
     return " + ".join(COLUMN[kind] for kind in kinds)
 
 
-def _report_filter(since: float | None, until: float | None, project: str | None,
-                   machine: str | None = None) -> tuple[str, list]:
-    where, params = ["1"], []
-    if machine:
-        where.append("machine = ?")
-        params.append(machine)
-    if since is not None:
-        where.append("ts >= ?")
-        params.append(since)
-    if until is not None:
-        where.append("ts < ?")
-        params.append(until)
-    if project:
-        where.append("instr(project, ?) > 0")
-        params.append(project)
+def report_filter(since: float | None, until: float | None, project: str | None,
+                   machine: str | None = None, postgres: bool = False,
+                   day: str | None = None) -> tuple[str, list]:
+    """WHERE conditions and parameters of a report's rows, in SQLite's dialect or, with
+    `postgres`, PostgreSQL's; `day` (PostgreSQL): bound that date column instead of ts."""
+    mark = "%s" if postgres else "?"
+    bound = (f"(to_timestamp({mark}) AT TIME ZONE 'UTC')::date" if day else mark)
+    where, params = ["1 = 1"], []
+    for value, test in ((machine, f"machine = {mark}"),
+                        (since, f"{day or 'ts'} >= {bound}"), (until, f"{day or 'ts'} < {bound}"),
+                        (project, f"strpos(project, {mark}) > 0" if postgres
+                         else f"instr(project, {mark}) > 0")):
+        if value is not None and value != "":
+            where.append(test)
+            params.append(value)
     return " AND ".join(where), params
+
+
+def grouped(group: Sequence[str], measures: str, table: str, condition: str,
+            having: str = "") -> str:
+    """SELECT `measures` per distinct value of the `group` expressions (named g0, g1, ...)."""
+    select = ", ".join(f"{expr} AS g{index}" for index, expr in enumerate(group))
+    return (f"SELECT {select}, {measures} FROM {table} WHERE {condition}"
+            f" GROUP BY {', '.join(f'g{i}' for i in range(len(group)))}"
+            + (f" HAVING {having}" if having else ""))
 
 
 @dataclass(frozen=True)
@@ -326,17 +335,14 @@ class LedgerQueries:
         at the start and every change of it, see periods.offset_changes) or session;
         `dimensions` are names of DIMENSION_COLUMNS.
         """
-        condition, params = _report_filter(since, until, project, machine)
+        condition, params = report_filter(since, until, project, machine)
         source = usage_source(dimensions, self.has_rollups())
         local = f"(ts + {_offset_sql(*offsets)})"
         group = [_period_sql(period, local), *(source.dimensions[d] for d in dimensions),
                  "model"]
-        select = ", ".join(f"{expr} AS g{index}" for index, expr in enumerate(group))
         extra = ", min(ts), max(ts), max(project)" if period == "session" else ""
-        return self.query(
-            f"SELECT {select}, {token_sums()}, {source.counts}{extra}"
-            f" FROM {source.table} WHERE {condition}"
-            f" GROUP BY {', '.join(f'g{i}' for i in range(len(group)))}", params)
+        return self.query(grouped(group, f"{token_sums()}, {source.counts}{extra}",
+                                  source.table, condition), params)
 
     def has_rollups(self) -> bool:
         """Whether compaction folded old requests into rollups (reports then read both)."""
@@ -347,20 +353,16 @@ class LedgerQueries:
                     project: str | None, machine: str | None = None) -> list[tuple]:
         """Runs (a session's main thread, or one subagent run) per (period, *dimensions), as
         report_rows selects and groups them, models together."""
-        condition, params = _report_filter(since, until, project, machine)
+        condition, params = report_filter(since, until, project, machine)
         source = usage_source(dimensions, self.has_rollups())
         local = f"(ts + {_offset_sql(*offsets)})"
         group = [_period_sql(period, local), *(source.dimensions[d] for d in dimensions)]
-        select = ", ".join(f"{expr} AS g{index}" for index, expr in enumerate(group))
-        return self.query(
-            f"SELECT {select}, {source.runs} FROM {source.table}"
-            f" WHERE {condition} GROUP BY {', '.join(f'g{i}' for i in range(len(group)))}",
-            params)
+        return self.query(grouped(group, source.runs, source.table, condition), params)
 
     def time_span(self, since: float | None, until: float | None, project: str | None,
                   machine: str | None = None) -> tuple[float | None, float | None]:
         """The first and last request in [since, until) of `project` (None, None: none)."""
-        condition, params = _report_filter(since, until, project, machine)
+        condition, params = report_filter(since, until, project, machine)
         table = usage_source((), self.has_rollups()).table
         return self.query(f"SELECT min(ts), max(ts) FROM {table} WHERE {condition}",
                           params)[0]
@@ -369,7 +371,7 @@ class LedgerQueries:
         """Every request from `since` on, oldest first: (ts, model, input, output, cache
         writes, cache reads, cost or None). What 5-hour blocks are cut from."""
         kinds = ", ".join(COLUMN[kind] for kind in COUNTED_TOKENS)
-        condition, params = _report_filter(since, None, None)
+        condition, params = report_filter(since, None, None)
         return self.query(f"SELECT ts, model, {kinds}, cost_usd FROM requests WHERE {condition}"
                           " ORDER BY ts", params)
 
@@ -408,7 +410,7 @@ class LedgerQueries:
         estimates weigh: (message_id, session_id, ts, project, model, agent (as reports name
         it), agent_id, 5 token kinds, searches, speed, geo, cost, task_id, enhancement,
         task_type)."""
-        condition, params = _report_filter(since, until, project)
+        condition, params = report_filter(since, until, project)
         for column, value in (("task_id", task), ("enhancement", enhancement)):
             if value is not None:
                 condition += f" AND {column} = ?"
@@ -492,7 +494,7 @@ class LedgerQueries:
         task, enhancement, agent and task type), oldest first."""
         from cmat.ledger.schema import REQUEST_COLUMNS
 
-        condition, params = _report_filter(since, until, None)
+        condition, params = report_filter(since, until, None)
         columns = ", ".join(f"requests.{c}" for c in REQUEST_COLUMNS)
         cursor = self.db.execute(
             f"SELECT {columns}, task_id, enhancement, sessions.agent, task_type FROM"

@@ -11,7 +11,7 @@ reads the requests themselves (and what compaction folded), joined to their sess
 from __future__ import annotations
 
 from cmat.errors import UsageError
-from cmat.ledger.queries import usage_source
+from cmat.ledger.queries import grouped, report_filter, usage_source
 from cmat.usage import COLUMN, TOKEN_FIELDS
 
 USAGE_DIMENSIONS = {"user": "NULLIF(user_name, '')", "machine": "NULLIF(machine, '')",
@@ -46,28 +46,8 @@ class TeamSource:
         return [tuple(_plain(v) for v in row)
                 for row in self.connection.execute(sql, params).fetchall()]
 
-    @staticmethod
-    def _filter(since: float | None, until: float | None, project: str | None,
-                machine: str | None, day: str | None = None) -> tuple[str, list]:
-        where, params = ["true"], []
-        if since is not None:
-            where.append(f"{day} >= (to_timestamp(%s) AT TIME ZONE 'UTC')::date" if day
-                         else "ts >= %s")
-            params.append(since)
-        if until is not None:
-            where.append(f"{day} < (to_timestamp(%s) AT TIME ZONE 'UTC')::date" if day
-                         else "ts < %s")
-            params.append(until)
-        if project:
-            where.append("strpos(project, %s) > 0")
-            params.append(project)
-        if machine:
-            where.append("machine = %s")
-            params.append(machine)
-        return " AND ".join(where), params
-
     def time_span(self, since, until, project, machine=None):
-        condition, params = self._filter(since, until, project, machine, "day")
+        condition, params = report_filter(since, until, project, machine, True, "day")
         first, last = self.query(f"SELECT min(day), max(day) FROM daily_usage WHERE {condition}"
                                  " AND requests <> 0", params)[0]
         if first is None:
@@ -80,32 +60,24 @@ class TeamSource:
             raise UsageError("team reports are daily, weekly or monthly")
         sums = ", ".join(f"sum({COLUMN[kind]})" for kind in TOKEN_FIELDS)
         if set(dimensions) <= set(USAGE_DIMENSIONS):
-            condition, params = self._filter(since, until, project, machine, "day")
+            condition, params = report_filter(since, until, project, machine, True, "day")
             group = [_period(period, "day"), *(USAGE_DIMENSIONS[d] for d in dimensions), "model"]
-            select = ", ".join(f"{expr} AS g{index}" for index, expr in enumerate(group))
-            return self.query(
-                f"SELECT {select}, {sums}, sum(requests), sum(cost_usd), sum(priced)"
-                f" FROM daily_usage WHERE {condition}"
-                f" GROUP BY {', '.join(f'g{i}' for i in range(len(group)))}"
-                f" HAVING sum(requests) <> 0", params)
-        source = usage_source(dimensions, rollups=True)
-        condition, params = self._filter(since, until, project, machine)
-        group = [_period(period, "(to_timestamp(ts) AT TIME ZONE 'UTC')"),
-                 *(source.dimensions[d] for d in dimensions), "model"]
-        select = ", ".join(f"{expr} AS g{index}" for index, expr in enumerate(group))
-        return self.query(
-            f"SELECT {select}, {sums}, {source.counts} FROM {source.table} WHERE {condition}"
-            f" GROUP BY {', '.join(f'g{i}' for i in range(len(group)))}", params)
+            return self.query(grouped(group, f"{sums}, sum(requests), sum(cost_usd), sum(priced)",
+                                      "daily_usage", condition, "sum(requests) <> 0"), params)
+        return self._from_requests(period, dimensions, since, until, project, machine,
+                                   lambda source: f"{sums}, {source.counts}", with_model=True)
 
     def report_runs(self, period, offsets, dimensions, since, until, project, machine=None):
+        return self._from_requests(period, dimensions, since, until, project, machine,
+                                   lambda source: source.runs, with_model=False)
+
+    def _from_requests(self, period, dimensions, since, until, project, machine, measures,
+                       with_model: bool) -> list[tuple]:
         source = usage_source(dimensions, rollups=True)
-        condition, params = self._filter(since, until, project, machine)
+        condition, params = report_filter(since, until, project, machine, True)
         group = [_period(period, "(to_timestamp(ts) AT TIME ZONE 'UTC')"),
-                 *(source.dimensions[d] for d in dimensions)]
-        select = ", ".join(f"{expr} AS g{index}" for index, expr in enumerate(group))
-        return self.query(
-            f"SELECT {select}, {source.runs} FROM {source.table} WHERE {condition}"
-            f" GROUP BY {', '.join(f'g{i}' for i in range(len(group)))}", params)
+                 *(source.dimensions[d] for d in dimensions), *(["model"] if with_model else [])]
+        return self.query(grouped(group, measures(source), source.table, condition), params)
 
     # What tasks.enhancement_report asks: a task's totals per model, and its sessions.
 
