@@ -63,12 +63,12 @@ def local_rows(ledger_path=None):
 
 
 def same_sums(url):
-    """daily_usage, kept by triggers, equals the requests it sums."""
-    kept = remote(url, "SELECT sum(output_tokens), sum(requests), round(sum(cost_usd)::numeric,"
-                       " 9) FROM daily_usage")
+    """The rollups triggers keep equal the requests they sum."""
     summed = remote(url, "SELECT sum(output_tokens), count(*), round(sum(cost_usd)::numeric,"
                          " 9) FROM requests")
-    assert kept == summed
+    for rollup in ("daily_usage", "session_usage"):
+        assert remote(url, f"SELECT sum(output_tokens), sum(requests),"
+                           f" round(sum(cost_usd)::numeric, 9) FROM {rollup}") == summed
 
 
 def test_sync_sends_labelled_rows_once_and_then_only_what_changed(local, team_db):
@@ -239,9 +239,9 @@ def test_a_member_role_with_the_documented_grants_can_sync_and_report(local, tea
         migrate(owner)
         for statement in (
                 f"CREATE ROLE {role} LOGIN", f"GRANT USAGE ON SCHEMA public TO {role}",
-                f"GRANT SELECT, INSERT, UPDATE ON requests, sessions, daily_usage, sync_marks"
-                f" TO {role}", f"GRANT DELETE ON requests TO {role}",
-                f"GRANT SELECT ON cmat_schema, team_budgets, request_rollups TO {role}",
+                f"GRANT SELECT, INSERT, UPDATE ON requests, sessions, daily_usage, session_usage,"
+                f" sync_marks TO {role}", f"GRANT DELETE ON requests TO {role}",
+                f"GRANT SELECT ON cmat_schema, team_budgets TO {role}",
                 f"GRANT TEMPORARY ON DATABASE {database} TO {role}"):
             owner.execute(statement)
     member = re.sub(r"user=\S+", f"user={role}", team_db)

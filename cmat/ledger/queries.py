@@ -35,18 +35,16 @@ ROLLUP_KEYS = ("machine", "user_name", "project", "task_id", "enhancement", "age
                "task_type", "project_dir")  # and model: what compaction groups by, a day
 
 
-def compaction_sql(day: str, chosen: str, same: str) -> str:
+def compaction_sql(day: str, chosen: str) -> str:
     """SQL that folds the requests `chosen` selects into request_rollups: one row per `day`
     (an SQL expression of ts), ROLLUP_KEYS and model. A run is counted once per day and keys,
-    on the row of the first model (a run on two models is one run). `same` is the dialect's
-    NULL-safe equality (SQLite's IS, PostgreSQL's IS NOT DISTINCT FROM); the ledger and the
-    team database both fold with it."""
+    on the row of the first model (a run on two models is one run)."""
     kinds = [*(COLUMN[kind] for kind in TOKEN_FIELDS), "web_search_requests"]
     source = {"machine": "requests.machine", "user_name": "requests.user_name",
               "agent": DIMENSION_COLUMNS["agent"]}
     picked = ", ".join(f"{source.get(k, k)} AS {k}" for k in ROLLUP_KEYS)
     keys = ", ".join(ROLLUP_KEYS)
-    joined = " AND ".join(f"f.{k} {same} p.{k}" for k in ("day", *ROLLUP_KEYS))
+    joined = " AND ".join(f"f.{k} IS p.{k}" for k in ("day", *ROLLUP_KEYS))  # NULL-safe
     return (
         f"INSERT INTO request_rollups (day, ts, {keys}, model, {', '.join(kinds)}, requests,"
         f" priced, cost_usd, runs)"

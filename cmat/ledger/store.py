@@ -275,7 +275,7 @@ class Ledger(LedgerQueries):
         chosen = "requests.ts < ?" + (" AND requests.seq < ?" if below_seq is not None else "")
         params = (cutoff, below_seq) if below_seq is not None else (cutoff,)
         self.db.execute(compaction_sql(f"date(ts + {_offset_sql(*offsets)}, 'unixepoch')",
-                                       chosen, "IS"), params)
+                                       chosen), params)
         folded = self.db.execute(f"DELETE FROM requests WHERE {chosen}", params).rowcount
         self.bump_version()
         return folded

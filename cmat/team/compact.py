@@ -1,19 +1,20 @@
-"""`cmat ledger compact --team`: the team database's old requests folded into rollups, like
-the local ledger's (retention.py), every token and dollar kept."""
+"""`cmat ledger compact --team`: the team database's old requests deleted, their sums kept: the
+daily rollups every report reads (daily_usage, session_usage: per day, machine, user,
+project, model, session, agent and run, and through the session its task, enhancement and
+task type) already hold every token and dollar of them, and compaction leaves them as they
+are."""
 
 from __future__ import annotations
 
 import time
 
-from cmat.ledger.queries import compaction_sql
 from cmat.team.connect import connect
 from cmat.team.schema import migrate
 
 
 def compact_team(url: str, older_than: str, timezone: str | None = None) -> int:
-    """Fold the team's requests older than `older_than` into request_rollups (per local day
-    of `timezone`, machine, user, project, model, task, enhancement, agent and task type);
-    daily_usage keeps them as they were. Returns the requests folded."""
+    """Delete the team's requests older than `older_than` (local midnight of `timezone`),
+    their sums kept in the rollups; returns the requests folded."""
     from cmat.periods import cutoff, zone
 
     tz = zone(timezone)
@@ -23,9 +24,6 @@ def compact_team(url: str, older_than: str, timezone: str | None = None) -> int:
         migrate(connection)
         with connection.transaction():
             connection.execute("SET LOCAL cmat.compacting = 'on'")
-            connection.execute(compaction_sql("(to_timestamp(ts) AT TIME ZONE %s)::date",
-                                              "requests.ts < %s", "IS NOT DISTINCT FROM"),
-                               (tz.key, moment))
             folded = connection.execute("DELETE FROM requests WHERE ts < %s",
                                         (moment,)).rowcount
     finally:

@@ -5,17 +5,27 @@ local ledger answers for `cmat report` and `cmat costs enhancement`, so the same
 By period (UTC days, ISO weeks, months) and any of user, machine, project and model, a report
 reads daily_usage, a few rows a day kept by triggers as requests arrive: it costs the same on
 ten million requests as on ten thousand. Grouped by task, enhancement, agent or task type it
-reads the requests themselves (and what compaction folded), joined to their sessions.
+reads session_usage (the same per session, agent and run) joined to the sessions, so an
+attribution that arrives late still counts. Neither reads the requests themselves, which
+compaction may have deleted.
 """
 
 from __future__ import annotations
 
 from cmat.errors import UsageError
-from cmat.ledger.queries import grouped, report_filter, usage_source
+from cmat.ledger.queries import grouped, report_filter
 from cmat.usage import COLUMN, TOKEN_FIELDS
 
 USAGE_DIMENSIONS = {"user": "NULLIF(user_name, '')", "machine": "NULLIF(machine, '')",
                     "project": "NULLIF(project, '')", "model": "model"}
+# session_usage with whom each session was for: an agent is the subagent's type, else the
+# agent the session was run for (as locally, ledger.queries.DIMENSION_COLUMNS).
+BY_SESSION = ("(SELECT u.*, s.task_id, s.enhancement, s.task_type, CASE WHEN u.agent = 'main'"
+              " THEN coalesce(s.agent, 'main') ELSE u.agent END AS resolved_agent"
+              " FROM session_usage u LEFT JOIN sessions s USING (session_id)) AS usage")
+SESSION_DIMENSIONS = {**USAGE_DIMENSIONS, "task": "task_id", "enhancement": "enhancement",
+                      "agent": "resolved_agent", "task-type": "task_type",
+                      "session": "session_id"}
 PERIOD_FORMATS = {"daily": "YYYY-MM-DD", "monthly": "YYYY-MM"}
 
 
@@ -59,33 +69,31 @@ class TeamSource:
         if period == "session":
             raise UsageError("team reports are daily, weekly or monthly")
         sums = ", ".join(f"sum({COLUMN[kind]})" for kind in TOKEN_FIELDS)
-        if set(dimensions) <= set(USAGE_DIMENSIONS):
-            condition, params = report_filter(since, until, project, machine, True, "day")
-            group = [_period(period, "day"), *(USAGE_DIMENSIONS[d] for d in dimensions), "model"]
-            return self.query(grouped(group, f"{sums}, sum(requests), sum(cost_usd), sum(priced)",
-                                      "daily_usage", condition, "sum(requests) <> 0"), params)
-        return self._from_requests(period, dimensions, since, until, project, machine,
-                                   lambda source: f"{sums}, {source.counts}", with_model=True)
+        table, names = ("daily_usage", USAGE_DIMENSIONS) \
+            if set(dimensions) <= set(USAGE_DIMENSIONS) else (BY_SESSION, SESSION_DIMENSIONS)
+        return self._grouped(period, dimensions, since, until, project, machine, table, names,
+                             f"{sums}, sum(requests), sum(cost_usd), sum(priced)", True)
 
     def report_runs(self, period, offsets, dimensions, since, until, project, machine=None):
-        return self._from_requests(period, dimensions, since, until, project, machine,
-                                   lambda source: source.runs, with_model=False)
+        return self._grouped(period, dimensions, since, until, project, machine, BY_SESSION,
+                             SESSION_DIMENSIONS, "count(DISTINCT session_id || '/' || agent_id)",
+                             False)
 
-    def _from_requests(self, period, dimensions, since, until, project, machine, measures,
-                       with_model: bool) -> list[tuple]:
-        source = usage_source(dimensions, rollups=True)
-        condition, params = report_filter(since, until, project, machine, True)
-        group = [_period(period, "(to_timestamp(ts) AT TIME ZONE 'UTC')"),
-                 *(source.dimensions[d] for d in dimensions), *(["model"] if with_model else [])]
-        return self.query(grouped(group, measures(source), source.table, condition), params)
+    def _grouped(self, period, dimensions, since, until, project, machine, table, names,
+                 measures: str, with_model: bool) -> list[tuple]:
+        condition, params = report_filter(since, until, project, machine, True, "day")
+        group = [_period(period, "day"), *(names[d] for d in dimensions),
+                 *(["model"] if with_model else [])]
+        return self.query(grouped(group, measures, table, condition, "sum(requests) <> 0"),
+                          params)
 
     # What tasks.enhancement_report asks: a task's totals per model, and its sessions.
 
     def model_totals(self, task_id: str) -> list[tuple]:
         sums = ", ".join(f"sum({COLUMN[kind]})" for kind in TOKEN_FIELDS)
         return self.query(
-            f"SELECT model, {sums}, sum(web_search_requests), sum(n), coalesce(sum(cost_usd), 0),"
-            f" sum(priced) FROM {usage_source(('task',), rollups=True).table}"
+            f"SELECT model, {sums}, sum(web_search_requests), sum(requests),"
+            f" coalesce(sum(cost_usd), 0), sum(priced) FROM {BY_SESSION}"
             f" WHERE task_id = %s GROUP BY model", (task_id,))
 
     def task_sessions(self, task_id: str) -> list[tuple]:

@@ -7,7 +7,9 @@ COLUMN_TYPES, NOT_NULL), so the two cannot drift.
     sessions        whom each session was for (task, enhancement, agent), and whose it is
     daily_usage     sums per UTC day, machine, user, project and model, kept by triggers on
                     requests: what team reports by period read (server-side, small)
-    request_rollups requests folded by compaction (`cmat ledger compact --team`)
+    session_usage   the same per day, session, agent and subagent run: what reports by task,
+                    enhancement, agent or task type read, joined to sessions; both rollups
+                    keep what compaction (`cmat ledger compact --team`) deletes
     sync_marks      how far each local ledger has been pushed (resumable, idempotent)
     team_budgets    budgets of the whole team, checked by every member's hooks
 """
@@ -19,8 +21,13 @@ from cmat.usage import COLUMN, TOKEN_FIELDS, rank_sql
 
 PG_TYPES = {"TEXT": "text", "REAL": "double precision", "INTEGER": "bigint"}
 SUMMED = (*(COLUMN[kind] for kind in TOKEN_FIELDS), "web_search_requests")
-USAGE_KEYS = ("day", "machine", "user_name", "project", "model")
 UTC_DAY = "(to_timestamp(ts) AT TIME ZONE 'UTC')::date"
+# The two rollups triggers keep as requests arrive, change or go, and their keys: by period and
+# who / where / what model (team reports by period), and the same per session, agent and
+# subagent run (reports by task, enhancement, agent or task type join these to sessions).
+ROLLUPS = {"daily_usage": ("day", "machine", "user_name", "project", "model"),
+           "session_usage": ("day", "session_id", "agent", "agent_id", "machine", "user_name",
+                             "project", "model")}
 
 
 def _request_columns() -> str:
@@ -30,29 +37,44 @@ def _request_columns() -> str:
         for name in REQUEST_COLUMNS)
 
 
-def _usage_delta(*sources: tuple[str, int]) -> str:
-    """SELECT the daily_usage sums of transition tables, each row counted with its sign
-    (+1 added, -1 removed), summed per key so that no key comes twice."""
+def _delta(keys: tuple[str, ...], *sources: tuple[str, int]) -> str:
+    """SELECT a rollup's sums of transition tables, each row counted with its sign (+1 added,
+    -1 removed), summed per key so that no key comes twice; NULL keys are ''."""
+    fields = [k for k in keys if k != "day"]
     rows = " UNION ALL ".join(
-        f"SELECT ts, machine, user_name, project, model, {', '.join(SUMMED)}, cost_usd,"
-        f" {sign} AS sign FROM {table}" for table, sign in sources)
+        f"SELECT ts, {', '.join(fields)}, {', '.join(SUMMED)}, cost_usd, {sign} AS sign"
+        f" FROM {table}" for table, sign in sources)
     sums = ", ".join(f"sum(sign * {c})" for c in SUMMED)
-    return (f"SELECT {UTC_DAY}, coalesce(machine, ''), coalesce(user_name, ''),"
-            f" coalesce(project, ''), model, {sums}, sum(sign),"
+    picked = ", ".join(f"coalesce({k}, '')" for k in fields)
+    return (f"SELECT {UTC_DAY}, {picked}, {sums}, sum(sign),"
             f" sum(CASE WHEN cost_usd IS NULL THEN 0 ELSE sign END),"
-            f" coalesce(sum(sign * cost_usd), 0) FROM ({rows}) changed GROUP BY 1, 2, 3, 4, 5")
+            f" coalesce(sum(sign * cost_usd), 0) FROM ({rows}) changed"
+            f" GROUP BY {', '.join(str(i) for i in range(1, len(keys) + 1))}")
 
 
-def _apply_delta(select: str) -> str:
-    columns = (*USAGE_KEYS, *SUMMED, "requests", "priced", "cost_usd")
-    added = ", ".join(f"{c} = u.{c} + excluded.{c}" for c in columns[len(USAGE_KEYS):])
-    return (f"INSERT INTO daily_usage AS u ({', '.join(columns)}) SELECT * FROM ({select}) d"
-            f" ON CONFLICT ({', '.join(USAGE_KEYS)}) DO UPDATE SET {added};")
+def _apply(table: str, *sources: tuple[str, int]) -> str:
+    keys = ROLLUPS[table]
+    columns = (*keys, *SUMMED, "requests", "priced", "cost_usd")
+    added = ", ".join(f"{c} = u.{c} + excluded.{c}" for c in columns[len(keys):])
+    return (f"INSERT INTO {table} AS u ({', '.join(columns)})"
+            f" SELECT * FROM ({_delta(keys, *sources)}) d"
+            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added};")
+
+
+def _rollup_table(table: str) -> str:
+    keys = ROLLUPS[table]
+    key_columns = ", ".join(f"{k} {'date' if k == 'day' else 'text'} NOT NULL" for k in keys)
+    sums = ", ".join(f"{c} bigint NOT NULL DEFAULT 0" for c in SUMMED)
+    return (f"CREATE TABLE {table} ({key_columns}, {sums}, requests bigint NOT NULL DEFAULT 0,"
+            f" priced bigint NOT NULL DEFAULT 0, cost_usd double precision NOT NULL DEFAULT 0,"
+            f" PRIMARY KEY ({', '.join(keys)}));")
+
+
+def _on_every_rollup(*sources: tuple[str, int]) -> str:
+    return "\n        ".join(_apply(table, *sources) for table in ROLLUPS)
 
 
 def _m001_team_ledger() -> str:
-    sums = ",\n    ".join(f"{c} bigint NOT NULL DEFAULT 0" for c in SUMMED)
-    rollup_sums = ",\n    ".join(f"{c} bigint NOT NULL" for c in SUMMED)
     return f"""
 CREATE TABLE requests (
     {_request_columns()}
@@ -66,23 +88,9 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_task ON sessions (task_id) WHERE task_id IS NOT NULL;
 CREATE INDEX sessions_enhancement ON sessions (enhancement) WHERE enhancement IS NOT NULL;
-CREATE TABLE daily_usage (
-    day date NOT NULL, machine text NOT NULL, user_name text NOT NULL, project text NOT NULL,
-    model text NOT NULL,
-    {sums},
-    requests bigint NOT NULL DEFAULT 0, priced bigint NOT NULL DEFAULT 0,
-    cost_usd double precision NOT NULL DEFAULT 0,
-    PRIMARY KEY ({', '.join(USAGE_KEYS)})
-);
-CREATE TABLE request_rollups (
-    day date NOT NULL, ts double precision NOT NULL,
-    machine text, user_name text, project text, model text NOT NULL, task_id text,
-    enhancement text, agent text, task_type text, project_dir text,
-    {rollup_sums},
-    requests bigint NOT NULL, priced bigint NOT NULL, cost_usd double precision,
-    runs bigint NOT NULL
-);
-CREATE INDEX request_rollups_ts ON request_rollups (ts);
+{_rollup_table("daily_usage")}
+{_rollup_table("session_usage")}
+CREATE INDEX session_usage_session ON session_usage (session_id);
 CREATE TABLE sync_marks (
     ledger_id bigint PRIMARY KEY, machine text NOT NULL, user_name text NOT NULL,
     seq bigint NOT NULL, synced_at timestamptz NOT NULL DEFAULT now()
@@ -91,26 +99,26 @@ CREATE TABLE team_budgets (
     scope text PRIMARY KEY, limit_usd double precision NOT NULL,
     set_by text, set_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE FUNCTION cmat_daily_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION cmat_rollups() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    -- Compaction moves requests into request_rollups: the day's sums stay as they are.
+    -- Compaction deletes old requests whose sums the rollups keep: they stay as they are.
     IF current_setting('cmat.compacting', true) = 'on' THEN RETURN NULL; END IF;
     IF TG_OP = 'INSERT' THEN
-        {_apply_delta(_usage_delta(("added", 1)))}
+        {_on_every_rollup(("added", 1))}
     ELSIF TG_OP = 'UPDATE' THEN
-        {_apply_delta(_usage_delta(("after_update", 1), ("before_update", -1)))}
+        {_on_every_rollup(("after_update", 1), ("before_update", -1))}
     ELSE
-        {_apply_delta(_usage_delta(("removed", -1)))}
+        {_on_every_rollup(("removed", -1))}
     END IF;
     RETURN NULL;
 END $$;
 CREATE TRIGGER requests_added AFTER INSERT ON requests REFERENCING NEW TABLE AS added
-    FOR EACH STATEMENT EXECUTE FUNCTION cmat_daily_usage();
+    FOR EACH STATEMENT EXECUTE FUNCTION cmat_rollups();
 CREATE TRIGGER requests_updated AFTER UPDATE ON requests
     REFERENCING OLD TABLE AS before_update NEW TABLE AS after_update
-    FOR EACH STATEMENT EXECUTE FUNCTION cmat_daily_usage();
+    FOR EACH STATEMENT EXECUTE FUNCTION cmat_rollups();
 CREATE TRIGGER requests_removed AFTER DELETE ON requests REFERENCING OLD TABLE AS removed
-    FOR EACH STATEMENT EXECUTE FUNCTION cmat_daily_usage();
+    FOR EACH STATEMENT EXECUTE FUNCTION cmat_rollups();
 """
 
 
