@@ -52,13 +52,25 @@ def _delta(keys: tuple[str, ...], *sources: tuple[str, int]) -> str:
             f" GROUP BY {', '.join(str(i) for i in range(1, len(keys) + 1))}")
 
 
-def _apply(table: str, *sources: tuple[str, int]) -> str:
+def _upsert(table: str, source: str) -> str:
     keys = ROLLUPS[table]
     columns = (*keys, *SUMMED, "requests", "priced", "cost_usd")
     added = ", ".join(f"{c} = u.{c} + excluded.{c}" for c in columns[len(keys):])
-    return (f"INSERT INTO {table} AS u ({', '.join(columns)})"
-            f" SELECT * FROM ({_delta(keys, *sources)}) d"
-            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added};")
+    return (f"INSERT INTO {table} AS u ({', '.join(columns)}) {source}"
+            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}")
+
+
+def _apply(*sources: tuple[str, int]) -> str:
+    """One pass over the changed rows: their sums per session_usage key, upserted there, then
+    those (far fewer) summed again per daily_usage key."""
+    daily = ", ".join(ROLLUPS["daily_usage"])
+    measures = (*SUMMED, "requests", "priced", "cost_usd")
+    totals = ", ".join(f"sum({c})" for c in measures)
+    per_day = f"SELECT {daily}, {totals} FROM delta GROUP BY {daily}"
+    return (f"WITH delta ({', '.join((*ROLLUPS['session_usage'], *measures))}) AS"
+            f" ({_delta(ROLLUPS['session_usage'], *sources)}),"
+            f" by_session AS ({_upsert('session_usage', 'SELECT * FROM delta')})"
+            f" {_upsert('daily_usage', per_day)};")
 
 
 def _rollup_table(table: str) -> str:
@@ -68,10 +80,6 @@ def _rollup_table(table: str) -> str:
     return (f"CREATE TABLE {table} ({key_columns}, {sums}, requests bigint NOT NULL DEFAULT 0,"
             f" priced bigint NOT NULL DEFAULT 0, cost_usd double precision NOT NULL DEFAULT 0,"
             f" PRIMARY KEY ({', '.join(keys)}));")
-
-
-def _on_every_rollup(*sources: tuple[str, int]) -> str:
-    return "\n        ".join(_apply(table, *sources) for table in ROLLUPS)
 
 
 def _m001_team_ledger() -> str:
@@ -104,11 +112,11 @@ BEGIN
     -- Compaction deletes old requests whose sums the rollups keep: they stay as they are.
     IF current_setting('cmat.compacting', true) = 'on' THEN RETURN NULL; END IF;
     IF TG_OP = 'INSERT' THEN
-        {_on_every_rollup(("added", 1))}
+        {_apply(("added", 1))}
     ELSIF TG_OP = 'UPDATE' THEN
-        {_on_every_rollup(("after_update", 1), ("before_update", -1))}
+        {_apply(("after_update", 1), ("before_update", -1))}
     ELSE
-        {_on_every_rollup(("removed", -1))}
+        {_apply(("removed", -1))}
     END IF;
     RETURN NULL;
 END $$;
