@@ -51,10 +51,7 @@ def compact_when_due(ledger: Ledger, config) -> Compacted | None:
     last = ledger.meta_value("compacted_at") or 0
     if time.time() - last < AUTO_INTERVAL_SECONDS:
         return None
-    import os
-
-    return compact(ledger, config.retention, config.timezone,
-                   os.environ.get("CMAT_TEAM_URL") or config.team_url)
+    return compact(ledger, config.retention, config.timezone, config.team_database)
 
 
 FORMATS = ("csv", "jsonl")

@@ -121,15 +121,10 @@ class CostTracker:
             return not short_of(self.project, ledger, task_id, estimated_cost)
 
     def _task_p90(self, ledger, task_id: str | None) -> float:
-        from cmat.insight.estimate import estimate_task
-        from cmat.tasks import current_context
+        from cmat.insight.estimate import estimate_for_task
 
-        context = self._context(task_id or current_context(self.project).task_id, None)
-        if context.task_id is None:
-            return 0.0
-        found = estimate_task(ledger, self.models, context.agent, context.task_type,
-                              context.enhancement)
-        return found.p90_usd or 0.0
+        estimated = estimate_for_task(ledger, self.models, self.project, task_id)
+        return (estimated[1].p90_usd or 0.0) if estimated else 0.0
 
     def spent(self, *, period: str | None = None, task_id: str | None = None,
               enhancement: str | None = None, project_only: bool = False) -> float:

@@ -152,6 +152,11 @@ class Config:
                     or self.concurrent_agents is not None or bool(self.team_budgets))
 
     @property
+    def team_database(self) -> str | None:
+        """The team database when one is set: CMAT_TEAM_URL, else `team.url`."""
+        return os.environ.get("CMAT_TEAM_URL", "").strip() or self.team_url
+
+    @property
     def channels(self) -> dict[str, tuple[int, ...]]:
         """The configured delivery channels, each with the thresholds it is sent at."""
         configured = {"webhook": self.webhook, "command": self.command, "email": self.email}
@@ -462,7 +467,7 @@ def load_config(project: Path) -> Config:
     if data:
         _apply(config, user, data)
         config.sources.append(str(user))
-    if config.team_url or os.environ.get("CMAT_TEAM_URL"):
+    if config.team_database:
         _team_cache(config)
     path = project_config_file(project)
     if path.resolve() == user.resolve():

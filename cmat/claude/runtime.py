@@ -182,7 +182,7 @@ def _auto_sync(project: Path) -> None:
     from cmat.budgets.config import load_config
 
     config = load_config(project)
-    if not config.auto_sync or not (config.team_url or os.environ.get("CMAT_TEAM_URL")):
+    if not config.auto_sync or not config.team_database:
         return
     import subprocess
 

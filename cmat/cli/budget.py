@@ -397,20 +397,15 @@ def _likely_cost(project: Path, ledger, task_id: str | None) -> dict | None:
     """The estimate of a task about to run, from its agent, task type and enhancement."""
     from cmat.catalog import ModelService
     from cmat.errors import CmatError
-    from cmat.insight.estimate import estimate_task
-    from cmat.tasks import QueueService, current_context, enhancement_of, task_type_of
+    from cmat.insight.estimate import estimate_for_task
 
-    if task_id is None:
-        task_id = current_context(project).task_id
-    if task_id is None:
-        return None
     try:
-        task = QueueService(project).get(task_id)
+        estimated = estimate_for_task(ledger, ModelService(project), project, task_id)
     except CmatError:
+        return None  # a task the queue lacks: checked against what is spent, not estimated
+    if estimated is None:
         return None
-    agent = task.get("assigned_agent") if isinstance(task.get("assigned_agent"), str) else None
-    found = estimate_task(ledger, ModelService(project), agent, task_type_of(task),
-                          enhancement_of(task))
+    task_id, found = estimated
     return {"task": task_id, "tasks": found.tasks, "median_usd": found.median_usd,
             "p90_usd": found.p90_usd, "match": found.match, "notes": found.notes}
 

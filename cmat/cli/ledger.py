@@ -125,14 +125,11 @@ def compact(older_than: str, team: bool, team_url: str | None, as_json: bool) ->
         folded = compact_team(target, older_than, config.timezone)
         data = {"database": describe(target), "requests": folded}
     else:
-        import os
-
         from cmat.ledger import Ledger
         from cmat.retention import compact as fold
 
         with Ledger() as opened:
-            done = fold(opened, older_than, config.timezone,
-                        os.environ.get("CMAT_TEAM_URL") or config.team_url)
+            done = fold(opened, older_than, config.timezone, config.team_database)
         data = {"cutoff": done.cutoff, "requests": done.requests,
                 "rollups": done.rollups_after - done.rollups_before}
     if as_json:

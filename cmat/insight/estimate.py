@@ -88,6 +88,22 @@ def estimate_task(ledger: Ledger, models: ModelService, agent: str | None = None
     return estimate
 
 
+def estimate_for_task(ledger: Ledger, models: ModelService, project: Path,
+                      task_id: str | None) -> tuple[str, TaskEstimate] | None:
+    """The estimate of a task about to run (`task_id`, else the current one), from its agent,
+    task type and enhancement in the queue: (its id, the estimate); None without a task. A
+    task the queue lacks raises NotFound."""
+    from cmat.tasks import QueueService, current_context, enhancement_of, task_type_of
+
+    task_id = task_id or current_context(project).task_id
+    if task_id is None:
+        return None
+    task = QueueService(project).get(task_id)
+    agent = task.get("assigned_agent") if isinstance(task.get("assigned_agent"), str) else None
+    return task_id, estimate_task(ledger, models, agent, task_type_of(task),
+                                  enhancement_of(task))
+
+
 def _words(match: dict) -> str:
     said = [f"{name.replace('_', ' ')} {value}" for name, value in match.items() if value]
     return ", ".join(said) if said else "all tasks"

@@ -5,7 +5,6 @@ and the rest are libpq's to honour."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cmat.errors import ConfigError, TeamDatabaseError
@@ -17,8 +16,7 @@ def team_url(explicit: str | None, project: Path | None = None) -> str:
     from cmat import paths
     from cmat.budgets.config import load_config
 
-    url = explicit or os.environ.get("CMAT_TEAM_URL", "").strip() or load_config(
-        paths.project_dir(project)).team_url
+    url = explicit or load_config(paths.project_dir(project)).team_database
     if not url:
         raise ConfigError("no team database: pass --to postgresql://HOST/DB, set "
                           "CMAT_TEAM_URL, or team.url in ~/.config/cmat/config.toml")
