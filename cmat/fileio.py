@@ -14,7 +14,7 @@ import fcntl
 import os
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from cmat import paths
 from cmat.errors import LockTimeout
@@ -78,6 +78,21 @@ def atomic_write_bytes(path: Path, data: bytes, executable: bool = False,
     nothing is written if another writer that takes no lock changed it meanwhile: returns
     False then, True when written.
     """
+    keep = None if unless_changed_from is False else \
+        (lambda target: _current(target) == unless_changed_from)
+    with atomic_output(path, executable, keep) as (handle, written):
+        handle.write(data)
+    return written[0]
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, executable: bool = False,
+                  keep: Callable[[Path], bool] | None = None):
+    """Write a file that replaces `path` whole when the block ends, as atomic_write_bytes
+    does, from a binary handle: for output too large to hold in memory. Yields (handle,
+    written): written[0] says, after the block, whether the file was replaced (`keep`, given
+    the path, may refuse it at the last moment); an error in the block leaves `path` as it
+    was."""
     if path.is_symlink():
         path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,22 +103,23 @@ def atomic_write_bytes(path: Path, data: bytes, executable: bool = False,
     import tempfile
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    written = [False]
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle, written
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        if unless_changed_from is not False and _current(path) != unless_changed_from:
+        if keep is not None and not keep(path):
             os.unlink(tmp)
-            return False
+            return
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     _fsync_directory(path.parent)
-    return True
+    written[0] = True
 
 
 def _current(path: Path) -> bytes | None:

@@ -79,15 +79,18 @@ def export(ledger: Ledger, since: float | None, until: float | None, fmt: str, o
 
 
 def export_to(path: Path | None, ledger: Ledger, since, until, fmt: str) -> int:
-    """Export to a file (written whole, then renamed into place) or standard output."""
+    """Export to a file (streamed into a temporary file, moved into place once whole) or to
+    standard output."""
     import io
     import sys
 
     if path is None:
         return export(ledger, since, until, fmt, sys.stdout)
-    from cmat.fileio import atomic_write_bytes
+    from cmat.fileio import atomic_output
 
-    buffer = io.StringIO()
-    count = export(ledger, since, until, fmt, buffer)
-    atomic_write_bytes(path, buffer.getvalue().encode())
+    with atomic_output(path) as (handle, _):
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+        count = export(ledger, since, until, fmt, text)
+        text.flush()
+        text.detach()  # the handle is atomic_output's to close
     return count
