@@ -56,6 +56,13 @@ def request_cost(pricing: Pricing, tokens: TokenCounts, web_search_requests: int
             + web_search_requests * pricing.web_search_per_1k / 1000)
 
 
+def pricing_at(entry: ModelEntry, ts: float) -> Pricing:
+    """The prices of `entry` in force at unix time `ts` (its UTC day)."""
+    from datetime import datetime, timezone
+
+    return entry.pricing_on(datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d"))
+
+
 def stored_cost(entry: ModelEntry, ts: float, tokens: TokenCounts, web_search_requests: int = 0,
                 speed: str | None = None, inference_geo: str | None = None,
                 tiers: bool = True) -> float:
@@ -63,9 +70,8 @@ def stored_cost(entry: ModelEntry, ts: float, tokens: TokenCounts, web_search_re
     `tiers=False`: as if the model had no long-prompt tiers (what a tier's premium is
     measured against)."""
     import dataclasses
-    from datetime import datetime, timezone
 
-    pricing = entry.pricing_on(datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d"))
+    pricing = pricing_at(entry, ts)
     if not tiers and pricing.tiers:
         pricing = dataclasses.replace(pricing, tiers=())
     return request_cost(pricing, tokens, web_search_requests, speed, inference_geo)

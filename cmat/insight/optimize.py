@@ -25,7 +25,7 @@ from statistics import median
 from cmat.catalog import ModelService
 from cmat.insight.history import StoredRequest, load
 from cmat.ledger import Ledger
-from cmat.pricing import PER_MTOK, stored_cost
+from cmat.pricing import PER_MTOK, pricing_at, stored_cost
 from cmat.stats import percentile
 
 CACHE_TTL_SECONDS = 300  # the 5-minute cache
@@ -129,7 +129,7 @@ def cache_economics(requests: list[StoredRequest], models: ModelService) -> list
         if entry is None:
             continue
         for before, after in zip(run, [*run[1:], None]):
-            prices = entry.pricing_on(_day(before.ts))
+            prices = pricing_at(entry, before.ts)
             gap = after.ts - before.ts if after else None
             cached = before.tokens.cache_read + before.tokens.cache_creation
             if after is not None and CACHE_TTL_SECONDS < gap <= LONG_TTL_SECONDS \
@@ -177,12 +177,6 @@ def cache_hit_ratios(requests: list[StoredRequest], limit: int = 10) -> list[dic
              "cost_usd": cost} for project, (reads, prompt, cost) in ordered]
 
 
-def _day(ts: float) -> str:
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
-
-
 # --- long prompts -----------------------------------------------------------------------------
 
 
@@ -190,8 +184,7 @@ def long_prompts(requests: list[StoredRequest], models: ModelService) -> list[Su
     premiums: list[tuple[StoredRequest, float]] = []
     for request in requests:
         entry = models.get_by_pattern(request.model)
-        if request.cost is None or entry is None or not entry.pricing_on(
-                _day(request.ts)).tiers:
+        if request.cost is None or entry is None or not pricing_at(entry, request.ts).tiers:
             continue
         base = stored_cost(entry, request.ts, request.tokens, request.searches, request.speed,
                            request.geo, tiers=False)
