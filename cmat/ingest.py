@@ -51,6 +51,7 @@ from cmat.transcripts.parallel import (
     plan_segments,
     read_segments,
 )
+from cmat.untrusted import Unreadable, open_untrusted
 from cmat.usage import TokenCounts, UsageRecord
 
 HEAD_BYTES = 256
@@ -80,13 +81,16 @@ def marks(path: str, offset: int) -> tuple[bytes, bytes]:
     """The file's first HEAD_BYTES and the TAIL_BYTES before `offset`: what tells that a file
     was replaced or rewritten in place since it was read up to `offset`."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(HEAD_BYTES)
-            start = max(offset - TAIL_BYTES, 0)
-            handle.seek(start)
-            return head, handle.read(offset - start)
-    except OSError:
+        handle = open_untrusted(path)
+    except Unreadable:
         return b"", b""
+    if handle is None:
+        return b"", b""
+    with handle:
+        head = handle.read(HEAD_BYTES)
+        start = max(offset - TAIL_BYTES, 0)
+        handle.seek(start)
+        return head, handle.read(offset - start)
 
 
 def start_offset(seen: SeenFile, known: FileState | None,

@@ -3,6 +3,11 @@ kept as small files until the next hook or scan applies them: an attribution is 
 
 Each is one JSON file in `${XDG_STATE_HOME}/cmat/spool/` (or the system's temporary folder
 when that cannot be written), named so that they apply oldest first.
+
+The temporary folder is shared with every local user: the folder there is used, for writing
+and for reading, only when it is a real folder (no link), owned by the user and closed to
+everybody else (mode 0700); anybody could have made `/tmp/cmat-spool-<uid>` first and filled
+it with attributions of their choosing (docs/security.md).
 """
 
 from __future__ import annotations
@@ -10,12 +15,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cmat import paths
 from cmat.fileio import atomic_write_bytes
+from cmat.untrusted import Unreadable, read_untrusted
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,9 @@ class Pending:
     task_type: str | None = None
 
 
+SPOOL_FILE_LIMIT = 64 * 1024  # an attribution is a few hundred bytes
+
+
 def folders() -> list[Path]:
     import tempfile  # only for a spool, rare: its import costs every hook ~10 ms
 
@@ -39,11 +49,40 @@ def folders() -> list[Path]:
             Path(tempfile.gettempdir()) / f"cmat-spool-{os.getuid()}"]
 
 
+def private_folder(folder: Path, create: bool) -> bool:
+    """Whether `folder` is a real folder of the user's own, closed to others (made so: created
+    with mode 0700, or closed if it was open; somebody else's is never used)."""
+    if create:
+        with contextlib.suppress(FileExistsError):
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(folder, 0o700)
+    try:
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            return False
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.chmod(folder, 0o700)  # its files are still checked one by one (_own_file)
+    except OSError:
+        return False
+    return True
+
+
+def _own_file(path: Path) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid()
+
+
 def keep(pending: Pending) -> Path:
     """Write `pending` to the first spool folder that takes it; raises OSError if none does."""
     name = f"{time.time_ns():020d}-{os.getpid()}.json"
     error: OSError | None = None
     for folder in folders():
+        if not private_folder(folder, create=True):
+            error = OSError(f"{folder} is not a private folder of this user")
+            continue
         try:
             path = folder / name
             atomic_write_bytes(path, json.dumps(asdict(pending)).encode())
@@ -57,6 +96,8 @@ def waiting() -> list[tuple[Path, Pending]]:
     """Every spooled attribution, oldest first (a damaged file is set aside, never lost)."""
     found = []
     for folder in folders():
+        if not private_folder(folder, create=False):
+            continue  # absent, or planted by somebody else: never read
         try:
             names = os.listdir(folder)
         except OSError:
@@ -65,9 +106,16 @@ def waiting() -> list[tuple[Path, Pending]]:
             if not name.endswith(".json"):
                 continue
             path = folder / name
+            if not _own_file(path):
+                with contextlib.suppress(OSError):  # planted while the folder was open
+                    path.rename(path.with_suffix(".refused"))
+                continue
             try:
-                found.append((path, Pending(**json.loads(path.read_text()))))
-            except (OSError, ValueError, TypeError):
+                data = read_untrusted(path, SPOOL_FILE_LIMIT)
+                if data is None:
+                    continue  # applied by another process meanwhile
+                found.append((path, Pending(**json.loads(data))))
+            except (Unreadable, ValueError, TypeError):
                 with contextlib.suppress(OSError):
                     path.rename(path.with_suffix(".damaged"))
     return sorted(found, key=lambda item: item[0].name)

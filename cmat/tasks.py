@@ -27,9 +27,11 @@ from cmat.ledger import Ledger
 from cmat.ledger.schema import timestamp_seconds
 from cmat.periods import iso_utc
 from cmat.pricing import CostSummary, ModelTotals
+from cmat.untrusted import Unreadable, read_untrusted, read_untrusted_text
 
 T = TypeVar("T")
 READ_RETRY_PAUSES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4)  # for a file caught half-written
+QUEUE_LIMIT = 256 * 2**20  # a CMAT queue of thousands of tasks is a few MB
 WRITE_ATTEMPTS = 8
 LEGACY_VERSION = "recorded by CMAT"  # catalog_version of figures CMAT wrote before cmat
 QUEUE_FIELDS = ("cost_input_tokens", "cost_output_tokens", "cost_cache_creation_tokens",
@@ -62,6 +64,7 @@ class TaskContext:
     enhancement: str | None = None
     agent: str | None = None  # CMAT's assigned agent
     task_type: str | None = None  # CMAT's task_type (analysis, implementation, ...)
+    problem: str | None = None  # why the current task could not be known (said, not hidden)
 
 
 NO_TASK = TaskContext()
@@ -81,7 +84,10 @@ def current_context(project: Path, details: bool = True) -> TaskContext:
     task_id = os.environ.get("CMAT_CURRENT_TASK_ID", "").strip() or None
     from_marker = task_id is None
     if from_marker:
-        task_id = read_marker(project)
+        try:
+            task_id = read_marker(project)
+        except Unreadable as exc:  # recorded without a task, and said so
+            return TaskContext(problem=f"current-task marker refused: {exc}")
         if task_id is None:
             return NO_TASK
     elif not details:
@@ -106,11 +112,21 @@ def task_type_of(task: dict | None) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+MARKER_LIMIT = 4096  # a task id, written by `cmat queue start` or an orchestrator
+
+
 def read_marker(project: Path) -> str | None:
-    try:
-        return paths.current_task_file(project).read_text().strip() or None
-    except OSError:
+    """The project's current task, from its marker file; None when there is none. A marker
+    that is not a small text file (a FIFO, a device, bytes that are not UTF-8, a task id with
+    control characters) is refused: raises Unreadable, which the caller reports."""
+    path = paths.current_task_file(project)
+    text = read_untrusted_text(path, MARKER_LIMIT)
+    if text is None:
         return None
+    task_id = text.strip()
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in task_id):
+        raise Unreadable(f"{path} holds control characters, not a task id")
+    return task_id or None
 
 
 def legacy_figures(task: dict) -> dict | None:
@@ -160,11 +176,11 @@ class QueueService:
         """
         for pause in (*READ_RETRY_PAUSES, None):
             try:
-                raw = self.path.read_bytes()
-            except FileNotFoundError:
+                raw = read_untrusted(self.path, QUEUE_LIMIT)
+            except Unreadable as exc:
+                raise QueueError(f"task queue {exc.message}", exc.hint) from None
+            if raw is None:
                 return self._empty(), None
-            except OSError as exc:
-                raise QueueError(f"cannot read task queue {self.path}: {exc.strerror}") from None
             try:
                 doc = json.loads(raw)
             except (ValueError, RecursionError) as exc:

@@ -175,6 +175,9 @@ class Config:
         return limits.get("default")
 
 
+CONFIG_LIMIT = 1024 * 1024
+
+
 def user_config_file() -> Path:
     return paths.config_home() / "config.toml"
 
@@ -184,15 +187,22 @@ def project_config_file(project: Path) -> Path:
 
 
 def read_toml(path: Path) -> dict:
+    """A config file's tables ({} when there is none), through the one safe reader: a
+    project's file comes with a repository, and may be a FIFO or a device."""
+    from cmat.untrusted import Unreadable, read_untrusted_text
+
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
+        text = read_untrusted_text(path, CONFIG_LIMIT)
+    except Unreadable as exc:
+        raise ConfigError(f"cannot read {exc.message}", exc.hint) from None
+    if text is None:
         return {}
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} nests tables too deeply to be a cmat config") from None
 
 
 def _amount(path: Path, name: str, value, integer: bool = False) -> float:

@@ -48,6 +48,7 @@ class Context:
     agent: str | None = None  # the session's agent: CMAT's assigned agent, else none
     subagent_id: str | None = None  # the subagent calling, when the hook payload says
     subagent_type: str | None = None
+    problem: str | None = None  # why the current task is unknown (the other budgets hold)
 
 
 @dataclass(frozen=True)
@@ -356,7 +357,7 @@ def current_context(project: Path, config: Config, session_id: str | None = None
     """The context of `project` now: the session, and the task (the current one unless
     given) with, `with_details`, its enhancement and agent (which may need the queue read);
     `subagent`: (agent_id, agent_type) of the subagent calling, when known."""
-    agent = None
+    agent, problem = None, None
     if task_id:
         try:
             task = QueueService(project).get(task_id)
@@ -365,9 +366,11 @@ def current_context(project: Path, config: Config, session_id: str | None = None
             enhancement = None
     else:
         task = current_task(project, details=with_details)
-        task_id, enhancement, agent = task.task_id, task.enhancement, task.agent
+        task_id, enhancement, agent, problem = (task.task_id, task.enhancement, task.agent,
+                                                task.problem)
     return Context(project, zone(config.timezone), time.time(), session_id, task_id,
-                   enhancement, agent if isinstance(agent, str) and agent else None, *subagent)
+                   enhancement, agent if isinstance(agent, str) and agent else None, *subagent,
+                   problem=problem)
 
 
 def all_statuses(project: Path, ledger: Ledger, session_id: str | None = None

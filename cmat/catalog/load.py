@@ -35,15 +35,21 @@ from cmat.version import __version__
 
 # Fields older CMAT catalogs carry that cmat has no use for; accepted so such files still load.
 _LEGACY_FIELDS = {"api_id", "currency", "per_tokens"}
+CATALOG_LIMIT = 16 * 2**20
 
 
 def read_json(path: Path) -> Any:
+    """A catalog file, through the one safe reader (a project's comes with a repository)."""
+    from cmat.untrusted import Unreadable, read_untrusted
+
     try:
-        return orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise NotFound(f"model catalog {path} does not exist") from None
-    except OSError as exc:
-        raise CatalogError(f"cannot read model catalog {path}: {exc.strerror}") from None
+        data = read_untrusted(path, CATALOG_LIMIT)
+    except Unreadable as exc:
+        raise CatalogError(f"cannot read model catalog {exc.message}", exc.hint) from None
+    if data is None:
+        raise NotFound(f"model catalog {path} does not exist")
+    try:
+        return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise CatalogError(f"model catalog {path} is not valid JSON: {exc}") from None
 

@@ -23,6 +23,7 @@ from cmat import paths
 from cmat.claude.events import EVENTS, SCRIPTS, STATUSLINE_SCRIPT, SUPPORT_SCRIPT
 from cmat.errors import SettingsError
 from cmat.fileio import atomic_write_bytes, file_lock
+from cmat.untrusted import Unreadable, read_untrusted_text
 
 SCRIPTS_FOLDER = "cmat"  # cmat's scripts live in <settings dir>/hooks/cmat/, a folder of its own
 OWNED_MARKER = SUPPORT_SCRIPT.encode()  # every script cmat writes names it; nobody else's does
@@ -87,13 +88,12 @@ def target_for(project: Path | None, user: bool) -> Target:
 
 
 def load_settings(path: Path) -> dict:
+    """A settings file (a project's comes with a repository: read through the safe reader)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise SettingsError(f"cannot read {path}: {exc.strerror}") from None
-    if not text.strip():
+        text = read_untrusted_text(path)
+    except Unreadable as exc:
+        raise SettingsError(f"cannot read {exc.message}", exc.hint) from None
+    if text is None or not text.strip():
         return {}
     try:
         settings = json.loads(text)

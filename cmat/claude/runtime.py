@@ -26,6 +26,7 @@ from cmat.claude.log import HookLog
 from cmat.claude.payload import PayloadError, payload_project, read_payload
 from cmat.errors import CmatError
 from cmat.money import usd
+from cmat.untrusted import Unreadable, open_untrusted
 
 HOOK_MAX_BYTES = 8 * 2**30  # ~10 s of reading: a larger session is left to `cmat scan`
 LEDGER_WAIT_SECONDS = 2.0  # a budget check never waits longer for a busy ledger
@@ -91,12 +92,15 @@ def _max_bytes() -> int:
 def _wait_for_flush(path: Path) -> None:
     for pause in FLUSH_WAIT_SECONDS:
         try:
-            with open(path, "rb") as handle:
+            handle = open_untrusted(path)
+            if handle is None:
+                return  # missing: the read reports it
+            with handle:
                 handle.seek(-1, os.SEEK_END)
                 if handle.read(1) == b"\n":
                     return
-        except OSError:
-            return  # missing or empty: the read reports it
+        except (OSError, Unreadable):
+            return  # empty, or not a transcript at all: the read reports it
         time.sleep(pause)
 
 
@@ -132,6 +136,8 @@ def attribute(event: str, payload: dict, project: Path, log: HookLog) -> tuple[s
         transcript = _path_field(payload, "transcript_path", required=True)
         session_id = session_id or session_of(transcript, None)
     context = current_context(project)
+    if context.problem:
+        log.write("WARN", event, f"session {session_id}: {context.problem}; recorded untracked")
     if context.task_id:
         queue = QueueService(project)
         try:
@@ -226,6 +232,9 @@ def check_budgets(event: str, payload: dict, project: Path,
     subagent = (_text_field(payload, "agent_id"), _text_field(payload, "agent_type"))
     context = current_context(project, config, session_id, with_details=details,
                               subagent=subagent)
+    if context.problem:  # task budgets cannot apply; every other budget still does
+        log.write("WARN", event, f"{context.problem}; task budgets not checked")
+        print(f"cmat: {context.problem}; task budgets not checked", file=sys.stderr)
     budgets = applicable(config, context)
     # Sessions at work are tracked for the concurrency limit and for `budget status`'s runs.
     tracks = session_id is not None and (config.concurrent_agents is not None or bool(

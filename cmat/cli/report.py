@@ -414,8 +414,13 @@ def scan(extra_paths: tuple[Path, ...], quiet: bool, explain: bool, as_json: boo
 
 def _line_number(path: str, offset: int) -> int | None:
     """1-based line number of the line starting at `offset` (None if the file is gone)."""
+    from cmat.untrusted import Unreadable, open_untrusted
+
     try:
-        with open(path, "rb") as handle:
+        handle = open_untrusted(path)
+        if handle is None:
+            return None
+        with handle:
             newlines = 0
             remaining = offset
             while remaining > 0:
@@ -424,7 +429,7 @@ def _line_number(path: str, offset: int) -> int | None:
                     break
                 newlines += chunk.count(b"\n")
                 remaining -= len(chunk)
-    except OSError:
+    except (OSError, Unreadable):
         return None
     return newlines + 1
 

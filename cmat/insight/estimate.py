@@ -12,6 +12,7 @@ from cmat.catalog import ModelService
 from cmat.ledger import Ledger
 from cmat.pricing import request_cost, stored_cost
 from cmat.stats import percentile
+from cmat.untrusted import Unreadable, read_untrusted
 from cmat.usage import TokenCounts
 
 ENOUGH_TASKS = 5  # fewer past tasks than this: the match is widened, and that is said
@@ -134,8 +135,10 @@ def calibrate(transcripts: list[Path]) -> Calibration:
         if path.parent.name == "subagents" or read > CALIBRATION_BYTES:
             continue
         try:
-            data = path.read_bytes()
-        except OSError:
+            data = read_untrusted(path, CALIBRATION_BYTES)
+        except Unreadable:
+            continue
+        if data is None:
             continue
         read += len(data)
         previous = None  # (prompt tokens, output tokens) of the last response

@@ -27,6 +27,7 @@ from cmat.insight.history import StoredRequest, load
 from cmat.ledger import Ledger
 from cmat.pricing import PER_MTOK, pricing_at, stored_cost
 from cmat.stats import percentile
+from cmat.untrusted import Unreadable, open_untrusted, read_untrusted
 
 CACHE_TTL_SECONDS = 300  # the 5-minute cache
 LONG_TTL_SECONDS = 3600  # the 1-hour cache
@@ -225,15 +226,19 @@ def waste(requests: list[StoredRequest], transcripts: list[Path]) -> tuple[list[
         if path.parent.name == "subagents":
             meta = path.with_name(path.stem + ".meta.json")
             try:
-                tool = orjson.loads(meta.read_bytes()).get("toolUseId")
-            except (OSError, ValueError, AttributeError):
+                tool = orjson.loads(read_untrusted(meta, 65536) or b"{}").get("toolUseId")
+            except (Unreadable, ValueError, AttributeError):
                 tool = None
             if tool:
                 subagent_tools[tool] = (session, path.stem.removeprefix("agent-"))
         try:
-            data = path.read_bytes()
-        except OSError:
+            handle = open_untrusted(path)
+        except Unreadable:
             continue
+        if handle is None:
+            continue
+        with handle:
+            data = handle.read()
         if b"isApiErrorMessage" not in data and INTERRUPTED.encode() not in data:
             continue  # the common case: nothing to look at in this file
         last_response = None

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
 from cmat.errors import TranscriptError
+from cmat.untrusted import Unreadable, open_untrusted, read_untrusted
 from cmat.usage import UNKNOWN_SUBAGENT
 
 _SESSION_ID_RE = re.compile(rb'"sessionId"\s*:\s*"([^"]+)"')
 HEAD_BYTES = 65536  # where a transcript's first session ids are looked for
+META_LIMIT = 65536  # a subagent's .meta.json: a few fields
 
 
 @dataclass
@@ -45,19 +46,14 @@ class SeenFile:
 
 
 def open_regular(path: Path):
-    """The file for reading, if it is a regular file: a FIFO would block a hook and a device
-    such as /dev/zero never ends."""
-    try:  # O_NONBLOCK: opening a FIFO would otherwise wait for a writer
-        handle = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb")
-    except FileNotFoundError:
-        raise TranscriptError(f"transcript {path} does not exist") from None
-    except IsADirectoryError:
-        raise TranscriptError(f"transcript {path} is a directory, not a file") from None
-    except OSError as exc:
-        raise TranscriptError(f"cannot read transcript {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-        handle.close()
-        raise TranscriptError(f"transcript {path} is not a regular file")
+    """The transcript for reading, through the one safe reader (cmat.untrusted): a FIFO would
+    block a hook, a device such as /dev/zero never ends, another user's link is not ours."""
+    try:
+        handle = open_untrusted(path)
+    except Unreadable as exc:
+        raise TranscriptError(f"transcript {exc.message}", exc.hint) from None
+    if handle is None:
+        raise TranscriptError(f"transcript {path} does not exist")
     return handle
 
 
@@ -68,8 +64,8 @@ def check_transcript(path: Path) -> None:
 
 def _agent_type(meta_path: Path) -> str | None:
     try:
-        meta = orjson.loads(meta_path.read_bytes())
-    except (OSError, ValueError):
+        meta = orjson.loads(read_untrusted(meta_path, META_LIMIT) or b"null")
+    except (Unreadable, ValueError):
         return None
     agent_type = meta.get("agentType") if isinstance(meta, dict) else None
     return agent_type if isinstance(agent_type, str) and agent_type else None
@@ -93,23 +89,25 @@ def source_for(path: str) -> SourceFile:
 
 def session_ids_in(path: Path) -> set[str]:
     """The `sessionId`s on the first lines of a transcript (reads HEAD_BYTES at most)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(HEAD_BYTES)
-    except OSError:
-        return set()
+    head = _head(path)
     return {match.decode("utf-8", "replace") for match in _SESSION_ID_RE.findall(head)}
 
 
 def first_session_id(path: Path) -> str | None:
     """The first `sessionId` of a transcript (reads HEAD_BYTES at most)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(HEAD_BYTES)
-    except OSError:
-        return None
-    match = _SESSION_ID_RE.search(head)
+    match = _SESSION_ID_RE.search(_head(path))
     return match.group(1).decode("utf-8", "replace") if match else None
+
+
+def _head(path: Path) -> bytes:
+    try:
+        handle = open_untrusted(path)
+    except Unreadable:
+        return b""
+    if handle is None:
+        return b""
+    with handle:
+        return handle.read(HEAD_BYTES)
 
 
 def session_sources(transcript: Path, session_id: str) -> list[SourceFile]:

@@ -1,0 +1,287 @@
+"""The one safe reader (cmat.untrusted) and every file read through it: what a repository,
+another local user or a hostile file can put where cmat reads, and what cmat then does."""
+
+import json
+import os
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cmat import paths, spool
+from cmat.budgets.config import load_config, read_toml
+from cmat.catalog.load import read_json
+from cmat.claude.install import load_settings
+from cmat.errors import CatalogError, ConfigError, QueueError, SettingsError
+from cmat.tasks import QueueService, current_context, read_marker
+from cmat.untrusted import Unreadable, read_untrusted, read_untrusted_text
+from tests.helpers import REPO
+from tests.test_claude_runtime import SESSION_END, payload, run_hook
+from tests.transcript_factory import TranscriptBuilder, write_session
+
+FUZZ = settings(max_examples=150, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+OTHER_UID = 54321
+
+
+def requires_root():
+    """Changing a file's owner needs root; CI runs as root and must not skip these."""
+    if os.getuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the ownership tests as root")
+        pytest.skip("needs root to give a file another owner")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "proc", "directory", "socket"])
+def test_only_regular_files_are_read_and_nothing_waits(tmp_path, kind):
+    if kind == "fifo":
+        path = tmp_path / "f"
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path = tmp_path / "z"
+        os.symlink("/dev/zero", path)
+    elif kind == "proc":
+        path = "/proc/self/status"
+    elif kind == "directory":
+        path = tmp_path
+    else:
+        import socket
+
+        path = tmp_path / "s"
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path))
+    started = time.monotonic()
+    with pytest.raises(Unreadable):
+        read_untrusted(path)
+    assert time.monotonic() - started < 1
+
+
+def test_a_link_into_proc_is_refused(tmp_path):
+    link = tmp_path / "l"
+    os.symlink("/proc/self/environ", link)
+    with pytest.raises(Unreadable, match="/proc"):
+        read_untrusted(link)
+
+
+def test_missing_is_none_and_size_is_capped(tmp_path):
+    assert read_untrusted(tmp_path / "nothing") is None
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 1001)
+    with pytest.raises(Unreadable, match="larger than 1,000 bytes"):
+        read_untrusted(big, limit=1000)
+    assert read_untrusted(big, limit=1001) == b"x" * 1001
+
+
+def test_invalid_utf8_is_refused_as_text(tmp_path):
+    path = tmp_path / "t"
+    path.write_bytes(b"ok\xff\xfe")
+    with pytest.raises(Unreadable, match="not UTF-8"):
+        read_untrusted_text(path)
+
+
+def test_the_users_own_link_is_followed_another_users_is_not(tmp_path):
+    target = tmp_path / "target"
+    target.write_bytes(b"content")
+    mine = tmp_path / "mine"
+    os.symlink(target, mine)
+    assert read_untrusted(mine) == b"content"
+    requires_root()
+    theirs = tmp_path / "theirs"
+    os.symlink(target, theirs)
+    os.lchown(theirs, OTHER_UID, OTHER_UID)
+    with pytest.raises(Unreadable, match="owned by another user"):
+        read_untrusted(theirs)
+
+
+@FUZZ
+@given(content=st.binary(max_size=2048))
+def test_any_bytes_read_back_exactly(tmp_path, content):
+    path = tmp_path / "any"
+    path.write_bytes(content)
+    assert read_untrusted(path) == content
+
+
+# --- each file cmat reads but did not write ------------------------------------------------
+
+
+def _fifo(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+
+
+def test_a_fifo_queue_is_a_queue_error_not_a_hang(project):
+    _fifo(paths.queue_file(project))
+    with pytest.raises(QueueError, match="not a regular file"):
+        QueueService(project).load()
+
+
+def test_a_fifo_project_config_is_ignored_and_said(project):
+    _fifo(project / ".claude" / "cmat.toml")
+    config = load_config(project)
+    assert any("not a regular file" in note for note in config.ignored)
+
+
+def test_a_fifo_project_catalog_is_a_catalog_error(project):
+    path = paths.project_catalog(project)
+    _fifo(path)
+    with pytest.raises(CatalogError, match="not a regular file"):
+        read_json(path)
+
+
+def test_fifo_settings_are_a_settings_error(project):
+    _fifo(project / ".claude" / "settings.json")
+    with pytest.raises(SettingsError, match="not a regular file"):
+        load_settings(project / ".claude" / "settings.json")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "bad-bytes", "control"])
+def test_a_bad_marker_means_no_task_and_says_why(project, kind):
+    marker = paths.current_task_file(project)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "fifo":
+        os.mkfifo(marker)
+    elif kind == "dev-zero":
+        os.symlink("/dev/zero", marker)
+    elif kind == "bad-bytes":
+        marker.write_bytes(b"task\xff\xfe")
+    else:
+        marker.write_text("task_1\r\n2026-12-01 ERROR forged\n")
+    started = time.monotonic()
+    with pytest.raises(Unreadable):
+        read_marker(project)
+    context = current_context(project)
+    assert context.task_id is None and "marker refused" in context.problem
+    assert time.monotonic() - started < 1
+
+
+def test_session_end_with_a_fifo_marker_records_the_session_at_once(project, tmp_path):
+    _fifo(paths.current_task_file(project))
+    builder = TranscriptBuilder(session_id="s-fifo")
+    builder.response(output=100)
+    main = write_session(tmp_path / "t", builder)
+    started = time.monotonic()
+    run_hook(SESSION_END, payload(main, "s-fifo"), project)
+    assert time.monotonic() - started < 10  # it waited 25 s for a writer before
+    log = paths.hook_log_file().read_text()
+    assert "marker refused" in log and "s-fifo -> untracked" in log
+
+
+def test_subagent_stop_never_opens_a_fifo_transcript(project, tmp_path):
+    fifo = tmp_path / "agent-x.jsonl"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    run_hook(REPO / "hooks" / "on-subagent-stop-cost.sh",
+             {"session_id": "s", "agent_transcript_path": str(fifo), "agent_id": "x",
+              "hook_event_name": "SubagentStop"}, project)
+    assert time.monotonic() - started < 10
+    assert "not a regular file" in paths.hook_log_file().read_text()
+
+
+# --- the spool in the shared temporary folder --------------------------------------------
+
+
+def _pending(task="t1"):
+    return spool.Pending("/p", "s1", None, task, None, None, "session-end")
+
+
+def _tmp_spool():
+    return spool.folders()[1]
+
+
+@pytest.fixture
+def tmp_spool(monkeypatch, tmp_path):
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir(mode=0o1777)
+    monkeypatch.setenv("TMPDIR", str(shared))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR is read again
+    yield _tmp_spool()
+    monkeypatch.setattr(tempfile, "tempdir", None)
+
+
+def test_the_temporary_spool_is_made_private(tmp_spool):
+    paths.state_home().mkdir(parents=True)
+    (paths.state_home() / "spool").write_text("not a folder")  # the first folder fails
+    kept = spool.keep(_pending())
+    assert kept.parent == tmp_spool
+    assert os.stat(tmp_spool).st_mode & 0o777 == 0o700
+    assert [p.task_id for _, p in spool.waiting()] == ["t1"]
+
+
+def test_another_users_spool_folder_is_never_read(tmp_spool):
+    requires_root()
+    tmp_spool.mkdir(mode=0o777)
+    (tmp_spool / "1.json").write_text(json.dumps(
+        {"project": "/p", "session_id": "s", "transcript": None, "task_id": "planted",
+         "enhancement": None, "agent": None, "recorded_by": "session-end"}))
+    os.chown(tmp_spool, OTHER_UID, OTHER_UID)
+    assert spool.waiting() == []
+    paths.state_home().mkdir(parents=True)
+    (paths.state_home() / "spool").write_text("not a folder")
+    with pytest.raises(OSError, match="not a private folder"):
+        spool.keep(_pending())  # never into the folder somebody else made
+
+
+def test_a_file_planted_in_an_open_spool_folder_is_refused(tmp_spool):
+    requires_root()
+    tmp_spool.mkdir(mode=0o777)  # made by an older cmat, open to all
+    planted = tmp_spool / "0001.json"
+    planted.write_text(json.dumps(
+        {"project": "/p", "session_id": "s", "transcript": None, "task_id": "planted",
+         "enhancement": None, "agent": None, "recorded_by": "session-end"}))
+    os.chown(planted, OTHER_UID, OTHER_UID)
+    assert spool.waiting() == []
+    assert os.stat(tmp_spool).st_mode & 0o777 == 0o700
+    assert planted.with_suffix(".refused").exists()
+
+
+# --- fuzz: what a hostile repository's files make the readers do ----------------------------
+
+
+@FUZZ
+@given(content=st.binary(max_size=4096))
+def test_any_queue_bytes_load_or_give_a_queue_error(project, content):
+    paths.queue_file(project).parent.mkdir(parents=True, exist_ok=True)
+    paths.queue_file(project).write_bytes(content)
+    service = QueueService(project)
+    try:
+        service.tasks()
+    except QueueError:
+        pass
+
+
+@FUZZ
+@given(content=st.text(max_size=2048) | st.binary(max_size=2048).map(
+    lambda b: b.decode("latin-1")))
+def test_any_project_config_loads_or_is_ignored_with_a_note(project, content):
+    path = project / ".claude" / "cmat.toml"
+    path.write_text(content, encoding="utf-8", errors="surrogateescape")
+    config = load_config(project)
+    assert config.sources == [] or config.sources == [str(path)]
+    try:
+        read_toml(path)
+    except ConfigError:
+        assert config.ignored
+
+
+@FUZZ
+@given(content=st.binary(max_size=2048))
+def test_any_settings_bytes_load_or_give_a_settings_error(project, content):
+    path = project / ".claude" / "settings.json"
+    path.write_bytes(content)
+    try:
+        assert isinstance(load_settings(path), dict)
+    except SettingsError:
+        pass
+
+
+def test_deeply_nested_files_are_clear_errors(project):
+    path = project / ".claude" / "cmat.toml"
+    path.write_text("a = " + "[" * 5000 + "]" * 5000)
+    assert load_config(project).ignored
+    paths.queue_file(project).parent.mkdir(parents=True, exist_ok=True)
+    paths.queue_file(project).write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(QueueError):
+        QueueService(project).load()
