@@ -4,11 +4,14 @@ import json
 import os
 import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cmat.claude.events import EVENTS
-from cmat.claude.install import install, target_for, uninstall
+from cmat.claude.install import install, plain_script, target_for, uninstall
 from cmat.errors import CmatError
 from cmat.tasks import QueueService
 from tests.helpers import FIXTURES, child_env, cli_run
@@ -258,3 +261,83 @@ def test_other_mcp_servers_are_kept(project):
     cli_run("hooks", "install", "--mcp")
     cli_run("hooks", "uninstall")
     assert json.loads((project / ".mcp.json").read_text()) == {"mcpServers": {"db": {"command": "x"}}}
+
+
+# --- settings are text to read, never commands to run (docs/security.md) --------------------
+
+
+def test_status_runs_nothing_a_cloned_repositorys_settings_say(project, tmp_path):
+    planted = tmp_path / "PWN"
+    command = f'"$HOME/x;touch${{IFS}}{planted};/cmat/on-session-end-cost.sh"'
+    hostile = {"hooks": {event: [{"hooks": [{"type": "command", "command": command.replace(
+        '"', "")}]}] for event in ("SessionEnd", "PreToolUse", "UserPromptSubmit",
+                                    "SubagentStop")}}
+    settings_file(project).write_text(json.dumps(hostile))
+    result = cli_run("hooks", "status", code=1)
+    report = json.loads(cli_run("hooks", "status", "--json", code=1).output)
+    assert not planted.exists()
+    assert not report["scopes"][0]["hooks"][0]["installed"]  # not taken for cmat's
+    assert "not cmat's: left alone" in result.output
+    cli_run("hooks", "install")
+    cli_run("hooks", "uninstall")
+    assert json.loads(settings_file(project).read_text()) == hostile  # still there
+    assert not planted.exists()
+
+
+@pytest.mark.parametrize("command,plain", [
+    ('"$CLAUDE_PROJECT_DIR"/.claude/hooks/cmat/on-session-end-cost.sh', True),
+    ("'/a b/$(x)/cmat/on-session-end-cost.sh'", True),
+    ("/a/cmat/on-session-end-cost.sh", True),
+    ("/a/cmat/on-session-end-cost.sh; touch /tmp/x", False),
+    ("$HOME/cmat/on-session-end-cost.sh", False),
+    ('"/a/$(id)/cmat/on-session-end-cost.sh"', False),
+    ("/a/`id`/cmat/on-session-end-cost.sh", False),
+    ("/a/cmat/on-session-end-cost.sh > /tmp/x", False),
+    ("~/cmat/on-session-end-cost.sh", False),
+    ("/a/cmat/on-session-end-cost.sh arg", False),
+    ("/a/cmat/on-session-end-cost.sh\ntouch /tmp/x", False),
+])
+def test_a_handler_is_a_plain_script_only_when_the_shell_would_run_just_it(project, command,
+                                                                            plain):
+    assert (plain_script(command, project) is not None) is plain
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(command=st.text(alphabet="ab/. $;'\"`(){}|&*\\\n#~=", max_size=24))
+def test_whatever_plain_script_accepts_the_shell_reads_as_that_one_path(tmp_path, command):
+    """The parser and bash agree: a command taken for one file is, to the shell, one word
+    that is that file's path (printed, not run)."""
+    project = tmp_path / "p q"
+    found = plain_script(command, project)
+    if found is None:
+        return
+    shown = subprocess.run(["bash", "-c", f"printf '%s\\n' {command}"], cwd=tmp_path,
+                           capture_output=True, timeout=10,
+                           env={"CLAUDE_PROJECT_DIR": str(project), "PATH": "/usr/bin:/bin"})
+    assert shown.stdout.decode("utf-8", "surrogateescape").endswith("\n")
+    assert Path(shown.stdout.decode("utf-8", "surrogateescape")[:-1]) == found
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["p q"])
+
+
+def test_status_reads_the_interpreter_from_cmats_script_and_checks_it_has_cmat(project, tmp_path):
+    cli_run("hooks", "install")
+    support = project / ".claude" / "hooks" / "cmat" / "cmat-hook.sh"
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    python = venv / "bin" / "python"
+    python.write_text("#!/bin/sh\ntouch " + str(tmp_path / "ran") + "\n")
+    python.chmod(0o755)
+    text = support.read_text()
+    support.write_text(text.replace(f"CMAT_INSTALLED_PYTHON={shlex.quote(os.sys.executable)}",
+                                    f"CMAT_INSTALLED_PYTHON={shlex.quote(str(python))}"))
+    report = json.loads(cli_run("hooks", "status", "--json", code=1).output)
+    hook = report["scopes"][0]["hooks"][0]
+    assert hook["runs"] == f"{python} -m cmat" and hook["imports_cmat"] is False
+    assert not (tmp_path / "ran").exists()
+    site = venv / "lib" / "python3.11" / "site-packages" / "cmat"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text("")
+    report = json.loads(cli_run("hooks", "status", "--json", code=0).output)
+    assert report["scopes"][0]["hooks"][0]["imports_cmat"] is True

@@ -23,7 +23,7 @@ from cmat import paths
 from cmat.claude.events import EVENTS, SCRIPTS, STATUSLINE_SCRIPT, SUPPORT_SCRIPT
 from cmat.errors import SettingsError
 from cmat.fileio import atomic_write_bytes, file_lock
-from cmat.untrusted import Unreadable, read_untrusted_text
+from cmat.untrusted import Unreadable, read_untrusted, read_untrusted_text
 
 SCRIPTS_FOLDER = "cmat"  # cmat's scripts live in <settings dir>/hooks/cmat/, a folder of its own
 OWNED_MARKER = SUPPORT_SCRIPT.encode()  # every script cmat writes names it; nobody else's does
@@ -48,12 +48,11 @@ class Target:
         return shlex.quote(str(self.scripts / script))
 
     def script_of(self, command: str) -> Path | None:
-        """The script file a handler's command runs, when it is one plain path."""
-        try:
-            words = shlex.split(command.replace("$CLAUDE_PROJECT_DIR", str(self.project)))
-        except ValueError:
-            return None
-        return Path(words[0]).expanduser() if len(words) == 1 else None
+        """The script file a handler's command runs, when it is one plain path: quoted as
+        the shell quotes, led by `$CLAUDE_PROJECT_DIR` at most, and nothing else the shell
+        would expand or run (a `;`, `$HOME`, `${IFS}`, a backquote). A command is text from
+        a settings file, maybe a cloned repository's: it is read here, never run."""
+        return plain_script(command, self.project)
 
     def owns(self, handler) -> bool:
         """Whether a handler is cmat's: it runs one of cmat's script names from a file cmat
@@ -70,12 +69,43 @@ class Target:
         return _written_by_cmat(script) is not False
 
 
+PROJECT_PREFIXES = ('"$CLAUDE_PROJECT_DIR"', "${CLAUDE_PROJECT_DIR}", "$CLAUDE_PROJECT_DIR")
+SHELL_SPECIAL = set(";&|<>()`$*?[]{}~!#\\\n")  # outside quotes: what the shell acts on
+
+
+def plain_script(command: str, project: Path) -> Path | None:
+    """The one file `command` names, if the shell would run just that file (see
+    Target.script_of); None for anything else."""
+    for prefix in PROJECT_PREFIXES:
+        if command.startswith(prefix):
+            command = shlex.quote(str(project)) + command[len(prefix):]
+            break
+    quote = None
+    for char in command:
+        if quote == "'":
+            quote = None if char == "'" else quote
+        elif quote == '"':
+            if char in '$`\\':
+                return None
+            quote = None if char == '"' else quote
+        elif char in "'\"":
+            quote = char
+        elif char in SHELL_SPECIAL:
+            return None
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    return Path(words[0]) if len(words) == 1 else None
+
+
 def _written_by_cmat(path: Path) -> bool | None:
     """True for a script cmat wrote, False for anybody else's, None when there is none."""
     try:
-        return OWNED_MARKER in path.read_bytes()
-    except OSError:
-        return None
+        data = read_untrusted(path)
+    except Unreadable:
+        return False  # not a file cmat could have written
+    return None if data is None else OWNED_MARKER in data
 
 
 def target_for(project: Path | None, user: bool) -> Target:
@@ -317,19 +347,51 @@ def _last_log_line(log: Path) -> str | None:
     return lines[-1] if lines else None
 
 
-def would_run(command: str, project: Path) -> str | None:
-    """What a handler's command starts, asked of the command itself (CMAT_HOOK_WHICH), so
-    that the answer is what Claude Code would run, not a guess at it."""
-    import subprocess
-
-    env = dict(os.environ, CMAT_HOOK_WHICH="1", CLAUDE_PROJECT_DIR=str(project))
+def installed_python(support_script: Path) -> Path | None:
+    """The interpreter `cmat hooks install` wrote into a cmat-hook.sh (read, never run)."""
     try:
-        result = subprocess.run(["bash", "-c", command], env=env, stdin=subprocess.DEVNULL,
-                                capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
+        text = read_untrusted_text(support_script) or ""
+    except Unreadable:
         return None
-    line = result.stdout.decode("utf-8", "replace").strip()
-    return line or None
+    for line in text.splitlines():
+        if line.startswith("CMAT_INSTALLED_PYTHON="):
+            try:
+                words = shlex.split(line.removeprefix("CMAT_INSTALLED_PYTHON="))
+            except ValueError:
+                return None
+            return Path(words[0]) if len(words) == 1 and words[0] else None
+    return None
+
+
+def launcher(script: Path) -> dict:
+    """Which interpreter a hook script would start, worked out the way cmat-hook.sh chooses
+    it (CMAT_PYTHON, the installed interpreter, a checkout's .venv) from the files alone:
+    `cmat hooks status` runs nothing it inspects. `imports_cmat` says whether that
+    interpreter has cmat: True for this very interpreter or a virtual environment with cmat
+    installed, False for one without, None where that cannot be told without running it."""
+    here = script.parent
+    candidates = [(os.environ.get("CMAT_PYTHON") or None, "CMAT_PYTHON"),
+                  (installed_python(here / SUPPORT_SCRIPT), "installed"),
+                  (here.parent / ".venv" / "bin" / "python", "checkout"),
+                  (here.parent.parent.parent / ".venv" / "bin" / "python", "checkout")]
+    for python, source in candidates:
+        if python and os.path.isfile(python) and os.access(python, os.X_OK):
+            return {"python": str(python), "source": source,
+                    "imports_cmat": _has_cmat(Path(python))}
+    return {"python": None, "source": None, "imports_cmat": False}
+
+
+def _has_cmat(python: Path) -> bool | None:
+    with contextlib.suppress(OSError):
+        if python.resolve() == Path(sys.executable).resolve() or python == Path(sys.executable):
+            return True
+    prefix = python.parent.parent
+    if not (prefix / "pyvenv.cfg").is_file():
+        return None  # a system interpreter: only running it would tell
+    for site in prefix.glob("lib/python3*/site-packages"):
+        if (site / "cmat" / "__init__.py").is_file() or any(site.glob("cmat_costs-*.dist-info")):
+            return True
+    return False
 
 
 def status(project: Path | None) -> dict:
@@ -353,12 +415,14 @@ def status(project: Path | None) -> dict:
                                 and isinstance(h, dict)]
             command = handlers[0]["command"] if handlers else None
             script = target.script_of(command) if command else None
+            started = launcher(script) if script else {"python": None, "imports_cmat": None}
             entry["hooks"].append({
                 "event": spec.name, "installed": bool(handlers), "command": command,
                 "timeout": handlers[0].get("timeout") if handlers else None,
                 "script": str(script) if script else None,
                 "executable": bool(script and os.access(script, os.X_OK)),
-                "runs": would_run(command, resolved_project) if command else None,
+                "runs": f"{started['python']} -m cmat" if started["python"] else None,
+                "imports_cmat": started["imports_cmat"],
             })
         report["scopes"].append(entry)
     try:

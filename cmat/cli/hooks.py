@@ -106,12 +106,15 @@ def uninstall(project: Path | None, user: bool, dry_run: bool) -> None:
 def status(project: Path | None, as_json: bool) -> None:
     """Check the hooks: installed, executable, which cmat they run, what they last logged.
 
+    Nothing found in a settings file is run to find this out (a cloned repository's
+    settings are somebody else's text): the interpreter is read from cmat's own scripts.
     Exits 1 when no scope has every hook installed and runnable.
     """
     from cmat.claude.install import status as run_status
 
     report = run_status(project)
-    healthy = any(all(h["installed"] and h["executable"] and h["runs"] for h in scope["hooks"])
+    healthy = any(all(h["installed"] and h["executable"] and h["runs"]
+                      and h["imports_cmat"] is not False for h in scope["hooks"])
                   for scope in report["scopes"])
     report["ok"] = healthy
     if as_json:
@@ -130,6 +133,10 @@ def status(project: Path | None, as_json: bool) -> None:
             click.echo(f"  {entry['event']:<13} {entry['command']}  "
                        f"(timeout {entry['timeout']} s): {state}")
             runs = entry["runs"] or "no cmat found: run cmat hooks install"
+            if entry["runs"] and entry["imports_cmat"] is False:
+                runs += " (cmat is not installed there: run cmat hooks install)"
+            elif entry["runs"] and entry["imports_cmat"] is None:
+                runs += " (a system interpreter: not run to check that it has cmat)"
             click.echo(f"  {'':<13} runs: {runs}")
         for other in scope["others"]:
             click.echo(f"  {other['event']:<13} {other['command']}  (not cmat's: left alone)")
