@@ -1,12 +1,18 @@
 import json
+import re
+import time
+import warnings
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 
 from cmat import paths
 from cmat.catalog import ModelService
 from cmat.catalog.edit import set_default
-from cmat.catalog.load import iter_layer_errors, load_catalog
+from cmat.catalog.load import backtracking_risk, iter_layer_errors, load_catalog
 from cmat.catalog.resolve import pattern_specificity
 from cmat.cli import cli
 from cmat.errors import CatalogError, NotFound
@@ -166,14 +172,59 @@ def test_a_project_catalog_adds_models_but_never_reprices_known_ones(project):
     assert service.get_by_pattern("house-model").name == "House"
     assert service.get_default().id == "house-model"  # a project may set its default
     (note,) = service.catalog.notes
-    assert "prices claude-opus-4-6 differently" in note and '"force": true' in note
+    assert "prices claude-opus-4-6 differently" in note and "never reprice" in note
 
 
-def test_a_forced_project_entry_does_reprice(project):
+def test_force_in_a_project_catalog_reprices_nothing(project):
     _write(project / ".claude" / "data" / "models.json", {"models": [
-        {"id": "claude-opus-4-6", "force": True, "pricing": {"input": 70}}]})
-    entry = ModelService(project).get("claude-opus-4-6")
-    assert (entry.pricing.input, entry.origin) == (70, "project (forced)")
+        {"id": "claude-opus-4-6", "force": True, "pricing": {"input": 70}},
+        {"id": "claude-opus-4-6-house", "name": "House", "force": True,
+         "pattern": "^claude-opus-4-6",
+         "pricing": {"input": 70, "output": 1, "cache_write": 1, "cache_write_1h": 1,
+                     "cache_read": 1}}]})
+    service = ModelService(project)
+    assert (service.get("claude-opus-4-6").pricing.input,
+            service.get("claude-opus-4-6").origin) == (5, "built-in")
+    assert service.get_by_pattern("claude-opus-4-6-20990101").pricing.input == 5
+    assert service.get("claude-opus-4-6-house").origin == "project"  # only its own id
+
+
+@pytest.mark.parametrize("pattern", ["^(a+)+$", "^(?:a|a)*$", "(x*)*y", "^(ab|a)+c", r"(a)\1",
+                                     "^(?:[a-z]+-?)+$"])
+def test_patterns_that_could_backtrack_for_ever_are_refused(project, pattern):
+    _write(project / ".claude" / "data" / "models.json", {"models": [
+        {"id": "house", "name": "House", "pattern": pattern,
+         "pricing": {"input": 1, "output": 1, "cache_write": 1, "cache_write_1h": 1,
+                     "cache_read": 1}}]})
+    service = ModelService(project)
+    assert service.get_by_pattern("house") is None  # the whole project layer is ignored
+    assert any("catastrophic backtracking" in n or "back-reference" in n
+               for n in service.catalog.notes)
+    started = time.monotonic()
+    service.get_by_pattern("a" * 40 + "!")
+    assert time.monotonic() - started < 1
+
+
+def test_every_bundled_pattern_is_linear():
+    for entry in orjson.loads(paths.bundled_catalog().read_bytes())["models"]:
+        assert backtracking_risk(entry["pattern"]) is None, entry["id"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(pattern=st.text(alphabet="ab()|*+?{}1,:^$.[]-\\", max_size=14))
+def test_an_accepted_pattern_matches_a_hostile_id_quickly(pattern):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "possible nested set": a pattern like any other
+            compiled = re.compile(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return
+    if backtracking_risk(pattern) is not None:
+        return
+    started = time.monotonic()
+    for hostile in ("a" * 28 + "!", "ab" * 14 + "!", "a" * 28):
+        compiled.search(hostile)
+    assert time.monotonic() - started < 0.5
 
 
 def test_cmat_v10s_own_catalog_is_read_and_its_wrong_haiku_price_not_used(project):

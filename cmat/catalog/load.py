@@ -5,8 +5,10 @@ Layers: the bundled `data/models.json`, then the user's own file (`$CMAT_MODELS`
 Then a project's `.claude/data/models.json` (CMAT's catalog lives there, in its own format),
 which comes with a repository and so may only *add*: models nobody else knows, and the
 project's default model. Where it prices a model the layers above already price, it is
-ignored and said so (`Catalog.notes`), unless that entry says `"force": true`. The ledger is
-user-wide: a request must cost the same whichever folder a scan ran from.
+ignored and said so (`Catalog.notes`): a repository never changes a price the user's catalogs
+set (an old `"force": true` is ignored). The ledger is user-wide: a request must
+cost the same whichever folder a scan ran from. Every non-built-in pattern is checked for
+catastrophic backtracking (`backtracking_risk`) before it is ever matched.
 
 The user's and a project's layers are validated with pydantic, and errors name the file, the
 model and the field; the bundled layer is trusted as shipped (the test suite and `cmat models
@@ -34,7 +36,8 @@ from cmat.fileio import atomic_write_bytes
 from cmat.version import __version__
 
 # Fields older CMAT catalogs carry that cmat has no use for; accepted so such files still load.
-_LEGACY_FIELDS = {"api_id", "currency", "per_tokens"}
+# "force" let a project reprice known models once; no layer may now (see the docstring).
+_LEGACY_FIELDS = {"api_id", "currency", "per_tokens", "force"}
 CATALOG_LIMIT = 16 * 2**20
 
 
@@ -119,12 +122,54 @@ def _merge(base: dict, override: dict) -> dict:
 
 
 def check_pattern(path: Path, model_id: str, pattern: str) -> None:
-    # Here, not in ModelEntry: entries built from the validation cache skip the compile.
+    """Refuse a pattern that does not compile or could backtrack for ever on a hostile model
+    id (a project's catalog comes with a repository; docs/security.md). Here, not in
+    ModelEntry: entries built from the validation cache skip it."""
     try:
         re.compile(pattern)
+        problem = backtracking_risk(pattern)
     except re.error as exc:
+        problem = f"does not compile: {exc}"
+    if problem:
         raise CatalogError(f"model catalog {path}: model {model_id}: field pattern: "
-                           f"{pattern!r} does not compile: {exc}") from None
+                           f"{pattern!r} {problem}")
+
+
+def backtracking_risk(pattern: str) -> str | None:
+    """Why matching `pattern` may take exponential time, or None. A quantifier that repeats
+    more than once may hold only single characters (literals, classes, `.`): no quantifier
+    inside it, no alternation, no back-reference. Model-id patterns never need more, and what
+    they then match costs time linear in the id."""
+    from re import _constants as c
+    from re import _parser
+
+    repeats = (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", c.MAX_REPEAT))
+
+    def walk(items, repeated: bool) -> str | None:
+        for op, arg in items:
+            if op in repeats:
+                _, high, body = arg
+                many = high > 1
+                if repeated and many:
+                    return "nests one quantifier in another (catastrophic backtracking)"
+                found = walk(body, repeated or many)
+            elif op is c.SUBPATTERN:
+                found = walk(arg[-1], repeated)
+            elif op is c.BRANCH:
+                if repeated:
+                    return "repeats an alternation (catastrophic backtracking)"
+                found = next((p for p in (walk(b, repeated) for b in arg[1]) if p), None)
+            elif op in (c.ASSERT, c.ASSERT_NOT):
+                found = walk(arg[1], repeated)
+            elif op in (c.GROUPREF, c.GROUPREF_EXISTS):
+                return "uses a back-reference, which a model id never needs"
+            else:
+                found = None
+            if found:
+                return found
+        return None
+
+    return walk(_parser.parse(pattern), False)
 
 
 def validation_error(path: Path, model_id: str, exc: Exception) -> CatalogError:
@@ -223,19 +268,20 @@ def _apply_layer(state: _Merge, layer: Layer, validator: _Validator | None) -> N
         known = state.known_model(raw) if not layer.trusted else None
         raw = _normalise_legacy(raw)
         model_id = raw["id"]
-        if known is not None and not raw.get("force"):
+        if known is not None:
             same_as[model_id] = known["id"]
             if _prices_of(raw) != _prices_of(known):
                 state.notes.append(
                     f"{path} prices {model_id} differently from the {known['origin']} catalog "
-                    f"({known['id']}); the {known['origin']} price is used (add \"force\": true "
-                    "to that entry to use yours)")
+                    f"({known['id']}); the {known['origin']} price is used (a project's "
+                    "catalog may add models, never reprice them: change your own catalog "
+                    "with 'cmat models add' if the price is right)")
             continue
         if raw.get("is_default") is True:
             for other in state.merged.values():
                 other["is_default"] = False
         current = state.merged.get(model_id)
-        raw["origin"] = "project (forced)" if known is not None else layer.origin
+        raw["origin"] = layer.origin
         state.merged[model_id] = _merge(current, raw) if current is not None else raw
         touched.append(model_id)
     if default is not None:

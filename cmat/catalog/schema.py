@@ -100,7 +100,6 @@ class ModelEntry:
     released: str = ""
     source: str = ""
     last_updated: str = ""
-    force: bool = False  # in a project catalog: price known models too (see load_catalog)
     origin: str = "built-in"  # the layer that brought the model in: built-in, user, project
 
     def __post_init__(self) -> None:
