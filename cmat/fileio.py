@@ -122,6 +122,29 @@ def atomic_output(path: Path, executable: bool = False,
     written[0] = True
 
 
+@contextlib.contextmanager
+def user_output(path: Path):
+    """A file the user named for cmat to write (`ledger export --output`, `report --html`),
+    as atomic_output writes it: a regular file is replaced whole, a new file is made. Anything
+    else is refused before a byte is written: a device, a FIFO or a socket (as root, a rename
+    over /dev/null would replace the device with a file), or a folder."""
+    import stat
+
+    from cmat.errors import UsageError
+
+    try:
+        mode = os.stat(path).st_mode  # through a link: what would be replaced is its target
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise UsageError(f"{path} is {kind}", "name a file to write (new or existing)")
+    with atomic_output(path) as (handle, written):
+        yield handle, written
+
+
 def _current(path: Path) -> bytes | None:
     try:
         return path.read_bytes()

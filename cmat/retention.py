@@ -57,6 +57,18 @@ def compact_when_due(ledger: Ledger, config) -> Compacted | None:
 FORMATS = ("csv", "jsonl")
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell):
+    """A CSV cell a spreadsheet shows as text: one starting like a formula (a project path, a
+    task or enhancement name anybody could choose) gets a leading apostrophe, as OWASP advises
+    for CSV injection. Numbers are left as they are (a negative number is no formula)."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
 def export(ledger: Ledger, since: float | None, until: float | None, fmt: str, out) -> int:
     """Write every request of [since, until), with whom its session was for, as CSV or JSON
     lines to the text stream `out`; returns the rows written. Streams: any size."""
@@ -71,7 +83,7 @@ def export(ledger: Ledger, since: float | None, until: float | None, fmt: str, o
         writer.writerow(columns)
     for row in rows:
         if writer:
-            writer.writerow(row)
+            writer.writerow([spreadsheet_safe(cell) for cell in row])
         else:
             out.write(orjson.dumps(dict(zip(columns, row))).decode() + "\n")
         written += 1
@@ -86,9 +98,9 @@ def export_to(path: Path | None, ledger: Ledger, since, until, fmt: str) -> int:
 
     if path is None:
         return export(ledger, since, until, fmt, sys.stdout)
-    from cmat.fileio import atomic_output
+    from cmat.fileio import user_output
 
-    with atomic_output(path) as (handle, _):
+    with user_output(path) as (handle, _):
         text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
         count = export(ledger, since, until, fmt, text)
         text.flush()

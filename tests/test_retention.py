@@ -96,3 +96,42 @@ def test_export_writes_every_request_with_its_task(old_and_new, tmp_path):
     since = now_iso(-30 * 86400)[:10]
     assert len(cli_run("ledger", "export", "--since", since, "--format", "jsonl"
                        ).output.splitlines()) == 4
+
+
+def test_export_cells_that_look_like_formulas_stay_text(tmp_path, project):
+    from cmat.tasks import QueueService
+
+    task = QueueService(project).add("t", enhancement='=HYPERLINK("http://x","y")')["id"]
+    builder = TranscriptBuilder(session_id="s", cwd="+cmd|' /C calc'!A0")
+    builder.response(output=10)
+    from cmat.ingest import extract
+
+    extract(project, task, write_session(tmp_path / "p", builder))
+    out = tmp_path / "archive.csv"
+    cli_run("ledger", "export", "--format", "csv", "--output", out)
+    (row,) = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert row["enhancement"] == "'=HYPERLINK(\"http://x\",\"y\")"
+    assert row["project"].startswith("'+cmd")
+    assert float(row["cost_usd"]) > 0  # numbers untouched
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "fifo", "folder", "link-to-device"])
+def test_outputs_the_user_names_are_files_never_devices(tmp_path, project, target):
+    import os
+    import stat
+
+    if target == "fifo":
+        path = tmp_path / "f"
+        os.mkfifo(path)
+    elif target == "folder":
+        path = tmp_path
+    elif target == "link-to-device":
+        path = tmp_path / "l"
+        os.symlink("/dev/null", path)
+    else:
+        path = "/dev/null"
+    before = os.stat(path).st_mode
+    result = cli_run("ledger", "export", "--output", path, code=2)
+    assert any(word in result.stderr for word in ("not a regular file", "is a directory"))
+    cli_run("report", "daily", "--no-scan", "--html", path, code=2)
+    assert os.stat(path).st_mode == before and not stat.S_ISREG(os.stat("/dev/null").st_mode)

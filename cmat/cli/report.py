@@ -217,10 +217,11 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
 def _write_html(target: Path, ledger, models, query) -> None:
     from cmat import paths
     from cmat.dashboard.server import page_with_data, snapshot
-    from cmat.fileio import atomic_write_bytes
+    from cmat.fileio import user_output
 
     page = page_with_data(snapshot(ledger, models, paths.project_dir(), query))
-    atomic_write_bytes(target, page.encode())
+    with user_output(target) as (handle, _):
+        handle.write(page.encode())
     click.echo(f"Wrote {target}: the dashboard's charts and tables for this range, in one file "
                "that opens offline", err=True)
 
