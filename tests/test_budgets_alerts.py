@@ -3,12 +3,19 @@
 import http.server
 import json
 import os
+import re
 import subprocess
 import threading
 import time
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cmat import paths
 from cmat.budgets.alerts import redact_url
+from cmat.budgets.config import MESSAGE_FIELDS, load_config, render_message
+from cmat.claude.log import HookLog
 from cmat.ledger import Ledger
 from tests.helpers import (
     PRE_TOOL,
@@ -291,3 +298,64 @@ def test_the_smtp_password_comes_from_the_environment_or_the_keyring(monkeypatch
         assert _smtp_password(settings) == "from-env"
     finally:
         keyring.set_keyring(previous)
+
+
+# --- templates and names from outside never break an alert or a check ------------------------
+
+
+@pytest.mark.parametrize("template", ["{percent:d} used", "{budget.__class__.__mro__}",
+                                      "{budget[0]}", "{spent:{limit}}", "{nope}", "{0}"])
+def test_a_template_that_would_fail_when_sent_is_refused_at_load(project, template):
+    user_config(f"[budgets]\ndaily = 1\n[alerts.messages]\n80 = '{template}'\n")
+    result = cli_run("budget", "show", code=10)
+    assert "alerts.messages.80" in result.stderr
+    (project / ".claude" / "cmat.toml").write_text(f"[alerts.messages]\n80 = '{template}'\n")
+    user_config("[budgets]\ndaily = 1\n")
+    assert any("alerts.messages.80" in note for note in load_config(project).ignored)
+
+
+PIECES = ["{", "}", "percent", "threshold", "budget", "spent", "reset", ":d", ":>6", ":.1f",
+          ":,", "!r", "!s", ".__class__", "[0]", "x", " ", "%", ":{limit}", "{{", "}}"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(template=st.lists(st.sampled_from(PIECES), max_size=8).map("".join))
+def test_a_template_accepted_at_load_renders_for_any_real_alert(template):
+    try:
+        render_message(template, MESSAGE_FIELDS)
+    except (KeyError, IndexError, ValueError, TypeError):
+        return  # refused at load: never reaches an alert
+    real = {"percent": "100", "threshold": 95, "budget": "enhancement\r\nx budget",
+            "spent": "$1,234.56", "limit": "<$0.01", "remaining": "$0.00",
+            "level": "exhausted", "reset": ""}
+    assert isinstance(render_message(template, real), str)
+
+
+def test_control_characters_never_start_a_log_line(tmp_path):
+    log = HookLog(path=tmp_path / "hook.log")
+    log.write("WARN", "session-end", "enhancement e\r\n2026-12-01T00:00:00 ERROR forged\x00")
+    lines = (tmp_path / "hook.log").read_bytes().split(b"\n")
+    assert len(lines) == 2 and lines[1] == b""
+    assert b"\\r\\n2026-12-01T00:00:00 ERROR forged\\x00" in lines[0]
+
+
+def test_an_enhancement_named_with_crlf_is_alerted_once_by_email(project, tmp_path):
+    port = _free_port()
+    controller, mailbox = _smtp_server(port)
+    name = "e1\r\nBcc: everyone@example.com"
+    try:
+        user_config(
+            f'[budgets.enhancement]\n"e1\\r\\nBcc: everyone@example.com" = 1\n'
+            f"[alerts.email]\nhost = '127.0.0.1'\nport = {port}\nfrom = 'cmat@example.com'\n"
+            f"to = ['me@example.com']\nstarttls = false\nthresholds = [80]\n")
+        _, path = session_costing(tmp_path, "crlf", 0.85)
+        budget_hook(PROMPT, project, budget_payload(path, "crlf"), CMAT_CURRENT_TASK_ID="t1",
+                    CMAT_ENHANCEMENT=name)
+        assert _wait_for(lambda: mailbox.messages), "no email arrived"
+    finally:
+        controller.stop()
+    (mail,) = mailbox.messages
+    headers = re.split(r"\r?\n\r?\n", mail, maxsplit=1)[0]
+    assert "everyone" not in headers.replace("\\r\\nBcc: everyone", "")
+    with Ledger() as ledger:
+        assert ledger.query("SELECT delivered, attempts FROM alert_deliveries") == [(1, 1)]

@@ -184,16 +184,51 @@ def test_a_broken_config_never_blocks(project, tmp_path):
     result = subprocess.run([str(PROMPT)], input=json.dumps(budget_payload(path, "s")).encode(),
                             capture_output=True, env=child_env(CLAUDE_PROJECT_DIR=project,
                                                                CMAT_PYTHON=os.sys.executable))
-    assert result.returncode == 0 and result.stdout == b""
+    assert result.returncode == 0
+    assert "budgets NOT checked" in json.loads(result.stdout)["systemMessage"]  # said loudly
     assert b"budget not checked, prompt allowed" in result.stderr
     assert "budgets.daily must be" in paths.hook_log_file().read_text()
+    denied = budget_hook(PROMPT, project, budget_payload(path, "s"), CMAT_BUDGET_ON_ERROR="deny")
+    assert denied["decision"] == "block" and "could not check" in denied["reason"]
 
 
 def test_a_corrupt_ledger_never_blocks(project, tmp_path, over_budget):
     _, path = over_budget
     paths.ledger_file().parent.mkdir(parents=True, exist_ok=True)
     paths.ledger_file().write_bytes(b"junk" * 1000)
-    assert budget_hook(PRE_TOOL, project, budget_payload(path, "run-1", "PreToolUse")) is None
+    answer = budget_hook(PRE_TOOL, project, budget_payload(path, "run-1", "PreToolUse"))
+    assert "hookSpecificOutput" not in answer and "NOT checked" in answer["systemMessage"]
+    user_config('timezone = "Europe/Paris"\n[budgets]\ndaily = 1\non_error = "deny"\n')
+    answer = budget_hook(PRE_TOOL, project, budget_payload(path, "run-1", "PreToolUse"))
+    assert answer["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+def test_a_project_may_ask_for_deny_on_error_but_never_for_allow(project):
+    (project / ".claude" / "cmat.toml").write_text('[budgets]\non_error = "deny"\n')
+    assert load_config(project).on_error == "deny"
+    user_config('[budgets]\non_error = "deny"\n')
+    (project / ".claude" / "cmat.toml").write_text('[budgets]\non_error = "allow"\n')
+    config = load_config(project)
+    assert config.on_error == "deny" and any("on_error ignored" in n for n in config.ignored)
+
+
+def test_a_tool_input_nested_1000_deep_is_still_checked(project, over_budget):
+    _, path = over_budget
+    deep = {**budget_payload(path, "run-1", "PreToolUse"), "tool_name": "Write"}
+    raw = json.dumps(deep)[:-1] + ', "tool_input": ' + '{"a": ' * 1000 + "1" + "}" * 1000 + "}"
+    result = subprocess.run([str(PRE_TOOL)], input=raw.encode(), capture_output=True, timeout=60,
+                            env=child_env(CLAUDE_PROJECT_DIR=project,
+                                          CMAT_PYTHON=os.sys.executable))
+    assert json.loads(result.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+def test_the_first_prompt_of_a_new_session_is_checked(project, over_budget, tmp_path):
+    """Claude Code has not written the new session's transcript yet: it has spent $0, and the
+    day's other sessions still exhaust the budget."""
+    _, path = over_budget
+    budget_hook(PROMPT, project, budget_payload(path, "run-1"))  # the day's spend, recorded
+    fresh = budget_payload(tmp_path / "not-yet" / "new.jsonl", "new-session")
+    assert budget_hook(PROMPT, project, fresh)["decision"] == "block"
 
 
 def test_task_and_session_limits_stop_a_runaway_agent(project, tmp_path):

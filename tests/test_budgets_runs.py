@@ -152,7 +152,9 @@ def test_a_broken_limit_allows_and_names_the_field(project, tmp_path, broken, na
                                 input=json.dumps(budget_payload(path, "s", event)).encode(),
                                 capture_output=True, env=child_env(
                                     CLAUDE_PROJECT_DIR=project, CMAT_PYTHON=os.sys.executable))
-        assert result.returncode == 0 and result.stdout == b""  # allowed, though daily = 0
+        assert result.returncode == 0  # allowed, though daily = 0, and said so in Claude Code
+        answer = json.loads(result.stdout)
+        assert set(answer) == {"systemMessage"} and "NOT checked" in answer["systemMessage"]
         assert words in result.stderr
     assert named in paths.hook_log_file().read_text()
 

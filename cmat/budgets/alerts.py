@@ -14,9 +14,10 @@ import sys
 import time
 from dataclasses import dataclass
 
-from cmat.budgets.config import Config, EmailSettings
+from cmat.budgets.config import Config, EmailSettings, render_message
 from cmat.budgets.limits import Status
 from cmat.ledger import Ledger
+from cmat.text import one_line
 
 MAX_ATTEMPTS = 5
 RETRY_DELAY_SECONDS = 60.0  # times the number of attempts so far
@@ -51,12 +52,16 @@ class Alert:
     def message(self) -> str:
         status = self.status
         if self.template:
-            return self.template.format(
-                percent=f"{status.percent:.0f}", threshold=self.threshold,
-                budget=status.budget.label[0].lower() + status.budget.label[1:],
-                spent=status.amount(status.spent), limit=status.amount(status.budget.limit),
-                remaining=status.amount(status.remaining), level=self.level,
-                reset=status.reset_words())
+            fields = {"percent": f"{status.percent:.0f}", "threshold": self.threshold,
+                      "budget": status.budget.label[0].lower() + status.budget.label[1:],
+                      "spent": status.amount(status.spent),
+                      "limit": status.amount(status.budget.limit),
+                      "remaining": status.amount(status.remaining), "level": self.level,
+                      "reset": status.reset_words()}
+            try:
+                return render_message(self.template, fields)
+            except (KeyError, IndexError, ValueError, TypeError):
+                pass  # checked at load; never the reason an alert or a check fails
         return (f"cmat {self.level}: {status.budget.label} at {status.percent:.0f}% "
                 f"({status.amount(status.spent)} of {status.amount(status.budget.limit)}). "
                 + status.reset_words())
@@ -129,10 +134,11 @@ def redact_url(url: str) -> str:
 def _run_command(command: tuple[str, ...], payload: dict) -> None:
     import subprocess
 
-    env = dict(os.environ, CMAT_ALERT_TEXT=payload["text"], CMAT_ALERT_LEVEL=payload["level"],
-               CMAT_ALERT_BUDGET=payload["budget"])
+    env = dict(os.environ, CMAT_ALERT_TEXT=one_line(payload["text"]),
+               CMAT_ALERT_LEVEL=payload["level"], CMAT_ALERT_BUDGET=one_line(payload["budget"]))
     # An argv list, never a shell: nothing in a config value is ever interpreted.
-    result = subprocess.run(list(command), input=payload["text"].encode(), env=env,
+    result = subprocess.run(list(command), input=payload["text"].encode("utf-8", "replace"),
+                            env=env,
                             capture_output=True, timeout=COMMAND_TIMEOUT_SECONDS)
     if result.returncode:
         raise OSError(f"alert command exited {result.returncode}: "
@@ -147,8 +153,8 @@ def send_email(settings: EmailSettings, payload: dict) -> None:
     from email.message import EmailMessage
 
     message = EmailMessage()
-    message["Subject"] = f"cmat {payload['level']}: {payload['budget']} at " \
-                         f"{payload['threshold']}%"
+    message["Subject"] = one_line(f"cmat {payload['level']}: {payload['budget']} at "
+                                  f"{payload['threshold']}%")
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.to)
     message.set_content(payload["text"] + "\n")

@@ -134,6 +134,7 @@ class Config:
     team_url: str | None = None  # the team database (libpq URL or conninfo, no password)
     auto_sync: bool = False  # the SessionEnd hook starts a detached `cmat sync`
     retention: str | None = None  # compact local requests older than this ("13m")
+    on_error: str = "allow"  # when a check itself fails: "allow" (and say so) or "deny"
     # The team budgets as the last `cmat sync` cached them (scope -> USD), and its totals.
     team_budgets: dict[str, float] = field(default_factory=dict)
     team_totals: dict | None = None
@@ -176,6 +177,19 @@ class Config:
 
 
 CONFIG_LIMIT = 1024 * 1024
+ON_ERROR = ("allow", "deny")  # what a budget check does when it cannot finish
+
+
+def on_error_policy(project: Path) -> str:
+    """What a budget check that failed does: CMAT_BUDGET_ON_ERROR, else `budgets.on_error`
+    of the config (a config that cannot be read leaves the environment's word, or allow)."""
+    chosen = os.environ.get("CMAT_BUDGET_ON_ERROR", "").strip().lower()
+    if chosen in ON_ERROR:
+        return chosen
+    try:
+        return load_config(project).on_error
+    except Exception:  # the very error being handled may be this config's
+        return "allow"
 
 
 def user_config_file() -> Path:
@@ -249,10 +263,30 @@ def _thresholds(path: Path, name: str, value) -> tuple[int, ...]:
     return tuple(sorted(set(int(v) for v in value)))
 
 
-# What an alert message template may name, with an example of each.
-MESSAGE_FIELDS = {"percent": 80, "threshold": 80, "budget": "daily budget", "spent": "$40.00",
+# What an alert message template may name, with an example of each, of the very type each
+# has when an alert is sent (a template is checked against these, so `{percent:d}` on a text
+# value is refused at load, not when the budget is reached).
+MESSAGE_FIELDS = {"percent": "80", "threshold": 80, "budget": "daily budget", "spent": "$40.00",
                   "limit": "$50.00", "remaining": "$10.00", "level": "warning",
                   "reset": "Reset at 00:00 Europe/Paris"}
+
+
+def render_message(template: str, fields: dict) -> str:
+    """An alert template filled in. Only plain field names are allowed (no `{budget.attr}`
+    or `{budget[0]}`: a template must not reach into objects) and no nested fields in a
+    format spec; raises ValueError or KeyError otherwise."""
+    import string
+
+    for _, name, spec, _ in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if name not in fields:
+            raise KeyError(name)
+        if spec and ("{" in spec or "}" in spec):
+            raise ValueError(f"{{{name}}} has a nested field in its format")
+        if len(spec or "") > 20:
+            raise ValueError(f"{{{name}}} has a format longer than 20 characters")
+    return template.format_map(fields)
 
 
 def _messages(path: Path, table: dict) -> dict[int, str]:
@@ -264,8 +298,8 @@ def _messages(path: Path, table: dict) -> dict[int, str]:
         if not isinstance(template, str) or not template.strip():
             raise ConfigError(f"{path}: alerts.messages.{key} must be text")
         try:
-            template.format(**MESSAGE_FIELDS)
-        except (KeyError, IndexError, ValueError) as exc:
+            render_message(template, MESSAGE_FIELDS)
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
             what = f"{{{exc.args[0]}}} is not a field" if isinstance(exc, KeyError) else \
                 f"{exc} (write {{{{ and }}}} for braces)"
             raise ConfigError(f"{path}: alerts.messages.{key}: {what} (fields: "
@@ -368,6 +402,12 @@ def _apply(config: Config, path: Path, data: dict, trusted: bool = True) -> None
                                   f"(found {value!r})")
             if not untrusted(where):
                 config.token_count = value
+        elif key == "on_error":
+            if value not in ON_ERROR:
+                raise ConfigError(f"{path}: {where} must be one of {', '.join(ON_ERROR)} "
+                                  f"(found {value!r})")
+            if value == "deny" or not untrusted(where):  # a project may only make it stricter
+                config.on_error = value
         elif key in ("concurrent_agents", "active_minutes"):
             number = int(_amount(path, where, value, integer=True))
             if key == "active_minutes" and number < 1:

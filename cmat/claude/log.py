@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from cmat import paths
+from cmat.text import one_line
 
 LOG_LIMIT_BYTES = 1024 * 1024
 
@@ -29,7 +30,8 @@ class HookLog:
         """Append one line; a log that cannot be written costs only the log."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         where = f" (in {self.project})" if self.project else ""
-        line = f"{stamp} {level:<5} {event} {message}{where}\n".encode("utf-8", "replace")
+        line = f"{stamp} {level:<5} {event} {one_line(message + where)}\n".encode(
+            "utf-8", "replace")
         with contextlib.suppress(OSError):
             _append(self.path, line, self.limit_bytes)
         return self.path

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from pathlib import Path
 
 from cmat import paths
@@ -42,6 +43,9 @@ def read_payload(stream) -> dict:
             payload = json.loads(raw)
         except ValueError as exc:
             raise PayloadError(f"stdin is not JSON ({exc}): {raw[:80]!r}") from None
+        except RecursionError:  # a tool_input nested deeper than a parser goes: read around it
+            payload = leading_fields(raw)
+            payload["_truncated"] = True
         if not isinstance(payload, dict):
             raise PayloadError("stdin JSON is not an object")
     for key, value in payload.items():
@@ -55,7 +59,9 @@ def read_payload(stream) -> dict:
 
 def leading_fields(prefix: bytes) -> dict:
     """The top-level fields of a JSON object that are complete within `prefix`, up to the
-    first that is not (each value is decoded by the standard library's C scanner)."""
+    first that is not (each value is decoded by the standard library's C scanner). A value
+    nested too deeply to decode is stepped over without recursion, and left out: the fields
+    a check needs (session, transcript, agent) are flat."""
     text = prefix.decode("utf-8", "ignore")
     decoder = json.JSONDecoder()
     found: dict = {}
@@ -72,14 +78,41 @@ def leading_fields(prefix: bytes) -> dict:
             position = _skip_space(text, position)
             if text[position:position + 1] != ":":
                 return found
-            value, position = decoder.raw_decode(text, _skip_space(text, position + 1))
+            start = _skip_space(text, position + 1)
+            try:
+                value, position = decoder.raw_decode(text, start)
+            except RecursionError:
+                value, position = _TOO_DEEP, _skip_nested(text, start)
         except (ValueError, IndexError):
             return found  # cut off here
-        found[key] = value
         position = _skip_space(text, position)
-        if text[position:position + 1] != ",":
+        follows = text[position:position + 1]
+        if follows not in (",", "}"):
+            return found  # a number or a literal cut off at the end looks whole: it is not
+        if value is not _TOO_DEEP:
+            found[key] = value
+        if follows == "}":
             return found
         position += 1
+
+
+_TOO_DEEP = object()  # a value stepped over, not decoded
+_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _skip_nested(text: str, position: int) -> int:
+    """Where the array or object starting at `position` ends, found by counting brackets
+    outside strings (no recursion, however deep); raises ValueError if it never ends."""
+    depth = 0
+    for match in _STRUCTURE.finditer(text, position):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+        elif token in "]}":
+            depth -= 1
+            if depth == 0:
+                return match.end()
+    raise ValueError("unterminated value")
 
 
 def _skip_space(text: str, position: int) -> int:

@@ -223,6 +223,7 @@ def check_budgets(event: str, payload: dict, project: Path,
         override_env_warning,
     )
     from cmat.catalog import ModelService
+    from cmat.errors import TranscriptError
     from cmat.ingest import import_session
     from cmat.ledger import Ledger
 
@@ -245,7 +246,13 @@ def check_budgets(event: str, payload: dict, project: Path,
     held = None
     with Ledger(busy_timeout=LEDGER_WAIT_SECONDS) as ledger:
         if transcript and session_id:
-            import_session(ledger, ModelService(project), transcript, session_id)
+            try:
+                import_session(ledger, ModelService(project), transcript, session_id)
+            except TranscriptError as exc:
+                # Not written yet (a session's first prompt), or not a transcript at all:
+                # this session has spent nothing cmat can see; every budget is still checked.
+                if transcript.exists() or transcript.is_symlink():
+                    log.write("WARN", event, f"session {session_id}: {exc}; counted as $0")
         if tracks:
             held = concurrency.admit(
                 ledger, config, session_id, str(project), context.agent,
@@ -273,12 +280,8 @@ def check_budgets(event: str, payload: dict, project: Path,
     answer: dict = {}
     if blocking:
         reason = "\n\n".join(status.exhausted_message() for status in blocking)
-        if event == "prompt-submit":
-            answer = {"decision": "block", "reason": reason}
-        else:
-            answer = {"hookSpecificOutput": {"hookEventName": "PreToolUse",
-                                             "permissionDecision": "deny",
-                                             "permissionDecisionReason": reason}}
+        answer = refusal(event, reason)
+        if event != "prompt-submit":
             notes.insert(0, reason)
     if notes:
         answer["systemMessage"] = "\n".join(notes)
@@ -292,10 +295,32 @@ def check_budgets(event: str, payload: dict, project: Path,
     return line, answer or None
 
 
+def refusal(event: str, reason: str) -> dict:
+    """Claude Code's answer that stops a prompt (UserPromptSubmit) or a tool call."""
+    if event == "prompt-submit":
+        return {"decision": "block", "reason": reason}
+    return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
+                                   "permissionDecisionReason": reason}}
+
+
+def failed_check_answer(event: str, project: Path | None, what: str, where: Path) -> dict:
+    """The answer of a budget check that could not finish: a refusal where the user chose
+    `on_error = "deny"`, else a warning Claude Code shows (never a silent pass)."""
+    from cmat.budgets.config import on_error_policy
+
+    if on_error_policy(project or Path.cwd()) == "deny":
+        return refusal(event, f"cmat could not check your budgets ({what}; see {where}), and "
+                              "budgets.on_error is \"deny\". Fix the cause, or run "
+                              "'cmat budget override --for 10m'.")
+    return {"systemMessage": f"cmat: budgets NOT checked ({what}; see {where}). Set "
+                             "budgets.on_error = \"deny\" to stop instead."}
+
+
 def run(event: str, stdin=None) -> int:
     """Entry point of every hook: always returns 0 (a block is an answer on stdout)."""
     started = time.monotonic()
     log = HookLog()
+    project = None
     try:
         with deadline(time_limit(event)):
             payload = read_payload(sys.stdin if stdin is None else stdin)
@@ -321,6 +346,11 @@ def run(event: str, stdin=None) -> int:
             what = "cost kept for the next hook or scan" if isinstance(exc, Spooled) \
                 else BY_COMMAND[event].failure
             print(f"cmat: {what} ({type(exc).__name__}); see {where}", file=sys.stderr)
+        if BY_COMMAND[event].checks_budgets:
+            with contextlib.suppress(Exception):
+                answer = failed_check_answer(event, project, type(exc).__name__, where)
+                sys.stdout.write(orjson.dumps(answer).decode() + "\n")
+                sys.stdout.flush()
     return 0
 
 
