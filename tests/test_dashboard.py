@@ -14,7 +14,7 @@ import pytest
 
 from cmat.dashboard.server import Dashboard
 from cmat.ledger import Ledger
-from tests.helpers import REPO, child_env, cli_run, now_iso, user_config
+from tests.helpers import child_env, cli_run, now_iso, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 
 MODELS = ("claude-opus-4-6", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001")
@@ -189,3 +189,75 @@ def test_report_html_is_one_file_that_renders_offline(recent_history, project, t
     assert errors == [] and shown["ready"] == "1" and shown["models"] == 3
     report = json.loads(cli_run("report", "monthly", "--json", "--no-scan").output)
     assert shown["total"] == money(report["total"]["total_usd"])
+
+
+# --- a local server answers only local pages (docs/security.md) ----------------------------
+
+
+@pytest.fixture
+def running_dashboard(project):
+    """`cmat dashboard` itself, on a free port; yields (port, process)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cmat", "dashboard", "--port", "0", "--no-scan"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
+    line = process.stdout.readline().decode()
+    port = int(re.search(r":(\d+)/", line).group(1))
+    yield port, process
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def _get(port, path, host=None, timeout=30):
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    connection.request("GET", path, headers={"Host": host} if host else {})
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, body
+
+
+def test_a_rebound_host_name_gets_nothing(running_dashboard):
+    port, _ = running_dashboard
+    for host in (f"attacker.example:{port}", "attacker.example", f"127.0.0.1.nip.io:{port}"):
+        status, body = _get(port, "/api/v1/usage", host)
+        assert status == 421 and b"project" not in body
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
+        assert _get(port, "/api/v1/budgets", host)[0] == 200
+
+
+def test_bad_query_values_are_400_with_a_message(running_dashboard):
+    port, _ = running_dashboard
+    for query in ("since=yesterday", "until=2026-13-45", "timezone=Mars/Olympus",
+                  "period=hourly", "by=nothing"):
+        status, body = _get(port, f"/api/v1/usage?{query}")
+        assert status == 400, (query, body)
+        assert "isoformat" not in body.decode()
+
+
+def test_200_concurrent_requests_are_all_answered_and_idle_clients_leave_no_trace(
+        running_dashboard):
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    port, process = running_dashboard
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+    with ThreadPoolExecutor(max_workers=200) as pool:
+        statuses = list(pool.map(lambda _: _get(port, "/api/v1/alerts", timeout=60)[0],
+                                 range(200)))
+    assert statuses == [200] * 200
+    for connection in idle:
+        connection.close()
+    process.terminate()
+    _, stderr = process.communicate(timeout=10)
+    assert b"Traceback" not in stderr
+
+
+def test_a_port_in_use_is_a_clear_message(running_dashboard):
+    port, _ = running_dashboard
+    result = subprocess.run([sys.executable, "-m", "cmat", "dashboard", "--port", str(port),
+                             "--no-scan"], capture_output=True, timeout=30,
+                            env=child_env())
+    assert result.returncode == 2 and f"port {port}" in result.stderr.decode()
+    assert "already in use" in result.stderr.decode()

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -93,6 +94,11 @@ def test_metrics_endpoint_over_http(real_history, project):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
                 assert r.status == 200
             assert time.monotonic() - started < 5
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                         headers={"Host": "rebound.example"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 421  # a page elsewhere cannot read the spend
     finally:
         server.terminate()
         server.wait(timeout=10)

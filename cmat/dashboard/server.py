@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from cmat.errors import CmatError
+from cmat.errors import CmatError, UsageError
 
 STATIC = Path(__file__).parent / "static"
 SCAN_INTERVAL_SECONDS = 10.0
@@ -36,10 +36,20 @@ def usage(ledger, query: dict) -> dict:
     from cmat.reports import ReportQuery, build_report, project_filter
 
     def day(name):
-        return date.fromisoformat(query[name]) if query.get(name) else None
+        if not query.get(name):
+            return None
+        try:
+            return date.fromisoformat(query[name])
+        except ValueError:
+            raise UsageError(f"{name} must be a day such as 2026-12-01 (found "
+                             f"{query[name][:40]!r})") from None
 
     by = tuple(part for part in (query.get("by") or "").split(",") if part)
-    tz = zone(query["timezone"]) if query.get("timezone") else local_zone()
+    try:
+        tz = zone(query["timezone"]) if query.get("timezone") else local_zone()
+    except (LookupError, ValueError):
+        raise UsageError(f"timezone must be an IANA name such as Europe/Paris (found "
+                         f"{query['timezone'][:40]!r})") from None
     return build_report(ledger, ReportQuery(query.get("period") or "daily", day("since"),
                                             day("until"), tz, by,
                                             project_filter(query.get("project"))))
@@ -90,6 +100,10 @@ def snapshot(ledger, models, project: Path, query) -> dict:
             "blocks": active_blocks(ledger), "generated_at": iso_utc(time.time())}
 
 
+class NoSuchAPI(Exception):
+    pass
+
+
 class Dashboard:
     """The WSGI app: the page, its files and the API."""
 
@@ -116,18 +130,15 @@ class Dashboard:
         return ledger
 
     def answer(self, path: str, query: dict) -> object:
+        answers = {"/api/v1/usage": lambda ledger: usage(ledger, query),
+                   "/api/v1/budgets": lambda ledger: budgets(ledger, self.project),
+                   "/api/v1/alerts": lambda ledger: ledger.alerts(),
+                   "/api/v1/suggestions": lambda ledger: suggestions(ledger, self.models, query),
+                   "/api/v1/blocks": active_blocks}
+        if path not in answers:
+            raise NoSuchAPI(path)
         with self.ledger() as ledger:
-            if path == "/api/v1/usage":
-                return usage(ledger, query)
-            if path == "/api/v1/budgets":
-                return budgets(ledger, self.project)
-            if path == "/api/v1/alerts":
-                return ledger.alerts()
-            if path == "/api/v1/suggestions":
-                return suggestions(ledger, self.models, query)
-            if path == "/api/v1/blocks":
-                return active_blocks(ledger)
-        raise LookupError(path)
+            return answers[path](ledger)
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO") or "/"
@@ -137,9 +148,10 @@ class Dashboard:
         if path.startswith("/api/"):
             try:
                 return _send(start_response, "200 OK", self.answer(path, query))
-            except LookupError:
+            except NoSuchAPI:
                 return _send(start_response, "404 Not Found", {"error": f"no such API: {path}"})
-            except (CmatError, ValueError) as exc:
+            except (CmatError, ValueError, LookupError, OverflowError) as exc:
+                # A query value no answer can be made of (a bad period, day or zone).
                 return _send(start_response, "400 Bad Request", {"error": str(exc)})
         return _static(start_response, "index.html" if path == "/" else path.lstrip("/"))
 
