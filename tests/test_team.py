@@ -2,7 +2,6 @@
 team budgets and compaction."""
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -13,6 +12,7 @@ import psycopg
 import pytest
 
 from cmat.ledger import Ledger
+from cmat.ledger.schema import CURRENT_SEQ
 from tests.helpers import (
     PROMPT,
     budget_hook,
@@ -225,31 +225,143 @@ def test_team_compaction_keeps_every_total(local, team_db):
         assert after["total"]["tokens"] == report["total"]["tokens"], args
 
 
-def test_a_member_role_with_the_documented_grants_can_sync_and_report(local, team_db):
-    """INSTALLATION.md's least-privilege role, for real: the owner creates the tables, a
-    member with only the documented grants syncs and reads the team report."""
-    cli_run("scan", "-q")
+def member_role(team_db, name):
+    """A member's login role with exactly INSTALLATION.md's grants; its conninfo."""
     import re
 
-    database = re.search(r"dbname=(\S+)", team_db).group(1)
-    role = "m_" + database[-6:]
-    with psycopg.connect(team_db, autocommit=True) as owner:
-        from cmat.team.schema import migrate
+    from cmat.team.schema import migrate
 
-        migrate(owner)
+    database = re.search(r"dbname=(\S+)", team_db).group(1)
+    role = f"{name}_{database[-6:]}"
+    with psycopg.connect(team_db, autocommit=True) as owner:
+        migrate(owner)  # the owner creates the tables
         for statement in (
                 f"CREATE ROLE {role} LOGIN", f"GRANT USAGE ON SCHEMA public TO {role}",
                 f"GRANT SELECT, INSERT, UPDATE ON requests, sessions, daily_usage, session_usage,"
                 f" sync_marks TO {role}", f"GRANT DELETE ON requests TO {role}",
-                f"GRANT SELECT ON cmat_schema, team_budgets TO {role}",
+                f"GRANT SELECT, INSERT ON ledgers TO {role}",
+                f"GRANT SELECT ON cmat_schema, team_budgets, compacted_requests TO {role}",
                 f"GRANT TEMPORARY ON DATABASE {database} TO {role}"):
             owner.execute(statement)
-    member = re.sub(r"user=\S+", f"user={role}", team_db)
+    return re.sub(r"user=\S+", f"user={role}", team_db)
+
+
+def test_a_member_role_with_the_documented_grants_can_sync_and_report(local, team_db):
+    """INSTALLATION.md's least-privilege role, for real: the owner creates the tables, a
+    member with only the documented grants syncs and reads the team report."""
+    cli_run("scan", "-q")
+    member = member_role(team_db, "m")
     assert "sent 12 requests" in cli_run("sync", "--to", member, "--no-scan").output
     report = json.loads(cli_run("report", "monthly", "--team", "--to", member, "--json").output)
     assert report["total"]["requests"] == 12
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         remote(member, "INSERT INTO team_budgets (scope, limit_usd) VALUES ('x', 1)")
+
+
+# --- nobody's labels are trusted (docs/security.md) -------------------------------------------
+
+
+def test_a_member_posing_as_another_can_never_replace_their_rows(local, team_db, tmp_path):
+    ana, eve = member_role(team_db, "ana"), member_role(team_db, "eve")
+    cli_run("scan", "-q")
+    cli_run("sync", "--to", ana, "-q", "--no-scan")
+    before = sorted(remote(team_db, "SELECT message_id, cost_usd, machine, user_name"
+                                    " FROM requests"))
+    # Eve has a copy of Ana's transcripts, labels herself Ana on Ana's laptop, and makes
+    # every request free in her own ledger.
+    env = child_env(CLAUDE_CONFIG_DIR=local, CMAT_MACHINE="laptop", CMAT_USER="ana",
+                    CMAT_LEDGER=tmp_path / "eve.db")
+    subprocess.run([sys.executable, "-m", "cmat", "scan", "-q"], env=env, check=True)
+    with Ledger(tmp_path / "eve.db") as forged, forged.transaction():
+        forged.db.execute("UPDATE requests SET cost_usd = 0, seq = seq + 1000")
+        forged.bump_version()
+    subprocess.run([sys.executable, "-m", "cmat", "sync", "--to", eve, "-q", "--no-scan"],
+                   env=env, check=True)
+    assert sorted(remote(team_db, "SELECT message_id, cost_usd, machine, user_name"
+                                  " FROM requests")) == before
+    same_sums(team_db)
+    # Nor by hand, whatever client she uses: the database itself refuses.
+    for statement in ("UPDATE requests SET cost_usd = 0",
+                      "DELETE FROM requests",
+                      "INSERT INTO sessions (session_id, task_id) VALUES ('a-s0', 'hers')"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            remote(eve, statement)
+    # A copy of Ana's ledger file is Ana's ledger: Eve's role cannot sync it.
+    import shutil
+
+    from cmat import paths
+
+    shutil.copy(paths.ledger_file(), tmp_path / "copied.db")
+    copied = child_env(CMAT_LEDGER=tmp_path / "copied.db")
+    result = subprocess.run([sys.executable, "-m", "cmat", "sync", "--to", eve, "--no-scan"],
+                            env=copied, capture_output=True)
+    assert result.returncode == 8 and b"registered to the database role" in result.stderr
+
+
+def test_values_no_request_can_have_are_not_sent_and_never_stop_a_sync(local, team_db):
+    cli_run("scan", "-q")
+    with Ledger() as ledger, ledger.transaction():
+        ids = [m for (m,) in ledger.query("SELECT message_id FROM requests ORDER BY ts")]
+        ledger.db.execute("UPDATE requests SET cost_usd = 1e308 WHERE message_id = ?", (ids[0],))
+        ledger.db.execute("UPDATE requests SET cost_usd = -5 WHERE message_id = ?", (ids[1],))
+        ledger.db.execute("UPDATE requests SET output_tokens = 'many' WHERE message_id = ?",
+                          (ids[2],))
+    first = json.loads(cli_run("sync", "--to", team_db, "--json", "-q", "--no-scan").output)
+    assert (first["requests"], first["rejected"]) == (9, 3)
+    assert remote(team_db, "SELECT count(*) FROM requests WHERE message_id = ANY(%s)",
+                  (ids[:3],)) == [(0,)]
+    with Ledger() as ledger, ledger.transaction():  # the next change still goes through
+        ledger.db.execute(f"UPDATE requests SET cost_usd = 1.5, seq = {CURRENT_SEQ}"
+                          " WHERE message_id = ?", (ids[0],))
+        ledger.bump_version()
+    again = json.loads(cli_run("sync", "--to", team_db, "--json", "-q", "--no-scan").output)
+    assert (again["requests"], again["rejected"]) == (1, 0)
+    assert remote(team_db, "SELECT cost_usd FROM requests WHERE message_id = %s",
+                  (ids[0],)) == [(1.5,)]
+    with pytest.raises(psycopg.errors.CheckViolation):
+        remote(team_db, "UPDATE requests SET cost_usd = 1e308 WHERE message_id = %s",
+               (ids[0],))
+
+
+def test_an_interrupted_sync_loses_no_sessions_attribution(local, team_db, project):
+    from cmat.ingest import extract
+    from cmat.tasks import QueueService
+    from cmat.team.sync import sync
+
+    task = QueueService(project).add("shared work", enhancement="feat")["id"]
+    for path in sorted(local.rglob("a-s*.jsonl")):
+        extract(project, task, path)
+    cli_run("scan", "-q")
+
+    def interrupt(sent):
+        raise KeyboardInterrupt  # killed after the first batch of requests committed
+
+    with Ledger() as ledger, pytest.raises(KeyboardInterrupt):
+        import os as _os
+
+        _os.environ["CMAT_SYNC_BATCH"] = "5"
+        try:
+            sync(ledger, team_db, progress=interrupt)
+        finally:
+            del _os.environ["CMAT_SYNC_BATCH"]
+    assert remote(team_db, "SELECT count(*) FROM sessions") == [(0,)]
+    cli_run("sync", "--to", team_db, "-q", "--no-scan")
+    assert remote(team_db, "SELECT count(*) FROM sessions WHERE task_id = %s", (task,)) == [(3,)]
+    mine = json.loads(cli_run("costs", "enhancement", "feat", "--json").output)
+    team = json.loads(cli_run("costs", "enhancement", "feat", "--team", "--to", team_db,
+                              "--json").output)
+    assert team["total_usd"] == pytest.approx(mine["total_usd"]) and team["total_usd"] > 0
+
+
+def test_a_request_sent_again_after_team_compaction_is_not_counted_twice(local, team_db):
+    cli_run("scan", "-q")
+    cli_run("sync", "--to", team_db, "-q", "--no-scan")
+    total = remote(team_db, "SELECT round(sum(cost_usd)::numeric, 6) FROM daily_usage")
+    cli_run("ledger", "compact", "--older-than", "1m", "--team", "--to", team_db)
+    cli_run("ledger", "reprice")  # every request changes locally, and is sent again
+    cli_run("sync", "--to", team_db, "-q", "--no-scan")
+    assert remote(team_db, "SELECT round(sum(cost_usd)::numeric, 6) FROM daily_usage") == total
+    assert remote(team_db, "SELECT count(*) FROM requests") == [(0,)]
 
 
 def test_session_end_starts_a_detached_sync_when_auto_sync_is_on(local, team_db, project):

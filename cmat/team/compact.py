@@ -24,6 +24,8 @@ def compact_team(url: str, older_than: str, timezone: str | None = None) -> int:
         migrate(connection)
         with connection.transaction():
             connection.execute("SET LOCAL cmat.compacting = 'on'")
+            connection.execute("INSERT INTO compacted_requests SELECT message_id FROM requests"
+                               " WHERE ts < %s ON CONFLICT DO NOTHING", (moment,))
             folded = connection.execute("DELETE FROM requests WHERE ts < %s",
                                         (moment,)).rowcount
     finally:

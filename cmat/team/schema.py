@@ -10,14 +10,24 @@ COLUMN_TYPES, NOT_NULL), so the two cannot drift.
     session_usage   the same per day, session, agent and subagent run: what reports by task,
                     enhancement, agent or task type read, joined to sessions; both rollups
                     keep what compaction (`cmat ledger compact --team`) deletes
-    sync_marks      how far each local ledger has been pushed (resumable, idempotent)
+    sync_marks      how far each local ledger has been pushed (resumable, idempotent): its
+                    requests, and apart from them its sessions and deletions
     team_budgets    budgets of the whole team, checked by every member's hooks
+    ledgers         which database role each local ledger belongs to (migration 2)
+    compacted_requests  the message ids compaction folded away: a copy sent again later (the
+                    ledger was repriced, say) is not counted a second time
+
+Nobody's labels are trusted (docs/security.md): a row belongs to the ledger that first sent
+it, and a ledger to the role that first synced it. Statement triggers refuse any write of a
+row into, or over, a ledger that is not the writing role's (one check per batch, not per
+row), and CHECK constraints refuse values no request has (a negative or absurd cost, tokens
+below zero, a time outside 2000-2100).
 """
 
 from __future__ import annotations
 
 from cmat.ledger.schema import COLUMN_TYPES, NOT_NULL, REQUEST_COLUMNS
-from cmat.usage import COLUMN, TOKEN_FIELDS, rank_sql
+from cmat.usage import COLUMN, EARLIEST_TS, LATEST_TS, TOKEN_FIELDS, rank_sql
 
 PG_TYPES = {"TEXT": "text", "REAL": "double precision", "INTEGER": "bigint"}
 SUMMED = (*(COLUMN[kind] for kind in TOKEN_FIELDS), "web_search_requests")
@@ -130,19 +140,86 @@ CREATE TRIGGER requests_removed AFTER DELETE ON requests REFERENCING OLD TABLE A
 """
 
 
-MIGRATIONS = [_m001_team_ledger]
+# The range a request's values can have: a single request costs far less than $100,000, carries
+# fewer than 10^10 tokens of a kind, and happened between 2000 and 2100.
+MAX_REQUEST_USD = 100_000.0
+MAX_TOKENS = 10**10
+TS_RANGE = (EARLIEST_TS, LATEST_TS)
+
+
+def _range_checks() -> str:
+    tokens = " AND ".join(f"{c} BETWEEN 0 AND {MAX_TOKENS}" for c in SUMMED)
+    return (f"ALTER TABLE requests ADD CONSTRAINT requests_in_range CHECK ("
+            f"(cost_usd IS NULL OR (cost_usd >= 0 AND cost_usd <= {MAX_REQUEST_USD}))"
+            f" AND ts BETWEEN {TS_RANGE[0]} AND {TS_RANGE[1]} AND {tokens}) NOT VALID;")
+
+
+def _foreign(rows: str, unowned_too: bool) -> str:
+    """A condition: `rows` (a transition table) holds a row of a ledger the session's role
+    does not own; with `unowned_too`, a row of no ledger counts as foreign as well (a write
+    must name its ledger; a row synced before migration 2 may still be replaced)."""
+    null = f"{rows}.ledger_id IS NULL OR " if unowned_too else f"{rows}.ledger_id IS NOT NULL AND "
+    return (f"EXISTS (SELECT 1 FROM {rows} WHERE {null}NOT EXISTS (SELECT 1 FROM ledgers l"
+            f" WHERE l.ledger_id = {rows}.ledger_id AND l.owner = session_user))")
+
+
+def _m002_ledger_owners() -> str:
+    checks = []
+    for table in ("requests", "sessions"):
+        refuse = (f"RAISE EXCEPTION 'cmat: % may not change rows of another member''s ledger"
+                  f" in {table}', session_user USING ERRCODE = 'insufficient_privilege';")
+        checks.append(f"""
+CREATE FUNCTION cmat_own_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF {_foreign("written", True)} THEN {refuse} END IF;
+    ELSIF TG_OP = 'UPDATE' THEN
+        IF {_foreign("written", True)} OR {_foreign("replaced", False)} THEN {refuse} END IF;
+    -- Compaction folds old rows into the rollups, which keep every total.
+    ELSIF current_setting('cmat.compacting', true) IS DISTINCT FROM 'on'
+            AND {_foreign("removed", False)} THEN
+        {refuse}
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER {table}_owned_insert AFTER INSERT ON {table} REFERENCING NEW TABLE AS written
+    FOR EACH STATEMENT EXECUTE FUNCTION cmat_own_{table}();
+CREATE TRIGGER {table}_owned_update AFTER UPDATE ON {table}
+    REFERENCING OLD TABLE AS replaced NEW TABLE AS written
+    FOR EACH STATEMENT EXECUTE FUNCTION cmat_own_{table}();
+CREATE TRIGGER {table}_owned_delete AFTER DELETE ON {table} REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION cmat_own_{table}();""")
+    return f"""
+CREATE TABLE ledgers (
+    ledger_id bigint PRIMARY KEY,
+    owner name NOT NULL DEFAULT session_user,
+    registered_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE requests ADD COLUMN ledger_id bigint;
+ALTER TABLE sessions ADD COLUMN ledger_id bigint;
+ALTER TABLE sync_marks ADD COLUMN sessions_seq bigint NOT NULL DEFAULT 0;
+CREATE TABLE compacted_requests (message_id text PRIMARY KEY);
+{_range_checks()}
+{"".join(checks)}
+"""
+
+
+MIGRATIONS = [_m001_team_ledger, _m002_ledger_owners]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# A copy from another machine replaces a row only when it is better (as locally); a copy from
-# the row's own ledger always does (it was priced again, say).
+# A row belongs to the ledger that sent it first: that ledger's copy always replaces it (it was
+# priced again, say); another ledger's copy of the same request (a session on two machines)
+# never does. A row from before ledgers were owned goes to the better copy, as it did.
 MERGE_REQUESTS = (
-    f"INSERT INTO requests AS r ({', '.join(REQUEST_COLUMNS)})"
-    f" SELECT {', '.join(REQUEST_COLUMNS)} FROM staging"
+    f"INSERT INTO requests AS r ({', '.join(REQUEST_COLUMNS)}, ledger_id)"
+    f" SELECT {', '.join(REQUEST_COLUMNS)}, %(ledger)s FROM staging"
+    " WHERE NOT EXISTS (SELECT 1 FROM compacted_requests c"
+    " WHERE c.message_id = staging.message_id)"
     f" ON CONFLICT (message_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in REQUEST_COLUMNS if c != "message_id")
-    + f" WHERE {rank_sql('excluded')} > {rank_sql('r')}"
-    " OR (excluded.machine IS NOT DISTINCT FROM r.machine"
-    " AND excluded.user_name IS NOT DISTINCT FROM r.user_name)")
+    + ", ".join(f"{c} = excluded.{c}" for c in (*REQUEST_COLUMNS, "ledger_id")
+                if c != "message_id")
+    + " WHERE r.ledger_id = excluded.ledger_id"
+    f" OR (r.ledger_id IS NULL AND {rank_sql('excluded')} >= {rank_sql('r')})")
 
 
 def migrate(connection) -> int:

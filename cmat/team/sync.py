@@ -1,18 +1,27 @@
 """`cmat sync`: push what the local ledger holds that the team database lacks.
 
 Every request and session row locally carries the ledger version it last changed at (`seq`);
-the team database keeps, per local ledger, the version up to which it has everything (its
-mark, in `sync_marks`). A sync reads the ledger as of one moment (a snapshot, so writers go on)
+the team database keeps, per local ledger, the version up to which it has every request (its
+mark, in `sync_marks`), and apart from it the version up to which it has every session and
+deletion (`sessions_seq`: they are sent after the requests, so a sync killed in between must
+send them again from where *they* stopped, not from the requests' mark). A sync reads the ledger as of one moment (a snapshot, so writers go on)
 and sends what changed between the mark and that moment, in batches: each batch is COPYed into
 a staging table and merged (a request is unique by message id; the better copy wins, as
 locally; a row's own ledger always wins), and the mark moves in the same transaction. So a sync
 killed at any point loses nothing and, re-run, sends each row again at most once more (merging
 it again changes nothing), and two machines syncing at once never make a duplicate.
+
+The ledger is registered to the database role that syncs it first (`ledgers`): a member who
+sets CMAT_USER or CMAT_MACHINE to a colleague's only labels their own rows so, and can never
+replace the colleague's. A row whose values no request can have (a negative or absurd cost, a
+text where a number belongs, a time outside 2000-2100) is not sent, and said so: one bad row
+never stops every later sync.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -21,9 +30,16 @@ from typing import Callable
 from cmat import labels, paths
 from cmat.errors import TeamDatabaseError
 from cmat.ledger import Ledger
-from cmat.ledger.schema import COLUMN_TYPES, REQUEST_COLUMNS, SESSION_COLUMNS
+from cmat.ledger.schema import COLUMN_TYPES, NOT_NULL, REQUEST_COLUMNS, SESSION_COLUMNS
 from cmat.team.connect import connect, describe
-from cmat.team.schema import MERGE_REQUESTS, migrate
+from cmat.team.schema import (
+    MAX_REQUEST_USD,
+    MAX_TOKENS,
+    MERGE_REQUESTS,
+    SUMMED,
+    TS_RANGE,
+    migrate,
+)
 
 BATCH_ROWS = 50_000
 # Binary COPY (less to format and parse than text): each column's PostgreSQL type.
@@ -36,6 +52,7 @@ LOCK_NAMESPACE = 727002  # pg_try_advisory_lock(namespace, ledger): one sync of 
 class SyncResult:
     database: str
     requests: int = 0  # rows sent (new or changed)
+    rejected: int = 0  # rows not sent: values no request can have (see `valid_request`)
     sessions: int = 0
     deleted: int = 0
     seconds: float = 0.0
@@ -67,6 +84,7 @@ def sync(ledger: Ledger, url: str, progress: Callable[[int], None] | None = None
         if not got:
             result.skipped = "another sync of this ledger is running"
             return result
+        _register(connection, ledger_id)
         # A batch and its mark commit together: losing both to a server crash only means
         # sending them again, so the server need not flush each commit to disk first.
         connection.execute("SET synchronous_commit TO off")
@@ -82,16 +100,52 @@ def sync(ledger: Ledger, url: str, progress: Callable[[int], None] | None = None
     return result
 
 
+def _register(connection, ledger_id: int) -> None:
+    """Make this ledger the syncing role's, or find that it is; refuse one that is another
+    role's (its id was copied, or guessed)."""
+    with connection.transaction():
+        connection.execute("INSERT INTO ledgers (ledger_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                           (ledger_id,))
+        owner, me = connection.execute("SELECT owner, session_user FROM ledgers"
+                                       " WHERE ledger_id = %s", (ledger_id,)).fetchone()
+    if owner != me:
+        raise TeamDatabaseError(f"this ledger is registered to the database role {owner!r}, "
+                                f"not {me!r}",
+                                "each member syncs with a role of their own; a copied ledger "
+                                "file needs 'cmat ledger rebuild' to get an identity of its own")
+
+
+def valid_request(row: tuple) -> bool:
+    """Whether a request row (REQUEST_COLUMNS) holds values a request can have: the types of
+    its columns, and the team database's ranges (team/schema.py)."""
+    for name, value in zip(REQUEST_COLUMNS, row):
+        kind = COLUMN_TYPES[name]
+        if value is None:
+            if name in NOT_NULL:
+                return False
+        elif kind == "TEXT":
+            if not isinstance(value, str) or "\x00" in value:
+                return False
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                kind == "INTEGER" and not isinstance(value, int)) or not math.isfinite(value):
+            return False
+    values = dict(zip(REQUEST_COLUMNS, row))
+    cost = values["cost_usd"]
+    return (TS_RANGE[0] <= values["ts"] <= TS_RANGE[1]
+            and (cost is None or 0 <= cost <= MAX_REQUEST_USD)
+            and all(0 <= values[c] <= MAX_TOKENS for c in SUMMED))
+
+
 def _push(ledger: Ledger, connection, ledger_id: int, result: SyncResult,
           progress: Callable[[int], None] | None) -> None:
-    row = connection.execute("SELECT seq FROM sync_marks WHERE ledger_id = %s",
+    row = connection.execute("SELECT seq, sessions_seq FROM sync_marks WHERE ledger_id = %s",
                              (ledger_id,)).fetchone()
-    mark = row[0] if row else 0
+    mark, sessions_mark = row if row else (0, 0)
     connection.execute("CREATE TEMP TABLE IF NOT EXISTS staging (LIKE requests)"
                        " ON COMMIT DELETE ROWS")
     connection.execute("CREATE TEMP TABLE IF NOT EXISTS staging_sessions (LIKE sessions)"
                        " ON COMMIT DELETE ROWS")
-    batches, stopped = _read_ahead(ledger.path, mark)
+    batches, stopped = _read_ahead(ledger.path, mark, sessions_mark)
     try:
         below = _write(connection, batches, ledger_id, result, progress)
     finally:
@@ -109,15 +163,18 @@ def _write(connection, batches, ledger_id: int, result: SyncResult,
         if kind == "error":
             raise payload
         if kind == "requests":
+            sent = [found[:-1] for found in payload if valid_request(found[:-1])]
             with connection.transaction():
-                with connection.cursor().copy(f"COPY staging ({', '.join(REQUEST_COLUMNS)})"
-                                              " FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(COPY_TYPES)
-                    for found in payload:
-                        copy.write_row(found[:-1])
-                connection.execute(MERGE_REQUESTS)
+                if sent:
+                    with connection.cursor().copy(f"COPY staging ({', '.join(REQUEST_COLUMNS)})"
+                                                  " FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.set_types(COPY_TYPES)
+                        for found in sent:
+                            copy.write_row(found)
+                    connection.execute(MERGE_REQUESTS, {"ledger": ledger_id})
                 _set_mark(connection, ledger_id, machine, user, payload[-1][-1])
-            result.requests += len(payload)
+            result.requests += len(sent)
+            result.rejected += len(payload) - len(sent)
             if progress:
                 progress(result.requests)
             continue
@@ -129,21 +186,24 @@ def _write(connection, batches, ledger_id: int, result: SyncResult,
                         " user_name) FROM STDIN") as copy:
                     for found in sessions:
                         copy.write_row((*found, machine, user))
-                updated = ", ".join(f"{c} = excluded.{c}" for c in
-                                    (*SESSION_COLUMNS[1:], "machine", "user_name"))
-                connection.execute(f"INSERT INTO sessions SELECT * FROM staging_sessions"
-                                   f" ON CONFLICT (session_id) DO UPDATE SET {updated}")
+                columns = (*SESSION_COLUMNS, "machine", "user_name")
+                updated = ", ".join(f"{c} = excluded.{c}" for c in (*columns[1:], "ledger_id"))
+                # A session on two machines stays whom its first ledger said it was for.
+                connection.execute(
+                    f"INSERT INTO sessions ({', '.join(columns)}, ledger_id)"
+                    f" SELECT {', '.join(columns)}, %(ledger)s FROM staging_sessions"
+                    f" ON CONFLICT (session_id) DO UPDATE SET {updated}"
+                    " WHERE sessions.ledger_id = excluded.ledger_id"
+                    " OR sessions.ledger_id IS NULL", {"ledger": ledger_id})
             if gone:
                 connection.execute("DELETE FROM requests WHERE message_id = ANY(%s)"
-                                   " AND machine IS NOT DISTINCT FROM %s"
-                                   " AND user_name IS NOT DISTINCT FROM %s",
-                                   (gone, machine, user))
-            _set_mark(connection, ledger_id, machine, user, below)
+                                   " AND ledger_id = %s", (gone, ledger_id))
+            _set_mark(connection, ledger_id, machine, user, below, sessions=True)
         result.sessions, result.deleted = len(sessions), len(gone)
     return below
 
 
-def _read_ahead(path, mark: int):
+def _read_ahead(path, mark: int, sessions_mark: int):
     """Read what changed since `mark` in a thread of its own (its own connection and
     snapshot), a batch ahead of the one being written to the database: the two overlap.
     Yields ("requests", rows) batches, then ("done", (version, sessions, deletions)), then
@@ -173,8 +233,8 @@ def _read_ahead(path, mark: int):
                     if not hand(("requests", rows)):
                         return
                     after = (rows[-1][-1], rows[-1][0])
-                hand(("done", (below, reader.changed_sessions(mark, below),
-                               reader.deleted_requests(mark, below))))
+                hand(("done", (below, reader.changed_sessions(sessions_mark, below),
+                               reader.deleted_requests(sessions_mark, below))))
         except Exception as exc:  # handed to the writer, which stops with it
             hand(("error", exc))
         hand(None)
@@ -183,13 +243,18 @@ def _read_ahead(path, mark: int):
     return batches, stopped
 
 
-def _set_mark(connection, ledger_id: int, machine: str, user: str, seq: int) -> None:
-    # GREATEST: a slower sync of the same ledger never moves the mark back.
+def _set_mark(connection, ledger_id: int, machine: str, user: str, seq: int,
+              sessions: bool = False) -> None:
+    """Move the requests' mark to `seq` (with `sessions`, the sessions' and deletions' mark
+    too: they were sent last). GREATEST: a slower sync never moves a mark back."""
     connection.execute(
-        "INSERT INTO sync_marks (ledger_id, machine, user_name, seq) VALUES (%s, %s, %s, %s)"
+        "INSERT INTO sync_marks (ledger_id, machine, user_name, seq, sessions_seq)"
+        " VALUES (%(id)s, %(machine)s, %(user)s, %(seq)s, %(sessions)s)"
         " ON CONFLICT (ledger_id) DO UPDATE SET seq = GREATEST(sync_marks.seq, excluded.seq),"
+        " sessions_seq = GREATEST(sync_marks.sessions_seq, excluded.sessions_seq),"
         " machine = excluded.machine, user_name = excluded.user_name, synced_at = now()",
-        (ledger_id, machine, user, seq))
+        {"id": ledger_id, "machine": machine, "user": user, "seq": seq,
+         "sessions": seq if sessions else 0})
 
 
 # --- the team's totals, cached for the hooks ---------------------------------------------------
