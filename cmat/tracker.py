@@ -23,6 +23,7 @@ from pathlib import Path
 
 from cmat import paths
 from cmat.errors import UsageError
+from cmat.usage import EARLIEST_TS, LATEST_TS
 
 PERIODS = ("daily", "weekly", "monthly")
 
@@ -71,10 +72,16 @@ class CostTracker:
         if cache_write_1h_tokens > cache_write_tokens:
             raise UsageError("cache_write_1h_tokens is the 1-hour share of cache_write_tokens: "
                              "it cannot be larger")
+        texts = {"model": model, "provider": provider, "task_id": task_id, "agent": agent,
+                 "session_id": session_id, "request_id": request_id}
+        for name, value in texts.items():
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise UsageError(f"{name} must be text, not empty (got {value!r:.40})")
         if not model or not provider:
             raise UsageError("model and provider must not be empty")
-        moment = when if isinstance(when, datetime) else datetime.fromtimestamp(
-            when, timezone.utc) if when is not None else datetime.now(timezone.utc)
+        if ":" in provider:  # ids are api:PROVIDER:REQUEST: one colon more would be ambiguous
+            raise UsageError(f"provider must not contain ':' (got {provider!r})")
+        moment = _moment(when)
         message_id = f"api:{provider}:{request_id or uuid.uuid4().hex}"
         session_id = session_id or f"api:{provider}:{task_id or 'untracked'}"
         record = UsageRecord(message_id, request_id, session_id,
@@ -148,3 +155,23 @@ class CostTracker:
                 since = period_bounds(period, zone(load_config(self.project).timezone),
                                       time.time())[0]
             return ledger.spend_usd(since, str(self.project) if project_only else None)
+
+
+def _moment(when: datetime | float | None) -> datetime:
+    """When a call happened: now, a datetime (naive: UTC) or Unix seconds, between 2000 and
+    2100 (a later one would be a bad value every report has to bear)."""
+    if when is None:
+        return datetime.now(timezone.utc)
+    try:
+        if isinstance(when, datetime):
+            moment = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        elif isinstance(when, (int, float)) and not isinstance(when, bool):
+            moment = datetime.fromtimestamp(when, timezone.utc)
+        else:
+            raise TypeError
+        if not EARLIEST_TS <= moment.timestamp() < LATEST_TS:
+            raise ValueError
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise UsageError(f"when must be a datetime or Unix seconds between 2000 and 2100 "
+                         f"(got {when!r:.40})") from None
+    return moment

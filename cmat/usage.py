@@ -19,6 +19,11 @@ TOKEN_FIELDS = ("input", "output", "cache_creation", "cache_creation_1h", "cache
 COUNTED_TOKENS = ("input", "output", "cache_creation", "cache_read")
 COLUMN = {kind: f"{kind}_tokens" for kind in TOKEN_FIELDS}  # the ledger's column of each kind
 SIDECHAIN_PENALTY = 10 ** 15  # more tokens than any request has: a replay never outranks
+# The moments a request can have happened at: a timestamp outside them (year 9999, say) is a
+# bad value like any other, skipped where it is read; no report or period has to bear it.
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
+EARLIEST_TS = 946684800.0  # 2000-01-01
+LATEST_TS = 4102444800.0  # 2100-01-01
 MAIN_AGENT = "main"
 UNKNOWN_SUBAGENT = "subagent"
 

@@ -273,3 +273,23 @@ def test_cost_tracker_records_prices_attributes_and_checks(project, tmp_path):
     with pytest.raises(UsageError, match="input_tokens must be a whole number"):
         tracker.record(model=SONNET, input_tokens=-1)
     assert tracker.estimate(agent="architect").tasks == 1
+
+
+def test_cost_tracker_ids_never_collide_and_wrong_types_are_clear_errors(project):
+    from cmat import CostTracker
+    from cmat.errors import UsageError
+
+    tracker = CostTracker(project)
+    first = tracker.record(model="claude-opus-4-6", provider="openai", request_id="eu:r1",
+                           input_tokens=10)
+    with pytest.raises(UsageError, match="must not contain ':'"):
+        tracker.record(model="claude-opus-4-6", provider="openai:eu", request_id="r1",
+                       input_tokens=10)
+    assert first.message_id == "api:openai:eu:r1"
+    for bad in ({"model": 5}, {"model": "claude-opus-4-6", "task_id": ["t"]},
+                {"model": "claude-opus-4-6", "request_id": 7},
+                {"model": "claude-opus-4-6", "agent": b"x"},
+                {"model": "claude-opus-4-6", "input_tokens": "10"},
+                {"model": "claude-opus-4-6", "when": object()}):
+        with pytest.raises(UsageError):
+            tracker.record(**bad)

@@ -5,11 +5,13 @@ import shutil
 import sqlite3
 import subprocess
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from cmat import paths
 from cmat.catalog import ModelService
 from cmat.catalog.edit import add_model
 from cmat.cli import cli
@@ -297,3 +299,38 @@ def test_the_request_table_is_what_the_one_column_definition_says(tmp_path):
     assert {c: table[c] for c in REQUEST_COLUMNS} == {
         c: (COLUMN_TYPES[c], c in NOT_NULL) for c in REQUEST_COLUMNS}
     assert set(table) == {*REQUEST_COLUMNS, "seq"}
+
+
+def test_an_impossible_timestamp_is_refused_and_an_old_one_set_aside(project, tmp_path):
+    """Year 9999 (through a transcript, CostTracker, or a ledger an older cmat wrote) broke
+    every later report: it is a bad value, skipped or refused where it comes in."""
+    import sqlite3
+
+    from cmat import CostTracker
+    from cmat.errors import UsageError
+    from tests.helpers import cli_run
+
+    tracker = CostTracker(project)
+    for when in (datetime(9999, 12, 31, tzinfo=timezone.utc), 253402300799.0, 1e20, "soon"):
+        with pytest.raises(UsageError, match="between 2000 and 2100"):
+            tracker.record(model="claude-opus-4-6", input_tokens=1, when=when)
+    builder = TranscriptBuilder(session_id="future")
+    builder.now = "9999-12-31T23:59:59.000Z"
+    builder.response(output=10)
+    builder.now = "2026-03-01T10:00:00.000Z"
+    builder.response(output=20)
+    path = write_session(tmp_path / "t", builder)
+    cli_run("scan", "-q", "--path", path.parent)
+    for args in (("report", "daily"), ("report", "monthly"), ("report", "session"),
+                 ("report", "weekly"), ("blocks",)):
+        cli_run(*args, "--no-scan")
+    with Ledger() as ledger:
+        assert ledger.query("SELECT count(*) FROM requests") == [(1,)]
+        ledger.db.execute("DROP TABLE set_aside_requests")
+        ledger.db.execute("PRAGMA user_version = 11")
+        ledger.db.execute("UPDATE requests SET ts = 253402300799")  # as an older cmat stored it
+        ledger.db.commit()
+    cli_run("report", "daily", "--no-scan")  # migrated: set aside, never lost
+    with sqlite3.connect(paths.ledger_file()) as db:
+        assert db.execute("SELECT count(*) FROM set_aside_requests").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM requests").fetchone() == (0,)

@@ -135,3 +135,53 @@ def test_outputs_the_user_names_are_files_never_devices(tmp_path, project, targe
     assert any(word in result.stderr for word in ("not a regular file", "is a directory"))
     cli_run("report", "daily", "--no-scan", "--html", path, code=2)
     assert os.stat(path).st_mode == before and not stat.S_ISREG(os.stat("/dev/null").st_mode)
+
+
+def _counters(project):
+    """Every cmat_cost_usd_total series of the metrics endpoint: labels -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from cmat.metrics import exposition
+
+    return {tuple(sorted(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(exposition(project, scan=False).decode())
+            for sample in family.samples if sample.name == "cmat_cost_usd_total"}
+
+
+def test_every_view_of_an_old_task_counts_its_compacted_requests(old_and_new, project):
+    from cmat.tasks import QueueService
+
+    task = old_and_new
+    shown = json.loads(cli_run("costs", "show", task, "--json").output)
+    enhancement = json.loads(cli_run("costs", "enhancement", "legacy", "--json").output)
+    cli_run("costs", "sync")
+    written = QueueService(project).get(task)["metadata"]["cost_usd"]
+    counters = _counters(project)
+    listed = cli_run("queue", "list").output
+    cli_run("ledger", "compact", "--older-than", "13m")
+    after = json.loads(cli_run("costs", "show", task, "--json").output)
+    assert after["total_usd"] == pytest.approx(shown["total_usd"]) and after["total_usd"] > 0.05
+    assert after["tokens"] == shown["tokens"] and after["requests"] == shown["requests"]
+    assert json.loads(cli_run("costs", "enhancement", "legacy", "--json").output)[
+        "total_usd"] == pytest.approx(enhancement["total_usd"])
+    cli_run("costs", "sync")
+    assert QueueService(project).get(task)["metadata"]["cost_usd"] == written != "0.0000"
+    assert cli_run("queue", "list").output == listed
+    later = _counters(project)
+    assert later.keys() == counters.keys()  # no series moved or vanished: no counter reset
+    assert all(later[k] == pytest.approx(v) for k, v in counters.items())
+
+
+def test_a_transcript_read_again_after_compaction_is_not_counted_twice(old_and_new, tmp_path):
+    before = reports()[("monthly",)]["total"]
+    cli_run("ledger", "compact", "--older-than", "13m")
+    for path in (tmp_path / "claude" / "projects").rglob("old-*.jsonl"):
+        path.write_bytes(path.read_bytes().replace(b'"type"', b'"type" ', 1))  # rewritten
+    cli_run("scan", "-q")
+    assert rounded(reports()[("monthly",)]["total"]) == rounded(before)
+    result = json.loads(cli_run("ledger", "rebuild", "--json").output)
+    assert result["salvaged_requests"] == 0  # every request still has its transcript
+    assert rounded(reports()[("monthly",)]["total"]) == rounded(before)
+    with Ledger() as ledger:
+        assert ledger.query("SELECT count(*) FROM requests") == [(4,)]
+        assert ledger.query("SELECT count(*) FROM request_rollups") == [(4,)]

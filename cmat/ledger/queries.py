@@ -250,21 +250,29 @@ class LedgerQueries:
 
 
     def task_costs(self) -> list[tuple[str, str | None, float]]:
-        """Every task's (id, enhancement, USD), most expensive first."""
+        """Every task's (id, enhancement, USD), most expensive first; compacted requests
+        count through their rollups."""
         return self.query(
-            "SELECT s.task_id, max(s.enhancement), coalesce(sum(r.cost_usd), 0) FROM requests r"
+            "SELECT task_id, max(enhancement), coalesce(sum(cost_usd), 0) FROM ("
+            " SELECT s.task_id, s.enhancement, r.cost_usd FROM requests r"
             " JOIN sessions s USING (session_id) WHERE s.task_id IS NOT NULL"
-            " GROUP BY s.task_id ORDER BY 3 DESC")
+            " UNION ALL SELECT task_id, enhancement, cost_usd FROM request_rollups"
+            " WHERE task_id IS NOT NULL) GROUP BY task_id ORDER BY 3 DESC")
 
 
     def model_totals(self, task_id: str) -> list[tuple]:
         """Per model of a task's requests: (model, input, output, cache writes, 1-hour writes,
         cache reads, web searches, requests, cost of the priced ones, priced requests)."""
+        kinds = ", ".join(COLUMN[kind] for kind in TOKEN_FIELDS)
         return self.query(
-            f"SELECT r.model, {token_sums('r')}, sum(r.web_search_requests), count(*),"
-            " coalesce(sum(r.cost_usd), 0),"
-            " count(r.cost_usd) FROM requests r JOIN sessions s USING (session_id)"
-            " WHERE s.task_id = ? GROUP BY r.model", (task_id,))
+            f"SELECT model, {token_sums()}, sum(web_search_requests), sum(requests),"
+            " coalesce(sum(cost_usd), 0), sum(priced) FROM ("
+            f" SELECT r.model, {', '.join(f'r.{c}' for c in kinds.split(', '))},"
+            " r.web_search_requests, 1 AS requests, r.cost_usd,"
+            " r.cost_usd IS NOT NULL AS priced FROM requests r JOIN sessions s"
+            " USING (session_id) WHERE s.task_id = ?"
+            f" UNION ALL SELECT model, {kinds}, web_search_requests, requests, cost_usd, priced"
+            " FROM request_rollups WHERE task_id = ?) GROUP BY model", (task_id, task_id))
 
 
     def task_sessions(self, task_id: str) -> list[tuple]:
@@ -510,9 +518,16 @@ class LedgerQueries:
 
     def totals_by_project_model_agent(self) -> list[tuple]:
         """(project, model, agent, USD, requests, then the sum of each of COUNTED_TOKENS)."""
-        kinds = ", ".join(f"sum({COLUMN[kind]})" for kind in COUNTED_TOKENS)
-        return self.query("SELECT project, model, agent, coalesce(sum(cost_usd), 0), count(*),"
-                          f" {kinds} FROM requests GROUP BY project, model, agent")
+        kinds = ", ".join(COLUMN[kind] for kind in COUNTED_TOKENS)
+        sums = ", ".join(f"sum({kind})" for kind in kinds.split(", "))
+        # The agent as reports name it (what compaction kept), so that folding requests into
+        # rollups moves no sum from one series to another: a counter never goes down.
+        return self.query(
+            f"SELECT project, model, agent, coalesce(sum(cost_usd), 0), sum(requests), {sums}"
+            f" FROM (SELECT project, model, {DIMENSION_COLUMNS['agent']} AS agent, cost_usd,"
+            f" 1 AS requests, {kinds} FROM requests LEFT JOIN sessions USING (session_id)"
+            f" UNION ALL SELECT project, model, agent, cost_usd, requests, {kinds}"
+            " FROM request_rollups) GROUP BY project, model, agent")
 
     def cost_histogram(self, bounds: Sequence[float]) -> tuple[list[int], int, float]:
         """Priced requests costing at most each bound, all priced requests, and their sum."""

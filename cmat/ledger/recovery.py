@@ -14,7 +14,10 @@ from cmat.errors import LedgerError
 from cmat.ledger.schema import COLUMN_LIST, CURRENT_SEQ, ON_CONFLICT, REQUEST_COLUMNS
 from cmat.ledger.store import Ledger
 
-SALVAGED_TABLES = ("sessions", "overrides", "alerts")  # kept from the old ledger as they are
+# Kept from the old ledger as they are: what no transcript can rebuild (compacted history
+# included: its rollups, and the ids it folded, so that a transcript read again by the rebuild
+# is not counted beside its rollup).
+SALVAGED_TABLES = ("sessions", "overrides", "alerts", "request_rollups", "compacted_requests")
 SALVAGE_CHUNK_ROWS = 5000
 
 
@@ -88,10 +91,12 @@ def salvage(fresh: Ledger, old_path: Path) -> tuple[int, int]:
                                f" SELECT {columns} FROM old.{table}")
             except sqlite3.DatabaseError:
                 unreadable += 1
+        salvaged = fresh.last_request_rowid() - before
         with fresh.transaction():
+            fresh.forget_compacted()
             fresh.bump_version()
     finally:
         db.execute("DETACH old")
-    return fresh.last_request_rowid() - before, unreadable
+    return salvaged, unreadable
 
 

@@ -16,6 +16,7 @@ columns that every write derives from.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -275,10 +276,40 @@ def _m010_labels_and_changes(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO meta VALUES ('ledger_id', abs(random()))")
 
 
+def _m011_compacted_ids(db: sqlite3.Connection) -> None:
+    # The message ids compaction folded into request_rollups: a transcript read again (rewritten
+    # in place, or by `ledger rebuild`) must not bring them back to be counted twice.
+    _run_script(db, """
+        CREATE TABLE compacted_requests (message_id TEXT PRIMARY KEY) WITHOUT ROWID
+    """)
+
+
+def _m012_impossible_times(db: sqlite3.Connection) -> None:
+    # A request dated after 2100 (an older CostTracker took year 9999) broke every report;
+    # such rows are set aside, kept but never counted. Every road in now refuses them.
+    from cmat.usage import LATEST_TS
+
+    _run_script(db, f"""
+        CREATE TABLE set_aside_requests AS SELECT * FROM requests WHERE 0;
+        INSERT INTO set_aside_requests SELECT * FROM requests WHERE ts >= {LATEST_TS};
+        DELETE FROM requests WHERE ts >= {LATEST_TS}
+    """)
+
+
+# Made by the first compaction (a ledger that never compacts pays nothing per insert): a
+# request compaction folded away is never stored again.
+GUARD_COMPACTED = """
+    CREATE TRIGGER IF NOT EXISTS requests_not_compacted BEFORE INSERT ON requests
+    WHEN EXISTS (SELECT 1 FROM compacted_requests WHERE message_id = NEW.message_id)
+    BEGIN SELECT RAISE(IGNORE); END
+"""
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_requests, _m002_sessions, _m003_report_cache, _m004_budgets, _m005_partial_indexes,
     _m006_skips_and_dropped_indexes, _m007_attribution_of_its_own, _m008_inference_geo,
-    _m009_runs_and_channels, _m010_labels_and_changes]
+    _m009_runs_and_channels, _m010_labels_and_changes, _m011_compacted_ids,
+    _m012_impossible_times]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 REQUEST_COLUMNS = ("message_id", "request_id", "session_id", "ts", "project", "model", "agent",
@@ -345,7 +376,9 @@ def pack_rows(row_lists: Iterable[Sequence[tuple]]) -> bytes:
 
 def timestamp_seconds(iso: str) -> float:
     """Unix seconds of Claude Code's `2026-01-02T10:00:00.123Z` timestamps (UTC when no offset
-    is given; 0 if unreadable)."""
+    is given; CMAT's `...+00:00Z`, an offset and a Z, read as the offset; 0 if unreadable)."""
+    if isinstance(iso, str) and iso.endswith("Z") and ("+" in iso[-8:-1] or "-" in iso[-8:-1]):
+        iso = iso[:-1]
     try:
         moment = datetime.fromisoformat(iso)
     except (ValueError, TypeError):
@@ -400,7 +433,10 @@ def migrate(db: sqlite3.Connection) -> int:
             db.execute(f"PRAGMA user_version = {version + 1}")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk does): the error that says
+            # why is the one to raise, not that there was nothing left to roll back.
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
             raise
     return start
 

@@ -22,6 +22,7 @@ from cmat.ledger.queries import LedgerQueries
 from cmat.ledger.schema import (
     COLUMN_LIST,
     CURRENT_SEQ,
+    GUARD_COMPACTED,
     LEGACY_PREFIX,
     PLACEHOLDERS,
     SCHEMA_VERSION,
@@ -276,9 +277,23 @@ class Ledger(LedgerQueries):
         params = (cutoff, below_seq) if below_seq is not None else (cutoff,)
         self.db.execute(compaction_sql(f"date(ts + {_offset_sql(*offsets)}, 'unixepoch')",
                                        chosen), params)
+        self.db.execute(f"INSERT OR IGNORE INTO compacted_requests SELECT message_id"
+                        f" FROM requests WHERE {chosen}", params)
+        self.db.execute(GUARD_COMPACTED)
         folded = self.db.execute(f"DELETE FROM requests WHERE {chosen}", params).rowcount
         self.bump_version()
         return folded
+
+    def forget_compacted(self) -> int:
+        """Delete requests that compaction had folded away (read again from their
+        transcripts after a rebuild); their sums are in the rollups. Returns how many."""
+        if not self.db.execute("SELECT 1 FROM compacted_requests LIMIT 1").fetchone():
+            return 0
+        self.db.execute(GUARD_COMPACTED)
+        gone = self.db.execute("DELETE FROM requests WHERE message_id IN"
+                               " (SELECT message_id FROM compacted_requests)").rowcount
+        self.bump_version()
+        return gone
 
     def drop_legacy(self, task_id: str, session_id: str) -> None:
         """Forget CMAT's figures for a session whose requests the ledger now holds itself."""

@@ -20,7 +20,7 @@ from typing import Callable
 import orjson
 
 from cmat.transcripts.files import SourceFile
-from cmat.usage import MAIN_AGENT, UNKNOWN_SUBAGENT, UsageRecord
+from cmat.usage import EARLIEST_YEAR, LATEST_YEAR, MAIN_AGENT, UNKNOWN_SUBAGENT, UsageRecord
 
 MAX_TOKENS = 2 ** 53  # far above any real request; every sum stays exact as a float and in SQLite
 _parse_time = datetime.fromisoformat
@@ -77,9 +77,11 @@ def usage_record(source: SourceFile, offset: int, *, message_id, request_id, ses
     if timestamp.__class__ is not str:
         raise InvalidLine(f"timestamp is not a string: {timestamp!r:.40}")
     try:
-        _parse_time(timestamp)
+        moment = _parse_time(timestamp)
     except ValueError:
         raise InvalidLine(f"timestamp is not ISO 8601: {timestamp!r:.40}") from None
+    if not EARLIEST_YEAR <= moment.year < LATEST_YEAR:  # year 9999 would break every report
+        raise InvalidLine(f"timestamp out of range (2000-2100): {timestamp!r:.40}")
     cache_1h = 0
     if split is not None:
         cache_1h = split[1]
