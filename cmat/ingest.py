@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from cmat.catalog import ModelService
-from cmat.errors import TranscriptError, UsageError
+from cmat.errors import CmatError, TranscriptError, UsageError
 from cmat.ledger import Ledger
 from cmat.ledger.schema import LEGACY_PREFIX, FileState, request_rows, row_packer
 from cmat.pricing import price_records, stored_cost
@@ -348,6 +348,21 @@ def _attribute(project: Path, ledger: Ledger, models: ModelService, transcript: 
     return Attribution(session_id, context.task_id, requests, total, new_requests, lagging)
 
 
+def _spooled_context(project: Path, pending) -> TaskContext:
+    """Whom a spooled attribution is for; a hook script without cmat knew only the task: its
+    enhancement, agent and type come from the queue, as a hook would have read them."""
+    if pending.task_id and pending.enhancement is None and pending.agent is None:
+        try:
+            task = QueueService(project).get(pending.task_id)
+        except CmatError:
+            task = None
+        if task is not None:
+            agent = task.get("assigned_agent")
+            return TaskContext(pending.task_id, enhancement_of(task),
+                               agent if isinstance(agent, str) else None, task_type_of(task))
+    return TaskContext(pending.task_id, pending.enhancement, pending.agent, pending.task_type)
+
+
 def apply_spool(ledger: Ledger) -> tuple[int, list[str]]:
     """Record what hooks had to spool (see spool.py); returns (applied, problems). An entry
     whose transcript is gone is still attributed: its requests may be in the ledger already."""
@@ -356,8 +371,7 @@ def apply_spool(ledger: Ledger) -> tuple[int, list[str]]:
     applied, problems = 0, []
     for path, pending in spool.waiting():
         project = Path(pending.project)
-        context = TaskContext(pending.task_id, pending.enhancement, pending.agent,
-                              pending.task_type)
+        context = _spooled_context(project, pending)
         subagent = None
         if pending.subagent:
             subagent = subagent_source(Path(pending.subagent), pending.subagent_type)

@@ -108,7 +108,7 @@ def render(snapshot: Snapshot):
     else:
         lines.append(Text("No session at work in the last 10 minutes."))
     return Panel(Group(*lines), title=f"cmat live  {_clock(now)}",
-                 subtitle="q or Ctrl-C quits", width=80)
+                 subtitle="q or Ctrl-C quits")  # as wide as the terminal
 
 
 def _share(snapshot: Snapshot) -> tuple[float, str]:
@@ -152,11 +152,16 @@ def keys():
 
 
 def run(project: Path, interval: float) -> None:
+    """The view, refreshed until `q`; without a terminal (a pipe, a script), the screen once."""
     from rich.console import Console
     from rich.live import Live
 
     models = ModelService(project)
     console = Console()
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        with Ledger() as ledger:
+            console.print(render(take_snapshot(ledger, models, project, time.time())))
+        return
     with Ledger() as ledger, keys() as read_key, \
             Live(console=console, screen=True, auto_refresh=False) as live:
         try:

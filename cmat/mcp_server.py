@@ -15,6 +15,7 @@ from cmat import paths
 from cmat.budgets.limits import status_report
 from cmat.catalog import ModelService
 from cmat.errors import CmatError
+from cmat.extras import require
 from cmat.ingest import scan
 from cmat.ledger import Ledger
 from cmat.reports import ReportQuery, build_report
@@ -26,12 +27,9 @@ INSTRUCTIONS = ("Costs of Claude Code sessions recorded by cmat: per task, per e
 
 
 def build_server(project: Path):
-    try:
-        from mcp.server.mcpserver import MCPServer
-        from mcp.server.mcpserver.exceptions import ToolError
-    except ImportError:
-        raise CmatError("the MCP server needs the mcp package",
-                        "install it with: pip install 'cmat-costs[mcp]'") from None
+    require("mcp", "the MCP server")
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
 
     server = MCPServer("cmat", version=__version__, instructions=INSTRUCTIONS)
 
@@ -116,10 +114,10 @@ class BoundedLines:
 def run(project: Path) -> None:
     import sys
 
+    server = build_server(project)  # first: it says what to install if mcp is missing
     import anyio
     from mcp.server.stdio import stdio_server
 
-    server = build_server(project)
     lowlevel = server._lowlevel_server  # the SDK's own run_stdio_async, with bounded input
 
     async def serve() -> None:

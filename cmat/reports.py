@@ -79,6 +79,7 @@ def compute_report(ledger: Ledger, query: ReportQuery) -> dict:
         return report
     dims = [name for name in query.by if name != key]
     rows: dict[tuple, dict] = {}
+    span: dict[tuple, list[float]] = {}  # a session's first and last request, every model's
     width = len(dims) + 2
     for found in ledger.report_rows(query.period, offset_changes(query.tz, first, last), dims,
                                     since, until, query.project, query.machine):
@@ -91,14 +92,18 @@ def compute_report(ledger: Ledger, query: ReportQuery) -> dict:
             row = rows[row_key] = {key: row_key[0], **dict(zip(dims, row_key[1:]))}
             row.update(_empty_total())
             row["models"] = []
-            if query.period == "session":
-                row.update(first=iso_utc(found[width + 8]), last=iso_utc(found[width + 9]),
-                           project=found[width + 10])
+            if query.period == "session":  # first and last: set once every model is in
+                row.update(first=None, last=None, project=found[width + 10])
+        if query.period == "session":  # one SQL row per model: the session spans them all
+            first, last = span.setdefault(row_key, [found[width + 8], found[width + 9]])
+            span[row_key] = [min(first, found[width + 8]), max(last, found[width + 9])]
         unpriced = requests - priced
         row["models"].append({"model": model, "total_usd": cost or 0.0, "tokens": tokens,
                               "requests": requests, "unpriced_requests": unpriced})
         for total in (row, report["total"]):
             _add(total, tokens, requests, cost or 0.0, unpriced, model)
+    for row_key, (first, last) in span.items():
+        rows[row_key].update(first=iso_utc(first), last=iso_utc(last))
     if "agent" in query.by:  # the spec's view of agents: runs, and tokens and cost per run
         runs = {found[:-1]: found[-1] for found in ledger.report_runs(
             query.period, offset_changes(query.tz, first, last), dims, since, until,
@@ -138,6 +143,66 @@ def _add(total: dict, tokens: dict, requests: int, cost: float, unpriced: int, m
     if unpriced:
         total["unpriced_requests"] += unpriced
         total["unpriced_models"].add(model)
+
+
+def last_periods(report: dict, count: int) -> dict:
+    """`report` cut to its last `count` periods (days, weeks, months or sessions), every row
+    of each kept (with --by there are several a period), and its total the total of what is
+    kept: what `--last N` shows."""
+    key = report["period"]
+    kept_periods: list = []
+    for row in reversed(report["rows"]):
+        if row[key] not in kept_periods:
+            if len(kept_periods) == count:
+                break
+            kept_periods.append(row[key])
+    rows = [row for row in report["rows"] if row[key] in kept_periods]
+    total = _empty_total()
+    for row in rows:
+        for model in row["models"]:
+            _add(total, model["tokens"], model["requests"], model["total_usd"],
+                 model["unpriced_requests"], model["model"])
+    total["unpriced_models"] = sorted(total["unpriced_models"])
+    if "runs" in report["total"]:
+        _per_run(total, sum(row["runs"] for row in rows))
+    return {**report, "rows": rows, "total": total}
+
+
+CCUSAGE_KEYS = {"date": "daily", "week": "weekly", "month": "monthly", "session": "session"}
+
+
+def ccusage_shape(report: dict) -> dict:
+    """`report` (no --by) in the shape ccusage 20's `--json` has, so that scripts written for
+    ccusage read cmat's figures unchanged: per period its token counts (cache writes of both
+    lifetimes as cacheCreationTokens), totalTokens, totalCost, modelsUsed and a breakdown per
+    model, costliest first; then totals. A session's period is its session id (ccusage keys
+    sessions by file)."""
+    session = report["period"] == "session"
+
+    def counts(tokens: dict, cost: float) -> dict:
+        return {"cacheCreationTokens": tokens["cache_creation"],
+                "cacheReadTokens": tokens["cache_read"], "inputTokens": tokens["input"],
+                "outputTokens": tokens["output"], "totalCost": cost,
+                "totalTokens": sum(tokens[k] for k in ("input", "output", "cache_creation",
+                                                       "cache_read"))}
+
+    rows = []
+    for row in report["rows"]:
+        models = sorted(row["models"], key=lambda m: -m["total_usd"])
+        entry = {"agent": "claude" if session else "all", **counts(row["tokens"],
+                                                                   row["total_usd"])}
+        entry["metadata"] = {"lastActivity": row["last"]} if session else \
+            {"agents": ["claude"]}
+        entry["modelBreakdowns"] = [
+            {"cacheCreationTokens": m["tokens"]["cache_creation"],
+             "cacheReadTokens": m["tokens"]["cache_read"], "cost": m["total_usd"],
+             "inputTokens": m["tokens"]["input"], "modelName": m["model"],
+             "outputTokens": m["tokens"]["output"]} for m in models]
+        entry["modelsUsed"] = sorted(m["model"] for m in models)
+        entry["period"] = row[report["period"]]
+        rows.append(entry)
+    return {CCUSAGE_KEYS[report["period"]]: rows,
+            "totals": counts(report["total"]["tokens"], report["total"]["total_usd"])}
 
 
 def project_filter(value: str | None) -> str | None:

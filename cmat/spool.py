@@ -2,7 +2,10 @@
 kept as small files until the next hook or scan applies them: an attribution is never lost.
 
 Each is one JSON file in `${XDG_STATE_HOME}/cmat/spool/` (or the system's temporary folder
-when that cannot be written), named so that they apply oldest first.
+when that cannot be written), named so that they apply oldest first. A hook script that found
+no interpreter with cmat (a teammate's clone) leaves a `.hook` file there instead: what it
+knew (event, project, task) as `key=value` lines in the shell's quoting, `---`, then Claude
+Code's payload as it came.
 
 The temporary folder is shared with every local user: the folder there is used, for writing
 and for reading, only when it is a real folder (no link), owned by the user and closed to
@@ -75,6 +78,39 @@ def _own_file(path: Path) -> bool:
     return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid()
 
 
+HOOK_SUFFIX = ".hook"
+
+
+def from_hook_script(data: bytes) -> Pending:
+    """The attribution in a `.hook` file cmat-hook.sh wrote (see the module docstring);
+    ValueError if it is not one."""
+    import shlex
+
+    head, sep, payload = data.partition(b"\n---\n")
+    lines = head.decode("utf-8").splitlines()
+    if not sep or not lines or lines[0] != "cmat-hook-spool 1":
+        raise ValueError("not a cmat-hook.sh spool file")
+    fields = {}
+    for line in lines[1:]:
+        key, _, value = line.partition("=")
+        words = shlex.split(value) if value else []
+        fields[key] = words[0] if words else None
+    body = json.loads(payload or b"{}")
+    if not isinstance(body, dict) or fields.get("event") not in ("session-end", "subagent-stop"):
+        raise ValueError("no recording hook's payload")
+
+    def text(key):
+        value = body.get(key)
+        return value if isinstance(value, str) and value else None
+
+    subagent = fields["event"] == "subagent-stop"
+    return Pending(fields.get("project") or str(paths.home()), text("session_id") or "",
+                   text("transcript_path"), fields.get("task"), fields.get("enhancement"),
+                   fields.get("agent"), fields["event"],
+                   text("agent_transcript_path") if subagent else None,
+                   text("agent_type") if subagent else None)
+
+
 def keep(pending: Pending) -> Path:
     """Write `pending` to the first spool folder that takes it; raises OSError if none does."""
     name = f"{time.time_ns():020d}-{os.getpid()}.json"
@@ -103,7 +139,7 @@ def waiting() -> list[tuple[Path, Pending]]:
         except OSError:
             continue
         for name in names:
-            if not name.endswith(".json"):
+            if not name.endswith((".json", HOOK_SUFFIX)):
                 continue
             path = folder / name
             if not _own_file(path):
@@ -114,7 +150,9 @@ def waiting() -> list[tuple[Path, Pending]]:
                 data = read_untrusted(path, SPOOL_FILE_LIMIT)
                 if data is None:
                     continue  # applied by another process meanwhile
-                found.append((path, Pending(**json.loads(data))))
+                pending = from_hook_script(data) if name.endswith(HOOK_SUFFIX) else \
+                    Pending(**json.loads(data))
+                found.append((path, pending))
             except (Unreadable, ValueError, TypeError):
                 with contextlib.suppress(OSError):
                     path.rename(path.with_suffix(".damaged"))

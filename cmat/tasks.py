@@ -157,9 +157,10 @@ def enhancement_of(task: dict) -> str | None:
 
 
 class QueueService:
-    def __init__(self, project: Path):
+    def __init__(self, project: Path, read_retry_pauses: tuple[float, ...] = READ_RETRY_PAUSES):
         self.project = project
         self.path = paths.queue_file(project)
+        self.read_retry_pauses = read_retry_pauses  # how long a half-written file is waited for
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -174,7 +175,7 @@ class QueueService:
         read can catch it half-written. Such a read is tried again after a short pause before
         the file is called broken.
         """
-        for pause in (*READ_RETRY_PAUSES, None):
+        for pause in (*self.read_retry_pauses, None):
             try:
                 raw = read_untrusted(self.path, QUEUE_LIMIT)
             except Unreadable as exc:

@@ -359,3 +359,17 @@ def test_an_enhancement_named_with_crlf_is_alerted_once_by_email(project, tmp_pa
     assert "everyone" not in headers.replace("\\r\\nBcc: everyone", "")
     with Ledger() as ledger:
         assert ledger.query("SELECT delivered, attempts FROM alert_deliveries") == [(1, 1)]
+
+
+def test_crossing_several_thresholds_at_once_sends_only_the_highest(project, tmp_path):
+    out = tmp_path / "alerts.txt"
+    user_config(f"[budgets]\ndaily = 1\n[alerts]\ncommand = ['sh', '-c', 'cat >> {out}; echo >> {out}']\n")
+    _, path = session_costing(tmp_path, "jump", 0.97)
+    budget_hook(PROMPT, project, budget_payload(path, "jump"))
+    assert _wait_for(lambda: out.exists() and out.read_text().strip())
+    time.sleep(1)  # time for any further delivery to arrive (none should)
+    sent = [line for line in out.read_text().splitlines() if line.strip()]
+    assert len(sent) == 1 and "critical" in sent[0] and "97%" in sent[0]
+    with Ledger() as ledger:
+        assert ledger.query("SELECT threshold FROM alerts ORDER BY 1") == [(50,), (80,), (95,)]
+        assert ledger.query("SELECT threshold FROM alert_deliveries") == [(95,)]

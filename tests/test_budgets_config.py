@@ -93,7 +93,7 @@ def test_invalid_config_is_refused_with_the_field_named(project, text, field):
 
 
 def test_set_refuses_invalid_values_and_writes_nothing(project):
-    result = cli_run("budget", "set", "daily", "--", "-5", code=10)
-    assert "budgets.daily must be an amount" in result.stderr
+    result = cli_run("budget", "set", "daily", "--", "-5", code=2)
+    assert "AMOUNT': must be a number, 0 or more (got -5)" in result.stderr
     assert not (paths.config_home() / "config.toml").exists()
     assert "--id goes with" in cli_run("budget", "set", "daily", "5", "--id", "x", code=2).stderr

@@ -305,3 +305,15 @@ def test_a_zero_limit_means_nothing_may_be_spent(project, tmp_path):
     answer = budget_hook(PROMPT, project, budget_payload(path, "zero"))
     assert answer["decision"] == "block"
     assert "Session zero budget exhausted ($0.00)" in answer["reason"]
+
+
+@pytest.mark.parametrize("ending", [("--for", "0m"), ("--end",)])
+def test_an_override_ends_when_asked(project, over_budget, ending):
+    _, path = over_budget
+    cli_run("budget", "override", "--for", "2h", "--reason", "release")
+    assert "decision" not in (budget_hook(PROMPT, project, budget_payload(path, "run-1")) or {})
+    assert "enforced again" in cli_run("budget", "override", *ending).output
+    assert budget_hook(PROMPT, project, budget_payload(path, "run-1"))["decision"] == "block"
+    with Ledger() as ledger:
+        assert len(ledger.query("SELECT * FROM overrides")) == 2  # both kept, for the record
+    assert "one of them" in cli_run("budget", "override", code=2).stderr

@@ -407,7 +407,21 @@ def test_models_check_names_unpriced_models_and_the_command_that_prices_them(pro
     write_session(history / "-new", builder)
     found = runner.invoke(cli, ["models", "check"])
     assert found.exit_code == 1
-    assert ("claude-nova-9: 1 requests, 150 tokens unpriced -> cmat models add claude-nova-9 "
+    assert ("claude-nova-9: 1 request, 150 tokens unpriced -> cmat models add claude-nova-9 "
             "--input P --output P") in found.output
     runner.invoke(cli, ["models", "add", "claude-nova-9", "--input", "1", "--output", "2"])
     assert "cmat ledger reprice" in runner.invoke(cli, ["models", "check"]).output
+
+
+def test_set_default_says_when_a_cmat_projects_own_default_applies_here(project):
+    layer = project / ".claude" / "data" / "models.json"
+    layer.parent.mkdir(parents=True)
+    layer.write_bytes((FIXTURES / "cmat-v10" / "data_models.json").read_bytes())
+    in_force = ModelService(project).get_default().id
+    result = CliRunner().invoke(cli, ["models", "set-default", "claude-haiku-4-5"])
+    assert result.exit_code == 0
+    assert "applies everywhere but in this project" in result.output
+    assert in_force in result.output and str(layer) in result.output
+    elsewhere = project.parent / "elsewhere"
+    (elsewhere / ".claude").mkdir(parents=True)
+    assert ModelService(elsewhere).get_default().id.startswith("claude-haiku-4-5")

@@ -14,7 +14,7 @@ from cmat.claude.events import EVENTS
 from cmat.claude.install import install, plain_script, target_for, uninstall
 from cmat.errors import CmatError
 from cmat.tasks import QueueService
-from tests.helpers import FIXTURES, child_env, cli_run
+from tests.helpers import FIXTURES, REPO, child_env, cli_run
 from tests.transcript_factory import TranscriptBuilder, write_session
 
 OTHER_HOOKS = {
@@ -72,14 +72,39 @@ def test_uninstall_of_cmat_only_settings_leaves_no_empty_hooks(project):
     assert json.loads(settings_file(project).read_text()) == {"model": "opus"}
 
 
-def test_a_moved_or_old_cmat_entry_is_updated_in_place(project):
+def test_a_moved_or_old_cmat_entry_is_updated_in_place(project, tmp_path):
+    old_script = tmp_path / "old" / "place" / "on-session-end-cost.sh"
+    old_script.parent.mkdir(parents=True)
+    old_script.write_bytes((REPO / "hooks" / "on-session-end-cost.sh").read_bytes())
     old = {"hooks": {"SessionEnd": [{"hooks": [
-        {"type": "command", "command": "/old/place/on-session-end-cost.sh"}]}]}}
+        {"type": "command", "command": str(old_script)}]}]}}
     settings_file(project).write_text(json.dumps(old))
     install(target_for(project, False))
     groups = json.loads(settings_file(project).read_text())["hooks"]["SessionEnd"]
     assert len(groups) == 1 and groups[0]["hooks"][0]["timeout"] == 30
     assert ".claude/hooks/cmat/on-session-end-cost.sh" in groups[0]["hooks"][0]["command"]
+
+
+def test_cmats_own_handler_is_never_taken_for_cmats_even_with_its_script_missing(project):
+    """CMAT's guide wires .claude/hooks/on-session-end-cost.sh, cmat's script name; with that
+    file missing nothing proves the handler is cmat's: install adds its own beside it, and
+    uninstall gives back the file byte for byte (no newline added at the end)."""
+    cmat_handler = {"hooks": {"SessionEnd": [{"hooks": [
+        {"type": "command",
+         "command": '"$CLAUDE_PROJECT_DIR"/.claude/hooks/on-session-end-cost.sh'}]}]}}
+    original = json.dumps(cmat_handler, indent=2).encode()  # no final newline, as CMAT writes
+    settings_file(project).write_bytes(original)
+    install(target_for(project, False))
+    groups = json.loads(settings_file(project).read_text())["hooks"]["SessionEnd"]
+    assert [g["hooks"][0]["command"] for g in groups] == [
+        '"$CLAUDE_PROJECT_DIR"/.claude/hooks/on-session-end-cost.sh',
+        '"$CLAUDE_PROJECT_DIR"/.claude/hooks/cmat/on-session-end-cost.sh']
+    from cmat import paths
+
+    for backup in (paths.state_home() / "backups").glob("*"):
+        backup.unlink()  # uninstall without the per-user backup: from the settings alone
+    uninstall(target_for(project, False))
+    assert settings_file(project).read_bytes() == original
 
 
 @pytest.mark.parametrize("content", ['{"hooks": ', '{"hooks": []}', "[]"])

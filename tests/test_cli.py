@@ -7,7 +7,8 @@ from click.testing import CliRunner
 
 from cmat.cli import cli
 from tests.cli_reference import render
-from tests.helpers import FIXTURES, REPO, child_env, real_fixture
+from cmat import paths
+from tests.helpers import FIXTURES, REPO, child_env, cli_run, real_fixture
 from tests.transcript_factory import TranscriptBuilder, write_session
 
 TOKEN_KEYS = {"input", "output", "cache_creation", "cache_creation_1h", "cache_read"}
@@ -205,3 +206,44 @@ def test_no_history_anywhere_says_where_it_looked_and_exits_3(args, tmp_path):
     assert result.exit_code == 3
     assert "no Claude Code history found: looked in" in result.stderr
     assert ".claude/projects" in result.stderr
+
+
+def test_a_reader_that_closes_the_pipe_early_is_no_error(real_history):
+    """`cmat ledger export | head -1`: head exits after one line; cmat exits 0, silently."""
+    cli_run("scan", "-q")
+    process = subprocess.Popen([sys.executable, "-m", "cmat", "ledger", "export", "--format",
+                                "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=child_env())
+    process.stdout.readline()
+    process.stdout.close()  # the reader is gone; the rest no longer fits in the pipe
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 0 and stderr == b""
+
+
+def test_mistyped_words_get_a_suggestion_and_numbers_a_clear_message(project):
+    assert "did you mean daily?" in cli_run("budget", "set", "dayly", "5", code=2).stderr
+    assert "0 or more (got -5)" in cli_run("budget", "set", "daily", "-5", code=2).stderr
+    assert "0 or more (got nan)" in cli_run("budget", "set", "daily", "nan", code=2).stderr
+    assert not (paths.config_home() / "config.toml").exists()  # nothing was written
+    assert "did you mean claude-opus" in cli_run("models", "show", "opus", code=3).stderr
+
+
+def test_installations_by_hand_links_work_on_a_fresh_home(tmp_path):
+    """INSTALLATION.md's by-hand install, on a home with no ~/.local/bin yet: the venv and
+    pip lines are stood in for (the package is this checkout), the rest runs as written."""
+    import re
+
+    text = (REPO / "INSTALLATION.md").read_text()
+    block = re.search(r"Or by hand:\n\n```bash\n(.*?)```", text, re.S).group(1)
+    lines = block.strip().splitlines()
+    assert lines[0].startswith("python3 -m venv") and "/pip install " in lines[1]
+    venv_bin = tmp_path / ".local" / "share" / "cmat" / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    for name in ("cmat", "cmat-costs"):
+        (venv_bin / name).write_text(f"#!/bin/sh\necho {name} ran\n")
+        (venv_bin / name).chmod(0o755)
+    subprocess.run(["bash", "-euc", "\n".join(lines[2:])], check=True,
+                   env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    for name in ("cmat", "cmat-costs"):
+        ran = subprocess.run([str(tmp_path / ".local" / "bin" / name)], capture_output=True)
+        assert ran.stdout == f"{name} ran\n".encode()

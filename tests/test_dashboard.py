@@ -135,6 +135,9 @@ def open_page(url, screenshot=None):
                 total: document.getElementById('total-all').textContent,
                 last30: document.getElementById('total-30d').textContent,
                 savings: document.getElementById('savings').textContent,
+                savings_detail: document.getElementById('savings-detail').textContent,
+                title: document.getElementById('title-all').textContent,
+                days_text: document.getElementById('days-30d').textContent,
                 budgets: document.querySelectorAll('#budgets .budget').length,
                 alerts: document.querySelectorAll('#alerts tbody tr').length,
                 tasks: [...document.querySelectorAll('#tasks tbody tr')].length,
@@ -170,7 +173,8 @@ def test_the_dashboard_renders_in_chromium_with_the_right_totals(recent_history,
     assert errors == [] and shown["ready"] == "1"
     assert shown["total"] == money(report["total"]["total_usd"])
     assert shown["last30"] == money(report["total"]["total_usd"])  # all of it is recent
-    assert shown["days"] == 7 and shown["models"] == 3
+    assert shown["days"] == 30 and shown["models"] == 3  # every day, those without usage too
+    assert shown["days_text"] == "7 of 30 days with usage"
     assert shown["charts"] == [3, 1]  # spend per day (a dataset a model), per project
     assert shown["budgets"] == 2 and shown["alerts"] == 1 and shown["tasks"] >= 4
     assert shown["savings"].startswith("$")
@@ -189,6 +193,24 @@ def test_report_html_is_one_file_that_renders_offline(recent_history, project, t
     assert errors == [] and shown["ready"] == "1" and shown["models"] == 3
     report = json.loads(cli_run("report", "monthly", "--json", "--no-scan").output)
     assert shown["total"] == money(report["total"]["total_usd"])
+
+
+def test_report_html_for_a_past_range_shows_that_range_alone(recent_history, project,
+                                                            tmp_path):
+    chromium()
+    since, until = now_iso(-6 * 86400)[:10], now_iso(-4 * 86400)[:10]
+    out = tmp_path / "range.html"
+    cli_run("report", "daily", "--since", since, "--until", until, "--html", out, "--no-scan")
+    shown, errors = open_page(out.as_uri())
+    assert errors == [] and shown["ready"] == "1"
+    report = json.loads(cli_run("report", "daily", "--since", since, "--until", until,
+                                "--json", "--no-scan").output)
+    assert shown["total"] == money(report["total"]["total_usd"])
+    assert shown["last30"] == shown["total"]  # the per-day card sums the same days
+    assert shown["title"] == f"{since} to {until}" and shown["days"] == 3
+    suggestions = json.loads(cli_run("optimize", "--since", since, "--until", until,
+                                     "--json", "--no-scan").output)
+    assert shown["savings_detail"] == f"of {money(suggestions['cost_usd'])} {since} to {until}"
 
 
 # --- a local server answers only local pages (docs/security.md) ----------------------------

@@ -82,6 +82,26 @@ def test_1h_writes_read_within_5_minutes_paid_a_premium_for_nothing(history):
     assert suggestions("cache-ttl")[0] == []
 
 
+def test_one_session_gets_one_cache_advice_that_says_how(history):
+    """Some gaps over 5 minutes (1-hour writes would help) and 1-hour writes read within 5
+    minutes (5-minute writes would do) in one session: one advice, the net saving, and the
+    Claude Code setting that gives it."""
+    builder = TranscriptBuilder(session_id="s-mixed", cwd="/home/user/app")
+    at(builder, "10:00:00").response(model=SONNET, input=5, output=100, write_5m=10_000)
+    at(builder, "10:10:00").response(model=SONNET, input=5, output=100, write_5m=12_000)
+    at(builder, "10:11:00").response(model=SONNET, input=5, output=100, write_1h=1_000,
+                                     read=12_000)
+    at(builder, "10:12:00").response(model=SONNET, input=5, output=100, read=13_000)
+    write_session(history, builder)
+    (ttl,), _ = suggestions("cache-ttl")
+    assert suggestions("cache-1h")[0] == []
+    w5, w1, rd = PRICES[SONNET][1], PRICES[SONNET][2], PRICES[SONNET][3]
+    spared = (10_000 * (w5 - rd) - 10_000 * (w1 - w5)) / 1e6
+    premium = 1_000 * (w1 - w5) / 1e6
+    assert ttl["savings_usd"] == pytest.approx(spared - premium, rel=1e-9)
+    assert "ENABLE_PROMPT_CACHING_1H=1" in ttl["action"]
+
+
 def test_the_long_prompt_premium_is_the_tier_less_the_base_price(history):
     builder = TranscriptBuilder(session_id="s-long", cwd="/home/user/app")
     at(builder, "10:00:00").response(model=SONNET, input=150_000, output=1000, read=60_000)
@@ -199,8 +219,11 @@ def test_thin_history_is_said_and_the_match_widened(project, tmp_path):
                                "--json", "--no-scan").output)
     assert found["tasks"] == 7 and found["match"]["task_type"] is None
     assert "widened to agent architect by leaving out task_type" in found["notes"][0]
-    none = json.loads(cli_run("estimate", "--agent", "nobody", "--json", "--no-scan").output)
-    assert none["match"] == {"agent": None, "task_type": None, "enhancement": None}
+    # A name no past task has is a typo until shown otherwise: said, never widened in silence.
+    nobody = cli_run("estimate", "--agent", "nobody", "--json", "--no-scan", code=2).stderr
+    assert "no past task has agent 'nobody'" in nobody and "known: architect" in nobody
+    assert "did you mean architect?" in cli_run("estimate", "--agent", "architekt",
+                                                "--no-scan", code=2).stderr
 
 
 def test_budget_check_estimate_refuses_a_task_likely_to_overrun(project, tmp_path):

@@ -95,3 +95,33 @@ def test_the_live_view_draws_updates_as_a_transcript_grows_and_quits_on_q(tmp_pa
         assert "cmat live" not in tmux("capture-pane", "-t", name, "-p")  # screen restored
     finally:
         tmux("kill-session", "-t", name)
+
+
+def test_without_a_terminal_the_screen_is_printed_once(project, tmp_path, monkeypatch):
+    config = tmp_path / "claude"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    builder = TranscriptBuilder(session_id="piped-session")
+    builder.now = stamp(-120)
+    builder.response(model="claude-opus-4-6", output=2000)
+    write_session(config / "projects" / "-p", builder)
+    result = subprocess.run([sys.executable, "-m", "cmat", "live"], capture_output=True,
+                            stdin=subprocess.DEVNULL, timeout=60, env=child_env())
+    assert result.returncode == 0 and b"cmat live" in result.stdout
+    assert b"piped-s" in result.stdout
+
+
+def test_an_ended_session_is_no_longer_listed_as_at_work(project, tmp_path):
+    from cmat.catalog import ModelService
+    from cmat.ingest import scan
+    from cmat.ledger import Ledger
+
+    builder = TranscriptBuilder(session_id="ended-session")
+    builder.now = stamp(-120)
+    builder.response(model="claude-opus-4-6", output=2000)
+    write_session(tmp_path / "t", builder)
+    with Ledger() as ledger:
+        scan(ledger, ModelService(project), [tmp_path / "t"])
+        assert [s[0] for s in ledger.recent_sessions(time.time() - 600, 5)] == ["ended-session"]
+        with ledger.transaction():
+            ledger.end_live_session("ended-session", time.time())
+        assert ledger.recent_sessions(time.time() - 600, 5) == []

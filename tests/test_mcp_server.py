@@ -89,3 +89,16 @@ def test_an_mcp_request_over_64_kib_is_refused_and_the_server_goes_on(project):
         server.stdin.close()
         server.wait(timeout=20)
     assert b"refused a request over 64 KiB" in server.stderr.read()
+
+
+def test_without_the_mcp_extra_the_commands_say_how_to_install_it(project):
+    blocked = ("import sys; sys.modules['mcp'] = None; sys.argv = ['cmat'] + sys.argv[1:];"
+               " from cmat.entry import main; main()")
+    for args in (["mcp"], ["hooks", "install", "--mcp"]):
+        result = subprocess.run([sys.executable, "-c", blocked, *args], capture_output=True,
+                                stdin=subprocess.DEVNULL, timeout=60, env=child_env(),
+                                cwd=project)
+        assert result.returncode == 2, result.stderr
+        assert b"needs the mcp package" in result.stderr and b"pip install" in result.stderr
+    assert not (project / ".mcp.json").exists()
+    assert not (project / ".claude" / "settings.json").exists()  # nothing half done

@@ -16,7 +16,7 @@ from cmat.ingest import attribute_session, extract, reprice, scan
 from cmat.ledger import Ledger
 from cmat.reports import ReportQuery, build_report
 from cmat.tasks import QueueService, TaskContext
-from tests.helpers import cli_run, user_config
+from tests.helpers import FIXTURES, REAL_FIXTURES, cli_run, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 
 
@@ -348,3 +348,95 @@ def test_by_agent_counts_runs_the_way_the_spec_queries_them(project, tmp_path, m
     by_type = json.loads(cli_run("report", "monthly", "--by", "task-type", "--json").output)
     kinds = {row["task-type"]: row["tokens"]["output"] for row in by_type["rows"]}
     assert kinds == {"analysis": 1800, "implementation": 700}
+
+
+def test_a_session_on_several_models_spans_all_of_them(project, tmp_path, monkeypatch):
+    config = tmp_path / "claude"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    monkeypatch.setenv("TZ", "UTC")
+    builder = TranscriptBuilder(session_id="two-models")
+    for stamp, model in (("2026-03-01T09:00:00.000Z", "claude-haiku-4-5-20251001"),
+                         ("2026-03-01T10:00:00.000Z", "claude-opus-4-6"),
+                         ("2026-03-01T11:30:00.000Z", "claude-haiku-4-5-20251001"),
+                         ("2026-03-01T12:00:00.000Z", "claude-opus-4-6")):
+        builder.now = stamp
+        builder.response(model=model, output=100)
+    write_session(config / "projects" / "-p", builder)
+    other = TranscriptBuilder(session_id="in-between")
+    other.now = "2026-03-01T11:45:00.000Z"
+    other.response(model="claude-opus-4-6", output=100)
+    write_session(config / "projects" / "-q", other)
+    rows = json.loads(cli_run("report", "session", "--json").output)["rows"]
+    spanned = {r["session"]: (r["first"], r["last"]) for r in rows}
+    assert spanned["two-models"] == ("2026-03-01T09:00:00Z", "2026-03-01T12:00:00Z")
+    assert [r["session"] for r in rows] == ["in-between", "two-models"]  # by last activity
+
+
+def test_last_n_counts_periods_and_its_total_is_what_is_shown(project, tmp_path, monkeypatch):
+    config = tmp_path / "claude"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    monkeypatch.setenv("TZ", "UTC")
+    for month, session in (("2026-01", "jan"), ("2026-02", "feb-a"), ("2026-02", "feb-b")):
+        builder = TranscriptBuilder(session_id=session)
+        builder.now = f"{month}-10T10:00:00.000Z"
+        builder.response(model="claude-opus-4-6", output=1000)
+        sub = write_session(config / "projects" / f"-{session}", builder)
+        write_subagent(sub.parent, session, f"a-{session}", "Explore",
+                       lambda b, a: (setattr(b, "now", f"{month}-10T10:05:00.000Z"),
+                                     b.response(model="claude-opus-4-6", sidechain=True,
+                                                agent_id=a, output=500)))
+    full = json.loads(cli_run("report", "monthly", "--by", "agent", "--json").output)
+    last = json.loads(cli_run("report", "monthly", "--by", "agent", "--last", "1",
+                              "--json").output)
+    assert {r["month"] for r in last["rows"]} == {"2026-02"}
+    assert sorted(r["agent"] for r in last["rows"]) == ["Explore", "main"]  # every agent
+    shown = sum(r["total_usd"] for r in last["rows"])
+    assert last["total"]["total_usd"] == pytest.approx(shown)
+    assert last["total"]["total_usd"] < full["total"]["total_usd"]
+    assert last["total"]["runs"] == 4 and last["total"]["requests"] == 4
+
+
+@pytest.fixture
+def ccusage_history(tmp_path, monkeypatch):
+    """The real fixtures as ccusage-reports.json was made over them (see its generated_by)."""
+    history = tmp_path / "claude" / "projects" / "p"
+    history.mkdir(parents=True)
+    for source in REAL_FIXTURES.glob("*/*.jsonl"):
+        if "sidechain_integrated" not in source.name:
+            (history / source.name).write_bytes(source.read_bytes())
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    monkeypatch.setenv("TZ", "UTC")
+    return json.loads((FIXTURES / "ccusage-reports.json").read_text())
+
+
+@pytest.mark.parametrize("period", ["daily", "weekly", "monthly"])
+def test_json_ccusage_is_what_ccusage_prints_over_the_same_history(ccusage_history, period):
+    """A script written for ccusage reads cmat's output unchanged: the same keys, periods,
+    token counts and (to the cent and beyond) costs as ccusage 20.0.24 over the same files,
+    through ccusage's own spellings (cmat daily, -s YYYYMMDD, -j)."""
+    theirs = ccusage_history[period]
+    mine = json.loads(cli_run(period, "-s", "20250101", "--json=ccusage", "-q").output)
+    assert mine.keys() == theirs.keys()
+    assert [r["period"] for r in mine[period]] == [r["period"] for r in theirs[period]]
+    for ours, ccusage in zip([*mine[period], mine["totals"]], [*theirs[period], theirs["totals"]]):
+        assert ours.keys() == ccusage.keys()
+        for key, value in ccusage.items():
+            if key in ("totalCost", "cost"):
+                assert ours[key] == pytest.approx(value, abs=1e-9)
+            elif key == "modelBreakdowns":
+                assert [(m["modelName"], m["outputTokens"]) for m in ours[key]] == \
+                    [(m["modelName"], m["outputTokens"]) for m in value]
+                assert [m["cost"] for m in ours[key]] == pytest.approx(
+                    [m["cost"] for m in value], abs=1e-9)
+            else:
+                assert ours[key] == value, key
+    assert json.loads(cli_run("report", period, "-j", "--no-scan").output)["rows"]
+
+
+def test_json_ccusage_sessions_and_its_limits(ccusage_history):
+    sessions = json.loads(cli_run("session", "--json=ccusage", "-q").output)
+    assert {"session", "totals"} == sessions.keys()
+    row = sessions["session"][0]
+    assert row["agent"] == "claude" and "lastActivity" in row["metadata"]
+    assert "no --by" in cli_run("daily", "--json=ccusage", "--by", "project", "--no-scan",
+                                code=2).stderr

@@ -433,3 +433,19 @@ def test_costs_land_and_no_cmat_task_is_lost_while_cmat_rewrites_the_queue(proje
         assert float(queue.get(task_id)["metadata"]["cost_usd"]) == pytest.approx(expected,
                                                                                  abs=1e-4)
         assert task_report(project, task_id)["total_usd"] == pytest.approx(expected)
+
+
+def test_cmats_figure_without_a_session_gives_way_to_the_session_cmat_records(
+        project, tmp_path, task_id):
+    """CMAT's own `costs extract TASK FILE` (no session id) wrote its figure; cmat then
+    records that session: the task counts it once, at cmat's price."""
+    def as_cmat_wrote_it(task):
+        task["metadata"].update(cost_usd="1.0800", cost_input_tokens="10",
+                                cost_output_tokens="20", cost_model="claude-opus-4-6")
+    QueueService(project).update_task(task_id, as_cmat_wrote_it)
+    assert task_report(project, task_id)["total_usd"] == pytest.approx(1.08)  # imported
+    builder, path = session(tmp_path, "real", output=10)
+    extract(project, task_id, path)
+    report = task_report(project, task_id)
+    assert report["total_usd"] == pytest.approx(builder.expected_cost)
+    assert [s["session_id"] for s in report["sessions"]] == ["real"]

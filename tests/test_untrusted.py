@@ -245,7 +245,7 @@ def test_a_file_planted_in_an_open_spool_folder_is_refused(tmp_spool):
 def test_any_queue_bytes_load_or_give_a_queue_error(project, content):
     paths.queue_file(project).parent.mkdir(parents=True, exist_ok=True)
     paths.queue_file(project).write_bytes(content)
-    service = QueueService(project)
+    service = QueueService(project, read_retry_pauses=())  # no wait for a writer to finish
     try:
         service.tasks()
     except QueueError:

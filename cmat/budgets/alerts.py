@@ -75,16 +75,20 @@ def fire(ledger: Ledger, statuses: list[Status], config: Config, now: float) -> 
     with ledger.transaction():
         for status in statuses:
             newly = []
-            for threshold in config.all_thresholds:
+            served: set[str] = set()  # channels told of a higher threshold: not of this one
+            for threshold in sorted(config.all_thresholds, reverse=True):
                 if status.percent < threshold:
                     continue
                 alert = Alert(status, threshold, config.messages.get(threshold))
-                takers = [name for name, at in channels.items() if threshold in at]
+                taking = {name for name, at in channels.items() if threshold in at}
+                # Crossing 50, 80 and 95 % in one step is one alert, the highest: the lower
+                # ones are recorded (they never fire later) but sent nowhere.
                 if ledger.fire_alert(status.budget.key, status.period_start, threshold,
                                      alert.level, alert.message, status.spent,
-                                     status.budget.limit, now, takers) \
+                                     status.budget.limit, now, sorted(taking - served)) \
                         and threshold in config.thresholds:
                     newly.append(alert)
+                served |= taking
             if newly:
                 shown.append(max(newly, key=lambda a: a.threshold))
     return shown
@@ -98,7 +102,7 @@ def spawn_delivery() -> None:
     """Deliver pending alerts in a detached process: a hook never waits on the network."""
     import subprocess
 
-    subprocess.Popen([sys.executable, "-m", "cmat", "alerts", "deliver", "--quiet"],
+    subprocess.Popen([sys.executable, "-P", "-m", "cmat", "alerts", "deliver", "--quiet"],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
 

@@ -323,13 +323,16 @@ def overridden(ledger: Ledger, scope: str, now: float) -> bool:
     return ledger.override_active(scope, now)
 
 
-def add_override(ledger: Ledger, seconds: float, scope: str, reason: str | None) -> float:
+def add_override(ledger: Ledger, seconds: float, scope: str, reason: str | None,
+                 now: float) -> float:
+    """Lift `scope`'s budgets for `seconds` from `now` (0 ends the overrides of that scope,
+    'all' every scope's); returns when it ends."""
     import socket  # only an override needs who made it
 
-    until = time.time() + seconds
+    until = now + seconds
     who = f"{_user()}@{socket.gethostname()}"
     with ledger.transaction():
-        ledger.add_override(scope, until, who, reason)
+        ledger.add_override(scope, until, who, reason, now)
     return until
 
 

@@ -81,8 +81,18 @@ class ModelService:
     def get(self, model_id: str) -> ModelEntry:
         entry = self.get_by_pattern(model_id)
         if entry is None:
-            raise NotFound(f"unknown model {model_id!r}", "see 'cmat models list'")
+            raise NotFound(f"unknown model {model_id!r}", self._suggest(model_id))
         return entry
+
+    def _suggest(self, model_id: str) -> str:
+        """The catalog ids a mistyped or partial id most likely meant, newest first."""
+        import difflib
+
+        ids = [entry.id for entry in self.catalog.models]
+        close = [i for i in ids if model_id.lower() in i.lower()][:4] or \
+            difflib.get_close_matches(model_id, ids, n=3, cutoff=0.6)
+        return (f"did you mean {', '.join(close)}? " if close else "") + \
+            "see 'cmat models list'"
 
     def get_default(self) -> ModelEntry:
         for entry in self.catalog.models:

@@ -66,7 +66,9 @@ class Target:
             return False
         if script.parent.name == SCRIPTS_FOLDER:
             return True
-        return _written_by_cmat(script) is not False
+        # Elsewhere only a file cmat wrote proves it: CMAT's guide wires the very same names
+        # (on-session-end-cost.sh), and a handler whose file is missing proves nothing.
+        return _written_by_cmat(script) is True
 
 
 PROJECT_PREFIXES = ('"$CLAUDE_PROJECT_DIR"', "${CLAUDE_PROJECT_DIR}", "$CLAUDE_PROJECT_DIR")
@@ -208,8 +210,11 @@ def without_hooks(settings: dict, target: Target) -> dict:
     return result
 
 
-def _dump(settings: dict) -> bytes:
-    return (json.dumps(settings, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+def _dump(settings: dict, like: bytes | None = None) -> bytes:
+    """Settings as JSON, ending with a newline unless the file it replaces (`like`) did
+    not: an uninstall leaves no change git would show."""
+    text = json.dumps(settings, indent=2, ensure_ascii=False)
+    return (text + ("" if like and not like.endswith(b"\n") else "\n")).encode("utf-8")
 
 
 def _support_script() -> bytes:
@@ -262,7 +267,7 @@ def install(target: Target, dry_run: bool = False, statusline: bool = False) -> 
         settings = load_settings(target.settings)
         wanted = with_hooks(settings, target, statusline)
         # Already installed: the file is left as it is, not even reformatted.
-        after = before if before is not None and wanted == settings else _dump(wanted)
+        after = before if before is not None and wanted == settings else _dump(wanted, before)
         contents = _scripts(target)
         foreign = [p for p in contents if _written_by_cmat(p) is False]
         if foreign:
@@ -303,7 +308,7 @@ def uninstall(target: Target, dry_run: bool = False) -> Change:
         before = target.settings.read_bytes() if target.settings.is_file() else None
         settings = load_settings(target.settings)
         cleaned = without_hooks(settings, target)
-        after = before if cleaned == settings and before is not None else _dump(cleaned)
+        after = before if cleaned == settings and before is not None else _dump(cleaned, before)
         backup_path = _backup_file(target.settings)
         original = _read_backup(backup_path)
         if original is not False and before is not None and (
@@ -365,7 +370,8 @@ def installed_python(support_script: Path) -> Path | None:
 
 def launcher(script: Path) -> dict:
     """Which interpreter a hook script would start, worked out the way cmat-hook.sh chooses
-    it (CMAT_PYTHON, the installed interpreter, a checkout's .venv) from the files alone:
+    it (CMAT_PYTHON, the installed interpreter, a checkout's .venv, a python3 on PATH that
+    has cmat) from the files alone:
     `cmat hooks status` runs nothing it inspects. `imports_cmat` says whether that
     interpreter has cmat: True for this very interpreter or a virtual environment with cmat
     installed, False for one without, None where that cannot be told without running it."""
@@ -373,7 +379,8 @@ def launcher(script: Path) -> dict:
     candidates = [(os.environ.get("CMAT_PYTHON") or None, "CMAT_PYTHON"),
                   (installed_python(here / SUPPORT_SCRIPT), "installed"),
                   (here.parent / ".venv" / "bin" / "python", "checkout"),
-                  (here.parent.parent.parent / ".venv" / "bin" / "python", "checkout")]
+                  (here.parent.parent.parent / ".venv" / "bin" / "python", "checkout"),
+                  (shutil.which("python3") or shutil.which("python"), "PATH")]
     for python, source in candidates:
         if python and os.path.isfile(python) and os.access(python, os.X_OK):
             return {"python": str(python), "source": source,
@@ -445,9 +452,10 @@ def mcp_file(project: Path) -> Path:
 
 
 def mcp_entry() -> dict:
-    """How Claude Code starts cmat's MCP server: this installation's interpreter, `-m cmat`
+    """How Claude Code starts cmat's MCP server: this installation's interpreter, `-P -m cmat`
+    (-P: the project folder, a repository maybe, is not on the module path)
     (a `cmat` on PATH may be another package's program)."""
-    return {"type": "stdio", "command": sys.executable, "args": ["-m", "cmat", "mcp"]}
+    return {"type": "stdio", "command": sys.executable, "args": ["-P", "-m", "cmat", "mcp"]}
 
 
 def _edit_mcp(project: Path, dry_run: bool, change) -> Change:

@@ -162,6 +162,8 @@ def attribute(event: str, payload: dict, project: Path, log: HookLog) -> tuple[s
                 with ledger.transaction():  # its slot under the concurrency limit is free
                     ledger.end_live_session(session_id, time.time())
                 _auto_sync(project)
+                if context.task_id:
+                    _settle_queue(project)
     except (LedgerError, sqlite3.OperationalError) as exc:
         kept = spool.keep(spool.Pending(
             str(project), session_id, str(transcript) if transcript else None, context.task_id,
@@ -183,6 +185,21 @@ def attribute(event: str, payload: dict, project: Path, log: HookLog) -> tuple[s
             + (f", {applied} spooled applied" if applied else "")), None
 
 
+SETTLE_SECONDS = "2,8"  # when the queue is written again after a SessionEnd
+
+
+def _settle_queue(project: Path) -> None:
+    """CMAT's own SessionEnd hook runs beside cmat's and writes CMAT's figure into the queue,
+    often last: a detached `cmat costs sync --settle` writes cmat's again a little later, so
+    the queue shows cmat's figure without waiting for the next session."""
+    import subprocess
+
+    subprocess.Popen([sys.executable, "-P", "-m", "cmat", "costs", "sync", "--project",
+                      str(project), "--settle", SETTLE_SECONDS],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+
+
 def _auto_sync(project: Path) -> None:
     """`team.auto_sync`: a detached `cmat sync`, so that the hook never waits on the network."""
     from cmat.budgets.config import load_config
@@ -192,7 +209,7 @@ def _auto_sync(project: Path) -> None:
         return
     import subprocess
 
-    subprocess.Popen([sys.executable, "-m", "cmat", "sync", "--quiet", "--no-scan"],
+    subprocess.Popen([sys.executable, "-P", "-m", "cmat", "sync", "--quiet", "--no-scan"],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
                      cwd=str(project))

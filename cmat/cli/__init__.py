@@ -23,6 +23,11 @@ COMMANDS = {
     "hooks": ("cmat.cli.hooks", "hooks", "Install, remove and check the Claude Code hooks."),
     "report": ("cmat.cli.report", "report", "Spend over the whole history: daily, weekly, ..."),
     "blocks": ("cmat.cli.blocks", "blocks", "5-hour usage blocks: burn rate, projection, limit."),
+    # ccusage's commands, as ccusage users type them: the same as `cmat report PERIOD`.
+    "daily": ("cmat.cli.report", "daily", "Spend per day (cmat report daily)."),
+    "weekly": ("cmat.cli.report", "weekly", "Spend per week (cmat report weekly)."),
+    "monthly": ("cmat.cli.report", "monthly", "Spend per month (cmat report monthly)."),
+    "session": ("cmat.cli.report", "session", "Spend per session (cmat report session)."),
     "live": ("cmat.cli.live", "live", "Full-screen view of the 5-hour block under way."),
     "limits": ("cmat.cli.limits", "limits", "Your plan's 5-hour and weekly windows, official..."),
     "scan": ("cmat.cli.report", "scan", "Import new transcript lines into the ledger."),
@@ -72,6 +77,11 @@ class LazyGroup(click.Group):
         except CmatError as exc:
             click.echo(f"cmat: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:
+            # Output piped into `head`, which has read enough: not an error. What is still
+            # buffered goes nowhere, so that flushing it at exit fails no more.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
         except Exception as exc:
             sqlite3 = sys.modules.get("sqlite3")  # loaded by whatever opened the ledger
             if sqlite3 is None or not isinstance(exc, sqlite3.Error):
@@ -81,9 +91,6 @@ class LazyGroup(click.Group):
             error = ledger_error(exc)
             click.echo(f"cmat: error: {error}", err=True)
             ctx.exit(error.exit_code)
-        except BrokenPipeError:
-            sys.stderr.close()  # output piped into `head`: not an error
-            ctx.exit(0)
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, invoke_without_command=True,

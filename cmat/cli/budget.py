@@ -16,7 +16,7 @@ from cmat.budgets.config import (
     TOKEN_SCOPES,
     USER_WIDE_SCOPES,
 )
-from cmat.cli.options import output_options, project_option
+from cmat.cli.options import Amount, Choice, output_options, project_option
 from cmat.cli.output import emit_json, styled, table
 from cmat.money import usd
 
@@ -121,9 +121,9 @@ def _key_path(scope: str, period: str | None, key_id: str | None, key_name: str 
     return budget_path(scope, period, key_id or key_name or key_agent)
 
 
-@budget.command("set")
-@click.argument("scope", type=click.Choice(SCOPES))
-@click.argument("amount", type=float)
+@budget.command("set", context_settings={"ignore_unknown_options": True})
+@click.argument("scope", type=Choice(SCOPES), metavar="SCOPE")
+@click.argument("amount", type=Amount())
 @_scoped
 @click.option("--count", type=click.Choice(["io", "cache"]),
               help="For token budgets: count input + output tokens (io, the default), or "
@@ -186,7 +186,7 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
 
 
 @budget.command("unset")
-@click.argument("scope", type=click.Choice(SCOPES))
+@click.argument("scope", type=Choice(SCOPES), metavar="SCOPE")
 @_scoped
 def unset_budget(scope: str, key_id: str | None, key_name: str | None, key_agent: str | None,
                  period: str | None, user: bool, in_project: bool, team: bool,
@@ -411,23 +411,31 @@ def _likely_cost(project: Path, ledger, task_id: str | None) -> dict | None:
 
 
 @budget.command()
-@click.option("--for", "duration", required=True, metavar="DURATION",
-              help="How long: 30m, 2h, 1d, 1h30m.")
+@click.option("--for", "duration", metavar="DURATION",
+              help="How long: 30m, 2h, 1d, 1h30m; 0m ends the override now.")
+@click.option("--end", is_flag=True, help="End the override of --scope now (as --for 0m).")
 @click.option("--scope", default="all", show_default=True,
-              type=click.Choice(["all", *SCOPES]),
+              type=Choice(["all", *SCOPES]),
               help="Which budgets to lift.")
 @click.option("--reason", help="Why; kept with the override in the ledger.")
-def override(duration: str, scope: str, reason: str | None) -> None:
+def override(duration: str | None, end: bool, scope: str, reason: str | None) -> None:
     """Let work continue past exhausted budgets for a while (recorded with who and when).
+    The newest override of a scope decides: `--end` (or `--for 0m`) ends it at once.
 
     For a single session, CMAT_OVERRIDE_LIMIT=1 in the environment does the same.
     """
     from cmat.budgets.limits import add_override, parse_duration
+    from cmat.errors import UsageError
     from cmat.ledger import Ledger
 
-    seconds = parse_duration(duration)
+    if end == (duration is not None):
+        raise UsageError("give --for DURATION or --end, one of them")
+    seconds = 0 if end else parse_duration(duration)
     with Ledger() as ledger:
-        until = add_override(ledger, seconds, scope, reason)
+        until = add_override(ledger, seconds, scope, reason, time.time())
+    if not seconds:
+        click.echo(f"Override of budgets ({scope}) ended: they are enforced again")
+        return
     click.echo(f"Budgets ({scope}) are not enforced until "
                f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(until))}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -48,9 +49,10 @@ def extract(task_id: str, transcript_path: Path, session_id: str | None, overrid
         emit_json(result)
     else:
         click.echo(f"Recorded session {result['session_id']} for task {task_id}: "
-                   f"{usd(result['session_total_usd'])} over {count(result['session_requests'])} "
-                   f"requests ({count(result['new_requests'])} new)")
-        click.echo(f"Task total over {len(result['sessions'])} session(s): "
+                   f"{usd(result['session_total_usd'])} over "
+                   f"{count(result['session_requests'], 'request')} "
+                   f"({count(result['new_requests'])} new)")
+        click.echo(f"Task total over {count(len(result['sessions']), 'session')}: "
                    f"{usd(result['total_usd'])}")
         if result["queue_lagging"]:
             click.echo("cmat: warning: the task queue could not be written now; it catches up "
@@ -76,8 +78,12 @@ def _check_budgets(project: Path, task_id: str, session_id: str, override: bool)
 
 @costs.command()
 @project_option
+@click.option("--settle", metavar="SECONDS,...",
+              help="Write them again at each of these moments (seconds from now), e.g. 2,8: "
+                   "the SessionEnd hook does so after CMAT's own hook, which runs beside "
+                   "cmat's and writes CMAT's figure last.")
 @output_options
-def sync(project: Path | None, as_json: bool) -> None:
+def sync(project: Path | None, settle: str | None, as_json: bool) -> None:
     """Write every task's figures from the ledger into the project's queue now.
 
     The hooks do this on every record; run it after the queue was restored from a backup,
@@ -87,14 +93,24 @@ def sync(project: Path | None, as_json: bool) -> None:
     from cmat.ledger import Ledger
     from cmat.tasks import sync_queue
 
+    moments = [0.0]
+    if settle:
+        try:
+            moments += sorted(float(part) for part in settle.split(",") if part.strip())
+        except ValueError:
+            raise click.BadParameter("seconds separated by commas, such as 2,8",
+                                     param_hint="--settle") from None
     resolved = paths.project_dir(project)
+    started = time.monotonic()
     with Ledger() as ledger:
-        sync_queue(resolved, ledger, ModelService(resolved), raise_errors=True)
+        for moment in moments:
+            time.sleep(max(0.0, moment - (time.monotonic() - started)))
+            sync_queue(resolved, ledger, ModelService(resolved), raise_errors=True)
         tasks = ledger.project_tasks(str(resolved))
     if as_json:
         emit_json({"tasks": tasks})
     else:
-        click.echo(f"{len(tasks)} task(s) of {resolved} match the ledger")
+        click.echo(f"{count(len(tasks), 'task')} of {resolved} match the ledger")
 
 
 @costs.command()
@@ -154,7 +170,7 @@ def enhancement(name: str, project: Path | None, team: bool, team_url: str | Non
     if not report["tasks"]:
         raise NotFound(f"no tasks belong to enhancement {name!r}",
                        "a task belongs to it through metadata.enhancement_title")
-    click.echo(f"Enhancement: {name}  ({len(report['tasks'])} tasks)")
+    click.echo(f"Enhancement: {name}  ({count(len(report['tasks']), 'task')})")
     click.echo()
     rows = [[t["task_id"], (t["title"] or "")[:40], t["status"] or "-", t["agent"] or "-",
              count(t["sessions"]), count(t["tokens"]["input"] + t["tokens"]["cache_creation"]

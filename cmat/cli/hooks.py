@@ -78,6 +78,10 @@ def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
         raise click.UsageError(
             "--mcp registers the server for one project; for every project run: claude mcp add "
             f"--scope user cmat -- {entry['command']} {' '.join(entry['args'])}")
+    if with_mcp:  # before anything is written: all or nothing
+        from cmat.extras import require
+
+        require("mcp", "cmat hooks install --mcp (the server it registers)")
     change = run_install(target_for(project, user), dry_run, statusline)
     _report(change, "update", dry_run)
     if with_mcp:

@@ -64,7 +64,7 @@ def _text(found: dict) -> str:
     since = time.strftime("%Y-%m-%d", time.localtime(found["since"])) if found["since"] \
         else "the start"
     lines = [f"Potential savings since {since}: {usd(found['potential_savings_usd'])} of "
-             f"{usd(found['cost_usd'])} spent over {count(found['requests'])} requests"]
+             f"{usd(found['cost_usd'])} spent over {count(found['requests'], 'request')}"]
     if not found["suggestions"]:
         lines.append("No suggestion: nothing in this period would have cost less another way.")
     else:
@@ -79,8 +79,8 @@ def _text(found: dict) -> str:
         lines += textwrap.wrap(suggestion["action"], width, initial_indent=indent,
                                subsequent_indent=indent)
         evidence = suggestion["evidence"]
-        said = [f"{count(evidence['requests'])} requests",
-                f"{len(evidence['sessions'])} sessions ({_some(evidence['sessions'], 8)})"]
+        said = [f"{count(evidence['requests'], 'request')}",
+                f"{count(len(evidence['sessions']), 'session')} ({_some(evidence['sessions'], 8)})"]
         if evidence["tasks"]:
             said.append(f"tasks {_some(evidence['tasks'], 30)}")
         if evidence["agents"]:
@@ -97,7 +97,7 @@ def _text(found: dict) -> str:
                          f"{usd(row['cost_usd'])}")
     if found["api_error_lines"]:
         lines.append(f"\nAPI error lines: {found['api_error_lines']} in "
-                     f"{len(found['sessions_with_api_errors'])} sessions (not billed)")
+                     f"{count(len(found['sessions_with_api_errors']), 'session')} (not billed)")
     return "\n".join(lines)
 
 

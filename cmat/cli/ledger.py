@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cmat.cli.options import output_options
-from cmat.cli.output import emit_json, wrapped
+from cmat.cli.output import count, emit_json, wrapped
 
 
 @click.group()
@@ -53,7 +53,7 @@ def reprice(as_json: bool) -> None:
         emit_json({"repriced": repriced, "unpriced": unpriced,
                    "catalog_version": models.catalog.version})
         return
-    click.echo(f"Repriced {repriced:,} requests with catalog {models.catalog.version}"
+    click.echo(f"Repriced {count(repriced, 'request')} with catalog {models.catalog.version}"
                + (f"; {unpriced:,} remain unpriced (unknown models)" if unpriced else ""))
 
 
@@ -84,7 +84,7 @@ def rebuild(yes: bool, extra_paths: tuple[Path, ...], as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
-    click.echo(f"Rebuilt {path}: {result['requests']:,} requests from {result['files_read']} "
+    click.echo(f"Rebuilt {path}: {count(result['requests'], 'request')} from {result['files_read']} "
                f"files, {result['salvaged_requests']:,} more salvaged from the old ledger; "
                f"{result['sessions_carried_over']} hook sessions carried over")
     if result["previous_state"] == "empty":
@@ -135,7 +135,7 @@ def compact(older_than: str, team: bool, team_url: str | None, as_json: bool) ->
     if as_json:
         emit_json(data)
     else:
-        click.echo(f"Folded {data['requests']:,} requests older than {older_than}"
+        click.echo(f"Folded {count(data['requests'], 'request')} older than {older_than}"
                    + (f" into {data['rollups']:,} daily rollups" if "rollups" in data else
                       f" in {data['database']}"))
 
@@ -160,4 +160,4 @@ def export(since: str | None, until: str | None, fmt: str, output: Path | None) 
     with Ledger() as opened:
         written = export_to(output, opened, start, end, fmt)
     if output is not None:
-        click.echo(f"Wrote {written:,} requests to {output}", err=True)
+        click.echo(f"Wrote {count(written, 'request')} to {output}", err=True)

@@ -9,7 +9,7 @@ import click
 
 from cmat import paths
 from cmat.cli.options import output_options, project_option
-from cmat.cli.output import emit_json, table, wrapped
+from cmat.cli.output import count, emit_json, table, wrapped
 
 
 def _service(project: Path | None):
@@ -127,7 +127,16 @@ def set_default(model_id: str, project: Path | None) -> None:
 
     service = _service(project)
     target = write_default(service, model_id)
-    click.echo(f"Default model: {service.get_default().id} (written to {target})")
+    chosen, in_force = service.get(model_id).id, service.get_default()
+    if in_force.id == chosen:
+        click.echo(f"Default model: {chosen} (written to {target})")
+        return
+    # A project's catalog (CMAT keeps one) may set its own default, which wins in it.
+    click.echo(f"Your default model is now {chosen} (written to {target}); it applies "
+               f"everywhere but in this project, whose catalog "
+               f"({paths.project_catalog(service.project)}) sets default_model "
+               f"{in_force.id}: a project's default applies in its project. Change it there "
+               "(CMAT's own setting) to change it here.")
 
 
 @models.command()
@@ -203,7 +212,7 @@ def check(no_scan: bool, as_json: bool) -> None:
         emit_json({"unpriced": missing, "priced_since": stale})
         raise SystemExit(1 if missing else 0)
     for row in missing:
-        click.echo(f"{row['model']}: {row['requests']:,} requests, {row['tokens']:,} tokens "
+        click.echo(f"{row['model']}: {count(row['requests'], 'request')}, {row['tokens']:,} tokens "
                    f"unpriced -> cmat models add {row['model']} --input P --output P")
     if stale:
         click.echo(f"{sum(r['requests'] for r in stale):,} requests of models the catalog now "

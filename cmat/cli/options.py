@@ -14,6 +14,45 @@ project_option = click.option(
 COLOUR_KEY = "cmat.colour"
 
 
+def did_you_mean(word: str, known) -> str:
+    """' (did you mean X?)' for the closest of `known` to a mistyped `word`, else ''."""
+    import difflib
+
+    known = list(known)
+    close = difflib.get_close_matches(word, known, n=3, cutoff=0.6) or \
+        [k for k in known if word and word.lower() in k.lower()][:3]
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+class Choice(click.Choice):
+    """click.Choice that names the closest choice to a mistyped value."""
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            self.fail(f"{value!r} is not one of {', '.join(self.choices)}"
+                      f"{did_you_mean(str(value), self.choices)}", param, ctx)
+
+
+class Amount(click.ParamType):
+    """A limit: a finite number, 0 or more (a negative one reaches here as a value, not as
+    an unknown option: the commands taking one ignore unknown options)."""
+
+    name = "amount"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or number < 0:
+            self.fail(f"must be a number, 0 or more (got {value})", param, ctx)
+        return number
+
+
 def _keep_colour_mode(ctx: click.Context, _param, value: str | None) -> None:
     """Decide colour once per command line: `ctx.color` is what click.echo obeys (it would
     strip colour from a pipe even when asked for), and later contexts inherit it."""

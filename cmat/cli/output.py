@@ -12,8 +12,12 @@ import orjson
 from cmat.money import usd
 
 
-def count(value: int) -> str:
-    return f"{value:,}"
+def count(value: int, noun: str | None = None) -> str:
+    """`value` with thousands separators; with `noun`, followed by it, plural but for 1
+    ("1 request", "2 requests")."""
+    if noun is None:
+        return f"{value:,}"
+    return f"{value:,} {noun}" + ("" if value == 1 else "s")
 
 
 def emit_json(data) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from cmat.cli.options import output_options
+from cmat.cli.options import colour_option, output_options
 from cmat.cli.output import (
     count,
     emit_json,
@@ -27,12 +27,16 @@ PERIOD_TITLES = {"date": "Date", "week": "Week of", "month": "Month", "session":
 
 
 def parse_day(value: str | None) -> date | None:
+    """A day as YYYY-MM-DD, or YYYYMMDD as ccusage takes it."""
     if value is None:
         return None
     try:
+        if len(value) == 8 and value.isdigit():
+            return date(int(value[:4]), int(value[4:6]), int(value[6:]))
         return date.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
+        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD (or YYYYMMDD) form") \
+            from None
 
 
 scan_options = [
@@ -60,12 +64,17 @@ filter_options = [
                       "--by may add user and machine)."),
     click.option("--to", "team_url", metavar="URL",
                  help="With --team: the team database (default: CMAT_TEAM_URL, team.url)."),
-    output_options,
+    colour_option,
+    click.option("--json", "-j", "as_json", type=click.Choice(["cmat", "ccusage"]),
+                 is_flag=False, flag_value="cmat", default=None,
+                 help="Print JSON instead of a table; --json=ccusage: in the shape ccusage 20 "
+                      "prints (daily, weekly, monthly, session; no --by), for its scripts."),
     click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table."),
 ]
 layout_options = [
     click.option("--last", "last", type=click.IntRange(min=1), metavar="N",
-                 help="Only the last N rows (periods or sessions)."),
+                 help="Only the last N periods (days, weeks, months or sessions), every row "
+                      "of each; the total is theirs."),
     click.option("--order", type=click.Choice(["asc", "desc"]), default="asc",
                  show_default=True, help="Oldest or newest first."),
     click.option("--compact", is_flag=True,
@@ -74,8 +83,8 @@ layout_options = [
     click.option("--wide", is_flag=True, help="Every column, however wide the table."),
 ]
 range_options = [
-    click.option("--since", help="First day included (YYYY-MM-DD)."),
-    click.option("--until", help="Last day included (YYYY-MM-DD)."),
+    click.option("--since", "-s", help="First day included (YYYY-MM-DD or YYYYMMDD)."),
+    click.option("--until", "-u", help="Last day included (YYYY-MM-DD or YYYYMMDD)."),
 ]
 
 
@@ -149,7 +158,7 @@ def apply_spooled(ledger) -> None:
 
     applied, problems = apply_spool(ledger)
     if applied:
-        click.echo(f"cmat: recorded {applied} session(s) the hooks had to leave for later",
+        click.echo(f"cmat: recorded {count(applied, 'session')} the hooks had to leave for later",
                    err=True)
     for problem in problems:
         click.echo(f"cmat: warning: a spooled session is still waiting: {problem}", err=True)
@@ -172,6 +181,8 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
     query = ReportQuery(period, since, until, zone(timezone_name), _split(group_by),
                         project_filter(project), machine)
     query.validate()
+    if as_json == "ccusage" and query.by:
+        raise click.UsageError("--json=ccusage has no --by: ccusage's reports group by period")
     layout = layout or {}
     if team_url and not team:
         raise click.UsageError("--to goes with --team")
@@ -195,13 +206,19 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
                 _write_html(layout["html"], ledger, models, query)
     if layout.get("compact") and layout.get("wide"):
         raise click.UsageError("--compact and --wide cannot go together")
-    rows = report["rows"]
     if layout.get("last"):
-        rows = rows[-layout["last"]:]
+        from cmat.reports import last_periods
+
+        report = last_periods(report, layout["last"])
+    rows = report["rows"]
     if layout.get("order") == "desc":
         rows = rows[::-1]
     report = {**report, "rows": rows}
-    if as_json:
+    if as_json == "ccusage":
+        from cmat.reports import ccusage_shape
+
+        emit_json(ccusage_shape(report))
+    elif as_json:
         emit_json(report)
     elif as_csv:
         sys.stdout.write(_csv(report))
@@ -351,6 +368,9 @@ for _period, _summary in (("daily", "Spend per day."), ("weekly", "Spend per ISO
                           ("session", "Spend per session, most recent last (--order desc: "
                                       "first; --last N: the N most recent).")):
     report.add_command(_period_command(_period, _summary))
+# `cmat daily` is `cmat report daily` (and so on), as ccusage users type it.
+daily, weekly, monthly, session = (report.commands[name] for name in
+                                   ("daily", "weekly", "monthly", "session"))
 
 
 def range_command(which: str, summary: str) -> click.Command:
@@ -407,7 +427,7 @@ def scan(extra_paths: tuple[Path, ...], quiet: bool, explain: bool, as_json: boo
         return
     click.echo(wrapped("", f"Scanned {result.files_seen} files in "
                            f"{', '.join(map(str, roots))}: read {result.files_read} "
-                           f"({result.bytes_read / 1e6:,.1f} MB), {result.requests:,} requests "
+                           f"({result.bytes_read / 1e6:,.1f} MB), {count(result.requests, 'request')} "
                            f"({result.new_requests:,} new) in {result.seconds:.2f} s"))
     if result.skipped_lines:
         click.echo(f"{result.skipped_lines:,} lines skipped, see `cmat scan --explain`")

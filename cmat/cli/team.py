@@ -42,7 +42,7 @@ def sync(url: str | None, as_json: bool, no_scan: bool, extra_paths: tuple[Path,
 
     def progress(sent: int) -> None:
         if shown:
-            sys.stderr.write(f"\rsent {count(sent)} requests")
+            sys.stderr.write(f"\rsent {count(sent, 'request')}")
             sys.stderr.flush()
 
     with ledger:
@@ -54,7 +54,7 @@ def sync(url: str | None, as_json: bool, no_scan: bool, extra_paths: tuple[Path,
         emit_json(result.to_json())
     elif not quiet:
         click.echo(f"{result.database}: " + (result.skipped or (
-            f"sent {count(result.requests)} requests, {count(result.sessions)} sessions"
+            f"sent {count(result.requests, 'request')}, {count(result.sessions, 'session')}"
             + (f", {count(result.deleted)} deletions" if result.deleted else "")
             + f" in {result.seconds:.1f} s")))
 

@@ -91,13 +91,22 @@ def snapshot(ledger, models, project: Path, query) -> dict:
 
         return build_report(ledger, dataclasses.replace(query, period=period, by=(by,)))
 
+    from datetime import timedelta
+
+    # Every figure on the page is for the range asked: savings over it too, not the last 30
+    # days; without a range, the page's own last 30 days.
     start = midnight(query.since, query.tz).timestamp() if query.since else \
         time.time() - 30 * 86400
+    end = midnight(query.until + timedelta(days=1), query.tz).timestamp() if query.until \
+        else None
+    ranged = query.since is not None or query.until is not None
     return {"daily": report("daily", "model"), "projects": report("monthly", "project"),
             "enhancements": report("monthly", "enhancement"), "tasks": report("monthly", "task"),
             "budgets": budgets(ledger, project), "alerts": ledger.alerts(),
-            "suggestions": optimize(ledger, models, start, None, query.project),
-            "blocks": active_blocks(ledger), "generated_at": iso_utc(time.time())}
+            "suggestions": optimize(ledger, models, start, end, query.project),
+            "blocks": active_blocks(ledger), "generated_at": iso_utc(time.time()),
+            "range": {"since": query.since and query.since.isoformat(),
+                      "until": query.until and query.until.isoformat()} if ranged else None}
 
 
 class NoSuchAPI(Exception):

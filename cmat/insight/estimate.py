@@ -47,6 +47,7 @@ def estimate_task(ledger: Ledger, models: ModelService, agent: str | None = None
     out) and the estimate says so. Also those tasks priced again on `model` (else the
     catalog's default model)."""
     asked = {"agent": agent, "task_type": task_type, "enhancement": enhancement}
+    _check_known(ledger, asked)
     tries = [dict(asked), dict(asked, enhancement=None), dict(asked, enhancement=None,
                                                                 task_type=None),
              {"agent": None, "task_type": None, "enhancement": None}]
@@ -69,7 +70,8 @@ def estimate_task(ledger: Ledger, models: ModelService, agent: str | None = None
             "no past task in the ledger: record tasks (cmat costs extract, or the hooks with "
             "a current task) and estimates follow"])
     if len(rows) < ENOUGH_TASKS:
-        notes.append(f"thin history: {len(rows)} past task(s); the figures say little yet")
+        notes.append(f"thin history: {len(rows)} past task{'' if len(rows) == 1 else 's'};"
+                     " the figures say little yet")
     costs = [row[1] for row in rows]
     estimate = TaskEstimate(match, len(rows), percentile(costs, 0.5), percentile(costs, 0.9),
                             notes=notes)
@@ -103,6 +105,25 @@ def estimate_for_task(ledger: Ledger, models: ModelService, project: Path,
     agent = task.get("assigned_agent") if isinstance(task.get("assigned_agent"), str) else None
     return task_id, estimate_task(ledger, models, agent, task_type_of(task),
                                   enhancement_of(task))
+
+
+def _check_known(ledger: Ledger, asked: dict) -> None:
+    """A value no past task has (a typo, most often) is an error that names the values there
+    are, not a reason to widen the match in silence."""
+    import difflib
+
+    from cmat.errors import UsageError
+
+    for name, value in asked.items():
+        if value is None or ledger.task_costs_by(**{**dict.fromkeys(asked), name: value}):
+            continue
+        known = ledger.task_values(name)
+        if not known:
+            continue  # no task at all yet: the estimate says so
+        close = difflib.get_close_matches(value, known, n=3, cutoff=0.5)
+        raise UsageError(f"no past task has {name.replace('_', ' ')} {value!r}"
+                         + (f" (did you mean {' or '.join(close)}?)" if close else ""),
+                         f"known: {', '.join(known[:20])}")
 
 
 def _words(match: dict) -> str:

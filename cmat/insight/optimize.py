@@ -148,21 +148,47 @@ def cache_economics(requests: list[StoredRequest], models: ModelService) -> list
                     prices.cache_write_1h - prices.cache_write) / PER_MTOK
                 if premium > 0:
                     unread.append((before, premium))
+    rewrites, unread = _one_advice_per_session(rewrites, unread)
     found = []
     if rewrites:
         found.append(Suggestion(
             "cache-ttl", "Cached prompts expired between requests and were written again",
             sum(s for _, s in rewrites),
             "Use 1-hour cache writes for these sessions (their requests come 5 to 60 minutes "
-            "apart): the prefix is then read, not written again.",
+            "apart): the prefix is then read, not written again. In Claude Code: "
+            "ENABLE_PROMPT_CACHING_1H=1 in the environment (or in settings.json's \"env\").",
             _evidence([r for r, _ in rewrites], rewrites=len(rewrites))))
     if unread:
         found.append(Suggestion(
             "cache-1h", "1-hour cache writes that nothing read after 5 minutes",
             sum(s for _, s in unread),
-            "Use 5-minute cache writes here: no request came back after 5 minutes to read "
-            "what the 1-hour writes kept.", _evidence([r for r, _ in unread])))
+            "Use 5-minute cache writes for these sessions: no request came back after 5 "
+            "minutes to read what the 1-hour writes kept. In Claude Code: "
+            "FORCE_PROMPT_CACHING_5M=1 in the environment (or in settings.json's \"env\").",
+            _evidence([r for r, _ in unread])))
     return found
+
+
+def _one_advice_per_session(rewrites: list, unread: list) -> tuple[list, list]:
+    """A session gets one cache advice, not both: 1-hour writes where the re-writes they
+    would spare outweigh the premium of the 1-hour writes nobody read, else 5-minute writes;
+    for a session that had both, the advice kept counts only the difference."""
+    spared, premium = defaultdict(float), defaultdict(float)
+    for request, saved in rewrites:
+        spared[request.session_id] += saved
+    for request, paid in unread:
+        premium[request.session_id] += paid
+
+    def net(items: list, mine: dict, theirs: dict, keep) -> list:
+        kept = []
+        for request, amount in items:
+            session = request.session_id
+            if keep(mine[session], theirs[session]):
+                kept.append((request, amount * (1 - theirs[session] / mine[session])))
+        return kept
+
+    return (net(rewrites, spared, premium, lambda a, b: a > b),
+            net(unread, premium, spared, lambda a, b: a >= b and a > 0))
 
 
 def cache_hit_ratios(requests: list[StoredRequest], limit: int = 10) -> list[dict]:

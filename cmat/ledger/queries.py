@@ -391,12 +391,16 @@ class LedgerQueries:
         return self.query("SELECT model, ts FROM requests WHERE ts >= ? ORDER BY ts", (since,))
 
     def recent_sessions(self, since: float, limit: int) -> list[tuple]:
-        """The sessions with a request from `since` on, latest first: (session_id, project,
-        last ts, cost of the whole session's priced requests)."""
+        """The sessions with a request from `since` on and not ended since (SessionEnd),
+        latest first: (session_id, project, last ts, cost of the session's priced
+        requests)."""
         return self.query(
-            "SELECT session_id, max(project), max(ts), coalesce(sum(cost_usd), 0) FROM requests"
-            " WHERE session_id IN (SELECT session_id FROM requests WHERE ts >= ?)"
-            " GROUP BY session_id ORDER BY 3 DESC LIMIT ?", (since, limit))
+            "SELECT * FROM (SELECT session_id, max(project), max(ts) AS last,"
+            " coalesce(sum(cost_usd), 0) FROM requests WHERE session_id IN"
+            " (SELECT session_id FROM requests WHERE ts >= ?) GROUP BY session_id) AS r"
+            " WHERE NOT EXISTS (SELECT 1 FROM live_sessions l WHERE"
+            " l.session_id = r.session_id AND l.ended_at >= r.last)"
+            " ORDER BY last DESC LIMIT ?", (since, limit))
 
     def model_spend(self, since: float, by_first_use: bool = False) -> list[tuple]:
         """Per model since `since`: (model, then the sum of each of COUNTED_TOKENS, requests,
@@ -427,6 +431,13 @@ class LedgerQueries:
             f" agent_id, {kinds}, web_search_requests, speed, inference_geo, cost_usd, task_id,"
             f" enhancement, task_type FROM requests LEFT JOIN sessions USING (session_id)"
             f" WHERE {condition} AND message_id NOT LIKE 'cmat-legacy:%' ORDER BY ts", params)
+
+    def task_values(self, name: str) -> list[str]:
+        """The agents, task types or enhancements (`name`) of the tasks the ledger holds."""
+        column = {"agent": "agent", "task_type": "task_type", "enhancement": "enhancement"}[name]
+        return [value for (value,) in self.query(
+            f"SELECT DISTINCT {column} FROM sessions WHERE task_id IS NOT NULL"
+            f" AND {column} IS NOT NULL ORDER BY 1")]
 
     def task_costs_by(self, agent: str | None, task_type: str | None,
                       enhancement: str | None) -> list[tuple]:
@@ -542,7 +553,13 @@ class LedgerQueries:
         return bool(self.query("SELECT 1 FROM overrides WHERE until > ? AND scope IN ('all', ?)",
                                (now, scope)))
 
-    def add_override(self, scope: str, until: float, who: str, reason: str | None) -> None:
+    def add_override(self, scope: str, until: float, who: str, reason: str | None,
+                     now: float) -> None:
+        """Lift `scope` until `until`. The newest override of a scope decides: one that ends
+        sooner (`--for 0m` ends them) shortens those before it (kept, for who and why)."""
+        self.db.execute("UPDATE overrides SET until = ? WHERE until > ? AND until > ?"
+                        " AND (scope = ? OR ? = 'all')", (max(until, now), until, now, scope,
+                                                          scope))
         self.db.execute("INSERT INTO overrides (scope, until, created_at, created_by, reason)"
                         " VALUES (?, ?, ?, ?, ?)", (scope, until, time.time(), who, reason))
 
@@ -635,8 +652,11 @@ class LedgerQueries:
             (session_id, project, agent, transcript, now, now, int(started)))
 
     def end_live_session(self, session_id: str, now: float) -> None:
-        self.db.execute("UPDATE live_sessions SET ended_at = ? WHERE session_id = ?",
-                        (now, session_id))
+        """SessionEnd: the session is at work no more (recorded even for a session no budget
+        hook saw, so that `cmat live` stops listing it)."""
+        self.db.execute("INSERT INTO live_sessions (session_id, started_at, last_seen, ended_at)"
+                        " VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET"
+                        " ended_at = excluded.ended_at", (session_id, now, now, now))
 
     def live_sessions(self, seen_since: float) -> list[tuple]:
         """Sessions not ended and seen by a hook since `seen_since`: (session_id, project,

@@ -296,10 +296,12 @@ class Ledger(LedgerQueries):
         return gone
 
     def drop_legacy(self, task_id: str, session_id: str) -> None:
-        """Forget CMAT's figures for a session whose requests the ledger now holds itself."""
+        """Forget CMAT's figures for a session whose requests the ledger now holds itself:
+        figures naming that session, or naming none (CMAT's `costs extract TASK FILE` without
+        a session id, at the very SessionEnd cmat now records)."""
         legacy = self.db.execute("SELECT session_id FROM requests WHERE message_id = ?",
                                  (LEGACY_PREFIX + task_id,)).fetchone()
-        if legacy and legacy[0] == f"legacy:{session_id}":
+        if legacy and legacy[0] in (f"legacy:{session_id}", f"legacy:{task_id}"):
             self.db.execute("DELETE FROM requests WHERE message_id = ?",
                             (LEGACY_PREFIX + task_id,))
             self.db.execute("DELETE FROM sessions WHERE session_id = ?", (legacy[0],))

@@ -38,11 +38,10 @@ def describe(url: str) -> str:
 def connect(url: str):
     """An autocommit connection (transactions are explicit); TeamDatabaseError when psycopg
     is missing or the server cannot be reached."""
-    try:
-        import psycopg
-    except ImportError:
-        raise TeamDatabaseError("the team database needs psycopg",
-                                "pip install 'cmat-costs[team]'") from None
+    from cmat.extras import require
+
+    require("team", "the team database")
+    import psycopg
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
                                application_name="cmat")

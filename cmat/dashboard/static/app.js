@@ -68,11 +68,28 @@ function sumBy(report, key) {
   return [...totals.entries()].sort((a, b) => b[1] - a[1]);
 }
 
-function dailyChart(daily) {
+function everyDay(first, last) {
+  const days = [];
+  for (let day = new Date(first + "T12:00:00"); localDay(day) <= last;
+       day.setDate(day.getDate() + 1)) days.push(localDay(day));
+  return days;
+}
+
+// The days the page is about: a file's range (report --html --since/--until), else the last 30.
+function shownDays(daily, range) {
+  if (range) {
+    const dated = daily.rows.map(row => row.date).sort();
+    const first = range.since || dated[0] || localDay(new Date());
+    const last = range.until || (range.since ? localDay(new Date()) : dated[dated.length - 1]);
+    return everyDay(first, last);
+  }
   const since = new Date(); since.setDate(since.getDate() - 29);
-  const first = localDay(since);
-  const rows = daily.rows.filter(row => row.date >= first);
-  const days = [...new Set(rows.map(row => row.date))].sort();
+  return everyDay(localDay(since), localDay(new Date()));
+}
+
+function dailyChart(daily, range) {
+  const days = shownDays(daily, range);  // every day, those without usage too
+  const rows = daily.rows.filter(row => row.date >= days[0] && row.date <= days[days.length - 1]);
   const models = sumBy({rows}, "model").map(([model]) => model);
   const datasets = models.map((model, index) => ({
     label: model.replace(/^claude-/, ""),
@@ -81,8 +98,9 @@ function dailyChart(daily) {
                              .reduce((sum, r) => sum + r.total_usd, 0)),
   }));
   const total = rows.reduce((sum, row) => sum + row.total_usd, 0);
+  const used = new Set(rows.map(row => row.date)).size;
   text("total-30d", money(total));
-  text("days-30d", `${days.length} days with usage`);
+  text("days-30d", `${used} of ${days.length} days with usage`);
   new Chart(document.getElementById("daily-chart"), {
     type: "bar", data: {labels: days, datasets},
     options: {animation: false, maintainAspectRatio: false,
@@ -90,6 +108,12 @@ function dailyChart(daily) {
               plugins: {tooltip: {callbacks: {label: c => `${c.dataset.label}: ${money(c.raw)}`}}}},
   });
   return {days: days.length, datasets: datasets.length};
+}
+
+function rangeWords(range) {
+  if (!range) return null;
+  if (range.since && range.until) return `${range.since} to ${range.until}`;
+  return range.since ? `since ${range.since}` : `until ${range.until}`;
 }
 
 function projectChart(projects) {
@@ -126,9 +150,10 @@ function budgetBars(status) {
   });
 }
 
-function suggestionList(found) {
+function suggestionList(found, range) {
   text("savings", money(found.potential_savings_usd));
-  text("savings-detail", `of ${money(found.cost_usd)} over the last 30 days`);
+  text("savings-detail", `of ${money(found.cost_usd)} ${range ? rangeWords(range)
+                                                               : "over the last 30 days"}`);
   const list = document.getElementById("suggestions");
   list.replaceChildren();
   if (!found.suggestions.length) { list.textContent = "Nothing would have cost less."; }
@@ -146,9 +171,15 @@ async function main() {
   const names = Object.keys(API);
   const data = Object.fromEntries(
     (await Promise.all(names.map(load))).map((value, index) => [names[index], value]));
+  const range = window.CMAT_DATA ? window.CMAT_DATA.range : null;
+  if (range) {  // a file for a range: every card, chart and table is for that range
+    text("title-all", rangeWords(range));
+    text("title-30d", "Per day");
+    text("title-daily", `Spend per day, by model (${rangeWords(range)})`);
+  }
   text("total-all", money(data.daily.total.total_usd));
   text("requests-all", `${data.daily.total.requests.toLocaleString("en-US")} requests`);
-  const drawn = dailyChart(data.daily);
+  const drawn = dailyChart(data.daily, range);
   projectChart(data.projects);
   budgetBars(data.budgets);
   const block = data.blocks.blocks[0];
@@ -161,7 +192,7 @@ async function main() {
         sumBy(data.tasks, "task").slice(0, 10).map(([n, usd]) => [n, money(usd)]));
   table("alerts", [["Fired"], ["Level"], ["Alert"]], data.alerts.slice(0, 10).map(alert => [
     new Date(alert.fired_at * 1000).toLocaleString(), alert.level, alert.message]));
-  suggestionList(data.suggestions);
+  suggestionList(data.suggestions, range);
   text("updated", window.CMAT_DATA ? `as of ${window.CMAT_DATA.generated_at}`
                                     : `updated ${new Date().toLocaleTimeString()}`);
   document.body.dataset.days = drawn.days;
