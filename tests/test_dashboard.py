@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 from wsgiref.util import setup_testing_defaults
 
 import pytest
@@ -172,13 +173,72 @@ def test_the_dashboard_renders_in_chromium_with_the_right_totals(recent_history,
                                 "--no-scan").output)
     assert errors == [] and shown["ready"] == "1"
     assert shown["total"] == money(report["total"]["total_usd"])
-    assert shown["last30"] == money(report["total"]["total_usd"])  # all of it is recent
+    assert shown["title"] == "Last 30 days"  # all of the history is recent
+    assert shown["last30"] == money(report["total"]["total_usd"] / 30)  # a day on average
     assert shown["days"] == 30 and shown["models"] == 3  # every day, those without usage too
-    assert shown["days_text"] == "7 of 30 days with usage"
+    assert shown["days_text"] == "a day on average; 7 of 30 days with usage"
     assert shown["charts"] == [3, 1]  # spend per day (a dataset a model), per project
     assert shown["budgets"] == 2 and shown["alerts"] == 1 and shown["tasks"] >= 4
     assert shown["savings"].startswith("$")
     assert target.exists() if hasattr(target, "exists") else True
+
+
+def test_the_dashboard_is_live_with_a_period_picker_titles_and_the_block(recent_history,
+                                                                         project, tmp_path):
+    """Served live, the page reads the API again by itself: a session recorded meanwhile
+    appears without a reload. The period picker, task titles and the 5-hour block's progress
+    are there; at a phone's width nothing runs off the screen (screenshots at both widths)."""
+    chromium()
+    from playwright.sync_api import sync_playwright
+
+    server = subprocess.Popen([sys.executable, "-m", "cmat", "dashboard", "--port", "0",
+                               "--project", str(project)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=child_env(CLAUDE_CONFIG_DIR=recent_history))
+    shots = Path(os.environ.get("CMAT_DASHBOARD_SHOTS") or tmp_path)
+    try:
+        url = re.search(r"http://\S+/", server.stdout.readline()).group(0)
+        with sync_playwright() as driver:
+            browser = driver.chromium.launch(executable_path=chromium(), args=[
+                "--no-sandbox", "--disable-gpu", "--no-first-run"])
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 1400})
+                errors = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(url + "?refresh=1")
+                page.wait_for_function("document.body.dataset.ready === '1'", timeout=30_000)
+                before = page.text_content("#total-all")
+                assert "task d0-m1 (" in page.text_content("#tasks")  # titles, not ids alone
+                assert page.text_content("#block-detail").count("/h") == 1  # burn rate
+                width = page.evaluate("getComputedStyle(document.getElementById("
+                                      "'block-progress')).width")
+                assert float(width.removesuffix("px")) > 0
+                page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
+                # A session ends meanwhile: the page shows it by itself.
+                builder = TranscriptBuilder(session_id="arrives-later", cwd="/home/me/app")
+                builder.now = now_iso(-30)
+                builder.response(model=MODELS[0], output=400_000)
+                write_session(recent_history / "projects" / "-home-me-later", builder)
+                page.wait_for_function(
+                    f"document.getElementById('total-all').textContent !== '{before}'",
+                    timeout=60_000)
+                page.select_option("#period", "7d")
+                page.wait_for_function("document.getElementById('title-all').textContent"
+                                       " === 'Last 7 days'", timeout=30_000)
+                assert page.evaluate("document.body.dataset.days") == "7"
+                phone = browser.new_page(viewport={"width": 390, "height": 844})
+                phone.goto(url)
+                phone.wait_for_function("document.body.dataset.ready === '1'",
+                                        timeout=30_000)
+                assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+                phone.screenshot(path=str(shots / "dashboard-phone.png"), full_page=True)
+                assert errors == []
+            finally:
+                browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert (shots / "dashboard.png").exists() and (shots / "dashboard-phone.png").exists()
 
 
 def test_report_html_is_one_file_that_renders_offline(recent_history, project, tmp_path):
@@ -206,7 +266,7 @@ def test_report_html_for_a_past_range_shows_that_range_alone(recent_history, pro
     report = json.loads(cli_run("report", "daily", "--since", since, "--until", until,
                                 "--json", "--no-scan").output)
     assert shown["total"] == money(report["total"]["total_usd"])
-    assert shown["last30"] == shown["total"]  # the per-day card sums the same days
+    assert shown["last30"] == money(report["total"]["total_usd"] / 3)  # the same 3 days
     assert shown["title"] == f"{since} to {until}" and shown["days"] == 3
     suggestions = json.loads(cli_run("optimize", "--since", since, "--until", until,
                                      "--json", "--no-scan").output)

@@ -169,7 +169,11 @@ def backtracking_risk(pattern: str) -> str | None:
                 return found
         return None
 
-    return walk(_parser.parse(pattern), False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "possible nested set": re's own note
+        return walk(_parser.parse(pattern), False)
 
 
 def validation_error(path: Path, model_id: str, exc: Exception) -> CatalogError:

@@ -7,6 +7,7 @@
     GET /api/v1/alerts             = cmat alerts list --json
     GET /api/v1/suggestions        = cmat optimize --json   (?period=30d&since=&until=)
     GET /api/v1/blocks             = cmat blocks --active --json
+    GET /api/v1/titles             the project's task titles by id (from its queue)
 
 Every answer is computed by the same function as the command's, from the ledger, which the
 server brings up to date (an incremental scan) at most every SCAN_INTERVAL_SECONDS.
@@ -70,6 +71,19 @@ def suggestions(ledger, models, query: dict) -> dict:
     return optimize(ledger, models, start, end)
 
 
+def task_titles(project: Path) -> dict[str, str]:
+    """Task id -> title, from the project's queue (none when it has no queue, or a broken
+    one: the page then shows ids)."""
+    from cmat.errors import CmatError
+    from cmat.tasks import QueueService
+
+    try:
+        return {task["id"]: str(task.get("title") or "") for task in QueueService(project).tasks()
+                if isinstance(task.get("id"), str)}
+    except CmatError:
+        return {}
+
+
 def active_blocks(ledger) -> dict:
     from cmat.blocks import active_block, block_json
 
@@ -104,7 +118,8 @@ def snapshot(ledger, models, project: Path, query) -> dict:
             "enhancements": report("monthly", "enhancement"), "tasks": report("monthly", "task"),
             "budgets": budgets(ledger, project), "alerts": ledger.alerts(),
             "suggestions": optimize(ledger, models, start, end, query.project),
-            "blocks": active_blocks(ledger), "generated_at": iso_utc(time.time()),
+            "blocks": active_blocks(ledger), "titles": task_titles(project),
+            "generated_at": iso_utc(time.time()),
             "range": {"since": query.since and query.since.isoformat(),
                       "until": query.until and query.until.isoformat()} if ranged else None}
 
@@ -143,7 +158,8 @@ class Dashboard:
                    "/api/v1/budgets": lambda ledger: budgets(ledger, self.project),
                    "/api/v1/alerts": lambda ledger: ledger.alerts(),
                    "/api/v1/suggestions": lambda ledger: suggestions(ledger, self.models, query),
-                   "/api/v1/blocks": active_blocks}
+                   "/api/v1/blocks": active_blocks,
+                   "/api/v1/titles": lambda ledger: task_titles(self.project)}
         if path not in answers:
             raise NoSuchAPI(path)
         with self.ledger() as ledger:

@@ -1,6 +1,14 @@
 // The dashboard: reads cmat's JSON API (or, in a file written by `cmat report --html`, the
-// same answers embedded as window.CMAT_DATA) and draws it. No network beyond this machine.
+// same answers embedded as window.CMAT_DATA) and draws it; served live, it reads the API again
+// every REFRESH_MS (the server scans for new transcript lines first). No network beyond this
+// machine.
 "use strict";
+
+// ?refresh=SECONDS in the address changes how often (tests use a short one).
+const REFRESH_MS = (Number(new URLSearchParams(location.search).get("refresh")) || 15) * 1000;
+const PERIODS = {"7d": ["Last 7 days", 7], "30d": ["Last 30 days", 30],
+                 "90d": ["Last 90 days", 90], "all": ["All time", null]};
+const RANGED = ["daily", "projects", "enhancements", "tasks", "suggestions"];
 
 const API = {
   daily: "/api/v1/usage?period=daily&by=model",
@@ -11,6 +19,7 @@ const API = {
   alerts: "/api/v1/alerts",
   suggestions: "/api/v1/suggestions",
   blocks: "/api/v1/blocks",
+  titles: "/api/v1/titles",
 };
 const COLOURS = ["#3b6fd8", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d",
                  "#d4ac0d", "#2c3e50", "#e84393"];
@@ -21,11 +30,34 @@ function money(value) {
   return "$" + value.toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2});
 }
 
-async function load(name) {
-  if (window.CMAT_DATA) return window.CMAT_DATA[name];
-  const response = await fetch(API[name]);
-  if (!response.ok) throw new Error(`${API[name]}: HTTP ${response.status}`);
+async function load(name, since) {
+  if (window.CMAT_DATA) return window.CMAT_DATA[name] ?? {};
+  let url = API[name];
+  const join = url.includes("?") ? "&" : "?";
+  if (since && RANGED.includes(name)) url += `${join}since=${since}`;
+  else if (name === "suggestions" && chosenPeriod() === "all") url += `${join}period=all`;
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return response.json();
+}
+
+function chosenPeriod() {
+  const key = (location.hash || "").replace("#", "");
+  return PERIODS[key] ? key : "30d";
+}
+
+function sinceOf(period) {
+  const days = PERIODS[period][1];
+  if (!days) return null;
+  const since = new Date(); since.setDate(since.getDate() - (days - 1));
+  return localDay(since);
+}
+
+function draw(id, config) {  // a chart drawn again replaces the one before it
+  const canvas = document.getElementById(id);
+  const previous = Chart.getChart(canvas);
+  if (previous) previous.destroy();
+  return new Chart(canvas, config);
 }
 
 function localDay(date) {
@@ -75,16 +107,17 @@ function everyDay(first, last) {
   return days;
 }
 
-// The days the page is about: a file's range (report --html --since/--until), else the last 30.
+// The days the page is about: a file's range (report --html --since/--until), else the period
+// picked (all time: from the first day with usage).
 function shownDays(daily, range) {
+  const dated = daily.rows.map(row => row.date).sort();
+  const today = localDay(new Date());
   if (range) {
-    const dated = daily.rows.map(row => row.date).sort();
-    const first = range.since || dated[0] || localDay(new Date());
-    const last = range.until || (range.since ? localDay(new Date()) : dated[dated.length - 1]);
+    const first = range.since || dated[0] || today;
+    const last = range.until || (range.since ? today : dated[dated.length - 1] || today);
     return everyDay(first, last);
   }
-  const since = new Date(); since.setDate(since.getDate() - 29);
-  return everyDay(localDay(since), localDay(new Date()));
+  return everyDay(sinceOf(chosenPeriod()) || dated[0] || today, today);
 }
 
 function dailyChart(daily, range) {
@@ -99,9 +132,9 @@ function dailyChart(daily, range) {
   }));
   const total = rows.reduce((sum, row) => sum + row.total_usd, 0);
   const used = new Set(rows.map(row => row.date)).size;
-  text("total-30d", money(total));
-  text("days-30d", `${used} of ${days.length} days with usage`);
-  new Chart(document.getElementById("daily-chart"), {
+  text("total-30d", money(total / days.length));
+  text("days-30d", `a day on average; ${used} of ${days.length} days with usage`);
+  draw("daily-chart", {
     type: "bar", data: {labels: days, datasets},
     options: {animation: false, maintainAspectRatio: false,
               scales: {x: {stacked: true}, y: {stacked: true, ticks: {callback: v => "$" + v}}},
@@ -112,13 +145,14 @@ function dailyChart(daily, range) {
 
 function rangeWords(range) {
   if (!range) return null;
+  if (!range.since && !range.until) return "all time";
   if (range.since && range.until) return `${range.since} to ${range.until}`;
   return range.since ? `since ${range.since}` : `until ${range.until}`;
 }
 
 function projectChart(projects) {
   const totals = sumBy(projects, "project").slice(0, 10);
-  new Chart(document.getElementById("project-chart"), {
+  draw("project-chart", {
     type: "bar",
     data: {labels: totals.map(([name]) => String(name).split("/").filter(Boolean).pop() || name),
            datasets: [{label: "USD", data: totals.map(([, usd]) => usd),
@@ -167,43 +201,82 @@ function suggestionList(found, range) {
   });
 }
 
+function blockCard(block) {
+  text("block-cost", block ? money(block.cost_usd) : "none");
+  const fill = document.getElementById("block-progress");
+  if (!block) {
+    text("block-detail", "nothing used in 5 hours");
+    fill.style.width = "0%";
+    return;
+  }
+  const start = new Date(block.start), end = new Date(block.end);
+  const elapsed = Math.min(Math.max((Date.now() - start) / (end - start), 0), 1);
+  fill.style.width = (elapsed * 100).toFixed(0) + "%";
+  const rate = block.burn_rate ? `${money(block.burn_rate.cost_per_hour)}/h, ` : "";
+  const projected = block.projection ? `${money(block.projection.cost_usd)} by ` : "ends ";
+  text("block-detail", `${block.total_tokens.toLocaleString("en-US")} tokens; ${rate}` +
+                       `${projected}${end.toLocaleTimeString([], {hour: "2-digit",
+                                                                    minute: "2-digit"})}`);
+}
+
+function taskName(titles, id) {
+  return titles && titles[id] ? `${titles[id]} (${id})` : id;
+}
+
 async function main() {
+  const range = window.CMAT_DATA ? window.CMAT_DATA.range : null;
+  const period = chosenPeriod();
+  const since = range ? null : sinceOf(period);
   const names = Object.keys(API);
   const data = Object.fromEntries(
-    (await Promise.all(names.map(load))).map((value, index) => [names[index], value]));
-  const range = window.CMAT_DATA ? window.CMAT_DATA.range : null;
-  if (range) {  // a file for a range: every card, chart and table is for that range
-    text("title-all", rangeWords(range));
-    text("title-30d", "Per day");
-    text("title-daily", `Spend per day, by model (${rangeWords(range)})`);
-  }
+    (await Promise.all(names.map(name => load(name, since)))).map(
+      (value, index) => [names[index], value]));
+  const label = range ? rangeWords(range) : PERIODS[period][0];
+  text("title-all", label);
+  text("title-30d", "Per day");
+  text("title-daily", `Spend per day, by model (${label.toLowerCase()})`);
+  document.getElementById("period").hidden = Boolean(window.CMAT_DATA);
+  document.getElementById("period").value = period;
   text("total-all", money(data.daily.total.total_usd));
   text("requests-all", `${data.daily.total.requests.toLocaleString("en-US")} requests`);
   const drawn = dailyChart(data.daily, range);
   projectChart(data.projects);
   budgetBars(data.budgets);
-  const block = data.blocks.blocks[0];
-  text("block-cost", block ? money(block.cost_usd) : "none");
-  text("block-detail", block ? `${block.total_tokens.toLocaleString("en-US")} tokens, ends ` +
-                               new Date(block.end).toLocaleTimeString() : "nothing used in 5 hours");
+  blockCard(data.blocks.blocks[0]);
   table("enhancements", [["Enhancement"], ["Cost", true]],
         sumBy(data.enhancements, "enhancement").slice(0, 10).map(([n, usd]) => [n, money(usd)]));
   table("tasks", [["Task"], ["Cost", true]],
-        sumBy(data.tasks, "task").slice(0, 10).map(([n, usd]) => [n, money(usd)]));
+        sumBy(data.tasks, "task").slice(0, 10).map(
+          ([n, usd]) => [taskName(data.titles, n), money(usd)]));
   table("alerts", [["Fired"], ["Level"], ["Alert"]], data.alerts.slice(0, 10).map(alert => [
     new Date(alert.fired_at * 1000).toLocaleString(), alert.level, alert.message]));
-  suggestionList(data.suggestions, range);
+  suggestionList(data.suggestions, range || (since ? {since} : period === "all" ? {} : null));
   text("updated", window.CMAT_DATA ? `as of ${window.CMAT_DATA.generated_at}`
                                     : `updated ${new Date().toLocaleTimeString()}`);
+  document.body.dataset.refreshes = Number(document.body.dataset.refreshes || 0) + 1;
   document.body.dataset.days = drawn.days;
   document.body.dataset.models = drawn.datasets;
   document.body.dataset.ready = "1";
 }
 
-main().catch(error => {
-  document.body.dataset.ready = "error";
+async function refresh() {
   const element = document.getElementById("error");
-  element.hidden = false;
-  element.textContent = `cmat dashboard: ${error.message}`;
-  console.error(error);
-});
+  try {
+    await main();
+    element.hidden = true;
+  } catch (error) {  // said on the page; the next refresh tries again
+    if (document.body.dataset.ready !== "1") document.body.dataset.ready = "error";
+    element.hidden = false;
+    element.textContent = `cmat dashboard: ${error.message}`;
+    console.error(error);
+  }
+}
+
+refresh();
+if (!window.CMAT_DATA) {  // served live: new sessions appear without reloading the page
+  setInterval(refresh, REFRESH_MS);
+  window.addEventListener("hashchange", refresh);
+  document.getElementById("period").addEventListener("change", event => {
+    location.hash = event.target.value;
+  });
+}
