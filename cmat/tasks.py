@@ -452,14 +452,31 @@ def sync_queue(project: Path, ledger: Ledger, models: ModelService,
     return []
 
 
+def ran_here(task: dict) -> bool:
+    """Whether a task's figures are of work done on this machine: its session's transcript,
+    or its log file, is here. CMAT's template and demo queues (and a queue committed from
+    another machine) carry figures of sessions that never ran here: they are nobody's spend
+    here."""
+    metadata = task.get("metadata") if isinstance(task.get("metadata"), dict) else {}
+    log = metadata.get("log_file_path")
+    if isinstance(log, str) and log and Path(log).is_file():
+        return True
+    session = metadata.get("session_id")
+    if not isinstance(session, str) or not re.fullmatch(r"[\w.-]+", session):
+        return False
+    return any(next(root.glob(f"*/{session}.jsonl"), None) is not None
+               for root in paths.transcript_roots())
+
+
 def import_legacy(project: Path, ledger: Ledger) -> int:
     """Figures CMAT's own hook wrote before cmat (a task with cost fields and no session in
     the ledger) become one request of their own in the ledger, so that they still count once
-    cmat records the task's next session. Returns how many tasks were taken in."""
+    cmat records the task's next session; only figures of work done on this machine
+    (`ran_here`). Returns how many tasks were taken in."""
     taken = 0
     for task in QueueService(project).tasks():
         figures = legacy_figures(task)
-        if figures is None or ledger.task_sessions(task["id"]):
+        if figures is None or ledger.task_sessions(task["id"]) or not ran_here(task):
             continue
         with ledger.transaction():
             ledger.store_legacy(task["id"], figures, LEGACY_VERSION)

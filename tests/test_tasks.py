@@ -5,6 +5,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 from click.testing import CliRunner
@@ -15,7 +16,15 @@ from cmat.cli import cli
 from cmat.errors import NotFound, QueueError, TranscriptError, UsageError
 from cmat.ingest import extract
 from cmat.ledger import Ledger
-from cmat.tasks import NO_TASK, QueueService, current_context, sync_queue, task_report
+from cmat.ledger.schema import timestamp_seconds
+from cmat.tasks import (
+    NO_TASK,
+    QueueService,
+    current_context,
+    enhancement_of,
+    sync_queue,
+    task_report,
+)
 from tests.helpers import FIXTURES, REPO, child_env
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 
@@ -265,9 +274,13 @@ def test_subagents_are_part_of_the_session(project, tmp_path, task_id):
 
 
 def test_figures_cmat_wrote_before_cmat_still_count(project, tmp_path, task_id):
+    log = tmp_path / "architect.log"  # CMAT's log of the task: it ran on this machine
+    log.write_text("done\n")
+
     def legacy(task):
         task["metadata"].update(cost_usd=".5000", cost_input_tokens="10", session_id="old",
-                                cost_output_tokens="20", cost_model="Claude Opus 4.5")
+                                cost_output_tokens="20", cost_model="Claude Opus 4.5",
+                                log_file_path=str(log))
     QueueService(project).update_task(task_id, legacy)
     assert task_report(project, task_id)["total_usd"] == pytest.approx(0.5)
     builder, path = session(tmp_path, "s1", output=10)
@@ -439,9 +452,13 @@ def test_cmats_figure_without_a_session_gives_way_to_the_session_cmat_records(
         project, tmp_path, task_id):
     """CMAT's own `costs extract TASK FILE` (no session id) wrote its figure; cmat then
     records that session: the task counts it once, at cmat's price."""
+    log = tmp_path / "task.log"
+    log.write_text("done\n")
+
     def as_cmat_wrote_it(task):
         task["metadata"].update(cost_usd="1.0800", cost_input_tokens="10",
-                                cost_output_tokens="20", cost_model="claude-opus-4-6")
+                                cost_output_tokens="20", cost_model="claude-opus-4-6",
+                                log_file_path=str(log))
     QueueService(project).update_task(task_id, as_cmat_wrote_it)
     assert task_report(project, task_id)["total_usd"] == pytest.approx(1.08)  # imported
     builder, path = session(tmp_path, "real", output=10)
@@ -449,3 +466,30 @@ def test_cmats_figure_without_a_session_gives_way_to_the_session_cmat_records(
     report = task_report(project, task_id)
     assert report["total_usd"] == pytest.approx(builder.expected_cost)
     assert [s["session_id"] for s in report["sessions"]] == ["real"]
+
+
+@pytest.mark.parametrize("queue", ["data_task_queue.json", "demo_data_task_queue.json"])
+def test_cmats_template_and_demo_figures_are_no_spend_here(project, queue, tmp_path,
+                                                            monkeypatch):
+    """CMAT v10 ships queues whose tasks carry figures of sessions that ran on its authors'
+    machines: no report, budget or enhancement counts them; CMAT's own timestamp forms
+    (`...+00:00Z`) parse."""
+    from tests.helpers import cli_run
+
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    paths.queue_file(project).parent.mkdir(parents=True, exist_ok=True)
+    paths.queue_file(project).write_bytes((FIXTURES / "cmat-v10" / queue).read_bytes())
+    tasks = QueueService(project).tasks()
+    enhancement = next(enhancement_of(t) for t in tasks if enhancement_of(t))
+    report = json.loads(cli_run("costs", "enhancement", enhancement, "--json").output)
+    assert report["total_usd"] == 0
+    assert json.loads(cli_run("report", "monthly", "--json", "--no-scan").output)["rows"] == []
+    assert timestamp_seconds("2025-12-29T18:06:36.037810+00:00Z") == pytest.approx(
+        datetime(2025, 12, 29, 18, 6, 36, 37810, tzinfo=timezone.utc).timestamp())
+    # The same task, its session's transcript on this machine: its figure counts.
+    task = next(t for t in tasks if t.get("metadata", {}).get("cost_usd"))
+    folder = tmp_path / "claude" / "projects" / "-p"
+    folder.mkdir(parents=True)
+    (folder / f"{task['metadata']['session_id']}.jsonl").write_text("")
+    shown = json.loads(cli_run("costs", "show", task["id"], "--json").output)
+    assert shown["total_usd"] == pytest.approx(float(task["metadata"]["cost_usd"]))
