@@ -145,7 +145,7 @@ def test_models_validate_reports_a_broken_layer(run, project):
 def test_help_lists_commands_without_importing_them():
     code = ("import sys; from click.testing import CliRunner; from cmat.cli import cli;"
             "r = CliRunner().invoke(cli, ['--help']); assert 'costs' in r.output;"
-            "heavy = [m for m in ('pydantic', 'tabulate', 'cmat.catalog', 'cmat.cli.costs')"
+            "heavy = [m for m in ('pydantic', 'rich', 'cmat.catalog', 'cmat.cli.costs')"
             " if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True,
                          text=True, check=True).stdout

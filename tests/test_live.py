@@ -1,5 +1,7 @@
 """`cmat live`: the full-screen view, driven for real in tmux, and its screen drawn alone."""
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -125,3 +127,46 @@ def test_an_ended_session_is_no_longer_listed_as_at_work(project, tmp_path):
         with ledger.transaction():
             ledger.end_live_session("ended-session", time.time())
         assert ledger.recent_sessions(time.time() - 600, 5) == []
+
+
+def _in_tmux(columns: int, args: list[str], env: dict, done_marker: str = "__done__") -> str:
+    """`cmat ARGS` run in a real terminal `columns` wide; the screen when it has finished."""
+    name = f"cmat-test-{uuid.uuid4().hex[:8]}"
+    command = " ".join([
+        "env", *[f"{key}='{value}'" for key, value in env.items()
+                 if key in ("HOME", "PYTHONPATH", "CLAUDE_CONFIG_DIR", "NO_COLOR")
+                 or key.startswith("XDG_")],
+        sys.executable, "-m", "cmat", *args, f"; echo {done_marker}; sleep 60"])
+    tmux("new-session", "-d", "-s", name, "-x", str(columns), "-y", "50", command)
+    try:
+        screen = wait_for(lambda: (lambda s: s if done_marker in s else None)(
+            tmux("capture-pane", "-t", name, "-p")))
+        assert screen, tmux("capture-pane", "-t", name, "-p")
+        return screen.split(done_marker)[0]
+    finally:
+        tmux("kill-session", "-t", name)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_tables_in_a_real_terminal_keep_every_row_on_one_line(real_history, project):
+    """At 120 columns the session report's ids are never split into pieces; at 80 the budget
+    table fits and each budget is one line (rich's tables: cut with an ellipsis, or compact)."""
+    from tests.helpers import cli_run, user_config
+
+    cli_run("scan", "-q")
+    user_config("[budgets]\ndaily = 1\nweekly = 5\nmonthly = 300\ntotal = 1000\n"
+                "[budgets.task]\ndefault = 5\n[budgets.session]\ndefault = 2\n")
+    env = child_env(CLAUDE_CONFIG_DIR=real_history, NO_COLOR="1")
+    sessions = json.loads(cli_run("report", "session", "--last", "5", "--json",
+                                  "--no-scan").output)["rows"]
+    screen = _in_tmux(120, ["report", "session", "--last", "5", "--no-scan"], env)
+    lines = [line for line in screen.splitlines() if line.strip()]
+    assert max(map(len, lines)) <= 120
+    for row in sessions:  # each session on one line of its own, its id whole or its prefix
+        assert sum(row["session"][:8] in line for line in lines) == 1, screen
+    assert not any(re.fullmatch(r"\s*[0-9a-f-]{1,7}\s*", line) for line in lines), screen
+    screen = _in_tmux(80, ["budget", "status", "--no-scan"], env)
+    lines = [line for line in screen.splitlines() if line.strip()]
+    assert max(map(len, lines)) <= 80, screen
+    for label in ("Daily budget", "Weekly budget", "Monthly budget", "Lifetime budget"):
+        assert sum(line.startswith(label[:8]) for line in lines) == 1, screen

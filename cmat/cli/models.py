@@ -78,7 +78,7 @@ def list_models(sources: bool, project: Path | None, as_json: bool) -> None:
                      _extras(p), m.last_updated + (f" ({m.origin})" if m.origin != "built-in"
                                                    else "")])
     click.echo(table(rows, ["Id", "Input", "Output", "5m write", "1h write", "Read", "Rules",
-                      "Checked"], numeric_from=1, wrap=(0, 6, 7)))
+                      "Checked"], numeric_from=1, cut=(0, 6, 7)))
     click.echo(f"\n* default; catalog {service.catalog.version}; USD per million tokens, prices "
                "in force today.\nSources: cmat models list --sources")
     for note in service.catalog.notes:

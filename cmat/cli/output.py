@@ -9,6 +9,7 @@ import time
 
 import orjson
 
+from cmat.colour import visible_length
 from cmat.money import usd
 
 
@@ -77,35 +78,74 @@ def short_count(value: int) -> str:
     return str(value)
 
 
-def table(rows: list[list], headers: list[str], numeric_from: int = 1,
-          width: int | None = -1, wrap: tuple[int, ...] | None = None) -> str:
-    """A table whose lines fit `width` (default: the terminal's): when too wide, its widest
-    text columns (`wrap`; default: those before `numeric_from`) wrap onto more lines."""
-    from tabulate import tabulate  # 70 ms to import: only where a table is printed
+NARROWEST_TEXT = 6  # a text column is never cut below this
 
-    from cmat.colour import visible_length
+
+def table(rows: list[list], headers: list[str], numeric_from: int = 1,
+          width: int | None = -1, cut: tuple[int, ...] | None = None) -> str:
+    """A table (drawn by rich) whose lines fit `width` (default: the terminal's; None: as
+    wide as it needs). When too wide, its widest text columns (`cut`; default: those before
+    `numeric_from`) are cut, each cell ending in an ellipsis: a row stays one line, and
+    numbers are never cut. Cells may hold colour (cmat.colour): it never moves a column."""
+    from rich.text import Text
 
     width = terminal_width() if width == -1 else width
-    if colour_on():
-        headers = [styled(str(h), "bold") for h in headers]
-    align = ["left"] * numeric_from + ["right"] * (len(headers) - numeric_from)
-    limits: list[int | None] = [None] * len(headers)
+    cells = [[Text.from_ansi(str(cell)) for cell in row] for row in rows]
+    titles = [Text.from_ansi(str(header)) for header in headers]
+    widths = [max([titles[i].cell_len] + [row[i].cell_len for row in cells])
+              for i in range(len(headers))]
+    cuttable = cut if cut is not None else tuple(range(numeric_from))
     while True:
-        text = tabulate(rows, headers=headers, colalign=align, disable_numparse=True,
-                        maxcolwidths=limits)
-        excess = max(map(visible_length, text.splitlines()), default=0) - width if width else 0
-        if excess <= 0:
-            return text
-        wrappable = wrap if wrap is not None else tuple(range(numeric_from))
-        widths = {i: max([visible_length(h) for h in str(headers[i]).split()]
-                         + [visible_length(line) for row in rows
-                            for line in str(row[i]).splitlines()])
-                  if limits[i] is None else limits[i] for i in wrappable}
-        column = max(wrappable, key=lambda i: widths[i], default=None)
-        floor = 6
-        if column is None or widths[column] <= floor:
-            return text  # nothing left to wrap: the numbers themselves are wider
-        limits[column] = max(widths[column] - excess, floor)
+        text = _render(cells, titles, widths, numeric_from)
+        excess = max(map(visible_length, text.splitlines()), default=0) - (width or 10**9)
+        narrowable = [i for i in cuttable if i < len(widths) and widths[i] > NARROWEST_TEXT]
+        if excess <= 0 or not narrowable:
+            return text  # fits; or only numbers are left, wider than the screen
+        widest = max(narrowable, key=lambda i: widths[i])
+        others = [widths[i] for i in narrowable if i != widest]
+        step = max(1, min(excess, widths[widest] - max(others, default=NARROWEST_TEXT)))
+        widths[widest] = max(widths[widest] - step, NARROWEST_TEXT)
+
+
+def _render(cells, titles, widths: list[int], numeric_from: int) -> str:
+    import io
+    import re
+
+    from rich.console import Console
+    from rich.table import Table
+
+    colour = colour_on()
+    grid = Table(box=_plain_head(), show_edge=False, pad_edge=False, collapse_padding=True,
+                 header_style="", padding=(0, 1))
+    for index, title in enumerate(titles):
+        if colour:  # the words bold, not the padding around them
+            title = title.copy()
+            title.stylize("bold")
+        grid.add_column(title, justify="right" if index >= numeric_from else "left",
+                        no_wrap=True, overflow="ellipsis", width=widths[index])
+    for row in cells:
+        grid.add_row(*row)
+    console = Console(file=io.StringIO(), width=sum(widths) + 3 * len(widths) + 2,
+                      color_system="standard" if colour else None, force_terminal=colour,
+                      no_color=not colour, highlight=False, emoji=False, markup=False)
+    console.print(grid)
+    # Trailing padding goes, also where a colour's reset code follows it.
+    lines = []
+    for line in console.file.getvalue().splitlines():
+        trimmed = re.sub(r"(?:\s|\x1b\[[0-9;]*m)+$", "", line)
+        lines.append(trimmed + ("\x1b[0m" if "\x1b[" in trimmed else ""))
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines)
+
+
+def _plain_head():
+    from rich.box import Box
+
+    # No borders; the header underlined with ASCII dashes, two spaces between columns.
+    return Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True)
 
 
 def summary_text(report: dict) -> str:

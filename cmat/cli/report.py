@@ -224,9 +224,13 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
         sys.stdout.write(_csv(report))
     else:
         width = terminal_width()
-        text = _table(report, models, compact=bool(layout.get("compact")))
-        if not layout.get("compact") and not layout.get("wide") and width and \
-                max(map(visible_length, text.splitlines()), default=0) > width:
+        # Compact when the whole table would not fit: better short ids and figures than
+        # long ones cut; --wide keeps every column whole, however wide.
+        text = _table(report, models, compact=bool(layout.get("compact")),
+                      width=None if layout.get("wide") else -1)
+        if not layout.get("compact") and not layout.get("wide") and width and max(
+                map(visible_length, _table(report, models, width=None).splitlines()),
+                default=0) > width:
             text = _table(report, models, compact=True)
         click.echo(text)
 
@@ -251,9 +255,10 @@ def _model_names(row: dict, models) -> str:
     return ", ".join(dict.fromkeys(names))
 
 
-def _table(report: dict, models, compact: bool = False) -> str:
-    """The report as a table; `compact`: short session ids and projects, token counts in
-    k/M/B, input/output and cache writes/reads paired, no request count."""
+def _table(report: dict, models, compact: bool = False, width: int | None = -1) -> str:
+    """The report as a table (`width` as cli.output.table takes it); `compact`: short session
+    ids and projects, token counts in k/M/B, input/output and cache writes/reads paired, no
+    request count."""
     key = report["period"]
     dims = [d for d in report["group_by"] if d != key]
     show_models = "model" not in dims
@@ -299,7 +304,7 @@ def _table(report: dict, models, compact: bool = False) -> str:
     padding = len(headers) - len(numbers)
     rows.append([styled(cell, "bold") for cell in ["Total", *[""] * (padding - 1),
                                                    *figures(total)]])
-    text = table(rows, headers, numeric_from=padding)
+    text = table(rows, headers, numeric_from=padding, width=width)
     notes = [f"\n\nTimes in {report['timezone']}."]
     if total["unpriced_models"]:
         notes.append("+? and unpriced: not priced (tokens counted, cost not): "
