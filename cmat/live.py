@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from cmat import paths, plans
+from cmat import clock, paths, plans
 from cmat.blocks import Block, active_block, short_model
 from cmat.budgets.limits import all_statuses
 from cmat.catalog import ModelService
@@ -49,7 +49,7 @@ def take_snapshot(ledger: Ledger, models: ModelService, project: Path, now: floa
     config, context, statuses = all_statuses(project, ledger)
     block = active_block(ledger, now)
     allowance, basis = plans.plan_tokens(config.plan, [])
-    today = ledger.spend_usd(since=midnight(datetime.now(context.tz).date(),
+    today = ledger.spend_usd(since=midnight(datetime.fromtimestamp(now, context.tz).date(),
                                             context.tz).timestamp())
     daily = next((s.budget.limit for s in statuses if s.budget.key == "daily"), None)
     return Snapshot(now, block, plans.last_known(), allowance, basis, today, daily,
@@ -160,13 +160,13 @@ def run(project: Path, interval: float) -> None:
     console = Console()
     if not (sys.stdout.isatty() and sys.stdin.isatty()):
         with Ledger() as ledger:
-            console.print(render(take_snapshot(ledger, models, project, time.time())))
+            console.print(render(take_snapshot(ledger, models, project, clock.now())))
         return
     with Ledger() as ledger, keys() as read_key, \
             Live(console=console, screen=True, auto_refresh=False) as live:
         try:
             while True:
-                live.update(render(take_snapshot(ledger, models, project, time.time())),
+                live.update(render(take_snapshot(ledger, models, project, clock.now())),
                             refresh=True)
                 deadline = time.monotonic() + interval
                 while (left := deadline - time.monotonic()) > 0:

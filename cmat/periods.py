@@ -7,6 +7,7 @@ import os
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+from cmat import clock
 from cmat.errors import UsageError
 
 if TYPE_CHECKING:  # zoneinfo itself (with sysconfig behind it) is loaded where a zone is made:
@@ -119,7 +120,7 @@ def cutoff(age: str, tz: ZoneInfo, now: float, name: str = "--older-than") -> fl
 
 def current_range(which: str, tz: ZoneInfo) -> tuple[date, date]:
     """Today, this ISO week (from Monday) or this month, as (first day, today)."""
-    today = datetime.now(tz).date()
+    today = datetime.fromtimestamp(clock.now(), tz).date()
     periods = {"today": "daily", "week": "weekly", "month": "monthly"}
     if which not in periods:
         raise UsageError(f"unknown range {which!r}")

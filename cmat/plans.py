@@ -16,9 +16,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 
-from cmat import paths
+from cmat import clock, paths
 
 PLAN_TOKENS = {"pro": 19_000, "max5": 88_000, "max20": 220_000}  # input + output per 5 hours
 # Weekly allowances as Anthropic announced them (28 July 2025), in hours of use per model
@@ -156,7 +155,7 @@ def until(ts: float | None, now: float | None = None) -> str:
     """`2h10m`, `3d4h` or `now` until `ts`."""
     if ts is None:
         return "?"
-    seconds = max(ts - (now if now is not None else time.time()), 0)
+    seconds = max(ts - (now if now is not None else clock.now()), 0)
     if seconds >= 86400:
         return f"{int(seconds // 86400)}d{int(seconds % 86400 // 3600)}h"
     return duration(seconds) if seconds >= 60 else "now"

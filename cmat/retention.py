@@ -10,10 +10,10 @@ Where a team database is configured, only what was already synced to it is folde
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cmat import clock
 from cmat.ledger import Ledger
 
 AUTO_INTERVAL_SECONDS = 86400  # `retention.older_than` runs at most once a day
@@ -32,7 +32,7 @@ def compact(ledger: Ledger, older_than: str, timezone: str | None = None,
     from cmat.periods import cutoff, offset_changes, zone
 
     tz = zone(timezone)
-    now = time.time()
+    now = clock.now()
     moment = cutoff(older_than, tz, now)
     below = ledger.meta_value("synced_seq") or 0 if team_url else None
     before = ledger.query("SELECT count(*) FROM request_rollups")[0][0]
@@ -49,7 +49,7 @@ def compact_when_due(ledger: Ledger, config) -> Compacted | None:
     if not config.retention:
         return None
     last = ledger.meta_value("compacted_at") or 0
-    if time.time() - last < AUTO_INTERVAL_SECONDS:
+    if clock.now() - last < AUTO_INTERVAL_SECONDS:
         return None
     return compact(ledger, config.retention, config.timezone, config.team_database)
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable  # not typing's: its import costs a refresh ~3 ms
 from pathlib import Path
 
-from cmat import paths
+from cmat import clock, paths
 from cmat.colour import paint, visible_length
 from cmat.money import usd
 
@@ -51,7 +51,7 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
 
     session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
     transcript = payload.get("transcript_path")
-    now = time.time()
+    now = clock.now()
     official = plans.official_limits(payload, now)
     if official:
         plans.remember(official)
@@ -60,7 +60,8 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
             import_session(ledger, ModelService(project), Path(transcript), session_id)
         config, context, statuses = all_statuses(project, ledger, session_id)
         tz = context.tz
-        today = ledger.spend_usd(since=midnight(datetime.now(tz).date(), tz).timestamp())
+        today = ledger.spend_usd(since=midnight(datetime.fromtimestamp(now, tz).date(),
+                                                tz).timestamp())
         session_requests, session_cost = ledger.session_totals(session_id or "")
         unpriced = session_requests - ledger.priced_requests(session_id or "")
         task_id = current_context(project, details=False).task_id

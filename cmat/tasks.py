@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from cmat import paths
+from cmat import clock, paths
 from cmat.catalog import ModelService
 from cmat.errors import CmatError, NotFound, QueueError, UsageError
 from cmat.fileio import atomic_write_bytes, file_lock
@@ -47,13 +47,13 @@ DEFAULT_TASK_TYPE = "implementation"
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(clock.now(), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_task_id() -> str:
     import random  # only `queue add` makes ids
 
-    return f"task_{int(time.time())}_{random.randint(0, 99999):05d}"
+    return f"task_{int(clock.now())}_{random.randint(0, 99999):05d}"
 
 
 @dataclass(frozen=True)

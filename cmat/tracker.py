@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cmat import paths
+from cmat import clock, paths
 from cmat.errors import UsageError
 from cmat.usage import EARLIEST_TS, LATEST_TS
 
@@ -150,10 +150,9 @@ class CostTracker:
                 return ledger.enhancement_spend(enhancement, str(self.project))
             since = None
             if period is not None:
-                import time
 
                 since = period_bounds(period, zone(load_config(self.project).timezone),
-                                      time.time())[0]
+                                      clock.now())[0]
             return ledger.spend_usd(since, str(self.project) if project_only else None)
 
 
@@ -161,7 +160,7 @@ def _moment(when: datetime | float | None) -> datetime:
     """When a call happened: now, a datetime (naive: UTC) or Unix seconds, between 2000 and
     2100 (a later one would be a bad value every report has to bear)."""
     if when is None:
-        return datetime.now(timezone.utc)
+        return datetime.fromtimestamp(clock.now(), timezone.utc)
     try:
         if isinstance(when, datetime):
             moment = when if when.tzinfo else when.replace(tzinfo=timezone.utc)

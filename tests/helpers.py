@@ -5,14 +5,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from cmat import paths
+from cmat import clock, paths
 from cmat.cli import cli
 from tests.transcript_factory import TranscriptBuilder, write_session
 
@@ -55,15 +54,32 @@ def cli_run(*args, code=0, input=None):
     return result
 
 
+def earlier_today(seconds: float = 60) -> str:
+    """A moment `seconds` before now but still today (local time), however soon after
+    midnight now is: "today's spend" must be today's at 00:00:30 too."""
+    now = clock.now()
+    midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0,
+                                                  microsecond=0).timestamp()
+    return now_iso(-min(seconds, (now - midnight) / 2))
+
+
+def noon_days_ago(days: int) -> float:
+    """Unix seconds of noon (UTC) `days` days before cmat's now."""
+    day = datetime.fromtimestamp(clock.now() - days * 86400, timezone.utc)
+    return day.replace(hour=12, minute=0, second=0, microsecond=0).timestamp()
+
+
 def now_iso(offset: float = 0) -> str:
-    moment = datetime.fromtimestamp(time.time() + offset, timezone.utc)
+    """`offset` seconds from cmat's now (CMAT_NOW when a run chooses its time), as Claude Code
+    writes a timestamp."""
+    moment = datetime.fromtimestamp(clock.now() + offset, timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def session_costing(tmp_path, session_id, usd, when=None):
     """A transcript of today whose requests cost about `usd` (Opus 4.6 output at $25/MTok)."""
     builder = TranscriptBuilder(session_id=session_id)
-    builder.now = when or now_iso(-60)
+    builder.now = when or earlier_today()
     builder.response(model=OPUS, output=int(usd * 40_000), blocks=1)
     return builder, write_session(tmp_path / "transcripts", builder)
 

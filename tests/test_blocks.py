@@ -1,11 +1,11 @@
 """5-hour blocks: cut the way Claude Code's windows (and ccusage) cut them."""
 
 import json
-import time
 from datetime import datetime, timezone
 
 import pytest
 
+from cmat import clock
 from cmat.blocks import active_block, active_start, cut_blocks, limit_status, token_limit
 from cmat.errors import UsageError
 from cmat.ledger import Ledger
@@ -129,7 +129,7 @@ def test_blocks_of_the_real_fixtures_equal_ccusages(tmp_path, monkeypatch):
 def test_the_command_shows_the_active_block_with_its_projection_and_limit(tmp_path, monkeypatch):
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
     builder = TranscriptBuilder(session_id="now")
-    stamp = datetime.now(timezone.utc)
+    stamp = datetime.fromtimestamp(clock.now(), timezone.utc)
     builder.now = stamp.replace(minute=0, second=1).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     builder.response(output=1000, blocks=1)
     builder.now = stamp.strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -141,7 +141,7 @@ def test_the_command_shows_the_active_block_with_its_projection_and_limit(tmp_pa
     assert block["active"] and block["requests"] == 2
     assert block["token_limit"]["limit"] == 100_000
     with Ledger() as ledger:  # the status line's way: summed in SQL, the same block
-        summed = active_block(ledger, time.time())
+        summed = active_block(ledger, clock.now())
     assert iso_utc(summed.start) == block["start"] and summed.tokens == block["tokens"]
     assert (summed.requests, summed.models) == (2, block["models"])
     assert summed.cost_usd == pytest.approx(block["cost_usd"])

@@ -2,8 +2,8 @@
 
 import json
 import os
-import time
 
+from cmat import clock
 from cmat.ledger import Ledger
 from tests.helpers import (
     PRE_TOOL,
@@ -42,7 +42,7 @@ def test_a_third_session_waits_for_a_slot_and_a_crashed_one_frees_its_own(projec
     assert budget_hook(PRE_TOOL, project, budget_payload(paths["alpha-1"], "alpha-1",
                                                          "PreToolUse")) is None
     # bravo crashes: no SessionEnd, no hook call, its transcript stops growing.
-    long_ago = time.time() - 11 * 60
+    long_ago = clock.now() - 11 * 60
     with Ledger() as ledger, ledger.transaction():
         ledger.db.execute("UPDATE live_sessions SET last_seen = ? WHERE session_id = ?",
                           (long_ago, "bravo-2"))
@@ -67,8 +67,9 @@ def test_a_session_still_writing_keeps_its_slot_without_hook_calls(project, tmp_
     _, second = session_costing(tmp_path, "second", 0.01)
     assert prompt(project, first, "first") is None
     with Ledger() as ledger, ledger.transaction():  # no hook call for a long while...
-        ledger.db.execute("UPDATE live_sessions SET last_seen = ?", (time.time() - 3600,))
-    assert prompt(project, second, "second") is not None  # ...but its transcript grows
+        ledger.db.execute("UPDATE live_sessions SET last_seen = ?", (clock.now() - 3600,))
+    os.utime(first, (clock.now(), clock.now()))  # ...but its transcript grew just now
+    assert prompt(project, second, "second") is not None
     cli_run("budget", "override", "--for", "1h", "--scope", "concurrent-agents")
     assert prompt(project, second, "second") is None
 

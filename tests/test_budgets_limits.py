@@ -3,13 +3,12 @@
 import json
 import os
 import subprocess
-import time
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from cmat import paths
+from cmat import clock, paths
 from cmat.budgets.config import load_config
 from cmat.budgets.limits import (
     Context,
@@ -30,7 +29,7 @@ from tests.helpers import (
     budget_payload,
     child_env,
     cli_run,
-    now_iso,
+    earlier_today,
     session_costing,
     user_config,
 )
@@ -60,9 +59,16 @@ def _spend(session_id, usd, when, cwd="/home/user/project"):
     return builder
 
 
+NOON = datetime(2026, 3, 15, 12, 0, tzinfo=timezone.utc).timestamp()  # the checks' chosen now
+
+
+def _at(offset: float) -> str:
+    return datetime.fromtimestamp(NOON + offset, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
 def test_spend_per_scope(tmp_path, project):
-    today = now_iso(-30)
-    yesterday = now_iso(-3 * 86400)
+    today = _at(-30)
+    yesterday = _at(-3 * 86400)
     a = _store(tmp_path, project, _spend("a", 1.0, today, str(project)), "t1", "e1")
     b = _store(tmp_path, project, _spend("b", 2.0, yesterday, "/elsewhere"), "t1", "e1")
     # Not attributed yet: the session running now.
@@ -72,7 +78,7 @@ def test_spend_per_scope(tmp_path, project):
         "[budgets.project]\ndaily = 10\n[budgets.task]\ndefault = 10\n"
         "[budgets.enhancement]\ne1 = 10\n[budgets.session]\ndefault = 10\n")
     config = load_config(project)
-    context = Context(project, ZoneInfo("UTC"), time.time(), "running", "t1", "e1")
+    context = Context(project, ZoneInfo("UTC"), NOON, "running", "t1", "e1")
     with Ledger() as ledger:
         queries = []
         ledger.db.set_trace_callback(queries.append)
@@ -91,12 +97,11 @@ def test_spend_per_scope(tmp_path, project):
     assert got["enhancement:e1"] == pytest.approx(a + b + c)
     assert got["session:running"] == pytest.approx(c)
     assert got["daily-tokens"] > 0
-    if datetime.now(timezone.utc).day > 3:
-        assert got["monthly"] == pytest.approx(a + b + c)
+    assert got["monthly"] == pytest.approx(a + b + c)
 
 
 def test_the_running_session_counts_for_its_own_task_and_enhancement_only(tmp_path, project):
-    today = now_iso(-30)
+    today = earlier_today(30)
     idle = _store(tmp_path, project, _spend("idle-task", 0.2, today), "t-idle", "e-idle")
     other_project = tmp_path / "other"
     elsewhere = _store(tmp_path, project, _spend("other", 3.0, today), "t-other", "e1",
@@ -111,7 +116,7 @@ def test_the_running_session_counts_for_its_own_task_and_enhancement_only(tmp_pa
         "task:t-idle": idle, "task:t-now": 0, "enhancement:e-idle": idle,
         "enhancement:e1": 0})  # another project's e1 is another enhancement
     assert elsewhere and running
-    context = Context(project, ZoneInfo("UTC"), time.time(), "running", "t-now", "e1")
+    context = Context(project, ZoneInfo("UTC"), clock.now(), "running", "t-now", "e1")
     config = load_config(project)
     with Ledger() as ledger:
         got = {s.budget.key: s.spent for s in evaluate(ledger, applicable(config, context),
@@ -171,7 +176,7 @@ def test_a_recorded_override_expires(project, over_budget):
                                                              "1h", "--reason", "demo").output
     assert "decision" not in (budget_hook(PROMPT, project, budget_payload(path, "run-1")) or {})
     with Ledger() as ledger, ledger.transaction():
-        ledger.db.execute("UPDATE overrides SET until = ?", (time.time() - 1,))
+        ledger.db.execute("UPDATE overrides SET until = ?", (clock.now() - 1,))
     assert budget_hook(PROMPT, project, budget_payload(path, "run-1"))["decision"] == "block"
     with Ledger() as ledger:
         who = ledger.query("SELECT created_by, reason FROM overrides")[0]

@@ -18,6 +18,7 @@ from tests.helpers import (
     budget_payload,
     child_env,
     cli_run,
+    earlier_today,
     now_iso,
     session_costing,
     user_config,
@@ -35,7 +36,7 @@ def blocked(answer):
 
 def test_token_budgets_count_input_and_output_unless_told_to_count_cache(project, tmp_path):
     builder = TranscriptBuilder(session_id="t1")
-    builder.now = now_iso(-60)
+    builder.now = earlier_today(60)
     builder.response(model=OPUS, input=100, output=500, read=200_000, blocks=1)
     path = write_session(tmp_path / "transcripts", builder)
     cli_run("budget", "set", "daily-tokens", "1000")
@@ -53,7 +54,7 @@ def test_token_budgets_count_input_and_output_unless_told_to_count_cache(project
 
 def test_a_project_token_budget_counts_that_project_only(project, tmp_path):
     builder = TranscriptBuilder(session_id="p1", cwd=str(project))
-    builder.now = now_iso(-60)
+    builder.now = earlier_today(60)
     builder.response(model=OPUS, input=100, output=900, blocks=1)
     path = write_session(tmp_path / "transcripts", builder)
     cli_run("budget", "set", "daily-tokens", "500", "--project", "--project", str(project))
@@ -105,12 +106,12 @@ def test_a_run_over_its_agents_limit_has_its_tools_denied(project, tmp_path):
 def test_only_the_subagent_over_its_limit_is_stopped(project, tmp_path):
     cli_run("budget", "set", "run-tokens", "1000", "--agent", "Explore")
     builder = TranscriptBuilder(session_id="main-1")
-    builder.now = now_iso(-60)
+    builder.now = earlier_today(60)
     builder.response(model=OPUS, output=50, blocks=1)
     path = write_session(tmp_path / "transcripts", builder)
 
     def spend(tokens):
-        return lambda b, agent: (setattr(b, "now", now_iso(-30)),
+        return lambda b, agent: (setattr(b, "now", earlier_today(30)),
                                  b.response(sidechain=True, agent_id=agent, output=tokens,
                                             blocks=1))
 

@@ -5,9 +5,9 @@ import warnings
 
 import orjson
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from click.testing import CliRunner
 
 from cmat import paths
 from cmat.catalog import ModelService

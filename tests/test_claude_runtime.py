@@ -7,7 +7,6 @@ import shlex
 import sqlite3
 import subprocess
 import time
-from datetime import datetime, timezone
 
 import pytest
 from click.testing import CliRunner
@@ -16,7 +15,7 @@ from cmat import paths
 from cmat.cli import cli
 from cmat.ledger import Ledger
 from cmat.tasks import QueueService
-from tests.helpers import REPO, child_env, user_config
+from tests.helpers import REPO, child_env, earlier_today, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 
 SESSION_END = REPO / "hooks" / "on-session-end-cost.sh"
@@ -298,7 +297,7 @@ def test_only_regular_files_are_read_as_transcripts(project, tmp_path, kind):
 def test_a_budget_is_checked_on_a_pre_tool_use_payload_over_the_stdin_cap(project, tmp_path):
     user_config("[budgets]\ndaily = 0.000001\n")
     builder = TranscriptBuilder(session_id="big")
-    builder.now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    builder.now = earlier_today()
     builder.response(model="claude-opus-4-6", output=1000)
     main = write_session(tmp_path, builder)
     big = {"session_id": "big", "transcript_path": str(main), "cwd": str(project),

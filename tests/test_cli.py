@@ -5,9 +5,9 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from cmat import paths
 from cmat.cli import cli
 from tests.cli_reference import render
-from cmat import paths
 from tests.helpers import FIXTURES, REPO, child_env, cli_run, real_fixture
 from tests.transcript_factory import TranscriptBuilder, write_session
 

@@ -7,12 +7,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from wsgiref.util import setup_testing_defaults
 
 import pytest
 
+from cmat import clock
 from cmat.dashboard.server import Dashboard
 from cmat.ledger import Ledger
 from tests.helpers import child_env, cli_run, now_iso, user_config
@@ -57,7 +57,7 @@ def recent_history(tmp_path, monkeypatch, project):
     cli_run("budget", "status")
     with Ledger() as ledger, ledger.transaction():
         ledger.fire_alert("monthly", 0.0, 80, "warning", "cmat warning: Monthly budget at 83% "
-                          "($33.20 of $40.00).", 33.2, 40.0, time.time() - 3600)
+                          "($33.20 of $40.00).", 33.2, 40.0, clock.now() - 3600)
     return config
 
 
@@ -88,6 +88,7 @@ def test_the_api_answers_what_the_commands_answer(recent_history, project):
     assert api(app, "/api/v1/alerts") == cli["alerts list"]
     assert api(app, "/api/v1/suggestions?since=2026-01-01") == cli["optimize --since 2026-01-01 --no-scan"]
     blocks, mine = cli["blocks --active --no-scan"]["blocks"], api(app, "/api/v1/blocks")["blocks"]
+    assert cli["blocks --active --no-scan"].keys() == api(app, "/api/v1/blocks").keys()
     assert [(b["start"], b["tokens"], b["cost_usd"]) for b in mine] == \
         [(b["start"], b["tokens"], b["cost_usd"]) for b in blocks]
 

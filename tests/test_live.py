@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 import pytest
 from rich.console import Console
 
+from cmat import clock
 from cmat.blocks import cut_blocks
 from cmat.live import Snapshot, render
 from tests.helpers import child_env
@@ -19,7 +20,7 @@ from tests.transcript_factory import TranscriptBuilder, write_session
 
 
 def stamp(offset: float) -> str:
-    return datetime.fromtimestamp(time.time() + offset, timezone.utc).strftime(
+    return datetime.fromtimestamp(clock.now() + offset, timezone.utc).strftime(
         "%Y-%m-%dT%H:%M:%S.000Z")
 
 
@@ -30,7 +31,7 @@ def screen_text(snapshot: Snapshot) -> str:
 
 
 def snapshot(official=None, allowance=None) -> Snapshot:
-    now = time.time()
+    now = clock.now()
     (block,) = cut_blocks([(now - 600, "claude-opus-4-6", 10, 7_600, 0, 0, 0.19),
                            (now - 60, "claude-opus-4-6", 0, 0, 0, 0, 0.0)], now)
     return Snapshot(now, block, official, allowance,
@@ -42,8 +43,8 @@ def test_the_screen_fits_80_columns_and_names_where_its_figure_comes_from():
     assert max(map(len, text.splitlines())) <= 80
     assert "~40% (estimate)" in text and "opus-4-6" in text and "sess-123" in text
     assert "Today $0.19 of $1.00 daily budget (19%)" in text
-    official = {"five_hour": {"used_percent": 63.0, "resets_at": time.time() + 3600},
-                "seven_day": None, "observed_at": time.time()}
+    official = {"five_hour": {"used_percent": 63.0, "resets_at": clock.now() + 3600},
+                "seven_day": None, "observed_at": clock.now()}
     assert "63% (Claude Code)" in screen_text(snapshot(official, 19_000))
     assert "of the time (no plan set)" in screen_text(snapshot())
 
@@ -123,10 +124,10 @@ def test_an_ended_session_is_no_longer_listed_as_at_work(project, tmp_path):
     write_session(tmp_path / "t", builder)
     with Ledger() as ledger:
         scan(ledger, ModelService(project), [tmp_path / "t"])
-        assert [s[0] for s in ledger.recent_sessions(time.time() - 600, 5)] == ["ended-session"]
+        assert [s[0] for s in ledger.recent_sessions(clock.now() - 600, 5)] == ["ended-session"]
         with ledger.transaction():
-            ledger.end_live_session("ended-session", time.time())
-        assert ledger.recent_sessions(time.time() - 600, 5) == []
+            ledger.end_live_session("ended-session", clock.now())
+        assert ledger.recent_sessions(clock.now() - 600, 5) == []
 
 
 def _in_tmux(columns: int, args: list[str], env: dict, done_marker: str = "__done__") -> str:

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from cmat import clock
 from cmat.ledger import Ledger
-from tests.helpers import cli_run, now_iso, rounded, user_config
+from tests.helpers import cli_run, noon_days_ago, now_iso, rounded, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session
 
 SONNET, OPUS = "claude-sonnet-4-5-20250929", "claude-opus-4-6"
@@ -25,8 +26,9 @@ def old_and_new(tmp_path, monkeypatch, project):
     task = QueueService(project).add("old work", enhancement="legacy", agent="architect")["id"]
     for name, days_ago in (("old-1", 450), ("old-2", 420), ("new-1", 7)):
         builder = TranscriptBuilder(session_id=name, cwd="/w/app")
+        noon = noon_days_ago(days_ago)  # every turn on that one day, whatever the hour now
         for turn in range(4):
-            builder.now = now_iso(-days_ago * 86400 + turn * 600)
+            builder.now = now_iso(noon + turn * 600 - clock.now())
             builder.response(model=(SONNET, OPUS)[turn % 2], input=100, output=700 + turn,
                              write_5m=500, read=1000 * turn)
         path = write_session(config / "projects" / f"-{name}", builder)

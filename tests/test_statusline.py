@@ -4,8 +4,8 @@ import json
 import re
 import subprocess
 import sys
-import time
 
+from cmat import clock
 from cmat.statusline import cached_line
 from cmat.tasks import QueueService
 from tests.helpers import REPO, child_env, cli_run, now_iso, session_costing, user_config
@@ -120,7 +120,7 @@ def test_statusline_cache_is_used_while_nothing_changes(project, tmp_path):
 
 
 def official_payload(path, session_id, five=37.4, seven=12.0):
-    now = time.time()
+    now = clock.now()
     return dict(status_payload(path, session_id),
                 model={"id": "claude-opus-4-6", "display_name": "Opus 4.6 (1M context)"},
                 context_window={"used_percentage": 42, "context_window_size": 1_000_000},

@@ -178,9 +178,9 @@ def test_team_budgets_are_enforced_by_the_hooks_from_the_synced_totals(local, te
                                             "--team").output
     # The team's March spend is long past; this month's is what this machine adds now.
     builder = TranscriptBuilder(session_id="now-1", cwd="/w/app")
-    from tests.helpers import now_iso
+    from tests.helpers import earlier_today
 
-    builder.now = now_iso(-60)
+    builder.now = earlier_today(60)
     builder.response(model=OPUS, output=2000)
     current = write_session(local / "projects" / "-now", builder)
     answer = budget_hook(PROMPT, project, budget_payload(current, "now-1"),

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass
 
+from cmat import clock
 from cmat.budgets.config import Config, EmailSettings, render_message
 from cmat.budgets.limits import Status
 from cmat.ledger import Ledger
@@ -189,7 +189,7 @@ def _smtp_password(settings: EmailSettings) -> str:
 
 def deliver_pending(ledger: Ledger, config: Config, now: float | None = None) -> tuple[int, int]:
     """Send undelivered alerts to their channels; returns (delivered, failed) deliveries."""
-    now = time.time() if now is None else now
+    now = clock.now() if now is None else now
     senders = {"webhook": lambda p: _post(config.webhook, p),
                "command": lambda p: _run_command(config.command, p),
                "email": lambda p: send_email(config.email, p)}

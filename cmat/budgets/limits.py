@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from cmat import clock
 from cmat.budgets.config import (
     LIFETIME,
     RUN_SCOPES,
@@ -371,7 +371,7 @@ def current_context(project: Path, config: Config, session_id: str | None = None
         task = current_task(project, details=with_details)
         task_id, enhancement, agent, problem = (task.task_id, task.enhancement, task.agent,
                                                 task.problem)
-    return Context(project, zone(config.timezone), time.time(), session_id, task_id,
+    return Context(project, zone(config.timezone), clock.now(), session_id, task_id,
                    enhancement, agent if isinstance(agent, str) and agent else None, *subagent,
                    problem=problem)
 

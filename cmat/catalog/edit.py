@@ -4,12 +4,11 @@ bundled catalog, never a project's."""
 from __future__ import annotations
 
 import re
-from datetime import date
 from pathlib import Path
 
 import orjson
 
-from cmat import paths
+from cmat import clock, paths
 from cmat.catalog.load import check_pattern, read_json, validation_error
 from cmat.catalog.resolve import ModelService
 from cmat.catalog.schema import ModelEntry
@@ -75,7 +74,9 @@ def save_user_entries(entries: list[dict]) -> Path:
 
 
 def _today() -> str:
-    return date.today().isoformat()
+    from datetime import datetime
+
+    return datetime.fromtimestamp(clock.now()).date().isoformat()
 
 
 def set_default(service: ModelService, model_id: str) -> Path:

@@ -21,6 +21,7 @@ from typing import Iterator
 
 import orjson
 
+from cmat import clock
 from cmat.claude.events import BY_COMMAND
 from cmat.claude.log import HookLog
 from cmat.claude.payload import PayloadError, payload_project, read_payload
@@ -160,7 +161,7 @@ def attribute(event: str, payload: dict, project: Path, log: HookLog) -> tuple[s
                                             context, event, subagent, _max_bytes())
             if event == "session-end" and session_id:
                 with ledger.transaction():  # its slot under the concurrency limit is free
-                    ledger.end_live_session(session_id, time.time())
+                    ledger.end_live_session(session_id, clock.now())
                 _auto_sync(project)
                 if context.task_id:
                     _settle_queue(project)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date, datetime
 from pathlib import Path
 
 import click
 
+from cmat import clock
 from cmat.blocks import short_model
 from cmat.cli.options import output_options
 from cmat.cli.output import count, emit_json, styled, table
 from cmat.cli.report import options, parse_day, scan_first, scan_options
 from cmat.money import usd
+from cmat.periods import iso_utc
 from cmat.plans import duration
 
 
@@ -45,7 +46,7 @@ def blocks(active: bool, recent: bool, since: str | None, until: str | None,
 
     first, last = parse_day(since), parse_day(until)
     ledger, _ = scan_first(no_scan, extra_paths, quiet)
-    now = time.time()
+    now = clock.now()
     with ledger:
         cut = cut_blocks(ledger.timeline(), now)
     limit = parse_limit(token_limit, cut)
@@ -57,7 +58,7 @@ def blocks(active: bool, recent: bool, since: str | None, until: str | None,
     if order == "desc":
         chosen.reverse()
     if as_json:
-        emit_json({"blocks": [block_json(b, now, limit) for b in chosen]})
+        emit_json({"blocks": [block_json(b, now, limit) for b in chosen], "now": iso_utc(now)})
         return
     if not chosen:
         click.echo("No active block: nothing was used in the last 5 hours." if active

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cmat import paths
+from cmat import clock, paths
 from cmat.budgets.config import (
     PROJECT_PERIODS,
     RUN_SCOPES,
@@ -320,7 +320,7 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
     if concurrency and concurrency["sessions"]:
         from cmat.budgets.concurrency import Running
 
-        now = time.time()
+        now = clock.now()
         click.echo("\nAt work: " + "; ".join(
             Running(**s).describe(now) for s in concurrency["sessions"]))
     click.echo(f"\nTimes in {report['timezone']}.")
@@ -361,7 +361,7 @@ def check(project: Path | None, task_id: str | None, start: bool, estimate: bool
     resolved = paths.project_dir(project)
     config = load_config(resolved)
     ledger, _ = scan_first(no_scan, (), quiet=True)
-    now = time.time()
+    now = clock.now()
     likely = None
     with ledger:
         exhausted = exhausted_now(resolved, ledger, None, task_id)
@@ -432,7 +432,7 @@ def override(duration: str | None, end: bool, scope: str, reason: str | None) ->
         raise UsageError("give --for DURATION or --end, one of them")
     seconds = 0 if end else parse_duration(duration)
     with Ledger() as ledger:
-        until = add_override(ledger, seconds, scope, reason, time.time())
+        until = add_override(ledger, seconds, scope, reason, clock.now())
     if not seconds:
         click.echo(f"Override of budgets ({scope}) ended: they are enforced again")
         return

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from cmat import clock
 from cmat.cli.options import output_options
 from cmat.cli.output import count, emit_json, terminal_width
 from cmat.cli.report import options, scan_first, scan_options
@@ -46,7 +47,7 @@ def optimize(period: str, since: str | None, until: str | None, project_filter: 
     from cmat.periods import local_zone, recent_window
     from cmat.reports import project_filter as match_project
 
-    start, end = recent_window(period, since, until, local_zone(), time.time())
+    start, end = recent_window(period, since, until, local_zone(), clock.now())
     ledger, models = scan_first(no_scan, extra_paths, quiet)
     with ledger:
         found = suggest(ledger, models, start, end, match_project(project_filter), task,

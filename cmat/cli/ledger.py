@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from cmat import clock
 from cmat.cli.options import output_options
 from cmat.cli.output import count, emit_json, wrapped
 
@@ -150,13 +151,12 @@ def compact(older_than: str, team: bool, team_url: str | None, as_json: bool) ->
 def export(since: str | None, until: str | None, fmt: str, output: Path | None) -> None:
     """Every request of a range, with its session's task, enhancement and agent, as CSV or
     JSON lines: for archives before compaction, or for other tools."""
-    import time
 
     from cmat.ledger import Ledger
     from cmat.periods import local_zone, recent_window
     from cmat.retention import export_to
 
-    start, end = recent_window("all", since, until, local_zone(), time.time())
+    start, end = recent_window("all", since, until, local_zone(), clock.now())
     with Ledger() as opened:
         written = export_to(output, opened, start, end, fmt)
     if output is not None:

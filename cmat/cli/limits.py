@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
+from cmat import clock
 from cmat.cli.options import output_options
 from cmat.cli.output import count, emit_json, table
 from cmat.money import usd
@@ -39,7 +38,7 @@ def limits(plan: str | None, as_json: bool, no_scan: bool, quiet: bool) -> None:
     from cmat.cli.report import scan_first
 
     plan = plan or load_config(paths.project_dir()).plan
-    now = time.time()
+    now = clock.now()
     ledger, _ = scan_first(no_scan, (), quiet)
     with ledger:
         block = active_block(ledger, now)

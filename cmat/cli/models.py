@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cmat import paths
+from cmat import clock, paths
 from cmat.cli.options import output_options, project_option
 from cmat.cli.output import count, emit_json, table, wrapped
 
@@ -255,4 +255,4 @@ def update(source: str, prefer_source: bool, dry_run: bool, as_json: bool) -> No
 def _today() -> str:
     from datetime import datetime, timezone
 
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(clock.now(), timezone.utc).strftime("%Y-%m-%d")

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from cmat import clock
 from cmat.errors import CmatError, UsageError
 
 STATIC = Path(__file__).parent / "static"
@@ -67,7 +68,7 @@ def suggestions(ledger, models, query: dict) -> dict:
     from cmat.periods import local_zone, recent_window
 
     start, end = recent_window(query.get("period") or "30d", query.get("since"),
-                               query.get("until"), local_zone(), time.time())
+                               query.get("until"), local_zone(), clock.now())
     return optimize(ledger, models, start, end)
 
 
@@ -86,10 +87,12 @@ def task_titles(project: Path) -> dict[str, str]:
 
 def active_blocks(ledger) -> dict:
     from cmat.blocks import active_block, block_json
+    from cmat.periods import iso_utc
 
-    now = time.time()
+    now = clock.now()
     block = active_block(ledger, now)
-    return {"blocks": [block_json(block, now, None)] if block else []}
+    # `now`: the server's moment, which the page measures the block's progress against.
+    return {"blocks": [block_json(block, now, None)] if block else [], "now": iso_utc(now)}
 
 
 def snapshot(ledger, models, project: Path, query) -> dict:
@@ -110,7 +113,7 @@ def snapshot(ledger, models, project: Path, query) -> dict:
     # Every figure on the page is for the range asked: savings over it too, not the last 30
     # days; without a range, the page's own last 30 days.
     start = midnight(query.since, query.tz).timestamp() if query.since else \
-        time.time() - 30 * 86400
+        clock.now() - 30 * 86400
     end = midnight(query.until + timedelta(days=1), query.tz).timestamp() if query.until \
         else None
     ranged = query.since is not None or query.until is not None
@@ -119,7 +122,7 @@ def snapshot(ledger, models, project: Path, query) -> dict:
             "budgets": budgets(ledger, project), "alerts": ledger.alerts(),
             "suggestions": optimize(ledger, models, start, end, query.project),
             "blocks": active_blocks(ledger), "titles": task_titles(project),
-            "generated_at": iso_utc(time.time()),
+            "generated_at": iso_utc(clock.now()),
             "range": {"since": query.since and query.since.isoformat(),
                       "until": query.until and query.until.isoformat()} if ranged else None}
 

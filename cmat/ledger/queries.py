@@ -6,7 +6,6 @@ alerts and overrides. Callers ask; they do not write SQL.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -282,7 +281,7 @@ class LedgerQueries:
             "SELECT s.session_id, min(r.ts), max(r.ts), count(r.message_id),"
             " coalesce(sum(r.cost_usd), 0), s.transcript_path FROM sessions s"
             " LEFT JOIN requests r USING (session_id) WHERE s.task_id = ?"
-            " GROUP BY s.session_id ORDER BY s.recorded_at, min(r.ts)", (task_id,))
+            " GROUP BY s.session_id ORDER BY s.recorded_at, s.rowid", (task_id,))
 
 
     def project_tasks(self, project_dir: str) -> list[str]:
@@ -561,7 +560,7 @@ class LedgerQueries:
                         " AND (scope = ? OR ? = 'all')", (max(until, now), until, now, scope,
                                                           scope))
         self.db.execute("INSERT INTO overrides (scope, until, created_at, created_by, reason)"
-                        " VALUES (?, ?, ?, ?, ?)", (scope, until, time.time(), who, reason))
+                        " VALUES (?, ?, ?, ?, ?)", (scope, until, now, who, reason))
 
     def overrides(self, now: float) -> list[dict]:
         return [{"scope": o[0], "until": o[1], "by": o[2], "reason": o[3]} for o in self.query(

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from cmat import labels, paths
+from cmat import clock, labels, paths
 from cmat.errors import LedgerError
 from cmat.ledger.queries import LedgerQueries
 from cmat.ledger.schema import (
@@ -244,7 +244,7 @@ class Ledger(LedgerQueries):
             " ELSE sessions.task_type END,"
             " recorded_at = excluded.recorded_at, recorded_by = excluded.recorded_by,"
             " seq = excluded.seq",
-            (session_id, project_dir, transcript_path, task_id, enhancement, time.time(),
+            (session_id, project_dir, transcript_path, task_id, enhancement, clock.now(),
              recorded_by, agent, task_type))
         self.bump_version()
 
@@ -315,7 +315,7 @@ class Ledger(LedgerQueries):
         """Note (or clear) that the project's queue does not show the task's cost yet."""
         if lagging:
             self.db.execute("INSERT OR IGNORE INTO queue_sync VALUES (?, ?, ?)",
-                            (project_dir, task_id, time.time()))
+                            (project_dir, task_id, clock.now()))
         else:
             self.db.execute("DELETE FROM queue_sync WHERE project_dir = ? AND task_id = ?",
                             (project_dir, task_id))
@@ -352,7 +352,7 @@ class Ledger(LedgerQueries):
 
     def save_skips(self, skips: Iterable[tuple[str, int, str]]) -> None:
         """Remember skipped lines as (path, offset, reason)."""
-        now = time.time()
+        now = clock.now()
         self.db.executemany("INSERT OR REPLACE INTO skipped_lines VALUES (?, ?, ?, ?)",
                             [(path, offset, reason, now) for path, offset, reason in skips])
 

@@ -6,8 +6,7 @@ are."""
 
 from __future__ import annotations
 
-import time
-
+from cmat import clock
 from cmat.team.connect import connect
 from cmat.team.schema import migrate
 
@@ -18,7 +17,7 @@ def compact_team(url: str, older_than: str, timezone: str | None = None) -> int:
     from cmat.periods import cutoff, zone
 
     tz = zone(timezone)
-    moment = cutoff(older_than, tz, time.time())
+    moment = cutoff(older_than, tz, clock.now())
     connection = connect(url)
     try:
         migrate(connection)

@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from cmat import labels, paths
+from cmat import clock, labels, paths
 from cmat.errors import TeamDatabaseError
 from cmat.ledger import Ledger
 from cmat.ledger.schema import COLUMN_TYPES, NOT_NULL, REQUEST_COLUMNS, SESSION_COLUMNS
@@ -271,7 +271,7 @@ def cache_team_totals(connection) -> dict:
     from cmat.fileio import atomic_write_bytes
     from cmat.periods import period_bounds, zone
 
-    now = time.time()
+    now = clock.now()
     budgets = dict(connection.execute("SELECT scope, limit_usd FROM team_budgets").fetchall())
     tz = zone(load_config(paths.project_dir()).timezone)
     spent = {}

@@ -201,7 +201,7 @@ function suggestionList(found, range) {
   });
 }
 
-function blockCard(block) {
+function blockCard(block, now) {
   text("block-cost", block ? money(block.cost_usd) : "none");
   const fill = document.getElementById("block-progress");
   if (!block) {
@@ -210,7 +210,7 @@ function blockCard(block) {
     return;
   }
   const start = new Date(block.start), end = new Date(block.end);
-  const elapsed = Math.min(Math.max((Date.now() - start) / (end - start), 0), 1);
+  const elapsed = Math.min(Math.max((now - start) / (end - start), 0), 1);
   fill.style.width = (elapsed * 100).toFixed(0) + "%";
   const rate = block.burn_rate ? `${money(block.burn_rate.cost_per_hour)}/h, ` : "";
   const projected = block.projection ? `${money(block.projection.cost_usd)} by ` : "ends ";
@@ -242,7 +242,7 @@ async function main() {
   const drawn = dailyChart(data.daily, range);
   projectChart(data.projects);
   budgetBars(data.budgets);
-  blockCard(data.blocks.blocks[0]);
+  blockCard(data.blocks.blocks[0], data.blocks.now ? new Date(data.blocks.now) : new Date());
   table("enhancements", [["Enhancement"], ["Cost", true]],
         sumBy(data.enhancements, "enhancement").slice(0, 10).map(([n, usd]) => [n, money(usd)]));
   table("tasks", [["Task"], ["Cost", true]],
