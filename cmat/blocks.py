@@ -168,7 +168,8 @@ def token_limit(value: str | None, blocks: list[Block]) -> int | None:
     try:
         limit = int(value)
     except ValueError:
-        raise UsageError(f"--token-limit takes a number of tokens or 'max', not {value!r}")
+        raise UsageError(f"--token-limit takes a number of tokens or 'max', not {value!r}") \
+            from None
     if limit <= 0:
         raise UsageError("--token-limit must be above 0")
     return limit

@@ -14,7 +14,6 @@ STYLES = {"bold": "1", "dim": "2", "green": "32", "cyan": "36", "yellow": "33", 
           "bold red": "1;31"}
 LEVEL_STYLES = {"ok": "green", "info": "cyan", "warning": "yellow", "critical": "red",
                 "exhausted": "bold red"}  # budget alert levels
-MODES = ("auto", "always", "never")
 _ESCAPE = re.compile(r"\033\[[0-9;]*m")
 
 

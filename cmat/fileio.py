@@ -13,8 +13,8 @@ import errno
 import fcntl
 import os
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from cmat import paths
 from cmat.errors import LockTimeout

@@ -17,9 +17,9 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from cmat.catalog import ModelService
 from cmat.errors import CmatError, TranscriptError, UsageError

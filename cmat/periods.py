@@ -4,7 +4,7 @@ months in it (DST included), in one place for budgets, reports and the status li
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from cmat import clock
@@ -45,7 +45,8 @@ def zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"unknown time zone {name!r}", "use an IANA name such as Europe/Paris")
+        raise UsageError(f"unknown time zone {name!r}",
+                         "use an IANA name such as Europe/Paris") from None
 
 
 def midnight(day: date, tz: ZoneInfo) -> datetime:
@@ -156,4 +157,4 @@ def offset_changes(tz: ZoneInfo, start: float, end: float) -> tuple[int, list[tu
 def iso_utc(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -14,8 +14,10 @@ Rules (see README, "How costs are computed"):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from datetime import UTC
+from typing import TYPE_CHECKING
 
 from cmat.usage import TOKEN_FIELDS, TokenCounts
 
@@ -58,9 +60,9 @@ def request_cost(pricing: Pricing, tokens: TokenCounts, web_search_requests: int
 
 def pricing_at(entry: ModelEntry, ts: float) -> Pricing:
     """The prices of `entry` in force at unix time `ts` (its UTC day)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return entry.pricing_on(datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d"))
+    return entry.pricing_on(datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d"))
 
 
 def stored_cost(entry: ModelEntry, ts: float, tokens: TokenCounts, web_search_requests: int = 0,
@@ -107,7 +109,7 @@ class Totals:
         self.requests = requests
         self.total_usd = float(cost or 0.0)
 
-    def merge(self, other: "Totals") -> None:
+    def merge(self, other: Totals) -> None:
         self.total_usd += other.total_usd
         for key, value in other.tokens.items():
             self.tokens[key] = self.tokens.get(key, 0) + value
@@ -144,7 +146,7 @@ class CostSummary:
             model = self.models[record.model] = ModelTotals(name=entry.name if entry else None)
         model.add(record, cost)
 
-    def merge(self, other: "CostSummary") -> None:
+    def merge(self, other: CostSummary) -> None:
         self.totals.merge(other.totals)
         for model_id, theirs in other.models.items():
             mine = self.models.get(model_id)
@@ -174,22 +176,6 @@ class CostSummary:
             "skipped_lines": self.skipped_lines,
             "unpriced_models": self.unpriced_models,
         }
-
-    @classmethod
-    def from_json(cls, data: dict) -> "CostSummary":
-        summary = cls(skipped_lines=int(data.get("skipped_lines", 0)))
-        summary.totals = _totals_from_json(Totals(), data)
-        for row in data.get("models", []):
-            summary.models[row["model"]] = _totals_from_json(ModelTotals(name=row.get("name")), row)
-        return summary
-
-
-def _totals_from_json(totals: Totals, data: dict) -> Totals:
-    totals.total_usd = float(data.get("total_usd") or 0.0)
-    totals.tokens.update({k: int(v) for k, v in (data.get("tokens") or {}).items()})
-    totals.web_search_requests = int(data.get("web_search_requests", 0))
-    totals.requests = int(data.get("requests", 0))
-    return totals
 
 
 def record_cost(record: UsageRecord, entry: ModelEntry | None) -> float | None:

@@ -54,9 +54,6 @@ def compact_when_due(ledger: Ledger, config) -> Compacted | None:
     return compact(ledger, config.retention, config.timezone, config.team_database)
 
 
-FORMATS = ("csv", "jsonl")
-
-
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 

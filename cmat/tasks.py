@@ -14,10 +14,11 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from cmat import clock, paths
 from cmat.catalog import ModelService
@@ -34,8 +35,6 @@ READ_RETRY_PAUSES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4)  # for a file caught half-
 QUEUE_LIMIT = 256 * 2**20  # a CMAT queue of thousands of tasks is a few MB
 WRITE_ATTEMPTS = 8
 LEGACY_VERSION = "recorded by CMAT"  # catalog_version of figures CMAT wrote before cmat
-QUEUE_FIELDS = ("cost_input_tokens", "cost_output_tokens", "cost_cache_creation_tokens",
-                "cost_cache_read_tokens", "cost_usd", "cost_model", "session_id")
 
 STATUSES = ("pending", "active", "completed", "failed", "blocked", "cancelled")
 PRIORITIES = ("low", "normal", "high", "critical")
@@ -47,7 +46,7 @@ DEFAULT_TASK_TYPE = "implementation"
 
 
 def utc_now() -> str:
-    return datetime.fromtimestamp(clock.now(), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(clock.now(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_task_id() -> str:

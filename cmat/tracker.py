@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cmat import clock, paths
@@ -85,7 +85,7 @@ class CostTracker:
         message_id = f"api:{provider}:{request_id or uuid.uuid4().hex}"
         session_id = session_id or f"api:{provider}:{task_id or 'untracked'}"
         record = UsageRecord(message_id, request_id, session_id,
-                             moment.astimezone(timezone.utc).isoformat(), model, input_tokens,
+                             moment.astimezone(UTC).isoformat(), model, input_tokens,
                              output_tokens, cache_write_tokens, cache_write_1h_tokens,
                              cache_read_tokens, 0, None, None, False, agent or "main", None,
                              str(self.project))
@@ -160,12 +160,12 @@ def _moment(when: datetime | float | None) -> datetime:
     """When a call happened: now, a datetime (naive: UTC) or Unix seconds, between 2000 and
     2100 (a later one would be a bad value every report has to bear)."""
     if when is None:
-        return datetime.fromtimestamp(clock.now(), timezone.utc)
+        return datetime.fromtimestamp(clock.now(), UTC)
     try:
         if isinstance(when, datetime):
-            moment = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+            moment = when if when.tzinfo else when.replace(tzinfo=UTC)
         elif isinstance(when, (int, float)) and not isinstance(when, bool):
-            moment = datetime.fromtimestamp(when, timezone.utc)
+            moment = datetime.fromtimestamp(when, UTC)
         else:
             raise TypeError
         if not EARLIEST_TS <= moment.timestamp() < LATEST_TS:

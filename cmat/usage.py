@@ -89,7 +89,7 @@ class UsageRecord:
     def token_counts(self) -> TokenCounts:
         return TokenCounts(*self.token_counts_tuple())
 
-    def outranks(self, other: "UsageRecord") -> bool:
+    def outranks(self, other: UsageRecord) -> bool:
         """Whether this copy of a request should replace `other` (same message id)."""
         return rank(self.is_sidechain, self.total_tokens) > rank(other.is_sidechain,
                                                                  other.total_tokens)

@@ -11,8 +11,8 @@ a loopback name or the `--host` the server was started with (docs/security.md).
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from socketserver import ThreadingMixIn
-from typing import Callable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 IDLE_TIMEOUT_SECONDS = 10.0  # a connection that sends nothing is closed after this

@@ -5,7 +5,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -65,14 +65,14 @@ def earlier_today(seconds: float = 60) -> str:
 
 def noon_days_ago(days: int) -> float:
     """Unix seconds of noon (UTC) `days` days before cmat's now."""
-    day = datetime.fromtimestamp(clock.now() - days * 86400, timezone.utc)
+    day = datetime.fromtimestamp(clock.now() - days * 86400, UTC)
     return day.replace(hour=12, minute=0, second=0, microsecond=0).timestamp()
 
 
 def now_iso(offset: float = 0) -> str:
     """`offset` seconds from cmat's now (CMAT_NOW when a run chooses its time), as Claude Code
     writes a timestamp."""
-    moment = datetime.fromtimestamp(clock.now() + offset, timezone.utc)
+    moment = datetime.fromtimestamp(clock.now() + offset, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 

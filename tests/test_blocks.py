@@ -1,7 +1,7 @@
 """5-hour blocks: cut the way Claude Code's windows (and ccusage) cut them."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,7 +15,7 @@ from tests.transcript_factory import TranscriptBuilder, write_session
 
 
 def at(text: str) -> float:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 
 
 def request(when: str, output=500, model="claude-sonnet-4-5", cost=0.01):
@@ -129,7 +129,7 @@ def test_blocks_of_the_real_fixtures_equal_ccusages(tmp_path, monkeypatch):
 def test_the_command_shows_the_active_block_with_its_projection_and_limit(tmp_path, monkeypatch):
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
     builder = TranscriptBuilder(session_id="now")
-    stamp = datetime.fromtimestamp(clock.now(), timezone.utc)
+    stamp = datetime.fromtimestamp(clock.now(), UTC)
     builder.now = stamp.replace(minute=0, second=1).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     builder.response(output=1000, blocks=1)
     builder.now = stamp.strftime("%Y-%m-%dT%H:%M:%S.000Z")

@@ -3,7 +3,7 @@
 import json
 import os
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,6 +18,7 @@ from cmat.budgets.limits import (
     status_report,
 )
 from cmat.catalog import ModelService
+from cmat.errors import UsageError
 from cmat.ingest import attribute_session
 from cmat.ledger import Ledger
 from cmat.tasks import QueueService, TaskContext
@@ -39,7 +40,7 @@ from tests.transcript_factory import TranscriptBuilder, write_session
 def test_durations():
     assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400
     assert parse_duration("1d") == 86400
-    with pytest.raises(Exception):
+    with pytest.raises(UsageError, match="not a duration such as 30m"):
         parse_duration("soon")
 
 
@@ -59,11 +60,11 @@ def _spend(session_id, usd, when, cwd="/home/user/project"):
     return builder
 
 
-NOON = datetime(2026, 3, 15, 12, 0, tzinfo=timezone.utc).timestamp()  # the checks' chosen now
+NOON = datetime(2026, 3, 15, 12, 0, tzinfo=UTC).timestamp()  # the checks' chosen now
 
 
 def _at(offset: float) -> str:
-    return datetime.fromtimestamp(NOON + offset, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return datetime.fromtimestamp(NOON + offset, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def test_spend_per_scope(tmp_path, project):

@@ -320,7 +320,7 @@ def test_a_ledger_locked_past_the_deadline_spools_the_attribution(project, task,
                                                                   tmp_path):
     main, expected, _ = session
     with Ledger() as ledger:
-        ledger.db  # the ledger exists, migrated
+        assert ledger.db is not None  # the ledger exists, migrated
     blocker = sqlite3.connect(paths.ledger_file(), isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:

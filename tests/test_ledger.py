@@ -5,7 +5,7 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -83,7 +83,7 @@ def test_a_newer_schema_is_refused(tmp_path):
     db.commit()
     db.close()
     with pytest.raises(LedgerError, match="newer cmat"):
-        Ledger(tmp_path / "new.db").db
+        _ = Ledger(tmp_path / "new.db").db
 
 
 def test_migrate_is_a_no_op_when_current(tmp_path):
@@ -95,7 +95,7 @@ def test_a_corrupt_ledger_says_how_to_get_out(tmp_path):
     path = tmp_path / "bad.db"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(LedgerError, match="cmat ledger rebuild"):
-        Ledger(path).db
+        _ = Ledger(path).db
 
 
 def _store(ledger, records, models, packed=False):
@@ -211,7 +211,7 @@ def test_a_zero_byte_ledger_is_reported_not_replaced(tmp_path, project):
     path.write_bytes(b"")
     os.utime(path, (time.time() - 60, time.time() - 60))
     with pytest.raises(LedgerError, match="empty \\(0 bytes\\)"):
-        Ledger(path).db
+        _ = Ledger(path).db
     assert path.read_bytes() == b""
     result = _rebuild(path, [], project)
     assert result["previous_state"] == "empty"
@@ -311,7 +311,7 @@ def test_an_impossible_timestamp_is_refused_and_an_old_one_set_aside(project, tm
     from tests.helpers import cli_run
 
     tracker = CostTracker(project)
-    for when in (datetime(9999, 12, 31, tzinfo=timezone.utc), 253402300799.0, 1e20, "soon"):
+    for when in (datetime(9999, 12, 31, tzinfo=UTC), 253402300799.0, 1e20, "soon"):
         with pytest.raises(UsageError, match="between 2000 and 2100"):
             tracker.record(model="claude-opus-4-6", input_tokens=1, when=when)
     builder = TranscriptBuilder(session_id="future")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from rich.console import Console
@@ -20,7 +20,7 @@ from tests.transcript_factory import TranscriptBuilder, write_session
 
 
 def stamp(offset: float) -> str:
-    return datetime.fromtimestamp(clock.now() + offset, timezone.utc).strftime(
+    return datetime.fromtimestamp(clock.now() + offset, UTC).strftime(
         "%Y-%m-%dT%H:%M:%S.000Z")
 
 

@@ -382,7 +382,7 @@ def test_last_n_counts_periods_and_its_total_is_what_is_shown(project, tmp_path,
         builder.response(model="claude-opus-4-6", output=1000)
         sub = write_session(config / "projects" / f"-{session}", builder)
         write_subagent(sub.parent, session, f"a-{session}", "Explore",
-                       lambda b, a: (setattr(b, "now", f"{month}-10T10:05:00.000Z"),
+                       lambda b, a, month=month: (setattr(b, "now", f"{month}-10T10:05:00.000Z"),
                                      b.response(model="claude-opus-4-6", sidechain=True,
                                                 agent_id=a, output=500)))
     full = json.loads(cli_run("report", "monthly", "--by", "agent", "--json").output)

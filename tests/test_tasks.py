@@ -5,7 +5,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
@@ -419,7 +419,7 @@ def test_costs_land_and_no_cmat_task_is_lost_while_cmat_rewrites_the_queue(proje
     queue_file = project / ".claude" / "data" / "task_queue.json"
     writer = subprocess.Popen([sys.executable, "-c", CMAT_WRITER, str(queue_file), "60"])
     hook = REPO / "hooks" / "on-session-end-cost.sh"
-    for round_ in range(2):  # every SessionEnd fires twice: nothing may be counted twice
+    for _round in range(2):  # every SessionEnd fires twice: nothing may be counted twice
         running = []
         for task_id, path, session_id, _ in jobs:
             stdin = json.dumps({"session_id": session_id, "transcript_path": str(path),
@@ -485,7 +485,7 @@ def test_cmats_template_and_demo_figures_are_no_spend_here(project, queue, tmp_p
     assert report["total_usd"] == 0
     assert json.loads(cli_run("report", "monthly", "--json", "--no-scan").output)["rows"] == []
     assert timestamp_seconds("2025-12-29T18:06:36.037810+00:00Z") == pytest.approx(
-        datetime(2025, 12, 29, 18, 6, 36, 37810, tzinfo=timezone.utc).timestamp())
+        datetime(2025, 12, 29, 18, 6, 36, 37810, tzinfo=UTC).timestamp())
     # The same task, its session's transcript on this machine: its figure counts.
     task = next(t for t in tasks if t.get("metadata", {}).get("cost_usd"))
     folder = tmp_path / "claude" / "projects" / "-p"

@@ -16,10 +16,10 @@ import itertools
 import json
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import orjson
 
@@ -314,10 +314,10 @@ def write_random_session(path: Path, target_bytes: int, session_id: str, rng: ra
     with open(path, "wb") as out:
         while written < target_bytes:
             ts += rng.uniform(2, 40)
-            stamp = datetime.fromtimestamp(ts, timezone.utc).strftime(
+            stamp = datetime.fromtimestamp(ts, UTC).strftime(
                 "%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
-            def envelope() -> dict:
+            def envelope(stamp=stamp) -> dict:
                 return {**common, "uuid": str(uuid.UUID(int=rng.getrandbits(128))),
                         "timestamp": stamp}
 

@@ -327,22 +327,13 @@ def add_override(ledger: Ledger, seconds: float, scope: str, reason: str | None,
                  now: float) -> float:
     """Lift `scope`'s budgets for `seconds` from `now` (0 ends the overrides of that scope,
     'all' every scope's); returns when it ends."""
-    import socket  # only an override needs who made it
+    from cmat import labels  # only an override needs who made it
 
     until = now + seconds
-    who = f"{_user()}@{socket.gethostname()}"
+    who = f"{labels.user()}@{labels.machine()}"
     with ledger.transaction():
         ledger.add_override(scope, until, who, reason, now)
     return until
-
-
-def _user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def parse_duration(text: str) -> float:

@@ -16,8 +16,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import orjson
 
@@ -53,7 +53,7 @@ def deadline(seconds: float) -> Iterator[None]:
         yield
         return
 
-    def expire(signum, frame):
+    def expire(_signum, _frame):
         raise HookTimeout(f"gave up after {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expire)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC
 from pathlib import Path
 
 import click
@@ -253,6 +254,6 @@ def update(source: str, prefer_source: bool, dry_run: bool, as_json: bool) -> No
 
 
 def _today() -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(clock.now(), timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(clock.now(), UTC).strftime("%Y-%m-%d")

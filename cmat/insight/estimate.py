@@ -83,7 +83,7 @@ def estimate_task(ledger: Ledger, models: ModelService, agent: str | None = None
         notes.append(f"model {model!r} is not in the catalog: no re-priced figure")
         return estimate
     per_task: dict[str, float] = {row[0]: 0.0 for row in rows}
-    for task_id, _, ts, *tokens, searches, speed, geo in ledger.task_requests(list(per_task)):
+    for task_id, _, ts, *tokens, searches, _speed, geo in ledger.task_requests(list(per_task)):
         per_task[task_id] += stored_cost(entry, ts, TokenCounts(*tokens), searches, None, geo)
     estimate.model = entry.id
     estimate.model_median_usd = percentile(list(per_task.values()), 0.5)

@@ -6,8 +6,8 @@ alerts and overrides. Callers ask; they do not write SQL.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from cmat.usage import COLUMN, COUNTED_TOKENS, TOKEN_FIELDS
 

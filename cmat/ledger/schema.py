@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from cmat.errors import LedgerError
 from cmat.usage import COLUMN, TOKEN_FIELDS, rank_sql
@@ -384,7 +385,7 @@ def timestamp_seconds(iso: str) -> float:
     except (ValueError, TypeError):
         return 0.0
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 

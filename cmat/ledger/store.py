@@ -13,8 +13,9 @@ import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from cmat import clock, labels, paths
 from cmat.errors import LedgerError
@@ -46,7 +47,6 @@ class Ledger(LedgerQueries):
     def __init__(self, path: Path | None = None, busy_timeout: float = 30.0):
         self.path = path or paths.ledger_file()
         self.busy_timeout = busy_timeout  # hooks wait less for a busy ledger than commands
-        self.read_only = False  # opened read-only: the file or its disk cannot be written
         self._db: sqlite3.Connection | None = None
 
     # --- connection and schema ------------------------------------------------------------
@@ -96,7 +96,6 @@ class Ledger(LedgerQueries):
             raise LedgerError(f"the ledger {self.path} is read-only and was written by another "
                               f"version of cmat (schema {version}, this cmat knows "
                               f"{SCHEMA_VERSION})", "make it writable once, so it can be upgraded")
-        self.read_only = True
         return db
 
     def close(self) -> None:
@@ -104,7 +103,7 @@ class Ledger(LedgerQueries):
             self._db.close()
             self._db = None
 
-    def __enter__(self) -> "Ledger":
+    def __enter__(self) -> Ledger:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -158,7 +157,7 @@ class Ledger(LedgerQueries):
         if not self.query("SELECT 1 FROM dropped_indexes LIMIT 1"):
             return False
         with self.transaction():
-            for name, sql in self.query("SELECT name, sql FROM dropped_indexes"):
+            for _name, sql in self.query("SELECT name, sql FROM dropped_indexes"):
                 # IF NOT EXISTS: a load still running in another process may build it too.
                 self.db.execute(sql.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
             self.db.execute("DELETE FROM dropped_indexes")

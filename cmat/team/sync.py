@@ -24,8 +24,8 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 from cmat import clock, labels, paths
 from cmat.errors import TeamDatabaseError
@@ -284,12 +284,3 @@ def cache_team_totals(connection) -> dict:
     data = {"as_of": now, "budgets": budgets, "spent": spent}
     atomic_write_bytes(cache_file(), json.dumps(data).encode())
     return data
-
-
-def cached_totals() -> dict | None:
-    """What the last sync cached; None when there is nothing (or nothing readable)."""
-    try:
-        data = json.loads(cache_file().read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("budgets"), dict) else None

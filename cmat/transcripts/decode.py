@@ -14,8 +14,8 @@ decodes large reads faster and hands any line it finds unusual back to it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 import orjson
 

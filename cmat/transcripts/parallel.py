@@ -12,8 +12,8 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from cmat.transcripts.decode import LineDecoder, decode_line
 from cmat.transcripts.files import SourceFile
