@@ -24,8 +24,8 @@ def stamp(offset: float) -> str:
         "%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def screen_text(snapshot: Snapshot) -> str:
-    console = Console(width=80, record=True, color_system=None, file=open("/dev/null", "w"))
+def screen_text(snapshot: Snapshot, width: int = 80) -> str:
+    console = Console(width=width, record=True, color_system=None, file=open("/dev/null", "w"))
     console.print(render(snapshot))
     return console.export_text()
 
@@ -47,6 +47,8 @@ def test_the_screen_fits_80_columns_and_names_where_its_figure_comes_from():
                 "seven_day": None, "observed_at": clock.now()}
     assert "63% (Claude Code)" in screen_text(snapshot(official, 19_000))
     assert "of the time (no plan set)" in screen_text(snapshot())
+    wide = screen_text(snapshot(allowance=19_000), width=120)  # the box fills a wider screen
+    assert max(map(len, wide.splitlines())) == 120
 
 
 def tmux(*args) -> str:
