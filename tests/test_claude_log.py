@@ -23,5 +23,6 @@ def test_each_line_names_its_level_event_and_project(project):
 def test_a_log_that_cannot_be_written_costs_only_the_log(project, tmp_path):
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")
-    HookLog(project, path=blocked / "hook.log").write("INFO", "session-end", "kept going")
-    assert not os.path.exists(blocked / "hook.log")
+    where = HookLog(project, path=blocked / "hook.log").write("INFO", "session-end",
+                                                              "kept going")  # no exception
+    assert where == blocked / "hook.log" and blocked.read_text() == ""  # nothing clobbered
