@@ -1,4 +1,3 @@
-import os
 
 from cmat import paths
 from cmat.claude.log import HookLog
