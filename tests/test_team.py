@@ -378,11 +378,13 @@ def test_session_end_starts_a_detached_sync_when_auto_sync_is_on(local, team_db,
                                           CMAT_PYTHON=sys.executable))
     assert result.returncode == 0 and time.monotonic() - started < 10
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        count = remote(team_db, "SELECT count(*) FROM requests WHERE session_id = 'a-s2'"
-                       ) if remote(team_db, "SELECT to_regclass('requests')")[0][0] else [(0,)]
-        if count == [(4,)]:
-            break
+    count = sessions = None
+    while time.monotonic() < deadline:  # the requests land first, the sessions just after
+        if remote(team_db, "SELECT to_regclass('sessions')")[0][0]:
+            count = remote(team_db, "SELECT count(*) FROM requests WHERE session_id = 'a-s2'")
+            sessions = remote(team_db, "SELECT machine, user_name FROM sessions")
+            if count == [(4,)] and sessions:
+                break
         time.sleep(0.2)
     assert count == [(4,)]
-    assert remote(team_db, "SELECT machine, user_name FROM sessions") == [("laptop", "ana")]
+    assert sessions == [("laptop", "ana")]
