@@ -22,6 +22,9 @@ SIDECHAIN_PENALTY = 10 ** 15  # more tokens than any request has: a replay never
 # The moments a request can have happened at: a timestamp outside them (year 9999, say) is a
 # bad value like any other, skipped where it is read; no report or period has to bear it.
 EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
+# What one request can carry: far below, a cost or a count is an error, not a request.
+MAX_REQUEST_USD = 100_000.0
+MAX_REQUEST_TOKENS = 10**10
 EARLIEST_TS = 946684800.0  # 2000-01-01
 LATEST_TS = 4102444800.0  # 2100-01-01
 MAIN_AGENT = "main"

@@ -486,12 +486,14 @@ class LedgerQueries:
     def changed_requests(self, since_seq: int, below_seq: int, after: tuple[int, str],
                          limit: int) -> list[tuple]:
         """Requests written at a version in [since_seq, below_seq), after `after` (seq,
-        message id) in that order: REQUEST_COLUMNS then seq."""
-        from cmat.ledger.schema import COLUMN_LIST
+        message id) in that order: REQUEST_COLUMNS then seq; then whether each holds only
+        values a request can have (schema.VALID_REQUEST: a sync sends only those)."""
+        from cmat.ledger.schema import COLUMN_LIST, VALID_REQUEST
 
         return self.query(
-            f"SELECT {COLUMN_LIST}, seq FROM requests WHERE seq >= ? AND seq < ?"
-            " AND (seq > ? OR (seq = ? AND message_id > ?)) ORDER BY seq, message_id LIMIT ?",
+            f"SELECT {COLUMN_LIST}, seq, {VALID_REQUEST} FROM requests"
+            " WHERE seq >= ? AND seq < ? AND (seq > ? OR (seq = ? AND message_id > ?))"
+            " ORDER BY seq, message_id LIMIT ?",
             (since_seq, below_seq, after[0], after[0], after[1], limit))
 
     def changed_sessions(self, since_seq: int, below_seq: int) -> list[tuple]:

@@ -27,7 +27,15 @@ below zero, a time outside 2000-2100).
 from __future__ import annotations
 
 from cmat.ledger.schema import COLUMN_TYPES, NOT_NULL, REQUEST_COLUMNS
-from cmat.usage import COLUMN, EARLIEST_TS, LATEST_TS, TOKEN_FIELDS, rank_sql
+from cmat.usage import (
+    COLUMN,
+    EARLIEST_TS,
+    LATEST_TS,
+    MAX_REQUEST_TOKENS,
+    MAX_REQUEST_USD,
+    TOKEN_FIELDS,
+    rank_sql,
+)
 
 PG_TYPES = {"TEXT": "text", "REAL": "double precision", "INTEGER": "bigint"}
 SUMMED = (*(COLUMN[kind] for kind in TOKEN_FIELDS), "web_search_requests")
@@ -142,8 +150,7 @@ CREATE TRIGGER requests_removed AFTER DELETE ON requests REFERENCING OLD TABLE A
 
 # The range a request's values can have: a single request costs far less than $100,000, carries
 # fewer than 10^10 tokens of a kind, and happened between 2000 and 2100.
-MAX_REQUEST_USD = 100_000.0
-MAX_TOKENS = 10**10
+MAX_TOKENS = MAX_REQUEST_TOKENS
 TS_RANGE = (EARLIEST_TS, LATEST_TS)
 
 

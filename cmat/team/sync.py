@@ -21,7 +21,6 @@ never stops every later sync.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -30,16 +29,9 @@ from dataclasses import asdict, dataclass
 from cmat import clock, labels, paths
 from cmat.errors import TeamDatabaseError
 from cmat.ledger import Ledger
-from cmat.ledger.schema import COLUMN_TYPES, NOT_NULL, REQUEST_COLUMNS, SESSION_COLUMNS
+from cmat.ledger.schema import COLUMN_TYPES, REQUEST_COLUMNS, SESSION_COLUMNS
 from cmat.team.connect import connect, describe
-from cmat.team.schema import (
-    MAX_REQUEST_USD,
-    MAX_TOKENS,
-    MERGE_REQUESTS,
-    SUMMED,
-    TS_RANGE,
-    migrate,
-)
+from cmat.team.schema import MERGE_REQUESTS, migrate
 
 BATCH_ROWS = 50_000
 # Binary COPY (less to format and parse than text): each column's PostgreSQL type.
@@ -52,7 +44,7 @@ LOCK_NAMESPACE = 727002  # pg_try_advisory_lock(namespace, ledger): one sync of 
 class SyncResult:
     database: str
     requests: int = 0  # rows sent (new or changed)
-    rejected: int = 0  # rows not sent: values no request can have (see `valid_request`)
+    rejected: int = 0  # rows not sent: values no request can have (schema.VALID_REQUEST)
     sessions: int = 0
     deleted: int = 0
     seconds: float = 0.0
@@ -115,27 +107,6 @@ def _register(connection, ledger_id: int) -> None:
                                 "file needs 'cmat ledger rebuild' to get an identity of its own")
 
 
-def valid_request(row: tuple) -> bool:
-    """Whether a request row (REQUEST_COLUMNS) holds values a request can have: the types of
-    its columns, and the team database's ranges (team/schema.py)."""
-    for name, value in zip(REQUEST_COLUMNS, row):
-        kind = COLUMN_TYPES[name]
-        if value is None:
-            if name in NOT_NULL:
-                return False
-        elif kind == "TEXT":
-            if not isinstance(value, str) or "\x00" in value:
-                return False
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                kind == "INTEGER" and not isinstance(value, int)) or not math.isfinite(value):
-            return False
-    values = dict(zip(REQUEST_COLUMNS, row))
-    cost = values["cost_usd"]
-    return (TS_RANGE[0] <= values["ts"] <= TS_RANGE[1]
-            and (cost is None or 0 <= cost <= MAX_REQUEST_USD)
-            and all(0 <= values[c] <= MAX_TOKENS for c in SUMMED))
-
-
 def _push(ledger: Ledger, connection, ledger_id: int, result: SyncResult,
           progress: Callable[[int], None] | None) -> None:
     row = connection.execute("SELECT seq, sessions_seq FROM sync_marks WHERE ledger_id = %s",
@@ -163,7 +134,7 @@ def _write(connection, batches, ledger_id: int, result: SyncResult,
         if kind == "error":
             raise payload
         if kind == "requests":
-            sent = [found[:-1] for found in payload if valid_request(found[:-1])]
+            sent = [found[:-2] for found in payload if found[-1]]  # values a request can have
             with connection.transaction():
                 if sent:
                     with connection.cursor().copy(f"COPY staging ({', '.join(REQUEST_COLUMNS)})"
@@ -172,7 +143,7 @@ def _write(connection, batches, ledger_id: int, result: SyncResult,
                         for found in sent:
                             copy.write_row(found)
                     connection.execute(MERGE_REQUESTS, {"ledger": ledger_id})
-                _set_mark(connection, ledger_id, machine, user, payload[-1][-1])
+                _set_mark(connection, ledger_id, machine, user, payload[-1][-2])
             result.requests += len(sent)
             result.rejected += len(payload) - len(sent)
             if progress:
@@ -232,7 +203,7 @@ def _read_ahead(path, mark: int, sessions_mark: int):
                 while rows := reader.changed_requests(mark, below, after, size):
                     if not hand(("requests", rows)):
                         return
-                    after = (rows[-1][-1], rows[-1][0])
+                    after = (rows[-1][-2], rows[-1][0])
                 hand(("done", (below, reader.changed_sessions(sessions_mark, below),
                                reader.deleted_requests(sessions_mark, below))))
         except Exception as exc:  # handed to the writer, which stops with it
