@@ -365,27 +365,30 @@ def _hooks_without_cmat(tmp_path):
     return folder
 
 
-def _env_with_path(bin_dir, **extra):
-    env = child_env(**extra)
+def _session_end_with_python3(tmp_path, project, main, python3: str, **extra):
+    """SessionEnd through hook scripts far from any .venv, with `python3` (a shell script's
+    body) first on PATH and no CMAT_PYTHON or PYTHONPATH to fall back on."""
+    hooks = _hooks_without_cmat(tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f"#!/bin/sh\n{python3}\n")
+    (bin_dir / "python3").chmod(0o755)
+    (bin_dir / "python").symlink_to(bin_dir / "python3")
+    env = child_env(CLAUDE_PROJECT_DIR=project, **extra)
     for name in ("PYTHONPATH", "CMAT_PYTHON"):
         env.pop(name, None)
     env["PATH"] = f"{bin_dir}:/usr/bin:/bin"
-    return env
+    return subprocess.run([str(hooks / "on-session-end-cost.sh")],
+                          input=json.dumps(payload(main, "sess-main")).encode(),
+                          capture_output=True, timeout=60, env=env)
 
 
 def test_hooks_without_an_installed_interpreter_use_a_python3_that_has_cmat(
         project, task, session, tmp_path):
     main, expected, _ = session
-    hooks = _hooks_without_cmat(tmp_path)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec {shlex.quote(os.sys.executable)} "$@"\n')
-    (bin_dir / "python3").chmod(0o755)  # the venv's interpreter: it has cmat
-    result = subprocess.run([str(hooks / "on-session-end-cost.sh")],
-                            input=json.dumps(payload(main, "sess-main")).encode(),
-                            capture_output=True, timeout=60,
-                            env=_env_with_path(bin_dir, CLAUDE_PROJECT_DIR=project,
-                                               CMAT_CURRENT_TASK_ID=task))
+    result = _session_end_with_python3(  # the venv's interpreter: it has cmat
+        tmp_path, project, main, f'exec {shlex.quote(os.sys.executable)} "$@"',
+        CMAT_CURRENT_TASK_ID=task)
     assert result.returncode == 0, result.stderr
     assert task_cost(project, task) == pytest.approx(expected, abs=1e-4)
 
@@ -393,19 +396,10 @@ def test_hooks_without_an_installed_interpreter_use_a_python3_that_has_cmat(
 def test_without_any_interpreter_the_attribution_waits_for_the_next_cmat_run(
         project, task, session, tmp_path):
     main, expected, _ = session
-    hooks = _hooks_without_cmat(tmp_path)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "python3").write_text("#!/bin/sh\nexit 1\n")  # a python without cmat
-    (bin_dir / "python3").chmod(0o755)
-    (bin_dir / "python").symlink_to(bin_dir / "python3")
     paths.current_task_file(project).parent.mkdir(parents=True, exist_ok=True)
     paths.current_task_file(project).write_text(task + "\n")
     QueueService(project).set_status(task, "active")
-    result = subprocess.run([str(hooks / "on-session-end-cost.sh")],
-                            input=json.dumps(payload(main, "sess-main")).encode(),
-                            capture_output=True, timeout=60,
-                            env=_env_with_path(bin_dir, CLAUDE_PROJECT_DIR=project))
+    result = _session_end_with_python3(tmp_path, project, main, "exit 1")  # no cmat there
     assert result.returncode == 0 and b"waits in" in result.stderr
     (spooled,) = (paths.state_home() / "spool").glob("*.hook")
     assert os.stat(spooled.parent).st_mode & 0o077 == 0
