@@ -44,6 +44,10 @@ CATALOG_LIMIT = 16 * 2**20
 
 def read_json(path: Path) -> Any:
     """A catalog file, through the one safe reader (a project's comes with a repository)."""
+    return _parsed(path, _read_catalog(path))
+
+
+def _read_catalog(path: Path) -> bytes:
     from cmat.untrusted import Unreadable, read_untrusted
 
     try:
@@ -52,6 +56,10 @@ def read_json(path: Path) -> Any:
         raise CatalogError(f"cannot read model catalog {exc.message}", exc.hint) from None
     if data is None:
         raise NotFound(f"model catalog {path} does not exist")
+    return data
+
+
+def _parsed(path: Path, data: bytes) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -257,13 +265,14 @@ def _apply_layer(state: _Merge, layer: Layer, validator: _Validator | None) -> N
     """Merge one layer into `state`; each entry it touched is checked by `validator` (None:
     the layer is the bundled catalog, which the test suite validates)."""
     path = layer.path
-    entries, default, layer_version = _layer_entries(path, read_json(path))
+    data = _read_catalog(path)  # once: what is parsed is what the version names
+    entries, default, layer_version = _layer_entries(path, _parsed(path, data))
     if layer_version and layer.origin == "built-in":
         state.version = str(layer_version)
     elif layer.origin != "built-in":  # the version says which content priced a request
         import hashlib  # a user's or project's layer only: the hooks' common case skips it
 
-        digest = hashlib.sha1(path.read_bytes()).hexdigest()[:8]
+        digest = hashlib.sha1(data).hexdigest()[:8]
         state.version = f"{state.version}+{layer.origin}.{digest}"
     touched = []
     same_as: dict[str, str] = {}  # a project's id -> the known model it stands for

@@ -210,6 +210,14 @@ def without_hooks(settings: dict, target: Target) -> dict:
     return result
 
 
+def _current(path: Path) -> bytes | None:
+    """A settings file's bytes as they are (None: no file), read as load_settings reads it."""
+    try:
+        return read_untrusted(path)
+    except Unreadable as exc:
+        raise SettingsError(f"cannot read {exc.message}", exc.hint) from None
+
+
 def _dump(settings: dict, like: bytes | None = None) -> bytes:
     """Settings as JSON, ending with a newline unless the file it replaces (`like`) did
     not: an uninstall leaves no change git would show."""
@@ -263,7 +271,7 @@ def install(target: Target, dry_run: bool = False, statusline: bool = False) -> 
     first install are kept aside, so that uninstalling restores them byte for byte.
     """
     with file_lock(target.settings):
-        before = target.settings.read_bytes() if target.settings.is_file() else None
+        before = _current(target.settings)
         settings = load_settings(target.settings)
         wanted = with_hooks(settings, target, statusline)
         # Already installed: the file is left as it is, not even reformatted.
@@ -305,7 +313,7 @@ def uninstall(target: Target, dry_run: bool = False) -> Change:
     """Remove cmat's handlers and scripts, and only cmat's; where nothing else changed in the
     settings since cmat's install, they are restored byte for byte."""
     with file_lock(target.settings):
-        before = target.settings.read_bytes() if target.settings.is_file() else None
+        before = _current(target.settings)
         settings = load_settings(target.settings)
         cleaned = without_hooks(settings, target)
         after = before if cleaned == settings and before is not None else _dump(cleaned, before)
@@ -461,7 +469,7 @@ def mcp_entry() -> dict:
 def _edit_mcp(project: Path, dry_run: bool, change) -> Change:
     path = mcp_file(project)
     with file_lock(path):
-        before = path.read_bytes() if path.is_file() else None
+        before = _current(path)
         document = load_settings(path)
         servers = document.setdefault("mcpServers", {})
         if not isinstance(servers, dict):
