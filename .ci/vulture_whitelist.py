@@ -34,3 +34,4 @@ _.can_proceed  # unused method (cmat/tracker.py:116)
 daemon_threads  # unused variable (cmat/web.py:24)
 request_queue_size  # unused variable (cmat/web.py:25)
 _.log_message  # unused method (cmat/web.py:42)
+layer_of  # unused function (cmat/layers.py:31): tests/test_architecture.py reads the layers

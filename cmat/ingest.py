@@ -8,41 +8,31 @@ in the ledger are never lost when Claude Code later rewrites or deletes a transc
 
     scan               everything new under Claude Code's folders (reports, `cmat scan`)
     import_session     what is new in one session's files (budgets, the status line)
-    attribute_session  import_session, then attribute the session to its task and bring the
-                       task queue up to date: what the hooks and `cmat costs extract` do
+
+Attributing a session to its task is cmat.attribution's; repricing and rebuilding are
+cmat.maintenance's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cmat.catalog import ModelService
-from cmat.errors import CmatError, TranscriptError, UsageError
+from cmat.errors import TranscriptError
 from cmat.ledger import Ledger
-from cmat.ledger.schema import LEGACY_PREFIX, FileState, request_rows, row_packer
-from cmat.pricing import price_records, stored_cost
-from cmat.tasks import (
-    QueueService,
-    TaskContext,
-    enhancement_of,
-    sync_queue,
-    task_report,
-    task_type_of,
-)
+from cmat.ledger.schema import FileState, request_rows, row_packer
+from cmat.pricing import price_records
 from cmat.transcripts.files import (
     SeenFile,
     SourceFile,
     check_transcript,
     discover,
-    session_ids_in,
     session_sources,
     source_for,
-    subagent_source,
 )
 from cmat.transcripts.parallel import (
     ReadOptions,
@@ -52,7 +42,6 @@ from cmat.transcripts.parallel import (
     read_segments,
 )
 from cmat.untrusted import Unreadable, open_untrusted
-from cmat.usage import TokenCounts, UsageRecord
 
 HEAD_BYTES = 256
 TAIL_BYTES = 1024
@@ -275,188 +264,3 @@ class _Pending:
             self.ledger.save_file_states(self.states)
             self.ledger.save_skips(self.skips)
         self.rows, self.states, self.skips = [], [], []
-
-
-# --- one session, attributed: the hooks and `cmat costs extract` ----------------------------
-
-
-def session_of(transcript: Path, given: str | None) -> str:
-    """The session a transcript holds: `given` if the file is about it (a SESSION that names
-    another session would record the same requests twice under two ids), else its own."""
-    ids = session_ids_in(transcript)
-    if given:
-        if ids and given not in ids and given != transcript.stem:
-            raise UsageError(f"{transcript} holds session {sorted(ids)[0]}, not {given}",
-                             "leave SESSION out, or name the transcript of that session")
-        return given
-    if transcript.stem in ids or not ids:
-        return transcript.stem
-    return sorted(ids)[0]
-
-
-@dataclass
-class Attribution:
-    session_id: str
-    task_id: str | None
-    requests: int  # of the session, as the ledger holds it now
-    total_usd: float  # of the session
-    new_requests: int  # imported by this call
-    queue_lagging: list[str]  # tasks whose queue fields could not be written now
-
-
-def attribute_session(project: Path, ledger: Ledger, models: ModelService,
-                      transcript: Path | None, session_id: str, context: TaskContext,
-                      recorded_by: str, subagent: SourceFile | None = None,
-                      max_bytes: int | None = None) -> Attribution:
-    """The one road in: import the session's new lines, attribute the session, and bring the
-    project's task queue up to date with the ledger."""
-    scanned = import_session(ledger, models, transcript, session_id, subagent=subagent,
-                             max_bytes=max_bytes)
-    return _attribute(project, ledger, models, transcript, session_id, context, recorded_by,
-                      scanned.new_requests)
-
-
-def record_usage(project: Path, ledger: Ledger, models: ModelService, record: UsageRecord,
-                 context: TaskContext, source: str) -> tuple[float | None, Attribution]:
-    """The same road for usage that no transcript holds (another LLM call an orchestrator
-    made): price it with the catalog, store it with its `source`, attribute its session.
-    Returns its cost (None: the catalog does not price its model)."""
-    from cmat.pricing import record_cost
-
-    cost = record_cost(record, models.get_by_pattern(record.model))
-    with ledger.transaction():
-        ledger.add_requests([record], [cost], catalog_version=models.catalog.version,
-                            source=source)
-    return cost, _attribute(project, ledger, models, None, record.session_id, context,
-                            "api", 1)
-
-
-def _attribute(project: Path, ledger: Ledger, models: ModelService, transcript: Path | None,
-               session_id: str, context: TaskContext, recorded_by: str,
-               new_requests: int) -> Attribution:
-    with ledger.transaction():
-        ledger.attribute(session_id, project_dir=str(project),
-                         transcript_path=str(transcript) if transcript else None,
-                         task_id=context.task_id, enhancement=context.enhancement,
-                         agent=context.agent, task_type=context.task_type,
-                         recorded_by=recorded_by)
-        if context.task_id:
-            ledger.drop_legacy(context.task_id, session_id)
-    requests, total = ledger.session_totals(session_id)
-    lagging = sync_queue(project, ledger, models) if context.task_id or \
-        ledger.lagging_tasks(str(project)) else []
-    return Attribution(session_id, context.task_id, requests, total, new_requests, lagging)
-
-
-def _spooled_context(project: Path, pending) -> TaskContext:
-    """Whom a spooled attribution is for; a hook script without cmat knew only the task: its
-    enhancement, agent and type come from the queue, as a hook would have read them."""
-    if pending.task_id and pending.enhancement is None and pending.agent is None:
-        try:
-            task = QueueService(project).get(pending.task_id)
-        except CmatError:
-            task = None
-        if task is not None:
-            agent = task.get("assigned_agent")
-            return TaskContext(pending.task_id, enhancement_of(task),
-                               agent if isinstance(agent, str) else None, task_type_of(task))
-    return TaskContext(pending.task_id, pending.enhancement, pending.agent, pending.task_type)
-
-
-def apply_spool(ledger: Ledger) -> tuple[int, list[str]]:
-    """Record what hooks had to spool (see spool.py); returns (applied, problems). An entry
-    whose transcript is gone is still attributed: its requests may be in the ledger already."""
-    from cmat import spool  # the recording hooks need it; the budget hooks should not load it
-
-    applied, problems = 0, []
-    for path, pending in spool.waiting():
-        project = Path(pending.project)
-        context = _spooled_context(project, pending)
-        subagent = None
-        if pending.subagent:
-            subagent = subagent_source(Path(pending.subagent), pending.subagent_type)
-        transcript = Path(pending.transcript) if pending.transcript else None
-        models = ModelService(project)
-        try:
-            try:
-                attribute_session(project, ledger, models, transcript, pending.session_id,
-                                  context, pending.recorded_by, subagent)
-            except TranscriptError:
-                attribute_session(project, ledger, models, None, pending.session_id,
-                                  context, pending.recorded_by)
-        except Exception as exc:  # left in the spool for the next try
-            problems.append(f"{path.name}: {type(exc).__name__}: {exc}")
-            continue
-        path.unlink(missing_ok=True)
-        applied += 1
-    return applied, problems
-
-
-def extract(project: Path, task_id: str, transcript: str | os.PathLike,
-            session_id: str | None = None, models: ModelService | None = None,
-            ledger: Ledger | None = None) -> dict:
-    """`cmat costs extract`: record a session against a task; the session's and the task's
-    figures as the ledger now holds them."""
-    queue = QueueService(project)
-    task = queue.get(task_id)  # an unknown task fails before anything is read
-    path = Path(transcript)
-    check_transcript(path)
-    session_id = session_of(path, session_id)
-    models = models or ModelService(project)
-    context = TaskContext(task_id, enhancement_of(task), task.get("assigned_agent"),
-                          task_type_of(task))
-    own = ledger is None
-    ledger = ledger or Ledger()
-    try:
-        attribution = attribute_session(project, ledger, models, path, session_id, context,
-                                        "extract")
-        report = task_report(project, task_id, ledger, models)
-    finally:
-        if own:
-            ledger.close()
-    session = next((s for s in report["sessions"] if s["session_id"] == session_id), {})
-    return {**report, "session_id": session_id, "session_total_usd": session.get("total_usd"),
-            "session_requests": session.get("requests", 0),
-            "new_requests": attribution.new_requests, "queue_lagging": attribution.queue_lagging}
-
-
-# --- after a catalog change, or from a damaged ledger -------------------------------------------
-
-
-def reprice(ledger: Ledger, models: ModelService) -> tuple[int, int]:
-    """Price every stored request again with the current catalog, from the stored token counts
-    and the prices in force on each request's day (no transcript needed). Figures CMAT wrote
-    before cmat keep theirs. Returns (requests repriced, requests left unpriced)."""
-    version = models.catalog.version
-    updates = []
-    unpriced = 0
-    for message_id, model, ts, *tokens, searches, speed, geo in \
-            ledger.priceable_requests(LEGACY_PREFIX):
-        entry = models.get_by_pattern(model)
-        cost = None
-        if entry is not None:
-            cost = stored_cost(entry, ts, TokenCounts(*tokens), searches, speed, geo)
-        unpriced += cost is None
-        updates.append((cost, version, message_id))
-    with ledger.transaction():
-        ledger.set_costs(updates)
-    return len(updates), unpriced
-
-
-def rebuild(path: Path, models: ModelService, roots: list[Path]) -> dict:
-    """Start the ledger afresh, import every transcript under `roots`, and salvage from the old
-    ledger whatever it still holds. The old file is never destroyed: it is kept beside the new
-    one as `<name>.damaged-<time>` (or `.previous-<time>` when it was healthy)."""
-    from cmat.ledger.recovery import ledger_state, salvage, set_aside  # no hook rebuilds
-
-    state = ledger_state(path)
-    kept = set_aside(path, state) if state != "missing" else None
-    with Ledger(path) as fresh:
-        result = scan(fresh, models, roots)
-        salvaged, unreadable = (0, 0)
-        if kept is not None and state != "empty":
-            salvaged, unreadable = salvage(fresh, kept)
-        carried = fresh.session_count()
-    return {"previous_state": state, "damaged_copy": str(kept) if kept else None,
-            "salvaged_requests": salvaged, "unreadable_chunks": unreadable,
-            "sessions_carried_over": carried, **result.to_json()}

@@ -19,7 +19,7 @@ from cmat.extras import require
 from cmat.ingest import scan
 from cmat.ledger import Ledger
 from cmat.reports import ReportQuery, build_report
-from cmat.tasks import enhancement_report, task_report
+from cmat.tasks.costs import enhancement_report, task_report
 from cmat.version import __version__
 
 INSTRUCTIONS = ("Costs of Claude Code sessions recorded by cmat: per task, per enhancement, "

@@ -47,7 +47,7 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
     from cmat.ingest import import_session
     from cmat.ledger import Ledger
     from cmat.periods import midnight
-    from cmat.tasks import current_context
+    from cmat.tasks.queue import current_context
 
     session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
     transcript = payload.get("transcript_path")

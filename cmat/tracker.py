@@ -59,7 +59,7 @@ class CostTracker:
         """Store one LLM call that no Claude Code transcript holds. `request_id` (the
         provider's id) makes recording it twice harmless; `task_id` attributes it to a task
         of the project's queue, with its enhancement and task type, as a session would be."""
-        from cmat.ingest import record_usage
+        from cmat.attribution import record_usage
         from cmat.usage import UsageRecord
 
         counts = {"input_tokens": input_tokens, "output_tokens": output_tokens,
@@ -96,7 +96,7 @@ class CostTracker:
         return Recorded(message_id, cost, session_id)
 
     def _context(self, task_id: str | None, agent: str | None):
-        from cmat.tasks import QueueService, TaskContext, enhancement_of, task_type_of
+        from cmat.tasks.queue import QueueService, TaskContext, enhancement_of, task_type_of
 
         if task_id is None:
             return TaskContext(agent=agent)

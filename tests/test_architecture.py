@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cmat.claude.events import EVENTS
+from cmat.layers import LAYERS, layer_of
 from tests.helpers import REPO, child_env, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session
 
@@ -177,3 +178,29 @@ def test_the_version_is_the_packages():
 
     with open(REPO / "pyproject.toml", "rb") as handle:
         assert tomllib.load(handle)["project"]["version"] == __version__
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import from a module into a layer above its own, and every module in no layer."""
+    found = []
+    for module, imported in sorted(graph.items()):
+        own = layer_of(module)
+        if own is None:
+            found.append(f"{module}: in no layer of cmat.layers")
+            continue
+        for target in sorted(imported):
+            if (layer_of(target) or 0) > own:
+                found.append(f"{module} ({LAYERS[own][0]}) imports {target}"
+                             f" ({LAYERS[layer_of(target)][0]})")
+    return found
+
+
+def test_every_import_points_down_the_layers():
+    assert upward_imports(import_graph()) == []
+
+
+def test_the_layer_check_finds_an_upward_import_and_a_module_left_out():
+    graph = {"cmat.ingest": {"cmat.tasks.queue", "cmat.ledger"}, "cmat.ledger": set(),
+             "cmat.tasks.queue": set(), "cmat.newcomer": set()}
+    assert upward_imports(graph) == ["cmat.ingest (import) imports cmat.tasks.queue (tasks)",
+                                     "cmat.newcomer: in no layer of cmat.layers"]

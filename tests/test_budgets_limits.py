@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cmat import clock, paths
+from cmat.attribution import attribute_session
 from cmat.budgets.config import load_config
 from cmat.budgets.limits import (
     Context,
@@ -19,9 +20,8 @@ from cmat.budgets.limits import (
 )
 from cmat.catalog import ModelService
 from cmat.errors import UsageError
-from cmat.ingest import attribute_session
 from cmat.ledger import Ledger
-from cmat.tasks import QueueService, TaskContext
+from cmat.tasks.queue import QueueService, TaskContext
 from tests.helpers import (
     OPUS,
     PRE_TOOL,

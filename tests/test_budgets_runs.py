@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from cmat import paths
-from cmat.tasks import QueueService
+from cmat.tasks.queue import QueueService
 from tests.helpers import (
     OPUS,
     PRE_TOOL,

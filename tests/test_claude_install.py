@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from cmat.claude.events import EVENTS
 from cmat.claude.install import install, plain_script, target_for, uninstall
 from cmat.errors import CmatError
-from cmat.tasks import QueueService
+from cmat.tasks.queue import QueueService
 from tests.helpers import FIXTURES, REPO, child_env, cli_run
 from tests.transcript_factory import TranscriptBuilder, write_session
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from cmat import paths
 from cmat.cli import cli
 from cmat.ledger import Ledger
-from cmat.tasks import QueueService
+from cmat.tasks.queue import QueueService
 from tests.helpers import REPO, child_env, earlier_today, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 

@@ -25,8 +25,8 @@ MODELS = ("claude-opus-4-6", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-202
 def recent_history(tmp_path, monkeypatch, project):
     """A week of work over three models, two projects, tasks and enhancements, a budget
     nearly spent and an alert fired."""
-    from cmat.ingest import extract
-    from cmat.tasks import QueueService
+    from cmat.attribution import extract
+    from cmat.tasks.queue import QueueService
 
     config = tmp_path / "claude"
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))

@@ -185,8 +185,8 @@ def test_optimize_on_the_real_fixtures(real_history):
 
 def past_tasks(project, tmp_path, outputs, agent="architect", task_type="analysis",
                model=SONNET):
-    from cmat.ingest import extract
-    from cmat.tasks import QueueService
+    from cmat.attribution import extract
+    from cmat.tasks.queue import QueueService
 
     ids = []
     for index, output in enumerate(outputs):
@@ -227,7 +227,7 @@ def test_thin_history_is_said_and_the_match_widened(project, tmp_path):
 
 
 def test_budget_check_estimate_refuses_a_task_likely_to_overrun(project, tmp_path):
-    from cmat.tasks import QueueService
+    from cmat.tasks.queue import QueueService
     from tests.helpers import user_config
 
     past_tasks(project, tmp_path, [1000 * n for n in range(1, 11)])  # on 2026-03-01
@@ -271,7 +271,7 @@ def test_the_calibration_measures_the_users_own_requests(tmp_path):
 def test_cost_tracker_records_prices_attributes_and_checks(project, tmp_path):
     from cmat import CostTracker
     from cmat.errors import UsageError
-    from cmat.tasks import QueueService
+    from cmat.tasks.queue import QueueService
     from tests.helpers import user_config
 
     task = QueueService(project).add("orchestrated", agent="architect",

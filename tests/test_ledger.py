@@ -15,7 +15,7 @@ from cmat import paths
 from cmat.catalog import ModelService
 from cmat.catalog.edit import add_model
 from cmat.cli import cli
-from cmat.ingest import rebuild, reprice, scan
+from cmat.ingest import scan
 from cmat.ledger import Ledger, LedgerError, ledger_error
 from cmat.ledger.schema import (
     MIGRATIONS,
@@ -24,6 +24,7 @@ from cmat.ledger.schema import (
     pack_rows,
     request_rows,
 )
+from cmat.maintenance import rebuild, reprice
 from cmat.pricing import price_records
 from cmat.transcripts.session import read_session
 from tests.helpers import child_env

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cmat.ingest import extract
-from cmat.tasks import QueueService
+from cmat.attribution import extract
+from cmat.tasks.queue import QueueService
 from tests.helpers import (
     child_env,
     user_config,

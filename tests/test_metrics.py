@@ -11,9 +11,9 @@ import urllib.request
 
 import pytest
 
-from cmat.ingest import extract
+from cmat.attribution import extract
 from cmat.metrics import exposition
-from cmat.tasks import QueueService
+from cmat.tasks.queue import QueueService
 from tests.helpers import REPO, child_env, cli_run, user_config
 
 

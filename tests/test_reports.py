@@ -9,13 +9,15 @@ import pytest
 from click.testing import CliRunner
 
 from cmat import colour, paths
+from cmat.attribution import attribute_session, extract
 from cmat.catalog import ModelService
 from cmat.cli import cli
 from cmat.cli.output import TerminalProgress
-from cmat.ingest import attribute_session, extract, reprice, scan
+from cmat.ingest import scan
 from cmat.ledger import Ledger
+from cmat.maintenance import reprice
 from cmat.reports import ReportQuery, build_report
-from cmat.tasks import QueueService, TaskContext
+from cmat.tasks.queue import QueueService, TaskContext
 from tests.helpers import FIXTURES, REAL_FIXTURES, cli_run, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 

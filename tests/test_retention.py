@@ -17,8 +17,8 @@ SONNET, OPUS = "claude-sonnet-4-5-20250929", "claude-opus-4-6"
 @pytest.fixture
 def old_and_new(tmp_path, monkeypatch, project):
     """Requests of 15 and 14 months ago (on a task) and of last week."""
-    from cmat.ingest import extract
-    from cmat.tasks import QueueService
+    from cmat.attribution import extract
+    from cmat.tasks.queue import QueueService
 
     config = tmp_path / "claude"
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
@@ -101,12 +101,12 @@ def test_export_writes_every_request_with_its_task(old_and_new, tmp_path):
 
 
 def test_export_cells_that_look_like_formulas_stay_text(tmp_path, project):
-    from cmat.tasks import QueueService
+    from cmat.tasks.queue import QueueService
 
     task = QueueService(project).add("t", enhancement='=HYPERLINK("http://x","y")')["id"]
     builder = TranscriptBuilder(session_id="s", cwd="+cmd|' /C calc'!A0")
     builder.response(output=10)
-    from cmat.ingest import extract
+    from cmat.attribution import extract
 
     extract(project, task, write_session(tmp_path / "p", builder))
     out = tmp_path / "archive.csv"
@@ -151,7 +151,7 @@ def _counters(project):
 
 
 def test_every_view_of_an_old_task_counts_its_compacted_requests(old_and_new, project):
-    from cmat.tasks import QueueService
+    from cmat.tasks.queue import QueueService
 
     task = old_and_new
     shown = json.loads(cli_run("costs", "show", task, "--json").output)

@@ -7,7 +7,7 @@ import sys
 
 from cmat import clock
 from cmat.statusline import cached_line
-from cmat.tasks import QueueService
+from cmat.tasks.queue import QueueService
 from tests.helpers import REPO, child_env, cli_run, now_iso, session_costing, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 

@@ -11,20 +11,14 @@ import pytest
 from click.testing import CliRunner
 
 from cmat import paths
+from cmat.attribution import extract
 from cmat.catalog import ModelService
 from cmat.cli import cli
 from cmat.errors import NotFound, QueueError, TranscriptError, UsageError
-from cmat.ingest import extract
 from cmat.ledger import Ledger
 from cmat.ledger.schema import timestamp_seconds
-from cmat.tasks import (
-    NO_TASK,
-    QueueService,
-    current_context,
-    enhancement_of,
-    sync_queue,
-    task_report,
-)
+from cmat.tasks.costs import sync_queue, task_report
+from cmat.tasks.queue import NO_TASK, QueueService, current_context, enhancement_of
 from tests.helpers import FIXTURES, REPO, child_env
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 

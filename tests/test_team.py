@@ -198,8 +198,8 @@ def test_team_budgets_are_enforced_by_the_hooks_from_the_synced_totals(local, te
 
 def test_costs_enhancement_team_counts_every_machines_sessions(local, team_db, project,
                                                                 monkeypatch):
-    from cmat.ingest import extract
-    from cmat.tasks import QueueService
+    from cmat.attribution import extract
+    from cmat.tasks.queue import QueueService
 
     task = QueueService(project).add("shared work", enhancement="feat")["id"]
     extract(project, task, next(local.rglob("a-s1.jsonl")))
@@ -324,8 +324,8 @@ def test_values_no_request_can_have_are_not_sent_and_never_stop_a_sync(local, te
 
 
 def test_an_interrupted_sync_loses_no_sessions_attribution(local, team_db, project):
-    from cmat.ingest import extract
-    from cmat.tasks import QueueService
+    from cmat.attribution import extract
+    from cmat.tasks.queue import QueueService
     from cmat.team.sync import sync
 
     task = QueueService(project).add("shared work", enhancement="feat")["id"]

@@ -14,7 +14,7 @@ from cmat.budgets.config import load_config, read_toml
 from cmat.catalog.load import read_json
 from cmat.claude.install import load_settings
 from cmat.errors import CatalogError, ConfigError, QueueError, SettingsError
-from cmat.tasks import QueueService, current_context, read_marker
+from cmat.tasks.queue import QueueService, current_context, read_marker
 from cmat.untrusted import Unreadable, read_untrusted, read_untrusted_text
 from tests.helpers import REPO
 from tests.test_claude_runtime import SESSION_END, payload, run_hook

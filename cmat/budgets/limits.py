@@ -28,8 +28,8 @@ from cmat.errors import CmatError, UsageError
 from cmat.ledger import Ledger
 from cmat.money import usd
 from cmat.periods import period_bounds, zone
-from cmat.tasks import QueueService, enhancement_of
-from cmat.tasks import current_context as current_task
+from cmat.tasks.queue import QueueService, enhancement_of
+from cmat.tasks.queue import current_context as current_task
 from cmat.usage import MAIN_AGENT
 
 PERIOD_WORDS = {"daily": "today", "weekly": "this week", "monthly": "this month"}

@@ -1,7 +1,7 @@
 """What runs inside Claude Code: `cmat hook EVENT` (the events are in events.py).
 
 Claude Code sends the hook's input as JSON on stdin. A recording hook takes the session into
-the ledger, attributed to the current task if there is one (ingest.attribute_session); a budget
+the ledger, attributed to the current task if there is one (attribution.attribute_session); a budget
 hook refuses a prompt or denies a tool call once a budget is spent.
 
 A hook must never break the user's session: it always exits 0, gives up well inside the timeout
@@ -112,17 +112,17 @@ def _text_field(payload: dict, key: str) -> str | None:
 
 def attribute(event: str, payload: dict, project: Path, log: HookLog) -> tuple[str, None]:
     """Import and attribute the session named by `payload` (the one road into the ledger,
-    ingest.attribute_session); returns a one-line summary for the log. Where the ledger
+    attribution.attribute_session); returns a one-line summary for the log. Where the ledger
     cannot be written in time, the attribution is spooled for the next hook or scan."""
     import sqlite3
 
     from cmat import spool
+    from cmat.attribution import apply_spool, attribute_session, session_of
     from cmat.catalog import ModelService
     from cmat.catalog.load import unannounced_notes
     from cmat.errors import LedgerError, NotFound
-    from cmat.ingest import apply_spool, attribute_session, session_of
     from cmat.ledger import Ledger
-    from cmat.tasks import NO_TASK, QueueService, current_context
+    from cmat.tasks.queue import NO_TASK, QueueService, current_context
     from cmat.transcripts.files import subagent_source
 
     session_id = _text_field(payload, "session_id")

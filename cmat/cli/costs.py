@@ -41,7 +41,7 @@ def extract(task_id: str, transcript_path: Path, session_id: str | None, overrid
     exhausted, the command exits with status 11 so that an orchestrator stops, unless
     --override-limit (or CMAT_OVERRIDE_LIMIT=1, or a `cmat budget override`).
     """
-    from cmat.ingest import extract as run_extract
+    from cmat.attribution import extract as run_extract
 
     resolved = paths.project_dir(project)
     result = run_extract(resolved, task_id, transcript_path, session_id)
@@ -91,7 +91,7 @@ def sync(project: Path | None, settle: str | None, as_json: bool) -> None:
     """
     from cmat.catalog import ModelService
     from cmat.ledger import Ledger
-    from cmat.tasks import sync_queue
+    from cmat.tasks.costs import sync_queue
 
     moments = [0.0]
     if settle:
@@ -119,7 +119,7 @@ def sync(project: Path | None, settle: str | None, as_json: bool) -> None:
 @output_options
 def show(task_id: str, project: Path | None, as_json: bool) -> None:
     """What TASK_ID has cost so far, over all its recorded sessions (from the ledger)."""
-    from cmat.tasks import task_report
+    from cmat.tasks.costs import task_report
 
     report = task_report(paths.project_dir(project), task_id)
     if as_json:
@@ -149,7 +149,7 @@ def show(task_id: str, project: Path | None, as_json: bool) -> None:
 def enhancement(name: str, project: Path | None, team: bool, team_url: str | None,
                 as_json: bool) -> None:
     """What the tasks of enhancement NAME have cost, task by task."""
-    from cmat.tasks import enhancement_report
+    from cmat.tasks.costs import enhancement_report
 
     if not team:
         report = enhancement_report(paths.project_dir(project), name)

@@ -44,8 +44,8 @@ def info(as_json: bool) -> None:
 def reprice(as_json: bool) -> None:
     """Price every stored request again with the current catalog (no transcripts needed)."""
     from cmat.catalog import ModelService
-    from cmat.ingest import reprice as run_reprice
     from cmat.ledger import Ledger
+    from cmat.maintenance import reprice as run_reprice
 
     models = ModelService()
     with Ledger() as store:
@@ -74,7 +74,7 @@ def rebuild(yes: bool, extra_paths: tuple[Path, ...], as_json: bool) -> None:
     """
     from cmat import paths
     from cmat.catalog import ModelService
-    from cmat.ingest import rebuild as run_rebuild
+    from cmat.maintenance import rebuild as run_rebuild
 
     path = paths.ledger_file()
     if not yes and not as_json:

@@ -10,13 +10,7 @@ from cmat import paths
 from cmat.cli.options import output_options, project_option
 from cmat.cli.output import emit_json, table
 from cmat.money import usd
-from cmat.tasks import (
-    DEFAULT_TASK_TYPE,
-    STATUSES,
-    TASK_TYPES,
-    QueueService,
-    enhancement_of,
-)
+from cmat.tasks.queue import DEFAULT_TASK_TYPE, STATUSES, TASK_TYPES, QueueService, enhancement_of
 
 
 def _queue(project: Path | None) -> QueueService:

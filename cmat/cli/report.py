@@ -154,7 +154,7 @@ def apply_spooled(ledger) -> None:
 
     if not spool.waiting():
         return
-    from cmat.ingest import apply_spool
+    from cmat.attribution import apply_spool
 
     applied, problems = apply_spool(ledger)
     if applied:

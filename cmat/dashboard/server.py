@@ -76,7 +76,7 @@ def task_titles(project: Path) -> dict[str, str]:
     """Task id -> title, from the project's queue (none when it has no queue, or a broken
     one: the page then shows ids)."""
     from cmat.errors import CmatError
-    from cmat.tasks import QueueService
+    from cmat.tasks.queue import QueueService
 
     try:
         return {task["id"]: str(task.get("title") or "") for task in QueueService(project).tasks()

@@ -96,7 +96,7 @@ def estimate_for_task(ledger: Ledger, models: ModelService, project: Path,
     """The estimate of a task about to run (`task_id`, else the current one), from its agent,
     task type and enhancement in the queue: (its id, the estimate); None without a task. A
     task the queue lacks raises NotFound."""
-    from cmat.tasks import QueueService, current_context, enhancement_of, task_type_of
+    from cmat.tasks.queue import QueueService, current_context, enhancement_of, task_type_of
 
     task_id = task_id or current_context(project).task_id
     if task_id is None:

@@ -1,0 +1,166 @@
+"""Attribution: a session's requests, imported, then the session attributed to its task and
+the project's task queue brought up to date. What the hooks, `cmat costs extract` and
+spooled records do; it sits above both the import (cmat.ingest) and the queue (cmat.tasks).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cmat.catalog import ModelService
+from cmat.errors import CmatError, TranscriptError, UsageError
+from cmat.ingest import import_session
+from cmat.ledger import Ledger
+from cmat.tasks.costs import sync_queue, task_report
+from cmat.tasks.queue import QueueService, TaskContext, enhancement_of, task_type_of
+from cmat.transcripts.files import (
+    SourceFile,
+    check_transcript,
+    session_ids_in,
+    subagent_source,
+)
+from cmat.usage import UsageRecord
+
+
+def session_of(transcript: Path, given: str | None) -> str:
+    """The session a transcript holds: `given` if the file is about it (a SESSION that names
+    another session would record the same requests twice under two ids), else its own."""
+    ids = session_ids_in(transcript)
+    if given:
+        if ids and given not in ids and given != transcript.stem:
+            raise UsageError(f"{transcript} holds session {sorted(ids)[0]}, not {given}",
+                             "leave SESSION out, or name the transcript of that session")
+        return given
+    if transcript.stem in ids or not ids:
+        return transcript.stem
+    return sorted(ids)[0]
+
+
+@dataclass
+class Attribution:
+    session_id: str
+    task_id: str | None
+    requests: int  # of the session, as the ledger holds it now
+    total_usd: float  # of the session
+    new_requests: int  # imported by this call
+    queue_lagging: list[str]  # tasks whose queue fields could not be written now
+
+
+def attribute_session(project: Path, ledger: Ledger, models: ModelService,
+                      transcript: Path | None, session_id: str, context: TaskContext,
+                      recorded_by: str, subagent: SourceFile | None = None,
+                      max_bytes: int | None = None) -> Attribution:
+    """The one road in: import the session's new lines, attribute the session, and bring the
+    project's task queue up to date with the ledger."""
+    scanned = import_session(ledger, models, transcript, session_id, subagent=subagent,
+                             max_bytes=max_bytes)
+    return _attribute(project, ledger, models, transcript, session_id, context, recorded_by,
+                      scanned.new_requests)
+
+
+def record_usage(project: Path, ledger: Ledger, models: ModelService, record: UsageRecord,
+                 context: TaskContext, source: str) -> tuple[float | None, Attribution]:
+    """The same road for usage that no transcript holds (another LLM call an orchestrator
+    made): price it with the catalog, store it with its `source`, attribute its session.
+    Returns its cost (None: the catalog does not price its model)."""
+    from cmat.pricing import record_cost
+
+    cost = record_cost(record, models.get_by_pattern(record.model))
+    with ledger.transaction():
+        ledger.add_requests([record], [cost], catalog_version=models.catalog.version,
+                            source=source)
+    return cost, _attribute(project, ledger, models, None, record.session_id, context,
+                            "api", 1)
+
+
+def _attribute(project: Path, ledger: Ledger, models: ModelService, transcript: Path | None,
+               session_id: str, context: TaskContext, recorded_by: str,
+               new_requests: int) -> Attribution:
+    with ledger.transaction():
+        ledger.attribute(session_id, project_dir=str(project),
+                         transcript_path=str(transcript) if transcript else None,
+                         task_id=context.task_id, enhancement=context.enhancement,
+                         agent=context.agent, task_type=context.task_type,
+                         recorded_by=recorded_by)
+        if context.task_id:
+            ledger.drop_legacy(context.task_id, session_id)
+    requests, total = ledger.session_totals(session_id)
+    lagging = sync_queue(project, ledger, models) if context.task_id or \
+        ledger.lagging_tasks(str(project)) else []
+    return Attribution(session_id, context.task_id, requests, total, new_requests, lagging)
+
+
+def _spooled_context(project: Path, pending) -> TaskContext:
+    """Whom a spooled attribution is for; a hook script without cmat knew only the task: its
+    enhancement, agent and type come from the queue, as a hook would have read them."""
+    if pending.task_id and pending.enhancement is None and pending.agent is None:
+        try:
+            task = QueueService(project).get(pending.task_id)
+        except CmatError:
+            task = None
+        if task is not None:
+            agent = task.get("assigned_agent")
+            return TaskContext(pending.task_id, enhancement_of(task),
+                               agent if isinstance(agent, str) else None, task_type_of(task))
+    return TaskContext(pending.task_id, pending.enhancement, pending.agent, pending.task_type)
+
+
+def apply_spool(ledger: Ledger) -> tuple[int, list[str]]:
+    """Record what hooks had to spool (see spool.py); returns (applied, problems). An entry
+    whose transcript is gone is still attributed: its requests may be in the ledger already."""
+    from cmat import spool  # the recording hooks need it; the budget hooks should not load it
+
+    applied, problems = 0, []
+    for path, pending in spool.waiting():
+        project = Path(pending.project)
+        context = _spooled_context(project, pending)
+        subagent = None
+        if pending.subagent:
+            subagent = subagent_source(Path(pending.subagent), pending.subagent_type)
+        transcript = Path(pending.transcript) if pending.transcript else None
+        models = ModelService(project)
+        try:
+            try:
+                attribute_session(project, ledger, models, transcript, pending.session_id,
+                                  context, pending.recorded_by, subagent)
+            except TranscriptError:
+                attribute_session(project, ledger, models, None, pending.session_id,
+                                  context, pending.recorded_by)
+        except Exception as exc:  # left in the spool for the next try
+            problems.append(f"{path.name}: {type(exc).__name__}: {exc}")
+            continue
+        path.unlink(missing_ok=True)
+        applied += 1
+    return applied, problems
+
+
+def extract(project: Path, task_id: str, transcript: str | os.PathLike,
+            session_id: str | None = None, models: ModelService | None = None,
+            ledger: Ledger | None = None) -> dict:
+    """`cmat costs extract`: record a session against a task; the session's and the task's
+    figures as the ledger now holds them."""
+    queue = QueueService(project)
+    task = queue.get(task_id)  # an unknown task fails before anything is read
+    path = Path(transcript)
+    check_transcript(path)
+    session_id = session_of(path, session_id)
+    models = models or ModelService(project)
+    context = TaskContext(task_id, enhancement_of(task), task.get("assigned_agent"),
+                          task_type_of(task))
+    own = ledger is None
+    ledger = ledger or Ledger()
+    try:
+        attribution = attribute_session(project, ledger, models, path, session_id, context,
+                                        "extract")
+        report = task_report(project, task_id, ledger, models)
+    finally:
+        if own:
+            ledger.close()
+    session = next((s for s in report["sessions"] if s["session_id"] == session_id), {})
+    return {**report, "session_id": session_id, "session_total_usd": session.get("total_usd"),
+            "session_requests": session.get("requests", 0),
+            "new_requests": attribution.new_requests, "queue_lagging": attribution.queue_lagging}
+
+

@@ -1,0 +1,52 @@
+"""Ledger maintenance: prices again after a catalog change (reprice), a ledger started afresh
+from the transcripts (rebuild)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cmat.catalog import ModelService
+from cmat.ingest import scan
+from cmat.ledger import Ledger
+from cmat.ledger.schema import LEGACY_PREFIX
+from cmat.pricing import stored_cost
+from cmat.usage import TokenCounts
+
+
+def reprice(ledger: Ledger, models: ModelService) -> tuple[int, int]:
+    """Price every stored request again with the current catalog, from the stored token counts
+    and the prices in force on each request's day (no transcript needed). Figures CMAT wrote
+    before cmat keep theirs. Returns (requests repriced, requests left unpriced)."""
+    version = models.catalog.version
+    updates = []
+    unpriced = 0
+    for message_id, model, ts, *tokens, searches, speed, geo in \
+            ledger.priceable_requests(LEGACY_PREFIX):
+        entry = models.get_by_pattern(model)
+        cost = None
+        if entry is not None:
+            cost = stored_cost(entry, ts, TokenCounts(*tokens), searches, speed, geo)
+        unpriced += cost is None
+        updates.append((cost, version, message_id))
+    with ledger.transaction():
+        ledger.set_costs(updates)
+    return len(updates), unpriced
+
+
+def rebuild(path: Path, models: ModelService, roots: list[Path]) -> dict:
+    """Start the ledger afresh, import every transcript under `roots`, and salvage from the old
+    ledger whatever it still holds. The old file is never destroyed: it is kept beside the new
+    one as `<name>.damaged-<time>` (or `.previous-<time>` when it was healthy)."""
+    from cmat.ledger.recovery import ledger_state, salvage, set_aside  # no hook rebuilds
+
+    state = ledger_state(path)
+    kept = set_aside(path, state) if state != "missing" else None
+    with Ledger(path) as fresh:
+        result = scan(fresh, models, roots)
+        salvaged, unreadable = (0, 0)
+        if kept is not None and state != "empty":
+            salvaged, unreadable = salvage(fresh, kept)
+        carried = fresh.session_count()
+    return {"previous_state": state, "damaged_copy": str(kept) if kept else None,
+            "salvaged_requests": salvaged, "unreadable_chunks": unreadable,
+            "sessions_carried_over": carried, **result.to_json()}

@@ -1,0 +1,1 @@
+"""Tasks: the queue file (queue) and each task's figures from the ledger (costs)."""
