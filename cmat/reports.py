@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 from cmat.catalog import ModelService
 from cmat.errors import UsageError
 from cmat.ledger import Ledger
-from cmat.ledger.queries import DIMENSION_COLUMNS
+from cmat.ledger.queries.source import ReportSource
+from cmat.ledger.queries.sql import DIMENSION_COLUMNS
 from cmat.periods import iso_utc, local_zone, midnight, offset_changes
 from cmat.pricing import summarize
 from cmat.transcripts.parallel import ReadOptions
@@ -66,14 +67,15 @@ def build_report(ledger: Ledger, query: ReportQuery) -> dict:
     return report
 
 
-def compute_report(ledger: Ledger, query: ReportQuery) -> dict:
+def compute_report(source: ReportSource, query: ReportQuery) -> dict:
+    """The report for `query` from `source`: the local ledger, or the team database."""
     since = midnight(query.since, query.tz).timestamp() if query.since else None
     until = midnight(query.until + timedelta(days=1), query.tz).timestamp() \
         if query.until else None
     key = PERIODS[query.period]
     report: dict = {"period": key, "timezone": query.tz.key, "group_by": list(query.by),
                     "rows": [], "total": _empty_total()}
-    first, last = ledger.time_span(since, until, query.project, query.machine)
+    first, last = source.time_span(since, until, query.project, query.machine)
     if first is None:
         report["total"]["unpriced_models"] = []
         return report
@@ -81,7 +83,7 @@ def compute_report(ledger: Ledger, query: ReportQuery) -> dict:
     rows: dict[tuple, dict] = {}
     span: dict[tuple, list[float]] = {}  # a session's first and last request, every model's
     width = len(dims) + 2
-    for found in ledger.report_rows(query.period, offset_changes(query.tz, first, last), dims,
+    for found in source.report_rows(query.period, offset_changes(query.tz, first, last), dims,
                                     since, until, query.project, query.machine):
         row_key = found[:width - 1]
         model = found[width - 1]
@@ -105,7 +107,7 @@ def compute_report(ledger: Ledger, query: ReportQuery) -> dict:
     for row_key, (first, last) in span.items():
         rows[row_key].update(first=iso_utc(first), last=iso_utc(last))
     if "agent" in query.by:  # the spec's view of agents: runs, and tokens and cost per run
-        runs = {found[:-1]: found[-1] for found in ledger.report_runs(
+        runs = {found[:-1]: found[-1] for found in source.report_runs(
             query.period, offset_changes(query.tz, first, last), dims, since, until,
             query.project, query.machine)}
         report["total"]["runs"] = 0

@@ -204,3 +204,24 @@ def test_the_layer_check_finds_an_upward_import_and_a_module_left_out():
              "cmat.tasks.queue": set(), "cmat.newcomer": set()}
     assert upward_imports(graph) == ["cmat.ingest (import) imports cmat.tasks.queue (tasks)",
                                      "cmat.newcomer: in no layer of cmat.layers"]
+
+
+@pytest.mark.parametrize("source", ["cmat.ledger.store.Ledger", "cmat.team.reports.TeamSource"])
+def test_the_ledger_and_the_team_database_each_answer_what_reports_ask(source):
+    import importlib
+    import inspect
+
+    from cmat.ledger.queries.source import ReportSource
+
+    module, _, name = source.rpartition(".")
+    implementation = getattr(importlib.import_module(module), name)
+    asked = [n for n, v in vars(ReportSource).items()
+             if callable(v) and not n.startswith("_")]
+    assert sorted(asked) == ["model_totals", "report_rows", "report_runs", "task_sessions",
+                             "time_span"]
+    for method in asked:
+        wanted = inspect.signature(getattr(ReportSource, method))
+        given = inspect.signature(getattr(implementation, method))
+        assert list(given.parameters) == list(wanted.parameters), method
+        assert [p.default for p in given.parameters.values()] == \
+            [p.default for p in wanted.parameters.values()], method

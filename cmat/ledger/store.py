@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING
 
 from cmat import clock, labels, paths
 from cmat.errors import LedgerError
-from cmat.ledger.queries import LedgerQueries
+from cmat.ledger.queries.alerts import AlertQueries
+from cmat.ledger.queries.contents import ContentQueries
+from cmat.ledger.queries.live import LiveSessionQueries
+from cmat.ledger.queries.reports import ReportQueries
+from cmat.ledger.queries.spend import SpendQueries
+from cmat.ledger.queries.sync import SyncQueries
+from cmat.ledger.queries.tasks import TaskQueries
 from cmat.ledger.schema import (
     COLUMN_LIST,
     CURRENT_SEQ,
@@ -41,7 +47,8 @@ if TYPE_CHECKING:
 EMPTY_GRACE_SECONDS = 2.0
 
 
-class Ledger(LedgerQueries):
+class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQueries,
+             LiveSessionQueries, SyncQueries):
     """The SQLite ledger: a connection opened on first use, its schema brought up to date."""
 
     def __init__(self, path: Path | None = None, busy_timeout: float = 30.0):
@@ -270,11 +277,11 @@ class Ledger(LedgerQueries):
         request_rollups, one row per local day (by `offsets`, see periods.offset_changes),
         machine, user, project, model, task, enhancement, agent and task type, every token
         and dollar kept; returns the requests folded. Call inside `transaction()`."""
-        from cmat.ledger.queries import _offset_sql, compaction_sql
+        from cmat.ledger.queries.sql import compaction_sql, offset_sql
 
         chosen = "requests.ts < ?" + (" AND requests.seq < ?" if below_seq is not None else "")
         params = (cutoff, below_seq) if below_seq is not None else (cutoff,)
-        self.db.execute(compaction_sql(f"date(ts + {_offset_sql(*offsets)}, 'unixepoch')",
+        self.db.execute(compaction_sql(f"date(ts + {offset_sql(*offsets)}, 'unixepoch')",
                                        chosen), params)
         self.db.execute(f"INSERT OR IGNORE INTO compacted_requests SELECT message_id"
                         f" FROM requests WHERE {chosen}", params)

@@ -11,12 +11,13 @@ from cmat import paths
 from cmat.catalog import ModelService
 from cmat.errors import CmatError
 from cmat.ledger import Ledger
+from cmat.ledger.queries.source import ReportSource
 from cmat.periods import iso_utc
 from cmat.pricing import CostSummary, ModelTotals
 from cmat.tasks.queue import LEGACY_VERSION, QueueService, enhancement_of, legacy_figures
 
 
-def task_summary(ledger: Ledger, task_id: str, models: ModelService) -> CostSummary:
+def task_summary(ledger: ReportSource, task_id: str, models: ModelService) -> CostSummary:
     """A task's totals, overall and per model: the one query every reader uses."""
     summary = CostSummary()
     for model, *sums, requests, cost, priced in ledger.model_totals(task_id):
@@ -151,7 +152,7 @@ def task_report(project: Path, task_id: str, ledger: Ledger | None = None,
     return report
 
 
-def enhancement_report(project: Path, name: str, source=None) -> dict:
+def enhancement_report(project: Path, name: str, source: ReportSource | None = None) -> dict:
     """`cmat costs enhancement`: every task of the enhancement in this project's queue, from
     the ledger (or `source`, the team database: every machine's sessions)."""
     tasks = QueueService(project).tasks(enhancement=name)

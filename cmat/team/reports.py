@@ -12,14 +12,17 @@ compaction may have deleted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cmat.errors import UsageError
-from cmat.ledger.queries import grouped, report_filter
+from cmat.ledger.queries.source import Offsets
+from cmat.ledger.queries.sql import grouped, report_filter
 from cmat.usage import COLUMN, TOKEN_FIELDS
 
 USAGE_DIMENSIONS = {"user": "NULLIF(user_name, '')", "machine": "NULLIF(machine, '')",
                     "project": "NULLIF(project, '')", "model": "model"}
 # session_usage with whom each session was for: an agent is the subagent's type, else the
-# agent the session was run for (as locally, ledger.queries.DIMENSION_COLUMNS).
+# agent the session was run for (as locally, ledger.queries.sql.DIMENSION_COLUMNS).
 BY_SESSION = ("(SELECT u.*, s.task_id, s.enhancement, s.task_type, CASE WHEN u.agent = 'main'"
               " THEN coalesce(s.agent, 'main') ELSE u.agent END AS resolved_agent"
               " FROM session_usage u LEFT JOIN sessions s USING (session_id)) AS usage")
@@ -46,7 +49,7 @@ def _plain(value):
 
 
 class TeamSource:
-    """The team database, answering what reports ask of a ledger."""
+    """The team database, answering what reports ask of a ledger (a ReportSource)."""
 
     def __init__(self, connection):
         self.connection = connection
@@ -56,7 +59,8 @@ class TeamSource:
         return [tuple(_plain(v) for v in row)
                 for row in self.connection.execute(sql, params).fetchall()]
 
-    def time_span(self, since, until, project, machine=None):
+    def time_span(self, since: float | None, until: float | None, project: str | None,
+                  machine: str | None = None) -> tuple[float | None, float | None]:
         condition, params = report_filter(since, until, project, machine, True, "day")
         first, last = self.query(f"SELECT min(day), max(day) FROM daily_usage WHERE {condition}"
                                  " AND requests <> 0", params)[0]
@@ -65,7 +69,9 @@ class TeamSource:
         return (self.query("SELECT extract(epoch FROM %s::date)::float8,"
                            " extract(epoch FROM %s::date)::float8 + 86399", (first, last))[0])
 
-    def report_rows(self, period, offsets, dimensions, since, until, project, machine=None):
+    def report_rows(self, period: str, offsets: Offsets, dimensions: Sequence[str],
+                    since: float | None, until: float | None, project: str | None,
+                    machine: str | None = None) -> list[tuple]:
         if period == "session":
             raise UsageError("team reports are daily, weekly or monthly")
         sums = ", ".join(f"sum({COLUMN[kind]})" for kind in TOKEN_FIELDS)
@@ -74,7 +80,9 @@ class TeamSource:
         return self._grouped(period, dimensions, since, until, project, machine, table, names,
                              f"{sums}, sum(requests), sum(cost_usd), sum(priced)", True)
 
-    def report_runs(self, period, offsets, dimensions, since, until, project, machine=None):
+    def report_runs(self, period: str, offsets: Offsets, dimensions: Sequence[str],
+                    since: float | None, until: float | None, project: str | None,
+                    machine: str | None = None) -> list[tuple]:
         return self._grouped(period, dimensions, since, until, project, machine, BY_SESSION,
                              SESSION_DIMENSIONS, "count(DISTINCT session_id || '/' || agent_id)",
                              False)

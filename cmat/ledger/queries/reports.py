@@ -1,0 +1,171 @@
+"""Reports by period and dimension, blocks, insight, exports and metrics: read-only questions over the requests and their rollups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cmat.ledger.queries.sql import (
+    DIMENSION_COLUMNS,
+    Queries,
+    grouped,
+    offset_sql,
+    period_sql,
+    report_filter,
+    token_sums,
+    usage_source,
+)
+from cmat.usage import COLUMN, COUNTED_TOKENS, TOKEN_FIELDS
+
+
+class ReportQueries(Queries):
+    def report_rows(self, period: str, offsets: tuple[int, list[tuple[int, int]]],
+                    dimensions: Sequence[str], since: float | None, until: float | None,
+                    project: str | None, machine: str | None = None) -> list[tuple]:
+        """Sums per (period, *dimensions, model) of the requests in [since, until) whose
+        working directory holds `project`: the 5 token kinds, requests, the cost of the priced
+        ones, priced requests, then for sessions first ts, last ts and project.
+
+        `period` is daily, weekly, monthly (in local time: `offsets` are the zone's UTC offset
+        at the start and every change of it, see periods.offset_changes) or session;
+        `dimensions` are names of DIMENSION_COLUMNS.
+        """
+        condition, params = report_filter(since, until, project, machine)
+        source = usage_source(dimensions, self.has_rollups())
+        local = f"(ts + {offset_sql(*offsets)})"
+        group = [period_sql(period, local), *(source.dimensions[d] for d in dimensions),
+                 "model"]
+        extra = ", min(ts), max(ts), max(project)" if period == "session" else ""
+        return self.query(grouped(group, f"{token_sums()}, {source.counts}{extra}",
+                                  source.table, condition), params)
+
+    def has_rollups(self) -> bool:
+        """Whether compaction folded old requests into rollups (reports then read both)."""
+        return bool(self.query("SELECT 1 FROM request_rollups LIMIT 1"))
+
+    def report_runs(self, period: str, offsets: tuple[int, list[tuple[int, int]]],
+                    dimensions: Sequence[str], since: float | None, until: float | None,
+                    project: str | None, machine: str | None = None) -> list[tuple]:
+        """Runs (a session's main thread, or one subagent run) per (period, *dimensions), as
+        report_rows selects and groups them, models together."""
+        condition, params = report_filter(since, until, project, machine)
+        source = usage_source(dimensions, self.has_rollups())
+        local = f"(ts + {offset_sql(*offsets)})"
+        group = [period_sql(period, local), *(source.dimensions[d] for d in dimensions)]
+        return self.query(grouped(group, source.runs, source.table, condition), params)
+
+    def time_span(self, since: float | None, until: float | None, project: str | None,
+                  machine: str | None = None) -> tuple[float | None, float | None]:
+        """The first and last request in [since, until) of `project` (None, None: none)."""
+        condition, params = report_filter(since, until, project, machine)
+        table = usage_source((), self.has_rollups()).table
+        return self.query(f"SELECT min(ts), max(ts) FROM {table} WHERE {condition}",
+                          params)[0]
+
+    def timeline(self, since: float | None = None) -> list[tuple]:
+        """Every request from `since` on, oldest first: (ts, model, input, output, cache
+        writes, cache reads, cost or None). What 5-hour blocks are cut from."""
+        kinds = ", ".join(COLUMN[kind] for kind in COUNTED_TOKENS)
+        condition, params = report_filter(since, None, None)
+        return self.query(f"SELECT ts, model, {kinds}, cost_usd FROM requests WHERE {condition}"
+                          " ORDER BY ts", params)
+
+    def request_times(self, since: float) -> list[float]:
+        """When each request from `since` on was made, oldest first (from the ts index)."""
+        return [ts for (ts,) in self.query("SELECT ts FROM requests WHERE ts >= ? ORDER BY ts",
+                                           (since,))]
+
+    def model_times(self, since: float) -> list[tuple[str, float]]:
+        """(model, ts) of each request from `since` on, oldest first."""
+        return self.query("SELECT model, ts FROM requests WHERE ts >= ? ORDER BY ts", (since,))
+
+    def recent_sessions(self, since: float, limit: int) -> list[tuple]:
+        """The sessions with a request from `since` on and not ended since (SessionEnd),
+        latest first: (session_id, project, last ts, cost of the session's priced
+        requests)."""
+        return self.query(
+            "SELECT * FROM (SELECT session_id, max(project), max(ts) AS last,"
+            " coalesce(sum(cost_usd), 0) FROM requests WHERE session_id IN"
+            " (SELECT session_id FROM requests WHERE ts >= ?) GROUP BY session_id) AS r"
+            " WHERE NOT EXISTS (SELECT 1 FROM live_sessions l WHERE"
+            " l.session_id = r.session_id AND l.ended_at >= r.last)"
+            " ORDER BY last DESC LIMIT ?", (since, limit))
+
+    def model_spend(self, since: float, by_first_use: bool = False) -> list[tuple]:
+        """Per model since `since`: (model, then the sum of each of COUNTED_TOKENS, requests,
+        cost of the priced ones, priced requests); costliest first, or `by_first_use`."""
+        kinds = ", ".join(f"sum({COLUMN[kind]})" for kind in COUNTED_TOKENS)
+        order = "min(ts)" if by_first_use else "7 DESC"
+        return self.query(f"SELECT model, {kinds}, count(*), coalesce(sum(cost_usd), 0),"
+                          f" count(cost_usd) FROM requests WHERE ts >= ? GROUP BY model"
+                          f" ORDER BY {order}", (since,))
+
+    def insight_requests(self, since: float | None, until: float | None,
+                         project: str | None = None, task: str | None = None,
+                         enhancement: str | None = None) -> list[tuple]:
+        """Every priced-or-not request of a period, oldest first, with what suggestions and
+        estimates weigh: (message_id, session_id, ts, project, model, agent (as reports name
+        it), agent_id, 5 token kinds, searches, speed, geo, cost, task_id, enhancement,
+        task_type)."""
+        condition, params = report_filter(since, until, project)
+        for column, value in (("task_id", task), ("enhancement", enhancement)):
+            if value is not None:
+                condition += f" AND {column} = ?"
+                params.append(value)
+        kinds = ", ".join(COLUMN[kind] for kind in TOKEN_FIELDS)
+        return self.query(
+            f"SELECT message_id, session_id, ts, project, model, {DIMENSION_COLUMNS['agent']},"
+            f" agent_id, {kinds}, web_search_requests, speed, inference_geo, cost_usd, task_id,"
+            f" enhancement, task_type FROM requests LEFT JOIN sessions USING (session_id)"
+            f" WHERE {condition} AND message_id NOT LIKE 'cmat-legacy:%' ORDER BY ts", params)
+
+    def output_per_request(self) -> float | None:
+        """The median output tokens of a request, over the last 1,000 requests."""
+        rows = sorted(r[0] for r in self.query(
+            "SELECT output_tokens FROM requests ORDER BY ts DESC LIMIT 1000"))
+        return float(rows[len(rows) // 2]) if rows else None
+
+    def export_rows(self, since: float | None, until: float | None):
+        """(column names, a cursor over every request of [since, until) with its session's
+        task, enhancement, agent and task type), oldest first."""
+        from cmat.ledger.schema import REQUEST_COLUMNS
+
+        condition, params = report_filter(since, until, None)
+        columns = ", ".join(f"requests.{c}" for c in REQUEST_COLUMNS)
+        cursor = self.db.execute(
+            f"SELECT {columns}, task_id, enhancement, sessions.agent, task_type FROM"
+            f" requests LEFT JOIN sessions USING (session_id) WHERE {condition} ORDER BY ts",
+            params)
+        return (*REQUEST_COLUMNS, "task_id", "enhancement", "task_agent", "task_type"), cursor
+
+    def costliest(self, column: str, limit: int) -> set[str]:
+        """The `limit` values of a request column (project, model, agent) that cost most."""
+        rows = self.query(f"SELECT {column} FROM requests GROUP BY {column}"
+                          f" ORDER BY coalesce(sum(cost_usd), 0) DESC LIMIT ?", (limit,))
+        return {row[0] for row in rows if row[0] is not None}
+
+    def totals_by_project_model_agent(self) -> list[tuple]:
+        """(project, model, agent, USD, requests, then the sum of each of COUNTED_TOKENS)."""
+        kinds = ", ".join(COLUMN[kind] for kind in COUNTED_TOKENS)
+        sums = ", ".join(f"sum({kind})" for kind in kinds.split(", "))
+        # The agent as reports name it (what compaction kept), so that folding requests into
+        # rollups moves no sum from one series to another: a counter never goes down.
+        return self.query(
+            f"SELECT project, model, agent, coalesce(sum(cost_usd), 0), sum(requests), {sums}"
+            f" FROM (SELECT project, model, {DIMENSION_COLUMNS['agent']} AS agent, cost_usd,"
+            f" 1 AS requests, {kinds} FROM requests LEFT JOIN sessions USING (session_id)"
+            f" UNION ALL SELECT project, model, agent, cost_usd, requests, {kinds}"
+            " FROM request_rollups) GROUP BY project, model, agent")
+
+    def cost_histogram(self, bounds: Sequence[float]) -> tuple[list[int], int, float]:
+        """Priced requests costing at most each bound, all priced requests, and their sum."""
+        cases = ", ".join(f"sum(cost_usd <= {float(bound)})" for bound in bounds)
+        row = self.query(f"SELECT {cases}, count(cost_usd), coalesce(sum(cost_usd), 0)"
+                         " FROM requests")[0]
+        return [int(v or 0) for v in row[:len(bounds)]], int(row[len(bounds)]), float(row[-1])
+
+    def unpriced_models(self) -> list[dict]:
+        """Model ids with requests stored unpriced: requests and tokens of each."""
+        return [{"model": model, "requests": requests, "tokens": tokens} for model, requests, tokens
+                in self.query("SELECT model, count(*), sum(input_tokens + output_tokens"
+                              " + cache_creation_tokens + cache_read_tokens) FROM requests"
+                              " WHERE cost_usd IS NULL GROUP BY model ORDER BY 2 DESC")]

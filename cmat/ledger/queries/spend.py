@@ -1,0 +1,81 @@
+"""What was spent: a budget check and the status line ask these, one indexed statement each."""
+
+from __future__ import annotations
+
+from cmat.ledger.queries.sql import (
+    Queries,
+    in_project,
+    tokens_sql,
+)
+
+
+class SpendQueries(Queries):
+    def priced_requests(self, session_id: str) -> int:
+        return self.db.execute("SELECT count(cost_usd) FROM requests WHERE session_id = ?",
+                               (session_id,)).fetchone()[0]
+
+    def session_totals(self, session_id: str) -> tuple[int, float]:
+        """(requests, cost) of one session, subagents included."""
+        return self.db.execute("SELECT count(*), coalesce(sum(cost_usd), 0) FROM requests"
+                               " WHERE session_id = ?", (session_id,)).fetchone()
+
+    def spend_usd(self, since: float | None = None, project: str | None = None) -> float:
+        """USD since a moment, all projects or one (its folder and every folder inside)."""
+        sql, params = "SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE ts >= ?", [
+            since or 0.0]
+        if project is not None:
+            sql, params = in_project(sql, params, project)
+        folded, folded_params = "SELECT coalesce(sum(cost_usd), 0) FROM request_rollups" \
+                                " WHERE ts >= ?", [since or 0.0]
+        if project is not None:
+            folded, folded_params = in_project(folded, folded_params, project)
+        return float(self.db.execute(f"SELECT ({sql}) + ({folded})",
+                                     [*params, *folded_params]).fetchone()[0])
+
+    def unsynced_spend(self, since: float) -> float:
+        """USD since a moment of the requests the last sync did not send (all, never synced)."""
+        return float(self.db.execute(
+            "SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE seq >= coalesce((SELECT"
+            " value FROM meta WHERE key = 'synced_seq'), 0) AND ts >= ?", (since,)).fetchone()[0])
+
+    def spend_tokens(self, since: float, project: str | None = None,
+                     cache: bool = False) -> int:
+        """Tokens since a moment, all projects or one: input + output, and with `cache`
+        cache writes and reads too."""
+        sql = f"SELECT coalesce(sum({tokens_sql(cache)}), 0) FROM requests WHERE ts >= ?"
+        params: list = [since]
+        if project is not None:
+            sql, params = in_project(sql, params, project)
+        return int(self.db.execute(sql, params).fetchone()[0])
+
+    def run_spend(self, session_id: str, agent_id: str | None = None) -> tuple[float, int, int]:
+        """(USD, input + output tokens, all tokens) of a run: a whole session (its subagents
+        included), or with `agent_id` one subagent run in it."""
+        sql = (f"SELECT coalesce(sum(cost_usd), 0), coalesce(sum({tokens_sql(False)}), 0),"
+               f" coalesce(sum({tokens_sql(True)}), 0) FROM requests WHERE session_id = ?")
+        params: tuple = (session_id,)
+        if agent_id is not None:
+            sql, params = sql + " AND agent_id = ?", (session_id, agent_id)
+        usd, io, every = self.db.execute(sql, params).fetchone()
+        return float(usd), int(io), int(every)
+
+    def task_spend(self, task_id: str, running: str | None = None) -> float:
+        """USD of a task's sessions, and of `running` while it is attributed to no task."""
+        return self._attributed_spend("task_id = ?", (task_id,), running)
+
+    def enhancement_spend(self, name: str, project_dir: str, running: str | None = None
+                          ) -> float:
+        """USD of an enhancement's sessions in one project (another project's enhancement of
+        the same name is another enhancement), and of `running` while unattributed."""
+        return self._attributed_spend("enhancement = ? AND project_dir = ?",
+                                      (name, project_dir), running)
+
+    def _attributed_spend(self, condition: str, params: tuple, running: str | None) -> float:
+        # One statement, each half answered from an index (a budget check runs per tool call).
+        return float(self.db.execute(
+            "SELECT (SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE session_id IN"
+            f" (SELECT session_id FROM sessions WHERE {condition}))"
+            " + (SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE session_id = ? AND"
+            " session_id NOT IN (SELECT session_id FROM sessions WHERE task_id IS NOT NULL))"
+            f" + (SELECT coalesce(sum(cost_usd), 0) FROM request_rollups WHERE {condition})",
+            (*params, running or "", *params)).fetchone()[0])
