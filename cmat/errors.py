@@ -1,10 +1,15 @@
 """One error hierarchy: every expected failure is a CmatError with a one-line message, and
-every exit code cmat uses is here.
+every exit code cmat uses is here (exit_codes() lists them; docs/exit-codes.md shows it).
 
 The CLI turns an error into that line on stderr and its exit code; anything else is a bug
-(INTERNAL_ERROR_EXIT). A hook always exits 0.
+(INTERNAL_ERROR_EXIT). A hook always exits 0. A command that ends without an error leaves
+through cmat.cli.output.leave with one of these codes.
 """
 
+from typing import NoReturn
+
+OK = 0
+PROBLEMS_FOUND = 1  # a check found something to act on: hooks status, models check, alerts
 INTERNAL_ERROR_EXIT = 70
 
 
@@ -84,6 +89,30 @@ class ConfigError(CmatError):
 
 
 class BudgetExhausted(CmatError):
-    """A budget of the task is spent (`cmat costs extract`, `cmat budget check`)."""
+    """A budget is spent, or stands in the way (`cmat costs extract`, `cmat budget status`,
+    `cmat budget check`)."""
 
     exit_code = 11
+
+
+BUDGET_SPENT = BudgetExhausted.exit_code
+
+
+def exit_codes() -> list[tuple[int, str]]:
+    """Every exit code cmat uses and what it means, in order."""
+    errors: dict[int, str] = {}
+    pending = list(CmatError.__subclasses__())
+    while pending:
+        kind = pending.pop(0)
+        errors.setdefault(kind.exit_code, " ".join(kind.__doc__.split()))
+        pending += kind.__subclasses__()
+    table = {OK: "Success.", PROBLEMS_FOUND: "A check found something to act on (`hooks status`,"
+             " `models validate`, `models check`, `alerts deliver` that failed).", **errors,
+             INTERNAL_ERROR_EXIT: "A bug in cmat: an unexpected error (CMAT_DEBUG=1 shows the"
+             " traceback)."}
+    return sorted(table.items())
+
+
+def leave(code: int) -> NoReturn:
+    """End the command with `code`, one of exit_codes()."""
+    raise SystemExit(code)

@@ -1,4 +1,5 @@
-"""Every command's --help as one Markdown page (docs/cli.md); test_cli checks it is current.
+"""Every command's --help, and the exit codes, as one Markdown page (docs/cli.md); test_cli
+checks it is current.
 
     python -m tests.cli_reference > docs/cli.md
 """
@@ -7,6 +8,7 @@ import click
 from click.testing import CliRunner
 
 from cmat.cli import cli
+from cmat.errors import exit_codes
 
 
 def commands(group: click.Group, prefix: list[str]):
@@ -28,6 +30,9 @@ def render() -> str:
         result = runner.invoke(cli, [*path, "--help"], terminal_width=100, prog_name="cmat")
         parts.append(f"## cmat {' '.join(path)}\n".replace("cmat \n", "cmat\n"))
         parts.append("```text\n" + result.output.rstrip() + "\n```\n")
+    parts.append("## Exit codes\n\nEvery command's; a hook always exits 0.\n")
+    parts.append("| code | meaning |\n|---:|---|\n" + "".join(
+        f"| {code} | {meaning} |\n" for code, meaning in exit_codes()))
     return "\n".join(parts)
 
 

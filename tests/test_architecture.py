@@ -225,3 +225,18 @@ def test_the_ledger_and_the_team_database_each_answer_what_reports_ask(source):
         assert list(given.parameters) == list(wanted.parameters), method
         assert [p.default for p in given.parameters.values()] == \
             [p.default for p in wanted.parameters.values()], method
+
+
+def test_every_command_leaves_through_one_exit_helper():
+    """Exit codes are cmat.errors' (its table is docs/cli.md's), and a command leaves through
+    errors.leave: no raise SystemExit, sys.exit or ctx.exit of its own."""
+    found = []
+    for path in sorted((PACKAGE / "cli").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            call = node.exc if isinstance(node, ast.Raise) else node
+            if isinstance(call, ast.Call):
+                call = call.func
+            name = call.attr if isinstance(call, ast.Attribute) else getattr(call, "id", "")
+            if name in ("SystemExit", "exit"):
+                found.append(f"{path.name}:{node.lineno}")
+    assert found == []

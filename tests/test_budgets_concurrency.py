@@ -30,7 +30,7 @@ def test_a_third_session_waits_for_a_slot_and_a_crashed_one_frees_its_own(projec
              for name in ("alpha-1", "bravo-2", "charlie-3")}
     assert prompt(project, paths["alpha-1"], "alpha-1") is None
     assert prompt(project, paths["bravo-2"], "bravo-2") is None
-    assert cli_run("budget", "check", "--start", "--no-scan", code=1).output.startswith(
+    assert cli_run("budget", "check", "--start", "--no-scan", code=11).output.startswith(
         "Concurrent agent limit reached: 2 sessions are at work")
     held = prompt(project, paths["charlie-3"], "charlie-3")
     assert held.startswith("Concurrent agent limit reached: 2 sessions are at work, the "

@@ -97,3 +97,39 @@ def test_set_refuses_invalid_values_and_writes_nothing(project):
     assert "AMOUNT': must be a number, 0 or more (got -5)" in result.stderr
     assert not (paths.config_home() / "config.toml").exists()
     assert "--id goes with" in cli_run("budget", "set", "daily", "5", "--id", "x", code=2).stderr
+
+
+def test_where_each_budget_is_written(project):
+    from cmat.budgets.config import project_config_file, user_config_file
+    from cmat.budgets.scopes import place
+    from cmat.errors import UsageError
+
+    user, own = user_config_file(), project_config_file(project)
+    assert (place("daily").file, place("daily").keys) == (user, ["budgets", "daily"])
+    assert not place("daily").whole
+    assert (place("daily", project="").file, place("daily", project="").keys) == \
+        (own, ["budgets", "project", "daily"])
+    assert place("daily-tokens", project="").whole
+    assert place("task", key_id="t1").file == own
+    assert place("task", key_id="t1", user=True).file == user
+    assert place("run-tokens", key_agent="Explore").keys[-1] == "Explore"
+    for wrong, message in (
+            (dict(scope="daily", in_project=True), "only the user's config"),
+            (dict(scope="weekly", project=""), "no per-project budget"),
+            (dict(scope="daily", project="", period="monthly"), "leave out --period"),
+            (dict(scope="daily", key_id="x"), "--id goes with"),
+            (dict(scope="task", user=True, in_project=True), "exclude each other"),
+            (dict(scope="daily", count="all"), "--count goes with token budgets")):
+        with pytest.raises(UsageError, match=message):
+            place(**wrong)
+
+
+def test_the_token_count_has_one_set_of_names(project):
+    from cmat.budgets.config import load_config
+
+    cli_run("budget", "set", "daily-tokens", "1000", "--count", "all")
+    assert load_config(project).token_count == "all"
+    cli_run("budget", "set", "daily-tokens", "1000", "--count", "io")  # the older spelling
+    assert load_config(project).token_count == "input+output"
+    assert "not one of input+output, all" in cli_run(
+        "budget", "set", "daily-tokens", "1", "--count", "some", code=2).stderr

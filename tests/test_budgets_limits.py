@@ -254,9 +254,9 @@ def test_task_and_session_limits_stop_a_runaway_agent(project, tmp_path):
 def test_budget_status_shows_it_all_and_exits_1_when_exhausted(project, over_budget):
     _, path = over_budget
     budget_hook(PROMPT, project, budget_payload(path, "run-1"))  # imports the running session
-    result = cli_run("budget", "status", "--no-scan", code=1)
+    result = cli_run("budget", "status", "--no-scan", code=11)
     assert "Daily budget" in result.output and "EXHAUSTED" in result.output
-    data = json.loads(cli_run("budget", "status", "--no-scan", "--json", code=1).output)
+    data = json.loads(cli_run("budget", "status", "--no-scan", "--json", code=11).output)
     daily = data["budgets"][0]
     assert daily["exhausted"] and daily["limit"] == 1 and daily["spent"] > 1
     assert daily["reset_at"].endswith("+01:00") or daily["reset_at"].endswith("+02:00")

@@ -44,7 +44,7 @@ def test_token_budgets_count_input_and_output_unless_told_to_count_cache(project
     status = json.loads(cli_run("budget", "status", "--json", "--no-scan").output)
     daily = next(b for b in status["budgets"] if b["scope"] == "daily-tokens")
     assert daily["spent"] == 600 and "input+output" in daily["label"]
-    cli_run("budget", "set", "daily-tokens", "1000", "--count", "cache")
+    cli_run("budget", "set", "daily-tokens", "1000", "--count", "all")
     answer = budget_hook(PROMPT, project, budget_payload(path, "t1"))
     assert answer["decision"] == "block"
     assert answer["reason"].startswith("Daily token budget (cache included) exhausted "

@@ -234,7 +234,7 @@ def test_budget_check_estimate_refuses_a_task_likely_to_overrun(project, tmp_pat
     user_config("[budgets]\ndaily = 0.10\n")  # nothing spent today
     next_task = QueueService(project).add("next", agent="architect", task_type="analysis")["id"]
     assert cli_run("budget", "check", "--task", next_task, "--no-scan").output.startswith("ok")
-    refused = cli_run("budget", "check", "--task", next_task, "--estimate", "--no-scan", code=1)
+    refused = cli_run("budget", "check", "--task", next_task, "--estimate", "--no-scan", code=11)
     assert "Daily budget: $0.10 left, less than the task's estimated 90th percentile $0.14" \
         in refused.output
 

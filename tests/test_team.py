@@ -188,7 +188,7 @@ def test_team_budgets_are_enforced_by_the_hooks_from_the_synced_totals(local, te
     assert answer["decision"] == "block"
     assert answer["reason"].startswith("Team monthly budget exhausted ($0.01)")
     assert "cmat budget set team-monthly" in answer["reason"] and "--team" in answer["reason"]
-    status = json.loads(cli_run("budget", "status", "--json", "--no-scan", code=1).output)
+    status = json.loads(cli_run("budget", "status", "--json", "--no-scan", code=11).output)
     assert any(b["scope"] == "team-monthly" for b in status["budgets"])
     assert "lives in the team database: add --team" in cli_run(
         "budget", "set", "team-daily", "5", code=2).stderr

@@ -13,7 +13,7 @@ import sys
 import click
 
 from cmat.cli.options import colour_option
-from cmat.errors import INTERNAL_ERROR_EXIT, CmatError
+from cmat.errors import INTERNAL_ERROR_EXIT, OK, CmatError, leave
 from cmat.version import __version__
 
 COMMANDS = {
@@ -38,9 +38,9 @@ COMMANDS = {
     "sync": ("cmat.cli.team", "sync", "Push this ledger to the team database (PostgreSQL)."),
     "budget": ("cmat.cli.budget", "budget", "Budgets enforced in Claude Code: set, status, ..."),
     "alerts": ("cmat.cli.budget", "alerts", "Budget alerts that fired, and their delivery."),
-    "statusline": ("cmat.cli.live", "statusline", "One line for Claude Code's status bar."),
-    "metrics": ("cmat.cli.live", "metrics", "Prometheus metrics: print or serve them."),
-    "mcp": ("cmat.cli.live", "mcp", "Read-only MCP server for Claude (stdio)."),
+    "statusline": ("cmat.cli.statusline", "statusline", "One line for Claude Code's status bar."),
+    "metrics": ("cmat.cli.metrics", "metrics", "Prometheus metrics: print or serve them."),
+    "mcp": ("cmat.cli.mcp", "mcp", "Read-only MCP server for Claude (stdio)."),
     "hook": ("cmat.cli.hook", "hook", None),  # run by Claude Code; hidden from --help
 }
 
@@ -76,12 +76,12 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except CmatError as exc:
             click.echo(f"cmat: error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            leave(exc.exit_code)
         except BrokenPipeError:
             # Output piped into `head`, which has read enough: not an error. What is still
             # buffered goes nowhere, so that flushing it at exit fails no more.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            ctx.exit(0)
+            leave(OK)
         except Exception as exc:
             sqlite3 = sys.modules.get("sqlite3")  # loaded by whatever opened the ledger
             if sqlite3 is None or not isinstance(exc, sqlite3.Error):
@@ -90,7 +90,7 @@ class LazyGroup(click.Group):
 
             error = ledger_error(exc)
             click.echo(f"cmat: error: {error}", err=True)
-            ctx.exit(error.exit_code)
+            leave(error.exit_code)
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, invoke_without_command=True,
@@ -122,4 +122,4 @@ def main() -> None:
             raise
         click.echo(f"cmat: internal error: {type(exc).__name__}: {exc} "
                    "(set CMAT_DEBUG=1 for a traceback)", err=True)
-        sys.exit(INTERNAL_ERROR_EXIT)
+        leave(INTERNAL_ERROR_EXIT)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -11,13 +10,11 @@ import click
 from cmat import clock, paths
 from cmat.budgets.config import (
     PROJECT_PERIODS,
-    RUN_SCOPES,
     SCOPES,
-    TOKEN_SCOPES,
-    USER_WIDE_SCOPES,
 )
 from cmat.cli.options import Amount, Choice, output_options, project_option
 from cmat.cli.output import emit_json, styled, table
+from cmat.errors import BUDGET_SPENT, OK, PROBLEMS_FOUND, leave
 from cmat.money import usd
 
 BAR_WIDTH = 10
@@ -30,19 +27,6 @@ def budget() -> None:
     The UserPromptSubmit and PreToolUse hooks (cmat hooks install) enforce them inside
     Claude Code: an exhausted budget refuses new prompts and denies tool calls.
     """
-
-
-def _target(scope: str, project: Path, user: bool, in_project: bool) -> Path:
-    from cmat.budgets.config import project_config_file, user_config_file
-
-    if user and in_project:
-        raise click.UsageError("--user and --in-project exclude each other")
-    if in_project and scope in USER_WIDE_SCOPES:
-        raise click.UsageError(f"{scope} budgets cover every project: only the user's config "
-                               "may set them (a project file may not)")
-    if user or (scope in USER_WIDE_SCOPES and not in_project):
-        return user_config_file()
-    return project_config_file(project)
 
 
 def _scoped(function):
@@ -75,14 +59,10 @@ def _scoped(function):
 
 def _team_budget(scope: str, team: bool, url: str | None, amount: float | None) -> bool:
     """Set (or remove) a team budget in the team database; False when `scope` is not one."""
-    from cmat.budgets.config import TEAM_SCOPES
+    from cmat.budgets.scopes import is_team_scope
 
-    if scope not in TEAM_SCOPES:
-        if team:
-            raise click.UsageError(f"--team goes with {', '.join(TEAM_SCOPES)}")
+    if not is_team_scope(scope, team):
         return False
-    if not team:
-        raise click.UsageError(f"{scope} lives in the team database: add --team")
     if amount is not None and amount < 0:
         raise click.UsageError("a budget is 0 or more")
     from cmat.team.budgets import set_team_budget
@@ -95,39 +75,24 @@ def _team_budget(scope: str, team: bool, url: str | None, amount: float | None) 
     return True
 
 
-def _resolve(scope: str, period: str | None, project: str | None) -> tuple[str, str | None,
-                                                                            Path]:
-    """(scope, period, project folder): `daily --project` is the project's daily budget."""
-    folder = paths.project_dir(Path(project) if project else None)
-    if project is not None and scope in USER_WIDE_SCOPES:
-        if scope not in PROJECT_PERIODS:
-            raise click.UsageError(f"{scope} has no per-project budget (project budgets: "
-                                   f"{', '.join(PROJECT_PERIODS)})")
-        if period and period != scope:
-            raise click.UsageError(f"{scope} --project is the project's {scope} budget: "
-                                   "leave out --period")
-        return "project", scope, folder
-    return scope, period, folder
+def _token_count(ctx, param, value: str | None) -> str | None:
+    """--count takes budgets.token_count's names; io and cache are its older spellings."""
+    from cmat.budgets.config import TOKEN_COUNTS
 
-
-def _key_path(scope: str, period: str | None, key_id: str | None, key_name: str | None,
-              key_agent: str | None):
-    from cmat.budgets.config import budget_path
-
-    if key_name and scope != "enhancement" or key_id and scope not in ("task", "session") \
-            or key_agent and scope not in RUN_SCOPES:
-        raise click.UsageError("--id goes with task and session, --name with enhancement, "
-                               "--agent with run and run-tokens")
-    return budget_path(scope, period, key_id or key_name or key_agent)
+    value = {"io": "input+output", "cache": "all"}.get(value, value)
+    if value is not None and value not in TOKEN_COUNTS:
+        raise click.BadParameter(f"{value!r} is not one of {', '.join(TOKEN_COUNTS)}")
+    return value
 
 
 @budget.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("scope", type=Choice(SCOPES), metavar="SCOPE")
 @click.argument("amount", type=Amount())
 @_scoped
-@click.option("--count", type=click.Choice(["io", "cache"]),
-              help="For token budgets: count input + output tokens (io, the default), or "
-                   "cache writes and reads too (cache). Applies to every token budget.")
+@click.option("--count", metavar="[input+output|all]", callback=_token_count,
+              help="For token budgets: count input + output tokens (the default), or all of "
+                   "them, cache writes and reads too; the same names as the config's "
+                   "budgets.token_count. Applies to every token budget.")
 def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | None,
                key_agent: str | None, period: str | None, user: bool, in_project: bool,
                team: bool, team_url: str | None, project: str | None,
@@ -156,30 +121,27 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
 
     A run over its limit has its next tool call denied (a subagent's only its own); a
     session started while concurrent-agents sessions are at work has its first prompt held.
-    Token budgets count input + output tokens unless --count cache.
+    Token budgets count input + output tokens unless --count all.
 
     User-wide scopes (daily, weekly, monthly, total, daily-tokens, concurrent-agents) go to
     the user's config, the others to the project's .claude/cmat.toml, unless --user or
     --in-project says otherwise.
     """
     from cmat.budgets.config import edit_config, set_value, user_config_file
+    from cmat.budgets.scopes import place
 
     if _team_budget(scope, team, team_url, amount):
         return
-    scope, period, resolved = _resolve(scope, period, project)
-    if count and scope not in TOKEN_SCOPES and period != "daily-tokens":
-        raise click.UsageError("--count goes with token budgets (daily-tokens, run-tokens)")
-    keys = _key_path(scope, period, key_id, key_name, key_agent)
-    target = _target(scope, resolved, user, in_project)
-    whole = scope in (*TOKEN_SCOPES, "concurrent-agents") or period == "daily-tokens"
-    value = int(amount) if whole else amount
-    edit_config(target, lambda document: set_value(document, keys, value))
-    click.echo(f"{'.'.join(keys)} = {value} (in {target})")
+    placed = place(scope, period=period, key_id=key_id, key_name=key_name,
+                   key_agent=key_agent, user=user, in_project=in_project, project=project,
+                   count=count)
+    value = int(amount) if placed.whole else amount
+    edit_config(placed.file, lambda document: set_value(document, placed.keys, value))
+    click.echo(f"{'.'.join(placed.keys)} = {value} (in {placed.file})")
     if count:
-        counted = "all" if count == "cache" else "input+output"
         edit_config(user_config_file(),
-                    lambda document: set_value(document, ["budgets", "token_count"], counted))
-        click.echo(f"budgets.token_count = {counted!r} (in {user_config_file()})")
+                    lambda document: set_value(document, ["budgets", "token_count"], count))
+        click.echo(f"budgets.token_count = {count!r} (in {user_config_file()})")
     if value == 0:
         click.echo("note: a limit of 0 means nothing may be spent: work in its scope is "
                    f"blocked at once. To remove the budget instead: cmat budget unset {scope}")
@@ -193,16 +155,17 @@ def unset_budget(scope: str, key_id: str | None, key_name: str | None, key_agent
                  team_url: str | None, project: str | None) -> None:
     """Remove a budget."""
     from cmat.budgets.config import edit_config, unset_value
+    from cmat.budgets.scopes import place
 
     if _team_budget(scope, team, team_url, None):
         return
-    scope, period, resolved = _resolve(scope, period, project)
-    keys = _key_path(scope, period, key_id, key_name, key_agent)
-    target = _target(scope, resolved, user, in_project)
+    placed = place(scope, period=period, key_id=key_id, key_name=key_name,
+                   key_agent=key_agent, user=user, in_project=in_project, project=project)
     removed: list[bool] = []
-    edit_config(target, lambda document: removed.append(unset_value(document, keys)))
-    click.echo(f"Removed {'.'.join(keys)} from {target}" if removed[0]
-               else f"{'.'.join(keys)} was not set in {target}")
+    edit_config(placed.file,
+                lambda document: removed.append(unset_value(document, placed.keys)))
+    click.echo(f"Removed {'.'.join(placed.keys)} from {placed.file}" if removed[0]
+               else f"{'.'.join(placed.keys)} was not set in {placed.file}")
 
 
 @budget.command()
@@ -277,7 +240,7 @@ def _bar(percent: float) -> str:
 def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
     """Every budget: spent, limit, percent, remaining, when it resets.
 
-    Exits 1 when any budget is exhausted (for scripts and CI).
+    Exits 11 when any budget is exhausted (for scripts and CI).
     """
     from cmat.budgets.limits import status_report
     from cmat.cli.report import scan_first
@@ -290,10 +253,10 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
         click.echo(f"cmat: note: {note}", err=True)
     if as_json:
         emit_json(report)
-        raise SystemExit(1 if report["exhausted"] else 0)
+        leave(BUDGET_SPENT if report["exhausted"] else OK)
     if not report["budgets"] and not report["concurrency"]:
         click.echo("No budgets apply here. Set one with: cmat budget set daily 50")
-        raise SystemExit(0)
+        leave(OK)
     from cmat.budgets.alerts import percent_level
 
     rows = []
@@ -328,7 +291,7 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
         click.echo(f"Override of {o['scope']} until "
                    f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(o['until']))} by {o['by']}"
                    + (f": {o['reason']}" if o["reason"] else ""))
-    raise SystemExit(1 if report["exhausted"] else 0)
+    leave(BUDGET_SPENT if report["exhausted"] else OK)
 
 
 @budget.command()
@@ -345,7 +308,7 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
 @output_options
 def check(project: Path | None, task_id: str | None, start: bool, estimate: bool,
           no_scan: bool, as_json: bool) -> None:
-    """Whether work may go on here: exit 0 if so, 1 if a budget stands in the way.
+    """Whether work may go on here: exit 0 if so, 11 if a budget stands in the way.
 
     For orchestrators, before starting an agent: a budget that applies (user-wide, this
     project's, the task's and its enhancement's) is exhausted and not overridden; with
@@ -390,7 +353,7 @@ def check(project: Path | None, task_id: str | None, start: bool, estimate: bool
                                    "full": full} if start else None, "reasons": reasons})
     else:
         click.echo("\n\n".join(reasons) if reasons else "ok: no budget stands in the way")
-    raise SystemExit(1 if reasons else 0)
+    leave(BUDGET_SPENT if reasons else OK)
 
 
 def _likely_cost(project: Path, ledger, task_id: str | None) -> dict | None:
@@ -489,4 +452,4 @@ def deliver(project: Path | None, quiet: bool) -> None:
     if not quiet:
         click.echo(f"Delivered {delivered}, failed {failed} (failures are retried later)")
     if failed and not quiet:
-        sys.exit(1)
+        leave(PROBLEMS_FOUND)

@@ -11,6 +11,7 @@ import sys
 import click
 
 from cmat.claude.events import EVENTS
+from cmat.errors import leave
 
 
 @click.group(hidden=True)
@@ -23,7 +24,7 @@ def _event_command(event: str, help_text: str) -> click.Command:
     def command(ctx: click.Context) -> None:
         from cmat.claude.runtime import run
 
-        ctx.exit(run(event, sys.stdin))
+        leave(run(event, sys.stdin))
 
     return click.command(event, help=help_text)(command)
 

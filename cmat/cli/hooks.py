@@ -10,6 +10,7 @@ import click
 from cmat import paths
 from cmat.cli.options import output_options
 from cmat.cli.output import emit_json
+from cmat.errors import OK, PROBLEMS_FOUND, leave
 
 scope_options = [
     click.option("--project", "project", type=click.Path(file_okay=False, path_type=Path),
@@ -123,7 +124,7 @@ def status(project: Path | None, as_json: bool) -> None:
     report["ok"] = healthy
     if as_json:
         emit_json(report)
-        raise SystemExit(0 if healthy else 1)
+        leave(OK if healthy else PROBLEMS_FOUND)
     click.echo(f"Project: {report['project']}")
     for scope in report["scopes"]:
         click.echo(f"\n{scope['scope'].capitalize()} settings: {scope['settings']}")
@@ -154,4 +155,4 @@ def status(project: Path | None, as_json: bool) -> None:
         click.echo(f"Hook log: {log['path']}\n  last: {log['last']}")
     if not healthy:
         click.echo("\nNot ready: run 'cmat hooks install' (or --user).")
-    raise SystemExit(0 if healthy else 1)
+    leave(OK if healthy else PROBLEMS_FOUND)

@@ -11,6 +11,7 @@ import click
 from cmat import clock, paths
 from cmat.cli.options import output_options, project_option
 from cmat.cli.output import count, emit_json, table, wrapped
+from cmat.errors import OK, PROBLEMS_FOUND, leave
 
 
 def _service(project: Path | None):
@@ -166,7 +167,7 @@ def validate(project: Path | None, as_json: bool) -> None:
         for note in notes:
             click.echo(f"note: {note}")
         click.echo("catalog OK" if not problems else f"{len(problems)} problem(s)")
-    raise SystemExit(1 if problems else 0)
+    leave(PROBLEMS_FOUND if problems else OK)
 
 
 @models.command()
@@ -211,7 +212,7 @@ def check(no_scan: bool, as_json: bool) -> None:
     stale = [r for r in rows if service.get_by_pattern(r["model"]) is not None]
     if as_json:
         emit_json({"unpriced": missing, "priced_since": stale})
-        raise SystemExit(1 if missing else 0)
+        leave(PROBLEMS_FOUND if missing else OK)
     for row in missing:
         click.echo(f"{row['model']}: {count(row['requests'], 'request')}, {row['tokens']:,} tokens "
                    f"unpriced -> cmat models add {row['model']} --input P --output P")
@@ -220,7 +221,7 @@ def check(no_scan: bool, as_json: bool) -> None:
                    "prices are stored unpriced -> cmat ledger reprice")
     if not missing and not stale:
         click.echo("Every model in the history has a price.")
-    raise SystemExit(1 if missing else 0)
+    leave(PROBLEMS_FOUND if missing else OK)
 
 
 @models.command()
