@@ -133,3 +133,46 @@ def test_the_token_count_has_one_set_of_names(project):
     assert load_config(project).token_count == "input+output"
     assert "not one of input+output, all" in cli_run(
         "budget", "set", "daily-tokens", "1", "--count", "some", code=2).stderr
+
+
+EXAMPLES = {  # a valid value of every setting of the schema
+    "timezone": "Europe/Paris", "plan": "max5", "budgets.daily": 5, "budgets.weekly": 20,
+    "budgets.monthly": 50, "budgets.total": 500, "budgets.daily_tokens": 1000,
+    "budgets.token_count": "all", "budgets.on_error": "allow",
+    "budgets.concurrent_agents": 2, "budgets.active_minutes": 5,
+    "team.url": "postgresql://db.example/cmat", "team.auto_sync": True,
+    "retention.older_than": "13m", "retention.team_older_than": "2y",
+    "alerts.thresholds": [10], "alerts.webhook_thresholds": [20],
+    "alerts.command_thresholds": [30], "alerts.messages": {"80": "at {percent}%"},
+    "alerts.email": {"host": "smtp.example", "from": "a@example", "to": "b@example"},
+    "alerts.webhook": "https://hooks.example/x", "alerts.command": ["notify-send", "cmat"],
+}
+
+
+def _document(settings: dict) -> dict:
+    document: dict = {}
+    for name, value in settings.items():
+        *tables, key = name.split(".")
+        target = document
+        for table in tables:
+            target = target.setdefault(table, {})
+        target[key] = value
+    return document
+
+
+def test_every_setting_of_the_schema_is_the_users_alone(project, tmp_path):
+    from cmat.budgets.config import SETTINGS, Config, apply_file
+
+    assert sorted(EXAMPLES) == sorted(SETTINGS)  # a new setting needs an example here
+    user, from_project = Config(), Config()
+    apply_file(user, tmp_path / "user.toml", _document(EXAMPLES))
+    apply_file(from_project, tmp_path / "cmat.toml", _document(EXAMPLES), trusted=False)
+    assert from_project == Config(ignored=from_project.ignored)  # nothing taken from it
+    assert len(from_project.ignored) == len(SETTINGS)
+    assert user.timezone == "Europe/Paris" and user.global_usd["total"] == 500
+    assert user.channel_thresholds == {"webhook": (20,), "command": (30,)}
+    assert user.email.host == "smtp.example" and user.retention == "13m"
+    stricter = Config()
+    apply_file(stricter, tmp_path / "cmat.toml", {"budgets": {"on_error": "deny"}},
+               trusted=False)
+    assert stricter.on_error == "deny" and stricter.ignored == []

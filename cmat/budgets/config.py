@@ -72,12 +72,12 @@ import copy
 import math
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cmat import paths
-from cmat.errors import ConfigError, UsageError
-from cmat.fileio import atomic_write_bytes, file_lock
+from cmat.errors import ConfigError
 from cmat.periods import PERIODS
 
 DEFAULT_THRESHOLDS = (50, 80, 95)
@@ -192,6 +192,11 @@ def on_error_policy(project: Path) -> str:
         return "allow"
 
 
+def toml_key(scope: str) -> str:
+    """A scope's name in the TOML file: `daily-tokens` is `daily_tokens`."""
+    return scope.replace("-", "_")
+
+
 def user_config_file() -> Path:
     return paths.config_home() / "config.toml"
 
@@ -225,13 +230,6 @@ def _amount(path: Path, name: str, value, integer: bool = False) -> float:
         kind = "a whole number of tokens" if integer else "an amount in USD"
         raise ConfigError(f"{path}: {name} must be {kind}, 0 or more (found {value!r})")
     return int(value) if integer else float(value)
-
-
-def _table(path: Path, data: dict, name: str) -> dict:
-    value = data.get(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: [{name}] must be a table")
-    return value
 
 
 def _command(path: Path, value) -> tuple[str, ...]:
@@ -356,139 +354,188 @@ def _stricter(config: Config, target: dict, key: str, limit: float, path: Path,
     config.origin[name] = "user" if trusted else "project"
 
 
-def _apply(config: Config, path: Path, data: dict, trusted: bool = True) -> None:
-    """Overlay one file's values on `config`, validating every field it names.
+# --- the schema: every setting a config file may hold ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: `parse` checks a file's value (raising ConfigError that names it) and
+    returns what `store` puts in the Config. A project file may set it only where
+    `from_project` says the parsed value may come from a repository (else it is ignored and
+    noted): by default never."""
+
+    parse: Callable[[Path, str, object], object]
+    store: Callable[[Config, object], None]
+    from_project: Callable[[object], bool] = lambda value: False
+
+
+def _attribute(name: str) -> Callable[[Config, object], None]:
+    return lambda config, value: setattr(config, name, value)
+
+
+def _entry(mapping: str, key: str) -> Callable[[Config, object], None]:
+    return lambda config, value: getattr(config, mapping).__setitem__(key, value)
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[Path, str, object], str]:
+    def parse(path: Path, name: str, value) -> str:
+        if value not in choices:
+            raise ConfigError(f"{path}: {name} must be one of {', '.join(choices)} "
+                              f"(found {value!r})")
+        return value
+    return parse
+
+
+def _whole(minimum: int) -> Callable[[Path, str, object], int]:
+    def parse(path: Path, name: str, value) -> int:
+        number = int(_amount(path, name, value, integer=True))
+        if number < minimum:
+            raise ConfigError(f"{path}: {name} must be {minimum} or more")
+        return number
+    return parse
+
+
+def _timezone(path: Path, name: str, value) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}: {name} must be an IANA name such as 'Europe/Paris'")
+    return value
+
+
+def _team_url(path: Path, name: str, value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{path}: {name} must be a PostgreSQL URL or conninfo")
+    if _has_password(value):
+        raise ConfigError(f"{path}: {name} holds a password: keep it in ~/.pgpass or "
+                          "PGPASSWORD instead, never in a file cmat reads")
+    return value.strip()
+
+
+def _flag(path: Path, name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: {name} must be true or false")
+    return value
+
+
+def _age(path: Path, name: str, value) -> str:
+    from cmat.periods import parse_age
+
+    parse_age(value if isinstance(value, str) else repr(value), name)
+    return value
+
+
+def _webhook(path: Path, name: str, value) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{path}: {name} must be an http(s) URL")
+    return value
+
+
+def _sub_table(parse: Callable[[Path, dict], object]) -> Callable[[Path, str, object], object]:
+    def parse_table(path: Path, name: str, value) -> object:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table")
+        return parse(path, value)
+    return parse_table
+
+
+def _store_email(config: Config, parsed) -> None:
+    config.email, thresholds = parsed
+    if thresholds:
+        config.channel_thresholds["email"] = thresholds
+
+
+def _usd(path: Path, name: str, value) -> float:
+    return _amount(path, name, value)
+
+
+def _tokens(path: Path, name: str, value) -> int:
+    return int(_amount(path, name, value, integer=True))
+
+
+SETTINGS: dict[str, Setting] = {
+    "timezone": Setting(_timezone, _attribute("timezone")),
+    "plan": Setting(_one_of(PLANS), _attribute("plan")),
+    **{f"budgets.{period}": Setting(_usd, _entry("global_usd", period))
+       for period in (*GLOBAL_PERIODS, LIFETIME)},
+    "budgets.daily_tokens": Setting(_tokens, _attribute("daily_tokens")),
+    "budgets.token_count": Setting(_one_of(TOKEN_COUNTS), _attribute("token_count")),
+    # A project may make a failed check stricter (deny), never looser.
+    "budgets.on_error": Setting(_one_of(ON_ERROR), _attribute("on_error"),
+                                from_project=lambda value: value == "deny"),
+    "budgets.concurrent_agents": Setting(_whole(0), _attribute("concurrent_agents")),
+    "budgets.active_minutes": Setting(_whole(1), _attribute("active_minutes")),
+    "team.url": Setting(_team_url, _attribute("team_url")),
+    "team.auto_sync": Setting(_flag, _attribute("auto_sync")),
+    "retention.older_than": Setting(_age, _attribute("retention")),
+    "retention.team_older_than": Setting(_age, _attribute("team_retention")),
+    "alerts.thresholds": Setting(_thresholds, _attribute("thresholds")),
+    "alerts.webhook_thresholds": Setting(_thresholds, _entry("channel_thresholds", "webhook")),
+    "alerts.command_thresholds": Setting(_thresholds, _entry("channel_thresholds", "command")),
+    "alerts.messages": Setting(_sub_table(_messages), _attribute("messages")),
+    "alerts.email": Setting(_sub_table(_email), _store_email),
+    "alerts.webhook": Setting(_webhook, _attribute("webhook")),
+    "alerts.command": Setting(lambda path, name, value: _command(path, value),
+                              _attribute("command")),
+}
+# Tables of limits, one per key: a project file may add them, or make the user's stricter.
+# Each maps a key of the table to (the Config mapping, its key there, whole tokens?).
+PROJECT_LIMITS = {**{toml_key(p): ("project_usd", p, False)
+                     for p in PROJECT_PERIODS if p != "daily-tokens"},
+                  "daily_tokens": ("project_tokens", "daily", True)}
+LIMIT_TABLES = ("budgets.project", *(f"budgets.{toml_key(s)}" for s in (*KEYED_SCOPES,
+                                                                          *RUN_SCOPES)))
+TABLES = {"budgets": "budget", "alerts": "alert setting", "team": "team setting",
+          "retention": "retention setting"}  # each with what an unknown key of it is called
+
+
+def _limits(config: Config, path: Path, name: str, table: dict, trusted: bool) -> None:
+    scope = name.removeprefix("budgets.")
+    for key, value in table.items():
+        where = f"{name}.{key}"
+        if scope == "project":
+            if key not in PROJECT_LIMITS:
+                raise ConfigError(f"{path}: {where}: project budgets are "
+                                  f"{', '.join(PROJECT_LIMITS)}")
+            mapping, slot, whole = PROJECT_LIMITS[key]
+            target = getattr(config, mapping)
+        else:
+            slot, whole = key, scope == "run_tokens"
+            target = config.keyed.setdefault(scope, {})
+        _stricter(config, target, slot, _amount(path, where, value, integer=whole), path,
+                  where, trusted)
+
+
+def apply_file(config: Config, path: Path, data: dict, trusted: bool = True) -> None:
+    """Overlay one file's values on `config`, validating every field it names (SETTINGS).
 
     `trusted`: the user's own file. A project file (not trusted) may only add stricter
-    project, task, session and enhancement budgets; anything else it sets is ignored and noted.
+    project, task, session, enhancement and run budgets (LIMIT_TABLES), and what a Setting
+    lets it; anything else it sets is ignored and noted.
     """
-    known = {"timezone", "plan", "budgets", "alerts", "team", "retention"}
-    for key in data:
-        if key not in known:
-            raise ConfigError(f"{path}: unknown setting {key!r} "
-                              f"(known: {', '.join(sorted(known))})")
-
-    def untrusted(name: str) -> bool:
-        if not trusted:
-            config.ignored.append(f"{path}: {name} ignored: only the user's config "
-                                  f"({user_config_file()}) may set it")
-        return not trusted
-
-    if "timezone" in data:
-        if not isinstance(data["timezone"], str):
-            raise ConfigError(f"{path}: timezone must be an IANA name such as 'Europe/Paris'")
-        if not untrusted("timezone"):
-            config.timezone = data["timezone"]
-    if "plan" in data:
-        if data["plan"] not in PLANS:
-            raise ConfigError(f"{path}: plan must be one of {', '.join(PLANS)} "
-                              f"(found {data['plan']!r})")
-        if not untrusted("plan"):
-            config.plan = data["plan"]
-    budgets = _table(path, data, "budgets")
-    for key, value in budgets.items():
-        where = f"budgets.{key}"
-        if key in (*GLOBAL_PERIODS, LIFETIME):
-            limit = _amount(path, where, value)
-            if not untrusted(where):
-                config.global_usd[key] = limit
-        elif key == "daily_tokens":
-            limit = int(_amount(path, where, value, integer=True))
-            if not untrusted(where):
-                config.daily_tokens = limit
-        elif key == "token_count":
-            if value not in TOKEN_COUNTS:
-                raise ConfigError(f"{path}: {where} must be one of {', '.join(TOKEN_COUNTS)} "
-                                  f"(found {value!r})")
-            if not untrusted(where):
-                config.token_count = value
-        elif key == "on_error":
-            if value not in ON_ERROR:
-                raise ConfigError(f"{path}: {where} must be one of {', '.join(ON_ERROR)} "
-                                  f"(found {value!r})")
-            if value == "deny" or not untrusted(where):  # a project may only make it stricter
-                config.on_error = value
-        elif key in ("concurrent_agents", "active_minutes"):
-            number = int(_amount(path, where, value, integer=True))
-            if key == "active_minutes" and number < 1:
-                raise ConfigError(f"{path}: {where} must be 1 or more")
-            if not untrusted(where):
-                setattr(config, key, number)
-        elif key == "project":
-            table = _table(path, budgets, "project")
-            for period, limit in table.items():
-                name = f"budgets.project.{period}"
-                if period == "daily_tokens":
-                    _stricter(config, config.project_tokens, "daily",
-                              _amount(path, name, limit, integer=True), path, name, trusted)
-                elif period in PROJECT_PERIODS:
-                    _stricter(config, config.project_usd, period, _amount(path, name, limit),
-                              path, name, trusted)
-                else:
-                    raise ConfigError(f"{path}: {name}: project budgets are "
-                                      f"{', '.join(p.replace('-', '_') for p in PROJECT_PERIODS)}")
-        elif key in (*KEYED_SCOPES, "run", "run_tokens"):
-            for name, limit in _table(path, budgets, key).items():
-                _stricter(config, config.keyed.setdefault(key, {}), name,
-                          _amount(path, f"{where}.{name}", limit, integer=key == "run_tokens"),
-                          path, f"{where}.{name}", trusted)
+    known = sorted({name.split(".")[0] for name in SETTINGS})
+    for key, value in data.items():
+        if key in TABLES:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: [{key}] must be a table")
+            items = [(f"{key}.{name}", item) for name, item in value.items()]
+        elif key in SETTINGS:
+            items = [(key, value)]
         else:
-            raise ConfigError(f"{path}: unknown budget {where!r}")
-    for key, value in _table(path, data, "team").items():
-        if key == "url":
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"{path}: team.url must be a PostgreSQL URL or conninfo")
-            if _has_password(value):
-                raise ConfigError(f"{path}: team.url holds a password: keep it in ~/.pgpass "
-                                  "or PGPASSWORD instead, never in a file cmat reads")
-            if not untrusted("team.url"):
-                config.team_url = value.strip()
-        elif key == "auto_sync":
-            if not isinstance(value, bool):
-                raise ConfigError(f"{path}: team.auto_sync must be true or false")
-            if not untrusted("team.auto_sync"):
-                config.auto_sync = value
-        else:
-            raise ConfigError(f"{path}: unknown team setting 'team.{key}'")
-    for key, value in _table(path, data, "retention").items():
-        if key not in ("older_than", "team_older_than"):
-            raise ConfigError(f"{path}: unknown retention setting 'retention.{key}'")
-        from cmat.periods import parse_age
-
-        parse_age(value if isinstance(value, str) else repr(value), f"retention.{key}")
-        if not untrusted(f"retention.{key}"):
-            setattr(config, "retention" if key == "older_than" else "team_retention", value)
-    alerts = _table(path, data, "alerts")
-    for key, value in alerts.items():
-        if key == "thresholds":
-            thresholds = _thresholds(path, "alerts.thresholds", value)
-            if not untrusted("alerts.thresholds"):
-                config.thresholds = thresholds
-        elif key in ("webhook_thresholds", "command_thresholds"):
-            thresholds = _thresholds(path, f"alerts.{key}", value)
-            if not untrusted(f"alerts.{key}"):
-                config.channel_thresholds[key.removesuffix("_thresholds")] = thresholds
-        elif key == "messages":
-            messages = _messages(path, _table(path, alerts, "messages"))
-            if not untrusted("alerts.messages"):
-                config.messages = messages
-        elif key == "email":
-            email, thresholds = _email(path, _table(path, alerts, "email"))
-            if not untrusted("alerts.email"):
-                config.email = email
-                if thresholds:
-                    config.channel_thresholds["email"] = thresholds
-        elif key == "webhook":
-            if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-                raise ConfigError(f"{path}: alerts.webhook must be an http(s) URL")
-            if not untrusted("alerts.webhook"):
-                config.webhook = value
-        elif key == "command":
-            command = _command(path, value)
-            if not untrusted("alerts.command"):
-                config.command = command
-        else:
-            raise ConfigError(f"{path}: unknown alert setting 'alerts.{key}'")
+            raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(known)})")
+        for name, item in items:
+            if name in LIMIT_TABLES:
+                if not isinstance(item, dict):
+                    raise ConfigError(f"{path}: [{name}] must be a table")
+                _limits(config, path, name, item, trusted)
+                continue
+            setting = SETTINGS.get(name)
+            if setting is None:
+                raise ConfigError(f"{path}: unknown {TABLES[key]} {name!r}")
+            parsed = setting.parse(path, name, item)
+            if trusted or setting.from_project(parsed):
+                setting.store(config, parsed)
+            else:
+                config.ignored.append(f"{path}: {name} ignored: only the user's config "
+                                      f"({user_config_file()}) may set it")
 
 
 def _team_cache(config: Config) -> None:
@@ -515,7 +562,7 @@ def load_config(project: Path) -> Config:
     user = user_config_file()
     data = read_toml(user)
     if data:
-        _apply(config, user, data)
+        apply_file(config, user, data)
         config.sources.append(str(user))
     if config.team_database:
         _team_cache(config)
@@ -526,64 +573,9 @@ def load_config(project: Path) -> Config:
         data = read_toml(path)
         if data:
             trial = copy.deepcopy(config)
-            _apply(trial, path, data, trusted=False)
+            apply_file(trial, path, data, trusted=False)
             config = trial
             config.sources.append(str(path))
     except ConfigError as exc:
         config.ignored.append(f"{exc}; the whole file is ignored")
     return config
-
-
-# --- writing ----------------------------------------------------------------------------------
-
-
-def toml_key(scope: str) -> str:
-    """A scope's name in the TOML file: `daily-tokens` is `daily_tokens`."""
-    return scope.replace("-", "_")
-
-
-def budget_path(scope: str, period: str | None, key: str | None) -> list[str]:
-    """Where a `cmat budget set` scope lives in the TOML document."""
-    if scope in USER_WIDE_SCOPES:
-        return ["budgets", toml_key(scope)]
-    if scope == "project":
-        if period not in PROJECT_PERIODS:
-            raise UsageError(f"project budgets take --period {', '.join(PROJECT_PERIODS)}")
-        return ["budgets", "project", toml_key(period)]
-    if scope in (*KEYED_SCOPES, *RUN_SCOPES):
-        return ["budgets", toml_key(scope), key or "default"]
-    raise UsageError(f"scope must be one of {', '.join(SCOPES)}")
-
-
-def edit_config(path: Path, change) -> None:
-    """Apply `change(document)` to a config file, validated before it is written."""
-    import tomli_w
-
-
-    with file_lock(path):
-        document = read_toml(path)
-        change(document)
-        _apply(Config(), path, document)  # refuse anything invalid before writing it
-        atomic_write_bytes(path, tomli_w.dumps(document).encode())
-
-
-def set_value(document: dict, keys: list[str], value) -> None:
-    for key in keys[:-1]:
-        document = document.setdefault(key, {})
-        if not isinstance(document, dict):
-            raise ConfigError(f"{'.'.join(keys[:-1])} is not a table in the config")
-    document[keys[-1]] = value
-
-
-def unset_value(document: dict, keys: list[str]) -> bool:
-    tables = [document]
-    for key in keys[:-1]:
-        nxt = tables[-1].get(key)
-        if not isinstance(nxt, dict):
-            return False
-        tables.append(nxt)
-    removed = tables[-1].pop(keys[-1], None) is not None
-    for table, key in zip(reversed(tables[:-1]), reversed(keys[:-1])):
-        if table.get(key) == {}:
-            del table[key]  # no empty tables left behind
-    return removed

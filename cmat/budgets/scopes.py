@@ -15,10 +15,10 @@ from cmat.budgets.config import (
     TEAM_SCOPES,
     TOKEN_SCOPES,
     USER_WIDE_SCOPES,
-    budget_path,
     project_config_file,
     user_config_file,
 )
+from cmat.budgets.edit import budget_path
 from cmat.errors import UsageError
 
 

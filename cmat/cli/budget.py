@@ -127,7 +127,8 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
     the user's config, the others to the project's .claude/cmat.toml, unless --user or
     --in-project says otherwise.
     """
-    from cmat.budgets.config import edit_config, set_value, user_config_file
+    from cmat.budgets.config import user_config_file
+    from cmat.budgets.edit import edit_config, set_value
     from cmat.budgets.scopes import place
 
     if _team_budget(scope, team, team_url, amount):
@@ -154,7 +155,7 @@ def unset_budget(scope: str, key_id: str | None, key_name: str | None, key_agent
                  period: str | None, user: bool, in_project: bool, team: bool,
                  team_url: str | None, project: str | None) -> None:
     """Remove a budget."""
-    from cmat.budgets.config import edit_config, unset_value
+    from cmat.budgets.edit import edit_config, unset_value
     from cmat.budgets.scopes import place
 
     if _team_budget(scope, team, team_url, None):
