@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.helpers import real_fixture
+from tests.helpers import need, real_fixture
 from tests.transcript_factory import TranscriptBuilder
 
 _ISOLATED = ("HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME")
@@ -62,10 +62,8 @@ def postgres(tmp_path_factory):
     if given:
         yield given
         return
-    if pg_server.binaries() is None:
-        if os.environ.get("CMAT_TEAM_TESTS"):
-            pytest.fail("CMAT_TEAM_TESTS is set but PostgreSQL is not installed")
-        pytest.skip("needs PostgreSQL (apt-get install postgresql; CI installs it)")
+    need(pg_server.binaries() is not None,
+         "needs PostgreSQL (apt-get install postgresql; CI installs it)", "CMAT_TEAM_TESTS")
     folder = tmp_path_factory.mktemp("postgres")
     folder.chmod(0o755)
     for parent in folder.parents:  # the server's user must reach its folder

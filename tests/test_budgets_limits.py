@@ -97,7 +97,7 @@ def test_spend_per_scope(tmp_path, project):
     assert got["task:t1"] == pytest.approx(a + b + c)  # the running session counts for the task
     assert got["enhancement:e1"] == pytest.approx(a + b + c)
     assert got["session:running"] == pytest.approx(c)
-    assert got["daily-tokens"] > 0
+    assert got["daily-tokens"] == (10 + 40_000) + (10 + 20_000)  # a and c: input + output
     assert got["monthly"] == pytest.approx(a + b + c)
 
 
@@ -116,7 +116,8 @@ def test_the_running_session_counts_for_its_own_task_and_enhancement_only(tmp_pa
     assert {b["budget"]: b["spent"] for b in report["budgets"]} == pytest.approx({
         "task:t-idle": idle, "task:t-now": 0, "enhancement:e-idle": idle,
         "enhancement:e1": 0})  # another project's e1 is another enhancement
-    assert elsewhere and running
+    with Ledger() as ledger:  # the other project's e1 holds the other project's spend
+        assert ledger.enhancement_spend("e1", str(other_project)) == pytest.approx(elsewhere)
     context = Context(project, ZoneInfo("UTC"), clock.now(), "running", "t-now", "e1")
     config = load_config(project)
     with Ledger() as ledger:

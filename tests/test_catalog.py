@@ -297,8 +297,14 @@ def test_validation_cache_is_used_then_invalidated_by_a_changed_layer(project):
     cache = paths.cache_home() / "catalog.json"
     assert cache.is_file()
     assert load_catalog(project) == first
+    # The cache is what the next load reads: a mark left in it (a version no layer has) shows.
+    data = json.loads(cache.read_text())
+    data["version"] = "read-from-the-cache"
+    cache.write_text(json.dumps(data))
+    assert load_catalog(project).version == "read-from-the-cache"
     _write(paths.user_catalog(), {"models": [{"id": "claude-opus-4-6", "pricing": {"input": 9}}]})
     assert ModelService(project).get("claude-opus-4-6").pricing.input == 9
+    assert load_catalog(project).version != "read-from-the-cache"  # validated afresh
 
 
 def test_damaged_cache_is_ignored(project):

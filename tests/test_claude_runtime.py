@@ -15,7 +15,7 @@ from cmat import paths
 from cmat.cli import cli
 from cmat.ledger import Ledger
 from cmat.tasks.queue import QueueService
-from tests.helpers import REPO, child_env, earlier_today, user_config
+from tests.helpers import REPO, child_env, earlier_today, need, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 
 SESSION_END = REPO / "hooks" / "on-session-end-cost.sh"
@@ -126,8 +126,8 @@ def test_a_read_only_data_directory_loses_nothing_and_breaks_nothing(project, ta
     queue_before = paths.queue_file(project).read_bytes()
     script = str(SESSION_END)
     if os.geteuid() == 0:  # root ignores permissions: a read-only mount stops it
-        if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
-            pytest.skip("needs a mount namespace (unshare -m) when run as root")
+        need(subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0,
+             "needs a mount namespace (unshare -m) when run as root")
         wrapped = f"mount --bind -o ro {shlex.quote(str(data))} {shlex.quote(str(data))} " \
                   f"&& exec {shlex.quote(script)}"
         command = ["unshare", "-m", "bash", "-c", wrapped]

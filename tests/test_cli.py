@@ -9,7 +9,7 @@ from cmat import paths
 from cmat.cli import cli
 from tests.cli_reference import render
 from tests.helpers import FIXTURES, REPO, child_env, cli_run, real_fixture
-from tests.transcript_factory import TranscriptBuilder, write_session
+from tests.transcript_factory import TranscriptBuilder, reference_cost, write_session
 
 TOKEN_KEYS = {"input", "output", "cache_creation", "cache_creation_1h", "cache_read"}
 
@@ -68,8 +68,13 @@ def test_costs_session_prints_exact_cost_of_a_real_transcript(run):
     path = real_fixture("b25638d7")
     report = json.loads(run("costs", "session", path, "--json").output)
     check_shape(report)
+    requests, expected = reference_cost(path)  # the naive re-implementation, not cmat's code
+    assert (report["requests"], report["total_usd"]) == (requests, pytest.approx(expected))
+    ccusage = json.loads((REPO / "tests" / "fixtures" / "ccusage-reports.json").read_text())
+    day = next(d for d in ccusage["daily"]["daily"] if d["period"] == "2025-09-29")
+    assert day["totalCost"] == pytest.approx(expected)  # ccusage 20.0.24: its one session
     text = run("costs", "session", path).output
-    assert f"${report['total_usd']:,.2f}" in text
+    assert "$0.56" in text
 
 
 def test_costs_session_defaults_to_the_latest_transcript(run, tmp_path, monkeypatch, transcript):

@@ -15,7 +15,7 @@ import pytest
 from cmat import clock
 from cmat.dashboard.server import Dashboard
 from cmat.ledger import Ledger
-from tests.helpers import child_env, cli_run, now_iso, user_config
+from tests.helpers import child_env, cli_run, need, now_iso, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 
 MODELS = ("claude-opus-4-6", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001")
@@ -107,10 +107,8 @@ def test_the_api_refuses_what_it_does_not_serve(project):
 
 def chromium():
     path = shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CMAT_BROWSER_TESTS"):
-            pytest.fail("CMAT_BROWSER_TESTS is set but chromium is not installed")
-        pytest.skip("needs Debian's chromium (CI installs it): apt-get install chromium")
+    need(path, "needs Debian's chromium (CI installs it): apt-get install chromium",
+         "CMAT_BROWSER_TESTS")
     return path
 
 

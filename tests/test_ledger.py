@@ -27,7 +27,7 @@ from cmat.ledger.schema import (
 from cmat.maintenance import rebuild, reprice
 from cmat.pricing import price_records
 from cmat.transcripts.session import read_session
-from tests.helpers import child_env
+from tests.helpers import child_env, need
 from tests.transcript_factory import TranscriptBuilder, write_session
 
 
@@ -238,8 +238,9 @@ def _mount_namespace_works() -> bool:
     return probe.returncode == 0
 
 
-needs_mounts = pytest.mark.skipif(not _mount_namespace_works(),
-                                  reason="needs a mount namespace (unshare -m, as root)")
+@pytest.fixture
+def mounts():
+    need(_mount_namespace_works(), "needs a mount namespace (unshare -m, as root)")
 
 
 def _cmat_in_namespace(mount: str, *args, **env):
@@ -251,8 +252,8 @@ def _cmat_in_namespace(mount: str, *args, **env):
                           text=True, env=child_env(**env), timeout=120)
 
 
-@needs_mounts
-def test_a_read_only_ledger_still_serves_reports_and_says_why_it_cannot_scan(tmp_path, project):
+def test_a_read_only_ledger_still_serves_reports_and_says_why_it_cannot_scan(tmp_path, project,
+                                                                           mounts):
     folder = tmp_path / "ro"
     folder.mkdir()
     history = _history_with(tmp_path, "s", [10, 20]).parent.parent
@@ -269,8 +270,7 @@ def test_a_read_only_ledger_still_serves_reports_and_says_why_it_cannot_scan(tmp
     assert "--no-scan" in scanned.stderr
 
 
-@needs_mounts
-def test_a_full_disk_is_one_line_and_exit_8_and_loses_nothing(tmp_path, project):
+def test_a_full_disk_is_one_line_and_exit_8_and_loses_nothing(tmp_path, project, mounts):
     folder = tmp_path / "small"
     folder.mkdir()
     outputs = list(range(1, 4001))

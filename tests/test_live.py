@@ -9,13 +9,12 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import pytest
 from rich.console import Console
 
 from cmat import clock
 from cmat.blocks import cut_blocks
 from cmat.live import Snapshot, render
-from tests.helpers import child_env
+from tests.helpers import child_env, need
 from tests.transcript_factory import TranscriptBuilder, write_session
 
 
@@ -65,8 +64,8 @@ def wait_for(condition, seconds=30.0):
     return None
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_the_live_view_draws_updates_as_a_transcript_grows_and_quits_on_q(tmp_path):
+    need(shutil.which("tmux"), "needs tmux (apt-get install tmux)")
     history = tmp_path / "claude" / "projects" / "-home-me-app"
     builder = TranscriptBuilder(session_id="live-session", cwd="/home/me/app")
     builder.now = stamp(-120)
@@ -150,11 +149,12 @@ def _in_tmux(columns: int, args: list[str], env: dict, done_marker: str = "__don
         tmux("kill-session", "-t", name)
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_tables_in_a_real_terminal_keep_every_row_on_one_line(real_history, project):
     """At 120 columns the session report's ids are never split into pieces; at 80 the budget
     table fits and each budget is one line (rich's tables: cut with an ellipsis, or compact)."""
     from tests.helpers import cli_run, user_config
+
+    need(shutil.which("tmux"), "needs tmux (apt-get install tmux)")
 
     cli_run("scan", "-q")
     user_config("[budgets]\ndaily = 1\nweekly = 5\nmonthly = 300\ntotal = 1000\n"

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from tests.helpers import (
     child_env,
     user_config,
 )
+from tests.transcript_factory import reference_cost
 
 
 def call_tools(calls):
@@ -48,10 +50,23 @@ def test_mcp_tools_answer_with_structured_json(real_history, project, monkeypatc
                      "get_budget_status"]
     assert not any(r.is_error for r in results)
     task_cost, enhancement, report, budgets = (r.structured_content for r in results)
-    assert task_cost["task_id"] == task and task_cost["total_usd"] > 0
+    _, session_usd = reference_cost(next(real_history.rglob("*b25638d7*.jsonl")))
+    assert task_cost["task_id"] == task
+    assert task_cost["total_usd"] == pytest.approx(session_usd)
     assert enhancement["tasks"][0]["task_id"] == task
-    assert report["rows"][0]["month"] == "2025-09" and report["rows"][0]["model"]
-    assert budgets["budgets"][0]["budget"] == "monthly"
+    assert enhancement["total_usd"] == pytest.approx(session_usd)
+    expected: dict[str, float] = {}  # each month's spend, by the naive re-implementation
+    for path in real_history.rglob("*.jsonl"):
+        month = re.search(r'"timestamp": ?"(\d{4}-\d\d)', path.read_text()).group(1)
+        expected[month] = expected.get(month, 0.0) + reference_cost(path)[1]
+    reported: dict[str, float] = {}
+    for row in report["rows"]:
+        reported[row["month"]] = reported.get(row["month"], 0.0) + row["total_usd"]
+    assert reported == pytest.approx(expected)
+    assert {row["model"] for row in report["rows"] if row["month"] == "2025-09"} >= {
+        "claude-opus-4-1-20250805", "claude-sonnet-4-20250514"}
+    monthly = budgets["budgets"][0]
+    assert monthly["budget"] == "monthly" and monthly["limit"] == 10
 
 
 def test_mcp_unknown_ids_are_tool_errors_not_crashes(real_history, project, monkeypatch):

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tests.transcript_factory import (
     HOSTILE,
     PRICES,
     TranscriptBuilder,
+    expected_request_cost,
     reference_cost,
     usage_line,
     write_session,
@@ -75,14 +77,17 @@ def test_malformed_and_truncated_lines_are_skipped_and_counted(tmp_path, project
     builder.response()
     builder.malformed()
     builder.response()
-    builder.response()  # its last line is cut in half below
-    expected = builder.requests[0].cost + builder.requests[1].cost
+    cut = builder.response(output=500, blocks=3)  # its last line is cut in half below
     path = builder.write(tmp_path / "cut.jsonl", truncate_last=True)
     report = report_for(path, project)
     assert report["skipped_lines"] == 2
-    # The cut response still had complete earlier lines: its largest complete snapshot counts.
+    # The cut response still had complete earlier lines: its largest complete snapshot counts,
+    # the 125 output tokens (500 // 4) its second line carried.
+    snapshot = dataclasses.replace(cut, output=125)
     assert report["requests"] == 3
-    assert report["total_usd"] >= expected
+    assert report["tokens"]["output"] == 500 + 500 + 125
+    assert report["total_usd"] == pytest.approx(
+        builder.requests[0].cost + builder.requests[1].cost + snapshot.cost, abs=1e-12)
 
 
 def test_without_split_all_cache_writes_are_five_minute_writes(tmp_path, project, builder):
@@ -235,6 +240,15 @@ def test_real_two_model_session(project):
 def test_real_one_hour_cache_writes_are_priced_at_the_one_hour_rate(project):
     report = report_for(real_fixture("03eb5929"), project)
     assert report["tokens"]["cache_creation_1h"] == report["tokens"]["cache_creation"] > 0
+    # Priced at the 1-hour rate (2x input), not the 5-minute one (1.25x): the total equals
+    # the naive reference's, and exceeds the same writes priced as 5-minute ones.
+    _, by_hand = reference_cost(real_fixture("03eb5929"))
+    as_five_minute = sum(expected_request_cost(
+        r.model, r.input_tokens, r.output_tokens, r.cache_creation_tokens, 0,
+        r.cache_read_tokens, r.web_search_requests, r.speed, r.inference_geo, r.timestamp[:10])
+        for r in read_session(real_fixture("03eb5929")).records)
+    assert report["total_usd"] == pytest.approx(by_hand, abs=1e-9)
+    assert report["total_usd"] > as_five_minute * 1.01
 
 
 def test_real_subagent_file_in_its_session_folder(tmp_path, project):

@@ -16,7 +16,7 @@ from cmat.claude.install import load_settings
 from cmat.errors import CatalogError, ConfigError, QueueError, SettingsError
 from cmat.tasks.queue import QueueService, current_context, read_marker
 from cmat.untrusted import Unreadable, read_untrusted, read_untrusted_text
-from tests.helpers import REPO
+from tests.helpers import REPO, need
 from tests.test_claude_runtime import SESSION_END, payload, run_hook
 from tests.transcript_factory import TranscriptBuilder, write_session
 
@@ -27,10 +27,7 @@ OTHER_UID = 54321
 
 def requires_root():
     """Changing a file's owner needs root; CI runs as root and must not skip these."""
-    if os.getuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the ownership tests as root")
-        pytest.skip("needs root to give a file another owner")
+    need(os.getuid() == 0, "needs root to give a file another owner")
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero", "proc", "directory", "socket"])
