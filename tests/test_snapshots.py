@@ -83,3 +83,23 @@ def test_the_status_line_looks_as_it_did(fixed_history, project):
                                                       CMAT_PYTHON=sys.executable))
     assert result.returncode == 0 and result.stderr == b""
     matches_snapshot("statusline", result.stdout.decode())
+
+
+def test_the_html_report_holds_what_it_did(fixed_history, tmp_path):
+    """`report --html`: the page and the figures embedded in it. Chart.js, the page's script
+    and its style sheet are cmat's own files, inlined as they are: they stand here as their
+    names, and the figures are spread one per line so that a changed figure shows as one."""
+    from cmat.dashboard.server import STATIC
+
+    target = tmp_path / "spend.html"
+    cli_run("report", "daily", "--since", "2025-09-01", "--until", "2025-09-30", "--no-scan",
+            "--html", str(target))
+    page = target.read_text()
+    for name in ("vendor/chart.umd.min.js", "app.js", "style.css"):
+        inlined = (STATIC / name).read_text()
+        assert inlined in page, name
+        page = page.replace(inlined, f"/* {name} */")
+    data = re.search(r"window\.CMAT_DATA = (.*?);</script>", page).group(1)
+    figures = json.dumps(json.loads(data.replace("<\\/", "</")), indent=1, sort_keys=True)
+    page = page.replace(data, "\n" + figures + "\n")
+    matches_snapshot("report-daily-html", re.sub(r"/tmp/\S+?(?=[\"<\s])", "<tmp>", page))
