@@ -46,7 +46,7 @@ class Snapshot:
 
 def take_snapshot(ledger: Ledger, models: ModelService, project: Path, now: float) -> Snapshot:
     scan(ledger, models, paths.transcript_roots())
-    config, context, statuses = all_statuses(project, ledger)
+    config, context, statuses = all_statuses(project, ledger, now)
     block = active_block(ledger, now)
     allowance, basis = plans.plan_tokens(config.plan, [])
     today = ledger.spend_usd(since=midnight(datetime.fromtimestamp(now, context.tz).date(),

@@ -11,7 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from cmat import paths
+from cmat import clock, paths
 from cmat.budgets.limits import status_report
 from cmat.catalog import ModelService
 from cmat.errors import CmatError
@@ -80,7 +80,7 @@ def build_server(project: Path):
         """Every budget that applies to the project: spent, limit, percent, reset time."""
         def report() -> dict[str, Any]:
             with Ledger() as ledger:
-                return status_report(project, ledger)
+                return status_report(project, ledger, clock.now())
 
         return guarded(report)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from cmat import paths
+from cmat import clock, paths
 from cmat.budgets.limits import all_statuses
 from cmat.catalog import ModelService
 from cmat.ingest import scan
@@ -113,7 +113,7 @@ class LedgerCollector:
                                       labels=["budget"])
             limit = GaugeMetricFamily("cmat_budget_limit_usd", "Limit of each USD budget.",
                                       labels=["budget"])
-            for status in all_statuses(self.project, ledger)[2]:
+            for status in all_statuses(self.project, ledger, clock.now())[2]:
                 ratio.add_metric([status.budget.key], status.percent / 100)
                 if status.budget.unit == "usd":
                     limit.add_metric([status.budget.key], status.budget.limit)

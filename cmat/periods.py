@@ -7,7 +7,6 @@ import os
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from cmat import clock
 from cmat.errors import UsageError
 
 if TYPE_CHECKING:  # zoneinfo itself (with sysconfig behind it) is loaded where a zone is made:
@@ -119,9 +118,9 @@ def cutoff(age: str, tz: ZoneInfo, now: float, name: str = "--older-than") -> fl
     return midnight(day, tz).timestamp()
 
 
-def current_range(which: str, tz: ZoneInfo) -> tuple[date, date]:
-    """Today, this ISO week (from Monday) or this month, as (first day, today)."""
-    today = datetime.fromtimestamp(clock.now(), tz).date()
+def current_range(which: str, tz: ZoneInfo, now: float) -> tuple[date, date]:
+    """Today, this ISO week (from Monday) or this month at `now`, as (first day, today)."""
+    today = datetime.fromtimestamp(now, tz).date()
     periods = {"today": "daily", "week": "weekly", "month": "monthly"}
     if which not in periods:
         raise UsageError(f"unknown range {which!r}")

@@ -17,7 +17,7 @@ import json
 import os
 import re
 
-from cmat import clock, paths
+from cmat import paths
 
 PLAN_TOKENS = {"pro": 19_000, "max5": 88_000, "max20": 220_000}  # input + output per 5 hours
 # Weekly allowances as Anthropic announced them (28 July 2025), in hours of use per model
@@ -151,11 +151,11 @@ def duration(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
-def until(ts: float | None, now: float | None = None) -> str:
+def until(ts: float | None, now: float) -> str:
     """`2h10m`, `3d4h` or `now` until `ts`."""
     if ts is None:
         return "?"
-    seconds = max(ts - (now if now is not None else clock.now()), 0)
+    seconds = max(ts - now, 0)
     if seconds >= 86400:
         return f"{int(seconds // 86400)}d{int(seconds % 86400 // 3600)}h"
     return duration(seconds) if seconds >= 60 else "now"

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cmat import clock
 from cmat.ledger import Ledger
 
 AUTO_INTERVAL_SECONDS = 86400  # `retention.older_than` runs at most once a day
@@ -27,12 +26,11 @@ class Compacted:
     rollups_after: int
 
 
-def compact(ledger: Ledger, older_than: str, timezone: str | None = None,
+def compact(ledger: Ledger, older_than: str, now: float, timezone: str | None = None,
             team_url: str | None = None) -> Compacted:
     from cmat.periods import cutoff, offset_changes, zone
 
     tz = zone(timezone)
-    now = clock.now()
     moment = cutoff(older_than, tz, now)
     below = ledger.meta_value("synced_seq") or 0 if team_url else None
     before = ledger.query("SELECT count(*) FROM request_rollups")[0][0]
@@ -44,14 +42,14 @@ def compact(ledger: Ledger, older_than: str, timezone: str | None = None,
     return Compacted(moment, folded, before, after)
 
 
-def compact_when_due(ledger: Ledger, config) -> Compacted | None:
+def compact_when_due(ledger: Ledger, config, now: float) -> Compacted | None:
     """`retention.older_than`, at most once a day (a scan calls this)."""
     if not config.retention:
         return None
     last = ledger.meta_value("compacted_at") or 0
-    if clock.now() - last < AUTO_INTERVAL_SECONDS:
+    if now - last < AUTO_INTERVAL_SECONDS:
         return None
-    return compact(ledger, config.retention, config.timezone, config.team_database)
+    return compact(ledger, config.retention, now, config.timezone, config.team_database)
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

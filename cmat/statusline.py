@@ -58,7 +58,7 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
     with Ledger(busy_timeout=1.0) as ledger:
         if session_id and isinstance(transcript, str) and transcript:
             import_session(ledger, ModelService(project), Path(transcript), session_id)
-        config, context, statuses = all_statuses(project, ledger, session_id)
+        config, context, statuses = all_statuses(project, ledger, now, session_id)
         tz = context.tz
         today = ledger.spend_usd(since=midnight(datetime.fromtimestamp(now, tz).date(),
                                                 tz).timestamp())

@@ -125,7 +125,7 @@ class CostTracker:
         with self._ledger() as ledger:
             if estimated_cost is None:
                 estimated_cost = self._task_p90(ledger, task_id)
-            return not short_of(self.project, ledger, task_id, estimated_cost)
+            return not short_of(self.project, ledger, clock.now(), task_id, estimated_cost)
 
     def _task_p90(self, ledger, task_id: str | None) -> float:
         from cmat.insight.estimate import estimate_for_task

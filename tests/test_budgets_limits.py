@@ -112,7 +112,7 @@ def test_the_running_session_counts_for_its_own_task_and_enhancement_only(tmp_pa
                 "[budgets.enhancement]\ne-idle = 1\ne1 = 10\n")
 
     with Ledger() as ledger:
-        report = status_report(project, ledger, "running")
+        report = status_report(project, ledger, clock.now(), "running")
     assert {b["budget"]: b["spent"] for b in report["budgets"]} == pytest.approx({
         "task:t-idle": idle, "task:t-now": 0, "enhancement:e-idle": idle,
         "enhancement:e1": 0})  # another project's e1 is another enhancement

@@ -13,7 +13,6 @@ import os
 import sys
 from dataclasses import dataclass
 
-from cmat import clock
 from cmat.budgets.config import Config, EmailSettings, render_message
 from cmat.budgets.limits import Status
 from cmat.ledger import Ledger
@@ -187,9 +186,9 @@ def _smtp_password(settings: EmailSettings) -> str:
     return stored
 
 
-def deliver_pending(ledger: Ledger, config: Config, now: float | None = None) -> tuple[int, int]:
-    """Send undelivered alerts to their channels; returns (delivered, failed) deliveries."""
-    now = clock.now() if now is None else now
+def deliver_pending(ledger: Ledger, config: Config, now: float) -> tuple[int, int]:
+    """Send undelivered alerts due at `now` to their channels; returns (delivered, failed)
+    deliveries."""
     senders = {"webhook": lambda p: _post(config.webhook, p),
                "command": lambda p: _run_command(config.command, p),
                "email": lambda p: send_email(config.email, p)}

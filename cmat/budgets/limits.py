@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from cmat import clock
 from cmat.budgets.config import (
     LIFETIME,
     RUN_SCOPES,
@@ -272,24 +271,24 @@ def evaluate(ledger: Ledger, budgets: list[Budget], context: Context,
             for budget in budgets]
 
 
-def exhausted_now(project: Path, ledger: Ledger, session_id: str | None,
+def exhausted_now(project: Path, ledger: Ledger, now: float, session_id: str | None,
                   task_id: str | None) -> list[Status]:
     """Exhausted budgets of `project` for this session and task that no override lifts."""
     config = load_config(project)
     if not config.has_budgets:
         return []
-    context = current_context(project, config, session_id, task_id)
+    context = current_context(project, config, now, session_id, task_id)
     statuses = evaluate(ledger, applicable(config, context), context, config)
     return [s for s in statuses
             if s.exhausted and not active_override(ledger, s.budget, context.now)]
 
 
-def short_of(project: Path, ledger: Ledger, task_id: str | None, estimated_usd: float
-             ) -> list[Status]:
+def short_of(project: Path, ledger: Ledger, now: float, task_id: str | None,
+             estimated_usd: float) -> list[Status]:
     """The USD budgets that apply to a task about to start (`task_id`, else the current
     one) whose remaining amount is below `estimated_usd`, and none an override lifts."""
     config = load_config(project)
-    context = current_context(project, config, None, task_id)
+    context = current_context(project, config, now, None, task_id)
     statuses = evaluate(ledger, applicable(config, context), context, config)
     return [s for s in statuses if s.budget.unit == "usd" and s.budget.scope not in RUN_SCOPES
             and (s.exhausted or s.remaining < estimated_usd)
@@ -345,10 +344,10 @@ def parse_duration(text: str) -> float:
     return days * 86400 + hours * 3600 + minutes * 60
 
 
-def current_context(project: Path, config: Config, session_id: str | None = None,
+def current_context(project: Path, config: Config, now: float, session_id: str | None = None,
                     task_id: str | None = None, with_details: bool = True,
                     subagent: tuple[str | None, str | None] = (None, None)) -> Context:
-    """The context of `project` now: the session, and the task (the current one unless
+    """The context of `project` at `now`: the session, and the task (the current one unless
     given) with, `with_details`, its enhancement and agent (which may need the queue read);
     `subagent`: (agent_id, agent_type) of the subagent calling, when known."""
     agent, problem = None, None
@@ -362,26 +361,27 @@ def current_context(project: Path, config: Config, session_id: str | None = None
         task = current_task(project, details=with_details)
         task_id, enhancement, agent, problem = (task.task_id, task.enhancement, task.agent,
                                                 task.problem)
-    return Context(project, zone(config.timezone), clock.now(), session_id, task_id,
+    return Context(project, zone(config.timezone), now, session_id, task_id,
                    enhancement, agent if isinstance(agent, str) and agent else None, *subagent,
                    problem=problem)
 
 
-def all_statuses(project: Path, ledger: Ledger, session_id: str | None = None
+def all_statuses(project: Path, ledger: Ledger, now: float, session_id: str | None = None
                  ) -> tuple[Config, Context, list[Status]]:
     """Every budget that applies in `project` (each task and enhancement budget included),
     with what it has spent."""
     config = load_config(project)
-    context = current_context(project, config, session_id)
+    context = current_context(project, config, now, session_id)
     return config, context, evaluate(ledger, applicable(config, context, every_key=True),
                                      context, config)
 
 
-def status_report(project: Path, ledger: Ledger, session_id: str | None = None) -> dict:
+def status_report(project: Path, ledger: Ledger, now: float, session_id: str | None = None
+                  ) -> dict:
     """Every budget of `project` with spend, percent, reset and override state."""
     from cmat.budgets import concurrency
 
-    config, context, statuses = all_statuses(project, ledger, session_id)
+    config, context, statuses = all_statuses(project, ledger, now, session_id)
     if session_id is None and {"run", "run_tokens"} & set(config.keyed):
         for running in concurrency.running(ledger, config, context.now)[:10]:
             run = Context(project, context.tz, context.now, running.session_id,

@@ -249,8 +249,8 @@ def check_budgets(event: str, payload: dict, project: Path,
     # The queue is read only when a budget needs the task's enhancement or agent.
     details = bool({"enhancement", "run", "run_tokens"} & set(config.keyed))
     subagent = (_text_field(payload, "agent_id"), _text_field(payload, "agent_type"))
-    context = current_context(project, config, session_id, with_details=details,
-                              subagent=subagent)
+    context = current_context(project, config, clock.now(), session_id,
+                              with_details=details, subagent=subagent)
     if context.problem:  # task budgets cannot apply; every other budget still does
         log.write("WARN", event, f"{context.problem}; task budgets not checked")
         print(f"cmat: {context.problem}; task budgets not checked", file=sys.stderr)

@@ -249,7 +249,7 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
     resolved = paths.project_dir(project)
     ledger, _ = scan_first(no_scan, (), quiet=True)
     with ledger:
-        report = status_report(resolved, ledger)
+        report = status_report(resolved, ledger, clock.now())
     for note in report["ignored"]:
         click.echo(f"cmat: note: {note}", err=True)
     if as_json:
@@ -328,14 +328,15 @@ def check(project: Path | None, task_id: str | None, start: bool, estimate: bool
     now = clock.now()
     likely = None
     with ledger:
-        exhausted = exhausted_now(resolved, ledger, None, task_id)
+        exhausted = exhausted_now(resolved, ledger, now, None, task_id)
         if estimate:
             likely = _likely_cost(resolved, ledger, task_id)
             if likely and likely["p90_usd"] is not None:
                 from cmat.budgets.limits import short_of
 
                 known = {s.budget.key for s in exhausted}
-                exhausted += [s for s in short_of(resolved, ledger, task_id, likely["p90_usd"])
+                exhausted += [s for s in short_of(resolved, ledger, now, task_id,
+                                                             likely["p90_usd"])
                               if s.budget.key not in known]
         at_work = concurrency.running(ledger, config, now) if start else []
         full = start and config.concurrent_agents is not None \
@@ -441,7 +442,7 @@ def deliver(project: Path | None, quiet: bool) -> None:
     resolved = paths.project_dir(project)
     config = load_config(resolved)
     with Ledger() as ledger:
-        delivered, failed = deliver_pending(ledger, config)
+        delivered, failed = deliver_pending(ledger, config, clock.now())
         if failed:
             from cmat.claude.log import HookLog
 

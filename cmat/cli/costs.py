@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cmat import paths
+from cmat import clock, paths
 from cmat.cli.options import output_options, project_option
 from cmat.cli.output import count, emit_json, summary_text, table
 from cmat.errors import NotFound
@@ -66,7 +66,7 @@ def _check_budgets(project: Path, task_id: str, session_id: str, override: bool)
     from cmat.ledger import Ledger
 
     with Ledger() as ledger:
-        exhausted = exhausted_now(project, ledger, session_id, task_id)
+        exhausted = exhausted_now(project, ledger, clock.now(), session_id, task_id)
     if not exhausted:
         return
     message = "; ".join(s.exhausted_message().replace("\n", " / ") for s in exhausted)

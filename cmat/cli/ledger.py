@@ -123,14 +123,15 @@ def compact(older_than: str, team: bool, team_url: str | None, as_json: bool) ->
         from cmat.team.connect import team_url as resolve_url
 
         target = resolve_url(team_url)
-        folded = compact_team(target, older_than, config.timezone)
+        folded = compact_team(target, older_than, config.timezone, clock.now())
         data = {"database": describe(target), "requests": folded}
     else:
         from cmat.ledger import Ledger
         from cmat.retention import compact as fold
 
         with Ledger() as opened:
-            done = fold(opened, older_than, config.timezone, config.team_database)
+            done = fold(opened, older_than, clock.now(), config.timezone,
+                        config.team_database)
         data = {"cutoff": done.cutoff, "requests": done.requests,
                 "rollups": done.rollups_after - done.rollups_before}
     if as_json:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from cmat import clock
 from cmat.cli.options import colour_option, output_options
 from cmat.cli.output import (
     count,
@@ -132,7 +133,7 @@ def _retention(ledger) -> None:
     from cmat.budgets.config import load_config
     from cmat.retention import compact_when_due
 
-    done = compact_when_due(ledger, load_config(paths.project_dir()))
+    done = compact_when_due(ledger, load_config(paths.project_dir()), clock.now())
     if done and done.requests:
         click.echo(f"cmat: retention: folded {done.requests:,} old requests into daily "
                    "rollups", err=True)
@@ -386,7 +387,7 @@ def range_command(which: str, summary: str) -> click.Command:
                 no_scan, extra_paths, quiet) -> None:
         from cmat.periods import current_range, zone
 
-        since, until = current_range(which, zone(timezone_name))
+        since, until = current_range(which, zone(timezone_name), clock.now())
         by = group_by or (("model",) if which == "today" else ())
         run_report("daily", since, until, timezone_name, by, project, as_json, as_csv,
                    no_scan, extra_paths, quiet, None, machine, team, team_url)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from cmat import clock
 from cmat.cli.options import output_options
 from cmat.cli.output import count, emit_json
 from cmat.cli.report import options, scan_options
@@ -68,4 +69,4 @@ def _retention_after_sync(url: str) -> None:
     if config.team_retention:
         from cmat.team.compact import compact_team
 
-        compact_team(url, config.team_retention, config.timezone)
+        compact_team(url, config.team_retention, config.timezone, clock.now())

@@ -60,7 +60,7 @@ def usage(ledger, query: dict) -> dict:
 def budgets(ledger, project: Path) -> dict:
     from cmat.budgets.limits import status_report
 
-    return status_report(project, ledger)
+    return status_report(project, ledger, clock.now())
 
 
 def suggestions(ledger, models, query: dict) -> dict:

@@ -6,18 +6,18 @@ are."""
 
 from __future__ import annotations
 
-from cmat import clock
 from cmat.team.connect import connect
 from cmat.team.schema import migrate
 
 
-def compact_team(url: str, older_than: str, timezone: str | None = None) -> int:
-    """Delete the team's requests older than `older_than` (local midnight of `timezone`),
+def compact_team(url: str, older_than: str, timezone: str | None, now: float) -> int:
+    """Delete the team's requests older than `older_than` before `now` (local midnight of
+    `timezone`),
     their sums kept in the rollups; returns the requests folded."""
     from cmat.periods import cutoff, zone
 
     tz = zone(timezone)
-    moment = cutoff(older_than, tz, clock.now())
+    moment = cutoff(older_than, tz, now)
     connection = connect(url)
     try:
         migrate(connection)
