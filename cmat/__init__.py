@@ -2,8 +2,9 @@
 
 The Python API mirrors the command line: every stage of the pipeline is importable on its own
 (`cmat.transcripts`, `cmat.catalog`, `cmat.pricing`, `cmat.ledger`, `cmat.ingest`,
-`cmat.tasks`, `cmat.reports`, `cmat.budgets`, `cmat.insight`); README's "Development" maps
-them. For orchestrators: `from cmat import CostTracker` (cmat/tracker.py).
+`cmat.tasks`, `cmat.attribution`, `cmat.reports`, `cmat.budgets`, `cmat.insight`);
+cmat.layers and docs/architecture.md map them. For orchestrators: `from cmat import
+CostTracker` (cmat/tracker.py).
 """
 
 from cmat.version import __version__  # noqa: F401  (cmat.__version__)

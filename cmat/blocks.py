@@ -5,7 +5,7 @@ and lasts BLOCK_SECONDS; a request more than BLOCK_SECONDS after the block's sta
 the request before it, starts the next one. A silence longer than a block between two requests
 is shown as a gap. This is how Claude Code's windows work, and how ccusage cuts them: both
 tools give the same starts, ends and token totals (their costs differ where ccusage misprices,
-see README).
+see docs/pricing.md).
 
 Burn rate is measured from the block's first request to its last; the active block's
 projection assumes that rate until the block ends.

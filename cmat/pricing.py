@@ -1,6 +1,6 @@
 """Pure pricing: token counts and a catalog entry in, USD out. No I/O, no global state.
 
-Rules (see README, "How costs are computed"):
+Rules (see docs/pricing.md, "How costs are computed"):
 - the prices are those in force on the request's day (a catalog entry's `history`);
 - a request whose prompt (input + cache writes + cache reads) exceeds a tier's threshold is
   billed entirely, output included, at the highest such tier's prices;

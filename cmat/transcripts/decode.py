@@ -1,6 +1,6 @@
 """One transcript line -> the usage record of one API request (or a notice, or nothing).
 
-Rules (see the README):
+Rules (see docs/pricing.md):
 - only `assistant` lines with `message.usage` carry usage;
 - `<synthetic>` model and `isApiErrorMessage` lines are local notices and cost nothing;
 - a line whose usage has values no real request has (a count that is negative, not whole, or
