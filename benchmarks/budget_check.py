@@ -52,9 +52,9 @@ def main() -> None:
                 out.write(growth.read_bytes())
             runs.append(check())
     limits = ", with run and concurrency limits" if args.run_limits else ""
-    print(summary(f"pre-tool-use check{limits}, {args.history_gb:g} GB ledger history, "
+    print(f"cold: first call, importing the whole running session: {first[0] * 1000:.0f} ms")
+    print(summary(f"warm: pre-tool-use check{limits}, {args.history_gb:g} GB ledger history, "
                   f"{args.session_mb:g} MB running session growing ~8 KB per call", runs, 80))
-    print(f"first call, importing the whole running session: {first[0] * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

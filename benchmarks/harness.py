@@ -95,6 +95,8 @@ def summary(label: str, runs: list[tuple[float, float]], target_ms: float) -> st
 
     walls = sorted(w for w, _ in runs)
     cpu = statistics.median(c for _, c in runs)
-    return (f"{label}: median {statistics.median(walls) * 1000:.0f} ms wall "
+    median = statistics.median(walls) * 1000
+    return (f"{label}: median {median:.0f} ms wall "
             f"(p90 {walls[int(len(walls) * 0.9)] * 1000:.0f} ms), {cpu * 1000:.0f} ms CPU, "
-            f"over {len(runs)} runs (target median < {target_ms:g} ms)")
+            f"over {len(runs)} runs (target median < {target_ms:g} ms"
+            f"{': not met' if median >= target_ms else ''})")

@@ -3,8 +3,8 @@
 50 users x 2 machines x 6 months, 100,000 requests a ledger (10 million in all) by default:
 each machine's ledger is generated (rows as a scan would store them, a fifth of the sessions
 attributed to tasks), then each is pushed by the sync `cmat sync` runs, one after the other.
-Prints the sync throughput and the latency of the team monthly report by user and by project
-(median of 5). Targets: sync >= 50,000 rows/s; the monthly report by project under 1 s.
+Prints the sync throughput and the latency of the team monthly report by user, project and
+task: the first run (cold) and the median of four more (warm). Targets: sync >= 50,000 rows/s; the monthly report by project under 1 s.
 
     python -m benchmarks.team [--users 50] [--machines 2] [--months 6] [--per-ledger 100000]
                               [--to URL]    (default: a PostgreSQL server started here)
@@ -122,8 +122,9 @@ def run(args, root: Path, url: str, catalog) -> None:
             result = sync(ledger, url)
         sent += result.requests
         seconds += result.seconds
-    print(f"sync: {sent:,} requests in {seconds:.0f} s: {sent / seconds:,.0f} rows/s "
-          f"(target >= 50,000)", flush=True)
+    rate = sent / seconds
+    print(f"sync: {sent:,} requests in {seconds:.0f} s: {rate:,.0f} rows/s "
+          f"(target >= 50,000{': not met' if rate < 50_000 else ''})", flush=True)
 
     from cmat.periods import zone
     from cmat.reports import ReportQuery
@@ -143,10 +144,12 @@ def run(args, root: Path, url: str, catalog) -> None:
                 report = team_report(connection, ReportQuery("monthly", tz=zone("UTC"),
                                                              by=(by,)))
                 timings.append(time.perf_counter() - begun)
-            target = " (target < 1 s)" if by == "project" else ""
-            print(f"team monthly report by {by}: median {statistics.median(timings):.3f} s, "
-                  f"{len(report['rows'])} rows, ${report['total']['total_usd']:,.0f}{target}",
-                  flush=True)
+            warm = statistics.median(timings[1:])
+            target = (f" (target < 1 s{': not met' if warm >= 1 else ''})"
+                      if by == "project" else "")
+            print(f"team monthly report by {by}: cold {timings[0]:.3f} s, warm median "
+                  f"{warm:.3f} s, {len(report['rows'])} rows, "
+                  f"${report['total']['total_usd']:,.0f}{target}", flush=True)
     finally:
         connection.close()
 
