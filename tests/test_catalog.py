@@ -58,7 +58,10 @@ def test_every_model_of_the_pricing_facts_has_its_prices(service, model_id):
         now = entry.pricing_on(day)
         assert (now.input, now.cache_write, now.cache_write_1h, now.cache_read,
                 now.output) == prices
-    assert entry.source.startswith("https://platform.claude.com/docs/en/")
+    if entry.confirmed:  # a price seen on Anthropic's own page names that page first
+        assert entry.source.startswith("https://platform.claude.com/docs/en/")
+    else:  # a reported one says so, and where it is expected to appear
+        assert entry.source.startswith("reported as") and "platform.claude.com" in entry.source
 
 
 def test_the_catalog_covers_the_current_lineup_and_names_it(service):
@@ -431,3 +434,28 @@ def test_set_default_says_when_a_cmat_projects_own_default_applies_here(project)
     elsewhere = project.parent / "elsewhere"
     (elsewhere / ".claude").mkdir(parents=True)
     assert ModelService(elsewhere).get_default().id.startswith("claude-haiku-4-5")
+
+
+def test_models_check_names_models_priced_from_an_unconfirmed_source(project, tmp_path,
+                                                                     monkeypatch):
+    history = tmp_path / "claude" / "projects"
+    builder = TranscriptBuilder(session_id="f52")
+    builder.response(model="claude-fable-5-2", input=1000, output=500, read=10_000)
+    builder.response(model="claude-fable-5-1", input=10, output=5)
+    write_session(history / "-p", builder)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(history.parent))
+    result = CliRunner().invoke(cli, ["models", "check"])
+    assert result.exit_code == 0  # priced: a note, not a problem
+    assert "claude-fable-5-2: 1 request priced as claude-fable-5-2, from an unconfirmed" \
+        in result.output
+    assert "claude-fable-5-1" not in result.output  # confirmed on Anthropic's own page
+    assert "some from an unconfirmed source." in result.output
+    data = json.loads(CliRunner().invoke(cli, ["models", "check", "--json", "--no-scan"]).output)
+    assert [(r["model"], r["requests"]) for r in data["unconfirmed"]] == [("claude-fable-5-2", 1)]
+    report = json.loads(CliRunner().invoke(cli, ["report", "daily", "--json",
+                                                 "--no-scan"]).output)
+    # $8 / $40, cache reads $0.20 as reported (and the 5.1 request at its confirmed prices)
+    assert report["total"]["total_usd"] == pytest.approx(builder.expected_cost)
+    assert builder.requests[0].cost == pytest.approx((1000 * 8 + 500 * 40 + 10_000 * 0.2) / 1e6)
+    listing = CliRunner().invoke(cli, ["models", "list"]).output
+    assert "? prices reported elsewhere, not yet confirmed" in listing

@@ -25,6 +25,8 @@ import orjson
 
 # input, 5m write, 1h write, cache read, output: USD per MTok
 PRICES = {
+    "claude-fable-5-2": (8, 10, 16, 0.20, 40),  # reported, not yet confirmed officially
+    "claude-mythos-5-2": (8, 10, 16, 0.20, 40),
     "claude-fable-5-1": (10, 12.50, 20, 0.25, 50),
     "claude-mythos-5-1": (10, 12.50, 20, 0.25, 50),
     "claude-fable-5": (10, 12.50, 20, 1, 50),
@@ -65,7 +67,8 @@ FAST = {"claude-opus-4-6": (6, None), "claude-opus-4-7": (6, "2026-07-24"),
         "claude-opus-5-5": (2, None)}
 US_ONLY = {"claude-opus-4-6", "claude-opus-4-7", "claude-opus-4-8", "claude-opus-5",
            "claude-opus-5-5", "claude-sonnet-4-6", "claude-sonnet-5", "claude-sonnet-5-5",
-           "claude-haiku-5-5", "claude-fable-5", "claude-fable-5-1", "claude-mythos-5",
+           "claude-haiku-5-5", "claude-fable-5", "claude-fable-5-1", "claude-fable-5-2",
+           "claude-mythos-5-2", "claude-mythos-5",
            "claude-mythos-5-1"}  # 1.1x on every token price with inference_geo "us"
 WEB_SEARCH_USD = 0.01
 

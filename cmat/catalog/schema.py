@@ -99,6 +99,9 @@ class ModelEntry:
     is_default: bool = False
     released: str = ""
     source: str = ""
+    # False: prices reported by others (a reseller, another tool) that the provider's own page
+    # has not been seen to confirm; `cmat models check` names such models in the history.
+    confirmed: bool = True
     last_updated: str = ""
     origin: str = "built-in"  # the layer that brought the model in: built-in, user, project
 

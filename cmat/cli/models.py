@@ -62,7 +62,8 @@ def list_models(sources: bool, project: Path | None, as_json: bool) -> None:
     entries = list(service.catalog.models)
     if sources and not as_json:
         for m in entries:
-            click.echo(f"{m.id} (checked {m.last_updated or '-'}, {m.origin}):")
+            state = "" if m.confirmed else ", UNCONFIRMED: reported elsewhere"
+            click.echo(f"{m.id} (checked {m.last_updated or '-'}, {m.origin}{state}):")
             for source in m.source.split("; "):
                 click.echo(f"  {source}")
         return
@@ -78,11 +79,13 @@ def list_models(sources: bool, project: Path | None, as_json: bool) -> None:
         rows.append([("* " if m.is_default else "  ") + m.id, _price(p.input), _price(p.output),
                      _price(p.cache_write), _price(p.cache_write_1h), _price(p.cache_read),
                      _extras(p), m.last_updated + (f" ({m.origin})" if m.origin != "built-in"
-                                                   else "")])
+                                                   else "") + ("" if m.confirmed else " ?")])
     click.echo(table(rows, ["Id", "Input", "Output", "5m write", "1h write", "Read", "Rules",
                       "Checked"], numeric_from=1, cut=(0, 6, 7)))
     click.echo(f"\n* default; catalog {service.catalog.version}; USD per million tokens, prices "
-               "in force today.\nSources: cmat models list --sources")
+               "in force today." + ("\n? prices reported elsewhere, not yet confirmed by the "
+                                    "provider's own page." if not all(m.confirmed for m in entries)
+                                    else "") + "\nSources: cmat models list --sources")
     for note in service.catalog.notes:
         click.echo(f"note: {note}")
 
@@ -103,7 +106,7 @@ def show(model_id: str | None, project: Path | None, as_json: bool) -> None:
         emit_json(data)
         return
     for key in ("id", "name", "description", "pattern", "max_tokens", "context_window",
-                "is_default", "released", "origin", "source", "last_updated"):
+                "is_default", "released", "origin", "source", "confirmed", "last_updated"):
         click.echo(wrapped(f"{key + ':':16}", str(data[key])))
     for row in (*entry.history, entry.pricing):
         since = f"from {row.effective_from}" if row.effective_from else "since release"
@@ -199,19 +202,24 @@ def add(model_id: str, name: str | None, pattern: str | None, input_price: float
 @click.option("--no-scan", is_flag=True, help="Use the ledger as it is.")
 @output_options
 def check(no_scan: bool, as_json: bool) -> None:
-    """Every model id in your history without a price, with its requests and tokens.
+    """Every model id in your history without a price, with its requests and tokens, and
+    every one priced from an unconfirmed source (prices others reported that the provider's
+    own page has not been seen to confirm).
 
-    Exits 1 when one is found, with the command that prices it.
+    Exits 1 when an unpriced one is found, with the command that prices it.
     """
     from cmat.cli.report import scan_first
 
     ledger, service = scan_first(no_scan, (), quiet=True)
     with ledger:
         rows = ledger.unpriced_models()
+        used = ledger.models_used()
     missing = [r for r in rows if service.get_by_pattern(r["model"]) is None]
     stale = [r for r in rows if service.get_by_pattern(r["model"]) is not None]
+    unconfirmed = [dict(r, entry=entry.id, source=entry.source) for r in used
+                   if (entry := service.get_by_pattern(r["model"])) and not entry.confirmed]
     if as_json:
-        emit_json({"unpriced": missing, "priced_since": stale})
+        emit_json({"unpriced": missing, "priced_since": stale, "unconfirmed": unconfirmed})
         leave(PROBLEMS_FOUND if missing else OK)
     for row in missing:
         click.echo(f"{row['model']}: {count(row['requests'], 'request')}, {row['tokens']:,} tokens "
@@ -219,8 +227,12 @@ def check(no_scan: bool, as_json: bool) -> None:
     if stale:
         click.echo(f"{sum(r['requests'] for r in stale):,} requests of models the catalog now "
                    "prices are stored unpriced -> cmat ledger reprice")
+    for row in unconfirmed:
+        click.echo(f"{row['model']}: {count(row['requests'], 'request')} priced as {row['entry']}"
+                   f", from an unconfirmed source ({row['source']})")
     if not missing and not stale:
-        click.echo("Every model in the history has a price.")
+        click.echo("Every model in the history has a price"
+                   + (", some from an unconfirmed source." if unconfirmed else "."))
     leave(PROBLEMS_FOUND if missing else OK)
 
 

@@ -163,6 +163,13 @@ class ReportQueries(Queries):
                          " FROM requests")[0]
         return [int(v or 0) for v in row[:len(bounds)]], int(row[len(bounds)]), float(row[-1])
 
+    def models_used(self) -> list[dict]:
+        """Every model id of the history, with its requests (compacted ones included)."""
+        return [{"model": model, "requests": requests} for model, requests in self.query(
+            "SELECT model, sum(n) FROM (SELECT model, count(*) AS n FROM requests GROUP BY"
+            " model UNION ALL SELECT model, sum(requests) FROM request_rollups GROUP BY model)"
+            " GROUP BY model ORDER BY 2 DESC, 1")]
+
     def unpriced_models(self) -> list[dict]:
         """Model ids with requests stored unpriced: requests and tokens of each."""
         return [{"model": model, "requests": requests, "tokens": tokens} for model, requests, tokens
