@@ -104,11 +104,66 @@ Progress = Callable[[int, int, int, int], None]  # files done, files, bytes done
 
 def scan(ledger: Ledger, models: ModelService, roots: list[Path],
          progress: Progress | None = None, options: ReadOptions = ReadOptions()) -> ScanResult:
-    """Import what is new under `roots`; forget files that disappeared from them."""
+    """Import what is new under `roots`, and what the other coding agents logged (cmat.apps);
+    forget files that disappeared from them."""
     seen = discover(roots)
     known = ledger.file_states()
     gone = [p for p in known if p not in seen and any(p.startswith(str(r)) for r in roots)]
-    return _import_files(ledger, models, seen, gone, progress, known, options=options)
+    result = _import_files(ledger, models, seen, gone, progress, known, options=options)
+    import_apps(ledger, models, known, result)
+    return result
+
+
+# --- the other coding agents: whole files, read again when they change -----------------------
+
+
+def app_readers() -> list:
+    """The modules that read another coding agent's logs (each: APP, files(), read(path))."""
+    from cmat.apps import codex
+
+    return [codex]
+
+
+def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState],
+                result: ScanResult) -> None:
+    """Import every other coding agent's log file that changed since it was last read, whole:
+    their usage is written as cumulative totals or rewritten in place, so a file is read from
+    its start (each request's id makes reading it again harmless), and its state kept as for
+    a transcript. Counts are added to `result`."""
+    started = time.monotonic()
+    for reader in app_readers():
+        for path in reader.files():
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            state = known.get(str(path))
+            if state is not None and (state.device, state.inode, state.size, state.mtime_ns) \
+                    == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
+                continue
+            try:
+                records, skipped = reader.read(path)
+            except Unreadable as exc:
+                result.skipped_lines += 1
+                with ledger.transaction():
+                    ledger.save_skips([(str(path), 0, exc.message)])
+                continue
+            rows = request_rows(records, price_records(records, models.get_by_pattern),
+                                models.catalog.version)
+            with ledger.transaction():
+                before = ledger.last_request_rowid()
+                if rows:
+                    ledger.insert_rows(rows)
+                result.new_requests += ledger.last_request_rowid() - before
+                ledger.save_file_states([FileState(str(path), st.st_dev, st.st_ino,
+                                                   st.st_size, st.st_mtime_ns, st.st_size,
+                                                   b"", b"")])
+            result.files_seen += 1
+            result.files_read += 1
+            result.requests += len(records)
+            result.skipped_lines += skipped
+            result.bytes_read += st.st_size
+    result.seconds += time.monotonic() - started
 
 
 def import_session(ledger: Ledger, models: ModelService, transcript: Path | None,

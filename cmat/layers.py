@@ -14,7 +14,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                     "cmat.plans", "cmat.spool", "cmat.layers", "cmat.claude.events",
                     "cmat.claude.payload", "cmat.claude.log")),
     ("settings", ("cmat.budgets.config",)),  # cmat.toml: budgets, team, retention, on_error
-    ("read", ("cmat.transcripts",)),
+    ("read", ("cmat.transcripts", "cmat.apps")),
     ("price", ("cmat.catalog", "cmat.pricing")),
     ("store", ("cmat.ledger",)),
     ("import", ("cmat.ingest",)),

@@ -58,7 +58,8 @@ def rank_sql(table: str) -> str:
 
 @dataclass(slots=True)
 class UsageRecord:
-    """The usage of one API request as Claude Code recorded it."""
+    """The usage of one API request, as Claude Code recorded it (or another coding agent:
+    `source` then says which, as `app:provider`, cmat.apps)."""
 
     message_id: str
     request_id: str | None
@@ -77,6 +78,7 @@ class UsageRecord:
     agent: str  # "main", or the subagent's type
     agent_id: str | None
     cwd: str | None
+    source: str | None = None  # None: a Claude Code transcript
 
     @property
     def total_tokens(self) -> int:

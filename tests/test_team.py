@@ -108,6 +108,8 @@ def test_team_reports_equal_the_local_ones_and_group_by_user_and_machine(local, 
     assert "ana" in text and "Times in UTC" in text
     assert "team reports are daily, weekly or monthly" in cli_run(
         "report", "session", "--team", "--to", team_db, code=2).stderr
+    assert "team reports are not grouped by app" in cli_run(
+        "report", "monthly", "--by", "app", "--team", "--to", team_db, code=2).stderr
 
 
 def test_two_machines_syncing_at_once_never_duplicate(tmp_path, team_db, project):

@@ -18,7 +18,7 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -424,3 +424,73 @@ def reference_cost(path):
         if key not in best or rank > best[key][0]:
             best[key] = (rank, entry)
     return len(best), sum(expected_request_cost(*entry) for _, entry in best.values())
+
+
+OPENAI_PRICES = {  # input, cached input, output (USD per million); cache writes at input
+    "gpt-5-codex": (1.25, 0.125, 10), "gpt-5.1-codex-max": (1.25, 0.125, 10),
+    "gpt-5.5": (5, 0.5, 30)}
+
+
+class CodexRollout:
+    """A Codex CLI rollout file as Codex writes it: a session_meta line, turn_context lines
+    naming the model, token_count events with cumulative totals and the request's own counts
+    (`input` including `cached` and `writes`, `output` including `reasoning`). `expected`
+    is every request's cost, priced by hand from OPENAI_PRICES."""
+
+    def __init__(self, session_id: str = "0199aaaa-bbbb-7ccc-8ddd-eeeeffff0001",
+                 cwd: str = "/home/me/app", provider: str = "openai",
+                 start: str = "2026-11-20T10:00:00"):
+        self.session_id = session_id
+        self.lines: list[dict] = [{"timestamp": start + ".000Z", "type": "session_meta",
+                                   "payload": {"id": session_id, "cwd": cwd,
+                                               "model_provider": provider,
+                                               "cli_version": "0.160.0"}}]
+        self.clock = datetime.fromisoformat(start).replace(tzinfo=UTC)
+        self.totals = [0, 0, 0, 0, 0]  # input, cached, writes, output, reasoning
+        self.costs: list[float] = []
+        self.model: str | None = None
+
+    def _stamp(self) -> str:
+        self.clock += timedelta(seconds=30)
+        return self.clock.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    def turn(self, model: str) -> None:
+        self.model = model
+        self.lines.append({"timestamp": self._stamp(), "type": "turn_context",
+                           "payload": {"model": model, "cwd": "/home/me/app"}})
+
+    def request(self, input: int, cached: int = 0, writes: int = 0, output: int = 0,
+                reasoning: int = 0, repeat: bool = False, with_last: bool = True) -> None:
+        last = [input, cached, writes, output, reasoning]
+        self.totals = [a + b for a, b in zip(self.totals, last)]
+        info = {"total_token_usage": _codex_usage(self.totals)}
+        if with_last:
+            info["last_token_usage"] = _codex_usage(last)
+        line = {"timestamp": self._stamp(), "type": "event_msg",
+                "payload": {"type": "token_count", "info": info}}
+        self.lines += [line, line] if repeat else [line]
+        if self.model in OPENAI_PRICES:
+            p_in, p_cached, p_out = OPENAI_PRICES[self.model]
+            self.costs.append(((input - cached - writes) * p_in + cached * p_cached
+                               + writes * p_in + output * p_out) / 1e6)
+        else:
+            self.costs.append(0.0)
+
+    def write(self, path: Path, extra: bytes = b"") -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in self.lines)
+                         + extra)
+        return path
+
+    @property
+    def expected(self) -> float:
+        return sum(self.costs)
+
+
+def _codex_usage(counts: list[int]) -> dict:
+    inputs, cached, writes, output, reasoning = counts
+    usage = {"input_tokens": inputs, "cached_input_tokens": cached, "output_tokens": output,
+             "reasoning_output_tokens": reasoning, "total_tokens": inputs + output}
+    if writes:
+        usage["cache_write_input_tokens"] = writes
+    return usage

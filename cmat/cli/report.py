@@ -52,10 +52,12 @@ filter_options = [
     click.option("--timezone", "timezone_name", metavar="IANA",
                  help="Time zone for days, weeks and months (default: the machine's)."),
     click.option("--by", "group_by", multiple=True, metavar="DIM",
-                 help="Also group by model, project, task, enhancement, agent, task-type "
-                      "or session (repeatable, or comma-separated). agent: the subagent's "
-                      "type, else the task's assigned agent, else main; with runs, tokens "
-                      "(input + output) and cost per run."),
+                 help="Also group by model, project, task, enhancement, agent, task-type, "
+                      "session, user, machine, app or provider (repeatable, or "
+                      "comma-separated). agent: the subagent's type, else the task's "
+                      "assigned agent, else main; with runs, tokens (input + output) and "
+                      "cost per run. app: the coding agent (claude-code, codex); provider: "
+                      "who served it (anthropic, openai)."),
     click.option("--project", "project", metavar="DIR|TEXT",
                  help="Only this project: a folder, or text found in the working directory."),
     click.option("--machine", metavar="NAME",
@@ -104,7 +106,7 @@ def scan_first(no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool):
     from cmat.catalog import ModelService
     from cmat.catalog.load import unannounced_notes
     from cmat.cli.output import TerminalProgress
-    from cmat.ingest import scan
+    from cmat.ingest import app_readers, scan
     from cmat.ledger import Ledger
 
     ledger = Ledger()
@@ -113,7 +115,8 @@ def scan_first(no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool):
         click.echo(f"cmat: note: {note}", err=True)
     if not no_scan:
         roots = paths.transcript_roots(list(extra_paths))
-        if not roots and not ledger.session_count() and not ledger.info()["requests"]:
+        if not roots and not any(reader.files() for reader in app_readers()) and \
+                not ledger.session_count() and not ledger.info()["requests"]:
             ledger.close()
             raise no_history()
         progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
@@ -140,13 +143,16 @@ def _retention(ledger) -> None:
 
 
 def no_history():
-    """The error for a machine with no Claude Code history: where cmat looked."""
+    """The error for a machine with no coding agent's history: where cmat looked."""
     from cmat import paths
+    from cmat.apps import codex
     from cmat.errors import NotFound
 
     looked = ", ".join(str(folder) for folder in paths.searched_folders())
-    return NotFound(f"no Claude Code history found: looked in {looked}",
-                    "set CLAUDE_CONFIG_DIR to Claude Code's folder, or pass --path FOLDER")
+    return NotFound(f"no Claude Code history found: looked in {looked} (and for Codex CLI's "
+                    f"in {codex.home() / 'sessions'})",
+                    "set CLAUDE_CONFIG_DIR to Claude Code's folder, or pass --path FOLDER; "
+                    "CODEX_HOME to Codex CLI's")
 
 
 def apply_spooled(ledger) -> None:
@@ -411,6 +417,7 @@ def scan(extra_paths: tuple[Path, ...], quiet: bool, explain: bool, as_json: boo
     from cmat import paths
     from cmat.catalog import ModelService
     from cmat.cli.output import TerminalProgress
+    from cmat.ingest import app_readers
     from cmat.ingest import scan as run_scan
     from cmat.ledger import Ledger
 
@@ -418,7 +425,7 @@ def scan(extra_paths: tuple[Path, ...], quiet: bool, explain: bool, as_json: boo
         _explain_skips(as_json)
         return
     roots = paths.transcript_roots(list(extra_paths))
-    if not roots:
+    if not roots and not any(reader.files() for reader in app_readers()):
         raise no_history()
     progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
     with Ledger() as ledger:

@@ -306,11 +306,19 @@ GUARD_COMPACTED = """
 """
 
 
+def _m013_rollup_sources(db: sqlite3.Connection) -> None:
+    # Which coding agent (and provider) made the requests a rollup folds: `source`, as the
+    # requests have it (NULL: Claude Code), so reports by app and provider see compacted days.
+    columns = {row[1] for row in db.execute("PRAGMA table_info(request_rollups)")}
+    if "source" not in columns:  # a ledger taken back to an older version keeps its column
+        _run_script(db, "ALTER TABLE request_rollups ADD COLUMN source TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_requests, _m002_sessions, _m003_report_cache, _m004_budgets, _m005_partial_indexes,
     _m006_skips_and_dropped_indexes, _m007_attribution_of_its_own, _m008_inference_geo,
     _m009_runs_and_channels, _m010_labels_and_changes, _m011_compacted_ids,
-    _m012_impossible_times]
+    _m012_impossible_times, _m013_rollup_sources]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 REQUEST_COLUMNS = ("message_id", "request_id", "session_id", "ts", "project", "model", "agent",
@@ -423,7 +431,7 @@ def request_rows(records: Sequence[UsageRecord], costs: Sequence[float | None],
              r.model, r.agent, r.agent_id, int(r.is_sidechain), r.input_tokens,
              r.output_tokens, r.cache_creation_tokens, r.cache_creation_1h_tokens,
              r.cache_read_tokens, r.web_search_requests, r.speed, cost, catalog_version,
-             r.inference_geo, source, machine, user)
+             r.inference_geo, r.source or source, machine, user)
             for r, cost in zip(records, costs)]
 
 

@@ -89,6 +89,10 @@ class TeamSource:
 
     def _grouped(self, period, dimensions, since, until, project, machine, table, names,
                  measures: str, with_model: bool) -> list[tuple]:
+        missing = [d for d in dimensions if d not in names]
+        if missing:  # the team's per-day and per-session sums do not keep the app yet
+            raise UsageError(f"team reports are not grouped by {', '.join(missing)}: "
+                             "leave out --team for this machine's figures")
         condition, params = report_filter(since, until, project, machine, True, "day")
         group = [_period(period, "day"), *(names[d] for d in dimensions),
                  *(["model"] if with_model else [])]

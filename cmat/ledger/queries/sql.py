@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cmat.apps import app_sql, provider_sql
 from cmat.usage import COLUMN, COUNTED_TOKENS, TOKEN_FIELDS
 
 
@@ -20,18 +21,19 @@ def token_sums(table: str = "") -> str:
 
 # What a report may group by, and the SQL of each. An agent is the subagent's type for a
 # subagent's requests, else the agent the session was run for (CMAT's assigned_agent).
+# The app (the coding agent: Claude Code, Codex CLI, ...) and provider come from `source`.
 DIMENSION_COLUMNS = {
     "model": "model", "project": "project", "task": "task_id", "enhancement": "enhancement",
     "agent": "CASE WHEN requests.agent = 'main' THEN coalesce(sessions.agent, 'main')"
              " ELSE requests.agent END",
     "task-type": "task_type", "session": "session_id", "user": "user_name",
-    "machine": "machine"}
+    "machine": "machine", "app": app_sql("source"), "provider": provider_sql("source")}
 SESSION_DIMENSIONS = ("task", "enhancement", "agent", "task-type")  # need the sessions join
 RUN_SQL = "session_id || '/' || coalesce(agent_id, '')"  # a session's main thread, a subagent
 
 
 ROLLUP_KEYS = ("machine", "user_name", "project", "task_id", "enhancement", "agent",
-               "task_type", "project_dir")  # and model: what compaction groups by, a day
+               "task_type", "project_dir", "source")  # and model: what compaction groups by, a day
 
 
 def compaction_sql(day: str, chosen: str) -> str:
@@ -40,7 +42,7 @@ def compaction_sql(day: str, chosen: str) -> str:
     on the row of the first model (a run on two models is one run)."""
     kinds = [*(COLUMN[kind] for kind in TOKEN_FIELDS), "web_search_requests"]
     source = {"machine": "requests.machine", "user_name": "requests.user_name",
-              "agent": DIMENSION_COLUMNS["agent"]}
+              "agent": DIMENSION_COLUMNS["agent"], "source": "requests.source"}
     picked = ", ".join(f"{source.get(k, k)} AS {k}" for k in ROLLUP_KEYS)
     keys = ", ".join(ROLLUP_KEYS)
     joined = " AND ".join(f"f.{k} IS p.{k}" for k in ("day", *ROLLUP_KEYS))  # NULL-safe
@@ -120,13 +122,13 @@ def usage_source(dimensions: Sequence[str], rollups: bool) -> UsageSource:
                            f"count(DISTINCT {RUN_SQL})")
     kinds = ", ".join([*(COLUMN[kind] for kind in TOKEN_FIELDS), "web_search_requests"])
     own = ", ".join(f"requests.{c}" for c in ("ts", "model", "project", "machine",
-                                              "user_name"))  # the team's sessions have some
+                                              "user_name", "source"))  # sessions have some
     union = (
         f"(SELECT {own}, session_id, agent_id, task_id,"
         f" enhancement, task_type, {DIMENSION_COLUMNS['agent']} AS agent, {kinds},"
         f" 1 AS n, cost_usd, CASE WHEN cost_usd IS NULL THEN 0 ELSE 1 END AS priced,"
         f" {RUN_SQL} AS run, 0 AS runs FROM requests LEFT JOIN sessions USING (session_id)"
-        f" UNION ALL SELECT ts, model, project, machine, user_name, NULL, NULL, task_id,"
+        f" UNION ALL SELECT ts, model, project, machine, user_name, source, NULL, NULL, task_id,"
         f" enhancement, task_type, agent, {kinds}, requests, cost_usd, priced, NULL, runs"
         f" FROM request_rollups) AS usage")
     return UsageSource(union, {**DIMENSION_COLUMNS, "agent": "agent"},

@@ -1,0 +1,141 @@
+"""Codex CLI: its rollout files, one per session, as UsageRecords.
+
+Where: `$CODEX_HOME` (default `~/.codex`) `/sessions/YYYY/MM/DD/rollout-*.jsonl`, and
+`/archived_sessions/`. What a rollout says of usage (checked against openai/codex,
+codex-rs/protocol: `TokenUsage`, `TokenUsageInfo`):
+
+- `session_meta` lines name the session (`payload.id`), its folder (`cwd`) and the provider
+  (`model_provider`, "openai" unless configured otherwise);
+- `turn_context` lines name the model of the turns that follow (`payload.model`);
+- `event_msg` lines of `payload.type == "token_count"` carry `info.total_token_usage`, the
+  session's cumulative totals, and `info.last_token_usage`, the request just made. Codex may
+  write the same event twice: equal totals are one request, never two.
+
+The counts are OpenAI's: `input_tokens` includes `cached_input_tokens` (and the newer
+`cache_write_input_tokens`), `output_tokens` includes `reasoning_output_tokens`. So a request
+is priced as input - cached - cache writes at the input price, cached at the cache-read
+price, cache writes at the cache-write price, and output (reasoning in it) at the output price:
+nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from cmat.apps import source_tag
+from cmat.untrusted import open_untrusted
+from cmat.usage import UsageRecord
+
+APP = "codex"
+DEFAULT_PROVIDER = "openai"
+UNKNOWN_MODEL = "unknown"  # a rollout that never named its model: kept, and never priced
+FIELDS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens")
+MARKERS = (b'"token_count"', b'"turn_context"', b'"session_meta"')
+
+
+def home() -> Path:
+    return Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex").expanduser()
+
+
+def files() -> list[Path]:
+    """Every rollout file of this user's Codex CLI, sessions and archived sessions."""
+    root = home()
+    found = []
+    for folder in (root / "sessions", root / "archived_sessions"):
+        if folder.is_dir():
+            found += sorted(p for p in folder.rglob("*.jsonl") if p.is_file())
+    return found
+
+
+def _counts(usage) -> tuple[int, ...] | None:
+    """The FIELDS of a usage object, or None when it holds no usable count."""
+    if not isinstance(usage, dict):
+        return None
+    values = []
+    for name in FIELDS:
+        value = usage.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return None
+        values.append(value)
+    return tuple(values) if any(values) else None
+
+
+def _session_from_name(path: Path) -> str:
+    # rollout-2025-10-01T10-00-00-<uuid>.jsonl: the uuid is the session's id
+    stem = path.stem
+    parts = stem.split("-")
+    return "-".join(parts[-5:]) if len(parts) > 5 else stem
+
+
+def read(path: Path) -> tuple[list[UsageRecord], int]:
+    """The requests of one rollout file, and how many lines were skipped as unreadable."""
+    import orjson
+
+    handle = open_untrusted(path)
+    if handle is None:
+        return [], 0
+    session, cwd, provider, model = _session_from_name(path), None, DEFAULT_PROVIDER, None
+    records: list[UsageRecord] = []
+    skipped = 0
+    previous: tuple[int, ...] | None = None
+    with handle:
+        for raw in _lines(handle):
+            if not any(marker in raw for marker in MARKERS):
+                continue
+            try:
+                line = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                skipped += 1
+                continue
+            if not isinstance(line, dict) or not isinstance(line.get("payload"), dict):
+                continue
+            payload, kind = line["payload"], line.get("type")
+            if kind == "session_meta":
+                session = _text(payload.get("id")) or _text(payload.get("session_id")) or session
+                cwd = _text(payload.get("cwd")) or cwd
+                provider = _text(payload.get("model_provider")) or provider
+            elif kind == "turn_context":
+                model = _text(payload.get("model")) or model
+                cwd = _text(payload.get("cwd")) or cwd
+            elif kind == "event_msg" and payload.get("type") == "token_count":
+                info = payload.get("info")
+                if not isinstance(info, dict):
+                    continue
+                total = _counts(info.get("total_token_usage"))
+                if total is None or total == previous:
+                    continue  # no usage yet, or the same event written again
+                last = _counts(info.get("last_token_usage"))
+                if last is None:  # older rollouts: the difference of the totals
+                    last = total if previous is None else tuple(
+                        max(now - before, 0) for now, before in zip(total, previous))
+                previous = total
+                timestamp = _text(line.get("timestamp")) or ""
+                records.append(_record(session, timestamp, model, cwd, provider, total, last))
+    return records, skipped
+
+
+def _record(session: str, timestamp: str, model: str | None, cwd: str | None, provider: str,
+            total: tuple[int, ...], last: tuple[int, ...]) -> UsageRecord:
+    inputs, cached, writes, output = last
+    # The cumulative totals name the request: a copy of the event gives the same id.
+    message_id = f"codex:{session}:" + ":".join(str(n) for n in total)
+    return UsageRecord(message_id, None, session, timestamp, model or UNKNOWN_MODEL,
+                       max(inputs - cached - writes, 0), output, writes, 0, cached, 0, None,
+                       None, False, "main", None, cwd, source_tag(APP, provider))
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _lines(handle) -> Iterator[bytes]:
+    """The complete lines of a file read in large chunks; a last line without its newline
+    (Codex is still writing it) is left for the next read."""
+    rest = b""
+    while chunk := handle.read(8 << 20):
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+
