@@ -119,9 +119,9 @@ def scan(ledger: Ledger, models: ModelService, roots: list[Path],
 
 def app_readers() -> list:
     """The modules that read another coding agent's logs (each: APP, files(), read(path))."""
-    from cmat.apps import codex
+    from cmat.apps import codex, gemini
 
-    return [codex]
+    return [codex, gemini]
 
 
 def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState],

@@ -128,3 +128,67 @@ def test_a_mixed_history_is_exact_per_app_and_in_sum_and_after_compaction(codex_
     assert by_app() == expected
     cli_run("ledger", "compact", "--older-than", "1d")  # every request folded into rollups
     assert by_app() == expected
+
+
+def gemini_chat(home, messages, session="5f1c-gemini", jsonl=False):
+    folder = home / ".gemini" / "tmp" / "0a1b2c3d" / "chats"
+    folder.mkdir(parents=True, exist_ok=True)
+    if jsonl:
+        path = folder / f"session-{session}.jsonl"
+        lines = [{"sessionId": session, "projectHash": "0a1b2c3d",
+                  "startTime": "2026-11-21T09:00:00.000Z"}, *messages]
+        path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    else:
+        path = folder / f"session-{session}.json"
+        path.write_text(json.dumps({"sessionId": session, "projectHash": "0a1b2c3d",
+                                    "startTime": "2026-11-21T09:00:00.000Z",
+                                    "lastUpdated": "2026-11-21T09:05:00.000Z",
+                                    "messages": messages}))
+    return path
+
+
+def gemini_message(ident, model, input, cached, output, thoughts=0, tool=0):
+    return {"id": ident, "timestamp": "2026-11-21T09:01:00.000Z", "type": "gemini",
+            "content": "done", "model": model,
+            "tokens": {"input": input, "cached": cached, "output": output,
+                       "thoughts": thoughts, "tool": tool,
+                       "total": input + output + thoughts + tool}}
+
+
+@pytest.mark.parametrize("jsonl", [False, True], ids=["json", "jsonl"])
+def test_gemini_counts_cached_inside_input_and_thoughts_as_output(isolated_home, tmp_path,
+                                                                   monkeypatch, jsonl):
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    user = {"id": "u1", "timestamp": "2026-11-21T09:00:30.000Z", "type": "user",
+            "content": "fix it"}
+    first = gemini_message("g1", "gemini-2.5-pro", 12_000, 8_000, 400, thoughts=600, tool=50)
+    long_prompt = gemini_message("g2", "gemini-2.5-pro", 250_000, 200_000, 1_000)
+    messages = [user, first, long_prompt]
+    if jsonl:  # written again once its tokens were known: one request
+        messages.insert(1, {**first, "tokens": None})
+        messages.append(first)
+    gemini_chat(isolated_home, messages, jsonl=jsonl)
+    report = json.loads(cli_run("report", "daily", "--json", "--by", "app,provider").output)
+    # By hand: (4,000 + 50) x 1.25 + 8,000 x 0.125 + (400 + 600) x 10, per million; then the
+    # long prompt at the >200k prices: 50,000 x 2.50 + 200,000 x 0.25 + 1,000 x 15.
+    expected = (4_050 * 1.25 + 8_000 * 0.125 + 1_000 * 10) / 1e6 \
+        + (50_000 * 2.5 + 200_000 * 0.25 + 1_000 * 15) / 1e6
+    assert report["total"]["requests"] == 2
+    assert report["total"]["tokens"]["input"] == 4_050 + 50_000
+    assert report["total"]["tokens"]["cache_read"] == 208_000
+    assert report["total"]["tokens"]["output"] == 2_000
+    assert report["total"]["total_usd"] == pytest.approx(expected, abs=1e-12)
+    assert {(r["app"], r["provider"]) for r in report["rows"]} == {("gemini-cli", "google")}
+
+
+def test_a_gemini_chat_caught_half_written_is_read_once_it_is_whole(isolated_home, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    path = gemini_chat(isolated_home, [gemini_message("g1", "gemini-2.5-flash", 1_000, 0, 10)])
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-20])
+    assert json.loads(cli_run("report", "daily", "--json").output)["total"]["requests"] == 0
+    path.write_bytes(whole)
+    total = json.loads(cli_run("report", "daily", "--json").output)["total"]
+    assert total["requests"] == 1
+    assert total["total_usd"] == pytest.approx((1_000 * 0.30 + 10 * 2.50) / 1e6, abs=1e-12)

@@ -1,5 +1,6 @@
 """The coding agents cmat reads beside Claude Code, each in a module of its own that finds
 its log files and turns them into UsageRecords: Codex CLI (codex.py), Gemini CLI (gemini.py).
+cmat.ingest.app_readers lists them.
 
 A request of another agent is stored with `source` = "APP:PROVIDER" (Claude Code's own have
 none): reports group and filter by either half (`--by app,provider`); a request recorded

@@ -56,8 +56,8 @@ filter_options = [
                       "session, user, machine, app or provider (repeatable, or "
                       "comma-separated). agent: the subagent's type, else the task's "
                       "assigned agent, else main; with runs, tokens (input + output) and "
-                      "cost per run. app: the coding agent (claude-code, codex); provider: "
-                      "who served it (anthropic, openai)."),
+                      "cost per run. app: the coding agent (claude-code, codex, gemini-cli); "
+                      "provider: who served it (anthropic, openai, google)."),
     click.option("--project", "project", metavar="DIR|TEXT",
                  help="Only this project: a folder, or text found in the working directory."),
     click.option("--machine", metavar="NAME",

@@ -1,0 +1,107 @@
+"""Gemini CLI: its recorded chats, one file per session, as UsageRecords.
+
+Where: `~/.gemini/tmp/<project hash>/chats/session-*.json` (a whole ConversationRecord,
+rewritten as the chat goes on) or `session-*.jsonl` (newer: a metadata line, then message
+records, a message written again when it is updated, `$set` and `$rewindTo` lines). Checked
+against google-gemini/gemini-cli, packages/core: `ConversationRecord`, `MessageRecord`,
+`TokensSummary`.
+
+A message of `type: "gemini"` with `tokens` is one request to the model named by its
+`model`. The counts are the Gemini API's usage metadata: `input` (promptTokenCount)
+**includes** `cached` (cachedContentTokenCount); `thoughts` (thoughtsTokenCount) are billed
+as output beside `output` (candidatesTokenCount); `tool` (toolUsePromptTokenCount) is prompt
+billed as input. A message written again counts once (its id); a rewind does not take back
+requests already made and paid for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cmat.apps import source_tag
+from cmat.untrusted import Unreadable, read_untrusted
+from cmat.usage import UsageRecord
+
+APP = "gemini-cli"
+PROVIDER = "google"
+UNKNOWN_MODEL = "unknown"
+CHAT_LIMIT = 512 * 2**20  # a chat file is rewritten whole: far below this
+
+
+def home() -> Path:
+    return Path.home() / ".gemini"
+
+
+def files() -> list[Path]:
+    """Every recorded chat of this user's Gemini CLI."""
+    root = home() / "tmp"
+    if not root.is_dir():
+        return []
+    return sorted(p for pattern in ("*/chats/*.json", "*/chats/*.jsonl")
+                  for p in root.glob(pattern) if p.is_file())
+
+
+def read(path: Path) -> tuple[list[UsageRecord], int]:
+    """The requests of one chat file, and how many of its lines could not be read."""
+    import orjson
+
+    data = read_untrusted(path, CHAT_LIMIT)
+    if data is None:
+        return [], 0
+    skipped = 0
+    if path.suffix == ".json":
+        try:
+            entries = [orjson.loads(data)]
+        except orjson.JSONDecodeError:  # caught while Gemini CLI rewrites it: read it later
+            raise Unreadable(f"{path} is not complete JSON yet") from None
+    else:
+        entries = []
+        for raw in data.split(b"\n")[:-1]:  # a last line without its newline is not done
+            if not raw.strip():
+                continue
+            try:
+                entries.append(orjson.loads(raw))
+            except orjson.JSONDecodeError:
+                skipped += 1
+    session = path.stem.removeprefix("session-")
+    messages: dict[str, dict] = {}
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        if isinstance(entry.get("sessionId"), str):
+            session = entry["sessionId"]
+        listed = entry.get("messages") if isinstance(entry.get("messages"), list) else [entry]
+        for message in listed:
+            if isinstance(message, dict) and message.get("type") == "gemini" and \
+                    isinstance(message.get("id"), str):
+                messages[message["id"]] = message  # written again: the latest copy stands
+    records = [record for message in messages.values()
+               if (record := _record(session, message)) is not None]
+    return records, skipped
+
+
+def _count(tokens: dict, name: str) -> int | None:
+    value = tokens.get(name, 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def _record(session: str, message: dict) -> UsageRecord | None:
+    tokens = message.get("tokens")
+    if not isinstance(tokens, dict):
+        return None
+    counts = [_count(tokens, name) for name in ("input", "cached", "output", "thoughts",
+                                                "tool")]
+    if None in counts or not any(counts):
+        return None
+    prompt, cached, output, thoughts, tool = counts
+    model = message.get("model") if isinstance(message.get("model"), str) and \
+        message["model"].strip() else UNKNOWN_MODEL
+    timestamp = message.get("timestamp") if isinstance(message.get("timestamp"), str) else ""
+    return UsageRecord(f"gemini:{session}:{message['id']}", None, session, timestamp, model,
+                       max(prompt - cached, 0) + tool, output + thoughts, 0, 0,
+                       min(cached, prompt), 0, None, None, False, "main", None, None,
+                       source_tag(APP, PROVIDER))
