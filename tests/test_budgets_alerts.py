@@ -201,6 +201,11 @@ def _smtp_server(port, tmp_path=None, password=None):
     return controller, mailbox
 
 
+def _deliveries(columns: str) -> list[tuple]:
+    with Ledger() as ledger:
+        return ledger.query(f"SELECT {columns} FROM alert_deliveries")
+
+
 def _wait_for(condition, seconds=20):
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
@@ -224,15 +229,16 @@ def test_email_alerts_arrive_over_starttls_each_channel_at_its_thresholds(projec
                              CMAT_SMTP_PASSWORD="s3cret")
         assert answer["systemMessage"] == "85% of daily budget used ($0.85 of $1.00)"
         assert _wait_for(lambda: mailbox.messages), "no email arrived"
+        # The webhook takes 100 % only: it was never asked at 80 %. The server stays up until
+        # the sender has recorded the delivery (the message arrives before its QUIT).
+        assert _wait_for(lambda: _deliveries("threshold, channel, delivered") == [
+            (80, "email", 1)]), _deliveries("threshold, channel, delivered, last_error")
     finally:
         controller.stop()
     mail = mailbox.messages[0]
     assert "Subject: cmat warning: daily at 80%" in mail
     assert "To: me@example.com, lead@example.com" in mail
     assert "85% of daily budget used ($0.85 of $1.00)" in mail
-    with Ledger() as ledger:  # the webhook takes 100 % only: it was never asked at 80 %
-        assert ledger.query("SELECT threshold, channel, delivered FROM alert_deliveries") == [
-            (80, "email", 1)]
 
 
 def test_a_down_smtp_server_is_retried_and_never_delays_a_hook(project, tmp_path):
@@ -352,13 +358,13 @@ def test_an_enhancement_named_with_crlf_is_alerted_once_by_email(project, tmp_pa
         budget_hook(PROMPT, project, budget_payload(path, "crlf"), CMAT_CURRENT_TASK_ID="t1",
                     CMAT_ENHANCEMENT=name)
         assert _wait_for(lambda: mailbox.messages), "no email arrived"
+        assert _wait_for(lambda: _deliveries("delivered") == [(1,)])  # before the server goes
     finally:
         controller.stop()
     (mail,) = mailbox.messages
     headers = re.split(r"\r?\n\r?\n", mail, maxsplit=1)[0]
     assert "everyone" not in headers.replace("\\r\\nBcc: everyone", "")
-    with Ledger() as ledger:
-        assert ledger.query("SELECT delivered, attempts FROM alert_deliveries") == [(1, 1)]
+    assert _deliveries("delivered, attempts") == [(1, 1)]  # delivered once, never resent
 
 
 def test_crossing_several_thresholds_at_once_sends_only_the_highest(project, tmp_path):
