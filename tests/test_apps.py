@@ -5,8 +5,12 @@ by every report by app and provider."""
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from cmat.apps import codex
+from cmat.apps import codex, gemini
+from cmat.transcripts.decode import check_request
+from cmat.untrusted import Unreadable
 from tests.helpers import cli_run
 from tests.transcript_factory import CodexRollout, TranscriptBuilder, write_session
 
@@ -192,3 +196,90 @@ def test_a_gemini_chat_caught_half_written_is_read_once_it_is_whole(isolated_hom
     total = json.loads(cli_run("report", "daily", "--json").output)["total"]
     assert total["requests"] == 1
     assert total["total_usd"] == pytest.approx((1_000 * 0.30 + 10 * 2.50) / 1e6, abs=1e-12)
+
+
+# --- hostile logs: any file another agent (or anybody) wrote is read without a crash, and no
+# value a request cannot have reaches the ledger --------------------------------------------
+
+ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1),
+                      st.floats(allow_nan=True), st.text(max_size=8))
+TIMES = st.one_of(st.sampled_from(["2026-11-20T10:00:00.000Z", "9999-01-01T00:00:00Z",
+                                   "1970-01-01T00:00:00Z", "", "yesterday"]), ANY_VALUE)
+
+
+def _usage(fields) -> dict:
+    return st.fixed_dictionaries({}, optional={name: ANY_VALUE for name in fields})
+
+
+CODEX_EVENT = st.fixed_dictionaries({
+    "timestamp": TIMES, "type": st.just("event_msg"),
+    "payload": st.fixed_dictionaries({"type": st.just("token_count"), "info": st.one_of(
+        ANY_VALUE, st.fixed_dictionaries({}, optional={
+            "total_token_usage": _usage(codex.FIELDS), "last_token_usage": _usage(codex.FIELDS)}))})})
+GEMINI_MESSAGE = st.fixed_dictionaries({
+    "id": st.text(min_size=1, max_size=4), "type": st.just("gemini"), "timestamp": TIMES,
+    "model": ANY_VALUE, "tokens": st.one_of(ANY_VALUE, _usage(
+        ("input", "cached", "output", "thoughts", "tool")))})
+
+
+def _plausible(records) -> None:
+    for record in records:
+        check_request(record.timestamp, record.token_counts_tuple())  # raises if not
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(st.one_of(CODEX_EVENT, ANY_VALUE), max_size=6))
+def test_any_codex_rollout_is_read_without_a_crash_and_only_plausible_requests_pass(
+        tmp_path, events):
+    path = tmp_path / "rollout-fuzz.jsonl"
+    path.write_bytes(b"".join(json.dumps(event, default=str).encode() + b"\n"
+                              for event in events))
+    records, skipped = codex.read(path)
+    _plausible(records)
+    assert skipped >= 0
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(messages=st.lists(st.one_of(GEMINI_MESSAGE, ANY_VALUE), max_size=6),
+       jsonl=st.booleans())
+def test_any_gemini_chat_is_read_without_a_crash_and_only_plausible_requests_pass(
+        tmp_path, messages, jsonl):
+    if jsonl:
+        path = tmp_path / "session-fuzz.jsonl"
+        path.write_bytes(b"".join(json.dumps(m, default=str).encode() + b"\n"
+                                  for m in messages))
+    else:
+        path = tmp_path / "session-fuzz.json"
+        path.write_text(json.dumps({"sessionId": "s", "messages": messages}, default=str))
+    try:
+        records, _ = gemini.read(path)
+    except Unreadable:  # a .json that does not parse whole (NaN, Infinity): refused, said so
+        assert not jsonl
+        return
+    _plausible(records)
+
+
+def test_a_request_dated_year_9999_or_counting_past_any_real_one_is_skipped(codex_home):
+    rollout = CodexRollout()
+    rollout.turn("gpt-5-codex")
+    rollout.request(1_000, output=10)
+    rollout.request(2**60, output=10)  # no request holds 2^60 tokens
+    rollout.request(1_000, output=10)
+    rollout.lines[-1]["timestamp"] = "9999-12-31T00:00:00.000Z"
+    records, skipped = codex.read(rollout.write(rollout_path(codex_home, rollout)))
+    assert [r.input_tokens for r in records] == [1_000] and skipped == 2
+    report = json.loads(cli_run("report", "monthly", "--json").output)  # still answers
+    assert report["total"]["requests"] == 1
+
+
+def test_a_line_longer_than_any_real_one_is_read_past_not_held(codex_home, monkeypatch):
+    monkeypatch.setattr(codex, "CHUNK_SIZE", 64)
+    monkeypatch.setattr(codex, "MAX_LINE_BYTES", 1_000)  # scaled down from 128 MiB
+    rollout = CodexRollout()
+    rollout.turn("gpt-5-codex")
+    rollout.request(1_000, output=10)
+    path = rollout.write(rollout_path(codex_home, rollout))
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join([lines[0], b'{"huge": "' + b"x" * 5_000 + b'"}\n', *lines[1:]]))
+    records, skipped = codex.read(path)
+    assert [r.input_tokens for r in records] == [1_000] and skipped == 1

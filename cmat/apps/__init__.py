@@ -9,7 +9,29 @@ through CostTracker has "api:PROVIDER".
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cmat.usage import UsageRecord
+
 CLAUDE_CODE = "claude-code"
+
+
+def plausible(records: list[UsageRecord], skipped: int) -> tuple[list[UsageRecord], int]:
+    """The records whose counts and time a real request can have (the check every agent's
+    reader makes, transcripts.decode.check_request), and `skipped` plus those left out."""
+    # Here, not at the top: every ledger query imports this package for app_sql, the hooks too.
+    from cmat.transcripts.decode import InvalidLine, check_request
+
+    kept = []
+    for record in records:
+        try:
+            check_request(record.timestamp, record.token_counts_tuple())
+        except InvalidLine:
+            skipped += 1
+            continue
+        kept.append(record)
+    return kept, skipped
 
 
 def source_tag(app: str, provider: str) -> str:

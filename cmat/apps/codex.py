@@ -24,7 +24,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from cmat.apps import source_tag
+from cmat.apps import plausible, source_tag
+from cmat.transcripts.reader import CHUNK_SIZE, MAX_LINE_BYTES
 from cmat.untrusted import open_untrusted
 from cmat.usage import UsageRecord
 
@@ -39,14 +40,15 @@ def home() -> Path:
     return Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex").expanduser()
 
 
+def folders() -> list[Path]:
+    """Where Codex CLI keeps its rollouts: sessions, and archived sessions."""
+    return [home() / "sessions", home() / "archived_sessions"]
+
+
 def files() -> list[Path]:
-    """Every rollout file of this user's Codex CLI, sessions and archived sessions."""
-    root = home()
-    found = []
-    for folder in (root / "sessions", root / "archived_sessions"):
-        if folder.is_dir():
-            found += sorted(p for p in folder.rglob("*.jsonl") if p.is_file())
-    return found
+    """Every rollout file of this user's Codex CLI."""
+    return [path for folder in folders() if folder.is_dir()
+            for path in sorted(folder.rglob("*.jsonl")) if path.is_file()]
 
 
 def _counts(usage) -> tuple[int, ...] | None:
@@ -82,6 +84,9 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
     previous: tuple[int, ...] | None = None
     with handle:
         for raw in _lines(handle):
+            if raw is None:
+                skipped += 1
+                continue
             if not any(marker in raw for marker in MARKERS):
                 continue
             try:
@@ -111,12 +116,12 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
                     last = total if previous is None else tuple(
                         max(now - before, 0) for now, before in zip(total, previous))
                 previous = total
-                timestamp = _text(line.get("timestamp")) or ""
-                records.append(_record(session, timestamp, model, cwd, provider, total, last))
-    return records, skipped
+                records.append(_record(session, line.get("timestamp"), model, cwd, provider,
+                                       total, last))
+    return plausible(records, skipped)
 
 
-def _record(session: str, timestamp: str, model: str | None, cwd: str | None, provider: str,
+def _record(session: str, timestamp, model: str | None, cwd: str | None, provider: str,
             total: tuple[int, ...], last: tuple[int, ...]) -> UsageRecord:
     inputs, cached, writes, output = last
     # The cumulative totals name the request: a copy of the event gives the same id.
@@ -130,12 +135,20 @@ def _text(value) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def _lines(handle) -> Iterator[bytes]:
-    """The complete lines of a file read in large chunks; a last line without its newline
-    (Codex is still writing it) is left for the next read."""
-    rest = b""
-    while chunk := handle.read(8 << 20):
+def _lines(handle) -> Iterator[bytes | None]:
+    """The complete lines of a file read in large chunks (None for a line longer than any
+    real one, read past, as transcripts' are); a last line without its newline (Codex is
+    still writing it) is left for the next read."""
+    rest, too_long = b"", False
+    while chunk := handle.read(CHUNK_SIZE):
         lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
+        if too_long and lines:  # the over-long line ends in this chunk
+            lines.pop(0)
+            too_long = False
         yield from lines
+        if len(rest) > MAX_LINE_BYTES:
+            if not too_long:
+                yield None
+            rest, too_long = b"", True
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cmat.apps import source_tag
+from cmat.apps import plausible, source_tag
 from cmat.untrusted import Unreadable, read_untrusted
 from cmat.usage import UsageRecord
 
@@ -32,13 +32,16 @@ def home() -> Path:
     return Path.home() / ".gemini"
 
 
+def folders() -> list[Path]:
+    """Where Gemini CLI keeps its chats, one folder per project below it."""
+    return [home() / "tmp"]
+
+
 def files() -> list[Path]:
     """Every recorded chat of this user's Gemini CLI."""
-    root = home() / "tmp"
-    if not root.is_dir():
-        return []
-    return sorted(p for pattern in ("*/chats/*.json", "*/chats/*.jsonl")
-                  for p in root.glob(pattern) if p.is_file())
+    return sorted(path for folder in folders() if folder.is_dir()
+                  for pattern in ("*/chats/*.json", "*/chats/*.jsonl")
+                  for path in folder.glob(pattern) if path.is_file())
 
 
 def read(path: Path) -> tuple[list[UsageRecord], int]:
@@ -77,7 +80,7 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
                 messages[message["id"]] = message  # written again: the latest copy stands
     records = [record for message in messages.values()
                if (record := _record(session, message)) is not None]
-    return records, skipped
+    return plausible(records, skipped)
 
 
 def _count(tokens: dict, name: str) -> int | None:
@@ -100,8 +103,8 @@ def _record(session: str, message: dict) -> UsageRecord | None:
     prompt, cached, output, thoughts, tool = counts
     model = message.get("model") if isinstance(message.get("model"), str) and \
         message["model"].strip() else UNKNOWN_MODEL
-    timestamp = message.get("timestamp") if isinstance(message.get("timestamp"), str) else ""
-    return UsageRecord(f"gemini:{session}:{message['id']}", None, session, timestamp, model,
+    return UsageRecord(f"gemini:{session}:{message['id']}", None, session,
+                       message.get("timestamp"), model,
                        max(prompt - cached, 0) + tool, output + thoughts, 0, 0,
                        min(cached, prompt), 0, None, None, False, "main", None, None,
                        source_tag(APP, PROVIDER))

@@ -61,17 +61,10 @@ def is_notice(model, api_error) -> bool:
     return model == "<synthetic>" or bool(api_error)
 
 
-def usage_record(source: SourceFile, offset: int, *, message_id, request_id, session_id,
-                 timestamp, model, input_tokens: int, output_tokens: int, cache_total: int,
-                 split: tuple[int, int] | None, cache_read: int, searches: int, speed, geo,
-                 is_sidechain: bool, agent_id, cwd) -> UsageRecord:
-    """The record of one usage line, from its values however they were decoded.
-
-    `split`: the (5-minute, 1-hour) cache writes, when the line breaks them down. Strings and
-    whole numbers are typed by the decoder; the ranges and the timestamp are checked here, so
-    that no line can carry a value the ledger cannot store or a cost below zero.
-    """
-    counts = (input_tokens, output_tokens, cache_total, cache_read, searches, *(split or ()))
+def check_request(timestamp, counts: tuple[int, ...]) -> None:
+    """Raise InvalidLine unless the counts and the time are those a real request can have:
+    what every agent's reader checks (cmat.apps too), so that no line of any log can carry a
+    value the ledger cannot store or a cost below zero."""
     if min(counts) < 0 or max(counts) >= MAX_TOKENS:
         raise InvalidLine(f"token count out of range: {counts}")
     if timestamp.__class__ is not str:
@@ -82,6 +75,20 @@ def usage_record(source: SourceFile, offset: int, *, message_id, request_id, ses
         raise InvalidLine(f"timestamp is not ISO 8601: {timestamp!r:.40}") from None
     if not EARLIEST_YEAR <= moment.year < LATEST_YEAR:  # year 9999 would break every report
         raise InvalidLine(f"timestamp out of range (2000-2100): {timestamp!r:.40}")
+
+
+def usage_record(source: SourceFile, offset: int, *, message_id, request_id, session_id,
+                 timestamp, model, input_tokens: int, output_tokens: int, cache_total: int,
+                 split: tuple[int, int] | None, cache_read: int, searches: int, speed, geo,
+                 is_sidechain: bool, agent_id, cwd) -> UsageRecord:
+    """The record of one usage line, from its values however they were decoded.
+
+    `split`: the (5-minute, 1-hour) cache writes, when the line breaks them down. Strings and
+    whole numbers are typed by the decoder; the ranges and the timestamp are checked here, so
+    that no line can carry a value the ledger cannot store or a cost below zero.
+    """
+    check_request(timestamp, (input_tokens, output_tokens, cache_total, cache_read, searches,
+                              *(split or ())))
     cache_1h = 0
     if split is not None:
         cache_1h = split[1]
