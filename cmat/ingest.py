@@ -118,7 +118,8 @@ def scan(ledger: Ledger, models: ModelService, roots: list[Path],
 
 
 def app_readers() -> list:
-    """The modules that read another coding agent's logs (each: APP, files(), read(path))."""
+    """The modules that read another coding agent's logs (each: APP, folders(), files(),
+    read(path))."""
     from cmat.apps import codex, gemini
 
     return [codex, gemini]
@@ -137,6 +138,7 @@ def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState
                 st = path.stat()
             except OSError:
                 continue
+            result.files_seen += 1
             state = known.get(str(path))
             if state is not None and (state.device, state.inode, state.size, state.mtime_ns) \
                     == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
@@ -155,10 +157,10 @@ def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState
                 if rows:
                     ledger.insert_rows(rows)
                 result.new_requests += ledger.last_request_rowid() - before
+                ledger.forget_skips([str(path)])  # read whole: an earlier refusal no longer stands
                 ledger.save_file_states([FileState(str(path), st.st_dev, st.st_ino,
                                                    st.st_size, st.st_mtime_ns, st.st_size,
                                                    b"", b"")])
-            result.files_seen += 1
             result.files_read += 1
             result.requests += len(records)
             result.skipped_lines += skipped

@@ -106,7 +106,7 @@ def scan_first(no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool):
     from cmat.catalog import ModelService
     from cmat.catalog.load import unannounced_notes
     from cmat.cli.output import TerminalProgress
-    from cmat.ingest import app_readers, scan
+    from cmat.ingest import scan
     from cmat.ledger import Ledger
 
     ledger = Ledger()
@@ -115,8 +115,8 @@ def scan_first(no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool):
         click.echo(f"cmat: note: {note}", err=True)
     if not no_scan:
         roots = paths.transcript_roots(list(extra_paths))
-        if not roots and not any(reader.files() for reader in app_readers()) and \
-                not ledger.session_count() and not ledger.info()["requests"]:
+        if not has_logs(roots) and not ledger.session_count() and \
+                not ledger.info()["requests"]:
             ledger.close()
             raise no_history()
         progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
@@ -142,15 +142,23 @@ def _retention(ledger) -> None:
                    "rollups", err=True)
 
 
+def has_logs(roots: list) -> bool:
+    """Whether there is anything to read: Claude Code's folders, or another agent's logs."""
+    from cmat.ingest import app_readers
+
+    return bool(roots) or any(reader.files() for reader in app_readers())
+
+
 def no_history():
     """The error for a machine with no coding agent's history: where cmat looked."""
     from cmat import paths
-    from cmat.apps import codex
     from cmat.errors import NotFound
+    from cmat.ingest import app_readers
 
     looked = ", ".join(str(folder) for folder in paths.searched_folders())
-    return NotFound(f"no Claude Code history found: looked in {looked} (and for Codex CLI's "
-                    f"in {codex.home() / 'sessions'})",
+    others = ", ".join(str(folder) for reader in app_readers() for folder in reader.folders())
+    return NotFound(f"no Claude Code history found: looked in {looked} (and for other "
+                    f"agents' logs in {others})",
                     "set CLAUDE_CONFIG_DIR to Claude Code's folder, or pass --path FOLDER; "
                     "CODEX_HOME to Codex CLI's")
 
@@ -417,7 +425,6 @@ def scan(extra_paths: tuple[Path, ...], quiet: bool, explain: bool, as_json: boo
     from cmat import paths
     from cmat.catalog import ModelService
     from cmat.cli.output import TerminalProgress
-    from cmat.ingest import app_readers
     from cmat.ingest import scan as run_scan
     from cmat.ledger import Ledger
 
@@ -425,7 +432,7 @@ def scan(extra_paths: tuple[Path, ...], quiet: bool, explain: bool, as_json: boo
         _explain_skips(as_json)
         return
     roots = paths.transcript_roots(list(extra_paths))
-    if not roots and not any(reader.files() for reader in app_readers()):
+    if not has_logs(roots):
         raise no_history()
     progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
     with Ledger() as ledger:
