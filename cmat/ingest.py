@@ -16,6 +16,7 @@ cmat.maintenance's.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,23 +115,23 @@ def scan(ledger: Ledger, models: ModelService, roots: list[Path],
     return result
 
 
-# --- the other coding agents: whole files, read again when they change -----------------------
+# --- the other coding agents: whole files read again when they change, databases by row ----
 
 
 def app_readers() -> list:
-    """The modules that read another coding agent's logs (each: APP, folders(), files(),
-    read(path))."""
-    from cmat.apps import codex, gemini
+    """The modules that read another coding agent's logs (each: APP, folders(), files() and
+    read(path); a reader of a database also databases() and read_new(path, cursor))."""
+    from cmat.apps import codex, gemini, opencode
 
-    return [codex, gemini]
+    return [codex, gemini, opencode]
 
 
 def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState],
                 result: ScanResult) -> None:
-    """Import every other coding agent's log file that changed since it was last read, whole:
-    their usage is written as cumulative totals or rewritten in place, so a file is read from
-    its start (each request's id makes reading it again harmless), and its state kept as for
-    a transcript. Counts are added to `result`."""
+    """Import what every other coding agent logged since it was last read. A log file is
+    read whole when it changed (usage written as cumulative totals or rewritten in place:
+    each request's id makes reading it again harmless); a database from the row after the
+    last one read (its FileState's offset). Counts are added to `result`."""
     started = time.monotonic()
     for reader in app_readers():
         for path in reader.files():
@@ -143,29 +144,49 @@ def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState
             if state is not None and (state.device, state.inode, state.size, state.mtime_ns) \
                     == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
                 continue
+            _store_app_log(ledger, models, reader, path, st, None, result)
+        for path in getattr(reader, "databases", list)():
             try:
-                records, skipped = reader.read(path)
-            except Unreadable as exc:
-                result.skipped_lines += 1
-                with ledger.transaction():
-                    ledger.save_skips([(str(path), 0, exc.message)])
+                st = path.stat()
+            except OSError:
                 continue
-            rows = request_rows(records, price_records(records, models.get_by_pattern),
-                                models.catalog.version)
-            with ledger.transaction():
-                before = ledger.last_request_rowid()
-                if rows:
-                    ledger.insert_rows(rows)
-                result.new_requests += ledger.last_request_rowid() - before
-                ledger.forget_skips([str(path)])  # read whole: an earlier refusal no longer stands
-                ledger.save_file_states([FileState(str(path), st.st_dev, st.st_ino,
-                                                   st.st_size, st.st_mtime_ns, st.st_size,
-                                                   b"", b"")])
-            result.files_read += 1
-            result.requests += len(records)
-            result.skipped_lines += skipped
-            result.bytes_read += st.st_size
+            result.files_seen += 1
+            state = known.get(str(path))
+            cursor = state.offset if state is not None and state.inode == st.st_ino else 0
+            _store_app_log(ledger, models, reader, path, st, cursor, result)
     result.seconds += time.monotonic() - started
+
+
+def _store_app_log(ledger: Ledger, models: ModelService, reader, path: Path,
+                   st: os.stat_result, cursor: int | None, result: ScanResult) -> None:
+    """Read one log of `reader` (whole when `cursor` is None, else a database from the row
+    after `cursor`) and store its requests and how far it was read, in one transaction; a
+    log that cannot be read now is noted as skipped and tried again at the next scan."""
+    try:
+        if cursor is None:
+            records, skipped = reader.read(path)
+            offset = st.st_size
+        else:
+            records, skipped, offset = reader.read_new(path, cursor)
+    except Unreadable as exc:
+        result.skipped_lines += 1
+        with ledger.transaction():
+            ledger.save_skips([(str(path), 0, exc.message)])
+        return
+    rows = request_rows(records, price_records(records, models.get_by_pattern),
+                        models.catalog.version)
+    with ledger.transaction():
+        before = ledger.last_request_rowid()
+        if rows:
+            ledger.insert_rows(rows)
+        result.new_requests += ledger.last_request_rowid() - before
+        ledger.forget_skips([str(path)])  # read: an earlier refusal no longer stands
+        ledger.save_file_states([FileState(str(path), st.st_dev, st.st_ino, st.st_size,
+                                           st.st_mtime_ns, offset, b"", b"")])
+    result.files_read += 1
+    result.requests += len(records)
+    result.skipped_lines += skipped
+    result.bytes_read += st.st_size
 
 
 def import_session(ledger: Ledger, models: ModelService, transcript: Path | None,

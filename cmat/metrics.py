@@ -4,9 +4,12 @@ Counters are totals over the whole ledger, so rates and increases work as usual.
 cardinality is bounded: the biggest MAX_SERIES values of a label (by cost) keep their name and
 the rest are summed under "other"; tasks are capped at MAX_TASKS.
 
-    cmat_cost_usd_total{project,model,agent}
-    cmat_tokens_total{type,model,project}
-    cmat_requests_total{model,project}
+    cmat_cost_usd_total{project,model,agent,app,provider}
+    cmat_tokens_total{type,model,project,app}
+    cmat_requests_total{model,project,app}
+
+`app` is the coding agent (claude-code, codex, gemini-cli, opencode) and `provider` who served
+the request (anthropic, openai, google, ...): a handful of values, never capped.
     cmat_request_cost_usd (histogram; buckets 0.01, 0.1, 1, 5)
     cmat_task_cost_usd{task,enhancement}
     cmat_budget_spent_ratio{budget}, cmat_budget_limit_usd{budget}
@@ -67,29 +70,31 @@ class LedgerCollector:
             models = ledger.costliest("model", self.max_series)
             agents = ledger.costliest("agent", self.max_series)
 
-            cost = CounterMetricFamily("cmat_cost_usd", "Cost of Claude Code requests in USD.",
-                                       labels=["project", "model", "agent"])
-            tokens = CounterMetricFamily("cmat_tokens", "Tokens of Claude Code requests.",
-                                         labels=["type", "model", "project"])
-            requests = CounterMetricFamily("cmat_requests", "Claude Code API requests.",
-                                           labels=["model", "project"])
+            cost = CounterMetricFamily("cmat_cost_usd", "Cost of coding agents' requests in "
+                                       "USD.", labels=["project", "model", "agent", "app",
+                                                       "provider"])
+            tokens = CounterMetricFamily("cmat_tokens", "Tokens of coding agents' requests.",
+                                         labels=["type", "model", "project", "app"])
+            requests = CounterMetricFamily("cmat_requests", "Coding agents' API requests.",
+                                           labels=["model", "project", "app"])
             grouped: dict[tuple, list[float]] = {}
-            for project, model, agent, usd, count, *token_sums in (
+            for project, model, agent, app, provider, usd, count, *token_sums in (
                     ledger.totals_by_project_model_agent()):
-                key = (_label(project, projects), _label(model, models), _label(agent, agents))
+                key = (_label(project, projects), _label(model, models), _label(agent, agents),
+                       app, provider)
                 sums = grouped.setdefault(key, [0.0, 0, 0, 0, 0, 0])
                 for index, value in enumerate([usd, count, *token_sums]):
                     sums[index] += value or 0
             per_model_project: dict[tuple, list[float]] = {}
-            for (project, model, agent), sums in grouped.items():
-                cost.add_metric([project, model, agent], sums[0])
-                merged = per_model_project.setdefault((model, project), [0] * 5)
+            for (project, model, agent, app, provider), sums in grouped.items():
+                cost.add_metric([project, model, agent, app, provider], sums[0])
+                merged = per_model_project.setdefault((model, project, app), [0] * 5)
                 for index in range(5):
                     merged[index] += sums[index + 1]
-            for (model, project), sums in per_model_project.items():
-                requests.add_metric([model, project], sums[0])
+            for (model, project, app), sums in per_model_project.items():
+                requests.add_metric([model, project, app], sums[0])
                 for name, value in zip(COUNTED_TOKENS, sums[1:]):
-                    tokens.add_metric([name, model, project], value)
+                    tokens.add_metric([name, model, project, app], value)
             yield from (cost, tokens, requests)
 
             counts, total, total_sum = ledger.cost_histogram(BUCKETS)

@@ -40,6 +40,7 @@ class ReportQuery:
     by: tuple[str, ...] = ()
     project: str | None = None
     machine: str | None = None
+    app: str | None = None  # only this coding agent's requests (cmat.apps.APPS)
 
     def validate(self) -> None:
         if self.period not in PERIODS:
@@ -57,7 +58,7 @@ def build_report(ledger: Ledger, query: ReportQuery) -> dict:
 
     query.validate()
     key = orjson.dumps([query.period, str(query.since), str(query.until), query.tz.key,
-                        list(query.by), query.project, query.machine])
+                        list(query.by), query.project, query.machine, query.app])
     version = ledger.version()
     cached = ledger.cached_report(key)
     if cached is not None:
@@ -80,11 +81,14 @@ def compute_report(source: ReportSource, query: ReportQuery) -> dict:
         report["total"]["unpriced_models"] = []
         return report
     dims = [name for name in query.by if name != key]
+    # --app: the rows are grouped by app as well, and only that app's kept.
+    asked = [*dims, "app"] if query.app and "app" not in dims else dims
     rows: dict[tuple, dict] = {}
     span: dict[tuple, list[float]] = {}  # a session's first and last request, every model's
     width = len(dims) + 2
-    for found in source.report_rows(query.period, offset_changes(query.tz, first, last), dims,
-                                    since, until, query.project, query.machine):
+    for found in _only_app(source.report_rows(
+            query.period, offset_changes(query.tz, first, last), asked, since, until,
+            query.project, query.machine), query.app, asked, dims):
         row_key = found[:width - 1]
         model = found[width - 1]
         tokens = dict(zip(TOKEN_FIELDS, (int(v or 0) for v in found[width:width + 5])))
@@ -107,9 +111,9 @@ def compute_report(source: ReportSource, query: ReportQuery) -> dict:
     for row_key, (first, last) in span.items():
         rows[row_key].update(first=iso_utc(first), last=iso_utc(last))
     if "agent" in query.by:  # the spec's view of agents: runs, and tokens and cost per run
-        runs = {found[:-1]: found[-1] for found in source.report_runs(
-            query.period, offset_changes(query.tz, first, last), dims, since, until,
-            query.project, query.machine)}
+        runs = {found[:-1]: found[-1] for found in _only_app(source.report_runs(
+            query.period, offset_changes(query.tz, first, last), asked, since, until,
+            query.project, query.machine), query.app, asked, dims)}
         report["total"]["runs"] = 0
         for row_key, row in rows.items():
             _per_run(row, runs.get(row_key, 0))
@@ -124,6 +128,17 @@ def compute_report(source: ReportSource, query: ReportQuery) -> dict:
     report["rows"] = ordered
     report["total"]["unpriced_models"] = sorted(report["total"]["unpriced_models"])
     return report
+
+
+def _only_app(found: list[tuple], app: str | None, asked: list[str], dims: list[str]
+              ) -> list[tuple]:
+    """The rows of `app` alone (all rows when None), without the app column the query added
+    to tell them apart (rows: the period, then `asked`, then measures)."""
+    if app is None:
+        return found
+    at = 1 + asked.index("app")
+    kept = [row for row in found if row[at] == app]
+    return kept if asked == dims else [row[:at] + row[at + 1:] for row in kept]
 
 
 def _per_run(row: dict, runs: int) -> None:

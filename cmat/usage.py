@@ -28,6 +28,10 @@ MAX_REQUEST_TOKENS = 10**10
 EARLIEST_TS = 946684800.0  # 2000-01-01
 LATEST_TS = 4102444800.0  # 2100-01-01
 MAIN_AGENT = "main"
+# The coding agents a request can come from (UsageRecord.source names the others; cmat.apps
+# reads them): what reports and budgets may be narrowed to.
+CLAUDE_CODE = "claude-code"
+APPS = (CLAUDE_CODE, "codex", "gemini-cli", "opencode")
 UNKNOWN_SUBAGENT = "subagent"
 
 

@@ -6,7 +6,8 @@ from tests.helpers import need, real_fixture
 from tests.transcript_factory import TranscriptBuilder
 
 _ISOLATED = ("HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME")
-_CLEARED = ("CLAUDE_PROJECT_DIR", "CLAUDE_CONFIG_DIR", "CODEX_HOME", "CMAT_MODELS",
+_CLEARED = ("CLAUDE_PROJECT_DIR", "CLAUDE_CONFIG_DIR", "CODEX_HOME", "OPENCODE_DATA_DIR",
+            "CMAT_MODELS",
             "CMAT_LEDGER",
             "CMAT_CURRENT_TASK_ID", "CMAT_OVERRIDE_LIMIT", "CMAT_DEBUG", "NO_COLOR",
             "CMAT_MACHINE", "CMAT_USER", "CMAT_TEAM_URL", "PGPASSWORD")

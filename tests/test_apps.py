@@ -3,16 +3,28 @@ their own token counts (OpenAI's inclusive counts taken apart, never counted twi
 by every report by app and provider."""
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cmat.apps import codex, gemini
+from cmat.apps import codex, gemini, opencode
 from cmat.transcripts.decode import check_request
 from cmat.untrusted import Unreadable
-from tests.helpers import cli_run
-from tests.transcript_factory import CodexRollout, TranscriptBuilder, write_session
+from tests.helpers import (
+    PRE_TOOL,
+    budget_hook,
+    budget_payload,
+    cli_run,
+    user_config,
+)
+from tests.transcript_factory import (
+    CodexRollout,
+    OpenCodeStore,
+    mixed_history,
+)
 
 
 @pytest.fixture
@@ -52,6 +64,41 @@ def test_inclusive_counts_are_taken_apart_and_a_repeated_event_is_one_request(co
     assert {(row["app"], row["provider"]) for row in report["rows"]} == {("codex", "openai")}
 
 
+REAL_ROLLOUTS = Path(__file__).parent / "fixtures" / "agents" / "codex"
+
+
+def test_real_codex_rollouts_count_each_request_once_and_add_up_to_their_final_totals(
+        codex_home):
+    """Rollouts of real sessions (tests/fixtures/agents/SOURCES.md): every token_count event
+    written twice, as Codex does. Their requests must add up to each session's own final
+    cumulative totals, and be priced from them by hand."""
+    import shutil
+
+    folder = codex_home / "sessions" / "2026" / "02" / "23"
+    folder.mkdir(parents=True)
+    finals = []
+    for rollout in sorted(REAL_ROLLOUTS.glob("*.jsonl")):
+        shutil.copy(rollout, folder)
+        counts = [line["payload"]["info"]["total_token_usage"]
+                  for line in map(json.loads, rollout.read_text().splitlines())
+                  if line["payload"].get("type") == "token_count" and line["payload"]["info"]]
+        finals.append(counts[-1])
+    assert [f["input_tokens"] for f in finals] == [34_469, 298_373]  # the files, unchanged
+    report = json.loads(cli_run("report", "daily", "--json", "--by", "app,model").output)
+    total = report["total"]
+    assert total["requests"] == 1 + 6
+    inputs = sum(f["input_tokens"] for f in finals)
+    cached = sum(f["cached_input_tokens"] for f in finals)
+    output = sum(f["output_tokens"] for f in finals)  # reasoning is inside it
+    assert total["tokens"]["input"] == inputs - cached
+    assert total["tokens"]["cache_read"] == cached
+    assert total["tokens"]["output"] == output
+    # gpt-5.3-codex: $1.75 input, $0.175 cached input, $14 output per million.
+    assert total["total_usd"] == pytest.approx(
+        ((inputs - cached) * 1.75 + cached * 0.175 + output * 14) / 1e6, abs=1e-12)
+    assert {(r["app"], r["model"]) for r in report["rows"]} == {("codex", "gpt-5.3-codex")}
+
+
 def test_older_rollouts_without_the_requests_own_counts_are_priced_from_the_totals(codex_home):
     rollout = CodexRollout()
     rollout.turn("gpt-5-codex")
@@ -78,6 +125,33 @@ def test_a_growing_or_rewritten_rollout_never_counts_a_request_twice(codex_home)
     total = json.loads(cli_run("report", "daily", "--json").output)["total"]
     assert total["requests"] == 2
     assert total["total_usd"] == pytest.approx(rollout.expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("parent_first", [True, False])
+def test_a_forked_or_spawned_codex_session_counts_only_its_own_requests(codex_home,
+                                                                      parent_first):
+    parent = CodexRollout("0199aaaa-0000-7000-8000-00000000000a")
+    parent.turn("gpt-5-codex")
+    parent.request(10_000, cached=4_000, output=300)
+    parent.request(12_000, cached=9_000, output=200)
+    fork = parent.fork("0199aaaa-0000-7000-8000-00000000000b")
+    fork.request(15_000, cached=11_000, output=100)
+    helper = parent.fork("0199aaaa-0000-7000-8000-00000000000c", subagent=True)
+    helper.request(3_000, cached=0, output=50)
+    # Read in either order (a rollout's name sorts by when it started).
+    names = ("a", "b", "c") if parent_first else ("c", "b", "a")
+    for name, rollout in zip(names, (parent, fork, helper)):
+        rollout.write(codex_home / "sessions" / "2026" / "11" / "20" / f"rollout-{name}.jsonl")
+    report = json.loads(cli_run("report", "daily", "--json").output)["total"]
+    assert report["requests"] == 4
+    assert report["total_usd"] == pytest.approx(
+        parent.expected + fork.expected + helper.expected, abs=1e-12)
+    runs = json.loads(cli_run("report", "session", "--json", "--by", "agent").output)
+    mine = {(r["session"], r["agent"]): r["requests"] for r in runs["rows"]}
+    assert mine[(parent.session_id, "explorer")] == 1  # a subagent's copies never stand
+    if parent_first:  # a fork's replayed history stays with the session read first
+        assert mine == {(parent.session_id, "main"): 2, (parent.session_id, "explorer"): 1,
+                        (fork.session_id, "main"): 1}
 
 
 def test_codex_home_and_archived_sessions_are_read(tmp_path, monkeypatch):
@@ -107,31 +181,84 @@ def test_a_model_the_catalog_does_not_price_is_kept_unpriced_and_named(codex_hom
     assert "gpt-9-imaginary: 1 request, 5,100 tokens unpriced" in found
 
 
-def test_a_mixed_history_is_exact_per_app_and_in_sum_and_after_compaction(codex_home,
-                                                                          tmp_path, project):
-    claude = TranscriptBuilder(session_id="claude-1", cwd=str(project))
-    claude.now = "2026-11-20T09:00:00.000Z"
-    claude.response(model="claude-sonnet-4-5-20250929", input=100, output=2_000, read=30_000)
-    write_session(tmp_path / "claude" / "projects" / "-p", claude)
-    rollout = CodexRollout()
-    rollout.turn("gpt-5.5")
-    rollout.request(300_000, cached=200_000, output=5_000)  # over 272k: the long-prompt tier
-    rollout.request(50_000, cached=40_000, output=1_000)
-    rollout.write(rollout_path(codex_home, rollout))
-    long_prompt = (100_000 * 10 + 200_000 * 1 + 5_000 * 45) / 1e6  # 2x input, 1.5x output
-    codex_usd = long_prompt + (10_000 * 5 + 40_000 * 0.5 + 1_000 * 30) / 1e6
+def test_a_mixed_history_is_exact_per_app_and_in_sum_and_after_compaction(
+        codex_home, tmp_path, project, isolated_home, monkeypatch):
+    monkeypatch.setenv("OPENCODE_DATA_DIR", str(tmp_path / "opencode"))
+    monkeypatch.setenv("TZ", "UTC")
+    expected = mixed_history(tmp_path / "claude", codex_home, isolated_home,
+                             tmp_path / "opencode", str(project))
 
     def by_app() -> dict:
-        report = json.loads(cli_run("report", "monthly", "--json", "--by", "app").output)
+        report = json.loads(cli_run("report", "daily", "--json", "--by", "app").output)
+        assert {row["date"] for row in report["rows"]} == {"2026-11-20"}
         return {row["app"]: (row["requests"], row["total_usd"]) for row in report["rows"]} | {
             "total": (report["total"]["requests"], report["total"]["total_usd"])}
 
-    expected = {"claude-code": (1, pytest.approx(claude.expected_cost, abs=1e-12)),
-                "codex": (2, pytest.approx(codex_usd, abs=1e-12)),
-                "total": (3, pytest.approx(claude.expected_cost + codex_usd, abs=1e-12))}
-    assert by_app() == expected
+    exact = {app: (requests, pytest.approx(usd, abs=1e-12))
+             for app, (requests, usd) in expected.items()} | {
+        "total": (sum(n for n, _ in expected.values()),
+                  pytest.approx(sum(usd for _, usd in expected.values()), abs=1e-12))}
+    assert by_app() == exact
+    for app, (requests, usd) in expected.items():  # --app: that agent's requests alone
+        only = json.loads(cli_run("report", "daily", "--json", "--app", app,
+                                  "--by", "model").output)
+        assert (only["total"]["requests"], only["total"]["total_usd"]) == (
+            requests, pytest.approx(usd, abs=1e-12))
+        assert all("app" not in row for row in only["rows"])
+    from prometheus_client.parser import text_string_to_metric_families
+
+    metrics = {family.name: family for family in
+               text_string_to_metric_families(cli_run("metrics").output)}
+    per_app: dict[str, float] = {}
+    for sample in metrics["cmat_cost_usd"].samples:
+        if sample.name == "cmat_cost_usd_total":
+            per_app[sample.labels["app"]] = per_app.get(sample.labels["app"], 0) + sample.value
+    assert per_app == {app: pytest.approx(usd, abs=1e-12) for app, (_, usd) in expected.items()}
+    # A Claude plan's 5-hour blocks are Claude Code's alone.
+    blocks = json.loads(cli_run("blocks", "--json").output)["blocks"]
+    assert sum(block["cost_usd"] for block in blocks) == pytest.approx(
+        expected["claude-code"][1], abs=1e-12)
     cli_run("ledger", "compact", "--older-than", "1d")  # every request folded into rollups
-    assert by_app() == expected
+    assert by_app() == exact
+
+
+def test_a_daily_budget_counts_every_agent_and_an_app_budget_one(codex_home, tmp_path,
+                                                                 project, isolated_home,
+                                                                 monkeypatch):
+    monkeypatch.setenv("OPENCODE_DATA_DIR", str(tmp_path / "opencode"))
+    monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setenv("CMAT_NOW", "2026-11-20T18:00:00Z")
+    expected = mixed_history(tmp_path / "claude", codex_home, isolated_home,
+                             tmp_path / "opencode", str(project))
+    transcript = next((tmp_path / "claude" / "projects").rglob("*.jsonl"))
+    cli_run("scan", "-q")  # the other agents' spend reaches budgets as of the last scan
+
+    def tool_call():
+        answer = budget_hook(PRE_TOOL, project, budget_payload(transcript, "claude-1",
+                                                                "PreToolUse"))
+        return (answer or {}).get("hookSpecificOutput", {}).get("permissionDecision")
+
+    def status(code=0) -> dict:
+        report = json.loads(cli_run("budget", "status", "--json", code=code).output)
+        return {b["budget"]: (round(b["spent"], 9), b["exhausted"]) for b in report["budgets"]}
+
+    claude, codex = expected["claude-code"][1], expected["codex"][1]
+    # $1: far above Claude Code's own spend, below every agent's together.
+    assert claude < 1 < sum(usd for _, usd in expected.values())
+    user_config("[budgets]\ndaily = 1.0\n")
+    assert tool_call() == "deny"
+    user_config("")
+    cli_run("budget", "set", "app-daily", "1", "--app", "codex")
+    assert status(code=11) == {"app-daily:codex": (round(codex, 9), True)}
+    assert tool_call() is None  # Codex's budget is spent; Claude Code adds nothing to it
+    cli_run("budget", "set", "app-daily", "0.01", "--app", "claude-code")
+    assert tool_call() == "deny"
+    cli_run("budget", "unset", "app-daily", "--app", "claude-code")
+    cli_run("budget", "set", "app-monthly", "100", "--app", "provider:openai")
+    assert status(code=11)["app-monthly:provider:openai"] == (
+        round(codex + expected["opencode"][1], 9), False)  # OpenCode's requests were OpenAI's
+    assert "--app takes a coding agent" in cli_run(
+        "budget", "set", "app-daily", "1", "--app", "cursor", code=2).stderr
 
 
 def gemini_chat(home, messages, session="5f1c-gemini", jsonl=False):
@@ -193,9 +320,111 @@ def test_a_gemini_chat_caught_half_written_is_read_once_it_is_whole(isolated_hom
     path.write_bytes(whole[:-20])
     assert json.loads(cli_run("report", "daily", "--json").output)["total"]["requests"] == 0
     path.write_bytes(whole)
+    scan = json.loads(cli_run("scan", "--json").output)
+    assert (scan["requests"], scan["skipped_lines"]) == (1, 0)  # only the row added since
     total = json.loads(cli_run("report", "daily", "--json").output)["total"]
     assert total["requests"] == 1
     assert total["total_usd"] == pytest.approx((1_000 * 0.30 + 10 * 2.50) / 1e6, abs=1e-12)
+
+
+@pytest.fixture
+def opencode_home(tmp_path, monkeypatch):
+    home = tmp_path / "opencode"
+    monkeypatch.setenv("OPENCODE_DATA_DIR", str(home))
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    return home
+
+
+def test_each_opencode_step_is_one_request_and_reasoning_is_billed_once(opencode_home):
+    store = OpenCodeStore(opencode_home / "opencode.db")
+    store.session("ses_main")
+    reply = store.message("ses_main", "claude-sonnet-4-5", "anthropic")
+    store.step(reply, 3_000, 400, read=20_000, write=5_000)
+    store.step(reply, 200, 900, read=25_000)  # a second step of the same reply
+    store.session("ses_child", parent="ses_main")
+    helper = store.message("ses_child", "gpt-5.1-codex", "openai", agent="explore")
+    store.step(helper, 1_000, 300, reasoning=700, read=4_000)
+    report = json.loads(cli_run("report", "daily", "--json", "--by", "app,provider").output)
+    # By hand: (3,000 x 3 + 400 x 15 + 5,000 x 3.75 + 20,000 x 0.30) / 1e6, then (200 x 3 +
+    # 900 x 15 + 25,000 x 0.30) / 1e6, then (1,000 x 1.25 + (300 + 700) x 10 + 4,000 x
+    # 0.125) / 1e6: the message's own tokens (its last step's) are never added.
+    assert store.expected == pytest.approx(0.03975 + 0.0216 + 0.01175)
+    assert report["total"]["requests"] == 3
+    assert report["total"]["tokens"]["output"] == 400 + 900 + 1_000
+    assert report["total"]["total_usd"] == pytest.approx(store.expected, abs=1e-12)
+    assert {(r["app"], r["provider"]) for r in report["rows"]} == {
+        ("opencode", "anthropic"), ("opencode", "openai")}
+    agents = json.loads(cli_run("report", "session", "--json", "--by", "agent").output)
+    assert {(r["session"], r["agent"]) for r in agents["rows"]} == {
+        ("ses_main", "main"), ("ses_main", "explore")}  # a child session is a subagent's run
+
+
+@pytest.mark.parametrize("form", ["today", "sdk5", "first", None])
+def test_what_each_opencode_version_meant_by_its_counts_is_told_by_its_total(opencode_home,
+                                                                          form):
+    store = OpenCodeStore(opencode_home / "opencode.db")
+    store.session("ses_1")
+    reply = store.message("ses_1", "gpt-5.1-codex", "openai")
+    store.step(reply, 2_000, 500, reasoning=1_500, read=30_000, form=form)
+    records, skipped, _ = opencode.read_new(opencode_home / "opencode.db", 0)
+    assert skipped == 0
+    assert [(r.input_tokens, r.output_tokens, r.cache_read_tokens) for r in records] == [
+        (2_000, 2_000, 30_000)]
+
+
+def test_the_database_is_read_by_row_and_one_that_cannot_be_read_later(opencode_home):
+    path = opencode_home / "opencode.db"
+    store = OpenCodeStore(path)
+    store.session("ses_1")
+    reply = store.message("ses_1", "claude-sonnet-4-5", "anthropic")
+    store.step(reply, 1_000, 100)
+    assert json.loads(cli_run("report", "daily", "--json").output)["total"]["requests"] == 1
+    # Rows already read are not read again: one spoilt now changes nothing.
+    store.db.execute("UPDATE part SET data = '{\"type\": \"step-finish\", \"tokens\": 7'")
+    store.step(reply, 2_000, 200, read=1_000)
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.db.close()
+    whole = path.read_bytes()
+    path.write_bytes(b"not yet a database" * 10)  # caught mid-rewrite: read at the next scan
+    assert json.loads(cli_run("scan", "--json").output)["skipped_lines"] == 1
+    path.write_bytes(whole)
+    scan = json.loads(cli_run("scan", "--json").output)
+    assert (scan["requests"], scan["skipped_lines"]) == (1, 0)  # only the row added since
+    total = json.loads(cli_run("report", "daily", "--json").output)["total"]
+    assert total["requests"] == 2 and total["tokens"]["input"] == 3_000
+    assert total["total_usd"] == pytest.approx(store.expected, abs=1e-12)
+
+
+def test_opencode_before_its_database_is_read_from_its_message_files(opencode_home):
+    storage = opencode_home / "storage"
+
+    def write(path, data):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data))
+
+    reply = {"id": "msg_1", "sessionID": "ses_old", "role": "assistant",
+             "time": {"created": 1_763_800_000_000}, "modelID": "claude-sonnet-4-5",
+             "providerID": "anthropic", "path": {"cwd": "/home/me/app"},
+             "tokens": {"input": 50, "output": 60, "reasoning": 0,
+                        "cache": {"read": 0, "write": 0}}}
+    write(storage / "message" / "ses_old" / "msg_1.json", reply)
+    for ident, tokens in (("prt_1", {"input": 1_000, "output": 40, "reasoning": 0,
+                                     "cache": {"read": 0, "write": 2_000}}),
+                          ("prt_2", reply["tokens"])):
+        write(storage / "part" / "msg_1" / f"{ident}.json",
+              {"id": ident, "type": "step-finish", "tokens": tokens})
+    write(storage / "part" / "msg_1" / "prt_3.json", {"id": "prt_3", "type": "text"})
+    oldest = reply | {"id": "msg_2"}  # the oldest versions wrote no step-finish part
+    write(storage / "message" / "ses_old" / "msg_2.json", oldest)
+    write(storage / "message" / "ses_old" / "msg_0.json", {"id": "msg_0", "role": "user"})
+    total = json.loads(cli_run("report", "daily", "--json").output)["total"]
+    assert total["requests"] == 3
+    assert total["tokens"]["input"] == 1_100 and total["tokens"]["output"] == 160
+    assert total["total_usd"] == pytest.approx(
+        (1_100 * 3 + 160 * 15 + 2_000 * 3.75) / 1e6, abs=1e-12)
+    # Once OpenCode moved its files into its database, only the database is read.
+    OpenCodeStore(opencode_home / "opencode.db").session("ses_new")
+    assert opencode.files() == []
 
 
 # --- hostile logs: any file another agent (or anybody) wrote is read without a crash, and no
@@ -257,6 +486,36 @@ def test_any_gemini_chat_is_read_without_a_crash_and_only_plausible_requests_pas
         assert not jsonl
         return
     _plausible(records)
+
+
+OPENCODE_STEP = st.fixed_dictionaries({"type": st.just("step-finish"), "tokens": st.one_of(
+    ANY_VALUE, st.fixed_dictionaries({}, optional={
+        "input": ANY_VALUE, "output": ANY_VALUE, "reasoning": ANY_VALUE, "total": ANY_VALUE,
+        "cache": st.one_of(ANY_VALUE, _usage(("read", "write")))}))})
+OPENCODE_MESSAGE = st.fixed_dictionaries({"role": st.just("assistant")}, optional={
+    "modelID": ANY_VALUE, "providerID": ANY_VALUE, "agent": ANY_VALUE, "path": ANY_VALUE})
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.one_of(OPENCODE_STEP, ANY_VALUE),
+                               st.one_of(OPENCODE_MESSAGE, ANY_VALUE),
+                               st.one_of(st.integers(-2**63, 2**63 - 1), ANY_VALUE)),
+                     max_size=5))
+def test_any_opencode_database_is_read_without_a_crash_and_only_plausible_requests_pass(
+        tmp_path, rows):
+    path = Path(tempfile.mkdtemp(dir=tmp_path)) / "opencode.db"
+    store = OpenCodeStore(path)
+    store.session("ses")
+    for n, (step, message, created) in enumerate(rows):
+        store.db.execute("INSERT INTO message VALUES (?, 'ses', 0, 0, ?)",
+                         (f"m{n}", json.dumps(message, default=str)))
+        store.db.execute("INSERT INTO part VALUES (?, ?, 'ses', ?, 0, ?)",
+                         (f"p{n}", f"m{n}", created if isinstance(created, int) and
+                          not isinstance(created, bool) else str(created),
+                          json.dumps(step, default=str)))
+    records, skipped, cursor = opencode.read_new(path, 0)
+    _plausible(records)
+    assert cursor == len(rows) and skipped >= 0
 
 
 def test_a_request_dated_year_9999_or_counting_past_any_real_one_is_skipped(codex_home):

@@ -450,6 +450,22 @@ class CodexRollout:
         self.costs: list[float] = []
         self.model: str | None = None
 
+    def fork(self, session_id: str, subagent: bool = False) -> CodexRollout:
+        """A session forked from this one (or a subagent it spawned), as Codex writes it: its
+        own session_meta naming this one, then this one's history replayed, token counts
+        included; its own requests go on from this one's totals. Its `expected` is its own
+        requests' cost alone."""
+        child = CodexRollout(session_id)
+        meta = child.lines[0]["payload"]
+        if subagent:
+            meta["source"] = {"subagent": {"thread_spawn": {
+                "parent_thread_id": self.session_id, "agent_role": "explorer"}}}
+        else:
+            meta["forked_from_id"] = self.session_id
+        child.lines += [dict(line) for line in self.lines]
+        child.totals, child.model, child.clock = list(self.totals), self.model, self.clock
+        return child
+
     def _stamp(self) -> str:
         self.clock += timedelta(seconds=30)
         return self.clock.strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -494,3 +510,128 @@ def _codex_usage(counts: list[int]) -> dict:
     if writes:
         usage["cache_write_input_tokens"] = writes
     return usage
+
+
+OPENCODE_PRICES = {  # input, output, cache write, cache read (USD per million)
+    "claude-sonnet-4-5": (3, 15, 3.75, 0.30), "gpt-5.1-codex": (1.25, 10, 1.25, 0.125)}
+OPENCODE_SCHEMA = """
+CREATE TABLE session (id TEXT PRIMARY KEY, project_id TEXT NOT NULL, parent_id TEXT,
+  slug TEXT NOT NULL, directory TEXT NOT NULL, title TEXT NOT NULL, version TEXT NOT NULL,
+  time_created INTEGER NOT NULL, time_updated INTEGER NOT NULL);
+CREATE TABLE message (id TEXT PRIMARY KEY, session_id TEXT NOT NULL REFERENCES session(id),
+  time_created INTEGER NOT NULL, time_updated INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE TABLE part (id TEXT PRIMARY KEY, message_id TEXT NOT NULL REFERENCES message(id),
+  session_id TEXT NOT NULL, time_created INTEGER NOT NULL, time_updated INTEGER NOT NULL,
+  data TEXT NOT NULL);
+CREATE INDEX part_message_id_id_idx ON part (message_id, id);
+"""
+
+
+class OpenCodeStore:
+    """OpenCode's database (1.2+) as OpenCode writes it: a session row, an assistant message
+    row per model reply (its tokens those of its last step), a `step-finish` part per request
+    with that step's tokens; text parts beside them. `total` is written the way the version
+    named by `form` wrote it ("today": reasoning beside output, "sdk5": OpenAI's reasoning
+    inside output, "first": cache reads inside input, None: no total). `expected` is every
+    step's cost priced by hand from OPENCODE_PRICES."""
+
+    def __init__(self, path: Path, cwd: str = "/home/me/app",
+                 start: str = "2026-11-22T08:00:00"):
+        import sqlite3
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode = WAL")  # as OpenCode opens it
+        self.db.executescript(OPENCODE_SCHEMA)
+        self.cwd, self.costs, self.ids = cwd, [], itertools.count(1)
+        self.clock = int(datetime.fromisoformat(start).replace(tzinfo=UTC).timestamp() * 1000)
+
+    def _tick(self) -> int:
+        self.clock += 30_000
+        return self.clock
+
+    def session(self, ident: str, parent: str | None = None) -> str:
+        self.db.execute("INSERT INTO session VALUES (?, 'prj', ?, 'slug', ?, 't', '1.4.0', ?, ?)",
+                        (ident, parent, self.cwd, self.clock, self.clock))
+        return ident
+
+    def message(self, session: str, model: str, provider: str, agent: str = "build") -> str:
+        ident = f"msg_{next(self.ids):04d}"
+        data = {"role": "assistant", "time": {"created": self.clock}, "modelID": model,
+                "providerID": provider, "agent": agent, "mode": agent,
+                "path": {"cwd": self.cwd, "root": self.cwd}, "cost": 0,
+                "tokens": {"input": 0, "output": 0, "reasoning": 0,
+                           "cache": {"read": 0, "write": 0}}}
+        self.db.execute("INSERT INTO message VALUES (?, ?, ?, ?, ?)",
+                        (ident, session, self.clock, self.clock, json.dumps(data)))
+        return ident
+
+    def step(self, message: str, input: int, output: int, reasoning: int = 0, read: int = 0,
+             write: int = 0, form: str | None = "today") -> None:
+        """One request: billed as `input` (uncached), `output` + `reasoning`, `read`, `write`;
+        stored as the version `form` stored it."""
+        stored_input, stored_output = input, output
+        if form == "sdk5":
+            stored_output = output + reasoning  # reasoning inside output, total without it
+        if form == "first":
+            stored_input, stored_output = input + read + write, output + reasoning
+        tokens = {"input": stored_input, "output": stored_output, "reasoning": reasoning,
+                  "cache": {"read": read, "write": write}}
+        if form is not None:
+            tokens["total"] = {"today": input + output + reasoning + read + write,
+                               "sdk5": input + stored_output + read + write,
+                               "first": stored_input + stored_output}[form]
+        (session, info), at = self.db.execute(
+            "SELECT session_id, data FROM message WHERE id = ?", (message,)).fetchone(), \
+            self._tick()
+        for kind, data in (("text", {"type": "text", "text": "done"}),
+                           ("step-finish", {"type": "step-finish", "reason": "stop",
+                                            "cost": 0, "tokens": tokens})):
+            self.db.execute("INSERT INTO part VALUES (?, ?, ?, ?, ?, ?)",
+                            (f"prt_{next(self.ids):04d}_{kind}", message, session, at, at,
+                             json.dumps(data)))
+        info = json.loads(info) | {"tokens": tokens}  # the message keeps its last step's
+        self.db.execute("UPDATE message SET data = ?, time_updated = ? WHERE id = ?",
+                        (json.dumps(info), at, message))
+        p_in, p_out, p_write, p_read = OPENCODE_PRICES[info["modelID"]]
+        self.costs.append((input * p_in + (output + reasoning) * p_out + write * p_write
+                           + read * p_read) / 1e6)
+
+    @property
+    def expected(self) -> float:
+        return sum(self.costs)
+
+
+def mixed_history(claude_config: Path, codex_home: Path, gemini_home: Path,
+                  opencode_home: Path, project: str) -> dict[str, tuple[int, float]]:
+    """One day (2026-11-20, UTC) of all four agents' logs, each where its agent writes it;
+    returns per app its requests and their cost priced by hand."""
+    claude = TranscriptBuilder(session_id="claude-1", cwd=project)
+    claude.now = "2026-11-20T09:00:00.000Z"
+    claude.response(model="claude-sonnet-4-5-20250929", input=100, output=2_000, read=30_000)
+    write_session(claude_config / "projects" / "-p", claude)
+    rollout = CodexRollout(cwd=project)
+    rollout.turn("gpt-5.5")
+    rollout.request(300_000, cached=200_000, output=5_000)  # over 272k: the long-prompt tier
+    rollout.request(50_000, cached=40_000, output=1_000, reasoning=600)
+    rollout.write(codex_home / "sessions" / "2026" / "11" / "20"
+                  / f"rollout-2026-11-20T10-00-00-{rollout.session_id}.jsonl")
+    codex_usd = (100_000 * 10 + 200_000 * 1 + 5_000 * 45) / 1e6 \
+        + (10_000 * 5 + 40_000 * 0.5 + 1_000 * 30) / 1e6  # 2x input, 1.5x output, then not
+    chats = gemini_home / ".gemini" / "tmp" / "0a1b2c3d" / "chats"
+    chats.mkdir(parents=True, exist_ok=True)
+    (chats / "session-g1.json").write_text(json.dumps({
+        "sessionId": "g1", "messages": [{
+            "id": "m1", "timestamp": "2026-11-20T11:00:00.000Z", "type": "gemini",
+            "model": "gemini-2.5-flash", "tokens": {"input": 9_000, "cached": 6_000,
+                                                    "output": 300, "thoughts": 200}}]}))
+    gemini_usd = (3_000 * 0.30 + 6_000 * 0.03 + 500 * 2.50) / 1e6
+    store = OpenCodeStore(opencode_home / "opencode.db", cwd=project,
+                          start="2026-11-20T12:00:00")
+    store.session("ses_1")
+    reply = store.message("ses_1", "gpt-5.1-codex", "openai")
+    store.step(reply, 4_000, 700, reasoning=300, read=12_000)
+    store.step(reply, 1_000, 100, read=16_000)
+    store.db.close()
+    return {"claude-code": (1, claude.expected_cost), "codex": (2, codex_usd),
+            "gemini-cli": (1, gemini_usd), "opencode": (2, store.expected)}

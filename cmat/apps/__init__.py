@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cmat.usage import CLAUDE_CODE
+
 if TYPE_CHECKING:
     from cmat.usage import UsageRecord
 
-CLAUDE_CODE = "claude-code"
 
 
 def plausible(records: list[UsageRecord], skipped: int) -> tuple[list[UsageRecord], int]:
@@ -38,13 +39,14 @@ def source_tag(app: str, provider: str) -> str:
     return f"{app}:{provider}"
 
 
-def app_sql(column: str = "source") -> str:
-    """SQL: the app of a request, from its source column."""
-    return (f"CASE WHEN {column} IS NULL THEN '{CLAUDE_CODE}' WHEN instr({column}, ':') = 0"
-            f" THEN {column} ELSE substr({column}, 1, instr({column}, ':') - 1) END")
+def app_sql(column: str = "source", find: str = "instr") -> str:
+    """SQL: the app of a request, from its source column (`find`: SQLite's instr, or
+    PostgreSQL's strpos)."""
+    return (f"CASE WHEN {column} IS NULL THEN '{CLAUDE_CODE}' WHEN {find}({column}, ':') = 0"
+            f" THEN {column} ELSE substr({column}, 1, {find}({column}, ':') - 1) END")
 
 
-def provider_sql(column: str = "source") -> str:
+def provider_sql(column: str = "source", find: str = "instr") -> str:
     """SQL: the provider that served a request, from its source column."""
-    return (f"CASE WHEN {column} IS NULL THEN 'anthropic' WHEN instr({column}, ':') = 0"
-            f" THEN 'unknown' ELSE substr({column}, instr({column}, ':') + 1) END")
+    return (f"CASE WHEN {column} IS NULL THEN 'anthropic' WHEN {find}({column}, ':') = 0"
+            f" THEN 'unknown' ELSE substr({column}, {find}({column}, ':') + 1) END")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from cmat.apps import plausible, source_tag
@@ -79,6 +80,7 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
     if handle is None:
         return [], 0
     session, cwd, provider, model = _session_from_name(path), None, DEFAULT_PROVIDER, None
+    lineage: Lineage | None = None
     records: list[UsageRecord] = []
     skipped = 0
     previous: tuple[int, ...] | None = None
@@ -98,9 +100,14 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
                 continue
             payload, kind = line["payload"], line.get("type")
             if kind == "session_meta":
-                session = _text(payload.get("id")) or _text(payload.get("session_id")) or session
-                cwd = _text(payload.get("cwd")) or cwd
-                provider = _text(payload.get("model_provider")) or provider
+                own = _text(payload.get("id")) or _text(payload.get("session_id"))
+                if lineage is None:  # the file's own session
+                    lineage = Lineage.of(own or session, payload)
+                    session = lineage.session
+                    cwd = _text(payload.get("cwd")) or cwd
+                    provider = _text(payload.get("model_provider")) or provider
+                elif own:  # a session it was forked from, its history replayed below
+                    lineage.origin = own
             elif kind == "turn_context":
                 model = _text(payload.get("model")) or model
                 cwd = _text(payload.get("cwd")) or cwd
@@ -116,19 +123,48 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
                     last = total if previous is None else tuple(
                         max(now - before, 0) for now, before in zip(total, previous))
                 previous = total
-                records.append(_record(session, line.get("timestamp"), model, cwd, provider,
-                                       total, last))
+                records.append(_record(lineage or Lineage(session, session),
+                                       line.get("timestamp"), model, cwd, provider, total,
+                                       last))
     return plausible(records, skipped)
 
 
-def _record(session: str, timestamp, model: str | None, cwd: str | None, provider: str,
+@dataclass(slots=True)
+class Lineage:
+    """Whose requests a rollout holds. A forked session's rollout (`forked_from_id`), or a
+    subagent's (`source.subagent.thread_spawn.parent_thread_id`), starts with the history of
+    the session it came from replayed, token counts included, and its own counts go on from
+    that session's totals. So every request is named by the first session of its line
+    (`origin`) and its cumulative totals: a replayed event gets the name it has in the
+    original's rollout, and counts once."""
+
+    session: str  # whose session the requests are (a subagent's: its parent's)
+    origin: str  # the session the line started from
+    agent: str = "main"
+    agent_id: str | None = None
+
+    @classmethod
+    def of(cls, own: str, meta: dict) -> Lineage:
+        source = meta.get("source")
+        spawn = source.get("subagent") if isinstance(source, dict) else None
+        spawn = spawn.get("thread_spawn") if isinstance(spawn, dict) else None
+        parent = _text(spawn.get("parent_thread_id")) if isinstance(spawn, dict) else None
+        if parent is not None:
+            return cls(parent, parent, _text(spawn.get("agent_role")) or "subagent", own)
+        return cls(own, _text(meta.get("forked_from_id")) or own)
+
+
+def _record(lineage: Lineage, timestamp, model: str | None, cwd: str | None, provider: str,
             total: tuple[int, ...], last: tuple[int, ...]) -> UsageRecord:
     inputs, cached, writes, output = last
     # The cumulative totals name the request: a copy of the event gives the same id.
-    message_id = f"codex:{session}:" + ":".join(str(n) for n in total)
-    return UsageRecord(message_id, None, session, timestamp, model or UNKNOWN_MODEL,
+    message_id = f"codex:{lineage.origin}:" + ":".join(str(n) for n in total)
+    # A subagent's copy of its parent's replayed history is a sidechain copy: the parent's
+    # own copy of a request always stands over it (usage.rank).
+    return UsageRecord(message_id, None, lineage.session, timestamp, model or UNKNOWN_MODEL,
                        max(inputs - cached - writes, 0), output, writes, 0, cached, 0, None,
-                       None, False, "main", None, cwd, source_tag(APP, provider))
+                       None, lineage.agent_id is not None, lineage.agent, lineage.agent_id,
+                       cwd, source_tag(APP, provider))
 
 
 def _text(value) -> str | None:

@@ -79,6 +79,7 @@ from pathlib import Path
 from cmat import paths
 from cmat.errors import ConfigError
 from cmat.periods import PERIODS
+from cmat.usage import APPS
 
 DEFAULT_THRESHOLDS = (50, 80, 95)
 DEFAULT_ACTIVE_MINUTES = 30
@@ -93,7 +94,11 @@ PROJECT_PERIODS = ("daily", "monthly", LIFETIME, "daily-tokens")
 KEYED_SCOPES = ("task", "enhancement", "session")
 RUN_SCOPES = ("run", "run-tokens")  # keyed by agent name
 TEAM_SCOPES = ("team-daily", "team-weekly", "team-monthly")  # in the team database
-SCOPES = (*USER_WIDE_SCOPES, "project", *KEYED_SCOPES, *RUN_SCOPES, *TEAM_SCOPES)
+# Keyed by a coding agent (claude-code, codex, ...) or a provider ("provider:openai"): that
+# one's spend, every project's.
+APP_SCOPES = ("app-daily", "app-weekly", "app-monthly")
+SCOPES = (*USER_WIDE_SCOPES, "project", *KEYED_SCOPES, *RUN_SCOPES, *APP_SCOPES,
+          *TEAM_SCOPES)
 TOKEN_SCOPES = ("daily-tokens", "run-tokens")
 
 
@@ -482,9 +487,19 @@ PROJECT_LIMITS = {**{toml_key(p): ("project_usd", p, False)
                      for p in PROJECT_PERIODS if p != "daily-tokens"},
                   "daily_tokens": ("project_tokens", "daily", True)}
 LIMIT_TABLES = ("budgets.project", *(f"budgets.{toml_key(s)}" for s in (*KEYED_SCOPES,
-                                                                          *RUN_SCOPES)))
+                                                                          *RUN_SCOPES,
+                                                                          *APP_SCOPES)))
 TABLES = {"budgets": "budget", "alerts": "alert setting", "team": "team setting",
           "retention": "retention setting"}  # each with what an unknown key of it is called
+
+
+APP_TABLES = tuple(toml_key(scope) for scope in APP_SCOPES)
+
+
+def app_key(key: str) -> bool:
+    """Whether `key` names what an app budget can count: an app, or provider:NAME."""
+    kind, _, name = key.partition(":")
+    return key in APPS or (kind == "provider" and bool(name.strip()))
 
 
 def _limits(config: Config, path: Path, name: str, table: dict, trusted: bool) -> None:
@@ -498,6 +513,9 @@ def _limits(config: Config, path: Path, name: str, table: dict, trusted: bool) -
             mapping, slot, whole = PROJECT_LIMITS[key]
             target = getattr(config, mapping)
         else:
+            if scope in APP_TABLES and not app_key(key):
+                raise ConfigError(f"{path}: {where}: an app budget names a coding agent "
+                                  f"({', '.join(APPS)}) or a provider (provider:NAME)")
             slot, whole = key, scope == "run_tokens"
             target = config.keyed.setdefault(scope, {})
         _stricter(config, target, slot, _amount(path, where, value, integer=whole), path,

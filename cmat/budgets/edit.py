@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cmat.budgets.config import (
+    APP_SCOPES,
     KEYED_SCOPES,
     PROJECT_PERIODS,
     RUN_SCOPES,
@@ -31,6 +32,11 @@ def budget_path(scope: str, period: str | None, key: str | None) -> list[str]:
         return ["budgets", "project", toml_key(period)]
     if scope in (*KEYED_SCOPES, *RUN_SCOPES):
         return ["budgets", toml_key(scope), key or "default"]
+    if scope in APP_SCOPES:
+        if not key:
+            raise UsageError(f"{scope} budgets name what they count: --app APP "
+                             "(claude-code, codex, ...) or --app provider:NAME")
+        return ["budgets", toml_key(scope), key]
     raise UsageError(f"scope must be one of {', '.join(SCOPES)}")
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cmat.budgets.config import (
+    APP_SCOPES,
+    KEYED_SCOPES,
     LIFETIME,
     RUN_SCOPES,
     TEAM_SCOPES,
@@ -29,7 +31,7 @@ from cmat.money import usd
 from cmat.periods import period_bounds, zone
 from cmat.tasks.queue import QueueService, enhancement_of
 from cmat.tasks.queue import current_context as current_task
-from cmat.usage import MAIN_AGENT
+from cmat.usage import CLAUDE_CODE, MAIN_AGENT
 
 PERIOD_WORDS = {"daily": "today", "weekly": "this week", "monthly": "this month"}
 
@@ -179,11 +181,18 @@ def applicable(config: Config, context: Context, every_key: bool = False) -> lis
         found.append(Budget(scope, scope, f"Team {period} budget", limit, "usd", period,
                             " --team"))
     found += run_budgets(config, context)
+    for scope in APP_SCOPES:
+        period = scope.removeprefix("app-")
+        for key, limit in config.keyed.get(toml_key(scope), {}).items():
+            found.append(Budget(f"{scope}:{key}", scope, f"{period.capitalize()} budget of "
+                                f"{key.replace('provider:', 'provider ')}", limit, "usd",
+                                period, f" --app {key}",
+                                _files(config, f"budgets.{toml_key(scope)}.{key}")))
     keyed = [("task", context.task_id), ("enhancement", context.enhancement),
              ("session", context.session_id)]
     if every_key:
         keyed += [(scope, key) for scope, limits in config.keyed.items() for key in limits
-                  if key != "default" and (scope, key) not in keyed]
+                  if scope in KEYED_SCOPES and key != "default" and (scope, key) not in keyed]
     for scope, key in keyed:
         if key is None:
             continue
@@ -240,6 +249,9 @@ def spent(ledger: Ledger, budget: Budget, context: Context, cache_tokens: bool =
         return team + ledger.unsynced_spend(start), start, reset
     if budget.period:
         start, reset = period_bounds(budget.period, context.tz, context.now)
+        if budget.scope in APP_SCOPES:
+            return ledger.spend_usd(since=start, counted=budget.key.split(":", 1)[1]), \
+                start, reset
         if budget.unit == "tokens":
             amount = ledger.spend_tokens(start, project, cache_tokens)
         else:
@@ -271,14 +283,25 @@ def evaluate(ledger: Ledger, budgets: list[Budget], context: Context,
             for budget in budgets]
 
 
+def counts_claude_code(budget: Budget) -> bool:
+    """Whether Claude Code's spend counts towards `budget`: what its hooks may enforce. An
+    app budget of another agent (codex, a provider but Anthropic) is watched, reported and
+    alerted on, but a Claude Code tool call adds nothing to it, so it never denies one."""
+    if budget.scope not in APP_SCOPES:
+        return True
+    return budget.key.split(":", 1)[1] in (CLAUDE_CODE, "provider:anthropic")
+
+
 def exhausted_now(project: Path, ledger: Ledger, now: float, session_id: str | None,
                   task_id: str | None) -> list[Status]:
-    """Exhausted budgets of `project` for this session and task that no override lifts."""
+    """Exhausted budgets of `project` for this session and task that no override lifts, of
+    those Claude Code's spend counts towards."""
     config = load_config(project)
     if not config.has_budgets:
         return []
     context = current_context(project, config, now, session_id, task_id)
-    statuses = evaluate(ledger, applicable(config, context), context, config)
+    statuses = evaluate(ledger, [b for b in applicable(config, context)
+                                 if counts_claude_code(b)], context, config)
     return [s for s in statuses
             if s.exhausted and not active_override(ledger, s.budget, context.now)]
 
@@ -289,7 +312,8 @@ def short_of(project: Path, ledger: Ledger, now: float, task_id: str | None,
     one) whose remaining amount is below `estimated_usd`, and none an override lifts."""
     config = load_config(project)
     context = current_context(project, config, now, None, task_id)
-    statuses = evaluate(ledger, applicable(config, context), context, config)
+    statuses = evaluate(ledger, [b for b in applicable(config, context)
+                                 if counts_claude_code(b)], context, config)
     return [s for s in statuses if s.budget.unit == "usd" and s.budget.scope not in RUN_SCOPES
             and (s.exhausted or s.remaining < estimated_usd)
             and not active_override(ledger, s.budget, context.now)]

@@ -10,16 +10,19 @@ from pathlib import Path
 
 from cmat import paths
 from cmat.budgets.config import (
+    APP_SCOPES,
     PROJECT_PERIODS,
     RUN_SCOPES,
     TEAM_SCOPES,
     TOKEN_SCOPES,
     USER_WIDE_SCOPES,
+    app_key,
     project_config_file,
     user_config_file,
 )
 from cmat.budgets.edit import budget_path
 from cmat.errors import UsageError
+from cmat.usage import APPS
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,9 @@ def is_team_scope(scope: str, team: bool) -> bool:
 
 
 def place(scope: str, *, period: str | None = None, key_id: str | None = None,
-          key_name: str | None = None, key_agent: str | None = None, user: bool = False,
-          in_project: bool = False, project: str | None = None,
-          count: str | None = None) -> Placement:
+          key_name: str | None = None, key_agent: str | None = None,
+          key_app: str | None = None, user: bool = False, in_project: bool = False,
+          project: str | None = None, count: str | None = None) -> Placement:
     """Where `scope` (with its options as `cmat budget set` takes them) is written.
 
     `project` (a folder, or "" for the current project) after a user-wide period makes it
@@ -64,16 +67,21 @@ def place(scope: str, *, period: str | None = None, key_id: str | None = None,
     if count and scope not in TOKEN_SCOPES and period != "daily-tokens":
         raise UsageError("--count goes with token budgets (daily-tokens, run-tokens)")
     if key_name and scope != "enhancement" or key_id and scope not in ("task", "session") \
-            or key_agent and scope not in RUN_SCOPES:
+            or key_agent and scope not in RUN_SCOPES or key_app and scope not in APP_SCOPES:
         raise UsageError("--id goes with task and session, --name with enhancement, "
-                         "--agent with run and run-tokens")
-    keys = budget_path(scope, period, key_id or key_name or key_agent)
+                         "--agent with run and run-tokens, --app with app-daily, app-weekly "
+                         "and app-monthly")
+    if key_app and not app_key(key_app):
+        raise UsageError(f"--app takes a coding agent ({', '.join(APPS)}) or provider:NAME, "
+                         f"not {key_app!r}")
+    keys = budget_path(scope, period, key_id or key_name or key_agent or key_app)
     if user and in_project:
         raise UsageError("--user and --in-project exclude each other")
     if in_project and scope in USER_WIDE_SCOPES:
         raise UsageError(f"{scope} budgets cover every project: only the user's config may "
                          "set them (a project file may not)")
-    file = user_config_file() if user or (scope in USER_WIDE_SCOPES and not in_project) \
+    every_project = scope in (*USER_WIDE_SCOPES, *APP_SCOPES)
+    file = user_config_file() if user or (every_project and not in_project) \
         else project_config_file(folder)
     whole = scope in (*TOKEN_SCOPES, "concurrent-agents") or period == "daily-tokens"
     return Placement(file, keys, whole)

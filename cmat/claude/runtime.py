@@ -235,6 +235,7 @@ def check_budgets(event: str, payload: dict, project: Path,
     from cmat.budgets.limits import (
         active_override,
         applicable,
+        counts_claude_code,
         current_context,
         evaluate,
         overridden,
@@ -278,7 +279,8 @@ def check_budgets(event: str, payload: dict, project: Path,
                 may_hold=event == "prompt-submit"
                 and not overridden(ledger, "concurrent-agents", context.now))
         statuses = evaluate(ledger, budgets, context, config)
-        exhausted = [s for s in statuses if s.exhausted]
+        # Every budget is watched (alerts); only those Claude Code's spend counts deny.
+        exhausted = [s for s in statuses if s.exhausted and counts_claude_code(s.budget)]
         blocking = [s for s in exhausted if not active_override(ledger, s.budget, context.now)]
         alerts = fire(ledger, statuses, config, context.now)
         if config.channels and (alerts or has_undelivered(ledger, context.now)):

@@ -36,6 +36,10 @@ def _scoped(function):
         click.option("--agent", "key_agent",
                      help="For run and run-tokens: the agent (CMAT's assigned agent, or a "
                           "subagent type such as Explore; default: every agent)."),
+        click.option("--app", "key_app", metavar="APP",
+                     help="For app-daily, app-weekly and app-monthly: the coding agent whose "
+                          "spend it counts (claude-code, codex, gemini-cli, opencode), or a "
+                          "provider's (provider:openai)."),
         click.option("--period", type=click.Choice(PROJECT_PERIODS),
                      help="For a project budget."),
         click.option("--user", is_flag=True, help="Write the user's config."),
@@ -94,7 +98,8 @@ def _token_count(ctx, param, value: str | None) -> str | None:
                    "them, cache writes and reads too; the same names as the config's "
                    "budgets.token_count. Applies to every token budget.")
 def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | None,
-               key_agent: str | None, period: str | None, user: bool, in_project: bool,
+               key_agent: str | None, key_app: str | None, period: str | None, user: bool,
+               in_project: bool,
                team: bool, team_url: str | None, project: str | None,
                count: str | None) -> None:
     """Set a budget: AMOUNT in USD; tokens for daily-tokens and run-tokens; sessions for
@@ -116,15 +121,20 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
       cmat budget set run 5                         every run: a session, or one subagent
       cmat budget set run 10 --agent architect      runs of the architect agent
       cmat budget set run-tokens 100000 --agent Explore
+      cmat budget set app-daily 5 --app codex       Codex CLI's spend, per day
+      cmat budget set app-monthly 100 --app provider:openai
       cmat budget set concurrent-agents 5           sessions at work at once
       cmat budget set team-monthly 5000 --team      the whole team (in the team database)
 
     A run over its limit has its next tool call denied (a subagent's only its own); a
     session started while concurrent-agents sessions are at work has its first prompt held.
-    Token budgets count input + output tokens unless --count all.
+    Token budgets count input + output tokens unless --count all. The daily, weekly, monthly
+    and total budgets count every coding agent's spend; an app budget one agent's or
+    provider's, and denies Claude Code's tool calls only when Claude Code's spend counts
+    towards it (app claude-code, provider:anthropic); the others are reported and alerted on.
 
-    User-wide scopes (daily, weekly, monthly, total, daily-tokens, concurrent-agents) go to
-    the user's config, the others to the project's .claude/cmat.toml, unless --user or
+    User-wide scopes (daily, weekly, monthly, total, daily-tokens, concurrent-agents, app-*)
+    go to the user's config, the others to the project's .claude/cmat.toml, unless --user or
     --in-project says otherwise.
     """
     from cmat.budgets.config import user_config_file
@@ -134,8 +144,8 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
     if _team_budget(scope, team, team_url, amount):
         return
     placed = place(scope, period=period, key_id=key_id, key_name=key_name,
-                   key_agent=key_agent, user=user, in_project=in_project, project=project,
-                   count=count)
+                   key_agent=key_agent, key_app=key_app, user=user, in_project=in_project,
+                   project=project, count=count)
     value = int(amount) if placed.whole else amount
     edit_config(placed.file, lambda document: set_value(document, placed.keys, value))
     click.echo(f"{'.'.join(placed.keys)} = {value} (in {placed.file})")
@@ -152,8 +162,8 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
 @click.argument("scope", type=Choice(SCOPES), metavar="SCOPE")
 @_scoped
 def unset_budget(scope: str, key_id: str | None, key_name: str | None, key_agent: str | None,
-                 period: str | None, user: bool, in_project: bool, team: bool,
-                 team_url: str | None, project: str | None) -> None:
+                 key_app: str | None, period: str | None, user: bool, in_project: bool,
+                 team: bool, team_url: str | None, project: str | None) -> None:
     """Remove a budget."""
     from cmat.budgets.edit import edit_config, unset_value
     from cmat.budgets.scopes import place
@@ -161,7 +171,8 @@ def unset_budget(scope: str, key_id: str | None, key_name: str | None, key_agent
     if _team_budget(scope, team, team_url, None):
         return
     placed = place(scope, period=period, key_id=key_id, key_name=key_name,
-                   key_agent=key_agent, user=user, in_project=in_project, project=project)
+                   key_agent=key_agent, key_app=key_app, user=user, in_project=in_project,
+                   project=project)
     removed: list[bool] = []
     edit_config(placed.file,
                 lambda document: removed.append(unset_value(document, placed.keys)))

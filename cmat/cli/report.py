@@ -23,6 +23,7 @@ from cmat.cli.output import (
 )
 from cmat.colour import visible_length
 from cmat.money import usd
+from cmat.usage import APPS
 
 PERIOD_TITLES = {"date": "Date", "week": "Week of", "month": "Month", "session": "Session"}
 
@@ -56,12 +57,14 @@ filter_options = [
                       "session, user, machine, app or provider (repeatable, or "
                       "comma-separated). agent: the subagent's type, else the task's "
                       "assigned agent, else main; with runs, tokens (input + output) and "
-                      "cost per run. app: the coding agent (claude-code, codex, gemini-cli); "
-                      "provider: who served it (anthropic, openai, google)."),
+                      "cost per run. app: the coding agent (claude-code, codex, gemini-cli, "
+                      "opencode); provider: who served it (anthropic, openai, google, ...)."),
     click.option("--project", "project", metavar="DIR|TEXT",
                  help="Only this project: a folder, or text found in the working directory."),
     click.option("--machine", metavar="NAME",
                  help="Only what this machine recorded (its CMAT_MACHINE, else host name)."),
+    click.option("--app", type=click.Choice(APPS), metavar="APP",
+                 help=f"Only this coding agent's requests: {', '.join(APPS)}."),
     click.option("--team", is_flag=True,
                  help="The whole team's usage, from the team database (days in UTC; "
                       "--by may add user and machine)."),
@@ -146,7 +149,8 @@ def has_logs(roots: list) -> bool:
     """Whether there is anything to read: Claude Code's folders, or another agent's logs."""
     from cmat.ingest import app_readers
 
-    return bool(roots) or any(reader.files() for reader in app_readers())
+    return bool(roots) or any(reader.files() or getattr(reader, "databases", list)()
+                              for reader in app_readers())
 
 
 def no_history():
@@ -187,14 +191,14 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
                group_by: tuple[str, ...], project: str | None, as_json: bool, as_csv: bool,
                no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool,
                layout: dict | None = None, machine: str | None = None,
-               team: bool = False, team_url: str | None = None) -> None:
+               team: bool = False, team_url: str | None = None, app: str | None = None) -> None:
     """A report; `layout` holds --last, --order, --compact and --wide; `team`: from the
     team database."""
     from cmat.periods import zone
     from cmat.reports import ReportQuery, build_report, project_filter
 
     query = ReportQuery(period, since, until, zone(timezone_name), _split(group_by),
-                        project_filter(project), machine)
+                        project_filter(project), machine, app)
     query.validate()
     if as_json == "ccusage" and query.by:
         raise click.UsageError("--json=ccusage has no --by: ccusage's reports group by period")
@@ -372,13 +376,13 @@ def _period_command(period: str, summary: str) -> click.Command:
     @click.option("--html", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
                   help="Also write the dashboard's charts for this range (--since, --until, "
                        "--project) as one self-contained HTML file, to share.")
-    def command(since, until, timezone_name, group_by, project, machine, team, team_url,
+    def command(since, until, timezone_name, group_by, project, machine, app, team, team_url,
                 as_json, as_csv, last, order, compact, wide, no_scan, extra_paths, quiet,
                 html) -> None:
         run_report(period, parse_day(since), parse_day(until), timezone_name, group_by, project,
                    as_json, as_csv, no_scan, extra_paths, quiet,
                    {"last": last, "order": order, "compact": compact, "wide": wide,
-                    "html": html}, machine, team, team_url)
+                    "html": html}, machine, team, team_url, app)
 
     return click.command(period, help=summary)(command)
 
@@ -397,14 +401,14 @@ def range_command(which: str, summary: str) -> click.Command:
     """`cmat costs today|week|month`: the current period, day by day, with models."""
 
     @options(filter_options, scan_options)
-    def command(timezone_name, group_by, project, machine, team, team_url, as_json, as_csv,
-                no_scan, extra_paths, quiet) -> None:
+    def command(timezone_name, group_by, project, machine, app, team, team_url, as_json,
+                as_csv, no_scan, extra_paths, quiet) -> None:
         from cmat.periods import current_range, zone
 
         since, until = current_range(which, zone(timezone_name), clock.now())
         by = group_by or (("model",) if which == "today" else ())
         run_report("daily", since, until, timezone_name, by, project, as_json, as_csv,
-                   no_scan, extra_paths, quiet, None, machine, team, team_url)
+                   no_scan, extra_paths, quiet, None, machine, team, team_url, app)
 
     return click.command(which, help=summary)(command)
 

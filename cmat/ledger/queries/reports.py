@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cmat.apps import app_sql, provider_sql
 from cmat.ledger.queries.sql import (
     DIMENSION_COLUMNS,
     Queries,
@@ -61,22 +62,26 @@ class ReportQueries(Queries):
         return self.query(f"SELECT min(ts), max(ts) FROM {table} WHERE {condition}",
                           params)[0]
 
+    # A Claude plan's 5-hour blocks and weekly hours are Claude Code's alone: the three below
+    # read its requests only (no source), never another agent's.
+
     def timeline(self, since: float | None = None) -> list[tuple]:
-        """Every request from `since` on, oldest first: (ts, model, input, output, cache
-        writes, cache reads, cost or None). What 5-hour blocks are cut from."""
+        """Every Claude Code request from `since` on, oldest first: (ts, model, input,
+        output, cache writes, cache reads, cost or None). What 5-hour blocks are cut from."""
         kinds = ", ".join(COLUMN[kind] for kind in COUNTED_TOKENS)
         condition, params = report_filter(since, None, None)
         return self.query(f"SELECT ts, model, {kinds}, cost_usd FROM requests WHERE {condition}"
-                          " ORDER BY ts", params)
+                          " AND source IS NULL ORDER BY ts", params)
 
     def request_times(self, since: float) -> list[float]:
-        """When each request from `since` on was made, oldest first (from the ts index)."""
-        return [ts for (ts,) in self.query("SELECT ts FROM requests WHERE ts >= ? ORDER BY ts",
-                                           (since,))]
+        """When each Claude Code request from `since` on was made, oldest first."""
+        return [ts for (ts,) in self.query("SELECT ts FROM requests WHERE ts >= ? AND source"
+                                           " IS NULL ORDER BY ts", (since,))]
 
     def model_times(self, since: float) -> list[tuple[str, float]]:
-        """(model, ts) of each request from `since` on, oldest first."""
-        return self.query("SELECT model, ts FROM requests WHERE ts >= ? ORDER BY ts", (since,))
+        """(model, ts) of each Claude Code request from `since` on, oldest first."""
+        return self.query("SELECT model, ts FROM requests WHERE ts >= ? AND source IS NULL"
+                          " ORDER BY ts", (since,))
 
     def recent_sessions(self, since: float, limit: int) -> list[tuple]:
         """The sessions with a request from `since` on and not ended since (SessionEnd),
@@ -144,17 +149,19 @@ class ReportQueries(Queries):
         return {row[0] for row in rows if row[0] is not None}
 
     def totals_by_project_model_agent(self) -> list[tuple]:
-        """(project, model, agent, USD, requests, then the sum of each of COUNTED_TOKENS)."""
+        """(project, model, agent, app, provider, USD, requests, then the sum of each of
+        COUNTED_TOKENS)."""
         kinds = ", ".join(COLUMN[kind] for kind in COUNTED_TOKENS)
         sums = ", ".join(f"sum({kind})" for kind in kinds.split(", "))
         # The agent as reports name it (what compaction kept), so that folding requests into
         # rollups moves no sum from one series to another: a counter never goes down.
         return self.query(
-            f"SELECT project, model, agent, coalesce(sum(cost_usd), 0), sum(requests), {sums}"
-            f" FROM (SELECT project, model, {DIMENSION_COLUMNS['agent']} AS agent, cost_usd,"
-            f" 1 AS requests, {kinds} FROM requests LEFT JOIN sessions USING (session_id)"
-            f" UNION ALL SELECT project, model, agent, cost_usd, requests, {kinds}"
-            " FROM request_rollups) GROUP BY project, model, agent")
+            f"SELECT project, model, agent, {app_sql()}, {provider_sql()},"
+            f" coalesce(sum(cost_usd), 0), sum(requests), {sums}"
+            f" FROM (SELECT project, model, {DIMENSION_COLUMNS['agent']} AS agent, source,"
+            f" cost_usd, 1 AS requests, {kinds} FROM requests LEFT JOIN sessions"
+            f" USING (session_id) UNION ALL SELECT project, model, agent, source, cost_usd,"
+            f" requests, {kinds} FROM request_rollups) GROUP BY project, model, agent, source")
 
     def cost_histogram(self, bounds: Sequence[float]) -> tuple[list[int], int, float]:
         """Priced requests costing at most each bound, all priced requests, and their sum."""

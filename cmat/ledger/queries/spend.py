@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cmat.apps import app_sql, provider_sql
 from cmat.ledger.queries.sql import (
     Queries,
     in_project,
@@ -19,18 +20,24 @@ class SpendQueries(Queries):
         return self.db.execute("SELECT count(*), coalesce(sum(cost_usd), 0) FROM requests"
                                " WHERE session_id = ?", (session_id,)).fetchone()
 
-    def spend_usd(self, since: float | None = None, project: str | None = None) -> float:
-        """USD since a moment, all projects or one (its folder and every folder inside)."""
-        sql, params = "SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE ts >= ?", [
-            since or 0.0]
-        if project is not None:
-            sql, params = in_project(sql, params, project)
-        folded, folded_params = "SELECT coalesce(sum(cost_usd), 0) FROM request_rollups" \
-                                " WHERE ts >= ?", [since or 0.0]
-        if project is not None:
-            folded, folded_params = in_project(folded, folded_params, project)
-        return float(self.db.execute(f"SELECT ({sql}) + ({folded})",
-                                     [*params, *folded_params]).fetchone()[0])
+    def spend_usd(self, since: float | None = None, project: str | None = None,
+                  counted: str | None = None) -> float:
+        """USD since a moment, all projects or one (its folder and every folder inside);
+        `counted`: only one coding agent's requests (an app), or one provider's
+        ("provider:NAME")."""
+        parts, values = [], []
+        for table in ("requests", "request_rollups"):
+            sql, params = f"SELECT coalesce(sum(cost_usd), 0) FROM {table} WHERE ts >= ?", [
+                since or 0.0]
+            if project is not None:
+                sql, params = in_project(sql, params, project)
+            if counted is not None:
+                kind, _, name = counted.partition(":")
+                sql += f" AND {provider_sql() if kind == 'provider' else app_sql()} = ?"
+                params.append(name if kind == "provider" else counted)
+            parts.append(f"({sql})")
+            values += params
+        return float(self.db.execute(f"SELECT {' + '.join(parts)}", values).fetchone()[0])
 
     def unsynced_spend(self, since: float) -> float:
         """USD since a moment of the requests the last sync did not send (all, never synced)."""
