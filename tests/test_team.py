@@ -22,7 +22,7 @@ from tests.helpers import (
     rounded,
     user_config,
 )
-from tests.transcript_factory import TranscriptBuilder, write_session
+from tests.transcript_factory import TranscriptBuilder, mixed_history, write_session
 
 SONNET, OPUS = "claude-sonnet-4-5-20250929", "claude-opus-4-6"
 
@@ -108,8 +108,63 @@ def test_team_reports_equal_the_local_ones_and_group_by_user_and_machine(local, 
     assert "ana" in text and "Times in UTC" in text
     assert "team reports are daily, weekly or monthly" in cli_run(
         "report", "session", "--team", "--to", team_db, code=2).stderr
-    assert "team reports are not grouped by app" in cli_run(
-        "report", "monthly", "--by", "app", "--team", "--to", team_db, code=2).stderr
+
+
+def _mixed(tmp_path, monkeypatch, project, home) -> dict[str, tuple[int, float]]:
+    for name, folder in (("CLAUDE_CONFIG_DIR", "claude"), ("CODEX_HOME", "codex"),
+                         ("OPENCODE_DATA_DIR", "opencode")):
+        monkeypatch.setenv(name, str(tmp_path / folder))
+    monkeypatch.setenv("TZ", "UTC")
+    return mixed_history(tmp_path / "claude", tmp_path / "codex", home,
+                         tmp_path / "opencode", str(project))
+
+
+def _team_by_app(team_db) -> dict:
+    report = json.loads(cli_run("report", "daily", "--by", "app", "--team", "--to", team_db,
+                                "--json").output)
+    return {row["app"]: (row["requests"], round(row["total_usd"], 9))
+            for row in report["rows"]} | {
+        "total": (report["total"]["requests"], round(report["total"]["total_usd"], 9))}
+
+
+def _expected_by_app(expected) -> dict:
+    return {app: (n, round(usd, 9)) for app, (n, usd) in expected.items()} | {
+        "total": (sum(n for n, _ in expected.values()),
+                  round(sum(usd for _, usd in expected.values()), 9))}
+
+
+def test_a_mixed_history_is_exact_per_app_in_the_team_database(tmp_path, monkeypatch,
+                                                                project, isolated_home,
+                                                                team_db):
+    expected = _mixed(tmp_path, monkeypatch, project, isolated_home)
+    cli_run("sync", "--to", team_db, "-q")
+    assert _team_by_app(team_db) == _expected_by_app(expected)
+    mine = json.loads(cli_run("report", "monthly", "--by", "app,provider", "--json",
+                              "--no-scan").output)
+    team = json.loads(cli_run("report", "monthly", "--by", "app,provider", "--team",
+                              "--to", team_db, "--json").output)
+    assert rounded(team["rows"]) == rounded(mine["rows"])
+    codex = json.loads(cli_run("report", "daily", "--app", "codex", "--team", "--to", team_db,
+                               "--json").output)["total"]
+    assert (codex["requests"], round(codex["total_usd"], 9)) == _expected_by_app(
+        expected)["codex"]
+    same_sums(team_db)
+
+
+def test_a_team_database_made_before_sources_moves_its_sums_to_them(tmp_path, monkeypatch,
+                                                                     project, isolated_home,
+                                                                     team_db):
+    from cmat.team import schema
+
+    expected = _mixed(tmp_path, monkeypatch, project, isolated_home)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)  # as the release before wrote it
+    cli_run("sync", "--to", team_db, "-q")
+    assert remote(team_db, "SELECT count(DISTINCT source) FROM requests") == [(3,)]
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", len(schema.MIGRATIONS))
+    cli_run("sync", "--to", team_db, "-q")  # migrates: the rollups gain the source
+    assert remote(team_db, "SELECT version FROM cmat_schema") == [(3,)]
+    assert _team_by_app(team_db) == _expected_by_app(expected)
+    same_sums(team_db)
 
 
 def test_two_machines_syncing_at_once_never_duplicate(tmp_path, team_db, project):

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cmat.apps import app_sql, provider_sql
 from cmat.errors import UsageError
 from cmat.ledger.queries.source import Offsets
 from cmat.ledger.queries.sql import grouped, report_filter
 from cmat.usage import COLUMN, TOKEN_FIELDS
 
+# The rollups keep a Claude Code request's source as '' (a key cannot be NULL).
 USAGE_DIMENSIONS = {"user": "NULLIF(user_name, '')", "machine": "NULLIF(machine, '')",
-                    "project": "NULLIF(project, '')", "model": "model"}
+                    "project": "NULLIF(project, '')", "model": "model",
+                    "app": app_sql("NULLIF(source, '')", "strpos"),
+                    "provider": provider_sql("NULLIF(source, '')", "strpos")}
 # session_usage with whom each session was for: an agent is the subagent's type, else the
 # agent the session was run for (as locally, ledger.queries.sql.DIMENSION_COLUMNS).
 BY_SESSION = ("(SELECT u.*, s.task_id, s.enhancement, s.task_type, CASE WHEN u.agent = 'main'"
@@ -90,7 +94,7 @@ class TeamSource:
     def _grouped(self, period, dimensions, since, until, project, machine, table, names,
                  measures: str, with_model: bool) -> list[tuple]:
         missing = [d for d in dimensions if d not in names]
-        if missing:  # the team's per-day and per-session sums do not keep the app yet
+        if missing:
             raise UsageError(f"team reports are not grouped by {', '.join(missing)}: "
                              "leave out --team for this machine's figures")
         condition, params = report_filter(since, until, project, machine, True, "day")

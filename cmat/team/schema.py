@@ -43,9 +43,12 @@ UTC_DAY = "(to_timestamp(ts) AT TIME ZONE 'UTC')::date"
 # The two rollups triggers keep as requests arrive, change or go, and their keys: by period and
 # who / where / what model (team reports by period), and the same per session, agent and
 # subagent run (reports by task, enhancement, agent or task type join these to sessions).
-ROLLUPS = {"daily_usage": ("day", "machine", "user_name", "project", "model"),
-           "session_usage": ("day", "session_id", "agent", "agent_id", "machine", "user_name",
-                             "project", "model")}
+# Migration 1 made them so; migration 3 added the coding agent and provider (`source`, '' for
+# Claude Code's own requests) to both keys.
+FIRST_ROLLUPS = {"daily_usage": ("day", "machine", "user_name", "project", "model"),
+                 "session_usage": ("day", "session_id", "agent", "agent_id", "machine",
+                                   "user_name", "project", "model")}
+ROLLUPS = {table: (*keys, "source") for table, keys in FIRST_ROLLUPS.items()}
 
 
 def _request_columns() -> str:
@@ -70,29 +73,46 @@ def _delta(keys: tuple[str, ...], *sources: tuple[str, int]) -> str:
             f" GROUP BY {', '.join(str(i) for i in range(1, len(keys) + 1))}")
 
 
-def _upsert(table: str, source: str) -> str:
-    keys = ROLLUPS[table]
+def _upsert(table: str, keys: tuple[str, ...], source: str) -> str:
     columns = (*keys, *SUMMED, "requests", "priced", "cost_usd")
     added = ", ".join(f"{c} = u.{c} + excluded.{c}" for c in columns[len(keys):])
     return (f"INSERT INTO {table} AS u ({', '.join(columns)}) {source}"
             f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}")
 
 
-def _apply(*sources: tuple[str, int]) -> str:
+def _apply(rollups: dict[str, tuple[str, ...]], *sources: tuple[str, int]) -> str:
     """One pass over the changed rows: their sums per session_usage key, upserted there, then
     those (far fewer) summed again per daily_usage key."""
-    daily = ", ".join(ROLLUPS["daily_usage"])
+    daily, by_session = rollups["daily_usage"], rollups["session_usage"]
     measures = (*SUMMED, "requests", "priced", "cost_usd")
     totals = ", ".join(f"sum({c})" for c in measures)
-    per_day = f"SELECT {daily}, {totals} FROM delta GROUP BY {daily}"
-    return (f"WITH delta ({', '.join((*ROLLUPS['session_usage'], *measures))}) AS"
-            f" ({_delta(ROLLUPS['session_usage'], *sources)}),"
-            f" by_session AS ({_upsert('session_usage', 'SELECT * FROM delta')})"
-            f" {_upsert('daily_usage', per_day)};")
+    per_day = f"SELECT {', '.join(daily)}, {totals} FROM delta GROUP BY {', '.join(daily)}"
+    return (f"WITH delta ({', '.join((*by_session, *measures))}) AS"
+            f" ({_delta(by_session, *sources)}),"
+            f" by_session AS ({_upsert('session_usage', by_session, 'SELECT * FROM delta')})"
+            f" {_upsert('daily_usage', daily, per_day)};")
+
+
+def _rollup_function(rollups: dict[str, tuple[str, ...]]) -> str:
+    """The trigger function that keeps the rollups of `rollups` as requests change."""
+    return f"""
+CREATE OR REPLACE FUNCTION cmat_rollups() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Compaction deletes old requests whose sums the rollups keep: they stay as they are.
+    IF current_setting('cmat.compacting', true) = 'on' THEN RETURN NULL; END IF;
+    IF TG_OP = 'INSERT' THEN
+        {_apply(rollups, ("added", 1))}
+    ELSIF TG_OP = 'UPDATE' THEN
+        {_apply(rollups, ("after_update", 1), ("before_update", -1))}
+    ELSE
+        {_apply(rollups, ("removed", -1))}
+    END IF;
+    RETURN NULL;
+END $$;"""
 
 
 def _rollup_table(table: str) -> str:
-    keys = ROLLUPS[table]
+    keys = FIRST_ROLLUPS[table]
     key_columns = ", ".join(f"{k} {'date' if k == 'day' else 'text'} NOT NULL" for k in keys)
     sums = ", ".join(f"{c} bigint NOT NULL DEFAULT 0" for c in SUMMED)
     return (f"CREATE TABLE {table} ({key_columns}, {sums}, requests bigint NOT NULL DEFAULT 0,"
@@ -125,19 +145,7 @@ CREATE TABLE team_budgets (
     scope text PRIMARY KEY, limit_usd double precision NOT NULL,
     set_by text, set_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE FUNCTION cmat_rollups() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    -- Compaction deletes old requests whose sums the rollups keep: they stay as they are.
-    IF current_setting('cmat.compacting', true) = 'on' THEN RETURN NULL; END IF;
-    IF TG_OP = 'INSERT' THEN
-        {_apply(("added", 1))}
-    ELSIF TG_OP = 'UPDATE' THEN
-        {_apply(("after_update", 1), ("before_update", -1))}
-    ELSE
-        {_apply(("removed", -1))}
-    END IF;
-    RETURN NULL;
-END $$;
+{_rollup_function(FIRST_ROLLUPS)}
 CREATE TRIGGER requests_added AFTER INSERT ON requests REFERENCING NEW TABLE AS added
     FOR EACH STATEMENT EXECUTE FUNCTION cmat_rollups();
 CREATE TRIGGER requests_updated AFTER UPDATE ON requests
@@ -211,7 +219,31 @@ CREATE TABLE compacted_requests (message_id text PRIMARY KEY);
 """
 
 
-MIGRATIONS = [_m001_team_ledger, _m002_ledger_owners]
+def _m003_rollup_sources() -> str:
+    """The coding agent and provider (`source`) in both rollups' keys, so that team reports
+    group by them. Sums already kept under no source are moved to the source of the requests
+    they came from; those of requests compaction deleted stay Claude Code's (all were, before
+    other agents were read)."""
+    requests = ", ".join(("ts", "session_id", "agent", "agent_id", "machine", "user_name",
+                          "project", "model", *SUMMED, "cost_usd"))
+    sourced = f"(SELECT {requests}, source FROM requests WHERE source IS NOT NULL)"
+    keys = "".join(f"""
+ALTER TABLE {table} ADD COLUMN source text NOT NULL DEFAULT '';
+ALTER TABLE {table} DROP CONSTRAINT {table}_pkey;
+ALTER TABLE {table} ADD PRIMARY KEY ({', '.join(ROLLUPS[table])});""" for table in ROLLUPS)
+    return f"""
+ALTER TABLE requests ADD COLUMN IF NOT EXISTS source text;
+{keys}
+{_apply(ROLLUPS, (f"{sourced} AS moved_to", 1),
+        (f"(SELECT {requests}, NULL::text AS source FROM requests"
+         f" WHERE source IS NOT NULL) AS moved_from", -1))}
+DELETE FROM daily_usage WHERE requests = 0 AND cost_usd = 0;
+DELETE FROM session_usage WHERE requests = 0 AND cost_usd = 0;
+{_rollup_function(ROLLUPS)}
+"""
+
+
+MIGRATIONS = [_m001_team_ledger, _m002_ledger_owners, _m003_rollup_sources]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # A row belongs to the ledger that sent it first: that ledger's copy always replaces it (it was
