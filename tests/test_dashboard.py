@@ -16,7 +16,12 @@ from cmat import clock
 from cmat.dashboard.server import Dashboard
 from cmat.ledger import Ledger
 from tests.helpers import child_env, cli_run, need, now_iso, user_config
-from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
+from tests.transcript_factory import (
+    CodexRollout,
+    TranscriptBuilder,
+    write_session,
+    write_subagent,
+)
 
 MODELS = ("claude-opus-4-6", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001")
 
@@ -183,12 +188,19 @@ def test_the_dashboard_renders_in_chromium_with_the_right_totals(recent_history,
 
 
 def test_the_dashboard_is_live_with_a_period_picker_titles_and_the_block(recent_history,
-                                                                         project, tmp_path):
+                                                                         project, tmp_path,
+                                                                         isolated_home):
     """Served live, the page reads the API again by itself: a session recorded meanwhile
-    appears without a reload. The period picker, task titles and the 5-hour block's progress
-    are there; at a phone's width nothing runs off the screen (screenshots at both widths)."""
+    appears without a reload. The period picker, task titles, the 5-hour block's progress and
+    each coding agent's spend are there; at a phone's width nothing runs off the screen
+    (screenshots at both widths)."""
     chromium()
     from playwright.sync_api import sync_playwright
+
+    rollout = CodexRollout(start=now_iso(-3600).removesuffix(".000Z"))  # Codex beside it
+    rollout.turn("gpt-5.5")
+    rollout.request(40_000, cached=30_000, output=2_000)
+    rollout.write(isolated_home / ".codex" / "sessions" / "rollout-live.jsonl")
 
     server = subprocess.Popen([sys.executable, "-m", "cmat", "dashboard", "--port", "0",
                                "--project", str(project)],
@@ -208,6 +220,9 @@ def test_the_dashboard_is_live_with_a_period_picker_titles_and_the_block(recent_
                 page.wait_for_function("document.body.dataset.ready === '1'", timeout=30_000)
                 before = page.text_content("#total-all")
                 assert "task d0-m1 (" in page.text_content("#tasks")  # titles, not ids alone
+                agents = page.text_content("#apps")
+                assert "claude-code" in agents and "codex" in agents
+                assert "openai" in page.text_content("#providers")
                 assert page.text_content("#block-detail").count("/h") == 1  # burn rate
                 width = page.evaluate("getComputedStyle(document.getElementById("
                                       "'block-progress')).width")

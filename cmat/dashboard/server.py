@@ -119,6 +119,7 @@ def snapshot(ledger, models, project: Path, query) -> dict:
     ranged = query.since is not None or query.until is not None
     return {"daily": report("daily", "model"), "projects": report("monthly", "project"),
             "enhancements": report("monthly", "enhancement"), "tasks": report("monthly", "task"),
+            "apps": report("monthly", "app"), "providers": report("monthly", "provider"),
             "budgets": budgets(ledger, project), "alerts": ledger.alerts(),
             "suggestions": optimize(ledger, models, start, end, query.project),
             "blocks": active_blocks(ledger), "titles": task_titles(project),

@@ -8,13 +8,16 @@
 const REFRESH_MS = (Number(new URLSearchParams(location.search).get("refresh")) || 15) * 1000;
 const PERIODS = {"7d": ["Last 7 days", 7], "30d": ["Last 30 days", 30],
                  "90d": ["Last 90 days", 90], "all": ["All time", null]};
-const RANGED = ["daily", "projects", "enhancements", "tasks", "suggestions"];
+const RANGED = ["daily", "projects", "enhancements", "tasks", "apps", "providers",
+                "suggestions"];
 
 const API = {
   daily: "/api/v1/usage?period=daily&by=model",
   projects: "/api/v1/usage?period=monthly&by=project",
   enhancements: "/api/v1/usage?period=monthly&by=enhancement",
   tasks: "/api/v1/usage?period=monthly&by=task",
+  apps: "/api/v1/usage?period=monthly&by=app",
+  providers: "/api/v1/usage?period=monthly&by=provider",
   budgets: "/api/v1/budgets",
   alerts: "/api/v1/alerts",
   suggestions: "/api/v1/suggestions",
@@ -89,6 +92,11 @@ function table(id, headers, rows) {
     const row = body.insertRow();
     values.forEach((value, index) => cell(row, value, headers[index][1]));
   });
+}
+
+function requestsOf(report, key, value) {
+  return report.rows.filter(row => row[key] === value)
+    .reduce((sum, row) => sum + row.requests, 0).toLocaleString("en-US");
 }
 
 function sumBy(report, key) {
@@ -248,6 +256,11 @@ async function main() {
   table("tasks", [["Task"], ["Cost", true]],
         sumBy(data.tasks, "task").slice(0, 10).map(
           ([n, usd]) => [taskName(data.titles, n), money(usd)]));
+  table("apps", [["Coding agent"], ["Requests", true], ["Cost", true]],
+        sumBy(data.apps, "app").map(([n, usd]) => [n, requestsOf(data.apps, "app", n),
+                                                   money(usd)]));
+  table("providers", [["Provider"], ["Cost", true]],
+        sumBy(data.providers, "provider").map(([n, usd]) => [n, money(usd)]));
   table("alerts", [["Fired"], ["Level"], ["Alert"]], data.alerts.slice(0, 10).map(alert => [
     new Date(alert.fired_at * 1000).toLocaleString(), alert.level, alert.message]));
   suggestionList(data.suggestions, range || (since ? {since} : period === "all" ? {} : null));
