@@ -131,8 +131,10 @@ def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState
     """Import what every other coding agent logged since it was last read. A log file is
     read whole when it changed (usage written as cumulative totals or rewritten in place:
     each request's id makes reading it again harmless); a database from the row after the
-    last one read (its FileState's offset). Counts are added to `result`."""
+    last one read (its FileState's offset). Stored in a few transactions, each with the
+    state of the files it holds. Counts are added to `result`."""
     started = time.monotonic()
+    batch = _AppBatch(ledger, models, result)
     for reader in app_readers():
         for path in reader.files():
             try:
@@ -144,7 +146,7 @@ def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState
             if state is not None and (state.device, state.inode, state.size, state.mtime_ns) \
                     == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
                 continue
-            _store_app_log(ledger, models, reader, path, st, None, result)
+            batch.read(reader, path, st, None)
         for path in getattr(reader, "databases", list)():
             try:
                 st = path.stat()
@@ -153,40 +155,60 @@ def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState
             result.files_seen += 1
             state = known.get(str(path))
             cursor = state.offset if state is not None and state.inode == st.st_ino else 0
-            _store_app_log(ledger, models, reader, path, st, cursor, result)
+            batch.read(reader, path, st, cursor)
+    batch.store()
     result.seconds += time.monotonic() - started
 
 
-def _store_app_log(ledger: Ledger, models: ModelService, reader, path: Path,
-                   st: os.stat_result, cursor: int | None, result: ScanResult) -> None:
-    """Read one log of `reader` (whole when `cursor` is None, else a database from the row
-    after `cursor`) and store its requests and how far it was read, in one transaction; a
-    log that cannot be read now is noted as skipped and tried again at the next scan."""
-    try:
-        if cursor is None:
-            records, skipped = reader.read(path)
-            offset = st.st_size
-        else:
-            records, skipped, offset = reader.read_new(path, cursor)
-    except Unreadable as exc:
-        result.skipped_lines += 1
-        with ledger.transaction():
-            ledger.save_skips([(str(path), 0, exc.message)])
-        return
-    rows = request_rows(records, price_records(records, models.get_by_pattern),
-                        models.catalog.version)
-    with ledger.transaction():
-        before = ledger.last_request_rowid()
-        if rows:
-            ledger.insert_rows(rows)
-        result.new_requests += ledger.last_request_rowid() - before
-        ledger.forget_skips([str(path)])  # read: an earlier refusal no longer stands
-        ledger.save_file_states([FileState(str(path), st.st_dev, st.st_ino, st.st_size,
-                                           st.st_mtime_ns, offset, b"", b"")])
-    result.files_read += 1
-    result.requests += len(records)
-    result.skipped_lines += skipped
-    result.bytes_read += st.st_size
+class _AppBatch:
+    """Other agents' logs read and waiting to be stored: their requests, states and
+    refusals, written together every COMMIT_EVERY_ROWS rows or COMMIT_EVERY_FILES files."""
+
+    def __init__(self, ledger: Ledger, models: ModelService, result: ScanResult):
+        self.ledger, self.models, self.result = ledger, models, result
+        self.rows: list[tuple] = []
+        self.states: list[FileState] = []
+        self.skips: list[tuple[str, int, str]] = []
+
+    def read(self, reader, path: Path, st: os.stat_result, cursor: int | None) -> None:
+        """Read one log of `reader` (whole when `cursor` is None, else a database from the
+        row after `cursor`); one that cannot be read now is noted as skipped and tried again
+        at the next scan."""
+        try:
+            if cursor is None:
+                records, skipped = reader.read(path)
+                offset = st.st_size
+            else:
+                records, skipped, offset = reader.read_new(path, cursor)
+        except Unreadable as exc:
+            self.result.skipped_lines += 1
+            self.skips.append((str(path), 0, exc.message))
+            return
+        self.rows += request_rows(records, price_records(records, self.models.get_by_pattern),
+                                  self.models.catalog.version)
+        self.states.append(FileState(str(path), st.st_dev, st.st_ino, st.st_size,
+                                     st.st_mtime_ns, offset, b"", b""))
+        self.result.files_read += 1
+        self.result.requests += len(records)
+        self.result.skipped_lines += skipped
+        self.result.bytes_read += st.st_size
+        if len(self.rows) >= COMMIT_EVERY_ROWS or len(self.states) >= COMMIT_EVERY_FILES:
+            self.store()
+
+    def store(self) -> None:
+        if not (self.rows or self.states or self.skips):
+            return
+        with self.ledger.transaction():
+            before = self.ledger.last_request_rowid()
+            if self.rows:
+                self.ledger.insert_rows(self.rows)
+            self.result.new_requests += self.ledger.last_request_rowid() - before
+            # Read: an earlier refusal no longer stands.
+            self.ledger.forget_skips([state.path for state in self.states])
+            self.ledger.save_file_states(self.states)
+            if self.skips:
+                self.ledger.save_skips(self.skips)
+        self.rows, self.states, self.skips = [], [], []
 
 
 def import_session(ledger: Ledger, models: ModelService, transcript: Path | None,

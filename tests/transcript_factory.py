@@ -494,7 +494,8 @@ class CodexRollout:
 
     def write(self, path: Path, extra: bytes = b"") -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in self.lines)
+        path.write_bytes(b"".join(json.dumps(line, separators=(",", ":")).encode() + b"\n"
+                                  for line in self.lines)
                          + extra)
         return path
 
