@@ -1,8 +1,13 @@
 """Benchmark: `cmat hook pre-tool-use` as Claude Code runs it before every tool call (the real
-script, JSON on stdin), with budgets set, a 1 GB history in the ledger and a 50 MB running
-session that grows a little between calls. Interpreter start-up included. Target: median
-under 80 ms. --run-limits adds per-run limits and a concurrency limit (the session is then
-recorded as at work on every call).
+script, JSON on stdin), and `cmat hook prompt-submit` before every prompt, with budgets set,
+a 1 GB history in the ledger and a 50 MB running session that grows a little between calls.
+Interpreter start-up included. Side by side, in turns: `python -c pass`, the bare
+interpreter. Target: median <= 2x the bare interpreter's. It also says how many checks ran in
+full (the headroom cache answers the others, cmat/claude/headroom.py). --run-limits adds
+per-run limits and a concurrency limit (the session is then recorded as at work on every
+call, which only the full check does). --busy-ledger has another session record new
+requests in the ledger between calls (as its own checks, a report or the dashboard do), so
+that every check also reads what was written since.
 
     python -m benchmarks.budget_check [--history-gb 1.0] [--session-mb 50] [--runs 25]
                                       [--run-limits]
@@ -12,6 +17,9 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    args = live_arguments(__doc__, 50, ("--run-limits", "also per-run and concurrency limits"))
+    args = live_arguments(__doc__, 50, ("--run-limits", "also per-run and concurrency limits"),
+                          ("--busy-ledger", "another session writes the ledger between calls"))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         env, project = project_with_history(root, args.history_gb, seed=2)
@@ -40,21 +49,47 @@ def main() -> None:
                             "tool_input": {"command": "ls"}}).encode()
         script = REPO / "hooks" / "on-pre-tool-use-budget.sh"
 
-        def check() -> tuple[float, float]:
-            return timed_run([str(script)], stdin, env)
+        prompt = REPO / "hooks" / "on-prompt-submit-budget.sh"
+        prompt_stdin = json.dumps({"session_id": "running-session",
+                                   "transcript_path": str(running),
+                                   "hook_event_name": "UserPromptSubmit",
+                                   "prompt": "carry on"}).encode()
+        cache = Path(env["XDG_CACHE_HOME"]) / "cmat" / "headroom"
 
-        first = check()  # imports the whole running session
-        runs = []
+        def written() -> float:
+            return max((p.stat().st_mtime_ns for p in cache.glob("*")), default=0)
+
+        first = timed_run([str(script)], stdin, env)  # imports the whole running session
+        bare, runs, prompts = [], [], []
+        full = 0
         growth = root / "growth.jsonl"
         for _ in range(args.runs):
             write_random_session(growth, 8_000, "running-session", rng, start_ts=time.time())
             with open(running, "ab") as out:  # the session grows between tool calls
                 out.write(growth.read_bytes())
-            runs.append(check())
-    limits = ", with run and concurrency limits" if args.run_limits else ""
+            if args.busy_ledger:
+                other = Path(env["CLAUDE_CONFIG_DIR"]) / "projects" / "-other" / "other.jsonl"
+                write_random_session(growth, 4_000, "other-session", rng, start_ts=time.time())
+                other.parent.mkdir(parents=True, exist_ok=True)
+                with open(other, "ab") as out:
+                    out.write(growth.read_bytes())
+                subprocess.run([sys.executable, "-m", "cmat", "scan", "--quiet"], env=env,
+                               check=True, stdout=subprocess.DEVNULL)
+            bare.append(timed_run([sys.executable, "-c", "pass"], b"", env))
+            before = written()
+            runs.append(timed_run([str(script)], stdin, env))
+            full += written() != before
+            prompts.append(timed_run([str(prompt)], prompt_stdin, env))
+    baseline = statistics.median(w for w, _ in bare) * 1000
+    limits = (", with run and concurrency limits" if args.run_limits else "") + (
+        ", another session writing the ledger between calls" if args.busy_ledger else "")
     print(f"cold: first call, importing the whole running session: {first[0] * 1000:.0f} ms")
+    print(summary("bare interpreter, python -c pass", bare, float("inf")).split(" (target")[0])
     print(summary(f"warm: pre-tool-use check{limits}, {args.history_gb:g} GB ledger history, "
-                  f"{args.session_mb:g} MB running session growing ~8 KB per call", runs, 80))
+                  f"{args.session_mb:g} MB running session growing ~8 KB per call", runs,
+                  2 * baseline))
+    print(f"  of which {full} of {len(runs)} ran in full (the cache answered the others)")
+    print(summary("warm: prompt-submit check, same session", prompts, 2 * baseline))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,11 @@ The CLI turns an error into that line on stderr and its exit code; anything else
 through cmat.cli.output.leave with one of these codes.
 """
 
-from typing import NoReturn
+from __future__ import annotations
+
+TYPE_CHECKING = False  # `typing` costs more than a hook's whole check: read only by checkers
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 OK = 0
 PROBLEMS_FOUND = 1  # a check found something to act on: hooks status, models check, alerts

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs `python -m cmat ARGS...` (such as `hook session-end`) with the JSON Claude Code sends on stdin.
+# Runs cmat ARGS... (such as `hook session-end`: what `python -m cmat ARGS...` runs) with the
+# JSON Claude Code sends on stdin.
 # The hook scripts source it with their arguments set; it can also be run directly.
 # Needs no jq or other tool, and never runs a program called `cmat` found on PATH (another
-# package, CMAT's GUI for one, may own that name): always an interpreter with `-m cmat`.
+# package, CMAT's GUI for one, may own that name): always an interpreter running cmat.entry.
 # Always exits 0: cmat must never turn a Claude Code session into a hook error.
 # CMAT_HOOK_WHICH=1 prints the command it would run instead (what `cmat hooks status` shows).
 [ "$#" -gt 0 ] || { echo "usage: cmat-hook.sh ARGS..." >&2; exit 0; }
@@ -13,7 +14,8 @@ cmat_args=("$@")
 # module path, so a `cmat/` folder there cannot stand in for cmat.
 launch() {  # never a non-zero exit, even where the interpreter turns out to lack cmat
   if [ -n "${CMAT_HOOK_WHICH:-}" ]; then printf '%s -m cmat\n' "$1"; exit 0; fi
-  "$1" -P -m cmat "${cmat_args[@]}"
+  # -c, not -m: runpy alone would cost a third of a budget check answered from its cache
+  "$1" -P -c "from cmat.entry import main; main()" "${cmat_args[@]}"
   exit 0
 }
 if [ -n "${CMAT_PYTHON:-}" ] && [ -x "$CMAT_PYTHON" ]; then launch "$CMAT_PYTHON"; fi

@@ -5,6 +5,8 @@ Standard library only and no imports at all: the budget hooks consult it before 
 """
 
 LIMIT_MARGIN_SECONDS = 5  # a hook gives up this long before Claude Code's timeout kills it
+MAX_STDIN_BYTES = 1024 * 1024  # of a payload, read whole; past it only the leading fields
+DRAIN_CHUNK_BYTES = 1024 * 1024
 SUPPORT_SCRIPT = "cmat-hook.sh"
 STATUSLINE_SCRIPT = "cmat-statusline.sh"
 

@@ -12,10 +12,8 @@ import re
 from pathlib import Path
 
 from cmat import paths
+from cmat.claude.events import DRAIN_CHUNK_BYTES, MAX_STDIN_BYTES
 from cmat.errors import NotFound
-
-MAX_STDIN_BYTES = 1024 * 1024
-DRAIN_CHUNK_BYTES = 1024 * 1024
 
 
 class PayloadError(Exception):

@@ -22,6 +22,7 @@ from pathlib import Path
 import orjson
 
 from cmat import clock
+from cmat.claude import headroom
 from cmat.claude.events import BY_COMMAND
 from cmat.claude.log import HookLog
 from cmat.claude.payload import PayloadError, payload_project, read_payload
@@ -29,6 +30,7 @@ from cmat.errors import CmatError
 from cmat.money import usd
 from cmat.untrusted import Unreadable, open_untrusted
 
+HEADROOM_MAX_AGE_SECONDS = 3600  # a cache older than this is checked in full again
 HOOK_MAX_BYTES = 8 * 2**30  # ~10 s of reading: a larger session is left to `cmat scan`
 LEDGER_WAIT_SECONDS = 2.0  # a budget check never waits longer for a busy ledger
 LEDGER_BUSY_SECONDS = 10.0  # a recording hook's wait for a busy ledger, well inside its 25 s
@@ -264,14 +266,16 @@ def check_budgets(event: str, payload: dict, project: Path,
     transcript = _path_field(payload, "transcript_path", required=False)
     held = None
     with Ledger(busy_timeout=LEDGER_WAIT_SECONDS) as ledger:
+        models = ModelService(project)
         if transcript and session_id:
             try:
-                import_session(ledger, ModelService(project), transcript, session_id)
+                import_session(ledger, models, transcript, session_id)
             except TranscriptError as exc:
                 # Not written yet (a session's first prompt), or not a transcript at all:
                 # this session has spent nothing cmat can see; every budget is still checked.
                 if transcript.exists() or transcript.is_symlink():
                     log.write("WARN", event, f"session {session_id}: {exc}; counted as $0")
+        version = ledger.version()  # before the sums: a row written after is counted again
         if tracks:
             held = concurrency.admit(
                 ledger, config, session_id, str(project), context.agent,
@@ -283,8 +287,17 @@ def check_budgets(event: str, payload: dict, project: Path,
         exhausted = [s for s in statuses if s.exhausted and counts_claude_code(s.budget)]
         blocking = [s for s in exhausted if not active_override(ledger, s.budget, context.now)]
         alerts = fire(ledger, statuses, config, context.now)
-        if config.channels and (alerts or has_undelivered(ledger, context.now)):
+        undelivered = config.channels and (alerts or has_undelivered(ledger, context.now))
+        if undelivered:
             spawn_delivery()
+        quiet = not (held or exhausted or alerts or undelivered or tracks or context.problem
+                     or os.environ.get("CMAT_OVERRIDE_LIMIT", "").strip())
+        remembered = _headroom(ledger, models, config, project, payload, statuses, version,
+                               context.now) if session_id and transcript and quiet else None
+    if remembered is not None:
+        headroom.write(remembered)
+    elif session_id:
+        headroom.forget(session_id)
     if held is not None:
         reason = concurrency.held_message(held, config, context.now)
         return f"session {session_id}: held, {len(held)} sessions at work", {
@@ -313,6 +326,58 @@ def check_budgets(event: str, payload: dict, project: Path,
                 + (f"; alerts {', '.join(f'{a.status.budget.key}@{a.threshold}%' for a in alerts)}"
                    if alerts else ""))
     return line, answer or None
+
+
+# What else a budget check depends on: it decides by these as by the files it reads.
+HEADROOM_ENVIRONMENT = ("CMAT_CURRENT_TASK_ID", "CMAT_ENHANCEMENT", "CMAT_AGENT", "TZ",
+                        "CMAT_MODELS", "CMAT_LEDGER")
+
+
+def _headroom(ledger, models, config, project: Path, payload: dict, statuses: list,
+              version: int, now: float) -> dict | None:
+    """The headroom cache (cmat.claude.headroom) of a full check that allowed without a
+    word: the distance of the nearest budget to its next alert threshold or its limit, and
+    what the check read; None when a budget is too near."""
+    from cmat import paths
+    from cmat.budgets.config import project_config_file, user_config_file
+    from cmat.transcripts.files import session_sources
+
+    usd = tokens = float("inf")
+    expires = now + HEADROOM_MAX_AGE_SECONDS
+    for status in statuses:
+        percent = min((t for t in config.all_thresholds if status.percent < t), default=100)
+        distance = status.budget.limit * min(percent, 100) / 100 - status.spent
+        if status.budget.unit == "usd":
+            usd = min(usd, distance)
+        else:
+            tokens = min(tokens, distance)
+        if status.reset_at is not None:
+            expires = min(expires, status.reset_at.timestamp())
+    if usd <= 0 or tokens <= 0:
+        return None
+    session_id, transcript = payload["session_id"], payload["transcript_path"]
+    path = Path(transcript).expanduser()
+    sources = [str(source.path) for source in session_sources(path, session_id)]
+    states = ledger.file_states(sources)
+    if set(states) != set(sources):
+        return None  # a file the import could not read yet
+    watched = [user_config_file(), project_config_file(project), paths.user_catalog(),
+               paths.project_catalog(project), paths.bundled_catalog(),
+               paths.current_task_file(project), paths.queue_file(project),
+               paths.state_home() / "team.json", path.parent,
+               path.parent / path.stem / "subagents", path.parent / session_id / "subagents"]
+    return {
+        "project": os.environ.get("CLAUDE_PROJECT_DIR", ""), "session": session_id,
+        "transcript": transcript, "expires": expires,
+        # A prompt's check also notes what a project file set that was ignored.
+        "events": ("pre-tool-use",) + (() if config.ignored else ("prompt-submit",)),
+        "files": [headroom.fingerprint(str(p)) for p in watched],
+        "environment": {name: os.environ.get(name) for name in HEADROOM_ENVIRONMENT},
+        "sources": [(p, states[p].offset, states[p].inode) for p in sources],
+        "ledger": str(ledger.path), "version": version,
+        "sessions_matter": bool({"task", "enhancement"} & set(config.keyed)),
+        "usd": usd, "tokens": tokens, "count_all_tokens": config.token_count == "all",
+        "prices": headroom.price_bounds(models.catalog)}
 
 
 def refusal(event: str, reason: str) -> dict:

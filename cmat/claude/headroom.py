@@ -1,0 +1,301 @@
+"""The budget check before a tool call (or a prompt), answered from what the last full check
+left: the headroom cache.
+
+A full check (cmat.claude.runtime.check_budgets) imports the session's new lines, sums every
+budget in the ledger, and fires alerts: most of its time is the interpreter loading what that
+takes. When it finds every budget far from its limit and from its next alert threshold, it
+writes down that distance (`usd`, `tokens`), with what it read: the ledger's version, the
+size and time of every file a budget depends on (configs, catalogs, the task marker and
+queue, the team cache, the session's folders) and how far it read each of the session's
+transcripts.
+
+The next check (`answer`) allows silently, loading nothing but `os` (and `sqlite3` only when
+another process wrote the ledger meanwhile), when it can prove the full check would too: the
+same files, the same session, and an upper bound of what was spent since is below the
+distance. The bound is the session's appended transcript lines priced at the catalog's
+highest price of each token kind (fast mode and long-prompt prices where the line could be
+such a request; each line counted, copies of one request included), plus every ledger row
+written since (`seq`), whatever its project, agent or day. It can only over-estimate: when it
+reaches the distance, or anything else differs, the full check runs and writes a new cache.
+Not used with per-run or concurrency limits (the full check records the session as at work),
+nor while CMAT_OVERRIDE_LIMIT is set.
+
+Standard library only, and only `os`, `sys`, `time` and `marshal` at import (with cmat.clock):
+`json`, `re`, `pathlib`, `typing` and orjson each cost as much as the whole answer.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+
+from cmat import clock
+
+FORMAT = f"cmat-headroom-1-py{sys.version_info[0]}.{sys.version_info[1]}"
+MAX_APPENDED_BYTES = 4 << 20  # more new transcript than this: the full check reads it
+USAGE_MARK = b'"output_tokens"'  # a line without it reports no usage (as the full reader)
+COUNTS = (b'"input_tokens":', b'"output_tokens":', b'"cache_creation_input_tokens":',
+          b'"cache_read_input_tokens":', b'"web_search_requests":')
+
+
+def cache_folder() -> str:
+    home = os.path.expanduser("~")
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"),
+                        "cmat", "headroom")
+
+
+def cache_file(session_id: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in session_id)[:120]
+    return os.path.join(cache_folder(), f"{safe}.{FORMAT}")
+
+
+def fingerprint(path: str) -> tuple[str, int, int]:
+    """(path, size, mtime in ns) of a file or folder; size -1 when it does not exist."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return path, -1, -1
+    return path, st.st_size, st.st_mtime_ns
+
+
+def leading_fields(raw: bytes) -> dict[str, str]:
+    """The string fields a hook payload starts with, up to its first value that is not a
+    plain string (Claude Code writes `session_id`, `transcript_path`, `cwd` ... first). A
+    string with an escape in it ends the scan: the full check reads such a payload."""
+    fields: dict[str, str] = {}
+    at = raw.find(b"{") + 1
+    if at == 0 or raw[:at - 1].strip():
+        return fields
+    end = len(raw)
+    while True:
+        while at < end and raw[at] in b" \t\r\n,":
+            at += 1
+        if at >= end or raw[at] != 0x22:  # '"'
+            return fields
+        close = raw.find(b'"', at + 1)
+        if close < 0 or b"\\" in raw[at + 1:close]:
+            return fields
+        key = raw[at + 1:close]
+        at = close + 1
+        while at < end and raw[at] in b" \t\r\n":
+            at += 1
+        if at >= end or raw[at] != 0x3A:  # ':'
+            return fields
+        at += 1
+        while at < end and raw[at] in b" \t\r\n":
+            at += 1
+        if at >= end or raw[at] != 0x22:
+            return fields
+        close = raw.find(b'"', at + 1)
+        if close < 0 or b"\\" in raw[at + 1:close]:
+            return fields
+        try:
+            fields[key.decode()] = raw[at + 1:close].decode()
+        except UnicodeDecodeError:
+            return fields
+        at = close + 1
+
+
+def _largest(line: bytes, key: bytes) -> int:
+    """The largest number after `key` anywhere in `line` (a forged copy of a usage field in a
+    tool's input can only raise the bound, never lower it)."""
+    largest, at = 0, line.find(key)
+    while at >= 0:
+        start = at + len(key)
+        while start < len(line) and line[start] in b" \t":
+            start += 1
+        stop = start
+        while stop < len(line) and 0x30 <= line[stop] <= 0x39:
+            stop += 1
+        if stop > start:
+            largest = max(largest, int(line[start:stop]))
+        at = line.find(key, stop)
+    return largest
+
+
+def appended_bound(data: bytes, prices: dict) -> tuple[float, int, int]:
+    """An upper bound of the cost of the usage lines in `data` (complete lines only: a torn
+    last line is left, as the full reader leaves it), and their tokens: input + output, and
+    all kinds."""
+    usd = 0.0
+    io_tokens = all_tokens = 0
+    last = data.rfind(b"\n")
+    for line in data[:last + 1].split(b"\n"):
+        if USAGE_MARK not in line:
+            continue
+        inputs, output, writes, reads, searches = (_largest(line, key) for key in COUNTS)
+        worst = b"fast" in line or inputs + writes + reads > prices["long_at"]
+        rate = prices["worst" if worst else "normal"]
+        usd += (inputs * rate[0] + output * rate[1] + writes * rate[2] + reads * rate[3]) \
+            / 1e6 + searches * prices["search"]
+        io_tokens += inputs + output
+        all_tokens += inputs + output + writes + reads
+    return usd, io_tokens, all_tokens
+
+
+def _ledger_since(cache: dict) -> tuple[float, int, int] | None:
+    """What every ledger row written since the cache adds (USD, input + output tokens, all
+    tokens); None when a session was attributed meanwhile and a budget depends on it."""
+    import sqlite3
+
+    from_seq = cache["version"]
+    db = sqlite3.connect(f"file:{cache['ledger']}?mode=ro", uri=True, timeout=1.0)
+    try:
+        (version,) = db.execute("SELECT value FROM meta WHERE key = 'requests_version'"
+                                ).fetchone()
+        if version == from_seq:
+            return 0.0, 0, 0
+        if cache["sessions_matter"] and db.execute(
+                "SELECT 1 FROM sessions WHERE seq >= ? LIMIT 1", (from_seq,)).fetchone():
+            return None
+        usd, io_tokens, all_tokens = db.execute(
+            "SELECT coalesce(sum(cost_usd), 0), coalesce(sum(input_tokens + output_tokens),"
+            " 0), coalesce(sum(input_tokens + output_tokens + cache_creation_tokens"
+            " + cache_read_tokens), 0) FROM requests WHERE seq >= ?", (from_seq,)).fetchone()
+        return float(usd), int(io_tokens), int(all_tokens)
+    finally:
+        db.close()
+
+
+def answer(event: str, raw: bytes) -> bool:
+    """True when the cache proves this check allows, silently (module docstring); False
+    sends it to the full check. Never raises."""
+    try:
+        return _answer(event, raw)
+    except Exception:  # noqa: BLE001 - any doubt is the full check's to settle
+        return False
+
+
+def _answer(event: str, raw: bytes) -> bool:
+    if os.environ.get("CMAT_OVERRIDE_LIMIT", "").strip():
+        return False
+    project = os.environ.get("CLAUDE_PROJECT_DIR")
+    fields = leading_fields(raw)
+    session, transcript = fields.get("session_id"), fields.get("transcript_path")
+    if not project or not session or not transcript:
+        return False
+    try:
+        with open(cache_file(session), "rb") as handle:
+            cache = marshal.loads(handle.read())
+    except (OSError, EOFError, ValueError, TypeError):
+        return False
+    now = clock.now()
+    if not isinstance(cache, dict) or cache.get("format") != FORMAT \
+            or cache["project"] != project or cache["transcript"] != transcript \
+            or event not in cache["events"] or now >= cache["expires"]:
+        return False
+    if any(fingerprint(path) != (path, size, mtime) for path, size, mtime in cache["files"]) \
+            or any(os.environ.get(name) != value
+                   for name, value in cache["environment"].items()):
+        return False
+    usd = 0.0
+    io_tokens = all_tokens = 0
+    appended = 0
+    for path, offset, inode in cache["sources"]:
+        st = os.stat(path)
+        if st.st_ino != inode or st.st_size < offset:
+            return False  # replaced or rewritten: the full reader handles it
+        appended += st.st_size - offset
+        if appended > MAX_APPENDED_BYTES:
+            return False
+        if st.st_size > offset:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                bound = appended_bound(handle.read(st.st_size - offset), cache["prices"])
+            usd += bound[0]
+            io_tokens += bound[1]
+            all_tokens += bound[2]
+    if ledger_files(cache["ledger"]) != list(cache["ledger_files"]):
+        written = _ledger_since(cache)
+        if written is None:
+            return False
+        usd += written[0]
+        io_tokens += written[1]
+        all_tokens += written[2]
+    tokens = all_tokens if cache["count_all_tokens"] else io_tokens
+    return usd < cache["usd"] and tokens < cache["tokens"]
+
+
+# --- written by the full check --------------------------------------------------------------
+
+
+def ledger_files(ledger_path: str) -> list[tuple[str, int, int]]:
+    """The ledger's database and its write-ahead log: a write by anyone changes one of them
+    (an empty log, as a reader leaves it, is the same as none)."""
+    log = fingerprint(ledger_path + "-wal")
+    return [fingerprint(ledger_path), log if log[1] > 0 else (log[0], 0, 0)]
+
+
+def _version(ledger_path: str) -> int | None:
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(f"file:{ledger_path}?mode=ro", uri=True, timeout=1.0)
+        try:
+            return db.execute("SELECT value FROM meta WHERE key = 'requests_version'"
+                              ).fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+
+
+def price_bounds(catalog) -> dict:
+    """The highest price of each token kind in `catalog` (USD per million: input, output,
+    cache write, cache read), over every model, date and region: for any request
+    ("normal"), and for one in fast mode or over a long-prompt threshold ("worst"); the
+    highest price of a web search; the lowest long-prompt threshold."""
+    normal, worst = [0.0] * 4, [0.0] * 4
+    search, long_at = 0.0, None
+    for entry in catalog.models:
+        for pricing in (*entry.history, entry.pricing):
+            region = max(pricing.geo_multipliers.values(), default=1.0)
+            fast = max(pricing.fast_multiplier or 1.0, 1.0)
+            rows = [(pricing, False)] + [(tier.prices, True) for tier in pricing.tiers]
+            if pricing.fast is not None:
+                rows.append((pricing.fast, True))
+            for prices, special in rows:
+                kinds = (prices.input, prices.output,
+                         max(prices.cache_write, prices.cache_write_1h), prices.cache_read)
+                for index, price in enumerate(kinds):
+                    if not special:
+                        normal[index] = max(normal[index], price * region)
+                    worst[index] = max(worst[index], price * region * fast)
+            search = max(search, pricing.web_search_per_1k / 1000 * region)
+            for tier in pricing.tiers:
+                long_at = tier.above_prompt_tokens if long_at is None \
+                    else min(long_at, tier.above_prompt_tokens)
+    return {"normal": tuple(normal), "worst": tuple(max(a, b) for a, b in zip(worst, normal)),
+            "search": search, "long_at": long_at if long_at is not None else 10**12}
+
+
+def write(cache: dict) -> None:
+    """Store a full check's headroom, once its ledger connection is closed (closing may fold
+    the write-ahead log into the database: the files are taken as they are then). The
+    ledger's files are taken before and after its version is read again: only when neither
+    they nor the version moved is no write missed. Written whole or not at all (a reader sees
+    the old cache or the new; a cache cut short by a crash is not read, only rebuilt)."""
+    before = ledger_files(cache["ledger"])
+    unchanged = _version(cache["ledger"]) == cache["version"]
+    after = ledger_files(cache["ledger"])
+    if not unchanged or before != after:
+        forget(cache["session"])
+        return
+    path = cache_file(cache["session"])
+    partial = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(cache_folder(), exist_ok=True)
+        with open(partial, "wb") as handle:
+            handle.write(marshal.dumps({**cache, "ledger_files": after, "format": FORMAT}))
+        os.replace(partial, path)
+    except OSError:  # a cache not written: the next check is a full one, nothing more
+        forget(cache["session"])
+
+
+def forget(session_id: str) -> None:
+    """Drop a session's cache: its next check is a full one."""
+    try:
+        os.unlink(cache_file(session_id))
+    except OSError:
+        pass

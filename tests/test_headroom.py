@@ -1,0 +1,163 @@
+"""The budget check answered from the headroom cache: it allows only what the full check
+would allow, and leaves every refusal and alert to the full check."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cmat.catalog import ModelService
+from cmat.claude import headroom
+from cmat.ledger import Ledger
+from cmat.pricing import record_cost
+from cmat.transcripts.decode import decode_line
+from cmat.transcripts.files import SourceFile
+from tests.helpers import (
+    OPUS,
+    PRE_TOOL,
+    PROMPT,
+    budget_hook,
+    budget_payload,
+    cli_run,
+    earlier_today,
+    user_config,
+)
+from tests.transcript_factory import TranscriptBuilder, response_lines, write_session
+
+
+def requests_in_ledger() -> int:
+    with Ledger() as ledger:
+        return ledger.query("SELECT count(*) FROM requests")[0][0]
+
+
+def spend(builder: TranscriptBuilder, usd: float) -> None:
+    """A response costing `usd` (Opus 4.6 output at $25 per million)."""
+    builder.now = earlier_today(30)
+    builder.response(model=OPUS, output=int(usd * 40_000), blocks=1)
+
+
+@pytest.fixture
+def session(tmp_path, project):
+    """A running session that spent $1 today, under a daily budget of $10."""
+    user_config("[budgets]\ndaily = 10\n")
+    builder = TranscriptBuilder(session_id="running", cwd=str(project))
+    spend(builder, 1.0)
+    path = write_session(tmp_path / "projects" / "-p", builder)
+    return builder, path
+
+
+def check(project, path, event="PreToolUse"):
+    script = PRE_TOOL if event == "PreToolUse" else PROMPT
+    return budget_hook(script, project, budget_payload(path, "running", event))
+
+
+def test_far_from_every_limit_a_check_reads_nothing_but_the_cache(session, project, tmp_path):
+    builder, path = session
+    assert check(project, path) is None  # the full check: imports the session, caches
+    assert requests_in_ledger() == 1
+    spend(builder, 0.5)
+    write_session(path.parent, builder)
+    assert check(project, path) is None
+    assert check(project, path, "UserPromptSubmit") is None
+    assert requests_in_ledger() == 1  # answered from the cache: nothing imported
+
+
+def test_crossing_an_alert_threshold_or_the_limit_is_the_full_checks(session, project):
+    builder, path = session
+    check(project, path)
+    spend(builder, 4.5)  # $5.50 of $10: past the 50 % threshold
+    write_session(path.parent, builder)
+    answer = check(project, path)
+    assert "Daily budget at 5" in answer["systemMessage"]  # the alert, not a silent pass
+    spend(builder, 5.0)
+    write_session(path.parent, builder)
+    denied = check(project, path)
+    assert denied["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+def test_another_sessions_spend_reaches_the_check_through_the_ledger(session, project,
+                                                                     tmp_path, monkeypatch):
+    builder, path = session
+    check(project, path)
+    other = TranscriptBuilder(session_id="elsewhere", cwd=str(project))
+    spend(other, 9.5)  # another session, recorded by its own hook or a scan
+    write_session(tmp_path / "projects" / "-q", other)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path))
+    cli_run("scan", "-q")
+    denied = check(project, path)
+    assert denied["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+def test_a_changed_config_is_checked_in_full(session, project):
+    builder, path = session
+    check(project, path)
+    user_config("[budgets]\ndaily = 0.5\n")
+    denied = check(project, path)
+    assert denied["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+def test_an_override_or_run_limits_keep_every_check_full(session, project):
+    builder, path = session
+    user_config("[budgets]\ndaily = 10\n[budgets.run]\ndefault = 50\n")
+    check(project, path)
+    assert not os.path.exists(headroom.cache_file("running"))
+    spend(builder, 0.5)
+    write_session(path.parent, builder)
+    check(project, path)
+    assert requests_in_ledger() == 2  # imported: the full check ran
+
+
+def test_the_payloads_leading_fields_are_read_without_a_json_parser():
+    raw = json.dumps({"session_id": "s1", "transcript_path": "/t/a b.jsonl", "cwd": "/w",
+                      "tool_input": {"session_id": "forged"}}).encode()
+    assert headroom.leading_fields(raw) == {"session_id": "s1",
+                                            "transcript_path": "/t/a b.jsonl", "cwd": "/w"}
+    compact = b'{"session_id":"s1","transcript_path":"/t/x.jsonl","tool_input":{}}'
+    assert headroom.leading_fields(compact)["transcript_path"] == "/t/x.jsonl"
+    escaped = b'{"session_id":"s1","transcript_path":"/t/\\"x.jsonl"}'
+    assert headroom.leading_fields(escaped) == {"session_id": "s1"}  # the full check reads it
+    assert headroom.leading_fields(b'[{"session_id":"s1"}]') == {}
+
+
+MODELS = ("claude-opus-4-6", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001",
+          "claude-sonnet-4-6", "claude-opus-4-8", "claude-mythos-5-2", "gpt-5.5")
+
+
+@settings(max_examples=200, deadline=None)
+@given(model=st.sampled_from(MODELS), input=st.integers(0, 400_000),
+       output=st.integers(0, 64_000), write_5m=st.integers(0, 300_000),
+       write_1h=st.integers(0, 300_000), read=st.integers(0, 900_000),
+       searches=st.integers(0, 20), speed=st.sampled_from([None, "fast", "standard"]),
+       geo=st.sampled_from([None, "us", "global"]), blocks=st.integers(1, 3))
+def test_the_bound_of_appended_lines_is_never_below_their_price(model, input, output, write_5m,
+                                                                write_1h, read, searches,
+                                                                speed, geo, blocks):
+    models = ModelService(None)
+    prices = headroom.price_bounds(models.catalog)
+    lines = response_lines(lambda: {"timestamp": "2026-11-20T10:00:00.000Z",
+                                    "sessionId": "s", "uuid": "u"},
+                           model=model, message_id="m1", request_id="r1", input=input,
+                           output=output, write_5m=write_5m, write_1h=write_1h, read=read,
+                           searches=searches, blocks=blocks, speed=speed, geo=geo)
+    data = b"".join(json.dumps(line, separators=(",", ":")).encode() + b"\n" for line in lines)
+    bound, io_tokens, all_tokens = headroom.appended_bound(data, prices)
+    record = decode_line(json.dumps(lines[-1]).encode(), SourceFile(Path("t.jsonl")), 0)
+    cost = record_cost(record, models.get_by_pattern(record.model)) or 0.0
+    assert bound >= cost - 1e-12
+    assert io_tokens >= record.input_tokens + record.output_tokens
+    assert all_tokens >= record.total_tokens
+
+
+def test_a_forged_usage_in_a_tools_input_can_only_raise_the_bound():
+    prices = headroom.price_bounds(ModelService(None).catalog)
+    real = (b'{"type":"assistant","message":{"content":[{"type":"tool_use","input":'
+            b'{"usage":{"output_tokens":1,"input_tokens":0}}}],'
+            b'"usage":{"input_tokens":10,"output_tokens":50000}}}\n')
+    usd, io_tokens, _ = headroom.appended_bound(real, prices)
+    assert io_tokens == 50_010
+    assert usd >= 50_000 * prices["normal"][1] / 1e6
+    torn = real[:-1]  # no newline yet: left for the next read, as the full reader leaves it
+    assert headroom.appended_bound(torn, prices) == (0.0, 0, 0)
