@@ -34,26 +34,27 @@ def _run(args: list[str]) -> str:
     return result.stdout
 
 
-def _first_ms(text: str, label: str) -> float | None:
-    """The first time on the line that starts with `label`, in ms."""
+def _first_ms(text: str, start: str, within: str) -> float | None:
+    """The first time (in ms) on the line that starts with `start` and holds `within`."""
     for line in text.splitlines():
-        if line.strip().startswith(label):
-            found = FIGURE.search(line.split(":", 1)[-1] if ":" in line else line)
+        if line.strip().startswith(start) and within in line:
+            found = FIGURE.search(line)
             if found:
                 value = float(found.group(1))
                 return value * 1000 if found.group(2) == "s" else value
     return None
 
 
-ROWS = (  # (what, benchmark, the start of its line)
-    ("cold report, empty ledger", "history", "cmat cold"),
-    ("ccusage daily --offline", "history", "ccusage daily"),
-    ("warm report, nothing changed", "history", "cmat warm (nothing"),
-    ("warm report, 1 MB appended", "history", "cmat warm (1 MB"),
-    ("bare interpreter", "budget", "bare interpreter"),
-    ("budget check before a tool call", "budget", "warm: pre-tool-use"),
-    ("budget check before a prompt", "budget", "warm: prompt-submit"),
-    ("status line, session unchanged", "statusline", "warm: statusline"),
+ROWS = (  # (what, benchmark, the start of its line, and what else the line holds)
+    ("cold report, empty ledger", "history", "cmat cold", ""),
+    ("ccusage daily --offline", "history", "ccusage daily", ""),
+    ("warm report, nothing changed", "history", "cmat warm (nothing", ""),
+    ("warm report, 1 MB appended", "history", "cmat warm (1 MB", ""),
+    ("bare interpreter", "budget", "bare interpreter", ""),
+    ("budget check before a tool call", "budget", "warm: pre-tool-use", ""),
+    ("budget check before a prompt", "budget", "warm: prompt-submit", ""),
+    ("status line, session unchanged", "statusline", "warm: statusline", "unchanged"),
+    ("status line, session grew", "statusline", "warm: statusline", "grew"),
 )
 
 
@@ -81,8 +82,8 @@ def main() -> None:
         outputs[size] = found
     print(f"{'median':<34}" + "".join(f"{f'{size:g} GB':>12}" for size in sizes)
           + f"{'growth':>10}")
-    for what, bench, label in ROWS:
-        figures = [_first_ms(outputs[size][bench], label) for size in sizes]
+    for what, bench, start, within in ROWS:
+        figures = [_first_ms(outputs[size][bench], start, within) for size in sizes]
         cells = "".join(f"{value:>10.0f}ms" if value is not None else f"{'-':>12}"
                         for value in figures)
         grew = (f"{figures[-1] / figures[0]:>9.1f}x" if figures[0] and figures[-1]
