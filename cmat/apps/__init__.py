@@ -1,9 +1,9 @@
 """The coding agents cmat reads beside Claude Code, each in a module of its own that finds
-its log files and turns them into UsageRecords: Codex CLI (codex.py), Gemini CLI (gemini.py).
-cmat.ingest.app_readers lists them.
+its log files and turns them into UsageRecords: Codex CLI (codex.py), Gemini CLI (gemini.py),
+OpenCode (opencode.py, its database read by row). cmat.ingest.app_readers lists them.
 
 A request of another agent is stored with `source` = "APP:PROVIDER" (Claude Code's own have
-none): reports group and filter by either half (`--by app,provider`); a request recorded
+none): reports group and filter by either half (`--by app,provider`, `--app`); a request recorded
 through CostTracker has "api:PROVIDER".
 """
 
