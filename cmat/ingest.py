@@ -39,10 +39,13 @@ from cmat.transcripts.parallel import (
     ReadOptions,
     Segment,
     SegmentWork,
+    parallel_workers,
     plan_segments,
     read_segments,
+    start_worker,
 )
 from cmat.untrusted import Unreadable, open_untrusted
+from cmat.usage import UsageRecord
 
 HEAD_BYTES = 256
 TAIL_BYTES = 1024
@@ -126,15 +129,27 @@ def app_readers() -> list:
     return [codex, gemini, opencode]
 
 
+@dataclass(frozen=True)
+class AppLog:
+    """One log of another agent to read: whole (`cursor` None), or a database from the row
+    after `cursor`; what `stat` said of it."""
+
+    app: str
+    path: str
+    cursor: int | None
+    st: os.stat_result
+
+
 def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState],
                 result: ScanResult) -> None:
     """Import what every other coding agent logged since it was last read. A log file is
     read whole when it changed (usage written as cumulative totals or rewritten in place:
     each request's id makes reading it again harmless); a database from the row after the
-    last one read (its FileState's offset). Stored in a few transactions, each with the
-    state of the files it holds. Counts are added to `result`."""
+    last one read (its FileState's offset). Many logs are read in forked workers, as
+    transcripts are; they are stored in a few transactions, each with the state of the files
+    it holds. Counts are added to `result`."""
     started = time.monotonic()
-    batch = _AppBatch(ledger, models, result)
+    logs: list[AppLog] = []
     for reader in app_readers():
         for path in reader.files():
             try:
@@ -143,10 +158,9 @@ def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState
                 continue
             result.files_seen += 1
             state = known.get(str(path))
-            if state is not None and (state.device, state.inode, state.size, state.mtime_ns) \
-                    == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
-                continue
-            batch.read(reader, path, st, None)
+            if state is None or (state.device, state.inode, state.size, state.mtime_ns) \
+                    != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
+                logs.append(AppLog(reader.APP, str(path), None, st))
         for path in getattr(reader, "databases", list)():
             try:
                 st = path.stat()
@@ -154,10 +168,36 @@ def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState
                 continue
             result.files_seen += 1
             state = known.get(str(path))
-            cursor = state.offset if state is not None and state.inode == st.st_ino else 0
-            batch.read(reader, path, st, cursor)
+            logs.append(AppLog(reader.APP, str(path), state.offset if state is not None
+                               and state.inode == st.st_ino else 0, st))
+    batch = _AppBatch(ledger, models, result)
+    workers = parallel_workers(sum(log.st.st_size for log in logs if log.cursor is None))
+    if workers > 1 and len(logs) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=start_worker, initargs=(os.getpid(),)) as pool:
+            for log, read in zip(logs, pool.map(read_app_log, logs,
+                                                chunksize=max(1, len(logs) // (workers * 8)))):
+                batch.add(log, read)
+    else:
+        for log in logs:
+            batch.add(log, read_app_log(log))
     batch.store()
     result.seconds += time.monotonic() - started
+
+
+def read_app_log(log: AppLog) -> tuple[list[UsageRecord], int, int] | str:
+    """(records, lines skipped, how far it was read) of one log, or why it cannot be read
+    now (it is tried again at the next scan)."""
+    reader = next(reader for reader in app_readers() if reader.APP == log.app)
+    try:
+        if log.cursor is None:
+            return (*reader.read(Path(log.path)), log.st.st_size)
+        return reader.read_new(Path(log.path), log.cursor)
+    except Unreadable as exc:
+        return exc.message
 
 
 class _AppBatch:
@@ -170,23 +210,17 @@ class _AppBatch:
         self.states: list[FileState] = []
         self.skips: list[tuple[str, int, str]] = []
 
-    def read(self, reader, path: Path, st: os.stat_result, cursor: int | None) -> None:
-        """Read one log of `reader` (whole when `cursor` is None, else a database from the
-        row after `cursor`); one that cannot be read now is noted as skipped and tried again
-        at the next scan."""
-        try:
-            if cursor is None:
-                records, skipped = reader.read(path)
-                offset = st.st_size
-            else:
-                records, skipped, offset = reader.read_new(path, cursor)
-        except Unreadable as exc:
+    def add(self, log: AppLog, read: tuple[list[UsageRecord], int, int] | str) -> None:
+        """Price and hold what `read_app_log` read of `log` (or its refusal)."""
+        if isinstance(read, str):
             self.result.skipped_lines += 1
-            self.skips.append((str(path), 0, exc.message))
+            self.skips.append((log.path, 0, read))
             return
+        records, skipped, offset = read
         self.rows += request_rows(records, price_records(records, self.models.get_by_pattern),
                                   self.models.catalog.version)
-        self.states.append(FileState(str(path), st.st_dev, st.st_ino, st.st_size,
+        st = log.st
+        self.states.append(FileState(log.path, st.st_dev, st.st_ino, st.st_size,
                                      st.st_mtime_ns, offset, b"", b""))
         self.result.files_read += 1
         self.result.requests += len(records)

@@ -542,3 +542,22 @@ def test_a_line_longer_than_any_real_one_is_read_past_not_held(codex_home, monke
     path.write_bytes(b"".join([lines[0], b'{"huge": "' + b"x" * 5_000 + b'"}\n', *lines[1:]]))
     records, skipped = codex.read(path)
     assert [r.input_tokens for r in records] == [1_000] and skipped == 1
+
+
+def test_many_logs_read_in_workers_give_the_same_ledger_as_one_process(codex_home, tmp_path,
+                                                                        monkeypatch):
+    import cmat.ingest
+
+    for index in range(6):
+        rollout = CodexRollout(f"0199bbbb-0000-7000-8000-{index:012d}")
+        rollout.turn("gpt-5-codex")
+        for step in range(1, 4):
+            rollout.request(1_000 * step * (index + 1), cached=500 * step, output=40 * step)
+        rollout.write(rollout_path(codex_home, rollout))
+    alone = json.loads(cli_run("report", "daily", "--json").output)
+    monkeypatch.setenv("CMAT_LEDGER", str(tmp_path / "parallel.db"))
+    forked = []
+    monkeypatch.setattr(cmat.ingest, "parallel_workers",
+                        lambda total: forked.append(total) or 2)
+    assert json.loads(cli_run("report", "daily", "--json").output) == alone
+    assert forked  # the workers did read them

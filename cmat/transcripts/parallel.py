@@ -145,7 +145,7 @@ def _read_batch(work: SegmentWork, segments: list[Segment]) -> Batch:
     return batch
 
 
-def _start_worker(parent: int) -> None:
+def start_worker(parent: int) -> None:
     """A worker dies with the process that forked it: a read killed with SIGKILL leaves no
     worker behind holding its pipes (Linux; elsewhere workers exit when the pipe closes)."""
     try:
@@ -171,5 +171,5 @@ def read_segments(segments: list[Segment], workers: int, work: SegmentWork) -> I
     size = max(1, len(segments) // (workers * 16))  # small files travel together
     batches = [segments[i:i + size] for i in range(0, len(segments), size)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                             initializer=_start_worker, initargs=(os.getpid(),)) as pool:
+                             initializer=start_worker, initargs=(os.getpid(),)) as pool:
         yield from pool.map(functools.partial(_read_batch, work), batches)
