@@ -143,6 +143,7 @@ def test_status_reports_missing_then_healthy_then_the_last_run(project, tmp_path
     project_scope = report["scopes"][0]
     assert report["ok"] and all(h["installed"] and h["executable"] for h in project_scope["hooks"])
     assert project_scope["hooks"][0]["runs"] == f"{os.sys.executable} -m cmat"
+    assert project_scope["scripts_current"] is True
 
     # End a simulated Claude Code session through the installed script.
     task_id = QueueService(project).add("Installed hook")["id"]
@@ -157,6 +158,20 @@ def test_status_reports_missing_then_healthy_then_the_last_run(project, tmp_path
     shown = cli_run("costs", "show", task_id).output
     assert f"${builder.expected_cost:,.2f}" in shown and "1,234" in shown
     assert "session installed" in cli_run("hooks", "status").output
+
+
+def test_status_says_when_the_scripts_are_older_than_this_cmats(project):
+    cli_run("hooks", "install")
+    support = project / ".claude" / "hooks" / "cmat" / "cmat-hook.sh"
+    older = support.read_text().replace('-c "from cmat.entry import main; main()"', "-m cmat")
+    assert older != support.read_text()
+    support.write_text(older)  # as an earlier release wrote it
+    assert json.loads(cli_run("hooks", "status", "--json").output)["scopes"][0][
+        "scripts_current"] is False
+    assert "older than this cmat's" in cli_run("hooks", "status").output
+    cli_run("hooks", "install")
+    assert json.loads(cli_run("hooks", "status", "--json").output)["scopes"][0][
+        "scripts_current"] is True
 
 
 def _cmat_v10_project(project):

@@ -28,6 +28,7 @@ from cmat.untrusted import Unreadable, read_untrusted, read_untrusted_text
 SCRIPTS_FOLDER = "cmat"  # cmat's scripts live in <settings dir>/hooks/cmat/, a folder of its own
 OWNED_MARKER = SUPPORT_SCRIPT.encode()  # every script cmat writes names it; nobody else's does
 PYTHON_LINE = "CMAT_INSTALLED_PYTHON=''"
+SCRIPT_LIMIT = 64 * 1024  # a hook script of cmat's: a few KiB
 MCP_SERVER_NAME = "cmat"
 
 
@@ -396,6 +397,28 @@ def launcher(script: Path) -> dict:
     return {"python": None, "source": None, "imports_cmat": False}
 
 
+def scripts_current(target: Target) -> bool:
+    """Whether the scripts a scope's hooks run are the ones this cmat installs (whatever
+    interpreter was written into them): a cmat upgraded since leaves the older ones working
+    until `cmat hooks install` writes them again. Read through the safe reader: they are in
+    a repository's folder, and may be anything."""
+    for path, wanted in _scripts(target).items():
+        try:
+            found = read_untrusted(path, SCRIPT_LIMIT)
+        except Unreadable:
+            return False
+        if found is None:
+            return False
+        if path.name == SUPPORT_SCRIPT:
+            written = installed_python(path)
+            found = found.replace(f"CMAT_INSTALLED_PYTHON={shlex.quote(str(written))}".encode(),
+                                  PYTHON_LINE.encode(), 1) if written else found
+            wanted = (paths.hook_scripts() / SUPPORT_SCRIPT).read_bytes()
+        if found != wanted:
+            return False
+    return True
+
+
 def _has_cmat(python: Path) -> bool | None:
     with contextlib.suppress(OSError):
         if python.resolve() == Path(sys.executable).resolve() or python == Path(sys.executable):
@@ -439,6 +462,8 @@ def status(project: Path | None) -> dict:
                 "runs": f"{started['python']} -m cmat" if started["python"] else None,
                 "imports_cmat": started["imports_cmat"],
             })
+        if any(h["installed"] for h in entry["hooks"]):
+            entry["scripts_current"] = scripts_current(target)
         report["scopes"].append(entry)
     try:
         servers = load_settings(mcp_file(resolved_project)).get("mcpServers", {})

@@ -143,6 +143,9 @@ def status(project: Path | None, as_json: bool) -> None:
             elif entry["runs"] and entry["imports_cmat"] is None:
                 runs += " (a system interpreter: not run to check that it has cmat)"
             click.echo(f"  {'':<13} runs: {runs}")
+        if scope.get("scripts_current") is False:
+            click.echo(f"  {'scripts':<13} older than this cmat's (they work; 'cmat hooks "
+                       f"install{' --user' if scope['scope'] == 'user' else ''}' updates them)")
         for other in scope["others"]:
             click.echo(f"  {other['event']:<13} {other['command']}  (not cmat's: left alone)")
     click.echo("\nMCP server in .mcp.json: "
