@@ -357,3 +357,15 @@ def test_a_port_in_use_is_a_clear_message(running_dashboard):
                             env=child_env())
     assert result.returncode == 2 and f"port {port}" in result.stderr.decode()
     assert "already in use" in result.stderr.decode()
+
+
+def test_a_ledger_that_cannot_be_opened_is_the_servers_trouble_not_the_question(
+        project, tmp_path, monkeypatch):
+    monkeypatch.setenv("CMAT_LEDGER", str(tmp_path))  # a folder: no ledger can be opened
+    app = Dashboard(project, scan=False)
+    answer = {}
+    environ = {}
+    setup_testing_defaults(environ)
+    environ["PATH_INFO"] = "/api/v1/alerts"
+    body = b"".join(app(environ, lambda status, headers: answer.update(status=status)))
+    assert answer["status"].startswith("503") and b"ledger" in body

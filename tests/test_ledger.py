@@ -335,3 +335,30 @@ def test_an_impossible_timestamp_is_refused_and_an_old_one_set_aside(project, tm
     with sqlite3.connect(paths.ledger_file()) as db:
         assert db.execute("SELECT count(*) FROM set_aside_requests").fetchone() == (1,)
         assert db.execute("SELECT count(*) FROM requests").fetchone() == (0,)
+
+
+def test_many_openers_of_a_new_ledger_at_once_all_wait_their_turn(tmp_path):
+    """Hooks of several sessions, or a dashboard's requests, on a machine where the ledger
+    does not exist yet: SQLite refuses the switch to WAL at once to all but one, and each
+    must wait for it as for any write, not fail."""
+    import threading
+
+    failures = []
+    for attempt in range(20):
+        path = tmp_path / f"ledger-{attempt}.db"
+        start = threading.Barrier(40)
+
+        def open_it(path=path, start=start):
+            start.wait()
+            try:
+                with Ledger(path) as ledger:
+                    ledger.alerts()
+            except Exception as exc:  # noqa: BLE001 - any failure is what this looks for
+                failures.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(40)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []

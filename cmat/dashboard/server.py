@@ -179,9 +179,11 @@ class Dashboard:
                 return _send(start_response, "200 OK", self.answer(path, query))
             except NoSuchAPI:
                 return _send(start_response, "404 Not Found", {"error": f"no such API: {path}"})
-            except (CmatError, ValueError, LookupError, OverflowError) as exc:
+            except (UsageError, ValueError, LookupError, OverflowError) as exc:
                 # A query value no answer can be made of (a bad period, day or zone).
                 return _send(start_response, "400 Bad Request", {"error": str(exc)})
+            except CmatError as exc:  # the ledger, not the question (busy, damaged)
+                return _send(start_response, "503 Service Unavailable", {"error": str(exc)})
         return _static(start_response, "index.html" if path == "/" else path.lstrip("/"))
 
 

@@ -75,7 +75,7 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+            self._write_ahead(db)
             db.execute("PRAGMA synchronous=NORMAL")
             migrate(db)
         except (sqlite3.DatabaseError, OSError) as exc:
@@ -83,6 +83,20 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
                 return self._open_read_only()
             raise ledger_error(exc, self.path) from None
         return db
+
+    def _write_ahead(self, db: sqlite3.Connection) -> None:
+        """Put the ledger in WAL mode. On a new ledger, while another process does the same,
+        SQLite answers "locked" at once rather than waiting (the busy timeout does not apply
+        to that change): wait for it here, as for any write."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _open_read_only(self) -> sqlite3.Connection:
         """A ledger on a read-only file or disk still answers reports (`--no-scan`)."""
