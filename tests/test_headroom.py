@@ -91,6 +91,28 @@ def test_another_sessions_spend_reaches_the_check_through_the_ledger(session, pr
     assert denied["hookSpecificOutput"]["permissionDecision"] == "deny"
 
 
+def test_a_ledger_rebuilt_or_restored_since_is_checked_in_full(session, project, tmp_path,
+                                                               monkeypatch):
+    from cmat import paths
+
+    builder, path = session
+    check(project, path)
+    with Ledger() as ledger, ledger.transaction():
+        for _ in range(50):  # a long-used ledger: its version is far past a new one's
+            ledger.bump_version()
+    headroom.forget("running")
+    check(project, path)  # a full check: the cache now names that version
+    for name in ("", "-wal", "-shm"):  # the ledger made again, with more history in it
+        Path(str(paths.ledger_file()) + name).unlink(missing_ok=True)
+    other = TranscriptBuilder(session_id="elsewhere", cwd=str(project))
+    spend(other, 9.5)
+    write_session(tmp_path / "projects" / "-q", other)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path))
+    cli_run("scan", "-q")
+    denied = check(project, path)
+    assert denied["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
 def test_a_changed_config_is_checked_in_full(session, project):
     builder, path = session
     check(project, path)

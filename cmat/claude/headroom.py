@@ -136,15 +136,19 @@ def appended_bound(data: bytes, prices: dict) -> tuple[float, int, int]:
 
 def _ledger_since(cache: dict) -> tuple[float, int, int] | None:
     """What every ledger row written since the cache adds (USD, input + output tokens, all
-    tokens); None when a session was attributed meanwhile and a budget depends on it."""
+    tokens); None when a session was attributed meanwhile and a budget depends on it, or the
+    ledger is not the one the cache was written from."""
     import sqlite3
 
     from_seq = cache["version"]
     db = sqlite3.connect(f"file:{cache['ledger']}?mode=ro", uri=True, timeout=1.0)
     try:
-        (version,) = db.execute("SELECT value FROM meta WHERE key = 'requests_version'"
-                                ).fetchone()
-        if version == from_seq:
+        found = dict(db.execute("SELECT key, value FROM meta WHERE key IN"
+                                " ('requests_version', 'ledger_id')"))
+        if found.get("ledger_id") != cache["ledger_id"] \
+                or found.get("requests_version", -1) < from_seq:
+            return None  # another ledger now (rebuilt, restored): its rows tell nothing
+        if found["requests_version"] == from_seq:
             return 0.0, 0, 0
         if cache["sessions_matter"] and db.execute(
                 "SELECT 1 FROM sessions WHERE seq >= ? LIMIT 1", (from_seq,)).fetchone():

@@ -374,7 +374,7 @@ def _headroom(ledger, models, config, project: Path, payload: dict, statuses: li
         "files": [headroom.fingerprint(str(p)) for p in watched],
         "environment": {name: os.environ.get(name) for name in HEADROOM_ENVIRONMENT},
         "sources": [(p, states[p].offset, states[p].inode) for p in sources],
-        "ledger": str(ledger.path), "version": version,
+        "ledger": str(ledger.path), "version": version, "ledger_id": ledger.ledger_id(),
         "sessions_matter": bool({"task", "enhancement"} & set(config.keyed)),
         "usd": usd, "tokens": tokens, "count_all_tokens": config.token_count == "all",
         "prices": headroom.price_bounds(models.catalog)}
