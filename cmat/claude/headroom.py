@@ -134,6 +134,22 @@ def appended_bound(data: bytes, prices: dict) -> tuple[float, int, int]:
     return usd, io_tokens, all_tokens
 
 
+def _appended(path: str, offset: int, size: int, inode: int) -> bytes | None:
+    """The bytes of `path` from `offset` to `size`, read only if it is still the regular
+    file it was (opened without waiting, as the safe reader opens: a FIFO swapped in after the
+    `stat` must not hang the check); None otherwise."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_ino != inode:
+            return None
+        return os.pread(fd, size - offset, offset)
+    finally:
+        os.close(fd)
+
+
 def _ledger_since(cache: dict) -> tuple[float, int, int] | None:
     """What every ledger row written since the cache adds (USD, input + output tokens, all
     tokens); None when a session was attributed meanwhile and a budget depends on it, or the
@@ -204,9 +220,10 @@ def _answer(event: str, raw: bytes) -> bool:
         if appended > MAX_APPENDED_BYTES:
             return False
         if st.st_size > offset:
-            with open(path, "rb") as handle:
-                handle.seek(offset)
-                bound = appended_bound(handle.read(st.st_size - offset), cache["prices"])
+            data = _appended(path, offset, st.st_size, inode)
+            if data is None:
+                return False
+            bound = appended_bound(data, cache["prices"])
             usd += bound[0]
             io_tokens += bound[1]
             all_tokens += bound[2]
