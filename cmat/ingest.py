@@ -151,25 +151,23 @@ def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState
     started = time.monotonic()
     logs: list[AppLog] = []
     for reader in app_readers():
-        for path in reader.files():
+        found = [(path, True) for path in reader.files()] + [
+            (path, False) for path in getattr(reader, "databases", list)()]
+        for path, whole in found:  # a log read whole, or a database read by row
             try:
                 st = path.stat()
             except OSError:
                 continue
             result.files_seen += 1
             state = known.get(str(path))
-            if state is None or (state.device, state.inode, state.size, state.mtime_ns) \
+            if not whole:
+                cursor = state.offset if state is not None and state.inode == st.st_ino else 0
+            elif state is None or (state.device, state.inode, state.size, state.mtime_ns) \
                     != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
-                logs.append(AppLog(reader.APP, str(path), None, st))
-        for path in getattr(reader, "databases", list)():
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            result.files_seen += 1
-            state = known.get(str(path))
-            logs.append(AppLog(reader.APP, str(path), state.offset if state is not None
-                               and state.inode == st.st_ino else 0, st))
+                cursor = None
+            else:
+                continue  # unchanged since it was read whole
+            logs.append(AppLog(reader.APP, str(path), cursor, st))
     batch = _AppBatch(ledger, models, result)
     workers = parallel_workers(sum(log.st.st_size for log in logs if log.cursor is None))
     if workers > 1 and len(logs) > 1:
