@@ -35,6 +35,21 @@ def plausible(records: list[UsageRecord], skipped: int) -> tuple[list[UsageRecor
     return kept, skipped
 
 
+def count(value) -> int | None:
+    """A token count as an agent's log gives it: a whole number from 0 (a missing one, None,
+    is 0), or None for anything else (a flag, a fraction, a negative, text)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def text(value) -> str | None:
+    """A field that names something (a session, a model, a folder): a non-blank string."""
+    return value if isinstance(value, str) and value.strip() else None
+
+
 def source_tag(app: str, provider: str) -> str:
     return f"{app}:{provider}"
 

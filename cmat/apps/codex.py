@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cmat.apps import plausible, source_tag
+from cmat.apps import count, plausible, source_tag, text
 from cmat.transcripts.reader import CHUNK_SIZE, MAX_LINE_BYTES
 from cmat.untrusted import open_untrusted
 from cmat.usage import UsageRecord
@@ -59,7 +59,7 @@ def _counts(usage) -> tuple[int, ...] | None:
     values = []
     for name in FIELDS:
         value = usage.get(name, 0)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if value is None or (value := count(value)) is None:  # Codex never writes null
             return None
         values.append(value)
     return tuple(values) if any(values) else None
@@ -100,17 +100,17 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
                 continue
             payload, kind = line["payload"], line.get("type")
             if kind == "session_meta":
-                own = _text(payload.get("id")) or _text(payload.get("session_id"))
+                own = text(payload.get("id")) or text(payload.get("session_id"))
                 if lineage is None:  # the file's own session
                     lineage = Lineage.of(own or session, payload)
                     session = lineage.session
-                    cwd = _text(payload.get("cwd")) or cwd
-                    provider = _text(payload.get("model_provider")) or provider
+                    cwd = text(payload.get("cwd")) or cwd
+                    provider = text(payload.get("model_provider")) or provider
                 elif own:  # a session it was forked from, its history replayed below
                     lineage.origin = own
             elif kind == "turn_context":
-                model = _text(payload.get("model")) or model
-                cwd = _text(payload.get("cwd")) or cwd
+                model = text(payload.get("model")) or model
+                cwd = text(payload.get("cwd")) or cwd
             elif kind == "event_msg" and payload.get("type") == "token_count":
                 info = payload.get("info")
                 if not isinstance(info, dict):
@@ -148,10 +148,10 @@ class Lineage:
         source = meta.get("source")
         spawn = source.get("subagent") if isinstance(source, dict) else None
         spawn = spawn.get("thread_spawn") if isinstance(spawn, dict) else None
-        parent = _text(spawn.get("parent_thread_id")) if isinstance(spawn, dict) else None
+        parent = text(spawn.get("parent_thread_id")) if isinstance(spawn, dict) else None
         if parent is not None:
-            return cls(parent, parent, _text(spawn.get("agent_role")) or "subagent", own)
-        return cls(own, _text(meta.get("forked_from_id")) or own)
+            return cls(parent, parent, text(spawn.get("agent_role")) or "subagent", own)
+        return cls(own, text(meta.get("forked_from_id")) or own)
 
 
 def _record(lineage: Lineage, timestamp, model: str | None, cwd: str | None, provider: str,
@@ -165,10 +165,6 @@ def _record(lineage: Lineage, timestamp, model: str | None, cwd: str | None, pro
                        max(inputs - cached - writes, 0), output, writes, 0, cached, 0, None,
                        None, lineage.agent_id is not None, lineage.agent, lineage.agent_id,
                        cwd, source_tag(APP, provider))
-
-
-def _text(value) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
 
 
 def _lines(handle) -> Iterator[bytes | None]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cmat.apps import plausible, source_tag
+from cmat.apps import count, plausible, source_tag, text
 from cmat.untrusted import Unreadable, read_untrusted
 from cmat.usage import UsageRecord
 
@@ -83,26 +83,16 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
     return plausible(records, skipped)
 
 
-def _count(tokens: dict, name: str) -> int | None:
-    value = tokens.get(name, 0)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return None
-    return value
-
-
 def _record(session: str, message: dict) -> UsageRecord | None:
     tokens = message.get("tokens")
     if not isinstance(tokens, dict):
         return None
-    counts = [_count(tokens, name) for name in ("input", "cached", "output", "thoughts",
+    counts = [count(tokens.get(name)) for name in ("input", "cached", "output", "thoughts",
                                                 "tool")]
     if None in counts or not any(counts):
         return None
     prompt, cached, output, thoughts, tool = counts
-    model = message.get("model") if isinstance(message.get("model"), str) and \
-        message["model"].strip() else UNKNOWN_MODEL
+    model = text(message.get("model")) or UNKNOWN_MODEL
     return UsageRecord(f"gemini:{session}:{message['id']}", None, session,
                        message.get("timestamp"), model,
                        max(prompt - cached, 0) + tool, output + thoughts, 0, 0,

@@ -29,7 +29,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cmat.apps import plausible, source_tag
+from cmat.apps import count, plausible, source_tag, text
 from cmat.untrusted import SMALL_FILE_LIMIT, Unreadable, open_untrusted, read_untrusted
 from cmat.usage import UsageRecord
 
@@ -145,8 +145,8 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
         return [], 1
     if info.get("role") != "assistant":
         return [], 0
-    session = _text(info.get("sessionID")) or path.parent.name
-    message_id = _text(info.get("id")) or path.stem
+    session = text(info.get("sessionID")) or path.parent.name
+    message_id = text(info.get("id")) or path.stem
     time = info.get("time") if isinstance(info.get("time"), dict) else {}
     created, sessions = time.get("created"), {session: (None, None)}
     folder = path.parents[2] / "part" / message_id
@@ -157,7 +157,7 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
             skipped += 1
         elif step.get("type") == "step-finish":
             stepped = True
-            records.append(_record(_text(step.get("id")) or part.stem, session, created,
+            records.append(_record(text(step.get("id")) or part.stem, session, created,
                                    step.get("tokens"), info, sessions))
     if not stepped:
         records.append(_record(message_id, session, created, info.get("tokens"), info,
@@ -187,23 +187,15 @@ def _json(data) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def _count(value) -> int | None:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return None
-    return value
-
-
 def billed(tokens) -> tuple[int, int, int, int] | None:
     """(input, output, cache reads, cache writes) as billed, from a step's `tokens`, read by
     what its `total` says they mean (module docstring); None when none is usable."""
     if not isinstance(tokens, dict):
         return None
     cache = tokens.get("cache") if isinstance(tokens.get("cache"), dict) else {}
-    counts = [_count(tokens.get("input")), _count(tokens.get("output")),
-              _count(tokens.get("reasoning")), _count(cache.get("read")),
-              _count(cache.get("write"))]
+    counts = [count(tokens.get("input")), count(tokens.get("output")),
+              count(tokens.get("reasoning")), count(cache.get("read")),
+              count(cache.get("write"))]
     if None in counts or not any(counts):
         return None
     prompt, output, reasoning, read, write = counts
@@ -231,16 +223,12 @@ def _record(request_id: str, session: str, created, tokens, message: dict,
     prompt, output, read, write = counts
     parent, directory = sessions.get(session, (None, None))
     path = message.get("path") if isinstance(message.get("path"), dict) else {}
-    cwd = _text(path.get("cwd")) or _text(directory)
+    cwd = text(path.get("cwd")) or text(directory)
     # A child session is a subagent's run inside its parent's, as Claude Code's are.
     agent, agent_id, owner = ("main", None, session) if parent is None else (
-        _text(message.get("agent")) or _text(message.get("mode")) or "subagent", session,
+        text(message.get("agent")) or text(message.get("mode")) or "subagent", session,
         parent)
     return UsageRecord(f"opencode:{request_id}", None, owner, when.replace("+00:00", "Z"),
-                       _text(message.get("modelID")) or UNKNOWN, prompt, output, write, 0,
+                       text(message.get("modelID")) or UNKNOWN, prompt, output, write, 0,
                        read, 0, None, None, parent is not None, agent, agent_id, cwd,
-                       source_tag(APP, _text(message.get("providerID")) or UNKNOWN))
-
-
-def _text(value) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
+                       source_tag(APP, text(message.get("providerID")) or UNKNOWN))
