@@ -108,6 +108,11 @@ def state_home() -> Path:
     return (_env_path("XDG_STATE_HOME") or home() / ".local" / "state") / "cmat"
 
 
+def team_cache() -> Path:
+    """The team's budgets and totals as the last `cmat sync` left them (the hooks read it)."""
+    return state_home() / "team.json"
+
+
 def config_home() -> Path:
     return (_env_path("XDG_CONFIG_HOME") or home() / ".config") / "cmat"
 

@@ -561,7 +561,7 @@ def _team_cache(config: Config) -> None:
     import json
 
     try:
-        data = json.loads((paths.state_home() / "team.json").read_text())
+        data = json.loads(paths.team_cache().read_text())
     except (OSError, ValueError):
         return
     budgets = data.get("budgets") if isinstance(data, dict) else None

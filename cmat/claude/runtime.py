@@ -364,7 +364,7 @@ def _headroom(ledger, models, config, project: Path, payload: dict, statuses: li
     watched = [user_config_file(), project_config_file(project), paths.user_catalog(),
                paths.project_catalog(project), paths.bundled_catalog(),
                paths.current_task_file(project), paths.queue_file(project),
-               paths.state_home() / "team.json", path.parent,
+               paths.team_cache(), path.parent,
                path.parent / path.stem / "subagents", path.parent / session_id / "subagents"]
     return {
         "project": os.environ.get("CLAUDE_PROJECT_DIR", ""), "session": session_id,

@@ -231,10 +231,6 @@ def _set_mark(connection, ledger_id: int, machine: str, user: str, seq: int,
 # --- the team's totals, cached for the hooks ---------------------------------------------------
 
 
-def cache_file():
-    return paths.state_home() / "team.json"
-
-
 def cache_team_totals(connection) -> dict:
     """The team budgets and the team's spend in each of their periods, written locally so
     that a hook checks them without waiting on the network."""
@@ -253,5 +249,5 @@ def cache_team_totals(connection) -> dict:
                                    " WHERE ts >= %s", (start,)).fetchone()[0]
         spent[period] = [start, float(total)]
     data = {"as_of": now, "budgets": budgets, "spent": spent}
-    atomic_write_bytes(cache_file(), json.dumps(data).encode())
+    atomic_write_bytes(paths.team_cache(), json.dumps(data).encode())
     return data
