@@ -183,3 +183,30 @@ def test_a_forged_usage_in_a_tools_input_can_only_raise_the_bound():
     assert usd >= 50_000 * prices["normal"][1] / 1e6
     torn = real[:-1]  # no newline yet: left for the next read, as the full reader leaves it
     assert headroom.appended_bound(torn, prices) == (0.0, 0, 0)
+
+
+PAYLOAD_VALUES = st.one_of(st.text(max_size=12), st.integers(), st.none(), st.booleans(),
+                           st.lists(st.text(max_size=4), max_size=3),
+                           st.dictionaries(st.text(max_size=4), st.text(max_size=4),
+                                           max_size=3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.dictionaries(st.text(max_size=12), PAYLOAD_VALUES, max_size=8),
+       compact=st.booleans())
+def test_leading_fields_of_any_payload_are_its_own_values_or_nothing(fields, compact):
+    raw = json.dumps(fields, separators=(",", ":") if compact else None).encode()
+    found = headroom.leading_fields(raw)
+    for key, value in found.items():
+        assert fields[key] == value  # never a value the payload does not give that key
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=300))
+def test_any_bytes_are_read_without_a_crash(raw):
+    assert all(isinstance(v, str) for v in headroom.leading_fields(raw).values())
+    prices = {"normal": (1.0, 2.0, 3.0, 4.0), "worst": (5.0, 6.0, 7.0, 8.0), "search": 0.01,
+              "long_at": 200_000}
+    usd, io_tokens, all_tokens = headroom.appended_bound(raw + b'"output_tokens":' + raw + b"\n",
+                                                         prices)
+    assert usd >= 0 and 0 <= io_tokens <= all_tokens
