@@ -224,8 +224,8 @@ def _m003_rollup_sources() -> str:
     group by them. Sums already kept under no source are moved to the source of the requests
     they came from; those of requests compaction deleted stay Claude Code's (all were, before
     other agents were read)."""
-    requests = ", ".join(("ts", "session_id", "agent", "agent_id", "machine", "user_name",
-                          "project", "model", *SUMMED, "cost_usd"))
+    # What _delta reads of a request: its time, the keys it sums by, the sums.
+    requests = ", ".join(("ts", *FIRST_ROLLUPS["session_usage"][1:], *SUMMED, "cost_usd"))
     sourced = f"(SELECT {requests}, source FROM requests WHERE source IS NOT NULL)"
     keys = "".join(f"""
 ALTER TABLE {table} ADD COLUMN source text NOT NULL DEFAULT '';
