@@ -164,7 +164,7 @@ def no_history():
     return NotFound(f"no Claude Code history found: looked in {looked} (and for other "
                     f"agents' logs in {others})",
                     "set CLAUDE_CONFIG_DIR to Claude Code's folder, or pass --path FOLDER; "
-                    "CODEX_HOME to Codex CLI's")
+                    "CODEX_HOME to Codex CLI's, OPENCODE_DATA_DIR to OpenCode's")
 
 
 def apply_spooled(ledger) -> None:
