@@ -327,6 +327,48 @@ def test_a_gemini_chat_caught_half_written_is_read_once_it_is_whole(isolated_hom
     assert total["total_usd"] == pytest.approx((1_000 * 0.30 + 10 * 2.50) / 1e6, abs=1e-12)
 
 
+REAL_CHATS = Path(__file__).parent / "fixtures" / "agents" / "gemini"
+# USD per million tokens: uncached input, cached input, output (thoughts included).
+GEMINI_PRICES = {"gemini-2.5-flash": (0.30, 0.03, 2.50), "gemini-2.5-pro": (1.25, 0.125, 10),
+                 "gemini-3-pro-preview": (2, 0.20, 12), "gemini-3-flash-preview": (0.50, 0.05, 3)}
+
+
+def test_real_gemini_chats_count_cached_inside_input_and_thoughts_as_output(isolated_home,
+                                                                           tmp_path,
+                                                                           monkeypatch):
+    """Chats of real Gemini CLI sessions (tests/fixtures/agents/SOURCES.md). Each reply's own
+    total shows the traps: it is input + output + thoughts + tool, so the cached tokens are
+    inside input and the thoughts beside output. Every reply is one request, priced by hand."""
+    import shutil
+
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    replies = []
+    for chat in sorted(REAL_CHATS.glob("session-*.json")):
+        recorded = json.loads(chat.read_bytes())
+        folder = isolated_home / ".gemini" / "tmp" / recorded["projectHash"] / "chats"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(chat, folder)
+        replies += [m for m in recorded["messages"] if m["type"] == "gemini"]
+    tokens = [reply["tokens"] for reply in replies]
+    assert all(t["total"] == t["input"] + t["output"] + t["thoughts"] + t["tool"]
+               for t in tokens)
+    assert sum(t["cached"] for t in tokens) == 4_955 + 3_094 + 2_956 + 5_714 + 5_559 + 3_167
+    report = json.loads(cli_run("report", "daily", "--json", "--by", "app,model").output)
+    total = report["total"]
+    assert total["requests"] == 2 + 5
+    assert total["tokens"]["input"] == sum(t["input"] - t["cached"] + t["tool"] for t in tokens)
+    assert total["tokens"]["cache_read"] == sum(t["cached"] for t in tokens)
+    assert total["tokens"]["output"] == sum(t["output"] + t["thoughts"] for t in tokens)
+    expected = sum((t["input"] - t["cached"]) * GEMINI_PRICES[reply["model"]][0]
+                   + t["cached"] * GEMINI_PRICES[reply["model"]][1]
+                   + (t["output"] + t["thoughts"]) * GEMINI_PRICES[reply["model"]][2]
+                   for reply, t in zip(replies, tokens)) / 1e6
+    assert expected == pytest.approx(0.069837175, abs=1e-12)  # the sum worked out on paper
+    assert total["total_usd"] == pytest.approx(expected, abs=1e-12)
+    assert {(r["app"], r["model"]) for r in report["rows"]} == {
+        ("gemini-cli", model) for model in GEMINI_PRICES}
+
+
 @pytest.fixture
 def opencode_home(tmp_path, monkeypatch):
     home = tmp_path / "opencode"
