@@ -36,3 +36,9 @@ request_queue_size  # unused variable (cmat/web.py:25)
 _.log_message  # unused method (cmat/web.py:42)
 layer_of  # unused function (cmat/layers.py:31): tests/test_architecture.py reads the layers
 exit_codes  # unused function (cmat/errors.py:101): tests/cli_reference.py writes docs/cli.md's table from it
+strict  # unused variable (cmat/claude/statuscache.py): read by the C JSON scanner
+object_hook  # unused variable (cmat/claude/statuscache.py): read by the C JSON scanner
+object_pairs_hook  # unused variable (cmat/claude/statuscache.py): read by the C JSON scanner
+parse_float  # unused variable (cmat/claude/statuscache.py): read by the C JSON scanner
+parse_int  # unused variable (cmat/claude/statuscache.py): read by the C JSON scanner
+parse_constant  # unused variable (cmat/claude/statuscache.py): read by the C JSON scanner

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cmat.request import timestamp_seconds
+
 
 def compile_bytecode() -> None:
     """Compile cmat to bytecode, as `pip install` does: measured runs must not include
@@ -61,6 +63,30 @@ def project_with_history(root: Path, history_gb: float, seed: int) -> tuple[dict
     return env, Path(env["CLAUDE_PROJECT_DIR"])
 
 
+def running_session(folder: Path, session_id: str, session_mb: float, seed: int) -> Path:
+    """A running session of `session_mb` (a fifth of it in two subagents) whose latest lines
+    were written a minute ago, as a session being worked in has them: the generator's
+    timestamps step forward from a start, so the start is moved back until they end now."""
+    import random
+    import time
+
+    import orjson
+
+    from tests.transcript_factory import write_random_session_with_subagents
+
+    start = time.time() - 1800
+    while True:
+        main = write_random_session_with_subagents(
+            folder, session_id, int(session_mb * 0.8e6), int(session_mb * 0.2e6), 2,
+            random.Random(seed), start_ts=start)
+        files = [main, *(folder / session_id / "subagents").glob("*.jsonl")]
+        last = max(timestamp_seconds(orjson.loads(path.read_bytes().splitlines()[-1])
+                                     ["timestamp"]) for path in files)
+        if last <= time.time() - 60:
+            return main
+        start -= last - time.time() + 60  # the same content (same seed), earlier
+
+
 def live_arguments(description: str, session_mb: float, *flags: tuple[str, str]):
     """The options of the benchmarks that run against a history and a live session, and
     `flags`: (name, help) of on/off options of one benchmark."""
@@ -98,5 +124,5 @@ def summary(label: str, runs: list[tuple[float, float]], target_ms: float) -> st
     median = statistics.median(walls) * 1000
     return (f"{label}: median {median:.0f} ms wall "
             f"(p90 {walls[int(len(walls) * 0.9)] * 1000:.0f} ms), {cpu * 1000:.0f} ms CPU, "
-            f"over {len(runs)} runs (target median < {target_ms:g} ms"
+            f"over {len(runs)} runs (target median < {target_ms:.0f} ms"
             f"{': not met' if median >= target_ms else ''})")

@@ -8,13 +8,13 @@ turns it on, even into a pipe); else colour only on a terminal that is not "dumb
 from __future__ import annotations
 
 import os
-import re
 
 STYLES = {"bold": "1", "dim": "2", "green": "32", "cyan": "36", "yellow": "33", "red": "31",
           "bold red": "1;31"}
 LEVEL_STYLES = {"ok": "green", "info": "cyan", "warning": "yellow", "critical": "red",
                 "exhausted": "bold red"}  # budget alert levels
-_ESCAPE = re.compile(r"\033\[[0-9;]*m")
+ESCAPE = "\033["
+ESCAPE_BODY = frozenset("0123456789;")  # what may stand between ESCAPE and its closing "m"
 
 
 def wanted(mode: str, stream) -> bool:
@@ -39,5 +39,29 @@ def paint(text: str, style: str | None, enabled: bool = True) -> str:
 
 
 def visible_length(text: str) -> int:
-    """Length as the terminal shows it: colour codes take no room."""
-    return len(_ESCAPE.sub("", text))
+    """Length as the terminal shows it: colour codes take no room. (Without `re`: the status
+    line measures its parts on every refresh, and importing `re` costs more than the rest.)"""
+    length, at = len(text), text.find(ESCAPE)
+    while at >= 0:
+        end = at + len(ESCAPE)
+        while end < len(text) and text[end] in ESCAPE_BODY:
+            end += 1
+        if end < len(text) and text[end] == "m":
+            length -= end + 1 - at
+            at = text.find(ESCAPE, end + 1)
+        else:
+            at = text.find(ESCAPE, at + 1)
+    return length
+
+
+def level(threshold: int) -> str:
+    """The alert level of a threshold (percent of a limit)."""
+    return "info" if threshold < 80 else "warning" if threshold < 95 else "critical"
+
+
+def percent_level(percent: float, thresholds) -> str:
+    """The alert level a share of a limit has reached: ok below every threshold."""
+    if percent >= 100:
+        return "exhausted"
+    reached = [t for t in thresholds if percent >= t]
+    return level(max(reached)) if reached else "ok"

@@ -9,15 +9,14 @@ Without them, the share of the current 5-hour block is an estimate: the block's 
 output tokens against a plan's allowance. Anthropic publishes no token figures; the presets are
 the community's (Claude-Code-Usage-Monitor's), and `custom` is the 90th percentile of your own
 past blocks. Every estimate is labelled as one.
+
+The status line reads a payload's figures here on every refresh: `json`, `re` and cmat.paths
+(pathlib) are imported only by what writes or reads the remembered figures, or names a family.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-
-from cmat import paths
 
 PLAN_TOKENS = {"pro": 19_000, "max5": 88_000, "max20": 220_000}  # input + output per 5 hours
 # Weekly allowances as Anthropic announced them (28 July 2025), in hours of use per model
@@ -56,12 +55,16 @@ def _window(value) -> dict | None:
 
 
 def _state_file():
+    from cmat import paths
+
     return paths.state_home() / "rate-limits.json"
 
 
 def remember(limits: dict) -> None:
     """Keep the latest official figures, for `cmat limits` outside a session; written only
     when they changed or a minute has passed (the status line runs every few seconds)."""
+    import json
+
     path = _state_file()
     try:
         kept = json.loads(path.read_text())
@@ -81,6 +84,8 @@ def remember(limits: dict) -> None:
 
 def last_known() -> dict | None:
     """The last official figures seen, with `observed_at`; None when never seen."""
+    import json
+
     try:
         data = json.loads(_state_file().read_text())
     except (OSError, ValueError):
@@ -120,6 +125,8 @@ FAMILIES = ("fable", "mythos", "opus", "sonnet", "haiku")
 
 def family(model: str) -> str:
     """`Opus` for any Opus model id; an unknown model is its own family."""
+    import re
+
     found = re.search("|".join(FAMILIES), model)
     return found.group(0).capitalize() if found else model
 
@@ -140,9 +147,16 @@ def active_hours(model_times) -> dict[str, float]:
 
 def block_estimate(block, allowance: int | None) -> float | None:
     """The share of `allowance` the block's input and output tokens have used, in percent."""
-    if block is None or not allowance:
+    if block is None:
         return None
-    return (block.tokens["input"] + block.tokens["output"]) / allowance * 100
+    return estimate_percent(block.tokens["input"] + block.tokens["output"], allowance)
+
+
+def estimate_percent(io_tokens: int, allowance: int | None) -> float | None:
+    """The share of `allowance` that `io_tokens` (input + output) are, in percent."""
+    if not allowance:
+        return None
+    return io_tokens / allowance * 100
 
 
 def duration(seconds: float) -> str:

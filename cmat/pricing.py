@@ -1,15 +1,7 @@
 """Pure pricing: token counts and a catalog entry in, USD out. No I/O, no global state.
 
-Rules (see docs/pricing.md, "How costs are computed"):
-- the prices are those in force on the request's day (a catalog entry's `history`);
-- a request whose prompt (input + cache writes + cache reads) exceeds a tier's threshold is
-  billed entirely, output included, at the highest such tier's prices;
-- `speed: "fast"` multiplies every token price by the model's fast multiplier (explicit
-  fast prices, in older catalogs, replace them instead);
-- `inference_geo` multiplies every token price by the model's multiplier for that geography,
-  on top of fast mode;
-- cost = input*in + output*out + 5m_writes*w5 + 1h_writes*w1 + reads*rd (times the
-  multipliers) + searches*web/1000.
+The formula and its rules are cmat.rates'; here, the prices in force on a request's day (a
+catalog entry's `history`) and the totals of many requests.
 """
 
 from __future__ import annotations
@@ -19,43 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import TYPE_CHECKING
 
+from cmat.rates import request_cost
 from cmat.usage import TOKEN_FIELDS, TokenCounts
 
 if TYPE_CHECKING:
-    from cmat.catalog.schema import ModelEntry, Prices, Pricing
+    from cmat.catalog.schema import ModelEntry, Pricing
     from cmat.usage import UsageRecord
-
-PER_MTOK = 1_000_000
-
-
-def select_prices(pricing: Pricing, tokens: TokenCounts, speed: str | None = None
-                  ) -> tuple[Prices, float]:
-    """The prices that apply to a request, and the multiplier fast mode puts on them."""
-    if speed == "fast" and pricing.fast is not None:
-        return pricing.fast, 1.0
-    prices: Prices = pricing
-    prompt = tokens.input_side
-    for tier in pricing.tiers:  # increasing thresholds: the last one exceeded wins
-        if prompt > tier.above_prompt_tokens:
-            prices = tier.prices
-    fast = pricing.fast_multiplier if speed == "fast" and pricing.fast_multiplier else 1.0
-    return prices, fast
-
-
-def request_cost(pricing: Pricing, tokens: TokenCounts, web_search_requests: int = 0,
-                 speed: str | None = None, inference_geo: str | None = None) -> float:
-    if tokens.cache_creation_1h > tokens.cache_creation:
-        raise ValueError("cache_creation_1h cannot exceed cache_creation (all cache writes)")
-    prices, multiplier = select_prices(pricing, tokens, speed)
-    if inference_geo:
-        multiplier *= pricing.geo_multipliers.get(inference_geo, 1.0)
-    five_minute_writes = tokens.cache_creation - tokens.cache_creation_1h
-    token_cost = (tokens.input * prices.input + tokens.output * prices.output
-                  + five_minute_writes * prices.cache_write
-                  + tokens.cache_creation_1h * prices.cache_write_1h
-                  + tokens.cache_read * prices.cache_read)
-    return (token_cost * multiplier / PER_MTOK
-            + web_search_requests * pricing.web_search_per_1k / 1000)
 
 
 def pricing_at(entry: ModelEntry, ts: float) -> Pricing:

@@ -1,48 +1,86 @@
-"""`cmat statusline`: one short line for Claude Code's status bar.
+"""`cmat statusline`: one short line for Claude Code's status bar, built in full.
 
 Claude Code runs the `statusLine` command every few seconds with JSON on stdin (session_id,
-transcript_path, cwd, model, workspace, cost.total_cost_usd). The line shows this session's
-exact cost (its new transcript lines are imported into the ledger first, appended bytes
-only), today's total, the current task and its cost, and the tightest budget as a
-percentage, coloured at the alert thresholds. It never fails: on any error it prints a plain
-placeholder and logs the reason to the hook log.
+transcript_path, cwd, model, workspace, context_window, rate_limits, cost.total_cost_usd). The
+line shows this session's exact cost, today's total, the 5-hour window, the current task and
+its cost, and the tightest budget as a percentage, coloured at the alert thresholds. It never
+fails: on any error it prints a plain placeholder and logs the reason to the hook log.
 
-Most refreshes come while nothing has changed, so the line is cached per session, keyed on
-`stat` of everything it depends on (the session's transcript files, the current-task marker,
-the budget configuration) and kept CACHE_SECONDS at most: a refresh that finds it valid loads
-no more than `os` and `json`. The session's own cost is therefore always exact; today's total
-and other sessions' spend may lag by up to CACHE_SECONDS.
+Most refreshes are drawn from the status-line cache (cmat.claude.statuscache, which also
+draws the line). This is the full build behind it: the session's new transcript lines
+imported into the ledger (appended bytes only), the figures read from the ledger and the
+budgets, and the cache written for the refreshes that follow.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import time
-from collections.abc import Callable  # not typing's: its import costs a refresh ~3 ms
-from pathlib import Path
 
-from cmat import clock, paths
-from cmat.colour import paint, visible_length
-from cmat.money import usd
+from cmat import clock
+from cmat.claude import statuscache
+from cmat.claude.events import DRAIN_CHUNK_BYTES, MAX_STDIN_BYTES
 
-CACHE_SECONDS = 15.0
+TYPE_CHECKING = False  # `typing` costs more than a refresh drawn from the cache
+if TYPE_CHECKING:
+    from pathlib import Path
 
-SEPARATOR = " · "
-SHOWN_FIELDS = ("model", "context_window", "rate_limits")  # payload values the line shows
-WIDTH = 80  # what a status bar shows of a line on a narrow terminal
-MISMATCH_RATIO = 0.05  # --debug reports Claude Code's own estimate when it differs by more
+TAIL_REQUESTS = 64  # the session's latest requests, whose copies a refresh may meet again
 
 
-def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
-    """The line, and the session's cost it shows."""
-    from datetime import datetime
+def run(debug: bool = False) -> int:
+    """Print the status line, from the cache when it can (statuscache.answer), else built in
+    full; always exit 0 (Claude Code shows whatever we print)."""
+    raw = b""
+    if sys.stdin is not None and not sys.stdin.isatty():
+        raw = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
+        while sys.stdin.buffer.read(DRAIN_CHUNK_BYTES):
+            pass  # Claude Code's write must not block on a full pipe
+    line = statuscache.answer(raw, debug)
+    if line is None:
+        line = refresh(raw, debug)
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def refresh(raw: bytes, debug: bool) -> str:
+    """The line, built in full (the cache written for the next refreshes); a placeholder,
+    and the reason in the hook log, on any error."""
+    import io
+
+    from cmat.claude.payload import payload_project, read_payload
+
+    project = None
+    try:
+        payload = read_payload(io.BytesIO(raw))
+        project = payload_project(payload)
+        now = clock.now()
+        figures, cache = build(payload, project, now)
+        line, session_cost = statuscache.draw(figures, payload, now,
+                                              not os.environ.get("NO_COLOR"))
+        if cache is not None:
+            statuscache.write(cache)
+        elif isinstance(payload.get("session_id"), str):
+            statuscache.forget(payload["session_id"])
+        return line + (statuscache.mismatch(payload, session_cost) if debug else "")
+    except Exception as exc:  # the status bar must show something, never a traceback
+        from cmat.claude.log import HookLog
+
+        HookLog(project).write(
+            "ERROR", "statusline", f"{type(exc).__name__}: {exc}".replace("\n", " | "))
+        return "cmat: cost unavailable" + (f" ({type(exc).__name__}: {exc})" if debug else "")
+
+
+def build(payload: dict, project: Path, now: float) -> tuple[dict, dict | None]:
+    """The figures the line shows (statuscache.draw), and the cache that lets the next
+    refreshes draw it without the ledger (None when it cannot)."""
+    from datetime import datetime, timedelta
+    from pathlib import Path
 
     from cmat import plans
     from cmat.blocks import active_block, cut_blocks
-    from cmat.budgets.alerts import percent_level
-    from cmat.budgets.limits import all_statuses
+    from cmat.budgets.limits import all_statuses, session_share
     from cmat.catalog import ModelService
     from cmat.ingest import import_session
     from cmat.ledger import Ledger
@@ -51,187 +89,92 @@ def build_line(payload: dict, project: Path, colour: bool) -> tuple[str, float]:
 
     session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
     transcript = payload.get("transcript_path")
-    now = clock.now()
+    path = Path(transcript) if session_id and isinstance(transcript, str) and transcript \
+        else None
     official = plans.official_limits(payload, now)
     if official:
         plans.remember(official)
+    models = ModelService(project)
     with Ledger(busy_timeout=1.0) as ledger:
-        if session_id and isinstance(transcript, str) and transcript:
-            import_session(ledger, ModelService(project), Path(transcript), session_id)
+        if path is not None:
+            import_session(ledger, models, path, session_id)
         config, context, statuses = all_statuses(project, ledger, now, session_id)
-        tz = context.tz
-        today = ledger.spend_usd(since=midnight(datetime.fromtimestamp(now, tz).date(),
-                                                tz).timestamp())
+        day = datetime.fromtimestamp(now, context.tz).date()
+        day_start = midnight(day, context.tz).timestamp()
         session_requests, session_cost = ledger.session_totals(session_id or "")
-        unpriced = session_requests - ledger.priced_requests(session_id or "")
         task_id = current_context(project, details=False).task_id
-        task_cost = ledger.task_spend(task_id, session_id) if task_id else None
+        attributed = ledger.attribution(session_id) if session_id else None
         block = active_block(ledger, now)
+        allowance = None
+        if block is not None and config.plan:
+            past = cut_blocks(ledger.timeline(now - 30 * 86400), now) \
+                if config.plan == "custom" else []
+            allowance, _ = plans.plan_tokens(config.plan, past)
         at_work = None
         if config.concurrent_agents is not None:
             from cmat.budgets.concurrency import running
 
-            at_work = len(running(ledger, config, now))
-        allowance = None
-        if block is not None and config.plan and not (official and official["five_hour"]):
-            past = cut_blocks(ledger.timeline(now - 30 * 86400), now) \
-                if config.plan == "custom" else []
-            allowance, _ = plans.plan_tokens(config.plan, past)
-    parts = [  # (priority: the lowest goes first when the line is too long, text)
-        (2, _model_name(payload)),
-        (3, _context(payload)),  # Claude Code shows the model and context itself
-        (9, usd(session_cost, unpriced) + " session"),
-        (7, f"{usd(today)} today"),
-        (8, _five_hours(official, block, allowance, now, config.thresholds, colour)),
-        (4, f"{task_id} {usd(task_cost)}" if task_id else None),
-    ]
-    if at_work is not None:
-        limit = config.concurrent_agents
-        parts.append((5, paint(f"agents {at_work}/{limit}", "exhausted" if at_work >= limit
-                               else percent_level(at_work / max(limit, 1) * 100,
-                                                  config.thresholds), colour)))
-    tightest = max(statuses, key=lambda status: status.percent, default=None)
-    if tightest:
-        level = percent_level(tightest.percent, config.thresholds)
-        parts.append((6, paint(f"{tightest.budget.scope} {tightest.percent:.0f}%", level,
-                                 colour)))
-    return fit([(rank, text) for rank, text in parts if text]), session_cost
+            at_work = (len(running(ledger, config, now)), config.concurrent_agents)
+        cacheable = path is not None
+        budgets = []
+        for status in statuses:
+            try:
+                share = session_share(status.budget, context, config, attributed)
+            except ValueError:
+                share, cacheable = None, False
+            budgets.append([status.budget.scope, status.spent, status.budget.limit,
+                            *(share or (None, None))])
+        attributed_task = attributed[0] if attributed else None
+        figures = {
+            "session": session_cost,
+            "unpriced": session_requests - ledger.priced_requests(session_id or ""),
+            "today": ledger.spend_usd(since=day_start), "day_start": day_start,
+            "task": [task_id, ledger.task_spend(task_id, session_id)] if task_id else None,
+            "task_counts": attributed_task in (None, task_id),  # as task_spend counts it
+            "block": None if block is None else {
+                "start": block.start, "end": block.end, "cost": block.cost_usd,
+                "io_tokens": block.tokens["input"] + block.tokens["output"]},
+            "allowance": allowance, "at_work": at_work,
+            "thresholds": tuple(config.thresholds), "budgets": budgets}
+        cache = None
+        if cacheable:
+            until = min(now + statuscache.CACHE_SECONDS,
+                        midnight(day + timedelta(days=1), context.tz).timestamp(),
+                        block.end if block is not None else float("inf"))
+            cache = _cache(ledger, models, project, payload, path, session_id, now, until)
+    if cache is not None:
+        cache["figures"] = figures
+    return figures, cache
 
 
-def _model_name(payload: dict) -> str | None:
+def _cache(ledger, models, project: Path, payload: dict, path: Path, session_id: str,
+           now: float, until: float) -> dict | None:
+    """What a refresh needs to bring the figures up to date (statuscache); None when a file
+    of the session could not be read yet."""
+    from datetime import UTC, datetime
+
+    from cmat import rates
+    from cmat.claude.runtime import session_reading
+    from cmat.pricing import pricing_at
+    from cmat.request import rank
+
+    reading = session_reading(ledger, project, path, session_id)
+    if reading is None:
+        return None
+    latest = ledger.latest_requests(session_id, TAIL_REQUESTS)
     model = payload.get("model")
-    name = model.get("display_name") if isinstance(model, dict) else None
-    if not isinstance(name, str) or not name.strip():
-        return None
-    return name.split("(")[0].strip()[:20]  # "Opus 4.6 (1M context)" -> "Opus 4.6"
-
-
-def _context(payload: dict) -> str | None:
-    window = payload.get("context_window")
-    used = window.get("used_percentage") if isinstance(window, dict) else None
-    if isinstance(used, bool) or not isinstance(used, (int, float)):
-        return None
-    return f"ctx {used:.0f}%"
-
-
-def _five_hours(official: dict | None, block, allowance: int | None, now: float,
-                thresholds: tuple[int, ...], colour: bool) -> str | None:
-    """The 5-hour window: Claude Code's own figure when it gives one (`official`, from the
-    payload), else cmat's estimate against the plan (marked ~), else the block's cost."""
-    from cmat import plans
-    from cmat.budgets.alerts import percent_level
-
-    five = official and official["five_hour"]
-    if five:
-        text = f"5h {five['used_percent']:.0f}% {plans.until(five['resets_at'], now)}"
-        return paint(text, percent_level(five["used_percent"], thresholds), colour)
-    if block is None:
-        return None
-    left = plans.until(block.end, now)
-    estimate = plans.block_estimate(block, allowance)
-    if estimate is None:
-        return f"5h {usd(block.cost_usd)} {left}"
-    return paint(f"5h ~{estimate:.0f}% {left}", percent_level(estimate, thresholds), colour)
-
-
-def fit(parts: list[tuple[int, str]], width: int = WIDTH) -> str:
-    """Join the parts in order, leaving out the least important until the line fits."""
-    kept = list(parts)
-    while len(kept) > 1 and visible_length(SEPARATOR.join(t for _, t in kept)) > width:
-        kept.remove(min(kept, key=lambda part: part[0]))
-    return SEPARATOR.join(text for _, text in kept)
-
-
-def mismatch(payload: dict, session_cost: float) -> str:
-    """For --debug: Claude Code's own estimate, when it differs from cmat's by over 5 %."""
-    cost = payload.get("cost")
-    claude_cost = cost.get("total_cost_usd") if isinstance(cost, dict) else None
-    if not isinstance(claude_cost, (int, float)):
-        return ""
-    base = max(abs(session_cost), 1e-9)
-    if abs(claude_cost - session_cost) / base <= MISMATCH_RATIO:
-        return ""
-    return (f"{SEPARATOR}Claude Code says {usd(claude_cost)}"
-            f" ({(claude_cost - session_cost) / base:+.0%} vs cmat)")
-
-
-def _stat(path: str) -> list:
-    try:
-        st = os.stat(path)
-        return [st.st_size, st.st_mtime_ns]
-    except OSError:
-        return []
-
-
-def fingerprint(payload: dict, project: Path, colour: bool) -> list:
-    """Everything the line depends on, as cheap `stat` results."""
-    transcript = payload.get("transcript_path")
-    key: list = [str(project), colour, payload.get("session_id"),
-                 os.environ.get("CMAT_CURRENT_TASK_ID", ""),
-                 *(json.dumps(payload.get(field), sort_keys=True, default=str)
-                   for field in SHOWN_FIELDS)]
-    if isinstance(transcript, str) and transcript:
-        key.append(_stat(transcript))
-        subagents = os.path.join(os.path.splitext(transcript)[0], "subagents")
-        try:
-            with os.scandir(subagents) as entries:
-                key.append(sorted([e.name, _stat(e.path)] for e in entries))  # JSON-stable
-        except OSError:
-            pass
-    for path in (paths.current_task_file(project), project / ".claude" / "cmat.toml",
-                 paths.config_home() / "config.toml"):
-        key.append(_stat(str(path)))
-    return key
-
-
-def _cache_file(session_id: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in session_id)[:100]
-    return paths.cache_home() / "statusline" / f"{safe}.json"
-
-
-def cached_line(payload: dict, project: Path, colour: bool,
-                build: Callable[[dict, Path, bool], tuple[str, float]] | None = None,
-                cache_seconds: float = CACHE_SECONDS) -> tuple[str, float]:
-    """The line from the cache when still valid, else built (by `build_line`) and cached."""
-    session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else ""
-    key = fingerprint(payload, project, colour)
-    cache = _cache_file(session_id or "none")
-    try:
-        cached = json.loads(cache.read_text())
-        if cached["key"] == key and cached["until"] > time.time():
-            return cached["line"], cached["session_cost"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    line, session_cost = (build or build_line)(payload, project, colour)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-        partial.write_text(json.dumps({"key": key, "until": time.time() + cache_seconds,
-                                       "line": line, "session_cost": session_cost}))
-        os.replace(partial, cache)  # readers see the old entry or the new one, never half
-    except OSError:
-        pass  # no cache only costs speed
-    return line, session_cost
-
-
-def run(debug: bool = False, stdin=None) -> int:
-    """Print the status line; always exit 0 (Claude Code shows whatever we print)."""
-    from cmat.claude.payload import payload_project, read_payload
-
-    colour = not os.environ.get("NO_COLOR")
-    project = None
-    try:
-        payload = read_payload(sys.stdin if stdin is None else stdin)
-        project = payload_project(payload)
-        line, session_cost = cached_line(payload, project, colour)
-        if debug:
-            line += mismatch(payload, session_cost)
-    except Exception as exc:  # the status bar must show something, never a traceback
-        from cmat.claude.log import HookLog
-
-        HookLog(project).write(
-            "ERROR", "statusline", f"{type(exc).__name__}: {exc}".replace("\n", " | "))
-        line = "cmat: cost unavailable" + (f" ({type(exc).__name__}: {exc})" if debug else "")
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-    return 0
+    named = {model.get("id")} if isinstance(model, dict) else set()
+    prices = {}
+    for name in named | set(ledger.session_models(session_id)):
+        entry = models.get_by_pattern(name) if isinstance(name, str) else None
+        if entry is not None:
+            prices[name] = rates.plain(pricing_at(entry, now))
+    return {
+        "session": session_id, "transcript": payload["transcript_path"],
+        "where": statuscache.where(payload), "environment": statuscache.environment(),
+        "built": now, "until": until,
+        "sources": reading[0], "files": reading[1],
+        "tail": {key: (rank(bool(sidechain), i + o + w + r), cost or 0.0, i, o, w, r)
+                 for key, _, _, sidechain, cost, i, o, w, r in latest},
+        "tail_from": min((row[2] for row in latest), default=float("inf")),
+        "prices": prices, "price_day": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")}

@@ -1,5 +1,5 @@
 """The usage of one API request, as every stage of cmat sees it: the bottom of the pipeline,
-importing nothing from cmat.
+importing from cmat only the rules of what a request is (cmat.request).
 
 A request's tokens come in five kinds (TOKEN_FIELDS). Cache writes are counted once, in
 `cache_creation`; `cache_creation_1h` says how many of them were 1-hour writes. Of the copies
@@ -14,25 +14,21 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass, fields
 
+from cmat.request import SIDECHAIN_PENALTY, rank
+
 TOKEN_FIELDS = ("input", "output", "cache_creation", "cache_creation_1h", "cache_read")
 # Each kind once: 1-hour writes are a share of cache_creation, not more tokens.
 COUNTED_TOKENS = ("input", "output", "cache_creation", "cache_read")
 COLUMN = {kind: f"{kind}_tokens" for kind in TOKEN_FIELDS}  # the ledger's column of each kind
-SIDECHAIN_PENALTY = 10 ** 15  # more tokens than any request has: a replay never outranks
-# The moments a request can have happened at: a timestamp outside them (year 9999, say) is a
-# bad value like any other, skipped where it is read; no report or period has to bear it.
-EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
 # What one request can carry: far below, a cost or a count is an error, not a request.
 MAX_REQUEST_USD = 100_000.0
 MAX_REQUEST_TOKENS = 10**10
 EARLIEST_TS = 946684800.0  # 2000-01-01
 LATEST_TS = 4102444800.0  # 2100-01-01
-MAIN_AGENT = "main"
 # The coding agents a request can come from (UsageRecord.source names the others; cmat.apps
 # reads them): what reports and budgets may be narrowed to.
 CLAUDE_CODE = "claude-code"
 APPS = (CLAUDE_CODE, "codex", "gemini-cli", "opencode")
-UNKNOWN_SUBAGENT = "subagent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +43,6 @@ class TokenCounts:
     def input_side(self) -> int:
         """The prompt: what tier thresholds are measured on."""
         return self.input + self.cache_creation + self.cache_read
-
-
-def rank(is_sidechain: bool, total_tokens: int) -> int:
-    """How one copy of a request compares with another: the higher wins."""
-    return (0 if is_sidechain else SIDECHAIN_PENALTY) + total_tokens
 
 
 def rank_sql(table: str) -> str:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cmat.apps import codex, gemini, opencode
-from cmat.transcripts.decode import check_request
+from cmat.request import check_request
 from cmat.untrusted import Unreadable
 from tests.helpers import (
     PRE_TOOL,

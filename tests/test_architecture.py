@@ -91,7 +91,9 @@ def test_the_cycle_check_finds_a_cycle():
 
 def test_the_bottom_of_the_pipeline_imports_nothing_from_cmat():
     graph = import_graph()
-    assert graph["cmat.usage"] == set()
+    assert graph["cmat.request"] == set()
+    assert graph["cmat.usage"] == {"cmat.request"}
+    assert graph["cmat.rates"] == set()
     assert graph["cmat.claude.events"] == set()
 
 

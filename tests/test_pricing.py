@@ -1,5 +1,11 @@
-import pytest
+import functools
+import marshal
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cmat import rates
 from cmat.catalog import ModelService
 from cmat.catalog.edit import save_user_entries
 from cmat.pricing import request_cost
@@ -159,3 +165,27 @@ def test_an_unknown_model_is_unpriced_never_zero(tmp_path, project):
     assert unknown["total_usd"] is None and unknown["tokens"]["input"] == 1_000
     assert report["unpriced_models"] == ["claude-nova-9"]
     assert report["total_usd"] == pytest.approx((1_000 * 5 + 1_000 * 25) / 1e6)
+
+
+
+@functools.cache
+def catalog_models():
+    return ModelService().catalog.models  # inside a test: the bundled catalog alone
+
+
+@settings(max_examples=200, deadline=None)
+@given(tokens=st.tuples(*[st.integers(0, 2_000_000)] * 4), one_hour_share=st.floats(0, 1),
+       searches=st.integers(0, 20), speed=st.sampled_from([None, "fast"]),
+       geo=st.sampled_from([None, "us", "global"]), index=st.integers(0, 10**6))
+def test_prices_carried_through_a_cache_cost_what_the_catalog_costs(tokens, one_hour_share,
+                                                                    searches, speed, geo,
+                                                                    index):
+    """The status line prices new lines with prices written to its cache (rates.plain) and
+    read back (rates.from_plain): every model's every price, tier, fast mode and region."""
+    entry = catalog_models()[index % len(catalog_models())]
+    pricing = (*entry.history, entry.pricing)[index % (len(entry.history) + 1)]
+    input_tokens, output, writes, reads = tokens
+    counts = TokenCounts(input_tokens, output, writes, int(writes * one_hour_share), reads)
+    carried = rates.from_plain(marshal.loads(marshal.dumps(rates.plain(pricing))))
+    assert rates.request_cost(carried, counts, searches, speed, geo) == \
+        request_cost(pricing, counts, searches, speed, geo)

@@ -5,10 +5,25 @@ import re
 import subprocess
 import sys
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cmat import clock
-from cmat.statusline import cached_line
+from cmat.claude import statuscache
+from cmat.colour import paint, visible_length
+from cmat.statusline import build, refresh
 from cmat.tasks.queue import QueueService
-from tests.helpers import REPO, child_env, cli_run, now_iso, session_costing, user_config
+from tests.helpers import (
+    OPUS,
+    REPO,
+    child_env,
+    cli_run,
+    earlier_today,
+    now_iso,
+    session_costing,
+    user_config,
+)
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 
 STATUSLINE = REPO / "hooks" / "cmat-statusline.sh"
@@ -93,30 +108,115 @@ def test_statusline_never_fails(project):
     assert result.returncode == 0 and result.stdout == b"cmat: cost unavailable\n"
 
 
-def test_statusline_cache_is_used_while_nothing_changes(project, tmp_path):
+def test_statusline_cache_is_used_while_nothing_changes(project, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(project))
     builder, path = session_costing(tmp_path, "s1", 0.5)
     write_subagent(path.parent, "s1", "ag1", "Explore",
                    lambda b, a: (setattr(b, "now", now_iso(-5)),
                                  b.response(sidechain=True, agent_id=a, output=100)))
+    raw = json.dumps(status_payload(path, "s1")).encode()
+    assert statuscache.answer(raw, False) is None  # no cache yet
+    first = refresh(raw, False)
+    assert statuscache.answer(raw, False) == first  # drawn from the cache
+    write_subagent(path.parent, "s1", "ag2", "Plan",
+                   lambda b, a: (setattr(b, "now", now_iso(-4)),
+                                 b.response(sidechain=True, agent_id=a, output=100)))
+    assert statuscache.answer(raw, False) is None  # a new file: built afresh
+    refresh(raw, False)
+    assert statuscache.answer(raw, False) is not None
+    monkeypatch.setenv("CMAT_NOW", str(clock.now() + statuscache.CACHE_SECONDS + 1))
+    assert statuscache.answer(raw, False) is None  # too old: other sessions' spend is due
+
+
+GROWTH_CONFIG = """timezone = "UTC"
+[budgets]
+daily = 50
+weekly = 60
+daily_tokens = 900000
+token_count = "all"
+[budgets.project]
+daily = 40
+[budgets.session]
+default = 30
+[budgets.task]
+default = 20
+[budgets.app_daily]
+claude-code = 45
+codex = 1
+"""
+
+
+def growing_session(tmp_path, seconds_ago: float):
+    """A session whose last response is cut after its first snapshot, and one subagent."""
+    builder = TranscriptBuilder(session_id="s1", cwd="/x")
+    builder.now = earlier_today(seconds_ago)
+    builder.response(model=OPUS, output=2_000, read=5_000)
+    builder.response(model=OPUS, output=3_000, write_5m=1_000, blocks=3)
+    path = tmp_path / "transcripts" / "s1.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"".join(builder.lines[:-2]))  # its final snapshots come later
+    sub = write_subagent(path.parent, "s1", "ag1", "Explore",
+                         lambda b, a: (setattr(b, "now", earlier_today(seconds_ago)),
+                                       b.response(sidechain=True, agent_id=a, output=100)))
+    return builder, sub, path
+
+
+def test_a_refresh_after_growth_draws_what_a_full_build_draws(project, tmp_path, monkeypatch):
+    """The session's new lines (the rest of a response already counted in part, new
+    responses, a sidechain's copy of a counted one, a subagent's) brought into the cached figures give every figure a full build
+    gives: the session, today, the task, the 5-hour block and each budget's spend."""
+    monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(project))
+    user_config(GROWTH_CONFIG)
+    task = QueueService(project).add("x")["id"]
+    QueueService(project).start(task)
+    builder, sub, path = growing_session(tmp_path, 20)
     payload = status_payload(path, "s1")
-    first = cached_line(payload, project, colour=False)
-    calls = []
+    raw = json.dumps(payload).encode()
+    refresh(raw, False)
+    builder.now = sub.now = earlier_today(5)
+    builder.response(model=OPUS, input=300, output=700, write_1h=3_000, read=9_000)
+    builder.response(model=OPUS, output=50, searches=2, speed="fast")
+    counted = builder.requests[0]  # a sidechain's copy of it, larger: it never outranks
+    builder.response(model=OPUS, output=50_000, blocks=1, sidechain=True,
+                     message_id=counted.message_id, billed=False)
+    path.write_bytes(b"".join(builder.lines))
+    sub.response(sidechain=True, agent_id="ag1", output=400, read=2_000)
+    sub.write(path.parent / "s1" / "subagents" / "agent-ag1.jsonl")
+    quick = statuscache.up_to_date(payload, clock.now())
+    assert quick is not None
+    line = statuscache.answer(raw, False)
+    full, _ = build(payload, project, clock.now())  # imports the new lines into the ledger
+    assert line == refresh(raw, False)
+    for figure in ("session", "today", "unpriced", "allowance", "at_work"):
+        assert quick[figure] == pytest.approx(full[figure], abs=1e-12), figure
+    assert quick["task"][1] == pytest.approx(full["task"][1], abs=1e-12)
+    assert quick["block"] == pytest.approx(full["block"], abs=1e-12)
+    assert [(b[0], pytest.approx(b[1], abs=1e-12)) for b in quick["budgets"]] == \
+        [(b[0], b[1]) for b in full["budgets"]]
+    assert {b[0]: b[3] for b in full["budgets"]}["app-daily"] in ("usd", None)
+    assert full["session"] == pytest.approx(builder.expected_cost + sub.expected_cost,
+                                            abs=1e-12)
 
-    def build(*args):
-        calls.append(args)
-        return "fresh", 0.0
 
-    assert cached_line(payload, project, False, build) == first  # from the cache
-    assert calls == []
-    builder.response(output=10)
-    builder.write(path)  # the session grew: built afresh
-    assert cached_line(payload, project, False, build) == ("fresh", 0.0)
-    assert len(calls) == 1
-    builder.response(output=10)
-    builder.write(path)
-    cached_line(payload, project, False, build, cache_seconds=0)  # cached, already expired
-    cached_line(payload, project, False, build)
-    assert len(calls) == 3  # an expired entry is rebuilt
+@pytest.mark.parametrize("growth", ["unpriced model", "another session's line",
+                                    "a line from before the latest requests"])
+def test_a_growth_the_cache_cannot_take_is_built_in_full(project, tmp_path, monkeypatch,
+                                                         growth):
+    monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(project))
+    builder, _, path = growing_session(tmp_path, 20)
+    raw = json.dumps(status_payload(path, "s1")).encode()
+    refresh(raw, False)
+    if growth == "unpriced model":
+        builder.response(model="claude-nova-9", output=10)
+    elif growth == "another session's line":
+        builder.session_id = "s2"
+        builder.response(model=OPUS, output=10)
+    else:
+        builder.now = earlier_today(3600)
+        builder.response(model=OPUS, output=10)
+    path.write_bytes(b"".join(builder.lines))
+    assert statuscache.answer(raw, False) is None
+    assert refresh(raw, False).startswith("Opus")
 
 
 def official_payload(path, session_id, five=37.4, seven=12.0):
@@ -176,3 +276,36 @@ def test_with_only_the_weekly_figure_the_5h_part_is_the_estimate(project, tmp_pa
     assert re.search(r" · 5h ~40% [1-5]h\d\dm$", line)
     shown = json.loads(cli_run("limits", "--json", "--no-scan").output)["official"]
     assert shown["five_hour"] is None and shown["seven_day"]["used_percent"] == 55.0
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_VALUES, spaced=st.booleans())
+def test_the_caches_json_reader_reads_what_the_json_module_reads(value, spaced):
+    text = json.dumps(value, indent=1 if spaced else None) + ("\n" if spaced else "")
+    assert statuscache.parse_json(text) == json.loads(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=40))
+def test_the_caches_json_reader_refuses_what_the_json_module_refuses(text):
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            statuscache.parse_json(text)
+    else:
+        assert statuscache.parse_json(text) == expected
+
+
+@given(parts=st.lists(st.tuples(st.text(max_size=8), st.sampled_from(
+    [None, "green", "bold red", "ok", "exhausted"])), max_size=6),
+    junk=st.sampled_from(["", "\033[", "\033[1;", "\033[x", "\033[12"]))
+def test_visible_length_leaves_out_colour_codes_alone(parts, junk):
+    text = "".join(paint(part, style) for part, style in parts) + junk
+    assert visible_length(text) == len(re.sub(r"\033\[[0-9;]*m", "", text))

@@ -16,7 +16,7 @@ from cmat.catalog import ModelService
 from cmat.cli import cli
 from cmat.errors import NotFound, QueueError, TranscriptError, UsageError
 from cmat.ledger import Ledger
-from cmat.ledger.schema import timestamp_seconds
+from cmat.request import timestamp_seconds
 from cmat.tasks.costs import sync_queue, task_report
 from cmat.tasks.queue import NO_TASK, QueueService, current_context, enhancement_of
 from tests.helpers import FIXTURES, REPO, child_env

@@ -7,10 +7,11 @@ import pytest
 from cmat.catalog import ModelService
 from cmat.errors import TranscriptError
 from cmat.reports import session_report
+from cmat.request import USAGE_MARKER
 from cmat.transcripts import decode, fastdecode
 from cmat.transcripts.files import SourceFile, first_session_id
 from cmat.transcripts.parallel import ReadOptions
-from cmat.transcripts.reader import MAX_LINE_BYTES, USAGE_MARKER, read_range
+from cmat.transcripts.reader import MAX_LINE_BYTES, read_range
 from cmat.transcripts.session import read_session
 from tests.helpers import REAL_FIXTURES, real_fixture
 from tests.transcript_factory import (

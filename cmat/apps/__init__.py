@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 
 def plausible(records: list[UsageRecord], skipped: int) -> tuple[list[UsageRecord], int]:
     """The records whose counts and time a real request can have (the check every agent's
-    reader makes, transcripts.decode.check_request), and `skipped` plus those left out."""
+    reader makes, cmat.request.check_request), and `skipped` plus those left out."""
     # Here, not at the top: every ledger query imports this package for app_sql, the hooks too.
-    from cmat.transcripts.decode import InvalidLine, check_request
+    from cmat.request import InvalidLine, check_request
 
     kept = []
     for record in records:

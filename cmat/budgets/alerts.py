@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from cmat.budgets.config import Config, EmailSettings, render_message
 from cmat.budgets.limits import Status
+from cmat.colour import level
 from cmat.ledger import Ledger
 from cmat.text import one_line
 
@@ -23,18 +24,6 @@ RETRY_DELAY_SECONDS = 60.0  # times the number of attempts so far
 WEBHOOK_TIMEOUT_SECONDS = 3.0
 COMMAND_TIMEOUT_SECONDS = 10.0
 SMTP_TIMEOUT_SECONDS = 10.0
-
-
-def level(threshold: int) -> str:
-    return "info" if threshold < 80 else "warning" if threshold < 95 else "critical"
-
-
-def percent_level(percent: float, thresholds) -> str:
-    """The alert level a share of a limit has reached: ok below every threshold."""
-    if percent >= 100:
-        return "exhausted"
-    reached = [t for t in thresholds if percent >= t]
-    return level(max(reached)) if reached else "ok"
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,10 @@ from cmat.errors import CmatError, UsageError
 from cmat.ledger import Ledger
 from cmat.money import usd
 from cmat.periods import period_bounds, zone
+from cmat.request import MAIN_AGENT
 from cmat.tasks.queue import QueueService, enhancement_of
 from cmat.tasks.queue import current_context as current_task
-from cmat.usage import CLAUDE_CODE, MAIN_AGENT
+from cmat.usage import CLAUDE_CODE
 
 PERIOD_WORDS = {"daily": "today", "weekly": "this week", "monthly": "this month"}
 
@@ -290,6 +291,39 @@ def counts_claude_code(budget: Budget) -> bool:
     if budget.scope not in APP_SCOPES:
         return True
     return budget.key.split(":", 1)[1] in (CLAUDE_CODE, "provider:anthropic")
+
+
+def session_share(budget: Budget, context: Context, config: Config,
+                  attributed: tuple | None) -> tuple[str, str | None] | None:
+    """What one more Claude Code request of the running session adds to `budget`, as `spent`
+    sums it: (unit: "usd", or "io" / "all" tokens as the budget counts them; the project
+    folder the request's cwd must be in, or None), or None when nothing. `attributed`: the
+    session's (task, enhancement, agent, project folder) once it was attributed. Raises
+    ValueError where the answer needs more than this (per-run limits; a session counted
+    twice for one enhancement)."""
+    unit = ("all" if config.token_count == "all" else "io") if budget.unit == "tokens" \
+        else "usd"
+    if budget.scope in RUN_SCOPES:
+        raise ValueError(f"{budget.key}: a run's spend depends on the agent that made it")
+    if budget.scope in APP_SCOPES:
+        return (unit, None) if counts_claude_code(budget) else None
+    if budget.scope == "project":
+        return unit, str(context.project)
+    if budget.period or budget.key == LIFETIME:
+        return unit, None
+    scope, key = budget.key.split(":", 1)
+    if scope == "session":
+        return (unit, None) if key == context.session_id else None
+    task = attributed[0] if attributed else None
+    if scope == "task":  # as task_spend: its sessions, and the running one while unattributed
+        return (unit, None) if key == task or (task is None and key == context.task_id) \
+            else None
+    as_attributed = bool(attributed) and attributed[1] == key \
+        and attributed[3] == str(context.project)
+    as_running = task is None and key == context.enhancement
+    if as_attributed and as_running:
+        raise ValueError(f"{budget.key}: the session counts twice")
+    return (unit, None) if as_attributed or as_running else None
 
 
 def exhausted_now(project: Path, ledger: Ledger, now: float, session_id: str | None,

@@ -39,15 +39,21 @@ COUNTS = (b'"input_tokens":', b'"output_tokens":', b'"cache_creation_input_token
           b'"cache_read_input_tokens":', b'"web_search_requests":')
 
 
-def cache_folder() -> str:
+def cache_folder(kind: str = "headroom") -> str:
+    """cmat's cache folder of one kind (cmat.paths.cache_home, written with `os` alone)."""
     home = os.path.expanduser("~")
     return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"),
-                        "cmat", "headroom")
+                        "cmat", kind)
+
+
+def session_file(kind: str, session_id: str, form: str) -> str:
+    """The cache file of one session, in a folder of `kind`, in its format `form`."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in session_id)[:120]
+    return os.path.join(cache_folder(kind), f"{safe}.{form}")
 
 
 def cache_file(session_id: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in session_id)[:120]
-    return os.path.join(cache_folder(), f"{safe}.{FORMAT}")
+    return session_file("headroom", session_id, FORMAT)
 
 
 def fingerprint(path: str) -> tuple[str, int, int]:
@@ -134,7 +140,7 @@ def appended_bound(data: bytes, prices: dict) -> tuple[float, int, int]:
     return usd, io_tokens, all_tokens
 
 
-def _appended(path: str, offset: int, size: int, inode: int) -> bytes | None:
+def read_appended(path: str, offset: int, size: int, inode: int) -> bytes | None:
     """The bytes of `path` from `offset` to `size`, read only if it is still the regular
     file it was (opened without waiting, as the safe reader opens: a FIFO swapped in after the
     `stat` must not hang the check); None otherwise."""
@@ -148,6 +154,27 @@ def _appended(path: str, offset: int, size: int, inode: int) -> bytes | None:
         return os.pread(fd, size - offset, offset)
     finally:
         os.close(fd)
+
+
+def session_growth(sources) -> list[tuple[str, int, bytes]] | None:
+    """What a session's files gained since a full pass read each to its offset: (path, that
+    offset, the new bytes) of each that grew; None when one was replaced or rewritten (the
+    full pass reads it again), or when all gained more than MAX_APPENDED_BYTES."""
+    grown = []
+    total = 0
+    for path, offset, inode in sources:
+        st = os.stat(path)
+        if st.st_ino != inode or st.st_size < offset:
+            return None
+        total += st.st_size - offset
+        if total > MAX_APPENDED_BYTES:
+            return None
+        if st.st_size > offset:
+            data = read_appended(path, offset, st.st_size, inode)
+            if data is None:
+                return None
+            grown.append((path, offset, data))
+    return grown
 
 
 def _ledger_since(cache: dict) -> tuple[float, int, int] | None:
@@ -195,14 +222,9 @@ def _answer(event: str, raw: bytes) -> bool:
     session, transcript = fields.get("session_id"), fields.get("transcript_path")
     if not project or not session or not transcript:
         return False
-    try:
-        with open(cache_file(session), "rb") as handle:
-            cache = marshal.loads(handle.read())
-    except (OSError, EOFError, ValueError, TypeError):
-        return False
+    cache = load(cache_file(session), FORMAT)
     now = clock.now()
-    if not isinstance(cache, dict) or cache.get("format") != FORMAT \
-            or cache["project"] != project or cache["transcript"] != transcript \
+    if cache is None or cache["project"] != project or cache["transcript"] != transcript \
             or event not in cache["events"] or now >= cache["expires"]:
         return False
     if any(fingerprint(path) != (path, size, mtime) for path, size, mtime in cache["files"]) \
@@ -211,22 +233,14 @@ def _answer(event: str, raw: bytes) -> bool:
         return False
     usd = 0.0
     io_tokens = all_tokens = 0
-    appended = 0
-    for path, offset, inode in cache["sources"]:
-        st = os.stat(path)
-        if st.st_ino != inode or st.st_size < offset:
-            return False  # replaced or rewritten: the full reader handles it
-        appended += st.st_size - offset
-        if appended > MAX_APPENDED_BYTES:
-            return False
-        if st.st_size > offset:
-            data = _appended(path, offset, st.st_size, inode)
-            if data is None:
-                return False
-            bound = appended_bound(data, cache["prices"])
-            usd += bound[0]
-            io_tokens += bound[1]
-            all_tokens += bound[2]
+    grown = session_growth(cache["sources"])
+    if grown is None:
+        return False
+    for _, _, data in grown:
+        bound = appended_bound(data, cache["prices"])
+        usd += bound[0]
+        io_tokens += bound[1]
+        all_tokens += bound[2]
     if ledger_files(cache["ledger"]) != list(cache["ledger_files"]):
         written = _ledger_since(cache)
         if written is None:
@@ -295,28 +309,48 @@ def write(cache: dict) -> None:
     """Store a full check's headroom, once its ledger connection is closed (closing may fold
     the write-ahead log into the database: the files are taken as they are then). The
     ledger's files are taken before and after its version is read again: only when neither
-    they nor the version moved is no write missed. Written whole or not at all (a reader sees
-    the old cache or the new; a cache cut short by a crash is not read, only rebuilt)."""
+    they nor the version moved is no write missed (`store`)."""
     before = ledger_files(cache["ledger"])
     unchanged = _version(cache["ledger"]) == cache["version"]
     after = ledger_files(cache["ledger"])
     if not unchanged or before != after:
         forget(cache["session"])
         return
-    path = cache_file(cache["session"])
-    partial = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(cache_folder(), exist_ok=True)
-        with open(partial, "wb") as handle:
-            handle.write(marshal.dumps({**cache, "ledger_files": after, "format": FORMAT}))
-        os.replace(partial, path)
-    except OSError:  # a cache not written: the next check is a full one, nothing more
-        forget(cache["session"])
+    store(cache_file(cache["session"]), {**cache, "ledger_files": after, "format": FORMAT})
 
 
 def forget(session_id: str) -> None:
     """Drop a session's cache: its next check is a full one."""
+    drop(cache_file(session_id))
+
+
+def store(path: str, cache: dict) -> None:
+    """Write `cache` to `path` with marshal, whole or not at all: a reader sees the old file
+    or the new one; a file that could not be written is removed (no cache only costs
+    speed: the next reader does the full work)."""
+    partial = f"{path}.{os.getpid()}.tmp"
     try:
-        os.unlink(cache_file(session_id))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(partial, "wb") as handle:
+            handle.write(marshal.dumps(cache))
+        os.replace(partial, path)
+    except OSError:
+        drop(partial)
+        drop(path)
+
+
+def load(path: str, form: str) -> dict | None:
+    """What `store` wrote to `path`, if it is a cache of the format `form`."""
+    try:
+        with open(path, "rb") as handle:
+            cache = marshal.loads(handle.read())
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    return cache if isinstance(cache, dict) and cache.get("format") == form else None
+
+
+def drop(path: str) -> None:
+    try:
+        os.unlink(path)
     except OSError:
         pass

@@ -338,9 +338,6 @@ def _headroom(ledger, models, config, project: Path, payload: dict, statuses: li
     """The headroom cache (cmat.claude.headroom) of a full check that allowed without a
     word: the distance of the nearest budget to its next alert threshold or its limit, and
     what the check read; None when a budget is too near."""
-    from cmat import paths
-    from cmat.budgets.config import project_config_file, user_config_file
-    from cmat.transcripts.files import session_sources
 
     usd = tokens = float("inf")
     expires = now + HEADROOM_MAX_AGE_SECONDS
@@ -357,27 +354,45 @@ def _headroom(ledger, models, config, project: Path, payload: dict, statuses: li
         return None
     session_id, transcript = payload["session_id"], payload["transcript_path"]
     path = Path(transcript).expanduser()
-    sources = [str(source.path) for source in session_sources(path, session_id)]
-    states = ledger.file_states(sources)
-    if set(states) != set(sources):
-        return None  # a file the import could not read yet
-    watched = [user_config_file(), project_config_file(project), paths.user_catalog(),
-               paths.project_catalog(project), paths.bundled_catalog(),
-               paths.current_task_file(project), paths.queue_file(project),
-               paths.team_cache(), path.parent,
-               path.parent / path.stem / "subagents", path.parent / session_id / "subagents"]
+    reading = session_reading(ledger, project, path, session_id)
+    if reading is None:
+        return None
+    sources, files = reading
     return {
         "project": os.environ.get("CLAUDE_PROJECT_DIR", ""), "session": session_id,
         "transcript": transcript, "expires": expires,
         # A prompt's check also notes what a project file set that was ignored.
         "events": ("pre-tool-use",) + (() if config.ignored else ("prompt-submit",)),
-        "files": [headroom.fingerprint(str(p)) for p in watched],
+        "files": files,
         "environment": {name: os.environ.get(name) for name in HEADROOM_ENVIRONMENT},
-        "sources": [(p, states[p].offset, states[p].inode) for p in sources],
+        "sources": sources,
         "ledger": str(ledger.path), "version": version, "ledger_id": ledger.ledger_id(),
         "sessions_matter": bool({"task", "enhancement"} & set(config.keyed)),
         "usd": usd, "tokens": tokens, "count_all_tokens": config.token_count == "all",
         "prices": headroom.price_bounds(models.catalog)}
+
+
+def session_reading(ledger, project: Path, path: Path, session_id: str
+                    ) -> tuple[list[tuple], list[tuple]] | None:
+    """What a cache of a session's figures must watch (cmat.claude.headroom, statuscache):
+    how far the ledger read each of its files, (path, offset, inode); and the fingerprint of
+    every file the figures depend on (configs, catalogs, the task marker and queue, the team
+    cache, the session's folders). None when a file of the session could not be read yet."""
+    from cmat import paths
+    from cmat.budgets.config import project_config_file, user_config_file
+    from cmat.transcripts.files import session_sources
+
+    sources = [str(source.path) for source in session_sources(path, session_id)]
+    states = ledger.file_states(sources)
+    if set(states) != set(sources):
+        return None
+    watched = [user_config_file(), project_config_file(project), paths.user_catalog(),
+               paths.project_catalog(project), paths.bundled_catalog(),
+               paths.current_task_file(project), paths.queue_file(project),
+               paths.team_cache(), path.parent,
+               path.parent / path.stem / "subagents", path.parent / session_id / "subagents"]
+    return ([(p, states[p].offset, states[p].inode) for p in sources],
+            [headroom.fingerprint(str(p)) for p in watched])
 
 
 def refusal(event: str, reason: str) -> dict:

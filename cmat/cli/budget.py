@@ -269,7 +269,7 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
     if not report["budgets"] and not report["concurrency"]:
         click.echo("No budgets apply here. Set one with: cmat budget set daily 50")
         leave(OK)
-    from cmat.budgets.alerts import percent_level
+    from cmat.colour import percent_level
 
     rows = []
     for b in report["budgets"]:

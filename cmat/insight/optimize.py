@@ -25,7 +25,8 @@ from statistics import median
 from cmat.catalog import ModelService
 from cmat.insight.history import StoredRequest, load
 from cmat.ledger import Ledger
-from cmat.pricing import PER_MTOK, pricing_at, stored_cost
+from cmat.pricing import pricing_at, stored_cost
+from cmat.rates import PER_MTOK
 from cmat.stats import percentile
 from cmat.untrusted import Unreadable, open_untrusted, read_untrusted
 

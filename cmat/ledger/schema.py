@@ -20,10 +20,10 @@ import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from cmat.errors import LedgerError
+from cmat.request import timestamp_seconds
 from cmat.usage import COLUMN, TOKEN_FIELDS, rank_sql
 
 if TYPE_CHECKING:
@@ -404,20 +404,6 @@ def pack_rows(row_lists: Iterable[Sequence[tuple]]) -> bytes:
         return db.serialize()
     finally:
         db.close()
-
-
-def timestamp_seconds(iso: str) -> float:
-    """Unix seconds of Claude Code's `2026-01-02T10:00:00.123Z` timestamps (UTC when no offset
-    is given; CMAT's `...+00:00Z`, an offset and a Z, read as the offset; 0 if unreadable)."""
-    if isinstance(iso, str) and iso.endswith("Z") and ("+" in iso[-8:-1] or "-" in iso[-8:-1]):
-        iso = iso[:-1]
-    try:
-        moment = datetime.fromisoformat(iso)
-    except (ValueError, TypeError):
-        return 0.0
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def request_rows(records: Sequence[UsageRecord], costs: Sequence[float | None],

@@ -21,7 +21,7 @@ from typing import TypeVar
 from cmat import clock, paths
 from cmat.errors import CmatError, NotFound, QueueError, UsageError
 from cmat.fileio import atomic_write_bytes, file_lock
-from cmat.ledger.schema import timestamp_seconds
+from cmat.request import timestamp_seconds
 from cmat.untrusted import Unreadable, read_untrusted, read_untrusted_text
 
 T = TypeVar("T")

@@ -12,7 +12,8 @@ from __future__ import annotations
 from msgspec import DecodeError, Struct
 from msgspec.json import Decoder
 
-from cmat.transcripts.decode import NOTICE, Decoded, is_notice, usage_record
+from cmat.request import NOTICE, is_notice
+from cmat.transcripts.decode import Decoded, usage_record
 from cmat.transcripts.decode import decode_line as lenient_decode_line
 from cmat.transcripts.files import SourceFile
 

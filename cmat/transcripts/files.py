@@ -17,8 +17,8 @@ from pathlib import Path
 import orjson
 
 from cmat.errors import TranscriptError
+from cmat.request import UNKNOWN_SUBAGENT
 from cmat.untrusted import Unreadable, open_untrusted, read_untrusted
-from cmat.usage import UNKNOWN_SUBAGENT
 
 _SESSION_ID_RE = re.compile(rb'"sessionId"\s*:\s*"([^"]+)"')
 HEAD_BYTES = 65536  # where a transcript's first session ids are looked for

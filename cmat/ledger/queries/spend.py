@@ -20,6 +20,18 @@ class SpendQueries(Queries):
         return self.db.execute("SELECT count(*), coalesce(sum(cost_usd), 0) FROM requests"
                                " WHERE session_id = ?", (session_id,)).fetchone()
 
+    def latest_requests(self, session_id: str, limit: int) -> list[tuple]:
+        """The session's `limit` latest requests, newest first: (message id, model, ts,
+        is_sidechain, cost or None, input, output, cache write and cache read tokens)."""
+        return self.query("SELECT message_id, model, ts, is_sidechain, cost_usd, input_tokens,"
+                          " output_tokens, cache_creation_tokens, cache_read_tokens FROM requests"
+                          " WHERE session_id = ? ORDER BY ts DESC LIMIT ?", (session_id, limit))
+
+    def session_models(self, session_id: str) -> list[str]:
+        """The models a session's requests named (as the transcript names them)."""
+        return [model for (model,) in self.query(
+            "SELECT DISTINCT model FROM requests WHERE session_id = ?", (session_id,))]
+
     def spend_usd(self, since: float | None = None, project: str | None = None,
                   counted: str | None = None) -> float:
         """USD since a moment, all projects or one (its folder and every folder inside);

@@ -1,0 +1,77 @@
+"""A request's cost from its token counts and the prices in force: the one formula, with
+nothing imported (the status line prices a session's new lines with it on every refresh).
+
+Rules (see docs/pricing.md, "How costs are computed"):
+- a request whose prompt (input + cache writes + cache reads) exceeds a tier's threshold is
+  billed entirely, output included, at the highest such tier's prices;
+- `speed: "fast"` multiplies every token price by the model's fast multiplier (explicit
+  fast prices, in older catalogs, replace them instead);
+- `inference_geo` multiplies every token price by the model's multiplier for that geography,
+  on top of fast mode;
+- cost = input*in + output*out + 5m_writes*w5 + 1h_writes*w1 + reads*rd (times the
+  multipliers) + searches*web/1000.
+
+`pricing` is a catalog `Pricing` or anything with its attributes (`plain`/`from_plain` carry
+one through a cache); `tokens` anything with TokenCounts' five.
+"""
+
+from __future__ import annotations
+
+PER_MTOK = 1_000_000
+PRICE_KINDS = ("input", "output", "cache_write", "cache_write_1h", "cache_read")
+
+
+def select_prices(pricing, tokens, speed: str | None = None):
+    """The prices that apply to a request, and the multiplier fast mode puts on them."""
+    if speed == "fast" and pricing.fast is not None:
+        return pricing.fast, 1.0
+    prices = pricing
+    prompt = tokens.input + tokens.cache_creation + tokens.cache_read
+    for tier in pricing.tiers:  # increasing thresholds: the last one exceeded wins
+        if prompt > tier.above_prompt_tokens:
+            prices = tier.prices
+    fast = pricing.fast_multiplier if speed == "fast" and pricing.fast_multiplier else 1.0
+    return prices, fast
+
+
+def request_cost(pricing, tokens, web_search_requests: int = 0, speed: str | None = None,
+                 inference_geo: str | None = None) -> float:
+    if tokens.cache_creation_1h > tokens.cache_creation:
+        raise ValueError("cache_creation_1h cannot exceed cache_creation (all cache writes)")
+    prices, multiplier = select_prices(pricing, tokens, speed)
+    if inference_geo:
+        multiplier *= pricing.geo_multipliers.get(inference_geo, 1.0)
+    five_minute_writes = tokens.cache_creation - tokens.cache_creation_1h
+    token_cost = (tokens.input * prices.input + tokens.output * prices.output
+                  + five_minute_writes * prices.cache_write
+                  + tokens.cache_creation_1h * prices.cache_write_1h
+                  + tokens.cache_read * prices.cache_read)
+    return (token_cost * multiplier / PER_MTOK
+            + web_search_requests * pricing.web_search_per_1k / 1000)
+
+
+class Plain:
+    """Prices read back from `plain`'s form: attributes, as `request_cost` reads them."""
+
+    def __init__(self, **values) -> None:
+        self.__dict__.update(values)
+
+
+def plain(pricing) -> dict:
+    """`pricing` as plain values (dicts, lists, numbers), for a cache written with marshal."""
+    def prices(p) -> dict:
+        return {kind: getattr(p, kind) for kind in PRICE_KINDS}
+
+    return {**prices(pricing), "web_search_per_1k": pricing.web_search_per_1k,
+            "tiers": [[tier.above_prompt_tokens, prices(tier.prices)] for tier in pricing.tiers],
+            "fast_multiplier": pricing.fast_multiplier,
+            "fast": prices(pricing.fast) if pricing.fast is not None else None,
+            "geo_multipliers": dict(pricing.geo_multipliers)}
+
+
+def from_plain(values: dict) -> Plain:
+    """The prices `plain` wrote, for `request_cost`."""
+    return Plain(**{**values,
+                    "tiers": [Plain(above_prompt_tokens=above, prices=Plain(**prices))
+                              for above, prices in values["tiers"]],
+                    "fast": Plain(**values["fast"]) if values["fast"] is not None else None})
