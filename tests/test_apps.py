@@ -205,6 +205,8 @@ def test_a_mixed_history_is_exact_per_app_and_in_sum_and_after_compaction(
         assert (only["total"]["requests"], only["total"]["total_usd"]) == (
             requests, pytest.approx(usd, abs=1e-12))
         assert all("app" not in row for row in only["rows"])
+    named = cli_run("report", "daily", "--agent", "codex", code=2).stderr  # as others spell it
+    assert "take the coding agent as --app" in named and "--by agent" in named
     from prometheus_client.parser import text_string_to_metric_families
 
     metrics = {family.name: family for family in

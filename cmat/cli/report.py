@@ -41,6 +41,14 @@ def parse_day(value: str | None) -> date | None:
             from None
 
 
+def _no_agent(_context, _parameter, value) -> None:
+    """`--agent codex`, as other tools spell it: say what this one calls it."""
+    if value is None:
+        return
+    raise click.UsageError("reports take the coding agent as --app (" + ", ".join(APPS)
+                           + "); --by app groups by it, and --by agent by the subagent's type")
+
+
 scan_options = [
     click.option("--no-scan", is_flag=True,
                  help="Report from the ledger as it is, without importing new transcript lines."),
@@ -65,6 +73,7 @@ filter_options = [
                  help="Only what this machine recorded (its CMAT_MACHINE, else host name)."),
     click.option("--app", type=click.Choice(APPS), metavar="APP",
                  help=f"Only this coding agent's requests: {', '.join(APPS)}."),
+    click.option("--agent", hidden=True, expose_value=False, callback=_no_agent),
     click.option("--team", is_flag=True,
                  help="The whole team's usage, from the team database (days in UTC; "
                       "--by may add user and machine)."),
