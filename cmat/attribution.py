@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cmat.catalog import ModelService
 from cmat.errors import CmatError, TranscriptError, UsageError
-from cmat.ingest import import_session
+from cmat.ingest import app_reader_of, import_app_log, import_session
 from cmat.ledger import Ledger
 from cmat.tasks.costs import sync_queue, task_report
 from cmat.tasks.queue import QueueService, TaskContext, enhancement_of, task_type_of
@@ -136,6 +136,26 @@ def apply_spool(ledger: Ledger) -> tuple[int, list[str]]:
     return applied, problems
 
 
+def _app_session(path: Path, reader, sessions: set[str], given: str | None) -> str:
+    """The session of another agent's log to record: `given` if the log holds it, else its
+    own; a database (OpenCode's) holds many, so there it must be named."""
+    if given:
+        if sessions and given not in sessions:
+            raise UsageError(f"{path} holds session {sorted(sessions)[0]}, not {given}",
+                             "leave SESSION out, or name the log of that session")
+        return given
+    if hasattr(reader, "databases"):
+        raise UsageError(f"{path} is {reader.APP}'s database: it holds every session",
+                         "name the session the task ran in as SESSION (ses_...)")
+    if len(sessions) == 1:
+        return next(iter(sessions))
+    if not sessions:
+        raise UsageError(f"{path} holds no request of {reader.APP}'s yet, nor says whose",
+                         "name the session as SESSION, or record it once it has run")
+    raise UsageError(f"{path} holds {len(sessions)} sessions: {', '.join(sorted(sessions))}",
+                     "name the one the task ran in as SESSION")
+
+
 def extract(project: Path, task_id: str, transcript: str | os.PathLike,
             session_id: str | None = None, models: ModelService | None = None,
             ledger: Ledger | None = None) -> dict:
@@ -145,15 +165,23 @@ def extract(project: Path, task_id: str, transcript: str | os.PathLike,
     task = queue.get(task_id)  # an unknown task fails before anything is read
     path = Path(transcript)
     check_transcript(path)
-    session_id = session_of(path, session_id)
+    reader = app_reader_of(path)  # another agent's log: a task CMAT ran on Codex, say
+    if reader is None:
+        session_id = session_of(path, session_id)
     models = models or ModelService(project)
     context = TaskContext(task_id, enhancement_of(task), task.get("assigned_agent"),
                           task_type_of(task))
     own = ledger is None
     ledger = ledger or Ledger()
     try:
-        attribution = attribute_session(project, ledger, models, path, session_id, context,
-                                        "extract")
+        if reader is None:
+            attribution = attribute_session(project, ledger, models, path, session_id,
+                                            context, "extract")
+        else:
+            scanned, sessions = import_app_log(ledger, models, reader, path)
+            session_id = _app_session(path, reader, sessions, session_id)
+            attribution = _attribute(project, ledger, models, path, session_id, context,
+                                     "extract", scanned.new_requests)
         report = task_report(project, task_id, ledger, models)
     finally:
         if own:

@@ -52,6 +52,7 @@ TAIL_BYTES = 1024
 # Short write transactions, so that hooks never wait long for the ledger.
 COMMIT_EVERY_ROWS = 20_000
 COMMIT_EVERY_FILES = 2_000
+APP_HEAD_BYTES = 1 << 20  # enough of a log to tell whose it is (a rollout's first line)
 BULK_LOAD_BYTES = 64 * 1024 * 1024  # a first import this large builds the indexes at the end
 
 
@@ -154,20 +155,9 @@ def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState
         found = [(path, True) for path in reader.files()] + [
             (path, False) for path in getattr(reader, "databases", list)()]
         for path, whole in found:  # a log read whole, or a database read by row
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            result.files_seen += 1
-            state = known.get(str(path))
-            if not whole:
-                cursor = state.offset if state is not None and state.inode == st.st_ino else 0
-            elif state is None or (state.device, state.inode, state.size, state.mtime_ns) \
-                    != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
-                cursor = None
-            else:
-                continue  # unchanged since it was read whole
-            logs.append(AppLog(reader.APP, str(path), cursor, st))
+            log = _app_log(reader.APP, path, whole, known.get(str(path)), result)
+            if log is not None:
+                logs.append(log)
     batch = _AppBatch(ledger, models, result)
     workers = parallel_workers(sum(log.st.st_size for log in logs if log.cursor is None))
     if workers > 1 and len(logs) > 1:
@@ -184,6 +174,58 @@ def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState
             batch.add(log, read_app_log(log))
     batch.store()
     result.seconds += time.monotonic() - started
+
+
+def _app_log(app: str, path: Path, whole: bool, state: FileState | None,
+             result: ScanResult) -> AppLog | None:
+    """What to read of one log (`whole`, or a database by row) given its stored `state`;
+    None when it is gone or, read whole, unchanged since."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    result.files_seen += 1
+    if not whole:
+        return AppLog(app, str(path), state.offset if state is not None
+                      and state.inode == st.st_ino else 0, st)
+    if state is not None and (state.device, state.inode, state.size, state.mtime_ns) \
+            == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
+        return None
+    return AppLog(app, str(path), None, st)
+
+
+def app_reader_of(path: Path):
+    """The reader of another coding agent whose log `path` is (by its first bytes), or None:
+    a Claude Code transcript, or no agent's."""
+    from cmat.transcripts.files import open_regular
+
+    with open_regular(path) as handle:
+        head = handle.read(APP_HEAD_BYTES)
+    return next((reader for reader in app_readers() if reader.claims(path, head)), None)
+
+
+def import_app_log(ledger: Ledger, models: ModelService, reader, path: Path
+                   ) -> tuple[ScanResult, set[str]]:
+    """Import one log of another agent, named rather than found (`cmat costs extract` for a
+    task an orchestrator ran on Codex CLI, Gemini CLI or OpenCode), and the sessions its
+    requests belong to. A log file is read whole even when a scan read it already (its
+    sessions are wanted, and each request's id makes storing it again harmless); a database
+    from the row after the last one read."""
+    result = ScanResult()
+    if hasattr(reader, "databases"):
+        log = _app_log(reader.APP, path, False,
+                       ledger.file_states([str(path)]).get(str(path)), result)
+    else:
+        log = _app_log(reader.APP, path, True, None, result)
+    sessions: set[str] = set()
+    if log is not None:
+        read = read_app_log(log)
+        if not isinstance(read, str):
+            sessions = {record.session_id for record in read[0] if record.session_id}
+        batch = _AppBatch(ledger, models, result)
+        batch.add(log, read)
+        batch.store()
+    return result, sessions
 
 
 def read_app_log(log: AppLog) -> tuple[list[UsageRecord], int, int] | str:

@@ -605,3 +605,81 @@ def test_many_logs_read_in_workers_give_the_same_ledger_as_one_process(codex_hom
                         lambda total: forked.append(total) or 2)
     assert json.loads(cli_run("report", "daily", "--json").output) == alone
     assert forked  # the workers did read them
+
+
+def rollout_cost(path: Path) -> tuple[int, float]:
+    """(requests, cost) of a real gpt-5.3-codex rollout, from its final cumulative totals:
+    $1.75 input, $0.175 cached input, $14 output per million."""
+    events = [line["payload"]["info"] for line in map(json.loads, path.read_text().splitlines())
+              if line["payload"].get("type") == "token_count" and line["payload"]["info"]]
+    final = events[-1]["total_token_usage"]
+    cached = final["cached_input_tokens"]
+    requests = len({json.dumps(e["total_token_usage"], sort_keys=True) for e in events})
+    return requests, ((final["input_tokens"] - cached) * 1.75 + cached * 0.175
+                      + final["output_tokens"] * 14) / 1e6
+
+
+def test_a_task_cmat_ran_on_another_agent_is_recorded_from_that_agents_log(
+        codex_home, opencode_home, project, tmp_path):
+    """`cmat costs extract TASK LOG` takes a Codex rollout, a Gemini CLI chat or OpenCode's
+    database (with the session named) as it takes a Claude Code transcript: the log is
+    imported, its session attributed to the task, the queue's cost fields written."""
+    import shutil
+
+    from cmat.tasks.queue import QueueService
+
+    task = QueueService(project).add("port the parser")["id"]
+    folder = codex_home / "sessions" / "2026" / "02" / "23"
+    folder.mkdir(parents=True)
+    rollout = Path(shutil.copy(sorted(REAL_ROLLOUTS.glob("*.jsonl"))[-1], folder))
+    requests, codex_usd = rollout_cost(rollout)
+    assert requests == 6
+    cli_run("scan", "-q")  # a scan read it already: extract still knows its session
+    first = json.loads(cli_run("costs", "extract", task, rollout, "--json").output)
+    assert first["session_id"] == "019c8bfe-ec25-79e0-97d7-bda6a9c575ff"
+    assert (first["session_requests"], first["new_requests"]) == (6, 0)
+    assert first["session_total_usd"] == pytest.approx(codex_usd, abs=1e-12)
+    chat = Path(shutil.copy(REAL_CHATS / "session-2025-12-30T07-24-a1c91f1a.json", tmp_path))
+    replies = [m for m in json.loads(chat.read_bytes())["messages"] if m["type"] == "gemini"]
+    gemini_usd = sum((t["input"] - t["cached"]) * GEMINI_PRICES[m["model"]][0]
+                     + t["cached"] * GEMINI_PRICES[m["model"]][1]
+                     + (t["output"] + t["thoughts"]) * GEMINI_PRICES[m["model"]][2]
+                     for m in replies for t in [m["tokens"]]) / 1e6
+    found = json.loads(cli_run("costs", "extract", task, chat, "--json").output)
+    assert (found["session_id"], found["session_requests"]) == (
+        "a1c91f1a-1a8b-4f17-96c8-ce5d4b9163a5", 5)
+    store = OpenCodeStore(opencode_home / "opencode.db")
+    store.session("ses_port")
+    store.step(store.message("ses_port", "claude-sonnet-4-5", "anthropic"), 3_000, 400,
+               read=20_000)
+    database = opencode_home / "opencode.db"
+    assert "name the session the task ran in" in cli_run(
+        "costs", "extract", task, database, code=2).stderr
+    assert "holds session" in cli_run(
+        "costs", "extract", task, rollout, "ses_port", code=2).stderr
+    opencode = json.loads(cli_run("costs", "extract", task, database, "ses_port",
+                                  "--json").output)
+    assert opencode["session_requests"] == 1
+    total = codex_usd + gemini_usd + store.expected
+    assert opencode["total_usd"] == pytest.approx(total, abs=1e-12)
+    shown = json.loads(cli_run("costs", "show", task, "--json").output)
+    assert {s["session_id"] for s in shown["sessions"]} == {
+        "019c8bfe-ec25-79e0-97d7-bda6a9c575ff", "a1c91f1a-1a8b-4f17-96c8-ce5d4b9163a5",
+        "ses_port"}
+    assert float(QueueService(project).get(task)["metadata"]["cost_usd"]) == pytest.approx(
+        total, abs=1e-4)  # the queue's own cost field, as CMAT reads it
+
+
+@settings(max_examples=300)
+@given(head=st.one_of(st.binary(max_size=300), st.builds(
+    lambda value: json.dumps(value).encode(), ANY_VALUE)),
+    name=st.sampled_from(["rollout-x.jsonl", "session-x.json", "session-x.jsonl", "x.jsonl",
+                          "opencode.db"]))
+def test_any_first_bytes_are_told_apart_without_a_crash(head, name):
+    """What `costs extract` is given is recognised by its first bytes: any bytes are
+    someone's or nobody's, never an error; a Claude Code transcript is nobody's."""
+    claimed = [reader.APP for reader in (codex, gemini, opencode)
+               if reader.claims(Path(name), head)]
+    assert len(claimed) <= 1
+    transcript = b'{"type":"user","sessionId":"s1","message":{"content":"hi"}}\n'
+    assert not any(reader.claims(Path(name), transcript) for reader in (codex, gemini, opencode))

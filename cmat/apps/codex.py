@@ -65,6 +65,19 @@ def _counts(usage) -> tuple[int, ...] | None:
     return tuple(values) if any(values) else None
 
 
+def claims(path: Path, head: bytes) -> bool:
+    """Whether a file (`head`: its first bytes) is a Codex rollout: its first line is the
+    session's `session_meta`."""
+    import orjson
+
+    first = head.split(b"\n", 1)[0]
+    try:
+        line = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        return path.name.startswith("rollout-") and b'"session_meta"' in first
+    return isinstance(line, dict) and line.get("type") == "session_meta"
+
+
 def _session_from_name(path: Path) -> str:
     # rollout-2025-10-01T10-00-00-<uuid>.jsonl: the uuid is the session's id
     stem = path.stem

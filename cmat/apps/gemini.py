@@ -44,6 +44,14 @@ def files() -> list[Path]:
                   for path in folder.glob(pattern) if path.is_file())
 
 
+def claims(path: Path, head: bytes) -> bool:
+    """Whether a file (`head`: its first bytes) is a Gemini CLI chat: an object, or a first
+    line, naming the session and the project hash."""
+    start = head.lstrip()[:1]
+    return path.suffix in (".json", ".jsonl") and start == b"{" \
+        and b'"sessionId"' in head and b'"projectHash"' in head
+
+
 def read(path: Path) -> tuple[list[UsageRecord], int]:
     """The requests of one chat file, and how many of its lines could not be read."""
     import orjson

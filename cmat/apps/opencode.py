@@ -58,6 +58,12 @@ def databases() -> list[Path]:
     return [path] if path.is_file() else []
 
 
+def claims(path: Path, head: bytes) -> bool:
+    """Whether a file (`head`: its first bytes) is OpenCode's database: the only SQLite file
+    among the agents' logs."""
+    return head.startswith(b"SQLite format 3\x00")
+
+
 def files() -> list[Path]:
     """Message files of an OpenCode older than 1.2; none once its database exists (OpenCode
     moved every file into it on its first start)."""

@@ -37,6 +37,9 @@ def extract(task_id: str, transcript_path: Path, session_id: str | None, overrid
     queue. Recording the same session again adds only what it gained since. SESSION, when
     given, must be the session the file holds.
 
+    For a task run on another coding agent, TRANSCRIPT_PATH is that agent's log: a Codex CLI
+    rollout, a Gemini CLI chat, or OpenCode's opencode.db with the SESSION (ses_...) named.
+
     The figures are always recorded. Then, when a budget that applies to the task is
     exhausted, the command exits with status 11 so that an orchestrator stops, unless
     --override-limit (or CMAT_OVERRIDE_LIMIT=1, or a `cmat budget override`).
