@@ -115,13 +115,13 @@ def build(payload: dict, project: Path, now: float) -> tuple[dict, dict | None]:
             from cmat.budgets.concurrency import running
 
             at_work = (len(running(ledger, config, now)), config.concurrent_agents)
-        cacheable = path is not None
+        growable = True  # whether the cache can take the session's new lines
         budgets = []
         for status in statuses:
             try:
                 share = session_share(status.budget, context, config, attributed)
             except ValueError:
-                share, cacheable = None, False
+                share, growable = None, False
             budgets.append([status.budget.scope, status.spent, status.budget.limit,
                             *(share or (None, None))])
         attributed_task = attributed[0] if attributed else None
@@ -137,13 +137,13 @@ def build(payload: dict, project: Path, now: float) -> tuple[dict, dict | None]:
             "allowance": allowance, "at_work": at_work,
             "thresholds": tuple(config.thresholds), "budgets": budgets}
         cache = None
-        if cacheable:
+        if path is not None:
             until = min(now + statuscache.CACHE_SECONDS,
                         midnight(day + timedelta(days=1), context.tz).timestamp(),
                         block.end if block is not None else float("inf"))
             cache = _cache(ledger, models, project, payload, path, session_id, now, until)
     if cache is not None:
-        cache["figures"] = figures
+        cache["figures"], cache["growable"] = figures, growable
     return figures, cache
 
 

@@ -10,13 +10,14 @@ Every refresh then draws the line from those figures and the payload (the model,
 window and Claude Code's own rate limits change from one refresh to the next), loading only
 `os`, `sys`, `marshal`, the standard library's C JSON scanner and small modules of cmat's
 (`datetime` too when there are new lines): `json`, `re`, `pathlib`, `dataclasses` and orjson
-each cost more than the whole refresh. When the session's files
-grew, their new lines are read here by the scan's own rules (cmat.request), priced by its
-formula (cmat.rates) and added to every figure they count towards; a copy of a request
-already counted replaces it only when it outranks it, as in the ledger. Anything else sends
-the refresh to a full build: another file or setting, a model not priced here, a line older
-than the session's latest requests, a new day or 5-hour block, or CACHE_SECONDS since the
-build. This session's figures are exact; other sessions' spend lags by CACHE_SECONDS at most.
+each cost more than the whole refresh. When the session's files grew, their new lines are read
+here by the scan's own rules (cmat.request), priced by its formula (cmat.rates) and added to
+every figure they count towards; a copy of a request already counted replaces it only when it
+outranks it, as in the ledger. Anything else sends the refresh to a full build: another file
+or setting, a model not priced here, a line older than the session's latest requests, a new
+day or 5-hour block, CACHE_SECONDS since the build, or new lines where a budget's spend
+depends on more than the session (a per-run limit, by the agent that made each request). This
+session's figures are exact; other sessions' spend lags by CACHE_SECONDS at most.
 """
 
 from __future__ import annotations
@@ -195,7 +196,7 @@ def up_to_date(payload: dict, now: float) -> dict | None:
     if any(fingerprint(path) != (path, size, mtime) for path, size, mtime in cache["files"]):
         return None
     grown = session_growth(cache["sources"])
-    if grown is None or (grown and not add_growth(cache, grown)):
+    if grown is None or (grown and not (cache["growable"] and add_growth(cache, grown))):
         return None
     return cache["figures"]
 
