@@ -98,50 +98,53 @@ def build(payload: dict, project: Path, now: float) -> tuple[dict, dict | None]:
     with Ledger(busy_timeout=1.0) as ledger:
         if path is not None:
             import_session(ledger, models, path, session_id)
-        config, context, statuses = all_statuses(project, ledger, now, session_id)
-        day = datetime.fromtimestamp(now, context.tz).date()
-        day_start = midnight(day, context.tz).timestamp()
-        session_requests, session_cost = ledger.session_totals(session_id or "")
-        task_id = current_context(project, details=False).task_id
-        attributed = ledger.attribution(session_id) if session_id else None
-        block = active_block(ledger, now)
-        allowance = None
-        if block is not None and config.plan:
-            past = cut_blocks(ledger.timeline(now - 30 * 86400), now) \
-                if config.plan == "custom" else []
-            allowance, _ = plans.plan_tokens(config.plan, past)
-        at_work = None
-        if config.concurrent_agents is not None:
-            from cmat.budgets.concurrency import running
+        # One read of the ledger: the figures and how far the files were read agree even
+        # when a hook imports more of the session meanwhile.
+        with ledger.snapshot():
+            config, context, statuses = all_statuses(project, ledger, now, session_id)
+            day = datetime.fromtimestamp(now, context.tz).date()
+            day_start = midnight(day, context.tz).timestamp()
+            session_requests, session_cost = ledger.session_totals(session_id or "")
+            task_id = current_context(project, details=False).task_id
+            attributed = ledger.attribution(session_id) if session_id else None
+            block = active_block(ledger, now)
+            allowance = None
+            if block is not None and config.plan:
+                past = cut_blocks(ledger.timeline(now - 30 * 86400), now) \
+                    if config.plan == "custom" else []
+                allowance, _ = plans.plan_tokens(config.plan, past)
+            at_work = None
+            if config.concurrent_agents is not None:
+                from cmat.budgets.concurrency import running
 
-            at_work = (len(running(ledger, config, now)), config.concurrent_agents)
-        growable = True  # whether the cache can take the session's new lines
-        budgets = []
-        for status in statuses:
-            try:
-                share = session_share(status.budget, context, config, attributed)
-            except ValueError:
-                share, growable = None, False
-            budgets.append([status.budget.scope, status.spent, status.budget.limit,
-                            *(share or (None, None))])
-        attributed_task = attributed[0] if attributed else None
-        figures = {
-            "session": session_cost,
-            "unpriced": session_requests - ledger.priced_requests(session_id or ""),
-            "today": ledger.spend_usd(since=day_start), "day_start": day_start,
-            "task": [task_id, ledger.task_spend(task_id, session_id)] if task_id else None,
-            "task_counts": attributed_task in (None, task_id),  # as task_spend counts it
-            "block": None if block is None else {
-                "start": block.start, "end": block.end, "cost": block.cost_usd,
-                "io_tokens": block.tokens["input"] + block.tokens["output"]},
-            "allowance": allowance, "at_work": at_work,
-            "thresholds": tuple(config.thresholds), "budgets": budgets}
-        cache = None
-        if path is not None:
-            until = min(now + statuscache.CACHE_SECONDS,
-                        midnight(day + timedelta(days=1), context.tz).timestamp(),
-                        block.end if block is not None else float("inf"))
-            cache = _cache(ledger, models, project, payload, path, session_id, now, until)
+                at_work = (len(running(ledger, config, now)), config.concurrent_agents)
+            growable = True  # whether the cache can take the session's new lines
+            budgets = []
+            for status in statuses:
+                try:
+                    share = session_share(status.budget, context, config, attributed)
+                except ValueError:
+                    share, growable = None, False
+                budgets.append([status.budget.scope, status.spent, status.budget.limit,
+                                *(share or (None, None))])
+            attributed_task = attributed[0] if attributed else None
+            figures = {
+                "session": session_cost,
+                "unpriced": session_requests - ledger.priced_requests(session_id or ""),
+                "today": ledger.spend_usd(since=day_start), "day_start": day_start,
+                "task": [task_id, ledger.task_spend(task_id, session_id)] if task_id else None,
+                "task_counts": attributed_task in (None, task_id),  # as task_spend counts it
+                "block": None if block is None else {
+                    "start": block.start, "end": block.end, "cost": block.cost_usd,
+                    "io_tokens": block.tokens["input"] + block.tokens["output"]},
+                "allowance": allowance, "at_work": at_work,
+                "thresholds": tuple(config.thresholds), "budgets": budgets}
+            cache = None
+            if path is not None:
+                until = min(now + statuscache.CACHE_SECONDS,
+                            midnight(day + timedelta(days=1), context.tz).timestamp(),
+                            block.end if block is not None else float("inf"))
+                cache = _cache(ledger, models, project, payload, path, session_id, now, until)
     if cache is not None:
         cache["figures"], cache["growable"] = figures, growable
     return figures, cache
