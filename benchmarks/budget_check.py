@@ -24,8 +24,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.harness import live_arguments, project_with_history, summary, timed_run, user_config
-from tests.transcript_factory import write_random_session, write_random_session_with_subagents
+from benchmarks.harness import (
+    live_arguments,
+    project_with_history,
+    running_session,
+    summary,
+    timed_run,
+    user_config,
+)
+from tests.transcript_factory import write_random_session
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,10 +47,8 @@ def main() -> None:
                     + ("concurrent_agents = 5\n[budgets.run]\ndefault = 50000\n"
                        "[budgets.run_tokens]\ndefault = 1000000000\n" if args.run_limits else "")
                     + "[budgets.session]\ndefault = 50000\n[budgets.project]\ndaily = 50000\n")
-        rng = random.Random(5)
-        running = write_random_session_with_subagents(
-            root / "running", "running-session", int(args.session_mb * 0.8e6),
-            int(args.session_mb * 0.2e6), 2, rng, start_ts=time.time() - 3600)
+        running = running_session(root / "running", "running-session", args.session_mb, seed=5)
+        rng = random.Random(6)
         stdin = json.dumps({"session_id": "running-session", "transcript_path": str(running),
                             "hook_event_name": "PreToolUse", "tool_name": "Bash",
                             "tool_input": {"command": "ls"}}).encode()

@@ -227,7 +227,7 @@ def test_a_growth_the_cache_cannot_take_is_built_in_full(project, tmp_path, monk
         builder.session_id = "s2"
         builder.response(model=OPUS, output=10)
     else:
-        builder.now = earlier_today(3600)
+        builder.now = now_iso(-3600)  # before the latest requests (or yesterday)
         builder.response(model=OPUS, output=10)
     path.write_bytes(b"".join(builder.lines))
     assert statuscache.answer(raw, False) is None
