@@ -10,9 +10,9 @@ A module belongs to the layer of the longest name below that is it or a package 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("cmat.errors", "cmat.request", "cmat.rates", "cmat.usage", "cmat.money",
                     "cmat.labels", "cmat.text", "cmat.colour", "cmat.version", "cmat.stats",
-                    "cmat.clock", "cmat.paths", "cmat.untrusted", "cmat.fileio", "cmat.extras", "cmat.web", "cmat.periods",
-                    "cmat.plans", "cmat.spool", "cmat.layers", "cmat.claude.events",
-                    "cmat.claude.payload", "cmat.claude.log")),
+                    "cmat.clock", "cmat.paths", "cmat.untrusted", "cmat.fileio", "cmat.extras",
+                    "cmat.web", "cmat.periods", "cmat.plans", "cmat.spool", "cmat.layers",
+                    "cmat.claude.events", "cmat.claude.payload", "cmat.claude.log")),
     ("settings", ("cmat.budgets.config",)),  # cmat.toml: budgets, team, retention, on_error
     ("read", ("cmat.transcripts", "cmat.apps")),
     ("price", ("cmat.catalog", "cmat.pricing")),

@@ -163,8 +163,9 @@ def growing_session(tmp_path, seconds_ago: float):
 
 def test_a_refresh_after_growth_draws_what_a_full_build_draws(project, tmp_path, monkeypatch):
     """The session's new lines (the rest of a response already counted in part, new
-    responses, a sidechain's copy of a counted one, a subagent's) brought into the cached figures give every figure a full build
-    gives: the session, today, the task, the 5-hour block and each budget's spend."""
+    responses, a sidechain's copy of a counted one, a subagent's) brought into the cached
+    figures give every figure a full build gives: the session, today, the task, the 5-hour
+    block and each budget's spend."""
     monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(project))
     user_config(GROWTH_CONFIG)
     task = QueueService(project).add("x")["id"]

@@ -34,10 +34,11 @@ CACHE_SECONDS = 15.0
 SEPARATOR = " · "
 WIDTH = 80  # what a status bar shows of a line on a narrow terminal
 MISMATCH_RATIO = 0.05  # --debug reports Claude Code's own estimate when it differs by more
-# What the figures depend on besides files: the task and enhancement named for the session,
-# the time zone of "today", where cmat keeps its configuration and data.
-ENVIRONMENT = ("CMAT_CURRENT_TASK_ID", "CMAT_ENHANCEMENT", "CMAT_MODELS", "CMAT_LEDGER", "TZ",
-               "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "CLAUDE_CONFIG_DIR")
+# What the figures depend on besides files: the task, enhancement and agent named for the
+# session, the time zone of "today", where cmat keeps its configuration and data.
+ENVIRONMENT = ("CMAT_CURRENT_TASK_ID", "CMAT_ENHANCEMENT", "CMAT_AGENT", "CMAT_MODELS",
+               "CMAT_LEDGER", "TZ", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
+               "CLAUDE_CONFIG_DIR")
 UNITS = {"usd": 0, "io": 1, "all": 2}  # what a budget counts of a request
 
 
