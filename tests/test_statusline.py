@@ -325,3 +325,39 @@ def test_the_caches_json_reader_refuses_what_the_json_module_refuses(text):
 def test_visible_length_leaves_out_colour_codes_alone(parts, junk):
     text = "".join(paint(part, style) for part, style in parts) + junk
     assert visible_length(text) == len(re.sub(r"\033\[[0-9;]*m", "", text))
+
+
+COSTLY = ("json", "re", "pathlib", "dataclasses", "orjson", "sqlite3", "typing", "msgspec",
+          "tomllib", "click", "pydantic")
+LOADED = """
+import atexit, os, sys
+def report():
+    names = sorted(m for m in sys.modules if m.split(".")[0] in {costly!r})
+    with open({record!r}, "w") as out:
+        out.write(" ".join(names))
+atexit.register(report)
+sys.argv = ["cmat", "statusline"]
+from cmat.entry import main
+main()
+"""
+
+
+def test_a_refresh_from_the_cache_loads_none_of_the_costly_modules(project, tmp_path,
+                                                                   monkeypatch):
+    """What makes a refresh cost twice the interpreter's start-up rather than five times:
+    with new lines to read, it still loads none of these."""
+    monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(project))
+    user_config(GROWTH_CONFIG)
+    builder, _, path = growing_session(tmp_path, 20)
+    payload = json.dumps(status_payload(path, "s1")).encode()
+    refresh(payload, False)
+    builder.now = earlier_today(5)
+    builder.response(model=OPUS, output=70)
+    path.write_bytes(b"".join(builder.lines))
+    record = tmp_path / "loaded.txt"
+    result = subprocess.run([sys.executable, "-P", "-c", LOADED.format(
+        costly=COSTLY, record=str(record))], input=payload, capture_output=True, timeout=60,
+        env=child_env(CLAUDE_PROJECT_DIR=project, CMAT_NOW=str(clock.now())))
+    assert result.returncode == 0 and result.stdout.decode().startswith("Opus")
+    assert record.read_text() == ""
+    assert statuscache.answer(payload, False) == result.stdout.decode().rstrip("\n")
