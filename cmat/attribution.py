@@ -139,14 +139,13 @@ def apply_spool(ledger: Ledger) -> tuple[int, list[str]]:
 def _app_session(path: Path, reader, sessions: set[str], given: str | None) -> str:
     """The session of another agent's log to record: `given` if the log holds it, else its
     own; a database (OpenCode's) holds many, so there it must be named."""
+    if hasattr(reader, "databases"):
+        return _database_session(path, reader, given)
     if given:
         if sessions and given not in sessions:
             raise UsageError(f"{path} holds session {sorted(sessions)[0]}, not {given}",
                              "leave SESSION out, or name the log of that session")
         return given
-    if hasattr(reader, "databases"):
-        raise UsageError(f"{path} is {reader.APP}'s database: it holds every session",
-                         "name the session the task ran in as SESSION (ses_...)")
     if len(sessions) == 1:
         return next(iter(sessions))
     if not sessions:
@@ -154,6 +153,22 @@ def _app_session(path: Path, reader, sessions: set[str], given: str | None) -> s
                          "name the session as SESSION, or record it once it has run")
     raise UsageError(f"{path} holds {len(sessions)} sessions: {', '.join(sorted(sessions))}",
                      "name the one the task ran in as SESSION")
+
+
+def _database_session(path: Path, reader, given: str | None) -> str:
+    """The session named in a database of every session (OpenCode's): one it holds, and one
+    of its own (a subagent's run is counted as part of the session it ran inside)."""
+    if not given:
+        raise UsageError(f"{path} is {reader.APP}'s database: it holds every session",
+                         "name the session the task ran in as SESSION (ses_...)")
+    parents = reader.session_parents(path)  # unreadable: the safe reader's error, exit 6
+    if given not in parents:
+        raise UsageError(f"{path} holds no session {given} ({len(parents)} sessions)",
+                         "name the session the task ran in, as OpenCode lists it")
+    if parents[given] is not None:
+        raise UsageError(f"{given} is a subagent's run inside session {parents[given]}",
+                         f"name {parents[given]}: its requests are counted there")
+    return given
 
 
 def extract(project: Path, task_id: str, transcript: str | os.PathLike,

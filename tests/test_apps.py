@@ -657,6 +657,11 @@ def test_a_task_cmat_ran_on_another_agent_is_recorded_from_that_agents_log(
         "costs", "extract", task, database, code=2).stderr
     assert "holds session" in cli_run(
         "costs", "extract", task, rollout, "ses_port", code=2).stderr
+    assert "holds no session ses_nope" in cli_run(
+        "costs", "extract", task, database, "ses_nope", code=2).stderr
+    store.session("ses_helper", parent="ses_port")
+    assert "name ses_port" in cli_run(
+        "costs", "extract", task, database, "ses_helper", code=2).stderr
     opencode = json.loads(cli_run("costs", "extract", task, database, "ses_port",
                                   "--json").output)
     assert opencode["session_requests"] == 1

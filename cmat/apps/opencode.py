@@ -123,6 +123,18 @@ def read_new(path: Path, cursor: int) -> tuple[list[UsageRecord], int, int]:
     return kept, skipped, last
 
 
+def session_parents(path: Path) -> dict[str, str | None]:
+    """Every session in OpenCode's database, with the session it is a subagent's run inside
+    (None for a session of its own): what `cmat costs extract` checks a named session by."""
+    db = _open(path)
+    try:
+        return dict(db.execute("SELECT id, parent_id FROM session").fetchall())
+    except sqlite3.Error as exc:
+        raise Unreadable(f"cannot read OpenCode's database {path}: {exc}") from None
+    finally:
+        db.close()
+
+
 def _open(path: Path) -> sqlite3.Connection:
     """A read-only connection to OpenCode's database, opened under the trust policy: a
     regular file (or the user's own link to one), never written, its schema not trusted."""
