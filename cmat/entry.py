@@ -6,7 +6,7 @@ time is spent inside the user's Claude Code session.
 
 import sys
 
-from cmat.claude.events import BY_COMMAND, DRAIN_CHUNK_BYTES, MAX_STDIN_BYTES
+from cmat.claude.events import BY_COMMAND, read_stdin
 
 
 def no_budget_config() -> bool:
@@ -24,24 +24,15 @@ def no_budget_config() -> bool:
                 or os.path.exists(os.path.join(project, ".claude", "cmat.toml")))
 
 
-def budget_payload() -> bytes:
-    """A budget hook's payload: read whole up to MAX_STDIN_BYTES (+1, to tell a larger one),
-    the rest read past (Claude Code's write must not meet a closed pipe)."""
-    raw = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
-    while sys.stdin.buffer.read(DRAIN_CHUNK_BYTES):
-        pass
-    return raw
-
-
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "hook" and sys.argv[2] in BY_COMMAND:
         stdin = None
         if BY_COMMAND[sys.argv[2]].checks_budgets and sys.stdin is not None \
                 and not sys.stdin.isatty():
             if no_budget_config():
-                budget_payload()
+                read_stdin()
                 sys.exit(0)
-            raw = budget_payload()
+            raw = read_stdin()
             from cmat.claude import headroom
 
             if headroom.answer(sys.argv[2], raw):  # far from every limit: allowed

@@ -19,7 +19,7 @@ import sys
 
 from cmat import clock
 from cmat.claude import statuscache
-from cmat.claude.events import DRAIN_CHUNK_BYTES, MAX_STDIN_BYTES
+from cmat.claude.events import read_stdin
 
 TYPE_CHECKING = False  # `typing` costs more than a refresh drawn from the cache
 if TYPE_CHECKING:
@@ -31,11 +31,7 @@ TAIL_REQUESTS = 64  # the session's latest requests, whose copies a refresh may 
 def run(debug: bool = False) -> int:
     """Print the status line, from the cache when it can (statuscache.answer), else built in
     full; always exit 0 (Claude Code shows whatever we print)."""
-    raw = b""
-    if sys.stdin is not None and not sys.stdin.isatty():
-        raw = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
-        while sys.stdin.buffer.read(DRAIN_CHUNK_BYTES):
-            pass  # Claude Code's write must not block on a full pipe
+    raw = read_stdin()
     line = statuscache.answer(raw, debug)
     if line is None:
         line = refresh(raw, debug)
@@ -157,6 +153,7 @@ def _cache(ledger, models, project: Path, payload: dict, path: Path, session_id:
     from datetime import UTC, datetime
 
     from cmat import rates
+    from cmat.claude import headroom
     from cmat.claude.runtime import session_reading
     from cmat.pricing import pricing_at
     from cmat.request import rank
@@ -174,7 +171,7 @@ def _cache(ledger, models, project: Path, payload: dict, path: Path, session_id:
             prices[name] = rates.plain(pricing_at(entry, now))
     return {
         "session": session_id, "transcript": payload["transcript_path"],
-        "where": statuscache.where(payload), "environment": statuscache.environment(),
+        "where": statuscache.where(payload), "environment": headroom.environment(),
         "built": now, "until": until,
         "sources": reading[0], "files": reading[1],
         "tail": {key: (rank(bool(sidechain), i + o + w + r), cost or 0.0, i, o, w, r)

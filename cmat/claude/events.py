@@ -11,6 +11,20 @@ SUPPORT_SCRIPT = "cmat-hook.sh"
 STATUSLINE_SCRIPT = "cmat-statusline.sh"
 
 
+def read_stdin() -> bytes:
+    """A payload on stdin, read whole up to MAX_STDIN_BYTES (+1, to tell a larger one) and the
+    rest read past: Claude Code's write must not meet a closed pipe. Empty when there is no
+    stdin or it is a terminal."""
+    import sys  # loaded with the interpreter: importing it costs nothing
+
+    if sys.stdin is None or sys.stdin.isatty():
+        return b""
+    raw = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
+    while sys.stdin.buffer.read(DRAIN_CHUNK_BYTES):
+        pass
+    return raw
+
+
 class HookEvent:
     """One event: Claude Code's name, the `cmat hook` command, the script Claude Code runs,
     the timeout written into the settings, and what the hook does."""

@@ -39,6 +39,18 @@ COUNTS = (b'"input_tokens":', b'"output_tokens":', b'"cache_creation_input_token
           b'"cache_read_input_tokens":', b'"web_search_requests":')
 
 
+# What a cached answer depends on besides files (the headroom's and the status line's): the
+# task, enhancement and agent named for the session, the time zone of "today", where cmat
+# keeps its configuration and data.
+ENVIRONMENT = ("CMAT_CURRENT_TASK_ID", "CMAT_ENHANCEMENT", "CMAT_AGENT", "CMAT_MODELS",
+               "CMAT_LEDGER", "TZ", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
+               "CLAUDE_CONFIG_DIR")
+
+
+def environment() -> dict:
+    return {name: os.environ.get(name) for name in ENVIRONMENT}
+
+
 def cache_folder(kind: str = "headroom") -> str:
     """cmat's cache folder of one kind (cmat.paths.cache_home, written with `os` alone)."""
     home = os.path.expanduser("~")
@@ -228,8 +240,7 @@ def _answer(event: str, raw: bytes) -> bool:
             or event not in cache["events"] or now >= cache["expires"]:
         return False
     if any(fingerprint(path) != (path, size, mtime) for path, size, mtime in cache["files"]) \
-            or any(os.environ.get(name) != value
-                   for name, value in cache["environment"].items()):
+            or cache["environment"] != environment():
         return False
     usd = 0.0
     io_tokens = all_tokens = 0

@@ -328,11 +328,6 @@ def check_budgets(event: str, payload: dict, project: Path,
     return line, answer or None
 
 
-# What else a budget check depends on: it decides by these as by the files it reads.
-HEADROOM_ENVIRONMENT = ("CMAT_CURRENT_TASK_ID", "CMAT_ENHANCEMENT", "CMAT_AGENT", "TZ",
-                        "CMAT_MODELS", "CMAT_LEDGER")
-
-
 def _headroom(ledger, models, config, project: Path, payload: dict, statuses: list,
               version: int, now: float) -> dict | None:
     """The headroom cache (cmat.claude.headroom) of a full check that allowed without a
@@ -364,7 +359,7 @@ def _headroom(ledger, models, config, project: Path, payload: dict, statuses: li
         # A prompt's check also notes what a project file set that was ignored.
         "events": ("pre-tool-use",) + (() if config.ignored else ("prompt-submit",)),
         "files": files,
-        "environment": {name: os.environ.get(name) for name in HEADROOM_ENVIRONMENT},
+        "environment": headroom.environment(),
         "sources": sources,
         "ledger": str(ledger.path), "version": version, "ledger_id": ledger.ledger_id(),
         "sessions_matter": bool({"task", "enhancement"} & set(config.keyed)),

@@ -27,18 +27,21 @@ import sys
 
 from cmat import clock
 from cmat.claude.events import MAX_STDIN_BYTES
-from cmat.claude.headroom import drop, fingerprint, load, session_file, session_growth, store
+from cmat.claude.headroom import (
+    drop,
+    environment,
+    fingerprint,
+    load,
+    session_file,
+    session_growth,
+    store,
+)
 
 FORMAT = f"cmat-statusline-1-py{sys.version_info[0]}.{sys.version_info[1]}"
 CACHE_SECONDS = 15.0
 SEPARATOR = " · "
 WIDTH = 80  # what a status bar shows of a line on a narrow terminal
 MISMATCH_RATIO = 0.05  # --debug reports Claude Code's own estimate when it differs by more
-# What the figures depend on besides files: the task, enhancement and agent named for the
-# session, the time zone of "today", where cmat keeps its configuration and data.
-ENVIRONMENT = ("CMAT_CURRENT_TASK_ID", "CMAT_ENHANCEMENT", "CMAT_AGENT", "CMAT_MODELS",
-               "CMAT_LEDGER", "TZ", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
-               "CLAUDE_CONFIG_DIR")
 UNITS = {"usd": 0, "io": 1, "all": 2}  # what a budget counts of a request
 
 
@@ -50,10 +53,6 @@ def where(payload: dict) -> list:
     """What decides the project (cmat.claude.payload.payload_project): the same values, the
     same project."""
     return [os.environ.get("CLAUDE_PROJECT_DIR"), payload.get("cwd"), os.getcwd()]
-
-
-def environment() -> dict:
-    return {name: os.environ.get(name) for name in ENVIRONMENT}
 
 
 # --- the line ------------------------------------------------------------------------------
