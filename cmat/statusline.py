@@ -81,7 +81,6 @@ def build(payload: dict, project: Path, now: float) -> tuple[dict, dict | None]:
     from cmat.ingest import import_session
     from cmat.ledger import Ledger
     from cmat.periods import midnight
-    from cmat.tasks.queue import current_context
 
     session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
     transcript = payload.get("transcript_path")
@@ -101,7 +100,7 @@ def build(payload: dict, project: Path, now: float) -> tuple[dict, dict | None]:
             day = datetime.fromtimestamp(now, context.tz).date()
             day_start = midnight(day, context.tz).timestamp()
             session_requests, session_cost = ledger.session_totals(session_id or "")
-            task_id = current_context(project, details=False).task_id
+            task_id = context.task_id  # the current task, as the budgets found it
             attributed = ledger.attribution(session_id) if session_id else None
             block = active_block(ledger, now)
             allowance = None
