@@ -50,8 +50,36 @@ def test_the_screen_fits_80_columns_and_names_where_its_figure_comes_from():
     assert max(map(len, wide.splitlines())) == 120
 
 
-def tmux(*args) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True).stdout
+class Terminal:
+    """A real terminal: tmux on a server of its own (its own socket), so that one test's
+    terminal closing, which ends a shared server with its last session, never takes another
+    test's terminal with it."""
+
+    def __init__(self, columns: int, rows: int, env: dict, args: list[str], then: str):
+        self.name = f"cmat-test-{uuid.uuid4().hex[:8]}"
+        command = " ".join([
+            "env", *[f"{key}='{value}'" for key, value in env.items()
+                     if key in ("HOME", "PYTHONPATH", "CLAUDE_CONFIG_DIR", "NO_COLOR")
+                     or key.startswith("XDG_")],
+            sys.executable, "-m", "cmat", *args, f"; {then}; sleep 60"])
+        started = self._tmux("new-session", "-d", "-s", self.name, "-x", str(columns),
+                             "-y", str(rows), command)
+        assert started.returncode == 0, started.stderr
+
+    def _tmux(self, *args) -> subprocess.CompletedProcess:
+        return subprocess.run(["tmux", "-L", self.name, *args], capture_output=True, text=True)
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-t", self.name, "-p").stdout
+
+    def keys(self, keys: str) -> None:
+        self._tmux("send-keys", "-t", self.name, keys)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._tmux("kill-server")
 
 
 def wait_for(condition, seconds=30.0):
@@ -71,34 +99,23 @@ def test_the_live_view_draws_updates_as_a_transcript_grows_and_quits_on_q(tmp_pa
     builder.now = stamp(-120)
     builder.response(model="claude-opus-4-6", output=1_000, blocks=1)
     transcript = write_session(history, builder)
-    name = f"cmat-test-{uuid.uuid4().hex[:8]}"
     exit_file = tmp_path / "exit"
     env = child_env(CLAUDE_CONFIG_DIR=tmp_path / "claude", NO_COLOR="1")
-    command = " ".join([
-        "env", *[f"{key}='{value}'" for key, value in env.items()
-                 if key in ("HOME", "PYTHONPATH", "CLAUDE_CONFIG_DIR", "NO_COLOR")
-                 or key.startswith("XDG_")],
-        sys.executable, "-m", "cmat", "live", "--interval", "0.5",
-        f"; echo $? > {exit_file}; sleep 60"])
-    tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", command)
-    try:
+    with Terminal(80, 24, env, ["live", "--interval", "0.5"], f"echo $? > {exit_file}") as term:
         first = wait_for(lambda: (lambda screen: screen if "Used 1,010 tokens" in screen
-                                  else None)(tmux("capture-pane", "-t", name, "-p")))
-        assert first, tmux("capture-pane", "-t", name, "-p")
+                                  else None)(term.screen()))
+        assert first, term.screen()
         assert "cmat live" in first and "live-ses" in first
         assert max(map(len, first.splitlines())) <= 80
         builder.now = stamp(-5)
         builder.response(model="claude-opus-4-6", output=2_000, blocks=1)
         builder.write(transcript)  # the session grew
-        assert wait_for(lambda: "Used 3,020 tokens" in tmux("capture-pane", "-t", name, "-p")), \
-            tmux("capture-pane", "-t", name, "-p")
-        tmux("send-keys", "-t", name, "q")
+        assert wait_for(lambda: "Used 3,020 tokens" in term.screen()), term.screen()
+        term.keys("q")
         assert wait_for(lambda: exit_file.exists() and exit_file.read_text().strip()), \
-            tmux("capture-pane", "-t", name, "-p")
+            term.screen()
         assert exit_file.read_text().strip() == "0"
-        assert "cmat live" not in tmux("capture-pane", "-t", name, "-p")  # screen restored
-    finally:
-        tmux("kill-session", "-t", name)
+        assert "cmat live" not in term.screen()  # screen restored
 
 
 def test_without_a_terminal_the_screen_is_printed_once(project, tmp_path, monkeypatch):
@@ -133,20 +150,10 @@ def test_an_ended_session_is_no_longer_listed_as_at_work(project, tmp_path):
 
 def _in_tmux(columns: int, args: list[str], env: dict, done_marker: str = "__done__") -> str:
     """`cmat ARGS` run in a real terminal `columns` wide; the screen when it has finished."""
-    name = f"cmat-test-{uuid.uuid4().hex[:8]}"
-    command = " ".join([
-        "env", *[f"{key}='{value}'" for key, value in env.items()
-                 if key in ("HOME", "PYTHONPATH", "CLAUDE_CONFIG_DIR", "NO_COLOR")
-                 or key.startswith("XDG_")],
-        sys.executable, "-m", "cmat", *args, f"; echo {done_marker}; sleep 60"])
-    tmux("new-session", "-d", "-s", name, "-x", str(columns), "-y", "50", command)
-    try:
-        screen = wait_for(lambda: (lambda s: s if done_marker in s else None)(
-            tmux("capture-pane", "-t", name, "-p")))
-        assert screen, tmux("capture-pane", "-t", name, "-p")
+    with Terminal(columns, 50, env, args, f"echo {done_marker}") as term:
+        screen = wait_for(lambda: (lambda s: s if done_marker in s else None)(term.screen()))
+        assert screen, term.screen()
         return screen.split(done_marker)[0]
-    finally:
-        tmux("kill-session", "-t", name)
 
 
 def test_tables_in_a_real_terminal_keep_every_row_on_one_line(real_history, project):
