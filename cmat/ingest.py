@@ -44,11 +44,10 @@ from cmat.transcripts.parallel import (
     read_segments,
     start_worker,
 )
+from cmat.transcripts.reader import read_marks
 from cmat.untrusted import Unreadable, open_untrusted
 from cmat.usage import UsageRecord
 
-HEAD_BYTES = 256
-TAIL_BYTES = 1024
 # Short write transactions, so that hooks never wait long for the ledger.
 COMMIT_EVERY_ROWS = 20_000
 COMMIT_EVERY_FILES = 2_000
@@ -72,8 +71,8 @@ class ScanResult:
 
 
 def marks(path: str, offset: int) -> tuple[bytes, bytes]:
-    """The file's first HEAD_BYTES and the TAIL_BYTES before `offset`: what tells that a file
-    was replaced or rewritten in place since it was read up to `offset`."""
+    """The file's marks read up to `offset` (cmat.transcripts.reader.read_marks): what tells
+    that a file was replaced or rewritten in place since."""
     try:
         handle = open_untrusted(path)
     except Unreadable:
@@ -81,10 +80,7 @@ def marks(path: str, offset: int) -> tuple[bytes, bytes]:
     if handle is None:
         return b"", b""
     with handle:
-        head = handle.read(HEAD_BYTES)
-        start = max(offset - TAIL_BYTES, 0)
-        handle.seek(start)
-        return head, handle.read(offset - start)
+        return read_marks(handle, offset)
 
 
 def start_offset(seen: SeenFile, known: FileState | None,
@@ -383,8 +379,9 @@ def _store(ledger: Ledger, seen: dict[str, SeenFile], segments: list[Segment], w
             if segment.end is None:  # the file's last segment: its state can be saved
                 done_files += 1
                 offset = segment_result.end_offset if resume is None else resume
-                pending.states.append(FileState(file.path, file.device, file.inode, file.size,
-                                                file.mtime_ns, offset, *marks(file.path, offset)))
+                pending.states.append(FileState(
+                    file.path, file.device, file.inode, file.size, file.mtime_ns, offset,
+                    *(segment_result.marks if resume is None else marks(file.path, offset))))
                 resume = None
         if batch.packed is not None:
             pending.flush(batch.packed)
@@ -399,11 +396,15 @@ class _RowMaker:
     """Turns a segment's records into priced ledger rows, inside the worker that read them."""
 
     def __init__(self, models: ModelService):
+        from cmat import labels
+
         self.resolve = models.get_by_pattern
         self.version = models.catalog.version
+        self.owner = labels.machine(), labels.user()
 
     def __call__(self, records: list) -> list[tuple]:
-        return request_rows(records, price_records(records, self.resolve), self.version)
+        return request_rows(records, price_records(records, self.resolve), self.version,
+                            owner=self.owner)
 
 
 class _Pending:

@@ -74,6 +74,12 @@ def check_request(timestamp, counts: tuple[int, ...]) -> None:
     value the ledger cannot store or a cost below zero."""
     if min(counts) < 0 or max(counts) >= MAX_TOKENS:
         raise InvalidLine(f"token count out of range: {counts}")
+    check_time(timestamp)
+
+
+def check_time(timestamp) -> None:
+    """The time half of check_request (a decoder that checked the counts itself needs only
+    this)."""
     if timestamp.__class__ is not str:
         raise InvalidLine(f"timestamp is not a string: {timestamp!r:.40}")
     try:
@@ -88,10 +94,16 @@ def checked_cache(timestamp, input_tokens: int, output_tokens: int, cache_total:
                   split: tuple[int, int] | None, cache_read: int, searches: int
                   ) -> tuple[int, int]:
     """(all cache writes, their 1-hour share) of a line whose values were checked (raises
-    InvalidLine otherwise). `split`: the (5-minute, 1-hour) writes, when the line breaks them
-    down; the total is theirs when the line gives none, and the 1-hour share never above it."""
+    InvalidLine otherwise): cache_writes, once check_request passed."""
     check_request(timestamp, (input_tokens, output_tokens, cache_total, cache_read, searches,
                               *(split or ())))
+    return cache_writes(cache_total, split)
+
+
+def cache_writes(cache_total: int, split: tuple[int, int] | None) -> tuple[int, int]:
+    """(all cache writes, their 1-hour share) of checked counts. `split`: the (5-minute,
+    1-hour) writes, when the line breaks them down; the total is theirs when the line gives
+    none, and the 1-hour share never above it."""
     if split is None:
         return cache_total, 0
     if not cache_total:

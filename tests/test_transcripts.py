@@ -7,11 +7,11 @@ import pytest
 from cmat.catalog import ModelService
 from cmat.errors import TranscriptError
 from cmat.reports import session_report
-from cmat.request import USAGE_MARKER
+from cmat.request import USAGE_MARKER, rank
 from cmat.transcripts import decode, fastdecode
 from cmat.transcripts.files import SourceFile, first_session_id
 from cmat.transcripts.parallel import ReadOptions
-from cmat.transcripts.reader import MAX_LINE_BYTES, read_range
+from cmat.transcripts.reader import MAX_LINE_BYTES, Deduplicator, read_range
 from cmat.transcripts.session import read_session
 from tests.helpers import REAL_FIXTURES, real_fixture
 from tests.transcript_factory import (
@@ -272,7 +272,16 @@ def test_byte_ranges_tiling_a_file_read_every_line_once(tmp_path, builder):
     builder.malformed()
     builder.response(output=7)
     path = write_session(tmp_path, builder)
-    whole = read_range(SourceFile(path))
+    decoded: list[int] = []  # the offset of every line decoded
+
+    def counting(line, source, offset):
+        decoded.append(offset)
+        return decode.decode_line(line, source, offset)
+
+    whole = read_range(SourceFile(path), decode=counting)
+    every_line, decoded[:] = list(decoded), []
+    assert len(every_line) == len(set(every_line)) == sum(
+        USAGE_MARKER in line for line in path.read_bytes().splitlines())
     size = path.stat().st_size
     line_starts = [0]
     for line in builder.lines[:-1]:
@@ -280,10 +289,15 @@ def test_byte_ranges_tiling_a_file_read_every_line_once(tmp_path, builder):
     for cuts in ([size // 3, 2 * size // 3], line_starts[5:9], [1, 2, size - 1],
                  [line_starts[10] - 1, line_starts[10], line_starts[10] + 1]):
         bounds = [0, *cuts, None]
-        parts = [read_range(SourceFile(path), start, end=end)
+        parts = [read_range(SourceFile(path), start, end=end, decode=counting)
                  for start, end in zip(bounds, bounds[1:])]
-        assert [r.message_id for p in parts for r in p.records] == [
-            r.message_id for r in whole.records]
+        assert decoded == every_line
+        decoded.clear()
+        merged = Deduplicator()  # a request cut by a bound has a copy on each side
+        for part in parts:
+            for record in part.records:
+                merged.add(record)
+        assert merged.records() == whole.records
         assert sum(p.skipped_lines for p in parts) == whole.skipped_lines == 1
 
 
@@ -362,10 +376,20 @@ ODD_LINES = [  # each holds the marker, so both decoders see it in a real read
 
 
 def _decoded(decode, line: bytes):
+    """What a decoder makes of a line: its record (a candidate's built, its key and rank
+    checked against the record's), a notice, None, or "damaged"."""
+    source = SourceFile(Path("t.jsonl"))
     try:
-        return decode(memoryview(line), SourceFile(Path("t.jsonl")), 0)
+        decoded = decode(memoryview(line), source, 0)
     except ValueError:
         return "damaged"
+    if decoded.__class__ is not tuple:
+        return decoded
+    key, copy_rank, build = decoded
+    record = build(source, key)
+    assert (key, copy_rank) == (record.message_id, rank(record.is_sidechain,
+                                                        record.total_tokens))
+    return record
 
 
 def _real_usage_lines():

@@ -407,12 +407,14 @@ def pack_rows(row_lists: Iterable[Sequence[tuple]]) -> bytes:
 
 
 def request_rows(records: Sequence[UsageRecord], costs: Sequence[float | None],
-                 catalog_version: str, source: str | None = None) -> list[tuple]:
+                 catalog_version: str, source: str | None = None,
+                 owner: tuple[str, str] | None = None) -> list[tuple]:
     """The ledger rows (REQUEST_COLUMNS order) of priced requests; `source`: where they
-    came from when not from a Claude Code transcript."""
+    came from when not from a Claude Code transcript; `owner`: (machine, user), when the
+    caller looked them up once for many calls."""
     from cmat import labels
 
-    machine, user = labels.machine(), labels.user()
+    machine, user = owner or (labels.machine(), labels.user())
     return [(r.message_id, r.request_id, r.session_id, timestamp_seconds(r.timestamp), r.cwd,
              r.model, r.agent, r.agent_id, int(r.is_sidechain), r.input_tokens,
              r.output_tokens, r.cache_creation_tokens, r.cache_creation_1h_tokens,

@@ -16,7 +16,11 @@ from cmat.request import MAIN_AGENT, UNKNOWN_SUBAGENT, Notice, checked_cache, cl
 from cmat.transcripts.files import SourceFile
 from cmat.usage import UsageRecord
 
-Decoded = UsageRecord | Notice | None  # None: a line that carries no usage at all
+# A checked line whose record is built only if it is the copy of its request that wins:
+# (the request's key, its rank, and what builds the record given the source and the key).
+Candidate = tuple[str, int, Callable[[SourceFile, str], UsageRecord]]
+# None: a line that carries no usage at all.
+Decoded = UsageRecord | Candidate | Notice | None
 LineDecoder = Callable[[object, SourceFile, int], Decoded]
 
 

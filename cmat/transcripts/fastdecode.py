@@ -1,37 +1,56 @@
 """Typed decoding of usage lines with msgspec, for large reads.
 
 msgspec decodes a line straight into the few fields cmat needs and skips the rest (message
-content, tool input) without building Python objects for it: twice as fast as decoding the
-whole line. A line whose fields do not have the usual types (a count written as 5.0, a null
-where an object belongs) is decoded again with `decode.decode_line`, whose rules are the
-reference, so both paths give the same records.
+content, tool input) without building Python objects for it, checking the counts' ranges as
+it goes: twice as fast as decoding the whole line. A line whose fields do not have the usual
+types or ranges (a count written as 5.0, a null where an object belongs, a negative count) is
+decoded again with `decode.decode_line`, whose rules are the reference, so both paths give
+the same records.
+
+Most usage lines are copies of a request written again (a response's streamed snapshots):
+a line checked here becomes a Candidate, its key and rank known, and the record of a request
+is built only for the copy that wins (`reader.RangeRead`).
 """
 
 from __future__ import annotations
 
-from msgspec import DecodeError, Struct
+from typing import Annotated
+
+from msgspec import DecodeError, Meta, Struct
 from msgspec.json import Decoder
 
-from cmat.request import NOTICE, is_notice
-from cmat.transcripts.decode import Decoded, usage_record
+from cmat.request import (
+    MAIN_AGENT,
+    MAX_TOKENS,
+    NOTICE,
+    SIDECHAIN_PENALTY,
+    UNKNOWN_SUBAGENT,
+    cache_writes,
+    check_time,
+    is_notice,
+)
+from cmat.transcripts.decode import Decoded
 from cmat.transcripts.decode import decode_line as lenient_decode_line
 from cmat.transcripts.files import SourceFile
+from cmat.usage import UsageRecord
+
+Count = Annotated[int, Meta(ge=0, lt=MAX_TOKENS)]  # cmat.request.check_request's range
 
 
 class _CacheCreation(Struct, gc=False):
-    ephemeral_5m_input_tokens: int = 0
-    ephemeral_1h_input_tokens: int = 0
+    ephemeral_5m_input_tokens: Count = 0
+    ephemeral_1h_input_tokens: Count = 0
 
 
 class _ServerToolUse(Struct, gc=False):
-    web_search_requests: int = 0
+    web_search_requests: Count = 0
 
 
 class _Usage(Struct, gc=False):
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cache_creation_input_tokens: Count = 0
+    cache_read_input_tokens: Count = 0
     cache_creation: _CacheCreation | None = None
     server_tool_use: _ServerToolUse | None = None
     speed: str | None = None
@@ -55,16 +74,35 @@ class _Line(Struct, gc=False):
     agentId: str | None = None
     cwd: str | None = None
 
+    def record(self, source: SourceFile, key: str) -> UsageRecord:
+        """The record of a line decode_line passed (its values checked)."""
+        message = self.message
+        usage = message.usage
+        split = usage.cache_creation
+        cache_total, cache_1h = cache_writes(
+            usage.cache_creation_input_tokens,
+            None if split is None else (split.ephemeral_5m_input_tokens,
+                                        split.ephemeral_1h_input_tokens))
+        server_tools = usage.server_tool_use
+        return UsageRecord(
+            key, self.requestId, self.sessionId, self.timestamp, message.model or "unknown",
+            usage.input_tokens, usage.output_tokens, cache_total, cache_1h,
+            usage.cache_read_input_tokens,
+            0 if server_tools is None else server_tools.web_search_requests,
+            usage.speed, usage.inference_geo, self.isSidechain,
+            source.agent or (UNKNOWN_SUBAGENT if self.isSidechain else MAIN_AGENT),
+            self.agentId or source.agent_id, self.cwd)
+
 
 _decode = Decoder(_Line).decode
 
 
 def decode_line(line, source: SourceFile, offset: int) -> Decoded:
-    """As `decode.decode_line`, faster."""
+    """As `decode.decode_line`, faster; a checked line comes back as a Candidate."""
     try:
         parsed = _decode(line)
-    except (DecodeError, RecursionError):  # damaged, unusual types, or nested too deeply:
-        # the reference decoder decides
+    except (DecodeError, RecursionError):  # damaged, unusual types or ranges, or nested too
+        # deeply: the reference decoder decides
         return lenient_decode_line(line, source, offset)
     message = parsed.message
     if parsed.type != "assistant" or message is None:
@@ -72,19 +110,14 @@ def decode_line(line, source: SourceFile, offset: int) -> Decoded:
     usage = message.usage
     if usage is None:
         return None
-    model = message.model or "unknown"
-    if is_notice(model, parsed.isApiErrorMessage):
+    if is_notice(message.model, parsed.isApiErrorMessage):
         return NOTICE
-    split = usage.cache_creation
-    server_tools = usage.server_tool_use
-    return usage_record(
-        source, offset, message_id=message.id, request_id=parsed.requestId,
-        session_id=parsed.sessionId, timestamp=parsed.timestamp, model=model,
-        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-        cache_total=usage.cache_creation_input_tokens,
-        split=None if split is None else (split.ephemeral_5m_input_tokens,
-                                          split.ephemeral_1h_input_tokens),
-        cache_read=usage.cache_read_input_tokens,
-        searches=0 if server_tools is None else server_tools.web_search_requests,
-        speed=usage.speed, geo=usage.inference_geo, is_sidechain=parsed.isSidechain,
-        agent_id=parsed.agentId, cwd=parsed.cwd)
+    check_time(parsed.timestamp)
+    cache_total = usage.cache_creation_input_tokens
+    if not cache_total and usage.cache_creation is not None:
+        split = usage.cache_creation
+        cache_total = split.ephemeral_5m_input_tokens + split.ephemeral_1h_input_tokens
+    return (message.id or parsed.requestId or f"{source.path}:{offset}",
+            (0 if parsed.isSidechain else SIDECHAIN_PENALTY) + usage.input_tokens
+            + usage.output_tokens + cache_total + usage.cache_read_input_tokens,
+            parsed.record)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from cmat.transcripts.decode import LineDecoder, decode_line
 from cmat.transcripts.files import SourceFile
-from cmat.transcripts.reader import CHUNK_SIZE, Deduplicator, read_range
+from cmat.transcripts.reader import CHUNK_SIZE, read_range
 
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this a single process is faster than forking
 MAX_WORKERS = 4
@@ -72,6 +72,7 @@ class SegmentResult:
     notices: int
     end_offset: int
     pending_tail: bool  # stopped before an unfinished last line (see read_range)
+    marks: tuple[bytes, bytes] | None  # the file's at end_offset, for its last segment
 
 
 @dataclass
@@ -126,14 +127,12 @@ def parallel_workers(total_bytes: int) -> int:
 
 def _read_segment(work: SegmentWork, segment: Segment) -> SegmentResult:
     read = read_range(segment.source, segment.start, end=segment.end, final=segment.final,
-                      decode=work.decode, chunk_size=work.chunk_size)
-    dedup = Deduplicator()
-    for record in read.records:
-        dedup.add(record)
-    records = list(dedup.by_key.values())
+                      decode=work.decode, chunk_size=work.chunk_size,
+                      marks=segment.end is None)
+    records = read.records  # one per request already
     return SegmentResult(work.convert(records) if work.convert else records, len(records),
                          read.skipped_lines, read.skips, read.notices, read.end_offset,
-                         read.pending_tail)
+                         read.pending_tail, read.marks)
 
 
 def _read_batch(work: SegmentWork, segments: list[Segment]) -> Batch:

@@ -2,7 +2,8 @@
 
 Files are read in large binary chunks into a reused buffer; only lines holding the bytes
 `"output_tokens"` (in every usage object) are decoded, and the rest are never split or
-copied. Memory stays flat: a chunk, one partial line (at most MAX_LINE_BYTES), and one small
+copied. Of the copies of one request in the range, only the best (cmat.request.rank) is
+kept. Memory stays flat: a chunk, one partial line (at most MAX_LINE_BYTES), and one small
 record per distinct request.
 """
 
@@ -11,31 +12,57 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from cmat.request import NOTICE, USAGE_MARKER, InvalidLine
-from cmat.transcripts.decode import LineDecoder, decode_line
+from cmat.request import NOTICE, USAGE_MARKER, InvalidLine, rank
+from cmat.transcripts.decode import Decoded, LineDecoder, decode_line
 from cmat.transcripts.files import SourceFile, open_regular
 from cmat.usage import UsageRecord
 
 CHUNK_SIZE = 8 * 1024 * 1024
 MAX_LINE_BYTES = 128 * 1024 * 1024  # a longer line is read past: no real line comes near
 MAX_SKIPS_NAMED = 100  # skipped lines named per read (all are counted)
+# A file's marks: its first MARK_HEAD_BYTES and the MARK_TAIL_BYTES before where it was read
+# to, what tells later that it was replaced or rewritten in place (cmat.ingest).
+MARK_HEAD_BYTES = 256
+MARK_TAIL_BYTES = 1024
 
 
 @dataclass
 class RangeRead:
     """What one read of (part of) a file found."""
 
-    records: list[UsageRecord] = field(default_factory=list)
+    records: list[UsageRecord] = field(default_factory=list)  # one per request, its best copy
     skipped_lines: int = 0
     skips: list[tuple[int, str]] = field(default_factory=list)  # (offset, why), the first ones
     notices: int = 0  # <synthetic> / API error lines
     end_offset: int = 0  # just past the last line consumed
     pending_tail: bool = False  # an unterminated last line was left for a later read
+    marks: tuple[bytes, bytes] | None = None  # the file's marks at end_offset, when asked for
+
+    best: dict[str, tuple[int, Decoded]] = field(default_factory=dict, repr=False)
 
     def skip(self, offset: int, why: str) -> None:
         self.skipped_lines += 1
         if len(self.skips) < MAX_SKIPS_NAMED:
             self.skips.append((offset, why[:200]))
+
+    def keep(self, decoded: Decoded) -> None:
+        """Hold a request's copy if it outranks the copies read before (the first of equals
+        stays, as `UsageRecord.outranks` has it)."""
+        if decoded.__class__ is tuple:
+            key, copy_rank = decoded[0], decoded[1]
+        else:
+            key, copy_rank = decoded.message_id, rank(decoded.is_sidechain,
+                                                      decoded.total_tokens)
+        current = self.best.get(key)
+        if current is None or copy_rank > current[0]:
+            self.best[key] = (copy_rank, decoded)
+
+    def finish(self, source: SourceFile) -> RangeRead:
+        """Build the records of the copies kept."""
+        self.records = [decoded[2](source, decoded[0]) if decoded.__class__ is tuple
+                        else decoded for _, decoded in self.best.values()]
+        self.best = {}
+        return self
 
 
 _local = threading.local()
@@ -58,89 +85,108 @@ def _skip_rest_of_line(handle, chunk_size: int) -> None:
             return
 
 
+def read_marks(handle, offset: int) -> tuple[bytes, bytes]:
+    """The marks of an open file read to `offset`."""
+    handle.seek(0)
+    head = handle.read(MARK_HEAD_BYTES)
+    start = max(offset - MARK_TAIL_BYTES, 0)
+    handle.seek(start)
+    return head, handle.read(offset - start)
+
+
 def read_range(source: SourceFile, start: int = 0, *, end: int | None = None,
                final: bool = True, decode: LineDecoder = decode_line,
-               chunk_size: int = CHUNK_SIZE) -> RangeRead:
+               chunk_size: int = CHUNK_SIZE, marks: bool = False) -> RangeRead:
     """Read the usage lines of the file from byte `start` on.
 
+    One record per request: the best of its copies in the range (cmat.request.rank).
     With `end`, read only the lines that begin before `end` (a line cut by `start` belongs to
     the range before): ranges that tile a file read every line exactly once.
     With `final`, an unterminated last line is decoded too (and counted as skipped if it is
     cut short). Without it (a file still being written) that line is left for the next read
     and `end_offset` stops just before it.
     A line longer than MAX_LINE_BYTES is read past and counted as skipped.
+    With `marks`, the file's marks at `end_offset` are read too (cheaper than opening it
+    again).
     """
     result = RangeRead(end_offset=start)
     with open_regular(source.path) as handle:
-        if start:
-            handle.seek(start - 1)
-            if handle.read(1) != b"\n":
-                _skip_rest_of_line(handle, chunk_size)  # it began in the previous range
-                start = handle.tell()
-        buffer = _read_buffer(chunk_size)
-        filled = 0  # bytes of buffer holding data
-        base = start  # file offset of buffer[0]
-        too_long = None  # where an over-long line began, while reading past it
-        while end is None or base < end or too_long is not None:
-            if filled == len(buffer):  # one line longer than the buffer
-                if filled < MAX_LINE_BYTES:
-                    buffer = bytearray(buffer) + bytearray(len(buffer))
-                else:
-                    too_long = base if too_long is None else too_long
-                    base += filled
-                    filled = 0
-            with memoryview(buffer) as view:
-                read = handle.readinto(view[filled:])
-            if not read:
-                break
-            filled += read
-            if too_long is not None:
-                newline = buffer.find(b"\n", 0, filled)
-                if newline < 0:
-                    continue
-                result.skip(too_long, f"line longer than {MAX_LINE_BYTES >> 20} MiB")
-                too_long = None
-                consumed = newline + 1
-                buffer[:filled - consumed] = buffer[consumed:filled]
-                filled -= consumed
-                base += consumed
-                if end is not None and base >= end:
-                    break
-                if not filled:
-                    continue
-            if end is not None and base + filled >= end:
-                stop = buffer.find(b"\n", end - base - 1, filled)  # the line holding end-1
-                if stop >= 0:
-                    _read_lines(result, buffer, stop + 1, source, base, decode)
-                    result.end_offset = base + stop + 1
-                    return result
-            last_newline = buffer.rfind(b"\n", 0, filled)
-            if last_newline < 0:
+        _read(result, handle, source, start, end, final, decode, chunk_size)
+        if marks:
+            result.marks = read_marks(handle, result.end_offset)
+    return result.finish(source)
+
+
+def _read(result: RangeRead, handle, source: SourceFile, start: int, end: int | None,
+          final: bool, decode: LineDecoder, chunk_size: int) -> None:
+    if start:
+        handle.seek(start - 1)
+        if handle.read(1) != b"\n":
+            _skip_rest_of_line(handle, chunk_size)  # it began in the previous range
+            start = handle.tell()
+    buffer = _read_buffer(chunk_size)
+    filled = 0  # bytes of buffer holding data
+    base = start  # file offset of buffer[0]
+    too_long = None  # where an over-long line began, while reading past it
+    while end is None or base < end or too_long is not None:
+        if filled == len(buffer):  # one line longer than the buffer
+            if filled < MAX_LINE_BYTES:
+                buffer = bytearray(buffer) + bytearray(len(buffer))
+            else:
+                too_long = base if too_long is None else too_long
+                base += filled
+                filled = 0
+        with memoryview(buffer) as view:
+            read = handle.readinto(view[filled:])
+        if not read:
+            break
+        filled += read
+        if too_long is not None:
+            newline = buffer.find(b"\n", 0, filled)
+            if newline < 0:
                 continue
-            _read_lines(result, buffer, last_newline + 1, source, base, decode)
-            consumed = last_newline + 1
+            result.skip(too_long, f"line longer than {MAX_LINE_BYTES >> 20} MiB")
+            too_long = None
+            consumed = newline + 1
             buffer[:filled - consumed] = buffer[consumed:filled]
             filled -= consumed
             base += consumed
-        result.end_offset = base
-        if too_long is not None:  # the file ends inside an over-long line
-            if final:
-                result.skip(too_long, f"line longer than {MAX_LINE_BYTES >> 20} MiB")
-                result.end_offset = base + filled
-            else:
-                result.end_offset = too_long
-                result.pending_tail = True
-            return result
-        tail = bytes(buffer[:filled])
-        if tail.strip():
-            if final:
-                _decode_into(result, tail, source, base, decode)
-                result.end_offset = base + filled
-            else:
-                result.pending_tail = True
-        elif tail:
+            if end is not None and base >= end:
+                break
+            if not filled:
+                continue
+        if end is not None and base + filled >= end:
+            stop = buffer.find(b"\n", end - base - 1, filled)  # the line holding end-1
+            if stop >= 0:
+                _read_lines(result, buffer, stop + 1, source, base, decode)
+                result.end_offset = base + stop + 1
+                return
+        last_newline = buffer.rfind(b"\n", 0, filled)
+        if last_newline < 0:
+            continue
+        _read_lines(result, buffer, last_newline + 1, source, base, decode)
+        consumed = last_newline + 1
+        buffer[:filled - consumed] = buffer[consumed:filled]
+        filled -= consumed
+        base += consumed
+    result.end_offset = base
+    if too_long is not None:  # the file ends inside an over-long line
+        if final:
+            result.skip(too_long, f"line longer than {MAX_LINE_BYTES >> 20} MiB")
             result.end_offset = base + filled
-    return result
+        else:
+            result.end_offset = too_long
+            result.pending_tail = True
+        return
+    tail = bytes(buffer[:filled])
+    if tail.strip():
+        if final:
+            _decode_into(result, tail, source, base, decode)
+            result.end_offset = base + filled
+        else:
+            result.pending_tail = True
+    elif tail:
+        result.end_offset = base + filled
 
 
 def _decode_into(result: RangeRead, line, source: SourceFile, offset: int,
@@ -153,7 +199,7 @@ def _decode_into(result: RangeRead, line, source: SourceFile, offset: int,
     if record is NOTICE:
         result.notices += 1
     elif record is not None:
-        result.records.append(record)
+        result.keep(record)
 
 
 def _read_lines(result: RangeRead, buffer: bytearray, end: int, source: SourceFile,
