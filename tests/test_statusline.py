@@ -6,12 +6,13 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from cmat import clock
 from cmat.claude import statuscache
 from cmat.colour import paint, visible_length
+from cmat.request import USAGE_MARKER
 from cmat.statusline import build, refresh
 from cmat.tasks.queue import QueueService
 from tests.helpers import (
@@ -24,7 +25,13 @@ from tests.helpers import (
     session_costing,
     user_config,
 )
-from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
+from tests.transcript_factory import (
+    HOSTILE,
+    TranscriptBuilder,
+    usage_line,
+    write_session,
+    write_subagent,
+)
 
 STATUSLINE = REPO / "hooks" / "cmat-statusline.sh"
 
@@ -361,3 +368,66 @@ def test_a_refresh_from_the_cache_loads_none_of_the_costly_modules(project, tmp_
     assert result.returncode == 0 and result.stdout.decode().startswith("Opus")
     assert record.read_text() == ""
     assert statuscache.answer(payload, False) == result.stdout.decode().rstrip("\n")
+
+
+_GROWTH = st.lists(st.one_of(
+    st.tuples(st.just("response"), st.integers(1, 5_000), st.booleans()),
+    st.tuples(st.just("snapshot"), st.integers(1, 60_000), st.booleans()),  # of a counted one
+    st.tuples(st.just("hostile"), st.sampled_from(sorted(HOSTILE)), st.booleans()),
+    st.tuples(st.just("junk"), st.binary(max_size=60), st.booleans()),
+), min_size=1, max_size=6)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(growth=_GROWTH, torn=st.booleans())
+@example(growth=[("snapshot", 50_000, True)], torn=False)  # a sidechain's larger copy
+@example(growth=[("snapshot", 60_000, False), ("response", 10, False)], torn=True)
+@example(growth=[("junk", b"{", False), ("response", 10, True)], torn=False)
+def test_whatever_a_session_grows_by_the_cache_draws_what_a_full_build_draws_or_nothing(
+        project, tmp_path_factory, monkeypatch, growth, torn):
+    """The status line reads a session's new lines on its own (not the scan's code): given
+    any growth (responses, later snapshots or sidechain copies of counted ones, lines with
+    values no request has, bytes that are not JSON, a torn last line) it never raises, and
+    whenever it answers from the cache its figures are the ones a full build finds."""
+    monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(project))
+    monkeypatch.setenv("CMAT_LEDGER", str(tmp_path_factory.mktemp("ledger") / "ledger.db"))
+    user_config(GROWTH_CONFIG)
+    builder, _, path = growing_session(tmp_path_factory.mktemp("session"), 20)
+    payload = status_payload(path, "s1")
+    raw = json.dumps(payload).encode()
+    refresh(raw, False)
+    builder.now = earlier_today(5)
+    for kind, value, flag in growth:
+        if kind == "response":
+            builder.response(model=OPUS, output=value, sidechain=flag, billed=not flag)
+        elif kind == "snapshot":
+            counted = builder.requests[0]
+            builder.response(model=OPUS, output=value, blocks=1, sidechain=flag,
+                             message_id=counted.message_id, billed=False)
+        elif kind == "hostile":
+            line = usage_line(f"msg_hostile_{len(builder.lines)}", **HOSTILE[value])
+            line.update(sessionId="s1", timestamp=line["timestamp"] if value.startswith(
+                ("timestamp", "no timestamp")) else builder.now)
+            builder.lines.append(json.dumps(line).encode() + b"\n")
+        else:
+            builder.lines.append(value.replace(b"\n", b" ") + USAGE_MARKER + b"\n")
+    data = b"".join(builder.lines)
+    if torn:
+        data += json.dumps(usage_line("msg_torn", sessionId="s1"))[:40].encode()
+    path.write_bytes(data)
+    line = statuscache.answer(raw, False)  # never raises
+    try:
+        quick = statuscache.up_to_date(payload, clock.now())
+    except ValueError:  # a line no request has: answer() leaves it to the full build
+        quick = None
+    full, _ = build(payload, project, clock.now())
+    event("answered from the cache" if quick is not None else "built in full")
+    if quick is None:
+        assert line is None
+        return
+    for figure in ("session", "today", "unpriced", "allowance", "at_work"):
+        assert quick[figure] == pytest.approx(full[figure], abs=1e-9), figure
+    assert quick["block"] == pytest.approx(full["block"], abs=1e-9)
+    assert [(b[0], pytest.approx(b[1], abs=1e-9)) for b in quick["budgets"]] == \
+        [(b[0], b[1]) for b in full["budgets"]]
