@@ -9,7 +9,7 @@ and 4.8 GB of generated Claude Code history by default) it runs, one after the o
 and prints their figures together, size by size, with how each grew from the smallest size.
 The team sync and team reports at 10 M requests are `benchmarks.team`'s (CI runs it).
 
-    python -m benchmarks.growth [--sizes 0.3,1.2,4.8] [--runs 15]
+    python -m benchmarks.growth [--sizes 0.3,1.2,4.8] [--runs 15] [--cold-runs 3]
 
 Each size's history is written to a temporary folder and removed before the next (4.8 GB
 needs about 12 GB free: the history, the ledger and a copy for the live benchmarks).
@@ -63,6 +63,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="0.3,1.2,4.8")
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--cold-runs", type=int, default=3,
+                        help="cold runs of each tool, in turns; the median is kept")
     args = parser.parse_args()
     sizes = [float(size) for size in args.sizes.split(",")]
     outputs: dict[float, dict[str, str]] = {}
@@ -72,7 +74,8 @@ def main() -> None:
             history = Path(tmp) / "history"
             _run(["benchmarks.make_history", str(history), "--gb", str(size)])
             found = {"history": _run(["benchmarks.history", str(history),
-                                      "--single-file-gb", "0", "--repeat", "1"])}
+                                      "--single-file-gb", "0", "--repeat",
+                                      str(args.cold_runs)])}
         found["budget"] = _run(["benchmarks.budget_check", "--history-gb", str(size),
                                 "--runs", str(args.runs)])
         found["statusline"] = _run(["benchmarks.statusline", "--history-gb", str(size),

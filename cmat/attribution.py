@@ -29,10 +29,7 @@ def session_of(transcript: Path, given: str | None) -> str:
     another session would record the same requests twice under two ids), else its own."""
     ids = session_ids_in(transcript)
     if given:
-        if ids and given not in ids and given != transcript.stem:
-            raise UsageError(f"{transcript} holds session {sorted(ids)[0]}, not {given}",
-                             "leave SESSION out, or name the transcript of that session")
-        return given
+        return _named_session(transcript, ids, given, "transcript", also=transcript.stem)
     if transcript.stem in ids or not ids:
         return transcript.stem
     return sorted(ids)[0]
@@ -136,16 +133,24 @@ def apply_spool(ledger: Ledger) -> tuple[int, list[str]]:
     return applied, problems
 
 
+def _named_session(path: Path, held: set[str], given: str, kind: str,
+                   also: str | None = None) -> str:
+    """`given`, unless the file (a transcript or another agent's log) holds other sessions
+    only (`also`: a name it goes by too): naming another would record the same requests
+    twice under two ids."""
+    if held and given not in held and given != also:
+        raise UsageError(f"{path} holds session {sorted(held)[0]}, not {given}",
+                         f"leave SESSION out, or name the {kind} of that session")
+    return given
+
+
 def _app_session(path: Path, reader, sessions: set[str], given: str | None) -> str:
     """The session of another agent's log to record: `given` if the log holds it, else its
     own; a database (OpenCode's) holds many, so there it must be named."""
     if hasattr(reader, "databases"):
         return _database_session(path, reader, given)
     if given:
-        if sessions and given not in sessions:
-            raise UsageError(f"{path} holds session {sorted(sessions)[0]}, not {given}",
-                             "leave SESSION out, or name the log of that session")
-        return given
+        return _named_session(path, sessions, given, "log")
     if len(sessions) == 1:
         return next(iter(sessions))
     if not sessions:
