@@ -32,6 +32,15 @@ class SourceFile:
     path: Path
     agent: str | None = None  # None: decide per line (main, or inline sidechain subagent)
     agent_id: str | None = None
+    meta: Path | None = None  # a subagent's .meta.json, not read yet: see resolved()
+
+    def resolved(self) -> SourceFile:
+        """The source with its subagent's type read from `meta`: read where the file is read
+        (a scan's workers), not by the process that finds thousands of files."""
+        if self.meta is None:
+            return self
+        return SourceFile(self.path, _agent_type(self.meta) or UNKNOWN_SUBAGENT,
+                          self.agent_id)
 
 
 @dataclass(frozen=True)
@@ -80,10 +89,12 @@ def subagent_source(path: Path, agent_type: str | None = None) -> SourceFile:
 
 
 def source_for(path: str) -> SourceFile:
-    """How to read a transcript found on disk: a subagent's by its place and name."""
+    """How to read a transcript found on disk: a subagent's by its place and name (its type
+    left for `SourceFile.resolved`)."""
     file = Path(path)
     if file.parent.name == "subagents" or file.name.startswith("agent-"):
-        return subagent_source(file)
+        return SourceFile(file, None, file.stem.removeprefix("agent-"),
+                          file.with_name(file.stem + ".meta.json"))
     return SourceFile(file)
 
 

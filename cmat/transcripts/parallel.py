@@ -126,8 +126,8 @@ def parallel_workers(total_bytes: int) -> int:
 
 
 def _read_segment(work: SegmentWork, segment: Segment) -> SegmentResult:
-    read = read_range(segment.source, segment.start, end=segment.end, final=segment.final,
-                      decode=work.decode, chunk_size=work.chunk_size,
+    read = read_range(segment.source.resolved(), segment.start, end=segment.end,
+                      final=segment.final, decode=work.decode, chunk_size=work.chunk_size,
                       marks=segment.end is None)
     records = read.records  # one per request already
     return SegmentResult(work.convert(records) if work.convert else records, len(records),
