@@ -16,6 +16,7 @@ cmat.maintenance's.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -110,9 +111,23 @@ def scan(ledger: Ledger, models: ModelService, roots: list[Path],
     seen = discover(roots)
     known = ledger.file_states()
     gone = [p for p in known if p not in seen and any(p.startswith(str(r)) for r in roots)]
-    result = _import_files(ledger, models, seen, gone, progress, known, options=options)
-    import_apps(ledger, models, known, result)
+    result = ScanResult()
+    logs = app_logs(known, result)
+    # A first scan loads transcripts and the other agents' logs alike without indexes.
+    new_bytes = sum(file.size for path, file in seen.items() if path not in known) + sum(
+        log.st.st_size for log in logs)
+    with _bulk_if_empty(ledger, new_bytes):
+        result = _import_files(ledger, models, seen, gone, progress, known, options=options,
+                               result=result)
+        import_apps(ledger, models, logs, result)
     return result
+
+
+def _bulk_if_empty(ledger: Ledger, new_bytes: int):
+    """A bulk load (Ledger.bulk_load) for a first import this large into an empty ledger."""
+    if new_bytes >= BULK_LOAD_BYTES and ledger.last_request_rowid() == 0:
+        return ledger.bulk_load()
+    return contextlib.nullcontext()
 
 
 # --- the other coding agents: whole files read again when they change, databases by row ----
@@ -137,15 +152,9 @@ class AppLog:
     st: os.stat_result
 
 
-def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState],
-                result: ScanResult) -> None:
-    """Import what every other coding agent logged since it was last read. A log file is
-    read whole when it changed (usage written as cumulative totals or rewritten in place:
-    each request's id makes reading it again harmless); a database from the row after the
-    last one read (its FileState's offset). Many logs are read in forked workers, as
-    transcripts are; they are stored in a few transactions, each with the state of the files
-    it holds. Counts are added to `result`."""
-    started = time.monotonic()
+def app_logs(known: dict[str, FileState], result: ScanResult) -> list[AppLog]:
+    """What to read of every other coding agent's logs (`known`: their stored states);
+    the logs seen are counted in `result`."""
     logs: list[AppLog] = []
     for reader in app_readers():
         found = [(path, True) for path in reader.files()] + [
@@ -154,20 +163,35 @@ def import_apps(ledger: Ledger, models: ModelService, known: dict[str, FileState
             log = _app_log(reader.APP, path, whole, known.get(str(path)), result)
             if log is not None:
                 logs.append(log)
-    batch = _AppBatch(ledger, models, result)
+    return logs
+
+
+def import_apps(ledger: Ledger, models: ModelService, logs: list[AppLog],
+                result: ScanResult) -> None:
+    """Import what every other coding agent logged since it was last read (`logs`, from
+    app_logs). A log file is read whole when it changed (usage written as cumulative totals
+    or rewritten in place: each request's id makes reading it again harmless); a database
+    from the row after the last one read (its FileState's offset). Many logs are read in
+    forked workers, as transcripts are; they are stored in a few transactions, each with the
+    state of the files it holds. Counts are added to `result`."""
+    started = time.monotonic()
+    batch = _AppBatch(ledger, result)
+    make_rows = _RowMaker(models)
     workers = parallel_workers(sum(log.st.st_size for log in logs if log.cursor is None))
     if workers > 1 and len(logs) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        # Small logs travel together; each group's rows come back packed (pack_rows).
+        size = max(1, len(logs) // (workers * 8))
+        groups = [logs[i:i + size] for i in range(0, len(logs), size)]
+        read_group = functools.partial(_read_app_group, make_rows, None)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                  initializer=start_worker, initargs=(os.getpid(),)) as pool:
-            for log, read in zip(logs, pool.map(read_app_log, logs,
-                                                chunksize=max(1, len(logs) // (workers * 8)))):
-                batch.add(log, read)
+            for group, read in zip(groups, pool.map(read_group, groups)):
+                batch.add(group, read)
     else:
-        for log in logs:
-            batch.add(log, read_app_log(log))
+        batch.add(logs, _read_app_group(make_rows, None, logs))
     batch.store()
     result.seconds += time.monotonic() - started
 
@@ -216,10 +240,14 @@ def import_app_log(ledger: Ledger, models: ModelService, reader, path: Path
     sessions: set[str] = set()
     if log is not None:
         read = read_app_log(log)
-        if not isinstance(read, str):
-            sessions = {record.session_id for record in read[0] if record.session_id}
-        batch = _AppBatch(ledger, models, result)
-        batch.add(log, read)
+        if isinstance(read, str):
+            group = _AppGroupRead([read], [])
+        else:
+            records, skipped, offset = read
+            sessions = {record.session_id for record in records if record.session_id}
+            group = _AppGroupRead([(len(records), skipped, offset)], _RowMaker(models)(records))
+        batch = _AppBatch(ledger, result)
+        batch.add([log], group)
         batch.store()
     return result, sessions
 
@@ -236,40 +264,77 @@ def read_app_log(log: AppLog) -> tuple[list[UsageRecord], int, int] | str:
         return exc.message
 
 
+@dataclass
+class _AppGroupRead:
+    """What was read of a group of logs: per log (requests, lines skipped, how far it was
+    read) or why it cannot be read now; and the rows of all their requests, `packed` by
+    pack_rows when they come from a worker."""
+
+    reads: list[tuple[int, int, int] | str]
+    rows: list[tuple]
+    packed: bytes | None = None
+
+
+def _read_app_group(make_rows: _RowMaker, pack, logs: list[AppLog]) -> _AppGroupRead:
+    """Read, price and (with `pack`) pack a group of logs: in a worker, or in the process
+    that writes the ledger."""
+    reads: list[tuple[int, int, int] | str] = []
+    rows: list[tuple] = []
+    for log in logs:
+        read = read_app_log(log)
+        if isinstance(read, str):
+            reads.append(read)
+            continue
+        records, skipped, offset = read
+        rows += make_rows(records)
+        reads.append((len(records), skipped, offset))
+    if pack is None:
+        return _AppGroupRead(reads, rows)
+    return _AppGroupRead(reads, [], pack([rows]))
+
+
 class _AppBatch:
     """Other agents' logs read and waiting to be stored: their requests, states and
-    refusals, written together every COMMIT_EVERY_ROWS rows or COMMIT_EVERY_FILES files."""
+    refusals, written together every COMMIT_EVERY_ROWS rows or COMMIT_EVERY_FILES files (a
+    packed group at once)."""
 
-    def __init__(self, ledger: Ledger, models: ModelService, result: ScanResult):
-        self.ledger, self.models, self.result = ledger, models, result
+    def __init__(self, ledger: Ledger, result: ScanResult):
+        self.ledger, self.result = ledger, result
         self.rows: list[tuple] = []
         self.states: list[FileState] = []
         self.skips: list[tuple[str, int, str]] = []
 
-    def add(self, log: AppLog, read: tuple[list[UsageRecord], int, int] | str) -> None:
-        """Price and hold what `read_app_log` read of `log` (or its refusal)."""
-        if isinstance(read, str):
-            self.result.skipped_lines += 1
-            self.skips.append((log.path, 0, read))
-            return
-        records, skipped, offset = read
-        self.rows += request_rows(records, price_records(records, self.models.get_by_pattern),
-                                  self.models.catalog.version)
-        st = log.st
-        self.states.append(FileState(log.path, st.st_dev, st.st_ino, st.st_size,
-                                     st.st_mtime_ns, offset, b"", b""))
-        self.result.files_read += 1
-        self.result.requests += len(records)
-        self.result.skipped_lines += skipped
-        self.result.bytes_read += st.st_size
-        if len(self.rows) >= COMMIT_EVERY_ROWS or len(self.states) >= COMMIT_EVERY_FILES:
+    def add(self, logs: list[AppLog], read: _AppGroupRead) -> None:
+        """Hold what `_read_app_group` read of `logs` (a packed group is stored at once)."""
+        for log, log_read in zip(logs, read.reads):
+            if isinstance(log_read, str):
+                self.result.skipped_lines += 1
+                self.skips.append((log.path, 0, log_read))
+                continue
+            requests, skipped, offset = log_read
+            st = log.st
+            self.states.append(FileState(log.path, st.st_dev, st.st_ino, st.st_size,
+                                         st.st_mtime_ns, offset, b"", b""))
+            self.result.files_read += 1
+            self.result.requests += requests
+            self.result.skipped_lines += skipped
+            self.result.bytes_read += st.st_size
+        self.rows += read.rows
+        if read.packed is not None:
+            self.store(read.packed)
+        elif len(self.rows) >= COMMIT_EVERY_ROWS or len(self.states) >= COMMIT_EVERY_FILES:
             self.store()
 
-    def store(self) -> None:
-        if not (self.rows or self.states or self.skips):
+    def store(self, packed: bytes | None = None) -> None:
+        """Store what is held, and the rows `packed` by a worker."""
+        if not (self.rows or self.states or self.skips or packed):
             return
-        with self.ledger.transaction():
+        attached = self.ledger.attached_packed(packed) if packed is not None \
+            else contextlib.nullcontext()
+        with attached, self.ledger.transaction():
             before = self.ledger.last_request_rowid()
+            if packed is not None:
+                self.ledger.insert_packed()
             if self.rows:
                 self.ledger.insert_rows(self.rows)
             self.result.new_requests += self.ledger.last_request_rowid() - before
@@ -309,12 +374,14 @@ def _import_files(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile
               gone: list[str], progress: Progress | None,
               known: dict[str, FileState] | None, *,
               sources: dict[str, SourceFile] | None = None,
-              max_bytes: int | None = None, options: ReadOptions = ReadOptions()) -> ScanResult:
+              max_bytes: int | None = None, options: ReadOptions = ReadOptions(),
+              result: ScanResult | None = None) -> ScanResult:
     """Read what is new in the `seen` files (`known`: their stored states, when loaded;
     `sources`: how to read a file, where its path alone does not say; `max_bytes`: refuse to
-    read more than that at once)."""
+    read more than that at once); counts are added to `result`, when given."""
     started = time.monotonic()
-    result = ScanResult(files_seen=len(seen))
+    result = result or ScanResult()
+    result.files_seen += len(seen)
     ledger.restore_indexes()  # after a bulk load that was killed
     known = ledger.file_states() if known is None else known
     work: list[tuple[SourceFile, int, int]] = []
@@ -339,19 +406,17 @@ def _import_files(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile
     segments = plan_segments(work, workers * 4 if workers > 1 else 1, final=False,
                              max_segment_bytes=options.max_segment_bytes)
     if segments:
-        bulk = ledger.bulk_load() if total >= BULK_LOAD_BYTES and \
-            ledger.last_request_rowid() == 0 else contextlib.nullcontext()
-        with bulk:
+        with _bulk_if_empty(ledger, total):
             work_spec = SegmentWork(options.decoder_for(total), options.chunk_size,
                                     _RowMaker(models), row_packer() if options.pack_rows else None)
             _store(ledger, seen, segments, workers, work_spec, len(work), total, result, progress)
     if gone:
         with ledger.transaction():
             ledger.forget_files(gone)
-    result.files_read = len(work)
-    result.files_gone = len(gone)
-    result.bytes_read = total
-    result.seconds = time.monotonic() - started
+    result.files_read += len(work)
+    result.files_gone += len(gone)
+    result.bytes_read += total
+    result.seconds += time.monotonic() - started
     return result
 
 

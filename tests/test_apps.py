@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cmat.apps import codex, gemini, opencode
@@ -23,7 +23,9 @@ from tests.helpers import (
 from tests.transcript_factory import (
     CodexRollout,
     OpenCodeStore,
+    TranscriptBuilder,
     mixed_history,
+    write_session,
 )
 
 
@@ -588,6 +590,37 @@ def test_a_line_longer_than_any_real_one_is_read_past_not_held(codex_home, monke
     assert [r.input_tokens for r in records] == [1_000] and skipped == 1
 
 
+_PIECES = st.sampled_from([b'{"type":"event_msg","payload":{"type":"token_count"}}',
+                           b'"turn_context"', b'"session_meta"', b"x" * 40, b"", b"\n",
+                           b'"token_count" "session_meta"', b"y" * 1_500])
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # set, not changed
+@given(pieces=st.lists(_PIECES, max_size=30), chunk=st.integers(1, 200))
+@example(pieces=[b"y" * 1_500, b"\n", b'"turn_context"', b"\n"], chunk=100)
+def test_the_rollout_reader_finds_the_lines_a_plain_split_finds(pieces, chunk, monkeypatch):
+    """Rollouts are searched for their markers chunk by chunk, the other lines never split:
+    it yields what splitting the file into lines and keeping those with a marker yields,
+    in order, whatever the chunk size; a line over the limit once as None; the unfinished
+    last line never (unless it is over the limit already)."""
+    import io
+
+    monkeypatch.setattr(codex, "CHUNK_SIZE", chunk)  # each example sets its own
+    monkeypatch.setattr(codex, "MAX_LINE_BYTES", 1_000)
+    data = b"".join(pieces)
+    *complete, unfinished = data.split(b"\n")
+    expected = [None if len(line) > 1_000 else line for line in complete
+                if len(line) > 1_000 or any(marker in line for marker in codex.MARKERS)]
+    expected += [None] * (len(unfinished) > 1_000)  # over the limit already: read past
+    found = list(codex._marked_lines(io.BytesIO(data)))
+    # An over-long line is reported as soon as it is known to be one: where it ends, or
+    # earlier; so compare the lines found, and the count of over-long ones.
+    assert [line for line in found if line is not None] == [
+        line for line in expected if line is not None]
+    assert found.count(None) == expected.count(None)
+
+
 def test_many_logs_read_in_workers_give_the_same_ledger_as_one_process(codex_home, tmp_path,
                                                                         monkeypatch):
     import cmat.ingest
@@ -688,3 +721,39 @@ def test_any_first_bytes_are_told_apart_without_a_crash(head, name):
     assert len(claimed) <= 1
     transcript = b'{"type":"user","sessionId":"s1","message":{"content":"hi"}}\n'
     assert not any(reader.claims(Path(name), transcript) for reader in (codex, gemini, opencode))
+
+
+def test_a_first_scan_loads_transcripts_and_other_agents_logs_in_one_bulk_load(
+        codex_home, tmp_path, monkeypatch):
+    """Into an empty ledger, Claude Code's transcripts and the other agents' logs are stored
+    with the indexes dropped, and built once at the end: the ledger is the one a scan with
+    its indexes in place makes."""
+    import cmat.ingest
+    from cmat.ledger import Ledger
+
+    for index in range(3):
+        rollout = CodexRollout(f"0199cccc-0000-7000-8000-{index:012d}")
+        rollout.turn("gpt-5-codex")
+        rollout.request(1_000 * (index + 1), cached=500, output=40)
+        rollout.write(rollout_path(codex_home, rollout))
+    builder = TranscriptBuilder(session_id="s-bulk")
+    builder.response(output=100)
+    write_session(tmp_path / "claude" / "projects" / "-p", builder)
+    indexed = json.loads(cli_run("report", "daily", "--json").output)
+    monkeypatch.setenv("CMAT_LEDGER", str(tmp_path / "bulk.db"))
+    monkeypatch.setattr(cmat.ingest, "BULK_LOAD_BYTES", 1)
+    indexes_while_storing = []
+    insert_rows = Ledger.insert_rows
+
+    def watched(ledger, rows):
+        indexes_while_storing.append(ledger.query(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            " AND tbl_name = 'requests'")[0][0])
+        insert_rows(ledger, rows)
+
+    monkeypatch.setattr(Ledger, "insert_rows", watched)
+    assert json.loads(cli_run("report", "daily", "--json").output) == indexed
+    assert indexes_while_storing == [0]  # the Codex rows, stored after the transcripts
+    with Ledger() as ledger:
+        assert ledger.query("SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                            " AND sql IS NOT NULL AND tbl_name = 'requests'")[0][0] == 3

@@ -98,11 +98,9 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
     skipped = 0
     previous: tuple[int, ...] | None = None
     with handle:
-        for raw in _lines(handle):
+        for raw in _marked_lines(handle):
             if raw is None:
                 skipped += 1
-                continue
-            if not any(marker in raw for marker in MARKERS):
                 continue
             try:
                 line = orjson.loads(raw)
@@ -180,20 +178,31 @@ def _record(lineage: Lineage, timestamp, model: str | None, cwd: str | None, pro
                        cwd, source_tag(APP, provider))
 
 
-def _lines(handle) -> Iterator[bytes | None]:
-    """The complete lines of a file read in large chunks (None for a line longer than any
-    real one, read past, as transcripts' are); a last line without its newline (Codex is
-    still writing it) is left for the next read."""
+def _marked_lines(handle) -> Iterator[bytes | None]:
+    """The complete lines of a file that hold one of MARKERS, in order, found in large
+    chunks without splitting the others (None for a line longer than any real one, read
+    past, as transcripts' are); a last line without its newline (Codex is still writing it)
+    is left for the next read."""
     rest, too_long = b"", False
     while chunk := handle.read(CHUNK_SIZE):
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        if too_long and lines:  # the over-long line ends in this chunk
-            lines.pop(0)
+        data = rest + chunk
+        start = 0
+        if too_long:  # the over-long line ends in this chunk, or goes on
+            start = data.find(b"\n") + 1
+            if not start:
+                rest = b""
+                continue
             too_long = False
-        yield from lines
+        end = data.rfind(b"\n") + 1
+        starts = set()
+        for marker in MARKERS:
+            at = data.find(marker, start, end)
+            while at >= 0:
+                starts.add(data.rfind(b"\n", start, at) + 1 or start)
+                at = data.find(marker, data.find(b"\n", at) + 1, end)
+        for line_start in sorted(starts):
+            yield data[line_start:data.find(b"\n", line_start)]
+        rest = data[end:]
         if len(rest) > MAX_LINE_BYTES:
-            if not too_long:
-                yield None
+            yield None
             rest, too_long = b"", True
-

@@ -55,6 +55,7 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         self.path = path or paths.ledger_file()
         self.busy_timeout = busy_timeout  # hooks wait less for a busy ledger than commands
         self._db: sqlite3.Connection | None = None
+        self._bulk_loading = False
 
     # --- connection and schema ------------------------------------------------------------
 
@@ -160,22 +161,29 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         load and built once at the end, which is several times cheaper than keeping them.
 
         What was dropped is written down in the same transaction, so that a load killed
-        before its end leaves the next scan able to build them (`restore_indexes`).
+        before its end leaves the next scan able to build them (`restore_indexes`). Inside
+        another bulk load it does nothing: the outer one builds them at its end.
         """
+        if self._bulk_loading:
+            yield
+            return
         with self.transaction():
             indexes = self.query("SELECT name, sql FROM sqlite_master WHERE type = 'index'"
                                  " AND tbl_name = 'requests' AND sql IS NOT NULL")
             self.db.executemany("INSERT OR REPLACE INTO dropped_indexes VALUES (?, ?)", indexes)
             for name, _ in indexes:
                 self.db.execute(f"DROP INDEX {name}")
+        self._bulk_loading = True
         try:
             yield
         finally:
+            self._bulk_loading = False
             self.restore_indexes()
 
     def restore_indexes(self) -> bool:
-        """Build the indexes a bulk load dropped, if any are still missing; True if it did."""
-        if not self.query("SELECT 1 FROM dropped_indexes LIMIT 1"):
+        """Build the indexes a bulk load dropped, if any are still missing (and it is not
+        still going on); True if it did."""
+        if self._bulk_loading or not self.query("SELECT 1 FROM dropped_indexes LIMIT 1"):
             return False
         with self.transaction():
             for _name, sql in self.query("SELECT name, sql FROM dropped_indexes"):
