@@ -757,3 +757,34 @@ def test_a_first_scan_loads_transcripts_and_other_agents_logs_in_one_bulk_load(
     with Ledger() as ledger:
         assert ledger.query("SELECT count(*) FROM sqlite_master WHERE type = 'index'"
                             " AND sql IS NOT NULL AND tbl_name = 'requests'")[0][0] == 3
+
+
+def test_a_mixed_history_read_in_workers_and_bulk_loaded_is_exact_per_app(
+        codex_home, tmp_path, project, isolated_home, monkeypatch):
+    """The other agents' logs in forked workers (an OpenCode database alone in its group,
+    files in groups of their own), their rows packed, into an empty ledger without its
+    indexes: each agent's requests and cost as priced by hand."""
+    import cmat.ingest
+
+    monkeypatch.setenv("OPENCODE_DATA_DIR", str(tmp_path / "opencode"))
+    monkeypatch.setenv("TZ", "UTC")
+    expected = mixed_history(tmp_path / "claude", codex_home, isolated_home,
+                             tmp_path / "opencode", str(project))
+    for index in range(4):  # more than one group of files
+        rollout = CodexRollout(f"0199dddd-0000-7000-8000-{index:012d}", cwd=str(project))
+        rollout.turn("gpt-5.5")
+        rollout.request(1_000, cached=0, output=100)
+        rollout.write(rollout_path(codex_home, rollout))
+    groups = []
+    app_groups = cmat.ingest._app_groups
+    monkeypatch.setattr(cmat.ingest, "parallel_workers", lambda total: 2)
+    monkeypatch.setattr(cmat.ingest, "BULK_LOAD_BYTES", 1)
+    monkeypatch.setattr(cmat.ingest, "_app_groups",
+                        lambda logs, workers: groups.extend(app_groups(logs, workers)) or groups)
+    report = json.loads(cli_run("report", "daily", "--json", "--by", "app").output)
+    codex_requests, codex_usd = expected["codex"]
+    expected["codex"] = (codex_requests + 4, codex_usd + 4 * (1_000 * 5 + 100 * 30) / 1e6)
+    assert {row["app"]: (row["requests"], pytest.approx(row["total_usd"], abs=1e-12))
+            for row in report["rows"]} == expected
+    assert groups[0][0].cursor is not None and len(groups[0]) == 1  # the database, first
+    assert len(groups) > 2
