@@ -14,7 +14,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass, fields
 
-from cmat.request import SIDECHAIN_PENALTY, rank
+from cmat.request import SIDECHAIN_PENALTY
 
 TOKEN_FIELDS = ("input", "output", "cache_creation", "cache_creation_1h", "cache_read")
 # Each kind once: 1-hour writes are a share of cache_creation, not more tokens.
@@ -88,11 +88,6 @@ class UsageRecord:
     @property
     def token_counts(self) -> TokenCounts:
         return TokenCounts(*self.token_counts_tuple())
-
-    def outranks(self, other: UsageRecord) -> bool:
-        """Whether this copy of a request should replace `other` (same message id)."""
-        return rank(self.is_sidechain, self.total_tokens) > rank(other.is_sidechain,
-                                                                 other.total_tokens)
 
     def __reduce__(self):
         # Ships as a plain tuple between processes: 5x faster than a slotted dataclass's state.

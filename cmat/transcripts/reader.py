@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 
 from cmat.request import NOTICE, USAGE_MARKER, InvalidLine, rank
-from cmat.transcripts.decode import Decoded, LineDecoder, decode_line
+from cmat.transcripts.decode import Candidate, LineDecoder, decode_line
 from cmat.transcripts.files import SourceFile, open_regular
 from cmat.usage import UsageRecord
 
@@ -24,6 +24,35 @@ MAX_SKIPS_NAMED = 100  # skipped lines named per read (all are counted)
 # to, what tells later that it was replaced or rewritten in place (cmat.ingest).
 MARK_HEAD_BYTES = 256
 MARK_TAIL_BYTES = 1024
+
+
+class Deduplicator:
+    """Keeps the best copy of each request (cmat.request.rank; the first of equals stays): a
+    record, or a decoder's Candidate, whose record is built only if it is kept."""
+
+    __slots__ = ("best",)
+
+    def __init__(self) -> None:
+        self.best: dict[str, tuple[int, UsageRecord | Candidate]] = {}
+
+    def add(self, copy: UsageRecord | Candidate) -> None:
+        if copy.__class__ is tuple:
+            key, copy_rank = copy[0], copy[1]
+        else:
+            key, copy_rank = copy.message_id, rank(copy.is_sidechain, copy.total_tokens)
+        current = self.best.get(key)
+        if current is None or copy_rank > current[0]:
+            self.best[key] = (copy_rank, copy)
+
+    def kept(self, source: SourceFile | None = None) -> list[UsageRecord]:
+        """The copies kept, in the order their requests were first seen (a Candidate's
+        record built from `source`, the file it was read in)."""
+        return [copy[2](source, copy[0]) if copy.__class__ is tuple else copy
+                for _, copy in self.best.values()]
+
+    def records(self) -> list[UsageRecord]:
+        """The records kept, by time."""
+        return sorted(self.kept(), key=lambda r: r.timestamp)
 
 
 @dataclass
@@ -38,30 +67,17 @@ class RangeRead:
     pending_tail: bool = False  # an unterminated last line was left for a later read
     marks: tuple[bytes, bytes] | None = None  # the file's marks at end_offset, when asked for
 
-    best: dict[str, tuple[int, Decoded]] = field(default_factory=dict, repr=False)
+    best: Deduplicator = field(default_factory=Deduplicator, repr=False)
 
     def skip(self, offset: int, why: str) -> None:
         self.skipped_lines += 1
         if len(self.skips) < MAX_SKIPS_NAMED:
             self.skips.append((offset, why[:200]))
 
-    def keep(self, decoded: Decoded) -> None:
-        """Hold a request's copy if it outranks the copies read before (the first of equals
-        stays, as `UsageRecord.outranks` has it)."""
-        if decoded.__class__ is tuple:
-            key, copy_rank = decoded[0], decoded[1]
-        else:
-            key, copy_rank = decoded.message_id, rank(decoded.is_sidechain,
-                                                      decoded.total_tokens)
-        current = self.best.get(key)
-        if current is None or copy_rank > current[0]:
-            self.best[key] = (copy_rank, decoded)
-
     def finish(self, source: SourceFile) -> RangeRead:
         """Build the records of the copies kept."""
-        self.records = [decoded[2](source, decoded[0]) if decoded.__class__ is tuple
-                        else decoded for _, decoded in self.best.values()]
-        self.best = {}
+        self.records = self.best.kept(source)
+        self.best = Deduplicator()
         return self
 
 
@@ -199,7 +215,7 @@ def _decode_into(result: RangeRead, line, source: SourceFile, offset: int,
     if record is NOTICE:
         result.notices += 1
     elif record is not None:
-        result.keep(record)
+        result.best.add(record)
 
 
 def _read_lines(result: RangeRead, buffer: bytearray, end: int, source: SourceFile,
@@ -217,20 +233,3 @@ def _read_lines(result: RangeRead, buffer: bytearray, end: int, source: SourceFi
             with view[line_start:line_end] as line:  # no copy of the line
                 _decode_into(result, line, source, base + line_start, decode)
             position = line_end + 1
-
-
-class Deduplicator:
-    """Keeps one record per request: the best copy by `UsageRecord.outranks`."""
-
-    __slots__ = ("by_key",)
-
-    def __init__(self) -> None:
-        self.by_key: dict[str, UsageRecord] = {}
-
-    def add(self, record: UsageRecord) -> None:
-        current = self.by_key.get(record.message_id)
-        if current is None or record.outranks(current):
-            self.by_key[record.message_id] = record
-
-    def records(self) -> list[UsageRecord]:
-        return sorted(self.by_key.values(), key=lambda r: r.timestamp)
