@@ -23,11 +23,11 @@ from cmat.request import (
     MAIN_AGENT,
     MAX_TOKENS,
     NOTICE,
-    SIDECHAIN_PENALTY,
     UNKNOWN_SUBAGENT,
     cache_writes,
     check_time,
     is_notice,
+    rank,
 )
 from cmat.transcripts.decode import Decoded
 from cmat.transcripts.decode import decode_line as lenient_decode_line
@@ -56,6 +56,12 @@ class _Usage(Struct, gc=False):
     speed: str | None = None
     inference_geo: str | None = None
 
+    def cache_writes(self) -> tuple[int, int]:
+        """(all cache writes, their 1-hour share): cmat.request.cache_writes."""
+        split = self.cache_creation
+        return cache_writes(self.cache_creation_input_tokens, None if split is None else (
+            split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens))
+
 
 class _Message(Struct, gc=False):
     id: str | None = None
@@ -78,11 +84,7 @@ class _Line(Struct, gc=False):
         """The record of a line decode_line passed (its values checked)."""
         message = self.message
         usage = message.usage
-        split = usage.cache_creation
-        cache_total, cache_1h = cache_writes(
-            usage.cache_creation_input_tokens,
-            None if split is None else (split.ephemeral_5m_input_tokens,
-                                        split.ephemeral_1h_input_tokens))
+        cache_total, cache_1h = usage.cache_writes()
         server_tools = usage.server_tool_use
         return UsageRecord(
             key, self.requestId, self.sessionId, self.timestamp, message.model or "unknown",
@@ -113,11 +115,7 @@ def decode_line(line, source: SourceFile, offset: int) -> Decoded:
     if is_notice(message.model, parsed.isApiErrorMessage):
         return NOTICE
     check_time(parsed.timestamp)
-    cache_total = usage.cache_creation_input_tokens
-    if not cache_total and usage.cache_creation is not None:
-        split = usage.cache_creation
-        cache_total = split.ephemeral_5m_input_tokens + split.ephemeral_1h_input_tokens
     return (message.id or parsed.requestId or f"{source.path}:{offset}",
-            (0 if parsed.isSidechain else SIDECHAIN_PENALTY) + usage.input_tokens
-            + usage.output_tokens + cache_total + usage.cache_read_input_tokens,
+            rank(parsed.isSidechain, usage.input_tokens + usage.output_tokens
+                 + usage.cache_writes()[0] + usage.cache_read_input_tokens),
             parsed.record)
