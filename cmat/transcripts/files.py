@@ -32,15 +32,12 @@ class SourceFile:
     path: Path
     agent: str | None = None  # None: decide per line (main, or inline sidechain subagent)
     agent_id: str | None = None
-    meta: Path | None = None  # a subagent's .meta.json, not read yet: see resolved()
+    type_unread: bool = False  # a subagent's, whose .meta.json is read by resolved()
 
     def resolved(self) -> SourceFile:
-        """The source with its subagent's type read from `meta`: read where the file is read
-        (a scan's workers), not by the process that finds thousands of files."""
-        if self.meta is None:
-            return self
-        return SourceFile(self.path, _agent_type(self.meta) or UNKNOWN_SUBAGENT,
-                          self.agent_id)
+        """The source with its subagent's type read: read where the file is read (a scan's
+        workers), not by the process that finds thousands of files."""
+        return subagent_source(self.path) if self.type_unread else self
 
 
 @dataclass(frozen=True)
@@ -93,8 +90,7 @@ def source_for(path: str) -> SourceFile:
     left for `SourceFile.resolved`)."""
     file = Path(path)
     if file.parent.name == "subagents" or file.name.startswith("agent-"):
-        return SourceFile(file, None, file.stem.removeprefix("agent-"),
-                          file.with_name(file.stem + ".meta.json"))
+        return SourceFile(file, type_unread=True)
     return SourceFile(file)
 
 
