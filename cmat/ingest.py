@@ -175,7 +175,7 @@ def import_apps(ledger: Ledger, models: ModelService, logs: list[AppLog],
     forked workers, as transcripts are; they are stored in a few transactions, each with the
     state of the files it holds. Counts are added to `result`."""
     started = time.monotonic()
-    batch = _AppBatch(ledger, result)
+    pending = _Pending(ledger, result)
     make_rows = _RowMaker(models)
     workers = parallel_workers(sum(log.st.st_size for log in logs if log.cursor is None))
     if workers > 1 and len(logs) > 1:
@@ -187,10 +187,10 @@ def import_apps(ledger: Ledger, models: ModelService, logs: list[AppLog],
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                  initializer=start_worker, initargs=(os.getpid(),)) as pool:
             for group, read in zip(groups, pool.map(read_group, groups)):
-                batch.add(group, read)
+                _hold_app_read(pending, group, read)
     else:
-        batch.add(logs, _read_app_group(make_rows, None, logs))
-    batch.store()
+        _hold_app_read(pending, logs, _read_app_group(make_rows, None, logs))
+    pending.flush()
     result.seconds += time.monotonic() - started
 
 
@@ -265,9 +265,9 @@ def import_app_log(ledger: Ledger, models: ModelService, reader, path: Path
             records, skipped, offset = read
             sessions = {record.session_id for record in records if record.session_id}
             group = _AppGroupRead([(len(records), skipped, offset)], _RowMaker(models)(records))
-        batch = _AppBatch(ledger, result)
-        batch.add([log], group)
-        batch.store()
+        pending = _Pending(ledger, result)
+        _hold_app_read(pending, [log], group)
+        pending.flush()
     return result, sessions
 
 
@@ -312,57 +312,29 @@ def _read_app_group(make_rows: _RowMaker, pack, logs: list[AppLog]) -> _AppGroup
     return _AppGroupRead(reads, [], pack([rows]))
 
 
-class _AppBatch:
-    """Other agents' logs read and waiting to be stored: their requests, states and
-    refusals, written together every COMMIT_EVERY_ROWS rows or COMMIT_EVERY_FILES files (a
-    packed group at once)."""
-
-    def __init__(self, ledger: Ledger, result: ScanResult):
-        self.ledger, self.result = ledger, result
-        self.rows: list[tuple] = []
-        self.states: list[FileState] = []
-        self.skips: list[tuple[str, int, str]] = []
-
-    def add(self, logs: list[AppLog], read: _AppGroupRead) -> None:
-        """Hold what `_read_app_group` read of `logs` (a packed group is stored at once)."""
-        for log, log_read in zip(logs, read.reads):
-            if isinstance(log_read, str):
-                self.result.skipped_lines += 1
-                self.skips.append((log.path, 0, log_read))
-                continue
-            requests, skipped, offset = log_read
-            st = log.st
-            self.states.append(FileState(log.path, st.st_dev, st.st_ino, st.st_size,
-                                         st.st_mtime_ns, offset, b"", b""))
-            self.result.files_read += 1
-            self.result.requests += requests
-            self.result.skipped_lines += skipped
-            self.result.bytes_read += st.st_size
-        self.rows += read.rows
-        if read.packed is not None:
-            self.store(read.packed)
-        elif len(self.rows) >= COMMIT_EVERY_ROWS or len(self.states) >= COMMIT_EVERY_FILES:
-            self.store()
-
-    def store(self, packed: bytes | None = None) -> None:
-        """Store what is held, and the rows `packed` by a worker."""
-        if not (self.rows or self.states or self.skips or packed):
-            return
-        attached = self.ledger.attached_packed(packed) if packed is not None \
-            else contextlib.nullcontext()
-        with attached, self.ledger.transaction():
-            before = self.ledger.last_request_rowid()
-            if packed is not None:
-                self.ledger.insert_packed()
-            if self.rows:
-                self.ledger.insert_rows(self.rows)
-            self.result.new_requests += self.ledger.last_request_rowid() - before
-            # Read: an earlier refusal no longer stands.
-            self.ledger.forget_skips([state.path for state in self.states])
-            self.ledger.save_file_states(self.states)
-            if self.skips:
-                self.ledger.save_skips(self.skips)
-        self.rows, self.states, self.skips = [], [], []
+def _hold_app_read(pending: _Pending, logs: list[AppLog], read: _AppGroupRead) -> None:
+    """Hold what `_read_app_group` read of `logs` (or their refusals) for the ledger; a
+    packed group is stored at once."""
+    result = pending.result
+    for log, log_read in zip(logs, read.reads):
+        if isinstance(log_read, str):
+            result.skipped_lines += 1
+            pending.skips.append((log.path, 0, log_read))
+            continue
+        requests, skipped, offset = log_read
+        st = log.st
+        pending.states.append(FileState(log.path, st.st_dev, st.st_ino, st.st_size,
+                                        st.st_mtime_ns, offset, b"", b""))
+        pending.fresh.append(log.path)  # read: an earlier refusal no longer stands
+        result.files_read += 1
+        result.requests += requests
+        result.skipped_lines += skipped
+        result.bytes_read += st.st_size
+    pending.rows += read.rows
+    if read.packed is not None:
+        pending.flush(read.packed)
+    else:
+        pending.flush_if_full()
 
 
 def import_session(ledger: Ledger, models: ModelService, transcript: Path | None,
@@ -501,6 +473,7 @@ class _Pending:
         self.rows: list[tuple] = []
         self.states: list[FileState] = []
         self.skips: list[tuple[str, int, str]] = []
+        self.fresh: list[str] = []  # files whose earlier skipped lines no longer stand
 
     def flush_if_full(self) -> None:
         if len(self.rows) >= COMMIT_EVERY_ROWS or len(self.states) >= COMMIT_EVERY_FILES:
@@ -508,7 +481,7 @@ class _Pending:
 
     def flush(self, packed: bytes | None = None) -> None:
         """Store what is pending, and the rows `packed` by a worker."""
-        if not self.rows and not self.states and packed is None:
+        if not (self.rows or self.states or self.skips) and packed is None:
             return
         attached = self.ledger.attached_packed(packed) if packed is not None \
             else contextlib.nullcontext()
@@ -520,6 +493,7 @@ class _Pending:
             if self.rows:
                 self.ledger.insert_rows(self.rows)
             self.result.new_requests += self.ledger.last_request_rowid() - before
+            self.ledger.forget_skips(self.fresh)
             self.ledger.save_file_states(self.states)
             self.ledger.save_skips(self.skips)
-        self.rows, self.states, self.skips = [], [], []
+        self.rows, self.states, self.skips, self.fresh = [], [], [], []
