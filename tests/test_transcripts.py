@@ -385,8 +385,8 @@ def _decoded(decode, line: bytes):
         return "damaged"
     if decoded.__class__ is not tuple:
         return decoded
-    key, copy_rank, build = decoded
-    record = build(source, key)
+    key, copy_rank, build, data = decoded
+    record = build(data, source, key)
     assert (key, copy_rank) == (record.message_id, rank(record.is_sidechain,
                                                         record.total_tokens))
     return record

@@ -17,8 +17,8 @@ from cmat.transcripts.files import SourceFile
 from cmat.usage import UsageRecord
 
 # A checked line whose record is built only if it is the copy of its request that wins:
-# (the request's key, its rank, and what builds the record given the source and the key).
-Candidate = tuple[str, int, Callable[[SourceFile, str], UsageRecord]]
+# (the request's key, its rank, build, data); the record is build(data, source, key).
+Candidate = tuple[str, int, Callable[[object, SourceFile, str], UsageRecord], object]
 # None: a line that carries no usage at all.
 Decoded = UsageRecord | Candidate | Notice | None
 LineDecoder = Callable[[object, SourceFile, int], Decoded]

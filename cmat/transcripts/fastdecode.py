@@ -118,4 +118,4 @@ def decode_line(line, source: SourceFile, offset: int) -> Decoded:
     return (message.id or parsed.requestId or f"{source.path}:{offset}",
             rank(parsed.isSidechain, usage.input_tokens + usage.output_tokens
                  + usage.cache_writes()[0] + usage.cache_read_input_tokens),
-            parsed.record)
+            _Line.record, parsed)

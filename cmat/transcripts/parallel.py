@@ -32,6 +32,7 @@ class ReadOptions:
 
     workers: int | None = None  # None: by size (parallel_workers)
     fast_decode: bool | None = None  # None: msgspec for reads of FAST_DECODE_MIN_BYTES or more
+    compiled: bool | None = None  # None: the compiled scanner where it was built
     chunk_size: int = CHUNK_SIZE
     max_segment_bytes: int = MAX_SEGMENT_BYTES
     pack_rows: bool = True  # ingest: workers hand rows over as a serialized SQLite database
@@ -40,14 +41,18 @@ class ReadOptions:
         return self.workers if self.workers is not None else parallel_workers(total_bytes)
 
     def decoder_for(self, total_bytes: int) -> LineDecoder:
-        """msgspec's import costs more than it saves on the few lines a hook reads."""
+        """msgspec's import costs more than it saves on the few lines a hook reads; the
+        compiled scanner, where built, reads in front of either decoder."""
         fast = self.fast_decode if self.fast_decode is not None \
             else total_bytes >= FAST_DECODE_MIN_BYTES
-        if not fast:
-            return decode_line
-        from cmat.transcripts.fastdecode import decode_line as fast_decode_line
+        decode = decode_line
+        if fast:
+            from cmat.transcripts.fastdecode import decode_line as decode
+        if self.compiled is False:
+            return decode
+        from cmat.transcripts.scanner import ScanningDecoder, scanning
 
-        return fast_decode_line
+        return ScanningDecoder(decode) if self.compiled else scanning(decode)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ class Deduplicator:
     def kept(self, source: SourceFile | None = None) -> list[UsageRecord]:
         """The copies kept, in the order their requests were first seen (a Candidate's
         record built from `source`, the file it was read in)."""
-        return [copy[2](source, copy[0]) if copy.__class__ is tuple else copy
+        return [copy[2](copy[3], source, copy[0]) if copy.__class__ is tuple else copy
                 for _, copy in self.best.values()]
 
     def records(self) -> list[UsageRecord]:
@@ -73,6 +73,18 @@ class RangeRead:
         self.skipped_lines += 1
         if len(self.skips) < MAX_SKIPS_NAMED:
             self.skips.append((offset, why[:200]))
+
+    def decode_into(self, line, source: SourceFile, offset: int, decode: LineDecoder) -> None:
+        """Decode one line and keep what it says."""
+        try:
+            record = decode(line, source, offset)
+        except ValueError as exc:  # orjson's and msgspec's decode errors are ValueErrors
+            self.skip(offset, str(exc) if isinstance(exc, InvalidLine) else f"not JSON ({exc})")
+            return
+        if record is NOTICE:
+            self.notices += 1
+        elif record is not None:
+            self.best.add(record)
 
     def finish(self, source: SourceFile) -> RangeRead:
         """Build the records of the copies kept."""
@@ -197,7 +209,7 @@ def _read(result: RangeRead, handle, source: SourceFile, start: int, end: int | 
     tail = bytes(buffer[:filled])
     if tail.strip():
         if final:
-            _decode_into(result, tail, source, base, decode)
+            result.decode_into(tail, source, base, decode)
             result.end_offset = base + filled
         else:
             result.pending_tail = True
@@ -205,21 +217,12 @@ def _read(result: RangeRead, handle, source: SourceFile, start: int, end: int | 
         result.end_offset = base + filled
 
 
-def _decode_into(result: RangeRead, line, source: SourceFile, offset: int,
-                 decode: LineDecoder) -> None:
-    try:
-        record = decode(line, source, offset)
-    except ValueError as exc:  # orjson's and msgspec's decode errors are ValueErrors
-        result.skip(offset, str(exc) if isinstance(exc, InvalidLine) else f"not JSON ({exc})")
-        return
-    if record is NOTICE:
-        result.notices += 1
-    elif record is not None:
-        result.best.add(record)
-
-
 def _read_lines(result: RangeRead, buffer: bytearray, end: int, source: SourceFile,
                 base: int, decode: LineDecoder) -> None:
+    read_lines = getattr(decode, "read_lines", None)  # the compiled scanner (scanner.py)
+    if read_lines is not None:
+        read_lines(result, buffer, end, source, base)
+        return
     find = buffer.find
     rfind = buffer.rfind
     position = 0
@@ -231,5 +234,5 @@ def _read_lines(result: RangeRead, buffer: bytearray, end: int, source: SourceFi
             line_start = rfind(b"\n", 0, hit) + 1
             line_end = find(b"\n", hit, end)
             with view[line_start:line_end] as line:  # no copy of the line
-                _decode_into(result, line, source, base + line_start, decode)
+                result.decode_into(line, source, base + line_start, decode)
             position = line_end + 1
