@@ -12,7 +12,14 @@ from collections.abc import Callable
 
 import orjson
 
-from cmat.request import MAIN_AGENT, UNKNOWN_SUBAGENT, Notice, checked_cache, claude_usage
+from cmat.request import (
+    MAIN_AGENT,
+    UNKNOWN_SUBAGENT,
+    Notice,
+    cache_writes,
+    checked_cache,
+    claude_usage,
+)
 from cmat.transcripts.files import SourceFile
 from cmat.usage import UsageRecord
 
@@ -27,12 +34,16 @@ LineDecoder = Callable[[object, SourceFile, int], Decoded]
 def usage_record(source: SourceFile, offset: int, message_id, request_id, session_id,
                  timestamp, model, input_tokens: int, output_tokens: int, cache_total: int,
                  split: tuple[int, int] | None, cache_read: int, searches: int, speed, geo,
-                 is_sidechain: bool, agent_id, cwd) -> UsageRecord:
+                 is_sidechain: bool, agent_id, cwd, *, checked: bool = False) -> UsageRecord:
     """The record of one usage line, from its values however they were decoded (in
     cmat.request.claude_usage's order). Strings and whole numbers are typed by the decoder;
-    the ranges and the timestamp are checked here (cmat.request.checked_cache)."""
-    cache_total, cache_1h = checked_cache(timestamp, input_tokens, output_tokens, cache_total,
-                                          split, cache_read, searches)
+    the ranges and the timestamp are checked here (cmat.request.checked_cache), unless the
+    decoder already did (`checked`)."""
+    if checked:
+        cache_total, cache_1h = cache_writes(cache_total, split)
+    else:
+        cache_total, cache_1h = checked_cache(timestamp, input_tokens, output_tokens,
+                                              cache_total, split, cache_read, searches)
     return UsageRecord(
         message_id or request_id or f"{source.path}:{offset}", request_id, session_id,
         timestamp, model, input_tokens, output_tokens, cache_total, cache_1h, cache_read,

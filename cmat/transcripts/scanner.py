@@ -40,8 +40,9 @@ def available() -> bool:
 
 def build_record(data: tuple, source: SourceFile, _key: str):
     """The record of a Candidate whose data is (offset, *cmat.request.claude_usage's
-    fields): what the scanner's candidates are built by."""
-    return usage_record(source, *data)
+    fields): what the scanner's candidates are built by. Their counts were range-checked by
+    the scanner, their time by it or by `_candidate`."""
+    return usage_record(source, *data, checked=True)
 
 
 @dataclass(frozen=True)
