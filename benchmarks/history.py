@@ -4,7 +4,8 @@
     python -m benchmarks.history /tmp/history [--ccusage PATH]
 
 Times, side by side:
-- cold: `cmat report daily --json` on an empty ledger, and `ccusage daily --json --offline`
+- cold: `cmat report daily --json` on an empty ledger (with the compiled scanner, and in
+  pure Python), and `ccusage daily --json --offline`
   (npm ccusage@20.0.24 with @ccusage/ccusage-linux-x64@20.0.24, when found), in turns, a
   median of `--repeat` runs each, with the history already in the page cache;
 - warm: the same cmat report again with nothing changed, and after appending 1 MB to one file;
@@ -135,14 +136,19 @@ def main() -> None:
                    CMAT_LEDGER=str(ledger), XDG_CACHE_HOME=str(Path(tmp)), HOME=tmp)
         cmat = [sys.executable, "-m", "cmat", "report", "daily", "--json", "--quiet"]
         read_all(files)
-        colds, theirs_runs = [], []
+        colds, pure_runs, theirs_runs = [], [], []
+        pure_env = dict(env, CMAT_PURE_PYTHON="1")
         for _ in range(args.repeat):
-            for stale in Path(tmp).glob("ledger.db*"):
-                stale.unlink()
-            colds.append(measure(cmat, env))
+            for run_env, runs in ((env, colds), (pure_env, pure_runs)):
+                for stale in Path(tmp).glob("ledger.db*"):
+                    stale.unlink()
+                runs.append(measure(cmat, run_env))
             if ccusage:
                 theirs_runs.append(measure([ccusage, "daily", "--json", "--offline"], env))
         cold = median_run(colds)
+        pure = median_run(pure_runs)
+        if json.loads(pure[2])["total"] != json.loads(cold[2])["total"]:
+            raise SystemExit("the pure-Python read gave other totals than the compiled one")
         theirs = median_run(theirs_runs) if theirs_runs else None
         warm = measure(cmat, env)
         target = max(files, key=lambda p: p.stat().st_size)
@@ -163,6 +169,8 @@ def main() -> None:
     print(f"{'run':<44}{'wall':>10}{'peak PSS':>12}")
     print(f"{'cmat cold (empty ledger)':<44}{cold[0]:>9.2f}s{cold[1]:>10.0f}MB"
           f"   all: {', '.join(f'{run[0]:.2f}' for run in colds)}")
+    print(f"{'cmat cold, pure Python (CMAT_PURE_PYTHON=1)':<44}{pure[0]:>9.2f}s"
+          f"{pure[1]:>10.0f}MB   all: {', '.join(f'{run[0]:.2f}' for run in pure_runs)}")
     if theirs:
         print(f"{'ccusage daily --offline':<44}{theirs[0]:>9.2f}s{theirs[1]:>10.0f}MB"
               f"   all: {', '.join(f'{run[0]:.2f}' for run in theirs_runs)}")
