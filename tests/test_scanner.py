@@ -7,24 +7,37 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from cmat.cli import cli
 from cmat.request import SIDECHAIN_PENALTY, USAGE_MARKER, InvalidLine, check_time
 from cmat.transcripts import scanner
 from cmat.transcripts.files import SourceFile
 from cmat.transcripts.parallel import ReadOptions
 from cmat.transcripts.reader import read_range
+from cmat.version import __version__
 from tests.helpers import FIXTURES, need
 from tests.test_transcripts import ODD_LINES
 from tests.transcript_factory import HOSTILE, TranscriptBuilder, usage_line
 
-BUILT = scanner._scan is not None
+BUILT = scanner.built()
 
 
 def test_the_compiled_scanner_is_built_where_the_tests_run():
     need(BUILT, "needs the compiled scanner (a C compiler at install)")
     assert ReadOptions().decoder_for(1).__class__ is scanner.ScanningDecoder
+
+
+def test_the_version_says_how_transcripts_are_read(monkeypatch):
+    need(BUILT, "needs the compiled scanner (a C compiler at install)")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--version"]).output == \
+        f"cmat, version {__version__}; transcripts read by the compiled scanner\n"
+    monkeypatch.setenv("CMAT_PURE_PYTHON", "1")
+    assert runner.invoke(cli, ["--version"]).output.endswith(
+        "read by pure Python (CMAT_PURE_PYTHON=1)\n")
 
 
 def test_the_pure_python_path_is_chosen_without_it(monkeypatch):

@@ -93,9 +93,24 @@ class LazyGroup(click.Group):
             leave(error.exit_code)
 
 
+def _show_version(ctx: click.Context, _param, value: bool) -> None:
+    """The version, and how transcripts are read: an install without a C compiler reads
+    them in pure Python (slower, the same figures), and this is where a user can see it."""
+    if not value or ctx.resilient_parsing:
+        return
+    from cmat.transcripts import scanner
+
+    reader = "the compiled scanner" if scanner.available() else (
+        "pure Python (CMAT_PURE_PYTHON=1)" if scanner.built() else
+        "pure Python (installed without a C compiler)")
+    click.echo(f"cmat, version {__version__}; transcripts read by {reader}")
+    leave(OK)
+
+
 @click.group(cls=LazyGroup, lazy=COMMANDS, invoke_without_command=True,
              context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="cmat")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_show_version, help="Show the version and exit.")
 @colour_option
 @click.pass_context
 def cli(ctx: click.Context) -> None:

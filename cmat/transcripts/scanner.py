@@ -33,9 +33,14 @@ except ImportError:  # installed without a C compiler: the pure-Python path
 _UNDECIDED, _NOTICE = 0, 2  # the scanner's verdicts besides a usage line's data
 
 
+def built() -> bool:
+    """Whether the compiled scanner was built at install."""
+    return _scan is not None
+
+
 def available() -> bool:
     """Whether the compiled scanner was built, and is not turned off."""
-    return _scan is not None and os.environ.get("CMAT_PURE_PYTHON") != "1"
+    return built() and os.environ.get("CMAT_PURE_PYTHON") != "1"
 
 
 def build_record(data: tuple, source: SourceFile, _key: str):
