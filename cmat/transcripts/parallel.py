@@ -50,9 +50,13 @@ class ReadOptions:
             from cmat.transcripts.fastdecode import decode_line as decode
         if self.compiled is False:
             return decode
-        from cmat.transcripts.scanner import ScanningDecoder, scanning
+        from cmat.transcripts.scanner import ScanningDecoder, built, scanning
 
-        return ScanningDecoder(decode) if self.compiled else scanning(decode)
+        if not self.compiled:
+            return scanning(decode)
+        if not built():
+            raise RuntimeError("the compiled scanner was not built at install")
+        return ScanningDecoder(decode)
 
 
 @dataclass(frozen=True)
