@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -51,8 +52,15 @@ class CompiledScannerHook(BuildHookInterface):
         if version == "editable":  # imported from the source tree: built beside its source
             compile_scanner(root / SOURCE, root / "cmat" / "transcripts" / name)
             return
-        target = Path(tempfile.mkdtemp(prefix="cmat-build-")) / name
+        self._folder = tempfile.mkdtemp(prefix="cmat-build-")
+        target = Path(self._folder) / name
         if compile_scanner(root / SOURCE, target):
             build_data["force_include"][str(target)] = f"cmat/transcripts/{name}"
             build_data["pure_python"] = False
             build_data["infer_tag"] = True
+
+    def finalize(self, version: str, build_data: dict, artifact_path: str) -> None:
+        """The wheel holds the module now: its build folder goes."""
+        folder = getattr(self, "_folder", None)
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
