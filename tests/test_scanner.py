@@ -4,6 +4,10 @@ records, skips and notices on every fixture, on odd and hostile lines, and on fu
 import dataclasses
 import functools
 import json
+import os
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,7 +22,7 @@ from cmat.transcripts.files import SourceFile
 from cmat.transcripts.parallel import ReadOptions
 from cmat.transcripts.reader import read_range
 from cmat.version import __version__
-from tests.helpers import FIXTURES, need
+from tests.helpers import FIXTURES, REPO, need
 from tests.test_transcripts import ODD_LINES
 from tests.transcript_factory import HOSTILE, TranscriptBuilder, usage_line
 
@@ -28,6 +32,17 @@ BUILT = scanner.built()
 def test_the_compiled_scanner_is_built_where_the_tests_run():
     need(BUILT, "needs the compiled scanner (a C compiler at install)")
     assert ReadOptions().decoder_for(1).__class__ is scanner.ScanningDecoder
+
+
+def test_an_install_without_a_c_compiler_goes_on_in_pure_python(tmp_path):
+    need(os.environ.get("CMAT_SYSTEM_TESTS"), "builds a wheel (the package registries)")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
+                    str(tmp_path), str(REPO)], env=dict(os.environ, CC="/bin/false"),
+                   check=True, timeout=900, capture_output=True)
+    [wheel] = tmp_path.glob("*.whl")
+    assert wheel.name.endswith("-py3-none-any.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert not [name for name in archive.namelist() if name.endswith(".so")]
 
 
 def test_the_version_says_how_transcripts_are_read(monkeypatch):
