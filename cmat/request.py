@@ -46,6 +46,12 @@ def rank(is_sidechain: bool, total_tokens: int) -> int:
     return (0 if is_sidechain else SIDECHAIN_PENALTY) + total_tokens
 
 
+def request_key(message_id, request_id, path, offset: int) -> str:
+    """What tells the copies of one request apart from other requests: its message id, else
+    its request id, else where its line is (a line with neither is a request of its own)."""
+    return message_id or request_id or f"{path}:{offset}"
+
+
 def _count(value) -> int:
     if value.__class__ is int:
         return value  # the range is checked once, in checked_cache

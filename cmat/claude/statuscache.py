@@ -205,7 +205,14 @@ def add_growth(cache: dict, grown: list[tuple[str, int, bytes]]) -> bool:
     """Add the requests in the files' new bytes to the cached figures (in place); False when
     a line is one the figures cannot take without the ledger (module docstring)."""
     from cmat import rates
-    from cmat.request import USAGE_MARKER, checked_cache, claude_usage, rank, timestamp_seconds
+    from cmat.request import (
+        USAGE_MARKER,
+        checked_cache,
+        claude_usage,
+        rank,
+        request_key,
+        timestamp_seconds,
+    )
 
     figures, tail, prices = cache["figures"], cache["tail"], cache["prices"]
     for path, offset, data in grown:
@@ -235,7 +242,7 @@ def add_growth(cache: dict, grown: list[tuple[str, int, bytes]]) -> bool:
             cost = rates.request_cost(rates.from_plain(prices[model]), tokens, searches,
                                       speed, geo)
             counts = (input_tokens, output_tokens, cache_total, cache_read)
-            key = message_id or request_id or f"{path}:{line_offset}"
+            key = request_key(message_id, request_id, path, line_offset)
             copy = (rank(sidechain, sum(counts)), cost, *counts)
             counted = tail.get(key)
             if counted is None:

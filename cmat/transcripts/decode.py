@@ -19,6 +19,7 @@ from cmat.request import (
     cache_writes,
     checked_cache,
     claude_usage,
+    request_key,
 )
 from cmat.transcripts.files import SourceFile
 from cmat.usage import UsageRecord
@@ -45,7 +46,7 @@ def usage_record(source: SourceFile, offset: int, message_id, request_id, sessio
         cache_total, cache_1h = checked_cache(timestamp, input_tokens, output_tokens,
                                               cache_total, split, cache_read, searches)
     return UsageRecord(
-        message_id or request_id or f"{source.path}:{offset}", request_id, session_id,
+        request_key(message_id, request_id, source.path, offset), request_id, session_id,
         timestamp, model, input_tokens, output_tokens, cache_total, cache_1h, cache_read,
         searches, speed, geo, is_sidechain,
         source.agent or (UNKNOWN_SUBAGENT if is_sidechain else MAIN_AGENT),

@@ -28,6 +28,7 @@ from cmat.request import (
     check_time,
     is_notice,
     rank,
+    request_key,
 )
 from cmat.transcripts.decode import Decoded
 from cmat.transcripts.decode import decode_line as lenient_decode_line
@@ -115,7 +116,7 @@ def decode_line(line, source: SourceFile, offset: int) -> Decoded:
     if is_notice(message.model, parsed.isApiErrorMessage):
         return NOTICE
     check_time(parsed.timestamp)
-    return (message.id or parsed.requestId or f"{source.path}:{offset}",
+    return (request_key(message.id, parsed.requestId, source.path, offset),
             rank(parsed.isSidechain, usage.input_tokens + usage.output_tokens
                  + usage.cache_writes()[0] + usage.cache_read_input_tokens),
             _Line.record, parsed)

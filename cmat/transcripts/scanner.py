@@ -21,6 +21,7 @@ from cmat.request import (
     cache_writes,
     check_time,
     rank,
+    request_key,
 )
 from cmat.transcripts.decode import LineDecoder, usage_record
 from cmat.transcripts.files import SourceFile
@@ -90,8 +91,7 @@ def _candidate(data: tuple, source: SourceFile) -> tuple:
     offset, message_id, request_id, _, timestamp, _, input_tokens, output_tokens, \
         cache_total, split, cache_read, _, _, _, is_sidechain, _, _ = data
     check_time(timestamp)
-    key = message_id or request_id or f"{source.path}:{offset}"
-    return (key, rank(is_sidechain, input_tokens + output_tokens
+    return (request_key(message_id, request_id, source.path, offset), rank(is_sidechain, input_tokens + output_tokens
                       + cache_writes(cache_total, split)[0] + cache_read),
             build_record, data)
 
