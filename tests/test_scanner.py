@@ -55,6 +55,15 @@ def test_the_version_says_how_transcripts_are_read(monkeypatch):
         "read by pure Python (CMAT_PURE_PYTHON=1)\n")
 
 
+def test_the_scanner_bounds_are_cmat_request_s():
+    need(BUILT, "needs the compiled scanner (a C compiler at install)")
+    from cmat import request
+    from cmat.transcripts import _scan
+
+    assert (_scan.MAX_TOKENS, _scan.EARLIEST_YEAR, _scan.LATEST_YEAR) == \
+        (request.MAX_TOKENS, request.EARLIEST_YEAR, request.LATEST_YEAR)
+
+
 def test_the_pure_python_path_is_chosen_without_it(monkeypatch):
     monkeypatch.setenv("CMAT_PURE_PYTHON", "1")
     assert not scanner.available()

@@ -30,7 +30,11 @@
 
 #define MAX_DEPTH 64
 #define MAX_COUNT_DIGITS 16 /* 2**53 has 16 digits: the range is checked on the value */
+/* cmat.request's MAX_TOKENS, EARLIEST_YEAR and LATEST_YEAR: the module exports them, and a
+ * test holds them equal. */
 #define MAX_COUNT ((uint64_t)1 << 53)
+#define EARLIEST_YEAR 2000
+#define LATEST_YEAR 2100
 
 enum { UNDECIDED = 0, NOTICE = 2 };
 
@@ -425,7 +429,7 @@ static int usual_time(const Text *text) {
     if (n > 20 && (p[19] != '.' || n - 21 < 1 || n - 21 > 6
                    || digits(p + 20, (int)(n - 21), &fraction)))
         return 0;
-    if (year < 2000 || year >= 2100 || month < 1 || month > 12 || hour > 23 || minute > 59
+    if (year < EARLIEST_YEAR || year >= LATEST_YEAR || month < 1 || month > 12 || hour > 23 || minute > 59
         || second > 59 || day < 1)
         return 0;
     int leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
@@ -582,5 +586,11 @@ static struct PyModuleDef definition = {
 
 PyMODINIT_FUNC PyInit__scan(void) {
     init_tables();
-    return PyModule_Create(&definition);
+    PyObject *module = PyModule_Create(&definition);
+    if (module && (PyModule_AddObject(module, "MAX_TOKENS",
+                                      PyLong_FromUnsignedLongLong(MAX_COUNT))
+                   || PyModule_AddIntConstant(module, "EARLIEST_YEAR", EARLIEST_YEAR)
+                   || PyModule_AddIntConstant(module, "LATEST_YEAR", LATEST_YEAR)))
+        Py_CLEAR(module);
+    return module;
 }
