@@ -24,6 +24,7 @@ from cmat.ledger.schema import (
     pack_rows,
     request_rows,
 )
+from cmat.ledger.store import MAX_ATTACHED_PACKED
 from cmat.maintenance import rebuild, reprice
 from cmat.pricing import price_records
 from cmat.transcripts.session import read_session
@@ -102,7 +103,7 @@ def test_a_corrupt_ledger_says_how_to_get_out(tmp_path):
 def _store(ledger, records, models, packed=False):
     costs = price_records(records, models.get_by_pattern)
     if packed:  # as a worker process hands rows over
-        with ledger.attached_packed(pack_rows([request_rows(records, costs, "test")])):
+        with ledger.attached_packed([pack_rows([request_rows(records, costs, "test")])]):
             with ledger.transaction():
                 ledger.insert_packed()
         return
@@ -135,6 +136,34 @@ def test_the_better_copy_of_a_request_wins_whoever_stores_it(tmp_path, project, 
         assert ledger.query("SELECT output_tokens FROM requests") == [(300,)]
         assert ledger.task_spend("task_1") == pytest.approx(
             ledger.query("SELECT cost_usd FROM requests")[0][0])
+
+
+def test_several_packed_batches_store_in_one_commit_as_one_at_a_time(tmp_path, project):
+    """A scan holds workers' packed rows and stores several in one commit: each of them,
+    in the order they came, the better copy winning across them as within one."""
+    models = ModelService(project)
+    builder = TranscriptBuilder()
+    request = builder.response(output=100, blocks=3)
+    other = builder.response(output=7, blocks=1)
+    final = read_session(write_session(tmp_path, builder)).records
+    batches = [final, _copy(tmp_path, "p", request.message_id, 5),
+               _copy(tmp_path, "l", request.message_id, 300),
+               _copy(tmp_path, "q", other.message_id, 7, sidechain=True)]
+    packed = [pack_rows([request_rows(records, price_records(records, models.get_by_pattern),
+                                      "test")]) for records in batches]
+    with Ledger(tmp_path / "l.db") as ledger:
+        with ledger.attached_packed(packed), ledger.transaction():
+            ledger.insert_packed()
+        assert sorted(ledger.query("SELECT message_id, output_tokens, is_sidechain"
+                                   " FROM requests")) == sorted(
+            [(request.message_id, 300, 0), (other.message_id, 7, 0)])
+        assert ledger.query("SELECT name FROM pragma_database_list"
+                            " WHERE name LIKE 'packed%'") == []  # detached again
+        with pytest.raises(ValueError, match="at most"):
+            with ledger.attached_packed(packed * MAX_ATTACHED_PACKED):
+                pass
+        assert ledger.query("SELECT name FROM pragma_database_list"
+                            " WHERE name LIKE 'packed%'") == []
 
 
 def test_reprice_uses_the_stored_tokens_only(tmp_path, project, monkeypatch):

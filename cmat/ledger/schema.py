@@ -377,8 +377,9 @@ ON_CONFLICT = (
 UPSERT = (f"INSERT INTO requests ({COLUMN_LIST}, seq) VALUES ({PLACEHOLDERS}, {CURRENT_SEQ})"
           f" {ON_CONFLICT}")
 # "WHERE true": SQLite's parser needs it between a SELECT and its upsert clause.
+# {schema}: the attached database of pack_rows to copy from.
 UPSERT_PACKED = (f"INSERT INTO main.requests ({COLUMN_LIST}, seq) "
-                 f"SELECT {COLUMN_LIST}, {CURRENT_SEQ} FROM packed.requests WHERE true"
+                 f"SELECT {COLUMN_LIST}, {CURRENT_SEQ} FROM {{schema}}.requests WHERE true"
                  f" {ON_CONFLICT}")
 CAN_PACK = hasattr(sqlite3.Connection, "serialize")  # SQLite 3.23+ built with it: nearly always
 

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 # A new ledger is 0 bytes only between its creation and its first write, a moment long.
 EMPTY_GRACE_SECONDS = 2.0
+MAX_ATTACHED_PACKED = 8  # SQLite attaches at most 10 databases unless built otherwise
 
 
 class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQueries,
@@ -56,6 +57,7 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         self.busy_timeout = busy_timeout  # hooks wait less for a busy ledger than commands
         self._db: sqlite3.Connection | None = None
         self._bulk_loading = False
+        self._packed_attached = 0  # databases attached by attached_packed
 
     # --- connection and schema ------------------------------------------------------------
 
@@ -205,19 +207,27 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         self.bump_version()
 
     @contextlib.contextmanager
-    def attached_packed(self, packed: bytes):
-        """Open rows made by `pack_rows` for `insert_packed`. SQLite attaches a database
-        only outside a transaction, so this wraps the transaction that stores them."""
-        self.db.execute("ATTACH ':memory:' AS packed")
+    def attached_packed(self, packed: Sequence[bytes]):
+        """Open databases made by `pack_rows` (at most MAX_ATTACHED_PACKED) for
+        `insert_packed`. SQLite attaches a database only outside a transaction, so this wraps
+        the transaction that stores them."""
+        if len(packed) > MAX_ATTACHED_PACKED:
+            raise ValueError(f"at most {MAX_ATTACHED_PACKED} packed databases at once")
         try:
-            self.db.deserialize(packed, name="packed")
+            for number, data in enumerate(packed):
+                self.db.execute(f"ATTACH ':memory:' AS packed{number}")
+                self._packed_attached += 1
+                self.db.deserialize(data, name=f"packed{number}")
             yield
         finally:
-            self.db.execute("DETACH packed")
+            while self._packed_attached:
+                self._packed_attached -= 1
+                self.db.execute(f"DETACH packed{self._packed_attached}")
 
     def insert_packed(self) -> None:
         """Store the rows attached by `attached_packed`, as insert_rows would."""
-        self.db.execute(UPSERT_PACKED)
+        for number in range(self._packed_attached):
+            self.db.execute(UPSERT_PACKED.format(schema=f"packed{number}"))
         self.bump_version()
 
     def bump_version(self) -> None:
