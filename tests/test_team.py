@@ -212,6 +212,43 @@ def test_a_sync_killed_anywhere_ends_with_exactly_the_local_rows(tmp_path, team_
     same_sums(team_db)
 
 
+def test_a_merge_that_fails_keeps_the_batches_before_it_and_nothing_after(local, team_db,
+                                                                         monkeypatch):
+    """A batch is copied on one connection while the one before it is merged on another: a
+    merge that fails stops the sync with the batches before it stored, and nothing of it or
+    of the batch staged behind it; the next sync sends the rest."""
+    from cmat.errors import TeamDatabaseError
+    from cmat.team.schema import migrate
+    from cmat.team.sync import sync
+
+    cli_run("scan", "-q")
+    with Ledger() as ledger:
+        order = [m for (m,) in ledger.query("SELECT message_id FROM requests"
+                                            " ORDER BY seq, message_id")]
+    assert len(order) == 12
+    with psycopg.connect(team_db, autocommit=True) as admin:
+        migrate(admin)
+        admin.execute(f"""CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.message_id = '{order[7]}' THEN RAISE EXCEPTION 'refused'; END IF;
+            RETURN NEW; END $$""")
+        admin.execute("CREATE TRIGGER refuse_one BEFORE INSERT ON requests FOR EACH ROW"
+                      " EXECUTE FUNCTION refuse_one()")
+    monkeypatch.setenv("CMAT_SYNC_BATCH", "3")  # the third of four batches fails
+    with Ledger() as ledger, pytest.raises(TeamDatabaseError, match="refused"):
+        sync(ledger, team_db)
+    assert sorted(remote(team_db, "SELECT message_id FROM requests")) == [
+        (m,) for m in sorted(order[:6])]
+    assert remote(team_db, "SELECT count(*) FROM sessions") == [(0,)]
+    same_sums(team_db)
+    with psycopg.connect(team_db, autocommit=True) as admin:
+        admin.execute("DROP TRIGGER refuse_one ON requests")
+    with Ledger() as ledger:
+        sync(ledger, team_db)
+    assert sorted(remote(team_db, "SELECT message_id, output_tokens, cost_usd, machine,"
+                                  " user_name FROM requests")) == local_rows()
+    same_sums(team_db)
+
+
 def test_a_database_that_is_down_is_said_and_nothing_local_is_lost(local, tmp_path):
     cli_run("scan", "-q")
     before = local_rows()
