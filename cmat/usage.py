@@ -12,7 +12,7 @@ in SQL (`rank_sql`).
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from cmat.request import SIDECHAIN_PENALTY
 
@@ -74,6 +74,9 @@ class UsageRecord:
     agent_id: str | None
     cwd: str | None
     source: str | None = None  # None: a Claude Code transcript
+    # `timestamp` as unix seconds, where the reader worked them out already (the compiled
+    # scanner does): equal to cmat.request.timestamp_seconds(timestamp), so not compared.
+    seconds: float | None = field(default=None, compare=False)
 
     @property
     def total_tokens(self) -> int:

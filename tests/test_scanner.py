@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cmat.cli import cli
-from cmat.request import SIDECHAIN_PENALTY, USAGE_MARKER, InvalidLine, check_time
+from cmat.request import (
+    SIDECHAIN_PENALTY,
+    USAGE_MARKER,
+    InvalidLine,
+    check_time,
+    timestamp_seconds,
+)
 from cmat.transcripts import scanner
 from cmat.transcripts.files import SourceFile
 from cmat.transcripts.parallel import ReadOptions
@@ -88,9 +95,17 @@ def read_every_way(path: Path, chunk_size: int | None = None, final: bool = True
     for name, options in _decoders():
         read = read_range(SourceFile(path), final=final, decode=options.decoder_for(1),
                           **({"chunk_size": chunk_size} if chunk_size else {}))
-        found[name] = ([dataclasses.astuple(r) for r in read.records], read.skipped_lines,
+        found[name] = ([_fields(r) for r in read.records], read.skipped_lines,
                        read.skips, read.notices, read.end_offset, read.pending_tail)
     return found
+
+
+def _fields(record) -> tuple:
+    """A record's fields; the unix seconds a reader worked out (the compiled scanner does)
+    must be what timestamp_seconds makes of its timestamp, to the last bit."""
+    *fields, seconds = dataclasses.astuple(record)
+    assert seconds is None or seconds == timestamp_seconds(record.timestamp), record
+    return tuple(fields)
 
 
 def assert_all_agree(found: dict) -> None:
@@ -256,6 +271,25 @@ def test_fuzzed_lines_read_the_same_every_way(tmp_path_factory, lines):
     path = tmp_path_factory.mktemp("fuzz") / "t.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     assert_all_agree(read_every_way(path))
+
+
+@settings(max_examples=400, deadline=None)
+@given(moment=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31,
+                                                                              23, 59, 59)),
+       places=st.integers(0, 6))
+@example(moment=datetime(2000, 1, 1), places=0)
+@example(moment=datetime(2099, 12, 31, 23, 59, 59, 999999), places=6)
+@example(moment=datetime(2024, 2, 29, 12, 0, 0, 100000), places=1)
+def test_the_scanner_s_unix_seconds_are_timestamp_seconds_to_the_last_bit(moment, places):
+    need(BUILT, "needs the compiled scanner (a C compiler at install)")
+    timestamp = moment.strftime("%Y-%m-%dT%H:%M:%S") + (
+        "." + f"{moment.microsecond:06d}"[:places] if places else "") + "Z"
+    line = json.dumps(usage_line("m", timestamp=timestamp)).encode() + b"\n"
+    best: dict = {}
+    scanner._scan(line, 0, len(line), USAGE_MARKER, 0, best, scanner.build_record,
+                  SIDECHAIN_PENALTY)
+    [(_, (_, _, _, data))] = best.values()
+    assert data[-1] == timestamp_seconds(timestamp), timestamp
 
 
 @pytest.mark.parametrize("timestamp", [

@@ -416,7 +416,8 @@ def request_rows(records: Sequence[UsageRecord], costs: Sequence[float | None],
     from cmat import labels
 
     machine, user = owner or (labels.machine(), labels.user())
-    return [(r.message_id, r.request_id, r.session_id, timestamp_seconds(r.timestamp), r.cwd,
+    return [(r.message_id, r.request_id, r.session_id,
+             timestamp_seconds(r.timestamp) if r.seconds is None else r.seconds, r.cwd,
              r.model, r.agent, r.agent_id, int(r.is_sidechain), r.input_tokens,
              r.output_tokens, r.cache_creation_tokens, r.cache_creation_1h_tokens,
              r.cache_read_tokens, r.web_search_requests, r.speed, cost, catalog_version,

@@ -411,14 +411,27 @@ static int digits(const unsigned char *p, int n, int *value) {
     return 0;
 }
 
+/* Days from 1970-01-01 to a date of the proleptic Gregorian calendar (H. Hinnant's
+ * days_from_civil). */
+static long long days_from_civil(int year, int month, int day) {
+    year -= month <= 2;
+    long long era = year / 400;
+    long long year_of_era = year - era * 400;
+    long long day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    long long day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468;
+}
+
 /* Whether a timestamp is surely one cmat.request.check_time passes: Claude Code's shape,
  * YYYY-MM-DDTHH:MM:SS[.f{1,6}]Z, a real date between 2000 and 2100. Any other (that Python
- * may still accept) is left to check_time. */
-static int usual_time(const Text *text) {
+ * may still accept) is left to check_time. Its unix seconds into `seconds`, as
+ * cmat.request.timestamp_seconds gives them: whole microseconds over 10^6, one rounding
+ * (below 2^53 microseconds, every step is exact but the division). */
+static int usual_time(const Text *text, double *seconds) {
     static const int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     const unsigned char *p = text->start;
     Py_ssize_t n = text->length;
-    int year, month, day, hour, minute, second, fraction;
+    int year, month, day, hour, minute, second, fraction = 0;
     if (!p || text->escaped || n < 20 || p[4] != '-' || p[7] != '-' || p[10] != 'T'
         || p[13] != ':' || p[16] != ':' || p[n - 1] != 'Z')
         return 0;
@@ -433,7 +446,13 @@ static int usual_time(const Text *text) {
         || second > 59 || day < 1)
         return 0;
     int leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    return day <= month_days[month - 1] + (month == 2 && leap);
+    if (day > month_days[month - 1] + (month == 2 && leap)) return 0;
+    long long micro = n > 20 ? fraction : 0;
+    for (Py_ssize_t places = n > 20 ? n - 21 : 6; places < 6; places++) micro *= 10;
+    long long whole = ((days_from_civil(year, month, day) * 24 + hour) * 60 + minute) * 60
+        + second;
+    *seconds = (double)(whole * 1000000 + micro) / 1e6;
+    return 1;
 }
 
 typedef struct {
@@ -505,19 +524,24 @@ static PyObject *verdict(const unsigned char *start, const unsigned char *end,
             ? Py_BuildValue("(KK)", (unsigned long long)f.split_5m,
                             (unsigned long long)f.split_1h)
             : (Py_INCREF(Py_None), Py_None);
-        if (model && split)
+        double unix_seconds = 0;
+        int usual = usual_time(&f.timestamp, &unix_seconds);
+        PyObject *seconds = usual ? PyFloat_FromDouble(unix_seconds)
+                                  : (Py_INCREF(Py_None), Py_None);
+        if (model && split && seconds)
             result = Py_BuildValue(
-                "(nOOOOOKKKOKKOOOOO)", offset, values[0], values[1], values[2], values[3],
+                "(nOOOOOKKKOKKOOOOOO)", offset, values[0], values[1], values[2], values[3],
                 values[4], (unsigned long long)f.input, (unsigned long long)f.output,
                 (unsigned long long)f.cache_total, split, (unsigned long long)f.cache_read,
                 (unsigned long long)f.searches, values[5], values[6],
-                f.sidechain ? Py_True : Py_False, values[7], values[8]);
+                f.sidechain ? Py_True : Py_False, values[7], values[8], seconds);
         Py_XDECREF(split);
+        Py_XDECREF(seconds);
         /* The key as decode.usage_record makes it: the message id, else the request id. */
         PyObject *key = PyUnicode_Check(values[0]) && PyUnicode_GET_LENGTH(values[0])
             ? values[0]
             : PyUnicode_Check(values[1]) && PyUnicode_GET_LENGTH(values[1]) ? values[1] : NULL;
-        if (result && key && usual_time(&f.timestamp)) {
+        if (result && key && usual) {
             /* cmat.request.cache_writes' total: the split's sum when the line gives none */
             uint64_t cache = f.cache_total || !f.has_split ? f.cache_total
                                                            : f.split_5m + f.split_1h;

@@ -35,11 +35,13 @@ LineDecoder = Callable[[object, SourceFile, int], Decoded]
 def usage_record(source: SourceFile, offset: int, message_id, request_id, session_id,
                  timestamp, model, input_tokens: int, output_tokens: int, cache_total: int,
                  split: tuple[int, int] | None, cache_read: int, searches: int, speed, geo,
-                 is_sidechain: bool, agent_id, cwd, *, checked: bool = False) -> UsageRecord:
+                 is_sidechain: bool, agent_id, cwd, seconds: float | None = None, *,
+                 checked: bool = False) -> UsageRecord:
     """The record of one usage line, from its values however they were decoded (in
-    cmat.request.claude_usage's order). Strings and whole numbers are typed by the decoder;
-    the ranges and the timestamp are checked here (cmat.request.checked_cache), unless the
-    decoder already did (`checked`)."""
+    cmat.request.claude_usage's order; `seconds`: the timestamp's unix seconds, where the
+    decoder worked them out). Strings and whole numbers are typed by the decoder; the ranges
+    and the timestamp are checked here (cmat.request.checked_cache), unless the decoder
+    already did (`checked`)."""
     if checked:
         cache_total, cache_1h = cache_writes(cache_total, split)
     else:
@@ -50,7 +52,7 @@ def usage_record(source: SourceFile, offset: int, message_id, request_id, sessio
         timestamp, model, input_tokens, output_tokens, cache_total, cache_1h, cache_read,
         searches, speed, geo, is_sidechain,
         source.agent or (UNKNOWN_SUBAGENT if is_sidechain else MAIN_AGENT),
-        agent_id or source.agent_id, cwd)
+        agent_id or source.agent_id, cwd, seconds=seconds)
 
 
 def record_from_line(obj, source: SourceFile, offset: int) -> Decoded:

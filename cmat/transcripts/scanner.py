@@ -46,8 +46,8 @@ def available() -> bool:
 
 def build_record(data: tuple, source: SourceFile, _key: str):
     """The record of a Candidate whose data is (offset, *cmat.request.claude_usage's
-    fields): what the scanner's candidates are built by. Their counts were range-checked by
-    the scanner, their time by it or by `_candidate`."""
+    fields, the time's unix seconds or None): what the scanner's candidates are built by.
+    Their counts were range-checked by the scanner, their time by it or by `_candidate`."""
     return usage_record(source, *data, checked=True)
 
 
@@ -89,7 +89,7 @@ def _candidate(data: tuple, source: SourceFile) -> tuple:
     """The Candidate of a usage line the scanner read but left to Python (no id to key it
     by, or a time of an unusual shape): as fastdecode's."""
     offset, message_id, request_id, _, timestamp, _, input_tokens, output_tokens, \
-        cache_total, split, cache_read, _, _, _, is_sidechain, _, _ = data
+        cache_total, split, cache_read, _, _, _, is_sidechain, _, _, _ = data
     check_time(timestamp)
     return (request_key(message_id, request_id, source.path, offset), rank(is_sidechain, input_tokens + output_tokens
                       + cache_writes(cache_total, split)[0] + cache_read),
