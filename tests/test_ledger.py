@@ -166,6 +166,69 @@ def test_several_packed_batches_store_in_one_commit_as_one_at_a_time(tmp_path, p
                             " WHERE name LIKE 'packed%'") == []
 
 
+def _request_indexes(ledger):
+    return sorted(row[0] for row in ledger.query(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests'"
+        " AND sql IS NOT NULL"))
+
+
+def test_a_bulk_load_builds_its_indexes_behind_and_closing_waits_for_them(
+        tmp_path, project, monkeypatch):
+    import threading
+
+    builder = TranscriptBuilder()
+    for _ in range(5):
+        builder.response()
+    records = read_session(write_session(tmp_path, builder)).records
+    ledger = Ledger(tmp_path / "l.db")
+    wanted = _request_indexes(ledger)
+    started, release = threading.Event(), threading.Event()
+    restore = Ledger.restore_indexes
+
+    def held(self):
+        if threading.current_thread().name == "cmat-index-build":
+            started.set()
+            release.wait(10)
+            time.sleep(0.2)  # still building when close is called
+        return restore(self)
+
+    monkeypatch.setattr(Ledger, "restore_indexes", held)
+    with ledger.bulk_load():
+        _store(ledger, records, ModelService(project))
+    assert started.wait(10)
+    # Built behind: this connection reads on meanwhile.
+    assert _request_indexes(ledger) == [] and wanted
+    assert ledger.query("SELECT count(*) FROM requests") == [(5,)]
+    release.set()
+    ledger.close()
+    with Ledger(tmp_path / "l.db") as again:
+        assert _request_indexes(again) == wanted
+
+
+def test_an_index_build_behind_that_fails_is_said_and_done_by_the_next_import(
+        tmp_path, project, monkeypatch):
+    import threading
+
+    ledger = Ledger(tmp_path / "l.db")
+    wanted = _request_indexes(ledger)
+    restore = Ledger.restore_indexes
+
+    def failing(self):
+        if threading.current_thread().name == "cmat-index-build":
+            raise sqlite3.OperationalError("database or disk is full")
+        return restore(self)
+
+    monkeypatch.setattr(Ledger, "restore_indexes", failing)
+    with ledger.bulk_load():
+        pass
+    with pytest.raises(LedgerError, match="full"):
+        ledger.close()
+    with Ledger(tmp_path / "l.db") as again:
+        assert _request_indexes(again) == []
+        assert again.restore_indexes() is True
+        assert _request_indexes(again) == wanted
+
+
 def test_reprice_uses_the_stored_tokens_only(tmp_path, project, monkeypatch):
     builder = TranscriptBuilder()
     builder.response(model="claude-nova-9", input=1000, output=1000)

@@ -58,6 +58,8 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         self._db: sqlite3.Connection | None = None
         self._bulk_loading = False
         self._packed_attached = 0  # databases attached by attached_packed
+        self._index_build = None  # the thread building the indexes behind a bulk load
+        self._index_error: BaseException | None = None
 
     # --- connection and schema ------------------------------------------------------------
 
@@ -123,9 +125,12 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         return db
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        try:
+            self.wait_for_indexes()
+        finally:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def __enter__(self) -> Ledger:
         return self
@@ -180,11 +185,40 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
             yield
         finally:
             self._bulk_loading = False
-            self.restore_indexes()
+            self._build_indexes_behind()
+
+    def _build_indexes_behind(self) -> None:
+        """Build the indexes a bulk load dropped on a connection of their own, in a thread,
+        while this one goes on: the report a first scan prints is read from the table itself
+        meanwhile (as fast), on the other core. Closing the ledger, or importing again, waits
+        for it (`wait_for_indexes`); a process killed first leaves them to the next scan."""
+        import threading
+
+        def build() -> None:
+            try:
+                with Ledger(self.path, self.busy_timeout) as builder:
+                    builder.restore_indexes()
+            except BaseException as exc:  # raised where it is waited for
+                self._index_error = exc
+
+        self._index_build = threading.Thread(target=build, name="cmat-index-build")
+        self._index_build.start()
+
+    def wait_for_indexes(self) -> None:
+        """Wait for the indexes being built behind (`bulk_load`); raise what stopped it."""
+        thread, self._index_build = self._index_build, None
+        if thread is not None:
+            thread.join()
+        error, self._index_error = self._index_error, None
+        if isinstance(error, (sqlite3.Error, OSError)):
+            raise ledger_error(error, self.path) from None
+        if error is not None:
+            raise error
 
     def restore_indexes(self) -> bool:
         """Build the indexes a bulk load dropped, if any are still missing (and it is not
         still going on); True if it did."""
+        self.wait_for_indexes()
         if self._bulk_loading or not self.query("SELECT 1 FROM dropped_indexes LIMIT 1"):
             return False
         with self.transaction():
