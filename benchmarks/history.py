@@ -9,7 +9,8 @@ Times, side by side:
   (npm ccusage@20.0.24 with @ccusage/ccusage-linux-x64@20.0.24, when found), in turns, a
   median of `--repeat` runs each, with the history already in the page cache;
 - warm: the same cmat report again with nothing changed, and after appending 1 MB to one file;
-- peak memory of each run: PSS of the whole process tree (workers' shared pages counted once).
+- peak memory: PSS of the whole process tree (workers' shared pages counted once), from one
+  more cold run of each tool, sampled every 10 ms; the timed runs are not sampled.
 It also compares the token totals of both tools.
 """
 
@@ -52,17 +53,21 @@ def _tree_memory_kb(root: int) -> int:
     return total
 
 
-def measure(cmd: list[str], env: dict) -> tuple[float, float, bytes]:
-    """Wall seconds, peak memory (PSS, MB) of the process tree, and stdout."""
+def measure(cmd: list[str], env: dict, sample: bool = True) -> tuple[float, float, bytes]:
+    """Wall seconds, peak memory (PSS, MB) of the process tree, and stdout. Without
+    `sample`, memory is not looked at (0): reading a process's smaps_rollup every 10 ms
+    takes CPU from it on a 2-core machine, and its memory map's lock from its page faults,
+    and the more processes a tool runs, the more so."""
     start = time.perf_counter()
     process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak = 0
     output: list[bytes] = []
     reader = threading.Thread(target=lambda: output.append(process.stdout.read()))
     reader.start()
-    while process.poll() is None:
+    while sample and process.poll() is None:
         peak = max(peak, _tree_memory_kb(process.pid))
         time.sleep(0.01)
+    process.wait()
     reader.join()
     wall = time.perf_counter() - start
     if process.returncode:
@@ -110,8 +115,10 @@ def read_all(files: list[Path]) -> None:
 
 
 def median_run(runs: list[tuple[float, float, bytes]]) -> tuple[float, float, bytes]:
-    """The run of median wall time, and the highest peak memory of all runs."""
-    ordered = sorted(runs, key=lambda run: run[0])
+    """The run of median wall time, and the highest peak memory of all runs (those whose
+    memory was sampled)."""
+    timed = [run for run in runs if not run[1]] or runs
+    ordered = sorted(timed, key=lambda run: run[0])
     wall, _, output = ordered[len(ordered) // 2]
     return wall, max(run[1] for run in runs), output
 
@@ -138,13 +145,15 @@ def main() -> None:
         read_all(files)
         colds, pure_runs, theirs_runs = [], [], []
         pure_env = dict(env, CMAT_PURE_PYTHON="1")
-        for _ in range(args.repeat):
+        # Timed runs in turns, their memory not sampled; then one sampled run of each.
+        for sample in [False] * args.repeat + [True]:
             for run_env, runs in ((env, colds), (pure_env, pure_runs)):
                 for stale in Path(tmp).glob("ledger.db*"):
                     stale.unlink()
-                runs.append(measure(cmat, run_env))
+                runs.append(measure(cmat, run_env, sample))
             if ccusage:
-                theirs_runs.append(measure([ccusage, "daily", "--json", "--offline"], env))
+                theirs_runs.append(measure([ccusage, "daily", "--json", "--offline"], env,
+                                           sample))
         cold = median_run(colds)
         pure = median_run(pure_runs)
         if json.loads(pure[2])["total"] != json.loads(cold[2])["total"]:
@@ -165,15 +174,16 @@ def main() -> None:
         mine = json.loads(cold[2])["total"]
     single = single_file(args.single_file_gb) if args.single_file_gb else None
     print(f"history: {size / 1e9:.2f} GB in {len(files)} files, 2 cores; "
-          f"cold runs: median of {args.repeat}, taken in turns, page cache warm")
+          f"cold runs: median of {args.repeat}, taken in turns, page cache warm; peak memory"
+          f" from one more run of each, sampled (sampling slows a run)")
     print(f"{'run':<44}{'wall':>10}{'peak PSS':>12}")
     print(f"{'cmat cold (empty ledger)':<44}{cold[0]:>9.2f}s{cold[1]:>10.0f}MB"
-          f"   all: {', '.join(f'{run[0]:.2f}' for run in colds)}")
+          f"   all: {', '.join(f'{run[0]:.2f}' for run in colds[:-1])}")
     print(f"{'cmat cold, pure Python (CMAT_PURE_PYTHON=1)':<44}{pure[0]:>9.2f}s"
-          f"{pure[1]:>10.0f}MB   all: {', '.join(f'{run[0]:.2f}' for run in pure_runs)}")
+          f"{pure[1]:>10.0f}MB   all: {', '.join(f'{run[0]:.2f}' for run in pure_runs[:-1])}")
     if theirs:
         print(f"{'ccusage daily --offline':<44}{theirs[0]:>9.2f}s{theirs[1]:>10.0f}MB"
-              f"   all: {', '.join(f'{run[0]:.2f}' for run in theirs_runs)}")
+              f"   all: {', '.join(f'{run[0]:.2f}' for run in theirs_runs[:-1])}")
     print(f"{'cmat warm (nothing changed)':<44}{warm[0]:>9.2f}s{warm[1]:>10.0f}MB")
     print(f"{'cmat warm (1 MB appended to one file)':<44}{after_append[0]:>9.2f}s"
           f"{after_append[1]:>10.0f}MB")
