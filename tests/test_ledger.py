@@ -172,8 +172,9 @@ def _request_indexes(ledger):
         " AND sql IS NOT NULL"))
 
 
-def test_a_bulk_load_builds_its_indexes_behind_and_closing_waits_for_them(
-        tmp_path, project, monkeypatch):
+@pytest.mark.parametrize("then", ["close", "write"])
+def test_a_bulk_load_builds_its_indexes_behind_and_a_write_or_closing_waits_for_them(
+        tmp_path, project, monkeypatch, then):
     import threading
 
     builder = TranscriptBuilder()
@@ -200,6 +201,10 @@ def test_a_bulk_load_builds_its_indexes_behind_and_closing_waits_for_them(
     assert _request_indexes(ledger) == [] and wanted
     assert ledger.query("SELECT count(*) FROM requests") == [(5,)]
     release.set()
+    if then == "write":
+        with ledger.transaction():
+            ledger.bump_version()
+        assert _request_indexes(ledger) == wanted
     ledger.close()
     with Ledger(tmp_path / "l.db") as again:
         assert _request_indexes(again) == wanted

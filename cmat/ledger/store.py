@@ -139,6 +139,7 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         self.close()
 
     def transaction(self):
+        self.wait_for_indexes()  # a write waits for a build behind it, not a busy timeout
         return _Transaction(self.db)
 
     @contextlib.contextmanager
@@ -190,8 +191,9 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
     def _build_indexes_behind(self) -> None:
         """Build the indexes a bulk load dropped on a connection of their own, in a thread,
         while this one goes on: the report a first scan prints is read from the table itself
-        meanwhile (as fast), on the other core. Closing the ledger, or importing again, waits
-        for it (`wait_for_indexes`); a process killed first leaves them to the next scan."""
+        meanwhile (as fast), on the other core. A write, closing the ledger or importing again
+        waits for it (`wait_for_indexes`); a process killed first leaves them to the next
+        scan."""
         import threading
 
         def build() -> None:
