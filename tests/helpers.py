@@ -115,6 +115,13 @@ def budget_payload(path, session_id, event="UserPromptSubmit"):
     return data
 
 
+def request_indexes(ledger) -> list[str]:
+    """The names of the requests table's own indexes (a bulk load drops and builds these)."""
+    return sorted(row[0] for row in ledger.query(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests'"
+        " AND sql IS NOT NULL"))
+
+
 def rounded(value):
     """A report with its dollar figures to 1e-9: sums in another order differ in the last bit."""
     if isinstance(value, float):

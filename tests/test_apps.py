@@ -18,6 +18,7 @@ from tests.helpers import (
     budget_hook,
     budget_payload,
     cli_run,
+    request_indexes,
     user_config,
 )
 from tests.transcript_factory import (
@@ -746,17 +747,14 @@ def test_a_first_scan_loads_transcripts_and_other_agents_logs_in_one_bulk_load(
     insert_rows = Ledger.insert_rows
 
     def watched(ledger, rows):
-        indexes_while_storing.append(ledger.query(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-            " AND tbl_name = 'requests'")[0][0])
+        indexes_while_storing.append(len(request_indexes(ledger)))
         insert_rows(ledger, rows)
 
     monkeypatch.setattr(Ledger, "insert_rows", watched)
     assert json.loads(cli_run("report", "daily", "--json").output) == indexed
     assert indexes_while_storing == [0]  # the Codex rows, stored after the transcripts
     with Ledger() as ledger:
-        assert ledger.query("SELECT count(*) FROM sqlite_master WHERE type = 'index'"
-                            " AND sql IS NOT NULL AND tbl_name = 'requests'")[0][0] == 3
+        assert len(request_indexes(ledger)) == 3
 
 
 def test_a_mixed_history_read_in_workers_and_bulk_loaded_is_exact_per_app(

@@ -18,7 +18,7 @@ from cmat.cli import cli
 from cmat.ingest import scan
 from cmat.ledger import Ledger
 from cmat.transcripts.parallel import ReadOptions
-from tests.helpers import child_env, real_fixture
+from tests.helpers import child_env, real_fixture, request_indexes
 from tests.transcript_factory import (
     HOSTILE,
     TranscriptBuilder,
@@ -266,16 +266,10 @@ def test_hundreds_of_malformed_lines_in_a_real_transcript_leave_its_total_exact(
     assert explained.exit_code == 0 and len(json.loads(explained.output)) >= 100
 
 
-def _indexes(ledger):
-    return sorted(row[0] for row in ledger.query(
-        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests'"
-        " AND sql IS NOT NULL"))
-
-
 def test_indexes_dropped_by_a_killed_bulk_load_are_built_by_the_next_scan(run, history,
                                                                            tmp_path):
     path = tmp_path / "ledger.db"
-    wanted = _indexes(run.ledger)
+    wanted = request_indexes(run.ledger)
     run.ledger.close()
     killed = subprocess.run([sys.executable, "-c", (
         "import os, signal, sys; from pathlib import Path; from cmat.ledger import Ledger\n"
@@ -283,9 +277,9 @@ def test_indexes_dropped_by_a_killed_bulk_load_are_built_by_the_next_scan(run, h
         "with ledger.bulk_load():\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n")], env=child_env())
     assert killed.returncode == -9
-    assert _indexes(run.ledger) == [] and wanted
+    assert request_indexes(run.ledger) == [] and wanted
     run()
-    assert _indexes(run.ledger) == wanted
+    assert request_indexes(run.ledger) == wanted
 
 
 def _group_members(group: int) -> list[int]:

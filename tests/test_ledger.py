@@ -28,7 +28,7 @@ from cmat.ledger.store import MAX_ATTACHED_PACKED
 from cmat.maintenance import rebuild, reprice
 from cmat.pricing import price_records
 from cmat.transcripts.session import read_session
-from tests.helpers import child_env, need
+from tests.helpers import child_env, need, request_indexes
 from tests.transcript_factory import TranscriptBuilder, write_session
 
 
@@ -166,12 +166,6 @@ def test_several_packed_batches_store_in_one_commit_as_one_at_a_time(tmp_path, p
                             " WHERE name LIKE 'packed%'") == []
 
 
-def _request_indexes(ledger):
-    return sorted(row[0] for row in ledger.query(
-        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests'"
-        " AND sql IS NOT NULL"))
-
-
 @pytest.mark.parametrize("then", ["close", "write"])
 def test_a_bulk_load_builds_its_indexes_behind_and_a_write_or_closing_waits_for_them(
         tmp_path, project, monkeypatch, then):
@@ -182,7 +176,7 @@ def test_a_bulk_load_builds_its_indexes_behind_and_a_write_or_closing_waits_for_
         builder.response()
     records = read_session(write_session(tmp_path, builder)).records
     ledger = Ledger(tmp_path / "l.db")
-    wanted = _request_indexes(ledger)
+    wanted = request_indexes(ledger)
     started, release = threading.Event(), threading.Event()
     restore = Ledger.restore_indexes
 
@@ -198,16 +192,16 @@ def test_a_bulk_load_builds_its_indexes_behind_and_a_write_or_closing_waits_for_
         _store(ledger, records, ModelService(project))
     assert started.wait(10)
     # Built behind: this connection reads on meanwhile.
-    assert _request_indexes(ledger) == [] and wanted
+    assert request_indexes(ledger) == [] and wanted
     assert ledger.query("SELECT count(*) FROM requests") == [(5,)]
     release.set()
     if then == "write":
         with ledger.transaction():
             ledger.bump_version()
-        assert _request_indexes(ledger) == wanted
+        assert request_indexes(ledger) == wanted
     ledger.close()
     with Ledger(tmp_path / "l.db") as again:
-        assert _request_indexes(again) == wanted
+        assert request_indexes(again) == wanted
 
 
 def test_an_index_build_behind_that_fails_is_said_and_done_by_the_next_import(
@@ -215,7 +209,7 @@ def test_an_index_build_behind_that_fails_is_said_and_done_by_the_next_import(
     import threading
 
     ledger = Ledger(tmp_path / "l.db")
-    wanted = _request_indexes(ledger)
+    wanted = request_indexes(ledger)
     restore = Ledger.restore_indexes
 
     def failing(self):
@@ -229,9 +223,9 @@ def test_an_index_build_behind_that_fails_is_said_and_done_by_the_next_import(
     with pytest.raises(LedgerError, match="full"):
         ledger.close()
     with Ledger(tmp_path / "l.db") as again:
-        assert _request_indexes(again) == []
+        assert request_indexes(again) == []
         assert again.restore_indexes() is True
-        assert _request_indexes(again) == wanted
+        assert request_indexes(again) == wanted
 
 
 def test_reprice_uses_the_stored_tokens_only(tmp_path, project, monkeypatch):
