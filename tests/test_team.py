@@ -233,7 +233,8 @@ def test_a_merge_that_fails_keeps_the_batches_before_it_and_nothing_after(local,
             RETURN NEW; END $$""")
         admin.execute("CREATE TRIGGER refuse_one BEFORE INSERT ON requests FOR EACH ROW"
                       " EXECUTE FUNCTION refuse_one()")
-    monkeypatch.setenv("CMAT_SYNC_BATCH", "3")  # the third of four batches fails
+    # Batches of 1, 2, 3, 3 and 3 rows (sync.FIRST_BATCH_SHARE): the fourth fails.
+    monkeypatch.setenv("CMAT_SYNC_BATCH", "3")
     with Ledger() as ledger, pytest.raises(TeamDatabaseError, match="refused"):
         sync(ledger, team_db)
     assert sorted(remote(team_db, "SELECT message_id FROM requests")) == [
@@ -244,6 +245,22 @@ def test_a_merge_that_fails_keeps_the_batches_before_it_and_nothing_after(local,
         admin.execute("DROP TRIGGER refuse_one ON requests")
     with Ledger() as ledger:
         sync(ledger, team_db)
+    assert sorted(remote(team_db, "SELECT message_id, output_tokens, cost_usd, machine,"
+                                  " user_name FROM requests")) == local_rows()
+    same_sums(team_db)
+
+
+def test_batches_start_small_and_double_up_to_the_batch_size(local, team_db, monkeypatch):
+    """The server merges the first batch while the next ones are read and copied: a small
+    first batch starts that sooner; the batches double up to CMAT_SYNC_BATCH's size."""
+    from cmat.team.sync import sync
+
+    cli_run("scan", "-q")
+    monkeypatch.setenv("CMAT_SYNC_BATCH", "16")
+    sent: list[int] = []
+    with Ledger() as ledger:
+        sync(ledger, team_db, progress=sent.append)
+    assert sent == [2, 6, 12]  # batches of 2, 4 and the 6 left (16 // FIRST_BATCH_SHARE: 2)
     assert sorted(remote(team_db, "SELECT message_id, output_tokens, cost_usd, machine,"
                                   " user_name FROM requests")) == local_rows()
     same_sums(team_db)

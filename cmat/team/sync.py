@@ -36,6 +36,9 @@ from cmat.team.connect import connect, describe
 from cmat.team.schema import MERGE_REQUESTS, migrate
 
 BATCH_ROWS = 50_000
+# The first batch is this share of BATCH_ROWS and each next one twice the one before, up to it:
+# the server starts merging while the rest is read and copied, instead of after a whole batch.
+FIRST_BATCH_SHARE = 8
 # Binary COPY (less to format and parse than text): each column's PostgreSQL type.
 COPY_TYPES = [{"TEXT": "text", "REAL": "float8", "INTEGER": "int8"}[COLUMN_TYPES[c]]
               for c in REQUEST_COLUMNS]
@@ -274,7 +277,7 @@ def _read_ahead(path, mark: int, sessions_mark: int):
 
     batches: queue.Queue = queue.Queue(maxsize=2)
     stopped = threading.Event()  # the writer gave up: stop reading, free the snapshot
-    size = _batch_rows()
+    limit = _batch_rows()
 
     def hand(item) -> bool:
         while not stopped.is_set():
@@ -290,10 +293,12 @@ def _read_ahead(path, mark: int, sessions_mark: int):
             with Ledger(path) as reader, reader.snapshot():
                 below = reader.version()
                 after = (mark, "")
+                size = max(limit // FIRST_BATCH_SHARE, 1)
                 while rows := reader.changed_requests(mark, below, after, size):
                     if not hand(("requests", rows)):
                         return
                     after = (rows[-1][-2], rows[-1][0])
+                    size = min(size * 2, limit)
                 hand(("done", (below, reader.changed_sessions(sessions_mark, below),
                                reader.deleted_requests(sessions_mark, below))))
         except Exception as exc:  # handed to the writer, which stops with it
