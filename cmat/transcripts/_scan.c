@@ -488,6 +488,37 @@ static int keep(Keeper *k, PyObject *key, long long rank_value, PyObject *data) 
     return failed ? -1 : 0;
 }
 
+/* A line's rank, as cmat.request.rank makes it of the counts cmat.request.cache_writes gives:
+ * the cache writes are the split's sum when the line gives no total. */
+static long long line_rank(const Keeper *k, const Fields *f) {
+    uint64_t cache = f->cache_total || !f->has_split ? f->cache_total : f->split_5m + f->split_1h;
+    return (f->sidechain ? 0 : k->penalty) + (long long)(f->input + f->output + cache + f->cache_read);
+}
+
+/* 1 when a copy of the line's request ranks as high as the line already (most often an earlier
+ * snapshot of the same response): keep() would drop it, so none of its values need be made.
+ * 0 when not, or when its key is not plain enough to tell here (the line is then read whole);
+ * -1 with an exception. */
+static int outranked(const Keeper *k, const Fields *f) {
+    const Text *id = f->id.start && f->id.length ? &f->id
+        : f->request_id.start && f->request_id.length ? &f->request_id : NULL;
+    if (!id || id->escaped) return 0;
+    PyObject *key = PyUnicode_DecodeUTF8((const char *)id->start, id->length, NULL);
+    if (!key) {
+        PyErr_Clear(); /* not UTF-8: the line is left to Python, read whole */
+        return 0;
+    }
+    PyObject *current = PyDict_GetItemWithError(k->best, key); /* borrowed */
+    Py_DECREF(key);
+    if (!current) return PyErr_Occurred() ? -1 : 0;
+    if (!PyTuple_Check(current) || PyTuple_GET_SIZE(current) != 2) return 0; /* keep() says */
+    PyObject *rank = PyLong_FromLongLong(line_rank(k, f));
+    if (!rank) return -1;
+    int better = PyObject_RichCompareBool(rank, PyTuple_GET_ITEM(current, 0), Py_GT);
+    Py_DECREF(rank);
+    return better < 0 ? -1 : !better;
+}
+
 /* The verdict on one line: an int, the data tuple left to Python, or a borrowed None when
  * nothing is left to do (no usage, or kept here); NULL with an exception only on running
  * out of memory. */
@@ -505,6 +536,12 @@ static PyObject *verdict(const unsigned char *start, const unsigned char *end,
         return Py_None; /* nothing for Python to do */
     if (f.model.start && f.model.escaped) return PyLong_FromLong(UNDECIDED);
     if (f.api_error || text_is(&f.model, "<synthetic>")) return PyLong_FromLong(NOTICE);
+    double unix_seconds = 0;
+    int usual = usual_time(&f.timestamp, &unix_seconds);
+    if (usual) {
+        int dropped = outranked(k, &f);
+        if (dropped) return dropped < 0 ? NULL : Py_None;
+    }
     const Text *texts[] = {&f.id, &f.request_id, &f.session_id, &f.timestamp, &f.model,
                            &f.speed, &f.geo, &f.agent_id, &f.cwd};
     PyObject *values[9];
@@ -524,8 +561,6 @@ static PyObject *verdict(const unsigned char *start, const unsigned char *end,
             ? Py_BuildValue("(KK)", (unsigned long long)f.split_5m,
                             (unsigned long long)f.split_1h)
             : (Py_INCREF(Py_None), Py_None);
-        double unix_seconds = 0;
-        int usual = usual_time(&f.timestamp, &unix_seconds);
         PyObject *seconds = usual ? PyFloat_FromDouble(unix_seconds)
                                   : (Py_INCREF(Py_None), Py_None);
         if (model && split && seconds)
@@ -542,12 +577,7 @@ static PyObject *verdict(const unsigned char *start, const unsigned char *end,
             ? values[0]
             : PyUnicode_Check(values[1]) && PyUnicode_GET_LENGTH(values[1]) ? values[1] : NULL;
         if (result && key && usual) {
-            /* cmat.request.cache_writes' total: the split's sum when the line gives none */
-            uint64_t cache = f.cache_total || !f.has_split ? f.cache_total
-                                                           : f.split_5m + f.split_1h;
-            long long rank = (f.sidechain ? 0 : k->penalty)
-                + (long long)(f.input + f.output + cache + f.cache_read);
-            if (keep(k, key, rank, result)) Py_CLEAR(result);
+            if (keep(k, key, line_rank(k, &f), result)) Py_CLEAR(result);
             else {
                 Py_DECREF(result);
                 result = Py_None;
