@@ -369,6 +369,26 @@ def test_a_member_role_with_the_documented_grants_can_sync_and_report(local, tea
         remote(member, "INSERT INTO team_budgets (scope, limit_usd) VALUES ('x', 1)")
 
 
+def test_a_member_who_upgrades_before_the_owner_is_told_who_must_sync_first(local, team_db):
+    """A migration changes tables, which only their owner may: a member's sync says so and
+    names the owner, rather than failing on a bare permission error."""
+    from cmat.team.schema import SCHEMA_VERSION
+
+    cli_run("scan", "-q")
+    member = member_role(team_db, "late")
+    owner = remote(team_db, "SELECT current_user")[0][0]
+    with psycopg.connect(team_db, autocommit=True) as admin:  # as if the tables were older
+        admin.execute("UPDATE cmat_schema SET version = %s", (SCHEMA_VERSION - 1,))
+    result = cli_run("sync", "--to", member, "--no-scan", code=8)
+    assert (f"tables are at schema {SCHEMA_VERSION - 1} and this cmat needs {SCHEMA_VERSION}"
+            in result.stderr)
+    assert f"run 'cmat sync' once as {owner} with this cmat" in result.stderr
+    assert remote(team_db, "SELECT count(*) FROM requests") == [(0,)]
+    with psycopg.connect(team_db, autocommit=True) as admin:
+        admin.execute("UPDATE cmat_schema SET version = %s", (SCHEMA_VERSION,))
+    assert "sent 12 requests" in cli_run("sync", "--to", member, "--no-scan").output
+
+
 # --- nobody's labels are trusted (docs/security.md) -------------------------------------------
 
 

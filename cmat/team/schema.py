@@ -279,11 +279,25 @@ def migrate(connection) -> int:
 
         raise LedgerError(f"the team database was made by a newer cmat (schema {start}, "
                           f"this cmat knows {SCHEMA_VERSION})", "upgrade cmat")
+    import psycopg
+
     for version in range(start, SCHEMA_VERSION):
-        with connection.transaction():
-            connection.execute("SELECT pg_advisory_xact_lock(727001)")
-            if connection.execute("SELECT version FROM cmat_schema").fetchone()[0] != version:
-                continue  # another machine migrated meanwhile
-            connection.execute(MIGRATIONS[version]())
-            connection.execute("UPDATE cmat_schema SET version = %s", (version + 1,))
+        try:
+            with connection.transaction():
+                connection.execute("SELECT pg_advisory_xact_lock(727001)")
+                if connection.execute("SELECT version FROM cmat_schema").fetchone()[0] != version:
+                    continue  # another machine migrated meanwhile
+                connection.execute(MIGRATIONS[version]())
+                connection.execute("UPDATE cmat_schema SET version = %s", (version + 1,))
+        except psycopg.errors.InsufficientPrivilege:
+            # A member upgraded before the owner: a member's grants cannot change tables.
+            from cmat.errors import TeamDatabaseError
+
+            owner = connection.execute("SELECT pg_get_userbyid(relowner) FROM pg_class"
+                                       " WHERE oid = 'requests'::regclass").fetchone()[0]
+            raise TeamDatabaseError(
+                f"the team database's tables are at schema {version} and this cmat needs "
+                f"{SCHEMA_VERSION}: only the role that owns them ({owner}) can change them",
+                f"run 'cmat sync' once as {owner} with this cmat; every member's sync works "
+                "after that (nothing local is lost meanwhile)") from None
     return start
