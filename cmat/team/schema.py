@@ -293,8 +293,9 @@ def migrate(connection) -> int:
             # A member upgraded before the owner: a member's grants cannot change tables.
             from cmat.errors import TeamDatabaseError
 
-            owner = connection.execute("SELECT pg_get_userbyid(relowner) FROM pg_class"
-                                       " WHERE oid = 'requests'::regclass").fetchone()[0]
+            owner = connection.execute(
+                "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid ="
+                " coalesce(to_regclass('requests'), to_regclass('cmat_schema'))").fetchone()[0]
             raise TeamDatabaseError(
                 f"the team database's tables are at schema {version} and this cmat needs "
                 f"{SCHEMA_VERSION}: only the role that owns them ({owner}) can change them",
