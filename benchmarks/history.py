@@ -5,7 +5,8 @@
 
 Times, side by side:
 - cold: `cmat report daily --json` on an empty ledger (with the compiled scanner, and in
-  pure Python), and `ccusage daily --json --offline`
+  pure Python), the table the README's first command prints (80 columns), and
+  `ccusage daily --json --offline`
   (npm ccusage@20.0.24 with @ccusage/ccusage-linux-x64@20.0.24, when found), in turns, a
   median of `--repeat` runs each, with the history already in the page cache;
 - warm: the same cmat report again with nothing changed, and after appending 1 MB to one file;
@@ -143,14 +144,18 @@ def main() -> None:
                    CMAT_LEDGER=str(ledger), XDG_CACHE_HOME=str(Path(tmp)), HOME=tmp)
         cmat = [sys.executable, "-m", "cmat", "report", "daily", "--json", "--quiet"]
         read_all(files)
-        colds, pure_runs, theirs_runs = [], [], []
+        colds, pure_runs, table_runs, theirs_runs = [], [], [], []
         pure_env = dict(env, CMAT_PURE_PYTHON="1")
+        # The README's first command prints a table fitted to the terminal: COLUMNS says how
+        # wide one is when the output goes to a pipe.
+        table = ([*cmat[:-2], "--quiet"], dict(env, COLUMNS="80"), table_runs)
         # Timed runs in turns, their memory not sampled; then one sampled run of each.
         for sample in [False] * args.repeat + [True]:
-            for run_env, runs in ((env, colds), (pure_env, pure_runs)):
+            for command, run_env, runs in ((cmat, env, colds), (cmat, pure_env, pure_runs),
+                                           table):
                 for stale in Path(tmp).glob("ledger.db*"):
                     stale.unlink()
-                runs.append(measure(cmat, run_env, sample))
+                runs.append(measure(command, run_env, sample))
             if ccusage:
                 theirs_runs.append(measure([ccusage, "daily", "--json", "--offline"], env,
                                            sample))
@@ -181,6 +186,9 @@ def main() -> None:
           f"   all: {', '.join(f'{run[0]:.2f}' for run in colds[:-1])}")
     print(f"{'cmat cold, pure Python (CMAT_PURE_PYTHON=1)':<44}{pure[0]:>9.2f}s"
           f"{pure[1]:>10.0f}MB   all: {', '.join(f'{run[0]:.2f}' for run in pure_runs[:-1])}")
+    table = median_run(table_runs)
+    print(f"{'cmat cold, the table at 80 columns':<44}{table[0]:>9.2f}s{table[1]:>10.0f}MB"
+          f"   all: {', '.join(f'{run[0]:.2f}' for run in table_runs[:-1])}")
     if theirs:
         print(f"{'ccusage daily --offline':<44}{theirs[0]:>9.2f}s{theirs[1]:>10.0f}MB"
               f"   all: {', '.join(f'{run[0]:.2f}' for run in theirs_runs[:-1])}")

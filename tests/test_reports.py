@@ -258,6 +258,59 @@ def test_every_report_fits_80_columns(real_history, project, monkeypatch, tmp_pa
     assert painted >= 10
 
 
+def test_a_table_cut_to_fit_is_drawn_twice_and_a_report_that_fits_once(real_history,
+                                                                         monkeypatch):
+    """Drawing a table (rich) costs more than reading a history's new lines: a table cut to
+    fit is worked out on paper and drawn to check, a report's whole table is drawn only to
+    be printed or to find it too wide, and each comes out as it did when drawn every step."""
+    from cmat.cli import output
+
+    drawn = []
+    draw = output._render
+    monkeypatch.setattr(output, "_render", lambda *args: drawn.append(1) or draw(*args))
+    rows = [["a" * 40, "b" * 30, "c" * 20, "1"], ["short", "x", "y", "22"]]
+    headers = ["First", "Second", "Third", "N"]
+    for width in (70, 40, 25, 12):
+        drawn.clear()
+        text = output.table(rows, headers, numeric_from=3, width=width)
+        assert len(drawn) == 2
+        assert text == _table_drawn_every_step(rows, headers, 3, width)
+    assert max(map(len, text.splitlines())) > 12  # three columns of at least 6, and the figures
+    monkeypatch.setenv("COLUMNS", "250")
+    cli_run("scan", "-q")
+    drawn.clear()
+    wide = cli_run("report", "daily").output
+    assert len(drawn) == 1 and "Cache write" in wide
+    monkeypatch.setenv("COLUMNS", "50")
+    drawn.clear()
+    narrow = cli_run("report", "daily").output
+    assert len(drawn) == 3 and "Cache w/r" in narrow  # whole, compact, compact cut
+    assert max(map(len, narrow.splitlines())) <= 50
+
+
+def _table_drawn_every_step(rows, headers, numeric_from, width):
+    """The table as cli.output.table cut it before it planned the cuts: drawn, measured, its
+    widest text column narrowed by one step (down to the next widest), drawn again."""
+    from rich.text import Text
+
+    from cmat.cli import output
+
+    cells = [[Text(str(cell)) for cell in row] for row in rows]
+    titles = [Text(header) for header in headers]
+    widths = [max([titles[i].cell_len] + [row[i].cell_len for row in cells])
+              for i in range(len(headers))]
+    while True:
+        text = output._render(cells, titles, widths, numeric_from)
+        excess = max(map(len, text.splitlines())) - width
+        narrowable = [i for i in range(numeric_from) if widths[i] > output.NARROWEST_TEXT]
+        if excess <= 0 or not narrowable:
+            return text
+        widest = max(narrowable, key=lambda i: widths[i])
+        others = [widths[i] for i in narrowable if i != widest]
+        step = max(1, min(excess, widths[widest] - max(others, default=output.NARROWEST_TEXT)))
+        widths[widest] = max(widths[widest] - step, output.NARROWEST_TEXT)
+
+
 def strip_colour(text):
     return re.sub(r"\033\[[0-9;]*m", "", text)
 

@@ -98,13 +98,29 @@ def table(rows: list[list], headers: list[str], numeric_from: int = 1,
     while True:
         text = _render(cells, titles, widths, numeric_from)
         excess = max(map(visible_length, text.splitlines()), default=0) - (width or 10**9)
-        narrowable = [i for i in cuttable if i < len(widths) and widths[i] > NARROWEST_TEXT]
-        if excess <= 0 or not narrowable:
+        if excess <= 0 or not _narrow(widths, cuttable, excess):
             return text  # fits; or only numbers are left, wider than the screen
+
+
+def _narrow(widths: list[int], cuttable: tuple[int, ...], excess: int) -> bool:
+    """Narrow the widest text columns in `cuttable`, one step at a time, until the lines are
+    `excess` shorter or none can be narrowed more; False if none could be. A column of fixed
+    width narrowed by n makes every line n shorter, so this is worked out without drawing the
+    table again (drawing it takes longer than reading a whole history's new lines); the
+    table is drawn once more to check."""
+    narrowed = False
+    while excess > 0:
+        narrowable = [i for i in cuttable if i < len(widths) and widths[i] > NARROWEST_TEXT]
+        if not narrowable:
+            break
         widest = max(narrowable, key=lambda i: widths[i])
         others = [widths[i] for i in narrowable if i != widest]
         step = max(1, min(excess, widths[widest] - max(others, default=NARROWEST_TEXT)))
-        widths[widest] = max(widths[widest] - step, NARROWEST_TEXT)
+        narrower = max(widths[widest] - step, NARROWEST_TEXT)
+        excess -= widths[widest] - narrower
+        widths[widest] = narrower
+        narrowed = True
+    return narrowed
 
 
 def _render(cells, titles, widths: list[int], numeric_from: int) -> str:

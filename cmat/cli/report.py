@@ -251,15 +251,13 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
     elif as_csv:
         sys.stdout.write(_csv(report))
     else:
-        width = terminal_width()
-        # Compact when the whole table would not fit: better short ids and figures than
-        # long ones cut; --wide keeps every column whole, however wide.
-        text = _table(report, models, compact=bool(layout.get("compact")),
-                      width=None if layout.get("wide") else -1)
-        if not layout.get("compact") and not layout.get("wide") and width and max(
-                map(visible_length, _table(report, models, width=None).splitlines()),
-                default=0) > width:
-            text = _table(report, models, compact=True)
+        width, wide = terminal_width(), layout.get("wide")
+        # The whole table where it fits, and with --wide however wide (every column whole);
+        # else the compact one, cut to fit: better short ids and figures than long ones cut.
+        text = None if layout.get("compact") else _table(report, models, width=None)
+        if text is None or not wide and width and max(
+                map(visible_length, text.splitlines()), default=0) > width:
+            text = _table(report, models, compact=True, width=None if wide else -1)
         click.echo(text)
 
 
