@@ -79,6 +79,7 @@ def short_count(value: int) -> str:
 
 
 NARROWEST_TEXT = 6  # a text column is never cut below this
+COLUMN_GAP = 2  # spaces between two columns (_plain_head: padding of 1 each side, collapsed)
 
 
 def table(rows: list[list], headers: list[str], numeric_from: int = 1,
@@ -87,27 +88,46 @@ def table(rows: list[list], headers: list[str], numeric_from: int = 1,
     wide as it needs). When too wide, its widest text columns (`cut`; default: those before
     `numeric_from`) are cut, each cell ending in an ellipsis: a row stays one line, and
     numbers are never cut. Cells may hold colour (cmat.colour): it never moves a column."""
-    from rich.text import Text
-
     width = terminal_width() if width == -1 else width
-    cells = [[Text.from_ansi(str(cell)) for cell in row] for row in rows]
-    titles = [Text.from_ansi(str(header)) for header in headers]
-    widths = [max([titles[i].cell_len] + [row[i].cell_len for row in cells])
-              for i in range(len(headers))]
+    cells, titles, widths = _cells(rows, headers)
     cuttable = cut if cut is not None else tuple(range(numeric_from))
-    while True:
+    excess = sum(widths) + COLUMN_GAP * (len(widths) - 1) - (width or 10**9)
+    if excess > 0:
+        _narrow(widths, cuttable, excess)
+    while True:  # drawn to check: cut again if it is still too wide
         text = _render(cells, titles, widths, numeric_from)
         excess = max(map(visible_length, text.splitlines()), default=0) - (width or 10**9)
         if excess <= 0 or not _narrow(widths, cuttable, excess):
             return text  # fits; or only numbers are left, wider than the screen
 
 
+def table_width(rows: list[list], headers: list[str]) -> int:
+    """How wide `table` draws these rows when nothing is cut (colour codes aside): every
+    column as wide as its widest cell, COLUMN_GAP between them. Worked out, not drawn."""
+    widths = _cells(rows, headers)[2]
+    return sum(widths) + COLUMN_GAP * (len(widths) - 1)
+
+
+def _cells(rows: list[list], headers: list[str]):
+    """The rows' cells and the headers as rich Text, and each column's width uncut."""
+    from rich.text import Text
+
+    def text(cell) -> Text:  # decoding costs ten times more: only where there is a code
+        cell = str(cell)
+        return Text(cell) if cell.isprintable() else Text.from_ansi(cell)
+
+    cells = [[text(cell) for cell in row] for row in rows]
+    titles = [text(header) for header in headers]
+    widths = [max([titles[i].cell_len] + [row[i].cell_len for row in cells])
+              for i in range(len(headers))]
+    return cells, titles, widths
+
+
 def _narrow(widths: list[int], cuttable: tuple[int, ...], excess: int) -> bool:
     """Narrow the widest text columns in `cuttable`, one step at a time, until the lines are
     `excess` shorter or none can be narrowed more; False if none could be. A column of fixed
     width narrowed by n makes every line n shorter, so this is worked out without drawing the
-    table again (drawing it takes longer than reading a whole history's new lines); the
-    table is drawn once more to check."""
+    table (drawing it takes longer than reading a whole history's new lines)."""
     narrowed = False
     while excess > 0:
         narrowable = [i for i in cuttable if i < len(widths) and widths[i] > NARROWEST_TEXT]

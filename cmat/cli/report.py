@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from cmat.cli.output import (
     short_count,
     styled,
     table,
+    table_width,
     terminal_width,
     wrapped,
 )
@@ -254,11 +256,12 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
         width, wide = terminal_width(), layout.get("wide")
         # The whole table where it fits, and with --wide however wide (every column whole);
         # else the compact one, cut to fit: better short ids and figures than long ones cut.
-        text = None if layout.get("compact") else _table(report, models, width=None)
-        if text is None or not wide and width and max(
-                map(visible_length, text.splitlines()), default=0) > width:
-            text = _table(report, models, compact=True, width=None if wide else -1)
-        click.echo(text)
+        whole = None if layout.get("compact") else _table_parts(report, models)
+        if whole is not None and (wide or not width or whole.width() <= width):
+            click.echo(whole.draw(width=None))
+        else:
+            click.echo(_table_parts(report, models, compact=True).draw(
+                width=None if wide else -1))
 
 
 def _write_html(target: Path, ledger, models, query) -> None:
@@ -281,10 +284,32 @@ def _model_names(row: dict, models) -> str:
     return ", ".join(dict.fromkeys(names))
 
 
-def _table(report: dict, models, compact: bool = False, width: int | None = -1) -> str:
-    """The report as a table (`width` as cli.output.table takes it); `compact`: short session
-    ids and projects, token counts in k/M/B, input/output and cache writes/reads paired, no
-    request count."""
+@dataclass
+class _TableParts:
+    """A report's table before it is drawn, and the notes printed under it (`rows` empty:
+    `notes` says there was no usage)."""
+
+    rows: list[list]
+    headers: list[str]
+    numeric_from: int
+    notes: str
+
+    def width(self) -> int:
+        """How wide it is drawn uncut, notes included; worked out, not drawn."""
+        return max([table_width(self.rows, self.headers) if self.rows else 0,
+                    *map(visible_length, self.notes.splitlines())])
+
+    def draw(self, width: int | None = -1) -> str:
+        """The table (`width` as cli.output.table takes it), then the notes."""
+        if not self.rows:
+            return self.notes
+        return table(self.rows, self.headers, numeric_from=self.numeric_from,
+                     width=width) + self.notes
+
+
+def _table_parts(report: dict, models, compact: bool = False) -> _TableParts:
+    """The report's table; `compact`: short session ids and projects, token counts in
+    k/M/B, input/output and cache writes/reads paired, no request count."""
     key = report["period"]
     dims = [d for d in report["group_by"] if d != key]
     show_models = "model" not in dims
@@ -325,18 +350,18 @@ def _table(report: dict, models, compact: bool = False, width: int | None = -1) 
         line += figures(row)
         rows.append(line)
     if not rows:
-        return f"No usage recorded in this range ({report['timezone']})."
+        return _TableParts([], headers, 0,
+                           f"No usage recorded in this range ({report['timezone']}).")
     total = report["total"]
     padding = len(headers) - len(numbers)
     rows.append([styled(cell, "bold") for cell in ["Total", *[""] * (padding - 1),
                                                    *figures(total)]])
-    text = table(rows, headers, numeric_from=padding, width=width)
     notes = [f"\n\nTimes in {report['timezone']}."]
     if total["unpriced_models"]:
         notes.append("+? and unpriced: not priced (tokens counted, cost not): "
                      + ", ".join(total["unpriced_models"])
                      + ". Add prices with: cmat models add ID --input P --output P")
-    return text + "\n".join(notes)
+    return _TableParts(rows, headers, padding, "\n".join(notes))
 
 
 def _figures(row: dict) -> list[str]:
