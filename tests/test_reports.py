@@ -349,14 +349,7 @@ def _drawn_by_rich(cells, titles, widths, numeric_from, colour_on):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(output, "colour_on", lambda: colour_on)
-        lines = output._draw(cells, titles, widths, numeric_from)
-    lines = [re.sub(r"(?:\s|\x1b\[[0-9;]*m)+$", "", line) for line in lines]
-    lines = [line + ("\x1b[0m" if "\x1b[" in line else "") for line in lines]
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return "\n".join(lines)
+        return output._trimmed(output._draw(cells, titles, widths, numeric_from))
 
 
 def strip_colour(text):

@@ -91,7 +91,7 @@ def table(rows: list[list], headers: list[str], numeric_from: int = 1,
     width = terminal_width() if width == -1 else width
     cells, titles, widths = _cells(rows, headers)
     cuttable = cut if cut is not None else tuple(range(numeric_from))
-    excess = sum(widths) + COLUMN_GAP * (len(widths) - 1) - (width or 10**9)
+    excess = _uncut_width(widths) - (width or 10**9)
     if excess > 0:
         _narrow(widths, cuttable, excess)
     while True:  # drawn to check: cut again if it is still too wide
@@ -104,21 +104,28 @@ def table(rows: list[list], headers: list[str], numeric_from: int = 1,
 def table_width(rows: list[list], headers: list[str]) -> int:
     """How wide `table` draws these rows when nothing is cut (colour codes aside): every
     column as wide as its widest cell, COLUMN_GAP between them. Worked out, not drawn."""
-    widths = _cells(rows, headers)[2]
+    return _uncut_width(_cells(rows, headers)[2])
+
+
+def _uncut_width(widths: list[int]) -> int:
     return sum(widths) + COLUMN_GAP * (len(widths) - 1)
 
 
 def _cells(rows: list[list], headers: list[str]):
-    """The rows' cells and the headers as rich Text, and each column's width uncut."""
+    """The rows' cells and the headers, and each column's width uncut. A cell of plain text
+    (no colour, no control characters) stays a str, laid out without rich (_plain_line); any
+    other is decoded into rich Text, which costs ten times more."""
+    from rich.cells import cell_len
     from rich.text import Text
 
-    def text(cell) -> Text:  # decoding costs ten times more: only where there is a code
-        cell = str(cell)
-        return Text(cell) if cell.isprintable() else Text.from_ansi(cell)
+    def cell_of(value):
+        value = str(value)
+        return value if value.isprintable() else Text.from_ansi(value)
 
-    cells = [[text(cell) for cell in row] for row in rows]
-    titles = [text(header) for header in headers]
-    widths = [max([titles[i].cell_len] + [row[i].cell_len for row in cells])
+    cells = [[cell_of(cell) for cell in row] for row in rows]
+    titles = [cell_of(header) for header in headers]
+    widths = [max(cell_len(cell) if cell.__class__ is str else cell.cell_len
+                  for cell in (titles[i], *(row[i] for row in cells)))
               for i in range(len(headers))]
     return cells, titles, widths
 
@@ -148,10 +155,10 @@ def _render(cells, titles, widths: list[int], numeric_from: int) -> str:
     characters), which are laid out here as rich lays them out: drawing a row costs rich
     0.4 ms, a report of 3,000 sessions more than a second (tests/test_reports.py holds the
     two ways equal)."""
-    import re
+    from rich.cells import cell_len
 
-    plain = [all(not cell.spans and not cell.style and cell.plain.isprintable()
-                 and (width > 1 or cell.cell_len <= width)  # rich drops what it cannot cut
+    plain = [all(cell.__class__ is str
+                 and (width > 1 or cell_len(cell) <= width)  # rich drops what it cannot cut
                  for cell, width in zip(row, widths)) for row in cells]
     drawn = _draw([row for row, alone in zip(cells, plain) if not alone], titles, widths,
                   numeric_from)
@@ -160,10 +167,16 @@ def _render(cells, titles, widths: list[int], numeric_from: int) -> str:
     lines, drawn_rows = drawn[:2], iter(drawn[2:])
     for row, alone in zip(cells, plain):
         lines.append(_plain_line(row, widths, numeric_from) if alone else next(drawn_rows))
-    # Trailing padding goes, also where a colour's reset code follows it.
-    for index, line in enumerate(lines):
-        trimmed = re.sub(r"(?:\s|\x1b\[[0-9;]*m)+$", "", line)
-        lines[index] = trimmed + ("\x1b[0m" if "\x1b[" in trimmed else "")
+    return _trimmed(lines)
+
+
+def _trimmed(lines: list[str]) -> str:
+    """The table's lines without trailing padding (also where a colour's reset code follows
+    it) and without blank lines around them."""
+    import re
+
+    lines = [re.sub(r"(?:\s|\x1b\[[0-9;]*m)+$", "", line) for line in lines]
+    lines = [line + ("\x1b[0m" if "\x1b[" in line else "") for line in lines]
     while lines and not lines[0].strip():
         lines.pop(0)
     while lines and not lines[-1].strip():
@@ -177,7 +190,13 @@ def _draw(cells, titles, widths: list[int], numeric_from: int) -> list[str]:
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    def text(cell) -> Text:
+        return Text(cell) if cell.__class__ is str else cell
+
+    titles = [text(title) for title in titles]
+    cells = [[text(cell) for cell in row] for row in cells]
     colour = colour_on()
     grid = Table(box=_plain_head(), show_edge=False, pad_edge=False, collapse_padding=True,
                  header_style="", padding=(0, 1))
@@ -197,7 +216,7 @@ def _draw(cells, titles, widths: list[int], numeric_from: int) -> list[str]:
 
 
 def _plain_line(row, widths: list[int], numeric_from: int) -> str:
-    """A row of plain text as rich draws it: each cell cut to its column's width with an
+    """A row of plain text (str cells) as rich draws it: each cell cut to its column's width with an
     ellipsis (a right-aligned one stripped of trailing spaces first), padded on the side
     away from its alignment, COLUMN_GAP spaces between."""
     from rich.cells import cell_len, set_cell_size
@@ -205,11 +224,12 @@ def _plain_line(row, widths: list[int], numeric_from: int) -> str:
     parts = []
     for index, (cell, width) in enumerate(zip(row, widths)):
         right = index >= numeric_from
-        text = cell.plain.rstrip() if right else cell.plain
-        if cell_len(text) > width:
-            text = set_cell_size(text, width - 1) + "…"
-        padding = " " * (width - cell_len(text))
-        parts.append(padding + text if right else text + padding)
+        if right:
+            cell = cell.rstrip()
+        if cell_len(cell) > width:
+            cell = set_cell_size(cell, width - 1) + "…"
+        padding = " " * (width - cell_len(cell))
+        parts.append(padding + cell if right else cell + padding)
     return (" " * COLUMN_GAP).join(parts)
 
 
