@@ -1,8 +1,8 @@
 """Benchmark: a team's history through `cmat sync` into PostgreSQL, and team reports on it.
 
 50 users x 2 machines x 6 months, 100,000 requests a ledger (10 million in all) by default:
-each machine's ledger is generated (rows as a scan would store them, a fifth of the sessions
-attributed to tasks), then each is pushed by the sync `cmat sync` runs, one after the other.
+each machine's ledger is generated (rows as a scan would store them, with random ids shaped
+like Claude's, a fifth of the sessions attributed to tasks), then each is pushed by the sync `cmat sync` runs, one after the other.
 Prints the sync throughput and the latency of the team monthly report by user, project and
 task: the first run (cold) and the median of four more (warm). Targets: sync >= 50,000 rows/s; the monthly report by project under 1 s.
 
@@ -18,11 +18,19 @@ import random
 import statistics
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 MODELS = ("claude-opus-4-6", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001",
           "claude-sonnet-5-5")
 PROJECTS = ("web", "api", "infra", "mobile", "data", "docs")
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def claude_id(prefix: str, length: int, rng: random.Random) -> str:
+    """An id shaped like Claude's message and request ids: random, so that they land all over
+    the team database's indexes as real ones do (ids in order would flatter every insert)."""
+    return prefix + "".join(rng.choices(BASE62, k=length))
 
 
 def generate(path: Path, user: str, machine: str, rows: int, months: int, rng: random.Random,
@@ -38,9 +46,9 @@ def generate(path: Path, user: str, machine: str, rows: int, months: int, rng: r
     session, session_rows, sessions = None, 0, []
     batch = []
     with Ledger(path) as ledger:
-        for index in range(rows):
+        for _ in range(rows):
             if session_rows == 0:
-                session = f"{user}-{machine}-{index}"
+                session = str(uuid.UUID(int=rng.getrandbits(128), version=4))
                 session_rows = rng.randint(20, 400)
                 sessions.append(session)
                 project = f"/home/{user}/{rng.choice(PROJECTS)}"
@@ -51,7 +59,8 @@ def generate(path: Path, user: str, machine: str, rows: int, months: int, rng: r
             tokens = TokenCounts(rng.randint(1, 50), rng.randint(50, 4000),
                                  rng.randint(0, 5000), 0, rng.randint(0, 150_000))
             cost = stored_cost(entries[model], ts, tokens)
-            batch.append((f"msg_{session}_{index}", f"req_{index}", session, ts, project, model,
+            batch.append((claude_id("msg_01", 22, rng), claude_id("req_011C", 20, rng), session,
+                          ts, project, model,
                           "main", None, 0, tokens.input, tokens.output, tokens.cache_creation,
                           0, tokens.cache_read, 0, None, cost, "bench", None, None, machine,
                           user))
