@@ -162,8 +162,43 @@ def test_a_team_database_made_before_sources_moves_its_sums_to_them(tmp_path, mo
     assert remote(team_db, "SELECT count(DISTINCT source) FROM requests") == [(3,)]
     monkeypatch.setattr(schema, "SCHEMA_VERSION", len(schema.MIGRATIONS))
     cli_run("sync", "--to", team_db, "-q")  # migrates: the rollups gain the source
-    assert remote(team_db, "SELECT version FROM cmat_schema") == [(3,)]
+    assert remote(team_db, "SELECT version FROM cmat_schema") == [(len(schema.MIGRATIONS),)]
     assert _team_by_app(team_db) == _expected_by_app(expected)
+    same_sums(team_db)
+
+
+def _id_collations(url):
+    return remote(url, "SELECT table_name, column_name, collation_name FROM"
+                       " information_schema.columns WHERE table_schema = 'public' AND"
+                       " column_name IN ('message_id', 'session_id') ORDER BY 1, 2")
+
+
+def test_a_team_database_new_or_upgraded_compares_ids_as_bytes(local, team_db, monkeypatch):
+    """Whatever the server's locale, ids are compared byte by byte (their indexes never
+    depend on the operating system's collation rules), and requests have no index by session
+    (no query reads one); a database made before is converted in place, its rows and sums
+    kept, and takes the next sync as before."""
+    from cmat.team import schema
+
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)  # as the release before wrote it
+    cli_run("scan", "-q")
+    cli_run("sync", "--to", team_db, "-q", "--no-scan")
+    assert {c for *_, c in _id_collations(team_db)} == {None}  # the database's own
+    assert remote(team_db, "SELECT to_regclass('requests_session') IS NULL") == [(False,)]
+    before = sorted(remote(team_db, "SELECT message_id, session_id, cost_usd FROM requests"))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", len(schema.MIGRATIONS))
+    cli_run("sync", "--to", team_db, "-q", "--no-scan")
+    assert _id_collations(team_db) == [
+        (table, column, "C") for table, columns in sorted(schema.ID_COLUMNS.items())
+        for column in sorted(columns)]
+    assert remote(team_db, "SELECT to_regclass('requests_session') IS NULL") == [(True,)]
+    assert sorted(remote(team_db, "SELECT message_id, session_id, cost_usd FROM requests")) \
+        == before
+    assert remote(team_db, "SELECT count(*) FROM pg_index WHERE NOT indisvalid") == [(0,)]
+    history(local, sessions=1, requests=3, machine_tag="later")
+    assert "sent 3 requests" in cli_run("sync", "--to", team_db).output
+    assert sorted(remote(team_db, "SELECT message_id, output_tokens, cost_usd, machine,"
+                                  " user_name FROM requests")) == local_rows()
     same_sums(team_db)
 
 

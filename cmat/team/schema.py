@@ -243,7 +243,26 @@ DELETE FROM session_usage WHERE requests = 0 AND cost_usd = 0;
 """
 
 
-MIGRATIONS = [_m001_team_ledger, _m002_ledger_owners, _m003_rollup_sources]
+# The columns that hold ids (Claude's message ids, session UUIDs): compared byte by byte
+# whatever the server's locale. Under a libc locale (en_US.UTF-8, most servers) every
+# comparison in their indexes went through strcoll, and such indexes can silently go out of
+# order when the operating system's collation rules change; ids have no order to respect.
+ID_COLUMNS = {"requests": ("message_id", "session_id"), "sessions": ("session_id",),
+              "session_usage": ("session_id",), "compacted_requests": ("message_id",)}
+
+
+def _m004_cheaper_merges() -> str:
+    """ID_COLUMNS in the "C" collation (their indexes are rebuilt, no row is rewritten); and
+    the index of requests by session dropped: no query reads it, and every merged row paid
+    for it (10 % of a merge into 10 million rows)."""
+    return "DROP INDEX IF EXISTS requests_session;\n" + "\n".join(
+        f"ALTER TABLE {table} "
+        + ", ".join(f'ALTER COLUMN {column} TYPE text COLLATE "C"' for column in columns) + ";"
+        for table, columns in ID_COLUMNS.items())
+
+
+MIGRATIONS = [_m001_team_ledger, _m002_ledger_owners, _m003_rollup_sources,
+              _m004_cheaper_merges]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # A row belongs to the ledger that sent it first: that ledger's copy always replaces it (it was
@@ -254,6 +273,7 @@ MERGE_REQUESTS = (
     f" SELECT {', '.join(REQUEST_COLUMNS)}, %(ledger)s FROM staging"
     " WHERE NOT EXISTS (SELECT 1 FROM compacted_requests c"
     " WHERE c.message_id = staging.message_id)"
+    # In the primary key's order: each index page a batch reaches is reached once, in a row.
     f" ON CONFLICT (message_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in (*REQUEST_COLUMNS, "ledger_id")
                 if c != "message_id")
