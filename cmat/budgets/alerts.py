@@ -10,7 +10,6 @@ later hook (up to MAX_ATTEMPTS, with a growing delay), the others not sent twice
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 
 from cmat.budgets.config import Config, EmailSettings, render_message
@@ -88,11 +87,9 @@ def has_undelivered(ledger: Ledger, now: float) -> bool:
 
 def spawn_delivery() -> None:
     """Deliver pending alerts in a detached process: a hook never waits on the network."""
-    import subprocess
+    from cmat.detached import start_detached
 
-    subprocess.Popen([sys.executable, "-P", "-m", "cmat", "alerts", "deliver", "--quiet"],
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    start_detached(["cmat", "alerts", "deliver", "--quiet"])
 
 
 def _post(url: str, payload: dict) -> None:

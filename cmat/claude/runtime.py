@@ -195,12 +195,10 @@ def _settle_queue(project: Path) -> None:
     """CMAT's own SessionEnd hook runs beside cmat's and writes CMAT's figure into the queue,
     often last: a detached `cmat costs sync --settle` writes cmat's again a little later, so
     the queue shows cmat's figure without waiting for the next session."""
-    import subprocess
+    from cmat.detached import start_detached
 
-    subprocess.Popen([sys.executable, "-P", "-m", "cmat", "costs", "sync", "--project",
-                      str(project), "--settle", SETTLE_SECONDS],
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    start_detached(["cmat", "costs", "sync", "--project", str(project), "--settle",
+                    SETTLE_SECONDS])
 
 
 def _auto_sync(project: Path) -> None:
@@ -210,12 +208,9 @@ def _auto_sync(project: Path) -> None:
     config = load_config(project)
     if not config.auto_sync or not config.team_database:
         return
-    import subprocess
+    from cmat.detached import start_detached
 
-    subprocess.Popen([sys.executable, "-P", "-m", "cmat", "sync", "--quiet", "--no-scan"],
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
-                     cwd=str(project))
+    start_detached(["cmat", "sync", "--quiet", "--no-scan"], cwd=project)
 
 
 def check_budgets(event: str, payload: dict, project: Path,
