@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import compile_bytecode
+from benchmarks.harness import compile_bytecode, indexes_built_behind
 from benchmarks.history import find_ccusage, measure, median_run, read_all
 from benchmarks.make_history import generate
 from tests.transcript_factory import CodexRollout, OpenCodeStore
@@ -160,6 +160,7 @@ def main() -> None:
             for stale in root.glob("ledger.db*"):
                 stale.unlink()
             colds.append(measure(cmat, env))
+            indexes_built_behind(ledger)
             if ccusage:
                 theirs_runs.append(measure([ccusage, "daily", "--json", "--offline"], env))
         cold, warm = median_run(colds), measure(cmat, env)

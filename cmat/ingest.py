@@ -373,7 +373,7 @@ def _import_files(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile
     started = time.monotonic()
     result = result or ScanResult()
     result.files_seen += len(seen)
-    ledger.restore_indexes()  # after a bulk load that was killed
+    ledger.restore_indexes()  # a bulk load's, not built yet or stopped early
     known = ledger.file_states() if known is None else known
     work: list[tuple[SourceFile, int, int]] = []
     for path, file in seen.items():

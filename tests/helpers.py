@@ -122,6 +122,16 @@ def request_indexes(ledger) -> list[str]:
         " AND sql IS NOT NULL"))
 
 
+def wait_for_indexes_built(ledger, seconds: float = 60) -> None:
+    """Wait for the process a bulk load left its indexes to (cmat.ledger.indexes)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while ledger.query("SELECT count(*) FROM dropped_indexes") != [(0,)]:
+        assert time.monotonic() < deadline, "the indexes were not built behind the load"
+        time.sleep(0.05)
+
+
 def rounded(value):
     """A report with its dollar figures to 1e-9: sums in another order differ in the last bit."""
     if isinstance(value, float):

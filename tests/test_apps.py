@@ -20,6 +20,7 @@ from tests.helpers import (
     cli_run,
     request_indexes,
     user_config,
+    wait_for_indexes_built,
 )
 from tests.transcript_factory import (
     CodexRollout,
@@ -754,6 +755,7 @@ def test_a_first_scan_loads_transcripts_and_other_agents_logs_in_one_bulk_load(
     assert json.loads(cli_run("report", "daily", "--json").output) == indexed
     assert indexes_while_storing == [0]  # the Codex rows, stored after the transcripts
     with Ledger() as ledger:
+        wait_for_indexes_built(ledger)
         assert len(request_indexes(ledger)) == 3
 
 

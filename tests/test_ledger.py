@@ -4,6 +4,7 @@ import shlex
 import shutil
 import sqlite3
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from cmat.ledger.store import MAX_ATTACHED_PACKED
 from cmat.maintenance import rebuild, reprice
 from cmat.pricing import price_records
 from cmat.transcripts.session import read_session
-from tests.helpers import child_env, need, request_indexes
+from tests.helpers import child_env, need, request_indexes, wait_for_indexes_built
 from tests.transcript_factory import TranscriptBuilder, write_session
 
 
@@ -166,10 +167,11 @@ def test_several_packed_batches_store_in_one_commit_as_one_at_a_time(tmp_path, p
                             " WHERE name LIKE 'packed%'") == []
 
 
-@pytest.mark.parametrize("then", ["close", "write"])
-def test_a_bulk_load_builds_its_indexes_behind_and_a_write_or_closing_waits_for_them(
-        tmp_path, project, monkeypatch, then):
-    import threading
+def test_a_bulk_load_leaves_its_indexes_to_a_process_of_its_own(tmp_path, project,
+                                                                 monkeypatch):
+    """The load returns without building its indexes: this process reads on (and could
+    end) while a detached one, started with the ledger's path, builds them."""
+    import cmat.detached
 
     builder = TranscriptBuilder()
     for _ in range(5):
@@ -177,55 +179,83 @@ def test_a_bulk_load_builds_its_indexes_behind_and_a_write_or_closing_waits_for_
     records = read_session(write_session(tmp_path, builder)).records
     ledger = Ledger(tmp_path / "l.db")
     wanted = request_indexes(ledger)
-    started, release = threading.Event(), threading.Event()
-    restore = Ledger.restore_indexes
-
-    def held(self):
-        if threading.current_thread().name == "cmat-index-build":
-            started.set()
-            release.wait(10)
-            time.sleep(0.2)  # still building when close is called
-        return restore(self)
-
-    monkeypatch.setattr(Ledger, "restore_indexes", held)
+    started = []
+    monkeypatch.setattr(cmat.detached, "start_detached",
+                        lambda command, cwd=None: started.append(command))
     with ledger.bulk_load():
         _store(ledger, records, ModelService(project))
-    assert started.wait(10)
-    # Built behind: this connection reads on meanwhile.
+    assert started == [["cmat.ledger.indexes", str(tmp_path / "l.db")]]
     assert request_indexes(ledger) == [] and wanted
     assert ledger.query("SELECT count(*) FROM requests") == [(5,)]
-    release.set()
-    if then == "write":
-        with ledger.transaction():
-            ledger.bump_version()
-        assert request_indexes(ledger) == wanted
+    subprocess.run([sys.executable, "-P", "-m", *started[0]], env=child_env(), check=True)
+    assert request_indexes(ledger) == wanted
+    assert ledger.query("SELECT count(*) FROM dropped_indexes") == [(0,)]
     ledger.close()
-    with Ledger(tmp_path / "l.db") as again:
+
+
+def test_a_first_scan_ends_while_its_indexes_are_built_behind_it(tmp_path, monkeypatch):
+    """For real: the scan returns, the detached process builds the indexes a moment later."""
+    import cmat.ingest
+
+    history_dir = tmp_path / "claude"
+    builder = TranscriptBuilder(session_id="s-first")
+    for _ in range(3):
+        builder.response()
+    write_session(history_dir / "projects" / "-p", builder)
+    ledger = Ledger(tmp_path / "first.db")
+    wanted = request_indexes(ledger)
+    monkeypatch.setattr(cmat.ingest, "BULK_LOAD_BYTES", 1)
+    assert scan(ledger, ModelService(), [history_dir / "projects"]).new_requests == 3
+    ledger.close()
+    with Ledger(tmp_path / "first.db") as again:
+        wait_for_indexes_built(again)
         assert request_indexes(again) == wanted
 
 
-def test_an_index_build_behind_that_fails_is_said_and_done_by_the_next_import(
-        tmp_path, project, monkeypatch):
-    import threading
+def test_an_index_build_that_fails_is_logged_and_done_by_the_next_import(
+        tmp_path, monkeypatch):
+    import cmat.detached
+    from cmat.ledger import indexes
 
     ledger = Ledger(tmp_path / "l.db")
     wanted = request_indexes(ledger)
+    monkeypatch.setattr(cmat.detached, "start_detached", lambda command, cwd=None: None)
+    with ledger.bulk_load():
+        pass
+    ledger.close()
     restore = Ledger.restore_indexes
 
     def failing(self):
-        if threading.current_thread().name == "cmat-index-build":
-            raise sqlite3.OperationalError("database or disk is full")
-        return restore(self)
+        raise sqlite3.OperationalError("database or disk is full")
 
     monkeypatch.setattr(Ledger, "restore_indexes", failing)
-    with ledger.bulk_load():
-        pass
-    with pytest.raises(LedgerError, match="full"):
-        ledger.close()
+    assert indexes.main([str(tmp_path / "l.db")]) == 1
+    logged = paths.hook_log_file().read_text()
+    assert "index-build" in logged and "disk is full" in logged and "next scan" in logged
+    monkeypatch.setattr(Ledger, "restore_indexes", restore)
     with Ledger(tmp_path / "l.db") as again:
         assert request_indexes(again) == []
         assert again.restore_indexes() is True
         assert request_indexes(again) == wanted
+
+
+def test_a_report_is_not_cached_while_another_process_writes(tmp_path):
+    """A report never waits to be cached: with the ledger busy it is answered uncached (the
+    holder lets go three seconds later; a cache write that waited would then succeed)."""
+    import threading
+
+    ledger = Ledger(tmp_path / "l.db")
+    version = ledger.version()  # the ledger made, its schema too
+    holder = sqlite3.connect(tmp_path / "l.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    threading.Timer(3, lambda: holder.execute("COMMIT")).start()
+    ledger.cache_report(b"q", version, b"body")
+    time.sleep(3.5)
+    assert ledger.cached_report(b"q") is None
+    ledger.cache_report(b"q", version, b"body")
+    assert ledger.cached_report(b"q") == b"body"
+    holder.close()
+    ledger.close()
 
 
 def test_reprice_uses_the_stored_tokens_only(tmp_path, project, monkeypatch):

@@ -1,4 +1,5 @@
-"""The hook log: where every hook, the status line and alert delivery write what went wrong.
+"""The hook log: where every hook, the status line, alert delivery and the index build behind a
+first scan (cmat.ledger.indexes) write what went wrong.
 
 One file for the user, `${XDG_STATE_HOME:-~/.local/state}/cmat/hook.log` (never inside a
 repository: user-level hooks run in every project the user opens), one line per event with

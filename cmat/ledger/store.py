@@ -58,8 +58,6 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         self._db: sqlite3.Connection | None = None
         self._bulk_loading = False
         self._packed_attached = 0  # databases attached by attached_packed
-        self._index_build = None  # the thread building the indexes behind a bulk load
-        self._index_error: BaseException | None = None
 
     # --- connection and schema ------------------------------------------------------------
 
@@ -125,12 +123,9 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         return db
 
     def close(self) -> None:
-        try:
-            self.wait_for_indexes()
-        finally:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     def __enter__(self) -> Ledger:
         return self
@@ -139,7 +134,6 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         self.close()
 
     def transaction(self):
-        self.wait_for_indexes()  # a write waits for a build behind it, not a busy timeout
         return _Transaction(self.db)
 
     @contextlib.contextmanager
@@ -189,38 +183,21 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
             self._build_indexes_behind()
 
     def _build_indexes_behind(self) -> None:
-        """Build the indexes a bulk load dropped on a connection of their own, in a thread,
-        while this one goes on: the report a first scan prints is read from the table itself
-        meanwhile (as fast), on the other core. A write, closing the ledger or importing again
-        waits for it (`wait_for_indexes`); a process killed first leaves them to the next
-        scan."""
-        import threading
+        """Build the indexes a bulk load dropped in a detached process (cmat.ledger.indexes),
+        so that this one goes on and ends without waiting for them: the report a first scan
+        prints is read from the table itself meanwhile, as fast. A write meanwhile waits for
+        the build as for any writer; an import finds the indexes built, or builds them
+        itself (`restore_indexes`: a build stopped early is finished there)."""
+        from cmat.detached import start_detached
 
-        def build() -> None:
-            try:
-                with Ledger(self.path, self.busy_timeout) as builder:
-                    builder.restore_indexes()
-            except BaseException as exc:  # raised where it is waited for
-                self._index_error = exc
-
-        self._index_build = threading.Thread(target=build, name="cmat-index-build")
-        self._index_build.start()
-
-    def wait_for_indexes(self) -> None:
-        """Wait for the indexes being built behind (`bulk_load`); raise what stopped it."""
-        thread, self._index_build = self._index_build, None
-        if thread is not None:
-            thread.join()
-        error, self._index_error = self._index_error, None
-        if isinstance(error, (sqlite3.Error, OSError)):
-            raise ledger_error(error, self.path) from None
-        if error is not None:
-            raise error
+        try:
+            start_detached(["cmat.ledger.indexes", str(self.path)])
+        except OSError:  # no process to spare: built here
+            self.restore_indexes()
 
     def restore_indexes(self) -> bool:
         """Build the indexes a bulk load dropped, if any are still missing (and it is not
         still going on); True if it did."""
-        self.wait_for_indexes()
         if self._bulk_loading or not self.query("SELECT 1 FROM dropped_indexes LIMIT 1"):
             return False
         with self.transaction():
@@ -281,6 +258,9 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         return row[0] if row else None
 
     def cache_report(self, query: bytes, version: int, body: bytes) -> None:
+        """Keep a report's answer for the next time, unless the ledger is busy: a report never
+        waits to be cached (the indexes a first scan left to build, say)."""
+        self.db.execute("PRAGMA busy_timeout = 0")
         try:
             with self.transaction():
                 self.db.execute("DELETE FROM report_cache WHERE version < ?", (version,))
@@ -288,6 +268,8 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
                                 (query, version, body))
         except sqlite3.OperationalError:
             pass  # a read-only or busy ledger only costs the cache
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
 
     def set_costs(self, updates: Iterable[tuple[float | None, str, str]]) -> None:
         """Store (cost, catalog version, message id) of requests priced again."""
