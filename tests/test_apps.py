@@ -755,6 +755,8 @@ def test_a_first_scan_loads_transcripts_and_other_agents_logs_in_one_bulk_load(
     assert json.loads(cli_run("report", "daily", "--json").output) == indexed
     assert indexes_while_storing == [0]  # the Codex rows, stored after the transcripts
     with Ledger() as ledger:
+        # The report was cached before the build behind the load held the ledger.
+        assert ledger.query("SELECT count(*) FROM report_cache") == [(1,)]
         wait_for_indexes_built(ledger)
         assert len(request_indexes(ledger)) == 3
 

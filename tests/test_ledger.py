@@ -167,10 +167,12 @@ def test_several_packed_batches_store_in_one_commit_as_one_at_a_time(tmp_path, p
                             " WHERE name LIKE 'packed%'") == []
 
 
+@pytest.mark.parametrize("then", ["write", "close"])
 def test_a_bulk_load_leaves_its_indexes_to_a_process_of_its_own(tmp_path, project,
-                                                                 monkeypatch):
-    """The load returns without building its indexes: this process reads on (and could
-    end) while a detached one, started with the ledger's path, builds them."""
+                                                                 monkeypatch, then):
+    """The load returns without building its indexes: this process reads on, and at its
+    next write (a report's cache: written before the build holds the ledger) or close, a
+    detached process is started with the ledger's path to build them."""
     import cmat.detached
 
     builder = TranscriptBuilder()
@@ -184,13 +186,19 @@ def test_a_bulk_load_leaves_its_indexes_to_a_process_of_its_own(tmp_path, projec
                         lambda command, cwd=None: started.append(command))
     with ledger.bulk_load():
         _store(ledger, records, ModelService(project))
-    assert started == [["cmat.ledger.indexes", str(tmp_path / "l.db")]]
-    assert request_indexes(ledger) == [] and wanted
     assert ledger.query("SELECT count(*) FROM requests") == [(5,)]
+    assert request_indexes(ledger) == [] and wanted and started == []
+    if then == "write":
+        ledger.cache_report(b"report", ledger.version(), b"body")
+        assert ledger.cached_report(b"report") == b"body"
+    else:
+        ledger.close()
+    assert started == [["cmat.ledger.indexes", str(tmp_path / "l.db")]]
     subprocess.run([sys.executable, "-P", "-m", *started[0]], env=child_env(), check=True)
     assert request_indexes(ledger) == wanted
     assert ledger.query("SELECT count(*) FROM dropped_indexes") == [(0,)]
     ledger.close()
+    assert len(started) == 1
 
 
 def test_a_first_scan_ends_while_its_indexes_are_built_behind_it(tmp_path, monkeypatch):
@@ -237,6 +245,13 @@ def test_an_index_build_that_fails_is_logged_and_done_by_the_next_import(
         assert request_indexes(again) == []
         assert again.restore_indexes() is True
         assert request_indexes(again) == wanted
+
+
+def test_an_index_build_for_a_ledger_deleted_since_makes_none(tmp_path):
+    from cmat.ledger import indexes
+
+    assert indexes.main([str(tmp_path / "gone" / "l.db")]) == 0
+    assert not (tmp_path / "gone").exists()
 
 
 def test_a_report_is_not_cached_while_another_process_writes(tmp_path):

@@ -16,6 +16,8 @@ from cmat.ledger.store import Ledger
 
 def main(argv: list[str]) -> int:
     path = Path(argv[0])
+    if not path.is_file():
+        return 0  # deleted since (a scratch ledger): nothing to build, and none to make
     try:
         with Ledger(path) as ledger:
             ledger.restore_indexes()

@@ -58,6 +58,7 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         self._db: sqlite3.Connection | None = None
         self._bulk_loading = False
         self._packed_attached = 0  # databases attached by attached_packed
+        self._indexes_behind = False  # a bulk load's indexes are left to build (bulk_load)
 
     # --- connection and schema ------------------------------------------------------------
 
@@ -123,6 +124,7 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         return db
 
     def close(self) -> None:
+        self._build_indexes_behind()
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -134,6 +136,7 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         self.close()
 
     def transaction(self):
+        self._build_indexes_behind()
         return _Transaction(self.db)
 
     @contextlib.contextmanager
@@ -160,7 +163,8 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
     @contextlib.contextmanager
     def bulk_load(self):
         """Load many requests into an empty ledger: the secondary indexes are dropped for the
-        load and built once at the end, which is several times cheaper than keeping them.
+        load and built once after it (`_build_indexes_behind`), which is several times
+        cheaper than keeping them.
 
         What was dropped is written down in the same transaction, so that a load killed
         before its end leaves the next scan able to build them (`restore_indexes`). Inside
@@ -180,14 +184,18 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
             yield
         finally:
             self._bulk_loading = False
-            self._build_indexes_behind()
+            self._indexes_behind = True
 
     def _build_indexes_behind(self) -> None:
-        """Build the indexes a bulk load dropped in a detached process (cmat.ledger.indexes),
-        so that this one goes on and ends without waiting for them: the report a first scan
-        prints is read from the table itself meanwhile, as fast. A write meanwhile waits for
-        the build as for any writer; an import finds the indexes built, or builds them
-        itself (`restore_indexes`: a build stopped early is finished there)."""
+        """Start building the indexes a bulk load dropped, at this connection's next write or
+        close, in a detached process (cmat.ledger.indexes): this one goes on and ends without
+        waiting for them. So a first scan's report is read from the table itself (as fast)
+        and cached before the build holds the ledger. A write after that waits for the build
+        as for any writer; an import finds the indexes built, or builds them itself
+        (`restore_indexes`: a build stopped early is finished there)."""
+        if not self._indexes_behind:
+            return
+        self._indexes_behind = False
         from cmat.detached import start_detached
 
         try:
@@ -200,6 +208,7 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         still going on); True if it did."""
         if self._bulk_loading or not self.query("SELECT 1 FROM dropped_indexes LIMIT 1"):
             return False
+        self._indexes_behind = False  # built here
         with self.transaction():
             for _name, sql in self.query("SELECT name, sql FROM dropped_indexes"):
                 # IF NOT EXISTS: a load still running in another process may build it too.
