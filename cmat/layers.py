@@ -12,7 +12,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                     "cmat.labels", "cmat.text", "cmat.colour", "cmat.version", "cmat.stats",
                     "cmat.clock", "cmat.paths", "cmat.untrusted", "cmat.fileio", "cmat.extras",
                     "cmat.web", "cmat.periods", "cmat.plans", "cmat.spool", "cmat.layers",
-                    "cmat.detached", "cmat.claude.events", "cmat.claude.payload", "cmat.claude.log")),
+                    "cmat.detached", "cmat.claude.events", "cmat.claude.payload",
+                    "cmat.claude.log")),
     ("settings", ("cmat.budgets.config",)),  # cmat.toml: budgets, team, retention, on_error
     ("read", ("cmat.transcripts", "cmat.apps")),
     ("price", ("cmat.catalog", "cmat.pricing")),
