@@ -28,9 +28,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import compile_bytecode, indexes_built_behind
+from benchmarks.harness import compile_bytecode
 from benchmarks.history import find_ccusage, measure, median_run, read_all
 from benchmarks.make_history import generate
+from tests.helpers import wait_for_indexes_built
 from tests.transcript_factory import CodexRollout, OpenCodeStore
 
 DAY = 86400
@@ -160,7 +161,7 @@ def main() -> None:
             for stale in root.glob("ledger.db*"):
                 stale.unlink()
             colds.append(measure(cmat, env))
-            indexes_built_behind(ledger)
+            wait_for_indexes_built(ledger)
             if ccusage:
                 theirs_runs.append(measure([ccusage, "daily", "--json", "--offline"], env))
         cold, warm = median_run(colds), measure(cmat, env)

@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.harness import add_task, bench_project, indexes_built_behind
+from benchmarks.harness import add_task, bench_project
+from tests.helpers import wait_for_indexes_built
 from tests.transcript_factory import write_random_session_with_subagents
 
 
@@ -70,7 +71,7 @@ def main() -> None:
         for run in range(args.runs):  # each into a ledger of its own: every one reads it all
             fresh = dict(env, CMAT_LEDGER=str(root / f"cold-{run}.db"))
             cold += wall([*cmat, "costs", "extract", task, str(main)], fresh, 1)
-            indexes_built_behind(Path(fresh["CMAT_LEDGER"]))  # not timed: the hook has ended
+            wait_for_indexes_built(Path(fresh["CMAT_LEDGER"]))  # not timed: the hook has ended
         warm = wall([*cmat, "costs", "extract", task, str(main)],
                     dict(env, CMAT_LEDGER=str(root / f"cold-{args.runs - 1}.db")), args.runs)
         help_import = import_ms(["-m", "cmat", "--help"], env, args.runs)

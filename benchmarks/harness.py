@@ -20,25 +20,6 @@ def compile_bytecode() -> None:
     compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "cmat"), quiet=1)
 
 
-def indexes_built_behind(ledger: Path, seconds: float = 300) -> float:
-    """Wait for the indexes a first scan into `ledger` left to a process of its own
-    (cmat.ledger.indexes), so that the next timed run does not share the machine with it;
-    how long that took after the scan ended."""
-    import sqlite3
-    import time
-
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        try:
-            with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
-                if db.execute("SELECT count(*) FROM dropped_indexes").fetchone() == (0,):
-                    return time.perf_counter() - started
-        except sqlite3.Error:
-            pass  # not made yet, or made by a cmat before the table
-        time.sleep(0.01)
-    raise SystemExit(f"the indexes of {ledger} were not built in {seconds:.0f} s")
-
-
 def bench_project(root: Path) -> dict:
     """An empty project under `root` and an environment that keeps cmat's files inside root."""
     import os

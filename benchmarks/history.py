@@ -31,7 +31,8 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.harness import compile_bytecode, indexes_built_behind
+from benchmarks.harness import compile_bytecode
+from tests.helpers import wait_for_indexes_built
 from tests.transcript_factory import write_random_session
 
 
@@ -105,7 +106,7 @@ def single_file(gb: float) -> tuple[float, float]:
                    CMAT_LEDGER=str(Path(tmp) / "ledger.db"), XDG_CACHE_HOME=tmp, HOME=tmp)
         wall, peak, _ = measure([sys.executable, "-m", "cmat", "scan", "--quiet", "--path",
                                  str(folder.parent)], env)
-        indexes_built_behind(Path(tmp) / "ledger.db")
+        wait_for_indexes_built(Path(tmp) / "ledger.db")
     return wall, peak
 
 
@@ -151,15 +152,15 @@ def main() -> None:
         pure_env = dict(env, CMAT_PURE_PYTHON="1")
         # The README's first command prints a table fitted to the terminal: COLUMNS says how
         # wide one is when the output goes to a pipe.
-        table = ([*cmat[:-2], "--quiet"], dict(env, COLUMNS="80"), table_runs)
+        table_command = ([*cmat[:-2], "--quiet"], dict(env, COLUMNS="80"), table_runs)
         # Timed runs in turns, their memory not sampled; then one sampled run of each.
         for sample in [False] * args.repeat + [True]:
             for command, run_env, runs in ((cmat, env, colds), (cmat, pure_env, pure_runs),
-                                           table):
+                                           table_command):
                 for stale in Path(tmp).glob("ledger.db*"):
                     stale.unlink()
                 runs.append(measure(command, run_env, sample))
-                behind.append(indexes_built_behind(ledger))
+                behind.append(wait_for_indexes_built(ledger))
             if ccusage:
                 theirs_runs.append(measure([ccusage, "daily", "--json", "--offline"], env,
                                            sample))

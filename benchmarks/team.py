@@ -2,7 +2,8 @@
 
 50 users x 2 machines x 6 months, 100,000 requests a ledger (10 million in all) by default:
 each machine's ledger is generated (rows as a scan would store them, with random ids shaped
-like Claude's, a fifth of the sessions attributed to tasks), then each is pushed by the sync `cmat sync` runs, one after the other.
+like Claude's, a fifth of the sessions attributed to tasks), then each is pushed by the sync
+`cmat sync` runs, one after the other.
 Prints the sync throughput and the latency of the team monthly report by user, project and
 task: the first run (cold) and the median of four more (warm). Targets: sync >= 50,000 rows/s; the monthly report by project under 1 s.
 

@@ -757,7 +757,7 @@ def test_a_first_scan_loads_transcripts_and_other_agents_logs_in_one_bulk_load(
     with Ledger() as ledger:
         # The report was cached before the build behind the load held the ledger.
         assert ledger.query("SELECT count(*) FROM report_cache") == [(1,)]
-        wait_for_indexes_built(ledger)
+        wait_for_indexes_built(ledger.path)
         assert len(request_indexes(ledger)) == 3
 
 

@@ -216,7 +216,7 @@ def test_a_first_scan_ends_while_its_indexes_are_built_behind_it(tmp_path, monke
     assert scan(ledger, ModelService(), [history_dir / "projects"]).new_requests == 3
     ledger.close()
     with Ledger(tmp_path / "first.db") as again:
-        wait_for_indexes_built(again)
+        wait_for_indexes_built(again.path)
         assert request_indexes(again) == wanted
 
 
