@@ -21,11 +21,12 @@ nothing is counted twice.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cmat.apps import count, plausible, source_tag, text
+from cmat.apps import plausible, source_tag, text
 from cmat.transcripts.reader import CHUNK_SIZE, MAX_LINE_BYTES
 from cmat.untrusted import open_untrusted
 from cmat.usage import UsageRecord
@@ -35,6 +36,8 @@ DEFAULT_PROVIDER = "openai"
 UNKNOWN_MODEL = "unknown"  # a rollout that never named its model: kept, and never priced
 FIELDS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens")
 MARKERS = (b'"token_count"', b'"turn_context"', b'"session_meta"')
+# One pass finds them all: searching for each in turn read the whole file three times.
+MARKED = re.compile(b"|".join(re.escape(marker) for marker in MARKERS))
 
 
 def home() -> Path:
@@ -53,16 +56,15 @@ def files() -> list[Path]:
 
 
 def _counts(usage) -> tuple[int, ...] | None:
-    """The FIELDS of a usage object, or None when it holds no usable count."""
+    """The FIELDS of a usage object (a missing one 0), or None when one is not a count
+    (Codex never writes null) or none is above 0."""
     if not isinstance(usage, dict):
         return None
-    values = []
-    for name in FIELDS:
-        value = usage.get(name, 0)
-        if value is None or (value := count(value)) is None:  # Codex never writes null
+    values = tuple([usage.get(name, 0) for name in FIELDS])
+    for value in values:
+        if value.__class__ is not int or value < 0:  # orjson gives int, never a subclass
             return None
-        values.append(value)
-    return tuple(values) if any(values) else None
+    return values if any(values) else None
 
 
 def claims(path: Path, head: bytes) -> bool:
@@ -194,14 +196,13 @@ def _marked_lines(handle) -> Iterator[bytes | None]:
                 continue
             too_long = False
         end = data.rfind(b"\n") + 1
-        starts = set()
-        for marker in MARKERS:
-            at = data.find(marker, start, end)
-            while at >= 0:
-                starts.add(data.rfind(b"\n", start, at) + 1 or start)
-                at = data.find(marker, data.find(b"\n", at) + 1, end)
-        for line_start in sorted(starts):
-            yield data[line_start:data.find(b"\n", line_start)]
+        line_end = start - 1  # where the last line yielded ends: its other markers are passed
+        for match in MARKED.finditer(data, start, end):
+            at = match.start()
+            if at > line_end:
+                line_start = data.rfind(b"\n", start, at) + 1 or start
+                line_end = data.find(b"\n", at)
+                yield data[line_start:line_end]
         rest = data[end:]
         if len(rest) > MAX_LINE_BYTES:
             yield None
