@@ -89,8 +89,8 @@ def read_new(path: Path, cursor: int) -> tuple[list[UsageRecord], int, int]:
         sessions = {row[0]: (row[1], row[2]) for row in db.execute(
             "SELECT id, parent_id, directory FROM session")}
         steps = db.execute(
-            "SELECT part.id, part.session_id, part.time_created, part.data, part.message_id,"
-            " message.data FROM part LEFT JOIN message ON message.id = part.message_id"
+            "SELECT part.id, part.session_id, part.time_created, part.data, message.data"
+            " FROM part LEFT JOIN message ON message.id = part.message_id"
             " WHERE part.rowid > ? AND part.rowid <= ? AND part.data LIKE ?",
             (cursor, last, STEP_MARK)).fetchall()
         # Messages of the oldest versions, which wrote no step-finish part: read once.
@@ -105,10 +105,9 @@ def read_new(path: Path, cursor: int) -> tuple[list[UsageRecord], int, int]:
     finally:
         db.close()
     records, skipped = [], 0
-    infos: dict[str, dict | None] = {}  # a message's steps are many: its JSON is read once
-    for part_id, session, created, data, message_id, message in steps:
-        info = infos[message_id] if message_id in infos else infos.setdefault(
-            message_id, _json(message))
+    infos: dict = {}  # a message's steps are many: the same JSON is parsed once
+    for part_id, session, created, data, message in steps:
+        info = infos[message] if message in infos else infos.setdefault(message, _json(message))
         step = _json(data)
         if step is None or info is None:
             skipped += 1
