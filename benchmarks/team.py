@@ -132,23 +132,23 @@ def run(args, root: Path, url: str, catalog) -> None:
     total = len(ledgers) * args.per_ledger
     print(f"generated {len(ledgers)} ledgers, {total:,} requests, in "
           f"{time.monotonic() - started:.0f} s", flush=True)
-    databases = RoundDatabases(url)
-    for number in range(1, args.rounds + 1):
-        target = databases.next(number) if args.rounds > 1 else url
-        os.environ["XDG_STATE_HOME"] = str(root / f"state-{number}")
-        os.environ["XDG_CONFIG_HOME"] = str(root / f"config-{number}")
-        sent, seconds = 0, 0.0
-        for path, user, machine in ledgers:
-            os.environ.update(CMAT_MACHINE=machine, CMAT_USER=user)
-            with Ledger(path) as ledger:
-                result = sync(ledger, target)
-            sent += result.requests
-            seconds += result.seconds
-        rate = sent / seconds
-        print(f"sync round {number} of {args.rounds}: {sent:,} requests in {seconds:.0f} s:"
-              f" {rate:,.0f} rows/s (target >= 50,000{': not met' if rate < 50_000 else ''})",
-              flush=True)
+    databases = RoundDatabases(url)  # dropped however the run ends
     try:
+        for number in range(1, args.rounds + 1):
+            target = databases.next(number) if args.rounds > 1 else url
+            os.environ["XDG_STATE_HOME"] = str(root / f"state-{number}")
+            os.environ["XDG_CONFIG_HOME"] = str(root / f"config-{number}")
+            sent, seconds = 0, 0.0
+            for path, user, machine in ledgers:
+                os.environ.update(CMAT_MACHINE=machine, CMAT_USER=user)
+                with Ledger(path) as ledger:
+                    result = sync(ledger, target)
+                sent += result.requests
+                seconds += result.seconds
+            rate = sent / seconds
+            print(f"sync round {number} of {args.rounds}: {sent:,} requests in {seconds:.0f} s:"
+                  f" {rate:,.0f} rows/s (target >= 50,000{': not met' if rate < 50_000 else ''})",
+                  flush=True)
         team_reports(connect(target))
     finally:
         databases.drop()
