@@ -126,13 +126,14 @@ def wait_for_indexes_built(ledger: Path, seconds: float = 60) -> float:
     """Wait for the process a bulk load left the ledger's indexes to (cmat.ledger.indexes);
     how long that took. Read-only: waiting makes no ledger and changes none. The benchmarks
     wait with it too, so that no timed run shares the machine with a build."""
+    import contextlib
     import sqlite3
     import time
 
     started = time.monotonic()
     while time.monotonic() - started < seconds:
         try:
-            with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+            with contextlib.closing(sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)) as db:
                 if db.execute("SELECT count(*) FROM dropped_indexes").fetchone() == (0,):
                     return time.monotonic() - started
         except sqlite3.Error:

@@ -107,7 +107,9 @@ def read_new(path: Path, cursor: int) -> tuple[list[UsageRecord], int, int]:
     records, skipped = [], 0
     infos: dict = {}  # a message's steps are many: the same JSON is parsed once
     for part_id, session, created, data, message in steps:
-        info = infos[message] if message in infos else infos.setdefault(message, _json(message))
+        if message not in infos:
+            infos[message] = _json(message)
+        info = infos[message]
         step = _json(data)
         if step is None or info is None:
             skipped += 1

@@ -273,7 +273,6 @@ MERGE_REQUESTS = (
     f" SELECT {', '.join(REQUEST_COLUMNS)}, %(ledger)s FROM staging"
     " WHERE NOT EXISTS (SELECT 1 FROM compacted_requests c"
     " WHERE c.message_id = staging.message_id)"
-    # In the primary key's order: each index page a batch reaches is reached once, in a row.
     f" ON CONFLICT (message_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in (*REQUEST_COLUMNS, "ledger_id")
                 if c != "message_id")
