@@ -7,10 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 import psycopg
 import pytest
 
+from cmat import paths
 from cmat.ledger import Ledger
 from cmat.ledger.schema import CURRENT_SEQ
 from tests.helpers import (
@@ -69,6 +71,11 @@ def same_sums(url):
     for rollup in ("daily_usage", "session_usage"):
         assert remote(url, f"SELECT sum(output_tokens), sum(requests),"
                            f" round(sum(cost_usd)::numeric, 9) FROM {rollup}") == summed
+    per_quarter_hour = ("SELECT quarter_hour, round(sum(cost_usd)::numeric, 9) FROM {} GROUP BY 1"
+                        " HAVING round(sum(cost_usd)::numeric, 9) <> 0 ORDER BY 1")
+    assert remote(url, per_quarter_hour.format("quarter_hour_spend")) == remote(
+        url, per_quarter_hour.format("(SELECT (floor(ts / 900) * 900)::bigint AS quarter_hour,"
+                                     " cost_usd FROM requests) r"))
 
 
 def test_sync_sends_labelled_rows_once_and_then_only_what_changed(local, team_db):
@@ -342,6 +349,57 @@ def test_team_budgets_are_enforced_by_the_hooks_from_the_synced_totals(local, te
     assert remote(team_db, "SELECT count(*) FROM team_budgets") == [(0,)]
 
 
+def test_team_budgets_spend_is_the_teams_from_local_midnight_compacted_or_not(
+        tmp_path, monkeypatch, team_db, project):
+    """A team budget's period starts at local midnight, here Kathmandu's (UTC+5:45): the
+    spend a sync caches for the hooks is what the team's requests cost from that moment on,
+    to the cent, requests a second either side of it told apart; compaction since changes
+    nothing; and a start between quarter hours (no zone's midnight) is exact too."""
+    from cmat.team.budgets import spent_since
+
+    config = tmp_path / "claude"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    monkeypatch.setenv("CMAT_NOW", "2026-03-18T12:00:00+05:45")  # a Wednesday
+    builder = TranscriptBuilder(session_id="around-midnight", cwd="/w/app")
+    # Each period's start is 18:15 UTC: of 28 February (month), 15 March (week), 17 March (day).
+    for moment in ("02-28T18:14:59.000", "02-28T18:15:00.000", "03-15T18:14:59.500",
+                   "03-15T18:15:00.000", "03-17T18:14:59.000", "03-17T18:15:00.000",
+                   "03-17T18:29:59.999", "03-18T06:00:00.000"):
+        builder.now = f"2026-{moment}Z"
+        builder.response(model=OPUS, input=100, output=1000, write_5m=500)
+    write_session(config / "projects" / "-w-app", builder)
+    user_config(f'timezone = "Asia/Kathmandu"\n[team]\nurl = "{team_db}"\n')
+    cli_run("sync", "-q")
+    for period in ("daily", "weekly", "monthly"):
+        cli_run("budget", "set", f"team-{period}", "1000", "--team")
+
+    def costs_since(start):
+        with Ledger() as ledger:
+            return ledger.query("SELECT sum(cost_usd) FROM requests WHERE ts >= ?",
+                                (start,))[0][0]
+
+    def cached():
+        return {period: (start, round(usd, 9)) for period, (start, usd)
+                in json.loads(paths.team_cache().read_text())["spent"].items()}
+
+    starts = {"daily": "2026-03-17T18:15:00+00:00", "weekly": "2026-03-15T18:15:00+00:00",
+              "monthly": "2026-02-28T18:15:00+00:00"}
+    before = cached()
+    for period, start in starts.items():
+        moment = datetime.fromisoformat(start).timestamp()
+        assert before[period][0] == moment
+        assert before[period][1] == pytest.approx(costs_since(moment), abs=1e-9), period
+    assert costs_since(0) > before["monthly"][1] > before["weekly"][1] > before["daily"][1] > 0
+    with psycopg.connect(team_db) as connection:
+        between = datetime.fromisoformat("2026-03-17T18:14:58.750+00:00").timestamp()
+        assert spent_since(connection, between) == pytest.approx(costs_since(between), abs=1e-9)
+        assert spent_since(connection, between) > before["daily"][1]
+    assert "Folded 4 requests" in cli_run("ledger", "compact", "--older-than", "1d",
+                                          "--team").output
+    cli_run("budget", "set", "team-daily", "1000", "--team")  # caches the totals again
+    assert cached() == before
+
+
 def test_costs_enhancement_team_counts_every_machines_sessions(local, team_db, project,
                                                                 monkeypatch):
     from cmat.attribution import extract
@@ -371,7 +429,13 @@ def test_team_compaction_keeps_every_total(local, team_db):
         assert after["total"]["tokens"] == report["total"]["tokens"], args
 
 
-def member_role(team_db, name):
+# What INSTALLATION.md grants a member to add and read rows, and what it granted before the
+# team budgets' spend had a rollup of its own (migration 5).
+MEMBER_WRITES = "requests, sessions, daily_usage, session_usage, quarter_hour_spend, sync_marks"
+MEMBER_WRITES_BEFORE_5 = "requests, sessions, daily_usage, session_usage, sync_marks"
+
+
+def member_role(team_db, name, writes=MEMBER_WRITES):
     """A member's login role with exactly INSTALLATION.md's grants; its conninfo."""
     import re
 
@@ -383,8 +447,8 @@ def member_role(team_db, name):
         migrate(owner)  # the owner creates the tables
         for statement in (
                 f"CREATE ROLE {role} LOGIN", f"GRANT USAGE ON SCHEMA public TO {role}",
-                f"GRANT SELECT, INSERT, UPDATE ON requests, sessions, daily_usage, session_usage,"
-                f" sync_marks TO {role}", f"GRANT DELETE ON requests TO {role}",
+                f"GRANT SELECT, INSERT, UPDATE ON {writes} TO {role}",
+                f"GRANT DELETE ON requests TO {role}",
                 f"GRANT SELECT, INSERT ON ledgers TO {role}",
                 f"GRANT SELECT ON cmat_schema, team_budgets, compacted_requests TO {role}",
                 f"GRANT TEMPORARY ON DATABASE {database} TO {role}"):
@@ -402,6 +466,24 @@ def test_a_member_role_with_the_documented_grants_can_sync_and_report(local, tea
     assert report["total"]["requests"] == 12
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         remote(member, "INSERT INTO team_budgets (scope, limit_usd) VALUES ('x', 1)")
+
+
+def test_a_member_granted_before_the_spend_rollup_syncs_after_the_owner_upgrades(
+        local, team_db, monkeypatch):
+    """Migration 5's new rollup is written by every member's sync (its trigger runs as the
+    member): the owner's upgrade grants it to whoever could write daily_usage, so a member
+    with the grants INSTALLATION.md gave before goes on syncing, and the spend is counted."""
+    from cmat.team import schema
+
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 4)  # as the release before wrote it
+    member = member_role(team_db, "old", writes=MEMBER_WRITES_BEFORE_5)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", len(schema.MIGRATIONS))
+    with psycopg.connect(team_db, autocommit=True) as owner:
+        assert schema.migrate(owner) == 4
+    assert remote(team_db, "SELECT to_regclass('requests_ts') IS NULL") == [(True,)]
+    cli_run("scan", "-q")
+    assert "sent 12 requests" in cli_run("sync", "--to", member, "--no-scan").output
+    same_sums(team_db)
 
 
 def test_a_member_who_upgrades_before_the_owner_is_told_who_must_sync_first(local, team_db):

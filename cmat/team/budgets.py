@@ -4,15 +4,16 @@ A hook never waits on the network: it checks them against the team's totals that
 
 from __future__ import annotations
 
-from cmat import labels
+import json
+import math
+
+from cmat import clock, labels, paths
 from cmat.team.connect import connect
-from cmat.team.schema import migrate
+from cmat.team.schema import QUARTER_HOUR, migrate
 
 
 def set_team_budget(url: str, scope: str, limit: float | None) -> None:
     """Set (or, with None, remove) a team budget, then refresh this machine's cache."""
-    from cmat.team.sync import cache_team_totals
-
     connection = connect(url)
     try:
         migrate(connection)
@@ -28,3 +29,36 @@ def set_team_budget(url: str, scope: str, limit: float | None) -> None:
         cache_team_totals(connection)
     finally:
         connection.close()
+
+
+def spent_since(connection, start: float) -> float:
+    """The team's spend from `start` (a budget period's start) on, compacted requests
+    included: from the quarter-hour rollup, and only for a start between quarter hours (no
+    zone's midnight since 1979) the requests up to the next one, by a scan."""
+    whole = math.ceil(start / QUARTER_HOUR) * QUARTER_HOUR
+    total = connection.execute("SELECT coalesce(sum(cost_usd), 0) FROM quarter_hour_spend"
+                               " WHERE quarter_hour >= %s", (whole,)).fetchone()[0]
+    if whole > start:
+        total += connection.execute("SELECT coalesce(sum(cost_usd), 0) FROM requests"
+                                    " WHERE ts >= %s AND ts < %s", (start, whole)).fetchone()[0]
+    return float(total)
+
+
+def cache_team_totals(connection) -> dict:
+    """The team budgets and the team's spend in each of their periods, written locally so
+    that a hook checks them without waiting on the network."""
+    from cmat.budgets.config import load_config
+    from cmat.fileio import atomic_write_bytes
+    from cmat.periods import period_bounds, zone
+
+    now = clock.now()
+    budgets = dict(connection.execute("SELECT scope, limit_usd FROM team_budgets").fetchall())
+    tz = zone(load_config(paths.project_dir()).timezone)
+    spent = {}
+    for scope in budgets:
+        period = scope.removeprefix("team-")
+        start = period_bounds(period, tz, now)[0]
+        spent[period] = [start, spent_since(connection, start)]
+    data = {"as_of": now, "budgets": budgets, "spent": spent}
+    atomic_write_bytes(paths.team_cache(), json.dumps(data).encode())
+    return data

@@ -22,16 +22,16 @@ never stops every later sync.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from cmat import clock, labels, paths
+from cmat import labels
 from cmat.errors import TeamDatabaseError
 from cmat.ledger import Ledger
 from cmat.ledger.schema import COLUMN_TYPES, REQUEST_COLUMNS, SESSION_COLUMNS
+from cmat.team.budgets import cache_team_totals
 from cmat.team.connect import connect, describe
 from cmat.team.schema import MERGE_REQUESTS, migrate
 
@@ -321,28 +321,3 @@ def _set_mark(connection, ledger_id: int, machine: str, user: str, seq: int,
         " machine = excluded.machine, user_name = excluded.user_name, synced_at = now()",
         {"id": ledger_id, "machine": machine, "user": user, "seq": seq,
          "sessions": seq if sessions else 0})
-
-
-# --- the team's totals, cached for the hooks ---------------------------------------------------
-
-
-def cache_team_totals(connection) -> dict:
-    """The team budgets and the team's spend in each of their periods, written locally so
-    that a hook checks them without waiting on the network."""
-    from cmat.budgets.config import load_config
-    from cmat.fileio import atomic_write_bytes
-    from cmat.periods import period_bounds, zone
-
-    now = clock.now()
-    budgets = dict(connection.execute("SELECT scope, limit_usd FROM team_budgets").fetchall())
-    tz = zone(load_config(paths.project_dir()).timezone)
-    spent = {}
-    for scope in budgets:
-        period = scope.removeprefix("team-")
-        start = period_bounds(period, tz, now)[0]
-        total = connection.execute("SELECT coalesce(sum(cost_usd), 0) FROM requests"
-                                   " WHERE ts >= %s", (start,)).fetchone()[0]
-        spent[period] = [start, float(total)]
-    data = {"as_of": now, "budgets": budgets, "spent": spent}
-    atomic_write_bytes(paths.team_cache(), json.dumps(data).encode())
-    return data
