@@ -429,13 +429,15 @@ def test_team_compaction_keeps_every_total(local, team_db):
         assert after["total"]["tokens"] == report["total"]["tokens"], args
 
 
-# What INSTALLATION.md grants a member to add and read rows, and what it granted before the
-# team budgets' spend had a rollup of its own (migration 5).
-MEMBER_WRITES = "requests, sessions, daily_usage, session_usage, quarter_hour_spend, sync_marks"
-MEMBER_WRITES_BEFORE_5 = "requests, sessions, daily_usage, session_usage, sync_marks"
+# What INSTALLATION.md grants a member to add and read rows, and what it granted before
+# migration 5 (when a member's sync wrote the rollups with the member's own privileges).
+MEMBER_GRANTS = ("GRANT SELECT, INSERT, UPDATE ON requests, sessions, sync_marks TO {role}",
+                 "GRANT SELECT ON daily_usage, session_usage, quarter_hour_spend TO {role}")
+MEMBER_GRANTS_BEFORE_5 = ("GRANT SELECT, INSERT, UPDATE ON requests, sessions, daily_usage,"
+                          " session_usage, sync_marks TO {role}",)
 
 
-def member_role(team_db, name, writes=MEMBER_WRITES):
+def member_role(team_db, name, grants=MEMBER_GRANTS):
     """A member's login role with exactly INSTALLATION.md's grants; its conninfo."""
     import re
 
@@ -447,7 +449,7 @@ def member_role(team_db, name, writes=MEMBER_WRITES):
         migrate(owner)  # the owner creates the tables
         for statement in (
                 f"CREATE ROLE {role} LOGIN", f"GRANT USAGE ON SCHEMA public TO {role}",
-                f"GRANT SELECT, INSERT, UPDATE ON {writes} TO {role}",
+                *(grant.format(role=role) for grant in grants),
                 f"GRANT DELETE ON requests TO {role}",
                 f"GRANT SELECT, INSERT ON ledgers TO {role}",
                 f"GRANT SELECT ON cmat_schema, team_budgets, compacted_requests TO {role}",
@@ -470,19 +472,74 @@ def test_a_member_role_with_the_documented_grants_can_sync_and_report(local, tea
 
 def test_a_member_granted_before_the_spend_rollup_syncs_after_the_owner_upgrades(
         local, team_db, monkeypatch):
-    """Migration 5's new rollup is written by every member's sync (its trigger runs as the
-    member): the owner's upgrade grants it to whoever could write daily_usage, so a member
-    with the grants INSTALLATION.md gave before goes on syncing, and the spend is counted."""
+    """From migration 5 the rollups are written by their trigger as the tables' owner: a
+    member with the grants INSTALLATION.md gave before goes on syncing after the owner's
+    upgrade, the spend is counted, and the member may no longer write a rollup directly."""
     from cmat.team import schema
 
     monkeypatch.setattr(schema, "SCHEMA_VERSION", 4)  # as the release before wrote it
-    member = member_role(team_db, "old", writes=MEMBER_WRITES_BEFORE_5)
+    member = member_role(team_db, "old", grants=MEMBER_GRANTS_BEFORE_5)
     monkeypatch.setattr(schema, "SCHEMA_VERSION", len(schema.MIGRATIONS))
     with psycopg.connect(team_db, autocommit=True) as owner:
         assert schema.migrate(owner) == 4
     assert remote(team_db, "SELECT to_regclass('requests_ts') IS NULL") == [(True,)]
     cli_run("scan", "-q")
     assert "sent 12 requests" in cli_run("sync", "--to", member, "--no-scan").output
+    same_sums(team_db)
+    _refused(member, "UPDATE daily_usage SET cost_usd = 0")  # the triggers write the sums
+
+
+def _refused(url, *statements):
+    """Run `statements` in one session of `url`; assert the last is refused for want of a
+    privilege (by a grant or by cmat's triggers), and that nothing of them stays."""
+    with psycopg.connect(url) as session:
+        for statement in statements[:-1]:
+            session.execute(statement)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            session.execute(statements[-1])
+
+
+def test_a_member_can_neither_lower_the_teams_spend_nor_touch_a_colleagues_rows(local,
+                                                                               team_db,
+                                                                               project):
+    """Threat model, the team member (docs/security.md): the team's sums (what reports and
+    team budgets read) are written by the triggers alone, and a member's role changes only
+    its own ledger's rows and sync marks, whatever the member's session sets or shadows: a
+    custom setting that compaction used to set, or temporary tables named like cmat's."""
+    from cmat.attribution import extract
+    from cmat.ledger.schema import REQUEST_COLUMNS
+    from cmat.tasks.queue import QueueService
+
+    task = QueueService(project).add("their work")["id"]
+    extract(project, task, next(local.rglob("a-s1.jsonl")))
+    cli_run("sync", "--to", team_db, "-q")  # the owner's history, the colleague's rows here
+    assert remote(team_db, "SELECT count(*) FROM sessions WHERE task_id = %s", (task,)) \
+        == [(1,)]
+    member = member_role(team_db, "mallory")
+    spend = remote(team_db, "SELECT sum(cost_usd) FROM quarter_hour_spend")
+    shadow_ledgers = ("CREATE TEMP TABLE ledgers AS SELECT ledger_id, session_user AS owner"
+                      " FROM public.ledgers")
+    for table in ("quarter_hour_spend", "daily_usage", "session_usage"):
+        _refused(member, f"UPDATE {table} SET cost_usd = 0")
+        _refused(member, f"DELETE FROM {table}")
+    _refused(member, "SET cmat.compacting = 'on'", "DELETE FROM requests")
+    _refused(member, shadow_ledgers, "UPDATE requests SET cost_usd = 0")
+    _refused(member, shadow_ledgers, "UPDATE sessions SET task_id = 'elsewhere'")
+    _refused(member, "UPDATE sync_marks SET seq = 1000000000000")
+    _refused(member, shadow_ledgers, "UPDATE sync_marks SET seq = 1000000000000")
+    # The member's own rows, written while hiding them from the sums: they are counted.
+    columns = ", ".join(REQUEST_COLUMNS)
+    forged = ", ".join("'mine-' || message_id" if c == "message_id" else c
+                       for c in REQUEST_COLUMNS)
+    with psycopg.connect(member) as session:
+        session.execute("INSERT INTO ledgers (ledger_id) VALUES (4242)")
+        session.execute("SET cmat.compacting = 'on'")
+        for table in ("quarter_hour_spend", "daily_usage", "session_usage"):
+            session.execute(f"CREATE TEMP TABLE {table} (LIKE public.{table} INCLUDING ALL)")
+        session.execute(f"INSERT INTO requests ({columns}, ledger_id)"
+                        f" SELECT {forged}, 4242 FROM requests")
+    assert remote(team_db, "SELECT sum(cost_usd) FROM quarter_hour_spend")[0][0] \
+        == pytest.approx(2 * spend[0][0])
     same_sums(team_db)
 
 

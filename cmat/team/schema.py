@@ -21,9 +21,10 @@ COLUMN_TYPES, NOT_NULL), so the two cannot drift.
 
 Nobody's labels are trusted (docs/security.md): a row belongs to the ledger that first sent
 it, and a ledger to the role that first synced it. Statement triggers refuse any write of a
-row into, or over, a ledger that is not the writing role's (one check per batch, not per
-row), and CHECK constraints refuse values no request has (a negative or absurd cost, tokens
-below zero, a time outside 2000-2100).
+row or sync mark into, or over, a ledger that is not the writing role's (one check per
+batch, not per row), and CHECK constraints refuse values no request has (a negative or
+absurd cost, tokens below zero, a time outside 2000-2100). The rollups are written by their
+trigger alone, as the tables' owner (migration 5).
 """
 
 from __future__ import annotations
@@ -117,23 +118,36 @@ def _apply(rollups: dict[str, tuple[str, ...]], *sources: tuple[str, int],
             f"{by_quarter_hour} {_upsert('daily_usage', daily, per_day)};")
 
 
-def _rollup_function(rollups: dict[str, tuple[str, ...]], spend: bool = False) -> str:
-    """The trigger function that keeps the rollups of `rollups` (and with `spend`,
-    quarter_hour_spend) as requests change."""
+def _rollup_function(rollups: dict[str, tuple[str, ...]], m005: bool = False) -> str:
+    """The trigger function that keeps the rollups of `rollups` as requests change. As
+    migration 5 makes it (`m005`), it keeps quarter_hour_spend too and runs as the tables'
+    owner with its own search path, so a member needs no grant to write any rollup and no
+    temporary table can stand in for one; a deleted request's sums stay when compaction
+    recorded its id (which only the owner can), not on a setting any session may set."""
+    if m005:
+        header = "SECURITY DEFINER SET search_path FROM CURRENT AS $$\nBEGIN"
+        removed = (f"{_NOT_COMPACTED.format(rows='removed')} AS removed", -1)
+    else:
+        header = ("AS $$\nBEGIN\n    -- Compaction deletes old requests whose sums the rollups"
+                  " keep: they stay as they are.\n    IF current_setting('cmat.compacting', true)"
+                  " = 'on' THEN RETURN NULL; END IF;")
+        removed = ("removed", -1)
     return f"""
-CREATE OR REPLACE FUNCTION cmat_rollups() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    -- Compaction deletes old requests whose sums the rollups keep: they stay as they are.
-    IF current_setting('cmat.compacting', true) = 'on' THEN RETURN NULL; END IF;
+CREATE OR REPLACE FUNCTION cmat_rollups() RETURNS trigger LANGUAGE plpgsql {header}
     IF TG_OP = 'INSERT' THEN
-        {_apply(rollups, ("added", 1), spend=spend)}
+        {_apply(rollups, ("added", 1), spend=m005)}
     ELSIF TG_OP = 'UPDATE' THEN
-        {_apply(rollups, ("after_update", 1), ("before_update", -1), spend=spend)}
+        {_apply(rollups, ("after_update", 1), ("before_update", -1), spend=m005)}
     ELSE
-        {_apply(rollups, ("removed", -1), spend=spend)}
+        {_apply(rollups, removed, spend=m005)}
     END IF;
     RETURN NULL;
 END $$;"""
+
+
+# The rows of a request transition table whose ids compaction has not recorded.
+_NOT_COMPACTED = ("(SELECT * FROM {rows} WHERE NOT EXISTS (SELECT 1 FROM compacted_requests c"
+                  " WHERE c.message_id = {rows}.message_id))")
 
 
 def _rollup_table(table: str) -> str:
@@ -194,41 +208,64 @@ def _range_checks() -> str:
             f" AND ts BETWEEN {TS_RANGE[0]} AND {TS_RANGE[1]} AND {tokens}) NOT VALID;")
 
 
-def _foreign(rows: str, unowned_too: bool) -> str:
-    """A condition: `rows` (a transition table) holds a row of a ledger the session's role
-    does not own; with `unowned_too`, a row of no ledger counts as foreign as well (a write
-    must name its ledger; a row synced before migration 2 may still be replaced)."""
+def _foreign(rows: str, unowned_too: bool, source: str | None = None) -> str:
+    """A condition: `rows` (a transition table, or the `source` named so) holds a row of a
+    ledger the session's role does not own; with `unowned_too`, a row of no ledger counts as
+    foreign as well (a write must name its ledger; a row synced before migration 2 may still
+    be replaced)."""
     null = f"{rows}.ledger_id IS NULL OR " if unowned_too else f"{rows}.ledger_id IS NOT NULL AND "
-    return (f"EXISTS (SELECT 1 FROM {rows} WHERE {null}NOT EXISTS (SELECT 1 FROM ledgers l"
-            f" WHERE l.ledger_id = {rows}.ledger_id AND l.owner = session_user))")
+    return (f"EXISTS (SELECT 1 FROM {source or rows} WHERE {null}NOT EXISTS (SELECT 1 FROM"
+            f" ledgers l WHERE l.ledger_id = {rows}.ledger_id AND l.owner = session_user))")
 
 
-def _m002_ledger_owners() -> str:
-    checks = []
-    for table in ("requests", "sessions"):
-        refuse = (f"RAISE EXCEPTION 'cmat: % may not change rows of another member''s ledger"
-                  f" in {table}', session_user USING ERRCODE = 'insufficient_privilege';")
-        checks.append(f"""
-CREATE FUNCTION cmat_own_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
+def _ownership_function(table: str, m005: bool = False) -> str:
+    """The trigger function that refuses a write of rows of another role's ledger to
+    `table`. Migration 2 made it for requests and sessions, with a delete by compaction let
+    through on a setting; as migration 5 makes it (`m005`), a deleted request passes only
+    when compaction recorded its id (which only the owner can), and the function has its own
+    search path, so that no temporary table can stand in for `ledgers`."""
+    refuse = (f"RAISE EXCEPTION 'cmat: % may not change rows of another member''s ledger"
+              f" in {table}', session_user USING ERRCODE = 'insufficient_privilege';")
+    if not m005:
+        header, deleted = "CREATE FUNCTION", f"""
+    -- Compaction folds old rows into the rollups, which keep every total.
+    ELSIF current_setting('cmat.compacting', true) IS DISTINCT FROM 'on'
+            AND {_foreign("removed", False)} THEN
+        {refuse}"""
+    else:
+        header = "CREATE OR REPLACE FUNCTION"
+        source = (f"{_NOT_COMPACTED.format(rows='removed')} AS removed" if table == "requests"
+                  else None)
+        deleted = f"""
+    ELSIF {_foreign("removed", False, source)} THEN
+        {refuse}"""
+    path = " SET search_path FROM CURRENT" if m005 else ""
+    return f"""
+{header} cmat_own_{table}() RETURNS trigger LANGUAGE plpgsql{path} AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         IF {_foreign("written", True)} THEN {refuse} END IF;
     ELSIF TG_OP = 'UPDATE' THEN
-        IF {_foreign("written", True)} OR {_foreign("replaced", False)} THEN {refuse} END IF;
-    -- Compaction folds old rows into the rollups, which keep every total.
-    ELSIF current_setting('cmat.compacting', true) IS DISTINCT FROM 'on'
-            AND {_foreign("removed", False)} THEN
-        {refuse}
+        IF {_foreign("written", True)} OR {_foreign("replaced", False)} THEN {refuse} END IF;{deleted}
     END IF;
     RETURN NULL;
-END $$;
+END $$;"""
+
+
+def _ownership_triggers(table: str) -> str:
+    return f"""
 CREATE TRIGGER {table}_owned_insert AFTER INSERT ON {table} REFERENCING NEW TABLE AS written
     FOR EACH STATEMENT EXECUTE FUNCTION cmat_own_{table}();
 CREATE TRIGGER {table}_owned_update AFTER UPDATE ON {table}
     REFERENCING OLD TABLE AS replaced NEW TABLE AS written
     FOR EACH STATEMENT EXECUTE FUNCTION cmat_own_{table}();
 CREATE TRIGGER {table}_owned_delete AFTER DELETE ON {table} REFERENCING OLD TABLE AS removed
-    FOR EACH STATEMENT EXECUTE FUNCTION cmat_own_{table}();""")
+    FOR EACH STATEMENT EXECUTE FUNCTION cmat_own_{table}();"""
+
+
+def _m002_ledger_owners() -> str:
+    checks = [_ownership_function(table) + _ownership_triggers(table)
+              for table in ("requests", "sessions")]
     return f"""
 CREATE TABLE ledgers (
     ledger_id bigint PRIMARY KEY,
@@ -290,11 +327,20 @@ def _m005_spend_by_quarter_hour() -> str:
     """The team's spend per quarter hour, kept by the rollups' trigger, which the team
     budgets read in place of the index of requests by time; that index is dropped: every
     merged row paid for it (11 % of a merge into 10 million rows), and compaction, the one
-    other reader, is rare. Whoever may write daily_usage may write the new rollup (members'
-    syncs run its trigger). Requests are locked against writers meanwhile: a row merged
-    between the fill and the new trigger would be missed."""
+    other reader, is rare.
+
+    Since a team budget now reads a rollup, the rollups are written by their trigger alone:
+    it runs as the tables' owner, and the members who could write daily_usage (as the
+    documented grants allowed) may now only read the rollups; sync marks are guarded like
+    requests and sessions; and no cmat function takes a table from a session's temporary
+    schema (the search path they run with is the migration's, pg_temp last). Requests are
+    locked against writers meanwhile: a row merged between the fill and the new trigger
+    would be missed."""
+    functions = "".join(_ownership_function(table, m005=True)
+                        for table in ("requests", "sessions", "sync_marks"))
     return f"""
 LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE;
+DO $$ BEGIN EXECUTE format('SET LOCAL search_path = %I, pg_temp', current_schema()); END $$;
 CREATE TABLE quarter_hour_spend (
     quarter_hour bigint PRIMARY KEY, cost_usd double precision NOT NULL DEFAULT 0
 );
@@ -309,11 +355,14 @@ BEGIN
                    WHERE c.oid = 'daily_usage'::regclass AND a.privilege_type = 'INSERT'
                      AND a.grantee <> c.relowner
     LOOP
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE ON quarter_hour_spend TO %s', grantee);
+        EXECUTE format('GRANT SELECT ON quarter_hour_spend TO %s', grantee);
+        EXECUTE format('REVOKE INSERT, UPDATE ON daily_usage, session_usage FROM %s', grantee);
     END LOOP;
 END $$;
 DROP INDEX IF EXISTS requests_ts;
-{_rollup_function(ROLLUPS, spend=True)}
+{_rollup_function(ROLLUPS, m005=True)}
+{functions}
+{_ownership_triggers("sync_marks")}
 """
 
 
