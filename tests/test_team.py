@@ -64,18 +64,24 @@ def local_rows(ledger_path=None):
                                    " user_name FROM requests"))
 
 
-def same_sums(url):
-    """The rollups triggers keep equal the requests they sum."""
-    summed = remote(url, "SELECT sum(output_tokens), count(*), round(sum(cost_usd)::numeric,"
-                         " 9) FROM requests")
+def same_sums(database):
+    """The rollups triggers keep equal the requests they sum. `database`: a conninfo, or a
+    connection whose session (with whatever it changed) is asked."""
+    def rows(sql):
+        if isinstance(database, psycopg.Connection):
+            return database.execute(sql).fetchall()
+        return remote(database, sql)
+
+    summed = rows("SELECT sum(output_tokens), count(*), round(sum(cost_usd)::numeric, 9)"
+                  " FROM public.requests")
     for rollup in ("daily_usage", "session_usage"):
-        assert remote(url, f"SELECT sum(output_tokens), sum(requests),"
-                           f" round(sum(cost_usd)::numeric, 9) FROM {rollup}") == summed
+        assert rows(f"SELECT sum(output_tokens), sum(requests), round(sum(cost_usd)::numeric,"
+                    f" 9) FROM public.{rollup}") == summed
     per_quarter_hour = ("SELECT quarter_hour, round(sum(cost_usd)::numeric, 9) FROM {} GROUP BY 1"
                         " HAVING round(sum(cost_usd)::numeric, 9) <> 0 ORDER BY 1")
-    assert remote(url, per_quarter_hour.format("quarter_hour_spend")) == remote(
-        url, per_quarter_hour.format("(SELECT (floor(ts / 900) * 900)::bigint AS quarter_hour,"
-                                     " cost_usd FROM requests) r"))
+    assert rows(per_quarter_hour.format("public.quarter_hour_spend")) == rows(
+        per_quarter_hour.format("(SELECT (floor(ts / 900) * 900)::bigint AS quarter_hour,"
+                                " cost_usd FROM public.requests) r"))
 
 
 def test_sync_sends_labelled_rows_once_and_then_only_what_changed(local, team_db):
@@ -491,7 +497,7 @@ def test_a_member_granted_before_the_spend_rollup_syncs_after_the_owner_upgrades
 
 def _refused(url, *statements):
     """Run `statements` in one session of `url`; assert the last is refused for want of a
-    privilege (by a grant or by cmat's triggers), and that nothing of them stays."""
+    privilege (by a grant or by cmat's triggers). The failed transaction is rolled back."""
     with psycopg.connect(url) as session:
         for statement in statements[:-1]:
             session.execute(statement)
@@ -499,48 +505,91 @@ def _refused(url, *statements):
             session.execute(statements[-1])
 
 
-def test_a_member_can_neither_lower_the_teams_spend_nor_touch_a_colleagues_rows(local,
-                                                                               team_db,
-                                                                               project):
-    """Threat model, the team member (docs/security.md): the team's sums (what reports and
-    team budgets read) are written by the triggers alone, and a member's role changes only
-    its own ledger's rows and sync marks, whatever the member's session sets or shadows: a
-    custom setting that compaction used to set, or temporary tables named like cmat's."""
+# A member's session, fuzzed: first what it may set or shadow, then what it may write. {L}
+# is a ledger (the member's own, 4242, or the colleague's), {W} which rows a write aims at.
+MEMBER_SETTINGS = (
+    "SET LOCAL cmat.compacting = 'on'",
+    "SET LOCAL search_path = pg_temp, public",
+    "CREATE TEMP TABLE ledgers AS SELECT ledger_id, session_user AS owner FROM public.ledgers",
+    "CREATE TEMP TABLE compacted_requests AS SELECT message_id FROM public.requests",
+    *(f"CREATE TEMP TABLE {table} (LIKE public.{table} INCLUDING ALL)"
+      for table in ("daily_usage", "session_usage", "quarter_hour_spend")))
+MEMBER_WRITES = (
+    "UPDATE requests SET cost_usd = {value} WHERE {W}",
+    "UPDATE requests SET ts = ts + 86400.0 * {value} WHERE {W}",
+    "UPDATE requests SET ledger_id = {L} WHERE {W}",
+    "DELETE FROM requests WHERE {W}",
+    "INSERT INTO requests ({columns}, ledger_id) SELECT {forged}, {L} FROM requests WHERE {W}",
+    "INSERT INTO compacted_requests SELECT message_id FROM requests WHERE {W}",
+    "UPDATE sessions SET task_id = 'elsewhere', ledger_id = {L} WHERE {W}",
+    "DELETE FROM sessions WHERE {W}",
+    "INSERT INTO sessions (session_id, task_id, ledger_id) SELECT 'mine-' || session_id,"
+    " 'elsewhere', {L} FROM sessions WHERE {W}",
+    "UPDATE sync_marks SET seq = seq + 1000000, sessions_seq = 0 WHERE {W}",
+    "INSERT INTO sync_marks (ledger_id, machine, user_name, seq) VALUES ({L}, 'm', 'u', 1)"
+    " ON CONFLICT (ledger_id) DO UPDATE SET seq = 1000000000000",
+    "UPDATE ledgers SET owner = session_user WHERE {W}",
+    "INSERT INTO ledgers (ledger_id, owner) VALUES ({L} + 1, session_user)",
+    *(f"UPDATE {table} SET cost_usd = 0" for table in ("daily_usage", "session_usage",
+                                                       "quarter_hour_spend")),
+    "INSERT INTO quarter_hour_spend VALUES (0, -1000000)")
+
+
+def test_no_member_session_changes_a_colleagues_rows_or_unbalances_the_sums(local, team_db,
+                                                                           project):
+    """Fuzz, the team member of docs/security.md: any sequence of the settings, shadows and
+    writes a member's grants let a session try leaves every row and mark of a colleague's
+    ledger as it was, and every sum equal to the requests (whatever the member did to
+    their own rows). Each example runs in one transaction, rolled back after the checks."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
     from cmat.attribution import extract
     from cmat.ledger.schema import REQUEST_COLUMNS
     from cmat.tasks.queue import QueueService
 
     task = QueueService(project).add("their work")["id"]
-    extract(project, task, next(local.rglob("a-s1.jsonl")))
-    cli_run("sync", "--to", team_db, "-q")  # the owner's history, the colleague's rows here
-    assert remote(team_db, "SELECT count(*) FROM sessions WHERE task_id = %s", (task,)) \
-        == [(1,)]
-    member = member_role(team_db, "mallory")
-    spend = remote(team_db, "SELECT sum(cost_usd) FROM quarter_hour_spend")
-    shadow_ledgers = ("CREATE TEMP TABLE ledgers AS SELECT ledger_id, session_user AS owner"
-                      " FROM public.ledgers")
-    for table in ("quarter_hour_spend", "daily_usage", "session_usage"):
-        _refused(member, f"UPDATE {table} SET cost_usd = 0")
-        _refused(member, f"DELETE FROM {table}")
-    _refused(member, "SET cmat.compacting = 'on'", "DELETE FROM requests")
-    _refused(member, shadow_ledgers, "UPDATE requests SET cost_usd = 0")
-    _refused(member, shadow_ledgers, "UPDATE sessions SET task_id = 'elsewhere'")
-    _refused(member, "UPDATE sync_marks SET seq = 1000000000000")
-    _refused(member, shadow_ledgers, "UPDATE sync_marks SET seq = 1000000000000")
-    # The member's own rows, written while hiding them from the sums: they are counted.
+    extract(project, task, next(local.rglob("a-s1.jsonl")))  # a session row to aim at
+    cli_run("sync", "--to", team_db, "-q")  # the colleague's (the owner's) ledger
+    colleague = remote(team_db, "SELECT ledger_id FROM ledgers")[0][0]
+    member = member_role(team_db, "fuzz")
     columns = ", ".join(REQUEST_COLUMNS)
     forged = ", ".join("'mine-' || message_id" if c == "message_id" else c
                        for c in REQUEST_COLUMNS)
-    with psycopg.connect(member) as session:
+    with psycopg.connect(member) as session:  # the member's own ledger, with rows of its own
         session.execute("INSERT INTO ledgers (ledger_id) VALUES (4242)")
-        session.execute("SET cmat.compacting = 'on'")
-        for table in ("quarter_hour_spend", "daily_usage", "session_usage"):
-            session.execute(f"CREATE TEMP TABLE {table} (LIKE public.{table} INCLUDING ALL)")
         session.execute(f"INSERT INTO requests ({columns}, ledger_id)"
-                        f" SELECT {forged}, 4242 FROM requests")
-    assert remote(team_db, "SELECT sum(cost_usd) FROM quarter_hour_spend")[0][0] \
-        == pytest.approx(2 * spend[0][0])
-    same_sums(team_db)
+                        f" SELECT {forged}, 4242 FROM requests WHERE ledger_id = {colleague}")
+    theirs = {table: f"SELECT * FROM public.{table} WHERE ledger_id = {colleague} ORDER BY 1"
+              for table in ("requests", "sessions", "sync_marks")}
+    theirs["ledgers"] = f"SELECT ledger_id, owner FROM public.ledgers WHERE ledger_id = {colleague}"
+    before = {table: remote(team_db, sql) for table, sql in theirs.items()}
+    assert before["requests"] and before["sessions"] and before["sync_marks"]
+    aims = {"ledger_id = 4242": 4242, f"ledger_id = {colleague}": colleague, "true": colleague}
+    write = st.builds(lambda template, aim, ledger, value: template.format(
+        W=aim, L=ledger, value=value, columns=columns, forged=forged),
+        st.sampled_from(MEMBER_WRITES), st.sampled_from(sorted(aims)),
+        st.sampled_from((4242, colleague)), st.sampled_from((0, 1, 99999)))
+
+    @settings(max_examples=60, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(st.sampled_from(MEMBER_SETTINGS), max_size=4, unique=True),
+           st.lists(write, min_size=1, max_size=6))
+    def member_session(shadows, writes):
+        with psycopg.connect(member) as session, session.transaction(force_rollback=True):
+            for statement in (*shadows, *writes):
+                try:
+                    with session.transaction():  # a savepoint: a refusal undoes one statement
+                        session.execute(statement)
+                except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UniqueViolation,
+                        psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation):
+                    pass
+            session.execute("RESET search_path")
+            assert {table: session.execute(sql).fetchall()
+                    for table, sql in theirs.items()} == before
+            same_sums(session)
+
+    member_session()
 
 
 def test_a_member_who_upgrades_before_the_owner_is_told_who_must_sync_first(local, team_db):
