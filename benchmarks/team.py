@@ -7,8 +7,9 @@ like Claude's, a fifth of the sessions attributed to tasks), then each is pushed
 
 The whole history is synced `--rounds` times, each time into a new database on the same
 server. The first round on a server that has not yet written `max_wal_size` of write-ahead
-log creates its log's files as it goes; later rounds recycle them, as a server in use does. Each round's rate is printed. `--rounds 1` syncs once, into the
-database of `--to` itself (for a user who may not create databases).
+log creates its log's files as it goes; later rounds recycle them, as a server in use does.
+Each round's rate is printed. `--rounds 1` syncs once, into the database of `--to` itself
+(for a user who may not create databases).
 
 Prints the sync throughput and the latency of the team monthly report by user, project and
 task: the first run (cold) and the median of four more (warm). Targets: sync >= 50,000

@@ -565,10 +565,10 @@ def test_no_member_session_changes_a_colleagues_rows_or_unbalances_the_sums(loca
     theirs["ledgers"] = f"SELECT ledger_id, owner FROM public.ledgers WHERE ledger_id = {colleague}"
     before = {table: remote(team_db, sql) for table, sql in theirs.items()}
     assert before["requests"] and before["sessions"] and before["sync_marks"]
-    aims = {"ledger_id = 4242": 4242, f"ledger_id = {colleague}": colleague, "true": colleague}
+    aims = ("ledger_id = 4242", f"ledger_id = {colleague}", "true")
     write = st.builds(lambda template, aim, ledger, value: template.format(
         W=aim, L=ledger, value=value, columns=columns, forged=forged),
-        st.sampled_from(MEMBER_WRITES), st.sampled_from(sorted(aims)),
+        st.sampled_from(MEMBER_WRITES), st.sampled_from(aims),
         st.sampled_from((4242, colleague)), st.sampled_from((0, 1, 99999)))
 
     @settings(max_examples=60, deadline=None,

@@ -128,9 +128,10 @@ def _rollup_function(rollups: dict[str, tuple[str, ...]], m005: bool = False) ->
         header = "SECURITY DEFINER SET search_path FROM CURRENT AS $$\nBEGIN"
         removed = (f"{_NOT_COMPACTED.format(rows='removed')} AS removed", -1)
     else:
-        header = ("AS $$\nBEGIN\n    -- Compaction deletes old requests whose sums the rollups"
-                  " keep: they stay as they are.\n    IF current_setting('cmat.compacting', true)"
-                  " = 'on' THEN RETURN NULL; END IF;")
+        header = """AS $$
+BEGIN
+    -- Compaction deletes old requests whose sums the rollups keep: they stay as they are.
+    IF current_setting('cmat.compacting', true) = 'on' THEN RETURN NULL; END IF;"""
         removed = ("removed", -1)
     return f"""
 CREATE OR REPLACE FUNCTION cmat_rollups() RETURNS trigger LANGUAGE plpgsql {header}
@@ -227,26 +228,26 @@ def _ownership_function(table: str, m005: bool = False) -> str:
     refuse = (f"RAISE EXCEPTION 'cmat: % may not change rows of another member''s ledger"
               f" in {table}', session_user USING ERRCODE = 'insufficient_privilege';")
     if not m005:
-        header, deleted = "CREATE FUNCTION", f"""
-    -- Compaction folds old rows into the rollups, which keep every total.
+        header = "CREATE FUNCTION cmat_own_{table}() RETURNS trigger LANGUAGE plpgsql AS $$"
+        deleted = f"""    -- Compaction folds old rows into the rollups, which keep every total.
     ELSIF current_setting('cmat.compacting', true) IS DISTINCT FROM 'on'
-            AND {_foreign("removed", False)} THEN
-        {refuse}"""
+            AND {_foreign("removed", False)} THEN"""
     else:
-        header = "CREATE OR REPLACE FUNCTION"
+        header = ("CREATE OR REPLACE FUNCTION cmat_own_{table}() RETURNS trigger LANGUAGE plpgsql"
+                  " SET search_path FROM CURRENT AS $$")
         source = (f"{_NOT_COMPACTED.format(rows='removed')} AS removed" if table == "requests"
                   else None)
-        deleted = f"""
-    ELSIF {_foreign("removed", False, source)} THEN
-        {refuse}"""
-    path = " SET search_path FROM CURRENT" if m005 else ""
+        deleted = f"""    ELSIF {_foreign("removed", False, source)} THEN"""
+    written = _foreign("written", True)
     return f"""
-{header} cmat_own_{table}() RETURNS trigger LANGUAGE plpgsql{path} AS $$
+{header.format(table=table)}
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        IF {_foreign("written", True)} THEN {refuse} END IF;
+        IF {written} THEN {refuse} END IF;
     ELSIF TG_OP = 'UPDATE' THEN
-        IF {_foreign("written", True)} OR {_foreign("replaced", False)} THEN {refuse} END IF;{deleted}
+        IF {written} OR {_foreign("replaced", False)} THEN {refuse} END IF;
+{deleted}
+        {refuse}
     END IF;
     RETURN NULL;
 END $$;"""
