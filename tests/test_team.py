@@ -201,9 +201,10 @@ def test_a_team_database_new_or_upgraded_compares_ids_as_bytes(local, team_db, m
     before = sorted(remote(team_db, "SELECT message_id, session_id, cost_usd FROM requests"))
     monkeypatch.setattr(schema, "SCHEMA_VERSION", len(schema.MIGRATIONS))
     cli_run("sync", "--to", team_db, "-q", "--no-scan")
-    assert _id_collations(team_db) == [
-        (table, column, "C") for table, columns in sorted(schema.ID_COLUMNS.items())
-        for column in sorted(columns)]
+    collations = _id_collations(team_db)  # migration 4's, and those of tables made since
+    assert {c for *_, c in collations} == {"C"}
+    assert {(table, column) for table, column, _ in collations} >= {
+        (table, column) for table, columns in schema.ID_COLUMNS.items() for column in columns}
     assert remote(team_db, "SELECT to_regclass('requests_session') IS NULL") == [(True,)]
     assert sorted(remote(team_db, "SELECT message_id, session_id, cost_usd FROM requests")) \
         == before
@@ -435,10 +436,15 @@ def test_team_compaction_keeps_every_total(local, team_db):
         assert after["total"]["tokens"] == report["total"]["tokens"], args
 
 
-# What INSTALLATION.md grants a member to add and read rows, and what it granted before
-# migration 5 (when a member's sync wrote the rollups with the member's own privileges).
+# What INSTALLATION.md grants a member to add and read rows, what it granted before
+# migration 6 (session_owners), and before migration 5 (when a member's sync wrote the rollups
+# with the member's own privileges).
 MEMBER_GRANTS = ("GRANT SELECT, INSERT, UPDATE ON requests, sessions, sync_marks TO {role}",
-                 "GRANT SELECT ON daily_usage, session_usage, quarter_hour_spend TO {role}")
+                 "GRANT SELECT ON daily_usage, session_usage, quarter_hour_spend, session_owners"
+                 " TO {role}")
+MEMBER_GRANTS_BEFORE_6 = ("GRANT SELECT, INSERT, UPDATE ON requests, sessions, sync_marks"
+                          " TO {role}",
+                          "GRANT SELECT ON daily_usage, session_usage, quarter_hour_spend TO {role}")
 MEMBER_GRANTS_BEFORE_5 = ("GRANT SELECT, INSERT, UPDATE ON requests, sessions, daily_usage,"
                           " session_usage, sync_marks TO {role}",)
 
@@ -476,21 +482,29 @@ def test_a_member_role_with_the_documented_grants_can_sync_and_report(local, tea
         remote(member, "INSERT INTO team_budgets (scope, limit_usd) VALUES ('x', 1)")
 
 
-def test_a_member_granted_before_the_spend_rollup_syncs_after_the_owner_upgrades(
-        local, team_db, monkeypatch):
-    """From migration 5 the rollups are written by their trigger as the tables' owner: a
-    member with the grants INSTALLATION.md gave before goes on syncing after the owner's
-    upgrade, the spend is counted, and the member may no longer write a rollup directly."""
+@pytest.mark.parametrize("version, grants", [(4, MEMBER_GRANTS_BEFORE_5),
+                                             (5, MEMBER_GRANTS_BEFORE_6)])
+def test_a_member_granted_before_an_upgrade_syncs_after_the_owner_upgrades(
+        local, team_db, project, monkeypatch, version, grants):
+    """A member with the grants INSTALLATION.md gave at an earlier schema goes on syncing
+    requests and sessions after the owner's upgrade: from migration 5 the rollups are written
+    by their trigger as the tables' owner (the spend is counted, and the member may no longer
+    write a rollup directly); from migration 6 a session's merge reads session_owners."""
+    from cmat.attribution import extract
+    from cmat.tasks.queue import QueueService
     from cmat.team import schema
 
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 4)  # as the release before wrote it
-    member = member_role(team_db, "old", grants=MEMBER_GRANTS_BEFORE_5)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", version)  # as that release wrote it
+    member = member_role(team_db, "old", grants=grants)
     monkeypatch.setattr(schema, "SCHEMA_VERSION", len(schema.MIGRATIONS))
     with psycopg.connect(team_db, autocommit=True) as owner:
-        assert schema.migrate(owner) == 4
+        assert schema.migrate(owner) == version
     assert remote(team_db, "SELECT to_regclass('requests_ts') IS NULL") == [(True,)]
+    task = QueueService(project).add("upgraded")["id"]
+    extract(project, task, next(local.rglob("a-s1.jsonl")))
     cli_run("scan", "-q")
     assert "sent 12 requests" in cli_run("sync", "--to", member, "--no-scan").output
+    assert remote(team_db, "SELECT task_id FROM sessions") == [(task,)]
     same_sums(team_db)
     _refused(member, "UPDATE daily_usage SET cost_usd = 0")  # the triggers write the sums
 
@@ -513,7 +527,9 @@ MEMBER_SETTINGS = (
     "CREATE TEMP TABLE ledgers AS SELECT ledger_id, session_user AS owner FROM public.ledgers",
     "CREATE TEMP TABLE compacted_requests AS SELECT message_id FROM public.requests",
     *(f"CREATE TEMP TABLE {table} (LIKE public.{table} INCLUDING ALL)"
-      for table in ("daily_usage", "session_usage", "quarter_hour_spend")))
+      for table in ("daily_usage", "session_usage", "quarter_hour_spend")),
+    "CREATE TEMP TABLE session_owners (LIKE public.session_owners INCLUDING ALL);"
+    " INSERT INTO session_owners SELECT DISTINCT session_id, 4242 FROM public.requests")
 MEMBER_WRITES = (
     "UPDATE requests SET cost_usd = {value} WHERE {W}",
     "UPDATE requests SET ts = ts + 86400.0 * {value} WHERE {W}",
@@ -525,6 +541,12 @@ MEMBER_WRITES = (
     "DELETE FROM sessions WHERE {W}",
     "INSERT INTO sessions (session_id, task_id, ledger_id) SELECT 'mine-' || session_id,"
     " 'elsewhere', {L} FROM sessions WHERE {W}",
+    "INSERT INTO sessions (session_id, task_id, ledger_id) SELECT DISTINCT session_id,"
+    " 'elsewhere', {L} FROM requests WHERE {W} ON CONFLICT (session_id) DO UPDATE"
+    " SET task_id = 'elsewhere', ledger_id = {L}",
+    "INSERT INTO session_owners SELECT DISTINCT session_id, {L} FROM requests WHERE {W}"
+    " ON CONFLICT (session_id) DO UPDATE SET ledger_id = {L}",
+    "DELETE FROM session_owners",
     "UPDATE sync_marks SET seq = seq + 1000000, sessions_seq = 0 WHERE {W}",
     "INSERT INTO sync_marks (ledger_id, machine, user_name, seq) VALUES ({L}, 'm', 'u', 1)"
     " ON CONFLICT (ledger_id) DO UPDATE SET seq = 1000000000000",
@@ -539,8 +561,9 @@ def test_no_member_session_changes_a_colleagues_rows_or_unbalances_the_sums(loca
                                                                            project):
     """Fuzz, the team member of docs/security.md: any sequence of the settings, shadows and
     writes a member's grants let a session try leaves every row and mark of a colleague's
-    ledger as it was, and every sum equal to the requests (whatever the member did to
-    their own rows). Each example runs in one transaction, rolled back after the checks."""
+    ledger as it was, the colleague's sessions theirs (session_owners), and every sum equal
+    to the requests (whatever the member did to their own rows). Each example runs in one
+    transaction, rolled back after the checks."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -561,10 +584,10 @@ def test_no_member_session_changes_a_colleagues_rows_or_unbalances_the_sums(loca
         session.execute(f"INSERT INTO requests ({columns}, ledger_id)"
                         f" SELECT {forged}, 4242 FROM requests WHERE ledger_id = {colleague}")
     theirs = {table: f"SELECT * FROM public.{table} WHERE ledger_id = {colleague} ORDER BY 1"
-              for table in ("requests", "sessions", "sync_marks")}
+              for table in ("requests", "sessions", "sync_marks", "session_owners")}
     theirs["ledgers"] = f"SELECT ledger_id, owner FROM public.ledgers WHERE ledger_id = {colleague}"
     before = {table: remote(team_db, sql) for table, sql in theirs.items()}
-    assert before["requests"] and before["sessions"] and before["sync_marks"]
+    assert all(before.values())
     aims = ("ledger_id = 4242", f"ledger_id = {colleague}", "true")
     write = st.builds(lambda template, aim, ledger, value: template.format(
         W=aim, L=ledger, value=value, columns=columns, forged=forged),
@@ -650,6 +673,50 @@ def test_a_member_posing_as_another_can_never_replace_their_rows(local, team_db,
     result = subprocess.run([sys.executable, "-m", "cmat", "sync", "--to", eve, "--no-scan"],
                             env=copied, capture_output=True)
     assert result.returncode == 8 and b"registered to the database role" in result.stderr
+
+
+@pytest.mark.parametrize("made_at", [6, 5])
+def test_a_member_cannot_label_a_colleagues_session_first(local, team_db, project,
+                                                         monkeypatch, made_at):
+    """A session's attribution is the one sent by its owner, the ledger that sent its first
+    request. Eve reads the id of a session Ana is still in among Ana's synced requests and
+    labels it as hers first; Ana's label, sent at the session's end, replaces Eve's, which
+    neither the sync's own merge nor a write by hand puts back. A database made before
+    migration 6 learns each session's owner from its requests, Eve's label already there."""
+    from cmat.attribution import extract
+    from cmat.tasks.queue import QueueService
+    from cmat.team import schema
+
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", made_at)
+    grants = MEMBER_GRANTS if made_at == 6 else MEMBER_GRANTS_BEFORE_6
+    ana, eve = member_role(team_db, "ana", grants), member_role(team_db, "eve", grants)
+    cli_run("scan", "-q")
+    cli_run("sync", "--to", ana, "-q", "--no-scan")  # mid-session: requests, no label yet
+    with psycopg.connect(eve) as session:
+        session.execute("INSERT INTO ledgers (ledger_id) VALUES (4242)")
+        session.execute("INSERT INTO sessions (session_id, task_id, ledger_id)"
+                        " VALUES ('a-s0', 'hers', 4242)")
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", len(schema.MIGRATIONS))
+    with psycopg.connect(team_db, autocommit=True) as owner:
+        schema.migrate(owner)
+    theirs = remote(team_db, "SELECT ledger_id FROM ledgers WHERE ledger_id <> 4242")[0][0]
+    assert remote(team_db, "SELECT session_id, ledger_id FROM session_owners ORDER BY 1") == [
+        (f"a-s{index}", theirs) for index in range(3)]
+    task = QueueService(project).add("Ana's work")["id"]
+    extract(project, task, next(local.rglob("a-s0.jsonl")))
+    cli_run("sync", "--to", ana, "-q", "--no-scan")
+    labels = "SELECT session_id, task_id, ledger_id FROM sessions"
+    assert remote(team_db, labels) == [("a-s0", task, theirs)]
+    with psycopg.connect(eve) as session:  # Eve's next sync sends her label again
+        session.execute("CREATE TEMP TABLE staging_sessions (LIKE sessions)")
+        session.execute("INSERT INTO staging_sessions (session_id, task_id, machine, user_name)"
+                        " VALUES ('a-s0', 'hers', 'm', 'eve')")
+        session.execute(schema.MERGE_SESSIONS, {"ledger": 4242})
+    _refused(eve, "UPDATE sessions SET task_id = 'hers', ledger_id = 4242")
+    assert remote(team_db, labels) == [("a-s0", task, theirs)]
+    team = json.loads(cli_run("report", "monthly", "--by", "task", "--team", "--to", ana,
+                              "--json").output)
+    assert {row["task"]: row["requests"] for row in team["rows"]} == {task: 4, None: 8}
 
 
 def test_values_no_request_can_have_are_not_sent_and_never_stop_a_sync(local, team_db):

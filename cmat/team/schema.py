@@ -18,6 +18,8 @@ COLUMN_TYPES, NOT_NULL), so the two cannot drift.
     ledgers         which database role each local ledger belongs to (migration 2)
     compacted_requests  the message ids compaction folded away: a copy sent again later (the
                     ledger was repriced, say) is not counted a second time
+    session_owners  the ledger that sent each session's first request, kept by the rollups'
+                    trigger: whose attribution of the session stands (migration 6)
 
 Nobody's labels are trusted (docs/security.md): a row belongs to the ledger that first sent
 it, and a ledger to the role that first synced it. Statement triggers refuse any write of a
@@ -29,7 +31,7 @@ trigger alone, as the tables' owner (migration 5).
 
 from __future__ import annotations
 
-from cmat.ledger.schema import COLUMN_TYPES, NOT_NULL, REQUEST_COLUMNS
+from cmat.ledger.schema import COLUMN_TYPES, NOT_NULL, REQUEST_COLUMNS, SESSION_COLUMNS
 from cmat.usage import (
     COLUMN,
     EARLIEST_TS,
@@ -100,10 +102,11 @@ def _upsert(table: str, keys: tuple[str, ...], source: str) -> str:
 
 
 def _apply(rollups: dict[str, tuple[str, ...]], *sources: tuple[str, int],
-           spend: bool = False) -> str:
+           spend: bool = False, owners: str | None = None) -> str:
     """One pass over the changed rows: their sums per session_usage key, upserted there, then
     those (far fewer) summed again per daily_usage key; with `spend` (migration 5 on), their
-    cost per quarter hour too."""
+    cost per quarter hour too; with `owners` (migration 6 on: the transition table of rows
+    written), the ledger of each session's first request."""
     daily, by_session = rollups["daily_usage"], rollups["session_usage"]
     measures = (*SUMMED, "requests", "priced", "cost_usd")
     totals = ", ".join(f"sum({c})" for c in measures)
@@ -112,19 +115,31 @@ def _apply(rollups: dict[str, tuple[str, ...]], *sources: tuple[str, int],
         f", by_quarter_hour AS (INSERT INTO quarter_hour_spend AS q {_spend_delta(*sources)}"
         " ON CONFLICT (quarter_hour) DO UPDATE SET cost_usd = q.cost_usd + excluded.cost_usd)"
         if spend else "")
+    by_owner = (f", by_owner AS (INSERT INTO session_owners {_first_ledgers(owners)}"
+                " ON CONFLICT (session_id) DO NOTHING)" if owners else "")
     return (f"WITH delta ({', '.join((*by_session, *measures))}) AS"
             f" ({_delta(by_session, *sources)}),"
             f" by_session AS ({_upsert('session_usage', by_session, 'SELECT * FROM delta')})"
-            f"{by_quarter_hour} {_upsert('daily_usage', daily, per_day)};")
+            f"{by_quarter_hour}{by_owner} {_upsert('daily_usage', daily, per_day)};")
 
 
-def _rollup_function(rollups: dict[str, tuple[str, ...]], m005: bool = False) -> str:
-    """The trigger function that keeps the rollups of `rollups` as requests change. As
-    migration 5 makes it (`m005`), it keeps quarter_hour_spend too and runs as the tables'
-    owner with its own search path, so a member needs no grant to write any rollup and no
-    temporary table can stand in for one; a deleted request's sums stay when compaction
-    recorded its id (which only the owner can), not on a setting any session may set."""
-    if m005:
+def _first_ledgers(rows: str) -> str:
+    """SELECT a ledger of each session in `rows` (requests, or a transition table of them);
+    where several ledgers sent one session's requests at once, the lowest id, so that the
+    choice does not depend on the order of rows."""
+    return (f"SELECT session_id, min(ledger_id) FROM {rows} WHERE session_id IS NOT NULL"
+            " AND ledger_id IS NOT NULL GROUP BY session_id")
+
+
+def _rollup_function(rollups: dict[str, tuple[str, ...]], version: int) -> str:
+    """The trigger function that keeps the rollups of `rollups` as requests change, as
+    migration `version` makes it. From migration 5 it keeps quarter_hour_spend too and runs
+    as the tables' owner with its own search path, so a member needs no grant to write any
+    rollup and no temporary table can stand in for one; a deleted request's sums stay when
+    compaction recorded its id (which only the owner can), not on a setting any session may
+    set. From migration 6 it records which ledger sent each session's first request."""
+    spend = version >= 5
+    if spend:
         header = "SECURITY DEFINER SET search_path FROM CURRENT AS $$\nBEGIN"
         removed = (f"{_NOT_COMPACTED.format(rows='removed')} AS removed", -1)
     else:
@@ -133,14 +148,18 @@ BEGIN
     -- Compaction deletes old requests whose sums the rollups keep: they stay as they are.
     IF current_setting('cmat.compacting', true) = 'on' THEN RETURN NULL; END IF;"""
         removed = ("removed", -1)
+    owned = version >= 6
+    added = _apply(rollups, ("added", 1), spend=spend, owners="added" if owned else None)
+    updated = _apply(rollups, ("after_update", 1), ("before_update", -1), spend=spend,
+                     owners="after_update" if owned else None)
     return f"""
 CREATE OR REPLACE FUNCTION cmat_rollups() RETURNS trigger LANGUAGE plpgsql {header}
     IF TG_OP = 'INSERT' THEN
-        {_apply(rollups, ("added", 1), spend=m005)}
+        {added}
     ELSIF TG_OP = 'UPDATE' THEN
-        {_apply(rollups, ("after_update", 1), ("before_update", -1), spend=m005)}
+        {updated}
     ELSE
-        {_apply(rollups, removed, spend=m005)}
+        {_apply(rollups, removed, spend=spend)}
     END IF;
     RETURN NULL;
 END $$;"""
@@ -185,7 +204,7 @@ CREATE TABLE team_budgets (
     scope text PRIMARY KEY, limit_usd double precision NOT NULL,
     set_by text, set_at timestamptz NOT NULL DEFAULT now()
 );
-{_rollup_function(FIRST_ROLLUPS)}
+{_rollup_function(FIRST_ROLLUPS, 1)}
 CREATE TRIGGER requests_added AFTER INSERT ON requests REFERENCING NEW TABLE AS added
     FOR EACH STATEMENT EXECUTE FUNCTION cmat_rollups();
 CREATE TRIGGER requests_updated AFTER UPDATE ON requests
@@ -219,15 +238,18 @@ def _foreign(rows: str, unowned_too: bool, source: str | None = None) -> str:
             f" ledgers l WHERE l.ledger_id = {rows}.ledger_id AND l.owner = session_user))")
 
 
-def _ownership_function(table: str, m005: bool = False) -> str:
+def _ownership_function(table: str, version: int) -> str:
     """The trigger function that refuses a write of rows of another role's ledger to
-    `table`. Migration 2 made it for requests and sessions, with a delete by compaction let
-    through on a setting; as migration 5 makes it (`m005`), a deleted request passes only
-    when compaction recorded its id (which only the owner can), and the function has its own
-    search path, so that no temporary table can stand in for `ledgers`."""
+    `table`, as migration `version` makes it. Migration 2 made it for requests and sessions,
+    with a delete by compaction let through on a setting. From migration 5 a deleted request
+    passes only when compaction recorded its id (which only the owner can), and the function
+    has its own search path, so that no temporary table can stand in for `ledgers`. From
+    migration 6 a session's row may be replaced by the ledger that sent the session's first
+    request (session_owners), whoever's it was."""
     refuse = (f"RAISE EXCEPTION 'cmat: % may not change rows of another member''s ledger"
               f" in {table}', session_user USING ERRCODE = 'insufficient_privilege';")
-    if not m005:
+    replaced = None
+    if version < 5:
         header = "CREATE FUNCTION cmat_own_{table}() RETURNS trigger LANGUAGE plpgsql AS $$"
         deleted = f"""    -- Compaction folds old rows into the rollups, which keep every total.
     ELSIF current_setting('cmat.compacting', true) IS DISTINCT FROM 'on'
@@ -238,6 +260,8 @@ def _ownership_function(table: str, m005: bool = False) -> str:
         source = (f"{_NOT_COMPACTED.format(rows='removed')} AS removed" if table == "requests"
                   else None)
         deleted = f"""    ELSIF {_foreign("removed", False, source)} THEN"""
+        if version >= 6 and table == "sessions":
+            replaced = _NOT_TAKEN_OVER
     written = _foreign("written", True)
     return f"""
 {header.format(table=table)}
@@ -245,12 +269,21 @@ BEGIN
     IF TG_OP = 'INSERT' THEN
         IF {written} THEN {refuse} END IF;
     ELSIF TG_OP = 'UPDATE' THEN
-        IF {written} OR {_foreign("replaced", False)} THEN {refuse} END IF;
+        IF {written} OR {_foreign("replaced", False, replaced)} THEN {refuse} END IF;
 {deleted}
         {refuse}
     END IF;
     RETURN NULL;
 END $$;"""
+
+
+# The replaced rows of sessions that no row written in their place takes over: one takes over
+# when its ledger (the writer's, as the written rows are checked to be) sent the session's
+# first request.
+_NOT_TAKEN_OVER = ("(SELECT * FROM replaced WHERE NOT EXISTS (SELECT 1 FROM written w"
+                   " JOIN session_owners o ON o.session_id = w.session_id"
+                   " AND o.ledger_id = w.ledger_id WHERE w.session_id = replaced.session_id))"
+                   " AS replaced")
 
 
 def _ownership_triggers(table: str) -> str:
@@ -265,7 +298,7 @@ CREATE TRIGGER {table}_owned_delete AFTER DELETE ON {table} REFERENCING OLD TABL
 
 
 def _m002_ledger_owners() -> str:
-    checks = [_ownership_function(table) + _ownership_triggers(table)
+    checks = [_ownership_function(table, 2) + _ownership_triggers(table)
               for table in ("requests", "sessions")]
     return f"""
 CREATE TABLE ledgers (
@@ -302,7 +335,7 @@ ALTER TABLE requests ADD COLUMN IF NOT EXISTS source text;
          f" WHERE source IS NOT NULL) AS moved_from", -1))}
 DELETE FROM daily_usage WHERE requests = 0 AND cost_usd = 0;
 DELETE FROM session_usage WHERE requests = 0 AND cost_usd = 0;
-{_rollup_function(ROLLUPS)}
+{_rollup_function(ROLLUPS, 3)}
 """
 
 
@@ -324,6 +357,29 @@ def _m004_cheaper_merges() -> str:
         for table, columns in ID_COLUMNS.items())
 
 
+# What the functions a migration makes search (their `SET search_path FROM CURRENT`): the
+# migration's own schema, and a session's temporary tables last, never first.
+_OWN_SEARCH_PATH = ("DO $$ BEGIN EXECUTE format('SET LOCAL search_path = %I, pg_temp',"
+                    " current_schema()); END $$;")
+
+
+def _for_each_grantee(table: str, privilege: str, *statements: str) -> str:
+    """A block that runs `statements` (each with %s for a role) for every role but the
+    owner that holds `privilege` on `table`: the members, as the owner granted them."""
+    run = "".join(f"\n        EXECUTE format('{statement}', grantee);" for statement in statements)
+    return f"""DO $$
+DECLARE grantee text;
+BEGIN
+    FOR grantee IN SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                                        ELSE quote_ident(pg_get_userbyid(a.grantee)) END
+                   FROM pg_class c, aclexplode(c.relacl) a
+                   WHERE c.oid = '{table}'::regclass AND a.privilege_type = '{privilege}'
+                     AND a.grantee <> c.relowner
+    LOOP{run}
+    END LOOP;
+END $$;"""
+
+
 def _m005_spend_by_quarter_hour() -> str:
     """The team's spend per quarter hour, kept by the rollups' trigger, which the team
     budgets read in place of the index of requests by time; that index is dropped: every
@@ -337,38 +393,53 @@ def _m005_spend_by_quarter_hour() -> str:
     schema (the search path they run with is the migration's, pg_temp last). Requests are
     locked against writers meanwhile: a row merged between the fill and the new trigger
     would be missed."""
-    functions = "".join(_ownership_function(table, m005=True)
+    functions = "".join(_ownership_function(table, 5)
                         for table in ("requests", "sessions", "sync_marks"))
     return f"""
 LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE;
-DO $$ BEGIN EXECUTE format('SET LOCAL search_path = %I, pg_temp', current_schema()); END $$;
+{_OWN_SEARCH_PATH}
 CREATE TABLE quarter_hour_spend (
     quarter_hour bigint PRIMARY KEY, cost_usd double precision NOT NULL DEFAULT 0
 );
 INSERT INTO quarter_hour_spend SELECT {QUARTER_HOUR_OF_TS}, sum(cost_usd) FROM requests
     WHERE cost_usd IS NOT NULL GROUP BY 1;
-DO $$
-DECLARE grantee text;
-BEGIN
-    FOR grantee IN SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
-                                        ELSE quote_ident(pg_get_userbyid(a.grantee)) END
-                   FROM pg_class c, aclexplode(c.relacl) a
-                   WHERE c.oid = 'daily_usage'::regclass AND a.privilege_type = 'INSERT'
-                     AND a.grantee <> c.relowner
-    LOOP
-        EXECUTE format('GRANT SELECT ON quarter_hour_spend TO %s', grantee);
-        EXECUTE format('REVOKE INSERT, UPDATE ON daily_usage, session_usage FROM %s', grantee);
-    END LOOP;
-END $$;
+{_for_each_grantee("daily_usage", "INSERT", "GRANT SELECT ON quarter_hour_spend TO %s",
+                   "REVOKE INSERT, UPDATE ON daily_usage, session_usage FROM %s")}
 DROP INDEX IF EXISTS requests_ts;
-{_rollup_function(ROLLUPS, m005=True)}
+{_rollup_function(ROLLUPS, 5)}
 {functions}
 {_ownership_triggers("sync_marks")}
 """
 
 
+def _m006_session_owners() -> str:
+    """Whose a session's attribution is: the ledger that sent the session's first request
+    (`session_owners`, written by the rollups' trigger alone, as the tables' owner). Its
+    attribution replaces any other ledger's, and until it sends one the first ledger's to
+    send any stands, as before. So a member who reads a colleague's session id among the
+    requests can no longer label the session first and keep it.
+
+    Sessions already held are filled in first where their holder sent requests in them; the
+    others go to the lowest ledger id among their requests' (which came first is not known).
+    Requests are locked against writers meanwhile, as in migration 5."""
+    return f"""
+LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE;
+{_OWN_SEARCH_PATH}
+CREATE TABLE session_owners (
+    session_id text COLLATE "C" PRIMARY KEY, ledger_id bigint NOT NULL
+);
+INSERT INTO session_owners SELECT s.session_id, s.ledger_id FROM sessions s
+    WHERE s.ledger_id IS NOT NULL AND EXISTS (SELECT 1 FROM requests r
+        WHERE r.session_id = s.session_id AND r.ledger_id = s.ledger_id);
+INSERT INTO session_owners {_first_ledgers("requests")} ON CONFLICT (session_id) DO NOTHING;
+{_for_each_grantee("sessions", "INSERT", "GRANT SELECT ON session_owners TO %s")}
+{_rollup_function(ROLLUPS, 6)}
+{_ownership_function("sessions", 6)}
+"""
+
+
 MIGRATIONS = [_m001_team_ledger, _m002_ledger_owners, _m003_rollup_sources,
-              _m004_cheaper_merges, _m005_spend_by_quarter_hour]
+              _m004_cheaper_merges, _m005_spend_by_quarter_hour, _m006_session_owners]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # A row belongs to the ledger that sent it first: that ledger's copy always replaces it (it was
@@ -384,6 +455,21 @@ MERGE_REQUESTS = (
                 if c != "message_id")
     + " WHERE r.ledger_id = excluded.ledger_id"
     f" OR (r.ledger_id IS NULL AND {rank_sql('excluded')} >= {rank_sql('r')})")
+
+
+# A session's row is sent with who sent it; the attribution that stands is its owner's, the
+# ledger that sent the session's first request (session_owners), once the owner sends one,
+# and until then the first ledger's to send any (a session on two machines stays whom its
+# owner said it was for). Rows from before ledgers were owned go to the next one sent.
+SESSION_FIELDS = (*SESSION_COLUMNS, "machine", "user_name")
+MERGE_SESSIONS = (
+    f"INSERT INTO sessions ({', '.join(SESSION_FIELDS)}, ledger_id)"
+    f" SELECT {', '.join(SESSION_FIELDS)}, %(ledger)s FROM staging_sessions"
+    " ON CONFLICT (session_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*SESSION_FIELDS[1:], "ledger_id"))
+    + " WHERE sessions.ledger_id = excluded.ledger_id OR sessions.ledger_id IS NULL"
+    " OR excluded.ledger_id = (SELECT o.ledger_id FROM session_owners o"
+    " WHERE o.session_id = excluded.session_id)")
 
 
 def migrate(connection) -> int:

@@ -4,19 +4,21 @@ Every request and session row locally carries the ledger version it last changed
 the team database keeps, per local ledger, the version up to which it has every request (its
 mark, in `sync_marks`), and apart from it the version up to which it has every session and
 deletion (`sessions_seq`: they are sent after the requests, so a sync killed in between must
-send them again from where *they* stopped, not from the requests' mark). A sync reads the ledger as of one moment (a snapshot, so writers go on)
-and sends what changed between the mark and that moment, in batches: each batch is COPYed into
-a staging table and merged (a request is unique by message id; the better copy wins, as
-locally; a row's own ledger always wins), and the mark moves in the same transaction; the next
-batch travels on a second connection meanwhile, and is merged once this one committed. So a sync
-killed at any point loses nothing and, re-run, sends each row again at most once more (merging
-it again changes nothing), and two machines syncing at once never make a duplicate.
+send them again from where *they* stopped, not from the requests' mark). A sync reads the
+ledger as of one moment (a snapshot, so writers go on) and sends what changed between the
+mark and that moment, in batches: each batch is COPYed into a staging table and merged (a
+request is unique by message id; the better copy wins, as locally; a row's own ledger always
+wins), and the mark moves in the same transaction; the next batch travels on a second
+connection meanwhile, and is merged once this one committed. So a sync killed at any point
+loses nothing and, re-run, sends each row again at most once more (merging it again changes
+nothing), and two machines syncing at once never make a duplicate.
 
 The ledger is registered to the database role that syncs it first (`ledgers`): a member who
 sets CMAT_USER or CMAT_MACHINE to a colleague's only labels their own rows so, and can never
-replace the colleague's. A row whose values no request can have (a negative or absurd cost, a
-text where a number belongs, a time outside 2000-2100) is not sent, and said so: one bad row
-never stops every later sync.
+replace the colleague's; a session's attribution is the one sent by the ledger that sent the
+session's first request (schema.MERGE_SESSIONS). A row whose values no request can have (a
+negative or absurd cost, a text where a number belongs, a time outside 2000-2100) is not
+sent, and said so: one bad row never stops every later sync.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ from dataclasses import asdict, dataclass
 from cmat import labels
 from cmat.errors import TeamDatabaseError
 from cmat.ledger import Ledger
-from cmat.ledger.schema import COLUMN_TYPES, REQUEST_COLUMNS, SESSION_COLUMNS
+from cmat.ledger.schema import COLUMN_TYPES, REQUEST_COLUMNS
 from cmat.team.budgets import cache_team_totals
 from cmat.team.connect import connect, describe
-from cmat.team.schema import MERGE_REQUESTS, migrate
+from cmat.team.schema import MERGE_REQUESTS, MERGE_SESSIONS, SESSION_FIELDS, migrate
 
 BATCH_ROWS = 50_000
 # The first batch is this share of BATCH_ROWS and each next one twice the one before, up to it:
@@ -247,19 +249,10 @@ class _Writer:
         with connection.transaction():
             if sessions:
                 with connection.cursor().copy(
-                        f"COPY staging_sessions ({', '.join(SESSION_COLUMNS)}, machine,"
-                        " user_name) FROM STDIN") as copy:
+                        f"COPY staging_sessions ({', '.join(SESSION_FIELDS)}) FROM STDIN") as copy:
                     for found in sessions:
                         copy.write_row((*found, machine, user))
-                columns = (*SESSION_COLUMNS, "machine", "user_name")
-                updated = ", ".join(f"{c} = excluded.{c}" for c in (*columns[1:], "ledger_id"))
-                # A session on two machines stays whom its first ledger said it was for.
-                connection.execute(
-                    f"INSERT INTO sessions ({', '.join(columns)}, ledger_id)"
-                    f" SELECT {', '.join(columns)}, %(ledger)s FROM staging_sessions"
-                    f" ON CONFLICT (session_id) DO UPDATE SET {updated}"
-                    " WHERE sessions.ledger_id = excluded.ledger_id"
-                    " OR sessions.ledger_id IS NULL", {"ledger": self.ledger_id})
+                connection.execute(MERGE_SESSIONS, {"ledger": self.ledger_id})
             if gone:
                 connection.execute("DELETE FROM requests WHERE message_id = ANY(%s)"
                                    " AND ledger_id = %s", (gone, self.ledger_id))
