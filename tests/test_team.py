@@ -439,11 +439,10 @@ def test_team_compaction_keeps_every_total(local, team_db):
 # What INSTALLATION.md grants a member to add and read rows, what it granted before
 # migration 6 (session_owners), and before migration 5 (when a member's sync wrote the rollups
 # with the member's own privileges).
-MEMBER_GRANTS = ("GRANT SELECT, INSERT, UPDATE ON requests, sessions, sync_marks TO {role}",
-                 "GRANT SELECT ON daily_usage, session_usage, quarter_hour_spend, session_owners"
-                 " TO {role}")
-MEMBER_GRANTS_BEFORE_6 = ("GRANT SELECT, INSERT, UPDATE ON requests, sessions, sync_marks"
-                          " TO {role}",
+_MEMBER_ROWS = "GRANT SELECT, INSERT, UPDATE ON requests, sessions, sync_marks TO {role}"
+MEMBER_GRANTS = (_MEMBER_ROWS, "GRANT SELECT ON daily_usage, session_usage, quarter_hour_spend,"
+                               " session_owners TO {role}")
+MEMBER_GRANTS_BEFORE_6 = (_MEMBER_ROWS,
                           "GRANT SELECT ON daily_usage, session_usage, quarter_hour_spend TO {role}")
 MEMBER_GRANTS_BEFORE_5 = ("GRANT SELECT, INSERT, UPDATE ON requests, sessions, daily_usage,"
                           " session_usage, sync_marks TO {role}",)
