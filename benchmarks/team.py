@@ -22,6 +22,7 @@ rows/s; the monthly report by project under 1 s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
@@ -99,20 +100,28 @@ def main() -> None:
     args = parser.parse_args()
 
     from cmat.catalog import ModelService
+
+    with server(args.url) as (url, root):
+        run(args, root, url, ModelService())
+
+
+@contextlib.contextmanager
+def server(url: str | None):
+    """(the server's conninfo, a folder for the run's files): `url`'s, or a server started
+    in that folder and stopped after."""
     from tests import pg_server
 
-    catalog = ModelService()
     with tempfile.TemporaryDirectory(prefix="cmat-team-") as tmp:
         root = Path(tmp)
-        root.chmod(0o755)
-        url = args.url
-        if url is None:
-            url = pg_server.start(root / "postgres")
+        root.chmod(0o755)  # the server runs as another user
+        if url is not None:
+            yield url, root
+            return
+        started = pg_server.start(root / "postgres")
         try:
-            run(args, root, url, catalog)
+            yield started, root
         finally:
-            if args.url is None:
-                pg_server.stop(root / "postgres")
+            pg_server.stop(root / "postgres")
 
 
 def run(args, root: Path, url: str, catalog) -> None:
