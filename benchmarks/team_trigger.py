@@ -18,8 +18,8 @@ import argparse
 import statistics
 import time
 
-# A request row made by SQL: random message ids, as real ones are; `{session}` and `{ledger}`
-# of the row number i.
+# A request's columns made by SQL from the row number i: random message ids, as real ones
+# are; `{session}` is filled in by `fill` (its ledger too, apart from these).
 ROW = {"message_id": "'msg_01' || md5(random()::text || i)", "request_id": "'req_' || md5(i::text)",
        "session_id": "{session}", "ts": "1750000000 + i * 1.5",
        "project": "'/home/u/p' || (i % 6)",
