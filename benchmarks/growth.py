@@ -50,6 +50,7 @@ ROWS = (  # (what, benchmark, the start of its line, and what else the line hold
     ("ccusage daily --offline", "history", "ccusage daily", ""),
     ("warm report, nothing changed", "history", "cmat warm (nothing", ""),
     ("warm report, 1 MB appended", "history", "cmat warm (1 MB", ""),
+    ("cmat blocks, warm", "history", "cmat blocks (warm)", ""),
     ("bare interpreter", "budget", "bare interpreter", ""),
     ("budget check before a tool call", "budget", "warm: pre-tool-use", ""),
     ("budget check before a prompt", "budget", "warm: prompt-submit", ""),

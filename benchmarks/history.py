@@ -12,6 +12,8 @@ Times, side by side:
   ends when its report is printed, and the next run waits for the indexes it left to a
   process of its own (how long they took is printed, not added);
 - warm: the same cmat report again with nothing changed, and after appending 1 MB to one file;
+- blocks: `cmat blocks --json` warm (cut from the whole history on every run) beside
+  `ccusage blocks --json --offline`, in turns;
 - peak memory: PSS of the whole process tree (workers' shared pages counted once), from one
   more cold run of each tool, sampled every 10 ms; the timed runs are not sampled.
 It also compares the token totals of both tools.
@@ -170,6 +172,13 @@ def main() -> None:
             raise SystemExit("the pure-Python read gave other totals than the compiled one")
         theirs = median_run(theirs_runs) if theirs_runs else None
         warm = measure(cmat, env)
+        # Blocks are cut from the whole history on every run: the warm command beside
+        # ccusage's (which reads every file again), in turns.
+        blocks_runs, their_blocks = [], []
+        for _ in range(args.repeat):
+            blocks_runs.append(measure([*cmat[:3], "blocks", "--json", "--quiet"], env))
+            if ccusage:
+                their_blocks.append(measure([ccusage, "blocks", "--json", "--offline"], env))
         target = max(files, key=lambda p: p.stat().st_size)
         backup = Path(tmp) / "backup.jsonl"
         shutil.copyfile(target, backup)
@@ -202,6 +211,11 @@ def main() -> None:
     print(f"{'cmat warm (nothing changed)':<44}{warm[0]:>9.2f}s{warm[1]:>10.0f}MB")
     print(f"{'cmat warm (1 MB appended to one file)':<44}{after_append[0]:>9.2f}s"
           f"{after_append[1]:>10.0f}MB")
+    blocks = median_run(blocks_runs)
+    print(f"{'cmat blocks (warm)':<44}{blocks[0]:>9.2f}s{blocks[1]:>10.0f}MB"
+          f"   all: {', '.join(f'{run[0]:.2f}' for run in blocks_runs)}")
+    if their_blocks:
+        print(f"{'ccusage blocks --offline':<44}{median_run(their_blocks)[0]:>9.2f}s")
     if single:
         print(f"{f'cmat scan of one {args.single_file_gb:g} GB file':<44}{single[0]:>9.2f}s"
               f"{single[1]:>10.0f}MB")

@@ -45,17 +45,18 @@ class Block:
     def total_tokens(self) -> int:
         return sum(self.tokens.values())
 
-    def add(self, ts: float, model: str, counts: tuple[int, ...], cost: float | None) -> None:
+    def add(self, first: float, last: float, model: str, requests: int,
+            counts: tuple[int, ...], cost: float | None, priced: int) -> None:
+        """Add `requests` of `model` made from `first` to `last` (a row of the ledger's
+        block_usage), `cost` the sum of the `priced` ones'."""
         if self.first_request is None:
-            self.first_request = ts
-        self.last_request = ts
-        self.requests += 1
+            self.first_request = first
+        self.last_request = last if self.last_request is None else max(self.last_request, last)
+        self.requests += requests
         for kind, value in zip(COUNTED_TOKENS, counts):
             self.tokens[kind] += value or 0
-        if cost is None:
-            self.unpriced_requests += 1
-        else:
-            self.cost_usd += cost
+        self.unpriced_requests += requests - priced
+        self.cost_usd += cost or 0.0
         if model not in self.models:
             self.models.append(model)
         tokens, spent = self.per_model.get(model, (0, 0.0))
@@ -94,23 +95,25 @@ def _floor_to_hour(ts: float) -> float:
     return ts - ts % 3600
 
 
-def cut_blocks(timeline: list[tuple], now: float) -> list[Block]:
-    """Blocks (gaps included) of requests given oldest first as (ts, model, input, output,
-    cache writes, cache reads, cost or None), the way the ledger's `timeline` returns them."""
+def cut_blocks(usage: list[tuple], now: float) -> list[Block]:
+    """Blocks (gaps included) of requests summed as the ledger's `block_usage` sums them:
+    rows of (first ts, last ts, model, requests, input, output, cache writes, cache reads,
+    cost or None, priced requests), each inside one block, oldest first. A single request
+    is a row of its own (first and last its time)."""
     blocks: list[Block] = []
     current: Block | None = None
-    for ts, model, *rest in timeline:
-        *counts, cost = rest
-        if current is not None and (ts - current.start > BLOCK_SECONDS
-                                    or ts - current.last_request > BLOCK_SECONDS):
+    for first, last, model, requests, *rest in usage:
+        *counts, cost, priced = rest
+        if current is not None and (first - current.start > BLOCK_SECONDS
+                                    or first - current.last_request > BLOCK_SECONDS):
             blocks.append(_closed(current, now))
-            if ts - current.last_request > BLOCK_SECONDS:
-                blocks.append(Block(current.last_request + BLOCK_SECONDS, ts, gap=True))
+            if first - current.last_request > BLOCK_SECONDS:
+                blocks.append(Block(current.last_request + BLOCK_SECONDS, first, gap=True))
             current = None
         if current is None:
-            start = _floor_to_hour(ts)
+            start = _floor_to_hour(first)
             current = Block(start, start + BLOCK_SECONDS)
-        current.add(ts, model, counts, cost)
+        current.add(first, last, model, requests, counts, cost, priced)
     if current is not None:
         blocks.append(_closed(current, now))
     # A gap starts 5 hours after the last request, which can be after the next block's

@@ -105,7 +105,7 @@ def build(payload: dict, project: Path, now: float) -> tuple[dict, dict | None]:
             block = active_block(ledger, now)
             allowance = None
             if block is not None and config.plan:
-                past = cut_blocks(ledger.timeline(now - 30 * 86400), now) \
+                past = cut_blocks(ledger.block_usage(now - 30 * 86400), now) \
                     if config.plan == "custom" else []
                 allowance, _ = plans.plan_tokens(config.plan, past)
             at_work = None

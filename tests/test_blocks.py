@@ -1,15 +1,21 @@
 """5-hour blocks: cut the way Claude Code's windows (and ccusage) cut them."""
 
 import json
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from cmat import clock
 from cmat.blocks import active_block, active_start, cut_blocks, limit_status, token_limit
 from cmat.errors import UsageError
 from cmat.ledger import Ledger
+from cmat.ledger.schema import request_rows
 from cmat.periods import iso_utc
+from cmat.usage import UsageRecord
 from tests.helpers import FIXTURES, REAL_FIXTURES, cli_run
 from tests.transcript_factory import TranscriptBuilder, write_session
 
@@ -19,7 +25,8 @@ def at(text: str) -> float:
 
 
 def request(when: str, output=500, model="claude-sonnet-4-5", cost=0.01):
-    return (at(when), model, 1000, output, 0, 0, cost)
+    """One request as a row of the ledger's block_usage."""
+    return (at(when), at(when), model, 1, 1000, output, 0, 0, cost, int(cost is not None))
 
 
 def test_requests_within_five_hours_of_the_floored_start_share_a_block():
@@ -98,6 +105,52 @@ def test_token_limits():
         with pytest.raises(UsageError):
             token_limit(wrong, blocks)
     assert [limit_status(n, 100) for n in (50, 81, 101)] == ["ok", "warning", "exceeds"]
+
+
+# Requests in the first 40 hours of a day: on the hour (where a block can end), a few
+# milliseconds either side of one, or anywhere; of two models, priced or not.
+REQUEST_TIMES = st.builds(lambda hour, offset: at("2026-01-01T00:00") + hour * 3600 + offset,
+                          st.integers(0, 40),
+                          st.sampled_from([0, 0.001, 3599.999]) | st.integers(0, 3599)
+                          | st.floats(0, 3599.999).map(lambda s: round(s, 3)))
+REQUESTS = st.lists(st.tuples(REQUEST_TIMES, st.sampled_from(["claude-opus-4-6", "claude-haiku-4-5"]),
+                              st.integers(0, 5000), st.sampled_from([None, 0.25, 1.5])),
+                    max_size=40)
+
+
+def on(when: str, model="claude-opus-4-6", output=10, cost=0.25):
+    return at(f"2026-01-01T{when}"), model, output, cost
+
+
+@settings(max_examples=100, deadline=None)
+@given(REQUESTS, st.integers(0, 50))
+# A request exactly at a block's end is the block's; the rest of that hour is the next one's.
+@example([on("10:20"), on("15:00:00"), on("15:30")], 30)
+# An hour's first request, whatever its model, decides whether a silence came before it.
+@example([on("05:15"), on("10:10"), on("10:30", model="claude-haiku-4-5")], 30)
+def test_blocks_cut_from_the_ledgers_hourly_sums_are_those_of_each_request(requests, hours):
+    now = at("2026-01-01T00:00") + hours * 3600
+    records = [UsageRecord(f"msg_{n}", None, "s", iso_utc(ts), model, 7, output, 3, 0, 11, 0,
+                           None, None, False, "main", None, "/p", seconds=ts)
+               for n, (ts, model, output, _) in enumerate(requests)]
+    with tempfile.TemporaryDirectory() as tmp, Ledger(Path(tmp) / "ledger.db") as ledger:
+        with ledger.transaction():
+            ledger.insert_rows(request_rows(records, [cost for *_, cost in requests], "test"))
+        summed = cut_blocks(ledger.block_usage(), now)
+    one_by_one = cut_blocks(sorted(((ts, ts, model, 1, 7, output, 3, 11, cost,
+                                     int(cost is not None))
+                                    for ts, model, output, cost in requests),
+                                   key=lambda row: row[0]), now)
+
+    def seen(block):
+        return (block.start, block.end, block.gap, block.active, block.requests,
+                block.first_request, block.last_request, block.tokens,
+                block.unpriced_requests, sorted(block.models),
+                {model: tokens for model, (tokens, _) in block.per_model.items()})
+
+    assert [seen(block) for block in summed] == [seen(block) for block in one_by_one]
+    assert [block.cost_usd for block in summed] == pytest.approx(
+        [block.cost_usd for block in one_by_one])
 
 
 def test_blocks_of_the_real_fixtures_equal_ccusages(tmp_path, monkeypatch):

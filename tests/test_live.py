@@ -31,8 +31,8 @@ def screen_text(snapshot: Snapshot, width: int = 80) -> str:
 
 def snapshot(official=None, allowance=None) -> Snapshot:
     now = clock.now()
-    (block,) = cut_blocks([(now - 600, "claude-opus-4-6", 10, 7_600, 0, 0, 0.19),
-                           (now - 60, "claude-opus-4-6", 0, 0, 0, 0, 0.0)], now)
+    (block,) = cut_blocks([(now - 600, now - 60, "claude-opus-4-6", 2, 10, 7_600, 0, 0, 0.19, 2)],
+                          now)
     return Snapshot(now, block, official, allowance,
                     "pro preset", 0.19, 1.0, [("sess-1234567", "/home/me/app", now - 60, 0.19)])
 

@@ -42,7 +42,7 @@ def limits(plan: str | None, as_json: bool, no_scan: bool, quiet: bool) -> None:
     ledger, _ = scan_first(no_scan, (), quiet)
     with ledger:
         block = active_block(ledger, now)
-        past = cut_blocks(ledger.timeline(now - 30 * 86400), now) if plan == "custom" else []
+        past = cut_blocks(ledger.block_usage(now - 30 * 86400), now) if plan == "custom" else []
         week = ledger.model_spend(now - WEEK_SECONDS)
         hours = plans.active_hours(ledger.model_times(now - WEEK_SECONDS))
     allowance, basis = plans.plan_tokens(plan, past)

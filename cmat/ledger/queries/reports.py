@@ -65,13 +65,22 @@ class ReportQueries(Queries):
     # A Claude plan's 5-hour blocks and weekly hours are Claude Code's alone: the three below
     # read its requests only (no source), never another agent's.
 
-    def timeline(self, since: float | None = None) -> list[tuple]:
-        """Every Claude Code request from `since` on, oldest first: (ts, model, input,
-        output, cache writes, cache reads, cost or None). What 5-hour blocks are cut from."""
-        kinds = ", ".join(COLUMN[kind] for kind in COUNTED_TOKENS)
+    def block_usage(self, since: float | None = None) -> list[tuple]:
+        """Claude Code's requests from `since` on, summed per hour and model, oldest first:
+        (first ts, last ts, model, requests, input, output, cache writes, cache reads, cost
+        of the priced ones or None, priced requests). What 5-hour blocks are cut from
+        (blocks.cut_blocks): a block starts on the hour and ends on one, so one hour's
+        requests share a block, all but those made exactly on the hour, which may close the
+        block before: they are summed apart, and come first."""
+        kinds = ", ".join(f"sum({COLUMN[kind]})" for kind in COUNTED_TOKENS)
         condition, params = report_filter(since, None, None)
-        return self.query(f"SELECT ts, model, {kinds}, cost_usd FROM requests WHERE {condition}"
-                          " AND source IS NULL ORDER BY ts", params)
+        hour = "CAST(ts AS INTEGER) / 3600"  # whole seconds, then whole hours: exact
+        on_the_hour = f"ts = {hour} * 3600"
+        return self.query(
+            f"SELECT min(ts), max(ts), model, count(*), {kinds}, sum(cost_usd), count(cost_usd)"
+            f" FROM requests WHERE {condition} AND source IS NULL"
+            f" GROUP BY {hour}, {on_the_hour}, model"
+            f" ORDER BY {hour}, {on_the_hour} DESC, min(ts), model", params)
 
     def request_times(self, since: float) -> list[float]:
         """When each Claude Code request from `since` on was made, oldest first."""
