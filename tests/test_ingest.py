@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -17,7 +18,8 @@ from cmat.catalog import ModelService
 from cmat.cli import cli
 from cmat.ingest import scan
 from cmat.ledger import Ledger
-from cmat.transcripts.parallel import ReadOptions
+from cmat.transcripts.files import SourceFile
+from cmat.transcripts.parallel import ReadOptions, _batches, plan_segments
 from tests.helpers import child_env, real_fixture, request_indexes
 from tests.transcript_factory import (
     HOSTILE,
@@ -174,6 +176,25 @@ def test_large_cold_scans_use_worker_processes_and_agree(run, history, packed):
     result = run(ReadOptions(workers=2, fast_decode=True, pack_rows=packed))
     assert result.requests == 360
     assert totals(run.ledger) == (360, sum(30 * (i + 1) for i in range(12)))
+
+
+def test_workers_batches_are_even_in_bytes_keep_the_order_and_shrink_at_the_end():
+    # Many small files around a few large ones, as a real history has them.
+    rng = random.Random(5)
+    sizes = [rng.randint(2_000, 400_000) for _ in range(3_000)]
+    for at in (400, 1_500, 2_900):
+        sizes[at] = 90_000_000
+    work = [(SourceFile(Path(f"/h/{n}.jsonl")), 0, size) for n, size in enumerate(sizes)]
+    segments = plan_segments(work, 8, final=False)
+    batches = _batches(segments, 2)
+    assert [s for batch in batches for s in batch] == segments
+    bytes_of = [sum(s.length for s in batch) for batch in batches]
+    assert sum(bytes_of) == sum(sizes)
+    share = sum(sizes) // 32
+    largest_segment = max(s.length for s in segments)
+    assert all(size < share + largest_segment for size in bytes_of)
+    assert all(size >= share // 8 for size in bytes_of[:-1])
+    assert max(bytes_of[-4:]) < share / 2  # no large batch left for one worker at the end
 
 
 def test_a_torn_line_in_a_file_read_in_pieces_is_read_again(run, history):
