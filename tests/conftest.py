@@ -82,7 +82,10 @@ def postgres(tmp_path_factory):
 
 @pytest.fixture
 def team_db(postgres, request):
-    """A fresh, empty database on that server, for one test: its conninfo."""
+    """A fresh, empty database on that server, for one test: its conninfo. Dropped after the
+    test with the member roles made for it (test_team.member_role: named after the
+    database's last six characters), so that a server given by CMAT_TEST_PG does not fill
+    with them."""
     import re
     import uuid
 
@@ -91,4 +94,9 @@ def team_db(postgres, request):
     name = "t_" + re.sub(r"\W", "_", request.node.name)[:40].lower() + "_" + uuid.uuid4().hex[:6]
     with psycopg.connect(postgres, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    return re.sub(r"dbname=\S+", f"dbname={name}", postgres)
+    yield re.sub(r"dbname=\S+", f"dbname={name}", postgres)
+    with psycopg.connect(postgres, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for (role,) in admin.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s",
+                                     (f"%\\_{name[-6:]}",)).fetchall():
+            admin.execute(f'DROP ROLE "{role}"')
