@@ -3,6 +3,7 @@ team budgets and compaction."""
 
 import json
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -479,6 +480,19 @@ def test_a_member_role_with_the_documented_grants_can_sync_and_report(local, tea
     assert report["total"]["requests"] == 12
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         remote(member, "INSERT INTO team_budgets (scope, limit_usd) VALUES ('x', 1)")
+
+
+def test_a_team_report_the_server_refuses_is_said_not_a_crash(local, team_db):
+    """A member whose grants lack a rollup (the owner revoked it) is told the server's reason,
+    with the team database's exit code."""
+    cli_run("scan", "-q")
+    member = member_role(team_db, "m")
+    cli_run("sync", "--to", member, "-q", "--no-scan")
+    role = re.search(r"user=(\S+)", member).group(1)
+    with psycopg.connect(team_db, autocommit=True) as owner:
+        owner.execute(f"REVOKE SELECT ON daily_usage FROM {role}")
+    result = cli_run("report", "monthly", "--team", "--to", member, code=8)
+    assert "the team report stopped: permission denied for table daily_usage" in result.stderr
 
 
 @pytest.mark.parametrize("version, grants", [(4, MEMBER_GRANTS_BEFORE_5),

@@ -46,7 +46,12 @@ def connect(url: str):
         return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
                                application_name="cmat")
     except psycopg.Error as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TeamDatabaseError(f"cannot reach {describe(url)}: {message}",
+        raise TeamDatabaseError(f"cannot reach {describe(url)}: {error_line(exc)}",
                                 "nothing was lost: the local ledger keeps every request, and "
                                 "the next sync sends it") from None
+
+
+def error_line(exc: Exception) -> str:
+    """What the server said of an error, fit for one line: its first line, else its kind."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cmat.apps import app_sql, provider_sql
-from cmat.errors import UsageError
+from cmat.errors import TeamDatabaseError, UsageError
 from cmat.ledger.queries.source import Offsets
 from cmat.ledger.queries.sql import grouped, report_filter
+from cmat.team.connect import error_line
 from cmat.usage import COLUMN, TOKEN_FIELDS
 
 # The rollups keep a Claude Code request's source as '' (a key cannot be NULL).
@@ -64,7 +65,14 @@ class TeamSource:
         connection.execute(f"SET work_mem = '{REPORT_WORK_MEM}'")  # this connection's alone
 
     def query(self, sql: str, params=()) -> list[tuple]:
-        return self.connection.execute(sql, params).fetchall()
+        import psycopg
+
+        try:
+            return self.connection.execute(sql, params).fetchall()
+        except psycopg.Error as exc:  # a grant missing, a sum out of range: said, not a crash
+            raise TeamDatabaseError(f"the team report stopped: {error_line(exc)}",
+                                    "the local figures are unchanged: leave out --team for "
+                                    "this machine's") from None
 
     def time_span(self, since: float | None, until: float | None, project: str | None,
                   machine: str | None = None) -> tuple[float | None, float | None]:

@@ -34,7 +34,7 @@ from cmat.errors import TeamDatabaseError
 from cmat.ledger import Ledger
 from cmat.ledger.schema import COLUMN_TYPES, REQUEST_COLUMNS
 from cmat.team.budgets import cache_team_totals
-from cmat.team.connect import connect, describe
+from cmat.team.connect import connect, describe, error_line
 from cmat.team.schema import MERGE_REQUESTS, MERGE_SESSIONS, SESSION_FIELDS, migrate
 
 BATCH_ROWS = 50_000
@@ -87,8 +87,7 @@ def sync(ledger: Ledger, url: str, progress: Callable[[int], None] | None = None
         _push(ledger, connection, ledger_id, result, progress, url)
         cache_team_totals(connection)
     except psycopg.Error as exc:
-        raise TeamDatabaseError(f"sync to {result.database} stopped: "
-                                f"{str(exc).strip().splitlines()[0]}",
+        raise TeamDatabaseError(f"sync to {result.database} stopped: {error_line(exc)}",
                                 "what was sent is kept; run cmat sync again") from None
     finally:
         connection.close()
