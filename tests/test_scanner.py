@@ -78,6 +78,21 @@ def test_the_pure_python_path_is_chosen_without_it(monkeypatch):
     assert ReadOptions(compiled=False).decoder_for(1).__class__ is not scanner.ScanningDecoder
 
 
+def test_a_large_read_decodes_with_msgspec_only_without_the_scanner(monkeypatch):
+    """Behind the scanner, the reference decoder takes the rare undecided line, and a cold
+    scan does not import msgspec; without it, msgspec decodes a large read's lines."""
+    from cmat.transcripts import decode, fastdecode
+    from cmat.transcripts.parallel import FAST_DECODE_MIN_BYTES
+
+    need(BUILT, "needs the compiled scanner (a C compiler at install)")
+    large = FAST_DECODE_MIN_BYTES
+    assert ReadOptions().decoder_for(large) == scanner.ScanningDecoder(decode.decode_line)
+    assert ReadOptions(compiled=False).decoder_for(large) is fastdecode.decode_line
+    monkeypatch.setenv("CMAT_PURE_PYTHON", "1")
+    assert ReadOptions().decoder_for(large) is fastdecode.decode_line
+    assert ReadOptions().decoder_for(large - 1) is decode.decode_line
+
+
 def _decoders():
     """(name, options) of every way a read can decode: the reference first."""
     ways = [("reference", ReadOptions(fast_decode=False, compiled=False)),

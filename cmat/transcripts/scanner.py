@@ -3,10 +3,11 @@ and keeps the best copy of each request there.
 
 A pure-Python path stays beside it and gives the same records (tests/test_scanner.py checks
 both on every fixture and on fuzzed lines): where the package was installed without a C
-compiler, or with `CMAT_PURE_PYTHON=1`, `scanning` hands back the line decoder it was given,
-and reader.py finds and decodes lines itself. What the scanner is not sure of comes back to
-Python: a line it leaves undecided goes to the decoder it was given, whose rules are the
-reference, and a usage line whose key or time it cannot settle is checked here.
+compiler, or with `CMAT_PURE_PYTHON=1`, the line decoder reads alone
+(`ReadOptions.decoder_for`), and reader.py finds and decodes lines itself. What the scanner
+is not sure of comes back to Python: a line it leaves undecided goes to the decoder it was
+given, whose rules are the reference, and a usage line whose key or time it cannot settle is
+checked here.
 """
 
 from __future__ import annotations
@@ -94,8 +95,3 @@ def _candidate(data: tuple, source: SourceFile) -> tuple:
     return (request_key(message_id, request_id, source.path, offset), rank(is_sidechain, input_tokens + output_tokens
                       + cache_writes(cache_total, split)[0] + cache_read),
             build_record, data)
-
-
-def scanning(decode: LineDecoder) -> LineDecoder:
-    """`decode` with the compiled scanner in front, where it is available."""
-    return ScanningDecoder(decode) if available() else decode
