@@ -1,5 +1,5 @@
 """One error hierarchy: every expected failure is a CmatError with a one-line message, and
-every exit code cmat uses is here (exit_codes() lists them; docs/exit-codes.md shows it).
+every exit code cmat uses is here (exit_codes() lists them; docs/cli.md shows it).
 
 The CLI turns an error into that line on stderr and its exit code; anything else is a bug
 (INTERNAL_ERROR_EXIT). A hook always exits 0. A command that ends without an error leaves
@@ -103,15 +103,17 @@ BUDGET_SPENT = BudgetExhausted.exit_code
 
 
 def exit_codes() -> list[tuple[int, str]]:
-    """Every exit code cmat uses and what it means, in order."""
-    errors: dict[int, str] = {}
+    """Every exit code cmat uses and what it means (each error's that exits with it), in
+    order."""
+    errors: dict[int, list[str]] = {}
     pending = list(CmatError.__subclasses__())
     while pending:
         kind = pending.pop(0)
-        errors.setdefault(kind.exit_code, " ".join(kind.__doc__.split()))
+        errors.setdefault(kind.exit_code, []).append(" ".join(kind.__doc__.split()))
         pending += kind.__subclasses__()
     table = {OK: "Success.", PROBLEMS_FOUND: "A check found something to act on (`hooks status`,"
-             " `models validate`, `models check`, `alerts deliver` that failed).", **errors,
+             " `models validate`, `models check`, `alerts deliver` that failed).",
+             **{code: " ".join(meanings) for code, meanings in errors.items()},
              INTERNAL_ERROR_EXIT: "A bug in cmat: an unexpected error (CMAT_DEBUG=1 shows the"
              " traceback)."}
     return sorted(table.items())

@@ -30,7 +30,8 @@ SMALL_FILE_LIMIT = 4 * 1024 * 1024  # a queue, a config, a marker, settings: far
 
 
 class Unreadable(CmatError):
-    """A file that exists but is not safe or not possible to read (see the module docstring)."""
+    """A file cmat did not write that is not safe or not possible to read (a FIFO, a device,
+    another user's link, too large, no permission)."""
 
     exit_code = 6
 
