@@ -201,22 +201,6 @@ def test_a_bulk_load_leaves_its_indexes_to_a_process_of_its_own(tmp_path, projec
     assert len(started) == 1
 
 
-def test_a_bulk_load_copies_its_write_ahead_log_into_the_ledger_less_often(tmp_path):
-    """By default SQLite copies the log back every 1000 pages (4 MB), and a load's next
-    commit starts it over: its file stays near 4 MB. Inside a bulk load it grows to hold
-    every commit (up to BULK_CHECKPOINT_PAGES); after it, the default is back."""
-    ledger = Ledger(tmp_path / "l.db")
-    ledger.db.execute("CREATE TABLE scratch (data BLOB)")
-    default = ledger.query("PRAGMA wal_autocheckpoint")
-    with ledger.bulk_load():
-        for _ in range(40):  # 8 MB in 40 commits
-            with ledger.transaction():
-                ledger.db.execute("INSERT INTO scratch VALUES (randomblob(200000))")
-    assert (tmp_path / "l.db-wal").stat().st_size > 7_000_000
-    assert ledger.query("PRAGMA wal_autocheckpoint") == default == [(1000,)]
-    ledger.close()
-
-
 def test_a_first_scan_ends_while_its_indexes_are_built_behind_it(tmp_path, monkeypatch):
     """For real: the scan returns, the detached process builds the indexes a moment later."""
     import cmat.ingest

@@ -45,9 +45,6 @@ if TYPE_CHECKING:
 
 # A new ledger is 0 bytes only between its creation and its first write, a moment long.
 EMPTY_GRACE_SECONDS = 2.0
-# SQLite copies the write-ahead log into the ledger every 1000 pages by default; a bulk load's
-# commits write the same pages of the message id index again, and would have them copied again.
-BULK_CHECKPOINT_PAGES = 16384  # 64 MB
 MAX_ATTACHED_PACKED = 8  # SQLite attaches at most 10 databases unless built otherwise
 
 
@@ -167,8 +164,7 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
     def bulk_load(self):
         """Load many requests into an empty ledger: the secondary indexes are dropped for the
         load and built once after it (`_build_indexes_behind`), which is several times
-        cheaper than keeping them; and the write-ahead log is copied into the ledger less
-        often (BULK_CHECKPOINT_PAGES).
+        cheaper than keeping them.
 
         What was dropped is written down in the same transaction, so that a load killed
         before its end leaves the next scan able to build them (`restore_indexes`). Inside
@@ -184,12 +180,9 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
             for name, _ in indexes:
                 self.db.execute(f"DROP INDEX {name}")
         self._bulk_loading = True
-        checkpoint_pages = self.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-        self.db.execute(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
         try:
             yield
         finally:
-            self.db.execute(f"PRAGMA wal_autocheckpoint = {checkpoint_pages}")
             self._bulk_loading = False
             self._indexes_behind = True
 
