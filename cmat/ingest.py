@@ -175,6 +175,8 @@ def import_apps(ledger: Ledger, models: ModelService, logs: list[AppLog],
     from the row after the last one read (its FileState's offset). Many logs are read in
     forked workers, as transcripts are; they are stored in a few transactions, each with the
     state of the files it holds. Counts are added to `result`."""
+    if not logs:  # nothing new: no catalog to load, no host name to look up
+        return
     started = time.monotonic()
     pending = _Pending(ledger, result)
     make_rows = _RowMaker(models)

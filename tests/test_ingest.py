@@ -381,3 +381,20 @@ def test_a_transcript_rewritten_in_place_is_read_again(run, history):
     result = run()
     assert result.bytes_read == path.stat().st_size  # from the start
     assert totals(run.ledger) == (3, 10 + 99 + 5)
+
+
+def test_a_scan_with_nothing_new_loads_no_catalog(run, history, project):
+    """The second report of an unchanged history reads no transcript and no other agent's
+    log, so it needs no prices (and no host name for new rows): the catalog is not loaded."""
+
+    class NoCatalog(ModelService):
+        @property
+        def catalog(self):
+            raise AssertionError("the catalog was loaded")
+
+    builder = TranscriptBuilder(session_id="a")
+    builder.response(output=10, blocks=1)
+    write_session(history / "-p", builder)
+    assert run().requests == 1
+    again = scan(run.ledger, NoCatalog(project), [history])
+    assert again.requests == again.files_read == 0
