@@ -173,6 +173,17 @@ def test_the_status_line_imports_neither_click_nor_pydantic(live_session, tmp_pa
     assert heavy_modules_loaded(["statusline"], payload, tmp_path, project) == []
 
 
+def test_every_entry_leaves_the_collector_s_last_walk_out():
+    """The `cmat` executable, `python -m cmat` and the hook scripts all start at cmat.entry:
+    its exit handler freezes the objects before the interpreter's last collection (an exit
+    handler registered before it runs after it)."""
+    check = ("import atexit, gc; atexit.register(lambda: print(gc.get_freeze_count() > 0));"
+             " import cmat.entry")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                            env=child_env(), check=True)
+    assert result.stdout == "True\n"
+
+
 def test_the_version_is_the_packages():
     import tomllib
 
