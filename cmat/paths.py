@@ -117,6 +117,16 @@ def config_home() -> Path:
     return (_env_path("XDG_CONFIG_HOME") or home() / ".config") / "cmat"
 
 
+def user_config_file() -> Path:
+    """The user's configuration: budgets, alerts, the team database, retention."""
+    return config_home() / "config.toml"
+
+
+def project_config_file(project: Path) -> Path:
+    """What a project adds to the user's configuration (it comes with a repository)."""
+    return project / ".claude" / "cmat.toml"
+
+
 def ledger_file() -> Path:
     return _env_path("CMAT_LEDGER") or data_home() / "ledger.db"
 

@@ -100,9 +100,9 @@ def test_set_refuses_invalid_values_and_writes_nothing(project):
 
 
 def test_where_each_budget_is_written(project):
-    from cmat.budgets.config import project_config_file, user_config_file
     from cmat.budgets.scopes import place
     from cmat.errors import UsageError
+    from cmat.paths import project_config_file, user_config_file
 
     user, own = user_config_file(), project_config_file(project)
     assert (place("daily").file, place("daily").keys) == (user, ["budgets", "daily"])

@@ -3,12 +3,14 @@
 import csv
 import io
 import json
+import subprocess
+import sys
 
 import pytest
 
 from cmat import clock
 from cmat.ledger import Ledger
-from tests.helpers import cli_run, noon_days_ago, now_iso, rounded, user_config
+from tests.helpers import child_env, cli_run, noon_days_ago, now_iso, rounded, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session
 
 SONNET, OPUS = "claude-sonnet-4-5-20250929", "claude-opus-4-6"
@@ -84,6 +86,22 @@ def test_retention_in_the_config_compacts_on_a_scan_once_a_day(old_and_new, proj
     user_config("[retention]\nolder_than = 'soon'\n")
     assert "retention.older_than 'soon' is not an age" in cli_run("report", "monthly",
                                                                   code=2).stderr
+
+
+def test_a_report_loads_the_config_s_reader_and_retention_only_when_there_is_a_config(
+        old_and_new, project):
+    loaded = ("import sys\nfrom cmat.entry import main\nsys.argv = ['cmat', 'report', 'monthly']\n"
+              "try:\n    main()\nexcept SystemExit:\n    pass\n"
+              "print(sorted(name for name in ('cmat.budgets.config', 'cmat.retention')"
+              " if name in sys.modules), file=sys.stderr)")
+
+    def modules() -> str:
+        return subprocess.run([sys.executable, "-c", loaded], capture_output=True, text=True,
+                              env=child_env(CLAUDE_PROJECT_DIR=project)).stderr.splitlines()[-1]
+
+    assert modules() == "[]"
+    user_config("[retention]\nolder_than = '13m'\n")
+    assert modules() == "['cmat.budgets.config', 'cmat.retention']"
 
 
 def test_export_writes_every_request_with_its_task(old_and_new, tmp_path):

@@ -202,14 +202,6 @@ def toml_key(scope: str) -> str:
     return scope.replace("-", "_")
 
 
-def user_config_file() -> Path:
-    return paths.config_home() / "config.toml"
-
-
-def project_config_file(project: Path) -> Path:
-    return project / ".claude" / "cmat.toml"
-
-
 def read_toml(path: Path) -> dict:
     """A config file's tables ({} when there is none), through the one safe reader: a
     project's file comes with a repository, and may be a FIFO or a device."""
@@ -553,7 +545,7 @@ def apply_file(config: Config, path: Path, data: dict, trusted: bool = True) -> 
                 setting.store(config, parsed)
             else:
                 config.ignored.append(f"{path}: {name} ignored: only the user's config "
-                                      f"({user_config_file()}) may set it")
+                                      f"({paths.user_config_file()}) may set it")
 
 
 def _team_cache(config: Config) -> None:
@@ -577,14 +569,14 @@ def load_config(project: Path) -> Config:
     A broken user file raises ConfigError; a broken project file is ignored and noted.
     """
     config = Config()
-    user = user_config_file()
+    user = paths.user_config_file()
     data = read_toml(user)
     if data:
         apply_file(config, user, data)
         config.sources.append(str(user))
     if config.team_database:
         _team_cache(config)
-    path = project_config_file(project)
+    path = paths.project_config_file(project)
     if path.resolve() == user.resolve():
         return config
     try:

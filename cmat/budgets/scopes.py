@@ -17,8 +17,6 @@ from cmat.budgets.config import (
     TOKEN_SCOPES,
     USER_WIDE_SCOPES,
     app_key,
-    project_config_file,
-    user_config_file,
 )
 from cmat.budgets.edit import budget_path
 from cmat.errors import UsageError
@@ -81,7 +79,7 @@ def place(scope: str, *, period: str | None = None, key_id: str | None = None,
         raise UsageError(f"{scope} budgets cover every project: only the user's config may "
                          "set them (a project file may not)")
     every_project = scope in (*USER_WIDE_SCOPES, *APP_SCOPES)
-    file = user_config_file() if user or (every_project and not in_project) \
-        else project_config_file(folder)
+    file = paths.user_config_file() if user or (every_project and not in_project) \
+        else paths.project_config_file(folder)
     whole = scope in (*TOKEN_SCOPES, "concurrent-agents") or period == "daily-tokens"
     return Placement(file, keys, whole)

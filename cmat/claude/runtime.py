@@ -369,15 +369,14 @@ def session_reading(ledger, project: Path, path: Path, session_id: str
     every file the figures depend on (configs, catalogs, the task marker and queue, the team
     cache, the session's folders). None when a file of the session could not be read yet."""
     from cmat import paths
-    from cmat.budgets.config import project_config_file, user_config_file
     from cmat.transcripts.files import session_sources
 
     sources = [str(source.path) for source in session_sources(path, session_id)]
     states = ledger.file_states(sources)
     if set(states) != set(sources):
         return None
-    watched = [user_config_file(), project_config_file(project), paths.user_catalog(),
-               paths.project_catalog(project), paths.bundled_catalog(),
+    watched = [paths.user_config_file(), paths.project_config_file(project),
+               paths.user_catalog(), paths.project_catalog(project), paths.bundled_catalog(),
                paths.current_task_file(project), paths.queue_file(project),
                paths.team_cache(), path.parent,
                path.parent / path.stem / "subagents", path.parent / session_id / "subagents"]

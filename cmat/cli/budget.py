@@ -137,7 +137,6 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
     go to the user's config, the others to the project's .claude/cmat.toml, unless --user or
     --in-project says otherwise.
     """
-    from cmat.budgets.config import user_config_file
     from cmat.budgets.edit import edit_config, set_value
     from cmat.budgets.scopes import place
 
@@ -150,9 +149,9 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
     edit_config(placed.file, lambda document: set_value(document, placed.keys, value))
     click.echo(f"{'.'.join(placed.keys)} = {value} (in {placed.file})")
     if count:
-        edit_config(user_config_file(),
+        edit_config(paths.user_config_file(),
                     lambda document: set_value(document, ["budgets", "token_count"], count))
-        click.echo(f"budgets.token_count = {count!r} (in {user_config_file()})")
+        click.echo(f"budgets.token_count = {count!r} (in {paths.user_config_file()})")
     if value == 0:
         click.echo("note: a limit of 0 means nothing may be spent: work in its scope is "
                    f"blocked at once. To remove the budget instead: cmat budget unset {scope}")

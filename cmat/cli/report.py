@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sys
 from dataclasses import dataclass
 from datetime import date
@@ -147,10 +148,15 @@ def scan_first(no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool):
 def _retention(ledger) -> None:
     """`retention.older_than` in the config: old requests folded, at most once a day."""
     from cmat import paths
+
+    project = paths.project_dir()
+    if not any(map(os.path.exists, (paths.user_config_file(),
+                                    paths.project_config_file(project)))):
+        return  # no config, no retention: its reader (6 ms to import) is not loaded
     from cmat.budgets.config import load_config
     from cmat.retention import compact_when_due
 
-    done = compact_when_due(ledger, load_config(paths.project_dir()), clock.now())
+    done = compact_when_due(ledger, load_config(project), clock.now())
     if done and done.requests:
         click.echo(f"cmat: retention: folded {done.requests:,} old requests into daily "
                    "rollups", err=True)
