@@ -80,6 +80,55 @@ def test_task_columns_of_older_ledgers_become_session_attributions(tmp_path):
         assert "task_id" not in columns
 
 
+def _insert_request(db, message_id: str, seq: int) -> None:
+    db.execute("INSERT INTO requests (message_id, ts, model, agent, is_sidechain, input_tokens,"
+               " output_tokens, cache_creation_tokens, cache_creation_1h_tokens,"
+               " cache_read_tokens, web_search_requests, seq) VALUES"
+               " (?, 1e9, 'claude-opus-4-6', 'main', 0, 1, 2, 3, 0, 4, 0, ?)",
+               (message_id, seq))
+
+
+def test_changes_are_paged_in_the_order_of_the_index_by_version(tmp_path):
+    """What a sync reads comes by version, then in the table's own order, page after page,
+    each row once; SQLite walks the index for it, with no sort of the changed rows."""
+    with Ledger(tmp_path / "l.db") as ledger:
+        with ledger.transaction():
+            # Ids against the order they are written in: by id, each row would be a jump.
+            for number, seq in enumerate([2, 1, 2, 1, 3, 2, 1]):
+                _insert_request(ledger.db, f"msg_{9 - number}", seq)
+        statements = []
+        ledger.db.set_trace_callback(statements.append)
+        pages, after = [], None
+        while rows := ledger.changed_requests(1, 3, after, 2):
+            pages.append([(row[0], row[-3]) for row in rows])
+            after = rows[-1][-3], rows[-1][-2]
+        ledger.db.set_trace_callback(None)
+        assert pages == [[("msg_8", 1), ("msg_6", 1)], [("msg_3", 1), ("msg_9", 2)],
+                         [("msg_7", 2), ("msg_4", 2)]]
+        for statement in statements:
+            plan = " ".join(step[-1] for step in ledger.query("EXPLAIN QUERY PLAN " + statement))
+            assert "USING INDEX requests_seq" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_the_index_by_version_is_made_anew_even_when_a_bulk_load_left_it_to_build(tmp_path):
+    """A ledger whose bulk load was killed lists the indexes still to build: the index by
+    version is built by the migration, and not again, in its old form, by the repair."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:-1]:
+        migration(db)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'requests_seq'").fetchone()[0]
+    db.execute("DROP INDEX requests_seq")
+    db.execute("INSERT INTO dropped_indexes VALUES ('requests_seq', ?)", (sql,))
+    db.close()
+    with Ledger(path) as ledger:
+        assert ledger.query("SELECT name FROM dropped_indexes") == []
+        (sql,), = ledger.query("SELECT sql FROM sqlite_master WHERE name = 'requests_seq'")
+        assert sql.strip() == "CREATE INDEX requests_seq ON requests (seq)"
+        assert ledger.restore_indexes() is False
+
+
 def test_a_newer_schema_is_refused(tmp_path):
     db = sqlite3.connect(tmp_path / "new.db")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")

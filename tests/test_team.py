@@ -274,7 +274,7 @@ def test_a_merge_that_fails_keeps_the_batches_before_it_and_nothing_after(local,
     cli_run("scan", "-q")
     with Ledger() as ledger:
         order = [m for (m,) in ledger.query("SELECT message_id FROM requests"
-                                            " ORDER BY seq, message_id")]
+                                            " ORDER BY seq, rowid")]
     assert len(order) == 12
     with psycopg.connect(team_db, autocommit=True) as admin:
         migrate(admin)

@@ -314,11 +314,22 @@ def _m013_rollup_sources(db: sqlite3.Connection) -> None:
         _run_script(db, "ALTER TABLE request_rollups ADD COLUMN source TEXT")
 
 
+def _m014_changes_in_row_order(db: sqlite3.Connection) -> None:
+    # A sync reads what changed by version, and within one version in the table's own order
+    # (rowid, which every index holds): by message id, each row was a jump to a random page
+    # of the table. The index loses its text column, so every write pays less for it too.
+    _run_script(db, """
+        DROP INDEX IF EXISTS requests_seq;
+        DELETE FROM dropped_indexes WHERE name = 'requests_seq';
+        CREATE INDEX requests_seq ON requests (seq)
+    """)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_requests, _m002_sessions, _m003_report_cache, _m004_budgets, _m005_partial_indexes,
     _m006_skips_and_dropped_indexes, _m007_attribution_of_its_own, _m008_inference_geo,
     _m009_runs_and_channels, _m010_labels_and_changes, _m011_compacted_ids,
-    _m012_impossible_times, _m013_rollup_sources]
+    _m012_impossible_times, _m013_rollup_sources, _m014_changes_in_row_order]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 REQUEST_COLUMNS = ("message_id", "request_id", "session_id", "ts", "project", "model", "agent",

@@ -204,7 +204,7 @@ class _Writer:
 
     def _stage(self, payload: list) -> None:
         connection = self._connection()
-        sent = [found[:-2] for found in payload if found[-1]]  # values a request can have
+        sent = [found[:-3] for found in payload if found[-1]]  # values a request can have
         connection.execute("BEGIN")
         try:
             if sent:
@@ -217,7 +217,7 @@ class _Writer:
         except BaseException:
             _rollback(connection)
             raise
-        future = self.merger.submit(self._merge, connection, bool(sent), payload[-1][-2])
+        future = self.merger.submit(self._merge, connection, bool(sent), payload[-1][-3])
         self.merging = future, len(sent), len(payload) - len(sent)
 
     def _merge(self, connection, staged: bool, seq: int) -> None:
@@ -284,12 +284,12 @@ def _read_ahead(path, mark: int, sessions_mark: int):
         try:
             with Ledger(path) as reader, reader.snapshot():
                 below = reader.version()
-                after = (mark, "")
+                after = None
                 size = max(limit // FIRST_BATCH_SHARE, 1)
                 while rows := reader.changed_requests(mark, below, after, size):
                     if not hand(("requests", rows)):
                         return
-                    after = (rows[-1][-2], rows[-1][0])
+                    after = (rows[-1][-3], rows[-1][-2])
                     size = min(size * 2, limit)
                 hand(("done", (below, reader.changed_sessions(sessions_mark, below),
                                reader.deleted_requests(sessions_mark, below))))

@@ -16,18 +16,22 @@ class SyncQueries(Queries):
         self.db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET"
                         " value = excluded.value", (key, value))
 
-    def changed_requests(self, since_seq: int, below_seq: int, after: tuple[int, str],
+    def changed_requests(self, since_seq: int, below_seq: int, after: tuple[int, int] | None,
                          limit: int) -> list[tuple]:
         """Requests written at a version in [since_seq, below_seq), after `after` (seq,
-        message id) in that order: REQUEST_COLUMNS then seq; then whether each holds only
-        values a request can have (schema.VALID_REQUEST: a sync sends only those)."""
+        rowid; None: from the first) in that order: REQUEST_COLUMNS, seq and rowid; then
+        whether each holds only values a request can have (schema.VALID_REQUEST: a sync
+        sends only those)."""
         from cmat.ledger.schema import COLUMN_LIST, VALID_REQUEST
 
+        # The index by seq holds each row's rowid: rows come in its order, page after page,
+        # and each is read from the table in the order it was written.
+        start, params = ("seq >= ?", (since_seq,)) if after is None else (
+            "(seq, rowid) > (?, ?)", after)
         return self.query(
-            f"SELECT {COLUMN_LIST}, seq, {VALID_REQUEST} FROM requests"
-            " WHERE seq >= ? AND seq < ? AND (seq > ? OR (seq = ? AND message_id > ?))"
-            " ORDER BY seq, message_id LIMIT ?",
-            (since_seq, below_seq, after[0], after[0], after[1], limit))
+            f"SELECT {COLUMN_LIST}, seq, rowid, {VALID_REQUEST} FROM requests"
+            f" WHERE {start} AND seq < ? ORDER BY seq, rowid LIMIT ?",
+            (*params, below_seq, limit))
 
     def changed_sessions(self, since_seq: int, below_seq: int) -> list[tuple]:
         """Sessions attributed at a version in [since_seq, below_seq): SESSION_COLUMNS."""
