@@ -13,6 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
@@ -40,9 +41,9 @@ class SourceFile:
         return subagent_source(self.path) if self.type_unread else self
 
 
-@dataclass(frozen=True)
-class SeenFile:
-    """A transcript file found on disk, with what `stat` says of it."""
+class SeenFile(NamedTuple):
+    """A transcript file found on disk, with what `stat` says of it (a named tuple, as
+    cmat.ledger.schema.FileState: one is made per file at every scan)."""
 
     path: str
     device: int
