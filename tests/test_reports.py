@@ -536,3 +536,24 @@ def test_json_ccusage_sessions_and_its_limits(ccusage_history):
     assert row["agent"] == "claude" and "lastActivity" in row["metadata"]
     assert "no --by" in cli_run("daily", "--json=ccusage", "--by", "project", "--no-scan",
                                 code=2).stderr
+
+
+@settings(max_examples=400, deadline=None)
+@given(milliseconds=st.integers(946_684_800_000, 4_102_444_799_999),
+       offset=st.integers(-14 * 4, 14 * 4).map(lambda quarters: quarters * 900),
+       period=st.sampled_from(["daily", "weekly"]))
+def test_a_day_or_week_grouped_by_as_a_number_is_the_date_sqlite_gives(milliseconds, offset,
+                                                                         period):
+    """Reports group days and weeks by a number of days, written out as a date afterwards:
+    for any time (to the millisecond, as every agent logs them) at any UTC offset, that is
+    the date SQLite's own date functions give, as the reports used to read."""
+    import sqlite3
+
+    from cmat.ledger.queries.sql import period_labels, period_sql
+
+    local = f"({milliseconds / 1000!r} + {offset})"
+    dated = {"daily": f"date({local}, 'unixepoch')",
+             "weekly": f"date({local}, 'unixepoch', 'weekday 0', '-6 days')"}[period]
+    db = sqlite3.connect(":memory:")
+    (number, expected), = db.execute(f"SELECT {period_sql(period, local)}, {dated}")
+    assert period_labels(period, [(number, "rest")]) == [(expected, "rest")]

@@ -10,6 +10,7 @@ from cmat.ledger.queries.sql import (
     Queries,
     grouped,
     offset_sql,
+    period_labels,
     period_sql,
     report_filter,
     token_sums,
@@ -36,8 +37,8 @@ class ReportQueries(Queries):
         group = [period_sql(period, local), *(source.dimensions[d] for d in dimensions),
                  "model"]
         extra = ", min(ts), max(ts), max(project)" if period == "session" else ""
-        return self.query(grouped(group, f"{token_sums()}, {source.counts}{extra}",
-                                  source.table, condition), params)
+        return period_labels(period, self.query(grouped(
+            group, f"{token_sums()}, {source.counts}{extra}", source.table, condition), params))
 
     def has_rollups(self) -> bool:
         """Whether compaction folded old requests into rollups (reports then read both)."""
@@ -52,7 +53,8 @@ class ReportQueries(Queries):
         source = usage_source(dimensions, self.has_rollups())
         local = f"(ts + {offset_sql(*offsets)})"
         group = [period_sql(period, local), *(source.dimensions[d] for d in dimensions)]
-        return self.query(grouped(group, source.runs, source.table, condition), params)
+        return period_labels(period, self.query(grouped(group, source.runs, source.table,
+                                                        condition), params))
 
     def time_span(self, since: float | None, until: float | None, project: str | None,
                   machine: str | None = None) -> tuple[float | None, float | None]:
