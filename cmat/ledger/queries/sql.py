@@ -155,7 +155,7 @@ EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 def period_sql(period: str, local: str) -> str:
     """SQL: the period of a request whose unix time in the report's zone is `local`: a day or
-    a week as a number of days (`period_label` writes it out), a month as its text, or the
+    a week as a number of days (`period_labels` writes it out), a month as its text, or the
     session."""
     day = f"CAST({local} / 86400 AS INTEGER)"  # a time after 2000: truncating is flooring
     if period == "daily":
