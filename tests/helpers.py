@@ -115,6 +115,19 @@ def budget_payload(path, session_id, event="UserPromptSubmit"):
     return data
 
 
+def query_plans(ledger, action):
+    """What `action` (a call on `ledger`) returned, and SQLite's plan of each statement it
+    ran, as one line each."""
+    statements: list[str] = []
+    ledger.db.set_trace_callback(statements.append)
+    try:
+        returned = action()
+    finally:
+        ledger.db.set_trace_callback(None)
+    return returned, [" ".join(step[-1] for step in ledger.query("EXPLAIN QUERY PLAN " + sql))
+                      for sql in statements]
+
+
 def request_indexes(ledger) -> list[str]:
     """The names of the requests table's own indexes (a bulk load drops and builds these)."""
     return sorted(row[0] for row in ledger.query(

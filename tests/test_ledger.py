@@ -29,7 +29,13 @@ from cmat.ledger.store import MAX_ATTACHED_PACKED
 from cmat.maintenance import rebuild, reprice
 from cmat.pricing import price_records
 from cmat.transcripts.session import read_session
-from tests.helpers import child_env, need, request_indexes, wait_for_indexes_built
+from tests.helpers import (
+    child_env,
+    need,
+    query_plans,
+    request_indexes,
+    wait_for_indexes_built,
+)
 from tests.transcript_factory import TranscriptBuilder, write_session
 
 
@@ -96,17 +102,17 @@ def test_changes_are_paged_in_the_order_of_the_index_by_version(tmp_path):
             # Ids against the order they are written in: by id, each row would be a jump.
             for number, seq in enumerate([2, 1, 2, 1, 3, 2, 1]):
                 _insert_request(ledger.db, f"msg_{9 - number}", seq)
-        statements = []
-        ledger.db.set_trace_callback(statements.append)
-        pages, after = [], None
-        while rows := ledger.changed_requests(1, 3, after, 2):
-            pages.append([(row[0], row[-3]) for row in rows])
-            after = rows[-1][-3], rows[-1][-2]
-        ledger.db.set_trace_callback(None)
+        def read_all_pages():
+            pages, after = [], None
+            while rows := ledger.changed_requests(1, 3, after, 2):
+                pages.append([(row[0], row[-3]) for row in rows])
+                after = rows[-1][-3], rows[-1][-2]
+            return pages
+
+        pages, plans = query_plans(ledger, read_all_pages)
         assert pages == [[("msg_8", 1), ("msg_6", 1)], [("msg_3", 1), ("msg_9", 2)],
                          [("msg_7", 2), ("msg_4", 2)]]
-        for statement in statements:
-            plan = " ".join(step[-1] for step in ledger.query("EXPLAIN QUERY PLAN " + statement))
+        for plan in plans:
             assert "USING INDEX requests_seq" in plan and "TEMP B-TREE" not in plan, plan
 
 
@@ -133,12 +139,7 @@ def test_file_states_are_read_from_their_index_not_the_rows_with_the_marks(tmp_p
     """Each scan reads every known file's state; the marks (head and tail bytes) make up most
     of a row of `files`, and are not read for it."""
     with Ledger(tmp_path / "l.db") as ledger:
-        statements = []
-        ledger.db.set_trace_callback(statements.append)
-        ledger.file_states()
-        ledger.db.set_trace_callback(None)
-        (statement,) = statements
-        plan = " ".join(step[-1] for step in ledger.query("EXPLAIN QUERY PLAN " + statement))
+        _, (plan,) = query_plans(ledger, ledger.file_states)
         assert "COVERING INDEX files_state" in plan, plan
 
 
