@@ -445,11 +445,13 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # A row belongs to the ledger that sent it first: that ledger's copy always replaces it (it was
 # priced again, say); another ledger's copy of the same request (a session on two machines)
 # never does. A row from before ledgers were owned goes to the better copy, as it did.
+# A batch is inserted in id order: each id lands next to the one before in the id index, not
+# on a random page of it (a batch arrives in the order its rows were written).
 MERGE_REQUESTS = (
     f"INSERT INTO requests AS r ({', '.join(REQUEST_COLUMNS)}, ledger_id)"
     f" SELECT {', '.join(REQUEST_COLUMNS)}, %(ledger)s FROM staging"
     " WHERE NOT EXISTS (SELECT 1 FROM compacted_requests c"
-    " WHERE c.message_id = staging.message_id)"
+    " WHERE c.message_id = staging.message_id) ORDER BY message_id"
     f" ON CONFLICT (message_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in (*REQUEST_COLUMNS, "ledger_id")
                 if c != "message_id")
