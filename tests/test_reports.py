@@ -352,6 +352,26 @@ def _drawn_by_rich(cells, titles, widths, numeric_from, colour_on):
         return output._trimmed(output._draw(cells, titles, widths, numeric_from))
 
 
+# Ends of lines: ASCII and other spaces (no-break, ideographic, NEL, separators), and what
+# only looks like space (a zero-width space, which is not one).
+LINE_ENDS = st.lists(st.sampled_from(["a", "中", " ", "\t", "\u00a0", "\u3000", "\x85", "\x1c",
+                                      "\u2028", "\u200b", "…", "\x1b[1m", "\x1b[0m"]),
+                     max_size=8).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(end=LINE_ENDS)
+def test_lines_are_trimmed_of_what_the_pattern_trims(end):
+    """Lines without colour are trimmed by str.rstrip, not the pattern (a large report has
+    one line a row): the same spaces must go, whether or not a colour code is in the line."""
+    from cmat.cli import output
+
+    line = "Total" + end
+    trimmed = re.sub(r"(?:\s|\x1b\[[0-9;]*m)+$", "", line)
+    expected = trimmed + ("\x1b[0m" if "\x1b[" in trimmed else "")
+    assert output._trimmed(["-", line, "-"]) == f"-\n{expected}\n-"
+
+
 def strip_colour(text):
     return re.sub(r"\033\[[0-9;]*m", "", text)
 

@@ -115,7 +115,6 @@ def _cells(rows: list[list], headers: list[str]):
     """The rows' cells and the headers, and each column's width uncut. A cell of plain text
     (no colour, no control characters) stays a str, laid out without rich (_plain_line); any
     other is decoded into rich Text, which costs ten times more."""
-    from rich.cells import cell_len
     from rich.text import Text
 
     def cell_of(value):
@@ -124,10 +123,20 @@ def _cells(rows: list[list], headers: list[str]):
 
     cells = [[cell_of(cell) for cell in row] for row in rows]
     titles = [cell_of(header) for header in headers]
-    widths = [max(cell_len(cell) if cell.__class__ is str else cell.cell_len
+    widths = [max(_plain_width(cell) if cell.__class__ is str else cell.cell_len
                   for cell in (titles[i], *(row[i] for row in cells)))
               for i in range(len(headers))]
     return cells, titles, widths
+
+
+def _plain_width(cell: str) -> int:
+    """How many columns a cell of plain text takes: its length when it is ASCII (printable,
+    as _cells keeps them), else as rich measures it (wide and zero-width characters)."""
+    if cell.isascii():
+        return len(cell)
+    from rich.cells import cell_len
+
+    return cell_len(cell)
 
 
 def _narrow(widths: list[int], cuttable: tuple[int, ...], excess: int) -> bool:
@@ -155,10 +164,8 @@ def _render(cells, titles, widths: list[int], numeric_from: int) -> str:
     characters), which are laid out here as rich lays them out: drawing a row costs rich
     0.4 ms, a report of 3,000 sessions more than a second (tests/test_reports.py holds the
     two ways equal)."""
-    from rich.cells import cell_len
-
     plain = [all(cell.__class__ is str
-                 and (width > 1 or cell_len(cell) <= width)  # rich drops what it cannot cut
+                 and (width > 1 or _plain_width(cell) <= width)  # rich drops what it cannot cut
                  for cell, width in zip(row, widths)) for row in cells]
     drawn = _draw([row for row, alone in zip(cells, plain) if not alone], titles, widths,
                   numeric_from)
@@ -175,7 +182,9 @@ def _trimmed(lines: list[str]) -> str:
     it) and without blank lines around them."""
     import re
 
-    lines = [re.sub(r"(?:\s|\x1b\[[0-9;]*m)+$", "", line) for line in lines]
+    # Without colour codes, the same as the pattern (both strip what str.isspace calls space).
+    lines = [re.sub(r"(?:\s|\x1b\[[0-9;]*m)+$", "", line) if "\x1b" in line
+             else line.rstrip() for line in lines]
     lines = [line + ("\x1b[0m" if "\x1b[" in line else "") for line in lines]
     while lines and not lines[0].strip():
         lines.pop(0)
@@ -219,16 +228,18 @@ def _plain_line(row, widths: list[int], numeric_from: int) -> str:
     """A row of plain text (str cells) as rich draws it: each cell cut to its column's width with an
     ellipsis (a right-aligned one stripped of trailing spaces first), padded on the side
     away from its alignment, COLUMN_GAP spaces between."""
-    from rich.cells import cell_len, set_cell_size
-
     parts = []
     for index, (cell, width) in enumerate(zip(row, widths)):
         right = index >= numeric_from
         if right:
             cell = cell.rstrip()
-        if cell_len(cell) > width:
+        size = _plain_width(cell)
+        if size > width:
+            from rich.cells import set_cell_size
+
             cell = set_cell_size(cell, width - 1) + "…"
-        padding = " " * (width - cell_len(cell))
+            size = _plain_width(cell)
+        padding = " " * (width - size)
         parts.append(padding + cell if right else cell + padding)
     return (" " * COLUMN_GAP).join(parts)
 
