@@ -3,6 +3,7 @@ months in it (DST included), in one place for budgets, reports and the status li
 
 from __future__ import annotations
 
+import functools
 import os
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -13,6 +14,14 @@ if TYPE_CHECKING:  # zoneinfo itself (with sysconfig behind it) is loaded where 
     from zoneinfo import ZoneInfo  # the recording hooks, which need none, skip ~3 ms
 
 PERIODS = ("daily", "weekly", "monthly")  # what a budget or a report counts by
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def epoch_date(days: int) -> str:
+    """The date `days` after 1970-01-01, as YYYY-MM-DD. Cached: a history's requests fall on a
+    few hundred days, and making the text costs more than the rest of pricing a request."""
+    return date.fromordinal(EPOCH_ORDINAL + days).isoformat()
 
 
 def local_zone() -> ZoneInfo:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
 from typing import TYPE_CHECKING
 
+from cmat.periods import epoch_date
 from cmat.rates import request_cost
 from cmat.usage import TOKEN_FIELDS, TokenCounts
 
@@ -21,9 +21,7 @@ if TYPE_CHECKING:
 
 def pricing_at(entry: ModelEntry, ts: float) -> Pricing:
     """The prices of `entry` in force at unix time `ts` (its UTC day)."""
-    from datetime import datetime
-
-    return entry.pricing_on(datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d"))
+    return entry.pricing_on(epoch_date(int(ts // 86400)))
 
 
 def stored_cost(entry: ModelEntry, ts: float, tokens: TokenCounts, web_search_requests: int = 0,

@@ -1,11 +1,14 @@
 """Day, week and month bounds in local time."""
 
-from datetime import datetime
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cmat.periods import period_bounds
+from cmat.periods import epoch_date, period_bounds
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -26,3 +29,22 @@ def test_periods_follow_the_zone_across_dst_and_month_ends(period, now, start, r
     begins, resets = period_bounds(period, PARIS, at(now))
     assert begins == at(start)
     assert resets.timestamp() == at(reset)
+
+
+@settings(max_examples=400)
+@given(ms=st.integers(946684800_000, 4102444800_000))  # 2000-2100, timed to the millisecond
+def test_a_request_is_priced_on_its_utc_day(ms):
+    """Pricing looks the day up as a number of days since 1970 (cached, made once a day):
+    it is the UTC date of the moment, to the last millisecond before midnight."""
+    from cmat.pricing import pricing_at
+
+    midnight = ms // 86_400_000 * 86_400_000
+    for moment in (midnight - 1, midnight):  # the last millisecond of a day, the first of the next
+        edge = moment / 1000
+        assert epoch_date(int(edge // 86400)) == datetime.fromtimestamp(edge, UTC).date().isoformat()
+    ts = ms / 1000
+    day = datetime.fromtimestamp(ts, UTC).date().isoformat()
+    assert epoch_date(int(ts // 86400)) == day
+    seen = []
+    pricing_at(SimpleNamespace(pricing_on=seen.append), ts)
+    assert seen == [day]

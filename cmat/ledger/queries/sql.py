@@ -8,9 +8,9 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 
 from cmat.apps import app_sql, provider_sql
+from cmat.periods import epoch_date
 from cmat.usage import COLUMN, COUNTED_TOKENS, TOKEN_FIELDS
 
 
@@ -150,7 +150,6 @@ def offset_sql(first: int, changes: list[tuple[int, int]]) -> str:
 
 # A day, and an ISO week's Monday, are grouped by as days since 1970-01-01 (a Thursday): a
 # whole number SQLite sorts and compares far faster than a date's text made for every row.
-EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def period_sql(period: str, local: str) -> str:
@@ -171,7 +170,7 @@ def period_labels(period: str, rows: list[tuple]) -> list[tuple]:
     """`rows` whose first value period_sql made, with a day or week written as its date."""
     if period not in ("daily", "weekly"):
         return rows
-    return [(date.fromordinal(EPOCH_ORDINAL + row[0]).isoformat(), *row[1:]) for row in rows]
+    return [(epoch_date(row[0]), *row[1:]) for row in rows]
 
 
 class Queries:
