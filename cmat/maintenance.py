@@ -3,6 +3,7 @@ from the transcripts (rebuild)."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from cmat.catalog import ModelService
@@ -12,25 +13,36 @@ from cmat.ledger.schema import LEGACY_PREFIX
 from cmat.pricing import stored_cost
 from cmat.usage import TokenCounts
 
+# From this many changed requests, when they are most of the ledger, its indexes are dropped
+# and built again after (Ledger.bulk_load): updating them row by row costs more than twice as
+# much (2.6 s against 0.8 s for 301,000 requests, and 1.0 s to build them, behind the command).
+BULK_REPRICE_ROWS = 50_000
 
-def reprice(ledger: Ledger, models: ModelService) -> tuple[int, int]:
+
+def reprice(ledger: Ledger, models: ModelService) -> tuple[int, int, int]:
     """Price every stored request again with the current catalog, from the stored token counts
     and the prices in force on each request's day (no transcript needed). Figures CMAT wrote
-    before cmat keep theirs. Returns (requests repriced, requests left unpriced)."""
+    before cmat keep theirs. A request whose cost and catalog are unchanged is left as it is
+    (a sync has nothing of it to send again). Returns (requests repriced, requests left
+    unpriced, requests changed)."""
     version = models.catalog.version
     updates = []
-    unpriced = 0
-    for message_id, model, ts, *tokens, searches, speed, geo in \
+    priced = unpriced = 0
+    for rowid, stored, stored_version, model, ts, *tokens, searches, speed, geo in \
             ledger.priceable_requests(LEGACY_PREFIX):
         entry = models.get_by_pattern(model)
         cost = None
         if entry is not None:
             cost = stored_cost(entry, ts, TokenCounts(*tokens), searches, speed, geo)
+        priced += 1
         unpriced += cost is None
-        updates.append((cost, version, message_id))
-    with ledger.transaction():
-        ledger.set_costs(updates)
-    return len(updates), unpriced
+        if cost != stored or stored_version != version:
+            updates.append((cost, version, rowid))
+    if updates:
+        most = len(updates) >= BULK_REPRICE_ROWS and 2 * len(updates) >= priced
+        with ledger.bulk_load() if most else contextlib.nullcontext(), ledger.transaction():
+            ledger.set_costs(updates)
+    return priced, unpriced, len(updates)
 
 
 def rebuild(path: Path, models: ModelService, roots: list[Path]) -> dict:

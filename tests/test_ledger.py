@@ -347,8 +347,52 @@ def test_reprice_uses_the_stored_tokens_only(tmp_path, project, monkeypatch):
         add_model("claude-nova-9", name="Nova", pattern=None, input_price=2,
                   output_price=8)
         transcript.unlink()  # no transcript needed
-        assert reprice(ledger, ModelService(project)) == (1, 0)
+        assert reprice(ledger, ModelService(project)) == (1, 0, 1)
         assert ledger.query("SELECT cost_usd FROM requests")[0][0] == pytest.approx(0.01)
+
+
+def test_reprice_changes_only_what_it_prices_differently(tmp_path, project):
+    """A request whose cost and catalog stay the same is not written: its version (`seq`)
+    stays, so a sync has nothing of it to send again."""
+    builder = TranscriptBuilder()
+    builder.response(model="claude-opus-4-6", input=1000, output=1000)
+    builder.response(model="claude-nova-9", input=1000, output=1000)
+    records = read_session(write_session(tmp_path, builder)).records
+    with Ledger(tmp_path / "l.db") as ledger:
+        _store(ledger, records, ModelService(project))  # catalog "test"
+        assert reprice(ledger, ModelService(project)) == (2, 1, 2)  # a new catalog: both
+        seqs = ledger.query("SELECT message_id, seq FROM requests ORDER BY message_id")
+        assert reprice(ledger, ModelService(project)) == (2, 1, 0)
+        assert ledger.query("SELECT message_id, seq FROM requests ORDER BY message_id") == seqs
+        add_model("claude-nova-9", name="Nova", pattern=None, input_price=2, output_price=8)
+        assert reprice(ledger, ModelService(project)) == (2, 0, 2)  # the catalog changed
+
+
+def test_a_reprice_of_most_requests_builds_the_indexes_after(tmp_path, project, monkeypatch):
+    """Changing most of a large ledger, reprice drops its indexes and builds them after, as a
+    first import does: the costs are the same as row by row, and the indexes come back."""
+    import cmat.maintenance
+
+    builder = TranscriptBuilder()
+    for output in range(1, 41):
+        builder.response(model="claude-opus-4-6", input=1000, output=output)
+    records = read_session(write_session(tmp_path, builder)).records
+    costs = {}
+    for bulk_from in (10**9, 10):
+        monkeypatch.setattr(cmat.maintenance, "BULK_REPRICE_ROWS", bulk_from)
+        path = tmp_path / f"{bulk_from}.db"
+        with Ledger(path) as ledger:
+            _store(ledger, records, ModelService(project))
+            indexes = request_indexes(ledger)
+            assert reprice(ledger, ModelService(project)) == (40, 0, 40)
+            # Dropped for the reprice, the indexes are built once the ledger is closed.
+            assert request_indexes(ledger) == ([] if bulk_from == 10 else indexes)
+            costs[bulk_from] = ledger.query("SELECT message_id, cost_usd, catalog_version FROM"
+                                            " requests ORDER BY message_id")
+        wait_for_indexes_built(path)
+        with Ledger(path) as ledger:
+            assert request_indexes(ledger) == indexes
+    assert costs[10] == costs[10**9]
 
 
 # --- rebuild never destroys the only copy -------------------------------------------------------

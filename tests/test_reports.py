@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from cmat import colour, paths
 from cmat.attribution import attribute_session, extract
 from cmat.catalog import ModelService
+from cmat.catalog.edit import add_model
 from cmat.cli import cli
 from cmat.cli.output import TerminalProgress
 from cmat.ingest import scan
@@ -207,7 +208,7 @@ def test_ledger_info_and_reprice(history):
     assert info["requests"] == 3 and info["unpriced_requests"] == 1
     cli_run("models", "add", "claude-nova-9", "--input", "1", "--output", "2")
     repriced = json.loads(cli_run("ledger", "reprice", "--json").output)
-    assert (repriced["repriced"], repriced["unpriced"]) == (3, 0)
+    assert (repriced["repriced"], repriced["unpriced"], repriced["changed"]) == (3, 0, 3)
     assert repriced["catalog_version"].startswith(info["catalog_versions"][0] + "+user.")
 
 
@@ -225,8 +226,11 @@ def test_cached_reports_are_never_stale(tmp_path, project):
     assert build_report(ledger, query)["total"]["requests"] == 2
 
     cached = ledger.query("SELECT query FROM report_cache")
-    reprice(ledger, ModelService(project))
-    assert cached and all(ledger.cached_report(key) is None for (key,) in cached)
+    reprice(ledger, ModelService(project))  # the same catalog: nothing changes, the cache stands
+    assert cached and all(ledger.cached_report(key) is not None for (key,) in cached)
+    add_model("claude-nova-9", name="Nova", pattern=None, input_price=2, output_price=8)
+    reprice(ledger, ModelService(project))  # another catalog: every request changes
+    assert all(ledger.cached_report(key) is None for (key,) in cached)
 
 
 def test_every_report_fits_80_columns(real_history, project, monkeypatch, tmp_path):

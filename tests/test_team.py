@@ -792,7 +792,10 @@ def test_a_request_sent_again_after_team_compaction_is_not_counted_twice(local, 
     cli_run("sync", "--to", team_db, "-q", "--no-scan")
     total = remote(team_db, "SELECT round(sum(cost_usd)::numeric, 6) FROM daily_usage")
     cli_run("ledger", "compact", "--older-than", "1m", "--team", "--to", team_db)
-    cli_run("ledger", "reprice")  # every request changes locally, and is sent again
+    # A new catalog: every request is priced by it locally, changes, and is sent again.
+    cli_run("models", "add", "claude-nova-9", "--input", "1", "--output", "2")
+    repriced = json.loads(cli_run("ledger", "reprice", "--json").output)
+    assert repriced["changed"] == repriced["repriced"] > 0
     cli_run("sync", "--to", team_db, "-q", "--no-scan")
     assert remote(team_db, "SELECT round(sum(cost_usd)::numeric, 6) FROM daily_usage") == total
     assert remote(team_db, "SELECT count(*) FROM requests") == [(0,)]

@@ -49,12 +49,13 @@ def reprice(as_json: bool) -> None:
 
     models = ModelService()
     with Ledger() as store:
-        repriced, unpriced = run_reprice(store, models)
+        repriced, unpriced, changed = run_reprice(store, models)
     if as_json:
-        emit_json({"repriced": repriced, "unpriced": unpriced,
+        emit_json({"repriced": repriced, "unpriced": unpriced, "changed": changed,
                    "catalog_version": models.catalog.version})
         return
     click.echo(f"Repriced {count(repriced, 'request')} with catalog {models.catalog.version}"
+               f" ({changed:,} changed)"
                + (f"; {unpriced:,} remain unpriced (unknown models)" if unpriced else ""))
 
 

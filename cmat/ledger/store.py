@@ -162,9 +162,9 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
 
     @contextlib.contextmanager
     def bulk_load(self):
-        """Load many requests into an empty ledger: the secondary indexes are dropped for the
-        load and built once after it (`_build_indexes_behind`), which is several times
-        cheaper than keeping them.
+        """Write many requests at once (a first import into an empty ledger, a reprice that
+        changes most of them): the secondary indexes are dropped for the load and built once
+        after it (`_build_indexes_behind`), which is several times cheaper than keeping them.
 
         What was dropped is written down in the same transaction, so that a load killed
         before its end leaves the next scan able to build them (`restore_indexes`). Inside
@@ -280,11 +280,12 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         finally:
             self.db.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
 
-    def set_costs(self, updates: Iterable[tuple[float | None, str, str]]) -> None:
-        """Store (cost, catalog version, message id) of requests priced again."""
+    def set_costs(self, updates: Iterable[tuple[float | None, str, int]]) -> None:
+        """Store (cost, catalog version, rowid) of requests priced again (rowids in order:
+        the table's pages are then written one after the other)."""
         self.db.executemany(
             f"UPDATE requests SET cost_usd = ?, catalog_version = ?, seq = {CURRENT_SEQ}"
-            " WHERE message_id = ?", updates)
+            " WHERE rowid = ?", updates)
         self.bump_version()
 
     def attribute(self, session_id: str, *, project_dir: str | None,

@@ -32,11 +32,12 @@ class ContentQueries(Queries):
 
     def priceable_requests(self, exclude_prefix: str) -> list[tuple]:
         """What pricing needs of every request (message ids starting with `exclude_prefix`
-        left out): (message_id, model, ts, 5 token kinds, searches, speed, inference_geo)."""
+        left out), in the table's order: (rowid, cost, catalog version, model, ts, 5 token
+        kinds, searches, speed, inference_geo)."""
         columns = ", ".join(COLUMN[kind] for kind in TOKEN_FIELDS)
-        return self.query(f"SELECT message_id, model, ts, {columns}, web_search_requests, speed,"
-                          " inference_geo FROM requests WHERE message_id NOT LIKE ?",
-                          (exclude_prefix + "%",))
+        return self.query(f"SELECT rowid, cost_usd, catalog_version, model, ts, {columns},"
+                          " web_search_requests, speed, inference_geo FROM requests"
+                          " WHERE message_id NOT LIKE ? ORDER BY rowid", (exclude_prefix + "%",))
 
     def transcript_paths(self) -> list[str]:
         """Every transcript file the ledger has read."""
