@@ -45,6 +45,18 @@ def _label(value, keep: set[str]) -> str:
     return value if value in keep else OTHER
 
 
+def _costliest(totals: list[tuple], column: int, limit: int) -> set[str]:
+    """The `limit` values of a column of totals_by_project_model_agent that cost most (ties
+    by name). Ranked from the very totals they label, compacted requests included: when
+    compaction folds requests into rollups, no series is renamed "other" (a counter never
+    goes down)."""
+    spend: dict[str, float] = {}
+    for row in totals:
+        if row[column] is not None:
+            spend[row[column]] = spend.get(row[column], 0.0) + row[5]
+    return set(sorted(spend, key=lambda value: (-spend[value], value))[:limit])
+
+
 class LedgerCollector:
     """Builds every metric family from the ledger at scrape time."""
 
@@ -52,23 +64,24 @@ class LedgerCollector:
         self.project = project
         self.scan = scan
         self.max_series = max_series
-        self.last_scan = 0.0
+        self.last_scan = 0.0  # when, as cmat.clock tells the time (exported)
+        self.next_scan = 0.0  # time.monotonic() from which a scrape scans again
         self.lock = threading.Lock()
 
     def _refresh(self, ledger) -> None:
-        if not self.scan or time.time() - self.last_scan < SCAN_INTERVAL_SECONDS:
+        if not self.scan or time.monotonic() < self.next_scan:
             return
-
         scan(ledger, ModelService(self.project), paths.transcript_roots())
-        self.last_scan = time.time()
+        self.last_scan = clock.now()
+        self.next_scan = time.monotonic() + SCAN_INTERVAL_SECONDS
 
     def collect(self):
 
         with self.lock, Ledger() as ledger:
             self._refresh(ledger)
-            projects = ledger.costliest("project", self.max_series)
-            models = ledger.costliest("model", self.max_series)
-            agents = ledger.costliest("agent", self.max_series)
+            totals = ledger.totals_by_project_model_agent()
+            projects, models, agents = (_costliest(totals, column, self.max_series)
+                                        for column in range(3))
 
             cost = CounterMetricFamily("cmat_cost_usd", "Cost of coding agents' requests in "
                                        "USD.", labels=["project", "model", "agent", "app",
@@ -78,8 +91,7 @@ class LedgerCollector:
             requests = CounterMetricFamily("cmat_requests", "Coding agents' API requests.",
                                            labels=["model", "project", "app"])
             grouped: dict[tuple, list[float]] = {}
-            for project, model, agent, app, provider, usd, count, *token_sums in (
-                    ledger.totals_by_project_model_agent()):
+            for project, model, agent, app, provider, usd, count, *token_sums in totals:
                 key = (_label(project, projects), _label(model, models), _label(agent, agents),
                        app, provider)
                 sums = grouped.setdefault(key, [0.0, 0, 0, 0, 0, 0])

@@ -54,6 +54,21 @@ def test_metric_labels_are_capped_with_the_rest_as_other(real_history, project):
     assert "other" in projects and len(projects) == 2
 
 
+def test_compaction_renames_no_series(real_history, project):
+    """The costliest names are ranked on the totals they label, compacted history included:
+    folding requests into rollups moves no cost from a named series to "other" (a counter
+    that went down would read as a reset)."""
+    def series():
+        families = parse(exposition(project, max_series=1).decode())
+        return {tuple(sorted(s.labels.items())): s.value for s in samples(
+            families["cmat_cost_usd"], "cmat_cost_usd_total")}
+
+    before = series()
+    assert len({dict(labels)["project"] for labels in before}) == 2  # one named, and "other"
+    cli_run("ledger", "compact", "--older-than", "1m")  # the whole history, from 2025
+    assert series() == pytest.approx(before)
+
+
 def test_task_and_budget_metrics(real_history, project, tmp_path):
     task = QueueService(project).add("m", enhancement="feat")["id"]
     extract(project, task, next(real_history.rglob("*b25638d7*.jsonl")))

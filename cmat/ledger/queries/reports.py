@@ -153,12 +153,6 @@ class ReportQueries(Queries):
             params)
         return (*REQUEST_COLUMNS, "task_id", "enhancement", "task_agent", "task_type"), cursor
 
-    def costliest(self, column: str, limit: int) -> set[str]:
-        """The `limit` values of a request column (project, model, agent) that cost most."""
-        rows = self.query(f"SELECT {column} FROM requests GROUP BY {column}"
-                          f" ORDER BY coalesce(sum(cost_usd), 0) DESC LIMIT ?", (limit,))
-        return {row[0] for row in rows if row[0] is not None}
-
     def totals_by_project_model_agent(self) -> list[tuple]:
         """(project, model, agent, app, provider, USD, requests, then the sum of each of
         COUNTED_TOKENS)."""
