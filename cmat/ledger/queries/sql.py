@@ -148,14 +148,11 @@ def offset_sql(first: int, changes: list[tuple[int, int]]) -> str:
     return f"(CASE {' '.join(cases)} ELSE {previous} END)"
 
 
-# A day, and an ISO week's Monday, are grouped by as days since 1970-01-01 (a Thursday): a
-# whole number SQLite sorts and compares far faster than a date's text made for every row.
-
-
 def period_sql(period: str, local: str) -> str:
     """SQL: the period of a request whose unix time in the report's zone is `local`: a day or
-    a week as a number of days (`period_labels` writes it out), a month as its text, or the
-    session."""
+    a week as a number of days since 1970-01-01, a Thursday (`period_labels` writes it out;
+    SQLite sorts and compares a whole number far faster than a date's text made for every
+    row), a month as its text, or the session."""
     day = f"CAST({local} / 86400 AS INTEGER)"  # a time after 2000: truncating is flooring
     if period == "daily":
         return day
