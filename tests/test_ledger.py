@@ -25,7 +25,7 @@ from cmat.ledger.schema import (
     pack_rows,
     request_rows,
 )
-from cmat.ledger.store import MAX_ATTACHED_PACKED
+from cmat.ledger.store import BULK_CACHE_KIB, MAX_ATTACHED_PACKED
 from cmat.maintenance import rebuild, reprice
 from cmat.pricing import price_records
 from cmat.transcripts.session import read_session
@@ -235,7 +235,8 @@ def test_a_bulk_load_leaves_its_indexes_to_a_process_of_its_own(tmp_path, projec
                                                                  monkeypatch, then):
     """The load returns without building its indexes: this process reads on, and at its
     next write (a report's cache: written before the build holds the ledger) or close, a
-    detached process is started with the ledger's path to build them."""
+    detached process is started with the ledger's path to build them. A larger page cache
+    is the load's alone."""
     import cmat.detached
 
     builder = TranscriptBuilder()
@@ -247,8 +248,11 @@ def test_a_bulk_load_leaves_its_indexes_to_a_process_of_its_own(tmp_path, projec
     started = []
     monkeypatch.setattr(cmat.detached, "start_detached",
                         lambda command, cwd=None: started.append(command))
+    cache = ledger.query("PRAGMA cache_size")
     with ledger.bulk_load():
+        assert ledger.query("PRAGMA cache_size") == [(-BULK_CACHE_KIB,)] != cache
         _store(ledger, records, ModelService(project))
+    assert ledger.query("PRAGMA cache_size") == cache
     assert ledger.query("SELECT count(*) FROM requests") == [(5,)]
     assert request_indexes(ledger) == [] and wanted and started == []
     if then == "write":

@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 # A new ledger is 0 bytes only between its creation and its first write, a moment long.
 EMPTY_GRACE_SECONDS = 2.0
 MAX_ATTACHED_PACKED = 8  # SQLite attaches at most 10 databases unless built otherwise
+# SQLite's page cache during a bulk load (2 MiB otherwise): the message id index takes ids in
+# random order, and at 4.8 GB of history it is 12 MB, so with the default cache most inserts
+# missed it. A first import of 4.8 GB: 5.28-5.29 s against 5.64-5.71 s, 30 MB more at its peak.
+BULK_CACHE_KIB = 32 * 1024
 
 
 class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQueries,
@@ -168,7 +172,8 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
 
         What was dropped is written down in the same transaction, so that a load killed
         before its end leaves the next scan able to build them (`restore_indexes`). Inside
-        another bulk load it does nothing: the outer one builds them at its end.
+        another bulk load it does nothing: the outer one builds them at its end. The page
+        cache is larger for the load alone (BULK_CACHE_KIB).
         """
         if self._bulk_loading:
             yield
@@ -179,12 +184,15 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
             self.db.executemany("INSERT OR REPLACE INTO dropped_indexes VALUES (?, ?)", indexes)
             for name, _ in indexes:
                 self.db.execute(f"DROP INDEX {name}")
+        cache = self.db.execute("PRAGMA cache_size").fetchone()[0]
+        self.db.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
         self._bulk_loading = True
         try:
             yield
         finally:
             self._bulk_loading = False
             self._indexes_behind = True
+            self.db.execute(f"PRAGMA cache_size = {cache}")
 
     def _build_indexes_behind(self) -> None:
         """Start building the indexes a bulk load dropped, at this connection's next write or
