@@ -27,7 +27,7 @@ from cmat.catalog import ModelService
 from cmat.errors import TranscriptError
 from cmat.ledger import Ledger
 from cmat.ledger.schema import FileState, request_rows, row_packer
-from cmat.ledger.store import MAX_ATTACHED_PACKED
+from cmat.ledger.store import MAX_ATTACHED_PACKED, bulk_cache_kib
 from cmat.pricing import price_records
 from cmat.transcripts.files import (
     SeenFile,
@@ -127,7 +127,7 @@ def scan(ledger: Ledger, models: ModelService, roots: list[Path],
 def _bulk_if_empty(ledger: Ledger, new_bytes: int):
     """A bulk load (Ledger.bulk_load) for a first import this large into an empty ledger."""
     if new_bytes >= BULK_LOAD_BYTES and ledger.last_request_rowid() == 0:
-        return ledger.bulk_load()
+        return ledger.bulk_load(bulk_cache_kib(new_bytes))
     return contextlib.nullcontext()
 
 

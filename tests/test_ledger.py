@@ -25,7 +25,12 @@ from cmat.ledger.schema import (
     pack_rows,
     request_rows,
 )
-from cmat.ledger.store import BULK_CACHE_KIB, MAX_ATTACHED_PACKED
+from cmat.ledger.store import (
+    BULK_CACHE_KIB,
+    DEFAULT_CACHE_KIB,
+    MAX_ATTACHED_PACKED,
+    bulk_cache_kib,
+)
 from cmat.maintenance import rebuild, reprice
 from cmat.pricing import price_records
 from cmat.transcripts.session import read_session
@@ -249,7 +254,7 @@ def test_a_bulk_load_leaves_its_indexes_to_a_process_of_its_own(tmp_path, projec
     monkeypatch.setattr(cmat.detached, "start_detached",
                         lambda command, cwd=None: started.append(command))
     cache = ledger.query("PRAGMA cache_size")
-    with ledger.bulk_load():
+    with ledger.bulk_load(bulk_cache_kib(10**10)):
         assert ledger.query("PRAGMA cache_size") == [(-BULK_CACHE_KIB,)] != cache
         _store(ledger, records, ModelService(project))
     assert ledger.query("PRAGMA cache_size") == cache
@@ -266,6 +271,14 @@ def test_a_bulk_load_leaves_its_indexes_to_a_process_of_its_own(tmp_path, projec
     assert ledger.query("SELECT count(*) FROM dropped_indexes") == [(0,)]
     ledger.close()
     assert len(started) == 1
+
+
+def test_a_bulk_loads_page_cache_grows_with_it_within_bounds():
+    """Room for the id index of what is loaded: SQLite's default for a small load, up to a
+    bound for a large one (memory stays flat however large the history)."""
+    sizes = [bulk_cache_kib(gb * 10**9) for gb in (0.1, 0.3, 1.2, 2.4, 4.8, 10, 100)]
+    assert sizes == sorted(sizes) and sizes[0] == DEFAULT_CACHE_KIB
+    assert sizes[-1] == BULK_CACHE_KIB and DEFAULT_CACHE_KIB < sizes[2] < sizes[4]
 
 
 def test_a_first_scan_ends_while_its_indexes_are_built_behind_it(tmp_path, monkeypatch):

@@ -48,8 +48,15 @@ EMPTY_GRACE_SECONDS = 2.0
 MAX_ATTACHED_PACKED = 8  # SQLite attaches at most 10 databases unless built otherwise
 # SQLite's page cache during a bulk load (2 MiB otherwise): the message id index takes ids in
 # random order, and at 4.8 GB of history it is 12 MB, so with the default cache most inserts
-# missed it. A first import of 4.8 GB: 5.28-5.29 s against 5.64-5.71 s, 30 MB more at its peak.
+# missed it. A first import of 4.8 GB: 5.14-5.49 s against 5.74-5.84 s, 32 MB more at its peak.
+DEFAULT_CACHE_KIB = 2000  # SQLite's own default
 BULK_CACHE_KIB = 32 * 1024
+
+
+def bulk_cache_kib(load_bytes: int) -> int:
+    """The page cache for a bulk load of `load_bytes` of transcripts: room for its message id
+    index (about a 390th of them) twice over, from SQLite's default up to BULK_CACHE_KIB."""
+    return max(DEFAULT_CACHE_KIB, min(BULK_CACHE_KIB, load_bytes // 150 // 1024))
 
 
 class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQueries,
@@ -165,7 +172,7 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         return self.db.execute("SELECT coalesce(max(rowid), 0) FROM requests").fetchone()[0]
 
     @contextlib.contextmanager
-    def bulk_load(self):
+    def bulk_load(self, cache_kib: int = DEFAULT_CACHE_KIB):
         """Write many requests at once (a first import into an empty ledger, a reprice that
         changes most of them): the secondary indexes are dropped for the load and built once
         after it (`_build_indexes_behind`), which is several times cheaper than keeping them.
@@ -173,7 +180,7 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         What was dropped is written down in the same transaction, so that a load killed
         before its end leaves the next scan able to build them (`restore_indexes`). Inside
         another bulk load it does nothing: the outer one builds them at its end. The page
-        cache is larger for the load alone (BULK_CACHE_KIB).
+        cache is `cache_kib` for the load alone (bulk_cache_kib sizes it for a first import).
         """
         if self._bulk_loading:
             yield
@@ -185,7 +192,7 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
             for name, _ in indexes:
                 self.db.execute(f"DROP INDEX {name}")
         cache = self.db.execute("PRAGMA cache_size").fetchone()[0]
-        self.db.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+        self.db.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
         self._bulk_loading = True
         try:
             yield
