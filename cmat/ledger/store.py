@@ -46,9 +46,9 @@ if TYPE_CHECKING:
 # A new ledger is 0 bytes only between its creation and its first write, a moment long.
 EMPTY_GRACE_SECONDS = 2.0
 MAX_ATTACHED_PACKED = 8  # SQLite attaches at most 10 databases unless built otherwise
-# SQLite's page cache during a bulk load (2 MiB otherwise): the message id index takes ids in
-# random order, and at 4.8 GB of history it is 12 MB, so with the default cache most inserts
-# missed it. A first import of 4.8 GB: 5.14-5.49 s against 5.74-5.84 s, 32 MB more at its peak.
+# SQLite's page cache during a bulk load (its default of 2 MB otherwise): the message id index
+# takes ids in random order, and at 4.8 GB of history it is 12 MB, so with the default most
+# inserts missed it. A first import of 4.8 GB: 5.36-5.82 s against 5.80-6.05 s, with 30 MB more.
 DEFAULT_CACHE_KIB = 2000  # SQLite's own default
 BULK_CACHE_KIB = 32 * 1024
 
