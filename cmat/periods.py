@@ -24,6 +24,11 @@ def epoch_date(days: int) -> str:
     return date.fromordinal(EPOCH_ORDINAL + days).isoformat()
 
 
+def utc_day(ts: float) -> str:
+    """The UTC date of unix time `ts`, as YYYY-MM-DD: the day whose prices a request pays."""
+    return epoch_date(int(ts // 86400))
+
+
 def local_zone() -> ZoneInfo:
     """The machine's IANA zone: $TZ, else /etc/localtime's target, else UTC."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cmat.periods import epoch_date
+from cmat.periods import utc_day
 from cmat.rates import request_cost
 from cmat.usage import TOKEN_FIELDS, TokenCounts
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def pricing_at(entry: ModelEntry, ts: float) -> Pricing:
     """The prices of `entry` in force at unix time `ts` (its UTC day)."""
-    return entry.pricing_on(epoch_date(int(ts // 86400)))
+    return entry.pricing_on(utc_day(ts))
 
 
 def stored_cost(entry: ModelEntry, ts: float, tokens: TokenCounts, web_search_requests: int = 0,

@@ -149,11 +149,10 @@ def _cache(ledger, models, project: Path, payload: dict, path: Path, session_id:
            now: float, until: float) -> dict | None:
     """What a refresh needs to bring the figures up to date (statuscache); None when a file
     of the session could not be read yet."""
-    from datetime import UTC, datetime
-
     from cmat import rates
     from cmat.claude import headroom
     from cmat.claude.runtime import session_reading
+    from cmat.periods import utc_day
     from cmat.pricing import pricing_at
     from cmat.request import rank
 
@@ -176,4 +175,4 @@ def _cache(ledger, models, project: Path, payload: dict, path: Path, session_id:
         "tail": {key: (rank(bool(sidechain), i + o + w + r), cost or 0.0, i, o, w, r)
                  for key, _, _, sidechain, cost, i, o, w, r in latest},
         "tail_from": min((row[2] for row in latest), default=float("inf")),
-        "prices": prices, "price_day": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")}
+        "prices": prices, "price_day": utc_day(now)}

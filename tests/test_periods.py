@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmat.periods import epoch_date, period_bounds
+from cmat.periods import epoch_date, period_bounds, utc_day
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -44,7 +44,7 @@ def test_a_request_is_priced_on_its_utc_day(ms):
         assert epoch_date(int(edge // 86400)) == datetime.fromtimestamp(edge, UTC).date().isoformat()
     ts = ms / 1000
     day = datetime.fromtimestamp(ts, UTC).date().isoformat()
-    assert epoch_date(int(ts // 86400)) == day
+    assert utc_day(ts) == day
     seen = []
     pricing_at(SimpleNamespace(pricing_on=seen.append), ts)
     assert seen == [day]

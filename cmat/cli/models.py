@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC
 from pathlib import Path
 
 import click
@@ -267,6 +266,6 @@ def update(source: str, prefer_source: bool, dry_run: bool, as_json: bool) -> No
 
 
 def _today() -> str:
-    from datetime import datetime
+    from cmat.periods import utc_day
 
-    return datetime.fromtimestamp(clock.now(), UTC).strftime("%Y-%m-%d")
+    return utc_day(clock.now())
