@@ -53,10 +53,15 @@ def real_history(tmp_path, monkeypatch, project):
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory):
+def postgres():
     """A real PostgreSQL server for the session: the one CMAT_TEST_PG names (CI starts it),
-    else one started here (and stopped at the end)."""
+    else one started here (and stopped at the end). Its folder is not under pytest's: the
+    server's user must reach it, and every pytest run that starts sets pytest's own folder
+    back to its owner alone, which would cut a server under it off mid-run."""
     import os
+    import shutil
+    import tempfile
+    from pathlib import Path
 
     from tests import pg_server
 
@@ -66,18 +71,13 @@ def postgres(tmp_path_factory):
         return
     need(pg_server.binaries() is not None,
          "needs PostgreSQL (apt-get install postgresql; CI installs it)", "CMAT_TEAM_TESTS")
-    folder = tmp_path_factory.mktemp("postgres")
+    folder = Path(tempfile.mkdtemp(prefix="cmat-test-pg-"))
     folder.chmod(0o755)
-    for parent in folder.parents:  # the server's user must reach its folder
-        if parent == parent.parent:
-            break
-        if str(parent).startswith("/tmp"):
-            parent.chmod(parent.stat().st_mode | 0o755)
-    conninfo = pg_server.start(folder)
     try:
-        yield conninfo
+        yield pg_server.start(folder)
     finally:
         pg_server.stop(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
