@@ -54,18 +54,10 @@ class ReportQuery:
 
 def build_report(ledger: Ledger, query: ReportQuery) -> dict:
     """The report for `query`; served from the ledger's cache while no request changed."""
-    import orjson
-
     query.validate()
-    key = orjson.dumps([query.period, str(query.since), str(query.until), query.tz.key,
-                        list(query.by), query.project, query.machine, query.app])
-    version = ledger.version()
-    cached = ledger.cached_report(key)
-    if cached is not None:
-        return orjson.loads(cached)
-    report = compute_report(ledger, query)
-    ledger.cache_report(key, version, orjson.dumps(report))
-    return report
+    key = [query.period, str(query.since), str(query.until), query.tz.key, list(query.by),
+           query.project, query.machine, query.app]
+    return ledger.cached(key, lambda: compute_report(ledger, query))
 
 
 def compute_report(source: ReportSource, query: ReportQuery) -> dict:

@@ -205,3 +205,23 @@ def test_the_command_shows_the_active_block_with_its_projection_and_limit(tmp_pa
 
 def test_no_active_block_is_said():
     assert "No active block" in cli_run("blocks", "--active", "--no-scan").output
+
+
+def test_the_blocks_are_kept_in_the_ledger_until_a_request_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    history = tmp_path / "claude" / "projects" / "-p"
+    first = TranscriptBuilder(session_id="first")
+    first.now = "2026-03-01T10:17:31.123Z"  # a time a float does not hold exactly
+    first.response(output=1000, blocks=1)
+    write_session(history, first)
+    computed = json.loads(cli_run("blocks", "--json", "-q").output)["blocks"]
+    with Ledger() as ledger:
+        assert ledger.cached_report(b'["blocks"]') is not None
+    assert json.loads(cli_run("blocks", "--json", "-q").output)["blocks"] == computed
+    later = TranscriptBuilder(session_id="later")
+    later.now = "2026-03-01T20:00:00.000Z"
+    later.response(output=1000, blocks=1)
+    write_session(history, later)
+    blocks = json.loads(cli_run("blocks", "--json", "-q").output)["blocks"]
+    assert [(b["gap"], b["requests"]) for b in blocks] == [(False, 1), (True, 0), (False, 1)]
+    assert blocks[0] == computed[0]

@@ -48,7 +48,7 @@ def blocks(active: bool, recent: bool, since: str | None, until: str | None,
     ledger, _ = scan_first(no_scan, extra_paths, quiet)
     now = clock.now()
     with ledger:
-        cut = cut_blocks(ledger.block_usage(), now)
+        cut = cut_blocks(ledger.cached(["blocks"], ledger.block_usage), now)
     limit = parse_limit(token_limit, cut)
     chosen = [b for b in cut
               if (not active or b.active)

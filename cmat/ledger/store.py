@@ -13,9 +13,9 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cmat import clock, labels, paths
 from cmat.errors import LedgerError
@@ -274,6 +274,20 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
     def version(self) -> int:
         return self.db.execute(
             "SELECT value FROM meta WHERE key = 'requests_version'").fetchone()[0]
+
+    def cached(self, key: list, compute: Callable[[], Any]) -> Any:
+        """What `compute` answers (JSON: tuples come back as lists), kept in the ledger
+        under `key` until a request changes, so that it is computed once per change."""
+        import orjson
+
+        query = orjson.dumps(key)
+        version = self.version()  # before computing: a request stored meanwhile is not in it
+        kept = self.cached_report(query)
+        if kept is not None:
+            return orjson.loads(kept)
+        answer = compute()
+        self.cache_report(query, version, orjson.dumps(answer))
+        return answer
 
     def cached_report(self, query: bytes) -> bytes | None:
         row = self.db.execute("SELECT body FROM report_cache WHERE query = ? AND version = ("
