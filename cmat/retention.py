@@ -52,24 +52,14 @@ def compact_when_due(ledger: Ledger, config, now: float) -> Compacted | None:
     return compact(ledger, config.retention, now, config.timezone, config.team_database)
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(cell):
-    """A CSV cell a spreadsheet shows as text: one starting like a formula (a project path, a
-    task or enhancement name anybody could choose) gets a leading apostrophe, as OWASP advises
-    for CSV injection. Numbers are left as they are (a negative number is no formula)."""
-    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
-        return "'" + cell
-    return cell
-
-
 def export(ledger: Ledger, since: float | None, until: float | None, fmt: str, out) -> int:
     """Write every request of [since, until), with whom its session was for, as CSV or JSON
     lines to the text stream `out`; returns the rows written. Streams: any size."""
     import csv
 
     import orjson
+
+    from cmat.text import spreadsheet_safe
 
     columns, rows = ledger.export_rows(since, until)
     written = 0

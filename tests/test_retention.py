@@ -133,6 +133,11 @@ def test_export_cells_that_look_like_formulas_stay_text(tmp_path, project):
     assert row["enhancement"] == "'=HYPERLINK(\"http://x\",\"y\")"
     assert row["project"].startswith("'+cmd")
     assert float(row["cost_usd"]) > 0  # numbers untouched
+    # A report's CSV holds the same names.
+    (row,) = list(csv.DictReader(io.StringIO(cli_run(
+        "report", "daily", "--csv", "--by", "enhancement,project", "--no-scan").output)))
+    assert row["enhancement"] == "'=HYPERLINK(\"http://x\",\"y\")"
+    assert row["project"].startswith("'+cmd") and float(row["total_usd"]) > 0
 
 
 @pytest.mark.parametrize("target", ["/dev/null", "fifo", "folder", "link-to-device"])

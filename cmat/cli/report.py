@@ -385,6 +385,10 @@ def _compact_figures(row: dict) -> list[str]:
 
 
 def _csv(report: dict) -> str:
+    """The report as CSV, every cell spreadsheet-safe as an export's: a project's folder, a
+    task's or enhancement's name, a session's id and a model's are anybody's to choose."""
+    from cmat.text import spreadsheet_safe
+
     key = report["period"]
     dims = [d for d in report["group_by"] if d != key]
     out = io.StringIO()
@@ -393,10 +397,11 @@ def _csv(report: dict) -> str:
                      "cache_read", "requests", "total_usd", "models"])
     for row in report["rows"]:
         tokens = row["tokens"]
-        writer.writerow([row[key], *[row.get(d) or "" for d in dims], tokens["input"],
-                         tokens["output"], tokens["cache_creation"], tokens["cache_creation_1h"],
-                         tokens["cache_read"], row["requests"], repr(row["total_usd"]),
-                         ";".join(m["model"] for m in row["models"])])
+        writer.writerow([spreadsheet_safe(cell) for cell in (
+            row[key], *[row.get(d) or "" for d in dims], tokens["input"], tokens["output"],
+            tokens["cache_creation"], tokens["cache_creation_1h"], tokens["cache_read"],
+            row["requests"], repr(row["total_usd"]),
+            ";".join(m["model"] for m in row["models"]))])
     return out.getvalue()
 
 
