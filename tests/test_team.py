@@ -423,6 +423,34 @@ def test_costs_enhancement_team_counts_every_machines_sessions(local, team_db, p
     assert team["tasks"][0]["sessions"] == 1
 
 
+def test_costs_show_team_gives_the_local_figures_of_every_machines_sessions(local, team_db,
+                                                                            project):
+    from cmat.attribution import extract
+    from cmat.tasks.queue import QueueService
+
+    task = QueueService(project).add("shared work", enhancement="feat")["id"]
+    extract(project, task, next(local.rglob("a-s1.jsonl")))
+    cli_run("sync", "--to", team_db, "-q")
+    mine = json.loads(cli_run("costs", "show", task, "--json").output)
+    team = json.loads(cli_run("costs", "show", task, "--team", "--to", team_db,
+                              "--json").output)
+    assert team["total_usd"] == pytest.approx(mine["total_usd"]) and team["total_usd"] > 0
+    assert team["tokens"] == mine["tokens"] and team["title"] == "shared work"
+    (local_session,), (team_session,) = mine["sessions"], team["sessions"]
+    assert team_session["transcript_path"] is None  # a path on its own machine
+    del local_session["transcript_path"], team_session["transcript_path"]
+    assert team_session == pytest.approx(local_session)
+    # Compacted away, the requests leave their sums and the session, without its times.
+    cli_run("ledger", "compact", "--older-than", "1m", "--team", "--to", team_db)
+    compacted = json.loads(cli_run("costs", "show", task, "--team", "--to", team_db,
+                                   "--json").output)
+    assert compacted["total_usd"] == pytest.approx(mine["total_usd"])
+    (session,) = compacted["sessions"]
+    assert (session["started"], session["requests"]) == (None, local_session["requests"])
+    assert "--to goes with --team" in cli_run("costs", "show", task, "--to", team_db,
+                                              code=2).stderr
+
+
 def test_team_compaction_keeps_every_total(local, team_db):
     cli_run("sync", "--to", team_db, "-q")
     before = {args: json.loads(cli_run("report", *args, "--team", "--to", team_db,

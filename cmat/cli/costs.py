@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from cmat import clock, paths
-from cmat.cli.options import output_options, project_option
+from cmat.cli.options import options, output_options, project_option, team_connection
 from cmat.cli.output import count, emit_json, summary_text, table
 from cmat.errors import NotFound
 from cmat.money import usd
@@ -116,15 +116,36 @@ def sync(project: Path | None, settle: str | None, as_json: bool) -> None:
         click.echo(f"{count(len(tasks), 'task')} of {resolved} match the ledger")
 
 
+def team_source(connection):
+    """The team database as the reports' source, or None (the local ledger) without one."""
+    if connection is None:
+        return None
+    from cmat.team.reports import TeamSource
+
+    return TeamSource(connection)
+
+
+TEAM_OPTIONS = (
+    click.option("--team", is_flag=True,
+                 help="Every machine's sessions, from the team database (where `cmat sync` "
+                      "sends them)."),
+    click.option("--to", "team_url", metavar="URL",
+                 help="With --team: the team database (default: CMAT_TEAM_URL, team.url)."))
+
+
 @costs.command()
 @click.argument("task_id")
 @project_option
+@options(TEAM_OPTIONS)
 @output_options
-def show(task_id: str, project: Path | None, as_json: bool) -> None:
-    """What TASK_ID has cost so far, over all its recorded sessions (from the ledger)."""
+def show(task_id: str, project: Path | None, team: bool, team_url: str | None,
+         as_json: bool) -> None:
+    """What TASK_ID has cost so far, over all its recorded sessions: from this machine's
+    ledger, or with --team from every machine's synced to the team database."""
     from cmat.tasks.costs import task_report
 
-    report = task_report(paths.project_dir(project), task_id)
+    with team_connection(team, team_url, project) as connection:
+        report = task_report(paths.project_dir(project), task_id, team_source(connection))
     if as_json:
         emit_json(report)
         return
@@ -144,29 +165,15 @@ def show(task_id: str, project: Path | None, as_json: bool) -> None:
 @costs.command()
 @click.argument("name")
 @project_option
-@click.option("--team", is_flag=True,
-              help="Every machine's sessions of these tasks, from the team database.")
-@click.option("--to", "team_url", metavar="URL",
-              help="With --team: the team database (default: CMAT_TEAM_URL, team.url).")
+@options(TEAM_OPTIONS)
 @output_options
 def enhancement(name: str, project: Path | None, team: bool, team_url: str | None,
                 as_json: bool) -> None:
     """What the tasks of enhancement NAME have cost, task by task."""
     from cmat.tasks.costs import enhancement_report
 
-    if not team:
-        report = enhancement_report(paths.project_dir(project), name)
-    else:
-        from cmat.team.connect import connect
-        from cmat.team.connect import team_url as resolve_url
-        from cmat.team.reports import TeamSource
-
-        connection = connect(resolve_url(team_url, project))
-        try:
-            report = enhancement_report(paths.project_dir(project), name,
-                                        TeamSource(connection))
-        finally:
-            connection.close()
+    with team_connection(team, team_url, project) as connection:
+        report = enhancement_report(paths.project_dir(project), name, team_source(connection))
     if as_json:
         emit_json(report)
         return

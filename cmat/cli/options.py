@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -12,6 +13,16 @@ project_option = click.option(
          ".claude/, else the current directory).")
 
 COLOUR_KEY = "cmat.colour"
+
+
+def options(*groups):
+    """Decorate a command with groups of options, in the order given."""
+    def decorate(function):
+        for group in reversed(groups):
+            for option in reversed(group):
+                function = option(function)
+        return function
+    return decorate
 
 
 def did_you_mean(word: str, known) -> str:
@@ -79,3 +90,22 @@ def output_options(command):
     """--json and --color: how a command's answer is printed."""
     return _json_option(colour_option(command))
 
+
+
+@contextlib.contextmanager
+def team_connection(team: bool, team_url: str | None, project: Path | None = None):
+    """With --team, a connection to the team database (--to, else the configured one),
+    closed after; else None."""
+    if team_url and not team:
+        raise click.UsageError("--to goes with --team")
+    if not team:
+        yield None
+        return
+    from cmat.team.connect import connect
+    from cmat.team.connect import team_url as resolve_url
+
+    connection = connect(resolve_url(team_url, project))
+    try:
+        yield connection
+    finally:
+        connection.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from cmat import clock
-from cmat.cli.options import colour_option, output_options
+from cmat.cli.options import colour_option, options, output_options, team_connection
 from cmat.cli.output import (
     count,
     emit_json,
@@ -104,15 +104,6 @@ range_options = [
     click.option("--since", "-s", help="First day included (YYYY-MM-DD or YYYYMMDD)."),
     click.option("--until", "-u", help="Last day included (YYYY-MM-DD or YYYYMMDD)."),
 ]
-
-
-def options(*groups):
-    def decorate(function):
-        for group in reversed(groups):
-            for option in reversed(group):
-                function = option(function)
-        return function
-    return decorate
 
 
 def scan_first(no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool):
@@ -220,19 +211,12 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
     if as_json == "ccusage" and query.by:
         raise click.UsageError("--json=ccusage has no --by: ccusage's reports group by period")
     layout = layout or {}
-    if team_url and not team:
-        raise click.UsageError("--to goes with --team")
-    if team:
+    if team or team_url:
         from cmat.catalog import ModelService
-        from cmat.team.connect import connect
-        from cmat.team.connect import team_url as resolve_url
         from cmat.team.reports import team_report
 
-        connection = connect(resolve_url(team_url))
-        try:
+        with team_connection(team, team_url) as connection:
             report = team_report(connection, query)
-        finally:
-            connection.close()
         models = ModelService()
     else:
         ledger, models = scan_first(no_scan, extra_paths, quiet)

@@ -129,20 +129,17 @@ def import_legacy(project: Path, ledger: Ledger) -> int:
     return taken
 
 
-def task_report(project: Path, task_id: str, ledger: Ledger | None = None,
+def task_report(project: Path, task_id: str, source: ReportSource | None = None,
                 models: ModelService | None = None) -> dict:
-    """`cmat costs show`: the task's totals, per model and per session, from the ledger."""
+    """`cmat costs show`: the task's totals, per model and per session, from the ledger (or
+    `source`: the ledger, opened already, or the team database: every machine's sessions)."""
     task = QueueService(project).get(task_id)
     models = models or ModelService(project)
-    own = ledger is None
-    ledger = ledger or Ledger()
-    try:
-        import_legacy(project, ledger)
+    with (contextlib.nullcontext(source) if source else Ledger()) as ledger:
+        if isinstance(ledger, Ledger):
+            import_legacy(project, ledger)
         summary = task_summary(ledger, task_id, models)
         sessions = ledger.task_sessions(task_id)
-    finally:
-        if own:
-            ledger.close()
     report = summary.to_json()
     report.update(task_id=task_id, title=task.get("title"), status=task.get("status"),
                   enhancement=enhancement_of(task), agent=task.get("assigned_agent"),
@@ -160,7 +157,7 @@ def enhancement_report(project: Path, name: str, source: ReportSource | None = N
     total = CostSummary()
     rows = []
     with (contextlib.nullcontext(source) if source else Ledger()) as ledger:
-        if source is None:
+        if isinstance(ledger, Ledger):
             import_legacy(project, ledger)
         for task in tasks:
             summary = task_summary(ledger, task["id"], models)

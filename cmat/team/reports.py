@@ -1,13 +1,14 @@
 """Team reports, computed by the team database (GROUP BY in PostgreSQL): the same questions the
-local ledger answers for `cmat report` and `cmat costs enhancement`, so the same report code
-(reports.compute_report, tasks.enhancement_report) gives the same JSON shapes.
+local ledger answers for `cmat report`, `cmat costs show` and `cmat costs enhancement`, so the
+same report code (reports.compute_report, tasks.costs) gives the same JSON shapes.
 
 By period (UTC days, ISO weeks, months) and any of user, machine, project and model, a report
 reads daily_usage, a few rows a day kept by triggers as requests arrive: it costs the same on
 ten million requests as on ten thousand. Grouped by task, enhancement, agent or task type it
 reads session_usage (the same per session, agent and run) joined to the sessions, so an
-attribution that arrives late still counts. Neither reads the requests themselves, which
-compaction may have deleted.
+attribution that arrives late still counts. Neither sums the requests themselves, which
+compaction may have deleted (a task's sessions take only their first and last request's time
+from them).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class TeamSource:
         return self.query(grouped(group, measures, table, condition, "sum(requests) <> 0"),
                           params)
 
-    # What tasks.enhancement_report asks: a task's totals per model, and its sessions.
+    # What tasks.costs's reports ask: a task's totals per model, and its sessions.
 
     def model_totals(self, task_id: str) -> list[tuple]:
         return self.query(
@@ -124,7 +125,16 @@ class TeamSource:
             f" WHERE task_id = %s GROUP BY model", (task_id,))
 
     def task_sessions(self, task_id: str) -> list[tuple]:
-        return self.query("SELECT session_id FROM sessions WHERE task_id = %s", (task_id,))
+        # Requests and cost from the rollup, which keeps what compaction deleted; the first
+        # and last request's times from the requests that are left (None once all are gone).
+        # No transcript path: it is a path on its own machine.
+        return self.query(
+            "SELECT s.session_id, (SELECT min(ts) FROM requests r WHERE r.session_id ="
+            " s.session_id), (SELECT max(ts) FROM requests r WHERE r.session_id ="
+            " s.session_id), coalesce(sum(u.requests), 0)::bigint, coalesce(sum(u.cost_usd), 0),"
+            " NULL FROM sessions s LEFT JOIN session_usage u USING (session_id)"
+            " WHERE s.task_id = %s GROUP BY s.session_id ORDER BY min(s.recorded_at),"
+            " s.session_id", (task_id,))
 
 
 def team_report(connection, query) -> dict:

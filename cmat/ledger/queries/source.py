@@ -1,5 +1,5 @@
-"""ReportSource: what the report code (reports.compute_report, tasks.costs.enhancement_report)
-asks of a store of usage. The local ledger and the team database (team.reports.TeamSource)
+"""ReportSource: what the report code (reports.compute_report, and tasks.costs's task_report
+and enhancement_report) asks of a store of usage. The local ledger and the team database (team.reports.TeamSource)
 each answer it, so one report code gives the same JSON from either."""
 
 from __future__ import annotations
@@ -31,4 +31,5 @@ class ReportSource(Protocol):
         ones, priced requests)."""
 
     def task_sessions(self, task_id: str) -> list[tuple]:
-        """The task's sessions, the last recorded last: (session_id, ...)."""
+        """The task's sessions, the last recorded last: (session_id, first and last request's
+        ts or None, requests, cost of the priced ones, transcript path or None)."""
