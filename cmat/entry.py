@@ -50,10 +50,11 @@ def main() -> None:
         from cmat.claude.runtime import run
 
         sys.exit(run(sys.argv[2], stdin))
-    if sys.argv[1:] in (["statusline"], ["statusline", "--debug"]):  # runs every few seconds
+    # The status line runs every few seconds; its other options are ccusage's, and ignored.
+    if sys.argv[1:2] == ["statusline"] and not {"-h", "--help"} & set(sys.argv[2:]):
         from cmat.statusline import run as statusline
 
-        sys.exit(statusline(debug=len(sys.argv) == 3))
+        sys.exit(statusline(debug=bool({"-d", "--debug"} & set(sys.argv[2:]))))
     from cmat.cli import main as cli_main
 
     cli_main()

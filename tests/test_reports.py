@@ -562,6 +562,28 @@ def test_json_ccusage_sessions_and_its_limits(ccusage_history):
                                 code=2).stderr
 
 
+def test_ccusages_own_options_run_as_ccusage_users_type_them(ccusage_history):
+    """A ccusage command line runs with cmat in ccusage's place: -b and -i group by model
+    and by project, -z, -o and -p are --timezone, --order and --project, --offline and
+    --mode calculate change nothing (cmat never fetches prices, and always calculates),
+    --no-color is --color never; what cmat cannot do as asked is said, not ignored."""
+    def rows(*args):
+        return json.loads(cli_run(*args, "-j", "-q").output)["rows"]
+
+    assert rows("daily", "-b", "-O", "-z", "UTC", "-o", "desc", "-m", "calculate") == \
+        rows("daily", "--by", "model", "--timezone", "UTC", "--order", "desc")
+    assert rows("monthly", "-i", "--no-offline") == rows("monthly", "--by", "project")
+    assert rows("weekly", "-w", "monday", "-p", "Demo") == rows("weekly", "--project", "Demo") != []
+    assert "\033[" in cli_run("daily", "--color", "-q").output
+    assert "\033[" not in cli_run("daily", "--color", "always", "--no-color", "-q").output
+    assert "ISO weeks, from Monday" in cli_run("weekly", "-w", "sunday", code=2).stderr
+    assert "never from a transcript's costUSD" in cli_run("daily", "--mode", "display",
+                                                         code=2).stderr
+    blocks = json.loads(cli_run("blocks", "-s", "20250901", "-u", "20250930", "-o", "desc",
+                                "-t", "max", "-O", "-j", "-q").output)["blocks"]
+    assert blocks[0]["start"] > blocks[-1]["start"] and blocks[0]["token_limit"]
+
+
 @settings(max_examples=400, deadline=None)
 @given(milliseconds=st.integers(946_684_800_000, 4_102_444_799_999),
        offset=st.integers(-14 * 4, 14 * 4).map(lambda quarters: quarters * 900),

@@ -109,6 +109,18 @@ def test_statusline_debug_names_a_disagreement_with_claude_code(project, tmp_pat
     assert "Claude Code says $1.50 (+50% vs cmat)" in differ
 
 
+def test_ccusages_status_line_options_draw_the_same_line(project, tmp_path):
+    """A settings line written for `ccusage statusline --offline ...` works with cmat in its
+    place: its options are ignored (an error would blank the bar); -d is --debug."""
+    builder, path = session_costing(tmp_path, "s1", 1.0)
+    payload = status_payload(path, "s1", builder.expected_cost * 1.5)
+    plain = statusline(project, payload)
+    assert statusline(project, payload, "--offline", "-B", "emoji", "--refresh-interval", "5",
+                      "--no-cache", "--cost-source", "both", "-z", "UTC") == plain
+    assert "Claude Code says" in statusline(project, payload, "-O", "-d")
+    assert "ccusage's status line" in cli_run("statusline", "--help").output
+
+
 def test_statusline_never_fails(project):
     result = subprocess.run([str(STATUSLINE)], input=b"not json", capture_output=True,
                             env=child_env(CLAUDE_PROJECT_DIR=project, CMAT_PYTHON=sys.executable))

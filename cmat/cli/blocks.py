@@ -11,25 +11,27 @@ from cmat import clock
 from cmat.blocks import short_model
 from cmat.cli.options import output_options
 from cmat.cli.output import count, emit_json, styled, table
-from cmat.cli.report import options, parse_day, scan_first, scan_options
+from cmat.cli.report import ccusage_options, options, parse_day, scan_first, scan_options
 from cmat.money import usd
 from cmat.periods import iso_utc
 from cmat.plans import duration
 
 
 @click.command()
-@click.option("--active", is_flag=True, help="Only the block under way, in detail.")
-@click.option("--recent", is_flag=True,
+@click.option("--active", "-a", is_flag=True, help="Only the block under way, in detail.")
+@click.option("--recent", "-r", is_flag=True,
               help="Only the blocks of the last 3 days, and the one under way.")
-@click.option("--since", help="Blocks starting on or after this day (YYYY-MM-DD, local).")
-@click.option("--until", help="Blocks starting on or before this day (YYYY-MM-DD, local).")
-@click.option("--token-limit", metavar="N|max",
+@click.option("--since", "-s",
+              help="Blocks starting on or after this day (YYYY-MM-DD or YYYYMMDD, local).")
+@click.option("--until", "-u",
+              help="Blocks starting on or before this day (YYYY-MM-DD or YYYYMMDD, local).")
+@click.option("--token-limit", "-t", metavar="N|max",
               help="Tokens a block may use: a number, or 'max' for your largest block so far. "
                    "Adds the share used, and the projected share of the active block.")
-@click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True,
-              help="Oldest or newest block first.")
+@click.option("--order", "-o", type=click.Choice(["asc", "desc"]), default="asc",
+              show_default=True, help="Oldest or newest block first.")
 @output_options
-@options(scan_options)
+@options(scan_options, ccusage_options)
 def blocks(active: bool, recent: bool, since: str | None, until: str | None,
            token_limit: str | None, order: str, as_json: bool, no_scan: bool,
            extra_paths: tuple[Path, ...], quiet: bool) -> None:

@@ -76,13 +76,23 @@ def _keep_colour_mode(ctx: click.Context, _param, value: str | None) -> None:
     ctx.color = wanted(ctx.meta.get(COLOUR_KEY, "auto"), sys.stdout)
 
 
-colour_option = click.option(
+_colour_mode = click.option(
     "--color", type=click.Choice(["auto", "always", "never"]), default=None,
-    expose_value=False, is_eager=True, callback=_keep_colour_mode,
+    is_flag=False, flag_value="always", expose_value=False, is_eager=True,
+    callback=_keep_colour_mode,
     help="Colour in tables: auto (default: on a terminal, unless NO_COLOR is set or "
-         "FORCE_COLOR asks for it), always or never.")
+         "FORCE_COLOR asks for it), always (--color alone) or never.")
+# ccusage's spelling of --color never, for its users' scripts.
+_no_colour = click.option(
+    "--no-color", is_flag=True, flag_value="never", default=None, hidden=True,
+    expose_value=False, is_eager=True, callback=_keep_colour_mode)
 
-_json_option = click.option("--json", "as_json", is_flag=True,
+
+def colour_option(command):
+    """--color [auto|always|never] (and --no-color)."""
+    return _no_colour(_colour_mode(command))
+
+_json_option = click.option("--json", "-j", "as_json", is_flag=True,
                             help="Print machine-readable JSON instead of a table.")
 
 

@@ -52,6 +52,37 @@ def _no_agent(_context, _parameter, value) -> None:
                            + "); --by app groups by it, and --by agent by the subagent's type")
 
 
+def _calculated_only(_context, _parameter, value) -> None:
+    """ccusage's --mode: auto and calculate are what cmat always does."""
+    if value == "display":
+        raise click.UsageError("cmat computes every cost from its catalog, never from a "
+                               "transcript's costUSD (Claude Code wrote it only before 1.0.9): "
+                               "leave out --mode display")
+
+
+def _iso_weeks_only(_context, _parameter, value) -> None:
+    """ccusage's --start-of-week: cmat's weeks start on Monday."""
+    if value is not None and value.lower() != "monday":
+        raise click.UsageError("cmat's weeks are ISO weeks, from Monday (as ccusage's weekly "
+                               "report across agents): leave out --start-of-week")
+
+
+# ccusage's own options, hidden: its users' scripts and habits run unchanged (reports.md).
+ccusage_options = [
+    click.option("--offline/--no-offline", "-O", default=None, hidden=True, expose_value=False,
+                 help="ccusage's; cmat's prices are its catalog's, never fetched."),
+    click.option("--mode", "-m", type=click.Choice(["auto", "calculate", "display"]),
+                 hidden=True, expose_value=False, callback=_calculated_only),
+]
+ccusage_grouping = [
+    click.option("--breakdown", "-b", is_flag=True, hidden=True, help="--by model"),
+    click.option("--instances", "-i", is_flag=True, hidden=True, help="--by project"),
+]
+ccusage_weeks = [
+    click.option("--start-of-week", "-w", hidden=True, expose_value=False,
+                 callback=_iso_weeks_only),
+]
+
 scan_options = [
     click.option("--no-scan", is_flag=True,
                  help="Report from the ledger as it is, without importing new transcript lines."),
@@ -61,7 +92,7 @@ scan_options = [
     click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
 ]
 filter_options = [
-    click.option("--timezone", "timezone_name", metavar="IANA",
+    click.option("--timezone", "-z", "timezone_name", metavar="IANA",
                  help="Time zone for days, weeks and months (default: the machine's)."),
     click.option("--by", "group_by", multiple=True, metavar="DIM",
                  help="Also group by model, project, task, enhancement, agent, task-type, "
@@ -70,7 +101,7 @@ filter_options = [
                       "assigned agent, else main; with runs, tokens (input + output) and "
                       "cost per run. app: the coding agent (claude-code, codex, gemini-cli, "
                       "opencode); provider: who served it (anthropic, openai, google, ...)."),
-    click.option("--project", "project", metavar="DIR|TEXT",
+    click.option("--project", "-p", "project", metavar="DIR|TEXT",
                  help="Only this project: a folder, or text found in the working directory."),
     click.option("--machine", metavar="NAME",
                  help="Only what this machine recorded (its CMAT_MACHINE, else host name)."),
@@ -93,7 +124,7 @@ layout_options = [
     click.option("--last", "last", type=click.IntRange(min=1), metavar="N",
                  help="Only the last N periods (days, weeks, months or sessions), every row "
                       "of each; the total is theirs."),
-    click.option("--order", type=click.Choice(["asc", "desc"]), default="asc",
+    click.option("--order", "-o", type=click.Choice(["asc", "desc"]), default="asc",
                  show_default=True, help="Oldest or newest first."),
     click.option("--compact", is_flag=True,
                  help="Fewer, narrower columns (the default when the table would not fit "
@@ -399,13 +430,19 @@ def report() -> None:
 
 
 def _period_command(period: str, summary: str) -> click.Command:
-    @options(range_options, filter_options, layout_options, scan_options)
+    # ccusage's -b and -i group a period's rows by model or project; its session report
+    # has neither (-i there names one session).
+    ccusage = [ccusage_options, *([ccusage_grouping] if period != "session" else []),
+               *([ccusage_weeks] if period == "weekly" else [])]
+
+    @options(range_options, filter_options, layout_options, scan_options, *ccusage)
     @click.option("--html", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
                   help="Also write the dashboard's charts for this range (--since, --until, "
                        "--project) as one self-contained HTML file, to share.")
     def command(since, until, timezone_name, group_by, project, machine, app, team, team_url,
                 as_json, as_csv, last, order, compact, wide, no_scan, extra_paths, quiet,
-                html) -> None:
+                html, breakdown=False, instances=False) -> None:
+        group_by = (*group_by, *["model"] * breakdown, *["project"] * instances)
         run_report(period, parse_day(since), parse_day(until), timezone_name, group_by, project,
                    as_json, as_csv, no_scan, extra_paths, quiet,
                    {"last": last, "order": order, "compact": compact, "wide": wide,
