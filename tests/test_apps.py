@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from cmat.apps import codex, gemini, opencode
 from cmat.request import check_request
 from cmat.untrusted import Unreadable
+from cmat.usage import APPS
 from tests.helpers import (
     PRE_TOOL,
     budget_hook,
@@ -209,6 +210,10 @@ def test_a_mixed_history_is_exact_per_app_and_in_sum_and_after_compaction(
         assert (only["total"]["requests"], only["total"]["total_usd"]) == (
             requests, pytest.approx(usd, abs=1e-12))
         assert all("app" not in row for row in only["rows"])
+    # ccusage's spelling of the same: `cmat codex daily`, `cmat claude monthly`, ...
+    for name, app in zip(("claude", "codex", "gemini", "opencode"), APPS):
+        assert json.loads(cli_run(name, "monthly", "-j", "-b").output)["total"]["requests"] \
+            == expected[app][0]
     named = cli_run("report", "daily", "--agent", "codex", code=2).stderr  # as others spell it
     assert "take the coding agent as --app" in named and "--by agent" in named
     from prometheus_client.parser import text_string_to_metric_families

@@ -28,6 +28,11 @@ COMMANDS = {
     "weekly": ("cmat.cli.report", "weekly", "Spend per week (cmat report weekly)."),
     "monthly": ("cmat.cli.report", "monthly", "Spend per month (cmat report monthly)."),
     "session": ("cmat.cli.report", "session", "Spend per session (cmat report session)."),
+    # ccusage's per-agent reports (`ccusage codex daily`): the same with --app; hidden.
+    "claude": ("cmat.cli.report", "claude", None),
+    "codex": ("cmat.cli.report", "codex", None),
+    "gemini": ("cmat.cli.report", "gemini", None),
+    "opencode": ("cmat.cli.report", "opencode", None),
     "live": ("cmat.cli.live", "live", "Full-screen view of the 5-hour block under way."),
     "limits": ("cmat.cli.limits", "limits", "Your plan's 5-hour and weekly windows, official..."),
     "scan": ("cmat.cli.report", "scan", "Import new transcript lines into the ledger."),
@@ -109,7 +114,7 @@ def _show_version(ctx: click.Context, _param, value: bool) -> None:
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, invoke_without_command=True,
              context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+@click.option("--version", "-v", is_flag=True, expose_value=False, is_eager=True,
               callback=_show_version, help="Show the version and exit.")
 @colour_option
 @click.pass_context

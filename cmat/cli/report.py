@@ -457,8 +457,23 @@ for _period, _summary in (("daily", "Spend per day."), ("weekly", "Spend per ISO
                                       "first; --last N: the N most recent).")):
     report.add_command(_period_command(_period, _summary))
 # `cmat daily` is `cmat report daily` (and so on), as ccusage users type it.
-daily, weekly, monthly, session = (report.commands[name] for name in
-                                   ("daily", "weekly", "monthly", "session"))
+period_commands = [report.commands[name] for name in ("daily", "weekly", "monthly", "session")]
+daily, weekly, monthly, session = period_commands
+
+
+def _app_reports(name: str, app: str) -> click.Group:
+    """ccusage's `ccusage codex daily` (and so on): the same reports, with --app set."""
+    group = click.Group(name, hidden=True,
+                        help=f"ccusage's `{name}` reports: cmat report PERIOD --app {app}.",
+                        context_settings={"default_map": {command.name: {"app": app}
+                                                          for command in period_commands}})
+    for command in period_commands:
+        group.add_command(command)
+    return group
+
+
+claude, codex, gemini, opencode = (_app_reports(name, app) for name, app in zip(
+    ("claude", "codex", "gemini", "opencode"), APPS))
 
 
 def range_command(which: str, summary: str) -> click.Command:
