@@ -92,6 +92,7 @@ def colour_option(command):
     """--color [auto|always|never] (and --no-color)."""
     return _no_colour(_colour_mode(command))
 
+
 _json_option = click.option("--json", "-j", "as_json", is_flag=True,
                             help="Print machine-readable JSON instead of a table.")
 
@@ -99,7 +100,6 @@ _json_option = click.option("--json", "-j", "as_json", is_flag=True,
 def output_options(command):
     """--json and --color: how a command's answer is printed."""
     return _json_option(colour_option(command))
-
 
 
 @contextlib.contextmanager

@@ -67,7 +67,8 @@ def _iso_weeks_only(_context, _parameter, value) -> None:
                                "report across agents): leave out --start-of-week")
 
 
-# ccusage's own options, hidden: its users' scripts and habits run unchanged (reports.md).
+# ccusage's own options, hidden: its users' scripts and habits run unchanged (listed in
+# docs/pricing.md, "Coming from ccusage").
 ccusage_options = [
     click.option("--offline/--no-offline", "-O", default=None, hidden=True, expose_value=False,
                  help="ccusage's; cmat's prices are its catalog's, never fetched."),
