@@ -574,6 +574,10 @@ def test_ccusages_own_options_run_as_ccusage_users_type_them(ccusage_history):
         rows("daily", "--by", "model", "--timezone", "UTC", "--order", "desc")
     assert rows("monthly", "-i", "--no-offline") == rows("monthly", "--by", "project")
     assert rows("weekly", "-w", "monday", "-p", "Demo") == rows("weekly", "--project", "Demo") != []
+    # ccusage's JSON always breaks each period down by model: -b changes nothing there.
+    assert cli_run("daily", "--json=ccusage", "-b", "-q").output == \
+        cli_run("daily", "--json=ccusage", "-q").output
+    assert "(nor -i)" in cli_run("daily", "--json=ccusage", "-i", "-q", code=2).stderr
     assert "\033[" in cli_run("daily", "--color", "-q").output
     assert "\033[" not in cli_run("daily", "--color", "always", "--no-color", "-q").output
     assert "ISO weeks, from Monday" in cli_run("weekly", "-w", "sunday", code=2).stderr

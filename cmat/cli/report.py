@@ -241,7 +241,8 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
                         project_filter(project), machine, app)
     query.validate()
     if as_json == "ccusage" and query.by:
-        raise click.UsageError("--json=ccusage has no --by: ccusage's reports group by period")
+        raise click.UsageError("--json=ccusage has no --by (nor -i): ccusage's reports group "
+                               "by period")
     layout = layout or {}
     if team or team_url:
         from cmat.catalog import ModelService
@@ -443,7 +444,9 @@ def _period_command(period: str, summary: str) -> click.Command:
     def command(since, until, timezone_name, group_by, project, machine, app, team, team_url,
                 as_json, as_csv, last, order, compact, wide, no_scan, extra_paths, quiet,
                 html, breakdown=False, instances=False) -> None:
-        group_by = (*group_by, *["model"] * breakdown, *["project"] * instances)
+        # ccusage's JSON has each period's models whether -b is given or not.
+        by_model = breakdown and as_json != "ccusage"
+        group_by = (*group_by, *["model"] * by_model, *["project"] * instances)
         run_report(period, parse_day(since), parse_day(until), timezone_name, group_by, project,
                    as_json, as_csv, no_scan, extra_paths, quiet,
                    {"last": last, "order": order, "compact": compact, "wide": wide,
