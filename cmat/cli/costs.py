@@ -160,6 +160,26 @@ def show(task_id: str, project: Path | None, team: bool, team_url: str | None,
                    f"cmat costs extract {task_id} TRANSCRIPT.jsonl")
         return
     click.echo(summary_text(report))
+    click.echo()
+    click.echo(table([_session_row(session) for session in report["sessions"]],
+                     ["Session", "Started", "Requests", "Cost"], numeric_from=2))
+
+
+def _session_row(session: dict) -> list[str]:
+    """A task's session: its start in local time, requests and cost; a session whose
+    requests were compacted into rollups is said to be (they are in the totals above; the
+    ledger's rollups keep no session, the team database's do)."""
+    from datetime import datetime
+
+    if session["started"] is None:
+        if not session["requests"]:
+            return [session["session_id"], "compacted", "-", "-"]
+        started = "compacted"
+    else:
+        started = datetime.fromisoformat(session["started"]).astimezone().strftime(
+            "%Y-%m-%d %H:%M")
+    return [session["session_id"], started, count(session["requests"]),
+            usd(session["total_usd"])]
 
 
 @costs.command()
