@@ -1,8 +1,10 @@
 import csv
 import io
 import json
+import os
 import re
 from datetime import date
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -159,6 +161,19 @@ def test_report_csv_and_table(history):
     assert float(rows[0]["total_usd"]) > 0
     text = cli_run("report", "daily").output
     assert "Total" in text and "claude-nova-9" in text and "Times in UTC" in text
+
+
+def test_one_session_by_id_as_ccusage_asks_for_it(history):
+    """ccusage's `session --id ID`: the session's totals, subagents included, as `cmat costs
+    session` prices its transcript; an id with no transcript, or that is no plain name, is
+    said to have none."""
+    transcript = Path(os.environ["CLAUDE_CONFIG_DIR"]) / "projects" / "-home-user-app" / "s1.jsonl"
+    priced = json.loads(cli_run("costs", "session", transcript, "--json").output)
+    by_id = json.loads(cli_run("session", "--id", "s1", "-j").output)
+    assert by_id == priced and by_id["requests"] == 3
+    assert cli_run("session", "-i", "s1").output.startswith("Session s1  (")
+    for unknown in ("s2", "../*", "*"):
+        assert "no transcript of session" in cli_run("session", "-i", unknown, code=3).stderr
 
 
 def test_costs_today_week_month(history, monkeypatch):

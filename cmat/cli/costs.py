@@ -9,7 +9,7 @@ import click
 
 from cmat import clock, paths
 from cmat.cli.options import options, output_options, project_option, team_connection
-from cmat.cli.output import count, emit_json, summary_text, table
+from cmat.cli.output import count, emit_json, show_session, summary_text, table
 from cmat.errors import NotFound
 from cmat.money import usd
 
@@ -227,7 +227,6 @@ def session(transcript_path: Path | None, session_id: str | None, as_json: bool)
     $CLAUDE_CONFIG_DIR, ~/.claude or ~/.config/claude).
     """
     from cmat import paths
-    from cmat.reports import session_report
     from cmat.transcripts.files import latest_session_transcript
 
     path = transcript_path or latest_session_transcript(paths.transcript_roots())
@@ -236,17 +235,7 @@ def session(transcript_path: Path | None, session_id: str | None, as_json: bool)
             or "~/.claude, ~/.config/claude"
         raise NotFound(f"no Claude Code transcripts found (looked in {roots})",
                        "pass a transcript path, or set CLAUDE_CONFIG_DIR")
-    report = session_report(path, session_id)
-    if as_json:
-        emit_json(report)
-        return
-    extra = len(report["files"]) - 1
-    click.echo(f"Session {report['session_id']}  ({path}"
-               + (f" + {extra} subagent file{'s' if extra != 1 else ''}" if extra else "") + ")")
-    if report["started"]:
-        click.echo(f"From {report['started']} to {report['ended']}")
-    click.echo()
-    click.echo(summary_text(report))
+    show_session(path, session_id, as_json)
 
 
 def _add_range_commands() -> None:

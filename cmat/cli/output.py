@@ -251,6 +251,26 @@ def _plain_head():
     return Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True)
 
 
+def show_session(path, session_id: str | None, as_json: bool) -> None:
+    """One transcript (and its subagents') priced: `cmat costs session`, and ccusage's
+    `session --id`."""
+    import click
+
+    from cmat.reports import session_report
+
+    report = session_report(path, session_id)
+    if as_json:
+        emit_json(report)
+        return
+    extra = len(report["files"]) - 1
+    click.echo(f"Session {report['session_id']}  ({path}"
+               + (f" + {extra} subagent file{'s' if extra != 1 else ''}" if extra else "") + ")")
+    if report["started"]:
+        click.echo(f"From {report['started']} to {report['ended']}")
+    click.echo()
+    click.echo(summary_text(report))
+
+
 def summary_text(report: dict) -> str:
     """Token totals, cost, a per-model table when several models were used, and warnings."""
     tokens = report["tokens"]

@@ -18,6 +18,7 @@ from cmat.cli.output import (
     count,
     emit_json,
     short_count,
+    show_session,
     styled,
     table,
     table_width,
@@ -82,6 +83,10 @@ ccusage_grouping = [
 ccusage_weeks = [
     click.option("--start-of-week", "-w", hidden=True, expose_value=False,
                  callback=_iso_weeks_only),
+]
+ccusage_one_session = [
+    click.option("--id", "-i", "session_id", hidden=True,
+                 help="One session's totals: cmat costs session on its transcript."),
 ]
 
 scan_options = [
@@ -434,7 +439,7 @@ def report() -> None:
 def _period_command(period: str, summary: str) -> click.Command:
     # ccusage's -b and -i group a period's rows by model or project; its session report
     # has neither (-i there names one session).
-    ccusage = [ccusage_options, *([ccusage_grouping] if period != "session" else []),
+    ccusage = [ccusage_options, ccusage_grouping if period != "session" else ccusage_one_session,
                *([ccusage_weeks] if period == "weekly" else [])]
 
     @options(range_options, filter_options, layout_options, scan_options, *ccusage)
@@ -443,7 +448,10 @@ def _period_command(period: str, summary: str) -> click.Command:
                        "--project) as one self-contained HTML file, to share.")
     def command(since, until, timezone_name, group_by, project, machine, app, team, team_url,
                 as_json, as_csv, last, order, compact, wide, no_scan, extra_paths, quiet,
-                html, breakdown=False, instances=False) -> None:
+                html, breakdown=False, instances=False, session_id=None) -> None:
+        if session_id is not None:
+            _one_session(session_id, as_json)
+            return
         # ccusage's JSON has each period's models whether -b is given or not.
         by_model = breakdown and as_json != "ccusage"
         group_by = (*group_by, *["model"] * by_model, *["project"] * instances)
@@ -463,6 +471,23 @@ for _period, _summary in (("daily", "Spend per day."), ("weekly", "Spend per ISO
 # `cmat daily` is `cmat report daily` (and so on), as ccusage users type it.
 period_commands = [report.commands[name] for name in ("daily", "weekly", "monthly", "session")]
 daily, weekly, monthly, session = period_commands
+
+
+def _one_session(session_id: str, as_json: str | None) -> None:
+    """ccusage's `session --id ID`: that session's totals, from its transcript."""
+    from cmat import paths
+    from cmat.errors import NotFound
+    from cmat.transcripts.files import session_transcript
+
+    if as_json == "ccusage":
+        raise click.UsageError("--json=ccusage has no --id: leave out one or the other")
+    roots = paths.transcript_roots()
+    path = session_transcript(roots, session_id)
+    if path is None:
+        raise NotFound(f"no transcript of session {session_id!r} in "
+                       + ", ".join(str(root) for root in roots),
+                       "cmat session lists the sessions the ledger holds")
+    show_session(path, None, as_json is not None)
 
 
 def _app_reports(name: str, app: str) -> click.Group:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from pathlib import Path
 
 from cmat import paths
@@ -15,6 +14,7 @@ from cmat.ledger.queries.source import ReportSource
 from cmat.periods import iso_utc
 from cmat.pricing import CostSummary, ModelTotals
 from cmat.tasks.queue import LEGACY_VERSION, QueueService, enhancement_of, legacy_figures
+from cmat.transcripts.files import session_transcript
 
 
 def task_summary(ledger: ReportSource, task_id: str, models: ModelService) -> CostSummary:
@@ -104,10 +104,8 @@ def ran_here(task: dict) -> bool:
     if isinstance(log, str) and log and Path(log).is_file():
         return True
     session = metadata.get("session_id")
-    if not isinstance(session, str) or not re.fullmatch(r"[\w.-]+", session):
-        return False
-    return any(next(root.glob(f"*/{session}.jsonl"), None) is not None
-               for root in paths.transcript_roots())
+    return isinstance(session, str) and \
+        session_transcript(paths.transcript_roots(), session) is not None
 
 
 def import_legacy(project: Path, ledger: Ledger) -> int:

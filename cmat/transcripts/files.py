@@ -161,6 +161,14 @@ def discover(roots: list[Path]) -> dict[str, SeenFile]:
     return found
 
 
+def session_transcript(roots: list[Path], session_id: str) -> Path | None:
+    """The main transcript of a session (`<project folder>/<session id>.jsonl` under one of
+    the roots), or None; an id that is not a plain name (a glob, a path) is none."""
+    if not re.fullmatch(r"[\w.-]+", session_id):
+        return None
+    return next((path for root in roots for path in root.glob(f"*/{session_id}.jsonl")), None)
+
+
 def is_main_transcript(path: str) -> bool:
     """A session's own transcript, not a subagent's."""
     return not (os.path.basename(path).startswith("agent-")
