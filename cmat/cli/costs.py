@@ -171,13 +171,11 @@ def _session_row(session: dict) -> list[str]:
     ledger's rollups keep no session, the team database's do)."""
     from datetime import datetime
 
-    if session["started"] is None:
-        if not session["requests"]:
-            return [session["session_id"], "compacted", "-", "-"]
-        started = "compacted"
-    else:
-        started = datetime.fromisoformat(session["started"]).astimezone().strftime(
-            "%Y-%m-%d %H:%M")
+    started = session["started"]
+    started = datetime.fromisoformat(started).astimezone().strftime("%Y-%m-%d %H:%M") \
+        if started else "compacted"
+    if not session["requests"]:
+        return [session["session_id"], started, "-", "-"]
     return [session["session_id"], started, count(session["requests"]),
             usd(session["total_usd"])]
 

@@ -1,6 +1,7 @@
 """ReportSource: what the report code (reports.compute_report, and tasks.costs's task_report
-and enhancement_report) asks of a store of usage. The local ledger and the team database (team.reports.TeamSource)
-each answer it, so one report code gives the same JSON from either."""
+and enhancement_report) asks of a store of usage. The local ledger and the team database
+(team.reports.TeamSource) each answer it, so one report code gives the same JSON from
+either."""
 
 from __future__ import annotations
 
