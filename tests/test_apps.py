@@ -758,7 +758,7 @@ def test_a_first_scan_loads_transcripts_and_other_agents_logs_in_one_bulk_load(
 
     monkeypatch.setattr(Ledger, "insert_rows", watched)
     assert json.loads(cli_run("report", "daily", "--json").output) == indexed
-    assert indexes_while_storing == [0]  # the Codex rows, stored after the transcripts
+    assert indexes_while_storing == [0, 0]  # the transcripts' rows, then the Codex rows
     with Ledger() as ledger:
         # The report was cached before the build behind the load held the ledger.
         assert ledger.query("SELECT count(*) FROM report_cache") == [(1,)]

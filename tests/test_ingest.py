@@ -19,7 +19,13 @@ from cmat.cli import cli
 from cmat.ingest import scan
 from cmat.ledger import Ledger
 from cmat.transcripts.files import SourceFile
-from cmat.transcripts.parallel import ReadOptions, _batches, plan_segments
+from cmat.transcripts.parallel import (
+    ReadOptions,
+    SegmentWork,
+    _batches,
+    plan_segments,
+    read_segments,
+)
 from tests.helpers import child_env, real_fixture, request_indexes
 from tests.transcript_factory import (
     HOSTILE,
@@ -176,6 +182,23 @@ def test_large_cold_scans_use_worker_processes_and_agree(run, history, packed):
     result = run(ReadOptions(workers=2, fast_decode=True, pack_rows=packed))
     assert result.requests == 360
     assert totals(run.ledger) == (360, sum(30 * (i + 1) for i in range(12)))
+
+
+def test_rows_read_in_this_process_are_not_packed(history):
+    """Packing (an in-memory SQLite database per batch) is how workers hand rows over; read
+    in the process that stores them, rows stay as they are: packing each of a history's
+    thousands of files on a single core doubled a first scan."""
+    for index in range(3):
+        builder = TranscriptBuilder(session_id=f"s{index}")
+        builder.response(output=index + 1)
+        write_session(history / "-p", builder)
+    work = [(SourceFile(path), 0, path.stat().st_size) for path in history.rglob("*.jsonl")]
+    packed = []
+    segment_work = SegmentWork(convert=lambda records: records, pack=packed.append)
+    batches = list(read_segments(plan_segments(work, 1), 1, segment_work))
+    assert packed == [] and all(batch.packed is None for batch in batches)
+    assert sorted(r.output_tokens for b in batches for s in b.results for r in s.records) \
+        == [1, 2, 3]
 
 
 def test_workers_batches_are_even_in_bytes_keep_the_order_and_shrink_at_the_end():

@@ -9,6 +9,7 @@ where they are read (pricing them, packing them for the ledger) is given with th
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -171,6 +172,8 @@ def read_segments(segments: list[Segment], workers: int, work: SegmentWork) -> I
     """Read segments in order, in forked worker processes when `workers` > 1; batches are
     yielded as they are ready."""
     if workers <= 1 or len(segments) <= 1:
+        # Packing is how workers hand rows over: read here, the rows are used as they are.
+        work = dataclasses.replace(work, pack=None)
         for segment in segments:
             yield _read_batch(work, [segment])
         return
