@@ -41,10 +41,10 @@ from cmat.transcripts.parallel import (
     ReadOptions,
     Segment,
     SegmentWork,
+    forked_map,
     parallel_workers,
     plan_segments,
     read_segments,
-    start_worker,
 )
 from cmat.transcripts.reader import read_marks
 from cmat.untrusted import Unreadable, open_untrusted
@@ -182,15 +182,10 @@ def import_apps(ledger: Ledger, models: ModelService, logs: list[AppLog],
     make_rows = _RowMaker(models)
     workers = parallel_workers(sum(log.st.st_size for log in logs if log.cursor is None))
     if workers > 1 and len(logs) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         groups = _app_groups(logs, workers)
         read_group = functools.partial(_read_app_group, make_rows, row_packer())
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=start_worker, initargs=(os.getpid(),)) as pool:
-            for group, read in zip(groups, pool.map(read_group, groups)):
-                _hold_app_read(pending, group, read)
+        for group, read in zip(groups, forked_map(read_group, groups, workers)):
+            _hold_app_read(pending, group, read)
     else:
         _hold_app_read(pending, logs, _read_app_group(make_rows, None, logs))
     pending.flush()

@@ -23,6 +23,7 @@ from cmat.transcripts.parallel import (
     ReadOptions,
     SegmentWork,
     _batches,
+    forked_map,
     plan_segments,
     read_segments,
 )
@@ -336,6 +337,24 @@ def _group_members(group: int) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")
+def test_what_workers_apply_reaches_them_by_the_fork_not_with_every_item():
+    """A reader holds the catalog, whose unpickling cost a worker 2 ms for each of a first
+    scan's batches: the task is handed over once, by the fork (a closure over something no
+    pickle can take shows it is never pickled), and the items come back in order."""
+    class Unpicklable:
+        def __reduce__(self):
+            raise TypeError("pickled")
+
+    held = Unpicklable()
+    parent = os.getpid()
+
+    def task(item):
+        return item * 2, held is not None, os.getpid() != parent
+
+    assert list(forked_map(task, list(range(12)), 2)) == [(n * 2, True, True) for n in range(12)]
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")

@@ -155,9 +155,15 @@ def _read_batch(work: SegmentWork, segments: list[Segment]) -> Batch:
     return batch
 
 
-def start_worker(parent: int) -> None:
+_TASK: Callable | None = None  # in a worker of forked_map: the function it applies
+
+
+def _start_worker(parent: int, task: Callable) -> None:
     """A worker dies with the process that forked it: a read killed with SIGKILL leaves no
-    worker behind holding its pipes (Linux; elsewhere workers exit when the pipe closes)."""
+    worker behind holding its pipes (Linux; elsewhere workers exit when the pipe closes).
+    `task` is kept for _run_task."""
+    global _TASK
+    _TASK = task
     try:
         import ctypes
 
@@ -166,6 +172,23 @@ def start_worker(parent: int) -> None:
         pass
     if os.getppid() != parent:  # the parent died before the request above took effect
         os._exit(1)
+
+
+def _run_task(item):
+    return _TASK(item)
+
+
+def forked_map(task: Callable, items: list, workers: int) -> Iterator:
+    """task(item) for every item, in forked worker processes, yielded in order as they are
+    ready. `task` (and what it holds: a catalog, a packer) reaches each worker by the fork,
+    once, rather than pickled with every item: a reader's catalog took 2 ms to unpickle, for
+    each of a first scan's 37 batches."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_start_worker, initargs=(os.getpid(), task)) as pool:
+        yield from pool.map(_run_task, items)
 
 
 def read_segments(segments: list[Segment], workers: int, work: SegmentWork) -> Iterator[Batch]:
@@ -177,13 +200,8 @@ def read_segments(segments: list[Segment], workers: int, work: SegmentWork) -> I
         for segment in segments:
             yield _read_batch(work, [segment])
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    batches = _batches(segments, workers)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                             initializer=start_worker, initargs=(os.getpid(),)) as pool:
-        yield from pool.map(functools.partial(_read_batch, work), batches)
+    yield from forked_map(functools.partial(_read_batch, work), _batches(segments, workers),
+                          workers)
 
 
 def _batches(segments: list[Segment], workers: int) -> list[list[Segment]]:
