@@ -186,6 +186,29 @@ def test_a_model_the_catalog_does_not_price_is_kept_unpriced_and_named(codex_hom
     assert "gpt-9-imaginary: 1 request, 5,100 tokens unpriced" in found
 
 
+def test_a_codex_session_by_id_is_answered_from_the_ledger(codex_home):
+    """ccusage's `session --id` for a session that has no Claude Code transcript: its totals
+    as the ledger holds them (the session report's row), said to come from there."""
+    rollout = CodexRollout("0199eeee-0000-7000-8000-000000000001")
+    rollout.turn("gpt-5-codex")
+    rollout.request(10_000, cached=6_000, output=800)
+    rollout.request(12_000, cached=9_000, output=200)
+    rollout.write(rollout_path(codex_home, rollout))
+    row, = json.loads(cli_run("report", "session", "--json").output)["rows"]
+    by_id = json.loads(cli_run("codex", "session", "--id", rollout.session_id, "-j").output)
+    assert {key: by_id[key] for key in ("total_usd", "tokens", "requests", "models")} == {
+        key: row[key] for key in ("total_usd", "tokens", "requests", "models")}
+    assert (by_id["session_id"], by_id["app"], by_id["files"]) == (rollout.session_id, "codex",
+                                                                  [])
+    assert by_id["requests"] == 2 and by_id["started"] == row["first"]
+    text = cli_run("session", "-i", rollout.session_id).output
+    assert text.startswith(f"Session {rollout.session_id}  (codex, from the ledger)")
+    assert "Requests:            2" in text
+    # Another agent's session is not one of Claude Code's.
+    stderr = cli_run("claude", "session", "-i", rollout.session_id, code=3).stderr
+    assert "none in the ledger from claude-code" in stderr
+
+
 def test_a_mixed_history_is_exact_per_app_and_in_sum_and_after_compaction(
         codex_home, tmp_path, project, isolated_home, monkeypatch):
     monkeypatch.setenv("OPENCODE_DATA_DIR", str(tmp_path / "opencode"))

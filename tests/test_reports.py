@@ -165,15 +165,21 @@ def test_report_csv_and_table(history):
 
 def test_one_session_by_id_as_ccusage_asks_for_it(history):
     """ccusage's `session --id ID`: the session's totals, subagents included, as `cmat costs
-    session` prices its transcript; an id with no transcript, or that is no plain name, is
-    said to have none."""
+    session` prices its transcript, or as the ledger holds them once the transcript is gone;
+    an id with neither, or that is no plain name, is said to have none."""
     transcript = Path(os.environ["CLAUDE_CONFIG_DIR"]) / "projects" / "-home-user-app" / "s1.jsonl"
     priced = json.loads(cli_run("costs", "session", transcript, "--json").output)
     by_id = json.loads(cli_run("session", "--id", "s1", "-j").output)
     assert by_id == priced and by_id["requests"] == 3
     assert cli_run("session", "-i", "s1").output.startswith("Session s1  (")
     for unknown in ("s2", "../*", "*"):
-        assert "no transcript of session" in cli_run("session", "-i", unknown, code=3).stderr
+        assert "no session" in cli_run("session", "-i", unknown, code=3).stderr
+    # Once Claude Code deleted the transcript, the ledger still has the session.
+    transcript.unlink()
+    kept = json.loads(cli_run("session", "--id", "s1", "-j").output)
+    assert {key: kept[key] for key in ("total_usd", "tokens", "requests")} == {
+        key: priced[key] for key in ("total_usd", "tokens", "requests")}
+    assert (kept["app"], kept["files"]) == ("claude-code", [])
 
 
 def test_costs_today_week_month(history, monkeypatch):

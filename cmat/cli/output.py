@@ -254,17 +254,23 @@ def _plain_head():
 def show_session(path, session_id: str | None, as_json: bool) -> None:
     """One transcript (and its subagents') priced: `cmat costs session`, and ccusage's
     `session --id`."""
-    import click
 
     from cmat.reports import session_report
 
     report = session_report(path, session_id)
+    extra = len(report["files"]) - 1
+    print_session(report, as_json, str(path) + (
+        f" + {extra} subagent file{'s' if extra != 1 else ''}" if extra else ""))
+
+
+def print_session(report: dict, as_json: bool, origin: str) -> None:
+    """One session's totals (session_report's shape), `origin` saying where they come from."""
+    import click
+
     if as_json:
         emit_json(report)
         return
-    extra = len(report["files"]) - 1
-    click.echo(f"Session {report['session_id']}  ({path}"
-               + (f" + {extra} subagent file{'s' if extra != 1 else ''}" if extra else "") + ")")
+    click.echo(f"Session {report['session_id']}  ({origin})")
     if report["started"]:
         click.echo(f"From {report['started']} to {report['ended']}")
     click.echo()
@@ -290,7 +296,7 @@ def summary_text(report: dict) -> str:
     lines.append(f"Total cost:          {usd(report['total_usd'], unpriced=unpriced)}")
     models = report.get("models", [])
     if len(models) > 1:
-        rows = [[m["name"] or m["model"], count(m["requests"]), count(m["tokens"]["input"]),
+        rows = [[m.get("name") or m["model"], count(m["requests"]), count(m["tokens"]["input"]),
                  count(m["tokens"]["output"]), count(m["tokens"]["cache_creation"]),
                  count(m["tokens"]["cache_read"]), usd(m["total_usd"])] for m in models]
         lines += ["", table(rows, ["Model", "Requests", "Input", "Output", "Cache write",

@@ -17,6 +17,7 @@ from cmat.cli.options import colour_option, options, output_options, team_connec
 from cmat.cli.output import (
     count,
     emit_json,
+    print_session,
     short_count,
     show_session,
     styled,
@@ -27,7 +28,7 @@ from cmat.cli.output import (
 )
 from cmat.colour import visible_length
 from cmat.money import usd
-from cmat.usage import APPS
+from cmat.usage import APPS, CLAUDE_CODE
 
 PERIOD_TITLES = {"date": "Date", "week": "Week of", "month": "Month", "session": "Session"}
 
@@ -86,7 +87,7 @@ ccusage_weeks = [
 ]
 ccusage_one_session = [
     click.option("--id", "-i", "session_id", hidden=True,
-                 help="One session's totals: cmat costs session on its transcript."),
+                 help="One session's totals: from its transcript, else from the ledger."),
 ]
 
 scan_options = [
@@ -450,7 +451,7 @@ def _period_command(period: str, summary: str) -> click.Command:
                 as_json, as_csv, last, order, compact, wide, no_scan, extra_paths, quiet,
                 html, breakdown=False, instances=False, session_id=None) -> None:
         if session_id is not None:
-            _one_session(session_id, as_json)
+            _one_session(session_id, as_json, app, timezone_name, no_scan, extra_paths, quiet)
             return
         # ccusage's JSON has each period's models whether -b is given or not.
         by_model = breakdown and as_json != "ccusage"
@@ -473,21 +474,41 @@ period_commands = [report.commands[name] for name in ("daily", "weekly", "monthl
 daily, weekly, monthly, session = period_commands
 
 
-def _one_session(session_id: str, as_json: str | None) -> None:
-    """ccusage's `session --id ID`: that session's totals, from its transcript."""
+def _one_session(session_id: str, as_json: str | None, app: str | None,
+                 timezone_name: str | None, no_scan: bool, extra_paths: tuple[Path, ...],
+                 quiet: bool) -> None:
+    """ccusage's `session --id ID`: that session's totals, from its transcript where Claude
+    Code's is on disk (as `cmat costs session`), else as the ledger holds them: another
+    agent's session, or one whose transcript Claude Code has deleted."""
     from cmat import paths
     from cmat.errors import NotFound
+    from cmat.periods import zone
+    from cmat.reports import ReportQuery, build_report
     from cmat.transcripts.files import session_transcript
 
     if as_json == "ccusage":
         raise click.UsageError("--json=ccusage has no --id: leave out one or the other")
-    roots = paths.transcript_roots()
-    path = session_transcript(roots, session_id)
-    if path is None:
-        raise NotFound(f"no transcript of session {session_id!r} in "
-                       + ", ".join(str(root) for root in roots),
+    roots = paths.transcript_roots(list(extra_paths))
+    if app in (None, CLAUDE_CODE):
+        path = session_transcript(roots, session_id)
+        if path is not None:
+            show_session(path, None, as_json is not None)
+            return
+    ledger, _ = scan_first(no_scan, extra_paths, quiet)
+    with ledger:
+        report = build_report(ledger, ReportQuery("session", None, None, zone(timezone_name),
+                                                  ("app",), None, None, app))
+    row = next((row for row in report["rows"] if row["session"] == session_id), None)
+    if row is None:
+        raise NotFound(f"no session {session_id!r}: no transcript of it in "
+                       + ", ".join(str(root) for root in roots) + ", and none in the ledger"
+                       + (f" from {app}" if app else ""),
                        "cmat session lists the sessions the ledger holds")
-    show_session(path, None, as_json is not None)
+    print_session({**{key: row[key] for key in ("total_usd", "tokens", "requests", "models",
+                                                 "unpriced_models")},
+                   "session_id": session_id, "app": row["app"], "project": row["project"],
+                   "started": row["first"], "ended": row["last"], "files": []},
+                  as_json is not None, f"{row['app']}, from the ledger")
 
 
 def _app_reports(name: str, app: str) -> click.Group:
