@@ -254,7 +254,6 @@ def _plain_head():
 def show_session(path, session_id: str | None, as_json: bool) -> None:
     """One transcript (and its subagents') priced: `cmat costs session`, and ccusage's
     `session --id`."""
-
     from cmat.reports import session_report
 
     report = session_report(path, session_id)

@@ -489,19 +489,20 @@ def _one_session(session_id: str, as_json: str | None, app: str | None,
     if as_json == "ccusage":
         raise click.UsageError("--json=ccusage has no --id: leave out one or the other")
     roots = paths.transcript_roots(list(extra_paths))
+    looked = ""
     if app in (None, CLAUDE_CODE):
         path = session_transcript(roots, session_id)
         if path is not None:
             show_session(path, None, as_json is not None)
             return
+        looked = "no transcript of it in " + ", ".join(str(root) for root in roots) + ", and "
     ledger, _ = scan_first(no_scan, extra_paths, quiet)
     with ledger:
         report = build_report(ledger, ReportQuery("session", None, None, zone(timezone_name),
                                                   ("app",), None, None, app))
     row = next((row for row in report["rows"] if row["session"] == session_id), None)
     if row is None:
-        raise NotFound(f"no session {session_id!r}: no transcript of it in "
-                       + ", ".join(str(root) for root in roots) + ", and none in the ledger"
+        raise NotFound(f"no session {session_id!r}: {looked}none in the ledger"
                        + (f" from {app}" if app else ""),
                        "cmat session lists the sessions the ledger holds")
     print_session({**{key: row[key] for key in ("total_usd", "tokens", "requests", "models",
