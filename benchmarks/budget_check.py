@@ -3,14 +3,16 @@ script, JSON on stdin), and `cmat hook prompt-submit` before every prompt, with 
 a 1 GB history in the ledger and a 50 MB running session that grows a little between calls.
 Interpreter start-up included. Side by side, in turns: `python -c pass`, the bare
 interpreter. Target: median <= 2x the bare interpreter's. It also says how many checks ran in
-full (the headroom cache answers the others, cmat/claude/headroom.py). --run-limits adds
-per-run limits and a concurrency limit (the session is then recorded as at work on every
-call, which only the full check does). --busy-ledger has another session record new
-requests in the ledger between calls (as its own checks, a report or the dashboard do), so
-that every check also reads what was written since.
+full (the headroom cache answers the others, cmat/claude/headroom.py). --concurrency adds a
+concurrency limit: the session is recorded as at work by a full check at least once a
+minute, and every prompt is checked in full (one may be held), so the prompt's figure is
+the full check's. --run-limits adds per-run limits and a concurrency limit: every check is
+then full (a subagent's call has a run of its own). --busy-ledger has another session record
+new requests in the ledger between calls (as its own checks, a report or the dashboard do),
+so that every check also reads what was written since.
 
     python -m benchmarks.budget_check [--history-gb 1.0] [--session-mb 50] [--runs 25]
-                                      [--run-limits]
+                                      [--concurrency] [--run-limits] [--busy-ledger]
 """
 
 from __future__ import annotations
@@ -38,13 +40,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    args = live_arguments(__doc__, 50, ("--run-limits", "also per-run and concurrency limits"),
+    args = live_arguments(__doc__, 50, ("--concurrency", "also a concurrency limit"),
+                          ("--run-limits", "also per-run and concurrency limits"),
                           ("--busy-ledger", "another session writes the ledger between calls"))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         env, project = project_with_history(root, args.history_gb, seed=2)
         user_config(env, "[budgets]\ndaily = 100000\nmonthly = 1000000\n"
-                    + ("concurrent_agents = 5\n[budgets.run]\ndefault = 50000\n"
+                    + ("concurrent_agents = 5\n" if args.concurrency or args.run_limits
+                       else "")
+                    + ("[budgets.run]\ndefault = 50000\n"
                        "[budgets.run_tokens]\ndefault = 1000000000\n" if args.run_limits else "")
                     + "[budgets.session]\ndefault = 50000\n[budgets.project]\ndaily = 50000\n")
         running = running_session(root / "running", "running-session", args.session_mb, seed=5)
@@ -86,7 +91,8 @@ def main() -> None:
             full += written() != before
             prompts.append(timed_run([str(prompt)], prompt_stdin, env))
     baseline = statistics.median(w for w, _ in bare) * 1000
-    limits = (", with run and concurrency limits" if args.run_limits else "") + (
+    limits = (", with run and concurrency limits" if args.run_limits else
+              ", with a concurrency limit" if args.concurrency else "") + (
         ", another session writing the ledger between calls" if args.busy_ledger else "")
     print(f"cold: first call, importing the whole running session: {first[0] * 1000:.0f} ms")
     print(summary("bare interpreter, python -c pass", bare, float("inf")).split(" (target")[0])

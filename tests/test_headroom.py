@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cmat import clock
 from cmat.catalog import ModelService
 from cmat.claude import headroom
 from cmat.ledger import Ledger
@@ -19,6 +20,7 @@ from tests.helpers import (
     OPUS,
     PRE_TOOL,
     PROMPT,
+    REPO,
     budget_hook,
     budget_payload,
     cli_run,
@@ -49,9 +51,9 @@ def session(tmp_path, project):
     return builder, path
 
 
-def check(project, path, event="PreToolUse"):
+def check(project, path, event="PreToolUse", **env):
     script = PRE_TOOL if event == "PreToolUse" else PROMPT
-    return budget_hook(script, project, budget_payload(path, "running", event))
+    return budget_hook(script, project, budget_payload(path, "running", event), **env)
 
 
 def test_far_from_every_limit_a_check_reads_nothing_but_the_cache(session, project, tmp_path):
@@ -130,6 +132,33 @@ def test_an_override_or_run_limits_keep_every_check_full(session, project):
     write_session(path.parent, builder)
     check(project, path)
     assert requests_in_ledger() == 2  # imported: the full check ran
+
+
+def test_under_a_concurrency_limit_tool_calls_are_answered_for_a_minute(session, project):
+    """A concurrency limit: the full check records the session as at work. The tool calls of
+    the next minute are answered from the cache (that record stays far inside
+    `active_minutes`); then, and at every prompt (one may be held), the check is full again
+    and records the session anew. SessionEnd drops the cache."""
+    builder, path = session
+    user_config("[budgets]\nconcurrent_agents = 2\n[budgets.session]\ndefault = 10\n")
+    start = clock.now()
+
+    def at(seconds, event="PreToolUse"):
+        spend(builder, 0.1)
+        write_session(path.parent, builder)
+        assert check(project, path, event, CMAT_NOW=str(start + seconds)) is None
+        with Ledger() as ledger:
+            return requests_in_ledger(), ledger.live_session("running")[1] - start
+
+    assert at(0) == (2, 0)  # full: imported, recorded at work
+    assert at(30) == (2, 0)  # from the cache
+    assert at(40, "UserPromptSubmit") == (4, 40)  # a prompt: full
+    assert at(50) == (4, 40)
+    assert at(101) == (6, 101)  # a minute after the last full check: full
+    budget_hook(REPO / "hooks" / "on-session-end-cost.sh", project,
+                {"session_id": "running", "transcript_path": str(path), "cwd": "/x",
+                 "hook_event_name": "SessionEnd", "reason": "other"})
+    assert not os.path.exists(headroom.cache_file("running"))
 
 
 def test_the_payloads_leading_fields_are_read_without_a_json_parser():

@@ -17,8 +17,11 @@ highest price of each token kind (fast mode and long-prompt prices where the lin
 such a request; each line counted, copies of one request included), plus every ledger row
 written since (`seq`), whatever its project, agent or day. It can only over-estimate: when it
 reaches the distance, or anything else differs, the full check runs and writes a new cache.
-Not used with per-run or concurrency limits (the full check records the session as at work),
-nor while CMAT_OVERRIDE_LIMIT is set.
+Not used with per-run limits (a subagent's call has a run of its own, which the payload's
+leading fields do not tell), nor while CMAT_OVERRIDE_LIMIT is set. Under a concurrency limit,
+the full check records the session as at work: the cache then answers tool calls only (a
+prompt may be held) and for a minute at most, so that the record is never older than that
+(runtime.AT_WORK_REFRESH_SECONDS; a session counts as at work for `active_minutes`).
 
 Standard library only, and only `os`, `sys`, `time` and `marshal` at import (with cmat.clock):
 `json`, `re`, `pathlib`, `typing` and orjson each cost as much as the whole answer.

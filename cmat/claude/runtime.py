@@ -31,6 +31,9 @@ from cmat.money import usd
 from cmat.untrusted import Unreadable, open_untrusted
 
 HEADROOM_MAX_AGE_SECONDS = 3600  # a cache older than this is checked in full again
+# Under a concurrency limit, a session at work is recorded so by a full check at least this
+# often: what `cmat budget status` and `cmat live` show of it is never staler.
+AT_WORK_REFRESH_SECONDS = 60
 HOOK_MAX_BYTES = 8 * 2**30  # ~10 s of reading: a larger session is left to `cmat scan`
 LEDGER_WAIT_SECONDS = 2.0  # a budget check never waits longer for a busy ledger
 LEDGER_BUSY_SECONDS = 10.0  # a recording hook's wait for a busy ledger, well inside its 25 s
@@ -164,6 +167,7 @@ def attribute(event: str, payload: dict, project: Path, log: HookLog) -> tuple[s
             if event == "session-end" and session_id:
                 with ledger.transaction():  # its slot under the concurrency limit is free
                     ledger.end_live_session(session_id, clock.now())
+                headroom.forget(session_id)
                 _auto_sync(project)
                 if context.task_id:
                     _settle_queue(project)
@@ -254,8 +258,10 @@ def check_budgets(event: str, payload: dict, project: Path,
         print(f"cmat: {context.problem}; task budgets not checked", file=sys.stderr)
     budgets = applicable(config, context)
     # Sessions at work are tracked for the concurrency limit and for `budget status`'s runs.
-    tracks = session_id is not None and (config.concurrent_agents is not None or bool(
-        {"run", "run_tokens"} & set(config.keyed)))
+    # A run limit keeps every check full: a subagent's call has a run of its own, which the
+    # headroom cache's reading of the payload cannot tell.
+    runs = bool({"run", "run_tokens"} & set(config.keyed))
+    tracks = session_id is not None and (config.concurrent_agents is not None or runs)
     if not budgets and not tracks:
         return None, None
     transcript = _path_field(payload, "transcript_path", required=False)
@@ -285,10 +291,11 @@ def check_budgets(event: str, payload: dict, project: Path,
         undelivered = config.channels and (alerts or has_undelivered(ledger, context.now))
         if undelivered:
             spawn_delivery()
-        quiet = not (held or exhausted or alerts or undelivered or tracks or context.problem
+        quiet = not (held or exhausted or alerts or undelivered or runs or context.problem
                      or os.environ.get("CMAT_OVERRIDE_LIMIT", "").strip())
         remembered = _headroom(ledger, models, config, project, payload, statuses, version,
-                               context.now) if session_id and transcript and quiet else None
+                               context.now, tracks) \
+            if session_id and transcript and quiet else None
     if remembered is not None:
         headroom.write(remembered)
     elif session_id:
@@ -324,13 +331,16 @@ def check_budgets(event: str, payload: dict, project: Path,
 
 
 def _headroom(ledger, models, config, project: Path, payload: dict, statuses: list,
-              version: int, now: float) -> dict | None:
+              version: int, now: float, tracks: bool) -> dict | None:
     """The headroom cache (cmat.claude.headroom) of a full check that allowed without a
     word: the distance of the nearest budget to its next alert threshold or its limit, and
-    what the check read; None when a budget is too near."""
-
+    what the check read; None when a budget is too near. Where sessions at work are
+    tracked (`tracks`: a concurrency limit), it answers tool calls only (a prompt may be
+    held) and for AT_WORK_REFRESH_SECONDS at most, well inside `active_minutes`: the session
+    recorded at work by this check stays so, as if every call had recorded it."""
     usd = tokens = float("inf")
-    expires = now + HEADROOM_MAX_AGE_SECONDS
+    expires = now + (min(AT_WORK_REFRESH_SECONDS, config.active_minutes * 30) if tracks
+                     else HEADROOM_MAX_AGE_SECONDS)
     for status in statuses:
         percent = min((t for t in config.all_thresholds if status.percent < t), default=100)
         distance = status.budget.limit * min(percent, 100) / 100 - status.spent
@@ -352,7 +362,7 @@ def _headroom(ledger, models, config, project: Path, payload: dict, statuses: li
         "project": os.environ.get("CLAUDE_PROJECT_DIR", ""), "session": session_id,
         "transcript": transcript, "expires": expires,
         # A prompt's check also notes what a project file set that was ignored.
-        "events": ("pre-tool-use",) + (() if config.ignored else ("prompt-submit",)),
+        "events": ("pre-tool-use",) + (() if config.ignored or tracks else ("prompt-submit",)),
         "files": files,
         "environment": headroom.environment(),
         "sources": sources,
