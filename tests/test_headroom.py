@@ -27,7 +27,12 @@ from tests.helpers import (
     earlier_today,
     user_config,
 )
-from tests.transcript_factory import TranscriptBuilder, response_lines, write_session
+from tests.transcript_factory import (
+    TranscriptBuilder,
+    response_lines,
+    write_session,
+    write_subagent,
+)
 
 
 def requests_in_ledger() -> int:
@@ -123,15 +128,40 @@ def test_a_changed_config_is_checked_in_full(session, project):
     assert denied["hookSpecificOutput"]["permissionDecision"] == "deny"
 
 
-def test_an_override_or_run_limits_keep_every_check_full(session, project):
+def test_under_run_limits_a_subagents_calls_are_checked_in_full(session, project):
+    """A run limit: a subagent's run has a limit of its own. The main thread's tool calls are
+    answered from the cache; a call that names a subagent is always checked in full: within
+    its run's limit it leaves the main thread's cache in place, over it it is denied."""
     builder, path = session
-    user_config("[budgets]\ndaily = 10\n[budgets.run]\ndefault = 50\n")
-    check(project, path)
-    assert not os.path.exists(headroom.cache_file("running"))
+    user_config("[budgets]\ndaily = 10\n[budgets.run_tokens]\nExplore = 1000\n")
+    for agent_id, tokens in (("a1b2c3", 2000), ("d4e5f6", 300)):
+        write_subagent(path.parent, "running", agent_id, "Explore",
+                       lambda b, agent, tokens=tokens: b.response(
+                           sidechain=True, agent_id=agent, output=tokens, blocks=1))
+
+    def call(agent_id=None):
+        payload = budget_payload(path, "running", "PreToolUse")
+        if agent_id:
+            payload.update(agent_id=agent_id, agent_type="Explore")
+        answer = budget_hook(PRE_TOOL, project, payload) or {}
+        return answer.get("hookSpecificOutput", {}).get("permissionDecision")
+
+    assert call() is None  # full: imports the session and its subagent, caches
+    assert os.path.exists(headroom.cache_file("running"))
     spend(builder, 0.5)
     write_session(path.parent, builder)
-    check(project, path)
-    assert requests_in_ledger() == 2  # imported: the full check ran
+    assert call() is None
+    assert requests_in_ledger() == 3  # answered from the cache: nothing imported
+    assert call("d4e5f6") is None
+    assert requests_in_ledger() == 4  # full
+    assert os.path.exists(headroom.cache_file("running"))
+    assert call("a1b2c3") == "deny"  # full, although the cache would have allowed
+
+
+def test_an_override_in_the_environment_keeps_every_check_full(session, project):
+    builder, path = session
+    check(project, path, CMAT_OVERRIDE_LIMIT="testing")
+    assert not os.path.exists(headroom.cache_file("running"))
 
 
 def test_under_a_concurrency_limit_tool_calls_are_answered_for_a_minute(session, project):

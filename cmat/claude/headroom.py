@@ -17,11 +17,12 @@ highest price of each token kind (fast mode and long-prompt prices where the lin
 such a request; each line counted, copies of one request included), plus every ledger row
 written since (`seq`), whatever its project, agent or day. It can only over-estimate: when it
 reaches the distance, or anything else differs, the full check runs and writes a new cache.
-Not used with per-run limits (a subagent's call has a run of its own, which the payload's
-leading fields do not tell), nor while CMAT_OVERRIDE_LIMIT is set. Under a concurrency limit,
-the full check records the session as at work: the cache then answers tool calls only (a
-prompt may be held) and for a minute at most, so that the record is never older than that
-(runtime.AT_WORK_REFRESH_SECONDS; a session counts as at work for `active_minutes`).
+Not used while CMAT_OVERRIDE_LIMIT is set. Under a concurrency or run limit, the full check
+records the session as at work: the cache then answers tool calls only (a prompt may be
+held) and for a minute at most, so that the record is never older than that
+(runtime.AT_WORK_REFRESH_SECONDS; a session counts as at work for `active_minutes`). Under a
+run limit it answers the main thread's calls only: a payload with `"agent_id"` anywhere in
+it (a subagent's, whose run has a limit of its own) goes to the full check.
 
 Standard library only, and only `os`, `sys`, `time` and `marshal` at import (with cmat.clock):
 `json`, `re`, `pathlib`, `typing` and orjson each cost as much as the whole answer.
@@ -35,7 +36,7 @@ import sys
 
 from cmat import clock
 
-FORMAT = f"cmat-headroom-1-py{sys.version_info[0]}.{sys.version_info[1]}"
+FORMAT = f"cmat-headroom-2-py{sys.version_info[0]}.{sys.version_info[1]}"
 MAX_APPENDED_BYTES = 4 << 20  # more new transcript than this: the full check reads it
 USAGE_MARK = b'"output_tokens"'  # a line without it reports no usage (as the full reader)
 COUNTS = (b'"input_tokens":', b'"output_tokens":', b'"cache_creation_input_tokens":',
@@ -241,6 +242,8 @@ def _answer(event: str, raw: bytes) -> bool:
     now = clock.now()
     if cache is None or cache["project"] != project or cache["transcript"] != transcript \
             or event not in cache["events"] or now >= cache["expires"]:
+        return False
+    if cache["main_only"] and b'"agent_id"' in raw:  # perhaps a subagent's: its run is apart
         return False
     if any(fingerprint(path) != (path, size, mtime) for path, size, mtime in cache["files"]) \
             or cache["environment"] != environment():

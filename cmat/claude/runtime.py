@@ -258,8 +258,6 @@ def check_budgets(event: str, payload: dict, project: Path,
         print(f"cmat: {context.problem}; task budgets not checked", file=sys.stderr)
     budgets = applicable(config, context)
     # Sessions at work are tracked for the concurrency limit and for `budget status`'s runs.
-    # A run limit keeps every check full: a subagent's call has a run of its own, which the
-    # headroom cache's reading of the payload cannot tell.
     runs = bool({"run", "run_tokens"} & set(config.keyed))
     tracks = session_id is not None and (config.concurrent_agents is not None or runs)
     if not budgets and not tracks:
@@ -291,14 +289,17 @@ def check_budgets(event: str, payload: dict, project: Path,
         undelivered = config.channels and (alerts or has_undelivered(ledger, context.now))
         if undelivered:
             spawn_delivery()
-        quiet = not (held or exhausted or alerts or undelivered or runs or context.problem
+        quiet = not (held or exhausted or alerts or undelivered or context.problem
                      or os.environ.get("CMAT_OVERRIDE_LIMIT", "").strip())
+        # Under a run limit a subagent's call has a run of its own: its check neither writes
+        # the session's cache nor drops it, and the cache answers no call naming a subagent.
+        own_run = runs and subagent[0] is not None
         remembered = _headroom(ledger, models, config, project, payload, statuses, version,
-                               context.now, tracks) \
-            if session_id and transcript and quiet else None
+                               context.now, tracks, runs) \
+            if session_id and transcript and quiet and not own_run else None
     if remembered is not None:
         headroom.write(remembered)
-    elif session_id:
+    elif session_id and not (quiet and own_run):
         headroom.forget(session_id)
     if held is not None:
         reason = concurrency.held_message(held, config, context.now)
@@ -331,13 +332,15 @@ def check_budgets(event: str, payload: dict, project: Path,
 
 
 def _headroom(ledger, models, config, project: Path, payload: dict, statuses: list,
-              version: int, now: float, tracks: bool) -> dict | None:
+              version: int, now: float, tracks: bool, main_only: bool) -> dict | None:
     """The headroom cache (cmat.claude.headroom) of a full check that allowed without a
     word: the distance of the nearest budget to its next alert threshold or its limit, and
     what the check read; None when a budget is too near. Where sessions at work are
-    tracked (`tracks`: a concurrency limit), it answers tool calls only (a prompt may be
-    held) and for AT_WORK_REFRESH_SECONDS at most, well inside `active_minutes`: the session
-    recorded at work by this check stays so, as if every call had recorded it."""
+    tracked (`tracks`: a concurrency or run limit), it answers tool calls only (a prompt may
+    be held) and for AT_WORK_REFRESH_SECONDS at most, well inside `active_minutes`: the
+    session recorded at work by this check stays so, as if every call had recorded it.
+    `main_only`: the main thread's calls only (under a run limit: a subagent's run is
+    another budget)."""
     usd = tokens = float("inf")
     expires = now + (min(AT_WORK_REFRESH_SECONDS, config.active_minutes * 30) if tracks
                      else HEADROOM_MAX_AGE_SECONDS)
@@ -369,6 +372,7 @@ def _headroom(ledger, models, config, project: Path, payload: dict, statuses: li
         "ledger": str(ledger.path), "version": version, "ledger_id": ledger.ledger_id(),
         "sessions_matter": bool({"task", "enhancement"} & set(config.keyed)),
         "usd": usd, "tokens": tokens, "count_all_tokens": config.token_count == "all",
+        "main_only": main_only,
         "prices": headroom.price_bounds(models.catalog)}
 
 
