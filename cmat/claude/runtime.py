@@ -31,8 +31,8 @@ from cmat.money import usd
 from cmat.untrusted import Unreadable, open_untrusted
 
 HEADROOM_MAX_AGE_SECONDS = 3600  # a cache older than this is checked in full again
-# Under a concurrency limit, a session at work is recorded so by a full check at least this
-# often: what `cmat budget status` and `cmat live` show of it is never staler.
+# Under a concurrency or run limit, a session at work is recorded so by a full check at least
+# this often: what `cmat budget status` and `cmat live` show of it is never staler.
 AT_WORK_REFRESH_SECONDS = 60
 HOOK_MAX_BYTES = 8 * 2**30  # ~10 s of reading: a larger session is left to `cmat scan`
 LEDGER_WAIT_SECONDS = 2.0  # a budget check never waits longer for a busy ledger
