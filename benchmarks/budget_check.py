@@ -4,10 +4,9 @@ a 1 GB history in the ledger and a 50 MB running session that grows a little bet
 Interpreter start-up included. Side by side, in turns: `python -c pass`, the bare
 interpreter. Target: median <= 2x the bare interpreter's. It also says how many checks ran in
 full (the headroom cache answers the others, cmat/claude/headroom.py). --concurrency adds a
-concurrency limit: the session is recorded as at work by a full check at least once a
-minute, and every prompt is checked in full (one may be held), so the prompt's figure is
-the full check's. --run-limits adds per-run limits and a concurrency limit: every check is
-then full (a subagent's call has a run of its own). --busy-ledger has another session record
+concurrency limit: the session is then recorded as at work by a full check at least once
+a minute. --run-limits adds per-run limits and a concurrency limit (the cache then answers
+the main thread's calls only: a subagent's run has a limit of its own). --busy-ledger has another session record
 new requests in the ledger between calls (as its own checks, a report or the dashboard do),
 so that every check also reads what was written since.
 

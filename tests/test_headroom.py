@@ -164,11 +164,11 @@ def test_an_override_in_the_environment_keeps_every_check_full(session, project)
     assert not os.path.exists(headroom.cache_file("running"))
 
 
-def test_under_a_concurrency_limit_tool_calls_are_answered_for_a_minute(session, project):
-    """A concurrency limit: the full check records the session as at work. The tool calls of
-    the next minute are answered from the cache (that record stays far inside
-    `active_minutes`); then, and at every prompt (one may be held), the check is full again
-    and records the session anew. SessionEnd drops the cache."""
+def test_under_a_concurrency_limit_checks_are_answered_for_a_minute(session, project):
+    """A concurrency limit: the full check records the session as at work. The checks of the
+    next minute, tool calls and prompts, are answered from the cache (that record stays far
+    inside `active_minutes`, and a session at work is never held); then the check is full
+    again and records the session anew. SessionEnd drops the cache."""
     builder, path = session
     user_config("[budgets]\nconcurrent_agents = 2\n[budgets.session]\ndefault = 10\n")
     start = clock.now()
@@ -182,9 +182,9 @@ def test_under_a_concurrency_limit_tool_calls_are_answered_for_a_minute(session,
 
     assert at(0) == (2, 0)  # full: imported, recorded at work
     assert at(30) == (2, 0)  # from the cache
-    assert at(40, "UserPromptSubmit") == (4, 40)  # a prompt: full
-    assert at(50) == (4, 40)
-    assert at(101) == (6, 101)  # a minute after the last full check: full
+    assert at(40, "UserPromptSubmit") == (2, 0)
+    assert at(61) == (5, 61)  # a minute after the last full check: full
+    assert at(100, "UserPromptSubmit") == (5, 61)
     budget_hook(REPO / "hooks" / "on-session-end-cost.sh", project,
                 {"session_id": "running", "transcript_path": str(path), "cwd": "/x",
                  "hook_event_name": "SessionEnd", "reason": "other"})

@@ -18,11 +18,11 @@ such a request; each line counted, copies of one request included), plus every l
 written since (`seq`), whatever its project, agent or day. It can only over-estimate: when it
 reaches the distance, or anything else differs, the full check runs and writes a new cache.
 Not used while CMAT_OVERRIDE_LIMIT is set. Under a concurrency or run limit, the full check
-records the session as at work: the cache then answers tool calls only (a prompt may be
-held) and for a minute at most, so that the record is never older than that
-(runtime.AT_WORK_REFRESH_SECONDS; a session counts as at work for `active_minutes`). Under a
-run limit it answers the main thread's calls only: a payload with `"agent_id"` anywhere in
-it (a subagent's, whose run has a limit of its own) goes to the full check.
+records the session as at work: the cache then answers for a minute at most, so that the
+record is never older than that (runtime.AT_WORK_REFRESH_SECONDS; a session counts as at
+work for `active_minutes`, and a prompt of a session at work is never held). Under a run
+limit it answers the main thread's calls only: a payload with `"agent_id"` anywhere in it (a
+subagent's, whose run has a limit of its own) goes to the full check.
 
 Standard library only, and only `os`, `sys`, `time` and `marshal` at import (with cmat.clock):
 `json`, `re`, `pathlib`, `typing` and orjson each cost as much as the whole answer.

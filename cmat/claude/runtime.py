@@ -336,9 +336,9 @@ def _headroom(ledger, models, config, project: Path, payload: dict, statuses: li
     """The headroom cache (cmat.claude.headroom) of a full check that allowed without a
     word: the distance of the nearest budget to its next alert threshold or its limit, and
     what the check read; None when a budget is too near. Where sessions at work are
-    tracked (`tracks`: a concurrency or run limit), it answers tool calls only (a prompt may
-    be held) and for AT_WORK_REFRESH_SECONDS at most, well inside `active_minutes`: the
-    session recorded at work by this check stays so, as if every call had recorded it.
+    tracked (`tracks`: a concurrency or run limit), it answers for AT_WORK_REFRESH_SECONDS at
+    most, well inside `active_minutes`: the session this check recorded at work stays so, as
+    if every call had recorded it (and a prompt of a session at work is never held).
     `main_only`: the main thread's calls only (under a run limit: a subagent's run is
     another budget)."""
     usd = tokens = float("inf")
@@ -365,7 +365,7 @@ def _headroom(ledger, models, config, project: Path, payload: dict, statuses: li
         "project": os.environ.get("CLAUDE_PROJECT_DIR", ""), "session": session_id,
         "transcript": transcript, "expires": expires,
         # A prompt's check also notes what a project file set that was ignored.
-        "events": ("pre-tool-use",) + (() if config.ignored or tracks else ("prompt-submit",)),
+        "events": ("pre-tool-use",) + (() if config.ignored else ("prompt-submit",)),
         "files": files,
         "environment": headroom.environment(),
         "sources": sources,
