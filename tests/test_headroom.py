@@ -128,10 +128,10 @@ def test_a_changed_config_is_checked_in_full(session, project):
     assert denied["hookSpecificOutput"]["permissionDecision"] == "deny"
 
 
-def test_under_run_limits_a_subagents_calls_are_checked_in_full(session, project):
-    """A run limit: a subagent's run has a limit of its own. The main thread's tool calls are
-    answered from the cache; a call that names a subagent is always checked in full: within
-    its run's limit it leaves the main thread's cache in place, over it it is denied."""
+def test_under_run_limits_each_run_has_a_cache_of_its_own(session, project):
+    """A run limit: the main thread and each subagent's run have a limit of their own, and so
+    a cache of their own, found by the payload's top-level `agent_id`. A run over its limit is
+    denied although another run's cache would allow; SessionEnd drops every run's cache."""
     builder, path = session
     user_config("[budgets]\ndaily = 10\n[budgets.run_tokens]\nExplore = 1000\n")
     for agent_id, tokens in (("a1b2c3", 2000), ("d4e5f6", 300)):
@@ -144,18 +144,35 @@ def test_under_run_limits_a_subagents_calls_are_checked_in_full(session, project
         if agent_id:
             payload.update(agent_id=agent_id, agent_type="Explore")
         answer = budget_hook(PRE_TOOL, project, payload) or {}
-        return answer.get("hookSpecificOutput", {}).get("permissionDecision")
+        return answer.get("hookSpecificOutput", {}).get("permissionDecision"), \
+            requests_in_ledger()
 
-    assert call() is None  # full: imports the session and its subagent, caches
-    assert os.path.exists(headroom.cache_file("running"))
+    assert call() == (None, 3)  # full: imports the session and its subagents, caches
     spend(builder, 0.5)
     write_session(path.parent, builder)
-    assert call() is None
-    assert requests_in_ledger() == 3  # answered from the cache: nothing imported
-    assert call("d4e5f6") is None
-    assert requests_in_ledger() == 4  # full
-    assert os.path.exists(headroom.cache_file("running"))
-    assert call("a1b2c3") == "deny"  # full, although the cache would have allowed
+    assert call() == (None, 3)  # the main thread's cache: nothing imported
+    assert call("d4e5f6") == (None, 4)  # a run of its own: full, then cached
+    spend(builder, 0.001)  # 40 tokens: within the 190 left before its 50 % alert
+    write_session(path.parent, builder)
+    assert call("d4e5f6") == (None, 4)
+    assert call("a1b2c3") == ("deny", 5)  # full, although the others' caches would allow
+    files = {headroom.cache_file("running"), headroom.cache_file("running", "d4e5f6")}
+    assert all(map(os.path.exists, files))
+    budget_hook(REPO / "hooks" / "on-session-end-cost.sh", project,
+                {"session_id": "running", "transcript_path": str(path), "cwd": "/x",
+                 "hook_event_name": "SessionEnd", "reason": "other"})
+    assert not any(map(os.path.exists, files))
+
+
+def test_the_calling_subagent_is_the_payloads_own_agent_id():
+    main = json.dumps({"session_id": "s", "tool_input": {"note": '"agent_id": "x"'}})
+    assert headroom.calling_agent(main.encode()) is None
+    nested = json.dumps({"session_id": "s", "tool_input": {"agent_id": "forged"}})
+    assert headroom.calling_agent(nested.encode()) is None
+    own = json.dumps({"tool_input": {"agent_id": "forged"}, "agent_id": "a1", "x": 1})
+    assert headroom.calling_agent(own.encode()) == "a1"
+    with pytest.raises(ValueError):
+        headroom.calling_agent(b'{"agent_id": 7}')
 
 
 def test_an_override_in_the_environment_keeps_every_check_full(session, project):

@@ -21,8 +21,9 @@ Not used while CMAT_OVERRIDE_LIMIT is set. Under a concurrency or run limit, the
 records the session as at work: the cache then answers for a minute at most, so that the
 record is never older than that (runtime.AT_WORK_REFRESH_SECONDS; a session counts as at
 work for `active_minutes`, and a prompt of a session at work is never held). Under a run
-limit it answers the main thread's calls only: a payload with `"agent_id"` anywhere in it (a
-subagent's, whose run has a limit of its own) goes to the full check.
+limit each run (the main thread, or one subagent's run) has a limit, and a cache, of its own:
+a payload's subagent is its top-level `agent_id`, read with the standard library's C JSON
+scanner when the key is in the payload at all.
 
 Standard library only, and only `os`, `sys`, `time` and `marshal` at import (with cmat.clock):
 `json`, `re`, `pathlib`, `typing` and orjson each cost as much as the whole answer.
@@ -62,14 +63,20 @@ def cache_folder(kind: str = "headroom") -> str:
                         "cmat", kind)
 
 
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:120]
+
+
 def session_file(kind: str, session_id: str, form: str) -> str:
     """The cache file of one session, in a folder of `kind`, in its format `form`."""
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in session_id)[:120]
-    return os.path.join(cache_folder(kind), f"{safe}.{form}")
+    return os.path.join(cache_folder(kind), f"{_safe(session_id)}.{form}")
 
 
-def cache_file(session_id: str) -> str:
-    return session_file("headroom", session_id, FORMAT)
+def cache_file(session_id: str, agent_id: str | None = None) -> str:
+    """A session's cache; with `agent_id`, that of a subagent's run in it (under a run limit,
+    each run's headroom is its own)."""
+    return session_file("headroom", session_id,
+                        FORMAT if agent_id is None else f"{_safe(agent_id)}.{FORMAT}")
 
 
 def fingerprint(path: str) -> tuple[str, int, int]:
@@ -238,12 +245,15 @@ def _answer(event: str, raw: bytes) -> bool:
     session, transcript = fields.get("session_id"), fields.get("transcript_path")
     if not project or not session or not transcript:
         return False
-    cache = load(cache_file(session), FORMAT)
+    agent = calling_agent(raw)
+    cache = load(cache_file(session, agent), FORMAT) if agent is not None else None
+    if cache is None:
+        cache = load(cache_file(session), FORMAT)
     now = clock.now()
     if cache is None or cache["project"] != project or cache["transcript"] != transcript \
             or event not in cache["events"] or now >= cache["expires"]:
         return False
-    if cache["main_only"] and b'"agent_id"' in raw:  # perhaps a subagent's: its run is apart
+    if cache["per_run"] and cache["agent"] != agent:  # another run: another limit
         return False
     if any(fingerprint(path) != (path, size, mtime) for path, size, mtime in cache["files"]) \
             or cache["environment"] != environment():
@@ -267,6 +277,53 @@ def _answer(event: str, raw: bytes) -> bool:
         all_tokens += written[2]
     tokens = all_tokens if cache["count_all_tokens"] else io_tokens
     return usd < cache["usd"] and tokens < cache["tokens"]
+
+
+# --- JSON without the json module ----------------------------------------------------------
+
+
+class _Options:
+    """What the standard library's C scanner reads of a JSONDecoder: json.loads's defaults."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"NaN": float("nan"), "Infinity": float("inf"),
+                      "-Infinity": float("-inf")}.__getitem__
+
+
+def parse_json(text: str):
+    """`json.loads(text)`, without importing `json` (and `re` with it, more than a refresh
+    from the cache costs): the scanner `json` itself uses, where the interpreter has it."""
+    try:
+        from _json import make_scanner
+    except ImportError:  # an interpreter without it: the json module, whatever it costs
+        import json
+
+        return json.loads(text)
+    text = text.strip(" \t\n\r")
+    try:
+        value, end = make_scanner(_Options())(text, 0)
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    if end != len(text):
+        raise ValueError("not one JSON value")
+    return value
+
+
+def calling_agent(raw: bytes) -> str | None:
+    """The subagent a hook payload names (its top-level `agent_id`), None for the main
+    thread's; raises ValueError when it names one that is no plain string. Parsed only when
+    the key is in it at all: most calls are the main thread's."""
+    if b'"agent_id"' not in raw:
+        return None
+    payload = parse_json(raw.decode())
+    agent = payload.get("agent_id") if isinstance(payload, dict) else None
+    if agent is not None and not (isinstance(agent, str) and agent):
+        raise ValueError("agent_id is not a name")
+    return agent
 
 
 # --- written by the full check --------------------------------------------------------------
@@ -330,15 +387,28 @@ def write(cache: dict) -> None:
     before = ledger_files(cache["ledger"])
     unchanged = _version(cache["ledger"]) == cache["version"]
     after = ledger_files(cache["ledger"])
+    path = cache_file(cache["session"], cache["agent"])
     if not unchanged or before != after:
-        forget(cache["session"])
+        drop(path)
         return
-    store(cache_file(cache["session"]), {**cache, "ledger_files": after, "format": FORMAT})
+    store(path, {**cache, "ledger_files": after, "format": FORMAT})
 
 
-def forget(session_id: str) -> None:
-    """Drop a session's cache: its next check is a full one."""
-    drop(cache_file(session_id))
+def forget(session_id: str, agent_id: str | None = None) -> None:
+    """Drop a session's cache (or its subagent's run's): its next check is a full one."""
+    drop(cache_file(session_id, agent_id))
+
+
+def forget_session(session_id: str) -> None:
+    """Drop every cache of a session, its subagents' runs' too: it has ended."""
+    folder, prefix = cache_folder(), f"{_safe(session_id)}."
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(prefix):
+            drop(os.path.join(folder, name))
 
 
 def store(path: str, cache: dict) -> None:

@@ -167,7 +167,7 @@ def attribute(event: str, payload: dict, project: Path, log: HookLog) -> tuple[s
             if event == "session-end" and session_id:
                 with ledger.transaction():  # its slot under the concurrency limit is free
                     ledger.end_live_session(session_id, clock.now())
-                headroom.forget(session_id)
+                headroom.forget_session(session_id)
                 _auto_sync(project)
                 if context.task_id:
                     _settle_queue(project)
@@ -291,16 +291,16 @@ def check_budgets(event: str, payload: dict, project: Path,
             spawn_delivery()
         quiet = not (held or exhausted or alerts or undelivered or context.problem
                      or os.environ.get("CMAT_OVERRIDE_LIMIT", "").strip())
-        # Under a run limit a subagent's call has a run of its own: its check neither writes
-        # the session's cache nor drops it, and the cache answers no call naming a subagent.
-        own_run = runs and subagent[0] is not None
+        # Under a run limit each run (the main thread, a subagent's) has a limit of its own,
+        # and so a cache of its own.
+        run = subagent[0] if runs else None
         remembered = _headroom(ledger, models, config, project, payload, statuses, version,
-                               context.now, tracks, runs) \
-            if session_id and transcript and quiet and not own_run else None
+                               context.now, tracks, runs, run) \
+            if session_id and transcript and quiet else None
     if remembered is not None:
         headroom.write(remembered)
-    elif session_id and not (quiet and own_run):
-        headroom.forget(session_id)
+    elif session_id:
+        headroom.forget(session_id, run)
     if held is not None:
         reason = concurrency.held_message(held, config, context.now)
         return f"session {session_id}: held, {len(held)} sessions at work", {
@@ -332,15 +332,16 @@ def check_budgets(event: str, payload: dict, project: Path,
 
 
 def _headroom(ledger, models, config, project: Path, payload: dict, statuses: list,
-              version: int, now: float, tracks: bool, main_only: bool) -> dict | None:
+              version: int, now: float, tracks: bool, per_run: bool,
+              agent: str | None) -> dict | None:
     """The headroom cache (cmat.claude.headroom) of a full check that allowed without a
     word: the distance of the nearest budget to its next alert threshold or its limit, and
     what the check read; None when a budget is too near. Where sessions at work are
     tracked (`tracks`: a concurrency or run limit), it answers for AT_WORK_REFRESH_SECONDS at
     most, well inside `active_minutes`: the session this check recorded at work stays so, as
     if every call had recorded it (and a prompt of a session at work is never held).
-    `main_only`: the main thread's calls only (under a run limit: a subagent's run is
-    another budget)."""
+    `per_run` (a run limit): it answers the calls of one run only, the main thread's or the
+    subagent `agent`'s."""
     usd = tokens = float("inf")
     expires = now + (min(AT_WORK_REFRESH_SECONDS, config.active_minutes * 30) if tracks
                      else HEADROOM_MAX_AGE_SECONDS)
@@ -372,7 +373,7 @@ def _headroom(ledger, models, config, project: Path, payload: dict, statuses: li
         "ledger": str(ledger.path), "version": version, "ledger_id": ledger.ledger_id(),
         "sessions_matter": bool({"task", "enhancement"} & set(config.keyed)),
         "usd": usd, "tokens": tokens, "count_all_tokens": config.token_count == "all",
-        "main_only": main_only,
+        "per_run": per_run, "agent": agent,
         "prices": headroom.price_bounds(models.catalog)}
 
 

@@ -32,6 +32,7 @@ from cmat.claude.headroom import (
     environment,
     fingerprint,
     load,
+    parse_json,
     session_file,
     session_growth,
     store,
@@ -282,40 +283,6 @@ def _add(figures: dict, ts: float, cwd: str | None, change: list) -> bool:
             continue
         budget[1] += amounts[UNITS[unit]]
     return True
-
-
-# --- JSON without the json module ----------------------------------------------------------
-
-
-class _Options:
-    """What the standard library's C scanner reads of a JSONDecoder: json.loads's defaults."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = {"NaN": float("nan"), "Infinity": float("inf"),
-                      "-Infinity": float("-inf")}.__getitem__
-
-
-def parse_json(text: str):
-    """`json.loads(text)`, without importing `json` (and `re` with it, more than a refresh
-    from the cache costs): the scanner `json` itself uses, where the interpreter has it."""
-    try:
-        from _json import make_scanner
-    except ImportError:  # an interpreter without it: the json module, whatever it costs
-        import json
-
-        return json.loads(text)
-    text = text.strip(" \t\n\r")
-    try:
-        value, end = make_scanner(_Options())(text, 0)
-    except StopIteration:
-        raise ValueError("not JSON") from None
-    if end != len(text):
-        raise ValueError("not one JSON value")
-    return value
 
 
 # --- written by the full build -------------------------------------------------------------
