@@ -281,6 +281,11 @@ def test_leading_fields_of_any_payload_are_its_own_values_or_nothing(fields, com
 @given(raw=st.binary(max_size=300))
 def test_any_bytes_are_read_without_a_crash(raw):
     assert all(isinstance(v, str) for v in headroom.leading_fields(raw).values())
+    try:  # a payload that is no JSON, or names no run by a plain string, is a full check
+        agent = headroom.calling_agent(raw + b'"agent_id"')
+    except ValueError:
+        agent = None
+    assert agent is None or isinstance(agent, str) and agent
     prices = {"normal": (1.0, 2.0, 3.0, 4.0), "worst": (5.0, 6.0, 7.0, 8.0), "search": 0.01,
               "long_at": 200_000}
     usd, io_tokens, all_tokens = headroom.appended_bound(raw + b'"output_tokens":' + raw + b"\n",
