@@ -158,6 +158,11 @@ class Config:
                     or self.concurrent_agents is not None or bool(self.team_budgets))
 
     @property
+    def has_run_limits(self) -> bool:
+        """Whether a run (a session, or a subagent's run in it) has a limit of its own."""
+        return bool({"run", "run_tokens"} & set(self.keyed))
+
+    @property
     def team_database(self) -> str | None:
         """The team database when one is set: CMAT_TEAM_URL, else `team.url`."""
         return os.environ.get("CMAT_TEAM_URL", "").strip() or self.team_url

@@ -440,7 +440,7 @@ def status_report(project: Path, ledger: Ledger, now: float, session_id: str | N
     from cmat.budgets import concurrency
 
     config, context, statuses = all_statuses(project, ledger, now, session_id)
-    if session_id is None and {"run", "run_tokens"} & set(config.keyed):
+    if session_id is None and config.has_run_limits:
         for running in concurrency.running(ledger, config, context.now)[:10]:
             run = Context(project, context.tz, context.now, running.session_id,
                           agent=running.agent)  # a run under way, against its limit

@@ -249,7 +249,7 @@ def check_budgets(event: str, payload: dict, project: Path,
 
     session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
     # The queue is read only when a budget needs the task's enhancement or agent.
-    details = bool({"enhancement", "run", "run_tokens"} & set(config.keyed))
+    details = "enhancement" in config.keyed or config.has_run_limits
     subagent = (_text_field(payload, "agent_id"), _text_field(payload, "agent_type"))
     context = current_context(project, config, clock.now(), session_id,
                               with_details=details, subagent=subagent)
@@ -258,7 +258,7 @@ def check_budgets(event: str, payload: dict, project: Path,
         print(f"cmat: {context.problem}; task budgets not checked", file=sys.stderr)
     budgets = applicable(config, context)
     # Sessions at work are tracked for the concurrency limit and for `budget status`'s runs.
-    runs = bool({"run", "run_tokens"} & set(config.keyed))
+    runs = config.has_run_limits
     tracks = session_id is not None and (config.concurrent_agents is not None or runs)
     if not budgets and not tracks:
         return None, None
@@ -295,8 +295,7 @@ def check_budgets(event: str, payload: dict, project: Path,
         # and so a cache of its own.
         run = subagent[0] if runs else None
         remembered = _headroom(ledger, models, config, project, payload, statuses, version,
-                               context.now, tracks, runs, run) \
-            if session_id and transcript and quiet else None
+                               context.now, run) if session_id and transcript and quiet else None
     if remembered is not None:
         headroom.write(remembered)
     elif session_id:
@@ -332,16 +331,17 @@ def check_budgets(event: str, payload: dict, project: Path,
 
 
 def _headroom(ledger, models, config, project: Path, payload: dict, statuses: list,
-              version: int, now: float, tracks: bool, per_run: bool,
-              agent: str | None) -> dict | None:
+              version: int, now: float, agent: str | None) -> dict | None:
     """The headroom cache (cmat.claude.headroom) of a full check that allowed without a
     word: the distance of the nearest budget to its next alert threshold or its limit, and
     what the check read; None when a budget is too near. Where sessions at work are
-    tracked (`tracks`: a concurrency or run limit), it answers for AT_WORK_REFRESH_SECONDS at
-    most, well inside `active_minutes`: the session this check recorded at work stays so, as
-    if every call had recorded it (and a prompt of a session at work is never held).
-    `per_run` (a run limit): it answers the calls of one run only, the main thread's or the
-    subagent `agent`'s."""
+    tracked (a concurrency or run limit), it answers for AT_WORK_REFRESH_SECONDS at most,
+    well inside `active_minutes`: the session this check recorded at work stays so, as if
+    every call had recorded it (and a prompt of a session at work is never held). Under a
+    run limit it answers the calls of one run only: the main thread's, or the subagent
+    `agent`'s."""
+    per_run = config.has_run_limits
+    tracks = config.concurrent_agents is not None or per_run
     usd = tokens = float("inf")
     expires = now + (min(AT_WORK_REFRESH_SECONDS, config.active_minutes * 30) if tracks
                      else HEADROOM_MAX_AGE_SECONDS)
