@@ -163,6 +163,11 @@ class Config:
         return bool({"run", "run_tokens"} & set(self.keyed))
 
     @property
+    def tracks_sessions(self) -> bool:
+        """Whether the checks record the sessions at work: a concurrency or a run limit."""
+        return self.concurrent_agents is not None or self.has_run_limits
+
+    @property
     def team_database(self) -> str | None:
         """The team database when one is set: CMAT_TEAM_URL, else `team.url`."""
         return os.environ.get("CMAT_TEAM_URL", "").strip() or self.team_url

@@ -258,8 +258,7 @@ def check_budgets(event: str, payload: dict, project: Path,
         print(f"cmat: {context.problem}; task budgets not checked", file=sys.stderr)
     budgets = applicable(config, context)
     # Sessions at work are tracked for the concurrency limit and for `budget status`'s runs.
-    runs = config.has_run_limits
-    tracks = session_id is not None and (config.concurrent_agents is not None or runs)
+    tracks = session_id is not None and config.tracks_sessions
     if not budgets and not tracks:
         return None, None
     transcript = _path_field(payload, "transcript_path", required=False)
@@ -293,7 +292,7 @@ def check_budgets(event: str, payload: dict, project: Path,
                      or os.environ.get("CMAT_OVERRIDE_LIMIT", "").strip())
         # Under a run limit each run (the main thread, a subagent's) has a limit of its own,
         # and so a cache of its own.
-        run = subagent[0] if runs else None
+        run = subagent[0] if config.has_run_limits else None
         remembered = _headroom(ledger, models, config, project, payload, statuses, version,
                                context.now, run) if session_id and transcript and quiet else None
     if remembered is not None:
@@ -340,11 +339,9 @@ def _headroom(ledger, models, config, project: Path, payload: dict, statuses: li
     every call had recorded it (and a prompt of a session at work is never held). Under a
     run limit it answers the calls of one run only: the main thread's, or the subagent
     `agent`'s."""
-    per_run = config.has_run_limits
-    tracks = config.concurrent_agents is not None or per_run
     usd = tokens = float("inf")
-    expires = now + (min(AT_WORK_REFRESH_SECONDS, config.active_minutes * 30) if tracks
-                     else HEADROOM_MAX_AGE_SECONDS)
+    expires = now + (min(AT_WORK_REFRESH_SECONDS, config.active_minutes * 30)
+                     if config.tracks_sessions else HEADROOM_MAX_AGE_SECONDS)
     for status in statuses:
         percent = min((t for t in config.all_thresholds if status.percent < t), default=100)
         distance = status.budget.limit * min(percent, 100) / 100 - status.spent
@@ -373,7 +370,7 @@ def _headroom(ledger, models, config, project: Path, payload: dict, statuses: li
         "ledger": str(ledger.path), "version": version, "ledger_id": ledger.ledger_id(),
         "sessions_matter": bool({"task", "enhancement"} & set(config.keyed)),
         "usd": usd, "tokens": tokens, "count_all_tokens": config.token_count == "all",
-        "per_run": per_run, "agent": agent,
+        "per_run": config.has_run_limits, "agent": agent,
         "prices": headroom.price_bounds(models.catalog)}
 
 
