@@ -28,6 +28,7 @@ import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from cmat.apps import count, plausible, source_tag, text
 from cmat.untrusted import SMALL_FILE_LIMIT, Unreadable, open_untrusted, read_untrusted
@@ -89,8 +90,8 @@ def read_new(path: Path, cursor: int) -> tuple[list[UsageRecord], int, int]:
         sessions = {row[0]: (row[1], row[2]) for row in db.execute(
             "SELECT id, parent_id, directory FROM session")}
         steps = db.execute(
-            "SELECT part.id, part.session_id, part.time_created, part.data, message.data"
-            " FROM part LEFT JOIN message ON message.id = part.message_id"
+            "SELECT part.id, part.session_id, part.time_created, part.data, part.message_id,"
+            " message.data FROM part LEFT JOIN message ON message.id = part.message_id"
             " WHERE part.rowid > ? AND part.rowid <= ? AND part.data LIKE ?",
             (cursor, last, STEP_MARK)).fetchall()
         # Messages of the oldest versions, which wrote no step-finish part: read once.
@@ -105,24 +106,27 @@ def read_new(path: Path, cursor: int) -> tuple[list[UsageRecord], int, int]:
     finally:
         db.close()
     records, skipped = [], 0
-    infos: dict = {}  # a message's steps are many: the same JSON is parsed once
-    for part_id, session, created, data, message in steps:
-        if message not in infos:
-            infos[message] = _json(message)
-        info = infos[message]
+    # A message's steps are many: its JSON is parsed, and what it says of them worked out,
+    # once (by its id: hashing the JSON again for every step cost more than parsing it).
+    origins: dict = {}
+    for part_id, session, created, data, message_id, message in steps:
+        origin = origins.get(message_id, False)
+        if origin is False:
+            info = _json(message)
+            origin = origins[message_id] = None if info is None else \
+                _origin(session, info, sessions)
         step = _json(data)
-        if step is None or info is None:
+        if step is None or origin is None:
             skipped += 1
         elif step.get("type") == "step-finish":
-            records.append(_record(part_id, session, created, step.get("tokens"), info,
-                                   sessions))
+            records.append(_record(part_id, created, step.get("tokens"), origin))
     for message_id, session, created, data in messages:
         info = _json(data)
         if info is None:
             skipped += 1
         elif info.get("role") == "assistant":
-            records.append(_record(message_id, session, created, info.get("tokens"), info,
-                                   sessions))
+            records.append(_record(message_id, created, info.get("tokens"),
+                                   _origin(session, info, sessions)))
     kept, skipped = _kept(records, skipped)
     return kept, skipped, last
 
@@ -170,7 +174,7 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
     session = text(info.get("sessionID")) or path.parent.name
     message_id = text(info.get("id")) or path.stem
     time = info.get("time") if isinstance(info.get("time"), dict) else {}
-    created, sessions = time.get("created"), {session: (None, None)}
+    created, origin = time.get("created"), _origin(session, info, {})
     folder = path.parents[2] / "part" / message_id
     records, skipped, stepped = [], 0, False
     for part in sorted(folder.glob("*.json")) if folder.is_dir() else []:
@@ -179,11 +183,10 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
             skipped += 1
         elif step.get("type") == "step-finish":
             stepped = True
-            records.append(_record(text(step.get("id")) or part.stem, session, created,
-                                   step.get("tokens"), info, sessions))
+            records.append(_record(text(step.get("id")) or part.stem, created,
+                                   step.get("tokens"), origin))
     if not stepped:
-        records.append(_record(message_id, session, created, info.get("tokens"), info,
-                               sessions))
+        records.append(_record(message_id, created, info.get("tokens"), origin))
     return _kept(records, skipped)
 
 
@@ -231,8 +234,34 @@ def billed(tokens) -> tuple[int, int, int, int] | None:
     return prompt, output + reasoning, read, write
 
 
-def _record(request_id: str, session: str, created, tokens, message: dict,
-            sessions: dict[str, tuple[str | None, str | None]]) -> UsageRecord | None | bool:
+class _Origin(NamedTuple):
+    """What a message says of each of its steps' requests: whose session they count in,
+    which agent ran them, where, and on which model."""
+
+    owner: str
+    model: str
+    is_sidechain: bool
+    agent: str
+    agent_id: str | None
+    cwd: str | None
+    source: str
+
+
+def _origin(session: str, message: dict, sessions: dict[str, tuple[str | None, str | None]]
+            ) -> _Origin:
+    parent, directory = sessions.get(session, (None, None))
+    path = message.get("path") if isinstance(message.get("path"), dict) else {}
+    cwd = text(path.get("cwd")) or text(directory)
+    source = source_tag(APP, text(message.get("providerID")) or UNKNOWN)
+    model = text(message.get("modelID")) or UNKNOWN
+    if parent is None:
+        return _Origin(session, model, False, "main", None, cwd, source)
+    # A child session is a subagent's run inside its parent's, as Claude Code's are.
+    agent = text(message.get("agent")) or text(message.get("mode")) or "subagent"
+    return _Origin(parent, model, True, agent, session, cwd, source)
+
+
+def _record(request_id: str, created, tokens, origin: _Origin) -> UsageRecord | None | bool:
     """The request, None when `tokens` hold no usage, False when `created` (milliseconds
     since 1970) is no time a request was made at."""
     counts = billed(tokens)
@@ -243,14 +272,7 @@ def _record(request_id: str, session: str, created, tokens, message: dict,
     except (TypeError, ValueError, OverflowError, OSError):
         return False
     prompt, output, read, write = counts
-    parent, directory = sessions.get(session, (None, None))
-    path = message.get("path") if isinstance(message.get("path"), dict) else {}
-    cwd = text(path.get("cwd")) or text(directory)
-    # A child session is a subagent's run inside its parent's, as Claude Code's are.
-    agent, agent_id, owner = ("main", None, session) if parent is None else (
-        text(message.get("agent")) or text(message.get("mode")) or "subagent", session,
-        parent)
-    return UsageRecord(f"opencode:{request_id}", None, owner, when.replace("+00:00", "Z"),
-                       text(message.get("modelID")) or UNKNOWN, prompt, output, write, 0,
-                       read, 0, None, None, parent is not None, agent, agent_id, cwd,
-                       source_tag(APP, text(message.get("providerID")) or UNKNOWN))
+    return UsageRecord(f"opencode:{request_id}", None, origin.owner,
+                       when.replace("+00:00", "Z"), origin.model, prompt, output, write, 0,
+                       read, 0, None, None, origin.is_sidechain, origin.agent,
+                       origin.agent_id, origin.cwd, origin.source)
