@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -154,18 +154,25 @@ def _add(total: dict, tokens: dict, requests: int, cost: float, unpriced: int, m
         total["unpriced_models"].add(model)
 
 
-def last_periods(report: dict, count: int) -> dict:
-    """`report` cut to its last `count` periods (days, weeks, months or sessions), every row
-    of each kept (with --by there are several a period), and its total the total of what is
-    kept: what `--last N` shows."""
+def last_periods(report: dict, count: int, now: float) -> dict:
+    """`report` cut to its last `count` periods, every row of each kept (with --by there are
+    several a period), and its total the total of what is kept: what `--last N` shows. Days,
+    weeks and months are counted back from the one under way (`now`, in the report's zone),
+    as ccusage counts them: `--last 7` is the last seven days, used or not; sessions are the
+    `count` most recent."""
     key = report["period"]
-    kept_periods: list = []
-    for row in reversed(report["rows"]):
-        if row[key] not in kept_periods:
-            if len(kept_periods) == count:
-                break
-            kept_periods.append(row[key])
-    rows = [row for row in report["rows"] if row[key] in kept_periods]
+    if key == "session":  # rows run from the least recent
+        kept: set = set()
+        for row in reversed(report["rows"]):
+            if row[key] not in kept:
+                if len(kept) == count:
+                    break
+                kept.add(row[key])
+    else:
+        today = datetime.fromtimestamp(now, ZoneInfo(report["timezone"])).date()
+        first = _periods_back(key, today, count - 1)
+        kept = {row[key] for row in report["rows"] if row[key] >= first}
+    rows = [row for row in report["rows"] if row[key] in kept]
     total = _empty_total()
     for row in rows:
         for model in row["models"]:
@@ -175,6 +182,16 @@ def last_periods(report: dict, count: int) -> dict:
     if "runs" in report["total"]:
         _per_run(total, sum(row["runs"] for row in rows))
     return {**report, "rows": rows, "total": total}
+
+
+def _periods_back(key: str, today: date, back: int) -> str:
+    """The key ("date", "week" or "month") of the period `back` periods before today's."""
+    if key == "date":
+        return (today - timedelta(days=back)).isoformat()
+    if key == "week":
+        return (today - timedelta(days=today.weekday() + 7 * back)).isoformat()
+    months = today.year * 12 + today.month - 1 - back
+    return f"{months // 12:04d}-{months % 12 + 1:02d}"
 
 
 CCUSAGE_KEYS = {"date": "daily", "week": "weekly", "month": "monthly", "session": "session"}

@@ -526,6 +526,7 @@ def test_last_n_counts_periods_and_its_total_is_what_is_shown(project, tmp_path,
                        lambda b, a, month=month: (setattr(b, "now", f"{month}-10T10:05:00.000Z"),
                                      b.response(model="claude-opus-4-6", sidechain=True,
                                                 agent_id=a, output=500)))
+    monkeypatch.setenv("CMAT_NOW", "2026-02-20T12:00:00Z")
     full = json.loads(cli_run("report", "monthly", "--by", "agent", "--json").output)
     last = json.loads(cli_run("report", "monthly", "--by", "agent", "--last", "1",
                               "--json").output)
@@ -535,6 +536,40 @@ def test_last_n_counts_periods_and_its_total_is_what_is_shown(project, tmp_path,
     assert last["total"]["total_usd"] == pytest.approx(shown)
     assert last["total"]["total_usd"] < full["total"]["total_usd"]
     assert last["total"]["runs"] == 4 and last["total"]["requests"] == 4
+
+
+def test_last_n_days_weeks_and_months_are_counted_back_from_the_one_under_way(
+        project, tmp_path, monkeypatch):
+    """As ccusage counts them: `--last 1` is today (this week, this month) even when it has
+    no usage, and `--last 7` the last seven days, not the last seven days with usage."""
+    config = tmp_path / "claude"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    monkeypatch.setenv("TZ", "UTC")
+    for day in ("2026-03-02", "2026-03-20", "2026-03-24", "2026-03-30"):
+        builder = TranscriptBuilder(session_id=f"s-{day}")
+        builder.now = f"{day}T23:30:00.000Z"
+        builder.response(model="claude-opus-4-6", output=1000)
+        write_session(config / "projects" / f"-{day}", builder)
+
+    def periods(period: str, last: int, *more: str) -> list[str]:
+        report = json.loads(cli_run("report", period, "--last", str(last), "--json",
+                                    *more).output)
+        return [row[{"daily": "date", "weekly": "week", "monthly": "month"}[period]]
+                for row in report["rows"]]
+
+    monkeypatch.setenv("CMAT_NOW", "2026-03-31T10:00:00Z")  # a Tuesday
+    assert periods("daily", 1) == []  # today: nothing yet
+    assert periods("daily", 2) == ["2026-03-30"]
+    assert periods("daily", 12) == ["2026-03-20", "2026-03-24", "2026-03-30"]
+    assert periods("weekly", 1) == ["2026-03-30"]  # this week, from Monday
+    assert periods("weekly", 2) == ["2026-03-23", "2026-03-30"]
+    assert periods("monthly", 1) == ["2026-03"]
+    monkeypatch.setenv("CMAT_NOW", "2026-05-01T10:00:00Z")
+    assert periods("monthly", 2) == []
+    assert periods("monthly", 3) == ["2026-03"]
+    # The day under way is the report's zone's: in Tokyo, 23:30 UTC on the 30th is the 31st.
+    monkeypatch.setenv("CMAT_NOW", "2026-03-31T10:00:00Z")
+    assert periods("daily", 1, "--timezone", "Asia/Tokyo") == ["2026-03-31"]
 
 
 @pytest.fixture

@@ -129,8 +129,9 @@ filter_options = [
 ]
 layout_options = [
     click.option("--last", "last", type=click.IntRange(min=1), metavar="N",
-                 help="Only the last N periods (days, weeks, months or sessions), every row "
-                      "of each; the total is theirs."),
+                 help="Only the last N days, weeks or months, counted back from the one "
+                      "under way (1: today, this week, this month), or the N most recent "
+                      "sessions; every row of each, and the total is theirs."),
     click.option("--order", "-o", type=click.Choice(["asc", "desc"]), default="asc",
                  show_default=True, help="Oldest or newest first."),
     click.option("--compact", is_flag=True,
@@ -268,7 +269,7 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
     if layout.get("last"):
         from cmat.reports import last_periods
 
-        report = last_periods(report, layout["last"])
+        report = last_periods(report, layout["last"], clock.now())
     rows = report["rows"]
     if layout.get("order") == "desc":
         rows = rows[::-1]
