@@ -184,7 +184,9 @@ def limit_status(projected_tokens: int, limit: int) -> str:
     return "warning" if projected_tokens > limit * WARNING_RATIO else "ok"
 
 
-def block_json(block: Block, now: float, limit: int | None) -> dict:
+def block_json(block: Block, now: float, limit: int | None, breakdown: bool = False) -> dict:
+    """A block as `cmat blocks --json` prints it; `breakdown`: with its tokens and cost by
+    model."""
     projection = block.projection(now)
     data = {
         "id": ("gap-" if block.gap else "") + iso_utc(block.start),
@@ -195,6 +197,9 @@ def block_json(block: Block, now: float, limit: int | None) -> dict:
         "unpriced_requests": block.unpriced_requests, "models": block.models,
         "burn_rate": block.burn_rate() if block.active else None, "projection": projection,
     }
+    if breakdown:
+        data["per_model"] = [{"model": model, "tokens": tokens, "cost_usd": cost}
+                             for model, (tokens, cost) in block.per_model.items()]
     if limit:
         data["token_limit"] = {"limit": limit, "percent": block.total_tokens / limit * 100}
         if projection:

@@ -3,7 +3,7 @@ import io
 import json
 import os
 import re
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from cmat import colour, paths
 from cmat.attribution import attribute_session, extract
+from cmat.blocks import short_model
 from cmat.catalog import ModelService
 from cmat.catalog.edit import add_model
 from cmat.cli import cli
@@ -642,6 +643,81 @@ def test_ccusages_own_options_run_as_ccusage_users_type_them(ccusage_history):
     blocks = json.loads(cli_run("blocks", "-s", "20250901", "-u", "20250930", "-o", "desc",
                                 "-t", "max", "-O", "-j", "-q").output)["blocks"]
     assert blocks[0]["start"] > blocks[-1]["start"] and blocks[0]["token_limit"]
+
+
+# Every option of ccusage 20.0.24's reports and blocks, from their --help (`ccusage daily
+# --help`, `ccusage claude daily --help`, `ccusage blocks --help`), with a value where it
+# takes one.
+CCUSAGE_OPTIONS = {
+    "reports": [["-j"], ["-s", "20250901"], ["-u", "20251231"], ["-z", "UTC"], ["--all"],
+                ["--sections", "daily,weekly"], ["--by-agent"], ["-O"], ["--no-offline"],
+                ["--compact"], ["--no-cost"], ["--color"], ["--no-color"],
+                ["--config", "ccusage.json"], ["--last", "2"], ["-m", "auto"], ["-d"],
+                ["--debug-samples", "3"], ["-o", "desc"], ["--single-thread"],
+                ["-p", "Demo"], ["--project-aliases", "Demo=Mine"]],
+    "daily": [["-b"], ["-i"]], "weekly": [["-b"], ["-i"], ["-w", "monday"]],
+    "monthly": [["-b"], ["-i"]], "session": [["-i", "nobody"]],
+    "blocks": [["-s", "20250901"], ["-u", "20251231"], ["-j"], ["-m", "auto"], ["-d"],
+               ["--debug-samples", "3"], ["-o", "desc"], ["-b"], ["-O"], ["--no-offline"],
+               ["--single-thread"], ["--color"], ["--no-color"], ["-z", "UTC"],
+               ["--config", "ccusage.json"], ["--compact"], ["-a"], ["-r"], ["-t", "max"],
+               ["-n", "5"], ["-n", "3"]],
+}
+
+
+@pytest.mark.parametrize("command", ["daily", "weekly", "monthly", "session", "blocks"])
+def test_every_ccusage_option_runs_or_says_what_cmat_does_instead(ccusage_history, command):
+    """None of ccusage's options meets click's bare "no such option": each runs, or is
+    refused (exit 2, or 3 for a session that is not there) with what to do in cmat."""
+    lines = CCUSAGE_OPTIONS[command] + (CCUSAGE_OPTIONS["reports"] if command != "blocks"
+                                        else [])
+    for option in lines:
+        result = CliRunner().invoke(cli, [command, *option, "--no-scan"])
+        said = result.output + result.stderr
+        assert result.exit_code in (0, 2, 3), (option, said)
+        assert "No such option" not in said and "unexpected extra" not in said, (option, said)
+        if result.exit_code:
+            assert "Error: " in said or "cmat: error: " in said, (option, said)
+
+
+def test_ccusages_report_and_block_options_do_what_they_do_in_ccusage(ccusage_history):
+    """--by-agent groups by agent (cmat's --by app), --no-cost leaves the cost columns out
+    of the table, --all and --single-thread change nothing; blocks take -z, -b and --last N;
+    what has no meaning in cmat is refused with what to do instead."""
+    cli_run("daily", "-q")  # import the history once
+
+    def rows(*args):
+        return json.loads(cli_run(*args, "-j", "--no-scan").output)["rows"]
+
+    assert rows("daily", "--by-agent") == rows("daily", "--by", "app")
+    assert {row["app"] for row in rows("monthly", "--by-agent")} == {"claude-code"}
+    assert rows("session", "--all", "--single-thread") == rows("session")
+    table = cli_run("daily", "--no-cost", "--no-scan", "--wide").output
+    assert "Cost" not in table and "$" not in table and "Requests" in table
+    assert "Cost" in cli_run("daily", "--no-scan").output
+    assert "--no-cost" in cli_run("daily", "--no-cost", "--json", "--no-scan", code=2).stderr
+    assert "'cmat models check'" in cli_run("daily", "-d", "--no-scan", code=2).stderr
+    assert "configuration file" in cli_run("blocks", "--config", "x", "--no-scan",
+                                           code=2).stderr
+    assert "5-hour windows" in cli_run("blocks", "-n", "3", "--no-scan", code=2).stderr
+
+    blocks = json.loads(cli_run("blocks", "-j", "--no-scan").output)["blocks"]
+    used = [block for block in blocks if not block["gap"]]
+    last_two = json.loads(cli_run("blocks", "--last", "2", "-b", "-j",
+                                  "--no-scan").output)["blocks"]
+    assert [b["start"] for b in last_two if not b["gap"]] == [b["start"] for b in used[-2:]]
+    for block in last_two:  # -b: each block's tokens and cost by model, adding up
+        if not block["gap"]:
+            assert sum(m["tokens"] for m in block["per_model"]) == block["total_tokens"]
+            assert sum(m["cost_usd"] for m in block["per_model"]) == \
+                pytest.approx(block["cost_usd"])
+    table = cli_run("blocks", "--last", "1", "-b", "--no-scan").output
+    assert all(f"  {short_model(m['model'])}" in table for m in last_two[-1]["per_model"])
+    start = datetime.fromisoformat(used[-1]["start"])
+    assert start.strftime("%Y-%m-%d %H:%M") in cli_run("blocks", "-z", "UTC",
+                                                       "--no-scan").output
+    tokyo = start.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%d %H:%M")
+    assert tokyo in cli_run("blocks", "-z", "Asia/Tokyo", "--last", "1", "--no-scan").output
 
 
 @settings(max_examples=400, deadline=None)

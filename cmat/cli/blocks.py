@@ -17,6 +17,13 @@ from cmat.periods import iso_utc
 from cmat.plans import duration
 
 
+def _five_hours_only(_context, _parameter, value: float | None) -> None:
+    """ccusage's --session-length: a plan's limit is counted in 5-hour windows."""
+    if value is not None and value != 5:
+        raise click.UsageError("a plan's usage limit is counted in 5-hour windows, and so are "
+                               "cmat's blocks: leave out --session-length")
+
+
 @click.command()
 @click.option("--active", "-a", is_flag=True, help="Only the block under way, in detail.")
 @click.option("--recent", "-r", is_flag=True,
@@ -28,12 +35,22 @@ from cmat.plans import duration
 @click.option("--token-limit", "-t", metavar="N|max",
               help="Tokens a block may use: a number, or 'max' for your largest block so far. "
                    "Adds the share used, and the projected share of the active block.")
+@click.option("--last", "last", type=click.IntRange(min=1), metavar="N",
+              help="Only the N most recent blocks (and the gaps between them).")
 @click.option("--order", "-o", type=click.Choice(["asc", "desc"]), default="asc",
               show_default=True, help="Oldest or newest block first.")
+@click.option("--breakdown", "-b", is_flag=True, help="Each block's tokens and cost by model.")
+@click.option("--timezone", "-z", "timezone_name", metavar="IANA",
+              help="Time zone for the times and days shown (default: the machine's).")
+@click.option("--compact", is_flag=True, hidden=True, expose_value=False,
+              help="ccusage's; the block table is narrow already.")
+@click.option("--session-length", "-n", type=float, hidden=True, expose_value=False,
+              callback=_five_hours_only)
 @output_options
 @options(scan_options, ccusage_options)
 def blocks(active: bool, recent: bool, since: str | None, until: str | None,
-           token_limit: str | None, order: str, as_json: bool, no_scan: bool,
+           token_limit: str | None, last: int | None, order: str, breakdown: bool,
+           timezone_name: str | None, as_json: bool, no_scan: bool,
            extra_paths: tuple[Path, ...], quiet: bool) -> None:
     """Your usage in 5-hour blocks, the windows a Pro or Max plan's limit is counted in.
 
@@ -45,8 +62,10 @@ def blocks(active: bool, recent: bool, since: str | None, until: str | None,
     """
     from cmat.blocks import RECENT_DAYS, block_json, cut_blocks
     from cmat.blocks import token_limit as parse_limit
+    from cmat.periods import zone
 
-    first, last = parse_day(since), parse_day(until)
+    first, final = parse_day(since), parse_day(until)
+    tz = zone(timezone_name)
     ledger, _ = scan_first(no_scan, extra_paths, quiet)
     now = clock.now()
     with ledger:
@@ -55,55 +74,68 @@ def blocks(active: bool, recent: bool, since: str | None, until: str | None,
     chosen = [b for b in cut
               if (not active or b.active)
               and (not recent or b.active or b.start >= now - RECENT_DAYS * 86400)
-              and (first is None or _local_day(b.start) >= first)
-              and (last is None or _local_day(b.start) <= last)]
+              and (first is None or _day(b.start, tz) >= first)
+              and (final is None or _day(b.start, tz) <= final)]
+    if last:
+        chosen = _last_blocks(chosen, last)
     if order == "desc":
         chosen.reverse()
     if as_json:
-        emit_json({"blocks": [block_json(b, now, limit) for b in chosen], "now": iso_utc(now)})
+        emit_json({"blocks": [block_json(b, now, limit, breakdown) for b in chosen],
+                   "now": iso_utc(now)})
         return
     if not chosen:
         click.echo("No active block: nothing was used in the last 5 hours." if active
                    else "No usage recorded in this range.")
         return
-    click.echo(_table(chosen, now, limit))
+    click.echo(_table(chosen, now, limit, tz, breakdown))
     current = next((b for b in chosen if b.active), None)
     if current is not None:
-        click.echo("\n" + _active_text(current, now, limit))
+        click.echo("\n" + _active_text(current, now, limit, tz))
 
 
-def _local_day(ts: float) -> date:
-    return datetime.fromtimestamp(ts).date()
+def _last_blocks(chosen: list, count: int) -> list:
+    """The `count` most recent blocks of `chosen` (oldest first), with the gaps between them."""
+    used = [index for index, block in enumerate(chosen) if not block.gap]
+    return chosen[used[max(len(used) - count, 0)]:] if used else []
 
 
-def _clock(ts: float) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+def _day(ts: float, tz) -> date:
+    return datetime.fromtimestamp(ts, tz).date()
 
 
-def _table(chosen: list, now: float, limit: int | None) -> str:
+def _clock(ts: float, tz) -> str:
+    return datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _table(chosen: list, now: float, limit: int | None, tz, breakdown: bool) -> str:
     headers = ["Start", "Status", "Models", "Tokens", *(["%"] if limit else []), "Cost"]
     rows = []
     for block in chosen:
         if block.gap:
             rows.append([styled(cell, "dim") for cell in [
-                _clock(block.start), f"gap {duration(block.end - block.start)}", "-", "-",
+                _clock(block.start, tz), f"gap {duration(block.end - block.start)}", "-", "-",
                 *(["-"] if limit else []), "-"]])
             continue
         status = (styled(f"ACTIVE, {duration(block.end - now)} left", "green") if block.active
                   else duration(block.last_request - block.start))
-        rows.append([_clock(block.start), status,
+        rows.append([_clock(block.start, tz), status,
                      ", ".join(short_model(m) for m in block.models[:2])
                      + (f" +{len(block.models) - 2}" if len(block.models) > 2 else ""),
                      count(block.total_tokens),
                      *([f"{block.total_tokens / limit * 100:.0f}%"] if limit else []),
                      usd(block.cost_usd, block.unpriced_requests)])
+        if breakdown:
+            rows += [["", "", f"  {short_model(model)}", count(tokens),
+                      *([f"{tokens / limit * 100:.0f}%"] if limit else []), usd(cost)]
+                     for model, (tokens, cost) in block.per_model.items()]
     return table(rows, headers, numeric_from=3)
 
 
-def _active_text(block, now: float, limit: int | None) -> str:
+def _active_text(block, now: float, limit: int | None, tz) -> str:
     from cmat.blocks import limit_status
 
-    lines = [f"Active block: {_clock(block.start)} to {_clock(block.end)} "
+    lines = [f"Active block: {_clock(block.start, tz)} to {_clock(block.end, tz)} "
              f"({duration(block.end - now)} left)"]
     rate = block.burn_rate()
     if rate:

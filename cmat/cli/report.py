@@ -69,17 +69,52 @@ def _iso_weeks_only(_context, _parameter, value) -> None:
                                "report across agents): leave out --start-of-week")
 
 
-# ccusage's own options, hidden: its users' scripts and habits run unchanged (listed in
+def _refused(hint: str):
+    """The callback of a ccusage option cmat has no use for: given, it is refused with
+    `hint`, what to do instead (click's "no such option" would leave its users guessing)."""
+    def refuse(_context, _parameter, value) -> None:
+        if value:
+            raise click.UsageError(hint)
+    return refuse
+
+
+def _accepted(*names: str, help: str):
+    """A ccusage flag with nothing to do in cmat: taken, and nothing done."""
+    return click.option(*names, is_flag=True, hidden=True, expose_value=False, help=help)
+
+
+# ccusage's own options, hidden: its users' scripts and habits run unchanged, or are told what
+# cmat does instead (every option of ccusage 20.0.24's reports and blocks; listed in
 # docs/pricing.md, "Coming from ccusage").
 ccusage_options = [
     click.option("--offline/--no-offline", "-O", default=None, hidden=True, expose_value=False,
                  help="ccusage's; cmat's prices are its catalog's, never fetched."),
     click.option("--mode", "-m", type=click.Choice(["auto", "calculate", "display"]),
                  hidden=True, expose_value=False, callback=_calculated_only),
+    _accepted("--single-thread", help="ccusage's; cmat chooses its processes by the read's size."),
+    click.option("--debug", "-d", "--debug-samples", is_flag=False, flag_value="5",
+                 hidden=True, expose_value=False, callback=_refused(
+                     "cmat prices every request from its catalog, never from a transcript's "
+                     "costUSD, so there is no mismatch to show: 'cmat models check' names "
+                     "the models priced from an unconfirmed source or not at all")),
+    click.option("--config", hidden=True, expose_value=False, callback=_refused(
+        "cmat does not read ccusage's configuration file: give the options on the command "
+        "line (cmat's own settings, budgets and alerts, are in ~/.config/cmat/config.toml)")),
 ]
 ccusage_grouping = [
     click.option("--breakdown", "-b", is_flag=True, hidden=True, help="--by model"),
     click.option("--instances", "-i", is_flag=True, hidden=True, help="--by project"),
+]
+# ccusage 20's reports across agents: daily, weekly, monthly and session.
+ccusage_reports = [
+    _accepted("--all", help="ccusage's; cmat's reports hold every agent's usage already."),
+    click.option("--by-agent", is_flag=True, hidden=True, help="--by app"),
+    click.option("--no-cost", is_flag=True, hidden=True, help="No cost columns in the table."),
+    click.option("--sections", hidden=True, expose_value=False, callback=_refused(
+        "cmat prints one report a command, each quick after the first: run 'cmat daily', "
+        "'cmat weekly', 'cmat monthly' or 'cmat session' for each")),
+    click.option("--project-aliases", hidden=True, expose_value=False, callback=_refused(
+        "cmat names each project by its folder: --project takes any text found in it")),
 ]
 ccusage_weeks = [
     click.option("--start-of-week", "-w", hidden=True, expose_value=False,
@@ -266,6 +301,9 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
                 _write_html(layout["html"], ledger, models, query)
     if layout.get("compact") and layout.get("wide"):
         raise click.UsageError("--compact and --wide cannot go together")
+    if layout.get("no_cost") and (as_json or as_csv):
+        raise click.UsageError("--no-cost leaves the costs out of the table; JSON and CSV "
+                               "keep every field")
     if layout.get("last"):
         from cmat.reports import last_periods
 
@@ -286,11 +324,12 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
         width, wide = terminal_width(), layout.get("wide")
         # The whole table where it fits, and with --wide however wide (every column whole);
         # else the compact one, cut to fit: better short ids and figures than long ones cut.
-        whole = None if layout.get("compact") else _table_parts(report, models)
+        no_cost = layout.get("no_cost", False)
+        whole = None if layout.get("compact") else _table_parts(report, models, no_cost=no_cost)
         if whole is not None and (wide or not width or whole.width() <= width):
             click.echo(whole.draw(width=None))
         else:
-            click.echo(_table_parts(report, models, compact=True).draw(
+            click.echo(_table_parts(report, models, compact=True, no_cost=no_cost).draw(
                 width=None if wide else -1))
 
 
@@ -337,9 +376,23 @@ class _TableParts:
                      width=width) + self.notes
 
 
-def _table_parts(report: dict, models, compact: bool = False) -> _TableParts:
+COST_HEADERS = {"Cost", "Cost/run", "$/run"}
+
+
+def _table_parts(report: dict, models, compact: bool = False, no_cost: bool = False
+                 ) -> _TableParts:
     """The report's table; `compact`: short session ids and projects, token counts in
-    k/M/B, input/output and cache writes/reads paired, no request count."""
+    k/M/B, input/output and cache writes/reads paired, no request count; `no_cost`: without
+    its cost columns (ccusage's --no-cost)."""
+    parts = _all_table_parts(report, models, compact)
+    if not no_cost:
+        return parts
+    kept = [i for i, header in enumerate(parts.headers) if header not in COST_HEADERS]
+    return _TableParts([[row[i] for i in kept] for row in parts.rows],
+                       [parts.headers[i] for i in kept], parts.numeric_from, parts.notes)
+
+
+def _all_table_parts(report: dict, models, compact: bool) -> _TableParts:
     key = report["period"]
     dims = [d for d in report["group_by"] if d != key]
     show_models = "model" not in dims
@@ -441,7 +494,8 @@ def report() -> None:
 def _period_command(period: str, summary: str) -> click.Command:
     # ccusage's -b and -i group a period's rows by model or project; its session report
     # has neither (-i there names one session).
-    ccusage = [ccusage_options, ccusage_grouping if period != "session" else ccusage_one_session,
+    ccusage = [ccusage_options, ccusage_reports,
+               ccusage_grouping if period != "session" else ccusage_one_session,
                *([ccusage_weeks] if period == "weekly" else [])]
 
     @options(range_options, filter_options, layout_options, scan_options, *ccusage)
@@ -450,17 +504,19 @@ def _period_command(period: str, summary: str) -> click.Command:
                        "--project) as one self-contained HTML file, to share.")
     def command(since, until, timezone_name, group_by, project, machine, app, team, team_url,
                 as_json, as_csv, last, order, compact, wide, no_scan, extra_paths, quiet,
-                html, breakdown=False, instances=False, session_id=None) -> None:
+                html, by_agent, no_cost, breakdown=False, instances=False,
+                session_id=None) -> None:
         if session_id is not None:
             _one_session(session_id, as_json, app, timezone_name, no_scan, extra_paths, quiet)
             return
         # ccusage's JSON has each period's models whether -b is given or not.
         by_model = breakdown and as_json != "ccusage"
-        group_by = (*group_by, *["model"] * by_model, *["project"] * instances)
+        group_by = (*group_by, *["model"] * by_model, *["project"] * instances,
+                    *["app"] * by_agent)
         run_report(period, parse_day(since), parse_day(until), timezone_name, group_by, project,
                    as_json, as_csv, no_scan, extra_paths, quiet,
                    {"last": last, "order": order, "compact": compact, "wide": wide,
-                    "html": html}, machine, team, team_url, app)
+                    "html": html, "no_cost": no_cost}, machine, team, team_url, app)
 
     return click.command(period, help=summary)(command)
 
