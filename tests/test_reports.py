@@ -661,7 +661,7 @@ CCUSAGE_OPTIONS = {
                ["--debug-samples", "3"], ["-o", "desc"], ["-b"], ["-O"], ["--no-offline"],
                ["--single-thread"], ["--color"], ["--no-color"], ["-z", "UTC"],
                ["--config", "ccusage.json"], ["--compact"], ["-a"], ["-r"], ["-t", "max"],
-               ["-n", "5"], ["-n", "3"]],
+               ["-n", "5"], ["-n", "3"], ["--live"]],
 }
 
 
@@ -700,6 +700,7 @@ def test_ccusages_report_and_block_options_do_what_they_do_in_ccusage(ccusage_hi
     assert "configuration file" in cli_run("blocks", "--config", "x", "--no-scan",
                                            code=2).stderr
     assert "5-hour windows" in cli_run("blocks", "-n", "3", "--no-scan", code=2).stderr
+    assert "cmat live" in cli_run("blocks", "--live", "--no-scan", code=2).stderr
 
     blocks = json.loads(cli_run("blocks", "-j", "--no-scan").output)["blocks"]
     used = [block for block in blocks if not block["gap"]]

@@ -11,7 +11,14 @@ from cmat import clock
 from cmat.blocks import short_model
 from cmat.cli.options import output_options
 from cmat.cli.output import count, emit_json, styled, table
-from cmat.cli.report import ccusage_options, options, parse_day, scan_first, scan_options
+from cmat.cli.report import (
+    ccusage_options,
+    options,
+    parse_day,
+    refused,
+    scan_first,
+    scan_options,
+)
 from cmat.money import usd
 from cmat.periods import iso_utc
 from cmat.plans import duration
@@ -46,6 +53,8 @@ def _five_hours_only(_context, _parameter, value: float | None) -> None:
               help="ccusage's; the block table is narrow already.")
 @click.option("--session-length", "-n", type=float, hidden=True, expose_value=False,
               callback=_five_hours_only)
+@click.option("--live", is_flag=True, hidden=True, expose_value=False, callback=refused(
+    "the live view of the block under way is a command of its own: cmat live"))
 @output_options
 @options(scan_options, ccusage_options)
 def blocks(active: bool, recent: bool, since: str | None, until: str | None,

@@ -69,7 +69,7 @@ def _iso_weeks_only(_context, _parameter, value) -> None:
                                "report across agents): leave out --start-of-week")
 
 
-def _refused(hint: str):
+def refused(hint: str):
     """The callback of a ccusage option cmat has no use for: given, it is refused with
     `hint`, what to do instead (click's "no such option" would leave its users guessing)."""
     def refuse(_context, _parameter, value) -> None:
@@ -93,11 +93,11 @@ ccusage_options = [
                  hidden=True, expose_value=False, callback=_calculated_only),
     _accepted("--single-thread", help="ccusage's; cmat chooses its processes by the read's size."),
     click.option("--debug", "-d", "--debug-samples", is_flag=False, flag_value="5",
-                 hidden=True, expose_value=False, callback=_refused(
+                 hidden=True, expose_value=False, callback=refused(
                      "cmat prices every request from its catalog, never from a transcript's "
                      "costUSD, so there is no mismatch to show: 'cmat models check' names "
                      "the models priced from an unconfirmed source or not at all")),
-    click.option("--config", hidden=True, expose_value=False, callback=_refused(
+    click.option("--config", hidden=True, expose_value=False, callback=refused(
         "cmat does not read ccusage's configuration file: give the options on the command "
         "line (cmat's own settings, budgets and alerts, are in ~/.config/cmat/config.toml)")),
 ]
@@ -110,10 +110,10 @@ ccusage_reports = [
     _accepted("--all", help="ccusage's; cmat's reports hold every agent's usage already."),
     click.option("--by-agent", is_flag=True, hidden=True, help="--by app"),
     click.option("--no-cost", is_flag=True, hidden=True, help="No cost columns in the table."),
-    click.option("--sections", hidden=True, expose_value=False, callback=_refused(
+    click.option("--sections", hidden=True, expose_value=False, callback=refused(
         "cmat prints one report a command, each quick after the first: run 'cmat daily', "
         "'cmat weekly', 'cmat monthly' or 'cmat session' for each")),
-    click.option("--project-aliases", hidden=True, expose_value=False, callback=_refused(
+    click.option("--project-aliases", hidden=True, expose_value=False, callback=refused(
         "cmat names each project by its folder: --project takes any text found in it")),
 ]
 ccusage_weeks = [
