@@ -9,26 +9,13 @@ import click
 
 from cmat import clock
 from cmat.blocks import short_model
+from cmat.cli.ccusage import ccusage_blocks, ccusage_options
 from cmat.cli.options import output_options
 from cmat.cli.output import count, emit_json, styled, table
-from cmat.cli.report import (
-    ccusage_options,
-    options,
-    parse_day,
-    refused,
-    scan_first,
-    scan_options,
-)
+from cmat.cli.report import options, parse_day, scan_first, scan_options
 from cmat.money import usd
 from cmat.periods import iso_utc
 from cmat.plans import duration
-
-
-def _five_hours_only(_context, _parameter, value: float | None) -> None:
-    """ccusage's --session-length: a plan's limit is counted in 5-hour windows."""
-    if value is not None and value != 5:
-        raise click.UsageError("a plan's usage limit is counted in 5-hour windows, and so are "
-                               "cmat's blocks: leave out --session-length")
 
 
 @click.command()
@@ -49,14 +36,8 @@ def _five_hours_only(_context, _parameter, value: float | None) -> None:
 @click.option("--breakdown", "-b", is_flag=True, help="Each block's tokens and cost by model.")
 @click.option("--timezone", "-z", "timezone_name", metavar="IANA",
               help="Time zone for the times and days shown (default: the machine's).")
-@click.option("--compact", is_flag=True, hidden=True, expose_value=False,
-              help="ccusage's; the block table is narrow already.")
-@click.option("--session-length", "-n", type=float, hidden=True, expose_value=False,
-              callback=_five_hours_only)
-@click.option("--live", is_flag=True, hidden=True, expose_value=False, callback=refused(
-    "the live view of the block under way is a command of its own: cmat live"))
 @output_options
-@options(scan_options, ccusage_options)
+@options(scan_options, ccusage_options, ccusage_blocks)
 def blocks(active: bool, recent: bool, since: str | None, until: str | None,
            token_limit: str | None, last: int | None, order: str, breakdown: bool,
            timezone_name: str | None, as_json: bool, no_scan: bool,

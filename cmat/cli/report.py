@@ -13,6 +13,14 @@ from pathlib import Path
 import click
 
 from cmat import clock
+from cmat.cli.ccusage import (
+    ccusage_grouping,
+    ccusage_one_session,
+    ccusage_options,
+    ccusage_reports,
+    ccusage_weeks,
+    other_agent_option,
+)
 from cmat.cli.options import colour_option, options, output_options, team_connection
 from cmat.cli.output import (
     count,
@@ -46,85 +54,6 @@ def parse_day(value: str | None) -> date | None:
             from None
 
 
-def _no_agent(_context, _parameter, value) -> None:
-    """`--agent codex`, as other tools spell it: say what this one calls it."""
-    if value is None:
-        return
-    raise click.UsageError("reports take the coding agent as --app (" + ", ".join(APPS)
-                           + "); --by app groups by it, and --by agent by the subagent's type")
-
-
-def _calculated_only(_context, _parameter, value) -> None:
-    """ccusage's --mode: auto and calculate are what cmat always does."""
-    if value == "display":
-        raise click.UsageError("cmat computes every cost from its catalog, never from a "
-                               "transcript's costUSD (Claude Code wrote it only before 1.0.9): "
-                               "leave out --mode display")
-
-
-def _iso_weeks_only(_context, _parameter, value) -> None:
-    """ccusage's --start-of-week: cmat's weeks start on Monday."""
-    if value is not None and value.lower() != "monday":
-        raise click.UsageError("cmat's weeks are ISO weeks, from Monday (as ccusage's weekly "
-                               "report across agents): leave out --start-of-week")
-
-
-def refused(hint: str):
-    """The callback of a ccusage option cmat has no use for: given, it is refused with
-    `hint`, what to do instead (click's "no such option" would leave its users guessing)."""
-    def refuse(_context, _parameter, value) -> None:
-        if value:
-            raise click.UsageError(hint)
-    return refuse
-
-
-def _accepted(*names: str, help: str):
-    """A ccusage flag with nothing to do in cmat: taken, and nothing done."""
-    return click.option(*names, is_flag=True, hidden=True, expose_value=False, help=help)
-
-
-# ccusage's own options, hidden: its users' scripts and habits run unchanged, or are told what
-# cmat does instead (every option of ccusage 20.0.24's reports and blocks; listed in
-# docs/pricing.md, "Coming from ccusage").
-ccusage_options = [
-    click.option("--offline/--no-offline", "-O", default=None, hidden=True, expose_value=False,
-                 help="ccusage's; cmat's prices are its catalog's, never fetched."),
-    click.option("--mode", "-m", type=click.Choice(["auto", "calculate", "display"]),
-                 hidden=True, expose_value=False, callback=_calculated_only),
-    _accepted("--single-thread", help="ccusage's; cmat chooses its processes by the read's size."),
-    click.option("--debug", "-d", "--debug-samples", is_flag=False, flag_value="5",
-                 hidden=True, expose_value=False, callback=refused(
-                     "cmat prices every request from its catalog, never from a transcript's "
-                     "costUSD, so there is no mismatch to show: 'cmat models check' names "
-                     "the models priced from an unconfirmed source or not at all")),
-    click.option("--config", hidden=True, expose_value=False, callback=refused(
-        "cmat does not read ccusage's configuration file: give the options on the command "
-        "line (cmat's own settings, budgets and alerts, are in ~/.config/cmat/config.toml)")),
-]
-ccusage_grouping = [
-    click.option("--breakdown", "-b", is_flag=True, hidden=True, help="--by model"),
-    click.option("--instances", "-i", is_flag=True, hidden=True, help="--by project"),
-]
-# ccusage 20's reports across agents: daily, weekly, monthly and session.
-ccusage_reports = [
-    _accepted("--all", help="ccusage's; cmat's reports hold every agent's usage already."),
-    click.option("--by-agent", is_flag=True, hidden=True, help="--by app"),
-    click.option("--no-cost", is_flag=True, hidden=True, help="No cost columns in the table."),
-    click.option("--sections", hidden=True, expose_value=False, callback=refused(
-        "cmat prints one report a command, each quick after the first: run 'cmat daily', "
-        "'cmat weekly', 'cmat monthly' or 'cmat session' for each")),
-    click.option("--project-aliases", hidden=True, expose_value=False, callback=refused(
-        "cmat names each project by its folder: --project takes any text found in it")),
-]
-ccusage_weeks = [
-    click.option("--start-of-week", "-w", hidden=True, expose_value=False,
-                 callback=_iso_weeks_only),
-]
-ccusage_one_session = [
-    click.option("--id", "-i", "session_id", hidden=True,
-                 help="One session's totals: from its transcript, else from the ledger."),
-]
-
 scan_options = [
     click.option("--no-scan", is_flag=True,
                  help="Report from the ledger as it is, without importing new transcript lines."),
@@ -149,7 +78,7 @@ filter_options = [
                  help="Only what this machine recorded (its CMAT_MACHINE, else host name)."),
     click.option("--app", type=click.Choice(APPS), metavar="APP",
                  help=f"Only this coding agent's requests: {', '.join(APPS)}."),
-    click.option("--agent", hidden=True, expose_value=False, callback=_no_agent),
+    other_agent_option,
     click.option("--team", is_flag=True,
                  help="The whole team's usage, from the team database (days in UTC; "
                       "--by may add user and machine)."),
