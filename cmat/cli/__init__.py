@@ -119,7 +119,8 @@ def _show_version(ctx: click.Context, _param, value: bool) -> None:
 @colour_option
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """Exact costs of Claude Code sessions, recorded against tasks and kept within budgets.
+    """Exact costs of Claude Code sessions (and Codex CLI's, Gemini CLI's and OpenCode's),
+    recorded against tasks and kept within budgets.
 
     \b
     Quick start:

@@ -413,9 +413,10 @@ def _csv(report: dict) -> str:
 
 @click.group()
 def report() -> None:
-    """Spend over your whole Claude Code history, by day, week, month or session.
+    """Spend over your whole history, by day, week, month or session: Claude Code's, and
+    Codex CLI's, Gemini CLI's and OpenCode's beside it (--app for one of them).
 
-    Each report first imports what Claude Code wrote since the last one into the ledger
+    Each report first imports what the agents wrote since the last one into the ledger
     (only appended bytes are read), unless --no-scan.
     """
 
