@@ -61,8 +61,11 @@ class ReportQueries(Queries):
         """The first and last request in [since, until) of `project` (None, None: none)."""
         condition, params = report_filter(since, until, project, machine)
         table = usage_source((), self.has_rollups()).table
-        return self.query(f"SELECT min(ts), max(ts) FROM {table} WHERE {condition}",
-                          params)[0]
+        # Apart: SQLite reads min() or max() alone from the ts index, both together by
+        # scanning every row (25 ms of each report at 300,000 requests).
+        return self.query(f"SELECT (SELECT min(ts) FROM {table} WHERE {condition}),"
+                          f" (SELECT max(ts) FROM {table} WHERE {condition})",
+                          (*params, *params))[0]
 
     # A Claude plan's 5-hour blocks and weekly hours are Claude Code's alone: the three below
     # read its requests only (no source), never another agent's.
