@@ -39,7 +39,8 @@ class Block:
     cost_usd: float = 0.0
     unpriced_requests: int = 0
     models: list[str] = field(default_factory=list)  # in order of first use
-    per_model: dict[str, tuple[int, float]] = field(default_factory=dict)  # tokens, cost
+    # tokens, cost of the priced requests, unpriced requests
+    per_model: dict[str, tuple[int, float, int]] = field(default_factory=dict)
 
     @property
     def total_tokens(self) -> int:
@@ -59,8 +60,9 @@ class Block:
         self.cost_usd += cost or 0.0
         if model not in self.models:
             self.models.append(model)
-        tokens, spent = self.per_model.get(model, (0, 0.0))
-        self.per_model[model] = (tokens + sum(value or 0 for value in counts), spent + (cost or 0))
+        tokens, spent, unpriced = self.per_model.get(model, (0, 0.0, 0))
+        self.per_model[model] = (tokens + sum(value or 0 for value in counts),
+                                 spent + (cost or 0), unpriced + requests - priced)
 
     def burn_rate(self) -> dict | None:
         """Tokens per minute (all kinds, and input + output alone) and USD per hour, from the
@@ -157,7 +159,7 @@ def active_block(ledger: Ledger, now: float) -> Block | None:
         block.cost_usd += cost
         block.unpriced_requests += requests - priced
         block.models.append(model)
-        block.per_model[model] = (sum(value or 0 for value in counts), cost)
+        block.per_model[model] = (sum(value or 0 for value in counts), cost, requests - priced)
     return block
 
 
@@ -198,8 +200,9 @@ def block_json(block: Block, now: float, limit: int | None, breakdown: bool = Fa
         "burn_rate": block.burn_rate() if block.active else None, "projection": projection,
     }
     if breakdown:
-        data["per_model"] = [{"model": model, "tokens": tokens, "cost_usd": cost}
-                             for model, (tokens, cost) in block.per_model.items()]
+        data["per_model"] = [{"model": model, "tokens": tokens, "cost_usd": cost,
+                              "unpriced_requests": unpriced}
+                             for model, (tokens, cost, unpriced) in block.per_model.items()]
     if limit:
         data["token_limit"] = {"limit": limit, "percent": block.total_tokens / limit * 100}
         if projection:

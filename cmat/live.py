@@ -87,8 +87,8 @@ def render(snapshot: Snapshot):
         models = Table(box=None, pad_edge=False, show_edge=False)
         for column, justify in (("Model", "left"), ("Tokens", "right"), ("Cost", "right")):
             models.add_column(column, justify=justify)
-        for model, (tokens, cost) in list(block.per_model.items())[:4]:
-            models.add_row(short_model(model)[:28], f"{tokens:,}", usd(cost))
+        for model, (tokens, cost, unpriced) in list(block.per_model.items())[:4]:
+            models.add_row(short_model(model)[:28], f"{tokens:,}", usd(cost, unpriced))
         lines.append(models)
     today = f"Today {usd(snapshot.today_usd)}"
     if snapshot.daily_limit:

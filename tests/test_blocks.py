@@ -10,7 +10,14 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cmat import clock
-from cmat.blocks import active_block, active_start, cut_blocks, limit_status, token_limit
+from cmat.blocks import (
+    active_block,
+    active_start,
+    block_json,
+    cut_blocks,
+    limit_status,
+    token_limit,
+)
 from cmat.errors import UsageError
 from cmat.ledger import Ledger
 from cmat.ledger.schema import request_rows
@@ -90,10 +97,15 @@ def test_the_active_start_from_request_times_is_the_start_cut_blocks_finds():
 
 
 def test_unpriced_requests_count_their_tokens_not_a_cost():
-    (block,) = cut_blocks([request("2026-01-01T10:00", cost=None), request("2026-01-01T10:01")],
-                          now=at("2026-02-01T00:00"))
+    (block,) = cut_blocks([request("2026-01-01T10:00", cost=None, model="mystery-1"),
+                           request("2026-01-01T10:01")], now=at("2026-02-01T00:00"))
     assert block.unpriced_requests == 1 and block.cost_usd == pytest.approx(0.01)
     assert block.tokens["input"] == 2000
+    # By model too (blocks --breakdown, cmat live): the unknown model's cost is no $0.00.
+    assert block.per_model["mystery-1"] == (1500, 0.0, 1)
+    assert block.per_model["claude-sonnet-4-5"] == (1500, pytest.approx(0.01), 0)
+    assert block_json(block, at("2026-02-01T00:00"), None, breakdown=True)["per_model"][0] == {
+        "model": "mystery-1", "tokens": 1500, "cost_usd": 0.0, "unpriced_requests": 1}
 
 
 def test_token_limits():
@@ -146,7 +158,8 @@ def test_blocks_cut_from_the_ledgers_hourly_sums_are_those_of_each_request(reque
         return (block.start, block.end, block.gap, block.active, block.requests,
                 block.first_request, block.last_request, block.tokens,
                 block.unpriced_requests, sorted(block.models),
-                {model: tokens for model, (tokens, _) in block.per_model.items()})
+                {model: (tokens, unpriced)
+                 for model, (tokens, _, unpriced) in block.per_model.items()})
 
     assert [seen(block) for block in summed] == [seen(block) for block in one_by_one]
     assert [block.cost_usd for block in summed] == pytest.approx(

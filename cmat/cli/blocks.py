@@ -117,8 +117,9 @@ def _table(chosen: list, now: float, limit: int | None, tz, breakdown: bool) -> 
                      usd(block.cost_usd, block.unpriced_requests)])
         if breakdown:
             rows += [["", "", f"  {short_model(model)}", count(tokens),
-                      *([f"{tokens / limit * 100:.0f}%"] if limit else []), usd(cost)]
-                     for model, (tokens, cost) in block.per_model.items()]
+                      *([f"{tokens / limit * 100:.0f}%"] if limit else []),
+                      usd(cost, unpriced)]
+                     for model, (tokens, cost, unpriced) in block.per_model.items()]
     return table(rows, headers, numeric_from=3)
 
 
