@@ -215,6 +215,11 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
         raise click.UsageError("--json=ccusage has no --by (nor -i): ccusage's reports group "
                                "by period")
     layout = layout or {}
+    if layout.get("compact") and layout.get("wide"):
+        raise click.UsageError("--compact and --wide cannot go together")
+    if layout.get("no_cost") and (as_json or as_csv):
+        raise click.UsageError("--no-cost leaves the costs out of the table; JSON and CSV "
+                               "keep every field")
     if team or team_url:
         from cmat.catalog import ModelService
         from cmat.team.reports import team_report
@@ -228,11 +233,6 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
             report = build_report(ledger, query)
             if layout.get("html"):
                 _write_html(layout["html"], ledger, models, query)
-    if layout.get("compact") and layout.get("wide"):
-        raise click.UsageError("--compact and --wide cannot go together")
-    if layout.get("no_cost") and (as_json or as_csv):
-        raise click.UsageError("--no-cost leaves the costs out of the table; JSON and CSV "
-                               "keep every field")
     if layout.get("last"):
         from cmat.reports import last_periods
 
