@@ -13,7 +13,9 @@ projection assumes that rate until the block ends.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from cmat.errors import UsageError
 from cmat.ledger import Ledger
@@ -78,14 +80,21 @@ class Block:
                 "cost_per_hour": self.cost_usd / minutes * 60}
 
     def projection(self, now: float) -> dict | None:
-        """The active block's totals at its end if its burn rate holds."""
+        """The active block's totals at its end if its burn rate holds (over the time left to
+        the second; the minutes left are shown rounded)."""
         rate = self.burn_rate() if self.active else None
         if rate is None:
             return None
-        remaining = round(max(self.end - now, 0) / 60)
-        return {"total_tokens": round(self.total_tokens + rate["tokens_per_minute"] * remaining),
+        remaining = max(self.end - now, 0) / 60
+        return {"total_tokens": _js_round(self.total_tokens
+                                          + rate["tokens_per_minute"] * remaining),
                 "cost_usd": self.cost_usd + rate["cost_per_hour"] / 60 * remaining,
-                "remaining_minutes": remaining}
+                "remaining_minutes": _js_round(remaining)}
+
+
+def _js_round(value: float) -> int:
+    """Halves rounded up, as ccusage (JavaScript's Math.round) rounds them, not to even."""
+    return math.floor(value + 0.5)
 
 
 def short_model(model: str) -> str:
@@ -167,8 +176,8 @@ def token_limit(value: str | None, blocks: list[Block]) -> int | None:
     """`--token-limit`: a number of tokens, or `max` for the largest block seen."""
     if value is None:
         return None
-    if value == "max":
-        largest = max((b.total_tokens for b in blocks if not b.gap), default=0)
+    if value == "max":  # the largest block before the one under way, as ccusage takes it
+        largest = max((b.total_tokens for b in blocks if not b.gap and not b.active), default=0)
         return largest or None
     try:
         limit = int(value)
@@ -210,3 +219,44 @@ def block_json(block: Block, now: float, limit: int | None, breakdown: bool = Fa
                 projected_percent=projection["total_tokens"] / limit * 100,
                 status=limit_status(projection["total_tokens"], limit))
     return data
+
+
+def ccusage_block(block: Block, now: float, limit: int | None) -> dict:
+    """A block in the shape ccusage 20's `blocks --json` prints it, for scripts and status
+    bars written for ccusage: camelCase keys, times to the millisecond, the burn rate and
+    projection of the block under way (the cost projected to the cent), and with a token
+    limit, its status."""
+    projection = block.projection(now) if block.active else None
+    rate = block.burn_rate() if block.active else None
+    data = {
+        "id": ("gap-" if block.gap else "") + _iso_ms(block.start),
+        "startTime": _iso_ms(block.start), "endTime": _iso_ms(block.end),
+        "actualEndTime": None if block.gap else _iso_ms(block.last_request),
+        "isActive": block.active, "isGap": block.gap, "entries": block.requests,
+        "tokenCounts": {"inputTokens": block.tokens["input"],
+                        "outputTokens": block.tokens["output"],
+                        "cacheCreationInputTokens": block.tokens["cache_creation"],
+                        "cacheReadInputTokens": block.tokens["cache_read"]},
+        "totalTokens": block.total_tokens, "costUSD": block.cost_usd, "models": block.models,
+        "burnRate": rate and {"tokensPerMinute": rate["tokens_per_minute"],
+                              "tokensPerMinuteForIndicator":
+                                  rate["input_output_tokens_per_minute"],
+                              "costPerHour": rate["cost_per_hour"]},
+        "projection": projection and {
+            "totalTokens": projection["total_tokens"],
+            "totalCost": math.floor(projection["cost_usd"] * 100 + 0.5) / 100,
+            "remainingMinutes": projection["remaining_minutes"]},
+    }
+    if projection and limit:
+        projected = projection["total_tokens"]
+        data["tokenLimitStatus"] = {"limit": limit, "projectedUsage": projected,
+                                    "percentUsed": projected / limit * 100,
+                                    "status": limit_status(projected, limit)}
+    return data
+
+
+def _iso_ms(ts: float) -> str:
+    """Unix seconds as JavaScript's toISOString writes them: UTC, to the millisecond."""
+    milliseconds = math.floor(ts * 1000 + 0.5)
+    moment = datetime.fromtimestamp(milliseconds // 1000, UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{milliseconds % 1000:03d}Z"

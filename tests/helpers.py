@@ -41,6 +41,20 @@ def real_fixture(name_part: str) -> Path:
     return matches[0]
 
 
+def real_history(root: Path, monkeypatch) -> Path:
+    """The real fixtures as Claude Code's history under `root`, the way ccusage's outputs in
+    tests/fixtures were made over them (without the file whose usage lines ccusage does not
+    read, server_tool_use: null); CLAUDE_CONFIG_DIR points there and TZ is UTC."""
+    history = root / "claude" / "projects" / "p"
+    history.mkdir(parents=True)
+    for source in sorted(REAL_FIXTURES.glob("*/*.jsonl")):
+        if "sidechain_integrated" not in source.name:
+            (history / source.name).write_bytes(source.read_bytes())
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(root / "claude"))
+    monkeypatch.setenv("TZ", "UTC")
+    return history
+
+
 def child_env(**extra) -> dict:
     """The environment for a subprocess: the test's isolated one plus `extra`."""
     env = dict(os.environ)

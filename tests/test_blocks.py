@@ -1,6 +1,7 @@
 """5-hour blocks: cut the way Claude Code's windows (and ccusage) cut them."""
 
 import json
+import math
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from cmat.blocks import (
     active_block,
     active_start,
     block_json,
+    ccusage_block,
     cut_blocks,
     limit_status,
     token_limit,
@@ -23,7 +25,7 @@ from cmat.ledger import Ledger
 from cmat.ledger.schema import request_rows
 from cmat.periods import iso_utc
 from cmat.usage import UsageRecord
-from tests.helpers import FIXTURES, REAL_FIXTURES, cli_run
+from tests.helpers import FIXTURES, cli_run, real_history
 from tests.transcript_factory import TranscriptBuilder, write_session
 
 
@@ -167,12 +169,7 @@ def test_blocks_cut_from_the_ledgers_hourly_sums_are_those_of_each_request(reque
 
 
 def test_blocks_of_the_real_fixtures_equal_ccusages(tmp_path, monkeypatch):
-    history = tmp_path / "claude" / "projects" / "p"
-    history.mkdir(parents=True)
-    for source in REAL_FIXTURES.glob("*/*.jsonl"):
-        if "sidechain_integrated" not in source.name:  # a file ccusage does not read
-            (history / source.name).write_bytes(source.read_bytes())
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    real_history(tmp_path, monkeypatch)
     mine = json.loads(cli_run("blocks", "--json", "-q").output)["blocks"]
     theirs = json.loads((FIXTURES / "ccusage-blocks.json").read_text())["blocks"]
     assert len(mine) == len(theirs) == 13
@@ -190,6 +187,49 @@ def test_blocks_of_the_real_fixtures_equal_ccusages(tmp_path, monkeypatch):
         assert ours["tokens"] == {"input": counts["inputTokens"], "output": counts["outputTokens"],
                                   "cache_creation": counts["cacheCreationInputTokens"],
                                   "cache_read": counts["cacheReadInputTokens"]}
+
+
+def test_json_ccusage_is_what_ccusage_blocks_prints_over_the_same_history(tmp_path,
+                                                                          monkeypatch):
+    """A script or status bar written for `ccusage blocks --json` reads cmat's unchanged:
+    every block, gap and field as ccusage 20.0.24 printed them over the same files (the
+    cost to the float's last digits, summed in another order)."""
+    real_history(tmp_path, monkeypatch)
+    mine = json.loads(cli_run("blocks", "--json=ccusage", "-q").output)
+    theirs = json.loads((FIXTURES / "ccusage-blocks.json").read_text())
+    assert mine.keys() == {"blocks"}
+    for ours, ccusage in zip(mine["blocks"], theirs["blocks"], strict=True):
+        assert ours.pop("costUSD") == pytest.approx(ccusage.pop("costUSD"), rel=1e-12)
+        assert ours == ccusage
+    assert json.loads(cli_run("blocks", "--json=ccusage", "--active", "-q").output) == {
+        "blocks": [], "message": "No active block"}
+
+
+def test_json_ccusage_of_the_block_under_way_projects_as_ccusage_does():
+    """ccusage's burn rate, projection (over the time left, tokens and minutes rounded
+    halves up, the cost to the cent) and token limit status, worked out by hand."""
+    rows = [request("2026-01-01T10:10", output=2000, cost=0.40),
+            request("2026-01-01T10:40", output=4000, cost=0.80)]
+    now = at("2026-01-01T11:00:30")
+    (block,) = cut_blocks(rows, now)
+    data = ccusage_block(block, now, 10_000)
+    assert data["isActive"] and data["entries"] == 2 and data["actualEndTime"] == \
+        "2026-01-01T10:40:00.000Z"
+    # 8,000 tokens (2,000 input, 6,000 output) and $1.20 over the 30 minutes between them
+    assert data["burnRate"] == {"tokensPerMinute": 8000 / 30,
+                                "tokensPerMinuteForIndicator": 8000 / 30,
+                                "costPerHour": pytest.approx(2.40)}
+    left = (at("2026-01-01T15:00") - now) / 60  # 239.5 minutes
+    assert data["projection"] == {"totalTokens": math.floor(8000 + 8000 / 30 * left + 0.5),
+                                  "totalCost": round(1.20 + 2.40 / 60 * left, 2),
+                                  "remainingMinutes": 240}
+    assert data["tokenLimitStatus"] == {
+        "limit": 10_000, "projectedUsage": data["projection"]["totalTokens"],
+        "percentUsed": data["projection"]["totalTokens"] / 100, "status": "exceeds"}
+    # "max" is the largest block before the one under way, as ccusage takes it.
+    earlier = request("2025-12-31T10:00", output=500)
+    blocks = cut_blocks([earlier, *rows], now)
+    assert token_limit("max", blocks) == 1500
 
 
 def test_the_command_shows_the_active_block_with_its_projection_and_limit(tmp_path, monkeypatch):
@@ -211,8 +251,10 @@ def test_the_command_shows_the_active_block_with_its_projection_and_limit(tmp_pa
     assert iso_utc(summed.start) == block["start"] and summed.tokens == block["tokens"]
     assert (summed.requests, summed.models) == (2, block["models"])
     assert summed.cost_usd == pytest.approx(block["cost_usd"])
-    text = cli_run("blocks", "--token-limit", "max", "-q").output
+    text = cli_run("blocks", "--token-limit", "50000", "-q").output
     assert "ACTIVE" in text and "Active block:" in text and "% used" in text
+    # "max" is the largest block before this one: there is none, so no limit (as ccusage).
+    assert "% used" not in cli_run("blocks", "--token-limit", "max", "-q").output
     assert max(len(line) for line in text.splitlines()) <= 80
 
 

@@ -24,7 +24,7 @@ from cmat.ledger import Ledger
 from cmat.maintenance import reprice
 from cmat.reports import ReportQuery, build_report
 from cmat.tasks.queue import QueueService, TaskContext
-from tests.helpers import FIXTURES, REAL_FIXTURES, cli_run, user_config
+from tests.helpers import FIXTURES, cli_run, real_history, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 
 
@@ -576,13 +576,7 @@ def test_last_n_days_weeks_and_months_are_counted_back_from_the_one_under_way(
 @pytest.fixture
 def ccusage_history(tmp_path, monkeypatch):
     """The real fixtures as ccusage-reports.json was made over them (see its generated_by)."""
-    history = tmp_path / "claude" / "projects" / "p"
-    history.mkdir(parents=True)
-    for source in REAL_FIXTURES.glob("*/*.jsonl"):
-        if "sidechain_integrated" not in source.name:
-            (history / source.name).write_bytes(source.read_bytes())
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
-    monkeypatch.setenv("TZ", "UTC")
+    real_history(tmp_path, monkeypatch)
     return json.loads((FIXTURES / "ccusage-reports.json").read_text())
 
 

@@ -16,7 +16,14 @@ import pytest
 from click.testing import CliRunner
 
 from cmat.cli import cli
-from tests.helpers import FIXTURES, REAL_FIXTURES, REPO, child_env, cli_run, user_config
+from tests.helpers import (
+    FIXTURES,
+    REPO,
+    child_env,
+    cli_run,
+    real_history,
+    user_config,
+)
 
 SNAPSHOTS = FIXTURES.parent / "snapshots"
 NOW = "2026-11-30T12:00:00+00:00"  # after every fixture's last request
@@ -33,14 +40,9 @@ def matches_snapshot(name: str, text: str) -> None:
 
 @pytest.fixture
 def fixed_history(tmp_path, monkeypatch, project):
-    history = tmp_path / "claude" / "projects" / "p"
-    history.mkdir(parents=True)
-    for source in sorted(REAL_FIXTURES.glob("*/*.jsonl")):
-        if "sidechain_integrated" not in source.name:
-            (history / source.name).write_bytes(source.read_bytes())
-    for name, value in (("CLAUDE_CONFIG_DIR", str(tmp_path / "claude")), ("TZ", "UTC"),
-                        ("CMAT_NOW", NOW), ("NO_COLOR", "1")):
-        monkeypatch.setenv(name, value)
+    real_history(tmp_path, monkeypatch)
+    monkeypatch.setenv("CMAT_NOW", NOW)
+    monkeypatch.setenv("NO_COLOR", "1")
     cli_run("scan", "-q")
     return tmp_path
 

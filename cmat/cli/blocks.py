@@ -10,7 +10,7 @@ import click
 from cmat import clock
 from cmat.blocks import short_model
 from cmat.cli.ccusage import ccusage_blocks, ccusage_options
-from cmat.cli.options import output_options
+from cmat.cli.options import colour_option, json_or_ccusage_option
 from cmat.cli.output import count, emit_json, styled, table
 from cmat.cli.report import options, parse_day, scan_first, scan_options
 from cmat.money import usd
@@ -27,7 +27,8 @@ from cmat.plans import duration
 @click.option("--until", "-u",
               help="Blocks starting on or before this day (YYYY-MM-DD or YYYYMMDD, local).")
 @click.option("--token-limit", "-t", metavar="N|max",
-              help="Tokens a block may use: a number, or 'max' for your largest block so far. "
+              help="Tokens a block may use: a number, or 'max' for your largest block before "
+                   "the one under way. "
                    "Adds the share used, and the projected share of the active block.")
 @click.option("--last", "last", type=click.IntRange(min=1), metavar="N",
               help="Only the N most recent blocks (and the gaps between them).")
@@ -36,11 +37,12 @@ from cmat.plans import duration
 @click.option("--breakdown", "-b", is_flag=True, help="Each block's tokens and cost by model.")
 @click.option("--timezone", "-z", "timezone_name", metavar="IANA",
               help="Time zone for the times and days shown (default: the machine's).")
-@output_options
+@json_or_ccusage_option()
+@colour_option
 @options(scan_options, ccusage_options, ccusage_blocks)
 def blocks(active: bool, recent: bool, since: str | None, until: str | None,
            token_limit: str | None, last: int | None, order: str, breakdown: bool,
-           timezone_name: str | None, as_json: bool, no_scan: bool,
+           timezone_name: str | None, as_json: str | None, no_scan: bool,
            extra_paths: tuple[Path, ...], quiet: bool) -> None:
     """Your usage in 5-hour blocks, the windows a Pro or Max plan's limit is counted in.
 
@@ -50,7 +52,7 @@ def blocks(active: bool, recent: bool, since: str | None, until: str | None,
     holds, and the time left. Blocks are cut from cmat's own record, so they are an estimate
     of Claude's windows; Claude Code's own figures, when it gives them, are in `cmat limits`.
     """
-    from cmat.blocks import RECENT_DAYS, block_json, cut_blocks
+    from cmat.blocks import RECENT_DAYS, block_json, ccusage_block, cut_blocks
     from cmat.blocks import token_limit as parse_limit
     from cmat.periods import zone
 
@@ -70,6 +72,10 @@ def blocks(active: bool, recent: bool, since: str | None, until: str | None,
         chosen = _last_blocks(chosen, last)
     if order == "desc":
         chosen.reverse()
+    if as_json == "ccusage":
+        emit_json({"blocks": [ccusage_block(b, now, limit) for b in chosen],
+                   **({"message": "No active block"} if active and not chosen else {})})
+        return
     if as_json:
         emit_json({"blocks": [block_json(b, now, limit, breakdown) for b in chosen],
                    "now": iso_utc(now)})

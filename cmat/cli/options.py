@@ -102,6 +102,16 @@ def output_options(command):
     return _json_option(colour_option(command))
 
 
+def json_or_ccusage_option(ccusage_note: str = ""):
+    """--json, or --json=ccusage for JSON in the shape ccusage 20 prints (`ccusage_note`:
+    what of the command has that shape)."""
+    return click.option(
+        "--json", "-j", "as_json", type=click.Choice(["cmat", "ccusage"]), is_flag=False,
+        flag_value="cmat", default=None,
+        help="Print JSON instead of a table; --json=ccusage: in the shape ccusage 20 prints"
+             f"{ccusage_note}, for its scripts.")
+
+
 @contextlib.contextmanager
 def team_connection(team: bool, team_url: str | None, project: Path | None = None):
     """With --team, a connection to the team database (--to, else the configured one),

@@ -21,7 +21,13 @@ from cmat.cli.ccusage import (
     ccusage_weeks,
     other_agent_option,
 )
-from cmat.cli.options import colour_option, options, output_options, team_connection
+from cmat.cli.options import (
+    colour_option,
+    json_or_ccusage_option,
+    options,
+    output_options,
+    team_connection,
+)
 from cmat.cli.output import (
     count,
     emit_json,
@@ -85,10 +91,7 @@ filter_options = [
     click.option("--to", "team_url", metavar="URL",
                  help="With --team: the team database (default: CMAT_TEAM_URL, team.url)."),
     colour_option,
-    click.option("--json", "-j", "as_json", type=click.Choice(["cmat", "ccusage"]),
-                 is_flag=False, flag_value="cmat", default=None,
-                 help="Print JSON instead of a table; --json=ccusage: in the shape ccusage 20 "
-                      "prints (daily, weekly, monthly, session; no --by), for its scripts."),
+    json_or_ccusage_option(" (daily, weekly, monthly, session; no --by)"),
     click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table."),
 ]
 layout_options = [
