@@ -648,7 +648,8 @@ CCUSAGE_OPTIONS = {
                 ["--compact"], ["--no-cost"], ["--color"], ["--no-color"],
                 ["--config", "ccusage.json"], ["--last", "2"], ["-m", "auto"], ["-d"],
                 ["--debug-samples", "3"], ["-o", "desc"], ["--single-thread"],
-                ["-p", "Demo"], ["--project-aliases", "Demo=Mine"]],
+                ["-p", "Demo"], ["--project-aliases", "Demo=Mine"], ["--speed", "auto"],
+                ["--speed", "fast"]],
     "daily": [["-b"], ["-i"]], "weekly": [["-b"], ["-i"], ["-w", "monday"]],
     "monthly": [["-b"], ["-i"]], "session": [["-i", "nobody"]],
     "blocks": [["-s", "20250901"], ["-u", "20251231"], ["-j"], ["-m", "auto"], ["-d"],
@@ -691,6 +692,9 @@ def test_ccusages_report_and_block_options_do_what_they_do_in_ccusage(ccusage_hi
     assert "Cost" in cli_run("daily", "--no-scan").output
     assert "--no-cost" in cli_run("daily", "--no-cost", "--json", "--no-scan", code=2).stderr
     assert "'cmat models check'" in cli_run("daily", "-d", "--no-scan", code=2).stderr
+    assert rows("codex", "daily", "--speed", "standard") == rows("daily", "--app", "codex")
+    assert "standard tier" in cli_run("codex", "daily", "--speed", "fast", "--no-scan",
+                                      code=2).stderr
     assert "configuration file" in cli_run("blocks", "--config", "x", "--no-scan",
                                            code=2).stderr
     assert "5-hour windows" in cli_run("blocks", "-n", "3", "--no-scan", code=2).stderr

@@ -47,6 +47,15 @@ def _accepted(*names: str, help: str):
     return click.option(*names, is_flag=True, hidden=True, expose_value=False, help=help)
 
 
+def _standard_speed_only(_context, _parameter, value: str | None) -> None:
+    """ccusage's --speed (`ccusage codex daily`): cmat prices Codex at the standard tier."""
+    if value is not None and value.lower() not in ("auto", "standard"):
+        raise click.UsageError(
+            "a Codex rollout does not say which service tier served a request, so cmat prices "
+            "each at the standard tier (ccusage's fast, and its auto with service_tier = "
+            "\"fast\" in config.toml, apply one guess to every request): leave out --speed")
+
+
 def _five_hours_only(_context, _parameter, value: float | None) -> None:
     """ccusage's --session-length: a plan's limit is counted in 5-hour windows."""
     if value is not None and value != 5:
@@ -84,6 +93,7 @@ ccusage_reports = [
         "'cmat weekly', 'cmat monthly' or 'cmat session' for each")),
     click.option("--project-aliases", hidden=True, expose_value=False, callback=_refused(
         "cmat names each project by its folder: --project takes any text found in it")),
+    click.option("--speed", hidden=True, expose_value=False, callback=_standard_speed_only),
 ]
 ccusage_weeks = [
     click.option("--start-of-week", "-w", hidden=True, expose_value=False,
