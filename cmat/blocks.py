@@ -173,7 +173,8 @@ def active_block(ledger: Ledger, now: float) -> Block | None:
 
 
 def token_limit(value: str | None, blocks: list[Block]) -> int | None:
-    """`--token-limit`: a number of tokens, or `max` for the largest block seen."""
+    """`--token-limit`: a number of tokens, or `max` for the largest block before the one
+    under way."""
     if value is None:
         return None
     if value == "max":  # the largest block before the one under way, as ccusage takes it
@@ -244,7 +245,7 @@ def ccusage_block(block: Block, now: float, limit: int | None) -> dict:
                               "costPerHour": rate["cost_per_hour"]},
         "projection": projection and {
             "totalTokens": projection["total_tokens"],
-            "totalCost": math.floor(projection["cost_usd"] * 100 + 0.5) / 100,
+            "totalCost": _js_round(projection["cost_usd"] * 100) / 100,
             "remainingMinutes": projection["remaining_minutes"]},
     }
     if projection and limit:
@@ -257,6 +258,6 @@ def ccusage_block(block: Block, now: float, limit: int | None) -> dict:
 
 def _iso_ms(ts: float) -> str:
     """Unix seconds as JavaScript's toISOString writes them: UTC, to the millisecond."""
-    milliseconds = math.floor(ts * 1000 + 0.5)
+    milliseconds = _js_round(ts * 1000)
     moment = datetime.fromtimestamp(milliseconds // 1000, UTC)
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{milliseconds % 1000:03d}Z"
