@@ -13,13 +13,11 @@ projection assumes that rate until the block ends.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from cmat.errors import UsageError
 from cmat.ledger import Ledger
-from cmat.periods import iso_utc
+from cmat.periods import iso_utc, iso_utc_ms, js_round
 from cmat.usage import COUNTED_TOKENS
 
 BLOCK_SECONDS = 5 * 3600
@@ -86,15 +84,10 @@ class Block:
         if rate is None:
             return None
         remaining = max(self.end - now, 0) / 60
-        return {"total_tokens": _js_round(self.total_tokens
+        return {"total_tokens": js_round(self.total_tokens
                                           + rate["tokens_per_minute"] * remaining),
                 "cost_usd": self.cost_usd + rate["cost_per_hour"] / 60 * remaining,
-                "remaining_minutes": _js_round(remaining)}
-
-
-def _js_round(value: float) -> int:
-    """Halves rounded up, as ccusage (JavaScript's Math.round) rounds them, not to even."""
-    return math.floor(value + 0.5)
+                "remaining_minutes": js_round(remaining)}
 
 
 def short_model(model: str) -> str:
@@ -230,9 +223,9 @@ def ccusage_block(block: Block, now: float, limit: int | None) -> dict:
     projection = block.projection(now) if block.active else None
     rate = block.burn_rate() if block.active else None
     data = {
-        "id": ("gap-" if block.gap else "") + _iso_ms(block.start),
-        "startTime": _iso_ms(block.start), "endTime": _iso_ms(block.end),
-        "actualEndTime": None if block.gap else _iso_ms(block.last_request),
+        "id": ("gap-" if block.gap else "") + iso_utc_ms(block.start),
+        "startTime": iso_utc_ms(block.start), "endTime": iso_utc_ms(block.end),
+        "actualEndTime": None if block.gap else iso_utc_ms(block.last_request),
         "isActive": block.active, "isGap": block.gap, "entries": block.requests,
         "tokenCounts": {"inputTokens": block.tokens["input"],
                         "outputTokens": block.tokens["output"],
@@ -245,7 +238,7 @@ def ccusage_block(block: Block, now: float, limit: int | None) -> dict:
                               "costPerHour": rate["cost_per_hour"]},
         "projection": projection and {
             "totalTokens": projection["total_tokens"],
-            "totalCost": _js_round(projection["cost_usd"] * 100) / 100,
+            "totalCost": js_round(projection["cost_usd"] * 100) / 100,
             "remainingMinutes": projection["remaining_minutes"]},
     }
     if projection and limit:
@@ -255,9 +248,3 @@ def ccusage_block(block: Block, now: float, limit: int | None) -> dict:
                                     "status": limit_status(projected, limit)}
     return data
 
-
-def _iso_ms(ts: float) -> str:
-    """Unix seconds as JavaScript's toISOString writes them: UTC, to the millisecond."""
-    milliseconds = _js_round(ts * 1000)
-    moment = datetime.fromtimestamp(milliseconds // 1000, UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{milliseconds % 1000:03d}Z"

@@ -4,6 +4,7 @@ months in it (DST included), in one place for budgets, reports and the status li
 from __future__ import annotations
 
 import functools
+import math
 import os
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -171,3 +172,16 @@ def iso_utc(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def js_round(value: float) -> int:
+    """Halves rounded up, as JavaScript's Math.round (and so ccusage) rounds them, not to even."""
+    return math.floor(value + 0.5)
+
+
+def iso_utc_ms(ts: float) -> str:
+    """Unix seconds as JavaScript's toISOString writes them (and ccusage's JSON): UTC, to the
+    millisecond."""
+    milliseconds = js_round(ts * 1000)
+    moment = datetime.fromtimestamp(milliseconds // 1000, UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{milliseconds % 1000:03d}Z"

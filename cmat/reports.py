@@ -20,7 +20,7 @@ from cmat.errors import UsageError
 from cmat.ledger import Ledger
 from cmat.ledger.queries.source import ReportSource
 from cmat.ledger.queries.sql import DIMENSION_COLUMNS
-from cmat.periods import iso_utc, local_zone, midnight, offset_changes
+from cmat.periods import iso_utc, iso_utc_ms, local_zone, midnight, offset_changes
 from cmat.pricing import summarize
 from cmat.transcripts.parallel import ReadOptions
 from cmat.transcripts.session import read_session
@@ -195,6 +195,20 @@ def _periods_back(key: str, today: date, back: int) -> str:
 
 
 CCUSAGE_KEYS = {"date": "daily", "week": "weekly", "month": "monthly", "session": "session"}
+
+
+def ccusage_session(session_id: str, requests: list[tuple]) -> dict:
+    """One session's requests (Ledger.latest_requests' rows, oldest first) in the shape
+    ccusage 20's `session --id ID --json` prints: the session's cost and tokens, then each
+    request, with its own cost (ccusage's is a transcript's costUSD, which Claude Code no
+    longer writes: 0 for each). Its subagents' requests are the session's, as in every cmat
+    report."""
+    entries = [{"timestamp": iso_utc_ms(ts), "inputTokens": prompt, "outputTokens": output,
+                "cacheCreationTokens": writes, "cacheReadTokens": reads, "model": model,
+                "costUSD": cost or 0.0}
+               for _, model, ts, _, cost, prompt, output, writes, reads in requests]
+    return {"sessionId": session_id, "totalCost": sum(entry["costUSD"] for entry in entries),
+            "totalTokens": sum(sum(row[5:9]) for row in requests), "entries": entries}
 
 
 def ccusage_shape(report: dict) -> dict:

@@ -24,7 +24,7 @@ from cmat.ledger import Ledger
 from cmat.maintenance import reprice
 from cmat.reports import ReportQuery, build_report
 from cmat.tasks.queue import QueueService, TaskContext
-from tests.helpers import FIXTURES, cli_run, real_history, user_config
+from tests.helpers import FIXTURES, cli_run, real_fixture, real_history, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 
 
@@ -637,6 +637,27 @@ def test_ccusages_own_options_run_as_ccusage_users_type_them(ccusage_history):
     blocks = json.loads(cli_run("blocks", "-s", "20250901", "-u", "20250930", "-o", "desc",
                                 "-t", "max", "-O", "-j", "-q").output)["blocks"]
     assert blocks[0]["start"] > blocks[-1]["start"] and blocks[0]["token_limit"]
+
+
+def test_json_ccusage_of_one_session_is_what_ccusage_prints_for_it(tmp_path, monkeypatch):
+    """`session --id ID --json=ccusage`: ccusage 20.0.24's shape and figures for the same
+    transcript, request by request, each with its cost (ccusage's are all 0); an id no
+    session has prints null, as ccusage's does."""
+    theirs = json.loads((FIXTURES / "ccusage-session-id.json").read_text())
+    session = theirs["sessionId"]
+    history = tmp_path / "claude" / "projects" / "p"
+    history.mkdir(parents=True)
+    (history / f"{session}.jsonl").write_bytes(real_fixture(session).read_bytes())
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    monkeypatch.setenv("TZ", "UTC")
+    mine = json.loads(cli_run("session", "--id", session, "--json=ccusage", "-q").output)
+    assert mine["totalCost"] == pytest.approx(theirs["totalCost"], rel=1e-12)
+    assert (mine["sessionId"], mine["totalTokens"]) == (session, theirs["totalTokens"])
+    assert sum(entry["costUSD"] for entry in mine["entries"]) == \
+        pytest.approx(mine["totalCost"]) and mine["entries"][0]["costUSD"] > 0
+    for ours, ccusage in zip(mine["entries"], theirs["entries"], strict=True):
+        assert {**ours, "costUSD": 0.0} == ccusage
+    assert cli_run("session", "--id", "nobody", "--json=ccusage", "-q").output == "null\n"
 
 
 # Every option of ccusage 20.0.24's reports and blocks, from their --help (`ccusage daily

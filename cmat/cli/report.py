@@ -476,8 +476,14 @@ def _one_session(session_id: str, as_json: str | None, app: str | None,
     from cmat.reports import ReportQuery, build_report
     from cmat.transcripts.files import session_transcript
 
-    if as_json == "ccusage":
-        raise click.UsageError("--json=ccusage has no --id: leave out one or the other")
+    if as_json == "ccusage":  # from the ledger, as ccusage prints it: null if none
+        from cmat.reports import ccusage_session
+
+        ledger, _ = scan_first(no_scan, extra_paths, quiet)
+        with ledger:
+            requests = ledger.latest_requests(session_id, -1)[::-1]  # -1: no limit
+        emit_json(ccusage_session(session_id, requests) if requests else None)
+        return
     roots = paths.transcript_roots(list(extra_paths))
     looked = ""
     if app in (None, CLAUDE_CODE):
