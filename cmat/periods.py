@@ -78,6 +78,15 @@ def period_start(period: str, day: date) -> date:
     raise UsageError(f"unknown period {period!r}")
 
 
+def period_start_back(period: str, day: date, back: int) -> date:
+    """The first day of the period `back` periods before the one holding `day`."""
+    start = period_start(period, day)
+    if period == "monthly":
+        months = start.year * 12 + start.month - 1 - back
+        return date(months // 12, months % 12 + 1, 1)
+    return start - timedelta(days=back * (7 if period == "weekly" else 1))
+
+
 def period_bounds(period: str, tz: ZoneInfo, now: float) -> tuple[float, datetime]:
     """The start of the current period (unix seconds) and the moment it resets."""
     start = period_start(period, datetime.fromtimestamp(now, tz).date())

@@ -20,7 +20,14 @@ from cmat.errors import UsageError
 from cmat.ledger import Ledger
 from cmat.ledger.queries.source import ReportSource
 from cmat.ledger.queries.sql import DIMENSION_COLUMNS
-from cmat.periods import iso_utc, iso_utc_ms, local_zone, midnight, offset_changes
+from cmat.periods import (
+    iso_utc,
+    iso_utc_ms,
+    local_zone,
+    midnight,
+    offset_changes,
+    period_start_back,
+)
 from cmat.pricing import summarize
 from cmat.transcripts.parallel import ReadOptions
 from cmat.transcripts.session import read_session
@@ -170,8 +177,10 @@ def last_periods(report: dict, count: int, now: float) -> dict:
                 kept.add(row[key])
     else:
         today = datetime.fromtimestamp(now, ZoneInfo(report["timezone"])).date()
-        first = _periods_back(key, today, count - 1)
-        kept = {row[key] for row in report["rows"] if row[key] >= first}
+        period = next(name for name, period_key in PERIODS.items() if period_key == key)
+        first = period_start_back(period, today, count - 1).isoformat()
+        first = first[:7] if key == "month" else first  # a month's key is YYYY-MM
+        kept = {row[key] for row in report["rows"] if row[key] >= first}  # ISO sorts as time
     rows = [row for row in report["rows"] if row[key] in kept]
     total = _empty_total()
     for row in rows:
@@ -182,16 +191,6 @@ def last_periods(report: dict, count: int, now: float) -> dict:
     if "runs" in report["total"]:
         _per_run(total, sum(row["runs"] for row in rows))
     return {**report, "rows": rows, "total": total}
-
-
-def _periods_back(key: str, today: date, back: int) -> str:
-    """The key ("date", "week" or "month") of the period `back` periods before today's."""
-    if key == "date":
-        return (today - timedelta(days=back)).isoformat()
-    if key == "week":
-        return (today - timedelta(days=today.weekday() + 7 * back)).isoformat()
-    months = today.year * 12 + today.month - 1 - back
-    return f"{months // 12:04d}-{months % 12 + 1:02d}"
 
 
 CCUSAGE_KEYS = {"date": "daily", "week": "weekly", "month": "monthly", "session": "session"}
@@ -208,7 +207,10 @@ def ccusage_session(session_id: str, requests: list[tuple]) -> dict:
                 "costUSD": cost or 0.0}
                for _, model, ts, _, cost, prompt, output, writes, reads in requests]
     return {"sessionId": session_id, "totalCost": sum(entry["costUSD"] for entry in entries),
-            "totalTokens": sum(sum(row[5:9]) for row in requests), "entries": entries}
+            "totalTokens": sum(entry["inputTokens"] + entry["outputTokens"]
+                               + entry["cacheCreationTokens"] + entry["cacheReadTokens"]
+                               for entry in entries),
+            "entries": entries}
 
 
 def ccusage_shape(report: dict) -> dict:

@@ -1,6 +1,6 @@
 """Day, week and month bounds in local time."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmat.periods import epoch_date, period_bounds, utc_day
+from cmat.periods import epoch_date, period_bounds, period_start_back, utc_day
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -48,3 +48,12 @@ def test_a_request_is_priced_on_its_utc_day(ms):
     seen = []
     pricing_at(SimpleNamespace(pricing_on=seen.append), ts)
     assert seen == [day]
+
+
+def test_a_period_counted_back_starts_on_its_first_day_across_years():
+    day = date(2026, 1, 15)  # a Thursday
+    assert period_start_back("monthly", day, 0) == date(2026, 1, 1)
+    assert period_start_back("monthly", day, 2) == date(2025, 11, 1)
+    assert period_start_back("monthly", day, 13) == date(2024, 12, 1)
+    assert period_start_back("weekly", day, 2) == date(2025, 12, 29)
+    assert period_start_back("daily", day, 15) == date(2025, 12, 31)
