@@ -144,6 +144,12 @@ def test_status_reports_missing_then_healthy_then_the_last_run(project, tmp_path
     assert report["ok"] and all(h["installed"] and h["executable"] for h in project_scope["hooks"])
     assert project_scope["hooks"][0]["runs"] == f"{os.sys.executable} -m cmat"
     assert project_scope["scripts_current"] is True
+    # Each hook's command, and what runs it, start in one column, UserPromptSubmit's too.
+    lines = cli_run("hooks", "status").output.splitlines()
+    hooks = [line for line in lines if ".claude/hooks/cmat/" in line]
+    runs = [line for line in lines if line.strip().startswith("runs:")]
+    assert len(hooks) == 4 and len(runs) == 4
+    assert {line.index('"$CLAUDE') for line in hooks} == {line.index("runs:") for line in runs}
 
     # End a simulated Claude Code session through the installed script.
     task_id = QueueService(project).add("Installed hook")["id"]

@@ -126,28 +126,31 @@ def status(project: Path | None, as_json: bool) -> None:
         emit_json(report)
         leave(OK if healthy else PROBLEMS_FOUND)
     click.echo(f"Project: {report['project']}")
+    # One column for cmat's events, as wide as the longest (UserPromptSubmit); another
+    # tool's event (the settings' text) does not set it.
+    width = max(len(entry["event"]) for scope in report["scopes"] for entry in scope["hooks"])
     for scope in report["scopes"]:
         click.echo(f"\n{scope['scope'].capitalize()} settings: {scope['settings']}")
         if scope.get("error"):
             click.echo(f"  problem: {scope['error']}")
         for entry in scope["hooks"]:
             if not entry["installed"]:
-                click.echo(f"  {entry['event']:<13} not installed")
+                click.echo(f"  {entry['event']:<{width}} not installed")
                 continue
             state = "ok" if entry["executable"] else "script missing or not executable"
-            click.echo(f"  {entry['event']:<13} {entry['command']}  "
+            click.echo(f"  {entry['event']:<{width}} {entry['command']}  "
                        f"(timeout {entry['timeout']} s): {state}")
             runs = entry["runs"] or "no cmat found: run cmat hooks install"
             if entry["runs"] and entry["imports_cmat"] is False:
                 runs += " (cmat is not installed there: run cmat hooks install)"
             elif entry["runs"] and entry["imports_cmat"] is None:
                 runs += " (a system interpreter: not run to check that it has cmat)"
-            click.echo(f"  {'':<13} runs: {runs}")
+            click.echo(f"  {'':<{width}} runs: {runs}")
         if scope.get("scripts_current") is False:
-            click.echo(f"  {'scripts':<13} older than this cmat's (they work; 'cmat hooks "
+            click.echo(f"  {'scripts':<{width}} older than this cmat's (they work; 'cmat hooks "
                        f"install{' --user' if scope['scope'] == 'user' else ''}' updates them)")
         for other in scope["others"]:
-            click.echo(f"  {other['event']:<13} {other['command']}  (not cmat's: left alone)")
+            click.echo(f"  {other['event']:<{width}} {other['command']}  (not cmat's: left alone)")
     click.echo("\nMCP server in .mcp.json: "
                + (f"{report['mcp']['command']} {' '.join(report['mcp']['args'])}" if report["mcp"]
             else "not registered (cmat hooks install --mcp)"))
