@@ -27,6 +27,7 @@ from cmat.ingest import scan
 from cmat.ledger import Ledger
 from cmat.money import usd
 from cmat.periods import midnight
+from cmat.text import terminal_safe
 
 RUNNING_SECONDS = 600  # a session with a request this recent is shown as running
 MAX_SESSIONS = 5
@@ -88,7 +89,7 @@ def render(snapshot: Snapshot):
         for column, justify in (("Model", "left"), ("Tokens", "right"), ("Cost", "right")):
             models.add_column(column, justify=justify)
         for model, (tokens, cost, unpriced) in list(block.per_model.items())[:4]:
-            models.add_row(short_model(model)[:28], f"{tokens:,}", usd(cost, unpriced))
+            models.add_row(_outside(short_model(model)[:28]), f"{tokens:,}", usd(cost, unpriced))
         lines.append(models)
     today = f"Today {usd(snapshot.today_usd)}"
     if snapshot.daily_limit:
@@ -101,7 +102,8 @@ def render(snapshot: Snapshot):
                             ("Cost", "right")):
         sessions.add_column(column, justify=justify)
     for session_id, project, last, cost in snapshot.sessions:
-        sessions.add_row(session_id[:8], (project or "-").rstrip("/").rsplit("/", 1)[-1][:24],
+        sessions.add_row(_outside(session_id[:8]),
+                         _outside((project or "-").rstrip("/").rsplit("/", 1)[-1][:24]),
                          f"{int(now - last) // 60}m ago", usd(cost))
     if snapshot.sessions:
         lines.append(sessions)
@@ -109,6 +111,14 @@ def render(snapshot: Snapshot):
         lines.append(Text("No session at work in the last 10 minutes."))
     return Panel(Group(*lines), title=f"cmat live  {_clock(now)}",
                  subtitle="q or Ctrl-C quits")  # as wide as the terminal
+
+
+def _outside(text: str):
+    """A transcript's model id or project, as rich Text: not read as rich's markup (a
+    "[link=...]" in a folder's name), and terminal_safe (rich passes escape sequences)."""
+    from rich.text import Text
+
+    return Text(terminal_safe(text, False))
 
 
 def _share(snapshot: Snapshot) -> tuple[float, str]:

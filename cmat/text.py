@@ -1,9 +1,10 @@
 """Text that came from outside (an enhancement name, a task id, a model id, a path) shown
-where one line is one record (the hook log, an email subject, an environment variable), or
-in a CSV cell a spreadsheet opens.
+where one line is one record (the hook log, an email subject, an environment variable), on a
+terminal, or in a CSV cell a spreadsheet opens.
 
 A CR or LF there would forge a second log line or a second mail header; a NUL cannot be
-passed in an environment variable at all; a cell that starts like a formula is run as one.
+passed in an environment variable at all; an escape sequence would move a terminal's cursor
+and print over what cmat printed; a cell that starts like a formula is run as one.
 Standard library only: the hook log uses it.
 """
 
@@ -19,6 +20,26 @@ def one_line(text: str) -> str:
     """`text` with every control character shown as an escape (`\\r`, `\\n`, `\\x00`): what it
     said stays readable, and it can no longer start a line of its own."""
     return _BREAKING.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+# A colour code (SGR: ESC [ digits m), a line end, a tab, or another control character.
+_TERMINAL = re.compile("\x1b\\[[0-9;]*m|\r\n|[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def terminal_safe(text: str, lines: bool = True) -> str:
+    """`text` as cmat writes it to a terminal: colours pass, and with `lines` tabs and line
+    ends too (without, as in a table's cell, they are escaped: text from outside cannot start
+    a row of its own); every other control character (ESC that starts no colour code, a lone
+    CR, C1's CSI) is shown as an escape, so that text from outside (a repository's settings,
+    a queue's titles, a transcript's model id) cannot erase, move over or rewrite what cmat
+    printed."""
+    def shown(match: re.Match) -> str:
+        found = match.group()
+        if found[0] == "\x1b" and len(found) > 1 or lines and found in ("\r\n", "\n", "\t"):
+            return found
+        return found.encode("unicode_escape").decode("ascii")
+
+    return _TERMINAL.sub(shown, text)
 
 
 # What starts a formula in a spreadsheet (OWASP's list for CSV injection).

@@ -387,3 +387,23 @@ def test_status_reads_the_interpreter_from_cmats_script_and_checks_it_has_cmat(p
     (site / "__init__.py").write_text("")
     report = json.loads(cli_run("hooks", "status", "--json", code=0).output)
     assert report["scopes"][0]["hooks"][0]["imports_cmat"] is True
+
+
+def test_status_shows_a_settings_escape_sequences_as_text(project):
+    """A cloned repository's hook command may hold escape sequences: on a terminal, one that
+    erased its line and returned to its start could print a fake "ok" over cmat's report.
+    Whatever cmat prints is terminal_safe: the sequence is shown as text, colours stay."""
+    spoof = "true\x1b[2K\r\x9b1A  SessionEnd  cmat: ok"
+    settings_file(project).write_text(json.dumps(
+        {"hooks": {"SessionEnd": [{"hooks": [{"type": "command", "command": spoof}]}]}}))
+    shown = cli_run("--color", "always", "hooks", "status", code=1).output
+    assert "true\\x1b[2K\\r\\x9b1A  SessionEnd" in shown
+    assert not {"\r", "\x9b"} & set(shown) and "\x1b[2K" not in shown
+
+
+def test_terminal_safe_lets_colours_tabs_and_line_ends_through_and_nothing_else():
+    from cmat.text import terminal_safe
+
+    assert terminal_safe("a\x1b[1;31mred\x1b[0m\tb\r\nc\n") == "a\x1b[1;31mred\x1b[0m\tb\r\nc\n"
+    assert terminal_safe("x\x1b]0;title\x07\x1b[H\x00\x7f\u2028") == \
+        "x\\x1b]0;title\\x07\\x1b[H\\x00\\x7f\\u2028"

@@ -50,6 +50,21 @@ def test_the_screen_fits_80_columns_and_names_where_its_figure_comes_from():
     assert max(map(len, wide.splitlines())) == 120
 
 
+def test_a_projects_name_or_model_id_cannot_draw_on_the_screen():
+    """A folder's name is the transcript's text: rich would read "[link=...]" in it as its
+    markup and pass escape sequences on; the screen shows them as text."""
+    now = clock.now()
+    (block,) = cut_blocks([(now - 600, now - 60, "m[blink]\x1b[2J", 2, 10, 7_600, 0, 0, 0.19,
+                            2)], now)
+    shown = Snapshot(now, block, None, None, "pro preset", 0.19, 1.0,
+                     [("sess-1234567", "/home/me/[red]app\x1b[1A", now - 60, 0.19)])
+    console = Console(width=100, force_terminal=True, file=open("/dev/null", "w"), record=True)
+    console.print(render(shown))
+    drawn = console.export_text(styles=True)
+    assert "[red]app\\x1b[1A" in drawn and "m[blink]\\x1b[2J" in drawn
+    assert "\x1b[2J" not in drawn and "\x1b[1A" not in drawn
+
+
 class Terminal:
     """A real terminal: tmux on a server of its own (its own socket), so that one test's
     terminal closing, which ends a shared server with its last session, never takes another

@@ -369,6 +369,29 @@ def test_rows_laid_out_without_rich_are_as_rich_draws_them(data, colour_on):
     assert laid_out == _drawn_by_rich(cells, titles, widths, numeric_from, colour_on)
 
 
+# Text from outside, as a hostile queue or transcript could hold it: line ends of every kind,
+# escape sequences that move the cursor or erase, C1's CSI, a hyperlink, colours.
+OUTSIDE_TEXT = st.lists(st.one_of(
+    st.sampled_from(["\n", "\r", "\r\n", "\x1b[2K", "\x1b[1A", "\x9b2J", "\x1b]8;;x\x1b\\",
+                     "\x1b[31m", "\x85", "\u2028", "\x0b", "\x00", "$0.00"]),
+    st.text(max_size=4)), max_size=6).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.lists(OUTSIDE_TEXT, min_size=2, max_size=2), min_size=1, max_size=5),
+       width=st.sampled_from([None, 40]))
+def test_text_from_outside_keeps_to_its_cell(rows, width):
+    """A task title or model id may hold line ends and escape sequences: in a table each row
+    stays one line, and nothing but colours reaches the terminal (docs/security.md)."""
+    from cmat.cli import output
+    from cmat.text import terminal_safe
+
+    drawn = output.table([[*row, "1"] for row in rows], ["Title", "Model", "Cost"],
+                         numeric_from=2, width=width)
+    assert len(drawn.splitlines()) == len(rows) + 2
+    assert terminal_safe(drawn) == drawn
+
+
 def _drawn_by_rich(cells, titles, widths, numeric_from, colour_on):
     """What cli.output._render gives when rich draws every row."""
     from cmat.cli import output

@@ -13,6 +13,7 @@ import sys
 import click
 
 from cmat.cli.options import colour_option
+from cmat.cli.output import echo
 from cmat.errors import INTERNAL_ERROR_EXIT, OK, CmatError, leave
 from cmat.version import __version__
 
@@ -80,7 +81,7 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CmatError as exc:
-            click.echo(f"cmat: error: {exc}", err=True)
+            echo(f"cmat: error: {exc}", err=True)
             leave(exc.exit_code)
         except BrokenPipeError:
             # Output piped into `head`, which has read enough: not an error. What is still
@@ -94,7 +95,7 @@ class LazyGroup(click.Group):
             from cmat.ledger import ledger_error
 
             error = ledger_error(exc)
-            click.echo(f"cmat: error: {error}", err=True)
+            echo(f"cmat: error: {error}", err=True)
             leave(error.exit_code)
 
 
@@ -108,7 +109,7 @@ def _show_version(ctx: click.Context, _param, value: bool) -> None:
     reader = "the compiled scanner" if scanner.available() else (
         "pure Python (CMAT_PURE_PYTHON=1)" if scanner.built() else
         "pure Python (installed without a C compiler)")
-    click.echo(f"cmat, version {__version__}; transcripts read by {reader}")
+    echo(f"cmat, version {__version__}; transcripts read by {reader}")
     leave(OK)
 
 
@@ -132,7 +133,7 @@ def cli(ctx: click.Context) -> None:
       cmat costs show TASK               what a task has cost so far
     """
     if ctx.invoked_subcommand is None:  # `cmat` alone: the help, and success
-        click.echo(ctx.get_help())
+        echo(ctx.get_help())
 
 
 def main() -> None:
@@ -141,6 +142,6 @@ def main() -> None:
     except Exception as exc:  # a bug: say so plainly, never a bare traceback for users
         if os.environ.get("CMAT_DEBUG"):
             raise
-        click.echo(f"cmat: internal error: {type(exc).__name__}: {exc} "
-                   "(set CMAT_DEBUG=1 for a traceback)", err=True)
+        echo(f"cmat: internal error: {type(exc).__name__}: {exc} "
+             "(set CMAT_DEBUG=1 for a traceback)", err=True)
         leave(INTERNAL_ERROR_EXIT)

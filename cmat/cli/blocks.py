@@ -11,7 +11,7 @@ from cmat import clock
 from cmat.blocks import short_model
 from cmat.cli.ccusage import ccusage_blocks, ccusage_options
 from cmat.cli.options import colour_option, json_or_ccusage_option
-from cmat.cli.output import count, emit_json, styled, table
+from cmat.cli.output import count, echo, emit_json, styled, table
 from cmat.cli.report import options, parse_day, scan_first, scan_options
 from cmat.money import usd
 from cmat.periods import iso_utc
@@ -81,13 +81,13 @@ def blocks(active: bool, recent: bool, since: str | None, until: str | None,
                    "now": iso_utc(now)})
         return
     if not chosen:
-        click.echo("No active block: nothing was used in the last 5 hours." if active
-                   else "No usage recorded in this range.")
+        echo("No active block: nothing was used in the last 5 hours." if active
+             else "No usage recorded in this range.")
         return
-    click.echo(_table(chosen, now, limit, tz, breakdown))
+    echo(_table(chosen, now, limit, tz, breakdown))
     current = next((b for b in chosen if b.active), None)
     if current is not None:
-        click.echo("\n" + _active_text(current, now, limit, tz))
+        echo("\n" + _active_text(current, now, limit, tz))
 
 
 def _last_blocks(chosen: list, count: int) -> list:

@@ -13,7 +13,7 @@ from cmat.budgets.config import (
     SCOPES,
 )
 from cmat.cli.options import Amount, Choice, output_options, project_option
-from cmat.cli.output import emit_json, styled, table
+from cmat.cli.output import echo, emit_json, styled, table
 from cmat.errors import BUDGET_SPENT, OK, PROBLEMS_FOUND, leave
 from cmat.money import usd
 
@@ -74,8 +74,8 @@ def _team_budget(scope: str, team: bool, url: str | None, amount: float | None) 
 
     target = team_url(url)
     set_team_budget(target, scope, amount)
-    click.echo(f"{scope} = {amount} (in {describe(target)})" if amount is not None
-               else f"Removed {scope} from {describe(target)}")
+    echo(f"{scope} = {amount} (in {describe(target)})" if amount is not None
+         else f"Removed {scope} from {describe(target)}")
     return True
 
 
@@ -147,14 +147,14 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
                    project=project, count=count)
     value = int(amount) if placed.whole else amount
     edit_config(placed.file, lambda document: set_value(document, placed.keys, value))
-    click.echo(f"{'.'.join(placed.keys)} = {value} (in {placed.file})")
+    echo(f"{'.'.join(placed.keys)} = {value} (in {placed.file})")
     if count:
         edit_config(paths.user_config_file(),
                     lambda document: set_value(document, ["budgets", "token_count"], count))
-        click.echo(f"budgets.token_count = {count!r} (in {paths.user_config_file()})")
+        echo(f"budgets.token_count = {count!r} (in {paths.user_config_file()})")
     if value == 0:
-        click.echo("note: a limit of 0 means nothing may be spent: work in its scope is "
-                   f"blocked at once. To remove the budget instead: cmat budget unset {scope}")
+        echo("note: a limit of 0 means nothing may be spent: work in its scope is "
+             f"blocked at once. To remove the budget instead: cmat budget unset {scope}")
 
 
 @budget.command("unset")
@@ -175,8 +175,8 @@ def unset_budget(scope: str, key_id: str | None, key_name: str | None, key_agent
     removed: list[bool] = []
     edit_config(placed.file,
                 lambda document: removed.append(unset_value(document, placed.keys)))
-    click.echo(f"Removed {'.'.join(placed.keys)} from {placed.file}" if removed[0]
-               else f"{'.'.join(placed.keys)} was not set in {placed.file}")
+    echo(f"Removed {'.'.join(placed.keys)} from {placed.file}" if removed[0]
+         else f"{'.'.join(placed.keys)} was not set in {placed.file}")
 
 
 @budget.command()
@@ -207,36 +207,36 @@ def show(project: Path | None, as_json: bool) -> None:
         emit_json(data)
         return
     if not config.has_budgets:
-        click.echo("No budgets set. Set one with: cmat budget set daily 50")
+        echo("No budgets set. Set one with: cmat budget set daily 50")
     tokens = f"tokens ({config.token_count})"
     for period, limit in config.global_usd.items():
-        click.echo(f"{period:<18} {usd(limit)} (all projects)")
+        echo(f"{period:<18} {usd(limit)} (all projects)")
     if config.daily_tokens is not None:
-        click.echo(f"{'daily-tokens':<18} {config.daily_tokens:,} {tokens}, all projects")
+        echo(f"{'daily-tokens':<18} {config.daily_tokens:,} {tokens}, all projects")
     for period, limit in config.project_usd.items():
-        click.echo(f"{'project ' + period:<18} {usd(limit)}")
+        echo(f"{'project ' + period:<18} {usd(limit)}")
     for period, limit in config.project_tokens.items():
-        click.echo(f"{'project ' + period + '-tokens':<18} {int(limit):,} {tokens}")
+        echo(f"{'project ' + period + '-tokens':<18} {int(limit):,} {tokens}")
     for scope, limits in config.keyed.items():
         for key, limit in limits.items():
             who = "every " + ("run" if scope.startswith("run") else scope) \
                 if key == "default" else key
             amount = f"{int(limit):,} {tokens}" if scope == "run_tokens" else usd(limit)
-            click.echo(f"{scope.replace('_', '-'):<18} {amount} ({who})")
+            echo(f"{scope.replace('_', '-'):<18} {amount} ({who})")
     if config.concurrent_agents is not None:
-        click.echo(f"{'concurrent-agents':<18} {config.concurrent_agents} sessions at work "
-                   f"(idle after {config.active_minutes} min)")
+        echo(f"{'concurrent-agents':<18} {config.concurrent_agents} sessions at work "
+             f"(idle after {config.active_minutes} min)")
     channels = "; ".join(
         f"{name} at {', '.join(f'{t}%' for t in at)}" for name, at in config.channels.items())
-    click.echo(f"\nAlerts at {', '.join(f'{t}%' for t in config.thresholds)} in Claude Code"
-               + (f"; {channels}" if channels else "")
-               + (f"\nWebhook {webhook}" if webhook else "")
-               + (f"\nCommand {' '.join(config.command)}" if config.command else "")
-               + (f"\nEmail to {', '.join(email.to)} via {email.host}:{email.port}"
-                  if email else ""))
-    click.echo("Config: " + (", ".join(config.sources) or "none yet"))
+    echo(f"\nAlerts at {', '.join(f'{t}%' for t in config.thresholds)} in Claude Code"
+         + (f"; {channels}" if channels else "")
+         + (f"\nWebhook {webhook}" if webhook else "")
+         + (f"\nCommand {' '.join(config.command)}" if config.command else "")
+         + (f"\nEmail to {', '.join(email.to)} via {email.host}:{email.port}"
+            if email else ""))
+    echo("Config: " + (", ".join(config.sources) or "none yet"))
     for note in config.ignored:
-        click.echo(f"note: {note}")
+        echo(f"note: {note}")
 
 
 def _bar(percent: float) -> str:
@@ -261,12 +261,12 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
     with ledger:
         report = status_report(resolved, ledger, clock.now())
     for note in report["ignored"]:
-        click.echo(f"cmat: note: {note}", err=True)
+        echo(f"cmat: note: {note}", err=True)
     if as_json:
         emit_json(report)
         leave(BUDGET_SPENT if report["exhausted"] else OK)
     if not report["budgets"] and not report["concurrency"]:
-        click.echo("No budgets apply here. Set one with: cmat budget set daily 50")
+        echo("No budgets apply here. Set one with: cmat budget set daily 50")
         leave(OK)
     from cmat.colour import percent_level
 
@@ -289,19 +289,19 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
                      str(max(concurrency["limit"] - concurrency["running"], 0)), "-",
                      styled(_bar(percent), level),
                      styled("FULL" if concurrency["full"] else "", "bold red")])
-    click.echo(table(rows, ["Budget", "Spent", "Limit", "Used", "Left", "Resets", "", ""],
-                     numeric_from=1))
+    echo(table(rows, ["Budget", "Spent", "Limit", "Used", "Left", "Resets", "", ""],
+               numeric_from=1))
     if concurrency and concurrency["sessions"]:
         from cmat.budgets.concurrency import Running
 
         now = clock.now()
-        click.echo("\nAt work: " + "; ".join(
+        echo("\nAt work: " + "; ".join(
             Running(**s).describe(now) for s in concurrency["sessions"]))
-    click.echo(f"\nTimes in {report['timezone']}.")
+    echo(f"\nTimes in {report['timezone']}.")
     for o in report["overrides"]:
-        click.echo(f"Override of {o['scope']} until "
-                   f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(o['until']))} by {o['by']}"
-                   + (f": {o['reason']}" if o["reason"] else ""))
+        echo(f"Override of {o['scope']} until "
+             f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(o['until']))} by {o['by']}"
+             + (f": {o['reason']}" if o["reason"] else ""))
     leave(BUDGET_SPENT if report["exhausted"] else OK)
 
 
@@ -364,7 +364,7 @@ def check(project: Path | None, task_id: str | None, start: bool, estimate: bool
                    "concurrency": {"limit": config.concurrent_agents, "running": len(at_work),
                                    "full": full} if start else None, "reasons": reasons})
     else:
-        click.echo("\n\n".join(reasons) if reasons else "ok: no budget stands in the way")
+        echo("\n\n".join(reasons) if reasons else "ok: no budget stands in the way")
     leave(BUDGET_SPENT if reasons else OK)
 
 
@@ -409,10 +409,10 @@ def override(duration: str | None, end: bool, scope: str, reason: str | None) ->
     with Ledger() as ledger:
         until = add_override(ledger, seconds, scope, reason, clock.now())
     if not seconds:
-        click.echo(f"Override of budgets ({scope}) ended: they are enforced again")
+        echo(f"Override of budgets ({scope}) ended: they are enforced again")
         return
-    click.echo(f"Budgets ({scope}) are not enforced until "
-               f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(until))}")
+    echo(f"Budgets ({scope}) are not enforced until "
+         f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(until))}")
 
 
 @click.group()
@@ -432,12 +432,12 @@ def list_alerts(as_json: bool) -> None:
         emit_json(rows)
         return
     if not rows:
-        click.echo("No alerts have fired.")
+        echo("No alerts have fired.")
         return
-    click.echo(table([[time.strftime("%Y-%m-%d %H:%M", time.localtime(r["fired_at"])),
-                       styled(r["level"], r["level"]),
-                 r["message"], "yes" if r["delivered"] else f"no ({r['attempts']} tries)"]
-                for r in rows], ["Fired", "Level", "Alert", "Delivered"], numeric_from=4))
+    echo(table([[time.strftime("%Y-%m-%d %H:%M", time.localtime(r["fired_at"])),
+                 styled(r["level"], r["level"]), r["message"],
+                 "yes" if r["delivered"] else f"no ({r['attempts']} tries)"] for r in rows],
+               ["Fired", "Level", "Alert", "Delivered"], numeric_from=4))
 
 
 @alerts.command()
@@ -462,6 +462,6 @@ def deliver(project: Path | None, quiet: bool) -> None:
                                       f"delivered (attempt {alert['attempts']}): "
                                       f"{alert['last_error']}")
     if not quiet:
-        click.echo(f"Delivered {delivered}, failed {failed} (failures are retried later)")
+        echo(f"Delivered {delivered}, failed {failed} (failures are retried later)")
     if failed and not quiet:
         leave(PROBLEMS_FOUND)

@@ -9,7 +9,7 @@ import click
 
 from cmat import clock, paths
 from cmat.cli.options import options, output_options, project_option, team_connection
-from cmat.cli.output import count, emit_json, show_session, summary_text, table
+from cmat.cli.output import count, echo, emit_json, show_session, summary_text, table
 from cmat.errors import NotFound
 from cmat.money import usd
 
@@ -51,15 +51,15 @@ def extract(task_id: str, transcript_path: Path, session_id: str | None, overrid
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"Recorded session {result['session_id']} for task {task_id}: "
-                   f"{usd(result['session_total_usd'])} over "
-                   f"{count(result['session_requests'], 'request')} "
-                   f"({count(result['new_requests'])} new)")
-        click.echo(f"Task total over {count(len(result['sessions']), 'session')}: "
-                   f"{usd(result['total_usd'])}")
+        echo(f"Recorded session {result['session_id']} for task {task_id}: "
+             f"{usd(result['session_total_usd'])} over "
+             f"{count(result['session_requests'], 'request')} "
+             f"({count(result['new_requests'])} new)")
+        echo(f"Task total over {count(len(result['sessions']), 'session')}: "
+             f"{usd(result['total_usd'])}")
         if result["queue_lagging"]:
-            click.echo("cmat: warning: the task queue could not be written now; it catches up "
-                       "at the next session recorded (cmat costs sync)", err=True)
+            echo("cmat: warning: the task queue could not be written now; it catches up "
+                 "at the next session recorded (cmat costs sync)", err=True)
     _check_budgets(resolved, task_id, result["session_id"], override_limit)
 
 
@@ -74,7 +74,7 @@ def _check_budgets(project: Path, task_id: str, session_id: str, override: bool)
         return
     message = "; ".join(s.exhausted_message().replace("\n", " / ") for s in exhausted)
     if override:
-        click.echo(f"cmat: warning: {message}", err=True)
+        echo(f"cmat: warning: {message}", err=True)
         return
     raise BudgetExhausted(message, "pass --override-limit to record without failing")
 
@@ -113,7 +113,7 @@ def sync(project: Path | None, settle: str | None, as_json: bool) -> None:
     if as_json:
         emit_json({"tasks": tasks})
     else:
-        click.echo(f"{count(len(tasks), 'task')} of {resolved} match the ledger")
+        echo(f"{count(len(tasks), 'task')} of {resolved} match the ledger")
 
 
 def team_source(connection):
@@ -149,20 +149,20 @@ def show(task_id: str, project: Path | None, team: bool, team_url: str | None,
     if as_json:
         emit_json(report)
         return
-    click.echo(f"Task:         {task_id}" + (f"  {report['title']}" if report.get("title") else ""))
+    echo(f"Task:         {task_id}" + (f"  {report['title']}" if report.get("title") else ""))
     if report.get("enhancement"):
-        click.echo(f"Enhancement:  {report['enhancement']}")
-    click.echo(f"Status:       {report.get('status') or '-'}")
-    click.echo(f"Sessions:     {len(report['sessions'])}")
-    click.echo()
+        echo(f"Enhancement:  {report['enhancement']}")
+    echo(f"Status:       {report.get('status') or '-'}")
+    echo(f"Sessions:     {len(report['sessions'])}")
+    echo()
     if not report["sessions"]:
-        click.echo("No costs recorded yet. Record a session with: "
-                   f"cmat costs extract {task_id} TRANSCRIPT.jsonl")
+        echo("No costs recorded yet. Record a session with: "
+             f"cmat costs extract {task_id} TRANSCRIPT.jsonl")
         return
-    click.echo(summary_text(report))
-    click.echo()
-    click.echo(table([_session_row(session) for session in report["sessions"]],
-                     ["Session", "Started", "Requests", "Cost"], numeric_from=2))
+    echo(summary_text(report))
+    echo()
+    echo(table([_session_row(session) for session in report["sessions"]],
+               ["Session", "Started", "Requests", "Cost"], numeric_from=2))
 
 
 def _session_row(session: dict) -> list[str]:
@@ -198,8 +198,8 @@ def enhancement(name: str, project: Path | None, team: bool, team_url: str | Non
     if not report["tasks"]:
         raise NotFound(f"no tasks belong to enhancement {name!r}",
                        "a task belongs to it through metadata.enhancement_title")
-    click.echo(f"Enhancement: {name}  ({count(len(report['tasks']), 'task')})")
-    click.echo()
+    echo(f"Enhancement: {name}  ({count(len(report['tasks']), 'task')})")
+    echo()
     rows = [[t["task_id"], (t["title"] or "")[:40], t["status"] or "-", t["agent"] or "-",
              count(t["sessions"]), count(t["tokens"]["input"] + t["tokens"]["cache_creation"]
                                          + t["tokens"]["cache_read"]),
@@ -208,10 +208,10 @@ def enhancement(name: str, project: Path | None, team: bool, team_url: str | Non
                  count(report["tokens"]["input"] + report["tokens"]["cache_creation"]
                        + report["tokens"]["cache_read"]),
                  count(report["tokens"]["output"]), usd(report["total_usd"])])
-    click.echo(table(rows, ["Task", "Title", "Status", "Agent", "Sessions", "Input (all)", "Output",
+    echo(table(rows, ["Task", "Title", "Status", "Agent", "Sessions", "Input (all)", "Output",
                       "Cost"], numeric_from=4))
-    click.echo()
-    click.echo(summary_text(report))
+    echo()
+    echo(summary_text(report))
 
 
 @costs.command()

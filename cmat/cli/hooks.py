@@ -9,7 +9,7 @@ import click
 
 from cmat import paths
 from cmat.cli.options import output_options
-from cmat.cli.output import emit_json
+from cmat.cli.output import echo, emit_json
 from cmat.errors import OK, PROBLEMS_FOUND, leave
 
 scope_options = [
@@ -38,20 +38,20 @@ def _report(change, verb: str, dry_run: bool) -> None:
 
     assert isinstance(change, Change)
     if not change.changed:
-        click.echo(f"Nothing to do: {change.settings_path} is already as it should be.")
+        echo(f"Nothing to do: {change.settings_path} is already as it should be.")
         return
     prefix = "Would" if dry_run else "Did"
     if change.before != change.after:
-        click.echo(f"{prefix} {verb} {change.settings_path}:")
+        echo(f"{prefix} {verb} {change.settings_path}:")
         diff = difflib.unified_diff((change.before or b"").decode().splitlines(),
                                     change.after.decode().splitlines(), "before", "after",
                                     lineterm="")
         for line in diff:
-            click.echo(line)
+            echo(line)
     for script in change.scripts:
-        click.echo(f"{prefix} {'remove' if verb == 'clean' else 'write'} {script}")
+        echo(f"{prefix} {'remove' if verb == 'clean' else 'write'} {script}")
     for script in change.removed:
-        click.echo(f"{prefix} remove {script} (written by an older cmat)")
+        echo(f"{prefix} remove {script} (written by an older cmat)")
 
 
 @hooks.command()
@@ -88,9 +88,9 @@ def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
     if with_mcp:
         _report(install_mcp(paths.project_dir(project), dry_run), "update", dry_run)
     if change.changed and not dry_run:
-        click.echo("Installed. End a Claude Code session, then: cmat hooks status")
-        click.echo("The budget checks (UserPromptSubmit, PreToolUse) answer at once, importing "
-                   "nothing, while no cmat config exists (cmat budget set creates one).")
+        echo("Installed. End a Claude Code session, then: cmat hooks status")
+        echo("The budget checks (UserPromptSubmit, PreToolUse) answer at once, importing "
+             "nothing, while no cmat config exists (cmat budget set creates one).")
 
 
 @hooks.command()
@@ -125,40 +125,40 @@ def status(project: Path | None, as_json: bool) -> None:
     if as_json:
         emit_json(report)
         leave(OK if healthy else PROBLEMS_FOUND)
-    click.echo(f"Project: {report['project']}")
+    echo(f"Project: {report['project']}")
     # One column for cmat's events, as wide as the longest (UserPromptSubmit); another
     # tool's event (the settings' text) does not set it.
     width = max(len(entry["event"]) for scope in report["scopes"] for entry in scope["hooks"])
     for scope in report["scopes"]:
-        click.echo(f"\n{scope['scope'].capitalize()} settings: {scope['settings']}")
+        echo(f"\n{scope['scope'].capitalize()} settings: {scope['settings']}")
         if scope.get("error"):
-            click.echo(f"  problem: {scope['error']}")
+            echo(f"  problem: {scope['error']}")
         for entry in scope["hooks"]:
             if not entry["installed"]:
-                click.echo(f"  {entry['event']:<{width}} not installed")
+                echo(f"  {entry['event']:<{width}} not installed")
                 continue
             state = "ok" if entry["executable"] else "script missing or not executable"
-            click.echo(f"  {entry['event']:<{width}} {entry['command']}  "
-                       f"(timeout {entry['timeout']} s): {state}")
+            echo(f"  {entry['event']:<{width}} {entry['command']}  "
+                 f"(timeout {entry['timeout']} s): {state}")
             runs = entry["runs"] or "no cmat found: run cmat hooks install"
             if entry["runs"] and entry["imports_cmat"] is False:
                 runs += " (cmat is not installed there: run cmat hooks install)"
             elif entry["runs"] and entry["imports_cmat"] is None:
                 runs += " (a system interpreter: not run to check that it has cmat)"
-            click.echo(f"  {'':<{width}} runs: {runs}")
+            echo(f"  {'':<{width}} runs: {runs}")
         if scope.get("scripts_current") is False:
-            click.echo(f"  {'scripts':<{width}} older than this cmat's (they work; 'cmat hooks "
-                       f"install{' --user' if scope['scope'] == 'user' else ''}' updates them)")
+            echo(f"  {'scripts':<{width}} older than this cmat's (they work; 'cmat hooks "
+                 f"install{' --user' if scope['scope'] == 'user' else ''}' updates them)")
         for other in scope["others"]:
-            click.echo(f"  {other['event']:<{width}} {other['command']}  (not cmat's: left alone)")
-    click.echo("\nMCP server in .mcp.json: "
-               + (f"{report['mcp']['command']} {' '.join(report['mcp']['args'])}" if report["mcp"]
+            echo(f"  {other['event']:<{width}} {other['command']}  (not cmat's: left alone)")
+    echo("\nMCP server in .mcp.json: "
+         + (f"{report['mcp']['command']} {' '.join(report['mcp']['args'])}" if report["mcp"]
             else "not registered (cmat hooks install --mcp)"))
-    click.echo(f"cmat on PATH: {report['cmat_on_path'] or 'not found'}")
+    echo(f"cmat on PATH: {report['cmat_on_path'] or 'not found'}")
     if not report["logs"]:
-        click.echo("Hook log: no runs recorded yet")
+        echo("Hook log: no runs recorded yet")
     for log in report["logs"]:
-        click.echo(f"Hook log: {log['path']}\n  last: {log['last']}")
+        echo(f"Hook log: {log['path']}\n  last: {log['last']}")
     if not healthy:
-        click.echo("\nNot ready: run 'cmat hooks install' (or --user).")
+        echo("\nNot ready: run 'cmat hooks install' (or --user).")
     leave(OK if healthy else PROBLEMS_FOUND)

@@ -10,7 +10,7 @@ import click
 
 from cmat import clock
 from cmat.cli.options import output_options
-from cmat.cli.output import count, emit_json, terminal_width
+from cmat.cli.output import count, echo, emit_json, terminal_width
 from cmat.cli.report import options, scan_first, scan_options
 from cmat.money import usd
 
@@ -55,7 +55,7 @@ def optimize(period: str, since: str | None, until: str | None, project_filter: 
     if as_json:
         emit_json(found)
         return
-    click.echo(_text(found))
+    echo(_text(found))
 
 
 def _text(found: dict) -> str:
@@ -148,7 +148,7 @@ def estimate(agent: str | None, task_type: str | None, enhancement: str | None,
             if as_json:
                 emit_json(result)
             else:
-                click.echo(_prompt_text(result))
+                echo(_prompt_text(result))
             return
         from cmat.insight.estimate import estimate_task
 
@@ -156,7 +156,7 @@ def estimate(agent: str | None, task_type: str | None, enhancement: str | None,
     if as_json:
         emit_json(result.to_json())
         return
-    click.echo(_task_text(result))
+    echo(_task_text(result))
 
 
 def _task_text(result) -> str:

@@ -8,7 +8,7 @@ import click
 
 from cmat import clock
 from cmat.cli.options import output_options
-from cmat.cli.output import count, emit_json, wrapped
+from cmat.cli.output import count, echo, emit_json, wrapped
 
 
 @click.group()
@@ -36,7 +36,7 @@ def info(as_json: bool) -> None:
         emit_json(data)
         return
     for key, value in data.items():
-        click.echo(wrapped(f"{key.replace('_', ' ') + ':':28}", str(value)))
+        echo(wrapped(f"{key.replace('_', ' ') + ':':28}", str(value)))
 
 
 @ledger.command()
@@ -54,9 +54,9 @@ def reprice(as_json: bool) -> None:
         emit_json({"repriced": repriced, "unpriced": unpriced, "changed": changed,
                    "catalog_version": models.catalog.version})
         return
-    click.echo(f"Repriced {count(repriced, 'request')} with catalog {models.catalog.version}"
-               f" ({changed:,} changed)"
-               + (f"; {unpriced:,} remain unpriced (unknown models)" if unpriced else ""))
+    echo(f"Repriced {count(repriced, 'request')} with catalog {models.catalog.version}"
+         f" ({changed:,} changed)"
+         + (f"; {unpriced:,} remain unpriced (unknown models)" if unpriced else ""))
 
 
 @ledger.command()
@@ -86,16 +86,16 @@ def rebuild(yes: bool, extra_paths: tuple[Path, ...], as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
-    click.echo(f"Rebuilt {path}: {count(result['requests'], 'request')} from {result['files_read']} "
-               f"files, {result['salvaged_requests']:,} more salvaged from the old ledger; "
-               f"{result['sessions_carried_over']} hook sessions carried over")
+    echo(f"Rebuilt {path}: {count(result['requests'], 'request')} from {result['files_read']} "
+         f"files, {result['salvaged_requests']:,} more salvaged from the old ledger; "
+         f"{result['sessions_carried_over']} hook sessions carried over")
     if result["previous_state"] == "empty":
-        click.echo(f"The old ledger was empty (0 bytes); kept as {result['damaged_copy']}")
+        echo(f"The old ledger was empty (0 bytes); kept as {result['damaged_copy']}")
     elif result["damaged_copy"]:
-        click.echo(f"The old ledger is kept as {result['damaged_copy']}")
+        echo(f"The old ledger is kept as {result['damaged_copy']}")
     if result["unreadable_chunks"]:
-        click.echo(f"warning: {result['unreadable_chunks']} parts of the old ledger could not "
-                   "be read")
+        echo(f"warning: {result['unreadable_chunks']} parts of the old ledger could not "
+             "be read")
 
 
 @ledger.command()
@@ -138,9 +138,9 @@ def compact(older_than: str, team: bool, team_url: str | None, as_json: bool) ->
     if as_json:
         emit_json(data)
     else:
-        click.echo(f"Folded {count(data['requests'], 'request')} older than {older_than}"
-                   + (f" into {data['rollups']:,} daily rollups" if "rollups" in data else
-                      f" in {data['database']}"))
+        echo(f"Folded {count(data['requests'], 'request')} older than {older_than}"
+             + (f" into {data['rollups']:,} daily rollups" if "rollups" in data else
+                f" in {data['database']}"))
 
 
 @ledger.command()
@@ -162,4 +162,4 @@ def export(since: str | None, until: str | None, fmt: str, output: Path | None) 
     with Ledger() as opened:
         written = export_to(output, opened, start, end, fmt)
     if output is not None:
-        click.echo(f"Wrote {count(written, 'request')} to {output}", err=True)
+        echo(f"Wrote {count(written, 'request')} to {output}", err=True)

@@ -6,7 +6,7 @@ import click
 
 from cmat import clock
 from cmat.cli.options import output_options
-from cmat.cli.output import count, emit_json, table
+from cmat.cli.output import count, echo, emit_json, table
 from cmat.money import usd
 
 WEEK_SECONDS = 7 * 86400
@@ -74,7 +74,7 @@ def limits(plan: str | None, as_json: bool, no_scan: bool, quiet: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    click.echo(_text(data, now))
+    echo(_text(data, now))
 
 
 def _text(data: dict, now: float) -> str:

@@ -9,7 +9,7 @@ import click
 
 from cmat import clock, paths
 from cmat.cli.options import output_options, project_option
-from cmat.cli.output import count, emit_json, table, wrapped
+from cmat.cli.output import count, echo, emit_json, table, wrapped
 from cmat.errors import OK, PROBLEMS_FOUND, leave
 
 
@@ -62,9 +62,9 @@ def list_models(sources: bool, project: Path | None, as_json: bool) -> None:
     if sources and not as_json:
         for m in entries:
             state = "" if m.confirmed else ", UNCONFIRMED: reported elsewhere"
-            click.echo(f"{m.id} (checked {m.last_updated or '-'}, {m.origin}{state}):")
+            echo(f"{m.id} (checked {m.last_updated or '-'}, {m.origin}{state}):")
             for source in m.source.split("; "):
-                click.echo(f"  {source}")
+                echo(f"  {source}")
         return
     if as_json:
         emit_json({"catalog_version": service.catalog.version,
@@ -79,14 +79,14 @@ def list_models(sources: bool, project: Path | None, as_json: bool) -> None:
                      _price(p.cache_write), _price(p.cache_write_1h), _price(p.cache_read),
                      _extras(p), m.last_updated + (f" ({m.origin})" if m.origin != "built-in"
                                                    else "") + ("" if m.confirmed else " ?")])
-    click.echo(table(rows, ["Id", "Input", "Output", "5m write", "1h write", "Read", "Rules",
+    echo(table(rows, ["Id", "Input", "Output", "5m write", "1h write", "Read", "Rules",
                       "Checked"], numeric_from=1, cut=(0, 6, 7)))
-    click.echo(f"\n* default; catalog {service.catalog.version}; USD per million tokens, prices "
-               "in force today." + ("\n? prices reported elsewhere, not yet confirmed by the "
-                                    "provider's own page." if not all(m.confirmed for m in entries)
-                                    else "") + "\nSources: cmat models list --sources")
+    echo(f"\n* default; catalog {service.catalog.version}; USD per million tokens, prices "
+         "in force today." + ("\n? prices reported elsewhere, not yet confirmed by the "
+                              "provider's own page." if not all(m.confirmed for m in entries)
+                              else "") + "\nSources: cmat models list --sources")
     for note in service.catalog.notes:
-        click.echo(f"note: {note}")
+        echo(f"note: {note}")
 
 
 @models.command()
@@ -106,15 +106,15 @@ def show(model_id: str | None, project: Path | None, as_json: bool) -> None:
         return
     for key in ("id", "name", "description", "pattern", "max_tokens", "context_window",
                 "is_default", "released", "origin", "source", "confirmed", "last_updated"):
-        click.echo(wrapped(f"{key + ':':16}", str(data[key])))
+        echo(wrapped(f"{key + ':':16}", str(data[key])))
     for row in (*entry.history, entry.pricing):
         since = f"from {row.effective_from}" if row.effective_from else "since release"
-        click.echo(f"pricing {since} (USD per million tokens):")
+        echo(f"pricing {since} (USD per million tokens):")
         for key in ("input", "output", "cache_write", "cache_write_1h", "cache_read",
                     "web_search_per_1k"):
-            click.echo(f"  {key + ':':20}{getattr(row, key):g}")
+            echo(f"  {key + ':':20}{getattr(row, key):g}")
         if _extras(row):
-            click.echo(wrapped(f"  {'rules:':20}", _extras(row)))
+            echo(wrapped(f"  {'rules:':20}", _extras(row)))
 
 
 @models.command("set-default")
@@ -133,14 +133,14 @@ def set_default(model_id: str, project: Path | None) -> None:
     target = write_default(service, model_id)
     chosen, in_force = service.get(model_id).id, service.get_default()
     if in_force.id == chosen:
-        click.echo(f"Default model: {chosen} (written to {target})")
+        echo(f"Default model: {chosen} (written to {target})")
         return
     # A project's catalog (CMAT keeps one) may set its own default, which wins in it.
-    click.echo(f"Your default model is now {chosen} (written to {target}); it applies "
-               f"everywhere but in this project, whose catalog "
-               f"({paths.project_catalog(service.project)}) sets default_model "
-               f"{in_force.id}: a project's default applies in its project. Change it there "
-               "(CMAT's own setting) to change it here.")
+    echo(f"Your default model is now {chosen} (written to {target}); it applies "
+         f"everywhere but in this project, whose catalog "
+         f"({paths.project_catalog(service.project)}) sets default_model "
+         f"{in_force.id}: a project's default applies in its project. Change it there "
+         "(CMAT's own setting) to change it here.")
 
 
 @models.command()
@@ -165,10 +165,10 @@ def validate(project: Path | None, as_json: bool) -> None:
         emit_json({"ok": not problems, "problems": problems, "notes": notes})
     else:
         for problem in problems:
-            click.echo(f"problem: {problem}")
+            echo(f"problem: {problem}")
         for note in notes:
-            click.echo(f"note: {note}")
-        click.echo("catalog OK" if not problems else f"{len(problems)} problem(s)")
+            echo(f"note: {note}")
+        echo("catalog OK" if not problems else f"{len(problems)} problem(s)")
     leave(PROBLEMS_FOUND if problems else OK)
 
 
@@ -194,7 +194,7 @@ def add(model_id: str, name: str | None, pattern: str | None, input_price: float
     target = add_model(model_id, name=name, pattern=pattern, input_price=input_price,
                        output_price=output_price, cache_write=cache_write,
                        cache_write_1h=cache_write_1h, cache_read=cache_read)
-    click.echo(f"Saved {model_id} to {target}; price the ledger with it: cmat ledger reprice")
+    echo(f"Saved {model_id} to {target}; price the ledger with it: cmat ledger reprice")
 
 
 @models.command()
@@ -221,17 +221,17 @@ def check(no_scan: bool, as_json: bool) -> None:
         emit_json({"unpriced": missing, "priced_since": stale, "unconfirmed": unconfirmed})
         leave(PROBLEMS_FOUND if missing else OK)
     for row in missing:
-        click.echo(f"{row['model']}: {count(row['requests'], 'request')}, {row['tokens']:,} tokens "
-                   f"unpriced -> cmat models add {row['model']} --input P --output P")
+        echo(f"{row['model']}: {count(row['requests'], 'request')}, {row['tokens']:,} tokens "
+             f"unpriced -> cmat models add {row['model']} --input P --output P")
     if stale:
-        click.echo(f"{sum(r['requests'] for r in stale):,} requests of models the catalog now "
-                   "prices are stored unpriced -> cmat ledger reprice")
+        echo(f"{sum(r['requests'] for r in stale):,} requests of models the catalog now "
+             "prices are stored unpriced -> cmat ledger reprice")
     for row in unconfirmed:
-        click.echo(f"{row['model']}: {count(row['requests'], 'request')} priced as {row['entry']}"
-                   f", from an unconfirmed source ({row['source']})")
+        echo(f"{row['model']}: {count(row['requests'], 'request')} priced as {row['entry']}"
+             f", from an unconfirmed source ({row['source']})")
     if not missing and not stale:
-        click.echo("Every model in the history has a price"
-                   + (", some from an unconfirmed source." if unconfirmed else "."))
+        echo("Every model in the history has a price"
+             + (", some from an unconfirmed source." if unconfirmed else "."))
     leave(PROBLEMS_FOUND if missing else OK)
 
 
@@ -257,12 +257,12 @@ def update(source: str, prefer_source: bool, dry_run: bool, as_json: bool) -> No
         return
     for kind in ("added", "changed", "corrected", "skipped"):
         for line in result[kind]:
-            click.echo(f"{kind}: {line}")
+            echo(f"{kind}: {line}")
     verb = "Would write" if dry_run else "Wrote"
-    click.echo(f"{verb} {result['target']}: {len(result['added'])} added, "
-               f"{len(result['changed'])} changed, {len(result['skipped'])} skipped")
+    echo(f"{verb} {result['target']}: {len(result['added'])} added, "
+         f"{len(result['changed'])} changed, {len(result['skipped'])} skipped")
     if (result["added"] or result["changed"]) and not dry_run:
-        click.echo("Price the requests already in the ledger with them: cmat ledger reprice")
+        echo("Price the requests already in the ledger with them: cmat ledger reprice")
 
 
 def _today() -> str:

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 
-import orjson
-
 from cmat.colour import visible_length
 from cmat.money import usd
+
+
+def echo(message: str | None = None, err: bool = False, nl: bool = True) -> None:
+    """click.echo, for everything cmat prints for a person to read: text from outside in it
+    is terminal_safe (cmat.text). JSON goes out by emit_json, CSV whole; both escape control
+    characters their own way."""
+    import click
+
+    from cmat.text import terminal_safe
+
+    click.echo(terminal_safe(message) if isinstance(message, str) else message, err=err,
+               nl=nl)
 
 
 def count(value: int, noun: str | None = None) -> str:
@@ -22,6 +31,8 @@ def count(value: int, noun: str | None = None) -> str:
 
 
 def emit_json(data) -> None:
+    import orjson  # here: `cmat --help` and every error message import this module
+
     sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
     sys.stdout.flush()
 
@@ -52,6 +63,8 @@ def terminal_width() -> int | None:
     if columns.isdigit() and int(columns) > 0:
         return int(columns)
     if sys.stdout.isatty():
+        import shutil  # here: it imports bz2 and lzma, 4 ms of every error message
+
         return shutil.get_terminal_size().columns
     return None
 
@@ -114,12 +127,15 @@ def _uncut_width(widths: list[int]) -> int:
 def _cells(rows: list[list], headers: list[str]):
     """The rows' cells and the headers, and each column's width uncut. A cell of plain text
     (no colour, no control characters) stays a str, laid out without rich (_plain_line); any
-    other is decoded into rich Text, which costs ten times more."""
+    other is decoded into rich Text, which costs ten times more: its colours, with every other
+    control character (a line end from outside too) shown as an escape."""
     from rich.text import Text
+
+    from cmat.text import terminal_safe
 
     def cell_of(value):
         value = str(value)
-        return value if value.isprintable() else Text.from_ansi(value)
+        return value if value.isprintable() else Text.from_ansi(terminal_safe(value, False))
 
     cells = [[cell_of(cell) for cell in row] for row in rows]
     titles = [cell_of(header) for header in headers]
@@ -264,16 +280,15 @@ def show_session(path, session_id: str | None, as_json: bool) -> None:
 
 def print_session(report: dict, as_json: bool, origin: str) -> None:
     """One session's totals (session_report's shape), `origin` saying where they come from."""
-    import click
 
     if as_json:
         emit_json(report)
         return
-    click.echo(f"Session {report['session_id']}  ({origin})")
+    echo(f"Session {report['session_id']}  ({origin})")
     if report["started"]:
-        click.echo(f"From {report['started']} to {report['ended']}")
-    click.echo()
-    click.echo(summary_text(report))
+        echo(f"From {report['started']} to {report['ended']}")
+    echo()
+    echo(summary_text(report))
 
 
 def summary_text(report: dict) -> str:

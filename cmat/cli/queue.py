@@ -8,7 +8,7 @@ import click
 
 from cmat import paths
 from cmat.cli.options import output_options, project_option
-from cmat.cli.output import emit_json, table
+from cmat.cli.output import echo, emit_json, table
 from cmat.money import usd
 from cmat.tasks.queue import DEFAULT_TASK_TYPE, STATUSES, TASK_TYPES, QueueService, enhancement_of
 
@@ -17,8 +17,8 @@ def _queue(project: Path | None) -> QueueService:
     service = QueueService(paths.project_dir(project))
     stale = service.clear_stale_marker()
     if stale:
-        click.echo(f"cmat: note: {stale} is no longer active; it is not the current task any "
-                   "more", err=True)
+        echo(f"cmat: note: {stale} is no longer active; it is not the current task any "
+             "more", err=True)
     return service
 
 
@@ -53,7 +53,7 @@ def add(title: str, enhancement: str | None, agent: str | None, task_id: str | N
     """
     task = _queue(project).add(title, enhancement=enhancement, agent=agent, task_id=task_id,
                                priority=priority, task_type=task_type, description=description)
-    click.echo(task["id"])
+    echo(task["id"])
 
 
 @queue.command("list")
@@ -69,7 +69,7 @@ def list_tasks(status: str | None, enhancement: str | None, project: Path | None
         emit_json(tasks)
         return
     if not tasks:
-        click.echo("No tasks.")
+        echo("No tasks.")
         return
     from cmat.ledger import Ledger
 
@@ -78,8 +78,8 @@ def list_tasks(status: str | None, enhancement: str | None, project: Path | None
     rows = [[t.get("id"), (t.get("title") or "")[:50], t.get("status") or "-",
              enhancement_of(t) or "-", t.get("assigned_agent") or "-",
              usd(spent[t.get("id")]) if t.get("id") in spent else "-"] for t in tasks]
-    click.echo(table(rows, ["Id", "Title", "Status", "Enhancement", "Agent", "Cost"],
-                     numeric_from=5))
+    echo(table(rows, ["Id", "Title", "Status", "Enhancement", "Agent", "Cost"],
+               numeric_from=5))
 
 
 @queue.command()
@@ -94,12 +94,12 @@ def show(task_id: str, project: Path | None, as_json: bool) -> None:
         return
     for key, value in task.items():
         if key == "metadata" and isinstance(value, dict):
-            click.echo("metadata:")
+            echo("metadata:")
             for meta_key, meta_value in value.items():
-                click.echo(f"  {meta_key}: {meta_value}")
+                echo(f"  {meta_key}: {meta_value}")
         else:
-            click.echo(f"{key}: {value}")
-    click.echo(f"\n(what it cost, session by session: cmat costs show {task_id})")
+            echo(f"{key}: {value}")
+    echo(f"\n(what it cost, session by session: cmat costs show {task_id})")
 
 
 @queue.command()
@@ -113,7 +113,7 @@ def start(task_id: str, project: Path | None) -> None:
     """
     queue = _queue(project)
     queue.start(task_id)
-    click.echo(f"{task_id} is active and current")
+    echo(f"{task_id} is active and current")
 
 
 def _finish_command(name: str, status: str, summary: str) -> click.Command:
@@ -122,7 +122,7 @@ def _finish_command(name: str, status: str, summary: str) -> click.Command:
     @project_option
     def finish(task_id: str, result: str | None, project: Path | None) -> None:
         _queue(project).finish(task_id, status, result)
-        click.echo(f"{task_id} is {status}")
+        echo(f"{task_id} is {status}")
 
     return click.command(name, help=summary)(finish)
 

@@ -30,6 +30,7 @@ from cmat.cli.options import (
 )
 from cmat.cli.output import (
     count,
+    echo,
     emit_json,
     print_session,
     short_count,
@@ -124,7 +125,7 @@ def scan_first(no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool):
     ledger = Ledger()
     models = ModelService()
     for note in unannounced_notes(models.catalog):
-        click.echo(f"cmat: note: {note}", err=True)
+        echo(f"cmat: note: {note}", err=True)
     if not no_scan:
         roots = paths.transcript_roots(list(extra_paths))
         if not has_logs(roots) and not ledger.session_count() and \
@@ -155,8 +156,8 @@ def _retention(ledger) -> None:
 
     done = compact_when_due(ledger, load_config(project), clock.now())
     if done and done.requests:
-        click.echo(f"cmat: retention: folded {done.requests:,} old requests into daily "
-                   "rollups", err=True)
+        echo(f"cmat: retention: folded {done.requests:,} old requests into daily "
+             "rollups", err=True)
 
 
 def has_logs(roots: list) -> bool:
@@ -191,10 +192,10 @@ def apply_spooled(ledger) -> None:
 
     applied, problems = apply_spool(ledger)
     if applied:
-        click.echo(f"cmat: recorded {count(applied, 'session')} the hooks had to leave for later",
-                   err=True)
+        echo(f"cmat: recorded {count(applied, 'session')} the hooks had to leave for later",
+             err=True)
     for problem in problems:
-        click.echo(f"cmat: warning: a spooled session is still waiting: {problem}", err=True)
+        echo(f"cmat: warning: a spooled session is still waiting: {problem}", err=True)
 
 
 def _split(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -259,9 +260,9 @@ def run_report(period: str, since: date | None, until: date | None, timezone_nam
         no_cost = layout.get("no_cost", False)
         whole = None if layout.get("compact") else _table_parts(report, models, no_cost=no_cost)
         if whole is not None and (wide or not width or whole.width() <= width):
-            click.echo(whole.draw(width=None))
+            echo(whole.draw(width=None))
         else:
-            click.echo(_table_parts(report, models, compact=True, no_cost=no_cost).draw(
+            echo(_table_parts(report, models, compact=True, no_cost=no_cost).draw(
                 width=None if wide else -1))
 
 
@@ -273,8 +274,8 @@ def _write_html(target: Path, ledger, models, query) -> None:
     page = page_with_data(snapshot(ledger, models, paths.project_dir(), query))
     with user_output(target) as (handle, _):
         handle.write(page.encode())
-    click.echo(f"Wrote {target}: the dashboard's charts and tables for this range, in one file "
-               "that opens offline", err=True)
+    echo(f"Wrote {target}: the dashboard's charts and tables for this range, in one file "
+         "that opens offline", err=True)
 
 
 def _model_names(row: dict, models) -> str:
@@ -575,12 +576,12 @@ def scan(extra_paths: tuple[Path, ...], quiet: bool, explain: bool, as_json: boo
     if as_json:
         emit_json({**result.to_json(), "roots": [str(r) for r in roots]})
         return
-    click.echo(wrapped("", f"Scanned {result.files_seen} files in "
-                           f"{', '.join(map(str, roots))}: read {result.files_read} "
-                           f"({result.bytes_read / 1e6:,.1f} MB), {count(result.requests, 'request')} "
-                           f"({result.new_requests:,} new) in {result.seconds:.2f} s"))
+    echo(wrapped("", f"Scanned {result.files_seen} files in "
+                     f"{', '.join(map(str, roots))}: read {result.files_read} "
+                     f"({result.bytes_read / 1e6:,.1f} MB), {count(result.requests, 'request')} "
+                     f"({result.new_requests:,} new) in {result.seconds:.2f} s"))
     if result.skipped_lines:
-        click.echo(f"{result.skipped_lines:,} lines skipped, see `cmat scan --explain`")
+        echo(f"{result.skipped_lines:,} lines skipped, see `cmat scan --explain`")
 
 
 def _line_number(path: str, offset: int) -> int | None:
@@ -616,8 +617,8 @@ def _explain_skips(as_json: bool) -> None:
         emit_json(found)
         return
     if not found:
-        click.echo("No skipped lines.")
+        echo("No skipped lines.")
         return
     for skip in found:
         where = f"line {skip['line']}" if skip["line"] else f"byte {skip['offset']}"
-        click.echo(f"{skip['path']}:{where}: {skip['reason']}")
+        echo(f"{skip['path']}:{where}: {skip['reason']}")

@@ -9,7 +9,7 @@ import click
 
 from cmat import clock
 from cmat.cli.options import output_options
-from cmat.cli.output import count, emit_json
+from cmat.cli.output import count, echo, emit_json
 from cmat.cli.report import options, scan_options
 
 team_url_option = click.option(
@@ -54,7 +54,7 @@ def sync(url: str | None, as_json: bool, no_scan: bool, extra_paths: tuple[Path,
     if as_json:
         emit_json(result.to_json())
     elif not quiet:
-        click.echo(f"{result.database}: " + (result.skipped or (
+        echo(f"{result.database}: " + (result.skipped or (
             f"sent {count(result.requests, 'request')}, {count(result.sessions, 'session')}"
             + (f", {count(result.deleted)} deletions" if result.deleted else "")
             + f" in {result.seconds:.1f} s")))
