@@ -477,6 +477,14 @@ def test_cmats_template_and_demo_figures_are_no_spend_here(project, queue, tmp_p
     enhancement = next(enhancement_of(t) for t in tasks if enhancement_of(t))
     report = json.loads(cli_run("costs", "enhancement", enhancement, "--json").output)
     assert report["total_usd"] == 0
+    # ... and say what they leave out, so that a total below CMAT's own screens is explained.
+    written = [float(t["metadata"]["cost_usd"]) for t in tasks if enhancement_of(t) == enhancement
+               and (t.get("metadata") or {}).get("cost_usd")]
+    left_out = [t["queue_figures_not_counted"] for t in report["tasks"]
+                if t["queue_figures_not_counted"]]
+    assert written and [f["total_usd"] for f in left_out] == pytest.approx(written)
+    shown = cli_run("costs", "enhancement", enhancement).output
+    assert f"Not counted: ${sum(written):,.2f} in the queue's cost fields" in shown
     assert json.loads(cli_run("report", "monthly", "--json", "--no-scan").output)["rows"] == []
     assert timestamp_seconds("2025-12-29T18:06:36.037810+00:00Z") == pytest.approx(
         datetime(2025, 12, 29, 18, 6, 36, 37810, tzinfo=UTC).timestamp())
@@ -484,6 +492,9 @@ def test_cmats_template_and_demo_figures_are_no_spend_here(project, queue, tmp_p
     task = next(t for t in tasks if t.get("metadata", {}).get("cost_usd"))
     folder = tmp_path / "claude" / "projects" / "-p"
     folder.mkdir(parents=True)
+    before = cli_run("costs", "show", task["id"]).output
+    assert f"for session {task['metadata']['session_id']}, which did not run" in before
     (folder / f"{task['metadata']['session_id']}.jsonl").write_text("")
     shown = json.loads(cli_run("costs", "show", task["id"], "--json").output)
     assert shown["total_usd"] == pytest.approx(float(task["metadata"]["cost_usd"]))
+    assert shown["queue_figures_not_counted"] is None

@@ -108,23 +108,29 @@ def ran_here(task: dict) -> bool:
         session_transcript(paths.transcript_roots(), session) is not None
 
 
-def import_legacy(project: Path, ledger: Ledger) -> int:
+def import_legacy(project: Path, ledger: Ledger) -> dict[str, dict]:
     """Figures CMAT's own hook wrote before cmat (a task with cost fields and no session in
     the ledger) become one request of their own in the ledger, so that they still count once
     cmat records the task's next session; only figures of work done on this machine
-    (`ran_here`). Returns how many tasks were taken in."""
-    taken = 0
+    (`ran_here`). Returns the figures left out, by task id: `queue_figures_not_counted`'s,
+    for a report to say why its total is not the queue's."""
+    left_out = {}
     for task in QueueService(project).tasks():
         figures = legacy_figures(task)
-        if figures is None or ledger.task_sessions(task["id"]) or not ran_here(task):
+        if figures is None or ledger.task_sessions(task["id"]):
+            continue
+        if not ran_here(task):
+            metadata = task["metadata"]
+            session = metadata.get("session_id")
+            left_out[task["id"]] = {"total_usd": figures["cost"], "model": figures["model"],
+                                    "session_id": session if isinstance(session, str) else None}
             continue
         with ledger.transaction():
             ledger.store_legacy(task["id"], figures, LEGACY_VERSION)
             ledger.attribute(figures["session"], project_dir=str(project), transcript_path=None,
                              task_id=task["id"], enhancement=enhancement_of(task),
                              agent=task.get("assigned_agent"), recorded_by="cmat-legacy")
-        taken += 1
-    return taken
+    return left_out
 
 
 def task_report(project: Path, task_id: str, source: ReportSource | None = None,
@@ -133,13 +139,15 @@ def task_report(project: Path, task_id: str, source: ReportSource | None = None,
     `source`: the ledger, opened already, or the team database: every machine's sessions)."""
     task = QueueService(project).get(task_id)
     models = models or ModelService(project)
+    left_out: dict[str, dict] = {}
     with (contextlib.nullcontext(source) if source else Ledger()) as ledger:
         if isinstance(ledger, Ledger):
-            import_legacy(project, ledger)
+            left_out = import_legacy(project, ledger)
         summary = task_summary(ledger, task_id, models)
         sessions = ledger.task_sessions(task_id)
     report = summary.to_json()
     report.update(task_id=task_id, title=task.get("title"), status=task.get("status"),
+                  queue_figures_not_counted=left_out.get(task_id),
                   enhancement=enhancement_of(task), agent=task.get("assigned_agent"),
                   sessions=[{"session_id": sid, "started": iso_utc(first), "ended": iso_utc(last),
                              "requests": count, "total_usd": cost, "transcript_path": path}
@@ -154,9 +162,10 @@ def enhancement_report(project: Path, name: str, source: ReportSource | None = N
     models = ModelService(project)
     total = CostSummary()
     rows = []
+    left_out: dict[str, dict] = {}
     with (contextlib.nullcontext(source) if source else Ledger()) as ledger:
         if isinstance(ledger, Ledger):
-            import_legacy(project, ledger)
+            left_out = import_legacy(project, ledger)
         for task in tasks:
             summary = task_summary(ledger, task["id"], models)
             total.merge(summary)
@@ -164,7 +173,8 @@ def enhancement_report(project: Path, name: str, source: ReportSource | None = N
                          "status": task.get("status"), "agent": task.get("assigned_agent"),
                          "total_usd": summary.totals.total_usd, "tokens": summary.totals.tokens,
                          "requests": summary.totals.requests,
-                         "sessions": len(ledger.task_sessions(task["id"]))})
+                         "sessions": len(ledger.task_sessions(task["id"])),
+                         "queue_figures_not_counted": left_out.get(task["id"])})
     report = total.to_json()
     report.update(enhancement=name, tasks=rows)
     return report
