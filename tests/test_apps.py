@@ -69,6 +69,18 @@ def test_inclusive_counts_are_taken_apart_and_a_repeated_event_is_one_request(co
     assert {(row["app"], row["provider"]) for row in report["rows"]} == {("codex", "openai")}
 
 
+def test_blocks_of_a_codex_history_say_blocks_are_claude_codes(codex_home):
+    """5-hour blocks are Claude's plan windows: a history of other agents alone has none,
+    and says why rather than "no usage"."""
+    rollout = CodexRollout()
+    rollout.turn("gpt-5-codex")
+    rollout.request(10_000, output=800)
+    rollout.write(rollout_path(codex_home, rollout))
+    shown = cli_run("blocks").output
+    assert "No Claude Code usage recorded" in shown and "--by app" in shown
+    assert json.loads(cli_run("blocks", "--json", "--no-scan").output)["blocks"] == []
+
+
 REAL_ROLLOUTS = Path(__file__).parent / "fixtures" / "agents" / "codex"
 
 

@@ -44,7 +44,8 @@ def blocks(active: bool, recent: bool, since: str | None, until: str | None,
            token_limit: str | None, last: int | None, order: str, breakdown: bool,
            timezone_name: str | None, as_json: str | None, no_scan: bool,
            extra_paths: tuple[Path, ...], quiet: bool) -> None:
-    """Your usage in 5-hour blocks, the windows a Pro or Max plan's limit is counted in.
+    """Your Claude Code usage in 5-hour blocks, the windows a Pro or Max plan's limit is
+    counted in (other agents' requests are not in them).
 
     A block starts at the first request after the previous one ended (floored to the hour)
     and lasts 5 hours; silences longer than that are shown as gaps. For the block under way:
@@ -79,6 +80,11 @@ def blocks(active: bool, recent: bool, since: str | None, until: str | None,
     if as_json:
         emit_json({"blocks": [block_json(b, now, limit, breakdown) for b in chosen],
                    "now": iso_utc(now)})
+        return
+    if not cut and not active:  # a history of other agents alone, or none
+        echo("No Claude Code usage recorded: blocks are the 5-hour windows of Claude's plans,"
+             " cut from Claude Code's requests alone (every agent's spend: cmat report daily"
+             " --by app).")
         return
     if not chosen:
         echo("No active block: nothing was used in the last 5 hours." if active
