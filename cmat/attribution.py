@@ -21,6 +21,8 @@ from cmat.transcripts.files import (
     session_ids_in,
     subagent_source,
 )
+from cmat.transcripts.session import SessionUsage
+from cmat.untrusted import Unreadable
 from cmat.usage import UsageRecord
 
 
@@ -134,38 +136,60 @@ def apply_spool(ledger: Ledger) -> tuple[int, list[str]]:
 
 
 def _named_session(path: Path, held: set[str], given: str, kind: str,
-                   also: str | None = None) -> str:
+                   also: str | None = None, naming: str = "as SESSION") -> str:
     """`given`, unless the file (a transcript or another agent's log) holds other sessions
     only (`also`: a name it goes by too): naming another would record the same requests
-    twice under two ids."""
+    twice under two ids. `naming`: how the command names a session, for the hints."""
     if held and given not in held and given != also:
         raise UsageError(f"{path} holds session {sorted(held)[0]}, not {given}",
-                         f"leave SESSION out, or name the {kind} of that session")
+                         f"leave {naming.split()[-1]} out, or name the {kind} of that session")
     return given
 
 
-def _app_session(path: Path, reader, sessions: set[str], given: str | None) -> str:
+def _app_session(path: Path, reader, sessions: set[str], given: str | None,
+                 naming: str = "as SESSION") -> str:
     """The session of another agent's log to record: `given` if the log holds it, else its
-    own; a database (OpenCode's) holds many, so there it must be named."""
+    own; a database (OpenCode's) holds many, so there it must be named (`naming`: how)."""
     if hasattr(reader, "databases"):
-        return _database_session(path, reader, given)
+        return _database_session(path, reader, given, naming)
     if given:
-        return _named_session(path, sessions, given, "log")
+        return _named_session(path, sessions, given, "log", naming=naming)
     if len(sessions) == 1:
         return next(iter(sessions))
     if not sessions:
         raise UsageError(f"{path} holds no request of {reader.APP}'s yet, nor says whose",
-                         "name the session as SESSION, or record it once it has run")
+                         f"name the session {naming}, or record it once it has run")
     raise UsageError(f"{path} holds {len(sessions)} sessions: {', '.join(sorted(sessions))}",
-                     "name the one the task ran in as SESSION")
+                     f"name one of them {naming}")
 
 
-def _database_session(path: Path, reader, given: str | None) -> str:
+def app_session_usage(path: Path, reader, given: str | None) -> SessionUsage:
+    """Another agent's log as `cmat costs session` prices a transcript: the requests of one
+    session, `given` or the log's own (a database's must be named), read whole and recorded
+    nowhere; chosen as `cmat costs extract` chooses it."""
+    from cmat.ingest import AppLog, read_app_log
+
+    naming = "with --session-id"
+    database = hasattr(reader, "databases")  # its session is checked before it is read
+    session = _app_session(path, reader, set(), given, naming) if database else None
+    read = read_app_log(AppLog(reader.APP, str(path), 0 if database else None, path.stat()))
+    if isinstance(read, str):
+        raise Unreadable(read, "try again once the agent has written it whole")
+    records, skipped, _ = read
+    session = session or _app_session(
+        path, reader, {record.session_id for record in records if record.session_id}, given,
+        naming)
+    own = sorted((record for record in records if record.session_id == session),
+                 key=lambda record: record.timestamp)
+    return SessionUsage(session, own, [path], skipped, 0)
+
+
+def _database_session(path: Path, reader, given: str | None, naming: str) -> str:
     """The session named in a database of every session (OpenCode's): one it holds, and one
     of its own (a subagent's run is counted as part of the session it ran inside)."""
     if not given:
         raise UsageError(f"{path} is {reader.APP}'s database: it holds every session",
-                         "name the session the task ran in as SESSION (ses_...)")
+                         f"name the session {naming} (ses_...)")
     parents = reader.session_parents(path)  # unreadable: the safe reader's error, exit 6
     if given not in parents:
         raise UsageError(f"{path} holds no session {given} ({len(parents)} sessions)",

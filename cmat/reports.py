@@ -258,8 +258,19 @@ def project_filter(value: str | None) -> str | None:
 def session_report(transcript: str | os.PathLike, session_id: str | None = None,
                    models: ModelService | None = None,
                    options: ReadOptions = ReadOptions()) -> dict:
-    """The cost of one session (with its subagents), read whole, recorded nowhere."""
-    usage = read_session(transcript, session_id, options=options)
+    """The cost of one session (with its subagents), read whole, recorded nowhere: from a
+    Claude Code transcript, or another agent's log (a Codex rollout, a Gemini chat, OpenCode's
+    database with the session named)."""
+    # Here: a report from the ledger, the common case, needs neither.
+    from cmat.attribution import app_session_usage
+    from cmat.ingest import app_reader_of
+    from cmat.transcripts.files import check_transcript
+
+    path = Path(transcript)
+    check_transcript(path)  # a clear error for a missing file, a folder, a FIFO ...
+    reader = app_reader_of(path)
+    usage = app_session_usage(path, reader, session_id) if reader is not None \
+        else read_session(path, session_id, options=options)
     models = models or ModelService()
     report = summarize(usage.records, models.get_by_pattern, usage.skipped_lines).to_json()
     report.update(session_id=usage.session_id, started=usage.started, ended=usage.ended,

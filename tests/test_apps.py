@@ -728,7 +728,7 @@ def test_a_task_cmat_ran_on_another_agent_is_recorded_from_that_agents_log(
     store.step(store.message("ses_port", "claude-sonnet-4-5", "anthropic"), 3_000, 400,
                read=20_000)
     database = opencode_home / "opencode.db"
-    assert "name the session the task ran in" in cli_run(
+    assert "name the session as SESSION" in cli_run(
         "costs", "extract", task, database, code=2).stderr
     assert "holds session" in cli_run(
         "costs", "extract", task, rollout, "ses_port", code=2).stderr
@@ -748,6 +748,40 @@ def test_a_task_cmat_ran_on_another_agent_is_recorded_from_that_agents_log(
         "ses_port"}
     assert float(QueueService(project).get(task)["metadata"]["cost_usd"]) == pytest.approx(
         total, abs=1e-4)  # the queue's own cost field, as CMAT reads it
+
+
+def test_costs_session_prices_another_agents_log_without_recording_it(
+        codex_home, opencode_home, tmp_path):
+    """`cmat costs session LOG` prices a Codex rollout, a Gemini CLI chat or one session of
+    OpenCode's database as it prices a Claude Code transcript (it read each as a transcript,
+    and printed $0.00); the ledger stays empty."""
+    import shutil
+
+    rollout = Path(shutil.copy(sorted(REAL_ROLLOUTS.glob("*.jsonl"))[-1], tmp_path))
+    requests, codex_usd = rollout_cost(rollout)
+    shown = json.loads(cli_run("costs", "session", rollout, "--json").output)
+    assert (shown["session_id"], shown["requests"]) == (
+        "019c8bfe-ec25-79e0-97d7-bda6a9c575ff", requests)
+    assert shown["total_usd"] == pytest.approx(codex_usd, abs=1e-12)
+    chat = REAL_CHATS / "session-2025-12-30T07-24-a1c91f1a.json"
+    replies = [m for m in json.loads(chat.read_bytes())["messages"] if m["type"] == "gemini"]
+    assert json.loads(cli_run("costs", "session", chat, "--json").output)["requests"] == \
+        len(replies)
+    store = OpenCodeStore(opencode_home / "opencode.db")
+    store.session("ses_a")
+    store.step(store.message("ses_a", "claude-sonnet-4-5", "anthropic"), 3_000, 400,
+               read=20_000)
+    store.session("ses_b")
+    store.step(store.message("ses_b", "claude-sonnet-4-5", "anthropic"), 1_000, 100)
+    database = opencode_home / "opencode.db"
+    assert "--session-id (ses_...)" in cli_run("costs", "session", database, code=2).stderr
+    one = json.loads(cli_run("costs", "session", database, "--session-id", "ses_a",
+                             "--json").output)
+    assert (one["requests"], one["tokens"]["input"]) == (1, 3_000)
+    assert "leave --session-id out" in cli_run(
+        "costs", "session", rollout, "--session-id", "ses_a", code=2).stderr
+    report = json.loads(cli_run("report", "daily", "--json", "--no-scan").output)
+    assert report["rows"] == []  # priced, recorded nowhere
 
 
 @settings(max_examples=300)

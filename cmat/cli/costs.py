@@ -241,7 +241,9 @@ def session(transcript_path: Path | None, session_id: str | None, as_json: bool)
     """Price one transcript (and its subagents) without recording it anywhere.
 
     Without TRANSCRIPT_PATH, prices the most recent session Claude Code wrote (under
-    $CLAUDE_CONFIG_DIR, ~/.claude or ~/.config/claude).
+    $CLAUDE_CONFIG_DIR, ~/.claude or ~/.config/claude). Another agent's log is priced as
+    well: a Codex CLI rollout, a Gemini CLI chat, or one session of OpenCode's database
+    (named with --session-id).
     """
     from cmat import paths
     from cmat.transcripts.files import latest_session_transcript
