@@ -1,9 +1,15 @@
 """Fixtures every test file may use; shared helpers that are not fixtures are in helpers.py."""
 
 import pytest
+from hypothesis import settings
 
 from tests.helpers import need, real_fixture
 from tests.transcript_factory import TranscriptBuilder
+
+# No deadline for any property test: a deadline is a timed assertion, which a loaded 2-core
+# machine fails (a test of OpenCode databases took 562 ms against the default 200 ms).
+settings.register_profile("cmat", deadline=None)
+settings.load_profile("cmat")
 
 _ISOLATED = ("HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME")
 _CLEARED = ("CLAUDE_PROJECT_DIR", "CLAUDE_CONFIG_DIR", "CODEX_HOME", "OPENCODE_DATA_DIR",

@@ -637,7 +637,7 @@ _PIECES = st.sampled_from([b'{"type":"event_msg","payload":{"type":"token_count"
                            b'"token_count" "session_meta"', b"y" * 1_500])
 
 
-@settings(max_examples=200, deadline=None,
+@settings(max_examples=200,
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # set, not changed
 @given(pieces=st.lists(_PIECES, max_size=30), chunk=st.integers(1, 200))
 @example(pieces=[b"y" * 1_500, b"\n", b'"turn_context"', b"\n"], chunk=100)

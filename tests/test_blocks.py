@@ -136,7 +136,7 @@ def on(when: str, model="claude-opus-4-6", output=10, cost=0.25):
     return at(f"2026-01-01T{when}"), model, output, cost
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(REQUESTS, st.integers(0, 50))
 # A request exactly at a block's end is the block's; the rest of that hour is the next one's.
 @example([on("10:20"), on("15:00:00"), on("15:30")], 30)

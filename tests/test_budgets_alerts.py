@@ -324,7 +324,7 @@ PIECES = ["{", "}", "percent", "threshold", "budget", "spent", "reset", ":d", ":
           ":,", "!r", "!s", ".__class__", "[0]", "x", " ", "%", ":{limit}", "{{", "}}"]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(template=st.lists(st.sampled_from(PIECES), max_size=8).map("".join))
 def test_a_template_accepted_at_load_renders_for_any_real_alert(template):
     try:

@@ -348,7 +348,7 @@ def test_a_handler_is_a_plain_script_only_when_the_shell_would_run_just_it(proje
     assert (plain_script(command, project) is not None) is plain
 
 
-@settings(max_examples=300, deadline=None,
+@settings(max_examples=300,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(command=st.text(alphabet="ab/. $;'\"`(){}|&*\\\n#~=", max_size=24))
 def test_whatever_plain_script_accepts_the_shell_reads_as_that_one_path(tmp_path, command):

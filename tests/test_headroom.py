@@ -224,7 +224,7 @@ MODELS = ("claude-opus-4-6", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-202
           "claude-sonnet-4-6", "claude-opus-4-8", "claude-mythos-5-2", "gpt-5.5")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(model=st.sampled_from(MODELS), input=st.integers(0, 400_000),
        output=st.integers(0, 64_000), write_5m=st.integers(0, 300_000),
        write_1h=st.integers(0, 300_000), read=st.integers(0, 900_000),
@@ -267,7 +267,7 @@ PAYLOAD_VALUES = st.one_of(st.text(max_size=12), st.integers(), st.none(), st.bo
                                            max_size=3))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(fields=st.dictionaries(st.text(max_size=12), PAYLOAD_VALUES, max_size=8),
        compact=st.booleans())
 def test_leading_fields_of_any_payload_are_its_own_values_or_nothing(fields, compact):
@@ -277,7 +277,7 @@ def test_leading_fields_of_any_payload_are_its_own_values_or_nothing(fields, com
         assert fields[key] == value  # never a value the payload does not give that key
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(raw=st.binary(max_size=300))
 def test_any_bytes_are_read_without_a_crash(raw):
     assert all(isinstance(v, str) for v in headroom.leading_fields(raw).values())

@@ -13,7 +13,7 @@ from cmat.claude import runtime
 from cmat.claude.payload import leading_fields
 from tests.helpers import session_costing, user_config
 
-FUZZ = settings(max_examples=120, deadline=None,
+FUZZ = settings(max_examples=120,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 

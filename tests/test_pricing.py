@@ -173,7 +173,7 @@ def catalog_models():
     return ModelService().catalog.models  # inside a test: the bundled catalog alone
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(tokens=st.tuples(*[st.integers(0, 2_000_000)] * 4), one_hour_share=st.floats(0, 1),
        searches=st.integers(0, 20), speed=st.sampled_from([None, "fast"]),
        geo=st.sampled_from([None, "us", "global"]), index=st.integers(0, 10**6))

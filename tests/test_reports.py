@@ -349,7 +349,7 @@ CELL_PIECES = st.sampled_from(["a", "b", " ", "  ", "é", "→", "😀", "中文
 CELLS = st.lists(CELL_PIECES, max_size=5).map("".join)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), colour_on=st.booleans())
 def test_rows_laid_out_without_rich_are_as_rich_draws_them(data, colour_on):
     """Rows of plain text are laid out by cli.output itself (rich takes 0.4 ms a row): the
@@ -377,7 +377,7 @@ OUTSIDE_TEXT = st.lists(st.one_of(
     st.text(max_size=4)), max_size=6).map("".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(rows=st.lists(st.lists(OUTSIDE_TEXT, min_size=2, max_size=2), min_size=1, max_size=5),
        width=st.sampled_from([None, 40]))
 def test_text_from_outside_keeps_to_its_cell(rows, width):
@@ -408,7 +408,7 @@ LINE_ENDS = st.lists(st.sampled_from(["a", "中", " ", "\t", "\u00a0", "\u3000",
                      max_size=8).map("".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(end=LINE_ENDS)
 def test_lines_are_trimmed_of_what_the_pattern_trims(end):
     """Lines without colour are trimmed by str.rstrip, not the pattern (a large report has
@@ -763,7 +763,7 @@ def test_ccusages_report_and_block_options_do_what_they_do_in_ccusage(ccusage_hi
     assert tokyo in cli_run("blocks", "-z", "Asia/Tokyo", "--last", "1", "--no-scan").output
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(milliseconds=st.integers(946_684_800_000, 4_102_444_799_999),
        offset=st.integers(-14 * 4, 14 * 4).map(lambda quarters: quarters * 900),
        period=st.sampled_from(["daily", "weekly"]))

@@ -251,7 +251,7 @@ def usage_lines(draw) -> bytes:
     return data.replace(b"\n", b" ")
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=st.lists(usage_lines(), min_size=1, max_size=8))
 @example(lines=[b'{"type":"assistant","message":{"id":"m","model":"x","usage":'
                 b'{"output_tokens":5}},"timestamp":"2026-03-01T10:00:00Z"}',
@@ -288,7 +288,7 @@ def test_fuzzed_lines_read_the_same_every_way(tmp_path_factory, lines):
     assert_all_agree(read_every_way(path))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(moment=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31,
                                                                               23, 59, 59)),
        places=st.integers(0, 6))

@@ -319,14 +319,14 @@ JSON_VALUES = st.recursive(
     max_leaves=20)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(value=JSON_VALUES, spaced=st.booleans())
 def test_the_caches_json_reader_reads_what_the_json_module_reads(value, spaced):
     text = json.dumps(value, indent=1 if spaced else None) + ("\n" if spaced else "")
     assert statuscache.parse_json(text) == json.loads(text)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(text=st.text(max_size=40))
 def test_the_caches_json_reader_refuses_what_the_json_module_refuses(text):
     try:
@@ -390,7 +390,7 @@ _GROWTH = st.lists(st.one_of(
 ), min_size=1, max_size=6)
 
 
-@settings(max_examples=30, deadline=None,
+@settings(max_examples=30,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(growth=_GROWTH, torn=st.booleans())
 @example(growth=[("snapshot", 50_000, True)], torn=False)  # a sidechain's larger copy

@@ -637,7 +637,7 @@ def test_no_member_session_changes_a_colleagues_rows_or_unbalances_the_sums(loca
         st.sampled_from(MEMBER_WRITES), st.sampled_from(aims),
         st.sampled_from((4242, colleague)), st.sampled_from((0, 1, 99999)))
 
-    @settings(max_examples=60, deadline=None,
+    @settings(max_examples=60,
               suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(st.lists(st.sampled_from(MEMBER_SETTINGS), max_size=4, unique=True),
            st.lists(write, min_size=1, max_size=6))

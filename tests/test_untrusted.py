@@ -20,7 +20,7 @@ from tests.helpers import REPO, need
 from tests.test_claude_runtime import SESSION_END, payload, run_hook
 from tests.transcript_factory import TranscriptBuilder, write_session
 
-FUZZ = settings(max_examples=150, deadline=None,
+FUZZ = settings(max_examples=150,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 OTHER_UID = 54321
 
