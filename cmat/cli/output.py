@@ -280,7 +280,6 @@ def show_session(path, session_id: str | None, as_json: bool) -> None:
 
 def print_session(report: dict, as_json: bool, origin: str) -> None:
     """One session's totals (session_report's shape), `origin` saying where they come from."""
-
     if as_json:
         emit_json(report)
         return
