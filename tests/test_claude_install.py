@@ -401,9 +401,13 @@ def test_status_shows_a_settings_escape_sequences_as_text(project):
     assert not {"\r", "\x9b"} & set(shown) and "\x1b[2K" not in shown
 
 
-def test_terminal_safe_lets_colours_tabs_and_line_ends_through_and_nothing_else():
+def test_terminal_safe_lets_cmats_colours_tabs_and_line_ends_through_and_nothing_else():
     from cmat.text import terminal_safe
 
     assert terminal_safe("a\x1b[1;31mred\x1b[0m\tb\r\nc\n") == "a\x1b[1;31mred\x1b[0m\tb\r\nc\n"
     assert terminal_safe("x\x1b]0;title\x07\x1b[H\x00\x7f\u2028") == \
         "x\\x1b]0;title\\x07\\x1b[H\\x00\\x7f\\u2028"
+    # Colours of cmat's palette only: one that hides what follows (conceal, black on black)
+    # is text.
+    assert terminal_safe("t\x1b[8m\x1b[30;40m\x1b[38;5;0m") == \
+        "t\\x1b[8m\\x1b[30;40m\\x1b[38;5;0m"

@@ -370,10 +370,12 @@ def test_rows_laid_out_without_rich_are_as_rich_draws_them(data, colour_on):
 
 
 # Text from outside, as a hostile queue or transcript could hold it: line ends of every kind,
-# escape sequences that move the cursor or erase, C1's CSI, a hyperlink, colours.
+# escape sequences that move the cursor or erase, C1's CSI, a hyperlink, colours, and colours
+# that hide text (conceal, black on black).
 OUTSIDE_TEXT = st.lists(st.one_of(
     st.sampled_from(["\n", "\r", "\r\n", "\x1b[2K", "\x1b[1A", "\x9b2J", "\x1b]8;;x\x1b\\",
-                     "\x1b[31m", "\x85", "\u2028", "\x0b", "\x00", "$0.00"]),
+                     "\x1b[31m", "\x1b[8m", "\x1b[30;40m", "\x85", "\u2028", "\x0b", "\x00",
+                     "$0.00"]),
     st.text(max_size=4)), max_size=6).map("".join)
 
 
@@ -382,7 +384,8 @@ OUTSIDE_TEXT = st.lists(st.one_of(
        width=st.sampled_from([None, 40]))
 def test_text_from_outside_keeps_to_its_cell(rows, width):
     """A task title or model id may hold line ends and escape sequences: in a table each row
-    stays one line, and nothing but colours reaches the terminal (docs/security.md)."""
+    stays one line, and nothing but cmat's own colours reaches the terminal
+    (docs/security.md)."""
     from cmat.cli import output
     from cmat.text import terminal_safe
 
