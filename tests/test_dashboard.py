@@ -273,6 +273,19 @@ def test_report_html_is_one_file_that_renders_offline(recent_history, project, t
     assert shown["total"] == money(report["total"]["total_usd"])
 
 
+def test_report_htmls_data_cannot_end_its_script_or_meet_the_pages_own_tags():
+    """A project or title from outside, embedded in the page's data: "</script>", an HTML
+    comment's opening or the stylesheet's tag stay text of the data, which reads back whole."""
+    from cmat.dashboard.server import page_with_data
+
+    hostile = {"project": "</script><script>alert(1)</script>", "title": "<!--<script>",
+               "model": '<link rel="stylesheet" href="style.css">'}
+    page = page_with_data(hostile)
+    data = re.search(r"window\.CMAT_DATA = (.*?);</script>", page).group(1)
+    assert "<" not in data and json.loads(data) == hostile
+    assert page.count("<script>") == 3 and page.count("<style>") == 1  # the page's own
+
+
 def test_report_html_for_a_past_range_shows_that_range_alone(recent_history, project,
                                                             tmp_path):
     chromium()

@@ -211,7 +211,10 @@ def page_with_data(data: dict) -> str:
     page = (STATIC / "index.html").read_text()
     inline = {name: (STATIC / name).read_text() for name in
               ("vendor/chart.umd.min.js", "app.js")}
-    embedded = orjson.dumps(data).decode().replace("</", "<\\/")
+    # No "<" at all inside the script (JSON reads \u003c as "<"): a project or a title from
+    # outside holding "</script>" or "<!--<script>" would end the script or change how the
+    # page around it is parsed, and one holding the stylesheet's tag would be replaced below.
+    embedded = orjson.dumps(data).decode().replace("<", "\\u003c")
     page = page.replace('<script src="vendor/chart.umd.min.js"></script>',
                         f"<script>{inline['vendor/chart.umd.min.js']}</script>")
     page = page.replace('<script src="app.js"></script>',
