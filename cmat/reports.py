@@ -35,6 +35,8 @@ from cmat.usage import TOKEN_FIELDS
 
 # A report's period, and the key its rows carry it under.
 PERIODS = {"daily": "date", "weekly": "week", "monthly": "month", "session": "session"}
+# A report's key back to its period: also the name ccusage gives its rows ("daily": [...]).
+PERIOD_OF_KEY = {key: period for period, key in PERIODS.items()}
 DIMENSIONS = tuple(DIMENSION_COLUMNS)
 
 
@@ -177,8 +179,7 @@ def last_periods(report: dict, count: int, now: float) -> dict:
                 kept.add(row[key])
     else:
         today = datetime.fromtimestamp(now, ZoneInfo(report["timezone"])).date()
-        period = next(name for name, period_key in PERIODS.items() if period_key == key)
-        first = period_start_back(period, today, count - 1).isoformat()
+        first = period_start_back(PERIOD_OF_KEY[key], today, count - 1).isoformat()
         first = first[:7] if key == "month" else first  # a month's key is YYYY-MM
         kept = {row[key] for row in report["rows"] if row[key] >= first}  # ISO sorts as time
     rows = [row for row in report["rows"] if row[key] in kept]
@@ -191,9 +192,6 @@ def last_periods(report: dict, count: int, now: float) -> dict:
     if "runs" in report["total"]:
         _per_run(total, sum(row["runs"] for row in rows))
     return {**report, "rows": rows, "total": total}
-
-
-CCUSAGE_KEYS = {"date": "daily", "week": "weekly", "month": "monthly", "session": "session"}
 
 
 def ccusage_session(session_id: str, requests: list[tuple]) -> dict:
@@ -243,7 +241,7 @@ def ccusage_shape(report: dict) -> dict:
         entry["modelsUsed"] = sorted(m["model"] for m in models)
         entry["period"] = row[report["period"]]
         rows.append(entry)
-    return {CCUSAGE_KEYS[report["period"]]: rows,
+    return {PERIOD_OF_KEY[report["period"]]: rows,
             "totals": counts(report["total"]["tokens"], report["total"]["total_usd"])}
 
 
