@@ -10,36 +10,19 @@ import click
 from cmat.usage import APPS
 
 
-def _other_agent(_context, _parameter, value) -> None:
-    """`--agent codex`, as other tools spell it: say what this one calls it."""
-    if value is None:
-        return
-    raise click.UsageError("reports take the coding agent as --app (" + ", ".join(APPS)
-                           + "); --by app groups by it, and --by agent by the subagent's type")
-
-
-def _calculated_only(_context, _parameter, value) -> None:
-    """ccusage's --mode: auto and calculate are what cmat always does."""
-    if value == "display":
-        raise click.UsageError("cmat computes every cost from its catalog, never from a "
-                               "transcript's costUSD (Claude Code wrote it only before 1.0.9): "
-                               "leave out --mode display")
-
-
-def _iso_weeks_only(_context, _parameter, value) -> None:
-    """ccusage's --start-of-week: cmat's weeks start on Monday."""
-    if value is not None and value.lower() != "monday":
-        raise click.UsageError("cmat's weeks are ISO weeks, from Monday (as ccusage's weekly "
-                               "report across agents): leave out --start-of-week")
+def _refused_unless(accepted, hint: str):
+    """The callback of a ccusage option cmat takes only where `accepted(value)` (a value
+    cmat does anyway); any other value is refused with `hint`, what to do instead (click's
+    "no such option" would leave its users guessing)."""
+    def check(_context, _parameter, value) -> None:
+        if value is not None and not accepted(value):
+            raise click.UsageError(hint)
+    return check
 
 
 def _refused(hint: str):
-    """The callback of a ccusage option cmat has no use for: given, it is refused with
-    `hint`, what to do instead (click's "no such option" would leave its users guessing)."""
-    def refuse(_context, _parameter, value) -> None:
-        if value:
-            raise click.UsageError(hint)
-    return refuse
+    """The callback of a ccusage option cmat has no use for: given, refused with `hint`."""
+    return _refused_unless(lambda value: not value, hint)
 
 
 def _accepted(*names: str, help: str):
@@ -47,20 +30,31 @@ def _accepted(*names: str, help: str):
     return click.option(*names, is_flag=True, hidden=True, expose_value=False, help=help)
 
 
-def _standard_speed_only(_context, _parameter, value: str | None) -> None:
-    """ccusage's --speed (`ccusage codex daily`): cmat prices Codex at the standard tier."""
-    if value is not None and value.lower() not in ("auto", "standard"):
-        raise click.UsageError(
-            "a Codex rollout does not say which service tier served a request, so cmat prices "
-            "each at the standard tier (ccusage's fast, and its auto with service_tier = "
-            "\"fast\" in config.toml, apply one guess to every request): leave out --speed")
-
-
-def _five_hours_only(_context, _parameter, value: float | None) -> None:
-    """ccusage's --session-length: a plan's limit is counted in 5-hour windows."""
-    if value is not None and value != 5:
-        raise click.UsageError("a plan's usage limit is counted in 5-hour windows, and so are "
-                               "cmat's blocks: leave out --session-length")
+# `--agent codex`, as other tools spell it: what this one calls it.
+_other_agent = _refused_unless(
+    lambda _: False, "reports take the coding agent as --app (" + ", ".join(APPS)
+    + "); --by app groups by it, and --by agent by the subagent's type")
+# ccusage's --mode: auto and calculate are what cmat always does.
+_calculated_only = _refused_unless(
+    lambda mode: mode != "display",
+    "cmat computes every cost from its catalog, never from a transcript's costUSD (Claude "
+    "Code wrote it only before 1.0.9): leave out --mode display")
+# ccusage's --start-of-week: cmat's weeks start on Monday.
+_iso_weeks_only = _refused_unless(
+    lambda day: day.lower() == "monday",
+    "cmat's weeks are ISO weeks, from Monday (as ccusage's weekly report across agents): "
+    "leave out --start-of-week")
+# ccusage's --speed (`ccusage codex daily`): cmat prices Codex at the standard tier.
+_standard_speed_only = _refused_unless(
+    lambda speed: speed.lower() in ("auto", "standard"),
+    "a Codex rollout does not say which service tier served a request, so cmat prices each at "
+    "the standard tier (ccusage's fast, and its auto with service_tier = \"fast\" in "
+    "config.toml, apply one guess to every request): leave out --speed")
+# ccusage's --session-length: a plan's limit is counted in 5-hour windows.
+_five_hours_only = _refused_unless(
+    lambda hours: hours == 5,
+    "a plan's usage limit is counted in 5-hour windows, and so are cmat's blocks: leave out "
+    "--session-length")
 
 
 # On every ccusage command cmat has: the reports and blocks.
