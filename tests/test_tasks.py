@@ -59,6 +59,24 @@ def test_keys_cmat_does_not_own_survive_a_rewrite(project):
     assert list(doc) == list(CMAT_QUEUE)
 
 
+def test_a_made_id_that_meets_one_made_in_the_same_second_is_made_again(project, monkeypatch):
+    """Made ids are the second and five random digits: two tasks added in one second may draw
+    the same digits (a test under a fixed CMAT_NOW did). The second one gets another id, where
+    it was refused as a duplicate."""
+    import random
+
+    from cmat.tasks.queue import new_task_id
+
+    monkeypatch.setenv("CMAT_NOW", "2026-03-01T10:00:00")
+    random.seed(7)
+    first = new_task_id()
+    QueueService(project).add("first", task_id=first)
+    random.seed(7)  # the next id drawn is `first` again
+    second = QueueService(project).add("second")
+    assert second["id"] != first and second["id"].startswith(first[:16])
+    assert [t["id"] for t in QueueService(project).tasks()] == [first, second["id"]]
+
+
 def test_duplicate_ids_and_bad_priorities_are_refused(project):
     write_queue(project)
     queue = QueueService(project)

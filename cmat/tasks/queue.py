@@ -280,8 +280,11 @@ class QueueService:
         }
 
         def append(doc: dict) -> dict:
-            if any(isinstance(t, dict) and t.get("id") == task["id"] for t in doc["tasks"]):
+            taken = {t.get("id") for t in doc["tasks"] if isinstance(t, dict)}
+            if task_id and task_id in taken:
                 raise UsageError(f"a task with id {task['id']!r} already exists")
+            while task["id"] in taken:  # a made id met one made in the same second: another
+                task["id"] = new_task_id()
             doc["tasks"].append(task)
             return task
 
