@@ -3,6 +3,8 @@ another local user or a hostile file can put where cmat reads, and what cmat the
 
 import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -16,7 +18,15 @@ from cmat.claude.install import load_settings
 from cmat.errors import CatalogError, ConfigError, QueueError, SettingsError
 from cmat.tasks.queue import QueueService, current_context, read_marker
 from cmat.untrusted import Unreadable, read_untrusted, read_untrusted_text
-from tests.helpers import REPO, need
+from tests.helpers import (
+    PRE_TOOL,
+    REPO,
+    budget_payload,
+    child_env,
+    need,
+    session_costing,
+    user_config,
+)
 from tests.test_claude_runtime import SESSION_END, payload, run_hook
 from tests.transcript_factory import TranscriptBuilder, write_session
 
@@ -162,6 +172,25 @@ def test_session_end_with_a_fifo_marker_records_the_session_at_once(project, tmp
     assert time.monotonic() - started < 10  # it waited 25 s for a writer before
     log = paths.hook_log_file().read_text()
     assert "marker refused" in log and "s-fifo -> untracked" in log
+
+
+def test_a_hooks_line_on_stderr_shows_a_projects_control_characters_as_escapes(tmp_path):
+    """The budget hook names the refused marker, inside the repository, on stderr, where
+    Claude Code shows it: a folder's name cannot erase or rewrite that line."""
+    project = tmp_path / "repo\x1b[2K\rcmat: all budgets ok\n"
+    _fifo(paths.current_task_file(project))
+    user_config("[budgets]\ndaily = 100\n")
+    _, transcript = session_costing(tmp_path, "s-named", 0.5)
+    result = subprocess.run([str(PRE_TOOL)], capture_output=True, timeout=60,
+                            input=json.dumps(budget_payload(transcript, "s-named",
+                                                            "PreToolUse")).encode(),
+                            env=child_env(CLAUDE_PROJECT_DIR=project,
+                                          CMAT_PYTHON=sys.executable))
+    assert result.returncode == 0
+    said = result.stderr.decode()
+    assert "marker refused" in said and "task budgets not checked" in said
+    assert said.count("\n") == 1 and "\r" not in said and "\x1b" not in said
+    assert "repo\\x1b[2K\\rcmat: all budgets ok\\n" in said
 
 
 def test_subagent_stop_never_opens_a_fifo_transcript(project, tmp_path):

@@ -28,6 +28,7 @@ from cmat.claude.log import HookLog
 from cmat.claude.payload import PayloadError, payload_project, read_payload
 from cmat.errors import CmatError
 from cmat.money import usd
+from cmat.text import one_line
 from cmat.untrusted import Unreadable, open_untrusted
 
 HEADROOM_MAX_AGE_SECONDS = 3600  # a cache older than this is checked in full again
@@ -76,6 +77,12 @@ def time_limit(event: str) -> float:
         return float(os.environ.get("CMAT_HOOK_BUDGET", BY_COMMAND[event].time_limit))
     except ValueError:
         return BY_COMMAND[event].time_limit
+
+
+def say(text: str) -> None:
+    """One line on stderr, for Claude Code to show: it may name a repository's paths or a
+    queue's problem, so every control character in it is shown as an escape."""
+    print("cmat: " + one_line(text), file=sys.stderr)
 
 
 def _path_field(payload: dict, key: str, required: bool) -> Path | None:
@@ -185,8 +192,7 @@ def attribute(event: str, payload: dict, project: Path, log: HookLog) -> tuple[s
                                           f"{project} could not be written; tasks "
                                           f"{', '.join(attribution.queue_lagging)} catch up later")
         task_note += " (queue not updated)"
-        print(f"cmat: cost recorded, but the task queue was not updated; see {where}",
-              file=sys.stderr)
+        say(f"cost recorded, but the task queue was not updated; see {where}")
     return (f"session {session_id} -> {task_note}: {usd(attribution.total_usd)} over "
             f"{attribution.requests} requests ({attribution.new_requests} new)"
             + (f", {applied} spooled applied" if applied else "")), None
@@ -255,7 +261,7 @@ def check_budgets(event: str, payload: dict, project: Path,
                               with_details=details, subagent=subagent)
     if context.problem:  # task budgets cannot apply; every other budget still does
         log.write("WARN", event, f"{context.problem}; task budgets not checked")
-        print(f"cmat: {context.problem}; task budgets not checked", file=sys.stderr)
+        say(f"{context.problem}; task budgets not checked")
     budgets = applicable(config, context)
     # Sessions at work are tracked for the concurrency limit and for `budget status`'s runs.
     tracks = session_id is not None and config.tracks_sessions
@@ -446,7 +452,7 @@ def run(event: str, stdin=None) -> int:
         with contextlib.suppress(Exception):
             what = "cost kept for the next hook or scan" if isinstance(exc, Spooled) \
                 else BY_COMMAND[event].failure
-            print(f"cmat: {what} ({type(exc).__name__}); see {where}", file=sys.stderr)
+            say(f"{what} ({type(exc).__name__}); see {where}")
         if BY_COMMAND[event].checks_budgets:
             with contextlib.suppress(Exception):
                 answer = failed_check_answer(event, project, type(exc).__name__, where)
