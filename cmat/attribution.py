@@ -17,6 +17,7 @@ from cmat.tasks.costs import sync_queue, task_report
 from cmat.tasks.queue import QueueService, TaskContext, enhancement_of, task_type_of
 from cmat.transcripts.files import (
     SourceFile,
+    check_claude_transcript,
     check_transcript,
     session_ids_in,
     subagent_source,
@@ -211,6 +212,7 @@ def extract(project: Path, task_id: str, transcript: str | os.PathLike,
     check_transcript(path)
     reader = app_reader_of(path)  # another agent's log: a task CMAT ran on Codex, say
     if reader is None:
+        check_claude_transcript(path)
         session_id = session_of(path, session_id)
     models = models or ModelService(project)
     context = TaskContext(task_id, enhancement_of(task), task.get("assigned_agent"),

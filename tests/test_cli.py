@@ -105,6 +105,25 @@ def test_errors_are_one_line_with_an_exit_code(run, args, code, message):
     assert result.stderr.startswith("cmat: error:") and result.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("content", [b"# Notes\n\nnot a transcript\n", b'{\n  "name": "x"\n}\n',
+                                     b"day,cost\n2026-12-01,3.20\n"])
+def test_a_file_that_is_no_transcript_is_refused_and_nothing_recorded(run, tmp_path, content):
+    given = tmp_path / "notes.jsonl"
+    given.write_bytes(content)
+    task_id = run("queue", "add", "Build it").output.strip()
+    assert "not a Claude Code transcript" in run("costs", "session", given, code=6).stderr
+    assert "not a Claude Code transcript" in run("costs", "extract", task_id, given,
+                                                 code=6).stderr
+    assert json.loads(run("costs", "show", task_id, "--json").output)["sessions"] == []
+
+
+@pytest.mark.parametrize("content", [b"", b'{"type":"user","sessionId":"s-0"', b'\n{"type":"user"}\n'])
+def test_a_session_just_begun_is_priced_at_nothing(run, tmp_path, content):
+    given = tmp_path / "s-0.jsonl"
+    given.write_bytes(content)
+    assert json.loads(run("costs", "session", given, "--json").output)["total_usd"] == 0
+
+
 def test_corrupt_queue_is_refused_untouched(run, project, transcript):
     queue = project / ".claude" / "data" / "task_queue.json"
     queue.parent.mkdir(parents=True)

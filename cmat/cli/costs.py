@@ -243,7 +243,8 @@ def session(transcript_path: Path | None, session_id: str | None, as_json: bool)
     Without TRANSCRIPT_PATH, prices the most recent session Claude Code wrote (under
     $CLAUDE_CONFIG_DIR, ~/.claude or ~/.config/claude). Another agent's log is priced as
     well: a Codex CLI rollout, a Gemini CLI chat, or one session of OpenCode's database
-    (named with --session-id).
+    (named with --session-id). A file that is neither (its first line is not a JSON
+    object) is refused with exit status 6.
     """
     from cmat import paths
     from cmat.transcripts.files import latest_session_transcript

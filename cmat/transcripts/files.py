@@ -69,6 +69,22 @@ def check_transcript(path: Path) -> None:
     open_regular(path).close()
 
 
+def check_claude_transcript(path: Path) -> None:
+    """Raise TranscriptError when `path`, given by hand as a Claude Code transcript, plainly
+    holds something else: its first line (read in its first HEAD_BYTES) is not a JSON
+    object's braces, as every line Claude Code writes is (what is between them is left to
+    the reader: a line whose text holds a cut emoji is still a request). An empty file, or
+    one whose first line has not ended yet, is a session just begun."""
+    first, ended, _ = _head(path).lstrip().partition(b"\n")
+    first = first.rstrip()
+    if ended and not (len(first) >= 2 and first[:1] == b"{" and first[-1:] == b"}"):
+        raise TranscriptError(
+            f"{path} is not a Claude Code transcript (its first line is not a JSON object), "
+            "nor another coding agent's log",
+            "give a session's .jsonl under ~/.claude/projects, a Codex CLI rollout, a Gemini "
+            "CLI chat, or OpenCode's opencode.db")
+
+
 def _agent_type(meta_path: Path) -> str | None:
     try:
         meta = orjson.loads(read_untrusted(meta_path, META_LIMIT) or b"null")
