@@ -20,6 +20,7 @@ tests/transcript_factory.py, with text of a realistic size around the usage), th
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -66,8 +67,11 @@ def codex_history(home: Path, megabytes: float, rng: random.Random) -> int:
 
 
 def gemini_history(home: Path, megabytes: float, rng: random.Random) -> int:
-    """Chat files of `megabytes` in all under `home`/.gemini; returns how many requests."""
-    folder = home / ".gemini" / "tmp" / "5f1c0a1b2c3d" / "chats"
+    """Chat files of `megabytes` in all under `home`/.gemini, shaped as Gemini CLI writes
+    them (in the folder of their project's hash, which they name); returns how many
+    requests."""
+    project_hash = hashlib.sha256(b"/home/dev/benchmark").hexdigest()
+    folder = home / ".gemini" / "tmp" / project_hash / "chats"
     folder.mkdir(parents=True, exist_ok=True)
     written = requests = chat = 0
     while written < megabytes * 1e6:
@@ -85,7 +89,10 @@ def gemini_history(home: Path, megabytes: float, rng: random.Random) -> int:
                                      "thoughts": rng.randint(0, 800), "tool": 0}}]
             requests += 1
         path = folder / f"session-{chat:05d}.json"
-        path.write_text(json.dumps({"sessionId": f"chat-{chat}", "messages": messages}))
+        path.write_text(json.dumps({
+            "sessionId": f"chat-{chat}", "projectHash": project_hash,
+            "startTime": messages[0]["timestamp"], "lastUpdated": messages[-1]["timestamp"],
+            "messages": messages}))
         written += path.stat().st_size
     return requests
 
