@@ -53,7 +53,7 @@ class Totals:
 
     def add(self, record: UsageRecord, cost: float | None) -> None:
         tokens = self.tokens
-        for kind, value in zip(TOKEN_FIELDS, record.token_counts_tuple()):
+        for kind, value in zip(TOKEN_FIELDS, record.token_counts):
             tokens[kind] += value
         self.web_search_requests += record.web_search_requests
         self.requests += 1
@@ -141,13 +141,31 @@ def record_cost(record: UsageRecord, entry: ModelEntry | None) -> float | None:
     """A request's cost with the prices in force on its day; None when its model is unknown."""
     if entry is None:
         return None
-    return request_cost(entry.pricing_on(record.timestamp[:10]), record.token_counts,
-                        record.web_search_requests, record.speed, record.inference_geo)
+    return _cost_at(record, entry.pricing_on(record.timestamp[:10]))
+
+
+def _cost_at(record: UsageRecord, pricing: Pricing) -> float:
+    return request_cost(pricing, record.token_counts, record.web_search_requests, record.speed,
+                        record.inference_geo)
+
+
+_UNSEEN = object()  # a model and day whose prices were not looked up yet
 
 
 def price_records(records: Sequence[UsageRecord], resolve) -> list[float | None]:
-    """Each request's cost, with `resolve(model_id) -> ModelEntry | None`."""
-    return [record_cost(record, resolve(record.model)) for record in records]
+    """Each request's cost, with `resolve(model_id) -> ModelEntry | None`, as record_cost
+    gives it; the prices in force are looked up once per model and day (a first import
+    prices every request of a history)."""
+    in_force: dict[tuple[str, str], Pricing | None] = {}
+    costs: list[float | None] = []
+    for record in records:
+        key = (record.model, record.timestamp[:10])
+        pricing = in_force.get(key, _UNSEEN)
+        if pricing is _UNSEEN:
+            entry = resolve(record.model)
+            pricing = in_force[key] = entry.pricing_on(key[1]) if entry is not None else None
+        costs.append(None if pricing is None else _cost_at(record, pricing))
+    return costs
 
 
 def summarize(records: Sequence[UsageRecord], resolve, skipped_lines: int = 0,

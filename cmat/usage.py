@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field, fields
+from typing import NamedTuple
 
 from cmat.request import SIDECHAIN_PENALTY
 
@@ -31,8 +32,10 @@ CLAUDE_CODE = "claude-code"
 APPS = (CLAUDE_CODE, "codex", "gemini-cli", "opencode")
 
 
-@dataclass(frozen=True, slots=True)
-class TokenCounts:
+class TokenCounts(NamedTuple):
+    """A request's tokens of each kind (TOKEN_FIELDS). A named tuple: one is made for every
+    request priced, and a frozen dataclass took five times as long to make."""
+
     input: int = 0
     output: int = 0
     cache_creation: int = 0  # all cache writes, 5-minute and 1-hour
@@ -83,14 +86,10 @@ class UsageRecord:
         return (self.input_tokens + self.output_tokens + self.cache_creation_tokens
                 + self.cache_read_tokens)
 
-    def token_counts_tuple(self) -> tuple[int, int, int, int, int]:
-        """The TOKEN_FIELDS, in that order."""
-        return (self.input_tokens, self.output_tokens, self.cache_creation_tokens,
-                self.cache_creation_1h_tokens, self.cache_read_tokens)
-
     @property
     def token_counts(self) -> TokenCounts:
-        return TokenCounts(*self.token_counts_tuple())
+        return TokenCounts(self.input_tokens, self.output_tokens, self.cache_creation_tokens,
+                           self.cache_creation_1h_tokens, self.cache_read_tokens)
 
     def __reduce__(self):
         # Ships as a plain tuple between processes: 5x faster than a slotted dataclass's state.

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import shlex
@@ -20,6 +21,7 @@ from cmat.ingest import scan
 from cmat.ledger import Ledger, LedgerError, ledger_error
 from cmat.ledger.schema import (
     MIGRATIONS,
+    OPTIONAL_TEXT,
     SCHEMA_VERSION,
     migrate,
     pack_rows,
@@ -205,6 +207,25 @@ def test_the_better_copy_of_a_request_wins_whoever_stores_it(tmp_path, project, 
         assert ledger.query("SELECT output_tokens FROM requests") == [(300,)]
         assert ledger.task_spend("task_1") == pytest.approx(
             ledger.query("SELECT cost_usd FROM requests")[0][0])
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_text_a_request_lacks_is_stored_as_null_on_both_roads(tmp_path, project, packed):
+    """Rows carry '' for optional text (binding None is slow); the ledger holds NULL, as
+    before, whichever road the rows take."""
+    models = ModelService(project)
+    record = _copy(tmp_path, "a", "msg_lacking", 10)[0]
+    record = dataclasses.replace(record, request_id=None, cwd="", agent_id=None, speed=None,
+                                 inference_geo="")
+    with Ledger(tmp_path / "l.db") as ledger:
+        _store(ledger, [record], models, packed)
+        stored = ledger.query(f"SELECT {', '.join(sorted(OPTIONAL_TEXT))} FROM requests")[0]
+    held = dict(zip(sorted(OPTIONAL_TEXT), stored))
+    assert {name: held[name] for name in ("request_id", "project", "agent_id", "speed",
+                                          "inference_geo", "source")} == dict.fromkeys(
+        ("request_id", "project", "agent_id", "speed", "inference_geo", "source"))
+    assert held["session_id"] == record.session_id and held["catalog_version"] == "test"
+    assert held["machine"] and held["user_name"]
 
 
 def test_several_packed_batches_store_in_one_commit_as_one_at_a_time(tmp_path, project):

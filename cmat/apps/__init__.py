@@ -27,7 +27,7 @@ def plausible(records: list[UsageRecord], skipped: int) -> tuple[list[UsageRecor
     kept = []
     for record in records:
         try:
-            check_request(record.timestamp, record.token_counts_tuple())
+            check_request(record.timestamp, record.token_counts)
         except InvalidLine:
             skipped += 1
             continue

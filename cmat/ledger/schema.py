@@ -355,6 +355,11 @@ COLUMN_TYPES = {"message_id": "TEXT", "request_id": "TEXT", "session_id": "TEXT"
                 "machine": "TEXT", "user_name": "TEXT"}
 NOT_NULL = {"ts", "model", "agent", "is_sidechain", *(COLUMN[kind] for kind in TOKEN_FIELDS),
             "web_search_requests"}
+# Text a request may lack. Rows (request_rows) carry '' for it, never None, and the upserts
+# store '' as NULL: the sqlite3 module binds None through its adaptation protocol, which made
+# None a third of what packing a row costs a worker; no such text means anything when empty.
+OPTIONAL_TEXT = frozenset(name for name, kind in COLUMN_TYPES.items()
+                          if kind == "TEXT" and name not in NOT_NULL and name != "message_id")
 def _valid_request_sql() -> str:
     """SQL true for a request row whose every value a request can have: each column of its
     declared type (SQLite would store text in an INTEGER column), a time in 2000-2100, a cost
@@ -393,12 +398,21 @@ ON_CONFLICT = (
     + ", ".join(f"{c} = excluded.{c}" for c in (*REQUEST_COLUMNS, "seq") if c != "message_id")
     + f" WHERE {rank_sql('excluded')} > {rank_sql('requests')}"
 )
-UPSERT = (f"INSERT INTO requests ({COLUMN_LIST}, seq) VALUES ({PLACEHOLDERS}, {CURRENT_SEQ})"
+
+
+def _stored(column: str, value: str) -> str:
+    """`value` (SQL) as the ledger stores it in `column`: '' as NULL where text is optional."""
+    return f"NULLIF({value}, '')" if column in OPTIONAL_TEXT else value
+
+
+UPSERT = (f"INSERT INTO requests ({COLUMN_LIST}, seq) "
+          f"VALUES ({', '.join(_stored(c, '?') for c in REQUEST_COLUMNS)}, {CURRENT_SEQ})"
           f" {ON_CONFLICT}")
 # "WHERE true": SQLite's parser needs it between a SELECT and its upsert clause.
 # {schema}: the attached database of pack_rows to copy from.
 UPSERT_PACKED = (f"INSERT INTO main.requests ({COLUMN_LIST}, seq) "
-                 f"SELECT {COLUMN_LIST}, {CURRENT_SEQ} FROM {{schema}}.requests WHERE true"
+                 f"SELECT {', '.join(_stored(c, c) for c in REQUEST_COLUMNS)}, {CURRENT_SEQ} "
+                 f"FROM {{schema}}.requests WHERE true"
                  f" {ON_CONFLICT}")
 CAN_PACK = hasattr(sqlite3.Connection, "serialize")  # SQLite 3.23+ built with it: nearly always
 
@@ -429,18 +443,18 @@ def pack_rows(row_lists: Iterable[Sequence[tuple]]) -> bytes:
 def request_rows(records: Sequence[UsageRecord], costs: Sequence[float | None],
                  catalog_version: str, source: str | None = None,
                  owner: tuple[str, str] | None = None) -> list[tuple]:
-    """The ledger rows (REQUEST_COLUMNS order) of priced requests; `source`: where they
-    came from when not from a Claude Code transcript; `owner`: (machine, user), when the
-    caller looked them up once for many calls."""
+    """The ledger rows (REQUEST_COLUMNS order) of priced requests, '' for OPTIONAL_TEXT they
+    lack; `source`: where they came from when not from a Claude Code transcript; `owner`:
+    (machine, user), when the caller looked them up once for many calls."""
     from cmat import labels
 
     machine, user = owner or (labels.machine(), labels.user())
-    return [(r.message_id, r.request_id, r.session_id,
-             timestamp_seconds(r.timestamp) if r.seconds is None else r.seconds, r.cwd,
-             r.model, r.agent, r.agent_id, int(r.is_sidechain), r.input_tokens,
+    return [(r.message_id, r.request_id or "", r.session_id or "",
+             timestamp_seconds(r.timestamp) if r.seconds is None else r.seconds, r.cwd or "",
+             r.model, r.agent, r.agent_id or "", int(r.is_sidechain), r.input_tokens,
              r.output_tokens, r.cache_creation_tokens, r.cache_creation_1h_tokens,
-             r.cache_read_tokens, r.web_search_requests, r.speed, cost, catalog_version,
-             r.inference_geo, r.source or source, machine, user)
+             r.cache_read_tokens, r.web_search_requests, r.speed or "", cost, catalog_version,
+             r.inference_geo or "", r.source or source or "", machine, user)
             for r, cost in zip(records, costs)]
 
 
