@@ -1,15 +1,16 @@
 import csv
 import io
 import json
+import math
 import os
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cmat import colour, paths
@@ -21,9 +22,12 @@ from cmat.cli import cli
 from cmat.cli.output import TerminalProgress
 from cmat.ingest import scan
 from cmat.ledger import Ledger
+from cmat.ledger.schema import CURRENT_SEQ
 from cmat.maintenance import reprice
+from cmat.pricing import price_records
 from cmat.reports import ReportQuery, build_report
 from cmat.tasks.queue import QueueService, TaskContext
+from cmat.usage import UsageRecord
 from tests.helpers import FIXTURES, cli_run, real_fixture, real_history, user_config
 from tests.transcript_factory import TranscriptBuilder, write_session, write_subagent
 
@@ -253,6 +257,81 @@ def test_cached_reports_are_never_stale(tmp_path, project):
     add_model("claude-nova-9", name="Nova", pattern=None, input_price=2, output_price=8)
     reprice(ledger, ModelService(project))  # another catalog: every request changes
     assert all(ledger.cached_report(key) is None for (key,) in cached)
+
+
+def _request(number: int, minute: int, model: str, output: int, project: str) -> UsageRecord:
+    stamp = datetime.fromtimestamp(1_774_000_000 + minute * 60, UTC)  # late March on
+    return UsageRecord(f"msg_{number}", f"req_{number}", f"s{number % 3}",
+                       stamp.strftime("%Y-%m-%dT%H:%M:%S.000Z"), model, 3, output, 0, 0, 10,
+                       0, None, None, False, "main", None, project)
+
+
+WRITES = st.lists(st.one_of(
+    st.tuples(st.just("add"), st.integers(0, 400 * 60),
+              st.sampled_from([SONNET, "claude-nova-x"]),
+              st.integers(1, 9999), st.sampled_from(["/a", "/b", ""])),
+    st.tuples(st.just("better copy"), st.integers(0, 40), st.integers(10_000, 20_000)),
+    st.tuples(st.just("delete"), st.integers(0, 40)),
+    st.tuples(st.just("delete the last")),
+    st.tuples(st.just("reprice"), st.integers(0, 40))), min_size=1, max_size=30)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(writes=WRITES, period=st.sampled_from(["daily", "weekly", "session"]),
+       by=st.sampled_from([(), ("project",)]), zone=st.sampled_from(["UTC", "Europe/Paris"]))
+# Requests earlier than those kept: a session's first moves, and an hour's.
+@example(writes=[("add", minute, SONNET, 5, "/a") for minute in (300, 1, 2, 10, 299)],
+         period="session", by=(), zone="UTC")
+def test_kept_report_sums_brought_up_to_date_are_the_sums_anew(tmp_path_factory, project,
+                                                                 writes, period, by, zone):
+    """A report keeps its sums and, while requests were only added, sums the new ones and
+    adds them in: after any write (added, better copies of old ones, deleted, the last one
+    deleted and its rowid taken again, repriced), it is the report summed anew; so are the
+    hourly sums blocks are cut from. Requests span a change of Paris's offset."""
+    models = ModelService(project)
+    query = ReportQuery(period, tz=ZoneInfo(zone), by=by)
+    with Ledger(tmp_path_factory.mktemp("kept") / "l.db") as ledger:
+        for number, step in enumerate(writes):
+            known = [rowid for (rowid,) in ledger.query("SELECT rowid FROM requests")]
+            if step[0] == "add":
+                record = _request(number, *step[1:])
+                with ledger.transaction():
+                    ledger.add_requests([record], price_records([record], models.get_by_pattern),
+                                        catalog_version="t")
+            elif step[0] == "better copy" and known:
+                with ledger.transaction():
+                    ledger.db.execute(f"UPDATE requests SET output_tokens = ?, seq = {CURRENT_SEQ}"
+                                      " WHERE rowid = ?", (step[2], known[step[1] % len(known)]))
+                    ledger.bump_version()
+            elif step[0] in ("delete", "delete the last") and known:
+                gone = known[-1] if step[0] == "delete the last" else known[step[1] % len(known)]
+                with ledger.transaction():
+                    ledger.db.execute("DELETE FROM requests WHERE rowid = ?", (gone,))
+                    ledger.bump_version()
+            elif step[0] == "reprice" and known:
+                with ledger.transaction():
+                    ledger.set_costs([(1.25, "t2", known[step[1] % len(known)])])
+            kept, hours = build_report(ledger, query), ledger.block_usage()
+            summed = ledger.query("SELECT query, upto_rowid, requests, upto_seq, rows"
+                                  " FROM report_rows_kept")
+            ledger.db.execute("DELETE FROM report_rows_kept")
+            ledger.db.execute("DELETE FROM report_cache")
+            assert _same(kept, build_report(ledger, query)), step
+            assert _same(hours, ledger.block_usage()), step
+            ledger.db.execute("DELETE FROM report_rows_kept")  # the kept sums, as they were
+            ledger.db.executemany("INSERT INTO report_rows_kept VALUES (?, ?, ?, ?, ?)", summed)
+
+
+def _same(one, other) -> bool:
+    """Equal reports or rows, floats to a billionth (sums added in another order)."""
+    if isinstance(one, float) or isinstance(other, float):
+        return isinstance(one, (int, float)) and isinstance(other, (int, float)) \
+            and math.isclose(one, other, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(one, dict) and isinstance(other, dict):
+        return one.keys() == other.keys() and all(_same(one[k], other[k]) for k in one)
+    if isinstance(one, (list, tuple)) and isinstance(other, (list, tuple)):
+        return len(one) == len(other) and all(map(_same, one, other))
+    return one == other
 
 
 def test_every_report_fits_80_columns(real_history, project, monkeypatch, tmp_path):

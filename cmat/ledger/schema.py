@@ -11,6 +11,7 @@ columns that every write derives from.
     alert_deliveries  each alert's delivery to each channel
     live_sessions   sessions at work, for the concurrency limit
     report_cache    reports, until a request changes
+    report_rows_kept  a report's sums, brought up to date with the requests added since
     queue_sync      task queues whose cost fields lag the ledger
 """
 
@@ -332,12 +333,27 @@ def _m015_file_states_apart(db: sqlite3.Connection) -> None:
                     " mtime_ns, offset)")
 
 
+def _m016_report_rows_kept(db: sqlite3.Connection) -> None:
+    # A report's grouped sums over the requests as they were up to a row (and how many rows
+    # and which version that was): a report after new requests sums only the new ones, where
+    # it summed the whole history again (0.16 s of a report at 1.2 GB, growing with it).
+    _run_script(db, """
+        CREATE TABLE IF NOT EXISTS report_rows_kept (
+            query BLOB PRIMARY KEY,
+            upto_rowid INTEGER NOT NULL,      -- the largest rowid summed
+            requests INTEGER NOT NULL,        -- how many rows there were
+            upto_seq INTEGER NOT NULL,        -- the largest seq there was
+            rows BLOB NOT NULL                -- the grouped sums, JSON
+        )
+    """)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_requests, _m002_sessions, _m003_report_cache, _m004_budgets, _m005_partial_indexes,
     _m006_skips_and_dropped_indexes, _m007_attribution_of_its_own, _m008_inference_geo,
     _m009_runs_and_channels, _m010_labels_and_changes, _m011_compacted_ids,
     _m012_impossible_times, _m013_rollup_sources, _m014_changes_in_row_order,
-    _m015_file_states_apart]
+    _m015_file_states_apart, _m016_report_rows_kept]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 REQUEST_COLUMNS = ("message_id", "request_id", "session_id", "ts", "project", "model", "agent",

@@ -50,6 +50,7 @@ MAX_ATTACHED_PACKED = 8  # SQLite attaches at most 10 databases unless built oth
 # takes ids in random order, and at 4.8 GB of history it is 12 MB, so with the default most
 # inserts missed it. A first import of 4.8 GB: 5.36-5.82 s against 5.80-6.05 s, with 30 MB more.
 DEFAULT_CACHE_KIB = 2000  # SQLite's own default
+KEPT_REPORT_ROWS = 32  # reports whose sums are kept (report_rows_kept), the latest
 BULK_CACHE_KIB = 32 * 1024
 
 
@@ -298,14 +299,35 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
     def cache_report(self, query: bytes, version: int, body: bytes) -> None:
         """Keep a report's answer for the next time, unless the ledger is busy: a report never
         waits to be cached (the indexes a first scan left to build, say)."""
+        self._write_unless_busy(
+            ("DELETE FROM report_cache WHERE version < ?", (version,)),
+            ("INSERT OR REPLACE INTO report_cache VALUES (?, ?, ?)", (query, version, body)))
+
+    def kept_report_rows(self, query: bytes) -> tuple[tuple[int, int, int], bytes] | None:
+        """What keep_report_rows kept under `query`: (its RowsMark, its rows)."""
+        row = self.db.execute("SELECT upto_rowid, requests, upto_seq, rows FROM"
+                              " report_rows_kept WHERE query = ?", (query,)).fetchone()
+        return (row[:3], row[3]) if row else None
+
+    def keep_report_rows(self, query: bytes, mark: tuple[int, int, int], rows: bytes) -> None:
+        """Keep a report's grouped sums over the requests as `mark` (rows_mark) saw them, unless
+        the ledger is busy; the KEPT_REPORT_ROWS most recent are kept."""
+        self._write_unless_busy(
+            ("INSERT OR REPLACE INTO report_rows_kept VALUES (?, ?, ?, ?, ?)",
+             (query, *mark, rows)),
+            ("DELETE FROM report_rows_kept WHERE rowid NOT IN (SELECT rowid FROM"
+             " report_rows_kept ORDER BY rowid DESC LIMIT ?)", (KEPT_REPORT_ROWS,)))
+
+    def _write_unless_busy(self, *statements: tuple[str, tuple]) -> None:
+        """Run `statements` in one transaction if the ledger is free now, else not at all
+        (what they write is a cache: a read-only or busy ledger only costs it)."""
         self.db.execute("PRAGMA busy_timeout = 0")
         try:
             with self.transaction():
-                self.db.execute("DELETE FROM report_cache WHERE version < ?", (version,))
-                self.db.execute("INSERT OR REPLACE INTO report_cache VALUES (?, ?, ?)",
-                                (query, version, body))
+                for sql, params in statements:
+                    self.db.execute(sql, params)
         except sqlite3.OperationalError:
-            pass  # a read-only or busy ledger only costs the cache
+            pass
         finally:
             self.db.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Sequence
+
+import orjson
 
 from cmat.apps import app_sql, provider_sql
 from cmat.ledger.queries.sql import (
@@ -19,6 +22,39 @@ from cmat.ledger.queries.sql import (
 from cmat.usage import COLUMN, COUNTED_TOKENS, TOKEN_FIELDS
 
 
+def _either(pick: Callable) -> Callable:
+    """`pick` (min or max) of two values, either of which may be None (SQL's NULL)."""
+    return lambda a, b: b if a is None else a if b is None else pick(a, b)
+
+
+def _add(a, b):
+    return b if a is None else a if b is None else a + b
+
+
+# What a session's row holds after its sums: first ts, last ts, project (min, max, max);
+# an hour's of block_usage: first ts, last ts.
+SESSION_SPAN = (_either(min), _either(max), _either(max))
+HOUR_SPAN = (_either(min), _either(max))
+
+
+def _merged(kept: list[tuple], added: list[tuple], width: int,
+            spans: tuple[Callable, ...]) -> list[tuple]:
+    """Grouped rows (see _brought_up_to_date) of two sets of requests, as one: sums added,
+    spans merged, in the order SQLite gives groups (NULL first)."""
+    rows = {row[:width]: row for row in kept}
+    sums = slice(width, -len(spans) if spans else None)
+    for row in added:
+        old = rows.get(row[:width])
+        if old is None:
+            rows[row[:width]] = row
+            continue
+        rows[row[:width]] = (*row[:width], *map(_add, old[sums], row[sums]),
+                             *(merge(a, b) for merge, a, b in zip(
+                                 spans, old[len(old) - len(spans):], row[len(row) - len(spans):])))
+    return sorted(rows.values(), key=lambda row: [(value is not None, value)
+                                                  for value in row[:width]])
+
+
 class ReportQueries(Queries):
     def report_rows(self, period: str, offsets: tuple[int, list[tuple[int, int]]],
                     dimensions: Sequence[str], since: float | None, until: float | None,
@@ -30,6 +66,11 @@ class ReportQueries(Queries):
         `period` is daily, weekly, monthly (in local time: `offsets` are the zone's UTC offset
         at the start and every change of it, see periods.offset_changes) or session;
         `dimensions` are names of DIMENSION_COLUMNS.
+
+        Sums of the requests alone (no dimension of their sessions, no rollups) are kept in
+        the ledger: while requests were only added since, the next such report sums those
+        and adds them in (`_brought_up_to_date`). The offsets are part of what names kept
+        sums: a report whose span came to cross a change of the zone's offset sums anew.
         """
         condition, params = report_filter(since, until, project, machine)
         source = usage_source(dimensions, self.has_rollups())
@@ -37,8 +78,55 @@ class ReportQueries(Queries):
         group = [period_sql(period, local), *(source.dimensions[d] for d in dimensions),
                  "model"]
         extra = ", min(ts), max(ts), max(project)" if period == "session" else ""
-        return period_labels(period, self.query(grouped(
-            group, f"{token_sums()}, {source.counts}{extra}", source.table, condition), params))
+        measures = f"{token_sums()}, {source.counts}{extra}"
+        if source.table != "requests":
+            return period_labels(period, self.query(
+                grouped(group, measures, source.table, condition), params))
+        after = grouped(group, measures, "requests", f"{condition} AND rowid > ?")
+        key = orjson.dumps([period, offsets, list(dimensions), since, until, project, machine])
+        return period_labels(period, self._brought_up_to_date(
+            key, len(group), SESSION_SPAN if extra else (),
+            lambda rowid: self.query(after, [*params, rowid])))
+
+    def _brought_up_to_date(self, key: bytes, width: int, spans: tuple[Callable, ...],
+                            summed_after: Callable[[int], list[tuple]]) -> list[tuple]:
+        """Grouped rows (`width` values that group them, then sums, then one value for each
+        of `spans`, merged with it: min or max) of every request, from those kept under
+        `key` and `summed_after(rowid)`, the rows of the requests after that rowid.
+
+        Kept rows stand for the requests up to their rowid only while none of those changed:
+        a request updated since, or stored under the rowid of one deleted, has a seq above
+        the largest then (every write takes the version after it); one deleted leaves fewer
+        rows than were counted then plus those above the rowid (so does a vacuum that
+        renumbered rows)."""
+        with contextlib.nullcontext() if self.db.in_transaction else self.snapshot():
+            mark = self.rows_mark()
+            kept = self.kept_report_rows(key)
+            if kept is not None and kept[0] == mark:
+                return [tuple(row) for row in orjson.loads(kept[1])]
+            if kept is not None and self._only_added(kept[0], mark):
+                rows = _merged([tuple(row) for row in orjson.loads(kept[1])],
+                               summed_after(kept[0][0]), width, spans)
+            else:
+                rows = summed_after(0)
+        self.keep_report_rows(key, mark, orjson.dumps(rows))
+        return rows
+
+    def rows_mark(self) -> tuple[int, int, int]:
+        """(largest rowid, rows, largest seq) of the requests: what says whether sums kept
+        from them still stand (each an index's first or last entry, or its count)."""
+        return self.query("SELECT coalesce((SELECT max(rowid) FROM requests), 0),"
+                          " (SELECT count(*) FROM requests),"
+                          " coalesce((SELECT max(seq) FROM requests), 0)")[0]
+
+    def _only_added(self, then: tuple[int, int, int], now: tuple[int, int, int]) -> bool:
+        """Whether, from rows_mark `then` to `now`, requests were only added: none of the rows
+        up to the rowid of `then` was changed or deleted."""
+        upto_rowid, rows, upto_seq = then
+        added = self.query("SELECT count(*) FROM requests WHERE rowid > ?", (upto_rowid,))[0][0]
+        changed = self.query("SELECT 1 FROM requests WHERE seq > ? AND rowid <= ? LIMIT 1",
+                             (upto_seq, upto_rowid))
+        return not changed and now[1] == rows + added
 
     def has_rollups(self) -> bool:
         """Whether compaction folded old requests into rollups (reports then read both)."""
@@ -76,16 +164,23 @@ class ReportQueries(Queries):
         of the priced ones or None, priced requests). What 5-hour blocks are cut from
         (blocks.cut_blocks): a block starts on the hour and ends on one, so one hour's
         requests share a block, all but those made exactly on the hour, which may close the
-        block before: they are summed apart, and come first."""
+        block before: they are summed apart, and come first. The sums of the whole history
+        (no `since`: `cmat blocks`) are kept as a report's are (`_brought_up_to_date`); a
+        window that moves with the clock is summed anew."""
         kinds = ", ".join(f"sum({COLUMN[kind]})" for kind in COUNTED_TOKENS)
         condition, params = report_filter(since, None, None)
         hour = "CAST(ts AS INTEGER) / 3600"  # whole seconds, then whole hours: exact
-        on_the_hour = f"ts = {hour} * 3600"
-        return self.query(
-            f"SELECT min(ts), max(ts), model, count(*), {kinds}, sum(cost_usd), count(cost_usd)"
-            f" FROM requests WHERE {condition} AND source IS NULL"
-            f" GROUP BY {hour}, {on_the_hour}, model"
-            f" ORDER BY {hour}, {on_the_hour} DESC, min(ts), model", params)
+        after = grouped([hour, f"ts = {hour} * 3600", "model"],
+                        f"count(*), {kinds}, sum(cost_usd), count(cost_usd), min(ts), max(ts)",
+                        "requests", f"{condition} AND source IS NULL AND rowid > ?")
+
+        def summed_after(rowid: int) -> list[tuple]:
+            return self.query(after, [*params, rowid])
+
+        rows = summed_after(0) if since is not None else self._brought_up_to_date(
+            orjson.dumps(["blocks"]), 3, HOUR_SPAN, summed_after)
+        rows.sort(key=lambda row: (row[0], -row[1], row[-2], row[2]))  # on the hour first
+        return [(first, last, model, *sums) for _, _, model, *sums, first, last in rows]
 
     def request_times(self, since: float) -> list[float]:
         """When each Claude Code request from `since` on was made, oldest first."""
