@@ -376,6 +376,8 @@ NOT_NULL = {"ts", "model", "agent", "is_sidechain", *(COLUMN[kind] for kind in T
 # None a third of what packing a row costs a worker; no such text means anything when empty.
 OPTIONAL_TEXT = frozenset(name for name, kind in COLUMN_TYPES.items()
                           if kind == "TEXT" and name not in NOT_NULL and name != "message_id")
+
+
 def _valid_request_sql() -> str:
     """SQL true for a request row whose every value a request can have: each column of its
     declared type (SQLite would store text in an INTEGER column), a time in 2000-2100, a cost
