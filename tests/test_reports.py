@@ -312,7 +312,7 @@ def test_kept_report_sums_brought_up_to_date_are_the_sums_anew(tmp_path_factory,
                 with ledger.transaction():
                     ledger.set_costs([(1.25, "t2", known[step[1] % len(known)])])
             kept, hours = build_report(ledger, query), ledger.block_usage()
-            summed = ledger.query("SELECT query, upto_rowid, requests, upto_seq, rows"
+            summed = ledger.query("SELECT query, upto_rowid, requests, version, rows"
                                   " FROM report_rows_kept")
             ledger.db.execute("DELETE FROM report_rows_kept")
             ledger.db.execute("DELETE FROM report_cache")

@@ -335,14 +335,14 @@ def _m015_file_states_apart(db: sqlite3.Connection) -> None:
 
 def _m016_report_rows_kept(db: sqlite3.Connection) -> None:
     # A report's grouped sums over the requests as they were up to a row (and how many rows
-    # and which version that was): a report after new requests sums only the new ones, where
+    # there were, at which requests_version): a report after new requests sums only the new ones, where
     # it summed the whole history again (0.16 s of a report at 1.2 GB, growing with it).
     _run_script(db, """
         CREATE TABLE IF NOT EXISTS report_rows_kept (
             query BLOB PRIMARY KEY,
             upto_rowid INTEGER NOT NULL,      -- the largest rowid summed
             requests INTEGER NOT NULL,        -- how many rows there were
-            upto_seq INTEGER NOT NULL,        -- the largest seq there was
+            version INTEGER NOT NULL,         -- requests_version then
             rows BLOB NOT NULL                -- the grouped sums, JSON
         )
     """)

@@ -305,7 +305,7 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
 
     def kept_report_rows(self, query: bytes) -> tuple[tuple[int, int, int], bytes] | None:
         """What keep_report_rows kept under `query`: (its rows_mark, its rows as JSON)."""
-        row = self.db.execute("SELECT upto_rowid, requests, upto_seq, rows FROM"
+        row = self.db.execute("SELECT upto_rowid, requests, version, rows FROM"
                               " report_rows_kept WHERE query = ?", (query,)).fetchone()
         return (row[:3], row[3]) if row else None
 

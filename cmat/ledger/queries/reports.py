@@ -95,10 +95,10 @@ class ReportQueries(Queries):
         `key` and `summed_after(rowid)`, the rows of the requests after that rowid.
 
         Kept rows stand for the requests up to their rowid only while none of those changed:
-        a request updated since, or stored under the rowid of one deleted, has a seq above
-        the largest then (every write takes the version after it); one deleted leaves fewer
-        rows than were counted then plus those above the rowid (so does a vacuum that
-        renumbered rows)."""
+        a request updated since, or stored under the rowid of one deleted, has a seq of the
+        version then or later (every write stores the version as seq and bumps it in the same
+        transaction); one deleted leaves fewer rows than were counted then plus those above
+        the rowid (so does a vacuum that renumbered rows)."""
         with contextlib.nullcontext() if self.db.in_transaction else self.snapshot():
             mark = self.rows_mark()
             kept = self.kept_report_rows(key)
@@ -113,19 +113,20 @@ class ReportQueries(Queries):
         return rows
 
     def rows_mark(self) -> tuple[int, int, int]:
-        """(largest rowid, rows, largest seq) of the requests: what says whether sums kept
-        from them still stand (each an index's first or last entry, or its count)."""
+        """(largest rowid, rows, requests_version) of the requests: what says whether sums
+        kept from them still stand (the table's last row, the count of an index's entries,
+        and a value; none reads every row, even while a bulk load's indexes are not built)."""
         return self.query("SELECT coalesce((SELECT max(rowid) FROM requests), 0),"
                           " (SELECT count(*) FROM requests),"
-                          " coalesce((SELECT max(seq) FROM requests), 0)")[0]
+                          " (SELECT value FROM meta WHERE key = 'requests_version')")[0]
 
     def _only_added(self, then: tuple[int, int, int], now: tuple[int, int, int]) -> bool:
         """Whether, from rows_mark `then` to `now`, requests were only added: none of the rows
         up to the rowid of `then` was changed or deleted."""
-        upto_rowid, rows, upto_seq = then
+        upto_rowid, rows, version = then
         added = self.query("SELECT count(*) FROM requests WHERE rowid > ?", (upto_rowid,))[0][0]
-        changed = self.query("SELECT 1 FROM requests WHERE seq > ? AND rowid <= ? LIMIT 1",
-                             (upto_seq, upto_rowid))
+        changed = self.query("SELECT 1 FROM requests WHERE seq >= ? AND rowid <= ? LIMIT 1",
+                             (version, upto_rowid))
         return not changed and now[1] == rows + added
 
     def has_rollups(self) -> bool:
