@@ -322,6 +322,38 @@ def test_kept_report_sums_brought_up_to_date_are_the_sums_anew(tmp_path_factory,
             ledger.db.executemany("INSERT INTO report_rows_kept VALUES (?, ?, ?, ?, ?)", summed)
 
 
+def test_a_request_stored_while_a_report_sums_is_counted_once(tmp_path, project):
+    """A hook may store a request while a report sums: the sums and the mark they are kept
+    with are read in one snapshot, so the request is left to the next report, which adds it
+    once."""
+    models = ModelService(project)
+    path = tmp_path / "l.db"
+
+    def store(ledger, number):
+        record = _request(number, number * 7, SONNET, 100 + number, "/a")
+        with ledger.transaction():
+            ledger.add_requests([record], price_records([record], models.get_by_pattern),
+                                catalog_version="t")
+
+    query = ReportQuery("daily", tz=ZoneInfo("UTC"))
+    with Ledger(path) as ledger, Ledger(path) as hook:
+        store(ledger, 0)
+        build_report(ledger, query)
+        store(ledger, 1)
+        summing = ledger.query
+
+        def query_while_a_hook_writes(sql, params=()):
+            if "GROUP BY" in sql and not hook.query("SELECT 1 FROM requests WHERE"
+                                                     " message_id = 'msg_2'"):
+                store(hook, 2)  # committed between the mark and the sums
+            return summing(sql, params)
+
+        ledger.query = query_while_a_hook_writes
+        assert build_report(ledger, query)["total"]["requests"] == 2  # as at its mark
+        ledger.query = summing
+        assert build_report(ledger, query)["total"]["tokens"]["output"] == 100 + 101 + 102
+
+
 def _same(one, other) -> bool:
     """Equal reports or rows, floats to a billionth (sums added in another order)."""
     if isinstance(one, float) or isinstance(other, float):
