@@ -11,14 +11,12 @@ from pathlib import Path
 
 from cmat.catalog import ModelService
 from cmat.errors import CmatError, TranscriptError, UsageError
-from cmat.ingest import app_reader_of, import_app_log, import_session
+from cmat.ingest import given_log_reader, import_app_log, import_session
 from cmat.ledger import Ledger
 from cmat.tasks.costs import sync_queue, task_report
 from cmat.tasks.queue import QueueService, TaskContext, enhancement_of, task_type_of
 from cmat.transcripts.files import (
     SourceFile,
-    check_claude_transcript,
-    check_transcript,
     session_ids_in,
     subagent_source,
 )
@@ -209,10 +207,8 @@ def extract(project: Path, task_id: str, transcript: str | os.PathLike,
     queue = QueueService(project)
     task = queue.get(task_id)  # an unknown task fails before anything is read
     path = Path(transcript)
-    check_transcript(path)
-    reader = app_reader_of(path)  # another agent's log: a task CMAT ran on Codex, say
+    reader = given_log_reader(path)  # another agent's log: a task CMAT ran on Codex, say
     if reader is None:
-        check_claude_transcript(path)
         session_id = session_of(path, session_id)
     models = models or ModelService(project)
     context = TaskContext(task_id, enhancement_of(task), task.get("assigned_agent"),

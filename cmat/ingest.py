@@ -231,14 +231,18 @@ def _app_log(app: str, path: Path, whole: bool, state: FileState | None,
     return AppLog(app, str(path), None, st)
 
 
-def app_reader_of(path: Path):
-    """The reader of another coding agent whose log `path` is (by its first bytes), or None:
-    a Claude Code transcript, or no agent's."""
-    from cmat.transcripts.files import open_regular
+def given_log_reader(path: Path):
+    """The reader of a log given by hand (`costs extract`, `costs session`), told by its
+    first bytes: another coding agent's, or None for a Claude Code transcript. Raises
+    TranscriptError for a missing file, a folder, a FIFO ..., or a file that is neither."""
+    from cmat.transcripts.files import check_claude_head, open_regular
 
     with open_regular(path) as handle:
         head = handle.read(APP_HEAD_BYTES)
-    return next((reader for reader in app_readers() if reader.claims(path, head)), None)
+    reader = next((reader for reader in app_readers() if reader.claims(path, head)), None)
+    if reader is None:
+        check_claude_head(path, head)
+    return reader
 
 
 def import_app_log(ledger: Ledger, models: ModelService, reader, path: Path

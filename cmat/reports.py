@@ -261,14 +261,10 @@ def session_report(transcript: str | os.PathLike, session_id: str | None = None,
     database with the session named)."""
     # Here: a report from the ledger, the common case, needs neither.
     from cmat.attribution import app_session_usage
-    from cmat.ingest import app_reader_of
-    from cmat.transcripts.files import check_claude_transcript, check_transcript
+    from cmat.ingest import given_log_reader
 
     path = Path(transcript)
-    check_transcript(path)  # a clear error for a missing file, a folder, a FIFO ...
-    reader = app_reader_of(path)
-    if reader is None:
-        check_claude_transcript(path)
+    reader = given_log_reader(path)
     usage = app_session_usage(path, reader, session_id) if reader is not None \
         else read_session(path, session_id, options=options)
     models = models or ModelService()

@@ -799,6 +799,37 @@ def test_any_first_bytes_are_told_apart_without_a_crash(head, name):
     assert not any(reader.claims(Path(name), transcript) for reader in (codex, gemini, opencode))
 
 
+@settings(max_examples=300)
+@given(first=st.one_of(st.binary(max_size=200), st.builds(
+    lambda value: json.dumps(value).encode(), ANY_VALUE)),
+    end=st.sampled_from([b"", b"\n", b"\r\n", b"\n{}\n"]),
+    name=st.sampled_from(["rollout-x.jsonl", "session-x.json", "x.jsonl", "opencode.db"]))
+@example(first=b"# README", end=b"\n", name="x.jsonl")
+@example(first=b'  {"type":"user"}  ', end=b"\n", name="x.jsonl")
+def test_any_file_given_by_hand_is_read_or_refused_clearly(first, end, name):
+    """A file given to `costs extract` or `costs session` is another agent's log, a Claude
+    Code transcript, or refused with a TranscriptError (exit 6), never another error: it is
+    refused exactly when nobody claims it and its first ended line is not a JSON object's
+    braces."""
+    from cmat.errors import TranscriptError
+    from cmat.ingest import given_log_reader
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(first + end)
+        line, ended, _ = (first + end).lstrip().partition(b"\n")
+        line = line.rstrip()
+        braces = len(line) >= 2 and line[:1] == b"{" and line[-1:] == b"}"
+        claimed = any(reader.claims(path, first + end) for reader in (codex, gemini, opencode))
+        try:
+            reader = given_log_reader(path)
+        except TranscriptError as error:
+            assert not claimed and ended and not braces, error.message
+        else:
+            assert (reader is not None) == claimed
+            assert claimed or not ended or braces
+
+
 def test_a_first_scan_loads_transcripts_and_other_agents_logs_in_one_bulk_load(
         codex_home, tmp_path, monkeypatch):
     """Into an empty ledger, Claude Code's transcripts and the other agents' logs are stored

@@ -69,13 +69,13 @@ def check_transcript(path: Path) -> None:
     open_regular(path).close()
 
 
-def check_claude_transcript(path: Path) -> None:
+def check_claude_head(path: Path, head: bytes) -> None:
     """Raise TranscriptError when `path`, given by hand as a Claude Code transcript, plainly
-    holds something else: its first line (read in its first HEAD_BYTES) is not a JSON
-    object's braces, as every line Claude Code writes is (what is between them is left to
-    the reader: a line whose text holds a cut emoji is still a request). An empty file, or
-    one whose first line has not ended yet, is a session just begun."""
-    first, ended, _ = _head(path).lstrip().partition(b"\n")
+    holds something else: the first line of its `head` is not a JSON object's braces, as
+    every line Claude Code writes is (what is between them is left to the reader: a line
+    whose text holds a cut emoji is still a request). An empty file, or one whose first line
+    has not ended yet, is a session just begun."""
+    first, ended, _ = head.lstrip().partition(b"\n")
     first = first.rstrip()
     if ended and not (len(first) >= 2 and first[:1] == b"{" and first[-1:] == b"}"):
         raise TranscriptError(
