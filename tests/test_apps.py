@@ -528,11 +528,12 @@ def _usage(fields) -> dict:
     return st.fixed_dictionaries({}, optional={name: ANY_VALUE for name in fields})
 
 
+CODEX_COUNTS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens")
 CODEX_EVENT = st.fixed_dictionaries({
     "timestamp": TIMES, "type": st.just("event_msg"),
     "payload": st.fixed_dictionaries({"type": st.just("token_count"), "info": st.one_of(
         ANY_VALUE, st.fixed_dictionaries({}, optional={
-            "total_token_usage": _usage(codex.FIELDS), "last_token_usage": _usage(codex.FIELDS)}))})})
+            "total_token_usage": _usage(CODEX_COUNTS), "last_token_usage": _usage(CODEX_COUNTS)}))})})
 GEMINI_MESSAGE = st.fixed_dictionaries({
     "id": st.text(min_size=1, max_size=4), "type": st.just("gemini"), "timestamp": TIMES,
     "model": ANY_VALUE, "tokens": st.one_of(ANY_VALUE, _usage(

@@ -34,7 +34,6 @@ from cmat.usage import UsageRecord
 APP = "codex"
 DEFAULT_PROVIDER = "openai"
 UNKNOWN_MODEL = "unknown"  # a rollout that never named its model: kept, and never priced
-FIELDS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens")
 MARKERS = (b'"token_count"', b'"turn_context"', b'"session_meta"')
 # One pass finds them all: searching for each in turn read the whole file three times.
 MARKED = re.compile(b"|".join(re.escape(marker) for marker in MARKERS))
@@ -56,13 +55,15 @@ def files() -> list[Path]:
 
 
 def _counts(usage) -> tuple[int, ...] | None:
-    """The FIELDS of a usage object (a missing one 0), or None when one is not a count
-    (Codex never writes null) or none is above 0."""
-    if not isinstance(usage, dict):
+    """(input, cached input, cache writes, output) of a usage object (a missing one 0), or
+    None when one is not a count (Codex never writes null) or none is above 0."""
+    if usage.__class__ is not dict:  # orjson gives dict and int, never a subclass
         return None
-    values = tuple([usage.get(name, 0) for name in FIELDS])
+    get = usage.get  # spelled out: a loop over the names took a third of a request's time
+    values = (get("input_tokens", 0), get("cached_input_tokens", 0),
+              get("cache_write_input_tokens", 0), get("output_tokens", 0))
     for value in values:
-        if value.__class__ is not int or value < 0:  # orjson gives int, never a subclass
+        if value.__class__ is not int or value < 0:
             return None
     return values if any(values) else None
 
@@ -171,7 +172,7 @@ def _record(lineage: Lineage, timestamp, model: str | None, cwd: str | None, pro
             total: tuple[int, ...], last: tuple[int, ...]) -> UsageRecord:
     inputs, cached, writes, output = last
     # The cumulative totals name the request: a copy of the event gives the same id.
-    message_id = f"codex:{lineage.origin}:" + ":".join(str(n) for n in total)
+    message_id = f"codex:{lineage.origin}:" + ":".join(map(str, total))
     # A subagent's copy of its parent's replayed history is a sidechain copy: the parent's
     # own copy of a request always stands over it (usage.rank).
     return UsageRecord(message_id, None, lineage.session, timestamp, model or UNKNOWN_MODEL,
