@@ -19,7 +19,7 @@ import contextlib
 import functools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +41,6 @@ from cmat.transcripts.parallel import (
     ReadOptions,
     Segment,
     SegmentWork,
-    forked_map,
-    parallel_workers,
     plan_segments,
     read_segments,
 )
@@ -118,10 +116,8 @@ def scan(ledger: Ledger, models: ModelService, roots: list[Path],
     new_bytes = sum(file.size for path, file in seen.items() if path not in known) + sum(
         log.st.st_size for log in logs)
     with _bulk_if_empty(ledger, new_bytes):
-        result = _import_files(ledger, models, seen, gone, progress, known, options=options,
-                               result=result)
-        import_apps(ledger, models, logs, result)
-    return result
+        return _import_files(ledger, models, seen, gone, progress, known, options=options,
+                             result=result, app_logs=logs)
 
 
 def _bulk_if_empty(ledger: Ledger, new_bytes: int):
@@ -165,31 +161,6 @@ def app_logs(known: dict[str, FileState], result: ScanResult) -> list[AppLog]:
             if log is not None:
                 logs.append(log)
     return logs
-
-
-def import_apps(ledger: Ledger, models: ModelService, logs: list[AppLog],
-                result: ScanResult) -> None:
-    """Import what every other coding agent logged since it was last read (`logs`, from
-    app_logs). A log file is read whole when it changed (usage written as cumulative totals
-    or rewritten in place: each request's id makes reading it again harmless); a database
-    from the row after the last one read (its FileState's offset). Many logs are read in
-    forked workers, as transcripts are; they are stored in a few transactions, each with the
-    state of the files it holds. Counts are added to `result`."""
-    if not logs:  # nothing new: no catalog to load, no host name to look up
-        return
-    started = time.monotonic()
-    pending = _Pending(ledger, result)
-    make_rows = _RowMaker(models)
-    workers = parallel_workers(sum(log.st.st_size for log in logs if log.cursor is None))
-    if workers > 1 and len(logs) > 1:
-        groups = _app_groups(logs, workers)
-        read_group = functools.partial(_read_app_group, make_rows, row_packer())
-        for group, read in zip(groups, forked_map(read_group, groups, workers)):
-            _hold_app_read(pending, group, read)
-    else:
-        _hold_app_read(pending, logs, _read_app_group(make_rows, None, logs))
-    pending.flush()
-    result.seconds += time.monotonic() - started
 
 
 def _app_groups(logs: list[AppLog], workers: int) -> list[list[AppLog]]:
@@ -367,10 +338,13 @@ def _import_files(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile
               known: dict[str, FileState] | None, *,
               sources: dict[str, SourceFile] | None = None,
               max_bytes: int | None = None, options: ReadOptions = ReadOptions(),
-              result: ScanResult | None = None) -> ScanResult:
+              result: ScanResult | None = None,
+              app_logs: Sequence[AppLog] = ()) -> ScanResult:
     """Read what is new in the `seen` files (`known`: their stored states, when loaded;
     `sources`: how to read a file, where its path alone does not say; `max_bytes`: refuse to
-    read more than that at once); counts are added to `result`, when given."""
+    read more than that at once), and `app_logs` (from app_logs: what the other coding
+    agents logged since they were last read) in the same workers; counts are added to
+    `result`, when given."""
     started = time.monotonic()
     result = result or ScanResult()
     result.files_seen += len(seen)
@@ -394,14 +368,17 @@ def _import_files(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile
         with ledger.transaction():
             ledger.forget_skips(reread)
     total = sum(size - start for _, start, size in work)
-    workers = options.workers_for(total)
+    # A database is read by row: how much of it is new is not known.
+    workers = options.workers_for(total + sum(log.st.st_size for log in app_logs
+                                              if log.cursor is None))
     segments = plan_segments(work, workers * 4 if workers > 1 else 1, final=False,
                              max_segment_bytes=options.max_segment_bytes)
-    if segments:
+    if segments or app_logs:  # else nothing new: no catalog to load, no host name to look up
         with _bulk_if_empty(ledger, total):
             work_spec = SegmentWork(options.decoder_for(total), options.chunk_size,
                                     _RowMaker(models), row_packer() if options.pack_rows else None)
-            _store(ledger, seen, segments, workers, work_spec, len(work), total, result, progress)
+            _store(ledger, seen, segments, workers, work_spec, len(work), total, result, progress,
+                   list(app_logs))
     if gone:
         with ledger.transaction():
             ledger.forget_files(gone)
@@ -414,13 +391,21 @@ def _import_files(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile
 
 def _store(ledger: Ledger, seen: dict[str, SeenFile], segments: list[Segment], workers: int,
            work: SegmentWork, files: int, total: int, result: ScanResult,
-           progress: Progress | None) -> None:
-    """Read the segments (in workers) and store their requests and file states."""
+           progress: Progress | None, app_logs: list[AppLog]) -> None:
+    """Read the segments and the other agents' logs (in workers) and store their requests
+    and file states. A log file is read whole when it changed (usage written as cumulative
+    totals or rewritten in place: each request's id makes reading it again harmless); a
+    database from the row after the last one read (its FileState's offset)."""
     pending = _Pending(ledger, result)
     done_bytes = done_files = 0
     resume: int | None = None  # where an unfinished line began, in the file being stored
-    batches = read_segments(segments, workers, work)
-    for batch in batches:
+    groups = _app_groups(app_logs, workers) if workers > 1 else []
+    read_group = functools.partial(_read_app_group, work.convert, work.pack)
+    app_reads = iter(groups)
+    for batch in read_segments(segments, workers, work, groups, read_group):
+        if isinstance(batch, _AppGroupRead):
+            _hold_app_read(pending, next(app_reads), batch)
+            continue
         for segment, segment_result in zip(batch.segments, batch.results):
             if segment_result.pending_tail and resume is None:
                 # The unfinished last line began in this segment; later segments of the file
@@ -445,6 +430,8 @@ def _store(ledger: Ledger, seen: dict[str, SeenFile], segments: list[Segment], w
         pending.flush_if_full()
         if progress:
             progress(done_files, files, done_bytes, total)
+    if app_logs and not groups:  # read here, their rows used as they are
+        _hold_app_read(pending, app_logs, _read_app_group(work.convert, None, app_logs))
     pending.flush()
 
 

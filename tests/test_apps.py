@@ -664,10 +664,25 @@ def test_the_rollout_reader_finds_the_lines_a_plain_split_finds(pieces, chunk, m
     assert found.count(None) == expected.count(None)
 
 
-def test_many_logs_read_in_workers_give_the_same_ledger_as_one_process(codex_home, tmp_path,
-                                                                        monkeypatch):
-    import cmat.ingest
+@pytest.fixture
+def two_workers(monkeypatch) -> list[list]:
+    """Every read in two forked workers, however small; the items of each pool started."""
+    import cmat.transcripts.parallel as parallel
 
+    pools: list[list] = []
+    forked_map = parallel.forked_map
+
+    def recorded(task, items, workers):
+        pools.append(list(items))
+        return forked_map(task, items, workers)
+
+    monkeypatch.setattr(parallel, "parallel_workers", lambda total: 2)
+    monkeypatch.setattr(parallel, "forked_map", recorded)
+    return pools
+
+
+def test_many_logs_read_in_workers_give_the_same_ledger_as_one_process(codex_home, tmp_path,
+                                                                        monkeypatch, request):
     for index in range(6):
         rollout = CodexRollout(f"0199bbbb-0000-7000-8000-{index:012d}")
         rollout.turn("gpt-5-codex")
@@ -676,11 +691,9 @@ def test_many_logs_read_in_workers_give_the_same_ledger_as_one_process(codex_hom
         rollout.write(rollout_path(codex_home, rollout))
     alone = json.loads(cli_run("report", "daily", "--json").output)
     monkeypatch.setenv("CMAT_LEDGER", str(tmp_path / "parallel.db"))
-    forked = []
-    monkeypatch.setattr(cmat.ingest, "parallel_workers",
-                        lambda total: forked.append(total) or 2)
+    pools = request.getfixturevalue("two_workers")
     assert json.loads(cli_run("report", "daily", "--json").output) == alone
-    assert forked  # the workers did read them
+    assert len(pools) == 1 and len(pools[0]) > 1  # the workers did read them
 
 
 def rollout_cost(path: Path) -> tuple[int, float]:
@@ -838,6 +851,7 @@ def test_a_first_scan_loads_transcripts_and_other_agents_logs_in_one_bulk_load(
     its indexes in place makes."""
     import cmat.ingest
     from cmat.ledger import Ledger
+    from cmat.ledger.schema import REQUEST_COLUMNS
 
     for index in range(3):
         rollout = CodexRollout(f"0199cccc-0000-7000-8000-{index:012d}")
@@ -854,12 +868,15 @@ def test_a_first_scan_loads_transcripts_and_other_agents_logs_in_one_bulk_load(
     insert_rows = Ledger.insert_rows
 
     def watched(ledger, rows):
-        indexes_while_storing.append(len(request_indexes(ledger)))
+        sources = {row[REQUEST_COLUMNS.index("source")] for row in rows}
+        indexes_while_storing.append((len(request_indexes(ledger)), sources))
         insert_rows(ledger, rows)
 
     monkeypatch.setattr(Ledger, "insert_rows", watched)
     assert json.loads(cli_run("report", "daily", "--json").output) == indexed
-    assert indexes_while_storing == [0, 0]  # the transcripts' rows, then the Codex rows
+    # The transcripts' rows and the Codex rows, stored without the indexes.
+    assert {count for count, _ in indexes_while_storing} == {0}
+    assert set().union(*(sources for _, sources in indexes_while_storing)) == {"", "codex:openai"}
     with Ledger() as ledger:
         # The report was cached before the build behind the load held the ledger.
         assert ledger.query("SELECT count(*) FROM report_cache") == [(1,)]
@@ -868,10 +885,11 @@ def test_a_first_scan_loads_transcripts_and_other_agents_logs_in_one_bulk_load(
 
 
 def test_a_mixed_history_read_in_workers_and_bulk_loaded_is_exact_per_app(
-        codex_home, tmp_path, project, isolated_home, monkeypatch):
-    """The other agents' logs in forked workers (an OpenCode database alone in its group,
-    files in groups of their own), their rows packed, into an empty ledger without its
-    indexes: each agent's requests and cost as priced by hand."""
+        codex_home, tmp_path, project, isolated_home, monkeypatch, two_workers):
+    """Claude Code's transcripts and the other agents' logs read by one pool of forked
+    workers (an OpenCode database alone in its group, files in groups of their own), their
+    rows packed, into an empty ledger without its indexes: each agent's requests and cost
+    as priced by hand."""
     import cmat.ingest
 
     monkeypatch.setenv("OPENCODE_DATA_DIR", str(tmp_path / "opencode"))
@@ -883,16 +901,15 @@ def test_a_mixed_history_read_in_workers_and_bulk_loaded_is_exact_per_app(
         rollout.turn("gpt-5.5")
         rollout.request(1_000, cached=0, output=100)
         rollout.write(rollout_path(codex_home, rollout))
-    groups = []
-    app_groups = cmat.ingest._app_groups
-    monkeypatch.setattr(cmat.ingest, "parallel_workers", lambda total: 2)
     monkeypatch.setattr(cmat.ingest, "BULK_LOAD_BYTES", 1)
-    monkeypatch.setattr(cmat.ingest, "_app_groups",
-                        lambda logs, workers: groups.extend(app_groups(logs, workers)) or groups)
     report = json.loads(cli_run("report", "daily", "--json", "--by", "app").output)
     codex_requests, codex_usd = expected["codex"]
     expected["codex"] = (codex_requests + 4, codex_usd + 4 * (1_000 * 5 + 100 * 30) / 1e6)
     assert {row["app"]: (row["requests"], pytest.approx(row["total_usd"], abs=1e-12))
             for row in report["rows"]} == expected
+    [pool] = two_workers  # one pool: no worker waits for the transcripts' last batch
+    transcripts = [value for other, value in pool if not other]
+    groups = [value for other, value in pool if other]
+    assert pool == [(False, batch) for batch in transcripts] + [(True, group) for group in groups]
+    assert transcripts and len(groups) > 2
     assert groups[0][0].cursor is not None and len(groups[0]) == 1  # the database, first
-    assert len(groups) > 2

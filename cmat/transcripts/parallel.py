@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from cmat.transcripts.decode import LineDecoder, decode_line
@@ -191,17 +191,27 @@ def forked_map(task: Callable, items: list, workers: int) -> Iterator:
         yield from pool.map(_run_task, items)
 
 
-def read_segments(segments: list[Segment], workers: int, work: SegmentWork) -> Iterator[Batch]:
+def read_segments(segments: list[Segment], workers: int, work: SegmentWork,
+                  also: Sequence = (), read_also: Callable | None = None) -> Iterator:
     """Read segments in order, in forked worker processes when `workers` > 1; batches are
-    yielded as they are ready."""
-    if workers <= 1 or len(segments) <= 1:
+    yielded as they are ready. `also`: other work for the same workers once the segments are
+    handed out (another agent's logs, cmat.ingest), `read_also(item)` yielded for each after
+    the batches: one pool, so that no worker waits for the last batch before starting it."""
+    if workers <= 1 or len(segments) + len(also) <= 1:
         # Packing is how workers hand rows over: read here, the rows are used as they are.
         work = dataclasses.replace(work, pack=None)
         for segment in segments:
             yield _read_batch(work, [segment])
+        yield from map(read_also, also)
         return
-    yield from forked_map(functools.partial(_read_batch, work), _batches(segments, workers),
-                          workers)
+    items = [(False, batch) for batch in _batches(segments, workers)] + [
+        (True, item) for item in also]
+    yield from forked_map(functools.partial(_read_either, work, read_also), items, workers)
+
+
+def _read_either(work: SegmentWork, read_also: Callable | None, item: tuple[bool, object]):
+    other, value = item
+    return read_also(value) if other else _read_batch(work, value)
 
 
 def _batches(segments: list[Segment], workers: int) -> list[list[Segment]]:
