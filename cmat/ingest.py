@@ -32,8 +32,10 @@ from cmat.pricing import price_records
 from cmat.transcripts.files import (
     SeenFile,
     SourceFile,
+    check_claude_head,
     check_transcript,
     discover,
+    open_regular,
     session_sources,
     source_for,
 )
@@ -206,8 +208,6 @@ def given_log_reader(path: Path):
     """The reader of a log given by hand (`costs extract`, `costs session`), told by its
     first bytes: another coding agent's, or None for a Claude Code transcript. Raises
     TranscriptError for a missing file, a folder, a FIFO ..., or a file that is neither."""
-    from cmat.transcripts.files import check_claude_head, open_regular
-
     with open_regular(path) as handle:
         head = handle.read(APP_HEAD_BYTES)
     reader = next((reader for reader in app_readers() if reader.claims(path, head)), None)

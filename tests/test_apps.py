@@ -532,7 +532,8 @@ def _usage(fields) -> dict:
     return st.fixed_dictionaries({}, optional={name: COUNT for name in fields})
 
 
-CODEX_COUNTS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens")
+CODEX_COUNTS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens",
+                "output_tokens")
 CODEX_EVENT = st.fixed_dictionaries({
     "timestamp": TIMES, "type": st.just("event_msg"),
     "payload": st.fixed_dictionaries({"type": st.just("token_count"), "info": st.one_of(

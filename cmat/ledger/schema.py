@@ -335,8 +335,9 @@ def _m015_file_states_apart(db: sqlite3.Connection) -> None:
 
 def _m016_report_rows_kept(db: sqlite3.Connection) -> None:
     # A report's grouped sums over the requests as they were up to a row (and how many rows
-    # there were, at which requests_version): a report after new requests sums only the new ones, where
-    # it summed the whole history again (0.16 s of a report at 1.2 GB, growing with it).
+    # there were, at which requests_version): a report after new requests sums only the new
+    # ones, where it summed the whole history again (0.16 s of a report at 1.2 GB, growing
+    # with it).
     _run_script(db, """
         CREATE TABLE IF NOT EXISTS report_rows_kept (
             query BLOB PRIMARY KEY,

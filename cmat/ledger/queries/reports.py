@@ -102,11 +102,11 @@ class ReportQueries(Queries):
         with contextlib.nullcontext() if self.db.in_transaction else self.snapshot():
             mark = self.rows_mark()
             kept = self.kept_report_rows(key)
-            if kept is not None and kept[0] == mark:
-                return [tuple(row) for row in orjson.loads(kept[1])]
-            if kept is not None and self._only_added(kept[0], mark):
-                rows = _merged([tuple(row) for row in orjson.loads(kept[1])],
-                               summed_after(kept[0][0]), width, spans)
+            if kept is not None and (kept[0] == mark or self._only_added(kept[0], mark)):
+                rows = [tuple(row) for row in orjson.loads(kept[1])]
+                if kept[0] == mark:
+                    return rows
+                rows = _merged(rows, summed_after(kept[0][0]), width, spans)
             else:
                 rows = summed_after(0)
         self.keep_report_rows(key, mark, orjson.dumps(rows))
