@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cmat.periods import utc_day
-from cmat.rates import request_cost
+from cmat.rates import counts_cost, request_cost
 from cmat.usage import TOKEN_FIELDS, TokenCounts
 
 if TYPE_CHECKING:
@@ -145,8 +145,10 @@ def record_cost(record: UsageRecord, entry: ModelEntry | None) -> float | None:
 
 
 def _cost_at(record: UsageRecord, pricing: Pricing) -> float:
-    return request_cost(pricing, record.token_counts, record.web_search_requests, record.speed,
-                        record.inference_geo)
+    return counts_cost(pricing, record.input_tokens, record.output_tokens,
+                       record.cache_creation_tokens, record.cache_creation_1h_tokens,
+                       record.cache_read_tokens, record.web_search_requests, record.speed,
+                       record.inference_geo)
 
 
 _UNSEEN = object()  # a model and day whose prices were not looked up yet

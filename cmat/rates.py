@@ -21,12 +21,12 @@ PER_MTOK = 1_000_000
 PRICE_KINDS = ("input", "output", "cache_write", "cache_write_1h", "cache_read")
 
 
-def select_prices(pricing, tokens, speed: str | None = None):
-    """The prices that apply to a request, and the multiplier fast mode puts on them."""
+def select_prices(pricing, prompt: int, speed: str | None = None):
+    """The prices that apply to a request whose prompt (input + cache writes + cache reads)
+    is `prompt` tokens, and the multiplier fast mode puts on them."""
     if speed == "fast" and pricing.fast is not None:
         return pricing.fast, 1.0
     prices = pricing
-    prompt = tokens.input + tokens.cache_creation + tokens.cache_read
     for tier in pricing.tiers:  # increasing thresholds: the last one exceeded wins
         if prompt > tier.above_prompt_tokens:
             prices = tier.prices
@@ -36,16 +36,26 @@ def select_prices(pricing, tokens, speed: str | None = None):
 
 def request_cost(pricing, tokens, web_search_requests: int = 0, speed: str | None = None,
                  inference_geo: str | None = None) -> float:
-    if tokens.cache_creation_1h > tokens.cache_creation:
+    return counts_cost(pricing, tokens.input, tokens.output, tokens.cache_creation,
+                       tokens.cache_creation_1h, tokens.cache_read, web_search_requests, speed,
+                       inference_geo)
+
+
+def counts_cost(pricing, input_tokens: int, output_tokens: int, cache_creation: int,
+                cache_creation_1h: int, cache_read: int, web_search_requests: int = 0,
+                speed: str | None = None, inference_geo: str | None = None) -> float:
+    """request_cost of the five counts as they are (a first scan prices every request of a
+    history: no TokenCounts made for each)."""
+    if cache_creation_1h > cache_creation:
         raise ValueError("cache_creation_1h cannot exceed cache_creation (all cache writes)")
-    prices, multiplier = select_prices(pricing, tokens, speed)
+    prices, multiplier = select_prices(pricing, input_tokens + cache_creation + cache_read,
+                                       speed)
     if inference_geo:
         multiplier *= pricing.geo_multipliers.get(inference_geo, 1.0)
-    five_minute_writes = tokens.cache_creation - tokens.cache_creation_1h
-    token_cost = (tokens.input * prices.input + tokens.output * prices.output
-                  + five_minute_writes * prices.cache_write
-                  + tokens.cache_creation_1h * prices.cache_write_1h
-                  + tokens.cache_read * prices.cache_read)
+    token_cost = (input_tokens * prices.input + output_tokens * prices.output
+                  + (cache_creation - cache_creation_1h) * prices.cache_write
+                  + cache_creation_1h * prices.cache_write_1h
+                  + cache_read * prices.cache_read)
     return (token_cost * multiplier / PER_MTOK
             + web_search_requests * pricing.web_search_per_1k / 1000)
 

@@ -27,7 +27,9 @@ def plausible(records: list[UsageRecord], skipped: int) -> tuple[list[UsageRecor
     kept = []
     for record in records:
         try:
-            check_request(record.timestamp, record.token_counts)
+            check_request(record.timestamp, (
+                record.input_tokens, record.output_tokens, record.cache_creation_tokens,
+                record.cache_creation_1h_tokens, record.cache_read_tokens))
         except InvalidLine:
             skipped += 1
             continue

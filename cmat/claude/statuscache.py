@@ -237,11 +237,9 @@ def add_growth(cache: dict, grown: list[tuple[str, int, bytes]]) -> bool:
                     or timestamp[:10] != cache["price_day"]:
                 return False
             ts = timestamp_seconds(timestamp)
-            tokens = rates.Plain(input=input_tokens, output=output_tokens,
-                                 cache_creation=cache_total, cache_creation_1h=cache_1h,
-                                 cache_read=cache_read)
-            cost = rates.request_cost(rates.from_plain(prices[model]), tokens, searches,
-                                      speed, geo)
+            cost = rates.counts_cost(rates.from_plain(prices[model]), input_tokens,
+                                     output_tokens, cache_total, cache_1h, cache_read, searches,
+                                     speed, geo)
             counts = (input_tokens, output_tokens, cache_total, cache_read)
             key = request_key(message_id, request_id, path, line_offset)
             copy = (rank(sidechain, sum(counts)), cost, *counts)
