@@ -120,7 +120,8 @@ def compute_report(source: ReportSource, query: ReportQuery) -> dict:
             _per_run(row, runs.get(row_key, 0))
             report["total"]["runs"] += row["runs"]
         _per_run(report["total"], report["total"]["runs"])
-    ordered = sorted(rows.values(), key=lambda r: (r.get("last", ""), r[key]) if
+    # A request may have no session (CostTracker's): its row sorts as an empty name.
+    ordered = sorted(rows.values(), key=lambda r: (r.get("last", ""), r[key] or "") if
                      query.period == "session" else tuple(str(r.get(k) or "") for k in
                                                           [key, *query.by]))
     for row in ordered:

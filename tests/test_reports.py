@@ -261,9 +261,12 @@ def test_cached_reports_are_never_stale(tmp_path, project):
 
 def _request(number: int, minute: int, model: str, output: int, project: str) -> UsageRecord:
     stamp = datetime.fromtimestamp(1_774_000_000 + minute * 60, UTC)  # late March on
-    return UsageRecord(f"msg_{number}", f"req_{number}", f"s{number % 3}",
+    subagent = number % 4 == 3  # a subagent's run inside the session
+    session = None if number % 5 == 4 else f"s{number % 3}"  # a request of no session
+    return UsageRecord(f"msg_{number}", f"req_{number}", session,
                        stamp.strftime("%Y-%m-%dT%H:%M:%S.000Z"), model, 3, output, 0, 0, 10,
-                       0, None, None, False, "main", None, project)
+                       0, None, None, subagent, "Explore" if subagent else "main",
+                       f"a{number % 2}" if subagent else None, project)
 
 
 WRITES = st.lists(st.one_of(
@@ -273,21 +276,60 @@ WRITES = st.lists(st.one_of(
     st.tuples(st.just("better copy"), st.integers(0, 40), st.integers(10_000, 20_000)),
     st.tuples(st.just("delete"), st.integers(0, 40)),
     st.tuples(st.just("delete the last")),
-    st.tuples(st.just("reprice"), st.integers(0, 40))), min_size=1, max_size=30)
+    st.tuples(st.just("reprice"), st.integers(0, 40)),
+    # a session attributed (again), to a task or, with None, to none: its earlier requests
+    # count for it from then on
+    st.tuples(st.just("attribute"), st.integers(0, 3), st.sampled_from(["T1", "T2", None]),
+              st.sampled_from(["architect", None]))), min_size=1, max_size=30)
+
+
+def _joined(ledger: Ledger, query: ReportQuery) -> tuple[list, list]:
+    """A report's rows and runs by the sessions' dimensions, summed by one join of the
+    requests to their sessions: what report_rows and report_runs must equal, however they
+    keep their sums."""
+    from cmat.ledger.queries.sql import (
+        DIMENSION_COLUMNS,
+        RUN_SQL,
+        grouped,
+        offset_sql,
+        period_labels,
+        period_sql,
+        token_sums,
+    )
+    from cmat.periods import offset_changes
+
+    offsets = offset_changes(query.tz, *ledger.time_span(None, None, None))
+    local = f"(ts + {offset_sql(*offsets)})"
+    group = [period_sql(query.period, local), *(DIMENSION_COLUMNS[d] for d in query.by)]
+    extra = ", min(ts), max(ts), max(project)" if query.period == "session" else ""
+    table = "requests LEFT JOIN sessions USING (session_id)"
+    rows = ledger.query(grouped([*group, "model"], f"{token_sums()}, count(*), sum(cost_usd),"
+                                f" count(cost_usd){extra}", table, "1 = 1"))
+    runs = ledger.query(grouped(group, f"count(DISTINCT {RUN_SQL})", table, "1 = 1"))
+    return (period_labels(query.period, rows), period_labels(query.period, runs),
+            offsets)
 
 
 @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(writes=WRITES, period=st.sampled_from(["daily", "weekly", "session"]),
-       by=st.sampled_from([(), ("project",)]), zone=st.sampled_from(["UTC", "Europe/Paris"]))
+       by=st.sampled_from([(), ("project",), ("agent",), ("task", "project"),
+                           ("enhancement", "agent", "task-type")]),
+       zone=st.sampled_from(["UTC", "Europe/Paris"]))
 # Requests earlier than those kept: a session's first moves, and an hour's.
 @example(writes=[("add", minute, SONNET, 5, "/a") for minute in (300, 1, 2, 10, 299)],
          period="session", by=(), zone="UTC")
+# A session attributed after its first requests were summed, then one more request.
+@example(writes=[("add", 1, SONNET, 5, "/a"), ("add", 2, SONNET, 5, "/a"),
+                 ("attribute", 0, "T1", "architect"), ("add", 3, SONNET, 5, "/a")],
+         period="daily", by=("enhancement", "agent", "task-type"), zone="UTC")
 def test_kept_report_sums_brought_up_to_date_are_the_sums_anew(tmp_path_factory, project,
                                                                  writes, period, by, zone):
     """A report keeps its sums and, while requests were only added, sums the new ones and
     adds them in: after any write (added, better copies of old ones, deleted, the last one
-    deleted and its rowid taken again, repriced), it is the report summed anew; so are the
-    hourly sums blocks are cut from. Requests span a change of Paris's offset."""
+    deleted and its rowid taken again, repriced, a session attributed), it is the report
+    summed anew; so are the hourly sums blocks are cut from. Requests span a change of
+    Paris's offset. A report by the sessions' dimensions, its runs too, is the one join of
+    the requests to their sessions gives."""
     models = ModelService(project)
     query = ReportQuery(period, tz=ZoneInfo(zone), by=by)
     with Ledger(tmp_path_factory.mktemp("kept") / "l.db") as ledger:
@@ -311,7 +353,17 @@ def test_kept_report_sums_brought_up_to_date_are_the_sums_anew(tmp_path_factory,
             elif step[0] == "reprice" and known:
                 with ledger.transaction():
                     ledger.set_costs([(1.25, "t2", known[step[1] % len(known)])])
+            elif step[0] == "attribute":
+                with ledger.transaction():
+                    ledger.attribute(f"s{step[1]}", project_dir=None, transcript_path=None,
+                                     task_id=step[2], enhancement=step[2] and "E",
+                                     agent=step[3], task_type=step[2] and "build",
+                                     recorded_by="extract")
             kept, hours = build_report(ledger, query), ledger.block_usage()
+            if set(by) - {"project"} and ledger.time_span(None, None, None)[0] is not None:
+                rows, runs, offsets = _joined(ledger, query)
+                assert _same(rows, ledger.report_rows(period, offsets, by, None, None, None))
+                assert _same(runs, ledger.report_runs(period, offsets, by, None, None, None))
             summed = ledger.query("SELECT query, upto_rowid, requests, version, rows"
                                   " FROM report_rows_kept")
             ledger.db.execute("DELETE FROM report_rows_kept")

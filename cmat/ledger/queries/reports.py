@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import orjson
 
 from cmat.apps import app_sql, provider_sql
 from cmat.ledger.queries.sql import (
     DIMENSION_COLUMNS,
+    PLAIN_COUNTS,
+    SESSION_DIMENSIONS,
+    WITH_ROLLUPS,
     Queries,
     grouped,
     offset_sql,
@@ -17,7 +20,6 @@ from cmat.ledger.queries.sql import (
     period_sql,
     report_filter,
     token_sums,
-    usage_source,
 )
 from cmat.usage import COLUMN, COUNTED_TOKENS, TOKEN_FIELDS
 
@@ -34,7 +36,9 @@ def _add(a, b):
 # What a session's row holds after its sums: first ts, last ts, project (min, max, max);
 # an hour's of block_usage: first ts, last ts.
 SESSION_SPAN = (_either(min), _either(max), _either(max))
+SESSION_SPAN_SQL = ", min(ts), max(ts), max(project)"
 HOUR_SPAN = (_either(min), _either(max))
+NOT_ATTRIBUTED = (None, None, None, None)  # a session's task, enhancement, agent, task type
 
 
 def _merged(kept: list[tuple], added: list[tuple], width: int,
@@ -67,26 +71,71 @@ class ReportQueries(Queries):
         at the start and every change of it, see periods.offset_changes) or session;
         `dimensions` are names of DIMENSION_COLUMNS.
 
-        Sums of the requests alone (no dimension of their sessions, no rollups) are kept in
-        the ledger: while requests were only added since, the next such report sums those
-        and adds them in (`_brought_up_to_date`). The offsets are part of what names kept
-        sums: a report whose span came to cross a change of the zone's offset sums anew.
+        Sums of the requests are kept in the ledger: while requests were only added since,
+        the next such report sums those and adds them in (`_brought_up_to_date`). The offsets
+        are part of what names kept sums: a report whose span came to cross a change of the
+        zone's offset sums anew. A report by a dimension of the sessions (task, enhancement,
+        agent, task type) keeps its sums per run and is attributed when it is read
+        (`_run_rows`): a session attributed since counts where it now belongs. Once
+        compaction folded requests into rollups, every report sums anew.
         """
-        condition, params = report_filter(since, until, project, machine)
-        source = usage_source(dimensions, self.has_rollups())
-        local = f"(ts + {offset_sql(*offsets)})"
-        group = [period_sql(period, local), *(source.dimensions[d] for d in dimensions),
-                 "model"]
-        extra = ", min(ts), max(ts), max(project)" if period == "session" else ""
-        measures = f"{token_sums()}, {source.counts}{extra}"
-        if source.table != "requests":
+        extra = SESSION_SPAN_SQL if period == "session" else ""
+        if self.has_rollups():
+            condition, params = report_filter(since, until, project, machine)
+            group = [period_sql(period, f"(ts + {offset_sql(*offsets)})"),
+                     *(WITH_ROLLUPS.dimensions[d] for d in dimensions), "model"]
             return period_labels(period, self.query(
-                grouped(group, measures, source.table, condition), params))
-        after = grouped(group, measures, "requests", f"{condition} AND rowid > ?")
-        key = orjson.dumps([period, offsets, list(dimensions), since, until, project, machine])
-        return period_labels(period, self._brought_up_to_date(
-            key, len(group), SESSION_SPAN if extra else (),
-            lambda rowid: self.query(after, [*params, rowid])))
+                grouped(group, f"{token_sums()}, {WITH_ROLLUPS.counts}{extra}",
+                        WITH_ROLLUPS.table, condition), params))
+        if set(SESSION_DIMENSIONS) & set(dimensions):
+            attributed = [(*key, model, *sums) for key, model, _, sums in
+                          self._run_rows(period, offsets, dimensions, since, until, project,
+                                         machine)]
+            return period_labels(period, _merged([], attributed, len(dimensions) + 2,
+                                                 SESSION_SPAN if extra else ()))
+        return period_labels(period, self._kept_sums(
+            period, offsets, [*(DIMENSION_COLUMNS[d] for d in dimensions), "model"],
+            [list(dimensions)], since, until, project, machine))
+
+    def _kept_sums(self, period: str, offsets: tuple[int, list[tuple[int, int]]],
+                   columns: list[str], named: list, since: float | None, until: float | None,
+                   project: str | None, machine: str | None) -> list[tuple]:
+        """report_rows' sums (and spans) per period and `columns` (SQL of the requests
+        alone), kept under a name made of `named` and the report's bounds."""
+        condition, params = report_filter(since, until, project, machine)
+        extra = SESSION_SPAN_SQL if period == "session" else ""
+        group = [period_sql(period, f"(ts + {offset_sql(*offsets)})"), *columns]
+        after = grouped(group, f"{token_sums()}, {PLAIN_COUNTS}{extra}", "requests",
+                        f"{condition} AND rowid > ?")
+        key = orjson.dumps([period, offsets, *named, since, until, project, machine])
+        return self._brought_up_to_date(key, len(group), SESSION_SPAN if extra else (),
+                                        lambda rowid: self.query(after, [*params, rowid]))
+
+    def _run_rows(self, period: str, offsets: tuple[int, list[tuple[int, int]]],
+                  dimensions: Sequence[str], since: float | None, until: float | None,
+                  project: str | None, machine: str | None
+                  ) -> Iterator[tuple[tuple, str, tuple | None, tuple]]:
+        """The requests' sums per period, the requests' own `dimensions`, run and model,
+        kept as report_rows keeps sums, each with its session's attribution as it stands
+        now: ((period, *dimensions' values), model, run or None, sums and spans)."""
+        own = [name for name in dimensions if name not in SESSION_DIMENSIONS]
+        rows = self._kept_sums(period, offsets,
+                               [*(DIMENSION_COLUMNS[name] for name in own), "session_id",
+                                "agent_id", "agent", "model"],
+                               ["runs", own], since, until, project, machine)
+        sessions = {session: attribution for session, *attribution in self.query(
+            "SELECT session_id, task_id, enhancement, agent, task_type FROM sessions")}
+        width = len(own) + 1
+        for row in rows:
+            session, agent_id, agent, model = row[width:width + 4]
+            task, enhancement, assigned, task_type = sessions.get(session, NOT_ATTRIBUTED)
+            values = dict(zip(own, row[1:width]), task=task, enhancement=enhancement,
+                          **{"task-type": task_type,
+                             # as DIMENSION_COLUMNS["agent"]: a subagent's type, else the
+                             # agent the session was run for
+                             "agent": (assigned or "main") if agent == "main" else agent})
+            yield ((row[0], *(values[name] for name in dimensions)), model,
+                   None if session is None else (session, agent_id or ""), row[width + 4:])
 
     def _brought_up_to_date(self, key: bytes, width: int, spans: tuple[Callable, ...],
                             summed_after: Callable[[int], list[tuple]]) -> list[tuple]:
@@ -138,18 +187,25 @@ class ReportQueries(Queries):
                     project: str | None, machine: str | None = None) -> list[tuple]:
         """Runs (a session's main thread, or one subagent run) per (period, *dimensions), as
         report_rows selects and groups them, models together."""
-        condition, params = report_filter(since, until, project, machine)
-        source = usage_source(dimensions, self.has_rollups())
-        local = f"(ts + {offset_sql(*offsets)})"
-        group = [period_sql(period, local), *(source.dimensions[d] for d in dimensions)]
-        return period_labels(period, self.query(grouped(group, source.runs, source.table,
-                                                        condition), params))
+        if self.has_rollups():
+            condition, params = report_filter(since, until, project, machine)
+            group = [period_sql(period, f"(ts + {offset_sql(*offsets)})"),
+                     *(WITH_ROLLUPS.dimensions[d] for d in dimensions)]
+            return period_labels(period, self.query(grouped(
+                group, WITH_ROLLUPS.runs, WITH_ROLLUPS.table, condition), params))
+        runs: dict[tuple, set] = {}
+        for key, _, run, _ in self._run_rows(period, offsets, dimensions, since, until,
+                                             project, machine):
+            runs.setdefault(key, set()).update([run] if run else [])
+        return period_labels(period, sorted(
+            ((*key, len(found)) for key, found in runs.items()),
+            key=lambda row: [(value is not None, value) for value in row[:-1]]))
 
     def time_span(self, since: float | None, until: float | None, project: str | None,
                   machine: str | None = None) -> tuple[float | None, float | None]:
         """The first and last request in [since, until) of `project` (None, None: none)."""
         condition, params = report_filter(since, until, project, machine)
-        table = usage_source((), self.has_rollups()).table
+        table = WITH_ROLLUPS.table if self.has_rollups() else "requests"
         # Apart: SQLite reads min() or max() alone from the ts index, both together by
         # scanning every row (25 ms of each report at 300,000 requests).
         return self.query(f"SELECT (SELECT min(ts) FROM {table} WHERE {condition}),"

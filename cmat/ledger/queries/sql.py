@@ -101,10 +101,14 @@ def grouped(group: Sequence[str], measures: str, table: str, condition: str,
             + (f" HAVING {having}" if having else ""))
 
 
+PLAIN_COUNTS = "count(*), sum(cost_usd), count(cost_usd)"
+
+
 @dataclass(frozen=True)
 class UsageSource:
-    """Where reports read usage from: the requests (joined to their sessions only when a
-    dimension needs it), or, once compaction folded old requests into rollups, both."""
+    """Where reports read usage once compaction folded old requests into rollups: the
+    requests joined to their sessions, and the rollups. (Without rollups, reports read the
+    requests alone, and attribute them to sessions per run: ReportQueries._run_rows.)"""
 
     table: str
     dimensions: dict[str, str]
@@ -112,15 +116,7 @@ class UsageSource:
     runs: str  # SQL: how many runs (a session's main thread, or a subagent run)
 
 
-PLAIN_COUNTS = "count(*), sum(cost_usd), count(cost_usd)"
-
-
-def usage_source(dimensions: Sequence[str], rollups: bool) -> UsageSource:
-    if not rollups:
-        joined = set(SESSION_DIMENSIONS) & set(dimensions)
-        return UsageSource("requests LEFT JOIN sessions USING (session_id)" if joined
-                           else "requests", DIMENSION_COLUMNS, PLAIN_COUNTS,
-                           f"count(DISTINCT {RUN_SQL})")
+def _with_rollups() -> UsageSource:
     kinds = ", ".join([*(COLUMN[kind] for kind in TOKEN_FIELDS), "web_search_requests"])
     own = ", ".join(f"requests.{c}" for c in ("ts", "model", "project", "machine",
                                               "user_name", "source"))  # sessions have some
@@ -135,6 +131,9 @@ def usage_source(dimensions: Sequence[str], rollups: bool) -> UsageSource:
     return UsageSource(union, {**DIMENSION_COLUMNS, "agent": "agent"},
                        "sum(n), sum(cost_usd), sum(priced)",
                        "count(DISTINCT run) + sum(runs)")
+
+
+WITH_ROLLUPS = _with_rollups()
 
 
 def offset_sql(first: int, changes: list[tuple[int, int]]) -> str:
