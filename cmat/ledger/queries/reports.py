@@ -88,6 +88,7 @@ class ReportQueries(Queries):
                 grouped(group, f"{token_sums()}, {WITH_ROLLUPS.counts}{extra}",
                         WITH_ROLLUPS.table, condition), params))
         if set(SESSION_DIMENSIONS) & set(dimensions):
+            # The runs' sums, added together where they fall in one row (a task's runs).
             attributed = [(*key, model, *sums) for key, model, _, sums in
                           self._run_rows(period, offsets, dimensions, since, until, project,
                                          machine)]
