@@ -1,6 +1,7 @@
 """The status line as Claude Code runs it, and its cache."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -34,6 +35,14 @@ from tests.transcript_factory import (
 )
 
 STATUSLINE = REPO / "hooks" / "cmat-statusline.sh"
+
+
+@pytest.fixture(autouse=True)
+def one_moment(monkeypatch):
+    """The line shows the minutes left in a block: a line built and one drawn from the cache
+    are compared at one moment, however long a slow machine takes between them."""
+    if not os.environ.get("CMAT_NOW"):
+        monkeypatch.setenv("CMAT_NOW", str(clock.now()))
 
 
 def statusline(project, payload, *args, **env):
