@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cmat.usage import CLAUDE_CODE
+from cmat.usage import CLAUDE_CODE, record_counts
 
 if TYPE_CHECKING:
     from cmat.usage import UsageRecord
@@ -27,9 +27,7 @@ def plausible(records: list[UsageRecord], skipped: int) -> tuple[list[UsageRecor
     kept = []
     for record in records:
         try:
-            check_request(record.timestamp, (
-                record.input_tokens, record.output_tokens, record.cache_creation_tokens,
-                record.cache_creation_1h_tokens, record.cache_read_tokens))
+            check_request(record.timestamp, record_counts(record))
         except InvalidLine:
             skipped += 1
             continue

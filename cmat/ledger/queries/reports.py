@@ -41,6 +41,11 @@ HOUR_SPAN = (_either(min), _either(max))
 NOT_ATTRIBUTED = (None, None, None, None)  # a session's task, enhancement, agent, task type
 
 
+def _period(period: str, offsets: tuple[int, list[tuple[int, int]]]) -> str:
+    """SQL: the period of a request, in the report's zone (`offsets`)."""
+    return period_sql(period, f"(ts + {offset_sql(*offsets)})")
+
+
 def _merged(kept: list[tuple], added: list[tuple], width: int,
             spans: tuple[Callable, ...]) -> list[tuple]:
     """Grouped rows (see _brought_up_to_date) of two sets of requests, as one: sums added,
@@ -81,12 +86,9 @@ class ReportQueries(Queries):
         """
         extra = SESSION_SPAN_SQL if period == "session" else ""
         if self.has_rollups():
-            condition, params = report_filter(since, until, project, machine)
-            group = [period_sql(period, f"(ts + {offset_sql(*offsets)})"),
-                     *(WITH_ROLLUPS.dimensions[d] for d in dimensions), "model"]
-            return period_labels(period, self.query(
-                grouped(group, f"{token_sums()}, {WITH_ROLLUPS.counts}{extra}",
-                        WITH_ROLLUPS.table, condition), params))
+            return self._summed_with_rollups(
+                period, offsets, [*dimensions, "model"],
+                f"{token_sums()}, {WITH_ROLLUPS.counts}{extra}", since, until, project, machine)
         if set(SESSION_DIMENSIONS) & set(dimensions):
             # The runs' sums, added together where they fall in one row (a task's runs).
             attributed = [(*key, model, *sums) for key, model, _, sums in
@@ -105,7 +107,7 @@ class ReportQueries(Queries):
         alone), kept under a name made of `named` and the report's bounds."""
         condition, params = report_filter(since, until, project, machine)
         extra = SESSION_SPAN_SQL if period == "session" else ""
-        group = [period_sql(period, f"(ts + {offset_sql(*offsets)})"), *columns]
+        group = [_period(period, offsets), *columns]
         after = grouped(group, f"{token_sums()}, {PLAIN_COUNTS}{extra}", "requests",
                         f"{condition} AND rowid > ?")
         key = orjson.dumps([period, offsets, *named, since, until, project, machine])
@@ -189,11 +191,8 @@ class ReportQueries(Queries):
         """Runs (a session's main thread, or one subagent run) per (period, *dimensions), as
         report_rows selects and groups them, models together."""
         if self.has_rollups():
-            condition, params = report_filter(since, until, project, machine)
-            group = [period_sql(period, f"(ts + {offset_sql(*offsets)})"),
-                     *(WITH_ROLLUPS.dimensions[d] for d in dimensions)]
-            return period_labels(period, self.query(grouped(
-                group, WITH_ROLLUPS.runs, WITH_ROLLUPS.table, condition), params))
+            return self._summed_with_rollups(period, offsets, dimensions, WITH_ROLLUPS.runs,
+                                             since, until, project, machine)
         runs: dict[tuple, set] = {}
         for key, _, run, _ in self._run_rows(period, offsets, dimensions, since, until,
                                              project, machine):
@@ -201,6 +200,17 @@ class ReportQueries(Queries):
         return period_labels(period, sorted(
             ((*key, len(found)) for key, found in runs.items()),
             key=lambda row: [(value is not None, value) for value in row[:-1]]))
+
+    def _summed_with_rollups(self, period: str, offsets: tuple[int, list[tuple[int, int]]],
+                             dimensions: Sequence[str], measures: str, since: float | None,
+                             until: float | None, project: str | None, machine: str | None
+                             ) -> list[tuple]:
+        """`measures` per period and `dimensions` of the requests and the rollups, summed
+        anew (nothing is kept once compaction folded requests)."""
+        condition, params = report_filter(since, until, project, machine)
+        group = [_period(period, offsets), *(WITH_ROLLUPS.dimensions[d] for d in dimensions)]
+        return period_labels(period, self.query(grouped(group, measures, WITH_ROLLUPS.table,
+                                                        condition), params))
 
     def time_span(self, since: float | None, until: float | None, project: str | None,
                   machine: str | None = None) -> tuple[float | None, float | None]:
