@@ -4,6 +4,8 @@ by every report by app and provider."""
 
 import json
 import tempfile
+import time
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cmat.apps import codex, gemini, opencode
-from cmat.request import check_request
+from cmat.request import InvalidLine, check_request, check_time, timestamp_seconds
 from cmat.untrusted import Unreadable
 from cmat.usage import APPS
 from tests.helpers import (
@@ -548,6 +550,42 @@ GEMINI_MESSAGE = st.fixed_dictionaries({
 def _plausible(records) -> None:
     for record in records:
         check_request(record.timestamp, record.token_counts)  # raises if not
+        # The readers keep the seconds check_request worked out, for the ledger's rows.
+        assert record.seconds == timestamp_seconds(record.timestamp), record
+
+
+@pytest.fixture
+def zone_far_from_utc(monkeypatch):
+    """The process's local zone five and a half hours from UTC: a naive time read as local
+    time anywhere would show."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(moment=st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2099, 12, 30),
+                           timezones=st.one_of(st.none(), st.just(UTC), st.builds(
+                               timezone, st.timedeltas(timedelta(hours=-23, minutes=-59),
+                                                       timedelta(hours=23, minutes=59))))),
+       spec=st.sampled_from(["seconds", "milliseconds", "microseconds", "minutes"]),
+       zulu=st.booleans())
+@example(moment=datetime(2026, 3, 1, 10, tzinfo=UTC), spec="milliseconds", zulu=True)
+@example(moment=datetime(2026, 3, 1, 10), spec="seconds", zulu=False)
+def test_check_time_gives_the_seconds_timestamp_seconds_gives(zone_far_from_utc, moment, spec,
+                                                              zulu):
+    """What a reader keeps from the check is what the ledger's rows would have worked out
+    from the timestamp itself, to the last bit (naive times are UTC in both)."""
+    timestamp = moment.isoformat(timespec=spec)
+    if zulu and moment.tzinfo is UTC:
+        timestamp = timestamp.replace("+00:00", "Z")
+    try:
+        seconds = check_time(timestamp)
+    except InvalidLine:  # out of range once its offset is applied: no seconds to compare
+        return
+    assert seconds == timestamp_seconds(timestamp), timestamp
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])

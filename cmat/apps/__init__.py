@@ -20,14 +20,15 @@ if TYPE_CHECKING:
 
 def plausible(records: list[UsageRecord], skipped: int) -> tuple[list[UsageRecord], int]:
     """The records whose counts and time a real request can have (the check every agent's
-    reader makes, cmat.request.check_request), and `skipped` plus those left out."""
+    reader makes, cmat.request.check_request), their times' unix seconds filled in, and
+    `skipped` plus those left out."""
     # Here, not at the top: every ledger query imports this package for app_sql, the hooks too.
     from cmat.request import InvalidLine, check_request
 
     kept = []
     for record in records:
         try:
-            check_request(record.timestamp, record_counts(record))
+            record.seconds = check_request(record.timestamp, record_counts(record))
         except InvalidLine:
             skipped += 1
             continue
@@ -38,6 +39,8 @@ def plausible(records: list[UsageRecord], skipped: int) -> tuple[list[UsageRecor
 def count(value) -> int | None:
     """A token count as an agent's log gives it: a whole number from 0 (a missing one, None,
     is 0), or None for anything else (a flag, a fraction, a negative, text)."""
+    if value.__class__ is int:  # nearly always: asked first
+        return value if value >= 0 else None
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:

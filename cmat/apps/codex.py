@@ -54,18 +54,19 @@ def files() -> list[Path]:
             for path in sorted(folder.rglob("*.jsonl")) if path.is_file()]
 
 
-def _counts(usage) -> tuple[int, ...] | None:
+def _counts(usage) -> tuple[int, int, int, int] | None:
     """(input, cached input, cache writes, output) of a usage object (a missing one 0), or
     None when one is not a count (Codex never writes null) or none is above 0."""
     if usage.__class__ is not dict:  # orjson gives dict and int, never a subclass
         return None
     get = usage.get  # spelled out: a loop over the names took a third of a request's time
-    values = (get("input_tokens", 0), get("cached_input_tokens", 0),
-              get("cache_write_input_tokens", 0), get("output_tokens", 0))
-    for value in values:
-        if value.__class__ is not int or value < 0:
-            return None
-    return values if any(values) else None
+    inputs, cached, writes, output = (get("input_tokens", 0), get("cached_input_tokens", 0),
+                                      get("cache_write_input_tokens", 0), get("output_tokens", 0))
+    if (inputs.__class__ is int and cached.__class__ is int and writes.__class__ is int
+            and output.__class__ is int and min(inputs, cached, writes, output) >= 0
+            and (inputs or cached or writes or output)):
+        return inputs, cached, writes, output
+    return None
 
 
 def claims(path: Path, head: bytes) -> bool:
@@ -100,34 +101,26 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
     records: list[UsageRecord] = []
     skipped = 0
     previous: tuple[int, ...] | None = None
+    loads, malformed = orjson.loads, orjson.JSONDecodeError
     with handle:
         for raw in _marked_lines(handle):
             if raw is None:
                 skipped += 1
                 continue
             try:
-                line = orjson.loads(raw)
-            except orjson.JSONDecodeError:
+                line = loads(raw)
+            except malformed:
                 skipped += 1
                 continue
-            if not isinstance(line, dict) or not isinstance(line.get("payload"), dict):
+            if line.__class__ is not dict:  # orjson gives dict, never a subclass
                 continue
-            payload, kind = line["payload"], line.get("type")
-            if kind == "session_meta":
-                own = text(payload.get("id")) or text(payload.get("session_id"))
-                if lineage is None:  # the file's own session
-                    lineage = Lineage.of(own or session, payload)
-                    session = lineage.session
-                    cwd = text(payload.get("cwd")) or cwd
-                    provider = text(payload.get("model_provider")) or provider
-                elif own:  # a session it was forked from, its history replayed below
-                    lineage.origin = own
-            elif kind == "turn_context":
-                model = text(payload.get("model")) or model
-                cwd = text(payload.get("cwd")) or cwd
-            elif kind == "event_msg" and payload.get("type") == "token_count":
+            payload, kind = line.get("payload"), line.get("type")
+            if payload.__class__ is not dict:
+                continue
+            # Nearly every marked line is a token count: it is asked about first.
+            if kind == "event_msg" and payload.get("type") == "token_count":
                 info = payload.get("info")
-                if not isinstance(info, dict):
+                if info.__class__ is not dict:
                     continue
                 total = _counts(info.get("total_token_usage"))
                 if total is None or total == previous:
@@ -140,6 +133,18 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
                 records.append(_record(lineage or Lineage(session, session),
                                        line.get("timestamp"), model, cwd, provider, total,
                                        last))
+            elif kind == "session_meta":
+                own = text(payload.get("id")) or text(payload.get("session_id"))
+                if lineage is None:  # the file's own session
+                    lineage = Lineage.of(own or session, payload)
+                    session = lineage.session
+                    cwd = text(payload.get("cwd")) or cwd
+                    provider = text(payload.get("model_provider")) or provider
+                elif own:  # a session it was forked from, its history replayed below
+                    lineage.origin = own
+            elif kind == "turn_context":
+                model = text(payload.get("model")) or model
+                cwd = text(payload.get("cwd")) or cwd
     return plausible(records, skipped)
 
 
@@ -169,10 +174,10 @@ class Lineage:
 
 
 def _record(lineage: Lineage, timestamp, model: str | None, cwd: str | None, provider: str,
-            total: tuple[int, ...], last: tuple[int, ...]) -> UsageRecord:
+            total: tuple[int, int, int, int], last: tuple[int, int, int, int]) -> UsageRecord:
     inputs, cached, writes, output = last
     # The cumulative totals name the request: a copy of the event gives the same id.
-    message_id = f"codex:{lineage.origin}:" + ":".join(map(str, total))
+    message_id = f"codex:{lineage.origin}:{total[0]}:{total[1]}:{total[2]}:{total[3]}"
     # A subagent's copy of its parent's replayed history is a sidechain copy: the parent's
     # own copy of a request always stands over it (usage.rank).
     return UsageRecord(message_id, None, lineage.session, timestamp, model or UNKNOWN_MODEL,
