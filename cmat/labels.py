@@ -7,10 +7,9 @@ import os
 
 
 def machine() -> str:
-    """CMAT_MACHINE, else the host name."""
-    import socket
-
-    return os.environ.get("CMAT_MACHINE", "").strip() or socket.gethostname() or "unknown"
+    """CMAT_MACHINE, else the host name (uname's, which is what gethostname returns on Linux
+    and macOS, without importing socket: 5 ms of every first run's start)."""
+    return os.environ.get("CMAT_MACHINE", "").strip() or os.uname().nodename or "unknown"
 
 
 def user() -> str:

@@ -46,10 +46,19 @@ SPOOL_FILE_LIMIT = 64 * 1024  # an attribution is a few hundred bytes
 
 
 def folders() -> list[Path]:
-    import tempfile  # only for a spool, rare: its import costs every hook ~10 ms
+    return [paths.state_home() / "spool", _temporary_root() / f"cmat-spool-{os.getuid()}"]
 
-    return [paths.state_home() / "spool",
-            Path(tempfile.gettempdir()) / f"cmat-spool-{os.getuid()}"]
+
+def _temporary_root() -> Path:
+    """The folder tempfile.gettempdir() chooses (TMPDIR, TEMP or TMP, else /tmp, /var/tmp,
+    /usr/tmp, else the working folder: the first this user may write in), asked of access()
+    rather than by creating a file in each, and without importing tempfile: every report
+    looks for spooled attributions, and that import was 5 ms of its start."""
+    candidates = [os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")]
+    for candidate in [*candidates, "/tmp", "/var/tmp", "/usr/tmp"]:
+        if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return Path(os.path.abspath(candidate))
+    return Path.cwd()
 
 
 def private_folder(folder: Path, create: bool) -> bool:

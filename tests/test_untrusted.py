@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -220,10 +221,25 @@ def tmp_spool(monkeypatch, tmp_path):
     shared = tmp_path / "shared-tmp"
     shared.mkdir(mode=0o1777)
     monkeypatch.setenv("TMPDIR", str(shared))
+    return _tmp_spool()
+
+
+@pytest.mark.parametrize("tmpdir", ["shared", "absent", "a-file", None])
+@pytest.mark.parametrize("temp", ["other", None])
+def test_the_temporary_spool_is_where_tempfile_would_put_it(monkeypatch, tmp_path, tmpdir,
+                                                             temp):
     import tempfile
 
-    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR is read again
-    yield _tmp_spool()
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "a-file").write_text("")
+    for name, value in (("TMPDIR", tmpdir), ("TEMP", temp), ("TMP", None)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, str(tmp_path / value))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # tempfile reads the variables again
+    assert _tmp_spool().parent == Path(tempfile.gettempdir())
     monkeypatch.setattr(tempfile, "tempdir", None)
 
 
