@@ -100,12 +100,12 @@ def check_time(timestamp) -> float:
 
 def checked_cache(timestamp, input_tokens: int, output_tokens: int, cache_total: int,
                   split: tuple[int, int] | None, cache_read: int, searches: int
-                  ) -> tuple[int, int]:
-    """(all cache writes, their 1-hour share) of a line whose values were checked (raises
-    InvalidLine otherwise): cache_writes, once check_request passed."""
-    check_request(timestamp, (input_tokens, output_tokens, cache_total, cache_read, searches,
-                              *(split or ())))
-    return cache_writes(cache_total, split)
+                  ) -> tuple[int, int, float]:
+    """(all cache writes, their 1-hour share, the time's unix seconds) of a line whose values
+    were checked (raises InvalidLine otherwise): cache_writes, once check_request passed."""
+    seconds = check_request(timestamp, (input_tokens, output_tokens, cache_total, cache_read,
+                                        searches, *(split or ())))
+    return (*cache_writes(cache_total, split), seconds)
 
 
 def cache_writes(cache_total: int, split: tuple[int, int] | None) -> tuple[int, int]:

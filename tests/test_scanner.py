@@ -116,10 +116,10 @@ def read_every_way(path: Path, chunk_size: int | None = None, final: bool = True
 
 
 def _fields(record) -> tuple:
-    """A record's fields; the unix seconds a reader worked out (the compiled scanner does)
+    """A record's fields; the unix seconds every reader works out as it checks the time
     must be what timestamp_seconds makes of its timestamp, to the last bit."""
     *fields, seconds = dataclasses.astuple(record)
-    assert seconds is None or seconds == timestamp_seconds(record.timestamp), record
+    assert seconds == timestamp_seconds(record.timestamp), record
     return tuple(fields)
 
 

@@ -212,7 +212,6 @@ def add_growth(cache: dict, grown: list[tuple[str, int, bytes]]) -> bool:
         claude_usage,
         rank,
         request_key,
-        timestamp_seconds,
     )
 
     figures, tail, prices = cache["figures"], cache["tail"], cache["prices"]
@@ -231,12 +230,11 @@ def add_growth(cache: dict, grown: list[tuple[str, int, bytes]]) -> bool:
             (message_id, request_id, session_id, timestamp, model, input_tokens,
              output_tokens, cache_total, split, cache_read, searches, speed, geo, sidechain,
              _, cwd) = fields
-            cache_total, cache_1h = checked_cache(timestamp, input_tokens, output_tokens,
-                                                  cache_total, split, cache_read, searches)
+            cache_total, cache_1h, ts = checked_cache(timestamp, input_tokens, output_tokens,
+                                                      cache_total, split, cache_read, searches)
             if session_id != cache["session"] or model not in prices \
                     or timestamp[:10] != cache["price_day"]:
                 return False
-            ts = timestamp_seconds(timestamp)
             cost = rates.counts_cost(rates.from_plain(prices[model]), input_tokens,
                                      output_tokens, cache_total, cache_1h, cache_read, searches,
                                      speed, geo)

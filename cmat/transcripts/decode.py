@@ -40,13 +40,13 @@ def usage_record(source: SourceFile, offset: int, message_id, request_id, sessio
     """The record of one usage line, from its values however they were decoded (in
     cmat.request.claude_usage's order; `seconds`: the timestamp's unix seconds, where the
     decoder worked them out). Strings and whole numbers are typed by the decoder; the ranges
-    and the timestamp are checked here (cmat.request.checked_cache), unless the decoder
-    already did (`checked`)."""
+    and the timestamp are checked here (cmat.request.checked_cache, which gives the seconds),
+    unless the decoder already did (`checked`)."""
     if checked:
         cache_total, cache_1h = cache_writes(cache_total, split)
     else:
-        cache_total, cache_1h = checked_cache(timestamp, input_tokens, output_tokens,
-                                              cache_total, split, cache_read, searches)
+        cache_total, cache_1h, seconds = checked_cache(timestamp, input_tokens, output_tokens,
+                                                       cache_total, split, cache_read, searches)
     return UsageRecord(
         request_key(message_id, request_id, source.path, offset), request_id, session_id,
         timestamp, model, input_tokens, output_tokens, cache_total, cache_1h, cache_read,

@@ -81,8 +81,9 @@ class _Line(Struct, gc=False):
     agentId: str | None = None
     cwd: str | None = None
 
-    def record(self, source: SourceFile, key: str) -> UsageRecord:
-        """The record of a line decode_line passed (its values checked)."""
+    def record(self, source: SourceFile, key: str, seconds: float) -> UsageRecord:
+        """The record of a line decode_line passed (its values checked, its time's unix
+        seconds worked out by the check)."""
         message = self.message
         usage = message.usage
         cache_total, cache_1h = usage.cache_writes()
@@ -94,7 +95,13 @@ class _Line(Struct, gc=False):
             0 if server_tools is None else server_tools.web_search_requests,
             usage.speed, usage.inference_geo, self.isSidechain,
             source.agent or (UNKNOWN_SUBAGENT if self.isSidechain else MAIN_AGENT),
-            self.agentId or source.agent_id, self.cwd)
+            self.agentId or source.agent_id, self.cwd, seconds=seconds)
+
+
+def _build(data: tuple[_Line, float], source: SourceFile, key: str) -> UsageRecord:
+    """The record of a Candidate whose data is (the line, its time's unix seconds)."""
+    line, seconds = data
+    return line.record(source, key, seconds)
 
 
 _decode = Decoder(_Line).decode
@@ -115,8 +122,8 @@ def decode_line(line, source: SourceFile, offset: int) -> Decoded:
         return None
     if is_notice(message.model, parsed.isApiErrorMessage):
         return NOTICE
-    check_time(parsed.timestamp)
+    seconds = check_time(parsed.timestamp)
     return (request_key(message.id, parsed.requestId, source.path, offset),
             rank(parsed.isSidechain, usage.input_tokens + usage.output_tokens
                  + usage.cache_writes()[0] + usage.cache_read_input_tokens),
-            _Line.record, parsed)
+            _build, (parsed, seconds))

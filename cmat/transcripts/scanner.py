@@ -88,10 +88,11 @@ class ScanningDecoder:
 
 def _candidate(data: tuple, source: SourceFile) -> tuple:
     """The Candidate of a usage line the scanner read but left to Python (no id to key it
-    by, or a time of an unusual shape): as fastdecode's."""
+    by, or a time of an unusual shape): as fastdecode's, its data with the seconds of the
+    time checked here."""
     offset, message_id, request_id, _, timestamp, _, input_tokens, output_tokens, \
         cache_total, split, cache_read, _, _, _, is_sidechain, _, _, _ = data
-    check_time(timestamp)
+    data = (*data[:-1], check_time(timestamp))
     return (request_key(message_id, request_id, source.path, offset), rank(is_sidechain, input_tokens + output_tokens
                       + cache_writes(cache_total, split)[0] + cache_read),
             build_record, data)
