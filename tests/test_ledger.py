@@ -112,8 +112,8 @@ def test_changes_are_paged_in_the_order_of_the_index_by_version(tmp_path):
         def read_all_pages():
             pages, after = [], None
             while rows := ledger.changed_requests(1, 3, after, 2):
-                pages.append([(row[0], row[-3]) for row in rows])
-                after = rows[-1][-3], rows[-1][-2]
+                pages.append([(row[0], row[-2]) for row in rows])
+                after = rows[-1][-2], rows[-1][-1]
             return pages
 
         pages, plans = query_plans(ledger, read_all_pages)

@@ -762,7 +762,12 @@ def test_a_member_cannot_label_a_colleagues_session_first(local, team_db, projec
     assert {row["task"]: row["requests"] for row in team["rows"]} == {task: 4, None: 8}
 
 
-def test_values_no_request_can_have_are_not_sent_and_never_stop_a_sync(local, team_db):
+@pytest.mark.parametrize("batch", ["50000", "2"])
+def test_values_no_request_can_have_are_not_sent_and_never_stop_a_sync(local, team_db,
+                                                                        monkeypatch, batch):
+    """The database refuses the batch that holds them (with "2", batches of one and two rows
+    on both connections): the rows it accepts are sent all the same."""
+    monkeypatch.setenv("CMAT_SYNC_BATCH", batch)
     cli_run("scan", "-q")
     with Ledger() as ledger, ledger.transaction():
         ids = [m for (m,) in ledger.query("SELECT message_id FROM requests ORDER BY ts")]
@@ -770,8 +775,12 @@ def test_values_no_request_can_have_are_not_sent_and_never_stop_a_sync(local, te
         ledger.db.execute("UPDATE requests SET cost_usd = -5 WHERE message_id = ?", (ids[1],))
         ledger.db.execute("UPDATE requests SET output_tokens = 'many' WHERE message_id = ?",
                           (ids[2],))
-    first = json.loads(cli_run("sync", "--to", team_db, "--json", "-q", "--no-scan").output)
-    assert (first["requests"], first["rejected"]) == (9, 3)
+    if batch == "2":  # and said so
+        said = cli_run("sync", "--to", team_db, "--no-scan").output
+        assert re.search(r"sent 9 requests, .*; 3 requests not sent: values no request", said)
+    else:
+        first = json.loads(cli_run("sync", "--to", team_db, "--json", "-q", "--no-scan").output)
+        assert (first["requests"], first["rejected"]) == (9, 3)
     assert remote(team_db, "SELECT count(*) FROM requests WHERE message_id = ANY(%s)",
                   (ids[:3],)) == [(0,)]
     with Ledger() as ledger, ledger.transaction():  # the next change still goes through
@@ -785,6 +794,62 @@ def test_values_no_request_can_have_are_not_sent_and_never_stop_a_sync(local, te
     with pytest.raises(psycopg.errors.CheckViolation):
         remote(team_db, "UPDATE requests SET cost_usd = 1e308 WHERE message_id = %s",
                (ids[0],))
+
+
+def test_a_refused_batch_is_checked_row_by_row_as_the_team_database_checks_it(team_db):
+    """Fuzz: schema.accepted, what a sync keeps of a batch the database refused, answers for
+    every row what the database answers when the row is copied into a staging table: every
+    column given each of values of its type and of others, NULL, a NUL in a text, each
+    range's edges and just past them; then rows with several such values. A row it accepts
+    that the database refuses would stop every later sync."""
+    import math
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from cmat.ledger.schema import REQUEST_COLUMNS
+    from cmat.team.schema import accepted, migrate
+    from cmat.team.sync import _copy, _prepare
+    from cmat.usage import EARLIEST_TS, LATEST_TS, MAX_REQUEST_TOKENS, MAX_REQUEST_USD
+
+    edges = [near for edge in (0, EARLIEST_TS, LATEST_TS, MAX_REQUEST_USD, MAX_REQUEST_TOKENS)
+             for near in (edge, edge - 1, edge + 1, float(edge), math.nextafter(edge, -math.inf),
+                          math.nextafter(edge, math.inf))]
+    odd = [None, "", "x", "12", "\0", "a\0b", b"x", True, 1.5, -0.0, math.inf, -math.inf,
+           math.nan, -2**63, 2**63 - 1]
+    valid = {column: "x" for column in REQUEST_COLUMNS}
+    valid.update({column: 7 for column in REQUEST_COLUMNS if column.endswith("_tokens")},
+                 ts=1.75e9, is_sidechain=0, web_search_requests=1, cost_usd=0.25)
+    connection = psycopg.connect(team_db, autocommit=True)
+    migrate(connection)
+    _prepare(connection)
+
+    def agree(changes):
+        row = tuple(changes.get(column, valid[column]) for column in REQUEST_COLUMNS)
+        connection.execute("BEGIN")
+        try:
+            _copy(connection, [row])
+            taken = True
+        except (TypeError, psycopg.DataError, psycopg.IntegrityError):
+            taken = False
+        finally:
+            connection.execute("ROLLBACK")
+        assert accepted(row) == taken, changes
+
+    @settings(max_examples=300, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.dictionaries(st.sampled_from(REQUEST_COLUMNS),
+                           st.sampled_from(edges + odd) | st.text(max_size=3) | st.floats()
+                           | st.integers(-2**63, 2**63 - 1), min_size=2, max_size=4))
+    def several(changes):
+        agree(changes)
+
+    with connection:
+        agree({})
+        for column in REQUEST_COLUMNS:
+            for value in edges + odd:
+                agree({column: value})
+        several()
 
 
 def test_an_interrupted_sync_loses_no_sessions_attribution(local, team_db, project):

@@ -57,7 +57,9 @@ def sync(url: str | None, as_json: bool, no_scan: bool, extra_paths: tuple[Path,
         echo(f"{result.database}: " + (result.skipped or (
             f"sent {count(result.requests, 'request')}, {count(result.sessions, 'session')}"
             + (f", {count(result.deleted)} deletions" if result.deleted else "")
-            + f" in {result.seconds:.1f} s")))
+            + f" in {result.seconds:.1f} s"
+            + (f"; {count(result.rejected, 'request')} not sent: values no request can have"
+               " (the team database refuses them)" if result.rejected else ""))))
 
 
 def _retention_after_sync(url: str) -> None:

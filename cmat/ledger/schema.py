@@ -379,33 +379,10 @@ OPTIONAL_TEXT = frozenset(name for name, kind in COLUMN_TYPES.items()
                           if kind == "TEXT" and name not in NOT_NULL and name != "message_id")
 
 
-def _valid_request_sql() -> str:
-    """SQL true for a request row whose every value a request can have: each column of its
-    declared type (SQLite would store text in an INTEGER column), a time in 2000-2100, a cost
-    of 0 to MAX_REQUEST_USD, counts of 0 to MAX_REQUEST_TOKENS, no NUL in a text. What a sync
-    sends (the team database holds the same CHECK); evaluated by SQLite, not per row in Python."""
-    from cmat.usage import EARLIEST_TS, LATEST_TS, MAX_REQUEST_TOKENS, MAX_REQUEST_USD
-
-    tests = []
-    for name in REQUEST_COLUMNS:
-        kind = COLUMN_TYPES[name]
-        allowed = {"TEXT": "'text'", "REAL": "'real', 'integer'", "INTEGER": "'integer'"}[kind]
-        typed = f"typeof({name}) IN ({allowed})"
-        tests.append(typed if name in NOT_NULL else f"({name} IS NULL OR {typed})")
-        if kind == "TEXT":
-            tests.append(f"({name} IS NULL OR instr({name}, char(0)) = 0)")
-        elif kind == "INTEGER" and name != "is_sidechain":
-            tests.append(f"({name} IS NULL OR {name} BETWEEN 0 AND {MAX_REQUEST_TOKENS})")
-    tests.append(f"ts >= {EARLIEST_TS} AND ts < {LATEST_TS}")
-    tests.append(f"(cost_usd IS NULL OR cost_usd BETWEEN 0 AND {MAX_REQUEST_USD})")
-    return " AND ".join(tests)
-
-
 # What a sync sends of a session: whom it was for.
 SESSION_COLUMNS = ("session_id", "project_dir", "task_id", "enhancement", "agent", "task_type",
                    "recorded_at")
 COLUMN_LIST = ", ".join(REQUEST_COLUMNS)
-VALID_REQUEST = _valid_request_sql()
 PLACEHOLDERS = ", ".join("?" for _ in REQUEST_COLUMNS)
 # The better copy of a request wins, whoever stores it (a sidechain replay or an earlier
 # snapshot never overwrites a response); copies of equal rank leave the first one in place.

@@ -228,6 +228,30 @@ def _range_checks() -> str:
             f" AND ts BETWEEN {TS_RANGE[0]} AND {TS_RANGE[1]} AND {tokens}) NOT VALID;")
 
 
+# What the database takes of a request, in Python: each value of its column's type (what the
+# binary COPY can send), NULL only where the column allows it, no NUL in a text (PostgreSQL's
+# text has none), and the ranges of requests_in_range. A test holds it equal to the server's
+# answer, value by value.
+_PYTHON_TYPES = {"TEXT": str, "REAL": (int, float), "INTEGER": int}
+_RANGES = {"cost_usd": (0, MAX_REQUEST_USD), "ts": TS_RANGE,
+           **{column: (0, MAX_TOKENS) for column in SUMMED}}
+_COLUMN_CHECKS = [(_PYTHON_TYPES[COLUMN_TYPES[name]], name in NOT_NULL or name == "message_id",
+                   _RANGES.get(name)) for name in REQUEST_COLUMNS]  # the key is never NULL
+
+
+def accepted(row) -> bool:
+    """Whether the team database takes a request row (REQUEST_COLUMNS' values, as the local
+    ledger holds them, which anyone who can write the file may have changed)."""
+    for value, (kind, not_null, bounds) in zip(row, _COLUMN_CHECKS, strict=True):
+        if value is None:
+            if not_null:
+                return False
+        elif not isinstance(value, kind) or (kind is str and "\0" in value) or (
+                bounds is not None and not bounds[0] <= value <= bounds[1]):
+            return False
+    return True
+
+
 def _foreign(rows: str, unowned_too: bool, source: str | None = None) -> str:
     """A condition: `rows` (a transition table, or the `source` named so) holds a row of a
     ledger the session's role does not own; with `unowned_too`, a row of no ledger counts as

@@ -18,7 +18,9 @@ sets CMAT_USER or CMAT_MACHINE to a colleague's only labels their own rows so, a
 replace the colleague's; a session's attribution is the one sent by the ledger that sent the
 session's first request (schema.MERGE_SESSIONS). A row whose values no request can have (a
 negative or absurd cost, a text where a number belongs, a time outside 2000-2100) is not
-sent, and said so: one bad row never stops every later sync.
+sent, and said so: one bad row never stops every later sync. Rows are not checked before
+they are sent: the database checks them anyway, and only a batch it refuses is checked row
+by row (schema.accepted) and sent again without the rows it would refuse.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from cmat.ledger import Ledger
 from cmat.ledger.schema import COLUMN_TYPES, REQUEST_COLUMNS
 from cmat.team.budgets import cache_team_totals
 from cmat.team.connect import connect, describe, error_line
-from cmat.team.schema import MERGE_REQUESTS, MERGE_SESSIONS, SESSION_FIELDS, migrate
+from cmat.team.schema import MERGE_REQUESTS, MERGE_SESSIONS, SESSION_FIELDS, accepted, migrate
 
 BATCH_ROWS = 50_000
 # The first batch is this share of BATCH_ROWS and each next one twice the one before, up to it:
@@ -51,7 +53,7 @@ LOCK_NAMESPACE = 727002  # pg_try_advisory_lock(namespace, ledger): one sync of 
 class SyncResult:
     database: str
     requests: int = 0  # rows sent (new or changed)
-    rejected: int = 0  # rows not sent: values no request can have (schema.VALID_REQUEST)
+    rejected: int = 0  # rows not sent: values the team database refuses (schema.accepted)
     sessions: int = 0
     deleted: int = 0
     seconds: float = 0.0
@@ -132,10 +134,19 @@ def _prepare(connection) -> None:
     # A batch and its mark commit together: losing both to a server crash only means
     # sending them again, so the server need not flush each commit to disk first.
     connection.execute("SET synchronous_commit TO off")
-    connection.execute("CREATE TEMP TABLE IF NOT EXISTS staging (LIKE requests)"
-                       " ON COMMIT DELETE ROWS")
+    connection.execute("CREATE TEMP TABLE IF NOT EXISTS staging"
+                       " (LIKE requests INCLUDING CONSTRAINTS) ON COMMIT DELETE ROWS")
     connection.execute("CREATE TEMP TABLE IF NOT EXISTS staging_sessions (LIKE sessions)"
                        " ON COMMIT DELETE ROWS")
+
+
+def _copy(connection, rows: list) -> None:
+    if rows:
+        with connection.cursor().copy(f"COPY staging ({', '.join(REQUEST_COLUMNS)})"
+                                      " FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(COPY_TYPES)
+            for row in rows:
+                copy.write_row(row)
 
 
 def _rollback(connection) -> None:
@@ -203,22 +214,31 @@ class _Writer:
         return connection
 
     def _stage(self, payload: list) -> None:
+        """Copy a batch into the staging table of its connection, whole; if the database
+        refuses a value in it (the staging table holds the requests table's checks, so a
+        refusal comes here, not in the merge), copy the rows it accepts alone. A row that
+        can never be merged is left behind and counted, and every later sync still goes
+        through; checking the rare refused batch row by row costs less than checking every
+        row of every sync before it is sent (a sync spent half its reading time on that)."""
+        import psycopg
+
         connection = self._connection()
-        sent = [found[:-3] for found in payload if found[-1]]  # values a request can have
+        rows = [found[:-2] for found in payload]
         connection.execute("BEGIN")
         try:
-            if sent:
-                with connection.cursor().copy(f"COPY staging ({', '.join(REQUEST_COLUMNS)})"
-                                              " FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(COPY_TYPES)
-                    for found in sent:
-                        copy.write_row(found)
+            try:
+                _copy(connection, rows)
+            except (TypeError, psycopg.DataError, psycopg.IntegrityError):
+                _rollback(connection)  # a value the binary COPY or a check refused
+                connection.execute("BEGIN")
+                rows = [row for row in rows if accepted(row)]
+                _copy(connection, rows)
             self._settle()  # the batch before commits first
         except BaseException:
             _rollback(connection)
             raise
-        future = self.merger.submit(self._merge, connection, bool(sent), payload[-1][-3])
-        self.merging = future, len(sent), len(payload) - len(sent)
+        future = self.merger.submit(self._merge, connection, bool(rows), payload[-1][-2])
+        self.merging = future, len(rows), len(payload) - len(rows)
 
     def _merge(self, connection, staged: bool, seq: int) -> None:
         try:
@@ -289,7 +309,7 @@ def _read_ahead(path, mark: int, sessions_mark: int):
                 while rows := reader.changed_requests(mark, below, after, size):
                     if not hand(("requests", rows)):
                         return
-                    after = (rows[-1][-3], rows[-1][-2])
+                    after = (rows[-1][-2], rows[-1][-1])
                     size = min(size * 2, limit)
                 hand(("done", (below, reader.changed_sessions(sessions_mark, below),
                                reader.deleted_requests(sessions_mark, below))))

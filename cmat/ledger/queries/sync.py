@@ -19,17 +19,15 @@ class SyncQueries(Queries):
     def changed_requests(self, since_seq: int, below_seq: int, after: tuple[int, int] | None,
                          limit: int) -> list[tuple]:
         """Requests written at a version in [since_seq, below_seq), after `after` (seq,
-        rowid; None: from the first) in that order: REQUEST_COLUMNS, seq and rowid; then
-        whether each holds only values a request can have (schema.VALID_REQUEST: a sync
-        sends only those)."""
-        from cmat.ledger.schema import COLUMN_LIST, VALID_REQUEST
+        rowid; None: from the first) in that order: REQUEST_COLUMNS, seq and rowid."""
+        from cmat.ledger.schema import COLUMN_LIST
 
         # The index by seq holds each row's rowid: rows come in its order, page after page,
         # and each is read from the table in the order it was written.
         start, params = ("seq >= ?", (since_seq,)) if after is None else (
             "(seq, rowid) > (?, ?)", after)
         return self.query(
-            f"SELECT {COLUMN_LIST}, seq, rowid, {VALID_REQUEST} FROM requests"
+            f"SELECT {COLUMN_LIST}, seq, rowid FROM requests"
             f" WHERE {start} AND seq < ? ORDER BY seq, rowid LIMIT ?",
             (*params, below_seq, limit))
 
