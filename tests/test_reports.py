@@ -374,6 +374,84 @@ def test_kept_report_sums_brought_up_to_date_are_the_sums_anew(tmp_path_factory,
             ledger.db.executemany("INSERT INTO report_rows_kept VALUES (?, ?, ?, ?, ?)", summed)
 
 
+@pytest.mark.parametrize("apart", ["read apart", "second connection fails"])
+def test_a_sum_cut_in_two_is_the_sum_in_one_piece(tmp_path, project, monkeypatch, apart):
+    """Many requests summed from scratch or added to kept sums are summed in two halves at
+    once, the later half on a connection of its own (or here, if that cannot be opened):
+    every report shape (sessions' spans, runs by agent, projects, the hourly sums of blocks)
+    equals the one summed in one piece, with rows deleted (gaps in the rowids), some
+    requests of no session, and the halves meeting in the middle of a session's day."""
+    import sqlite3
+
+    from cmat.ledger.queries import reports
+    from cmat.transcripts import parallel
+
+    models = ModelService(project)
+    records = [_request(number, number * 37 % (300 * 60), (SONNET, "claude-nova-x")[number % 2],
+                        number % 997 + 1, ("/a", "/b", "")[number % 3]) for number in range(400)]
+    halves = []
+    real_read_apart = reports.ReportQueries._read_apart
+
+    def counted(self, sql, params):
+        halves.append(params[-2:])
+        return real_read_apart(self, sql, params)
+
+    monkeypatch.setattr(reports.ReportQueries, "_read_apart", counted)
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 2)
+    if apart == "second connection fails":
+        def refused(self, options=""):
+            raise sqlite3.OperationalError("unable to open database file")
+
+        monkeypatch.setattr(Ledger, "read_only_connection", refused)
+    queries = [ReportQuery(period, tz=ZoneInfo("Europe/Paris"), by=by)
+               for period, by in (("daily", ()), ("session", ()), ("daily", ("agent",)),
+                                  ("weekly", ("project",)), ("session", ("task", "project")))]
+
+    def every_report(ledger, split_at):
+        monkeypatch.setattr(reports, "SPLIT_SUM_ROWS", split_at)
+        ledger.db.execute("DELETE FROM report_cache")
+        return [build_report(ledger, query) for query in queries] + [ledger.block_usage()]
+
+    with Ledger(tmp_path / "l.db") as ledger:
+        # 300 summed from scratch; then 100 added to the sums kept of those
+        for chunk in (records[:300], records[300:]):
+            with ledger.transaction():
+                ledger.add_requests(chunk, price_records(chunk, models.get_by_pattern),
+                                    catalog_version="t")
+                if chunk[0] is records[0]:
+                    ledger.db.execute("DELETE FROM requests WHERE rowid % 7 = 0")
+                    ledger.bump_version()
+            cut = every_report(ledger, 50)
+            ledger.db.execute("DELETE FROM report_rows_kept")
+            whole = every_report(ledger, 10**9)
+            assert _same(cut, whole)
+    assert any(middle < 300 for middle, _ in halves) and any(middle > 300 for middle, _ in halves)
+
+
+def test_the_time_span_is_the_same_before_a_first_imports_indexes_are_built(tmp_path, project):
+    """A first import's report runs before its indexes are built, and reads the span in one
+    scan of every row, not two: the first and last request, of every range and project, are
+    those the index by time gives."""
+    models = ModelService(project)
+    records = [_request(number, number * 53 % 9000, SONNET, 5, ("/a", "/b")[number % 2])
+               for number in range(60)]
+    ranges = [(None, None, None), (1_774_000_000 + 600, None, None),
+              (None, 1_774_000_000 + 4000 * 60, "/b"), (2e9, None, None)]
+    with Ledger(tmp_path / "l.db") as ledger:
+        with ledger.bulk_load(), ledger.transaction():
+            ledger.add_requests(records, price_records(records, models.get_by_pattern),
+                                catalog_version="t")
+        assert ledger.query("SELECT name FROM dropped_indexes WHERE name = 'requests_ts'")
+        statements = []
+        ledger.db.set_trace_callback(statements.append)
+        before = [ledger.time_span(*bounds) for bounds in ranges]
+        ledger.db.set_trace_callback(None)
+        assert sum("SELECT min(ts), max(ts) FROM requests" in sql for sql in statements) == 4
+        assert ledger.restore_indexes()
+        assert before == [ledger.time_span(*bounds) for bounds in ranges]
+    assert before[0][0] < before[1][0] and before[-1] == (None, None)
+
+
 def test_a_request_stored_while_a_report_sums_is_counted_once(tmp_path, project):
     """A hook may store a request while a report sums: the sums and the mark they are kept
     with are read in one snapshot, so the request is left to the next report, which adds it

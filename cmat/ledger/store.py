@@ -114,15 +114,19 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
                     raise
                 time.sleep(0.01)
 
-    def _open_read_only(self) -> sqlite3.Connection:
-        """A ledger on a read-only file or disk still answers reports (`--no-scan`)."""
+    def read_only_connection(self, options: str = "") -> sqlite3.Connection:
+        """A connection of its own that only reads the ledger (usable in another thread)."""
         from urllib.parse import quote
 
-        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        return sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro{options}",
+                               uri=True, timeout=self.busy_timeout, isolation_level=None,
+                               check_same_thread=False)
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """A ledger on a read-only file or disk still answers reports (`--no-scan`)."""
         for options in ("", "&immutable=1"):  # immutable: no WAL index can be made beside it
             try:
-                db = sqlite3.connect(uri + options, uri=True, timeout=self.busy_timeout,
-                                     isolation_level=None)
+                db = self.read_only_connection(options)
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 break
             except sqlite3.DatabaseError as exc:

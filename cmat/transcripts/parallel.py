@@ -129,9 +129,15 @@ def plan_segments(work: list[tuple[SourceFile, int, int]], pieces: int, final: b
     return segments
 
 
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
 def parallel_workers(total_bytes: int) -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if total_bytes < PARALLEL_MIN_BYTES or not cpus or cpus < 2 or sys.platform != "linux":
+    cpus = usable_cores()
+    if total_bytes < PARALLEL_MIN_BYTES or cpus < 2 or sys.platform != "linux":
         return 1  # forking costs more than it saves on small reads; fork is Linux-only here
     return min(cpus, MAX_WORKERS)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 
 import orjson
@@ -38,6 +39,8 @@ def _add(a, b):
 SESSION_SPAN = (_either(min), _either(max), _either(max))
 SESSION_SPAN_SQL = ", min(ts), max(ts), max(project)"
 HOUR_SPAN = (_either(min), _either(max))
+# A sum of every row in a range this long or longer is cut in two, read at once (_summer).
+SPLIT_SUM_ROWS = 20_000
 NOT_ATTRIBUTED = (None, None, None, None)  # a session's task, enhancement, agent, task type
 
 
@@ -108,11 +111,11 @@ class ReportQueries(Queries):
         condition, params = report_filter(since, until, project, machine)
         extra = SESSION_SPAN_SQL if period == "session" else ""
         group = [_period(period, offsets), *columns]
-        after = grouped(group, f"{token_sums()}, {PLAIN_COUNTS}{extra}", "requests",
-                        f"{condition} AND rowid > ?")
+        spans = SESSION_SPAN if extra else ()
         key = orjson.dumps([period, offsets, *named, since, until, project, machine])
-        return self._brought_up_to_date(key, len(group), SESSION_SPAN if extra else (),
-                                        lambda rowid: self.query(after, [*params, rowid]))
+        return self._brought_up_to_date(key, len(group), spans, self._summer(
+            group, f"{token_sums()}, {PLAIN_COUNTS}{extra}", condition, params,
+            since is None and until is None, spans))
 
     def _run_rows(self, period: str, offsets: tuple[int, list[tuple[int, int]]],
                   dimensions: Sequence[str], since: float | None, until: float | None,
@@ -140,11 +143,64 @@ class ReportQueries(Queries):
             yield ((row[0], *(values[name] for name in dimensions)), model,
                    None if session is None else (session, agent_id or ""), row[width + 4:])
 
+    def _summer(self, group: list[str], measures: str, condition: str, params: list,
+                whole: bool, spans: tuple[Callable, ...] = ()
+                ) -> Callable[[int, int], list[tuple]]:
+        """summed(low, high): `measures` per distinct `group` of the requests meeting
+        `condition` with a rowid in (low, high] (rows, then one value for each of `spans`).
+        `whole`: no bound of time, so every row in the range is read; many rows are then
+        summed in two halves at once, the later half on a connection of its own in another
+        thread (SQLite sums without holding the GIL): 75,000 requests in 82 ms against 157.
+
+        That connection reads the ledger as it is when it starts: a request changed since
+        this one's snapshot is summed as it is now (none added since: those have larger
+        rowids), and the sums kept for the next report hold until it finds the change
+        (`_only_added`) and sums anew. Only a time-bounded sum leaves the rowid's upper
+        bound out: with it, SQLite would walk the rowids rather than the index by time."""
+        bounds = "rowid > ? AND rowid <= ?" if whole else "rowid > ?"
+        sql = grouped(group, measures, "requests", f"{condition} AND {bounds}")
+
+        def summed(low: int, high: int) -> list[tuple]:
+            if not whole:
+                return self.query(sql, [*params, low])
+            if high - low < SPLIT_SUM_ROWS:
+                return self.query(sql, [*params, low, high])
+            from cmat.transcripts.parallel import usable_cores
+
+            if usable_cores() < 2:
+                return self.query(sql, [*params, low, high])
+            middle = (low + high) // 2
+            later = self._read_apart(sql, [*params, middle, high])
+            return _merged(self.query(sql, [*params, low, middle]), later(), len(group), spans)
+
+        return summed
+
+    def _read_apart(self, sql: str, params: list) -> Callable[[], list[tuple]]:
+        """Start reading `sql` on a read-only connection in a thread of its own; the
+        returned callable waits for its rows (read here instead if it failed)."""
+        import threading
+
+        found: dict[str, list[tuple]] = {}
+
+        def read() -> None:
+            with contextlib.suppress(sqlite3.Error), \
+                    contextlib.closing(self.read_only_connection()) as db:
+                found["rows"] = db.execute(sql, params).fetchall()
+
+        thread = threading.Thread(target=read, name="cmat-sums", daemon=True)
+        thread.start()
+
+        def rows() -> list[tuple]:
+            thread.join()
+            return found["rows"] if "rows" in found else self.query(sql, params)
+
+        return rows
+
     def _brought_up_to_date(self, key: bytes, width: int, spans: tuple[Callable, ...],
-                            summed_after: Callable[[int], list[tuple]]) -> list[tuple]:
+                            summed: Callable[[int, int], list[tuple]]) -> list[tuple]:
         """Grouped rows (`width` values that group them, then sums, then one value for each
         of `spans`, merged with it: min or max) of every request, from those kept under
-        `key` and `summed_after(rowid)`, the rows of the requests after that rowid.
+        `key` and `summed(low, high)`, the rows of the requests with a rowid in (low, high].
 
         Kept rows stand for the requests up to their rowid only while none of those changed:
         a request updated since, or stored under the rowid of one deleted, has a seq of the
@@ -158,9 +214,9 @@ class ReportQueries(Queries):
                 rows = [tuple(row) for row in orjson.loads(kept[1])]
                 if kept[0] == mark:
                     return rows
-                rows = _merged(rows, summed_after(kept[0][0]), width, spans)
+                rows = _merged(rows, summed(kept[0][0], mark[0]), width, spans)
             else:
-                rows = summed_after(0)
+                rows = summed(0, mark[0])
         self.keep_report_rows(key, mark, orjson.dumps(rows))
         return rows
 
@@ -217,6 +273,12 @@ class ReportQueries(Queries):
         """The first and last request in [since, until) of `project` (None, None: none)."""
         condition, params = report_filter(since, until, project, machine)
         table = WITH_ROLLUPS.table if self.has_rollups() else "requests"
+        if table == "requests" and self.query(
+                "SELECT 1 FROM dropped_indexes WHERE name = 'requests_ts'"):
+            # No index by time yet (a first import's, built behind its report): both in one
+            # scan of every row, not two.
+            return self.query(f"SELECT min(ts), max(ts) FROM requests WHERE {condition}",
+                              params)[0]
         # Apart: SQLite reads min() or max() alone from the ts index, both together by
         # scanning every row (25 ms of each report at 300,000 requests).
         return self.query(f"SELECT (SELECT min(ts) FROM {table} WHERE {condition}),"
@@ -238,15 +300,12 @@ class ReportQueries(Queries):
         kinds = ", ".join(f"sum({COLUMN[kind]})" for kind in COUNTED_TOKENS)
         condition, params = report_filter(since, None, None)
         hour = "CAST(ts AS INTEGER) / 3600"  # whole seconds, then whole hours: exact
-        after = grouped([hour, f"ts = {hour} * 3600", "model"],
-                        f"count(*), {kinds}, sum(cost_usd), count(cost_usd), min(ts), max(ts)",
-                        "requests", f"{condition} AND source IS NULL AND rowid > ?")
-
-        def summed_after(rowid: int) -> list[tuple]:
-            return self.query(after, [*params, rowid])
-
-        rows = summed_after(0) if since is not None else self._brought_up_to_date(
-            orjson.dumps(["blocks"]), 3, HOUR_SPAN, summed_after)
+        summed = self._summer([hour, f"ts = {hour} * 3600", "model"],
+                              f"count(*), {kinds}, sum(cost_usd), count(cost_usd), min(ts),"
+                              " max(ts)", f"{condition} AND source IS NULL", params,
+                              since is None, HOUR_SPAN)
+        rows = summed(0, 0) if since is not None else self._brought_up_to_date(
+            orjson.dumps(["blocks"]), 3, HOUR_SPAN, summed)
         rows.sort(key=lambda row: (row[0], -row[1], row[-2], row[2]))  # on the hour first
         return [(first, last, model, *sums) for _, _, model, *sums, first, last in rows]
 
