@@ -1,5 +1,6 @@
 """Who and where: the machine and user every ledger row is labelled with, so that a team's
-ledgers can be told apart once they meet in one database."""
+ledgers can be told apart once they meet in one database; and the cores the machine gives
+this process."""
 
 from __future__ import annotations
 
@@ -23,3 +24,9 @@ def user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)

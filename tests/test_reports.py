@@ -383,8 +383,8 @@ def test_a_sum_cut_in_two_is_the_sum_in_one_piece(tmp_path, project, monkeypatch
     requests of no session, and the halves meeting in the middle of a session's day."""
     import sqlite3
 
+    from cmat import labels
     from cmat.ledger.queries import reports
-    from cmat.transcripts import parallel
 
     models = ModelService(project)
     records = [_request(number, number * 37 % (300 * 60), (SONNET, "claude-nova-x")[number % 2],
@@ -397,7 +397,7 @@ def test_a_sum_cut_in_two_is_the_sum_in_one_piece(tmp_path, project, monkeypatch
         return real_read_apart(self, sql, params)
 
     monkeypatch.setattr(reports.ReportQueries, "_read_apart", counted)
-    monkeypatch.setattr(parallel, "usable_cores", lambda: 2)
+    monkeypatch.setattr(labels, "usable_cores", lambda: 2)
     if apart == "second connection fails":
         def refused(self, options=""):
             raise sqlite3.OperationalError("unable to open database file")

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from cmat import labels
 from cmat.transcripts.decode import LineDecoder, decode_line
 from cmat.transcripts.files import SourceFile
 from cmat.transcripts.reader import CHUNK_SIZE, read_range
@@ -129,14 +130,8 @@ def plan_segments(work: list[tuple[SourceFile, int, int]], pieces: int, final: b
     return segments
 
 
-def usable_cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)
-
-
 def parallel_workers(total_bytes: int) -> int:
-    cpus = usable_cores()
+    cpus = labels.usable_cores()
     if total_bytes < PARALLEL_MIN_BYTES or cpus < 2 or sys.platform != "linux":
         return 1  # forking costs more than it saves on small reads; fork is Linux-only here
     return min(cpus, MAX_WORKERS)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import orjson
 
+from cmat import labels
 from cmat.apps import app_sql, provider_sql
 from cmat.ledger.queries.sql import (
     DIMENSION_COLUMNS,
@@ -163,11 +164,7 @@ class ReportQueries(Queries):
         def summed(low: int, high: int) -> list[tuple]:
             if not whole:
                 return self.query(sql, [*params, low])
-            if high - low < SPLIT_SUM_ROWS:
-                return self.query(sql, [*params, low, high])
-            from cmat.transcripts.parallel import usable_cores
-
-            if usable_cores() < 2:
+            if high - low < SPLIT_SUM_ROWS or labels.usable_cores() < 2:
                 return self.query(sql, [*params, low, high])
             middle = (low + high) // 2
             later = self._read_apart(sql, [*params, middle, high])
