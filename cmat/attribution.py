@@ -174,13 +174,12 @@ def app_session_usage(path: Path, reader, given: str | None) -> SessionUsage:
     read = read_app_log(AppLog(reader.APP, str(path), 0 if database else None, path.stat()))
     if isinstance(read, str):
         raise Unreadable(read, "try again once the agent has written it whole")
-    records, skipped, _ = read
     session = session or _app_session(
-        path, reader, {record.session_id for record in records if record.session_id}, given,
-        naming)
-    own = sorted((record for record in records if record.session_id == session),
+        path, reader, {record.session_id for record in read.records if record.session_id},
+        given, naming)
+    own = sorted((record for record in read.records if record.session_id == session),
                  key=lambda record: record.timestamp)
-    return SessionUsage(session, own, [path], skipped, 0)
+    return SessionUsage(session, own, [path], read.skipped, 0)
 
 
 def _database_session(path: Path, reader, given: str | None, naming: str) -> str:

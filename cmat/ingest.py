@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from cmat.catalog import ModelService
 from cmat.errors import TranscriptError
@@ -113,7 +114,7 @@ def scan(ledger: Ledger, models: ModelService, roots: list[Path],
     known = ledger.file_states()
     gone = [p for p in known if p not in seen and any(p.startswith(str(r)) for r in roots)]
     result = ScanResult()
-    logs = app_logs(known, result)
+    logs = app_logs(ledger, known, result)
     # A first scan loads transcripts and the other agents' logs alike without indexes.
     new_bytes = sum(file.size for path, file in seen.items() if path not in known) + sum(
         log.st.st_size for log in logs)
@@ -142,16 +143,38 @@ def app_readers() -> list:
 
 @dataclass(frozen=True)
 class AppLog:
-    """One log of another agent to read: whole (`cursor` None), or a database from the row
-    after `cursor`; what `stat` said of it."""
+    """One log of another agent to read, and what `stat` said of it: a file from byte
+    `start` (0: whole; further on only where its reader resumes from what it knew there,
+    `carry`), or a database from the row after `cursor`."""
 
     app: str
     path: str
-    cursor: int | None
+    cursor: int | None  # a database's; None for a file
     st: os.stat_result
+    start: int = 0
+    carry: bytes | None = None
+
+    @property
+    def new_bytes(self) -> int:
+        """A file's bytes from `start` (a database is read by row: 0, how much is new is
+        not known)."""
+        return self.st.st_size - self.start if self.cursor is None else 0
 
 
-def app_logs(known: dict[str, FileState], result: ScanResult) -> list[AppLog]:
+class AppRead(NamedTuple):
+    """What was read of one log: its requests, how many lines were skipped, how far it was
+    read (a file's byte, a database's row) and, for a file its reader resumes, what the
+    reader knew there and the file's marks at that offset; `start`: where it began."""
+
+    records: list[UsageRecord]
+    skipped: int
+    offset: int
+    carry: bytes | None = None
+    marks: tuple[bytes, bytes] = (b"", b"")
+    start: int = 0
+
+
+def app_logs(ledger: Ledger, known: dict[str, FileState], result: ScanResult) -> list[AppLog]:
     """What to read of every other coding agent's logs (`known`: their stored states);
     the logs seen are counted in `result`."""
     logs: list[AppLog] = []
@@ -159,7 +182,7 @@ def app_logs(known: dict[str, FileState], result: ScanResult) -> list[AppLog]:
         found = [(path, True) for path in reader.files()] + [
             (path, False) for path in getattr(reader, "databases", list)()]
         for path, whole in found:  # a log read whole, or a database read by row
-            log = _app_log(reader.APP, path, whole, known.get(str(path)), result)
+            log = _app_log(reader, path, whole, known.get(str(path)), result, ledger)
             if log is not None:
                 logs.append(log)
     return logs
@@ -171,7 +194,7 @@ def _app_groups(logs: list[AppLog], workers: int) -> list[list[AppLog]]:
     first, so that the worker reading it is not the last one busy. No two agents share a
     request's id, so the order of different agents' logs changes nothing stored; each
     agent's own logs keep theirs."""
-    target = sum(log.st.st_size for log in logs if log.cursor is None) // (workers * 8) + 1
+    target = sum(log.new_bytes for log in logs) // (workers * 8) + 1
     groups = [[log] for log in logs if log.cursor is not None]
     group: list[AppLog] = []
     size = 0
@@ -179,29 +202,38 @@ def _app_groups(logs: list[AppLog], workers: int) -> list[list[AppLog]]:
         if log.cursor is not None:
             continue
         group.append(log)
-        size += log.st.st_size
+        size += log.new_bytes
         if size >= target:
             groups.append(group)
             group, size = [], 0
     return groups + [group] * bool(group)
 
 
-def _app_log(app: str, path: Path, whole: bool, state: FileState | None,
-             result: ScanResult) -> AppLog | None:
-    """What to read of one log (`whole`, or a database by row) given its stored `state`;
-    None when it is gone or, read whole, unchanged since."""
+def _app_log(reader, path: Path, whole: bool, state: FileState | None, result: ScanResult,
+             ledger: Ledger) -> AppLog | None:
+    """What to read of one log (a file, or a database by row) given its stored `state`;
+    None when it is gone or, a file, has nothing new. A file whose reader resumes
+    (`read_from`) is read from where the last read stopped when it only grew since (its
+    marks tell, as a transcript's do), else whole."""
     try:
         st = path.stat()
     except OSError:
         return None
     result.files_seen += 1
     if not whole:
-        return AppLog(app, str(path), state.offset if state is not None
+        return AppLog(reader.APP, str(path), state.offset if state is not None
                       and state.inode == st.st_ino else 0, st)
     if state is not None and (state.device, state.inode, state.size, state.mtime_ns) \
             == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
         return None
-    return AppLog(app, str(path), None, st)
+    if state is None or not hasattr(reader, "read_from"):
+        return AppLog(reader.APP, str(path), None, st)
+    start = start_offset(SeenFile(str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns),
+                         state, ledger.file_marks)
+    if start is None:
+        return None
+    carry = ledger.file_carry(str(path)) if start else None
+    return AppLog(reader.APP, str(path), None, st, start if carry else 0, carry)
 
 
 def given_log_reader(path: Path):
@@ -225,44 +257,47 @@ def import_app_log(ledger: Ledger, models: ModelService, reader, path: Path
     from the row after the last one read."""
     result = ScanResult()
     if hasattr(reader, "databases"):
-        log = _app_log(reader.APP, path, False,
-                       ledger.file_states([str(path)]).get(str(path)), result)
+        log = _app_log(reader, path, False, ledger.file_states([str(path)]).get(str(path)),
+                       result, ledger)
     else:
-        log = _app_log(reader.APP, path, True, None, result)
+        log = _app_log(reader, path, True, None, result, ledger)
     sessions: set[str] = set()
     if log is not None:
         read = read_app_log(log)
         if isinstance(read, str):
             group = _AppGroupRead([read], [])
         else:
-            records, skipped, offset = read
-            sessions = {record.session_id for record in records if record.session_id}
-            group = _AppGroupRead([(len(records), skipped, offset)], _RowMaker(models)(records))
+            sessions = {record.session_id for record in read.records if record.session_id}
+            group = _AppGroupRead([_without_records(read)], _RowMaker(models)(read.records))
         pending = _Pending(ledger, result)
         _hold_app_read(pending, [log], group)
         pending.flush()
     return result, sessions
 
 
-def read_app_log(log: AppLog) -> tuple[list[UsageRecord], int, int] | str:
-    """(records, lines skipped, how far it was read) of one log, or why it cannot be read
-    now (it is tried again at the next scan)."""
+def read_app_log(log: AppLog) -> AppRead | str:
+    """What was read of one log, or why it cannot be read now (it is tried again at the
+    next scan)."""
     reader = next(reader for reader in app_readers() if reader.APP == log.app)
     try:
-        if log.cursor is None:
-            return (*reader.read(Path(log.path)), log.st.st_size)
-        return reader.read_new(Path(log.path), log.cursor)
+        if log.cursor is not None:
+            return AppRead(*reader.read_new(Path(log.path), log.cursor))
+        if hasattr(reader, "read_from"):
+            records, skipped, start, offset, carry = reader.read_from(
+                Path(log.path), log.start, log.carry)
+            return AppRead(records, skipped, offset, carry, marks(log.path, offset), start)
+        return AppRead(*reader.read(Path(log.path)), log.st.st_size)
     except Unreadable as exc:
         return exc.message
 
 
 @dataclass
 class _AppGroupRead:
-    """What was read of a group of logs: per log (requests, lines skipped, how far it was
-    read) or why it cannot be read now; and the rows of all their requests, `packed` by
+    """What was read of a group of logs: per log how many requests and the rest of its
+    AppRead, or why it cannot be read now; and the rows of all their requests, `packed` by
     pack_rows when they come from a worker."""
 
-    reads: list[tuple[int, int, int] | str]
+    reads: list[tuple[int, AppRead] | str]
     rows: list[tuple]
     packed: bytes | None = None
 
@@ -270,19 +305,23 @@ class _AppGroupRead:
 def _read_app_group(make_rows: _RowMaker, pack, logs: list[AppLog]) -> _AppGroupRead:
     """Read, price and (with `pack`) pack a group of logs: in a worker, or in the process
     that writes the ledger."""
-    reads: list[tuple[int, int, int] | str] = []
+    reads: list[tuple[int, AppRead] | str] = []
     rows: list[tuple] = []
     for log in logs:
         read = read_app_log(log)
         if isinstance(read, str):
             reads.append(read)
             continue
-        records, skipped, offset = read
-        rows += make_rows(records)
-        reads.append((len(records), skipped, offset))
+        rows += make_rows(read.records)
+        reads.append(_without_records(read))
     if pack is None:
         return _AppGroupRead(reads, rows)
     return _AppGroupRead(reads, [], pack([rows]))
+
+
+def _without_records(read: AppRead) -> tuple[int, AppRead]:
+    """How many requests were read, and the rest of `read`: its records travel as rows."""
+    return len(read.records), read._replace(records=[])
 
 
 def _hold_app_read(pending: _Pending, logs: list[AppLog], read: _AppGroupRead) -> None:
@@ -294,15 +333,15 @@ def _hold_app_read(pending: _Pending, logs: list[AppLog], read: _AppGroupRead) -
             result.skipped_lines += 1
             pending.skips.append((log.path, 0, log_read))
             continue
-        requests, skipped, offset = log_read
+        requests, done = log_read
         st = log.st
         pending.states.append(FileState(log.path, st.st_dev, st.st_ino, st.st_size,
-                                        st.st_mtime_ns, offset, b"", b""))
+                                        st.st_mtime_ns, done.offset, *done.marks, done.carry))
         pending.fresh.append(log.path)  # read: an earlier refusal no longer stands
         result.files_read += 1
         result.requests += requests
-        result.skipped_lines += skipped
-        result.bytes_read += st.st_size
+        result.skipped_lines += done.skipped
+        result.bytes_read += st.st_size - done.start
     pending.rows += read.rows
     if read.packed is not None:
         pending.packed.append(read.packed)
@@ -368,9 +407,7 @@ def _import_files(ledger: Ledger, models: ModelService, seen: dict[str, SeenFile
         with ledger.transaction():
             ledger.forget_skips(reread)
     total = sum(size - start for _, start, size in work)
-    # A database is read by row: how much of it is new is not known.
-    workers = options.workers_for(total + sum(log.st.st_size for log in app_logs
-                                              if log.cursor is None))
+    workers = options.workers_for(total + sum(log.new_bytes for log in app_logs))
     segments = plan_segments(work, workers * 4 if workers > 1 else 1, final=False,
                              max_segment_bytes=options.max_segment_bytes)
     if segments or app_logs:  # else nothing new: no catalog to load, no host name to look up
@@ -393,9 +430,10 @@ def _store(ledger: Ledger, seen: dict[str, SeenFile], segments: list[Segment], w
            work: SegmentWork, files: int, total: int, result: ScanResult,
            progress: Progress | None, app_logs: list[AppLog]) -> None:
     """Read the segments and the other agents' logs (in workers) and store their requests
-    and file states. A log file is read whole when it changed (usage written as cumulative
-    totals or rewritten in place: each request's id makes reading it again harmless); a
-    database from the row after the last one read (its FileState's offset)."""
+    and file states. A log file is read from where the last read stopped where its reader
+    can go on from there (`read_from`: a Codex rollout that grew), else whole when it
+    changed (a Gemini chat is rewritten in place: each request's id makes reading it again
+    harmless); a database from the row after the last one read (its FileState's offset)."""
     pending = _Pending(ledger, result)
     done_bytes = done_files = 0
     resume: int | None = None  # where an unfinished line began, in the file being stored

@@ -146,6 +146,123 @@ def test_a_growing_or_rewritten_rollout_never_counts_a_request_twice(codex_home)
     assert total["total_usd"] == pytest.approx(rollout.expected, abs=1e-12)
 
 
+def test_a_grown_rollout_is_read_from_where_the_last_scan_stopped(codex_home):
+    """A rollout grows by a line per event: a scan reads what was appended since the last
+    one, from what that read knew there (the session, the model, the last totals, kept in
+    the ledger). One rewritten before that point, or whose note in the ledger is not one
+    cmat wrote, is read whole again. Nothing is counted twice either way."""
+    from cmat.ledger import Ledger
+
+    def scan() -> int:
+        return json.loads(cli_run("scan", "--json").output)["bytes_read"]
+
+    def total() -> dict:
+        return json.loads(cli_run("report", "daily", "--json", "--no-scan").output)["total"]
+
+    rollout = CodexRollout()
+    rollout.turn("gpt-5-codex")
+    rollout.request(1_000, cached=200, output=10)
+    path = rollout.write(rollout_path(codex_home, rollout))
+    assert scan() == path.stat().st_size
+    size = path.stat().st_size
+    rollout.request(2_000, cached=1_500, output=30, repeat=True)  # the event written twice
+    rollout.turn("gpt-5.1-codex-max")
+    rollout.request(3_000, cached=2_500, output=50, with_last=False)  # from the totals
+    rollout.write(path, extra=b'{"timestamp":"2026-11-20T11:00:00.000Z","type":"event_m')
+    assert scan() == path.stat().st_size - size  # the appended lines alone
+    assert total()["requests"] == 3
+    assert total()["total_usd"] == pytest.approx(rollout.expected, abs=1e-12)
+    rollout.request(4_000, cached=3_000, output=70)
+    rollout.write(path)  # the torn line is whole: read from its start
+    assert scan() == len(_line(rollout)) and total()["requests"] == 4
+    assert total()["total_usd"] == pytest.approx(rollout.expected, abs=1e-12)
+
+    # Rewritten in place before where the last read stopped: read whole again.
+    first = path.read_bytes()
+    path.write_bytes(first.replace(b'"output_tokens":10', b'"output_tokens":1200', 1))
+    assert scan() == path.stat().st_size
+    assert total()["requests"] == 5  # the changed event has other totals: one more request
+    path.write_bytes(first)
+    assert scan() == path.stat().st_size and total()["requests"] == 5
+
+    # A note in the ledger that cmat did not write: read whole, nothing counted twice.
+    with Ledger() as ledger, ledger.transaction():
+        ledger.db.execute("UPDATE files SET carry = ?", (b'["codex-rollout-1", 5]',))
+    rollout.request(500, output=5)
+    rollout.write(path)
+    assert scan() == path.stat().st_size
+    assert total()["requests"] == 6
+    # The changed event was priced by its own counts, the first request's.
+    assert total()["total_usd"] == pytest.approx(rollout.expected + rollout.costs[0],
+                                                 abs=1e-12)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.sampled_from(["request", "repeat", "older", "turn",
+                                                  "junk"]),
+                                st.integers(1, 50_000)), min_size=1, max_size=25),
+       forked=st.booleans(), cuts=st.lists(st.floats(0, 1), max_size=8))
+def test_a_rollout_read_in_pieces_gives_the_requests_of_one_read(tmp_path, steps, forked,
+                                                                  cuts):
+    """However a rollout's growth is cut into reads (mid-line included), the requests read
+    from each stop on, from what the read before knew, are those of one read of the whole:
+    the same ids, counts, models and sessions, in order."""
+    parent = CodexRollout("0199aaaa-0000-7000-8000-00000000000a")
+    parent.turn("gpt-5-codex")
+    parent.request(5_000, cached=1_000, output=40)
+    rollout = parent.fork("0199aaaa-0000-7000-8000-00000000000b") if forked else parent
+    for kind, size in steps:
+        if kind == "turn":
+            rollout.turn("gpt-5.1-codex-max" if size % 2 else "gpt-5-codex")
+        elif kind == "junk":  # marked, so read, and not JSON: skipped
+            rollout.lines.append('{"type":"event_msg","payload":{"type":"token_count"')
+        else:
+            rollout.request(size, cached=size // 3, output=size // 10, repeat=kind == "repeat",
+                            with_last=kind != "older")
+    whole = b"".join((line if isinstance(line, str) else json.dumps(
+        line, separators=(",", ":"))).encode() + b"\n" for line in rollout.lines)
+    path = tmp_path / f"rollout-{len(cuts)}-{len(steps)}.jsonl"
+    path.write_bytes(whole)
+    expected, expected_skipped = codex.read(path)
+    found, skipped, offset, carry = [], 0, 0, None
+    for cut in sorted(int(cut * len(whole)) for cut in cuts) + [len(whole)]:
+        path.write_bytes(whole[:cut])
+        stopped = offset
+        records, lines_skipped, start, offset, carry = codex.read_from(path, offset, carry)
+        assert start == stopped  # read on from there, never whole again
+        found += records
+        skipped += lines_skipped
+    assert found == expected and skipped == expected_skipped
+    assert offset == len(whole)
+
+
+@pytest.mark.parametrize("carry", [
+    None, b"", b"null", b"not json", b'{"a": 1}', b'["codex-rollout-1"]',
+    b'["codex-rollout-0", "s", null, "openai", null, null, null]',
+    b'["codex-rollout-1", 7, null, "openai", null, null, null]',
+    b'["codex-rollout-1", "s", 7, "openai", null, null, null]',
+    b'["codex-rollout-1", "s", null, "openai", null, ["s", "s", "main"], null]',
+    b'["codex-rollout-1", "s", null, "openai", null, null, [1, 2, 3]]',
+    b'["codex-rollout-1", "s", null, "openai", null, null, [1, 2, 3, -4]]',
+    b'["codex-rollout-1", "s", null, "openai", null, null, [1, 2, 3, true]]',
+    b'["codex-rollout-1", "s", null, "openai", null, null, [1, 2, 3, 4.5]]',
+    "a text, not bytes", 12])
+def test_a_note_of_a_rollout_that_cmat_did_not_write_means_reading_it_whole(tmp_path,
+                                                                           carry):
+    rollout = CodexRollout()
+    rollout.turn("gpt-5-codex")
+    rollout.request(1_000, cached=200, output=10)
+    rollout.request(2_000, cached=500, output=20)
+    path = rollout.write(tmp_path / "rollout.jsonl")
+    records, skipped, start, offset, _ = codex.read_from(path, 100, carry)
+    assert (records, skipped, start, offset) == (*codex.read(path), 0, path.stat().st_size)
+
+
+def _line(rollout: CodexRollout) -> bytes:
+    return json.dumps(rollout.lines[-1], separators=(",", ":")).encode() + b"\n"
+
+
 @pytest.mark.parametrize("parent_first", [True, False])
 def test_a_forked_or_spawned_codex_session_counts_only_its_own_requests(codex_home,
                                                                       parent_first):
@@ -684,13 +801,17 @@ _PIECES = st.sampled_from([b'{"type":"event_msg","payload":{"type":"token_count"
 
 @settings(max_examples=200,
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # set, not changed
-@given(pieces=st.lists(_PIECES, max_size=30), chunk=st.integers(1, 200))
-@example(pieces=[b"y" * 1_500, b"\n", b'"turn_context"', b"\n"], chunk=100)
-def test_the_rollout_reader_finds_the_lines_a_plain_split_finds(pieces, chunk, monkeypatch):
+@given(pieces=st.lists(_PIECES, max_size=30), chunk=st.integers(1, 200),
+       before=st.integers(0, 50))
+@example(pieces=[b"y" * 1_500, b"\n", b'"turn_context"', b"\n"], chunk=100, before=0)
+def test_the_rollout_reader_finds_the_lines_a_plain_split_finds(pieces, chunk, before,
+                                                               monkeypatch):
     """Rollouts are searched for their markers chunk by chunk, the other lines never split:
     it yields what splitting the file into lines and keeping those with a marker yields,
     in order, whatever the chunk size; a line over the limit once as None; the unfinished
-    last line never (unless it is over the limit already)."""
+    last line never (unless it is over the limit already). Read from any offset (`before`
+    bytes already read), it knows where its last complete line ends: where the next read
+    starts."""
     import io
 
     monkeypatch.setattr(codex, "CHUNK_SIZE", chunk)  # each example sets its own
@@ -700,7 +821,11 @@ def test_the_rollout_reader_finds_the_lines_a_plain_split_finds(pieces, chunk, m
     expected = [None if len(line) > 1_000 else line for line in complete
                 if len(line) > 1_000 or any(marker in line for marker in codex.MARKERS)]
     expected += [None] * (len(unfinished) > 1_000)  # over the limit already: read past
-    found = list(codex._marked_lines(io.BytesIO(data)))
+    handle = io.BytesIO(b"z" * before + data)
+    handle.seek(before)
+    lines = codex._MarkedLines(handle, before)
+    found = list(lines)
+    assert lines.complete == before + len(data) - len(unfinished)
     # An over-long line is reported as soon as it is known to be one: where it ends, or
     # earlier; so compare the lines found, and the count of over-long ones.
     assert [line for line in found if line is not None] == [

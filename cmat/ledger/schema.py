@@ -349,12 +349,20 @@ def _m016_report_rows_kept(db: sqlite3.Connection) -> None:
     """)
 
 
+def _m017_resumable_logs(db: sqlite3.Connection) -> None:
+    # What another agent's reader knew where it stopped in a log it reads line by line (a
+    # Codex rollout: whose session, which model, the last totals), so that a grown log is
+    # read from there rather than whole (cmat.apps.codex.read_from).
+    if "carry" not in {row[1] for row in db.execute("PRAGMA table_info(files)")}:
+        _run_script(db, "ALTER TABLE files ADD COLUMN carry BLOB")  # (as in _m013)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_requests, _m002_sessions, _m003_report_cache, _m004_budgets, _m005_partial_indexes,
     _m006_skips_and_dropped_indexes, _m007_attribution_of_its_own, _m008_inference_geo,
     _m009_runs_and_channels, _m010_labels_and_changes, _m011_compacted_ids,
     _m012_impossible_times, _m013_rollup_sources, _m014_changes_in_row_order,
-    _m015_file_states_apart, _m016_report_rows_kept]
+    _m015_file_states_apart, _m016_report_rows_kept, _m017_resumable_logs]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 REQUEST_COLUMNS = ("message_id", "request_id", "session_id", "ts", "project", "model", "agent",
@@ -467,6 +475,7 @@ class FileState(NamedTuple):
     offset: int
     head: bytes
     tail: bytes = b""
+    carry: bytes | None = None  # another agent's log: what its reader knew at `offset`
 
 
 def migrate(db: sqlite3.Connection) -> int:

@@ -457,11 +457,16 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         row = self.db.execute("SELECT head, tail FROM files WHERE path = ?", (path,)).fetchone()
         return (row[0] or b"", row[1] or b"") if row else (b"", b"")
 
+    def file_carry(self, path: str) -> bytes | None:
+        """What the reader of another agent's log knew where it stopped (FileState.carry)."""
+        row = self.db.execute("SELECT carry FROM files WHERE path = ?", (path,)).fetchone()
+        return row[0] if row else None
+
     def save_file_states(self, states: Iterable[FileState]) -> None:
         self.db.executemany("INSERT OR REPLACE INTO files (path, device, inode, size, mtime_ns,"
-                            " offset, head, tail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            " offset, head, tail, carry) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [(s.path, s.device, s.inode, s.size, s.mtime_ns, s.offset, s.head,
-                              s.tail) for s in states])
+                              s.tail, s.carry) for s in states])
 
     def forget_files(self, paths_: Iterable[str]) -> None:
         paths_ = list(paths_)
