@@ -9,8 +9,9 @@ transcripts from benchmarks/make_history.py; the others from the writers the tes
 tests/transcript_factory.py, with text of a realistic size around the usage), then prints:
 - cold: `cmat report daily --json` on an empty ledger and `ccusage daily --json --offline`
   (every agent it detects), in turns, the median of `--repeat` runs each, page cache warm;
-- warm: the same cmat report again with nothing changed, and after one more OpenCode step
-  and one more Codex request;
+- warm: the same cmat report again with nothing changed, and after one more OpenCode step;
+  then, once a long Codex session's rollout (`--codex-long-mb`) was read, after each of
+  `--repeat` more requests appended to it (as Codex writes them while a session goes on);
 - each agent's requests, tokens and cost in both tools (`ccusage AGENT daily`), and where
   they differ, why (docs/agents.md): ccusage counts Gemini CLI's cached tokens inside input
   a second time and leaves out thoughts, and reads OpenCode's message (its last step) rather
@@ -64,6 +65,25 @@ def codex_history(home: Path, megabytes: float, rng: random.Random) -> int:
         path = rollout.write(home / "sessions" / "2026" / f"rollout-{session:05d}.jsonl")
         written += path.stat().st_size
     return requests
+
+
+def long_codex_rollout(codex_home: Path, megabytes: float, rng: random.Random
+                       ) -> tuple[Path, CodexRollout]:
+    """One long session's rollout of `megabytes` under `codex_home`/sessions, and its
+    writer, to append requests to as Codex does."""
+    rollout = CodexRollout("0199ffff-0000-7000-8000-00000000ffff", start="2026-03-02T08:00:00")
+    rollout.turn(rng.choice(CODEX_MODELS))
+    path = codex_home / "sessions" / "2026" / "03" / "02" / f"rollout-{rollout.session_id}.jsonl"
+    written = 0
+    while written < megabytes * 1e6:
+        context = rng.randint(8_000, 180_000)
+        before = len(rollout.lines)
+        rollout.request(context, cached=int(context * 0.8), output=rng.randint(50, 3_000),
+                        repeat=rng.random() < 0.5)
+        rollout.lines.append({"timestamp": "2026-03-02T10:00:00.000Z", "type": "response_item",
+                              "payload": {"type": "message", "content": FILLER * 3}})
+        written += sum(len(json.dumps(line)) + 1 for line in rollout.lines[before:])
+    return rollout.write(path), rollout
 
 
 def gemini_history(home: Path, megabytes: float, rng: random.Random) -> int:
@@ -138,6 +158,7 @@ def main() -> None:
     parser.add_argument("--codex-mb", type=float, default=100)
     parser.add_argument("--gemini-mb", type=float, default=20)
     parser.add_argument("--opencode-steps", type=int, default=20_000)
+    parser.add_argument("--codex-long-mb", type=float, default=30)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--ccusage", help="path to the ccusage executable")
     args = parser.parse_args()
@@ -176,6 +197,15 @@ def main() -> None:
         store.step(reply, 1_000, 200, read=20_000)  # OpenCode goes on meanwhile
         store.db.close()
         grown = measure(cmat, env)
+        long_path, long_rollout = long_codex_rollout(home / ".codex", args.codex_long_mb, rng)
+        measure(cmat, env)  # the long rollout read once, as the session went on
+        codex_grown = []
+        for _ in range(args.repeat):
+            long_rollout.request(20_000, cached=15_000, output=300)
+            with long_path.open("ab") as handle:
+                handle.write(json.dumps(long_rollout.lines[-1], separators=(",", ":")).encode()
+                             + b"\n")
+            codex_grown.append(measure(cmat, env))
         by_app = json.loads(subprocess.run(
             [*cmat, "--by", "app", "--no-scan"], env=env, capture_output=True,
             text=True).stdout)
@@ -193,6 +223,10 @@ def main() -> None:
               f"{theirs[1]:>10.0f}MB   all: {', '.join(f'{r[0]:.2f}' for r in theirs_runs)}")
     print(f"{'cmat warm (nothing changed)':<46}{warm[0]:>8.2f}s{warm[1]:>10.0f}MB")
     print(f"{'cmat warm (one OpenCode step more)':<46}{grown[0]:>8.2f}s{grown[1]:>10.0f}MB")
+    codex_run = median_run(codex_grown)
+    print(f"{f'cmat warm (one request more, {args.codex_long_mb:g} MB rollout)':<46}"
+          f"{codex_run[0]:>8.2f}s{codex_run[1]:>10.0f}MB"
+          f"   all: {', '.join(f'{run[0]:.2f}' for run in codex_grown)}")
     if theirs:
         print(f"cold ratio cmat/ccusage: {cold[0] / theirs[0]:.2f} (target <= 1.0)")
     names = {"claude-code": "claude", "codex": "codex", "gemini-cli": "gemini",
