@@ -202,8 +202,9 @@ def test_a_grown_rollout_is_read_from_where_the_last_scan_stopped(codex_home):
 @given(steps=st.lists(st.tuples(st.sampled_from(["request", "repeat", "older", "turn",
                                                   "junk"]),
                                 st.integers(1, 50_000)), min_size=1, max_size=25),
-       forked=st.booleans(), cuts=st.lists(st.floats(0, 1), max_size=8))
-def test_a_rollout_read_in_pieces_gives_the_requests_of_one_read(tmp_path, steps, forked,
+       lineage=st.sampled_from(["own", "fork", "subagent"]),
+       cuts=st.lists(st.floats(0, 1), max_size=8))
+def test_a_rollout_read_in_pieces_gives_the_requests_of_one_read(tmp_path, steps, lineage,
                                                                   cuts):
     """However a rollout's growth is cut into reads (mid-line included), the requests read
     from each stop on, from what the read before knew, are those of one read of the whole:
@@ -211,7 +212,8 @@ def test_a_rollout_read_in_pieces_gives_the_requests_of_one_read(tmp_path, steps
     parent = CodexRollout("0199aaaa-0000-7000-8000-00000000000a")
     parent.turn("gpt-5-codex")
     parent.request(5_000, cached=1_000, output=40)
-    rollout = parent.fork("0199aaaa-0000-7000-8000-00000000000b") if forked else parent
+    rollout = parent if lineage == "own" else parent.fork(
+        "0199aaaa-0000-7000-8000-00000000000b", subagent=lineage == "subagent")
     for kind, size in steps:
         if kind == "turn":
             rollout.turn("gpt-5.1-codex-max" if size % 2 else "gpt-5-codex")
