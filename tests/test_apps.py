@@ -854,17 +854,28 @@ def two_workers(monkeypatch) -> list[list]:
 
 def test_many_logs_read_in_workers_give_the_same_ledger_as_one_process(codex_home, tmp_path,
                                                                         monkeypatch, request):
+    rollouts = []
     for index in range(6):
         rollout = CodexRollout(f"0199bbbb-0000-7000-8000-{index:012d}")
         rollout.turn("gpt-5-codex")
         for step in range(1, 4):
             rollout.request(1_000 * step * (index + 1), cached=500 * step, output=40 * step)
         rollout.write(rollout_path(codex_home, rollout))
+        rollouts.append(rollout)
     alone = json.loads(cli_run("report", "daily", "--json").output)
     monkeypatch.setenv("CMAT_LEDGER", str(tmp_path / "parallel.db"))
     pools = request.getfixturevalue("two_workers")
     assert json.loads(cli_run("report", "daily", "--json").output) == alone
     assert len(pools) == 1 and len(pools[0]) > 1  # the workers did read them
+    for rollout in rollouts:  # grown: read on in the workers from where each read stopped
+        rollout.request(9_000, cached=8_000, output=90)
+        rollout.write(rollout_path(codex_home, rollout))
+    grown = json.loads(cli_run("report", "daily", "--json").output)
+    resumed = [log.start for _, group in pools[1] for log in group]
+    assert len(resumed) == 6 and all(resumed)
+    monkeypatch.setenv("CMAT_LEDGER", str(tmp_path / "anew.db"))  # each read whole
+    assert json.loads(cli_run("report", "daily", "--json").output) == grown
+    assert grown["total"]["requests"] == alone["total"]["requests"] + 6
 
 
 def rollout_cost(path: Path) -> tuple[int, float]:
