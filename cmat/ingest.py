@@ -135,7 +135,9 @@ def _bulk_if_empty(ledger: Ledger, new_bytes: int):
 
 def app_readers() -> list:
     """The modules that read another coding agent's logs (each: APP, folders(), files() and
-    read(path); a reader of a database also databases() and read_new(path, cursor))."""
+    read(path); a reader of a database also databases() and read_new(path, cursor); a
+    reader of logs that grow by lines also resumes(path) and read_from(path, offset,
+    carry))."""
     from cmat.apps import codex, gemini, opencode
 
     return [codex, gemini, opencode]
@@ -212,9 +214,10 @@ def _app_groups(logs: list[AppLog], workers: int) -> list[list[AppLog]]:
 def _app_log(reader, path: Path, whole: bool, state: FileState | None, result: ScanResult,
              ledger: Ledger) -> AppLog | None:
     """What to read of one log (a file, or a database by row) given its stored `state`;
-    None when it is gone or, a file, has nothing new. A file whose reader resumes
-    (`read_from`) is read from where the last read stopped when it only grew since (its
-    marks tell, as a transcript's do), else whole."""
+    None when it is gone or, a file, has nothing new. A file that grows by lines (its
+    reader `resumes` it, and reads it `read_from` an offset) is read from where the last
+    read stopped when it only grew since (its marks tell, as a transcript's do), else
+    whole."""
     try:
         st = path.stat()
     except OSError:
@@ -226,7 +229,7 @@ def _app_log(reader, path: Path, whole: bool, state: FileState | None, result: S
     if state is not None and (state.device, state.inode, state.size, state.mtime_ns) \
             == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
         return None
-    if state is None or not hasattr(reader, "read_from"):
+    if state is None or not (hasattr(reader, "resumes") and reader.resumes(path)):
         return AppLog(reader.APP, str(path), None, st)
     start = start_offset(SeenFile(str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns),
                          state, ledger.file_marks)

@@ -87,13 +87,16 @@ def open_untrusted(path: Path | str):
         raise
 
 
-def read_untrusted(path: Path | str, limit: int = SMALL_FILE_LIMIT) -> bytes | None:
-    """The whole content of a small file cmat did not write; None if it does not exist.
-    Raises Unreadable for anything else than a regular file of at most `limit` bytes."""
+def read_untrusted(path: Path | str, limit: int = SMALL_FILE_LIMIT,
+                   offset: int = 0) -> bytes | None:
+    """The whole content of a small file cmat did not write (from byte `offset` on); None
+    if it does not exist. Raises Unreadable for anything else than a regular file with at
+    most `limit` bytes to read."""
     handle = open_untrusted(path)
     if handle is None:
         return None
     with handle:
+        handle.seek(offset)
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise Unreadable(f"{path} is larger than {limit:,} bytes", "is it the right file?")

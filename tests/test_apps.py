@@ -249,6 +249,7 @@ def test_a_rollout_read_in_pieces_gives_the_requests_of_one_read(tmp_path, steps
     b'["codex-rollout-1", "s", null, "openai", null, null, [1, 2, 3, -4]]',
     b'["codex-rollout-1", "s", null, "openai", null, null, [1, 2, 3, true]]',
     b'["codex-rollout-1", "s", null, "openai", null, null, [1, 2, 3, 4.5]]',
+    b'{"codex-rollout-1": 1, "s": 2, "c": 3, "o": 4, "m": 5, "l": 6, "p": 7}',
     "a text, not bytes", 12])
 def test_a_note_of_a_rollout_that_cmat_did_not_write_means_reading_it_whole(tmp_path,
                                                                            carry):
@@ -492,6 +493,100 @@ def test_a_gemini_chat_caught_half_written_is_read_once_it_is_whole(isolated_hom
     total = json.loads(cli_run("report", "daily", "--json").output)["total"]
     assert total["requests"] == 1
     assert total["total_usd"] == pytest.approx((1_000 * 0.30 + 10 * 2.50) / 1e6, abs=1e-12)
+
+
+def test_a_grown_gemini_chat_is_read_on_and_a_rewritten_one_whole(isolated_home, tmp_path,
+                                                                  monkeypatch):
+    """A `.jsonl` chat grows by lines: a scan reads what was appended since the last one, in
+    the session that read found. A `.json` chat is rewritten whole as the chat goes on: it
+    is read whole whenever it changed, even where its first and last bytes stayed the same."""
+    import os
+
+    from cmat.ledger import Ledger
+
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+
+    def scan() -> int:
+        return json.loads(cli_run("scan", "--json").output)["bytes_read"]
+
+    def total() -> dict:
+        return json.loads(cli_run("report", "daily", "--json", "--no-scan").output)["total"]
+
+    first = gemini_message("g1", "gemini-2.5-flash", 1_000, 0, 10)
+    named = gemini_chat(isolated_home, [first], session="grown", jsonl=True)
+    path = named.rename(named.with_name("session-2026-11-21T09-00-5f1c.jsonl"))  # as named
+    assert scan() == path.stat().st_size
+    size = path.stat().st_size
+    second = gemini_message("g2", "gemini-2.5-flash", 2_000, 1_000, 20)
+    third = json.dumps(gemini_message("g3", "gemini-2.5-flash", 500, 0, 5))
+    with path.open("a") as handle:  # a reply begun, then written again with its tokens
+        handle.write(json.dumps({**second, "tokens": None}) + "\n" + json.dumps(second) + "\n"
+                     + json.dumps(first) + "\n" + '{"$rewindTo": "g1"}\n' + third[:30])
+    assert scan() == path.stat().st_size - size
+    assert total()["requests"] == 2
+    assert total()["total_usd"] == pytest.approx(
+        (1_000 * 0.30 + 10 * 2.50 + 1_000 * 0.30 + 1_000 * 0.03 + 20 * 2.50) / 1e6, abs=1e-12)
+    with path.open("a") as handle:  # the torn line is whole: read from its start
+        handle.write(third[30:] + "\n")
+    assert scan() == len(third) + 1 and total()["requests"] == 3
+    with Ledger() as ledger:
+        assert {session for (session,) in ledger.query(
+            "SELECT DISTINCT session_id FROM requests")} == {"grown"}
+
+    whole = gemini_chat(isolated_home, [first, second], session="whole")
+    cli_run("scan", "-q")
+    changed = whole.read_bytes().replace(b'"output": 20', b'"output": 90', 1)
+    stat = whole.stat()
+    whole.write_bytes(changed)  # the same size, head and tail: only the middle changed
+    os.utime(whole, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert scan() == whole.stat().st_size
+    assert total()["requests"] == 5  # its two replies, the second one's better copy kept
+    assert total()["tokens"]["output"] == 10 + 20 + 5 + 10 + 90
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(replies=st.lists(st.tuples(st.sampled_from(["reply", "twice", "user", "set", "junk"]),
+                                  st.integers(1, 90_000)), min_size=1, max_size=20),
+       cuts=st.lists(st.floats(0, 1), max_size=8))
+def test_a_gemini_chat_read_in_pieces_gives_the_requests_of_one_read(tmp_path, replies, cuts):
+    """However a `.jsonl` chat's growth is cut into reads (mid-line included), each read
+    going on from where the one before stopped, its requests are those of one read of the
+    whole, in the session its first line names (not its file's name); a reply written once
+    more counts once."""
+    lines = [{"sessionId": "8c1f-chat", "projectHash": "0a1b2c3d"}]
+    for index, (kind, size) in enumerate(replies):
+        reply = gemini_message(f"g{index}", "gemini-2.5-pro", size, size // 3, size // 20)
+        lines += {"reply": [{**reply, "tokens": None}, reply], "twice": [reply, reply],
+                  "user": [{"id": f"u{index}", "type": "user", "content": "go on"}],
+                  "set": [{"$set": {"lastUpdated": "2026-11-21T09:09:00.000Z"}}],
+                  "junk": ['{"id": "g", "type": "gemini", "tok']}[kind]
+    whole = "".join((line if isinstance(line, str) else json.dumps(line)) + "\n"
+                    for line in lines).encode()
+    path = tmp_path / f"session-2026-11-21T09-00-{len(cuts)}.jsonl"
+    path.write_bytes(whole)
+    expected, expected_skipped = gemini.read(path)
+    found, skipped, offset, carry = {}, 0, 0, None
+    for cut in sorted(int(cut * len(whole)) for cut in cuts) + [len(whole)]:
+        path.write_bytes(whole[:cut])
+        stopped = offset
+        records, lines_skipped, start, offset, carry = gemini.read_from(path, offset, carry)
+        assert start == stopped
+        found.update((record.message_id, record) for record in records)
+        skipped += lines_skipped
+    assert list(found.values()) == expected and skipped == expected_skipped
+    assert offset == len(whole) and {r.session_id for r in expected} <= {"8c1f-chat"}
+
+
+@pytest.mark.parametrize("carry", [None, b"", b"[]", b'["gemini-chat-0", "s"]',
+                                   b'["gemini-chat-1", 5]', b'["gemini-chat-1", "s", "t"]',
+                                   b'{"gemini-chat-1": 1, "s": 2}', "text", 12])
+def test_a_note_of_a_chat_that_cmat_did_not_write_means_reading_it_whole(tmp_path, carry):
+    path = gemini_chat(tmp_path, [gemini_message("g1", "gemini-2.5-flash", 1_000, 0, 10),
+                                  gemini_message("g2", "gemini-2.5-flash", 2_000, 0, 20)],
+                       jsonl=True)
+    records, skipped, start, offset, _ = gemini.read_from(path, 100, carry)
+    assert (records, skipped, start, offset) == (*gemini.read(path), 0, path.stat().st_size)
 
 
 REAL_CHATS = Path(__file__).parent / "fixtures" / "agents" / "gemini"

@@ -53,6 +53,29 @@ def text(value) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
+def dump_carry(form: str, *fields) -> bytes:
+    """What a reader knew where it stopped in a log that grows by lines, as the ledger keeps
+    it beside the offset (`form` names what wrote it)."""
+    import orjson
+
+    return orjson.dumps([form, *fields])
+
+
+def load_carry(note, form: str, fields: int) -> list | None:
+    """The fields of a note `dump_carry` wrote for `form` with that many fields; None for
+    anything else (the ledger is a file another program may have changed): the log is then
+    read whole."""
+    import orjson
+
+    try:
+        value = orjson.loads(note)
+    except (TypeError, ValueError):
+        return None
+    if value.__class__ is not list or len(value) != fields + 1 or value[0] != form:
+        return None
+    return value[1:]
+
+
 def source_tag(app: str, provider: str) -> str:
     return f"{app}:{provider}"
 

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cmat.apps import plausible, source_tag, text
+from cmat.apps import dump_carry, load_carry, plausible, source_tag, text
 from cmat.transcripts.reader import CHUNK_SIZE, MAX_LINE_BYTES
 from cmat.untrusted import open_untrusted
 from cmat.usage import UsageRecord
@@ -96,6 +96,11 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
     """The requests of one rollout file, and how many lines were skipped as unreadable."""
     records, skipped, *_ = read_from(path, 0, None)
     return records, skipped
+
+
+def resumes(path: Path) -> bool:
+    """Whether a log can be read on from where a read stopped: a rollout grows by lines."""
+    return True
 
 
 def read_from(path: Path, offset: int, carry: bytes | None
@@ -209,25 +214,19 @@ class _State:
     previous: tuple[int, ...] | None = None  # the last event's totals
 
     def dumps(self) -> bytes:
-        import orjson
-
         lineage = self.lineage and [self.lineage.session, self.lineage.origin,
                                     self.lineage.agent, self.lineage.agent_id]
-        return orjson.dumps([CARRY_FORMAT, self.session, self.cwd, self.provider, self.model,
-                             lineage, self.previous])
+        return dump_carry(CARRY_FORMAT, self.session, self.cwd, self.provider, self.model,
+                          lineage, self.previous)
 
     @classmethod
-    def loads(cls, carry) -> _State | None:
-        """The state `dumps` wrote; None for anything else (the ledger is a file that
-        another program may have changed): the rollout is then read whole."""
-        import orjson
-
-        try:
-            form, session, cwd, provider, model, lineage, previous = orjson.loads(carry)
-        except (TypeError, ValueError):
+    def loads(cls, note) -> _State | None:
+        """The state `dumps` wrote; None for anything else: the rollout is then read whole."""
+        fields = load_carry(note, CARRY_FORMAT, 6)
+        if fields is None:
             return None
-        if not (form == CARRY_FORMAT and _texts(session, provider)
-                and _texts(cwd, model, none=True)):
+        session, cwd, provider, model, lineage, previous = fields
+        if not (_texts(session, provider) and _texts(cwd, model, none=True)):
             return None
         if lineage is not None:
             if not (lineage.__class__ is list and len(lineage) == 4

@@ -12,13 +12,16 @@ A message of `type: "gemini"` with `tokens` is one request to the model named by
 as output beside `output` (candidatesTokenCount); `tool` (toolUsePromptTokenCount) is prompt
 billed as input. A message written again counts once (its id); a rewind does not take back
 requests already made and paid for.
+
+A `.jsonl` chat grows by lines: `read_from` reads on from where the last read stopped, in the
+session that read found (its carry, kept in the ledger beside the offset).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from cmat.apps import count, plausible, source_tag, text
+from cmat.apps import count, dump_carry, load_carry, plausible, source_tag, text
 from cmat.untrusted import Unreadable, read_untrusted
 from cmat.usage import UsageRecord
 
@@ -54,27 +57,50 @@ def claims(path: Path, head: bytes) -> bool:
 
 def read(path: Path) -> tuple[list[UsageRecord], int]:
     """The requests of one chat file, and how many of its lines could not be read."""
+    records, skipped, *_ = read_from(path, 0, None)
+    return records, skipped
+
+
+def resumes(path: Path) -> bool:
+    """Whether a chat grows by lines (`.jsonl`), so that it can be read on from where a
+    read stopped; a `.json` chat is rewritten whole as the chat goes on."""
+    return path.suffix == ".jsonl"
+
+
+def read_from(path: Path, offset: int, carry: bytes | None
+              ) -> tuple[list[UsageRecord], int, int, int, bytes | None]:
+    """The requests of a chat from byte `offset` on: a `.jsonl` chat is read on from there,
+    in the session the read that stopped there found (`carry`); a `.json` chat, or one
+    without a usable carry, whole. Returns the records, how many lines could not be read,
+    the byte it read from, the offset just past the last complete line (a `.json` chat's
+    size), and the carry to give with it (None for a `.json` chat). A message written again
+    in a later read is the same request (its id): the ledger keeps the better copy."""
     import orjson
 
-    data = read_untrusted(path, CHAT_LIMIT)
+    session = _carried_session(carry) if offset and resumes(path) else None
+    if session is None:
+        offset, session = 0, path.stem.removeprefix("session-")
+    data = read_untrusted(path, CHAT_LIMIT, offset)
     if data is None:
-        return [], 0
+        return [], 0, offset, offset, None
     skipped = 0
-    if path.suffix == ".json":
+    if not resumes(path):
         try:
             entries = [orjson.loads(data)]
         except orjson.JSONDecodeError:  # caught while Gemini CLI rewrites it: read it later
             raise Unreadable(f"{path} is not complete JSON yet") from None
+        end = len(data)
     else:
         entries = []
-        for raw in data.split(b"\n")[:-1]:  # a last line without its newline is not done
+        complete = data.rfind(b"\n") + 1  # a last line without its newline is not done
+        end = offset + complete
+        for raw in data[:complete].split(b"\n"):
             if not raw.strip():
                 continue
             try:
                 entries.append(orjson.loads(raw))
             except orjson.JSONDecodeError:
                 skipped += 1
-    session = path.stem.removeprefix("session-")
     messages: dict[str, dict] = {}
     for entry in entries:
         if not isinstance(entry, dict):
@@ -88,7 +114,19 @@ def read(path: Path) -> tuple[list[UsageRecord], int]:
                 messages[message["id"]] = message  # written again: the latest copy stands
     records = [record for message in messages.values()
                if (record := _record(session, message)) is not None]
-    return plausible(records, skipped)
+    kept, skipped = plausible(records, skipped)
+    note = dump_carry(CARRY_FORMAT, session) if resumes(path) else None
+    return kept, skipped, offset, end, note
+
+
+CARRY_FORMAT = "gemini-chat-1"  # what read_from writes: another is read as none
+
+
+def _carried_session(note) -> str | None:
+    """The session a note of read_from names; None for anything else: the chat is then
+    read whole."""
+    fields = load_carry(note, CARRY_FORMAT, 1)
+    return fields[0] if fields and fields[0].__class__ is str else None
 
 
 def _record(session: str, message: dict) -> UsageRecord | None:
