@@ -10,8 +10,9 @@ tests/transcript_factory.py, with text of a realistic size around the usage), th
 - cold: `cmat report daily --json` on an empty ledger and `ccusage daily --json --offline`
   (every agent it detects), in turns, the median of `--repeat` runs each, page cache warm;
 - warm: the same cmat report again with nothing changed, and after one more OpenCode step;
-  then, once a long Codex session's rollout (`--codex-long-mb`) was read, after each of
-  `--repeat` more requests appended to it (as Codex writes them while a session goes on);
+  then, once a long Codex session's rollout (`--codex-long-mb`) and a long Gemini CLI chat
+  in its `.jsonl` form (`--gemini-long-mb`) were read, after each of `--repeat` more
+  requests appended to it (as the agent writes them while a session goes on);
 - each agent's requests, tokens and cost in both tools (`ccusage AGENT daily`), and where
   they differ, why (docs/agents.md): ccusage counts Gemini CLI's cached tokens inside input
   a second time and leaves out thoughts, and reads OpenCode's message (its last step) rather
@@ -22,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import random
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.harness import compile_bytecode
@@ -68,9 +71,9 @@ def codex_history(home: Path, megabytes: float, rng: random.Random) -> int:
 
 
 def long_codex_rollout(codex_home: Path, megabytes: float, rng: random.Random
-                       ) -> tuple[Path, CodexRollout]:
-    """One long session's rollout of `megabytes` under `codex_home`/sessions, and its
-    writer, to append requests to as Codex does."""
+                       ) -> tuple[Path, Callable[[], bytes]]:
+    """One long session's rollout of `megabytes` under `codex_home`/sessions, and what
+    makes the line of its next request, as Codex appends it."""
     rollout = CodexRollout("0199ffff-0000-7000-8000-00000000ffff", start="2026-03-02T08:00:00")
     rollout.turn(rng.choice(CODEX_MODELS))
     path = codex_home / "sessions" / "2026" / "03" / "02" / f"rollout-{rollout.session_id}.jsonl"
@@ -83,7 +86,59 @@ def long_codex_rollout(codex_home: Path, megabytes: float, rng: random.Random
         rollout.lines.append({"timestamp": "2026-03-02T10:00:00.000Z", "type": "response_item",
                               "payload": {"type": "message", "content": FILLER * 3}})
         written += sum(len(json.dumps(line)) + 1 for line in rollout.lines[before:])
-    return rollout.write(path), rollout
+
+    def next_request() -> bytes:
+        rollout.request(20_000, cached=15_000, output=300)
+        return json.dumps(rollout.lines[-1], separators=(",", ":")).encode() + b"\n"
+
+    return rollout.write(path), next_request
+
+
+def long_gemini_chat(home: Path, megabytes: float) -> tuple[Path, Callable[[], bytes]]:
+    """One long `.jsonl` chat of `megabytes` under `home`/.gemini, each reply written first
+    without its tokens and again with them, as Gemini CLI writes it; and what makes the
+    lines of its next reply."""
+    project_hash = hashlib.sha256(b"/home/dev/long-chat").hexdigest()
+    folder = home / ".gemini" / "tmp" / project_hash / "chats"
+    folder.mkdir(parents=True, exist_ok=True)
+    replies = itertools.count()
+
+    def reply() -> list[dict]:
+        """A reply, written first without its tokens and again with them."""
+        message = {"id": f"g{next(replies)}", "type": "gemini", "content": FILLER * 4,
+                   "timestamp": "2026-02-28T10:00:30.000Z", "model": GEMINI_MODELS[0],
+                   "tokens": {"input": 40_000, "cached": 30_000, "output": 400,
+                              "thoughts": 100, "tool": 0}}
+        return [{**message, "tokens": None}, message]
+
+    lines = [{"sessionId": "long-chat", "projectHash": project_hash,
+              "startTime": "2026-02-28T10:00:00.000Z"}]
+    written = 0
+    while written < megabytes * 1e6:
+        lines += [{"id": f"u{len(lines)}", "type": "user", "content": FILLER * 2,
+                   "timestamp": "2026-02-28T10:00:00.000Z"}, *reply()]
+        written += sum(len(json.dumps(line)) + 1 for line in lines[-3:])
+    path = folder / "session-2026-02-28T10-00-longchat.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path, lambda: "".join(json.dumps(line) + "\n" for line in reply()).encode()
+
+
+def grown_runs(cmat: list[str], env: dict, path: Path, next_line: Callable[[], bytes],
+               repeat: int) -> list:
+    """The report once `path` was read, after each of `repeat` lines appended to it."""
+    measure(cmat, env)  # read once, as the session went on
+    runs = []
+    for _ in range(repeat):
+        with path.open("ab") as handle:
+            handle.write(next_line())
+        runs.append(measure(cmat, env))
+    return runs
+
+
+def print_run(label: str, runs: list) -> None:
+    wall, peak, _ = median_run(runs)
+    print(f"{label:<46}{wall:>8.2f}s{peak:>10.0f}MB   all: "
+          f"{', '.join(f'{run[0]:.2f}' for run in runs)}")
 
 
 def gemini_history(home: Path, megabytes: float, rng: random.Random) -> int:
@@ -159,6 +214,7 @@ def main() -> None:
     parser.add_argument("--gemini-mb", type=float, default=20)
     parser.add_argument("--opencode-steps", type=int, default=20_000)
     parser.add_argument("--codex-long-mb", type=float, default=30)
+    parser.add_argument("--gemini-long-mb", type=float, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--ccusage", help="path to the ccusage executable")
     args = parser.parse_args()
@@ -197,15 +253,10 @@ def main() -> None:
         store.step(reply, 1_000, 200, read=20_000)  # OpenCode goes on meanwhile
         store.db.close()
         grown = measure(cmat, env)
-        long_path, long_rollout = long_codex_rollout(home / ".codex", args.codex_long_mb, rng)
-        measure(cmat, env)  # the long rollout read once, as the session went on
-        codex_grown = []
-        for _ in range(args.repeat):
-            long_rollout.request(20_000, cached=15_000, output=300)
-            with long_path.open("ab") as handle:
-                handle.write(json.dumps(long_rollout.lines[-1], separators=(",", ":")).encode()
-                             + b"\n")
-            codex_grown.append(measure(cmat, env))
+        codex_grown = grown_runs(cmat, env, *long_codex_rollout(
+            home / ".codex", args.codex_long_mb, rng), args.repeat)
+        gemini_grown = grown_runs(cmat, env, *long_gemini_chat(home, args.gemini_long_mb),
+                                  args.repeat)
         by_app = json.loads(subprocess.run(
             [*cmat, "--by", "app", "--no-scan"], env=env, capture_output=True,
             text=True).stdout)
@@ -223,10 +274,9 @@ def main() -> None:
               f"{theirs[1]:>10.0f}MB   all: {', '.join(f'{r[0]:.2f}' for r in theirs_runs)}")
     print(f"{'cmat warm (nothing changed)':<46}{warm[0]:>8.2f}s{warm[1]:>10.0f}MB")
     print(f"{'cmat warm (one OpenCode step more)':<46}{grown[0]:>8.2f}s{grown[1]:>10.0f}MB")
-    codex_run = median_run(codex_grown)
-    print(f"{f'cmat warm (one request more, {args.codex_long_mb:g} MB rollout)':<46}"
-          f"{codex_run[0]:>8.2f}s{codex_run[1]:>10.0f}MB"
-          f"   all: {', '.join(f'{run[0]:.2f}' for run in codex_grown)}")
+    print_run(f"cmat warm (one request more, {args.codex_long_mb:g} MB rollout)", codex_grown)
+    print_run(f"cmat warm (one reply more, {args.gemini_long_mb:g} MB Gemini chat)",
+              gemini_grown)
     if theirs:
         print(f"cold ratio cmat/ccusage: {cold[0] / theirs[0]:.2f} (target <= 1.0)")
     names = {"claude-code": "claude", "codex": "codex", "gemini-cli": "gemini",
