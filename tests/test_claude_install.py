@@ -290,8 +290,23 @@ def test_install_statusline_and_mcp_and_remove_them(project):
     assert json.loads(cli_run("hooks", "status", "--json").output)["mcp"] == servers["cmat"]
     cli_run("hooks", "uninstall")
     assert not settings_file.exists()  # cmat created it, and took it away again
-    assert json.loads((project / ".mcp.json").read_text()) == {}
+    assert not (project / ".mcp.json").exists()  # it held cmat's server alone
     assert not list(project.rglob("*.lock"))
+
+
+def test_uninstall_says_what_it_did_and_where_nothing_was_installed_changes_nothing(project):
+    installed = cli_run("hooks", "install", "--mcp").output
+    assert f"Updated {settings_file(project)}:" in installed
+    assert f"Wrote {project / '.claude' / 'hooks' / 'cmat' / 'cmat-hook.sh'}" in installed
+    assert "Would" in cli_run("hooks", "uninstall", "--dry-run").output
+    removed = cli_run("hooks", "uninstall").output
+    assert f"Removed {settings_file(project)} (it held nothing but cmat's)" in removed
+    assert f"Removed {project / '.mcp.json'} (it held nothing but cmat's)" in removed
+    again = cli_run("hooks", "uninstall").output
+    assert again.splitlines() == [
+        f"Nothing to do: {path} is already as it should be."
+        for path in (settings_file(project), project / ".mcp.json")]
+    assert not settings_file(project).exists() and not (project / ".mcp.json").exists()
 
 
 def test_someone_elses_status_line_is_never_replaced(project):

@@ -255,8 +255,8 @@ def _backup_file(settings: Path) -> Path:
 @dataclass
 class Change:
     settings_path: Path
-    before: bytes | None
-    after: bytes
+    before: bytes | None  # None: there was no file
+    after: bytes | None  # None: there is none (removed, or never made)
     scripts: list[Path]  # written (install) or removed (uninstall)
     removed: list[Path] = dataclasses.field(default_factory=list)  # an older cmat's scripts
 
@@ -320,15 +320,17 @@ def uninstall(target: Target, dry_run: bool = False) -> Change:
         after = before if cleaned == settings and before is not None else _dump(cleaned, before)
         backup_path = _backup_file(target.settings)
         original = _read_backup(backup_path)
-        if original is not False and before is not None and (
-                json.loads(original or "{}") == cleaned):
-            after = original.encode() if original is not None else b""
+        if before is None:
+            after = None  # no settings: none are made
+        elif original is not False and json.loads(original or "{}") == cleaned:
+            # None: cmat created the file, and it goes with cmat
+            after = original.encode() if original is not None else None
         scripts = [p for p in _scripts(target) if _written_by_cmat(p)]
         scripts += _legacy_scripts(target)
         if not dry_run:
             if before is not None and after != before:
-                if original is None and after == b"":
-                    target.settings.unlink()  # cmat created the file: it goes with cmat
+                if after is None:
+                    target.settings.unlink()
                 else:
                     atomic_write_bytes(target.settings, after)
             for path in scripts:
@@ -337,7 +339,7 @@ def uninstall(target: Target, dry_run: bool = False) -> Change:
                 target.scripts.rmdir()  # only when empty
             with contextlib.suppress(FileNotFoundError):
                 backup_path.unlink()
-    return Change(target.settings, before, after if before is not None else b"", scripts)
+    return Change(target.settings, before, after, scripts)
 
 
 def _read_backup(path: Path) -> str | None | bool:
@@ -503,11 +505,15 @@ def _edit_mcp(project: Path, dry_run: bool, change) -> Change:
         change(servers)
         if not servers:
             del document["mcpServers"]
-        after = _dump(document)
+        # A file left with nothing in it (cmat's entry was all it held) goes; none is made.
+        after = _dump(document) if document else None
         if before is not None and json.loads(before or b"{}") == document:
             after = before
-        if not dry_run and after != before and (before is not None or document):
-            atomic_write_bytes(path, after)
+        if not dry_run and after != before:
+            if after is None:
+                path.unlink()
+            else:
+                atomic_write_bytes(path, after)
     return Change(path, before, after, [])
 
 

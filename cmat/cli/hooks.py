@@ -40,18 +40,26 @@ def _report(change, verb: str, dry_run: bool) -> None:
     if not change.changed:
         echo(f"Nothing to do: {change.settings_path} is already as it should be.")
         return
-    prefix = "Would" if dry_run else "Did"
-    if change.before != change.after:
-        echo(f"{prefix} {verb} {change.settings_path}:")
+
+    def said(action: str) -> str:  # "Would write" on a dry run, else "Wrote"
+        return f"Would {action}" if dry_run else _DONE[action]
+
+    if change.after is None and change.before is not None:
+        echo(f"{said('remove')} {change.settings_path} (it held nothing but cmat's)")
+    elif change.before != change.after:
+        echo(f"{said(verb)} {change.settings_path}:")
         diff = difflib.unified_diff((change.before or b"").decode().splitlines(),
-                                    change.after.decode().splitlines(), "before", "after",
-                                    lineterm="")
+                                    (change.after or b"").decode().splitlines(), "before",
+                                    "after", lineterm="")
         for line in diff:
             echo(line)
     for script in change.scripts:
-        echo(f"{prefix} {'remove' if verb == 'clean' else 'write'} {script}")
+        echo(f"{said('remove' if verb == 'clean' else 'write')} {script}")
     for script in change.removed:
-        echo(f"{prefix} remove {script} (written by an older cmat)")
+        echo(f"{said('remove')} {script} (written by an older cmat)")
+
+
+_DONE = {"update": "Updated", "clean": "Cleaned", "write": "Wrote", "remove": "Removed"}
 
 
 @hooks.command()
