@@ -317,11 +317,32 @@ def test_someone_elses_status_line_is_never_replaced(project):
     assert json.loads(settings_file.read_text())["statusLine"]["command"] == "mine"
 
 
-def test_other_mcp_servers_are_kept(project):
-    (project / ".mcp.json").write_text(json.dumps({"mcpServers": {"db": {"command": "x"}}}))
+def test_other_mcp_servers_are_kept_and_the_file_restored_byte_for_byte(project):
+    mcp = project / ".mcp.json"
+    original = b'{"mcpServers": {"db": {"command": "x"}}}'  # one line, no newline at its end
+    mcp.write_bytes(original)
     cli_run("hooks", "install", "--mcp")
+    assert set(json.loads(mcp.read_text())["mcpServers"]) == {"db", "cmat"}
+    cli_run("hooks", "install", "--mcp")  # again: what is kept is still the file before cmat
     cli_run("hooks", "uninstall")
-    assert json.loads((project / ".mcp.json").read_text()) == {"mcpServers": {"db": {"command": "x"}}}
+    assert mcp.read_bytes() == original
+
+
+def test_an_mcp_file_changed_after_install_keeps_the_change(project):
+    mcp = project / ".mcp.json"
+    mcp.write_text('{"mcpServers": {"db": {"command": "x"}}}\n')
+    cli_run("hooks", "install", "--mcp")
+    document = json.loads(mcp.read_text())
+    document["mcpServers"]["web"] = {"command": "y"}
+    mcp.write_text(json.dumps(document))
+    cli_run("hooks", "uninstall")
+    assert json.loads(mcp.read_text()) == {"mcpServers": {"db": {"command": "x"},
+                                                          "web": {"command": "y"}}}
+    now = b'{"mcpServers":{"db":{"command":"x"},"web":{"command":"y"}}}'
+    mcp.write_bytes(now)
+    cli_run("hooks", "install", "--mcp")  # a new install keeps the file as it is now
+    cli_run("hooks", "uninstall")
+    assert mcp.read_bytes() == now
 
 
 # --- settings are text to read, never commands to run (docs/security.md) --------------------

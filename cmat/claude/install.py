@@ -285,13 +285,9 @@ def install(target: Target, dry_run: bool = False, statusline: bool = False) -> 
         scripts = [p for p, data in contents.items()
                    if not p.is_file() or p.read_bytes() != data or not os.access(p, os.X_OK)]
         if not dry_run:
-            backup = _backup_file(target.settings)
-            if after != before and not backup.exists() and not any(
-                    target.owns(h) for spec in EVENTS for _, _, h in _handlers(settings,
-                                                                                spec.name)):
-                atomic_write_bytes(backup, json.dumps(
-                    {"path": str(target.settings),
-                     "bytes": None if before is None else before.decode("utf-8")}).encode())
+            if after != before and not any(target.owns(h) for spec in EVENTS
+                                           for _, _, h in _handlers(settings, spec.name)):
+                _keep_original(target.settings, before)
             for path in scripts:
                 atomic_write_bytes(path, contents[path], executable=True)
                 _make_executable(path)
@@ -318,13 +314,7 @@ def uninstall(target: Target, dry_run: bool = False) -> Change:
         settings = load_settings(target.settings)
         cleaned = without_hooks(settings, target)
         after = before if cleaned == settings and before is not None else _dump(cleaned, before)
-        backup_path = _backup_file(target.settings)
-        original = _read_backup(backup_path)
-        if before is None:
-            after = None  # no settings: none are made
-        elif original is not False and json.loads(original or "{}") == cleaned:
-            # None: cmat created the file, and it goes with cmat
-            after = original.encode() if original is not None else None
+        after = _restored(target.settings, before, cleaned, after)
         scripts = [p for p in _scripts(target) if _written_by_cmat(p)]
         scripts += _legacy_scripts(target)
         if not dry_run:
@@ -338,8 +328,31 @@ def uninstall(target: Target, dry_run: bool = False) -> Change:
             with contextlib.suppress(OSError):
                 target.scripts.rmdir()  # only when empty
             with contextlib.suppress(FileNotFoundError):
-                backup_path.unlink()
+                _backup_file(target.settings).unlink()
     return Change(target.settings, before, after, scripts)
+
+
+def _keep_original(path: Path, before: bytes | None) -> None:
+    """Keep a settings file's bytes (None: there was none) before cmat first changes it, so
+    that uninstalling restores them byte for byte; kept once, until that uninstall."""
+    backup = _backup_file(path)
+    if not backup.exists():
+        atomic_write_bytes(backup, json.dumps(
+            {"path": str(path), "bytes": None if before is None else before.decode("utf-8")}
+        ).encode())
+
+
+def _restored(path: Path, before: bytes | None, cleaned: dict, after: bytes | None
+              ) -> bytes | None:
+    """What uninstalling leaves of a settings file (None: no file): its bytes from before
+    cmat's first change, where nothing else changed since (`cleaned`: its settings without
+    cmat's), else `after`; no file where there is none."""
+    if before is None:
+        return None
+    original = _read_backup(_backup_file(path))
+    if original is not False and json.loads(original or "{}") == cleaned:
+        return original.encode() if original is not None else None  # None: cmat made it
+    return after
 
 
 def _read_backup(path: Path) -> str | None | bool:
@@ -493,7 +506,10 @@ def mcp_entry() -> dict:
     return {"type": "stdio", "command": sys.executable, "args": ["-P", "-m", "cmat", "mcp"]}
 
 
-def _edit_mcp(project: Path, dry_run: bool, change) -> Change:
+def _edit_mcp(project: Path, dry_run: bool, installing: bool) -> Change:
+    """Add cmat's server to the project's .mcp.json, or take it away: as with the hooks'
+    settings, the file as it was before cmat's first entry is restored byte for byte where
+    nothing else changed since (a file that held cmat's server alone goes)."""
     path = mcp_file(project)
     with file_lock(path):
         before = _current(path)
@@ -502,25 +518,34 @@ def _edit_mcp(project: Path, dry_run: bool, change) -> Change:
         if not isinstance(servers, dict):
             raise SettingsError(f"{path}: 'mcpServers' must be an object",
                                 "fix it by hand; cmat will not overwrite it")
-        change(servers)
+        first = MCP_SERVER_NAME not in servers
+        if installing:
+            servers[MCP_SERVER_NAME] = mcp_entry()
+        else:
+            servers.pop(MCP_SERVER_NAME, None)
         if not servers:
             del document["mcpServers"]
-        # A file left with nothing in it (cmat's entry was all it held) goes; none is made.
-        after = _dump(document) if document else None
+        after = _dump(document, before) if document else None
         if before is not None and json.loads(before or b"{}") == document:
             after = before
+        if not installing:
+            after = _restored(path, before, document, after)
         if not dry_run and after != before:
+            if installing and first:
+                _keep_original(path, before)
             if after is None:
                 path.unlink()
             else:
                 atomic_write_bytes(path, after)
+        if not dry_run and not installing:
+            with contextlib.suppress(FileNotFoundError):
+                _backup_file(path).unlink()
     return Change(path, before, after, [])
 
 
 def install_mcp(project: Path, dry_run: bool = False) -> Change:
-    return _edit_mcp(project, dry_run,
-                     lambda servers: servers.__setitem__(MCP_SERVER_NAME, mcp_entry()))
+    return _edit_mcp(project, dry_run, installing=True)
 
 
 def uninstall_mcp(project: Path, dry_run: bool = False) -> Change:
-    return _edit_mcp(project, dry_run, lambda servers: servers.pop(MCP_SERVER_NAME, None))
+    return _edit_mcp(project, dry_run, installing=False)
