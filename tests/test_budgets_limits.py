@@ -324,3 +324,12 @@ def test_an_override_ends_when_asked(project, over_budget, ending):
     with Ledger() as ledger:
         assert len(ledger.query("SELECT * FROM overrides")) == 2  # both kept, for the record
     assert "one of them" in cli_run("budget", "override", code=2).stderr
+
+
+def test_budget_status_has_no_empty_state_column_while_nothing_is_exhausted(project):
+    cli_run("budget", "set", "daily", "100")
+    cli_run("budget", "set", "weekly", "500")
+    lines = cli_run("budget", "status", "--no-scan").output.splitlines()
+    rule = next(line for line in lines if line.startswith("---"))
+    bar = next(line for line in lines if line.startswith("Daily budget")).split()[-1]
+    assert rule.split()[-1] == "-" * len(bar)  # the bar's column is the last one

@@ -289,8 +289,11 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
                      str(max(concurrency["limit"] - concurrency["running"], 0)), "-",
                      styled(_bar(percent), level),
                      styled("FULL" if concurrency["full"] else "", "bold red")])
-    echo(table(rows, ["Budget", "Spent", "Limit", "Used", "Left", "Resets", "", ""],
-               numeric_from=1))
+    headers = ["Budget", "Spent", "Limit", "Used", "Left", "Resets", "", ""]
+    if not any(b["exhausted"] for b in report["budgets"]) and not (
+            concurrency and concurrency["full"]):
+        headers, rows = headers[:-1], [row[:-1] for row in rows]  # no state to show
+    echo(table(rows, headers, numeric_from=1))
     if concurrency and concurrency["sessions"]:
         from cmat.budgets.concurrency import Running
 
