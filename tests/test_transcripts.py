@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ from cmat.catalog import ModelService
 from cmat.errors import TranscriptError
 from cmat.reports import session_report
 from cmat.request import USAGE_MARKER, rank
-from cmat.transcripts import decode, fastdecode
+from cmat.transcripts import decode, fastdecode, reader
 from cmat.transcripts.files import SourceFile, first_session_id
 from cmat.transcripts.parallel import ReadOptions
 from cmat.transcripts.reader import MAX_LINE_BYTES, Deduplicator, read_range
@@ -174,6 +175,51 @@ def test_lines_spanning_chunk_boundaries_are_read_whole(tmp_path, project, build
     expected = report_for(path, project)
     assert report_for(path, project, options=ReadOptions(chunk_size=97)) == expected
     assert expected["requests"] == 40
+
+
+def _in_a_new_thread(work):
+    """work() where the reader's buffer is not made yet (it is one a thread)."""
+    done = []
+    thread = threading.Thread(target=lambda: done.append(work()))
+    thread.start()
+    thread.join()
+    return done[0]
+
+
+def test_a_small_read_makes_a_small_buffer_and_a_larger_one_grows_it(tmp_path, builder):
+    builder.response(output=1, blocks=1)
+    small = write_session(tmp_path / "small", builder)
+    for index in range(300):
+        builder.user("x" * 1000)
+        builder.response(output=index + 2, blocks=1)
+    large = write_session(tmp_path / "large", builder)
+
+    def sizes():
+        read_range(SourceFile(small))
+        first = len(reader._local.buffer)
+        read_range(SourceFile(large))
+        return first, len(reader._local.buffer)
+
+    first, then = _in_a_new_thread(sizes)
+    assert first == reader.SMALL_READ_BYTES < reader.CHUNK_SIZE
+    assert large.stat().st_size < then < 2 * large.stat().st_size + 2
+
+
+def test_lines_longer_than_a_chunk_read_alike_in_a_larger_buffer_made_before(tmp_path,
+                                                                            builder):
+    """A chunk is read at a time however large the thread's buffer already is."""
+    for index in range(40):
+        builder.user("x" * (index * 37))
+        builder.response(output=index + 1, blocks=2)
+    path = write_session(tmp_path, builder)
+    whole = read_range(SourceFile(path))
+
+    def in_chunks():
+        read_range(SourceFile(path))  # makes a buffer larger than the file
+        return read_range(SourceFile(path), chunk_size=97)
+
+    assert _in_a_new_thread(in_chunks).records == whole.records
+    assert len(whole.records) == 40
 
 
 def test_incremental_reads_leave_an_unfinished_line_for_later(tmp_path, builder):

@@ -9,6 +9,7 @@ record per distinct request.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from cmat.transcripts.files import SourceFile, open_regular
 from cmat.usage import UsageRecord
 
 CHUNK_SIZE = 8 * 1024 * 1024
+SMALL_READ_BYTES = 64 * 1024  # the least a read's buffer holds
 MAX_LINE_BYTES = 128 * 1024 * 1024  # a longer line is read past: no real line comes near
 MAX_SKIPS_NAMED = 100  # skipped lines named per read (all are counted)
 # A file's marks: its first MARK_HEAD_BYTES and the MARK_TAIL_BYTES before where it was read
@@ -97,11 +99,13 @@ _local = threading.local()
 
 
 def _read_buffer(size: int) -> bytearray:
-    """A reused read buffer: pages already touched are not faulted in again for each chunk
-    (a fresh 8 MiB bytes object per read doubles the system time of reading)."""
+    """A reused read buffer of at least `size` bytes: pages already touched are not faulted
+    in again for each chunk (a fresh 8 MiB bytes object per read doubles the system time of
+    reading). It grows by powers of two as reads need, so that a hook reading a few new
+    lines does not make (and fault in) 8 MiB: 4 ms of a budget check's 80."""
     buffer = getattr(_local, "buffer", None)
-    if buffer is None or len(buffer) != size:
-        buffer = _local.buffer = bytearray(size)
+    if buffer is None or len(buffer) < size:
+        buffer = _local.buffer = bytearray(1 << (size - 1).bit_length())
     return buffer
 
 
@@ -152,20 +156,26 @@ def _read(result: RangeRead, handle, source: SourceFile, start: int, end: int | 
         if handle.read(1) != b"\n":
             _skip_rest_of_line(handle, chunk_size)  # it began in the previous range
             start = handle.tell()
-    buffer = _read_buffer(chunk_size)
+    # A chunk is read at a time, and no more than the range holds (as the file stands now:
+    # a line still being written is read as it grows, as a long line is).
+    known = (end if end is not None else os.fstat(handle.fileno()).st_size) - start
+    limit = min(chunk_size, max(known + 1, SMALL_READ_BYTES))
+    buffer = _read_buffer(limit)  # may be larger: no more than `limit` of it is used
     filled = 0  # bytes of buffer holding data
     base = start  # file offset of buffer[0]
     too_long = None  # where an over-long line began, while reading past it
     while end is None or base < end or too_long is not None:
-        if filled == len(buffer):  # one line longer than the buffer
+        if filled == limit:  # one line longer than the buffer
             if filled < MAX_LINE_BYTES:
-                buffer = bytearray(buffer) + bytearray(len(buffer))
+                limit *= 2
+                if len(buffer) < limit:
+                    buffer = bytearray(buffer) + bytearray(limit - len(buffer))
             else:
                 too_long = base if too_long is None else too_long
                 base += filled
                 filled = 0
         with memoryview(buffer) as view:
-            read = handle.readinto(view[filled:])
+            read = handle.readinto(view[filled:limit])
         if not read:
             break
         filled += read
