@@ -18,7 +18,7 @@ from cmat.catalog import ModelService
 from cmat.catalog.edit import add_model
 from cmat.cli import cli
 from cmat.ingest import scan
-from cmat.ledger import Ledger, LedgerError, ledger_error
+from cmat.ledger import Ledger, LedgerError, ledger_error, store
 from cmat.ledger.schema import (
     MIGRATIONS,
     OPTIONAL_TEXT,
@@ -186,6 +186,24 @@ def _copy(tmp_path, name, message_id, output, sidechain=False):
     builder = TranscriptBuilder()
     builder.response(output=output, blocks=1, message_id=message_id, sidechain=sidechain)
     return read_session(write_session(tmp_path / name, builder)).records
+
+
+def test_a_new_ledger_has_large_pages_and_an_older_one_keeps_its_own(tmp_path, project,
+                                                                     monkeypatch):
+    models = ModelService(project)
+    with Ledger(tmp_path / "new.db") as ledger:
+        _store(ledger, _copy(tmp_path, "a", "msg_new", 10), models, packed=True)
+        assert ledger.query("PRAGMA page_size") == [(store.PAGE_BYTES,)]
+    assert store.PAGE_BYTES > 4096
+    monkeypatch.setattr(store, "PAGE_BYTES", 4096)  # as a ledger made before
+    with Ledger(tmp_path / "old.db") as ledger:
+        _store(ledger, _copy(tmp_path, "b", "msg_old", 10), models)
+    monkeypatch.undo()
+    with Ledger(tmp_path / "old.db") as ledger:
+        _store(ledger, _copy(tmp_path, "c", "msg_later", 20), models, packed=True)
+        assert ledger.query("PRAGMA page_size") == [(4096,)]
+        assert ledger.query("SELECT message_id, output_tokens FROM requests ORDER BY 1") == [
+            ("msg_later", 20), ("msg_old", 10)]
 
 
 @pytest.mark.parametrize("packed", [False, True])

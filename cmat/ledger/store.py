@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 # A new ledger is 0 bytes only between its creation and its first write, a moment long.
 EMPTY_GRACE_SECONDS = 2.0
+PAGE_BYTES = 16384
 MAX_ATTACHED_PACKED = 8  # SQLite attaches at most 10 databases unless built otherwise
 # SQLite's page cache during a bulk load (its default of 2 MB otherwise): the message id index
 # takes ids in random order, and at 4.8 GB of history it is 12 MB, so with the default most
@@ -91,6 +92,10 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            # A new ledger's pages (an older one keeps its own: WAL mode fixes them). Copying
+            # a first import's rows in took 0.13 s with these against 0.19 s with SQLite's
+            # 4 KiB (77,000 rows); reports read as fast or faster.
+            db.execute(f"PRAGMA page_size = {PAGE_BYTES}")
             self._write_ahead(db)
             db.execute("PRAGMA synchronous=NORMAL")
             migrate(db)
