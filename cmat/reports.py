@@ -102,15 +102,15 @@ def compute_report(source: ReportSource, query: ReportQuery) -> dict:
             if query.period == "session":  # first and last: set once every model is in
                 row.update(first=None, last=None, project=found[width + 10])
         if query.period == "session":  # one SQL row per model: the session spans them all
-            first, last = span.setdefault(row_key, [found[width + 8], found[width + 9]])
-            span[row_key] = [min(first, found[width + 8]), max(last, found[width + 9])]
+            begun, ended = span.setdefault(row_key, [found[width + 8], found[width + 9]])
+            span[row_key] = [min(begun, found[width + 8]), max(ended, found[width + 9])]
         unpriced = requests - priced
         row["models"].append({"model": model, "total_usd": cost or 0.0, "tokens": tokens,
                               "requests": requests, "unpriced_requests": unpriced})
         for total in (row, report["total"]):
             _add(total, tokens, requests, cost or 0.0, unpriced, model)
-    for row_key, (first, last) in span.items():
-        rows[row_key].update(first=iso_utc(first), last=iso_utc(last))
+    for row_key, (begun, ended) in span.items():
+        rows[row_key].update(first=iso_utc(begun), last=iso_utc(ended))
     if "agent" in query.by:  # the spec's view of agents: runs, and tokens and cost per run
         runs = {found[:-1]: found[-1] for found in _only_app(source.report_runs(
             query.period, offset_changes(query.tz, first, last), asked, since, until,

@@ -726,6 +726,25 @@ def test_the_progress_bar_never_exceeds_the_terminal():
         assert columns < 80 or any("scanning" in line and "files" in line for line in lines)
 
 
+def test_a_session_report_by_agent_sums_its_runs_once_across_a_change_of_offset(project,
+                                                                                tmp_path):
+    """The runs are counted from the sums the report's rows came from, kept once: under the
+    offsets of the report's whole span, not of its last session's (Paris moves its clocks
+    on 2026-03-29)."""
+    folder = tmp_path / "transcripts"
+    for session, day in (("s-before", "2026-03-27"), ("s-after", "2026-03-31")):
+        builder = TranscriptBuilder(session_id=session)
+        builder.now = f"{day}T10:00:00.000Z"
+        builder.response(output=100, input=10)
+        write_session(folder, builder)
+    report = json.loads(cli_run("report", "session", "--by", "agent", "--timezone",
+                                "Europe/Paris", "--path", str(folder), "--json").output)
+    assert [row["runs"] for row in report["rows"]] == [1, 1]
+    with Ledger() as ledger:
+        kept = [json.loads(key) for (key,) in ledger.query("SELECT query FROM report_rows_kept")]
+    assert len([key for key in kept if "runs" in key]) == 1, kept
+
+
 def test_by_agent_counts_runs_the_way_the_spec_queries_them(project, tmp_path, monkeypatch):
     monkeypatch.setenv("TZ", "UTC")
     queue = QueueService(project)
