@@ -19,15 +19,17 @@ from cmat.usage import TokenCounts
 BULK_REPRICE_ROWS = 50_000
 
 
-def reprice(ledger: Ledger, models: ModelService) -> tuple[int, int, int]:
+def reprice(ledger: Ledger, models: ModelService) -> tuple[int, int, int, int]:
     """Price every stored request again with the current catalog, from the stored token counts
     and the prices in force on each request's day (no transcript needed). Figures CMAT wrote
     before cmat keep theirs. A request whose cost and catalog are unchanged is left as it is
     (a sync has nothing of it to send again). Returns (requests repriced, requests left
-    unpriced, requests changed)."""
+    unpriced, requests rewritten, requests whose cost changed): a catalog of another version
+    (any change to a layer, a default model's too) rewrites every request it prices, costs
+    changed or not."""
     version = models.catalog.version
     updates = []
-    priced = unpriced = 0
+    priced = unpriced = costs_changed = 0
     for rowid, stored, stored_version, model, ts, *tokens, searches, speed, geo in \
             ledger.priceable_requests(LEGACY_PREFIX):
         entry = models.get_by_pattern(model)
@@ -36,13 +38,14 @@ def reprice(ledger: Ledger, models: ModelService) -> tuple[int, int, int]:
             cost = stored_cost(entry, ts, TokenCounts(*tokens), searches, speed, geo)
         priced += 1
         unpriced += cost is None
+        costs_changed += cost != stored
         if cost != stored or stored_version != version:
             updates.append((cost, version, rowid))
     if updates:
         most = len(updates) >= BULK_REPRICE_ROWS and 2 * len(updates) >= priced
         with ledger.bulk_load() if most else contextlib.nullcontext(), ledger.transaction():
             ledger.set_costs(updates)
-    return priced, unpriced, len(updates)
+    return priced, unpriced, len(updates), costs_changed
 
 
 def rebuild(path: Path, models: ModelService, roots: list[Path]) -> dict:

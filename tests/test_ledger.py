@@ -403,7 +403,7 @@ def test_reprice_uses_the_stored_tokens_only(tmp_path, project, monkeypatch):
         add_model("claude-nova-9", name="Nova", pattern=None, input_price=2,
                   output_price=8)
         transcript.unlink()  # no transcript needed
-        assert reprice(ledger, ModelService(project)) == (1, 0, 1)
+        assert reprice(ledger, ModelService(project)) == (1, 0, 1, 1)
         assert ledger.query("SELECT cost_usd FROM requests")[0][0] == pytest.approx(0.01)
 
 
@@ -416,12 +416,12 @@ def test_reprice_changes_only_what_it_prices_differently(tmp_path, project):
     records = read_session(write_session(tmp_path, builder)).records
     with Ledger(tmp_path / "l.db") as ledger:
         _store(ledger, records, ModelService(project))  # catalog "test"
-        assert reprice(ledger, ModelService(project)) == (2, 1, 2)  # a new catalog: both
+        assert reprice(ledger, ModelService(project)) == (2, 1, 2, 0)  # a new catalog: costs kept
         seqs = ledger.query("SELECT message_id, seq FROM requests ORDER BY message_id")
-        assert reprice(ledger, ModelService(project)) == (2, 1, 0)
+        assert reprice(ledger, ModelService(project)) == (2, 1, 0, 0)
         assert ledger.query("SELECT message_id, seq FROM requests ORDER BY message_id") == seqs
         add_model("claude-nova-9", name="Nova", pattern=None, input_price=2, output_price=8)
-        assert reprice(ledger, ModelService(project)) == (2, 0, 2)  # the catalog changed
+        assert reprice(ledger, ModelService(project)) == (2, 0, 2, 1)  # a new catalog: Nova priced
 
 
 def test_a_reprice_of_most_requests_builds_the_indexes_after(tmp_path, project, monkeypatch):
@@ -440,7 +440,7 @@ def test_a_reprice_of_most_requests_builds_the_indexes_after(tmp_path, project, 
         with Ledger(path) as ledger:
             _store(ledger, records, ModelService(project))
             indexes = request_indexes(ledger)
-            assert reprice(ledger, ModelService(project)) == (40, 0, 40)
+            assert reprice(ledger, ModelService(project)) == (40, 0, 40, 0)
             # Dropped for the reprice, the indexes are built once the ledger is closed.
             assert request_indexes(ledger) == ([] if bulk_from == 10 else indexes)
             costs[bulk_from] = ledger.query("SELECT message_id, cost_usd, catalog_version FROM"

@@ -234,8 +234,12 @@ def test_ledger_info_and_reprice(history):
     assert info["requests"] == 3 and info["unpriced_requests"] == 1
     cli_run("models", "add", "claude-nova-9", "--input", "1", "--output", "2")
     repriced = json.loads(cli_run("ledger", "reprice", "--json").output)
-    assert (repriced["repriced"], repriced["unpriced"], repriced["changed"]) == (3, 0, 3)
+    assert (repriced["repriced"], repriced["unpriced"], repriced["changed"],
+            repriced["costs_changed"]) == (3, 0, 3, 1)  # Nova's is priced; the rest name it
     assert repriced["catalog_version"].startswith(info["catalog_versions"][0] + "+user.")
+    cli_run("models", "set-default", "claude-nova-9")  # a new version, the same prices
+    said = cli_run("ledger", "reprice").output
+    assert "(0 with a new cost, 3 rewritten)" in said, said
 
 
 def test_cached_reports_are_never_stale(tmp_path, project):

@@ -42,20 +42,26 @@ def info(as_json: bool) -> None:
 @ledger.command()
 @output_options
 def reprice(as_json: bool) -> None:
-    """Price every stored request again with the current catalog (no transcripts needed)."""
+    """Price every stored request again with the current catalog (no transcripts needed).
+
+    Says how many requests got a new cost, and how many were rewritten: a catalog of another
+    version (any change to a layer, a default model set too) rewrites every request it
+    prices, and a team sync sends those again."""
     from cmat.catalog import ModelService
     from cmat.ledger import Ledger
     from cmat.maintenance import reprice as run_reprice
 
     models = ModelService()
     with Ledger() as store:
-        repriced, unpriced, changed = run_reprice(store, models)
+        repriced, unpriced, changed, costs_changed = run_reprice(store, models)
     if as_json:
         emit_json({"repriced": repriced, "unpriced": unpriced, "changed": changed,
-                   "catalog_version": models.catalog.version})
+                   "costs_changed": costs_changed, "catalog_version": models.catalog.version})
         return
+    # A request is rewritten when its cost or its catalog's version changed: say which, so
+    # that a new version alone (a default model set) is not taken for new prices.
     echo(f"Repriced {count(repriced, 'request')} with catalog {models.catalog.version}"
-         f" ({changed:,} changed)"
+         f" ({costs_changed:,} with a new cost, {changed:,} rewritten)"
          + (f"; {unpriced:,} remain unpriced (unknown models)" if unpriced else ""))
 
 
