@@ -286,9 +286,12 @@ def read_app_log(log: AppLog) -> AppRead | str:
         if log.cursor is not None:
             return AppRead(*reader.read_new(Path(log.path), log.cursor))
         if hasattr(reader, "read_from"):
-            records, skipped, start, offset, carry = reader.read_from(
-                Path(log.path), log.start, log.carry)
-            return AppRead(records, skipped, offset, carry, marks(log.path, offset), start)
+            path = Path(log.path)
+            records, skipped, start, offset, carry = reader.read_from(path, log.start, log.carry)
+            # Marks tell the next scan whether a log that grows by lines only grew; a log
+            # rewritten whole (a Gemini CLI .json chat) is read whole whenever it changed.
+            kept = marks(log.path, offset) if reader.resumes(path) else (b"", b"")
+            return AppRead(records, skipped, offset, carry, kept, start)
         return AppRead(*reader.read(Path(log.path)), log.st.st_size)
     except Unreadable as exc:
         return exc.message
