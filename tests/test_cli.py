@@ -66,6 +66,23 @@ def test_queue_add_extract_show_enhancement_end_to_end(run, transcript):
     assert json.loads(run("queue", "show", task_id, "--json").output)["id"] == task_id
 
 
+def test_queue_takes_cmat_s_own_arguments(run):
+    """CMAT's `queue complete ID RESULT`, `queue fail ID ERROR`, `queue list TYPE`."""
+    done, failed, waiting = (run("queue", "add", title).output.strip()
+                             for title in ("Done", "Failed", "Waiting"))
+    run("queue", "complete", done, "READY_FOR_TESTING")
+    run("queue", "fail", failed, "--result", "tests fail")
+    assert json.loads(run("queue", "show", done, "--json").output)["result"] == "READY_FOR_TESTING"
+    assert "given twice" in run("queue", "fail", waiting, "a", "--result", "b", code=2).stderr
+    assert json.loads(run("queue", "show", waiting, "--json").output)["status"] == "pending"
+    listed = {status: [task["id"] for task in json.loads(run("queue", "list", status,
+                                                                "--json").output)]
+              for status in ("completed", "failed", "pending", "all")}
+    assert listed == {"completed": [done], "failed": [failed], "pending": [waiting],
+                      "all": [done, failed, waiting]}
+    assert "given twice" in run("queue", "list", "failed", "--status", "pending", code=2).stderr
+
+
 def test_costs_session_prints_exact_cost_of_a_real_transcript(run):
     path = real_fixture("b25638d7")
     report = json.loads(run("costs", "session", path, "--json").output)

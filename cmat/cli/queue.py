@@ -57,13 +57,19 @@ def add(title: str, enhancement: str | None, agent: str | None, task_id: str | N
 
 
 @queue.command("list")
+@click.argument("status_given", metavar="[STATUS]", required=False,
+                type=click.Choice([*STATUSES, "all"]))
 @click.option("--status", type=click.Choice(STATUSES), help="Only tasks with this status.")
 @click.option("--enhancement", help="Only tasks of this enhancement.")
 @project_option
 @output_options
-def list_tasks(status: str | None, enhancement: str | None, project: Path | None,
-               as_json: bool) -> None:
-    """The tasks in the queue, oldest first, with what each cost (from the ledger)."""
+def list_tasks(status_given: str | None, status: str | None, enhancement: str | None,
+               project: Path | None, as_json: bool) -> None:
+    """The tasks in the queue, oldest first, with what each cost (from the ledger).
+
+    STATUS, as CMAT's `queue list` takes it (`all`: every task), is the same as --status.
+    """
+    status = _one_of("status", None if status_given == "all" else status_given, status)
     tasks = _queue(project).tasks(status=status, enhancement=enhancement)
     if as_json:
         emit_json(tasks)
@@ -116,15 +122,27 @@ def start(task_id: str, project: Path | None) -> None:
     echo(f"{task_id} is active and current")
 
 
+def _one_of(name: str, given: str | None, option: str | None) -> str | None:
+    """A value CMAT's own commands take as an argument, and cmat's as --NAME too: either
+    way, not two different ones."""
+    if given is not None and option is not None and given != option:
+        raise click.UsageError(f"{name} given twice: {given!r} and --{name} {option!r}")
+    return given if given is not None else option
+
+
 def _finish_command(name: str, status: str, summary: str) -> click.Command:
     @click.argument("task_id")
+    @click.argument("result_given", metavar="[RESULT]", required=False)
     @click.option("--result", help="A short note on the outcome, stored in the task.")
     @project_option
-    def finish(task_id: str, result: str | None, project: Path | None) -> None:
-        _queue(project).finish(task_id, status, result)
+    def finish(task_id: str, result_given: str | None, result: str | None,
+               project: Path | None) -> None:
+        _queue(project).finish(task_id, status, _one_of("result", result_given, result))
         echo(f"{task_id} is {status}")
 
-    return click.command(name, help=summary)(finish)
+    return click.command(name, help=f"{summary}\n\nRESULT, as CMAT's `queue {name}` takes it"
+                         " (a status such as READY_FOR_TESTING, or a note), is the same as"
+                         " --result.")(finish)
 
 
 queue.add_command(_finish_command("complete", "completed",
