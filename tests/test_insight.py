@@ -167,6 +167,8 @@ def test_suggestions_are_ranked_by_dollars_and_the_text_says_the_total(history):
     assert text.startswith("Potential savings since the start: $")
     assert " 1. " in text and " 2. " in text
     assert cli_run("optimize", "--period", "soon", code=2).stderr.count("7d, 30d or all")
+    after = cli_run("optimize", "--since", "2099-01-01", "--no-scan").output
+    assert "No usage recorded in this period" in after and "No suggestion" not in after
 
 
 def test_optimize_on_the_real_fixtures(real_history):

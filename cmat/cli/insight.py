@@ -66,7 +66,10 @@ def _text(found: dict) -> str:
         else "the start"
     lines = [f"Potential savings since {since}: {usd(found['potential_savings_usd'])} of "
              f"{usd(found['cost_usd'])} spent over {count(found['requests'], 'request')}"]
-    if not found["suggestions"]:
+    if not found["requests"]:
+        lines.append("No usage recorded in this period: --period all looks at the whole "
+                     "history.")
+    elif not found["suggestions"]:
         lines.append("No suggestion: nothing in this period would have cost less another way.")
     else:
         lines.append("(two suggestions may save on the same requests: the total is an upper "
