@@ -13,7 +13,7 @@ from cmat.catalog import ModelService
 from cmat.errors import CmatError, TranscriptError, UsageError
 from cmat.ingest import given_log_reader, import_app_log, import_session
 from cmat.ledger import Ledger
-from cmat.tasks.costs import sync_queue, task_report
+from cmat.tasks.costs import import_legacy_before_recording, sync_queue, task_report
 from cmat.tasks.queue import QueueService, TaskContext, enhancement_of, task_type_of
 from cmat.transcripts.files import (
     SourceFile,
@@ -76,6 +76,8 @@ def record_usage(project: Path, ledger: Ledger, models: ModelService, record: Us
 def _attribute(project: Path, ledger: Ledger, models: ModelService, transcript: Path | None,
                session_id: str, context: TaskContext, recorded_by: str,
                new_requests: int) -> Attribution:
+    if context.task_id:
+        import_legacy_before_recording(project, ledger, context.task_id)
     with ledger.transaction():
         ledger.attribute(session_id, project_dir=str(project),
                          transcript_path=str(transcript) if transcript else None,

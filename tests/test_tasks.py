@@ -307,6 +307,22 @@ def test_figures_cmat_wrote_before_cmat_still_count(project, tmp_path, task_id):
     assert report["total_usd"] == pytest.approx(builder.expected_cost + old_builder.expected_cost)
 
 
+@pytest.mark.parametrize("first", ["s1", "old"])
+def test_figures_cmat_wrote_count_when_cmat_first_records_a_session(project, tmp_path,
+                                                                   task_id, first):
+    """No report ran before the hook recorded the task's first session: CMAT's figures for
+    another session still count, and are replaced when it is their own session."""
+    log = tmp_path / "architect.log"
+    log.write_text("done\n")
+    QueueService(project).update_task(task_id, lambda task: task["metadata"].update(
+        cost_usd=".5000", cost_output_tokens="20", session_id="old", log_file_path=str(log)))
+    builder, path = session(tmp_path, first, output=10)
+    extract(project, task_id, path)
+    expected = builder.expected_cost + (0.5 if first != "old" else 0)
+    assert task_report(project, task_id)["total_usd"] == pytest.approx(expected)
+    assert float(metadata(project, task_id)["cost_usd"]) == pytest.approx(expected, abs=1e-4)
+
+
 def test_cost_usd_null_is_no_session(project, task_id):
     QueueService(project).update_task(task_id, lambda t: t["metadata"].update(cost_usd=None))
     report = task_report(project, task_id)
@@ -503,6 +519,9 @@ def test_cmats_template_and_demo_figures_are_no_spend_here(project, queue, tmp_p
     assert written and [f["total_usd"] for f in left_out] == pytest.approx(written)
     shown = cli_run("costs", "enhancement", enhancement).output
     assert f"Not counted: ${sum(written):,.2f} in the queue's cost fields" in shown
+    every = sum(float(t["metadata"]["cost_usd"]) for t in tasks
+                if (t.get("metadata") or {}).get("cost_usd"))
+    assert f"Not counted: ${every:,.2f} in the queue's" in cli_run("queue", "list").output
     assert json.loads(cli_run("report", "monthly", "--json", "--no-scan").output)["rows"] == []
     assert timestamp_seconds("2025-12-29T18:06:36.037810+00:00Z") == pytest.approx(
         datetime(2025, 12, 29, 18, 6, 36, 37810, tzinfo=UTC).timestamp())
@@ -513,6 +532,10 @@ def test_cmats_template_and_demo_figures_are_no_spend_here(project, queue, tmp_p
     before = cli_run("costs", "show", task["id"]).output
     assert f"for session {task['metadata']['session_id']}, which did not run" in before
     (folder / f"{task['metadata']['session_id']}.jsonl").write_text("")
+    # `queue list` counts it from the first look, as `costs show` does.
+    row = next(line for line in cli_run("queue", "list").output.splitlines()
+               if line.startswith(task["id"]))
+    assert row.endswith(f"${float(task['metadata']['cost_usd']):,.2f}")
     shown = json.loads(cli_run("costs", "show", task["id"], "--json").output)
     assert shown["total_usd"] == pytest.approx(float(task["metadata"]["cost_usd"]))
     assert shown["queue_figures_not_counted"] is None

@@ -158,7 +158,7 @@ def show(task_id: str, project: Path | None, team: bool, team_url: str | None,
     if not report["sessions"]:
         echo("No costs recorded yet. Record a session with: "
              f"cmat costs extract {task_id} TRANSCRIPT.jsonl")
-        _say_not_counted([report["queue_figures_not_counted"]])
+        say_not_counted([report["queue_figures_not_counted"]])
         return
     echo(summary_text(report))
     echo()
@@ -213,10 +213,10 @@ def enhancement(name: str, project: Path | None, team: bool, team_url: str | Non
                       "Cost"], numeric_from=4))
     echo()
     echo(summary_text(report))
-    _say_not_counted([task["queue_figures_not_counted"] for task in report["tasks"]])
+    say_not_counted([task["queue_figures_not_counted"] for task in report["tasks"]])
 
 
-def _say_not_counted(figures: list[dict | None]) -> None:
+def say_not_counted(figures: list[dict | None]) -> None:
     """Why a total is not what CMAT's own screens show: cost figures in the queue, written by
     CMAT's own hook for sessions whose transcripts are not on this machine (a template's or
     demo's queue, or one committed elsewhere), are nobody's spend here."""

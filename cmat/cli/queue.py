@@ -70,22 +70,28 @@ def list_tasks(status_given: str | None, status: str | None, enhancement: str | 
     STATUS, as CMAT's `queue list` takes it (`all`: every task), is the same as --status.
     """
     status = _one_of("status", None if status_given == "all" else status_given, status)
-    tasks = _queue(project).tasks(status=status, enhancement=enhancement)
+    queue = _queue(project)
+    tasks = queue.tasks(status=status, enhancement=enhancement)
     if as_json:
         emit_json(tasks)
         return
     if not tasks:
         echo("No tasks.")
         return
+    from cmat.cli.costs import say_not_counted
     from cmat.ledger import Ledger
+    from cmat.tasks.costs import import_legacy
 
     with Ledger() as ledger:
+        # Figures CMAT's own hook wrote count here as in `cmat costs show`, from the first look.
+        left_out = import_legacy(queue.project, ledger)
         spent = {task_id: cost for task_id, _, cost in ledger.task_costs()}
     rows = [[t.get("id"), (t.get("title") or "")[:50], t.get("status") or "-",
              enhancement_of(t) or "-", t.get("assigned_agent") or "-",
              usd(spent[t.get("id")]) if t.get("id") in spent else "-"] for t in tasks]
     echo(table(rows, ["Id", "Title", "Status", "Enhancement", "Agent", "Cost"],
                numeric_from=5))
+    say_not_counted([left_out.get(task.get("id")) for task in tasks])
 
 
 @queue.command()

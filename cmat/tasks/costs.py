@@ -116,21 +116,39 @@ def import_legacy(project: Path, ledger: Ledger) -> dict[str, dict]:
     for a report to say why its total is not the queue's."""
     left_out = {}
     for task in QueueService(project).tasks():
-        figures = legacy_figures(task)
-        if figures is None or ledger.task_sessions(task["id"]):
-            continue
-        if not ran_here(task):
-            metadata = task["metadata"]
-            session = metadata.get("session_id")
-            left_out[task["id"]] = {"total_usd": figures["cost"], "model": figures["model"],
-                                    "session_id": session if isinstance(session, str) else None}
-            continue
-        with ledger.transaction():
-            ledger.store_legacy(task["id"], figures, LEGACY_VERSION)
-            ledger.attribute(figures["session"], project_dir=str(project), transcript_path=None,
-                             task_id=task["id"], enhancement=enhancement_of(task),
-                             agent=task.get("assigned_agent"), recorded_by="cmat-legacy")
+        figures = _import_task_legacy(project, ledger, task)
+        if figures is not None:
+            left_out[task["id"]] = figures
     return left_out
+
+
+def import_legacy_before_recording(project: Path, ledger: Ledger, task_id: str) -> None:
+    """Before a task's first session is recorded, CMAT's figures for it (import_legacy): once
+    the task has a session, its queue fields are cmat's own, and those would be lost."""
+    if ledger.task_sessions(task_id):
+        return
+    try:
+        task = QueueService(project).get(task_id)
+    except CmatError:  # no such task, or a queue that cannot be read: no figures to keep
+        return
+    _import_task_legacy(project, ledger, task)
+
+
+def _import_task_legacy(project: Path, ledger: Ledger, task: dict) -> dict | None:
+    """import_legacy for one task; the figures left out, or None."""
+    figures = legacy_figures(task)
+    if figures is None or ledger.task_sessions(task["id"]):
+        return None
+    if not ran_here(task):
+        session = task["metadata"].get("session_id")
+        return {"total_usd": figures["cost"], "model": figures["model"],
+                "session_id": session if isinstance(session, str) else None}
+    with ledger.transaction():
+        ledger.store_legacy(task["id"], figures, LEGACY_VERSION)
+        ledger.attribute(figures["session"], project_dir=str(project), transcript_path=None,
+                         task_id=task["id"], enhancement=enhancement_of(task),
+                         agent=task.get("assigned_agent"), recorded_by="cmat-legacy")
+    return None
 
 
 def task_report(project: Path, task_id: str, source: ReportSource | None = None,
