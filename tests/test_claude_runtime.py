@@ -78,6 +78,12 @@ def test_session_end_records_the_current_task_from_the_environment(project, task
                        " requests JOIN sessions s USING (session_id)") == [(3, 1, "feat")]
     assert ledger_rows("SELECT agent FROM requests WHERE agent != 'main'") == [("Explore",)]
     assert "INFO  session-end session sess-main -> task" in hook_log(project)
+    assert "over 3 requests (3 new)" in hook_log(project)
+    one = TranscriptBuilder(session_id="sess-one")
+    one.response(output=10)
+    run_hook(SESSION_END, payload(write_session(main.parent.parent / "one", one), "sess-one"),
+             project)
+    assert "over 1 request (1 new)" in hook_log(project)
 
 
 def test_the_marker_written_by_queue_start_names_the_task_until_completed(project, task, session):

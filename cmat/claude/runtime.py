@@ -194,7 +194,8 @@ def attribute(event: str, payload: dict, project: Path, log: HookLog) -> tuple[s
         task_note += " (queue not updated)"
         say(f"cost recorded, but the task queue was not updated; see {where}")
     return (f"session {session_id} -> {task_note}: {usd(attribution.total_usd)} over "
-            f"{attribution.requests} requests ({attribution.new_requests} new)"
+            f"{attribution.requests} request{'s' * (attribution.requests != 1)}"
+            f" ({attribution.new_requests} new)"
             + (f", {applied} spooled applied" if applied else "")), None
 
 
