@@ -222,7 +222,9 @@ def test_rebuild_keeps_task_attribution_of_hook_sessions(history, tmp_path, proj
 
     transcript = next((tmp_path / "claude" / "projects").rglob("s1.jsonl"))
     extract(project, task_id, transcript)
-    cli_run("ledger", "rebuild", "--yes")
+    said = cli_run("ledger", "rebuild", "--yes").output
+    assert ("3 requests from 2 files, 0 more salvaged from the old ledger; 1 hook session"
+            " carried over") in said
     rows = json.loads(cli_run("report", "daily", "--json", "--by", "task").output)["rows"]
     assert {r["task"] for r in rows} == {task_id}
     assert paths.ledger_file().is_file()

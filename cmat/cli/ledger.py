@@ -92,9 +92,10 @@ def rebuild(yes: bool, extra_paths: tuple[Path, ...], as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
-    echo(f"Rebuilt {path}: {count(result['requests'], 'request')} from {result['files_read']} "
-         f"files, {result['salvaged_requests']:,} more salvaged from the old ledger; "
-         f"{result['sessions_carried_over']} hook sessions carried over")
+    echo(f"Rebuilt {path}: {count(result['requests'], 'request')} from "
+         f"{count(result['files_read'], 'file')}, {count(result['salvaged_requests'])} more "
+         f"salvaged from the old ledger; {count(result['sessions_carried_over'], 'hook session')}"
+         " carried over")
     if result["previous_state"] == "empty":
         echo(f"The old ledger was empty (0 bytes); kept as {result['damaged_copy']}")
     elif result["damaged_copy"]:
