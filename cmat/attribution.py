@@ -192,7 +192,7 @@ def _database_session(path: Path, reader, given: str | None, naming: str) -> str
                          f"name the session {naming} (ses_...)")
     parents = reader.session_parents(path)  # unreadable: the safe reader's error, exit 6
     if given not in parents:
-        raise UsageError(f"{path} holds no session {given} ({len(parents)} sessions)",
+        raise UsageError(f"{path} holds no session {given} ({len(parents)} in all)",
                          "name the session the task ran in, as OpenCode lists it")
     if parents[given] is not None:
         raise UsageError(f"{given} is a subagent's run inside session {parents[given]}",

@@ -69,7 +69,8 @@ def test_a_session_still_writing_keeps_its_slot_without_hook_calls(project, tmp_
     with Ledger() as ledger, ledger.transaction():  # no hook call for a long while...
         ledger.db.execute("UPDATE live_sessions SET last_seen = ?", (clock.now() - 3600,))
     os.utime(first, (clock.now(), clock.now()))  # ...but its transcript grew just now
-    assert prompt(project, second, "second") is not None
+    assert prompt(project, second, "second").startswith(
+        "Concurrent agent limit reached: 1 session is at work, the limit is 1 (")
     cli_run("budget", "override", "--for", "1h", "--scope", "concurrent-agents")
     assert prompt(project, second, "second") is None
 

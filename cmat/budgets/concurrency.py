@@ -82,7 +82,8 @@ def held_message(others: list[Running], config: Config, now: float) -> str:
     limit = config.concurrent_agents
     listed = "; ".join(r.describe(now) for r in others[:8])
     more = f"; and {len(others) - 8} more" if len(others) > 8 else ""
-    return (f"Concurrent agent limit reached: {len(others)} sessions are at work, the limit "
+    at_work = "1 session is" if len(others) == 1 else f"{len(others)} sessions are"
+    return (f"Concurrent agent limit reached: {at_work} at work, the limit "
             f"is {limit} ({listed}{more}).\nThis session waits: send the prompt again when one "
             f"ends (a session idle for {config.active_minutes} minutes no longer counts), or "
             f"raise the limit with: cmat budget set concurrent-agents {(limit or 0) + 1}")

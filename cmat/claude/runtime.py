@@ -308,7 +308,7 @@ def check_budgets(event: str, payload: dict, project: Path,
         headroom.forget(session_id, run)
     if held is not None:
         reason = concurrency.held_message(held, config, context.now)
-        return f"session {session_id}: held, {len(held)} sessions at work", {
+        return f"session {session_id}: held ({len(held)} at work)", {
             "decision": "block", "reason": reason}
     notes = [alert.message for alert in alerts]
     warning = override_env_warning()

@@ -224,8 +224,8 @@ def check(no_scan: bool, as_json: bool) -> None:
         echo(f"{row['model']}: {count(row['requests'], 'request')}, {row['tokens']:,} tokens "
              f"unpriced -> cmat models add {row['model']} --input P --output P")
     if stale:
-        echo(f"{sum(r['requests'] for r in stale):,} requests of models the catalog now "
-             "prices are stored unpriced -> cmat ledger reprice")
+        echo(f"{count(sum(r['requests'] for r in stale), 'request')} stored unpriced, of "
+             "models the catalog now prices -> cmat ledger reprice")
     for row in unconfirmed:
         echo(f"{row['model']}: {count(row['requests'], 'request')} priced as {row['entry']}"
              f", from an unconfirmed source ({row['source']})")

@@ -576,8 +576,8 @@ def scan(extra_paths: tuple[Path, ...], quiet: bool, explain: bool, as_json: boo
     if as_json:
         emit_json({**result.to_json(), "roots": [str(r) for r in roots]})
         return
-    echo(wrapped("", f"Scanned {result.files_seen} files in "
-                     f"{', '.join(map(str, roots))}: read {result.files_read} "
+    echo(wrapped("", f"Scanned {count(result.files_seen, 'file')} in "
+                     f"{', '.join(map(str, roots))}: read {count(result.files_read)} "
                      f"({result.bytes_read / 1e6:,.1f} MB), {count(result.requests, 'request')} "
                      f"({result.new_requests:,} new) in {result.seconds:.2f} s"))
     if result.skipped_lines:
