@@ -77,7 +77,7 @@ def _attribute(project: Path, ledger: Ledger, models: ModelService, transcript: 
                session_id: str, context: TaskContext, recorded_by: str,
                new_requests: int) -> Attribution:
     if context.task_id:
-        import_legacy_before_recording(project, ledger, context.task_id)
+        import_legacy_before_recording(project, ledger, models, context.task_id)
     with ledger.transaction():
         ledger.attribute(session_id, project_dir=str(project),
                          transcript_path=str(transcript) if transcript else None,

@@ -202,6 +202,14 @@ def session(tmp_path, session_id, **response):
     return builder, write_session(tmp_path / "transcripts", builder)
 
 
+def cmat_log(project):
+    """CMAT's log of a task, where CMAT writes it: evidence that the task ran on this machine."""
+    log = project / "enhancements" / "feature-x" / "logs" / "developer_task.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("done\n")
+    return log
+
+
 def metadata(project, task_id):
     return QueueService(project).get(task_id)["metadata"]
 
@@ -286,8 +294,7 @@ def test_subagents_are_part_of_the_session(project, tmp_path, task_id):
 
 
 def test_figures_cmat_wrote_before_cmat_still_count(project, tmp_path, task_id):
-    log = tmp_path / "architect.log"  # CMAT's log of the task: it ran on this machine
-    log.write_text("done\n")
+    log = cmat_log(project)
 
     def legacy(task):
         task["metadata"].update(cost_usd=".5000", cost_input_tokens="10", session_id="old",
@@ -312,8 +319,7 @@ def test_figures_cmat_wrote_count_when_cmat_first_records_a_session(project, tmp
                                                                    task_id, first):
     """No report ran before the hook recorded the task's first session: CMAT's figures for
     another session still count, and are replaced when it is their own session."""
-    log = tmp_path / "architect.log"
-    log.write_text("done\n")
+    log = cmat_log(project)
     QueueService(project).update_task(task_id, lambda task: task["metadata"].update(
         cost_usd=".5000", cost_output_tokens="20", session_id="old", log_file_path=str(log)))
     builder, path = session(tmp_path, first, output=10)
@@ -321,6 +327,58 @@ def test_figures_cmat_wrote_count_when_cmat_first_records_a_session(project, tmp
     expected = builder.expected_cost + (0.5 if first != "old" else 0)
     assert task_report(project, task_id)["total_usd"] == pytest.approx(expected)
     assert float(metadata(project, task_id)["cost_usd"]) == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("stored_before", [False, True])
+def test_cmats_figure_for_a_session_here_is_that_session_counted_once(project, tmp_path,
+                                                                      monkeypatch, task_id,
+                                                                      stored_before):
+    """The session CMAT priced is on this machine (a scan read it, untracked): the task gets
+    that session at cmat's price, and no report counts it twice; a figure a cmat before this
+    rule stored beside it gives way the same."""
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    builder = TranscriptBuilder(session_id="ran-here")
+    builder.response(model="claude-opus-4-6", output=4000, read=90_000)
+    write_session(tmp_path / "claude" / "projects" / "-project", builder)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["scan", "-q"]).exit_code == 0
+    QueueService(project).update_task(task_id, lambda task: task["metadata"].update(
+        cost_usd="9.0000", cost_output_tokens="4000", session_id="ran-here"))
+    if stored_before:
+        from cmat.tasks.queue import LEGACY_VERSION, legacy_figures
+
+        with Ledger() as ledger, ledger.transaction():
+            ledger.store_legacy(task_id, legacy_figures(QueueService(project).get(task_id)),
+                                LEGACY_VERSION)
+            ledger.attribute("legacy:ran-here", project_dir=str(project), transcript_path=None,
+                             task_id=task_id, enhancement=None, agent=None,
+                             recorded_by="cmat-legacy")
+    report = task_report(project, task_id)
+    assert report["total_usd"] == pytest.approx(builder.expected_cost)
+    assert [s["session_id"] for s in report["sessions"]] == ["ran-here"]
+    daily = json.loads(runner.invoke(cli, ["report", "daily", "--json", "-q"]).output)
+    assert daily["total"]["total_usd"] == pytest.approx(builder.expected_cost)
+    runner.invoke(cli, ["costs", "sync"])  # the queue's fields: the session's, not the figure
+    assert float(metadata(project, task_id)["cost_usd"]) == pytest.approx(builder.expected_cost,
+                                                                          abs=1e-4)
+
+
+def test_a_log_a_queue_names_outside_the_project_is_no_evidence(project, tmp_path, task_id):
+    """A repository's queue names a file that exists anywhere (a system file, say) as its
+    task's log: its figure must not become spend in the user's ledger, budgets and all."""
+    elsewhere = tmp_path / "hostname"
+    elsewhere.write_text("host\n")
+    inside_by_link = project / "enhancements" / "x" / "logs" / "link.log"
+    inside_by_link.parent.mkdir(parents=True)
+    inside_by_link.symlink_to(elsewhere)
+    for named in (elsewhere, inside_by_link, "enhancements/x/logs/link.log"):
+        QueueService(project).update_task(task_id, lambda task, log=str(named): task[
+            "metadata"].update(cost_usd="100000", session_id="never-here", log_file_path=log))
+        report = task_report(project, task_id)
+        assert report["total_usd"] == 0 and report["sessions"] == []
+        assert report["queue_figures_not_counted"]["total_usd"] == 100000
+    with Ledger() as ledger:
+        assert ledger.session_totals("legacy:never-here") == (0, 0)
 
 
 def test_cost_usd_null_is_no_session(project, task_id):
@@ -480,8 +538,7 @@ def test_cmats_figure_without_a_session_gives_way_to_the_session_cmat_records(
         project, tmp_path, task_id):
     """CMAT's own `costs extract TASK FILE` (no session id) wrote its figure; cmat then
     records that session: the task counts it once, at cmat's price."""
-    log = tmp_path / "task.log"
-    log.write_text("done\n")
+    log = cmat_log(project)
 
     def as_cmat_wrote_it(task):
         task["metadata"].update(cost_usd="1.0800", cost_input_tokens="10",

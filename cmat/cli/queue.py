@@ -78,13 +78,14 @@ def list_tasks(status_given: str | None, status: str | None, enhancement: str | 
     if not tasks:
         echo("No tasks.")
         return
+    from cmat.catalog import ModelService
     from cmat.cli.costs import say_not_counted
     from cmat.ledger import Ledger
     from cmat.tasks.costs import import_legacy
 
     with Ledger() as ledger:
         # Figures CMAT's own hook wrote count here as in `cmat costs show`, from the first look.
-        left_out = import_legacy(queue.project, ledger)
+        left_out = import_legacy(queue.project, ledger, ModelService(queue.project))
         spent = {task_id: cost for task_id, _, cost in ledger.task_costs()}
     rows = [[t.get("id"), (t.get("title") or "")[:50], t.get("status") or "-",
              enhancement_of(t) or "-", t.get("assigned_agent") or "-",

@@ -4,16 +4,24 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 from cmat import paths
 from cmat.catalog import ModelService
 from cmat.errors import CmatError
+from cmat.ingest import import_session
 from cmat.ledger import Ledger
 from cmat.ledger.queries.source import ReportSource
 from cmat.periods import iso_utc
 from cmat.pricing import CostSummary, ModelTotals
-from cmat.tasks.queue import LEGACY_VERSION, QueueService, enhancement_of, legacy_figures
+from cmat.tasks.queue import (
+    LEGACY_VERSION,
+    QueueService,
+    enhancement_of,
+    legacy_figures,
+    task_type_of,
+)
 from cmat.transcripts.files import session_transcript
 
 
@@ -94,35 +102,23 @@ def sync_queue(project: Path, ledger: Ledger, models: ModelService,
     return []
 
 
-def ran_here(task: dict) -> bool:
-    """Whether a task's figures are of work done on this machine: its session's transcript,
-    or its log file, is here. CMAT's template and demo queues (and a queue committed from
-    another machine) carry figures of sessions that never ran here: they are nobody's spend
-    here."""
-    metadata = task.get("metadata") if isinstance(task.get("metadata"), dict) else {}
-    log = metadata.get("log_file_path")
-    if isinstance(log, str) and log and Path(log).is_file():
-        return True
-    session = metadata.get("session_id")
-    return isinstance(session, str) and \
-        session_transcript(paths.transcript_roots(), session) is not None
+LEGACY_RECORDER = "cmat-legacy"  # `recorded_by` of a task's session named by CMAT's figures
 
 
-def import_legacy(project: Path, ledger: Ledger) -> dict[str, dict]:
-    """Figures CMAT's own hook wrote before cmat (a task with cost fields and no session in
-    the ledger) become one request of their own in the ledger, so that they still count once
-    cmat records the task's next session; only figures of work done on this machine
-    (`ran_here`). Returns the figures left out, by task id: `queue_figures_not_counted`'s,
-    for a report to say why its total is not the queue's."""
+def import_legacy(project: Path, ledger: Ledger, models: ModelService) -> dict[str, dict]:
+    """What CMAT's own hook wrote into the queue before cmat recorded a task counts once
+    (`_import_task_legacy`); returns the figures left out as nobody's spend here, by task id
+    (`queue_figures_not_counted`'s, for a report to say why its total is not the queue's)."""
     left_out = {}
     for task in QueueService(project).tasks():
-        figures = _import_task_legacy(project, ledger, task)
+        figures = _import_task_legacy(project, ledger, models, task)
         if figures is not None:
             left_out[task["id"]] = figures
     return left_out
 
 
-def import_legacy_before_recording(project: Path, ledger: Ledger, task_id: str) -> None:
+def import_legacy_before_recording(project: Path, ledger: Ledger, models: ModelService,
+                                   task_id: str) -> None:
     """Before a task's first session is recorded, CMAT's figures for it (import_legacy): once
     the task has a session, its queue fields are cmat's own, and those would be lost."""
     if ledger.task_sessions(task_id):
@@ -131,24 +127,69 @@ def import_legacy_before_recording(project: Path, ledger: Ledger, task_id: str) 
         task = QueueService(project).get(task_id)
     except CmatError:  # no such task, or a queue that cannot be read: no figures to keep
         return
-    _import_task_legacy(project, ledger, task)
+    _import_task_legacy(project, ledger, models, task)
 
 
-def _import_task_legacy(project: Path, ledger: Ledger, task: dict) -> dict | None:
-    """import_legacy for one task; the figures left out, or None."""
+def _import_task_legacy(project: Path, ledger: Ledger, models: ModelService, task: dict
+                        ) -> dict | None:
+    """A task whose cost fields CMAT's own hook wrote, and that cmat has not recorded: the
+    figures left out, or None.
+
+    CMAT's figure is of one session. Where this machine holds that session (its requests in
+    the ledger, or its transcript here to import), the task is given the session itself,
+    priced by cmat: the figure beside it would count the same work twice in every report. Where
+    the session's requests are not to be had (its transcript deleted since, and CMAT's log of
+    the task here; or a transcript without them), the figure becomes a request of its own,
+    kept until cmat records that session. A queue is a
+    repository's file (docs/security.md): its figures count only with this machine's evidence
+    of the work, and a log counts as such only inside the project. CMAT's template and demo
+    queues, or a queue committed from another machine, are nobody's spend here."""
     figures = legacy_figures(task)
-    if figures is None or ledger.task_sessions(task["id"]):
+    if figures is None:
         return None
-    if not ran_here(task):
-        session = task["metadata"].get("session_id")
-        return {"total_usd": figures["cost"], "model": figures["model"],
-                "session_id": session if isinstance(session, str) else None}
+    recorded = [row[0] for row in ledger.task_sessions(task["id"])]
+    if recorded and recorded != [figures["session"]]:
+        return None  # cmat records the task itself
+    metadata = task["metadata"]
+    named = metadata.get("session_id") if isinstance(metadata.get("session_id"), str) \
+        and metadata.get("session_id") else None
+    transcript = session_transcript(paths.transcript_roots(), named) if named else None
+    if transcript is not None:
+        try:
+            import_session(ledger, models, transcript, named)
+        except CmatError:
+            transcript = None  # unreadable now: as if it were not here
+    context = {"project_dir": str(project), "task_id": task["id"],
+               "enhancement": enhancement_of(task), "agent": task.get("assigned_agent"),
+               "task_type": task_type_of(task), "recorded_by": LEGACY_RECORDER}
+    if named and ledger.session_totals(named)[0]:
+        with ledger.transaction():
+            if recorded:  # stored as a figure by a cmat before this rule
+                ledger.drop_legacy(task["id"], named)
+            ledger.attribute(named, transcript_path=str(transcript) if transcript else None,
+                             **context)
+        return None
+    if recorded:
+        return None
+    if transcript is None and not _log_in_project(project, metadata.get("log_file_path")):
+        return {"total_usd": figures["cost"], "model": figures["model"], "session_id": named}
     with ledger.transaction():
         ledger.store_legacy(task["id"], figures, LEGACY_VERSION)
-        ledger.attribute(figures["session"], project_dir=str(project), transcript_path=None,
-                         task_id=task["id"], enhancement=enhancement_of(task),
-                         agent=task.get("assigned_agent"), recorded_by="cmat-legacy")
+        ledger.attribute(figures["session"], transcript_path=None, **context)
     return None
+
+
+def _log_in_project(project: Path, log) -> bool:
+    """Whether `log`, a task's log_file_path, names a file inside the project, where CMAT
+    writes its logs (enhancements/NAME/logs/): a path a queue names elsewhere is no evidence
+    of work done here."""
+    if not isinstance(log, str) or not log or not os.path.isabs(log):
+        return False
+    try:
+        found = Path(log).resolve()
+        return found.is_relative_to(project.resolve()) and found.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def task_report(project: Path, task_id: str, source: ReportSource | None = None,
@@ -160,7 +201,7 @@ def task_report(project: Path, task_id: str, source: ReportSource | None = None,
     left_out: dict[str, dict] = {}
     with (contextlib.nullcontext(source) if source else Ledger()) as ledger:
         if isinstance(ledger, Ledger):
-            left_out = import_legacy(project, ledger)
+            left_out = import_legacy(project, ledger, models)
         summary = task_summary(ledger, task_id, models)
         sessions = ledger.task_sessions(task_id)
     report = summary.to_json()
@@ -183,7 +224,7 @@ def enhancement_report(project: Path, name: str, source: ReportSource | None = N
     left_out: dict[str, dict] = {}
     with (contextlib.nullcontext(source) if source else Ledger()) as ledger:
         if isinstance(ledger, Ledger):
-            left_out = import_legacy(project, ledger)
+            left_out = import_legacy(project, ledger, models)
         for task in tasks:
             summary = task_summary(ledger, task["id"], models)
             total.merge(summary)
