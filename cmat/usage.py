@@ -29,6 +29,9 @@ MAX_REQUEST_USD = 100_000.0
 MAX_REQUEST_TOKENS = 10**10
 EARLIEST_TS = 946684800.0  # 2000-01-01
 LATEST_TS = 4102444800.0  # 2100-01-01
+# The session of figures CMAT's own hook wrote into a task before cmat recorded it, stored as
+# one request of their own: this, then the session CMAT named (or the task's id).
+LEGACY_SESSION = "legacy:"
 # The coding agents a request can come from (UsageRecord.source names the others; cmat.apps
 # reads them): what reports and budgets may be narrowed to.
 CLAUDE_CODE = "claude-code"

@@ -302,6 +302,9 @@ def test_figures_cmat_wrote_before_cmat_still_count(project, tmp_path, task_id):
                                 log_file_path=str(log))
     QueueService(project).update_task(task_id, legacy)
     assert task_report(project, task_id)["total_usd"] == pytest.approx(0.5)
+    with Ledger() as ledger:
+        sync_queue(project, ledger, ModelService())
+    assert metadata(project, task_id)["session_id"] == "old"  # CMAT's id, as CMAT wrote it
     builder, path = session(tmp_path, "s1", output=10)
     extract(project, task_id, path)
     assert float(metadata(project, task_id)["cost_usd"]) == pytest.approx(
@@ -329,13 +332,15 @@ def test_figures_cmat_wrote_count_when_cmat_first_records_a_session(project, tmp
     assert float(metadata(project, task_id)["cost_usd"]) == pytest.approx(expected, abs=1e-4)
 
 
-@pytest.mark.parametrize("stored_before", [False, True])
+@pytest.mark.parametrize("stored_before, named", [(False, "ran-here"), (True, "ran-here"),
+                                                  (True, "legacy:ran-here")])
 def test_cmats_figure_for_a_session_here_is_that_session_counted_once(project, tmp_path,
                                                                       monkeypatch, task_id,
-                                                                      stored_before):
+                                                                      stored_before, named):
     """The session CMAT priced is on this machine (a scan read it, untracked): the task gets
     that session at cmat's price, and no report counts it twice; a figure a cmat before this
-    rule stored beside it gives way the same."""
+    rule stored beside it gives way the same, also once that cmat wrote its own name for the
+    figure's session back into the queue."""
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
     builder = TranscriptBuilder(session_id="ran-here")
     builder.response(model="claude-opus-4-6", output=4000, read=90_000)
@@ -343,7 +348,7 @@ def test_cmats_figure_for_a_session_here_is_that_session_counted_once(project, t
     runner = CliRunner()
     assert runner.invoke(cli, ["scan", "-q"]).exit_code == 0
     QueueService(project).update_task(task_id, lambda task: task["metadata"].update(
-        cost_usd="9.0000", cost_output_tokens="4000", session_id="ran-here"))
+        cost_usd="9.0000", cost_output_tokens="4000", session_id=named))
     if stored_before:
         from cmat.tasks.queue import LEGACY_VERSION, legacy_figures
 
@@ -359,6 +364,7 @@ def test_cmats_figure_for_a_session_here_is_that_session_counted_once(project, t
     daily = json.loads(runner.invoke(cli, ["report", "daily", "--json", "-q"]).output)
     assert daily["total"]["total_usd"] == pytest.approx(builder.expected_cost)
     runner.invoke(cli, ["costs", "sync"])  # the queue's fields: the session's, not the figure
+    assert metadata(project, task_id)["session_id"] == "ran-here"
     assert float(metadata(project, task_id)["cost_usd"]) == pytest.approx(builder.expected_cost,
                                                                           abs=1e-4)
 
@@ -379,6 +385,22 @@ def test_a_log_a_queue_names_outside_the_project_is_no_evidence(project, tmp_pat
         assert report["queue_figures_not_counted"]["total_usd"] == 100000
     with Ledger() as ledger:
         assert ledger.session_totals("legacy:never-here") == (0, 0)
+
+
+@pytest.mark.parametrize("fields", [{"cost_usd": "1e300"}, {"cost_usd": "nan"},
+                                    {"cost_usd": "1", "cost_output_tokens": str(10**12)},
+                                    {"cost_usd": "1", "completed": "yesterday"},
+                                    {"cost_usd": "1", "completed": "2999-01-01T00:00:00Z"}])
+def test_a_figure_no_request_can_have_is_no_figure(project, task_id, fields):
+    """Beyond what one request can cost or count, or at no time a request was made: it would
+    break every report and be refused by the team database (cmat.usage's bounds)."""
+    from cmat.tasks.queue import legacy_figures
+
+    def written(task):
+        task["metadata"].update({k: v for k, v in fields.items() if k.startswith("cost")})
+        task.update({k: v for k, v in fields.items() if not k.startswith("cost")})
+    QueueService(project).update_task(task_id, written)
+    assert legacy_figures(QueueService(project).get(task_id)) is None
 
 
 def test_cost_usd_null_is_no_session(project, task_id):

@@ -39,6 +39,7 @@ from cmat.ledger.schema import (
     migrate,
     request_rows,
 )
+from cmat.usage import LEGACY_SESSION
 
 if TYPE_CHECKING:
     from cmat.usage import UsageRecord
@@ -427,7 +428,7 @@ class Ledger(SpendQueries, TaskQueries, ReportQueries, ContentQueries, AlertQuer
         a session id, at the very SessionEnd cmat now records)."""
         legacy = self.db.execute("SELECT session_id FROM requests WHERE message_id = ?",
                                  (LEGACY_PREFIX + task_id,)).fetchone()
-        if legacy and legacy[0] in (f"legacy:{session_id}", f"legacy:{task_id}"):
+        if legacy and legacy[0] in (LEGACY_SESSION + session_id, LEGACY_SESSION + task_id):
             self.db.execute("DELETE FROM requests WHERE message_id = ?",
                             (LEGACY_PREFIX + task_id,))
             self.db.execute("DELETE FROM sessions WHERE session_id = ?", (legacy[0],))

@@ -19,7 +19,9 @@ from cmat.tasks.queue import (
     LEGACY_VERSION,
     QueueService,
     enhancement_of,
+    figure_session,
     legacy_figures,
+    queue_session,
     task_type_of,
 )
 from cmat.transcripts.files import session_transcript
@@ -73,7 +75,8 @@ def sync_queue(project: Path, ledger: Ledger, models: ModelService,
         for task_id in ledger.project_tasks(str(project)):
             sessions = ledger.task_sessions(task_id)  # the last one recorded last
             wanted[task_id] = queue_fields(task_summary(ledger, task_id, models),
-                                           sessions[-1][0] if sessions else None)
+                                           queue_session(sessions[-1][0], task_id)
+                                           if sessions else None)
         changed = False
         for task in doc["tasks"]:
             fields = wanted.get(task.get("id")) if isinstance(task, dict) else None
@@ -151,8 +154,7 @@ def _import_task_legacy(project: Path, ledger: Ledger, models: ModelService, tas
     if recorded and recorded != [figures["session"]]:
         return None  # cmat records the task itself
     metadata = task["metadata"]
-    named = metadata.get("session_id") if isinstance(metadata.get("session_id"), str) \
-        and metadata.get("session_id") else None
+    named = figure_session(task)
     transcript = session_transcript(paths.transcript_roots(), named) if named else None
     if transcript is not None:
         try:

@@ -23,6 +23,13 @@ from cmat.errors import CmatError, NotFound, QueueError, UsageError
 from cmat.fileio import atomic_write_bytes, file_lock
 from cmat.request import timestamp_seconds
 from cmat.untrusted import Unreadable, read_untrusted, read_untrusted_text
+from cmat.usage import (
+    EARLIEST_TS,
+    LATEST_TS,
+    LEGACY_SESSION,
+    MAX_REQUEST_TOKENS,
+    MAX_REQUEST_USD,
+)
 
 T = TypeVar("T")
 READ_RETRY_PAUSES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4)  # for a file caught half-written
@@ -134,13 +141,35 @@ def legacy_figures(task: dict) -> dict | None:
                   for name in ("input", "output", "cache_creation", "cache_read")}
     except (TypeError, ValueError):
         return None
-    if not math.isfinite(cost) or cost < 0 or min(counts.values()) < 0:
-        return None
     stamp = task.get("completed") or task.get("started") or task.get("created")
-    session = metadata.get("session_id") if isinstance(metadata.get("session_id"), str) else ""
+    ts = timestamp_seconds(stamp) if isinstance(stamp, str) else 0.0
+    # Beyond what a request can be, or at no time one was made: no figure (as the team
+    # database would refuse it).
+    if not (math.isfinite(cost) and 0 <= cost <= MAX_REQUEST_USD and EARLIEST_TS <= ts
+            <= LATEST_TS and all(0 <= n <= MAX_REQUEST_TOKENS for n in counts.values())):
+        return None
     return {**counts, "cost": cost, "model": str(metadata.get("cost_model") or "unknown"),
-            "session": f"legacy:{session or task.get('id')}",
-            "ts": timestamp_seconds(stamp) if isinstance(stamp, str) else 0.0}
+            "session": LEGACY_SESSION + (figure_session(task) or str(task.get("id"))),
+            "ts": ts}
+
+
+def figure_session(task: dict) -> str | None:
+    """The session CMAT's figures in a task are of (None: they name none). A cmat that
+    stored them as a session of their own wrote that session's id back, LEGACY_SESSION before
+    CMAT's."""
+    metadata = task.get("metadata") if isinstance(task.get("metadata"), dict) else {}
+    named = metadata.get("session_id")
+    if not isinstance(named, str):
+        return None
+    named = named.removeprefix(LEGACY_SESSION)
+    return named if named and named != task.get("id") else None
+
+
+def queue_session(session_id: str, task_id: str) -> str:
+    """The session id a task's queue fields name, as CMAT would: a figure's own session
+    (LEGACY_SESSION + CMAT's id, or the task's when it named none) by CMAT's id."""
+    named = session_id.removeprefix(LEGACY_SESSION)
+    return "" if named == task_id and named != session_id else named
 
 
 def enhancement_of(task: dict) -> str | None:
