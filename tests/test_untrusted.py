@@ -17,8 +17,15 @@ from cmat.budgets.config import load_config, read_toml
 from cmat.catalog.load import read_json
 from cmat.claude.install import load_settings
 from cmat.errors import CatalogError, ConfigError, QueueError, SettingsError
-from cmat.tasks.queue import QueueService, current_context, read_marker
+from cmat.tasks.queue import (
+    QueueService,
+    current_context,
+    figure_session,
+    legacy_figures,
+    read_marker,
+)
 from cmat.untrusted import Unreadable, read_untrusted, read_untrusted_text
+from cmat.usage import EARLIEST_TS, LATEST_TS, MAX_REQUEST_TOKENS, MAX_REQUEST_USD
 from tests.helpers import (
     PRE_TOOL,
     REPO,
@@ -292,6 +299,32 @@ def test_any_queue_bytes_load_or_give_a_queue_error(project, content):
         service.tasks()
     except QueueError:
         pass
+
+
+_JSON_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
+    | st.sampled_from(["1e300", "-1", "nan", "inf", ".8494", "12", "legacy:", "legacy:task_1"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                 max_size=3), max_leaves=6)
+
+
+@FUZZ
+@given(metadata=st.dictionaries(st.sampled_from(
+    ["cost_usd", "cost_input_tokens", "cost_output_tokens", "cost_cache_creation_tokens",
+     "cost_cache_read_tokens", "cost_model", "session_id", "log_file_path"]), _JSON_VALUE),
+    stamp=_JSON_VALUE | st.datetimes().map(lambda moment: moment.isoformat() + "Z"))
+def test_any_cost_fields_are_a_figure_a_request_can_have_or_none(metadata, stamp):
+    """What a repository's queue says CMAT's hook spent: never a cost, count or time that
+    no request has, whatever the fields hold."""
+    task = {"id": "task_1", "completed": stamp, "metadata": metadata}
+    figures = legacy_figures(task)
+    if figures is not None:
+        assert 0 <= figures["cost"] <= MAX_REQUEST_USD
+        assert EARLIEST_TS <= figures["ts"] <= LATEST_TS
+        assert all(0 <= figures[kind] <= MAX_REQUEST_TOKENS
+                   for kind in ("input", "output", "cache_creation", "cache_read"))
+        named = figure_session(task)
+        assert figures["session"] == "legacy:" + (named or "task_1")
 
 
 @FUZZ
