@@ -369,6 +369,24 @@ def test_cmats_figure_for_a_session_here_is_that_session_counted_once(project, t
                                                                           abs=1e-4)
 
 
+def test_cmats_figure_never_takes_a_session_another_task_has(project, tmp_path, task_id):
+    """A queue's figure names a session cmat recorded for a task of another project: it stays
+    that task's (a repository's queue cannot move the user's sessions between tasks), counted
+    once."""
+    builder, path = session(tmp_path, "theirs", output=50)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / ".claude").mkdir(parents=True)
+    other = QueueService(elsewhere).add("Other")["id"]
+    extract(elsewhere, other, path)
+    QueueService(project).update_task(task_id, lambda task: task["metadata"].update(
+        cost_usd="3.0000", session_id="theirs", log_file_path=str(cmat_log(project))))
+    assert task_report(project, task_id)["total_usd"] == 0
+    assert task_report(elsewhere, other)["total_usd"] == pytest.approx(builder.expected_cost)
+    with Ledger() as ledger:
+        assert ledger.attribution("theirs")[0] == other
+        assert ledger.session_totals("legacy:theirs") == (0, 0)
+
+
 def test_a_log_a_queue_names_outside_the_project_is_no_evidence(project, tmp_path, task_id):
     """A repository's queue names a file that exists anywhere (a system file, say) as its
     task's log: its figure must not become spend in the user's ledger, budgets and all."""

@@ -140,13 +140,13 @@ def _import_task_legacy(project: Path, ledger: Ledger, models: ModelService, tas
 
     CMAT's figure is of one session. Where this machine holds that session (its requests in
     the ledger, or its transcript here to import), the task is given the session itself,
-    priced by cmat: the figure beside it would count the same work twice in every report. Where
-    the session's requests are not to be had (its transcript deleted since, and CMAT's log of
-    the task here; or a transcript without them), the figure becomes a request of its own,
-    kept until cmat records that session. A queue is a
-    repository's file (docs/security.md): its figures count only with this machine's evidence
-    of the work, and a log counts as such only inside the project. CMAT's template and demo
-    queues, or a queue committed from another machine, are nobody's spend here."""
+    priced by cmat: the figure beside it would count the same work twice in every report.
+    Where the session's requests are not to be had (its transcript deleted since, and CMAT's
+    log of the task here; or a transcript without them), the figure becomes a request of its
+    own, kept until cmat records that session. A queue is a repository's file
+    (docs/security.md): its figures count only with this machine's evidence of the work, and
+    a log counts as such only inside the project. CMAT's template and demo queues, or a queue
+    committed from another machine, are nobody's spend here."""
     figures = legacy_figures(task)
     if figures is None:
         return None
@@ -165,11 +165,13 @@ def _import_task_legacy(project: Path, ledger: Ledger, models: ModelService, tas
                "enhancement": enhancement_of(task), "agent": task.get("assigned_agent"),
                "task_type": task_type_of(task), "recorded_by": LEGACY_RECORDER}
     if named and ledger.session_totals(named)[0]:
+        owner = (ledger.attribution(named) or (None,))[0]
         with ledger.transaction():
             if recorded:  # stored as a figure by a cmat before this rule
                 ledger.drop_legacy(task["id"], named)
-            ledger.attribute(named, transcript_path=str(transcript) if transcript else None,
-                             **context)
+            if owner in (None, task["id"]):  # a queue's word never takes another task's
+                ledger.attribute(named, transcript_path=str(transcript) if transcript
+                                 else None, **context)
         return None
     if recorded:
         return None
