@@ -28,6 +28,16 @@ def test_set_show_and_unset_write_the_right_files(project):
     assert "project" not in (project / ".claude" / "cmat.toml").read_text()
 
 
+def test_set_says_when_no_hook_would_enforce_the_budget(project):
+    said = cli_run("budget", "set", "daily", "50").output
+    assert "installed neither in this project nor for your user: cmat hooks install" in said
+    cli_run("hooks", "install")
+    assert "note:" not in cli_run("budget", "set", "daily", "40").output
+    cli_run("hooks", "uninstall")
+    cli_run("hooks", "install", "--user")
+    assert "note:" not in cli_run("budget", "set", "task", "5").output
+
+
 def test_a_project_file_only_adds_stricter_project_budgets(project):
     cli_run("budget", "set", "daily", "50")
     cli_run("budget", "set", "task", "5", "--user")

@@ -148,6 +148,21 @@ def _handlers(settings: dict, event: str):
                 yield group, index, handler
 
 
+def budgets_enforced(project: Path | None) -> bool:
+    """Whether Claude Code runs cmat's budget checks in this project: one of them installed
+    in the project's settings or the user's (an unreadable file counts as none)."""
+    for user in (False, True):
+        target = target_for(project, user)
+        try:
+            settings = load_settings(target.settings)
+        except SettingsError:
+            continue
+        if any(_is_ours(target, handler, spec.script) for spec in EVENTS if spec.checks_budgets
+               for _, _, handler in _handlers(settings, spec.name)):
+            return True
+    return False
+
+
 def _is_ours(target: Target, handler, script: str) -> bool:
     return target.owns(handler) and target.script_of(handler["command"]).name == script
 

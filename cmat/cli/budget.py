@@ -141,6 +141,7 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
     from cmat.budgets.scopes import place
 
     if _team_budget(scope, team, team_url, amount):
+        _say_if_not_enforced(project)
         return
     placed = place(scope, period=period, key_id=key_id, key_name=key_name,
                    key_agent=key_agent, key_app=key_app, user=user, in_project=in_project,
@@ -155,6 +156,15 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
     if value == 0:
         echo("note: a limit of 0 means nothing may be spent: work in its scope is "
              f"blocked at once. To remove the budget instead: cmat budget unset {scope}")
+    _say_if_not_enforced(project)
+
+
+def _say_if_not_enforced(project: str | None) -> None:
+    from cmat.claude.install import budgets_enforced
+
+    if not budgets_enforced(Path(project) if project else None):
+        echo("note: Claude Code enforces budgets through cmat's hooks, installed neither in "
+             "this project nor for your user: cmat hooks install (--user: every project)")
 
 
 @budget.command("unset")
