@@ -30,7 +30,12 @@ TAIL_REQUESTS = 64  # the session's latest requests, whose copies a refresh may 
 
 def run(debug: bool = False) -> int:
     """Print the status line, from the cache when it can (statuscache.answer), else built in
-    full; always exit 0 (Claude Code shows whatever we print)."""
+    full; always exit 0 (Claude Code shows whatever we print). Run by hand at a terminal,
+    with no payload to read, it says what it is for instead (exit 2)."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        sys.stderr.write("cmat statusline draws Claude Code's status bar from the JSON Claude "
+                         "Code sends it on stdin: cmat hooks install --statusline\n")
+        return 2
     raw = read_stdin()
     line = statuscache.answer(raw, debug)
     if line is None:

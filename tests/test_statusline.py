@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from cmat import clock
+from cmat import clock, paths
 from cmat.claude import statuscache
 from cmat.colour import paint, visible_length
 from cmat.request import USAGE_MARKER
@@ -61,6 +61,21 @@ def status_payload(path, session_id, claude_cost=None):
     if claude_cost is not None:
         data["cost"] = {"total_cost_usd": claude_cost}
     return data
+
+
+def test_run_by_hand_at_a_terminal_it_says_what_it_is_for(project):
+    import pty
+
+    leader, terminal = pty.openpty()
+    try:
+        result = subprocess.run([sys.executable, "-m", "cmat", "statusline"], stdin=terminal,
+                                capture_output=True, timeout=60, env=child_env())
+    finally:
+        os.close(leader)
+        os.close(terminal)
+    assert result.returncode == 2 and result.stdout == b""
+    assert b"cmat hooks install --statusline" in result.stderr
+    assert not paths.hook_log_file().exists()  # a person at a terminal: no error to log
 
 
 def test_statusline_with_no_task_and_no_budget(project, tmp_path):
