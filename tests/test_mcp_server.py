@@ -106,6 +106,27 @@ def test_an_mcp_request_over_64_kib_is_refused_and_the_server_goes_on(project):
     assert b"refused a request over 64 KiB" in server.stderr.read()
 
 
+def test_run_by_hand_at_a_terminal_it_says_it_waits_for_a_client(project):
+    import os
+    import pty
+    import threading
+
+    leader, terminal = pty.openpty()
+    server = subprocess.Popen([sys.executable, "-m", "cmat", "mcp"], stdin=terminal,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
+    deadline = threading.Timer(30, server.kill)  # a server that says nothing fails the test
+    deadline.start()
+    try:
+        said = server.stderr.readline()
+    finally:
+        deadline.cancel()
+        server.kill()
+        server.wait(timeout=20)
+        os.close(leader)
+        os.close(terminal)
+    assert b"waiting for an MCP client on stdin" in said and b"Ctrl-C quits" in said
+
+
 def test_without_the_mcp_extra_the_commands_say_how_to_install_it(project):
     blocked = ("import sys; sys.modules['mcp'] = None; sys.argv = ['cmat'] + sys.argv[1:];"
                " from cmat.entry import main; main()")

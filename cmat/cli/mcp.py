@@ -17,6 +17,11 @@ def mcp(project: Path | None) -> None:
 
     Tools: get_task_cost, get_enhancement_cost, get_cost_report, get_budget_status.
     """
+    import sys
+
     from cmat.mcp_server import run
 
+    if sys.stdin.isatty():  # a person, not an MCP client: say why nothing happens
+        click.echo("cmat's MCP server, waiting for an MCP client on stdin (Claude Code starts"
+                   " it: cmat hooks install --mcp). Ctrl-C quits.", err=True)
     run(paths.project_dir(project))
