@@ -54,19 +54,24 @@ def compact_when_due(ledger: Ledger, config, now: float) -> Compacted | None:
 
 def export(ledger: Ledger, since: float | None, until: float | None, fmt: str, out) -> int:
     """Write every request of [since, until), with whom its session was for, as CSV or JSON
-    lines to the text stream `out`; returns the rows written. Streams: any size."""
+    lines to the text stream `out`; returns the rows written. Streams: any size. Beside `ts`
+    (unix seconds) each request has its `time` in ISO 8601, UTC, which a spreadsheet reads."""
     import csv
 
     import orjson
 
+    from cmat.periods import iso_utc_ms
     from cmat.text import spreadsheet_safe
 
     columns, rows = ledger.export_rows(since, until)
+    at = columns.index("ts") + 1
+    columns = [*columns[:at], "time", *columns[at:]]
     written = 0
     writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
     if writer:
         writer.writerow(columns)
     for row in rows:
+        row = (*row[:at], iso_utc_ms(row[at - 1]), *row[at:])
         if writer:
             writer.writerow([spreadsheet_safe(cell) for cell in row])
         else:

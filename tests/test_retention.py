@@ -5,6 +5,7 @@ import io
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 
@@ -111,6 +112,8 @@ def test_export_writes_every_request_with_its_task(old_and_new, tmp_path):
     assert "Wrote 12 requests" in result.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert len(rows) == 12 and {r["task_id"] for r in rows} == {task, ""}
+    assert all(r["time"] == datetime.fromtimestamp(float(r["ts"]), UTC).isoformat(
+        timespec="milliseconds").replace("+00:00", "Z") for r in rows)
     lines = cli_run("ledger", "export", "--format", "jsonl").output.splitlines()
     assert len(lines) == 12 and json.loads(lines[0])["machine"]
     since = now_iso(-30 * 86400)[:10]
