@@ -83,6 +83,14 @@ def test_queue_takes_cmat_s_own_arguments(run):
     assert "given twice" in run("queue", "list", "failed", "--status", "pending", code=2).stderr
 
 
+@pytest.mark.parametrize("args", [["report", "monthly", "--html", "-q", "--no-scan"],
+                                  ["ledger", "export", "-o", "--since", "2026-01-01"]])
+def test_an_option_typed_after_a_file_option_is_no_file_to_write(run, project, args):
+    said = run(*args, code=2).stderr
+    assert "looks like an option, not a file to write" in said
+    assert not any(path.name.startswith("-") for path in project.iterdir())
+
+
 def test_costs_session_prints_exact_cost_of_a_real_transcript(run):
     path = real_fixture("b25638d7")
     report = json.loads(run("costs", "session", path, "--json").output)

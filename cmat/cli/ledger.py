@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cmat import clock
-from cmat.cli.options import output_options
+from cmat.cli.options import OutputFile, output_options
 from cmat.cli.output import count, echo, emit_json, wrapped
 
 
@@ -155,7 +155,7 @@ def compact(older_than: str, team: bool, team_url: str | None, as_json: bool) ->
 @click.option("--until", metavar="YYYY-MM-DD", help="Up to this day, included.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv",
               show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--output", "-o", type=OutputFile(),
               help="Write to this file (whole, then moved into place) instead of stdout.")
 def export(since: str | None, until: str | None, fmt: str, output: Path | None) -> None:
     """Every request of a range, with its session's task, enhancement and agent, as CSV or

@@ -46,6 +46,20 @@ class Choice(click.Choice):
                       f"{did_you_mean(str(value), self.choices)}", param, ctx)
 
 
+class OutputFile(click.Path):
+    """A file a command writes. A value that starts with '-' is an option typed after the one
+    that takes a file (`--html -q`), not a name: writing a file called -q would surprise."""
+
+    def __init__(self):
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.startswith("-"):
+            self.fail(f"{value!r} looks like an option, not a file to write (a file of that "
+                      f"name: ./{value})", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class Amount(click.ParamType):
     """A limit: a finite number, 0 or more (a negative one reaches here as a value, not as
     an unknown option: the commands taking one ignore unknown options)."""

@@ -22,6 +22,7 @@ from cmat.cli.ccusage import (
     other_agent_option,
 )
 from cmat.cli.options import (
+    OutputFile,
     colour_option,
     json_or_ccusage_option,
     options,
@@ -433,7 +434,7 @@ def _period_command(period: str, summary: str) -> click.Command:
                *([ccusage_weeks] if period == "weekly" else [])]
 
     @options(range_options, filter_options, layout_options, scan_options, *ccusage)
-    @click.option("--html", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+    @click.option("--html", type=OutputFile(), metavar="FILE",
                   help="Also write the dashboard's charts for this range (--since, --until, "
                        "--project) as one self-contained HTML file, to share.")
     def command(since, until, timezone_name, group_by, project, machine, app, team, team_url,
