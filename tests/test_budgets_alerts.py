@@ -52,6 +52,10 @@ def test_the_80_percent_alert_appears_once(project, tmp_path):
     assert budget_hook(PRE_TOOL, project, budget_payload(path, "warm", "PreToolUse")) is None
     fired = json.loads(cli_run("alerts", "list", "--json").output)
     assert sorted(a["threshold"] for a in fired) == [50, 80]
+    # No channel is configured: nothing was delivered, and the list does not say "yes".
+    assert [a["channels"] for a in fired] == [0, 0]
+    rows = cli_run("alerts", "list").output.splitlines()[2:]
+    assert len(rows) == 2 and all(row.endswith(" -") for row in rows)
 
 
 def test_concurrent_hooks_fire_each_alert_once(project, tmp_path):
@@ -258,7 +262,7 @@ def test_a_down_smtp_server_is_retried_and_never_delays_a_hook(project, tmp_path
 
     assert _wait_for(lambda: attempted()[0] == 1)
     assert attempted()[1] == 0 and "Connection refused" in attempted()[2]
-    assert "no (1 tries)" in cli_run("alerts", "list").output
+    assert "no (1 try)" in cli_run("alerts", "list").output
     controller, mailbox = _smtp_server(port)
     try:
         with Ledger() as ledger, ledger.transaction():

@@ -436,7 +436,12 @@ def alerts() -> None:
 @alerts.command("list")
 @output_options
 def list_alerts(as_json: bool) -> None:
-    """Alerts that fired, newest first."""
+    """Alerts that fired, newest first.
+
+    Delivered: yes; no, with the tries so far (a failed channel is tried again later); or -
+    for an alert no channel takes (none is configured for its threshold, or a higher one
+    fired with it and was sent instead).
+    """
     from cmat.ledger import Ledger
 
     with Ledger() as ledger:
@@ -449,7 +454,9 @@ def list_alerts(as_json: bool) -> None:
         return
     echo(table([[time.strftime("%Y-%m-%d %H:%M", time.localtime(r["fired_at"])),
                  styled(r["level"], r["level"]), r["message"],
-                 "yes" if r["delivered"] else f"no ({r['attempts']} tries)"] for r in rows],
+                 "-" if not r["channels"] else "yes" if r["delivered"]
+                 else f"no ({r['attempts']} {'try' if r['attempts'] == 1 else 'tries'})"]
+                for r in rows],
                ["Fired", "Level", "Alert", "Delivered"], numeric_from=4))
 
 

@@ -79,10 +79,15 @@ class AlertQueries(Queries):
             " WHERE budget = ? AND period_start = ? AND threshold = ?", key)
 
     def alerts(self, limit: int = 200) -> list[dict]:
+        """The latest alerts; `channels`: how many channels it was for (0: none, such as an
+        alert below a higher one that fired with it, recorded and sent nowhere)."""
         keys = ("fired_at", "level", "budget", "threshold", "message", "delivered", "attempts",
                 "last_error")
-        return [dict(zip(keys, row)) for row in self.query(
-            f"SELECT {', '.join(keys)} FROM alerts ORDER BY fired_at DESC LIMIT ?", (limit,))]
+        return [dict(zip((*keys, "channels"), row)) for row in self.query(
+            f"SELECT {', '.join(keys)}, (SELECT count(*) FROM alert_deliveries d WHERE"
+            " d.budget = alerts.budget AND d.period_start = alerts.period_start AND"
+            " d.threshold = alerts.threshold) FROM alerts ORDER BY fired_at DESC LIMIT ?",
+            (limit,))]
 
     def failing_alerts(self) -> list[dict]:
         return [{"budget": b, "threshold": t, "channel": c, "attempts": a, "last_error": e}
