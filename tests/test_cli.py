@@ -83,6 +83,28 @@ def test_queue_takes_cmat_s_own_arguments(run):
     assert "given twice" in run("queue", "list", "failed", "--status", "pending", code=2).stderr
 
 
+def test_queue_add_takes_cmat_s_own_order(run):
+    """CMAT's `queue add TITLE AGENT PRIORITY TYPE SOURCE DESC [AUTO_COMPLETE AUTO_CHAIN
+    ENHANCEMENT]`: the enhancement from a source in enhancements/NAME/, as CMAT reads it."""
+    task_id = run("queue", "add", "Implement power", "implementer", "high", "implementation",
+                  "enhancements/add-power/add-power.md", "Add pow()", "true").output.strip()
+    task = json.loads(run("queue", "show", task_id, "--json").output)
+    assert (task["assigned_agent"], task["priority"], task["task_type"], task["description"],
+            task["source_file"], task["auto_complete"], task["auto_chain"]) == (
+        "implementer", "high", "implementation", "Add pow()",
+        "enhancements/add-power/add-power.md", True, False)
+    assert task["metadata"] == {"enhancement_title": "add-power"}
+    plain = json.loads(run("queue", "show", run("queue", "add", "Plain").output.strip(),
+                           "--json").output)
+    assert (plain["priority"], plain["task_type"], plain["source_file"]) == (
+        "normal", "implementation", None)
+    for args, said in ((["x", "dev", "--agent", "qa"], "given twice"),
+                       (["x", "dev", "high", "testing", "s.md", "d", "maybe"], "true or false"),
+                       (["x", *"abcdefghi"], "9 arguments after the title")):
+        assert said in run("queue", "add", *args, code=2).stderr
+    assert len(json.loads(run("queue", "list", "--json").output)) == 2
+
+
 @pytest.mark.parametrize("args", [["report", "monthly", "--html", "-q", "--no-scan"],
                                   ["ledger", "export", "-o", "--since", "2026-01-01"]])
 def test_an_option_typed_after_a_file_option_is_no_file_to_write(run, project, args):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -10,7 +11,14 @@ from cmat import paths
 from cmat.cli.options import output_options, project_option
 from cmat.cli.output import echo, emit_json, table
 from cmat.money import usd
-from cmat.tasks.queue import DEFAULT_TASK_TYPE, STATUSES, TASK_TYPES, QueueService, enhancement_of
+from cmat.tasks.queue import (
+    DEFAULT_TASK_TYPE,
+    PRIORITIES,
+    STATUSES,
+    TASK_TYPES,
+    QueueService,
+    enhancement_of,
+)
 
 
 def _queue(project: Path | None) -> QueueService:
@@ -33,27 +41,61 @@ def queue() -> None:
 
 
 
+# What CMAT's own `queue add` takes after the title, in its order.
+CMAT_ADD_ORDER = ("agent", "priority", "task-type", "source", "description", "auto-complete",
+                  "auto-chain", "enhancement")
+
+
 @queue.command()
 @click.argument("title")
-@click.option("--enhancement", help="Enhancement the task belongs to.")
+@click.argument("cmat_order", nargs=-1,
+                metavar="[AGENT PRIORITY TYPE SOURCE DESCRIPTION [AUTO_COMPLETE AUTO_CHAIN "
+                        "ENHANCEMENT]]")
+@click.option("--enhancement", help="Enhancement the task belongs to (default: NAME of a "
+                                    "SOURCE in enhancements/NAME/).")
 @click.option("--agent", help="Agent the task is assigned to.")
 @click.option("--id", "task_id", help="Task id (default: task_<unix time>_<5 digits>).")
-@click.option("--priority", type=click.Choice(["low", "normal", "high", "critical"]),
-              default="normal", show_default=True)
-@click.option("--task-type", type=click.Choice(TASK_TYPES), default=DEFAULT_TASK_TYPE,
-              show_default=True, help="CMAT's task type: which prompt template CMAT runs it with.")
-@click.option("--description", default="", help="Longer description of the task.")
+@click.option("--priority", type=click.Choice(PRIORITIES), help="[default: normal]")
+@click.option("--task-type", type=click.Choice(TASK_TYPES),
+              help=f"CMAT's task type: which prompt template CMAT runs it with.  [default: "
+                   f"{DEFAULT_TASK_TYPE}]")
+@click.option("--description", help="Longer description of the task.")
 @project_option
-def add(title: str, enhancement: str | None, agent: str | None, task_id: str | None,
-        priority: str, task_type: str, description: str, project: Path | None) -> None:
+def add(title: str, cmat_order: tuple[str, ...], enhancement: str | None, agent: str | None,
+        task_id: str | None, priority: str | None, task_type: str | None,
+        description: str | None, project: Path | None) -> None:
     """Add a pending task and print its id.
 
-    In a CMAT project (.claude/agents/ present) --agent must name one of its agents, so that
+    After TITLE, what CMAT's own `queue add` takes, in its order (AUTO_COMPLETE and
+    AUTO_CHAIN: true or false), or the same as options.
+
+    In a CMAT project (.claude/agents/ present) the agent must be one of its agents, so that
     CMAT can run the task.
     """
-    task = _queue(project).add(title, enhancement=enhancement, agent=agent, task_id=task_id,
-                               priority=priority, task_type=task_type, description=description)
+    if len(cmat_order) > len(CMAT_ADD_ORDER):
+        raise click.UsageError(f"{len(cmat_order)} arguments after the title: CMAT's order has "
+                               f"{len(CMAT_ADD_ORDER)} ({' '.join(CMAT_ADD_ORDER).upper()})")
+    given = dict(zip(CMAT_ADD_ORDER, cmat_order))
+    source = given.get("source") or None
+    named = re.fullmatch(r"enhancements/([^/]+)/.+", source or "")
+    task = _queue(project).add(
+        title, task_id=task_id, agent=_one_of("agent", given.get("agent"), agent),
+        enhancement=_one_of("enhancement", given.get("enhancement"), enhancement)
+        or (named.group(1) if named else None),
+        priority=_one_of("priority", given.get("priority"), priority) or "normal",
+        task_type=_one_of("task-type", given.get("task-type"), task_type) or DEFAULT_TASK_TYPE,
+        description=_one_of("description", given.get("description"), description) or "",
+        source_file=source, auto_complete=_true_or_false(given.get("auto-complete")),
+        auto_chain=_true_or_false(given.get("auto-chain")))
     echo(task["id"])
+
+
+def _true_or_false(value: str | None) -> bool:
+    if value is None or value.lower() == "false":
+        return False
+    if value.lower() == "true":
+        return True
+    raise click.UsageError(f"AUTO_COMPLETE and AUTO_CHAIN are true or false, not {value!r}")
 
 
 @queue.command("list")

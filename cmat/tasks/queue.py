@@ -278,9 +278,12 @@ class QueueService:
 
     def add(self, title: str, *, enhancement: str | None = None, agent: str | None = None,
             task_id: str | None = None, priority: str = "normal",
-            task_type: str = DEFAULT_TASK_TYPE, description: str = "") -> dict:
+            task_type: str = DEFAULT_TASK_TYPE, description: str = "",
+            source_file: str | None = None, auto_complete: bool = False,
+            auto_chain: bool = False) -> dict:
         """Add a pending task CMAT can run: one of CMAT's task types, and in a CMAT project
-        (one with .claude/agents/) one of its agents."""
+        (one with .claude/agents/) one of its agents. Its source file is the enhancement's
+        own unless one is given."""
         if priority not in PRIORITIES:
             raise UsageError(f"priority must be one of {', '.join(PRIORITIES)}")
         if task_type not in TASK_TYPES:
@@ -288,7 +291,7 @@ class QueueService:
                              "a task with the prompt template of its type)")
         agents = self.agents()
         if agents is not None and agent not in agents:
-            raise UsageError(f"--agent must be one of this CMAT project's agents: "
+            raise UsageError(f"the agent must be one of this CMAT project's agents: "
                              f"{', '.join(sorted(agents)) or '(none in .claude/agents/)'}")
         task = {
             "id": task_id or new_task_id(),
@@ -297,14 +300,15 @@ class QueueService:
             "priority": priority,
             "task_type": task_type,
             "description": description,
-            "source_file": f"enhancements/{enhancement}/{enhancement}.md" if enhancement else None,
+            "source_file": source_file or (f"enhancements/{enhancement}/{enhancement}.md"
+                                           if enhancement else None),
             "created": utc_now(),
             "status": "pending",
             "started": None,
             "completed": None,
             "result": None,
-            "auto_complete": False,
-            "auto_chain": False,
+            "auto_complete": auto_complete,
+            "auto_chain": auto_chain,
             "metadata": {"enhancement_title": enhancement} if enhancement else {},
         }
 
