@@ -75,11 +75,16 @@ def test_queue_takes_cmat_s_own_arguments(run):
     assert json.loads(run("queue", "show", done, "--json").output)["result"] == "READY_FOR_TESTING"
     assert "given twice" in run("queue", "fail", waiting, "a", "--result", "b", code=2).stderr
     assert json.loads(run("queue", "show", waiting, "--json").output)["status"] == "pending"
+    dropped = run("queue", "add", "Dropped").output.strip()
+    run("queue", "cancel", dropped, "not needed")
+    assert json.loads(run("queue", "show", dropped, "--json").output)["result"] == "not needed"
+    assert [t["id"] for t in json.loads(run("queue", "list", "cancelled", "--json").output)
+            ] == [dropped]
     listed = {status: [task["id"] for task in json.loads(run("queue", "list", status,
                                                                 "--json").output)]
               for status in ("completed", "failed", "pending", "all")}
     assert listed == {"completed": [done], "failed": [failed], "pending": [waiting],
-                      "all": [done, failed, waiting]}
+                      "all": [done, failed, waiting, dropped]}
     assert "given twice" in run("queue", "list", "failed", "--status", "pending", code=2).stderr
 
 

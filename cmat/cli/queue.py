@@ -190,10 +190,12 @@ def _finish_command(name: str, status: str, summary: str) -> click.Command:
         echo(f"{task_id} is {status}")
 
     return click.command(name, help=f"{summary}\n\nRESULT, as CMAT's `queue {name}` takes it"
-                         " (a status such as READY_FOR_TESTING, or a note), is the same as"
+                         " (a status such as READY_FOR_TESTING, an error, a reason), is the same as"
                          " --result.")(finish)
 
 
 queue.add_command(_finish_command("complete", "completed",
                                   "Mark TASK_ID completed; it stops being current."))
 queue.add_command(_finish_command("fail", "failed", "Mark TASK_ID failed; it stops being current."))
+queue.add_command(_finish_command("cancel", "cancelled",
+                                  "Mark TASK_ID cancelled; it stops being current."))

@@ -377,7 +377,7 @@ class QueueService:
         return task
 
     def finish(self, task_id: str, status: str, result: str | None = None) -> dict:
-        """Complete or fail the task; it stops being the current task if it was."""
+        """Complete, fail or cancel the task; it stops being the current task if it was."""
         task = self.set_status(task_id, status, result)
         with file_lock(self.marker):
             try:
