@@ -86,6 +86,12 @@ def test_queue_takes_cmat_s_own_arguments(run):
     assert listed == {"completed": [done], "failed": [failed], "pending": [waiting],
                       "all": [done, failed, waiting, dropped]}
     assert "given twice" in run("queue", "list", "failed", "--status", "pending", code=2).stderr
+    assert run("queue", "status").output.splitlines() == [
+        "1 pending, 1 completed, 1 failed, 1 cancelled",
+        "No current task: sessions are recorded untracked (cmat queue start TASK_ID)"]
+    run("queue", "start", waiting)
+    status = json.loads(run("queue", "status", "--json").output)
+    assert status["current"] == waiting and status["counts"]["active"] == 1
 
 
 def test_queue_add_takes_cmat_s_own_order(run):

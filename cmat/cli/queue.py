@@ -32,7 +32,7 @@ def _queue(project: Path | None) -> QueueService:
 
 @click.group()
 def queue() -> None:
-    """A CMAT task queue (.claude/data/task_queue.json): add, list, show, start, finish.
+    """A CMAT task queue (.claude/data/task_queue.json): add, list, show, status, start, finish.
 
     Works on CMAT's own queue, or makes a minimal one in a project without CMAT. Tasks it
     adds are tasks CMAT can run (one of CMAT's task types; in a CMAT project, one of its
@@ -155,6 +155,30 @@ def show(task_id: str, project: Path | None, as_json: bool) -> None:
         else:
             echo(f"{key}: {value}")
     echo(f"\n(what it cost, session by session: cmat costs show {task_id})")
+
+
+@queue.command()
+@project_option
+@output_options
+def status(project: Path | None, as_json: bool) -> None:
+    """How many tasks have each status, and the current task (what sessions that end now
+    are recorded against), as CMAT's `queue status` shows them."""
+    from collections import Counter
+
+    from cmat.tasks.queue import current_context
+
+    queue = _queue(project)
+    counts = Counter(task.get("status") for task in queue.tasks())
+    # CMAT's statuses first, then any other a tool wrote.
+    names = [*STATUSES, *sorted(name for name in counts
+                                if isinstance(name, str) and name not in STATUSES)]
+    current = current_context(queue.project).task_id
+    if as_json:
+        emit_json({"counts": {name: counts[name] for name in names}, "current": current})
+        return
+    echo(", ".join(f"{counts[name]} {name}" for name in names if counts[name]) or "No tasks.")
+    echo(f"Current task: {current}" if current else
+         "No current task: sessions are recorded untracked (cmat queue start TASK_ID)")
 
 
 @queue.command()
