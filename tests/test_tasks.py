@@ -104,6 +104,20 @@ def test_a_corrupt_queue_is_reported_and_left_untouched(project, content):
     assert path.read_text() == content
 
 
+def test_a_queue_of_cmat_before_v10_is_refused_not_read_as_empty(project):
+    """Its tasks are in a list per state: read as no tasks, a task added would go where that
+    CMAT never looks."""
+    path = project / ".claude" / "data" / "task_queue.json"
+    path.parent.mkdir(parents=True)
+    content = json.dumps({"pending_tasks": [{"id": "task_1", "title": "A"}],
+                          "active_workflows": [], "completed_tasks": [], "failed_tasks": []})
+    path.write_text(content)
+    for attempt in (lambda: QueueService(project).tasks(), lambda: QueueService(project).add("x")):
+        with pytest.raises(QueueError, match="laid out as CMAT's before v10"):
+            attempt()
+    assert path.read_text() == content
+
+
 def test_unknown_task_is_not_found(project):
     write_queue(project)
     with pytest.raises(NotFound, match="no task 'nope'"):

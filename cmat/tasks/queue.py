@@ -39,6 +39,8 @@ LEGACY_VERSION = "recorded by CMAT"  # catalog_version of figures CMAT wrote bef
 
 STATUSES = ("pending", "active", "completed", "failed", "blocked", "cancelled")
 PRIORITIES = ("low", "normal", "high", "critical")
+# A queue of CMAT before v10 kept its tasks in a list per state.
+OLD_LAYOUT_KEYS = ("pending_tasks", "active_workflows", "completed_tasks", "failed_tasks")
 QUEUE_FORMAT_VERSION = "3.0.0"
 # CMAT's task types: each has a prompt template in CMAT's TASK_PROMPT_DEFAULTS.md.
 TASK_TYPES = ("analysis", "technical_analysis", "implementation", "testing", "documentation",
@@ -216,6 +218,13 @@ class QueueService:
             if not isinstance(doc, dict) or not isinstance(doc.get("tasks", []), list):
                 raise QueueError(f"task queue {self.path} has no 'tasks' list",
                                  "is this a CMAT task queue?")
+            if "tasks" not in doc and any(key in doc for key in OLD_LAYOUT_KEYS):
+                # Read as empty, a task added would land where that CMAT never looks.
+                raise QueueError(f"task queue {self.path} is laid out as CMAT's before v10"
+                                 f" ({', '.join(k for k in OLD_LAYOUT_KEYS if k in doc)}):"
+                                 " cmat reads the 'tasks' list of CMAT v10 and later",
+                                 "cmat leaves this queue untouched; sessions are still"
+                                 " recorded in the ledger")
             doc.setdefault("tasks", [])
             return doc, raw
         raise AssertionError("unreachable")
