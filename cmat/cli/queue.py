@@ -75,7 +75,7 @@ def add(title: str, cmat_order: tuple[str, ...], enhancement: str | None, agent:
     if len(cmat_order) > len(CMAT_ADD_ORDER):
         raise click.UsageError(f"{len(cmat_order)} arguments after the title: CMAT's order has "
                                f"{len(CMAT_ADD_ORDER)} ({' '.join(CMAT_ADD_ORDER).upper()})")
-    given = dict(zip(CMAT_ADD_ORDER, cmat_order))
+    given = {name: value for name, value in zip(CMAT_ADD_ORDER, cmat_order) if value}  # "": none
     source = given.get("source") or None
     named = re.fullmatch(r"enhancements/([^/]+)/.+", source or "")
     task = _queue(project).add(
