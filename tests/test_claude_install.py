@@ -314,7 +314,44 @@ def test_someone_elses_status_line_is_never_replaced(project):
     settings_file.write_text(json.dumps({"statusLine": {"type": "command", "command": "mine"}}))
     result = cli_run("hooks", "install", "--statusline", code=9)
     assert "already has a status line" in result.stderr
+    assert "--replace-statusline" in result.stderr
     assert json.loads(settings_file.read_text())["statusLine"]["command"] == "mine"
+
+
+CCUSAGE_LINE = {"type": "command", "command": "bun x ccusage statusline", "padding": 0}
+
+
+def test_a_replaced_status_line_is_put_back_byte_for_byte(project):
+    original = json.dumps({"statusLine": CCUSAGE_LINE, "model": "opus"}).encode()
+    settings_file(project).write_bytes(original)
+    cli_run("hooks", "install", "--replace-statusline")
+    installed = json.loads(settings_file(project).read_text())
+    assert installed["statusLine"]["command"].endswith("cmat-statusline.sh")
+    cli_run("hooks", "install", "--replace-statusline")  # again: cmat's own line stays
+    cli_run("hooks", "uninstall")
+    assert settings_file(project).read_bytes() == original
+
+
+def test_a_status_line_replaced_after_the_hooks_is_put_back_beside_later_edits(project):
+    settings_file(project).write_text(json.dumps({"statusLine": CCUSAGE_LINE}))
+    cli_run("hooks", "install")
+    edited = json.loads(settings_file(project).read_text())
+    settings_file(project).write_text(json.dumps({**edited, "model": "sonnet"}))
+    cli_run("hooks", "install", "--replace-statusline")
+    assert json.loads(settings_file(project).read_text())["statusLine"] != CCUSAGE_LINE
+    cli_run("hooks", "uninstall")
+    assert json.loads(settings_file(project).read_text()) == {"statusLine": CCUSAGE_LINE,
+                                                               "model": "sonnet"}
+
+
+def test_a_status_line_set_by_hand_over_cmats_is_not_replaced_on_uninstall(project):
+    settings_file(project).write_text(json.dumps({"statusLine": CCUSAGE_LINE}))
+    cli_run("hooks", "install", "--replace-statusline")
+    settings = json.loads(settings_file(project).read_text())
+    settings_file(project).write_text(json.dumps({**settings, "statusLine": {
+        "type": "command", "command": "mine"}}))
+    cli_run("hooks", "uninstall")
+    assert json.loads(settings_file(project).read_text())["statusLine"]["command"] == "mine"
 
 
 def test_other_mcp_servers_are_kept_and_the_file_restored_byte_for_byte(project):

@@ -167,16 +167,19 @@ def _is_ours(target: Target, handler, script: str) -> bool:
     return target.owns(handler) and target.script_of(handler["command"]).name == script
 
 
-def with_hooks(settings: dict, target: Target, statusline: bool = False) -> dict:
+def with_hooks(settings: dict, target: Target, statusline: bool = False,
+               replace_statusline: bool = False) -> dict:
     """`settings` with cmat's handlers present and current (pure: the input is not changed);
-    with `statusline`, cmat's status line too (never over somebody else's)."""
+    with `statusline`, cmat's status line too: over somebody else's only when asked to
+    (`replace_statusline`; install keeps that one for uninstall to put back)."""
     result = json.loads(json.dumps(settings))
     if statusline:
         current = result.get("statusLine")
-        if current is not None and not target.owns(current):
+        if current is not None and not target.owns(current) and not replace_statusline:
             raise SettingsError(f"{target.settings} already has a status line: "
                                 f"{json.dumps(current)}",
-                                "remove it first; cmat will not replace it")
+                                "pass --replace-statusline to put cmat's in its place "
+                                "('cmat hooks uninstall' puts this one back)")
         result["statusLine"] = {"type": "command", "command": target.command(STATUSLINE_SCRIPT),
                                 "padding": 0}
     hooks = result.setdefault("hooks", {})
@@ -262,9 +265,11 @@ def _legacy_scripts(target: Target) -> list[Path]:
             if _written_by_cmat(folder / name)]
 
 
-def _backup_file(settings: Path) -> Path:
+def _backup_file(settings: Path, kind: str = "settings") -> Path:
+    """Where something of a settings file is kept for uninstall: its bytes before cmat's
+    first change ("settings"), or the status line cmat replaced ("statusline")."""
     digest = hashlib.sha1(str(settings.resolve()).encode()).hexdigest()[:20]
-    return paths.state_home() / "backups" / f"settings-{digest}.json"
+    return paths.state_home() / "backups" / f"{kind}-{digest}.json"
 
 
 @dataclass
@@ -280,16 +285,21 @@ class Change:
         return self.before != self.after or bool(self.scripts) or bool(self.removed)
 
 
-def install(target: Target, dry_run: bool = False, statusline: bool = False) -> Change:
+def install(target: Target, dry_run: bool = False, statusline: bool = False,
+            replace_statusline: bool = False) -> Change:
     """Write cmat's scripts into its own folder and its handlers into the settings.
 
     A file cmat did not write is never replaced. The settings as they were before cmat's
-    first install are kept aside, so that uninstalling restores them byte for byte.
+    first install are kept aside, so that uninstalling restores them byte for byte; so is
+    a status line cmat was asked to replace, which uninstalling puts back.
     """
     with file_lock(target.settings):
         before = _current(target.settings)
         settings = load_settings(target.settings)
-        wanted = with_hooks(settings, target, statusline)
+        wanted = with_hooks(settings, target, statusline, replace_statusline)
+        current_line = settings.get("statusLine")  # with_hooks replaced it only when asked
+        replaced = current_line if statusline and current_line is not None \
+            and not target.owns(current_line) else None
         # Already installed: the file is left as it is, not even reformatted.
         after = before if before is not None and wanted == settings else _dump(wanted, before)
         contents = _scripts(target)
@@ -303,6 +313,9 @@ def install(target: Target, dry_run: bool = False, statusline: bool = False) -> 
             if after != before and not any(target.owns(h) for spec in EVENTS
                                            for _, _, h in _handlers(settings, spec.name)):
                 _keep_original(target.settings, before)
+            if replaced is not None:  # kept before it leaves the settings
+                atomic_write_bytes(_backup_file(target.settings, "statusline"),
+                                   json.dumps({"statusLine": replaced}).encode())
             for path in scripts:
                 atomic_write_bytes(path, contents[path], executable=True)
                 _make_executable(path)
@@ -328,6 +341,9 @@ def uninstall(target: Target, dry_run: bool = False) -> Change:
         before = _current(target.settings)
         settings = load_settings(target.settings)
         cleaned = without_hooks(settings, target)
+        replaced = _read_replaced_statusline(target.settings)
+        if replaced is not None and target.owns(settings.get("statusLine")):
+            cleaned["statusLine"] = replaced
         after = before if cleaned == settings and before is not None else _dump(cleaned, before)
         after = _restored(target.settings, before, cleaned, after)
         scripts = [p for p in _scripts(target) if _written_by_cmat(p)]
@@ -342,9 +358,19 @@ def uninstall(target: Target, dry_run: bool = False) -> Change:
                 path.unlink()
             with contextlib.suppress(OSError):
                 target.scripts.rmdir()  # only when empty
-            with contextlib.suppress(FileNotFoundError):
-                _backup_file(target.settings).unlink()
+            for kind in ("settings", "statusline"):
+                with contextlib.suppress(FileNotFoundError):
+                    _backup_file(target.settings, kind).unlink()
     return Change(target.settings, before, after, scripts)
+
+
+def _read_replaced_statusline(settings: Path):
+    """The status line `install --replace-statusline` took out of a settings file, or None."""
+    try:
+        saved = json.loads(_backup_file(settings, "statusline").read_text())
+    except (OSError, ValueError):
+        return None
+    return saved.get("statusLine") if isinstance(saved, dict) else None
 
 
 def _keep_original(path: Path, before: bytes | None) -> None:

@@ -66,10 +66,13 @@ _DONE = {"update": "Updated", "clean": "Cleaned", "write": "Wrote", "remove": "R
 @_scoped
 @click.option("--statusline", is_flag=True,
               help="Also show cmat's line in Claude Code's status bar (statusLine).")
+@click.option("--replace-statusline", is_flag=True,
+              help="As --statusline, in place of another tool's status line (ccusage's, "
+                   "say), which `cmat hooks uninstall` puts back.")
 @click.option("--mcp", "with_mcp", is_flag=True,
               help="Also register cmat's MCP server in the project's .mcp.json.")
 def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
-            with_mcp: bool) -> None:
+            replace_statusline: bool, with_mcp: bool) -> None:
     """Add cmat's hooks to Claude Code's settings.
 
     SessionEnd and SubagentStop record costs; UserPromptSubmit and PreToolUse enforce budgets
@@ -91,7 +94,8 @@ def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
         from cmat.extras import require
 
         require("mcp", "cmat hooks install --mcp (the server it registers)")
-    change = run_install(target_for(project, user), dry_run, statusline)
+    change = run_install(target_for(project, user), dry_run, statusline or replace_statusline,
+                         replace_statusline)
     _report(change, "update", dry_run)
     if with_mcp:
         _report(install_mcp(paths.project_dir(project), dry_run), "update", dry_run)
