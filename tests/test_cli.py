@@ -149,6 +149,7 @@ def test_costs_session_defaults_to_the_latest_transcript(run, tmp_path, monkeypa
 def test_costs_session_without_any_history_says_where_it_looked(run):
     result = run("costs", "session", code=3)
     assert "no Claude Code transcripts found" in result.stderr
+    assert "'cmat session' lists every agent's sessions" in result.stderr
 
 
 @pytest.mark.parametrize("args, code, message", [

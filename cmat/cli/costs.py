@@ -254,7 +254,8 @@ def session(transcript_path: Path | None, session_id: str | None, as_json: bool)
         roots = ", ".join(str(r) for r in paths.claude_config_dirs()) \
             or "~/.claude, ~/.config/claude"
         raise NotFound(f"no Claude Code transcripts found (looked in {roots})",
-                       "pass a transcript path, or set CLAUDE_CONFIG_DIR")
+                       "pass a transcript path or another agent's log, or set "
+                       "CLAUDE_CONFIG_DIR; 'cmat session' lists every agent's sessions")
     show_session(path, session_id, as_json)
 
 

@@ -64,12 +64,12 @@ def _text(found: dict) -> str:
     width = min(terminal_width() or 100, 100)
     since = time.strftime("%Y-%m-%d", time.localtime(found["since"])) if found["since"] \
         else "the start"
+    if not found["requests"]:
+        return (f"No usage recorded since {since}: --period all looks at the whole history."
+                if found["since"] else "No usage recorded.")
     lines = [f"Potential savings since {since}: {usd(found['potential_savings_usd'])} of "
              f"{usd(found['cost_usd'])} spent over {count(found['requests'], 'request')}"]
-    if not found["requests"]:
-        lines.append("No usage recorded in this period: --period all looks at the whole "
-                     "history.")
-    elif not found["suggestions"]:
+    if not found["suggestions"]:
         lines.append("No suggestion: nothing in this period would have cost less another way.")
     else:
         lines.append("(two suggestions may save on the same requests: the total is an upper "
@@ -163,9 +163,10 @@ def estimate(agent: str | None, task_type: str | None, enhancement: str | None,
 
 
 def _task_text(result) -> str:
-    from cmat.insight.estimate import _words
+    from cmat.insight.estimate import match_words
 
-    lines = [f"Past tasks of {_words(result.match)}: {result.tasks}"]
+    asked = f" of {match_words(result.match)}" if any(result.match.values()) else ""
+    lines = [f"Past tasks{asked}: {result.tasks}"]
     if result.tasks:
         lines.append(f"Next task, as recorded: median {usd(result.median_usd)}, "
                      f"90th percentile {usd(result.p90_usd)}")

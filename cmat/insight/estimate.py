@@ -63,8 +63,8 @@ def estimate_task(ledger: Ledger, models: ModelService, agent: str | None = None
             break
     if match != asked:
         dropped = [name for name, value in asked.items() if value and not match[name]]
-        notes.append(f"only a few past tasks match {_words(asked)}: widened to "
-                     f"{_words(match)} by leaving out {', '.join(dropped)}")
+        notes.append(f"only a few past tasks match {match_words(asked)}: widened to "
+                     f"{match_words(match)} by leaving out {', '.join(dropped)}")
     if not rows:
         return TaskEstimate(match, 0, None, None, notes=notes + [
             "no past task in the ledger: record tasks (cmat costs extract, or the hooks with "
@@ -126,7 +126,8 @@ def _check_known(ledger: Ledger, asked: dict) -> None:
                          f"known: {', '.join(known[:20])}")
 
 
-def _words(match: dict) -> str:
+def match_words(match: dict) -> str:
+    """What a match asks for, in words: "agent implementer, task type fix"."""
     said = [f"{name.replace('_', ' ')} {value}" for name, value in match.items() if value]
     return ", ".join(said) if said else "all tasks"
 
