@@ -117,6 +117,45 @@ def test_queue_add_takes_cmat_s_own_order(run):
     assert len(json.loads(run("queue", "list", "--json").output)) == 2
 
 
+def test_queue_add_takes_cmat_v10_s_own_form_and_rerun_puts_a_task_back(run, project):
+    """CMAT v10's `queue add AGENT TITLE SOURCE [--auto-chain] [--model ID]` and `queue
+    rerun ID`, in a CMAT project."""
+    agents = project / ".claude" / "agents"
+    agents.mkdir(parents=True)
+    for name in ("implementer", "architect"):
+        (agents / f"{name}.md").write_text(f"# {name}\n")
+    (agents / "agents.json").write_text(json.dumps({"agents": [
+        {"agent-file": "implementer", "role": "Implementer"},
+        {"agent-file": "architect", "role": "technical_design"}]}))
+    task_id = run("queue", "add", "implementer", "Add pow()", "enhancements/power/power.md",
+                  "--auto-chain", "--model", "claude-sonnet-4-5").output.strip()
+    task = json.loads(run("queue", "show", task_id, "--json").output)
+    assert (task["title"], task["assigned_agent"], task["priority"], task["task_type"],
+            task["description"], task["source_file"], task["auto_complete"],
+            task["auto_chain"]) == ("Add pow()", "implementer", "normal", "implementation",
+                                    "Add pow()", "enhancements/power/power.md", True, True)
+    assert task["metadata"] == {"enhancement_title": "power",
+                                "requested_model": "claude-sonnet-4-5"}
+    design = json.loads(run("queue", "show", run("queue", "add", "architect", "Design", "")
+                            .output.strip(), "--json").output)
+    assert (design["task_type"], design["auto_chain"], design["source_file"]) == (
+        "analysis", False, None)  # a role CMAT v10 does not map: its "analysis"
+    # cmat.sh's order still: TITLE AGENT PRIORITY; a word that is no priority is refused there
+    assert run("queue", "add", "Fix", "implementer", "urgent", code=2).stderr.count("priority")
+    refused = run("queue", "rerun", task_id, code=2).stderr
+    assert "only a completed, failed or cancelled task is run again" in refused
+    run("queue", "start", task_id)
+    run("queue", "fail", task_id, "tests fail")
+    assert run("queue", "rerun", task_id).output.strip() == f"{task_id} is pending"
+    again = json.loads(run("queue", "show", task_id, "--json").output)
+    assert (again["status"], again["started"], again["completed"], again["result"]) == (
+        "pending", None, None, None)
+    assert again["metadata"] == task["metadata"]
+    run("queue", "cancel", task_id)
+    run("queue", "rerun", task_id, "--start")
+    assert json.loads(run("queue", "status", "--json").output)["current"] == task_id
+
+
 @pytest.mark.parametrize("args", [["report", "monthly", "--html", "-q", "--no-scan"],
                                   ["ledger", "export", "-o", "--since", "2026-01-01"]])
 def test_an_option_typed_after_a_file_option_is_no_file_to_write(run, project, args):

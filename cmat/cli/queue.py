@@ -41,7 +41,7 @@ def queue() -> None:
 
 
 
-# What CMAT's own `queue add` takes after the title, in its order.
+# What CMAT's own `queue add` takes after the title, in its order (cmat.sh, and CMAT's docs).
 CMAT_ADD_ORDER = ("agent", "priority", "task-type", "source", "description", "auto-complete",
                   "auto-chain", "enhancement")
 
@@ -60,14 +60,22 @@ CMAT_ADD_ORDER = ("agent", "priority", "task-type", "source", "description", "au
               help=f"CMAT's task type: which prompt template CMAT runs it with.  [default: "
                    f"{DEFAULT_TASK_TYPE}]")
 @click.option("--description", help="Longer description of the task.")
+@click.option("--auto-chain", "auto_chain_flag", is_flag=True,
+              help="CMAT goes on to the workflow's next step when the task completes.")
+@click.option("--model", metavar="ID", help="The model CMAT is to run the task on (its "
+                                            "metadata's requested_model).")
 @project_option
 def add(title: str, cmat_order: tuple[str, ...], enhancement: str | None, agent: str | None,
         task_id: str | None, priority: str | None, task_type: str | None,
-        description: str | None, project: Path | None) -> None:
+        description: str | None, auto_chain_flag: bool, model: str | None,
+        project: Path | None) -> None:
     """Add a pending task and print its id.
 
     After TITLE, what CMAT's own `queue add` takes, in its order (AUTO_COMPLETE and
-    AUTO_CHAIN: true or false), or the same as options.
+    AUTO_CHAIN: true or false), or the same as options. CMAT v10's shorter form, `queue add
+    AGENT TITLE SOURCE [--auto-chain] [--model ID]` (in a CMAT project, AGENT one of its
+    agents), makes the task CMAT v10 makes: of the task type the agent's role gives it,
+    completed by CMAT on success, the title its description.
 
     In a CMAT project (.claude/agents/ present) the agent must be one of its agents, so that
     CMAT can run the task.
@@ -75,10 +83,22 @@ def add(title: str, cmat_order: tuple[str, ...], enhancement: str | None, agent:
     if len(cmat_order) > len(CMAT_ADD_ORDER):
         raise click.UsageError(f"{len(cmat_order)} arguments after the title: CMAT's order has "
                                f"{len(CMAT_ADD_ORDER)} ({' '.join(CMAT_ADD_ORDER).upper()})")
-    given = {name: value for name, value in zip(CMAT_ADD_ORDER, cmat_order) if value}  # "": none
+    service = _queue(project)
+    # CMAT v10's AGENT TITLE SOURCE: in its project, led by one of its agents, and no
+    # priority where cmat.sh's order has one.
+    if len(cmat_order) == 2 and cmat_order[1] not in PRIORITIES \
+            and title in (service.agents() or ()):
+        v10_agent, (title, source) = title, cmat_order
+        given = {"agent": v10_agent, "source": source, "auto-complete": "true",
+                 "task-type": task_type or service.cmat_task_type(v10_agent),
+                 "description": description or title}
+    else:
+        given = {name: value for name, value in zip(CMAT_ADD_ORDER, cmat_order) if value}
+    if auto_chain_flag:  # "": none
+        given["auto-chain"] = _one_of("auto-chain", given.get("auto-chain"), "true")
     source = given.get("source") or None
     named = re.fullmatch(r"enhancements/([^/]+)/.+", source or "")
-    task = _queue(project).add(
+    task = service.add(
         title, task_id=task_id, agent=_one_of("agent", given.get("agent"), agent),
         enhancement=_one_of("enhancement", given.get("enhancement"), enhancement)
         or (named.group(1) if named else None),
@@ -86,7 +106,7 @@ def add(title: str, cmat_order: tuple[str, ...], enhancement: str | None, agent:
         task_type=_one_of("task-type", given.get("task-type"), task_type) or DEFAULT_TASK_TYPE,
         description=_one_of("description", given.get("description"), description) or "",
         source_file=source, auto_complete=_true_or_false(given.get("auto-complete")),
-        auto_chain=_true_or_false(given.get("auto-chain")))
+        auto_chain=_true_or_false(given.get("auto-chain")), model=model)
     echo(task["id"])
 
 
@@ -193,6 +213,24 @@ def start(task_id: str, project: Path | None) -> None:
     queue = _queue(project)
     queue.start(task_id)
     echo(f"{task_id} is active and current")
+
+
+@queue.command()
+@click.argument("task_id")
+@click.option("--start", "start_now", is_flag=True, help="Start it again at once (and make "
+                                                        "it the current task).")
+@project_option
+def rerun(task_id: str, start_now: bool, project: Path | None) -> None:
+    """Put a completed, failed or cancelled task back to pending, as CMAT's `queue rerun`.
+
+    Its start and end times and its result are cleared; what it cost so far stays its own,
+    and the sessions it runs next add to it.
+    """
+    queue = _queue(project)
+    queue.rerun(task_id)
+    if start_now:
+        queue.start(task_id)
+    echo(f"{task_id} is {'active and current' if start_now else 'pending'}")
 
 
 def _one_of(name: str, given: str | None, option: str | None) -> str | None:

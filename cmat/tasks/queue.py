@@ -46,6 +46,14 @@ QUEUE_FORMAT_VERSION = "3.0.0"
 TASK_TYPES = ("analysis", "technical_analysis", "implementation", "testing", "documentation",
               "integration")
 DEFAULT_TASK_TYPE = "implementation"
+# How CMAT v10's own `queue add` picks a task type: by the role agents.json gives the agent
+# (WorkflowService.get_task_type_for_agent), "analysis" for any other.
+CMAT_ROLE_TASK_TYPES = {"analyst": "analysis", "requirements-analyst": "analysis",
+                        "product-analyst": "analysis", "architect": "technical_analysis",
+                        "implementer": "implementation", "tester": "testing",
+                        "documenter": "documentation", "integration": "integration"}
+CMAT_FALLBACK_TASK_TYPE = "analysis"
+FINISHED_STATUSES = ("completed", "failed", "cancelled")
 
 
 def utc_now() -> str:
@@ -289,10 +297,10 @@ class QueueService:
             task_id: str | None = None, priority: str = "normal",
             task_type: str = DEFAULT_TASK_TYPE, description: str = "",
             source_file: str | None = None, auto_complete: bool = False,
-            auto_chain: bool = False) -> dict:
+            auto_chain: bool = False, model: str | None = None) -> dict:
         """Add a pending task CMAT can run: one of CMAT's task types, and in a CMAT project
         (one with .claude/agents/) one of its agents. Its source file is the enhancement's
-        own unless one is given."""
+        own unless one is given; `model`, the model CMAT is to run it on."""
         if priority not in PRIORITIES:
             raise UsageError(f"priority must be one of {', '.join(PRIORITIES)}")
         if task_type not in TASK_TYPES:
@@ -318,7 +326,8 @@ class QueueService:
             "result": None,
             "auto_complete": auto_complete,
             "auto_chain": auto_chain,
-            "metadata": {"enhancement_title": enhancement} if enhancement else {},
+            "metadata": {key: value for key, value in (("enhancement_title", enhancement),
+                                                       ("requested_model", model)) if value},
         }
 
         def append(doc: dict) -> dict:
@@ -341,10 +350,23 @@ class QueueService:
             stamp = utc_now()
             if status == "active":
                 task["started"] = stamp
-            elif status in ("completed", "failed", "cancelled"):
+            elif status in FINISHED_STATUSES:
                 task["completed"] = stamp
             if result is not None:
                 task["result"] = result
+            return task
+
+        return self.update_task(task_id, change)
+
+    def rerun(self, task_id: str) -> dict:
+        """A completed, failed or cancelled task back to pending, as CMAT's `queue rerun`
+        makes it: its times and result cleared, its metadata (costs included) kept."""
+
+        def change(task: dict) -> dict:
+            if task.get("status") not in FINISHED_STATUSES:
+                raise UsageError(f"{task_id} is {task.get('status')}: only a completed, "
+                                 "failed or cancelled task is run again")
+            task.update(status="pending", started=None, completed=None, result=None)
             return task
 
         return self.update_task(task_id, change)
@@ -355,6 +377,21 @@ class QueueService:
         if not folder.is_dir():
             return None
         return {path.stem for path in folder.glob("*.md")}
+
+    def cmat_task_type(self, agent: str) -> str:
+        """The task type CMAT v10's own `queue add` gives a task of `agent`: by the role
+        .claude/agents/agents.json (the project's, read as untrusted text) gives it."""
+        try:
+            listing = json.loads(read_untrusted_text(
+                self.project / ".claude" / "agents" / "agents.json") or "{}")
+        except (Unreadable, ValueError):
+            return CMAT_FALLBACK_TASK_TYPE
+        entries = listing.get("agents") if isinstance(listing, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and entry.get("agent-file") == agent \
+                    and isinstance(entry.get("role"), str):
+                return CMAT_ROLE_TASK_TYPES.get(entry["role"].lower(), CMAT_FALLBACK_TASK_TYPE)
+        return CMAT_FALLBACK_TASK_TYPE
 
     # --- the current task: what the hooks attribute a session to --------------------------
 
