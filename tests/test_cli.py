@@ -349,8 +349,17 @@ def test_mistyped_words_get_a_suggestion_and_numbers_a_clear_message(project):
     assert "did you mean daily?" in cli_run("budget", "set", "dayly", "5", code=2).stderr
     assert "0 or more (got -5)" in cli_run("budget", "set", "daily", "-5", code=2).stderr
     assert "0 or more (got nan)" in cli_run("budget", "set", "daily", "nan", code=2).stderr
+    assert "'$' is not a number" in cli_run("budget", "set", "daily", "$", code=2).stderr
     assert not (paths.config_home() / "config.toml").exists()  # nothing was written
     assert "did you mean claude-opus" in cli_run("models", "show", "opus", code=3).stderr
+
+
+def test_an_amount_is_taken_as_people_write_dollars(project):
+    assert cli_run("budget", "set", "daily", "$50").output.startswith("budgets.daily = 50.0")
+    assert cli_run("budget", "set", "monthly", "1,500").output.startswith(
+        "budgets.monthly = 1500.0")
+    said = cli_run("budget", "set", "weekly", "0").output  # what a shell makes of $50 unquoted
+    assert "A shell reads $50 unquoted as 0" in said
 
 
 def test_installations_by_hand_links_work_on_a_fresh_home(tmp_path):

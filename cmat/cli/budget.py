@@ -102,8 +102,8 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
                in_project: bool,
                team: bool, team_url: str | None, project: str | None,
                count: str | None) -> None:
-    """Set a budget: AMOUNT in USD; tokens for daily-tokens and run-tokens; sessions for
-    concurrent-agents.
+    """Set a budget: AMOUNT in USD (50, '$50' quoted, 1,500); tokens for daily-tokens and
+    run-tokens; sessions for concurrent-agents.
 
     A limit of 0 means nothing may be spent: it blocks work in its scope at once (a freeze).
     To remove a budget, use `cmat budget unset`.
@@ -155,7 +155,8 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
         echo(f"budgets.token_count = {count!r} (in {paths.user_config_file()})")
     if value == 0:
         echo("note: a limit of 0 means nothing may be spent: work in its scope is "
-             f"blocked at once. To remove the budget instead: cmat budget unset {scope}")
+             f"blocked at once. To remove the budget instead: cmat budget unset {scope}. "
+             "(A shell reads $50 unquoted as 0: write 50, or '$50'.)")
     _say_if_not_enforced(project)
 
 

@@ -62,7 +62,8 @@ class OutputFile(click.Path):
 
 class Amount(click.ParamType):
     """A limit: a finite number, 0 or more (a negative one reaches here as a value, not as
-    an unknown option: the commands taking one ignore unknown options)."""
+    an unknown option: the commands taking one ignore unknown options), written as people
+    write dollars too: '$50', '1,000'."""
 
     name = "amount"
 
@@ -70,7 +71,8 @@ class Amount(click.ParamType):
         import math
 
         try:
-            number = float(value)
+            number = float(value.removeprefix("$").replace(",", "") if isinstance(value, str)
+                           else value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number", param, ctx)
         if not math.isfinite(number) or number < 0:
