@@ -135,6 +135,23 @@ def test_user_scope_uses_the_claude_config_dir(project, tmp_path, monkeypatch):
     assert not settings_file(project).exists()
 
 
+def test_in_the_home_folder_the_hooks_go_in_as_the_users(isolated_home, monkeypatch):
+    """~/.claude/settings.json is the user's settings: handlers run from
+    "$CLAUDE_PROJECT_DIR" there would fail in every other project."""
+    monkeypatch.chdir(isolated_home)
+    result = cli_run("hooks", "install")
+    assert "Claude Code's user settings (this project is the home folder)" in result.stderr
+    settings = json.loads((isolated_home / ".claude" / "settings.json").read_text())
+    command = settings["hooks"]["SessionEnd"][0]["hooks"][0]["command"]
+    assert command == shlex.quote(str(isolated_home / ".claude" / "hooks" / "cmat" /
+                                      "on-session-end-cost.sh"))
+    report = json.loads(cli_run("hooks", "status", "--json").output)
+    assert [scope["scope"] for scope in report["scopes"]] == ["user"]  # one file, said once
+    assert report["ok"]
+    cli_run("hooks", "uninstall")
+    assert not (isolated_home / ".claude" / "settings.json").exists()
+
+
 def test_status_reports_missing_then_healthy_then_the_last_run(project, tmp_path):
     result = cli_run("hooks", "status", code=1)
     assert "not installed" in result.output and "Not ready" in result.output

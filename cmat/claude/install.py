@@ -112,12 +112,24 @@ def _written_by_cmat(path: Path) -> bool | None:
 
 
 def target_for(project: Path | None, user: bool) -> Target:
+    """The user's settings with `user`, else the project's; and the user's when the
+    project's settings are the user's (the home folder's .claude/ is Claude Code's user
+    configuration: handlers written for a project there, run from `$CLAUDE_PROJECT_DIR`,
+    would fail in every other project)."""
     project = paths.project_dir(project)
-    if user:
+    if user or is_user_configuration(project / ".claude"):
         base = paths.user_settings_dir()
         return Target("user", base / "settings.json", base / "hooks" / SCRIPTS_FOLDER, project)
     return Target("project", project / ".claude" / "settings.json",
                   project / ".claude" / "hooks" / SCRIPTS_FOLDER, project)
+
+
+def is_user_configuration(folder: Path) -> bool:
+    """Whether `folder` is Claude Code's user configuration folder."""
+    try:
+        return folder.resolve() == paths.user_settings_dir().resolve()
+    except OSError:
+        return False
 
 
 def load_settings(path: Path) -> dict:
@@ -492,8 +504,10 @@ def status(project: Path | None) -> dict:
     """Everything `cmat hooks status` reports."""
     resolved_project = paths.project_dir(project)
     report: dict = {"project": str(resolved_project), "scopes": []}
-    for user in (False, True):
-        target = target_for(resolved_project, user)
+    # In the home folder the project's settings are the user's: one scope, said once.
+    targets = {target.settings: target for target in (target_for(resolved_project, False),
+                                                       target_for(resolved_project, True))}
+    for target in targets.values():
         entry: dict = {"scope": target.scope, "settings": str(target.settings), "hooks": [],
                        "others": []}
         try:

@@ -62,6 +62,17 @@ def _report(change, verb: str, dry_run: bool) -> None:
 _DONE = {"update": "Updated", "clean": "Cleaned", "write": "Wrote", "remove": "Removed"}
 
 
+def _target(project: Path | None, user: bool):
+    """Where install and uninstall work; said when the project's settings are the user's."""
+    from cmat.claude.install import target_for
+
+    target = target_for(project, user)
+    if target.scope == "user" and not user:
+        echo(f"cmat: note: {target.settings} is Claude Code's user settings (this project is "
+             "the home folder): working on them as --user does, for every project", err=True)
+    return target
+
+
 @hooks.command()
 @_scoped
 @click.option("--statusline", is_flag=True,
@@ -83,7 +94,7 @@ def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
     changes nothing; `cmat hooks uninstall` restores the settings as they were.
     """
     from cmat.claude.install import install as run_install
-    from cmat.claude.install import install_mcp, mcp_entry, target_for
+    from cmat.claude.install import install_mcp, mcp_entry
 
     if with_mcp and user:
         entry = mcp_entry()
@@ -94,8 +105,8 @@ def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
         from cmat.extras import require
 
         require("mcp", "cmat hooks install --mcp (the server it registers)")
-    change = run_install(target_for(project, user), dry_run, statusline or replace_statusline,
-                         replace_statusline)
+    target = _target(project, user)
+    change = run_install(target, dry_run, statusline or replace_statusline, replace_statusline)
     _report(change, "update", dry_run)
     if with_mcp:
         _report(install_mcp(paths.project_dir(project), dry_run), "update", dry_run)
@@ -109,10 +120,10 @@ def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
 @_scoped
 def uninstall(project: Path | None, user: bool, dry_run: bool) -> None:
     """Remove cmat's hooks, status line and MCP entry (and only cmat's) from the settings."""
-    from cmat.claude.install import target_for, uninstall_mcp
     from cmat.claude.install import uninstall as run_uninstall
+    from cmat.claude.install import uninstall_mcp
 
-    _report(run_uninstall(target_for(project, user), dry_run), "clean", dry_run)
+    _report(run_uninstall(_target(project, user), dry_run), "clean", dry_run)
     if not user:
         _report(uninstall_mcp(paths.project_dir(project), dry_run), "clean", dry_run)
 
