@@ -716,6 +716,16 @@ def test_session_report_takes_the_last_n_newest_first(real_history):
     assert rows[-1]["session"][:8] in text and rows[-1]["session"] not in text
 
 
+def test_a_sessions_last_activity_is_shown_in_the_reports_time_zone(real_history):
+    row = json.loads(cli_run("report", "session", "--json").output)["rows"][-1]
+    last = datetime.fromisoformat(row["last"])  # the JSON's: UTC
+    for zone_name in ("UTC", "Asia/Kolkata", "America/Los_Angeles"):
+        local = last.astimezone(ZoneInfo(zone_name)).strftime("%Y-%m-%d %H:%M")
+        lines = cli_run("report", "session", "--timezone", zone_name, "--wide").output
+        line = next(line for line in lines.splitlines() if line.startswith(row["session"]))
+        assert local in line, zone_name
+
+
 def test_the_progress_bar_never_exceeds_the_terminal():
     from rich.console import Console
 

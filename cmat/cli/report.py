@@ -313,6 +313,18 @@ class _TableParts:
 COST_HEADERS = {"Cost", "Cost/run", "$/run"}
 
 
+def _local_minute(iso_utc: str | None, timezone: str) -> str:
+    """A time the report gives in UTC, as the minute it was in the report's time zone (the
+    one its footer names)."""
+    if not iso_utc:
+        return "-"
+    from datetime import datetime
+
+    from cmat.periods import zone
+
+    return datetime.fromisoformat(iso_utc).astimezone(zone(timezone)).strftime("%Y-%m-%d %H:%M")
+
+
 def _table_parts(report: dict, models, compact: bool = False, no_cost: bool = False
                  ) -> _TableParts:
     """The report's table; `compact`: short session ids and projects, token counts in
@@ -357,7 +369,8 @@ def _all_table_parts(report: dict, models, compact: bool) -> _TableParts:
     for row in report["rows"]:
         line = [row[key], *[row.get(d) if row.get(d) is not None else "-" for d in dims]]
         if key == "session":
-            line += [row.get("project") or "-", (row.get("last") or "-").replace("T", " ")[:16]]
+            line += [row.get("project") or "-", _local_minute(row.get("last"),
+                                                              report["timezone"])]
             if compact:
                 line[0] = line[0][:8]
                 line[-2] = line[-2].rstrip("/").rsplit("/", 1)[-1][:20]
