@@ -54,8 +54,10 @@ def test_the_80_percent_alert_appears_once(project, tmp_path):
     assert sorted(a["threshold"] for a in fired) == [50, 80]
     # No channel is configured: nothing was delivered, and the list does not say "yes".
     assert [a["channels"] for a in fired] == [0, 0]
-    rows = cli_run("alerts", "list").output.splitlines()[2:]
+    lines = cli_run("alerts", "list").output.splitlines()
+    rows = lines[2:4]
     assert len(rows) == 2 and all(row.endswith(" -") for row in rows)
+    assert lines[4] == "" and lines[5].startswith("Times in ") and len(lines) == 6
 
 
 def test_concurrent_hooks_fire_each_alert_once(project, tmp_path):
@@ -262,7 +264,9 @@ def test_a_down_smtp_server_is_retried_and_never_delays_a_hook(project, tmp_path
 
     assert _wait_for(lambda: attempted()[0] == 1)
     assert attempted()[1] == 0 and "Connection refused" in attempted()[2]
-    assert "no (1 try)" in cli_run("alerts", "list").output
+    listed = cli_run("alerts", "list").output
+    assert "no (1 try)" in listed
+    assert "Not delivered: email: " in listed and "Connection refused" in listed
     controller, mailbox = _smtp_server(port)
     try:
         with Ledger() as ledger, ledger.transaction():

@@ -459,6 +459,16 @@ def list_alerts(as_json: bool) -> None:
                  else f"no ({r['attempts']} {'try' if r['attempts'] == 1 else 'tries'})"]
                 for r in rows],
                ["Fired", "Level", "Alert", "Delivered"], numeric_from=4))
+    errors = dict.fromkeys(r["last_error"] for r in rows
+                           if r["channels"] and not r["delivered"] and r.get("last_error"))
+    for error in errors:  # why a delivery failed, once for each reason
+        echo(f"Not delivered: {error}")
+    if errors:
+        echo("A failed delivery is tried again at later budget checks, or now with: cmat "
+             "alerts deliver")
+    from cmat.periods import local_zone
+
+    echo(f"\nTimes in {local_zone().key}.")
 
 
 @alerts.command()
