@@ -249,6 +249,9 @@ def test_models_commands(run, project):
     shown = json.loads(run("models", "show", "us.anthropic.claude-opus-4-1-20250805-v1:0",
                            "--json").output)
     assert shown["id"] == "claude-opus-4-1-20250805"
+    text = run("models", "show", "gpt-5.5").output  # no max_tokens or release date known
+    assert "max_tokens:     -\n" in text and "released:       -\n" in text
+    assert "is_default:     no\n" in text and "None" not in text
     assert "written to" in run("models", "set-default", "claude-opus-4-6").output
     assert "* claude-opus-4-6" in run("models", "list").output
     assert "catalog OK" in run("models", "validate").output

@@ -106,7 +106,9 @@ def show(model_id: str | None, project: Path | None, as_json: bool) -> None:
         return
     for key in ("id", "name", "description", "pattern", "max_tokens", "context_window",
                 "is_default", "released", "origin", "source", "confirmed", "last_updated"):
-        echo(wrapped(f"{key + ':':16}", str(data[key])))
+        value = data[key]
+        echo(wrapped(f"{key + ':':16}", "-" if value in (None, "") else
+                     "yes" if value is True else "no" if value is False else str(value)))
     for row in (*entry.history, entry.pricing):
         since = f"from {row.effective_from}" if row.effective_from else "since release"
         echo(f"pricing {since} (USD per million tokens):")
