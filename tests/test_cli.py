@@ -136,6 +136,8 @@ def test_queue_add_takes_cmat_v10_s_own_form_and_rerun_puts_a_task_back(run, pro
                                     "Add pow()", "enhancements/power/power.md", True, True)
     assert task["metadata"] == {"enhancement_title": "power",
                                 "requested_model": "claude-sonnet-4-5"}
+    shown = run("queue", "show", task_id).output.splitlines()
+    assert {"auto_chain: yes", "started: -", "  requested_model: claude-sonnet-4-5"} <= set(shown)
     design = json.loads(run("queue", "show", run("queue", "add", "architect", "Design", "")
                             .output.strip(), "--json").output)
     assert (design["task_type"], design["auto_chain"], design["source_file"]) == (

@@ -9,7 +9,7 @@ import click
 
 from cmat import clock, paths
 from cmat.cli.options import output_options, project_option
-from cmat.cli.output import count, echo, emit_json, table, wrapped
+from cmat.cli.output import count, echo, emit_json, field_text, table, wrapped
 from cmat.errors import OK, PROBLEMS_FOUND, leave
 
 
@@ -106,9 +106,7 @@ def show(model_id: str | None, project: Path | None, as_json: bool) -> None:
         return
     for key in ("id", "name", "description", "pattern", "max_tokens", "context_window",
                 "is_default", "released", "origin", "source", "confirmed", "last_updated"):
-        value = data[key]
-        echo(wrapped(f"{key + ':':16}", "-" if value in (None, "") else
-                     "yes" if value is True else "no" if value is False else str(value)))
+        echo(wrapped(f"{key + ':':16}", field_text(data[key])))
     for row in (*entry.history, entry.pricing):
         since = f"from {row.effective_from}" if row.effective_from else "since release"
         echo(f"pricing {since} (USD per million tokens):")

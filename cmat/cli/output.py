@@ -81,6 +81,20 @@ def wrapped(label: str, value: str) -> str:
                          break_on_hyphens=False)
 
 
+def field_text(value) -> str:
+    """A field's value as `show` commands print it: '-' for none, yes or no for a flag,
+    JSON for a list or an object (a queue's, say), never Python's spelling."""
+    if value is None or value == "":
+        return "-"
+    if value is True or value is False:
+        return "yes" if value else "no"
+    if isinstance(value, dict | list):
+        import json
+
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
 def short_count(value: int) -> str:
     """A count in at most 6 characters: 812, 45.3k, 1.21M, 3.40B."""
     for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):

@@ -9,7 +9,7 @@ import click
 
 from cmat import paths
 from cmat.cli.options import output_options, project_option
-from cmat.cli.output import echo, emit_json, table
+from cmat.cli.output import echo, emit_json, field_text, table
 from cmat.money import usd
 from cmat.tasks.queue import (
     DEFAULT_TASK_TYPE,
@@ -171,9 +171,9 @@ def show(task_id: str, project: Path | None, as_json: bool) -> None:
         if key == "metadata" and isinstance(value, dict):
             echo("metadata:")
             for meta_key, meta_value in value.items():
-                echo(f"  {meta_key}: {meta_value}")
+                echo(f"  {meta_key}: {field_text(meta_value)}")
         else:
-            echo(f"{key}: {value}")
+            echo(f"{key}: {field_text(value)}")
     echo(f"\n(what it cost, session by session: cmat costs show {task_id})")
 
 
