@@ -181,6 +181,17 @@ def test_status_reports_missing_then_healthy_then_the_last_run(project, tmp_path
     shown = cli_run("costs", "show", task_id).output
     assert f"${builder.expected_cost:,.2f}" in shown and "1,234" in shown
     assert "session installed" in cli_run("hooks", "status").output
+    assert "last problem" not in cli_run("hooks", "status").output
+    # A session for a task the queue lacks is recorded untracked, and that is a problem to
+    # show, after the run that came later.
+    subprocess.run([str(script)], input=stdin, check=True, timeout=60,
+                   env=child_env(CLAUDE_PROJECT_DIR=project, CMAT_CURRENT_TASK_ID="nosuch"))
+    subprocess.run([str(script)], input=stdin, check=True, timeout=60,
+                   env=child_env(CLAUDE_PROJECT_DIR=project, CMAT_CURRENT_TASK_ID=task_id))
+    log = json.loads(cli_run("hooks", "status", "--json").output)["logs"][0]
+    assert "task nosuch is not in" in log["last_problem"] and "WARN" in log["last_problem"]
+    assert f"-> task {task_id}" in log["last"]
+    assert "  last problem: " in cli_run("hooks", "status").output
 
 
 def test_status_says_when_the_scripts_are_older_than_this_cmats(project):

@@ -417,16 +417,22 @@ def _read_backup(path: Path) -> str | None | bool:
         return False
 
 
-def _last_log_line(log: Path) -> str | None:
+LOG_TAIL_BYTES = 64 * 1024  # the hook log's last few hundred lines
+
+
+def _log_summary(log: Path) -> dict:
+    """The hook log's last line, and its last warning or error among its last lines (a
+    record that went untracked, a queue it could not read): what `hooks status` shows."""
     try:
         with open(log, "rb") as handle:
             handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 4096))
+            handle.seek(max(0, handle.tell() - LOG_TAIL_BYTES))
             lines = handle.read().decode("utf-8", "replace").strip().splitlines()
     except OSError:
-        return None
-    return lines[-1] if lines else None
+        lines = []
+    problems = [line for line in lines if " WARN " in line or " ERROR " in line]
+    return {"path": str(log), "last": lines[-1] if lines else None,
+            "last_problem": problems[-1] if problems else None}
 
 
 def installed_python(support_script: Path) -> Path | None:
@@ -542,8 +548,7 @@ def status(project: Path | None) -> dict:
         report["mcp_error"] = str(exc)
     report["mcp"] = servers.get(MCP_SERVER_NAME) if isinstance(servers, dict) else None
     logs = [paths.hook_log_file()]
-    report["logs"] = [{"path": str(log), "last": _last_log_line(log)} for log in logs
-                      if log.is_file()]
+    report["logs"] = [_log_summary(log) for log in logs if log.is_file()]
     report["cmat_on_path"] = shutil.which("cmat")
     return report
 

@@ -182,6 +182,8 @@ def status(project: Path | None, as_json: bool) -> None:
         echo("Hook log: no runs recorded yet")
     for log in report["logs"]:
         echo(f"Hook log: {log['path']}\n  last: {log['last']}")
+        if log["last_problem"] and log["last_problem"] != log["last"]:
+            echo(f"  last problem: {log['last_problem']}")
     if not healthy:
         echo("\nNot ready: run 'cmat hooks install' (or --user).")
     leave(OK if healthy else PROBLEMS_FOUND)
