@@ -143,6 +143,8 @@ def open_page(url, screenshot=None):
                 last30: document.getElementById('total-30d').textContent,
                 savings: document.getElementById('savings').textContent,
                 savings_detail: document.getElementById('savings-detail').textContent,
+                requests: document.getElementById('requests-all').textContent,
+                suggestions: document.getElementById('suggestions').textContent,
                 title: document.getElementById('title-all').textContent,
                 days_text: document.getElementById('days-30d').textContent,
                 budgets: document.querySelectorAll('#budgets .budget').length,
@@ -190,7 +192,26 @@ def test_the_dashboard_renders_in_chromium_with_the_right_totals(recent_history,
     assert shown["charts"] == [3, 1]  # spend per day (a dataset a model), per project
     assert shown["budgets"] == 2 and shown["alerts"] == 1 and shown["tasks"] >= 4
     assert shown["savings"].startswith("$")
+    assert shown["requests"] == f"{report['total']['requests']:,} requests"
+    assert "No usage" not in shown["suggestions"]
     assert target.exists() if hasattr(target, "exists") else True
+
+
+def test_a_period_without_usage_says_so_and_where_the_rest_is(project, tmp_path):
+    chromium()
+    server = subprocess.Popen([sys.executable, "-m", "cmat", "dashboard", "--port", "0",
+                               "--project", str(project)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=child_env(CLAUDE_CONFIG_DIR=tmp_path / "nothing"))
+    try:
+        url = re.search(r"http://\S+/", server.stdout.readline()).group(0)
+        shown, errors = open_page(url)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert errors == [] and shown["ready"] == "1"
+    assert shown["requests"] == "0 requests: the Period “All” shows the whole history"
+    assert shown["suggestions"] == "No usage in this period."
 
 
 def test_the_dashboard_is_live_with_a_period_picker_titles_and_the_block(recent_history,

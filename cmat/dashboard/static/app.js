@@ -198,7 +198,8 @@ function suggestionList(found, range) {
                                                                : "over the last 30 days"}`);
   const list = document.getElementById("suggestions");
   list.replaceChildren();
-  if (!found.suggestions.length) { list.textContent = "Nothing would have cost less."; }
+  if (!found.requests) { list.textContent = "No usage in this period."; }
+  else if (!found.suggestions.length) { list.textContent = "Nothing would have cost less."; }
   found.suggestions.forEach(suggestion => {
     const item = document.createElement("li");
     const saving = document.createElement("span");
@@ -246,7 +247,10 @@ async function main() {
   document.getElementById("period").hidden = Boolean(window.CMAT_DATA);
   document.getElementById("period").value = period;
   text("total-all", money(data.daily.total.total_usd));
-  text("requests-all", `${data.daily.total.requests.toLocaleString("en-US")} requests`);
+  const requests = data.daily.total.requests;
+  text("requests-all", `${requests.toLocaleString("en-US")} requests` +
+                       (requests || range || period === "all" ? ""
+                        : ": the Period “All” shows the whole history"));
   const drawn = dailyChart(data.daily, range);
   projectChart(data.projects);
   budgetBars(data.budgets);
