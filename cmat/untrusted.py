@@ -114,6 +114,24 @@ def read_untrusted_text(path: Path | str, limit: int = SMALL_FILE_LIMIT) -> str 
         raise Unreadable(f"{path} is not UTF-8 text (byte {exc.start})") from None
 
 
+def read_untrusted_json(path: Path | str, limit: int = SMALL_FILE_LIMIT):
+    """As read_untrusted_text, parsed as JSON (None if the file does not exist, or holds
+    nothing but white space). Text that is not JSON, or is nested deeper than the parser
+    goes (a crafted file would otherwise end the command with a RecursionError), raises
+    Unreadable."""
+    import json
+
+    text = read_untrusted_text(path, limit)
+    if text is None or not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Unreadable(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise Unreadable(f"{path} is nested too deeply to be JSON cmat reads") from None
+
+
 def _kind(mode: int) -> str:
     for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):

@@ -31,6 +31,7 @@ from tests.helpers import (
     REPO,
     budget_payload,
     child_env,
+    cli_run,
     need,
     session_costing,
     user_config,
@@ -360,3 +361,18 @@ def test_deeply_nested_files_are_clear_errors(project):
     paths.queue_file(project).write_text("[" * 100000 + "]" * 100000)
     with pytest.raises(QueueError):
         QueueService(project).load()
+
+
+@pytest.mark.parametrize("name", [".claude/settings.json", ".mcp.json",
+                                  ".claude/agents/agents.json"])
+def test_deeply_nested_json_of_a_repository_is_a_clear_error(project, name):
+    """Read with the standard library's parser, a file nested deeper than it goes ended the
+    command with a RecursionError ('internal error')."""
+    (project / ".claude" / "agents").mkdir()
+    (project / ".claude" / "agents" / "implementer.md").write_text("# implementer\n")
+    (project / name).write_text('{"a": ' + "[" * 100000 + "]" * 100000 + "}")
+    command = {".claude/settings.json": ["hooks", "install"], ".mcp.json": [
+        "hooks", "install", "--mcp"], ".claude/agents/agents.json": [
+        "queue", "add", "implementer", "Fix", ""]}[name]
+    said = cli_run(*command, code=6 if "agents" in name else 9).stderr
+    assert f"{project / name} is nested too deeply" in said and "internal error" not in said

@@ -23,7 +23,12 @@ from cmat import paths
 from cmat.claude.events import EVENTS, SCRIPTS, STATUSLINE_SCRIPT, SUPPORT_SCRIPT
 from cmat.errors import SettingsError
 from cmat.fileio import atomic_write_bytes, file_lock
-from cmat.untrusted import Unreadable, read_untrusted, read_untrusted_text
+from cmat.untrusted import (
+    Unreadable,
+    read_untrusted,
+    read_untrusted_json,
+    read_untrusted_text,
+)
 
 SCRIPTS_FOLDER = "cmat"  # cmat's scripts live in <settings dir>/hooks/cmat/, a folder of its own
 OWNED_MARKER = SUPPORT_SCRIPT.encode()  # every script cmat writes names it; nobody else's does
@@ -135,16 +140,12 @@ def is_user_configuration(folder: Path) -> bool:
 def load_settings(path: Path) -> dict:
     """A settings file (a project's comes with a repository: read through the safe reader)."""
     try:
-        text = read_untrusted_text(path)
+        settings = read_untrusted_json(path)
     except Unreadable as exc:
-        raise SettingsError(f"cannot read {exc.message}", exc.hint) from None
-    if text is None or not text.strip():
+        raise SettingsError(exc.message, exc.hint or "fix it by hand; cmat will not "
+                                                     "overwrite it") from None
+    if settings is None:
         return {}
-    try:
-        settings = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SettingsError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})",
-                            "fix it by hand; cmat will not overwrite it") from None
     if not isinstance(settings, dict) or not isinstance(settings.get("hooks", {}), dict):
         raise SettingsError(f"{path}: expected an object whose 'hooks' is an object",
                             "fix it by hand; cmat will not overwrite it")

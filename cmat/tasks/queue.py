@@ -22,7 +22,12 @@ from cmat import clock, paths
 from cmat.errors import CmatError, NotFound, QueueError, UsageError
 from cmat.fileio import atomic_write_bytes, file_lock
 from cmat.request import timestamp_seconds
-from cmat.untrusted import Unreadable, read_untrusted, read_untrusted_text
+from cmat.untrusted import (
+    Unreadable,
+    read_untrusted,
+    read_untrusted_json,
+    read_untrusted_text,
+)
 from cmat.usage import (
     EARLIEST_TS,
     LATEST_TS,
@@ -380,12 +385,9 @@ class QueueService:
 
     def cmat_task_type(self, agent: str) -> str:
         """The task type CMAT v10's own `queue add` gives a task of `agent`: by the role
-        .claude/agents/agents.json (the project's, read as untrusted text) gives it."""
-        try:
-            listing = json.loads(read_untrusted_text(
-                self.project / ".claude" / "agents" / "agents.json") or "{}")
-        except (Unreadable, ValueError):
-            return CMAT_FALLBACK_TASK_TYPE
+        .claude/agents/agents.json (the project's: read as untrusted, a file that is no JSON
+        refused) gives it."""
+        listing = read_untrusted_json(self.project / ".claude" / "agents" / "agents.json")
         entries = listing.get("agents") if isinstance(listing, dict) else None
         for entry in entries if isinstance(entries, list) else []:
             if isinstance(entry, dict) and entry.get("agent-file") == agent \
