@@ -66,6 +66,26 @@ def test_queue_add_extract_show_enhancement_end_to_end(run, transcript):
     assert json.loads(run("queue", "show", task_id, "--json").output)["id"] == task_id
 
 
+def test_costs_enhancement_without_a_name_lists_every_enhancement(run, transcript):
+    builder, path = transcript
+    assert "no task of the queue belongs to an enhancement" in run(
+        "costs", "enhancement", code=3).stderr
+    first = run("queue", "add", "Build it", "--enhancement", "feat").output.strip()
+    run("queue", "add", "Plan it", "--enhancement", "later")
+    run("queue", "add", "No enhancement")
+    run("costs", "extract", first, path)
+    listed = json.loads(run("costs", "enhancement", "--json").output)
+    check_shape(listed)
+    assert [(e["enhancement"], e["tasks"], e["sessions"]) for e in listed["enhancements"]] == [
+        ("feat", 1, 1), ("later", 1, 0)]  # in the order of their first task
+    assert listed["enhancements"][0]["total_usd"] == pytest.approx(builder.expected_cost)
+    assert listed["total_usd"] == pytest.approx(builder.expected_cost)
+    lines = run("costs", "enhancement").output.splitlines()
+    assert lines[2].split()[:3] == ["feat", "1", "1"] and lines[3].split()[-1] == "$0.00"
+    assert lines[4].split()[0] == "Total"
+    assert lines[4].split()[-1] == f"${builder.expected_cost:,.2f}"
+
+
 def test_queue_takes_cmat_s_own_arguments(run):
     """CMAT's `queue complete ID RESULT`, `queue fail ID ERROR`, `queue list TYPE`."""
     done, failed, waiting = (run("queue", "add", title).output.strip()

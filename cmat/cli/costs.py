@@ -182,17 +182,27 @@ def _session_row(session: dict) -> list[str]:
 
 
 @costs.command()
-@click.argument("name")
+@click.argument("name", required=False)
 @project_option
 @options(TEAM_OPTIONS)
 @output_options
-def enhancement(name: str, project: Path | None, team: bool, team_url: str | None,
+def enhancement(name: str | None, project: Path | None, team: bool, team_url: str | None,
                 as_json: bool) -> None:
-    """What the tasks of enhancement NAME have cost, task by task."""
-    from cmat.tasks.costs import enhancement_report
+    """What the tasks of enhancement NAME have cost, task by task.
+
+    Without NAME, every enhancement of the queue, each with its tasks' total.
+    """
+    from cmat.tasks.costs import enhancement_report, enhancements_report
 
     with team_connection(team, team_url, project) as connection:
-        report = enhancement_report(paths.project_dir(project), name, team_source(connection))
+        if name is None:
+            listed = enhancements_report(paths.project_dir(project), team_source(connection))
+        else:
+            report = enhancement_report(paths.project_dir(project), name,
+                                        team_source(connection))
+    if name is None:
+        _print_enhancements(listed, as_json)
+        return
     if as_json:
         emit_json(report)
         return
@@ -214,6 +224,30 @@ def enhancement(name: str, project: Path | None, team: bool, team_url: str | Non
     echo()
     echo(summary_text(report))
     say_not_counted([task["queue_figures_not_counted"] for task in report["tasks"]])
+
+
+def _print_enhancements(listed: dict, as_json: bool) -> None:
+    if as_json:
+        emit_json(listed)
+        return
+    if not listed["enhancements"]:
+        raise NotFound("no task of the queue belongs to an enhancement",
+                       "a task belongs to one through metadata.enhancement_title")
+
+    def figures(entry: dict) -> list[str]:
+        tokens = entry["tokens"]
+        return [count(tokens["input"] + tokens["cache_creation"] + tokens["cache_read"]),
+                count(tokens["output"]), usd(entry["total_usd"])]
+
+    rows = [[e["enhancement"], count(e["tasks"]), count(e["sessions"]), *figures(e)]
+            for e in listed["enhancements"]]
+    rows.append(["Total", count(sum(e["tasks"] for e in listed["enhancements"])),
+                 count(sum(e["sessions"] for e in listed["enhancements"])), *figures(listed)])
+    echo(table(rows, ["Enhancement", "Tasks", "Sessions", "Input (all)", "Output", "Cost"],
+               numeric_from=1))
+    echo("\nTask by task: cmat costs enhancement NAME")
+    say_not_counted([figure for e in listed["enhancements"]
+                     for figure in e["queue_figures_not_counted"]])
 
 
 def say_not_counted(figures: list[dict | None]) -> None:

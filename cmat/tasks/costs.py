@@ -219,18 +219,45 @@ def task_report(project: Path, task_id: str, source: ReportSource | None = None,
 
 
 def enhancement_report(project: Path, name: str, source: ReportSource | None = None) -> dict:
-    """`cmat costs enhancement`: every task of the enhancement in this project's queue, from
-    the ledger (or `source`, the team database: every machine's sessions)."""
-    tasks = QueueService(project).tasks(enhancement=name)
-    models = ModelService(project)
+    """`cmat costs enhancement NAME`: every task of the enhancement in this project's queue,
+    from the ledger (or `source`, the team database: every machine's sessions)."""
+    summary, rows = _enhancements(project, source, name)[name]
+    return {**summary.to_json(), "enhancement": name, "tasks": rows}
+
+
+def enhancements_report(project: Path, source: ReportSource | None = None) -> dict:
+    """`cmat costs enhancement`: each enhancement of this project's queue, in the order of
+    its first task, with its tasks' totals; and the totals of them all."""
     total = CostSummary()
-    rows = []
+    listed = []
+    for name, (summary, rows) in _enhancements(project, source).items():
+        total.merge(summary)
+        listed.append({**summary.to_json(), "enhancement": name, "tasks": len(rows),
+                       "sessions": sum(row["sessions"] for row in rows),
+                       "queue_figures_not_counted": [row["queue_figures_not_counted"]
+                                                     for row in rows
+                                                     if row["queue_figures_not_counted"]]})
+    return {**total.to_json(), "enhancements": listed}
+
+
+def _enhancements(project: Path, source: ReportSource | None, only: str | None = None
+                  ) -> dict[str, tuple[CostSummary, list[dict]]]:
+    """Each enhancement's totals and its tasks, task by task (`only`: that one's, even
+    without a task)."""
+    tasks = QueueService(project).tasks(enhancement=only)
+    models = ModelService(project)
+    found: dict[str, tuple[CostSummary, list[dict]]] = {only: (CostSummary(), [])} if only \
+        else {}
     left_out: dict[str, dict] = {}
     with (contextlib.nullcontext(source) if source else Ledger()) as ledger:
         if isinstance(ledger, Ledger):
             left_out = import_legacy(project, ledger, models)
         for task in tasks:
+            name = enhancement_of(task)
+            if name is None:
+                continue
             summary = task_summary(ledger, task["id"], models)
+            total, rows = found.setdefault(name, (CostSummary(), []))
             total.merge(summary)
             rows.append({"task_id": task.get("id"), "title": task.get("title"),
                          "status": task.get("status"), "agent": task.get("assigned_agent"),
@@ -238,6 +265,4 @@ def enhancement_report(project: Path, name: str, source: ReportSource | None = N
                          "requests": summary.totals.requests,
                          "sessions": len(ledger.task_sessions(task["id"])),
                          "queue_figures_not_counted": left_out.get(task["id"])})
-    report = total.to_json()
-    report.update(enhancement=name, tasks=rows)
-    return report
+    return found
