@@ -2,6 +2,7 @@
 their own token counts (OpenAI's inclusive counts taken apart, never counted twice), and seen
 by every report by app and provider."""
 
+import hashlib
 import json
 import tempfile
 import time
@@ -1190,3 +1191,31 @@ def test_a_mixed_history_read_in_workers_and_bulk_loaded_is_exact_per_app(
     assert pool == [(False, batch) for batch in transcripts] + [(True, group) for group in groups]
     assert transcripts and len(groups) > 2
     assert groups[0][0].cursor is not None and len(groups[0]) == 1  # the database, first
+
+
+def test_a_gemini_chat_belongs_to_the_project_gemini_cli_recorded(isolated_home, tmp_path):
+    """Gemini CLI names a project's folder by a short id, with the path in .project_root and
+    in projects.json; an older one by the SHA-256 of the path."""
+    gemini_home = isolated_home / ".gemini"
+    message = [gemini_message("g1", "gemini-2.5-flash", 1_000, 0, 10)]
+    marked = gemini_chat(isolated_home, message, session="marked")
+    folder = gemini_home / "tmp" / "0a1b2c3d"
+    (folder / ".project_root").write_text("/home/me/app\n")
+    legacy_root = "/home/me/old app"
+    legacy = gemini_home / "tmp" / hashlib.sha256(legacy_root.encode()).hexdigest() / "chats"
+    legacy.mkdir(parents=True)
+    (legacy / "session-old.json").write_bytes(marked.read_bytes())
+    short = gemini_home / "tmp" / "web-1" / "chats"
+    short.mkdir(parents=True)
+    (short / "session-web.json").write_bytes(marked.read_bytes())
+    unknown = gemini_home / "tmp" / "ffff" / "chats"
+    unknown.mkdir(parents=True)
+    (unknown / "session-x.json").write_bytes(marked.read_bytes())
+    (gemini_home / "projects.json").write_text(json.dumps(
+        {"projects": {legacy_root: "old-app", "/srv/web": "web-1", "/x": 5}}))
+    found = {path.parent.parent.name: gemini.project_of(path) for path in gemini.files()}
+    assert found == {"0a1b2c3d": "/home/me/app", legacy.parent.name: legacy_root,
+                     "web-1": "/srv/web", "ffff": None}
+    assert {r.cwd for r in gemini.read(marked)[0]} == {"/home/me/app"}
+    (folder / ".project_root").write_text("two\nlines")  # not a path Gemini CLI wrote
+    assert gemini.project_of(marked) is None

@@ -15,20 +15,29 @@ requests already made and paid for.
 
 A `.jsonl` chat grows by lines: `read_from` reads on from where the last read stopped, in the
 session that read found (its carry, kept in the ledger beside the offset).
+
+A chat names no folder: its project is its folder's. Gemini CLI names each project's folder of
+`tmp/` by a short id (and writes the project's path into it, `.project_root`, and the pair
+into `~/.gemini/projects.json`) or, before that, by the SHA-256 of the project's path
+(`Storage`, `ProjectRegistry`): `project_of` reads it back, when one of them says it.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from pathlib import Path
 
 from cmat.apps import count, dump_carry, load_carry, plausible, source_tag, text
-from cmat.untrusted import Unreadable, read_untrusted
+from cmat.untrusted import Unreadable, read_untrusted, read_untrusted_json, read_untrusted_text
 from cmat.usage import UsageRecord
 
 APP = "gemini-cli"
 PROVIDER = "google"
 UNKNOWN_MODEL = "unknown"
 CHAT_LIMIT = 512 * 2**20  # a chat file is rewritten whole: far below this
+PROJECT_ROOT_FILE = ".project_root"  # in a project's folder of tmp/: the project's path
+PATH_LIMIT = 4096
 
 
 def home() -> Path:
@@ -53,6 +62,44 @@ def claims(path: Path, head: bytes) -> bool:
     start = head.lstrip()[:1]
     return path.suffix in (".json", ".jsonl") and start == b"{" \
         and b'"sessionId"' in head and b'"projectHash"' in head
+
+
+def project_of(chat: Path) -> str | None:
+    """The folder of the project a chat was made in, as Gemini CLI recorded it: in the
+    chat's project folder (`.project_root`), else in `~/.gemini/projects.json` (under the
+    folder's short id, or the SHA-256 of the path an older Gemini CLI named it by); None
+    when neither says."""
+    folder = chat.parent.parent
+    try:
+        written = read_untrusted_text(folder / PROJECT_ROOT_FILE, PATH_LIMIT)
+    except Unreadable:
+        written = None
+    root = written.strip() if written else ""
+    if root and "\n" not in root:
+        return root
+    registry = folder.parent.parent / "projects.json"
+    try:
+        stamp = registry.stat().st_mtime_ns
+    except OSError:
+        return None
+    return _registered(str(registry), stamp).get(folder.name)
+
+
+@functools.lru_cache(maxsize=4)
+def _registered(registry: str, _stamp: int) -> dict[str, str]:
+    """{short id or path hash: project path} of Gemini CLI's projects.json, read once for
+    each time it was written (`_stamp`); one that cannot be read names no project."""
+    try:
+        listing = read_untrusted_json(registry)
+    except Unreadable:
+        return {}
+    projects = listing.get("projects") if isinstance(listing, dict) else None
+    found: dict[str, str] = {}
+    for root, short_id in (projects.items() if isinstance(projects, dict) else ()):
+        if isinstance(root, str) and root and isinstance(short_id, str):
+            found[short_id] = root
+            found[hashlib.sha256(root.encode()).hexdigest()] = root
+    return found
 
 
 def read(path: Path) -> tuple[list[UsageRecord], int]:
@@ -112,8 +159,9 @@ def read_from(path: Path, offset: int, carry: bytes | None
             if isinstance(message, dict) and message.get("type") == "gemini" and \
                     isinstance(message.get("id"), str):
                 messages[message["id"]] = message  # written again: the latest copy stands
+    project = project_of(path)
     records = [record for message in messages.values()
-               if (record := _record(session, message)) is not None]
+               if (record := _record(session, message, project)) is not None]
     kept, skipped = plausible(records, skipped)
     note = dump_carry(CARRY_FORMAT, session) if resumes(path) else None
     return kept, skipped, offset, end, note
@@ -129,7 +177,7 @@ def _carried_session(note) -> str | None:
     return fields[0] if fields and fields[0].__class__ is str else None
 
 
-def _record(session: str, message: dict) -> UsageRecord | None:
+def _record(session: str, message: dict, project: str | None) -> UsageRecord | None:
     tokens = message.get("tokens")
     if not isinstance(tokens, dict):
         return None
@@ -142,5 +190,5 @@ def _record(session: str, message: dict) -> UsageRecord | None:
     return UsageRecord(f"gemini:{session}:{message['id']}", None, session,
                        message.get("timestamp"), model,
                        max(prompt - cached, 0) + tool, output + thoughts, 0, 0,
-                       min(cached, prompt), 0, None, None, False, "main", None, None,
+                       min(cached, prompt), 0, None, None, False, "main", None, project,
                        source_tag(APP, PROVIDER))
