@@ -356,8 +356,15 @@ def test_a_replaced_status_line_is_put_back_byte_for_byte(project):
     installed = json.loads(settings_file(project).read_text())
     assert installed["statusLine"]["command"].endswith("cmat-statusline.sh")
     cli_run("hooks", "install", "--replace-statusline")  # again: cmat's own line stays
+    scope = json.loads(cli_run("hooks", "status", "--json").output)["scopes"][0]
+    assert scope["statusline"]["cmats"] and scope["statusline"]["replaced"] == (
+        "bun x ccusage statusline")
+    assert "(in place of bun x ccusage statusline: 'cmat hooks uninstall' puts it back)" in (
+        cli_run("hooks", "status").output)
     cli_run("hooks", "uninstall")
     assert settings_file(project).read_bytes() == original
+    assert "bun x ccusage statusline  (not cmat's: left alone)" in cli_run(
+        "hooks", "status", code=1).output
 
 
 def test_a_status_line_replaced_after_the_hooks_is_put_back_beside_later_edits(project):

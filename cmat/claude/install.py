@@ -541,6 +541,13 @@ def status(project: Path | None) -> dict:
             })
         if any(h["installed"] for h in entry["hooks"]):
             entry["scripts_current"] = scripts_current(target)
+        line = settings.get("statusLine")
+        replaced = _read_replaced_statusline(target.settings)
+        entry["statusline"] = None if line is None else {
+            "cmats": target.owns(line),
+            "command": line.get("command") if isinstance(line, dict) else None,
+            "replaced": replaced.get("command") if isinstance(replaced, dict)
+            and target.owns(line) else None}
         report["scopes"].append(entry)
     try:
         servers = load_settings(mcp_file(resolved_project)).get("mcpServers", {})

@@ -169,6 +169,14 @@ def status(project: Path | None, as_json: bool) -> None:
             elif entry["runs"] and entry["imports_cmat"] is None:
                 runs += " (a system interpreter: not run to check that it has cmat)"
             echo(f"  {'':<{width}} runs: {runs}")
+        line = scope["statusline"]
+        if line and line["cmats"]:
+            echo(f"  {'status line':<{width}} {line['command'] or '(no command)'}" + (
+                f"  (in place of {line['replaced']}: 'cmat hooks uninstall' puts it back)"
+                if line["replaced"] else ""))
+        elif line:
+            echo(f"  {'status line':<{width}} {line['command'] or '(no command)'}  (not cmat's: "
+                 "left alone)")
         if scope.get("scripts_current") is False:
             echo(f"  {'scripts':<{width}} older than this cmat's (they work; 'cmat hooks "
                  f"install{' --user' if scope['scope'] == 'user' else ''}' updates them)")
