@@ -56,7 +56,8 @@ def test_queue_add_extract_show_enhancement_end_to_end(run, transcript):
     text = run("costs", "show", task_id).output
     assert "4,274" in text and f"${builder.expected_cost:,.2f}" in text
     assert "Claude Opus 4.6" in text and "Claude Haiku 4.5" in text  # per-model rows
-    session_row = text.splitlines()[-1].split()  # then one row per session
+    session_row = text.splitlines()[-3].split()  # then one row per session, the zone
+    assert text.splitlines()[-1].startswith("Times in ")
     assert session_row[0] == "sess-1" and session_row[-1] == f"${builder.expected_cost:,.2f}"
     enhancement = json.loads(run("costs", "enhancement", "feat", "--json").output)
     check_shape(enhancement)

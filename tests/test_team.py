@@ -447,7 +447,7 @@ def test_costs_show_team_gives_the_local_figures_of_every_machines_sessions(loca
     assert compacted["total_usd"] == pytest.approx(mine["total_usd"])
     (session,) = compacted["sessions"]
     assert (session["started"], session["requests"]) == (None, local_session["requests"])
-    row = cli_run("costs", "show", task, "--team", "--to", team_db).output.splitlines()[-1]
+    row = cli_run("costs", "show", task, "--team", "--to", team_db).output.splitlines()[-3]
     assert row.split()[1:3] == ["compacted", str(session["requests"])]
     assert "--to goes with --team" in cli_run("costs", "show", task, "--to", team_db,
                                               code=2).stderr

@@ -164,6 +164,9 @@ def show(task_id: str, project: Path | None, team: bool, team_url: str | None,
     echo()
     echo(table([_session_row(session) for session in report["sessions"]],
                ["Session", "Started", "Requests", "Cost"], numeric_from=2))
+    from cmat.periods import local_zone
+
+    echo(f"\nTimes in {local_zone().key}.")
 
 
 def _session_row(session: dict) -> list[str]:
