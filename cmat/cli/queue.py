@@ -92,9 +92,9 @@ def add(title: str, cmat_order: tuple[str, ...], enhancement: str | None, agent:
         given = {"agent": v10_agent, "source": source, "auto-complete": "true",
                  "task-type": task_type or service.cmat_task_type(v10_agent),
                  "description": description or title}
-    else:
+    else:  # an empty argument, as CMAT's scripts pass for what they leave out: none
         given = {name: value for name, value in zip(CMAT_ADD_ORDER, cmat_order) if value}
-    if auto_chain_flag:  # "": none
+    if auto_chain_flag:
         given["auto-chain"] = _one_of("auto-chain", given.get("auto-chain"), "true")
     source = given.get("source") or None
     named = re.fullmatch(r"enhancements/([^/]+)/.+", source or "")
