@@ -150,6 +150,7 @@ def test_prompt_submit_blocks_with_the_budget_message(project, over_budget):
     assert lines[0] == "Daily budget exhausted ($1.00)"
     assert lines[1].startswith("Spent today: $1.2")
     assert lines[2] == "Reset at 00:00 Europe/Paris, or raise it with: cmat budget set daily 1.8"
+    assert lines[3] == "Or let work go on for a while: cmat budget override --for 1h"
 
 
 def test_pre_tool_use_denies_with_the_reason_for_claude_and_the_user(project, over_budget):
@@ -160,6 +161,9 @@ def test_pre_tool_use_denies_with_the_reason_for_claude_and_the_user(project, ov
     assert decision["permissionDecision"] == "deny"
     assert decision["permissionDecisionReason"].startswith("Daily budget exhausted ($1.00)")
     assert answer["systemMessage"].startswith("Daily budget exhausted")
+    # The way on for now is the user's to take: said to them, not in what Claude reads.
+    assert "cmat budget override --for 1h" in answer["systemMessage"]
+    assert "override" not in decision["permissionDecisionReason"]
 
 
 def test_cmat_override_limit_lets_work_continue(project, over_budget):

@@ -321,9 +321,14 @@ def check_budgets(event: str, payload: dict, project: Path,
     answer: dict = {}
     if blocking:
         reason = "\n\n".join(status.exhausted_message() for status in blocking)
-        answer = refusal(event, reason)
-        if event != "prompt-submit":
-            notes.insert(0, reason)
+        # What the user reads (a refused prompt's reason, a refused tool call's message)
+        # also names the way on for now; the reason Claude reads does not.
+        for_the_user = f"{reason}\n{OVERRIDE_HINT}"
+        if event == "prompt-submit":
+            answer = refusal(event, for_the_user)
+        else:
+            answer = refusal(event, reason)
+            notes.insert(0, for_the_user)
     if notes:
         answer["systemMessage"] = "\n".join(notes)
     line = None
@@ -401,6 +406,9 @@ def session_reading(ledger, project: Path, path: Path, session_id: str
                path.parent / path.stem / "subagents", path.parent / session_id / "subagents"]
     return ([(p, states[p].offset, states[p].inode) for p in sources],
             [headroom.fingerprint(str(p)) for p in watched])
+
+
+OVERRIDE_HINT = "Or let work go on for a while: cmat budget override --for 1h"
 
 
 def refusal(event: str, reason: str) -> dict:
