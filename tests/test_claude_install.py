@@ -318,6 +318,7 @@ def test_install_statusline_and_mcp_and_remove_them(project):
     assert json.loads(cli_run("hooks", "status", "--json").output)["mcp"] == servers["cmat"]
     cli_run("hooks", "uninstall")
     assert not settings_file.exists()  # cmat created it, and took it away again
+    assert not (project / ".claude" / "hooks").exists()  # and the folder for its scripts
     assert not (project / ".mcp.json").exists()  # it held cmat's server alone
     assert not list(project.rglob("*.lock"))
 

@@ -369,8 +369,9 @@ def uninstall(target: Target, dry_run: bool = False) -> Change:
                     atomic_write_bytes(target.settings, after)
             for path in scripts:
                 path.unlink()
-            with contextlib.suppress(OSError):
-                target.scripts.rmdir()  # only when empty
+            for folder in (target.scripts, target.scripts.parent):  # hooks/cmat, hooks
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only when empty
             for kind in ("settings", "statusline"):
                 with contextlib.suppress(FileNotFoundError):
                     _backup_file(target.settings, kind).unlink()
