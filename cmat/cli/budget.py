@@ -13,7 +13,7 @@ from cmat.budgets.config import (
     SCOPES,
 )
 from cmat.cli.options import Amount, Choice, output_options, project_option
-from cmat.cli.output import echo, emit_json, styled, table
+from cmat.cli.output import echo, emit_json, styled, table, times_in
 from cmat.errors import BUDGET_SPENT, OK, PROBLEMS_FOUND, leave
 from cmat.money import usd
 
@@ -311,7 +311,7 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
         now = clock.now()
         echo("\nAt work: " + "; ".join(
             Running(**s).describe(now) for s in concurrency["sessions"]))
-    echo(f"\nTimes in {report['timezone']}.")
+    echo(f"\n{times_in(report['timezone'])}")
     for o in report["overrides"]:
         echo(f"Override of {o['scope']} until "
              f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(o['until']))} by {o['by']}"
@@ -466,9 +466,7 @@ def list_alerts(as_json: bool) -> None:
     if errors:
         echo("A failed delivery is tried again at later budget checks, or now with: cmat "
              "alerts deliver")
-    from cmat.periods import local_zone
-
-    echo(f"\nTimes in {local_zone().key}.")
+    echo(f"\n{times_in()}")
 
 
 @alerts.command()

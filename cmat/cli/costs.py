@@ -9,7 +9,16 @@ import click
 
 from cmat import clock, paths
 from cmat.cli.options import options, output_options, project_option, team_connection
-from cmat.cli.output import count, echo, emit_json, show_session, summary_text, table
+from cmat.cli.output import (
+    count,
+    echo,
+    emit_json,
+    local_minute,
+    show_session,
+    summary_text,
+    table,
+    times_in,
+)
 from cmat.errors import NotFound
 from cmat.money import usd
 
@@ -164,20 +173,14 @@ def show(task_id: str, project: Path | None, team: bool, team_url: str | None,
     echo()
     echo(table([_session_row(session) for session in report["sessions"]],
                ["Session", "Started", "Requests", "Cost"], numeric_from=2))
-    from cmat.periods import local_zone
-
-    echo(f"\nTimes in {local_zone().key}.")
+    echo(f"\n{times_in()}")
 
 
 def _session_row(session: dict) -> list[str]:
     """A task's session: its start in local time, requests and cost; a session whose
     requests were compacted into rollups is said to be (they are in the totals above; the
     ledger's rollups keep no session, the team database's do)."""
-    from datetime import datetime
-
-    started = session["started"]
-    started = datetime.fromisoformat(started).astimezone().strftime("%Y-%m-%d %H:%M") \
-        if started else "compacted"
+    started = local_minute(session["started"]) if session["started"] else "compacted"
     if not session["requests"]:
         return [session["session_id"], started, "-", "-"]
     return [session["session_id"], started, count(session["requests"]),

@@ -81,6 +81,24 @@ def wrapped(label: str, value: str) -> str:
                          break_on_hyphens=False)
 
 
+def times_in(zone_name: str | None = None) -> str:
+    """The note under a table of times: the zone they are in (default: the machine's)."""
+    from cmat.periods import local_zone
+
+    return f"Times in {zone_name or local_zone().key}."
+
+
+def local_minute(iso_utc: str, zone_name: str | None = None) -> str:
+    """A time given in UTC (ISO 8601), as the minute it was in `zone_name` (default: the
+    machine's zone, the one times_in names)."""
+    from datetime import datetime
+
+    from cmat.periods import zone
+
+    return datetime.fromisoformat(iso_utc).astimezone(zone(zone_name)).strftime(
+        "%Y-%m-%d %H:%M")
+
+
 def field_text(value) -> str:
     """A field's value as `show` commands print it: '-' for none, yes or no for a flag,
     JSON for a list or an object (a queue's, say), never Python's spelling."""

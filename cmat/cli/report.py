@@ -33,6 +33,7 @@ from cmat.cli.output import (
     count,
     echo,
     emit_json,
+    local_minute,
     print_session,
     short_count,
     show_session,
@@ -40,6 +41,7 @@ from cmat.cli.output import (
     table,
     table_width,
     terminal_width,
+    times_in,
     wrapped,
 )
 from cmat.colour import visible_length
@@ -313,18 +315,6 @@ class _TableParts:
 COST_HEADERS = {"Cost", "Cost/run", "$/run"}
 
 
-def _local_minute(iso_utc: str | None, timezone: str) -> str:
-    """A time the report gives in UTC, as the minute it was in the report's time zone (the
-    one its footer names)."""
-    if not iso_utc:
-        return "-"
-    from datetime import datetime
-
-    from cmat.periods import zone
-
-    return datetime.fromisoformat(iso_utc).astimezone(zone(timezone)).strftime("%Y-%m-%d %H:%M")
-
-
 def _table_parts(report: dict, models, compact: bool = False, no_cost: bool = False
                  ) -> _TableParts:
     """The report's table; `compact`: short session ids and projects, token counts in
@@ -369,8 +359,9 @@ def _all_table_parts(report: dict, models, compact: bool) -> _TableParts:
     for row in report["rows"]:
         line = [row[key], *[row.get(d) if row.get(d) is not None else "-" for d in dims]]
         if key == "session":
-            line += [row.get("project") or "-", _local_minute(row.get("last"),
-                                                              report["timezone"])]
+            last = row.get("last")
+            line += [row.get("project") or "-",
+                     local_minute(last, report["timezone"]) if last else "-"]
             if compact:
                 line[0] = line[0][:8]
                 line[-2] = line[-2].rstrip("/").rsplit("/", 1)[-1][:20]
@@ -386,7 +377,7 @@ def _all_table_parts(report: dict, models, compact: bool) -> _TableParts:
     padding = len(headers) - len(numbers)
     rows.append([styled(cell, "bold") for cell in ["Total", *[""] * (padding - 1),
                                                    *figures(total)]])
-    notes = [f"\n\nTimes in {report['timezone']}."]
+    notes = [f"\n\n{times_in(report['timezone'])}"]
     if total["unpriced_models"]:
         notes.append("+? and unpriced: not priced (tokens counted, cost not): "
                      + ", ".join(total["unpriced_models"])
