@@ -1219,3 +1219,27 @@ def test_a_gemini_chat_belongs_to_the_project_gemini_cli_recorded(isolated_home,
     assert {r.cwd for r in gemini.read(marked)[0]} == {"/home/me/app"}
     (folder / ".project_root").write_text("two\nlines")  # not a path Gemini CLI wrote
     assert gemini.project_of(marked) is None
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(marker=st.one_of(st.none(), st.binary(max_size=300)),
+       registry=st.one_of(st.none(), st.binary(max_size=300),
+                          st.dictionaries(st.text(max_size=20), st.one_of(
+                              st.just("some-id"), st.text(max_size=20), st.integers(),
+                              st.none()), max_size=4)
+                          .map(lambda projects: json.dumps({"projects": projects}).encode())))
+@example(marker=b"two\nlines", registry=b'{"projects": {"a\\nb": "some-id"}}')
+def test_any_gemini_project_files_name_a_project_or_none(tmp_path, marker, registry):
+    """.project_root and projects.json are Gemini CLI's files, read through the safe reader:
+    whatever bytes they hold, a chat has a project path or none, never an error."""
+    gemini._registered.cache_clear()  # each example's projects.json, however soon rewritten
+    gemini_home = tmp_path / ".gemini"
+    chat = gemini_home / "tmp" / "some-id" / "chats" / "session-a.json"
+    chat.parent.mkdir(parents=True, exist_ok=True)
+    for path, content in ((chat.parent.parent / ".project_root", marker),
+                          (gemini_home / "projects.json", registry)):
+        path.unlink(missing_ok=True)
+        if content is not None:
+            path.write_bytes(content)
+    found = gemini.project_of(chat)
+    assert found is None or (isinstance(found, str) and found and "\n" not in found)

@@ -74,8 +74,7 @@ def project_of(chat: Path) -> str | None:
         written = read_untrusted_text(folder / PROJECT_ROOT_FILE, PATH_LIMIT)
     except Unreadable:
         written = None
-    root = written.strip() if written else ""
-    if root and "\n" not in root:
+    if root := _one_path(written):
         return root
     registry = folder.parent.parent / "projects.json"
     try:
@@ -83,6 +82,12 @@ def project_of(chat: Path) -> str | None:
     except OSError:
         return None
     return _registered(str(registry), stamp).get(folder.name)
+
+
+def _one_path(text) -> str | None:
+    """`text` as a project path Gemini CLI could have written: one line, not empty."""
+    root = text.strip() if isinstance(text, str) else ""
+    return root if root and "\n" not in root else None
 
 
 @functools.lru_cache(maxsize=4)
@@ -95,8 +100,8 @@ def _registered(registry: str, _stamp: int) -> dict[str, str]:
         return {}
     projects = listing.get("projects") if isinstance(listing, dict) else None
     found: dict[str, str] = {}
-    for root, short_id in (projects.items() if isinstance(projects, dict) else ()):
-        if isinstance(root, str) and root and isinstance(short_id, str):
+    for written, short_id in (projects.items() if isinstance(projects, dict) else ()):
+        if (root := _one_path(written)) and isinstance(short_id, str):
             found[short_id] = root
             found[hashlib.sha256(root.encode()).hexdigest()] = root
     return found
