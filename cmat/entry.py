@@ -18,7 +18,8 @@ atexit.register(gc.freeze)
 
 def no_budget_config() -> bool:
     """True when neither the user nor the project has a cmat config: a budget hook then has
-    nothing to check and answers before importing anything (it runs before every tool call).
+    nothing to check and answers before importing anything more (it runs before every tool
+    call).
     Paths as cmat.paths resolves them, written out with `os` alone."""
     import os
 
@@ -31,8 +32,17 @@ def no_budget_config() -> bool:
                 or os.path.exists(os.path.join(project, ".claude", "cmat.toml")))
 
 
+def from_claude_code() -> None:
+    """Started by Claude Code (a hook, the status line): what the project's settings set in
+    the environment is not cmat's configuration (cmat.claude.hook_environment)."""
+    from cmat.claude.hook_environment import restore
+
+    restore()
+
+
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "hook" and sys.argv[2] in BY_COMMAND:
+        from_claude_code()
         stdin = None
         if BY_COMMAND[sys.argv[2]].checks_budgets and sys.stdin is not None \
                 and not sys.stdin.isatty():
@@ -52,6 +62,7 @@ def main() -> None:
         sys.exit(run(sys.argv[2], stdin))
     # The status line runs every few seconds; its other options are ccusage's, and ignored.
     if sys.argv[1:2] == ["statusline"] and not {"-h", "--help"} & set(sys.argv[2:]):
+        from_claude_code()
         from cmat.statusline import run as statusline
 
         sys.exit(statusline(debug=bool({"-d", "--debug"} & set(sys.argv[2:]))))

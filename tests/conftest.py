@@ -3,6 +3,7 @@
 import pytest
 from hypothesis import settings
 
+from cmat.claude import hook_environment
 from tests.helpers import need, real_fixture
 from tests.transcript_factory import TranscriptBuilder
 
@@ -28,6 +29,8 @@ def isolated_home(tmp_path_factory, monkeypatch):
         monkeypatch.setenv(name, str(home / name.lower()))
     for name in _CLEARED:
         monkeypatch.delenv(name, raising=False)
+    # This machine's managed settings, if it has any, are not the test's.
+    monkeypatch.setattr(hook_environment, "MANAGED_SETTINGS", str(home / "managed-settings.json"))
     return home
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cmat import paths
+from cmat.claude import hook_environment
 from cmat.claude.events import EVENTS, SCRIPTS, STATUSLINE_SCRIPT, SUPPORT_SCRIPT
 from cmat.errors import SettingsError
 from cmat.fileio import atomic_write_bytes, file_lock
@@ -161,9 +162,42 @@ def _handlers(settings: dict, event: str):
                 yield group, index, handler
 
 
+def _setting(path: Path | str, key: str):
+    """A top-level setting of a settings file as Claude Code would apply it (a file it could
+    not read or parse applies nothing)."""
+    try:
+        settings = read_untrusted_json(path)
+    except Unreadable:
+        return None
+    return settings.get(key) if isinstance(settings, dict) else None
+
+
+def hooks_switched_off(project: Path | None) -> str | None:
+    """Why Claude Code runs none of cmat's hooks (nor its status line) in `project`, or None.
+    As Claude Code decides: managed settings that set `disableAllHooks` or
+    `allowManagedHooksOnly` (cmat's hooks are never managed ones); else `disableAllHooks` as
+    the last of the user's, the project's and the local settings to set it says. A repository
+    can switch them off this way without running anything: this is how cmat tells."""
+    project = paths.project_dir(project)
+    managed = hook_environment.MANAGED_SETTINGS
+    for key in ("disableAllHooks", "allowManagedHooksOnly"):
+        if _setting(managed, key) is True:
+            return f"{key} is true in {managed} (managed settings)"
+    decided = None
+    for path in (target_for(project, True).settings,
+                 *map(Path, hook_environment.project_settings(str(project)))):
+        value = _setting(path, "disableAllHooks")
+        if value is not None:
+            decided = (value, path)
+    if decided and decided[0] is True:
+        return f"disableAllHooks is true in {decided[1]}"
+    return None
+
+
 def budgets_enforced(project: Path | None) -> bool:
     """Whether Claude Code runs cmat's budget checks in this project: one of them installed
-    in the project's settings or the user's (an unreadable file counts as none)."""
+    in the project's settings or the user's (an unreadable file counts as none); see also
+    hooks_switched_off."""
     for user in (False, True):
         target = target_for(project, user)
         try:
@@ -559,6 +593,9 @@ def status(project: Path | None) -> dict:
     logs = [paths.hook_log_file()]
     report["logs"] = [_log_summary(log) for log in logs if log.is_file()]
     report["cmat_on_path"] = shutil.which("cmat")
+    report["hooks_off"] = hooks_switched_off(resolved_project)
+    report["ignored_environment"] = sorted(
+        hook_environment.repository_set(str(resolved_project)))
     return report
 
 

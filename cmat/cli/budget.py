@@ -161,9 +161,14 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
 
 
 def _say_if_not_enforced(project: str | None) -> None:
-    from cmat.claude.install import budgets_enforced
+    from cmat.claude.install import budgets_enforced, hooks_switched_off
 
-    if not budgets_enforced(Path(project) if project else None):
+    where = Path(project) if project else None
+    switched_off = hooks_switched_off(where)
+    if switched_off:
+        echo(f"note: Claude Code runs no hooks in this project ({switched_off}), so it "
+             "enforces no budget here; spend here still counts against them elsewhere")
+    elif not budgets_enforced(where):
         echo("note: Claude Code enforces budgets through cmat's hooks, installed neither in "
              "this project nor for your user: cmat hooks install (--user: every project)")
 

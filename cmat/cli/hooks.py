@@ -93,8 +93,8 @@ def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
     other settings are kept; a file cmat did not write is never replaced. Running it again
     changes nothing; `cmat hooks uninstall` restores the settings as they were.
     """
+    from cmat.claude.install import hooks_switched_off, install_mcp, mcp_entry
     from cmat.claude.install import install as run_install
-    from cmat.claude.install import install_mcp, mcp_entry
 
     if with_mcp and user:
         entry = mcp_entry()
@@ -110,10 +110,14 @@ def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
     _report(change, "update", dry_run)
     if with_mcp:
         _report(install_mcp(paths.project_dir(project), dry_run), "update", dry_run)
+    switched_off = hooks_switched_off(target.project)
+    if switched_off:
+        echo(f"cmat: warning: {switched_off}: Claude Code runs none of these hooks in this "
+             "project while it is", err=True)
     if change.changed and not dry_run:
         echo("Installed. End a Claude Code session, then: cmat hooks status")
-        echo("The budget checks (UserPromptSubmit, PreToolUse) answer at once, importing "
-             "nothing, while no cmat config exists (cmat budget set creates one).")
+        echo("The budget checks (UserPromptSubmit, PreToolUse) answer at once while no cmat "
+             "config exists (cmat budget set creates one).")
 
 
 @hooks.command()
@@ -136,12 +140,14 @@ def status(project: Path | None, as_json: bool) -> None:
 
     Nothing found in a settings file is run to find this out (a cloned repository's
     settings are somebody else's text): the interpreter is read from cmat's own scripts.
-    Exits 1 when no scope has every hook installed and runnable.
+    Also says when Claude Code's settings switch every hook off here (disableAllHooks), and
+    which of cmat's variables the project's settings set (ignored by cmat's hooks).
+    Exits 1 when no scope has every hook installed and runnable, or hooks are switched off.
     """
     from cmat.claude.install import status as run_status
 
     report = run_status(project)
-    healthy = any(all(h["installed"] and h["executable"] and h["runs"]
+    healthy = not report["hooks_off"] and any(all(h["installed"] and h["executable"] and h["runs"]
                       and h["imports_cmat"] is not False for h in scope["hooks"])
                   for scope in report["scopes"])
     report["ok"] = healthy
@@ -149,6 +155,10 @@ def status(project: Path | None, as_json: bool) -> None:
         emit_json(report)
         leave(OK if healthy else PROBLEMS_FOUND)
     echo(f"Project: {report['project']}")
+    if report["hooks_off"]:
+        echo(f"Switched off: {report['hooks_off']}: Claude Code runs no hook and no status "
+             "line here, so nothing is recorded as it happens and no budget is enforced "
+             "(reports still read this project's transcripts)")
     # One column for cmat's events, as wide as the longest (UserPromptSubmit); another
     # tool's event (the settings' text) does not set it.
     width = max(len(entry["event"]) for scope in report["scopes"] for entry in scope["hooks"])
@@ -186,12 +196,18 @@ def status(project: Path | None, as_json: bool) -> None:
          + (f"{report['mcp']['command']} {' '.join(report['mcp']['args'])}" if report["mcp"]
             else "not registered (cmat hooks install --mcp)"))
     echo(f"cmat on PATH: {report['cmat_on_path'] or 'not found'}")
+    if report["ignored_environment"]:
+        echo("Ignored: the project's settings set " + ", ".join(report["ignored_environment"])
+             + " for the programs Claude Code starts; cmat's hooks, status line and MCP "
+             "server use your own values instead (docs/security.md)")
     if not report["logs"]:
         echo("Hook log: no runs recorded yet")
     for log in report["logs"]:
         echo(f"Hook log: {log['path']}\n  last: {log['last']}")
         if log["last_problem"] and log["last_problem"] != log["last"]:
             echo(f"  last problem: {log['last_problem']}")
-    if not healthy:
+    if report["hooks_off"]:
+        echo("\nNot ready: Claude Code's settings switch hooks off here (above).")
+    elif not healthy:
         echo("\nNot ready: run 'cmat hooks install' (or --user).")
     leave(OK if healthy else PROBLEMS_FOUND)

@@ -19,7 +19,10 @@ def mcp(project: Path | None) -> None:
     """
     import sys
 
+    from cmat.claude.hook_environment import restore
     from cmat.mcp_server import run
+
+    restore(str(paths.project_dir(project)))  # Claude Code starts it: as a hook (docs/security.md)
 
     if sys.stdin.isatty():  # a person, not an MCP client: say why nothing happens
         click.echo("cmat's MCP server, waiting for an MCP client on stdin (Claude Code starts"
