@@ -376,3 +376,16 @@ def test_deeply_nested_json_of_a_repository_is_a_clear_error(project, name):
         "queue", "add", "implementer", "Fix", ""]}[name]
     said = cli_run(*command, code=6 if "agents" in name else 9).stderr
     assert f"{project / name} is nested too deeply" in said and "internal error" not in said
+
+
+def test_finishing_the_current_task_leaves_a_fifo_marker_and_does_not_wait(project):
+    task = QueueService(project).add("Fix login")
+    QueueService(project).start(task["id"])
+    marker = paths.current_task_file(project)
+    marker.unlink()
+    os.mkfifo(marker)  # read as the task it names, opening it waited for a writer for ever
+    done = subprocess.run([sys.executable, "-m", "cmat", "queue", "complete", task["id"]],
+                          capture_output=True, text=True, timeout=60, env=child_env())
+    assert done.returncode == 0, done.stderr
+    assert QueueService(project).get(task["id"])["status"] == "completed"
+    assert marker.is_fifo()

@@ -19,11 +19,17 @@ from cmat.tasks.queue import (
     QueueService,
     enhancement_of,
 )
+from cmat.untrusted import Unreadable
 
 
 def _queue(project: Path | None) -> QueueService:
     service = QueueService(paths.project_dir(project))
-    stale = service.clear_stale_marker()
+    try:
+        stale = service.clear_stale_marker()
+    except Unreadable as exc:  # not cmat's to remove; the hooks refuse it the same way
+        echo(f"cmat: note: current-task marker refused, so no task is current: {exc}",
+             err=True)
+        return service
     if stale:
         echo(f"cmat: note: {stale} is no longer active; it is not the current task any "
              "more", err=True)

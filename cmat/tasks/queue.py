@@ -429,10 +429,10 @@ class QueueService:
         task = self.set_status(task_id, status, result)
         with file_lock(self.marker):
             try:
-                if self.marker.read_text().strip() == task_id:
-                    self.marker.unlink()
-            except FileNotFoundError:
-                pass
+                if read_marker(self.project) == task_id:
+                    self.marker.unlink(missing_ok=True)
+            except Unreadable:
+                pass  # not a marker cmat wrote (a FIFO, say): left, as every reader leaves it
         return task
 
 
