@@ -291,3 +291,22 @@ def test_any_bytes_are_read_without_a_crash(raw):
     usd, io_tokens, all_tokens = headroom.appended_bound(raw + b'"output_tokens":' + raw + b"\n",
                                                          prices)
     assert usd >= 0 and 0 <= io_tokens <= all_tokens
+
+
+def test_json_that_is_not_json_is_a_value_error_before_the_json_module_is_imported():
+    """The C scanner reports a malformed string through json.decoder's error class; before
+    `json` is imported (as in a hook) it raised SystemError, which a caller expecting
+    ValueError let through."""
+    import subprocess
+    import sys
+
+    from tests.helpers import child_env
+
+    probe = ("import sys\nfrom cmat.claude.headroom import parse_json\n"
+             "assert 'json.decoder' not in sys.modules\n"
+             "for text in ['{\"a\": \"x', '{\"a\"', '[1,', '{\"a\": tru']:\n"
+             "    try:\n        parse_json(text)\n    except ValueError:\n        continue\n"
+             "    raise SystemExit(f'parsed {text!r}')\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=child_env(), timeout=60)
+    assert done.returncode == 0, done.stderr

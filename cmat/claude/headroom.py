@@ -306,7 +306,9 @@ def parse_json(text: str):
     text = text.strip(" \t\n\r")
     try:
         value, end = make_scanner(_Options())(text, 0)
-    except StopIteration:
+    except (StopIteration, SystemError):
+        # SystemError: the scanner reports a malformed string through json.decoder's error
+        # class, and finds none while `json` is not imported.
         raise ValueError("not JSON") from None
     if end != len(text):
         raise ValueError("not one JSON value")
