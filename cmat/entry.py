@@ -51,9 +51,11 @@ def main() -> None:
                 sys.exit(0)
             raw = read_stdin()
             from cmat.claude import headroom
+            from cmat.claude.own_files import writes_cmat_files
 
-            if headroom.answer(sys.argv[2], raw):  # far from every limit: allowed
-                sys.exit(0)
+            # A write to cmat's own files is the full check's to refuse (and log).
+            if not writes_cmat_files(raw) and headroom.answer(sys.argv[2], raw):
+                sys.exit(0)  # far from every limit: allowed
             import io
 
             stdin = io.BytesIO(raw)

@@ -102,6 +102,14 @@ class BudgetExhausted(CmatError):
 BUDGET_SPENT = BudgetExhausted.exit_code
 
 
+class AgentMayNotLoosen(CmatError):
+    """A command that would loosen a budget (raise or remove it, override it) was run from
+    inside a Claude Code session, where the agent the budget holds could run it: run it in
+    your own terminal."""
+
+    exit_code = 12
+
+
 def exit_codes() -> list[tuple[int, str]]:
     """Every exit code cmat uses and what it means (each error's that exits with it), in
     order."""

@@ -17,7 +17,8 @@ _CLEARED = ("CLAUDE_PROJECT_DIR", "CLAUDE_CONFIG_DIR", "CODEX_HOME", "OPENCODE_D
             "CMAT_MODELS",
             "CMAT_LEDGER",
             "CMAT_CURRENT_TASK_ID", "CMAT_OVERRIDE_LIMIT", "CMAT_DEBUG", "NO_COLOR",
-            "CMAT_MACHINE", "CMAT_USER", "CMAT_TEAM_URL", "PGPASSWORD")
+            "CMAT_MACHINE", "CMAT_USER", "CMAT_TEAM_URL", "PGPASSWORD",
+            "CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT")  # a test is in no Claude Code session
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cmat import clock, paths
 from cmat.attribution import attribute_session
@@ -19,6 +21,7 @@ from cmat.budgets.limits import (
     status_report,
 )
 from cmat.catalog import ModelService
+from cmat.claude.own_files import writes_cmat_files
 from cmat.errors import UsageError
 from cmat.ledger import Ledger
 from cmat.tasks.queue import QueueService, TaskContext
@@ -337,3 +340,63 @@ def test_budget_status_has_no_empty_state_column_while_nothing_is_exhausted(proj
     rule = next(line for line in lines if line.startswith("---"))
     bar = next(line for line in lines if line.startswith("Daily budget")).split()[-1]
     assert rule.split()[-1] == "-" * len(bar)  # the bar's column is the last one
+
+
+def test_inside_claude_code_a_budget_is_tightened_never_loosened(project, monkeypatch):
+    """Claude Code gives its Bash tool CLAUDECODE=1: a subagent stopped by its run limit, or
+    the main thread it reports to, must not lift the limit with the command its refusal
+    names."""
+    cli_run("budget", "set", "run", "5", "--agent", "architect")
+    cli_run("budget", "set", "daily", "50")
+    monkeypatch.setenv("CLAUDECODE", "1")
+    refused = cli_run("budget", "set", "run", "10", "--agent", "architect", code=12)
+    monkeypatch.setenv("CLAUDECODE", "")  # set empty by a repository's settings: still inside
+    assert "terminal of their own" in refused.stderr
+    cli_run("budget", "unset", "daily", code=12)
+    cli_run("budget", "override", "--for", "1h", code=12)
+    cli_run("budget", "set", "daily", "40")  # lower: allowed
+    cli_run("budget", "set", "monthly", "500")  # a new budget: allowed
+    cli_run("budget", "override", "--end")  # ending an override: allowed
+    cli_run("budget", "unset", "weekly")  # nothing to remove: nothing loosened
+    config = load_config(project)
+    assert config.global_usd == {"daily": 40, "monthly": 500}
+    assert config.keyed["run"] == {"architect": 5}
+    monkeypatch.delenv("CLAUDECODE")
+    cli_run("budget", "set", "daily", "60")  # in your own terminal: as ever
+    assert load_config(project).global_usd["daily"] == 60
+
+
+@pytest.mark.parametrize(("tool", "key", "where"), [
+    ("Edit", "file_path", "config"), ("Write", "file_path", "ledger"),
+    ("MultiEdit", "file_path", "link"), ("NotebookEdit", "notebook_path", "config")])
+def test_claudes_file_tools_may_not_write_cmats_files_while_a_budget_holds(
+        project, tmp_path, tool, key, where):
+    config = user_config("[budgets]\ndaily = 50\n")
+    target = {"config": config, "ledger": paths.ledger_file(),
+              "link": project / "budgets.toml"}[where]
+    if where == "link":
+        target.symlink_to(config)  # a link in the project to your config is your config
+    call = {"session_id": "s1", "transcript_path": str(tmp_path / "none.jsonl"),
+            "cwd": str(project), "hook_event_name": "PreToolUse", "tool_name": tool,
+            "tool_input": {key: str(target), "content": "[budgets]\ndaily = 5000\n"}}
+    answer = budget_hook(PRE_TOOL, project, call)
+    assert answer["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert "not Claude's to edit" in answer["hookSpecificOutput"]["permissionDecisionReason"]
+    call["tool_input"][key] = str(project / "src" / "budgets.toml")  # any other file: allowed
+    assert budget_hook(PRE_TOOL, project, call) is None
+
+
+def test_a_write_too_large_to_read_whole_is_still_refused(project, tmp_path):
+    config = user_config("[budgets]\ndaily = 50\n")
+    call = {"session_id": "s1", "transcript_path": str(tmp_path / "none.jsonl"),
+            "cwd": str(project), "hook_event_name": "PreToolUse", "tool_name": "Write",
+            "tool_input": {"file_path": str(config), "content": "#" * (2 << 20)}}
+    answer = budget_hook(PRE_TOOL, project, call)
+    assert answer["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+@settings(max_examples=200)
+@given(data=st.binary(max_size=300), tool=st.sampled_from(["Write", "Edit", "NotebookEdit"]))
+def test_any_payload_naming_a_file_tool_is_told_apart_without_raising(data, tool):
+    raw = b'{"tool_name": "%s", "tool_input": ' % tool.encode() + data
+    assert writes_cmat_files(raw) in (True, False)

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 # check: a repository may set them.
 NOT_CONFIGURATION = {"CLAUDE_PROJECT_DIR", "NO_COLOR", "FORCE_COLOR", "COLUMNS", "TERM",
                      "REQUEST_METHOD", "QUERY_STRING", "PATH_INFO", "HTTP_HOST",
+                     "CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT",  # set by Claude Code, not cmat's
                      *hook_environment.LABELS}
 HOSTILE = {"CMAT_OVERRIDE_LIMIT": "1", "XDG_CONFIG_HOME": "/repo/config",
            "XDG_CACHE_HOME": "/repo/cache", "CMAT_NOW": "2001-01-01T12:00:00", "TZ": "UTC",
@@ -96,10 +97,14 @@ def test_managed_settings_outrank_the_users(project, monkeypatch, tmp_path, no_p
     assert os.environ["CMAT_LEDGER"] == "/srv/ledger.db"
 
 
-def test_settings_cmat_cannot_parse_as_claude_code_might_give_up_every_name_they_quote(project):
-    (project / ".claude" / "settings.json").write_text(
-        '{ // comments: JSON with comments\n "env": {"CMAT_OVERRIDE_LIMIT": "1", "TZ": "UTC",'
-        ' "PATH": "/x"}}')
+@pytest.mark.parametrize("text", [
+    '{ // comments: JSON with comments\n "env": {"CMAT_OVERRIDE_LIMIT": "1", "TZ": "UTC",'
+    ' "PATH": "/x"}}',
+    '{"env": {"CMAT_OVERRIDE_LIMIT": "1", "TZ": "UTC", "PATH": "/x}}',  # a string never closed
+])
+def test_settings_cmat_cannot_parse_as_claude_code_might_give_up_every_name_they_quote(
+        project, text):
+    (project / ".claude" / "settings.json").write_text(text)
     assert set(settings_env(str(project / ".claude" / "settings.json"))) == {
         "CMAT_OVERRIDE_LIMIT", "TZ"}
 

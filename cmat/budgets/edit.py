@@ -60,6 +60,14 @@ def set_value(document: dict, keys: list[str], value) -> None:
     document[keys[-1]] = value
 
 
+def read_value(path: Path, keys: list[str]):
+    """The value at `keys` in a config file (None: not set, or no such file)."""
+    value = read_toml(path)
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
 def unset_value(document: dict, keys: list[str]) -> bool:
     tables = [document]
     for key in keys[:-1]:

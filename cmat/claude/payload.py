@@ -55,11 +55,12 @@ def read_payload(stream) -> dict:
     return payload
 
 
-def leading_fields(prefix: bytes) -> dict:
+def leading_fields(prefix: bytes, inner: bool = True) -> dict:
     """The top-level fields of a JSON object that are complete within `prefix`, up to the
     first that is not (each value is decoded by the standard library's C scanner). A value
     nested too deeply to decode is stepped over without recursion, and left out: the fields
-    a check needs (session, transcript, agent) are flat."""
+    a check needs (session, transcript, agent) are flat. An object cut off at the end keeps
+    its own leading fields (one level down: a large Write's `tool_input.file_path`)."""
     text = prefix.decode("utf-8", "ignore")
     decoder = json.JSONDecoder()
     found: dict = {}
@@ -81,6 +82,10 @@ def leading_fields(prefix: bytes) -> dict:
                 value, position = decoder.raw_decode(text, start)
             except RecursionError:
                 value, position = _TOO_DEEP, _skip_nested(text, start)
+            except ValueError:
+                if inner and text.startswith("{", start):
+                    found[key] = leading_fields(text[start:].encode(), inner=False)
+                return found
         except (ValueError, IndexError):
             return found  # cut off here
         position = _skip_space(text, position)

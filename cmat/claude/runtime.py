@@ -255,6 +255,12 @@ def check_budgets(event: str, payload: dict, project: Path,
     from cmat.ledger import Ledger
 
     session_id = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
+    if event == "pre-tool-use":
+        from cmat.claude.own_files import denied_call
+
+        denied = denied_call(payload)
+        if denied:  # whatever the budgets' state: an agent may not edit what holds it
+            return f"session {session_id}: denied: {denied}", refusal(event, denied)
     # The queue is read only when a budget needs the task's enhancement or agent.
     details = "enhancement" in config.keyed or config.has_run_limits
     subagent = (_text_field(payload, "agent_id"), _text_field(payload, "agent_type"))
