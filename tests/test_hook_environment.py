@@ -104,9 +104,10 @@ def test_managed_settings_outrank_the_users(project, monkeypatch, tmp_path, no_p
 ])
 def test_settings_cmat_cannot_parse_as_claude_code_might_give_up_every_name_they_quote(
         project, text):
-    (project / ".claude" / "settings.json").write_text(text)
-    assert set(settings_env(str(project / ".claude" / "settings.json"))) == {
-        "CMAT_OVERRIDE_LIMIT", "TZ"}
+    path = project / ".claude" / "settings.json"
+    path.write_text(text)
+    assert set(settings_env(str(path), untrusted=True)) == {"CMAT_OVERRIDE_LIMIT", "TZ"}
+    assert settings_env(str(path)) == {}  # yours: no value is guessed into your environment
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -118,7 +119,7 @@ def test_settings_cmat_cannot_parse_as_claude_code_might_give_up_every_name_they
 def test_any_settings_file_gives_an_environment_of_strings_and_never_raises(project, data):
     path = project / ".claude" / "settings.json"
     path.write_bytes(data)
-    env = settings_env(str(path))
+    env = settings_env(str(path), untrusted=True)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
     restore(str(project))  # never raises either
 

@@ -36,12 +36,12 @@ def is_configuration(name: str) -> bool:
     return name in CONFIGURATION or (name.startswith("CMAT_") and name not in LABELS)
 
 
-def settings_env(path: str) -> dict[str, str]:
+def settings_env(path: str, untrusted: bool = False) -> dict[str, str]:
     """The `env` a settings file gives Claude Code's processes, as strings (what Claude Code
-    passes on). A file Claude Code could not parse gives nothing; one cmat cannot parse the
-    way Claude Code might (comments, nesting past the parser) counts as setting every
-    configuration variable it names in quotes: guessing that it sets none would let it
-    through."""
+    passes on); nothing from a file that cannot be read. An `untrusted` one that cmat cannot
+    parse the way Claude Code might (comments, nesting past the parser) counts as setting
+    every configuration variable it names in quotes, to "": guessing that it sets none would
+    let it through."""
     try:
         data = read_untrusted(path)
     except Unreadable:
@@ -53,7 +53,7 @@ def settings_env(path: str) -> dict[str, str]:
 
         env = parse_json(data.decode("utf-8")).get("env")
     except (ValueError, RecursionError, AttributeError):
-        return {name: "" for name in _quoted_names(data)}
+        return {name: "" for name in _quoted_names(data)} if untrusted else {}
     if not isinstance(env, dict):
         return {}
     return {name: value if isinstance(value, str) else _text(value)
@@ -97,7 +97,7 @@ def repository_set(project: str) -> dict[str, str]:
     where both do, as Claude Code merges them)."""
     found: dict[str, str] = {}
     for path in project_settings(project):
-        found.update((name, value) for name, value in settings_env(path).items()
+        found.update((name, value) for name, value in settings_env(path, True).items()
                      if is_configuration(name))
     return found
 
