@@ -23,12 +23,12 @@ def no_budget_config() -> bool:
     Paths as cmat.paths resolves them, written out with `os` alone."""
     import os
 
+    from cmat.claude.own_files import config_folder
+
     project = os.environ.get("CLAUDE_PROJECT_DIR")
     if not project:
         return False  # the project must come from the payload: take the ordinary path
-    home = os.path.expanduser("~")
-    config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
-    return not (os.path.exists(os.path.join(config_home, "cmat", "config.toml"))
+    return not (os.path.exists(os.path.join(config_folder(), "config.toml"))
                 or os.path.exists(os.path.join(project, ".claude", "cmat.toml")))
 
 
