@@ -148,6 +148,7 @@ def open_page(url, screenshot=None):
                 title: document.getElementById('title-all').textContent,
                 days_text: document.getElementById('days-30d').textContent,
                 budgets: document.querySelectorAll('#budgets .budget').length,
+                not_enforced: document.querySelector('#budgets p')?.textContent,
                 alerts: document.querySelectorAll('#alerts tbody tr').length,
                 tasks: [...document.querySelectorAll('#tasks tbody tr')].length,
                 charts: [...document.querySelectorAll('canvas')].map(
@@ -191,6 +192,7 @@ def test_the_dashboard_renders_in_chromium_with_the_right_totals(recent_history,
     assert shown["days_text"] == f"a day on average; {len(days)} of 30 days with usage"
     assert shown["charts"] == [3, 1]  # spend per day (a dataset a model), per project
     assert shown["budgets"] == 2 and shown["alerts"] == 1 and shown["tasks"] >= 4
+    assert shown["not_enforced"].startswith("Not enforced here: Claude Code enforces budgets")
     assert shown["savings"].startswith("$")
     assert shown["requests"] == f"{report['total']['requests']:,} requests"
     assert "No usage" not in shown["suggestions"]

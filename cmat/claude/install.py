@@ -210,6 +210,26 @@ def budgets_enforced(project: Path | None) -> bool:
     return False
 
 
+def note_enforcement(report: dict, project: Path) -> dict:
+    """A budget status report (cmat.budgets.limits.status_report) with `not_enforced`: why
+    Claude Code enforces none of its budgets in `project`, where it has any."""
+    report["not_enforced"] = not_enforced_note(project) if report["budgets"] \
+        or report["concurrency"] else None
+    return report
+
+
+def not_enforced_note(project: Path | None) -> str | None:
+    """Why Claude Code enforces no budget in this project, if it does not."""
+    switched_off = hooks_switched_off(project)
+    if switched_off:
+        return (f"Claude Code runs no hooks in this project ({switched_off}), so it enforces "
+                "no budget here; spend here still counts against them elsewhere")
+    if not budgets_enforced(project):
+        return ("Claude Code enforces budgets through cmat's hooks, installed neither in "
+                "this project nor for your user: cmat hooks install (--user: every project)")
+    return None
+
+
 def _is_ours(target: Target, handler, script: str) -> bool:
     return target.owns(handler) and target.script_of(handler["command"]).name == script
 

@@ -14,7 +14,7 @@ from cmat.budgets.config import (
     SCOPES,
 )
 from cmat.cli.options import Amount, Choice, output_options, project_option
-from cmat.cli.output import echo, emit_json, styled, table, times_in
+from cmat.cli.output import echo, emit_json, styled, table, times_in, wrapped
 from cmat.errors import BUDGET_SPENT, OK, PROBLEMS_FOUND, AgentMayNotLoosen, leave
 from cmat.money import usd
 
@@ -181,17 +181,12 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
     _say_if_not_enforced(project)
 
 
-def _say_if_not_enforced(project: str | None) -> None:
-    from cmat.claude.install import budgets_enforced, hooks_switched_off
+def _say_if_not_enforced(project: str | Path | None) -> None:
+    from cmat.claude.install import not_enforced_note
 
-    where = Path(project) if project else None
-    switched_off = hooks_switched_off(where)
-    if switched_off:
-        echo(f"note: Claude Code runs no hooks in this project ({switched_off}), so it "
-             "enforces no budget here; spend here still counts against them elsewhere")
-    elif not budgets_enforced(where):
-        echo("note: Claude Code enforces budgets through cmat's hooks, installed neither in "
-             "this project nor for your user: cmat hooks install (--user: every project)")
+    note = not_enforced_note(Path(project) if project else None)
+    if note:
+        echo(wrapped("note: ", note))
 
 
 @budget.command("unset")
@@ -293,12 +288,13 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
     Exits 11 when any budget is exhausted (for scripts and CI).
     """
     from cmat.budgets.limits import status_report
+    from cmat.claude.install import note_enforcement
     from cmat.cli.report import scan_first
 
     resolved = paths.project_dir(project)
     ledger, _ = scan_first(no_scan, (), quiet=True)
     with ledger:
-        report = status_report(resolved, ledger, clock.now())
+        report = note_enforcement(status_report(resolved, ledger, clock.now()), resolved)
     for note in report["ignored"]:
         echo(f"cmat: note: {note}", err=True)
     if as_json:
@@ -344,6 +340,8 @@ def status(project: Path | None, no_scan: bool, as_json: bool) -> None:
         echo(f"Override of {o['scope']} until "
              f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(o['until']))} by {o['by']}"
              + (f": {o['reason']}" if o["reason"] else ""))
+    if report["not_enforced"]:
+        echo(wrapped("Not enforced here: ", report["not_enforced"]))
     leave(BUDGET_SPENT if report["exhausted"] else OK)
 
 

@@ -59,8 +59,9 @@ def usage(ledger, query: dict) -> dict:
 
 def budgets(ledger, project: Path) -> dict:
     from cmat.budgets.limits import status_report
+    from cmat.claude.install import note_enforcement
 
-    return status_report(project, ledger, clock.now())
+    return note_enforcement(status_report(project, ledger, clock.now()), project)
 
 
 def suggestions(ledger, models, query: dict) -> dict:

@@ -190,6 +190,11 @@ function budgetBars(status) {
     fill.className = budget.exhausted ? "exhausted" : highest >= 80 ? "warning" : "";
     bar.appendChild(fill); box.appendChild(bar); element.appendChild(box);
   });
+  if (status.not_enforced) {  // hooks not installed, or switched off in this project
+    const note = document.createElement("p");
+    note.textContent = `Not enforced here: ${status.not_enforced}`;
+    element.appendChild(note);
+  }
 }
 
 function suggestionList(found, range) {
