@@ -195,6 +195,7 @@ def test_install_status_and_budget_set_say_hooks_are_switched_off(project):
     assert "Switched off: disableAllHooks is true in" in shown.output
     assert "settings switch hooks off here" in shown.output
     assert "enforces no budget here" in cli_run("budget", "set", "daily", "5").output
-    assert "Not enforced here: Claude Code runs no hooks" in cli_run("budget", "status", "--no-scan").output
+    shown = cli_run("budget", "status", "--no-scan").output
+    assert "Not enforced here: Claude Code runs no hooks" in shown
     shown = json.loads(cli_run("budget", "status", "--no-scan", "--json").output)
     assert "disableAllHooks" in shown["not_enforced"]
