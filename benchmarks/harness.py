@@ -21,12 +21,18 @@ def compile_bytecode() -> None:
 
 
 def bench_project(root: Path) -> dict:
-    """An empty project under `root` and an environment that keeps cmat's files inside root."""
+    """A project under `root` with cmat's hooks in its settings (which every hook reads
+    first) and an environment that keeps cmat's files inside root."""
+    import json
     import os
+
+    from cmat.claude.install import target_for, with_hooks
 
     compile_bytecode()
     project = root / "project"
     (project / ".claude").mkdir(parents=True)
+    (project / ".claude" / "settings.json").write_text(
+        json.dumps(with_hooks({}, target_for(project, False)), indent=2))
     return dict(os.environ, CLAUDE_PROJECT_DIR=str(project), HOME=str(root / "home"),
                 XDG_CACHE_HOME=str(root / "cache"), XDG_DATA_HOME=str(root / "data"),
                 XDG_CONFIG_HOME=str(root / "config"), XDG_STATE_HOME=str(root / "state"))
