@@ -80,6 +80,12 @@ def test_what_the_project_set_is_put_back_to_the_users_own_values(project, monke
     assert "XDG_CONFIG_HOME" not in os.environ and shell["XDG_CONFIG_HOME"]  # cmat's default
 
 
+def test_a_key_written_with_escapes_is_the_same_key(project):
+    path = project / ".claude" / "settings.json"
+    path.write_text('{"\\u0065nv": {"CMAT_\\u004fVERRIDE_LIMIT": "1"}}')  # JSON for "env"
+    assert settings_env(str(path), untrusted=True) == {"CMAT_OVERRIDE_LIMIT": "1"}
+
+
 def test_a_value_the_project_set_but_something_stronger_replaced_is_left(project, monkeypatch):
     _settings(project, env={"XDG_CONFIG_HOME": "/repo/config"})
     monkeypatch.setenv("XDG_CONFIG_HOME", "/flag/config")  # --settings or managed won

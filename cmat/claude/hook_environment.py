@@ -46,7 +46,7 @@ def settings_env(path: str, untrusted: bool = False) -> dict[str, str]:
         data = read_untrusted(path)
     except Unreadable:
         return {}
-    if not data or b'"env"' not in data:
+    if not data or b'"env"' not in data and b"\\" not in data:  # no key, unless escaped
         return {}
     try:
         from cmat.claude.headroom import parse_json
