@@ -205,3 +205,33 @@ def test_install_status_and_budget_set_say_hooks_are_switched_off(project):
     assert "Not enforced here: Claude Code runs no hooks" in shown
     shown = json.loads(cli_run("budget", "status", "--no-scan", "--json").output)
     assert "disableAllHooks" in shown["not_enforced"]
+
+
+NAMES = st.sampled_from([*hook_environment.CONFIGURATION, *hook_environment.LABELS,
+                         "CMAT_OVERRIDE_LIMIT", "CMAT_NOW", "CMAT_X", "PATH", "EDITOR"])
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(project_env=st.dictionaries(NAMES, st.text(max_size=8), max_size=6),
+       local_env=st.dictionaries(NAMES, st.text(max_size=8), max_size=3))
+def test_no_configuration_a_project_sets_reaches_cmat_and_nothing_else_changes(
+        project, monkeypatch, no_proc, project_env, local_env):
+    project_env = {k: v.replace("\0", "") for k, v in project_env.items()}
+    local_env = {k: v.replace("\0", "") for k, v in local_env.items()}
+    _settings(project, env=project_env)
+    _settings(project, "settings.local.json", env=local_env)
+    applied = {**project_env, **local_env}  # as Claude Code merges them
+    with monkeypatch.context() as patch:
+        # With HOME set by the project, put back means unset: ~ is then the machine's own.
+        patch.setattr(hook_environment, "user_settings", lambda: str(project / "none.json"))
+        for name, value in applied.items():
+            patch.setenv(name, value)
+        before = dict(os.environ)
+        restore(str(project))
+        for name, value in applied.items():
+            if is_configuration(name):
+                assert name not in os.environ, name  # nobody else sets it: unset
+            else:
+                assert os.environ[name] == value  # labels and the rest: as they were
+        assert {k: v for k, v in os.environ.items() if k not in applied} == {
+            k: v for k, v in before.items() if k not in applied}
