@@ -520,3 +520,57 @@ def test_terminal_safe_lets_cmats_colours_tabs_and_line_ends_through_and_nothing
     # is text.
     assert terminal_safe("t\x1b[8m\x1b[30;40m\x1b[38;5;0m") == \
         "t\\x1b[8m\\x1b[30;40m\\x1b[38;5;0m"
+
+
+def test_managed_hooks_are_for_every_project_and_no_repository_switches_them_off(
+        project, tmp_path, monkeypatch):
+    from cmat.claude import hook_environment
+
+    managed = tmp_path / "etc" / "claude-code" / "managed-settings.json"
+    monkeypatch.setattr(hook_environment, "MANAGED_SETTINGS", str(managed))
+    (project / ".claude" / "settings.json").write_text('{"disableAllHooks": true}')
+    assert "Switched off" in cli_run("hooks", "status", code=1).output
+    installed = cli_run("hooks", "install", "--managed")
+    assert "disableAllHooks" not in installed.stderr  # managed hooks run all the same
+    handlers = json.loads(managed.read_text())["hooks"]
+    command = handlers["PreToolUse"][0]["hooks"][0]["command"]
+    assert command == str(managed.parent / "hooks" / "cmat" / "on-pre-tool-use-budget.sh")
+    assert os.access(command, os.X_OK) and oct(managed.stat().st_mode)[-3:] == "644"
+    shown = json.loads(cli_run("hooks", "status", "--json").output)
+    assert shown["ok"] and shown["hooks_off"] is None
+    assert [s["scope"] for s in shown["scopes"]] == ["project", "user", "managed"]
+    assert "not enforced" not in cli_run("budget", "set", "daily", "5").output.lower()
+    cli_run("hooks", "uninstall", "--managed")
+    assert not managed.exists()  # it held nothing but cmat's
+    assert "Switched off" in cli_run("hooks", "status", code=1).output
+    cli_run("hooks", "install", "--user", "--managed", code=2)
+
+
+def test_managed_settings_that_switch_hooks_off_switch_off_managed_ones_too(
+        project, tmp_path, monkeypatch):
+    from cmat.claude import hook_environment
+
+    managed = tmp_path / "managed-settings.json"
+    monkeypatch.setattr(hook_environment, "MANAGED_SETTINGS", str(managed))
+    cli_run("hooks", "install", "--managed")
+    settings = json.loads(managed.read_text())
+    managed.write_text(json.dumps({**settings, "disableAllHooks": True}))
+    assert "disableAllHooks is true in" in cli_run("hooks", "status", code=1).output
+    managed.write_text(json.dumps({**settings, "allowManagedHooksOnly": True}))
+    cli_run("hooks", "status")  # cmat's are the managed ones: they run
+
+
+def test_managed_settings_this_user_may_not_write_say_to_run_as_root(project, tmp_path,
+                                                                     monkeypatch):
+    from cmat.claude import hook_environment
+    from cmat.claude import install as installing
+
+    monkeypatch.setattr(hook_environment, "MANAGED_SETTINGS",
+                        str(tmp_path / "managed-settings.json"))
+
+    def refused(path, data, executable=False):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(installing, "atomic_write_bytes", refused)
+    failed = cli_run("hooks", "install", "--managed", code=9)
+    assert "permission denied" in failed.stderr and "run it as root (sudo)" in failed.stderr

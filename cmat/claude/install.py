@@ -40,9 +40,10 @@ MCP_SERVER_NAME = "cmat"
 
 @dataclass(frozen=True)
 class Target:
-    """Where hooks are installed: a project's settings, or the user's."""
+    """Where hooks are installed: a project's settings, the user's, or the machine's managed
+    settings (which no repository's settings can switch off)."""
 
-    scope: str  # "project" or "user"
+    scope: str  # "project", "user" or "managed"
     settings: Path
     scripts: Path  # cmat's own folder of scripts
     project: Path  # what $CLAUDE_PROJECT_DIR stands for when a handler runs
@@ -117,12 +118,15 @@ def _written_by_cmat(path: Path) -> bool | None:
     return None if data is None else OWNED_MARKER in data
 
 
-def target_for(project: Path | None, user: bool) -> Target:
-    """The user's settings with `user`, else the project's; and the user's when the
-    project's settings are the user's (the home folder's .claude/ is Claude Code's user
-    configuration: handlers written for a project there, run from `$CLAUDE_PROJECT_DIR`,
-    would fail in every other project)."""
+def target_for(project: Path | None, user: bool, managed: bool = False) -> Target:
+    """The machine's managed settings with `managed`, the user's settings with `user`, else
+    the project's; and the user's when the project's settings are the user's (the home
+    folder's .claude/ is Claude Code's user configuration: handlers written for a project
+    there, run from `$CLAUDE_PROJECT_DIR`, would fail in every other project)."""
     project = paths.project_dir(project)
+    if managed:
+        settings = Path(hook_environment.MANAGED_SETTINGS)
+        return Target("managed", settings, settings.parent / "hooks" / SCRIPTS_FOLDER, project)
     if user or is_user_configuration(project / ".claude"):
         base = paths.user_settings_dir()
         return Target("user", base / "settings.json", base / "hooks" / SCRIPTS_FOLDER, project)
@@ -180,9 +184,12 @@ def hooks_switched_off(project: Path | None) -> str | None:
     can switch them off this way without running anything: this is how cmat tells."""
     project = paths.project_dir(project)
     managed = hook_environment.MANAGED_SETTINGS
-    for key in ("disableAllHooks", "allowManagedHooksOnly"):
-        if _setting(managed, key) is True:
-            return f"{key} is true in {managed} (managed settings)"
+    if _setting(managed, "disableAllHooks") is True:
+        return f"disableAllHooks is true in {managed} (managed settings)"
+    if _installed(target_for(project, False, managed=True)):
+        return None  # managed hooks: nothing but managed settings switches them off
+    if _setting(managed, "allowManagedHooksOnly") is True:
+        return f"allowManagedHooksOnly is true in {managed} (managed settings)"
     decided = None
     for path in (target_for(project, True).settings,
                  *map(Path, hook_environment.project_settings(str(project)))):
@@ -196,18 +203,21 @@ def hooks_switched_off(project: Path | None) -> str | None:
 
 def budgets_enforced(project: Path | None) -> bool:
     """Whether Claude Code runs cmat's budget checks in this project: one of them installed
-    in the project's settings or the user's (an unreadable file counts as none); see also
-    hooks_switched_off."""
-    for user in (False, True):
-        target = target_for(project, user)
-        try:
-            settings = load_settings(target.settings)
-        except SettingsError:
-            continue
-        if any(_is_ours(target, handler, spec.script) for spec in EVENTS if spec.checks_budgets
-               for _, _, handler in _handlers(settings, spec.name)):
-            return True
-    return False
+    in the project's, the user's or the managed settings; see also hooks_switched_off."""
+    return any(_installed(target_for(project, user, managed), budget_checks_only=True)
+               for user, managed in ((False, False), (True, False), (False, True)))
+
+
+def _installed(target: Target, budget_checks_only: bool = False) -> bool:
+    """Whether one of cmat's handlers (of a budget check) is in the target's settings (an
+    unreadable file holds none)."""
+    try:
+        settings = load_settings(target.settings)
+    except SettingsError:
+        return False
+    return any(_is_ours(target, handler, spec.script) for spec in EVENTS
+               if spec.checks_budgets or not budget_checks_only
+               for _, _, handler in _handlers(settings, spec.name))
 
 
 def note_enforcement(report: dict, project: Path) -> dict:
@@ -566,9 +576,13 @@ def status(project: Path | None) -> dict:
     """Everything `cmat hooks status` reports."""
     resolved_project = paths.project_dir(project)
     report: dict = {"project": str(resolved_project), "scopes": []}
-    # In the home folder the project's settings are the user's: one scope, said once.
-    targets = {target.settings: target for target in (target_for(resolved_project, False),
-                                                       target_for(resolved_project, True))}
+    # In the home folder the project's settings are the user's: one scope, said once. The
+    # managed settings are shown where the machine has them.
+    scopes = [target_for(resolved_project, False), target_for(resolved_project, True)]
+    managed = target_for(resolved_project, False, managed=True)
+    if managed.settings.exists():
+        scopes.append(managed)
+    targets = {target.settings: target for target in scopes}
     for target in targets.values():
         entry: dict = {"scope": target.scope, "settings": str(target.settings), "hooks": [],
                        "others": []}

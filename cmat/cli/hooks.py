@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from pathlib import Path
 
@@ -18,6 +19,10 @@ scope_options = [
                       "project)."),
     click.option("--user", is_flag=True,
                  help="Change the user's settings (~/.claude/settings.json) instead."),
+    click.option("--managed", is_flag=True,
+                 help="Change the machine's managed settings (/etc/claude-code/"
+                      "managed-settings.json, as root) instead: hooks for every user that "
+                      "no repository's settings can switch off."),
     click.option("--dry-run", is_flag=True, help="Show what would change; write nothing."),
 ]
 
@@ -62,11 +67,26 @@ def _report(change, verb: str, dry_run: bool) -> None:
 _DONE = {"update": "Updated", "clean": "Cleaned", "write": "Wrote", "remove": "Removed"}
 
 
-def _target(project: Path | None, user: bool):
+@contextlib.contextmanager
+def _permitted(target):
+    """A settings file or folder this user may not write: said, with what to do."""
+    from cmat.errors import SettingsError
+
+    try:
+        yield
+    except PermissionError as exc:
+        raise SettingsError(f"cannot write {exc.filename or target.settings}: permission denied",
+                            "run it as root (sudo)" if target.scope == "managed"
+                            else "check who owns it") from None
+
+
+def _target(project: Path | None, user: bool, managed: bool):
     """Where install and uninstall work; said when the project's settings are the user's."""
     from cmat.claude.install import target_for
 
-    target = target_for(project, user)
+    if user and managed:
+        raise click.UsageError("--user or --managed, not both")
+    target = target_for(project, user, managed)
     if target.scope == "user" and not user:
         echo(f"cmat: note: {target.settings} is Claude Code's user settings (this project is "
              "the home folder): working on them as --user does, for every project", err=True)
@@ -82,7 +102,7 @@ def _target(project: Path | None, user: bool):
                    "say), which `cmat hooks uninstall` puts back.")
 @click.option("--mcp", "with_mcp", is_flag=True,
               help="Also register cmat's MCP server in the project's .mcp.json.")
-def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
+def install(project: Path | None, user: bool, managed: bool, dry_run: bool, statusline: bool,
             replace_statusline: bool, with_mcp: bool) -> None:
     """Add cmat's hooks to Claude Code's settings.
 
@@ -92,11 +112,16 @@ def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
     waits for. Other hooks, their scripts (CMAT's own on-session-end-cost.sh among them) and
     other settings are kept; a file cmat did not write is never replaced. Running it again
     changes nothing; `cmat hooks uninstall` restores the settings as they were.
+
+    --managed puts them in the machine's managed settings, for every user of the machine
+    (each records into their own ledger, under their own budgets): a repository's settings
+    cannot switch those off (disableAllHooks). The interpreter that runs them is this one:
+    install cmat where every user can run it (/opt/cmat, say), then run this as root.
     """
     from cmat.claude.install import hooks_switched_off, install_mcp, mcp_entry
     from cmat.claude.install import install as run_install
 
-    if with_mcp and user:
+    if with_mcp and (user or managed):
         entry = mcp_entry()
         raise click.UsageError(
             "--mcp registers the server for one project; for every project run: claude mcp add "
@@ -105,8 +130,10 @@ def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
         from cmat.extras import require
 
         require("mcp", "cmat hooks install --mcp (the server it registers)")
-    target = _target(project, user)
-    change = run_install(target, dry_run, statusline or replace_statusline, replace_statusline)
+    target = _target(project, user, managed)
+    with _permitted(target):
+        change = run_install(target, dry_run, statusline or replace_statusline,
+                             replace_statusline)
     _report(change, "update", dry_run)
     if with_mcp:
         _report(install_mcp(paths.project_dir(project), dry_run), "update", dry_run)
@@ -122,13 +149,16 @@ def install(project: Path | None, user: bool, dry_run: bool, statusline: bool,
 
 @hooks.command()
 @_scoped
-def uninstall(project: Path | None, user: bool, dry_run: bool) -> None:
+def uninstall(project: Path | None, user: bool, managed: bool, dry_run: bool) -> None:
     """Remove cmat's hooks, status line and MCP entry (and only cmat's) from the settings."""
     from cmat.claude.install import uninstall as run_uninstall
     from cmat.claude.install import uninstall_mcp
 
-    _report(run_uninstall(_target(project, user), dry_run), "clean", dry_run)
-    if not user:
+    target = _target(project, user, managed)
+    with _permitted(target):
+        change = run_uninstall(target, dry_run)
+    _report(change, "clean", dry_run)
+    if not user and not managed:
         _report(uninstall_mcp(paths.project_dir(project), dry_run), "clean", dry_run)
 
 
@@ -188,8 +218,9 @@ def status(project: Path | None, as_json: bool) -> None:
             echo(f"  {'status line':<{width}} {line['command'] or '(no command)'}  (not cmat's: "
                  "left alone)")
         if scope.get("scripts_current") is False:
+            flag = "" if scope["scope"] == "project" else f" --{scope['scope']}"
             echo(f"  {'scripts':<{width}} older than this cmat's (they work; 'cmat hooks "
-                 f"install{' --user' if scope['scope'] == 'user' else ''}' updates them)")
+                 f"install{flag}' updates them)")
         for other in scope["others"]:
             echo(f"  {other['event']:<{width}} {other['command']}  (not cmat's: left alone)")
     echo("\nMCP server in .mcp.json: "
@@ -207,7 +238,10 @@ def status(project: Path | None, as_json: bool) -> None:
         if log["last_problem"] and log["last_problem"] != log["last"]:
             echo(f"  last problem: {log['last_problem']}")
     if report["hooks_off"]:
-        echo("\nNot ready: Claude Code's settings switch hooks off here (above).")
+        echo("\nNot ready: Claude Code's settings switch hooks off here (above)."
+             + ("" if "managed settings" in report["hooks_off"] else
+                " Hooks in the machine's managed settings run all the same: sudo cmat "
+                "hooks install --managed"))
     elif not healthy:
         echo("\nNot ready: run 'cmat hooks install' (or --user).")
     leave(OK if healthy else PROBLEMS_FOUND)
