@@ -178,10 +178,11 @@ def _setting(path: Path | str, key: str):
 
 def hooks_switched_off(project: Path | None) -> str | None:
     """Why Claude Code runs none of cmat's hooks (nor its status line) in `project`, or None.
-    As Claude Code decides: managed settings that set `disableAllHooks` or
-    `allowManagedHooksOnly` (cmat's hooks are never managed ones); else `disableAllHooks` as
-    the last of the user's, the project's and the local settings to set it says. A repository
-    can switch them off this way without running anything: this is how cmat tells."""
+    As Claude Code decides: managed settings that set `disableAllHooks`; where cmat's hooks
+    are not managed ones (`hooks install --managed`), also managed `allowManagedHooksOnly`,
+    or `disableAllHooks` as the last of the user's, the project's and the local settings to
+    set it says. A repository can switch them off this way without running anything: this
+    is how cmat tells."""
     project = paths.project_dir(project)
     managed = hook_environment.MANAGED_SETTINGS
     if _setting(managed, "disableAllHooks") is True:
