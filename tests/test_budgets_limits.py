@@ -400,3 +400,21 @@ def test_a_write_too_large_to_read_whole_is_still_refused(project, tmp_path):
 def test_any_payload_naming_a_file_tool_is_told_apart_without_raising(data, tool):
     raw = b'{"tool_name": "%s", "tool_input": ' % tool.encode() + data
     assert writes_cmat_files(raw) in (True, False)
+
+
+def test_inside_claude_code_a_model_is_priced_higher_never_lower(project, monkeypatch,
+                                                                   tmp_path):
+    monkeypatch.setenv("CLAUDECODE", "1")
+    refused = cli_run("models", "add", "claude-opus-4-6", "--input", "0", "--output", "0",
+                      code=12)
+    assert "pricing claude-opus-4-6 lower" in refused.stderr
+    cli_run("models", "add", "my-model", "--pattern", "claude", "--input", "9", "--output",
+            "9", code=12)  # a pattern may capture other models' ids
+    cli_run("models", "add", "claude-opus-4-6", "--input", "50", "--output", "250")  # higher
+    cli_run("models", "add", "my-own-model", "--input", "1", "--output", "2")  # a new one
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"models": []}')
+    cli_run("models", "update", str(prices), code=12)
+    cli_run("models", "update", str(prices), "--dry-run")
+    monkeypatch.delenv("CLAUDECODE")
+    cli_run("models", "add", "claude-opus-4-6", "--input", "0", "--output", "0")  # yours

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -13,9 +12,10 @@ from cmat.budgets.config import (
     PROJECT_PERIODS,
     SCOPES,
 )
+from cmat.cli.by_a_person import by_a_person
 from cmat.cli.options import Amount, Choice, output_options, project_option
 from cmat.cli.output import echo, emit_json, styled, table, times_in, wrapped
-from cmat.errors import BUDGET_SPENT, OK, PROBLEMS_FOUND, AgentMayNotLoosen, leave
+from cmat.errors import BUDGET_SPENT, OK, PROBLEMS_FOUND, leave
 from cmat.money import usd
 
 BAR_WIDTH = 10
@@ -78,20 +78,6 @@ def _team_budget(scope: str, team: bool, url: str | None, amount: float | None) 
     echo(f"{scope} = {amount} (in {describe(target)})" if amount is not None
          else f"Removed {scope} from {describe(target)}")
     return True
-
-
-def _by_a_person(what: str) -> None:
-    """Refuse `what`, which loosens a budget, inside a Claude Code session: Claude Code gives
-    its Bash tool CLAUDECODE=1, and an agent held by a budget (a subagent stopped by its run
-    limit, and the main thread it reports to) would otherwise lift the limit itself, as the
-    refusal's own hint says how."""
-    # Present at all (a repository's settings could set it empty, not remove it).
-    if os.environ.get("CLAUDECODE") is not None \
-            or os.environ.get("CLAUDE_CODE_ENTRYPOINT") is not None:
-        raise AgentMayNotLoosen(
-            f"{what} loosens a budget, and this runs inside a Claude Code session "
-            "(CLAUDECODE is set), where the agent the budget holds could run it",
-            "the user runs it in a terminal of their own")
 
 
 def _token_count(ctx, param, value: str | None) -> str | None:
@@ -164,10 +150,10 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
     value = int(amount) if placed.whole else amount
     before = read_value(placed.file, placed.keys)
     if isinstance(before, (int, float)) and value > before:
-        _by_a_person(f"raising {'.'.join(placed.keys)} from {before} to {value}")
+        by_a_person(f"raising {'.'.join(placed.keys)} from {before} to {value}")
     if count == "input+output" and read_value(paths.user_config_file(),
                                               ["budgets", "token_count"]) == "all":
-        _by_a_person("counting fewer tokens (--count input+output)")
+        by_a_person("counting fewer tokens (--count input+output)")
     edit_config(placed.file, lambda document: set_value(document, placed.keys, value))
     echo(f"{'.'.join(placed.keys)} = {value} (in {placed.file})")
     if count:
@@ -205,7 +191,7 @@ def unset_budget(scope: str, key_id: str | None, key_name: str | None, key_agent
                    key_agent=key_agent, key_app=key_app, user=user, in_project=in_project,
                    project=project)
     if read_value(placed.file, placed.keys) is not None:
-        _by_a_person(f"removing {'.'.join(placed.keys)}")
+        by_a_person(f"removing {'.'.join(placed.keys)}")
     removed: list[bool] = []
     edit_config(placed.file,
                 lambda document: removed.append(unset_value(document, placed.keys)))
@@ -447,7 +433,7 @@ def override(duration: str | None, end: bool, scope: str, reason: str | None) ->
         raise UsageError("give --for DURATION or --end, one of them")
     seconds = 0 if end else parse_duration(duration)
     if seconds:
-        _by_a_person("an override")
+        by_a_person("an override")
     with Ledger() as ledger:
         until = add_override(ledger, seconds, scope, reason, clock.now())
     if not seconds:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from cmat import clock, paths
+from cmat.cli.by_a_person import by_a_person
 from cmat.cli.options import output_options, project_option
 from cmat.cli.output import count, echo, emit_json, field_text, table, wrapped
 from cmat.errors import OK, PROBLEMS_FOUND, leave
@@ -189,8 +190,18 @@ def add(model_id: str, name: str | None, pattern: str | None, input_price: float
 
     Then `cmat ledger reprice` prices the requests already in the ledger with them.
     """
-    from cmat.catalog.edit import add_model
+    from cmat.catalog.edit import add_model, catalog_entry
 
+    if pattern:
+        by_a_person(f"a pattern of your own for {model_id} (it may price other models)")
+    known = _service(None).get_by_pattern(model_id)
+    if known is not None:
+        wanted = catalog_entry(model_id, name, pattern, input_price, output_price, cache_write,
+                               cache_write_1h, cache_read)["pricing"]
+        lower = [kind for kind, price in wanted.items()
+                 if price < getattr(known.pricing, kind)]
+        if lower:
+            by_a_person(f"pricing {model_id} lower ({', '.join(lower)})")
     target = add_model(model_id, name=name, pattern=pattern, input_price=input_price,
                        output_price=output_price, cache_write=cache_write,
                        cache_write_1h=cache_write_1h, cache_read=cache_read)
@@ -251,6 +262,8 @@ def update(source: str, prefer_source: bool, dry_run: bool, as_json: bool) -> No
     """
     from cmat.catalog.update import update_user_catalog
 
+    if not dry_run:
+        by_a_person("merging a price file (it may price models lower)")
     result = update_user_catalog(source, prefer_source=prefer_source, dry_run=dry_run)
     if as_json:
         emit_json(result)
