@@ -104,8 +104,8 @@ BUDGET_SPENT = BudgetExhausted.exit_code
 
 class AgentMayNotLoosen(CmatError):
     """A command that would loosen a budget (raise or remove it, override it, price a model
-    lower) was run from inside a Claude Code session, where the agent the budget holds could
-    run it: run it in your own terminal."""
+    lower, remove the hooks that enforce it) was run from inside a Claude Code session, where
+    the agent the budget holds could run it: run it in your own terminal."""
 
     exit_code = 12
 

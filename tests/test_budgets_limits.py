@@ -358,6 +358,8 @@ def test_inside_claude_code_a_budget_is_tightened_never_loosened(project, monkey
     cli_run("budget", "set", "monthly", "500")  # a new budget: allowed
     cli_run("budget", "override", "--end")  # ending an override: allowed
     cli_run("budget", "unset", "weekly")  # nothing to remove: nothing loosened
+    cli_run("hooks", "uninstall", code=12)  # the hooks are what enforces them
+    cli_run("hooks", "uninstall", "--dry-run")
     config = load_config(project)
     assert config.global_usd == {"daily": 40, "monthly": 500}
     assert config.keyed["run"] == {"architect": 5}

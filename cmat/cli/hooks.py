@@ -155,6 +155,10 @@ def uninstall(project: Path | None, user: bool, managed: bool, dry_run: bool) ->
     from cmat.claude.install import uninstall_mcp
 
     target = _target(project, user, managed)
+    if not dry_run:
+        from cmat.cli.by_a_person import by_a_person
+
+        by_a_person(f"removing cmat's hooks from {target.settings} (they enforce budgets)")
     with _permitted(target):
         change = run_uninstall(target, dry_run)
     _report(change, "clean", dry_run)
