@@ -332,7 +332,7 @@ def test_a_password_in_the_config_is_refused(project):
 
 
 def test_team_budgets_are_enforced_by_the_hooks_from_the_synced_totals(local, team_db,
-                                                                         project):
+                                                                         project, monkeypatch):
     user_config(f"[team]\nurl = '{team_db}'\n")
     cli_run("sync", "-q")
     assert "team-monthly = 0.01" in cli_run("budget", "set", "team-monthly", "0.01",
@@ -353,6 +353,11 @@ def test_team_budgets_are_enforced_by_the_hooks_from_the_synced_totals(local, te
     assert any(b["scope"] == "team-monthly" for b in status["budgets"])
     assert "lives in the team database: add --team" in cli_run(
         "budget", "set", "team-daily", "5", code=2).stderr
+    monkeypatch.setenv("CLAUDECODE", "1")  # the agent it holds may not lift it
+    cli_run("budget", "set", "team-monthly", "100", "--team", code=12)
+    cli_run("budget", "unset", "team-monthly", "--team", code=12)
+    cli_run("budget", "set", "team-monthly", "0.005", "--team")  # lower: allowed
+    monkeypatch.delenv("CLAUDECODE")
     cli_run("budget", "unset", "team-monthly", "--team")
     assert remote(team_db, "SELECT count(*) FROM team_budgets") == [(0,)]
 

@@ -74,7 +74,7 @@ def _team_budget(scope: str, team: bool, url: str | None, amount: float | None) 
     from cmat.team.connect import describe, team_url
 
     target = team_url(url)
-    set_team_budget(target, scope, amount)
+    set_team_budget(target, scope, amount, refuse_loosening=by_a_person)
     echo(f"{scope} = {amount} (in {describe(target)})" if amount is not None
          else f"Removed {scope} from {describe(target)}")
     return True

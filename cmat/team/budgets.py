@@ -6,18 +6,27 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 
 from cmat import clock, labels, paths
 from cmat.team.connect import connect
 from cmat.team.schema import QUARTER_HOUR, migrate
 
 
-def set_team_budget(url: str, scope: str, limit: float | None) -> None:
-    """Set (or, with None, remove) a team budget, then refresh this machine's cache."""
+def set_team_budget(url: str, scope: str, limit: float | None,
+                    refuse_loosening: Callable[[str], None] | None = None) -> None:
+    """Set (or, with None, remove) a team budget, then refresh this machine's cache.
+    `refuse_loosening` is called (and may raise) before a limit is raised or removed."""
     connection = connect(url)
     try:
         migrate(connection)
         with connection.transaction():
+            current = connection.execute("SELECT limit_usd FROM team_budgets WHERE scope = %s",
+                                         (scope,)).fetchone()
+            if refuse_loosening is not None and current is not None \
+                    and (limit is None or limit > float(current[0])):
+                refuse_loosening(f"{'removing' if limit is None else 'raising'} the team's "
+                                 f"{scope}")
             if limit is None:
                 connection.execute("DELETE FROM team_budgets WHERE scope = %s", (scope,))
             else:
