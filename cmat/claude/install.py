@@ -166,14 +166,14 @@ def _handlers(settings: dict, event: str):
                 yield group, index, handler
 
 
-def _setting(path: Path | str, key: str):
-    """A top-level setting of a settings file as Claude Code would apply it (a file it could
-    not read or parse applies nothing)."""
+def _applied(path: Path | str) -> dict:
+    """A settings file's top level as Claude Code would apply it ({} from a file it could
+    not read or parse)."""
     try:
         settings = read_untrusted_json(path)
     except Unreadable:
-        return None
-    return settings.get(key) if isinstance(settings, dict) else None
+        return {}
+    return settings if isinstance(settings, dict) else {}
 
 
 def hooks_switched_off(project: Path | None) -> str | None:
@@ -184,21 +184,19 @@ def hooks_switched_off(project: Path | None) -> str | None:
     set it says. A repository can switch them off this way without running anything: this
     is how cmat tells."""
     project = paths.project_dir(project)
-    managed = hook_environment.MANAGED_SETTINGS
-    if _setting(managed, "disableAllHooks") is True:
-        return f"disableAllHooks is true in {managed} (managed settings)"
+    managed_path = hook_environment.MANAGED_SETTINGS
+    managed = _applied(managed_path)
+    if managed.get("disableAllHooks") is True:
+        return f"disableAllHooks is true in {managed_path} (managed settings)"
     if _installed(target_for(project, False, managed=True)):
         return None  # managed hooks: nothing but managed settings switches them off
-    if _setting(managed, "allowManagedHooksOnly") is True:
-        return f"allowManagedHooksOnly is true in {managed} (managed settings)"
-    decided = None
-    for path in (target_for(project, True).settings,
-                 *map(Path, hook_environment.project_settings(str(project)))):
-        value = _setting(path, "disableAllHooks")
-        if value is not None:
-            decided = (value, path)
-    if decided and decided[0] is True:
-        return f"disableAllHooks is true in {decided[1]}"
+    if managed.get("allowManagedHooksOnly") is True:
+        return f"allowManagedHooksOnly is true in {managed_path} (managed settings)"
+    for path in reversed((target_for(project, True).settings,
+                          *map(Path, hook_environment.project_settings(str(project))))):
+        value = _applied(path).get("disableAllHooks")
+        if value is not None:  # the last file to set it decides
+            return f"disableAllHooks is true in {path}" if value is True else None
     return None
 
 
