@@ -20,18 +20,22 @@ REASON = ("cmat's budgets, prices and ledger are not Claude's to edit: {path} is
           "user changes them (cmat budget set ..., in a terminal of their own).")
 
 
+def _cmat_folder(variable: str, *below_home: str) -> str:
+    """cmat's folder in an XDG base folder: `variable`'s, else ~/`below_home`."""
+    base = os.environ.get(variable) or os.path.join(os.path.expanduser("~"), *below_home)
+    return os.path.join(base, "cmat")
+
+
 def config_folder() -> str:
     """cmat's configuration folder (cmat.paths.config_home, with `os` alone)."""
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return os.path.join(base, "cmat")
+    return _cmat_folder("XDG_CONFIG_HOME", ".config")
 
 
 def _protected() -> tuple[list[str], list[str]]:
     """(folders, files) of cmat's, resolved: its configuration and data folders; the ledger
     and the catalog where a variable puts them elsewhere."""
-    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                           "share")
-    folders = [os.path.realpath(config_folder()), os.path.realpath(os.path.join(data, "cmat"))]
+    folders = [os.path.realpath(config_folder()),
+               os.path.realpath(_cmat_folder("XDG_DATA_HOME", ".local", "share"))]
     files = []
     for name in ("CMAT_LEDGER", "CMAT_MODELS"):
         if os.environ.get(name):
