@@ -17,9 +17,9 @@ atexit.register(gc.freeze)
 
 
 def no_budget_config() -> bool:
-    """True when neither the user nor the project has a cmat config: a budget hook then has
-    nothing to check and answers before importing anything more (it runs before every tool
-    call).
+    """True when neither the user nor the project has a cmat config: a budget hook (or the
+    settings guard) then has nothing to check and answers before importing anything more
+    (it runs before every tool call).
     Paths as cmat.paths resolves them, written out with `os` alone."""
     import os
 
@@ -43,19 +43,20 @@ def from_claude_code() -> None:
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "hook" and sys.argv[2] in BY_COMMAND:
         from_claude_code()
+        event = BY_COMMAND[sys.argv[2]]
         stdin = None
-        if BY_COMMAND[sys.argv[2]].checks_budgets and sys.stdin is not None \
-                and not sys.stdin.isatty():
+        if event.needs_budgets and sys.stdin is not None and not sys.stdin.isatty():
             if no_budget_config():
                 read_stdin()
                 sys.exit(0)
             raw = read_stdin()
-            from cmat.claude import headroom
-            from cmat.claude.own_files import writes_cmat_files
+            if event.checks_budgets:
+                from cmat.claude import headroom
+                from cmat.claude.own_files import writes_cmat_files
 
-            # A write to cmat's own files is the full check's to refuse (and log).
-            if not writes_cmat_files(raw) and headroom.answer(sys.argv[2], raw):
-                sys.exit(0)  # far from every limit: allowed
+                # A write to cmat's own files is the full check's to refuse (and log).
+                if not writes_cmat_files(raw) and headroom.answer(event.command, raw):
+                    sys.exit(0)  # far from every limit: allowed
             import io
 
             stdin = io.BytesIO(raw)

@@ -165,7 +165,7 @@ def test_status_reports_missing_then_healthy_then_the_last_run(project, tmp_path
     lines = cli_run("hooks", "status").output.splitlines()
     hooks = [line for line in lines if ".claude/hooks/cmat/" in line]
     runs = [line for line in lines if line.strip().startswith("runs:")]
-    assert len(hooks) == 4 and len(runs) == 4
+    assert len(hooks) == len(EVENTS) and len(runs) == len(EVENTS)
     assert {line.index('"$CLAUDE') for line in hooks} == {line.index("runs:") for line in runs}
 
     # End a simulated Claude Code session through the installed script.

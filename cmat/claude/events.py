@@ -25,22 +25,34 @@ def read_stdin() -> bytes:
     return raw
 
 
+RECORDS, CHECKS_BUDGETS, GUARDS_SETTINGS = "records", "checks budgets", "guards settings"
+
+
 class HookEvent:
     """One event: Claude Code's name, the `cmat hook` command, the script Claude Code runs,
-    the timeout written into the settings, and what the hook does."""
+    the timeout written into the settings, what kind of work the hook does (RECORDS,
+    CHECKS_BUDGETS, GUARDS_SETTINGS) and what it does, in a sentence."""
 
-    __slots__ = ("name", "command", "script", "timeout", "checks_budgets", "summary",
-                 "failure")
+    __slots__ = ("name", "command", "script", "timeout", "kind", "summary", "failure")
 
-    def __init__(self, name: str, command: str, script: str, timeout: int,
-                 checks_budgets: bool, summary: str, failure: str):
+    def __init__(self, name: str, command: str, script: str, timeout: int, kind: str,
+                 summary: str, failure: str):
         self.name = name
         self.command = command
         self.script = script
         self.timeout = timeout  # seconds Claude Code waits (its SessionEnd default is 1.5 s)
-        self.checks_budgets = checks_budgets
+        self.kind = kind
         self.summary = summary
         self.failure = failure  # what the user reads when the hook cannot do its work
+
+    @property
+    def checks_budgets(self) -> bool:
+        return self.kind == CHECKS_BUDGETS
+
+    @property
+    def needs_budgets(self) -> bool:
+        """Whether the hook has nothing to do while no budget can be set (no cmat config)."""
+        return self.kind != RECORDS
 
     @property
     def time_limit(self) -> float:
@@ -49,17 +61,23 @@ class HookEvent:
 
 
 EVENTS = (
-    HookEvent("SessionEnd", "session-end", "on-session-end-cost.sh", 30, False,
+    HookEvent("SessionEnd", "session-end", "on-session-end-cost.sh", 30, RECORDS,
               "Record the ended session's cost (SessionEnd).", "cost not recorded"),
-    HookEvent("SubagentStop", "subagent-stop", "on-subagent-stop-cost.sh", 30, False,
+    HookEvent("SubagentStop", "subagent-stop", "on-subagent-stop-cost.sh", 30, RECORDS,
               "Record the session's cost so far as a subagent ends (SubagentStop).",
               "cost not recorded"),
-    HookEvent("UserPromptSubmit", "prompt-submit", "on-prompt-submit-budget.sh", 10, True,
+    HookEvent("UserPromptSubmit", "prompt-submit", "on-prompt-submit-budget.sh", 10,
+              CHECKS_BUDGETS,
               "Refuse a new prompt when a budget is exhausted (UserPromptSubmit).",
               "budget not checked, prompt allowed"),
-    HookEvent("PreToolUse", "pre-tool-use", "on-pre-tool-use-budget.sh", 10, True,
+    HookEvent("PreToolUse", "pre-tool-use", "on-pre-tool-use-budget.sh", 10,
+              CHECKS_BUDGETS,
               "Deny the next tool call when a budget is exhausted (PreToolUse).",
               "budget not checked, tool allowed"),
+    HookEvent("ConfigChange", "config-change", "on-config-change-guard.sh", 10,
+              GUARDS_SETTINGS,
+              "Keep settings that stop the budget checks out of a session (ConfigChange).",
+              "settings change not checked, applied"),
 )
 BY_COMMAND = {event.command: event for event in EVENTS}
 SCRIPTS = tuple(event.script for event in EVENTS)

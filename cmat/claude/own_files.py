@@ -2,12 +2,14 @@
 
 The check before every tool call (PreToolUse) denies a Write, Edit, MultiEdit or NotebookEdit
 of a file in cmat's configuration or data folder, or of the ledger or catalog its variables
-name: where budgets, prices and overrides live. An agent stopped by a budget (or the main
-thread its subagent reports to) would otherwise raise the limit by editing config.toml, as it
-may not with `cmat budget set` (cmat.cli.budget). A shell command can still write there:
-Claude Code's permission for that command is the guard (docs/security.md).
+name: where budgets, prices and overrides live; of cmat's hook scripts; and an edit of Claude
+Code's settings that would stop cmat's checks (cmat.claude.settings_guard). An agent stopped by
+a budget (or the main thread its subagent reports to) would otherwise raise the limit by
+editing config.toml, as it may not with `cmat budget set` (cmat.cli.budget). A shell command
+can still write there: Claude Code's permission for that command is the guard
+(docs/security.md).
 
-`os` alone: it runs before every tool call.
+`os` alone (but for an edit of Claude Code's settings): it runs before every tool call.
 """
 
 from __future__ import annotations
@@ -31,11 +33,17 @@ def config_folder() -> str:
     return _cmat_folder("XDG_CONFIG_HOME", ".config")
 
 
-def _protected() -> tuple[list[str], list[str]]:
-    """(folders, files) of cmat's, resolved: its configuration and data folders; the ledger
+def _protected(project: str) -> tuple[list[str], list[str]]:
+    """(folders, files) of cmat's, resolved: its configuration and data folders, the
+    folders of its hook scripts (the project's, the user's, the managed ones); the ledger
     and the catalog where a variable puts them elsewhere."""
-    folders = [os.path.realpath(config_folder()),
-               os.path.realpath(_cmat_folder("XDG_DATA_HOME", ".local", "share"))]
+    from cmat.claude.hook_environment import MANAGED_SETTINGS, user_settings
+
+    folders = [os.path.realpath(place) for place in (
+        config_folder(), _cmat_folder("XDG_DATA_HOME", ".local", "share"),
+        *(os.path.join(os.path.dirname(settings), "hooks", "cmat") for settings in (
+            os.path.join(project, ".claude", "settings.json"), user_settings(),
+            MANAGED_SETTINGS)))]
     files = []
     for name in ("CMAT_LEDGER", "CMAT_MODELS"):
         if os.environ.get(name):
@@ -68,11 +76,28 @@ def denied_call(call: dict) -> str | None:
         return None
     cwd = call.get("cwd") if isinstance(call.get("cwd"), str) else os.getcwd()
     real = os.path.realpath(os.path.join(cwd, os.path.expanduser(target)))
-    folders, files = _protected()
+    project = os.environ.get("CLAUDE_PROJECT_DIR") or cwd
+    folders, files = _protected(project)
     if real in files or any(real == folder or real.startswith(folder + os.sep)
                             for folder in folders):
         return REASON.format(path=target)
+    if _is_settings_file(real):  # rare: only then is more than `os` imported
+        from pathlib import Path
+
+        from cmat.claude.settings_guard import refused_edit
+
+        return refused_edit(call["tool_name"], tool_input, real, Path(project))
     return None
+
+
+def _is_settings_file(real: str) -> bool:
+    """Whether a resolved path is one of Claude Code's settings files: the managed ones, the
+    user's, or a project's .claude/settings.json or settings.local.json."""
+    from cmat.claude.hook_environment import MANAGED_SETTINGS, PROJECT_SETTINGS, user_settings
+
+    return real in (os.path.realpath(user_settings()), os.path.realpath(MANAGED_SETTINGS)) or (
+        os.path.basename(real) in PROJECT_SETTINGS
+        and os.path.basename(os.path.dirname(real)) == ".claude")
 
 
 def _call(raw: bytes) -> dict | None:

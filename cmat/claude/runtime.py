@@ -23,7 +23,7 @@ import orjson
 
 from cmat import clock
 from cmat.claude import headroom
-from cmat.claude.events import BY_COMMAND
+from cmat.claude.events import BY_COMMAND, CHECKS_BUDGETS, GUARDS_SETTINGS, RECORDS
 from cmat.claude.log import HookLog
 from cmat.claude.payload import PayloadError, payload_project, read_payload
 from cmat.errors import CmatError
@@ -392,6 +392,22 @@ def _headroom(ledger, models, config, project: Path, payload: dict, statuses: li
         "prices": headroom.price_bounds(models.catalog)}
 
 
+def guard_settings(event: str, payload: dict, project: Path,
+                   log: HookLog) -> tuple[str | None, dict | None]:
+    """ConfigChange: keep a settings change that would stop the budget checks out of the
+    session while a budget is set (cmat.claude.settings_guard)."""
+    from cmat.budgets.config import load_config
+    from cmat.claude.settings_guard import refused_change
+
+    if not load_config(project).has_budgets:
+        return None, None
+    reason = refused_change(project, payload.get("source"), payload.get("file_path"))
+    if reason is None:
+        return None, None
+    return (f"session {payload.get('session_id')}: settings change kept out: {reason}",
+            refusal(event, reason))
+
+
 def session_reading(ledger, project: Path, path: Path, session_id: str
                     ) -> tuple[list[tuple], list[tuple]] | None:
     """What a cache of a session's figures must watch (cmat.claude.headroom, statuscache):
@@ -418,8 +434,9 @@ OVERRIDE_HINT = "Or let work go on for a while: cmat budget override --for 1h"
 
 
 def refusal(event: str, reason: str) -> dict:
-    """Claude Code's answer that stops a prompt (UserPromptSubmit) or a tool call."""
-    if event == "prompt-submit":
+    """Claude Code's answer that stops a prompt (UserPromptSubmit), a settings change
+    (ConfigChange) or a tool call."""
+    if event in ("prompt-submit", "config-change"):
         return {"decision": "block", "reason": reason}
     return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
                                    "permissionDecisionReason": reason}}
@@ -430,11 +447,14 @@ def failed_check_answer(event: str, project: Path | None, what: str, where: Path
     `on_error = "deny"`, else a warning Claude Code shows (never a silent pass)."""
     from cmat.budgets.config import on_error_policy
 
+    settings = event == "config-change"
+    checked = "this settings change" if settings else "your budgets"
     if on_error_policy(project or Path.cwd()) == "deny":
-        return refusal(event, f"cmat could not check your budgets ({what}; see {where}), and "
+        return refusal(event, f"cmat could not check {checked} ({what}; see {where}), and "
                               "budgets.on_error is \"deny\". Fix the cause, or run "
                               "'cmat budget override --for 10m'.")
-    return {"systemMessage": f"cmat: budgets NOT checked ({what}; see {where}). Set "
+    return {"systemMessage": f"cmat: {'settings change' if settings else 'budgets'} NOT "
+                             f"checked ({what}; see {where}). Set "
                              "budgets.on_error = \"deny\" to stop instead."}
 
 
@@ -448,7 +468,7 @@ def run(event: str, stdin=None) -> int:
             payload = read_payload(sys.stdin if stdin is None else stdin)
             project = payload_project(payload)
             log = HookLog(project)
-            handler = check_budgets if BY_COMMAND[event].checks_budgets else attribute
+            handler = HANDLERS[BY_COMMAND[event].kind]
             summary, answer = handler(event, payload, project, log)
         if answer:
             sys.stdout.write(orjson.dumps(answer).decode() + "\n")
@@ -468,12 +488,15 @@ def run(event: str, stdin=None) -> int:
             what = "cost kept for the next hook or scan" if isinstance(exc, Spooled) \
                 else BY_COMMAND[event].failure
             say(f"{what} ({type(exc).__name__}); see {where}")
-        if BY_COMMAND[event].checks_budgets:
+        if BY_COMMAND[event].needs_budgets:
             with contextlib.suppress(Exception):
                 answer = failed_check_answer(event, project, type(exc).__name__, where)
                 sys.stdout.write(orjson.dumps(answer).decode() + "\n")
                 sys.stdout.flush()
     return 0
+
+
+HANDLERS = {RECORDS: attribute, CHECKS_BUDGETS: check_budgets, GUARDS_SETTINGS: guard_settings}
 
 
 def _is_bug(exc: Exception) -> bool:

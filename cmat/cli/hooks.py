@@ -106,11 +106,12 @@ def install(project: Path | None, user: bool, managed: bool, dry_run: bool, stat
             replace_statusline: bool, with_mcp: bool) -> None:
     """Add cmat's hooks to Claude Code's settings.
 
-    SessionEnd and SubagentStop record costs; UserPromptSubmit and PreToolUse enforce budgets
-    (silent while none is set). Copies the scripts into a folder of cmat's own next to the
-    settings (.claude/hooks/cmat/) and adds one handler per event with a timeout Claude Code
-    waits for. Other hooks, their scripts (CMAT's own on-session-end-cost.sh among them) and
-    other settings are kept; a file cmat did not write is never replaced. Running it again
+    SessionEnd and SubagentStop record costs; UserPromptSubmit and PreToolUse enforce budgets, and
+    ConfigChange keeps a settings change that would stop them out of a running session (all
+    three silent while no budget is set). Copies the scripts into a folder of cmat's own next
+    to the settings (.claude/hooks/cmat/) and adds one handler per event with a timeout Claude
+    Code waits for. Other hooks, their scripts (CMAT's own on-session-end-cost.sh among them)
+    and other settings are kept; a file cmat did not write is never replaced. Running it again
     changes nothing; `cmat hooks uninstall` restores the settings as they were.
 
     --managed puts them in the machine's managed settings, for every user of the machine

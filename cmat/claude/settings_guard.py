@@ -1,0 +1,124 @@
+"""While a budget is set, the settings that hold the agents stay as they are in the session.
+
+Claude Code applies a change to its settings files in the running session (a hot reload),
+and asks the ConfigChange hooks first: a hook may keep the change out of the session. A
+change that leaves Claude Code running none of cmat's budget checks here (`disableAllHooks`,
+cmat's handlers removed) would otherwise free the very agent a budget stops: it needs only
+to edit a file, with its file tools or a shell command. So while a budget is set, such a
+change is kept out of the session, whoever made it; the user who meant it starts a new
+session (or first runs `cmat budget unset`). The state after the change is judged, not the
+edit: every other change (permissions, a hook of another tool) goes through as before.
+
+Managed settings are applied whatever a hook answers (Claude Code's rule), and skills are no
+settings: those changes are let through at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+GUARDED_SOURCES = ("user_settings", "project_settings", "local_settings")
+
+
+def refused_change(project: Path, source: object, file_path: object) -> str | None:
+    """Why Claude Code should keep this settings change out of the running session, or None.
+    Only called while a budget is set (cmat.claude.runtime)."""
+    if source not in GUARDED_SOURCES:
+        return None
+    from cmat.claude.install import not_enforced_note
+
+    gap = not_enforced_note(project)
+    if gap is None:
+        return None
+    from cmat.text import one_line
+
+    changed = one_line(file_path) if isinstance(file_path, str) and file_path else source
+    return (f"cmat kept this change to {changed} out of the session: a budget is set, and "
+            f"after the change: {gap}. The file stays as it was written: undo the change; "
+            "or, to stop enforcing budgets, remove them (cmat budget unset ...) or cmat's "
+            "hooks (cmat hooks uninstall) in a terminal of your own, and start a new "
+            "session.")
+
+
+def refused_edit(tool: str, tool_input: dict, real: str, project: Path) -> str | None:
+    """Why Claude's file tool may not make this edit of the settings file `real` while a
+    budget is set, or None: an edit after which the file switches every hook off, runs fewer
+    of cmat's checks, or sets another value of a variable cmat reads as configuration (the
+    user's settings give cmat's hooks their environment). The file as it would be after
+    the edit is compared with the file as it is."""
+    from cmat.untrusted import Unreadable, read_untrusted
+
+    try:
+        current = read_untrusted(real)
+    except Unreadable:
+        return None  # nothing Claude Code applies either: the tool fails or replaces it
+    before = (current or b"").decode("utf-8", "replace")
+    after = _edited(tool, tool_input, before)
+    if after is None:
+        return None  # the tool itself fails: its text is not in the file
+    old, new = _settings(before), _settings(after)
+    changes = []
+    if new.get("disableAllHooks") is True and old.get("disableAllHooks") is not True:
+        changes.append("switch every hook off (disableAllHooks)")
+    if _checks(new, project) < _checks(old, project):
+        changes.append("take cmat's budget checks out")
+    moved = sorted(name for name in {*_configuration(old), *_configuration(new)}
+                   if _configuration(old).get(name) != _configuration(new).get(name))
+    if moved:
+        changes.append(f"set {', '.join(moved)} for cmat's hooks (env)")
+    if not changes:
+        return None
+    return (f"cmat's hooks enforce the budgets: this edit of {real} would "
+            f"{' and '.join(changes)}. That is the user's to change, in a terminal of their "
+            "own (cmat hooks uninstall, cmat budget ...).")
+
+
+def _edited(tool: str, tool_input: dict, text: str) -> str | None:
+    """The file's text after Claude's file tool ran (None: the tool would fail)."""
+    if tool == "Write":
+        content = tool_input.get("content")
+        return content if isinstance(content, str) else None
+    edits = tool_input.get("edits") if tool == "MultiEdit" else [tool_input]
+    for edit in edits if isinstance(edits, list) else []:
+        old, new = (edit.get("old_string"), edit.get("new_string")) \
+            if isinstance(edit, dict) else (None, None)
+        if not isinstance(old, str) or not isinstance(new, str) or old not in text:
+            return None
+        text = text.replace(old, new, -1 if edit.get("replace_all") is True else 1)
+    return text
+
+
+def _settings(text: str) -> dict:
+    import json
+
+    try:
+        settings = json.loads(text)
+    except (ValueError, RecursionError):
+        return {}  # Claude Code applies nothing of a file it cannot parse
+    return settings if isinstance(settings, dict) else {}
+
+
+def _checks(settings: dict, project: Path) -> int:
+    """How many handlers of cmat's checks (budget checks, this guard) the settings hold."""
+    from cmat.claude.events import EVENTS
+    from cmat.claude.install import plain_script
+
+    hooks = settings.get("hooks")
+    count = 0
+    for event in EVENTS:
+        groups = hooks.get(event.name) if isinstance(hooks, dict) else None
+        for group in groups if event.needs_budgets and isinstance(groups, list) else []:
+            handlers = group.get("hooks") if isinstance(group, dict) else None
+            for handler in handlers if isinstance(handlers, list) else []:
+                command = handler.get("command") if isinstance(handler, dict) else None
+                script = plain_script(command, project) if isinstance(command, str) else None
+                count += script is not None and script.name == event.script
+    return count
+
+
+def _configuration(settings: dict) -> dict:
+    from cmat.claude.hook_environment import is_configuration
+
+    env = settings.get("env")
+    return {name: value for name, value in env.items() if is_configuration(name)} \
+        if isinstance(env, dict) else {}
