@@ -368,6 +368,28 @@ def test_inside_claude_code_a_budget_is_tightened_never_loosened(project, monkey
     assert load_config(project).global_usd["daily"] == 60
 
 
+def test_loosening_is_judged_on_the_value_the_edit_replaces(project, monkeypatch):
+    """A limit lowered by somebody else just before `budget set` takes the file's lock is the
+    one the new value is held to: read before the lock, 40 would pass against 50."""
+    import contextlib
+
+    from cmat.budgets import edit
+
+    config = user_config("[budgets]\ndaily = 50\n")
+    real_lock = edit.file_lock
+
+    @contextlib.contextmanager
+    def lowered_first(path):
+        config.write_text("[budgets]\ndaily = 10\n")  # the user, in another terminal
+        with real_lock(path):
+            yield
+
+    monkeypatch.setattr(edit, "file_lock", lowered_first)
+    monkeypatch.setenv("CLAUDECODE", "1")
+    cli_run("budget", "set", "daily", "40", code=12)
+    assert load_config(project).global_usd["daily"] == 10
+
+
 @pytest.mark.parametrize(("tool", "key", "where"), [
     ("Edit", "file_path", "config"), ("Write", "file_path", "ledger"),
     ("MultiEdit", "file_path", "link"), ("NotebookEdit", "notebook_path", "config")])

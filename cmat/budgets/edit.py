@@ -41,9 +41,9 @@ def budget_path(scope: str, period: str | None, key: str | None) -> list[str]:
 
 
 def edit_config(path: Path, change) -> None:
-    """Apply `change(document)` to a config file, validated before it is written."""
+    """Apply `change(document)` to a config file under its lock, validated before it is
+    written; nothing is written when `change` raises (a check of the value it replaces)."""
     import tomli_w
-
 
     with file_lock(path):
         document = read_toml(path)
@@ -60,9 +60,9 @@ def set_value(document: dict, keys: list[str], value) -> None:
     document[keys[-1]] = value
 
 
-def read_value(path: Path, keys: list[str]):
-    """The value at `keys` in a config file (None: not set, or no such file)."""
-    value = read_toml(path)
+def value_at(document: dict, keys: list[str]):
+    """The value at `keys` in a config document (None: not set)."""
+    value = document
     for key in keys:
         value = value.get(key) if isinstance(value, dict) else None
     return value

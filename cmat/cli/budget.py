@@ -19,6 +19,7 @@ from cmat.errors import BUDGET_SPENT, OK, PROBLEMS_FOUND, leave
 from cmat.money import usd
 
 BAR_WIDTH = 10
+COUNT_KEYS = ["budgets", "token_count"]
 
 
 @click.group()
@@ -138,7 +139,7 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
     go to the user's config, the others to the project's .claude/cmat.toml, unless --user or
     --in-project says otherwise.
     """
-    from cmat.budgets.edit import edit_config, read_value, set_value
+    from cmat.budgets.edit import edit_config, set_value, value_at
     from cmat.budgets.scopes import place
 
     if _team_budget(scope, team, team_url, amount):
@@ -148,18 +149,26 @@ def set_budget(scope: str, amount: float, key_id: str | None, key_name: str | No
                    key_agent=key_agent, key_app=key_app, user=user, in_project=in_project,
                    project=project, count=count)
     value = int(amount) if placed.whole else amount
-    before = read_value(placed.file, placed.keys)
-    if isinstance(before, (int, float)) and value > before:
-        by_a_person(f"raising {'.'.join(placed.keys)} from {before} to {value}")
-    if count == "input+output" and read_value(paths.user_config_file(),
-                                              ["budgets", "token_count"]) == "all":
-        by_a_person("counting fewer tokens (--count input+output)")
-    edit_config(placed.file, lambda document: set_value(document, placed.keys, value))
-    echo(f"{'.'.join(placed.keys)} = {value} (in {placed.file})")
+    name = ".".join(placed.keys)
+
+    # Loosening is judged on the value each edit replaces, read under the file's lock. The
+    # count goes first: were the limit refused after it, nothing looser would be left.
+    def set_count(document: dict) -> None:
+        if count == "input+output" and value_at(document, COUNT_KEYS) == "all":
+            by_a_person("counting fewer tokens (--count input+output)")
+        set_value(document, COUNT_KEYS, count)
+
+    def set_limit(document: dict) -> None:
+        before = value_at(document, placed.keys)
+        if isinstance(before, (int, float)) and value > before:
+            by_a_person(f"raising {name} from {before} to {value}")
+        set_value(document, placed.keys, value)
+
     if count:
-        edit_config(paths.user_config_file(),
-                    lambda document: set_value(document, ["budgets", "token_count"], count))
+        edit_config(paths.user_config_file(), set_count)
         echo(f"budgets.token_count = {count!r} (in {paths.user_config_file()})")
+    edit_config(placed.file, set_limit)
+    echo(f"{name} = {value} (in {placed.file})")
     if value == 0:
         echo("note: a limit of 0 means nothing may be spent: work in its scope is "
              f"blocked at once. To remove the budget instead: cmat budget unset {scope}. "
@@ -182,7 +191,7 @@ def unset_budget(scope: str, key_id: str | None, key_name: str | None, key_agent
                  key_app: str | None, period: str | None, user: bool, in_project: bool,
                  team: bool, team_url: str | None, project: str | None) -> None:
     """Remove a budget."""
-    from cmat.budgets.edit import edit_config, read_value, unset_value
+    from cmat.budgets.edit import edit_config, unset_value, value_at
     from cmat.budgets.scopes import place
 
     if _team_budget(scope, team, team_url, None):
@@ -190,11 +199,14 @@ def unset_budget(scope: str, key_id: str | None, key_name: str | None, key_agent
     placed = place(scope, period=period, key_id=key_id, key_name=key_name,
                    key_agent=key_agent, key_app=key_app, user=user, in_project=in_project,
                    project=project)
-    if read_value(placed.file, placed.keys) is not None:
-        by_a_person(f"removing {'.'.join(placed.keys)}")
     removed: list[bool] = []
-    edit_config(placed.file,
-                lambda document: removed.append(unset_value(document, placed.keys)))
+
+    def unset(document: dict) -> None:  # judged under the file's lock, as set_budget's
+        if value_at(document, placed.keys) is not None:
+            by_a_person(f"removing {'.'.join(placed.keys)}")
+        removed.append(unset_value(document, placed.keys))
+
+    edit_config(placed.file, unset)
     echo(f"Removed {'.'.join(placed.keys)} from {placed.file}" if removed[0]
          else f"{'.'.join(placed.keys)} was not set in {placed.file}")
 
