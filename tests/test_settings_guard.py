@@ -174,6 +174,10 @@ def test_claudes_everyday_edits_of_the_settings_go_through(guarded):
     assert _denied(guarded, _file_call(guarded, "Write", path, content=allowed)) is None
     assert _denied(guarded, _file_call(guarded, "Edit", path, old_string="no such text",
                                        new_string="{}")) is None  # the tool itself fails
+    # A project's env is not cmat's configuration (its hooks put it back): TZ for the tests.
+    local = _settings(guarded, "settings.local.json")
+    assert _denied(guarded, _file_call(guarded, "Write", local,
+                                       content='{"env": {"TZ": "UTC"}}')) is None
     user_config("")  # no budget: nothing is guarded
     assert _denied(guarded, _file_call(guarded, "Write", path, content="{}")) is None
 

@@ -158,8 +158,10 @@ def load_settings(path: Path) -> dict:
 
 
 def _handlers(settings: dict, event: str):
-    """(group, index, handler) of every handler of `event`."""
-    groups = settings.get("hooks", {}).get(event) or []
+    """(group, index, handler) of every handler of `event` (none where the settings' hooks are
+    not an object)."""
+    hooks = settings.get("hooks")
+    groups = (hooks.get(event) if isinstance(hooks, dict) else None) or []
     for group in groups if isinstance(groups, list) else []:
         if isinstance(group, dict) and isinstance(group.get("hooks"), list):
             for index, handler in enumerate(group["hooks"]):

@@ -81,23 +81,20 @@ def denied_call(call: dict) -> str | None:
     if real in files or any(real == folder or real.startswith(folder + os.sep)
                             for folder in folders):
         return REASON.format(path=target)
-    if _is_settings_file(real):  # rare: only then is more than `os` imported
-        from pathlib import Path
+    from cmat.claude.hook_environment import MANAGED_SETTINGS, PROJECT_SETTINGS, user_settings
+
+    in_project = os.path.basename(real) in PROJECT_SETTINGS \
+        and os.path.basename(os.path.dirname(real)) == ".claude"
+    if in_project or real in (os.path.realpath(user_settings()),
+                              os.path.realpath(MANAGED_SETTINGS)):
+        from pathlib import Path  # rare: only for Claude Code's settings is more imported
 
         from cmat.claude.settings_guard import refused_edit
 
-        return refused_edit(call["tool_name"], tool_input, real, Path(project))
+        return refused_edit(call["tool_name"], tool_input, real, Path(project),
+                            is_project_file=in_project
+                            and real != os.path.realpath(user_settings()))
     return None
-
-
-def _is_settings_file(real: str) -> bool:
-    """Whether a resolved path is one of Claude Code's settings files: the managed ones, the
-    user's, or a project's .claude/settings.json or settings.local.json."""
-    from cmat.claude.hook_environment import MANAGED_SETTINGS, PROJECT_SETTINGS, user_settings
-
-    return real in (os.path.realpath(user_settings()), os.path.realpath(MANAGED_SETTINGS)) or (
-        os.path.basename(real) in PROJECT_SETTINGS
-        and os.path.basename(os.path.dirname(real)) == ".claude")
 
 
 def _call(raw: bytes) -> dict | None:

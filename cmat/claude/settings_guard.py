@@ -40,12 +40,13 @@ def refused_change(project: Path, source: object, file_path: object) -> str | No
             "session.")
 
 
-def refused_edit(tool: str, tool_input: dict, real: str, project: Path) -> str | None:
+def refused_edit(tool: str, tool_input: dict, real: str, project: Path,
+                 is_project_file: bool) -> str | None:
     """Why Claude's file tool may not make this edit of the settings file `real` while a
     budget is set, or None: an edit after which the file switches every hook off, runs fewer
-    of cmat's checks, or sets another value of a variable cmat reads as configuration (the
-    user's settings give cmat's hooks their environment). The file as it would be after
-    the edit is compared with the file as it is."""
+    of cmat's checks, or (the user's or the managed settings, which give cmat's hooks their
+    environment) sets another value of a variable cmat reads as configuration. The file as
+    it would be after the edit is compared with the file as it is."""
     from cmat.untrusted import Unreadable, read_untrusted
 
     try:
@@ -62,13 +63,16 @@ def refused_edit(tool: str, tool_input: dict, real: str, project: Path) -> str |
         changes.append("switch every hook off (disableAllHooks)")
     if _checks(new, project) < _checks(old, project):
         changes.append("take cmat's budget checks out")
-    moved = sorted(name for name in {*_configuration(old), *_configuration(new)}
-                   if _configuration(old).get(name) != _configuration(new).get(name))
-    if moved:
-        changes.append(f"set {', '.join(moved)} for cmat's hooks (env)")
+    if not is_project_file:  # a project's env is not cmat's configuration anyway
+        was, will_be = _configuration(old), _configuration(new)
+        moved = sorted(name for name in {*was, *will_be} if was.get(name) != will_be.get(name))
+        if moved:
+            changes.append(f"set {', '.join(moved)} for cmat's hooks (env)")
     if not changes:
         return None
-    return (f"cmat's hooks enforce the budgets: this edit of {real} would "
+    from cmat.text import one_line
+
+    return (f"cmat's hooks enforce the budgets: this edit of {one_line(real)} would "
             f"{' and '.join(changes)}. That is the user's to change, in a terminal of their "
             "own (cmat hooks uninstall, cmat budget ...).")
 
@@ -99,20 +103,17 @@ def _settings(text: str) -> dict:
 
 
 def _checks(settings: dict, project: Path) -> int:
-    """How many handlers of cmat's checks (budget checks, this guard) the settings hold."""
+    """How many handlers of cmat's checks (budget checks, this guard) the settings hold, by
+    the script each runs."""
     from cmat.claude.events import EVENTS
-    from cmat.claude.install import plain_script
+    from cmat.claude.install import _handlers, plain_script
 
-    hooks = settings.get("hooks")
     count = 0
     for event in EVENTS:
-        groups = hooks.get(event.name) if isinstance(hooks, dict) else None
-        for group in groups if event.needs_budgets and isinstance(groups, list) else []:
-            handlers = group.get("hooks") if isinstance(group, dict) else None
-            for handler in handlers if isinstance(handlers, list) else []:
-                command = handler.get("command") if isinstance(handler, dict) else None
-                script = plain_script(command, project) if isinstance(command, str) else None
-                count += script is not None and script.name == event.script
+        for _, _, handler in _handlers(settings, event.name) if event.needs_budgets else ():
+            command = handler.get("command") if isinstance(handler, dict) else None
+            script = plain_script(command, project) if isinstance(command, str) else None
+            count += script is not None and script.name == event.script
     return count
 
 
