@@ -162,6 +162,12 @@ def test_claudes_file_tools_may_not_edit_the_settings_into_stopping_the_checks(g
                                                        user / "settings.json", edits=edits),
                          **env)
     assert "CMAT_OVERRIDE_LIMIT" in answer["hookSpecificOutput"]["permissionDecisionReason"]
+    elsewhere = guarded.parent / "dotfiles" / "claude-settings.json"  # a link's target
+    elsewhere.parent.mkdir()
+    elsewhere.write_text('{"permissions": {}}')
+    local.symlink_to(elsewhere)
+    assert "disableAllHooks" in _denied(guarded, _file_call(
+        guarded, "Write", elsewhere, content='{"disableAllHooks": true}'))
     script = guarded / GUARD
     assert "is cmat's" in _denied(guarded, _file_call(guarded, "Write", script,
                                                       content="exit 0\n"))

@@ -81,10 +81,17 @@ def denied_call(call: dict) -> str | None:
     if real in files or any(real == folder or real.startswith(folder + os.sep)
                             for folder in folders):
         return REASON.format(path=target)
-    from cmat.claude.hook_environment import MANAGED_SETTINGS, PROJECT_SETTINGS, user_settings
+    from cmat.claude.hook_environment import (
+        MANAGED_SETTINGS,
+        PROJECT_SETTINGS,
+        project_settings,
+        user_settings,
+    )
 
+    # Any project's settings (a link resolved: this project's, wherever it points).
     in_project = os.path.basename(real) in PROJECT_SETTINGS \
-        and os.path.basename(os.path.dirname(real)) == ".claude"
+        and os.path.basename(os.path.dirname(real)) == ".claude" \
+        or real in map(os.path.realpath, project_settings(project))
     if in_project or real in (os.path.realpath(user_settings()),
                               os.path.realpath(MANAGED_SETTINGS)):
         from pathlib import Path  # rare: only for Claude Code's settings is more imported
