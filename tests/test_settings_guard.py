@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cmat import paths
 from cmat.claude import runtime
 from tests.helpers import PRE_TOOL, budget_hook, cli_run, user_config
 
@@ -168,9 +169,15 @@ def test_claudes_file_tools_may_not_edit_the_settings_into_stopping_the_checks(g
     local.symlink_to(elsewhere)
     assert "disableAllHooks" in _denied(guarded, _file_call(
         guarded, "Write", elsewhere, content='{"disableAllHooks": true}'))
+
+
+def test_claudes_file_tools_may_not_write_cmats_hook_scripts_or_task_marker(guarded):
     script = guarded / GUARD
     assert "is cmat's" in _denied(guarded, _file_call(guarded, "Write", script,
                                                       content="exit 0\n"))
+    marker = paths.current_task_file(guarded)  # the task the spend counts against
+    assert "is cmat's" in _denied(guarded, _file_call(guarded, "Write", marker,
+                                                      content="task-with-no-budget\n"))
 
 
 def test_claudes_everyday_edits_of_the_settings_go_through(guarded):

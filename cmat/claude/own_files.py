@@ -2,12 +2,12 @@
 
 The check before every tool call (PreToolUse) denies a Write, Edit, MultiEdit or NotebookEdit
 of a file in cmat's configuration or data folder, or of the ledger or catalog its variables
-name: where budgets, prices and overrides live; of cmat's hook scripts; and an edit of Claude
-Code's settings that would stop cmat's checks (cmat.claude.settings_guard). An agent stopped by
-a budget (or the main thread its subagent reports to) would otherwise raise the limit by
-editing config.toml, as it may not with `cmat budget set` (cmat.cli.budget). A shell command
-can still write there: Claude Code's permission for that command is the guard
-(docs/security.md).
+name: where budgets, prices and overrides live; of cmat's hook scripts or the project's
+current-task marker (which task the spend counts against); and an edit of Claude Code's
+settings that would stop cmat's checks (cmat.claude.settings_guard). An agent stopped by a
+budget (or the main thread its subagent reports to) would otherwise raise the limit by editing
+config.toml, as it may not with `cmat budget set` (cmat.cli.budget). A shell command can still
+write there: Claude Code's permission for that command is the guard (docs/security.md).
 
 `os` alone (but for an edit of Claude Code's settings): it runs before every tool call.
 """
@@ -35,8 +35,8 @@ def config_folder() -> str:
 
 def _protected(project: str) -> tuple[list[str], list[str]]:
     """(folders, files) of cmat's, resolved: its configuration and data folders, the
-    folders of its hook scripts (the project's, the user's, the managed ones); the ledger
-    and the catalog where a variable puts them elsewhere."""
+    folders of its hook scripts (the project's, the user's, the managed ones); the project's
+    current-task marker; the ledger and the catalog where a variable puts them elsewhere."""
     from cmat.claude.hook_environment import MANAGED_SETTINGS, user_settings
 
     folders = [os.path.realpath(place) for place in (
@@ -44,7 +44,8 @@ def _protected(project: str) -> tuple[list[str], list[str]]:
         *(os.path.join(os.path.dirname(settings), "hooks", "cmat") for settings in (
             os.path.join(project, ".claude", "settings.json"), user_settings(),
             MANAGED_SETTINGS)))]
-    files = []
+    # The current-task marker (cmat.paths.current_task_file): the task spend counts against.
+    files = [os.path.realpath(os.path.join(project, ".claude", "data", "cmat-current-task"))]
     for name in ("CMAT_LEDGER", "CMAT_MODELS"):
         if os.environ.get(name):
             place = os.path.realpath(os.path.expanduser(os.environ[name]))
