@@ -148,6 +148,9 @@ def test_claudes_file_tools_may_not_edit_the_settings_into_stopping_the_checks(g
         guarded, _file_call(guarded, "Write", path, content=without))
     assert "disableAllHooks" in _denied(guarded, _file_call(
         guarded, "Edit", path, old_string="{", new_string='{"disableAllHooks": true, '))
+    elsewhere = text.replace(".claude/hooks/cmat/", "tools/cmat/")  # same names, elsewhere
+    assert "take cmat's budget checks out" in _denied(
+        guarded, _file_call(guarded, "Write", path, content=elsewhere))
     local = _settings(guarded, "settings.local.json")  # a file not there yet
     assert "disableAllHooks" in _denied(guarded, _file_call(
         guarded, "Write", local, content='{"disableAllHooks": true}'))

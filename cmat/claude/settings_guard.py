@@ -103,17 +103,23 @@ def _settings(text: str) -> dict:
 
 
 def _checks(settings: dict, project: Path) -> int:
-    """How many handlers of cmat's checks (budget checks, this guard) the settings hold, by
-    the script each runs."""
+    """How many handlers of cmat's checks (budget checks, this guard) the settings hold: each
+    runs the check's script in one of cmat's script folders, which Claude may not write (a
+    script of the same name elsewhere could do nothing)."""
+    import os
+
     from cmat.claude.events import EVENTS
     from cmat.claude.install import _handlers, plain_script
+    from cmat.claude.own_files import script_folders
 
+    folders = script_folders(str(project))
     count = 0
     for event in EVENTS:
         for _, _, handler in _handlers(settings, event.name) if event.needs_budgets else ():
             command = handler.get("command") if isinstance(handler, dict) else None
             script = plain_script(command, project) if isinstance(command, str) else None
-            count += script is not None and script.name == event.script
+            count += script is not None and script.name == event.script \
+                and os.path.dirname(os.path.realpath(script)) in folders
     return count
 
 
