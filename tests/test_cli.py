@@ -384,6 +384,12 @@ def test_an_amount_is_taken_as_people_write_dollars(project):
     assert cli_run("budget", "set", "daily", "$50").output.startswith("budgets.daily = 50.0")
     assert cli_run("budget", "set", "monthly", "1,500").output.startswith(
         "budgets.monthly = 1500.0")
+    assert cli_run("budget", "set", "monthly", "$12,345.50").output.startswith(
+        "budgets.monthly = 12345.5")
+    for fraction in ("1,5", "1,50", "12,3456", ",500"):  # a decimal comma is no thousands
+        refused = cli_run("budget", "set", "daily", fraction, code=2).stderr
+        assert "a fraction takes a point (1.5)" in refused
+    assert "daily = 50.0" in (paths.config_home() / "config.toml").read_text()  # as it was
     said = cli_run("budget", "set", "weekly", "0").output  # what a shell makes of $50 unquoted
     assert "A shell reads $50 unquoted as 0" in said
 

@@ -69,10 +69,18 @@ class Amount(click.ParamType):
 
     def convert(self, value, param, ctx):
         import math
+        import re
 
+        text = value.strip().removeprefix("$") if isinstance(value, str) else value
+        if isinstance(text, str) and "," in text:
+            # 1,500 is fifteen hundred; 1,5 is a fraction in much of Europe, and taken for
+            # fifteen it would set a limit ten times the one meant.
+            if not re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d*)?", text):
+                self.fail(f"{value!r}: a comma groups thousands (1,500); a fraction takes a "
+                          "point (1.5)", param, ctx)
+            text = text.replace(",", "")
         try:
-            number = float(value.removeprefix("$").replace(",", "") if isinstance(value, str)
-                           else value)
+            number = float(text)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number", param, ctx)
         if not math.isfinite(number) or number < 0:
