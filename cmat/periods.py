@@ -95,19 +95,33 @@ def period_bounds(period: str, tz: ZoneInfo, now: float) -> tuple[float, datetim
     return midnight(start, tz).timestamp(), midnight(end, tz)
 
 
+def parse_day(value: str | None, option: str) -> date | None:
+    """The day --`option` (since or until) names, as people and ccusage write one: YYYY-MM-DD
+    or YYYYMMDD; or a month, YYYY-MM: its first day for --since, its last for --until."""
+    if not value:
+        return None
+    try:
+        if len(value) == 7 and value[4] == "-" and value[:4].isdigit() and value[5:].isdigit():
+            first = date(int(value[:4]), int(value[5:]), 1)
+            if option != "until":
+                return first
+            return (first.replace(day=28) + timedelta(days=4)).replace(day=1) \
+                - timedelta(days=1)
+        if len(value) == 8 and value.isdigit():
+            return date(int(value[:4]), int(value[4:6]), int(value[6:]))
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--{option} {value!r} is not a day (YYYY-MM-DD or YYYYMMDD) or a "
+                         "month (YYYY-MM)") from None
+
+
 def recent_window(period: str, since: str | None, until: str | None, tz: ZoneInfo,
                   now: float) -> tuple[float | None, float | None]:
-    """[start, end) in unix seconds: the days `since` to `until` (YYYY-MM-DD, local, both
+    """[start, end) in unix seconds: the days `since` to `until` (parse_day; local, both
     included) when given, else the last `period` ("30d"), else all time ("all")."""
     import re
 
-    def day(value: str | None, name: str) -> date | None:
-        try:
-            return date.fromisoformat(value) if value else None
-        except ValueError:
-            raise UsageError(f"--{name} {value!r} is not a date in YYYY-MM-DD form") from None
-
-    first, last = day(since, "since"), day(until, "until")
+    first, last = parse_day(since, "since"), parse_day(until, "until")
     if first or last:
         return (midnight(first, tz).timestamp() if first else None,
                 midnight(last + timedelta(days=1), tz).timestamp() if last else None)

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmat.periods import epoch_date, period_bounds, period_start_back, utc_day
+from cmat.errors import UsageError
+from cmat.periods import epoch_date, parse_day, period_bounds, period_start_back, utc_day
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -57,3 +58,20 @@ def test_a_period_counted_back_starts_on_its_first_day_across_years():
     assert period_start_back("monthly", day, 13) == date(2024, 12, 1)
     assert period_start_back("weekly", day, 2) == date(2025, 12, 29)
     assert period_start_back("daily", day, 15) == date(2025, 12, 31)
+
+
+@pytest.mark.parametrize(("value", "option", "day"), [
+    ("2025-09-03", "since", date(2025, 9, 3)), ("20250903", "until", date(2025, 9, 3)),
+    ("2025-09", "since", date(2025, 9, 1)), ("2025-09", "until", date(2025, 9, 30)),
+    ("2024-02", "until", date(2024, 2, 29)), ("2025-02", "until", date(2025, 2, 28)),
+    ("2025-12", "until", date(2025, 12, 31)), (None, "since", None), ("", "until", None)])
+def test_a_day_is_taken_as_people_and_ccusage_write_it_and_a_month_as_its_edge(value, option,
+                                                                             day):
+    assert parse_day(value, option) == day
+
+
+@pytest.mark.parametrize("value", ["2025-13", "2025-00", "2025-9", "yesterday", "2025-02-30",
+                                   "202509", "2025-1a"])
+def test_what_is_no_day_nor_month_is_refused_with_the_option(value):
+    with pytest.raises(UsageError, match=f"--until {value!r} is not a day"):
+        parse_day(value, "until")

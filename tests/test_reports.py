@@ -195,7 +195,7 @@ def test_costs_today_week_month(history, monkeypatch):
 
 @pytest.mark.parametrize("args, code, message", [
     (["report", "daily", "--timezone", "Mars/Olympus"], 2, "unknown time zone"),
-    (["report", "daily", "--since", "yesterday"], 2, "YYYY-MM-DD"),
+    (["report", "daily", "--since", "yesterday"], 2, "YYYY-MM-DD or YYYYMMDD"),
     (["report", "daily", "--by", "colour"], 2, "--by takes"),
     (["report", "daily", "--since", "2026-03-02", "--until", "2026-03-01"], 2, "after"),
 ])

@@ -12,7 +12,7 @@ from cmat.blocks import short_model
 from cmat.cli.ccusage import ccusage_blocks, ccusage_options
 from cmat.cli.options import colour_option, json_or_ccusage_option
 from cmat.cli.output import count, echo, emit_json, styled, table
-from cmat.cli.report import options, parse_day, scan_first, scan_options
+from cmat.cli.report import options, scan_first, scan_options
 from cmat.money import usd
 from cmat.periods import iso_utc
 from cmat.plans import duration
@@ -23,9 +23,11 @@ from cmat.plans import duration
 @click.option("--recent", "-r", is_flag=True,
               help="Only the blocks of the last 3 days, and the one under way.")
 @click.option("--since", "-s",
-              help="Blocks starting on or after this day (YYYY-MM-DD or YYYYMMDD, local).")
+              help="Blocks starting on or after this day, local (YYYY-MM-DD or YYYYMMDD; "
+                   "YYYY-MM: its first day).")
 @click.option("--until", "-u",
-              help="Blocks starting on or before this day (YYYY-MM-DD or YYYYMMDD, local).")
+              help="Blocks starting on or before this day, local (YYYY-MM-DD or YYYYMMDD; "
+                   "YYYY-MM: its last day).")
 @click.option("--token-limit", "-t", metavar="N|max",
               help="Tokens a block may use: a number, or 'max' for your largest block before "
                    "the one under way. "
@@ -55,9 +57,9 @@ def blocks(active: bool, recent: bool, since: str | None, until: str | None,
     """
     from cmat.blocks import RECENT_DAYS, block_json, ccusage_block, cut_blocks
     from cmat.blocks import token_limit as parse_limit
-    from cmat.periods import zone
+    from cmat.periods import parse_day, zone
 
-    first, final = parse_day(since), parse_day(until)
+    first, final = parse_day(since, "since"), parse_day(until, "until")
     tz = zone(timezone_name)
     ledger, _ = scan_first(no_scan, extra_paths, quiet)
     now = clock.now()

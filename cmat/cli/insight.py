@@ -17,8 +17,11 @@ from cmat.money import usd
 period_options = [
     click.option("--period", default="30d", show_default=True, metavar="Nd|all",
                  help="The last N days, or all of the history."),
-    click.option("--since", metavar="YYYY-MM-DD", help="From this day on (local time)."),
-    click.option("--until", metavar="YYYY-MM-DD", help="Up to this day, included."),
+    click.option("--since", metavar="DAY",
+                 help="From this day on, local time (YYYY-MM-DD or YYYYMMDD; YYYY-MM: its "
+                      "first)."),
+    click.option("--until", metavar="DAY",
+                 help="Up to this day, included (YYYY-MM-DD or YYYYMMDD; YYYY-MM: its last)."),
 ]
 
 

@@ -151,8 +151,10 @@ def compact(older_than: str, team: bool, team_url: str | None, as_json: bool) ->
 
 
 @ledger.command()
-@click.option("--since", metavar="YYYY-MM-DD", help="From this day on (local time).")
-@click.option("--until", metavar="YYYY-MM-DD", help="Up to this day, included.")
+@click.option("--since", metavar="DAY",
+              help="From this day on, local time (YYYY-MM-DD or YYYYMMDD; YYYY-MM: its first).")
+@click.option("--until", metavar="DAY",
+              help="Up to this day, included (YYYY-MM-DD or YYYYMMDD; YYYY-MM: its last).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv",
               show_default=True)
 @click.option("--output", "-o", type=OutputFile(),

@@ -51,19 +51,6 @@ from cmat.usage import APPS, CLAUDE_CODE
 PERIOD_TITLES = {"date": "Date", "week": "Week of", "month": "Month", "session": "Session"}
 
 
-def parse_day(value: str | None) -> date | None:
-    """A day as YYYY-MM-DD, or YYYYMMDD as ccusage takes it."""
-    if value is None:
-        return None
-    try:
-        if len(value) == 8 and value.isdigit():
-            return date(int(value[:4]), int(value[4:6]), int(value[6:]))
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD (or YYYYMMDD) form") \
-            from None
-
-
 scan_options = [
     click.option("--no-scan", is_flag=True,
                  help="Report from the ledger as it is, without importing new transcript lines."),
@@ -111,8 +98,10 @@ layout_options = [
     click.option("--wide", is_flag=True, help="Every column, however wide the table."),
 ]
 range_options = [
-    click.option("--since", "-s", help="First day included (YYYY-MM-DD or YYYYMMDD)."),
-    click.option("--until", "-u", help="Last day included (YYYY-MM-DD or YYYYMMDD)."),
+    click.option("--since", "-s",
+                 help="First day included (YYYY-MM-DD or YYYYMMDD; YYYY-MM: its first day)."),
+    click.option("--until", "-u",
+                 help="Last day included (YYYY-MM-DD or YYYYMMDD; YYYY-MM: its last day)."),
 ]
 
 
@@ -452,8 +441,10 @@ def _period_command(period: str, summary: str) -> click.Command:
         by_model = breakdown and as_json != "ccusage"
         group_by = (*group_by, *["model"] * by_model, *["project"] * instances,
                     *["app"] * by_agent)
-        run_report(period, parse_day(since), parse_day(until), timezone_name, group_by, project,
-                   as_json, as_csv, no_scan, extra_paths, quiet,
+        from cmat.periods import parse_day
+
+        run_report(period, parse_day(since, "since"), parse_day(until, "until"), timezone_name,
+                   group_by, project, as_json, as_csv, no_scan, extra_paths, quiet,
                    {"last": last, "order": order, "compact": compact, "wide": wide,
                     "html": html, "no_cost": no_cost}, machine, team, team_url, app)
 
