@@ -413,3 +413,18 @@ def test_installations_by_hand_links_work_on_a_fresh_home(tmp_path):
     for name in ("cmat", "cmat-costs"):
         ran = subprocess.run([str(tmp_path / ".local" / "bin" / name)], capture_output=True)
         assert ran.stdout == f"{name} ran\n".encode()
+
+
+def test_every_help_fits_an_80_column_terminal():
+    """Paragraphs are wrapped to the terminal; a block kept as written (click's \\b: examples,
+    lists) must fit 80 columns by itself."""
+
+    def commands(command, path):
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from commands(sub, [*path, name])
+
+    for path in commands(cli, []):
+        text = CliRunner().invoke(cli, [*path, "--help"], terminal_width=80).output
+        wide = [line for line in text.splitlines() if len(line) > 80]
+        assert not wide, (path, wide)

@@ -126,7 +126,7 @@ def cli(ctx: click.Context) -> None:
     \b
     Quick start:
       cmat report daily                  what each day of your history cost
-      cmat costs session                 cost of your latest session (with subagents)
+      cmat costs session                 the latest session's cost, subagents too
       cmat hooks install                 record every session, enforce budgets
       cmat budget set daily 50           a budget Claude Code will respect
       cmat queue add "Fix login"         a task to record costs against

@@ -131,12 +131,11 @@ def estimate(agent: str | None, task_type: str | None, enhancement: str | None,
              no_scan: bool, extra_paths: tuple[Path, ...], quiet: bool) -> None:
     """What the next task will cost, from your own past tasks; or what a prompt costs.
 
-    \b
     A task: the median and 90th percentile of past tasks of the same agent (and task type
     and enhancement, when given), and the number of tasks they rest on; where fewer than
     five match, the match is widened and the answer says how. Also those tasks priced again
     on --model (else the default model).
-    \b
+
     A prompt (--prompt-file FILE, or - for standard input): its tokens, estimated from its
     characters at the rate measured on your own transcripts, and the cost of sending it once
     uncached, with an answer of --output-tokens (else your median response). An
