@@ -173,6 +173,10 @@ def test_claudes_file_tools_may_not_edit_the_settings_into_stopping_the_checks(g
     assert "disableAllHooks" in _denied(guarded, _file_call(
         guarded, "Write", elsewhere, content='{"disableAllHooks": true}'))
 
+    padded = json.dumps({"x": "#" * (2 << 20), "disableAllHooks": True})  # past 1 MiB
+    assert "too large for cmat to tell" in _denied(
+        guarded, _file_call(guarded, "Write", path, content=padded))
+
 
 def test_claudes_file_tools_may_not_write_cmats_hook_scripts_or_task_marker(guarded):
     script = guarded / GUARD
@@ -223,3 +227,4 @@ def test_any_edit_of_any_settings_file_is_judged_without_raising(guarded, existi
         path.write_bytes(existing)
     call = _file_call(guarded, tool, path, **tool_input)
     assert denied_call(call) is None or "this edit of" in denied_call(call)
+

@@ -95,19 +95,19 @@ def denied_call(call: dict) -> str | None:
         user_settings,
     )
 
-    # Any project's settings (a link resolved: this project's, wherever it points).
-    in_project = os.path.basename(real) in PROJECT_SETTINGS \
-        and os.path.basename(os.path.dirname(real)) == ".claude" \
-        or real in map(os.path.realpath, project_settings(project))
-    if in_project or real in (os.path.realpath(user_settings()),
-                              os.path.realpath(MANAGED_SETTINGS)):
+    # The user's and the managed settings; any project's (this project's through a link).
+    trusted = real in (os.path.realpath(user_settings()), os.path.realpath(MANAGED_SETTINGS))
+    in_project = not trusted and (
+        os.path.basename(real) in PROJECT_SETTINGS
+        and os.path.basename(os.path.dirname(real)) == ".claude"
+        or real in map(os.path.realpath, project_settings(project)))
+    if trusted or in_project:
         from pathlib import Path  # rare: only for Claude Code's settings is more imported
 
         from cmat.claude.settings_guard import refused_edit
 
         return refused_edit(call["tool_name"], tool_input, real, Path(project),
-                            is_project_file=in_project
-                            and real != os.path.realpath(user_settings()))
+                            is_project_file=in_project)
     return None
 
 

@@ -53,6 +53,12 @@ def refused_edit(tool: str, tool_input: dict, real: str, project: Path,
         current = read_untrusted(real)
     except Unreadable:
         return None  # nothing Claude Code applies either: the tool fails or replaces it
+    from cmat.text import one_line
+
+    if not _whole(tool, tool_input):  # a payload past what a hook reads whole: cut off
+        return (f"cmat's hooks enforce the budgets: this edit of {one_line(real)} is too "
+                "large for cmat to tell what it would leave. Claude Code's settings are the "
+                "user's to change in a terminal of their own while a budget is set.")
     before = (current or b"").decode("utf-8", "replace")
     after = _edited(tool, tool_input, before)
     if after is None:
@@ -70,25 +76,38 @@ def refused_edit(tool: str, tool_input: dict, real: str, project: Path,
             changes.append(f"set {', '.join(moved)} for cmat's hooks (env)")
     if not changes:
         return None
-    from cmat.text import one_line
-
     return (f"cmat's hooks enforce the budgets: this edit of {one_line(real)} would "
             f"{' and '.join(changes)}. That is the user's to change, in a terminal of their "
             "own (cmat hooks uninstall, cmat budget ...).")
 
 
-def _edited(tool: str, tool_input: dict, text: str) -> str | None:
-    """The file's text after Claude's file tool ran (None: the tool would fail)."""
+def _edits(tool: str, tool_input: dict) -> list:
+    return tool_input.get("edits") if tool == "MultiEdit" else [tool_input]
+
+
+def _whole(tool: str, tool_input: dict) -> bool:
+    """Whether the call holds all it needs to be judged: the text it writes, or each edit's
+    strings. A payload larger than a hook reads whole is cut off after its leading fields
+    (cmat.claude.payload.leading_fields); a call that lacks them for any other reason would
+    fail in Claude Code anyway, so refusing it costs nothing."""
     if tool == "Write":
-        content = tool_input.get("content")
-        return content if isinstance(content, str) else None
-    edits = tool_input.get("edits") if tool == "MultiEdit" else [tool_input]
-    for edit in edits if isinstance(edits, list) else []:
-        old, new = (edit.get("old_string"), edit.get("new_string")) \
-            if isinstance(edit, dict) else (None, None)
-        if not isinstance(old, str) or not isinstance(new, str) or old not in text:
+        return isinstance(tool_input.get("content"), str)
+    edits = _edits(tool, tool_input)
+    return isinstance(edits, list) and all(
+        isinstance(edit, dict) and isinstance(edit.get("old_string"), str)
+        and isinstance(edit.get("new_string"), str) for edit in edits)
+
+
+def _edited(tool: str, tool_input: dict, text: str) -> str | None:
+    """The file's text after Claude's file tool ran, from a whole call (None: the tool would
+    fail, its text not in the file)."""
+    if tool == "Write":
+        return tool_input["content"]
+    for edit in _edits(tool, tool_input):
+        if edit["old_string"] not in text:
             return None
-        text = text.replace(old, new, -1 if edit.get("replace_all") is True else 1)
+        text = text.replace(edit["old_string"], edit["new_string"],
+                            -1 if edit.get("replace_all") is True else 1)
     return text
 
 
