@@ -92,6 +92,13 @@ def user_settings() -> str:
     return os.path.join(os.path.expanduser(folder or "~/.claude"), "settings.json")
 
 
+def script_folders(project: str) -> list[str]:
+    """The folders of cmat's hook scripts beside each settings file that may name them,
+    resolved: the project's, the user's and the managed ones (cmat.claude.install.Target)."""
+    return [os.path.realpath(os.path.join(os.path.dirname(settings), "hooks", "cmat"))
+            for settings in (project_settings(project)[0], user_settings(), MANAGED_SETTINGS)]
+
+
 def repository_set(project: str) -> dict[str, str]:
     """The configuration variables a project's settings files set (the local file's value
     where both do, as Claude Code merges them)."""

@@ -37,6 +37,8 @@ def _protected(project: str) -> tuple[list[str], list[str]]:
     """(folders, files) of cmat's, resolved: its configuration and data folders, the
     folders of its hook scripts (the project's, the user's, the managed ones); the project's
     current-task marker; the ledger and the catalog where a variable puts them elsewhere."""
+    from cmat.claude.hook_environment import script_folders
+
     folders = [os.path.realpath(place) for place in (
         config_folder(), _cmat_folder("XDG_DATA_HOME", ".local", "share"))]
     folders += script_folders(project)
@@ -47,16 +49,6 @@ def _protected(project: str) -> tuple[list[str], list[str]]:
             place = os.path.realpath(os.path.expanduser(os.environ[name]))
             files += [place, place + "-wal", place + "-shm", place + "-journal"]
     return folders, files
-
-
-def script_folders(project: str) -> list[str]:
-    """The folders of cmat's hook scripts, resolved: the project's, the user's and the
-    managed ones (cmat.claude.install.Target.scripts)."""
-    from cmat.claude.hook_environment import MANAGED_SETTINGS, user_settings
-
-    return [os.path.realpath(os.path.join(os.path.dirname(settings), "hooks", "cmat"))
-            for settings in (os.path.join(project, ".claude", "settings.json"),
-                             user_settings(), MANAGED_SETTINGS)]
 
 
 def writes_cmat_files(raw: bytes) -> bool:

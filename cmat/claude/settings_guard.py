@@ -128,8 +128,8 @@ def _checks(settings: dict, project: Path) -> int:
     import os
 
     from cmat.claude.events import EVENTS
+    from cmat.claude.hook_environment import script_folders
     from cmat.claude.install import _handlers, plain_script
-    from cmat.claude.own_files import script_folders
 
     folders = script_folders(str(project))
     count = 0
