@@ -188,6 +188,24 @@ def test_hooks_status_says_when_claude_codes_settings_switch_hooks_off(
         assert off in report["hooks_off"]
 
 
+@pytest.mark.parametrize(("content", "off"), [
+    (b'{"x": "' + b"#" * (5 << 20) + b'", "disableAllHooks": true}', "may not read"),
+    (b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b', "disableAllHooks": true}',
+     "cannot parse"),
+    (b'{// comments, as a lenient parser takes them\n"disableAllHooks": true}', "cannot parse"),
+    (b'{"disable\\u0041llHooks": true, // and an escape\n}', "cannot parse"),
+    (b'{"x": "\xff", "disableAllHooks": true}', "disableAllHooks is true in"),  # not UTF-8
+    (b'{"permissions": {"allow": [}', None),  # not JSON, and no switch: applies nothing
+])
+def test_a_settings_file_cmat_cannot_read_or_parse_is_no_proof_hooks_run(project, content,
+                                                                          off):
+    """Claude Code may apply what cmat cannot read or parse: that file could switch every
+    hook off, and cmat says it cannot tell rather than that the hooks run."""
+    (project / ".claude" / "settings.local.json").write_bytes(content)
+    found = status(project)["hooks_off"]
+    assert (found is None) if off is None else (off in found)
+
+
 def test_hooks_status_names_what_the_project_set(project):
     _settings(project, env=HOSTILE)
     assert status(project)["ignored_environment"] == sorted(set(HOSTILE) - {"CMAT_AGENT"})

@@ -168,13 +168,29 @@ def _handlers(settings: dict, event: str):
                 yield group, index, handler
 
 
+class _Unknown(Exception):
+    """A settings file cmat may not read (too large, not a regular file), which Claude Code
+    may well apply: what it sets cannot be told."""
+
+
 def _applied(path: Path | str) -> dict:
-    """A settings file's top level as Claude Code would apply it ({} from a file it could
-    not read or parse)."""
+    """A settings file's top level as Claude Code would apply it ({} for none); _Unknown for
+    one cmat may not read, or cannot parse where Claude Code might (nested past Python's
+    parser, comments) and that names a switch, or has an escape that could spell one."""
     try:
-        settings = read_untrusted_json(path)
-    except Unreadable:
+        data = read_untrusted(path)
+    except Unreadable as exc:
+        raise _Unknown(f"as far as cmat can tell: it may not read {path} ({exc.message}), "
+                       "which may set disableAllHooks") from None
+    if not data:
         return {}
+    try:
+        settings = json.loads(data.decode("utf-8", "replace"))  # as lenient as JavaScript
+    except (ValueError, RecursionError):
+        if b"HooksOnly" in data or b"AllHooks" in data or b"\\u" in data:
+            raise _Unknown(f"as far as cmat can tell: it cannot parse {path}, which may set "
+                           "disableAllHooks") from None
+        return {}  # Claude Code applies nothing of it either
     return settings if isinstance(settings, dict) else {}
 
 
@@ -185,7 +201,13 @@ def hooks_switched_off(project: Path | None) -> str | None:
     or `disableAllHooks` as the last of the user's, the project's and the local settings to
     set it says. A repository can switch them off this way without running anything: this
     is how cmat tells."""
-    project = paths.project_dir(project)
+    try:
+        return _switched_off(paths.project_dir(project))
+    except _Unknown as unknown:
+        return str(unknown)
+
+
+def _switched_off(project: Path) -> str | None:
     managed_path = hook_environment.MANAGED_SETTINGS
     managed = _applied(managed_path)
     if managed.get("disableAllHooks") is True:
