@@ -116,6 +116,22 @@ def test_settings_cmat_cannot_parse_as_claude_code_might_give_up_every_name_they
     assert settings_env(str(path)) == {}  # yours: no value is guessed into your environment
 
 
+@pytest.mark.parametrize("content", [
+    b'{"x": "' + b"#" * (5 << 20) + b'", "env": {"CMAT_OVERRIDE_LIMIT": "1"}}',  # past the cap
+    b'{ // a comment, and a name spelt with an escape\n'
+    b' "env": {"CMAT\\u005fOVERRIDE_LIMIT": "1"}}',
+])
+def test_a_project_settings_file_cmat_cannot_read_whole_gives_up_every_variable(
+        project, monkeypatch, no_proc, content):
+    """Claude Code may apply what cmat may not read, or cannot parse and search by name:
+    every configuration variable is put back, as if the file set it."""
+    (project / ".claude" / "settings.json").write_bytes(content)
+    monkeypatch.setenv("CMAT_OVERRIDE_LIMIT", "1")
+    monkeypatch.setenv("CMAT_LEDGER", "/repo/ledger.db")
+    assert {"CMAT_OVERRIDE_LIMIT", "CMAT_LEDGER"} <= set(restore(str(project)))
+    assert "CMAT_OVERRIDE_LIMIT" not in os.environ and "CMAT_LEDGER" not in os.environ
+
+
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=400) | st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),

@@ -38,14 +38,16 @@ def is_configuration(name: str) -> bool:
 
 def settings_env(path: str, untrusted: bool = False) -> dict[str, str]:
     """The `env` a settings file gives Claude Code's processes, as strings (what Claude Code
-    passes on); nothing from a file that cannot be read. An `untrusted` one that cmat cannot
+    passes on); nothing from a file that does not exist. An `untrusted` one that cmat cannot
     parse the way Claude Code might (comments, nesting past the parser) counts as setting
-    every configuration variable it names in quotes, to "": guessing that it sets none would
-    let it through."""
+    every configuration variable it names in quotes, to "", and one it may not read (over
+    the size cap, not a regular file) or that has an escape (which could spell any name) as
+    setting every one in the environment: guessing that it sets none would let it
+    through."""
     try:
         data = read_untrusted(path)
     except Unreadable:
-        return {}
+        return _every_one() if untrusted else {}
     if not data or b'"env"' not in data and b"\\" not in data:  # no key, unless escaped
         return {}
     try:
@@ -53,12 +55,19 @@ def settings_env(path: str, untrusted: bool = False) -> dict[str, str]:
 
         env = parse_json(data.decode("utf-8")).get("env")
     except (ValueError, RecursionError, AttributeError):
-        return {name: "" for name in _quoted_names(data)} if untrusted else {}
+        if not untrusted:
+            return {}
+        return _every_one() if b"\\u" in data else {name: "" for name in _quoted_names(data)}
     if not isinstance(env, dict):
         return {}
     return {name: value if isinstance(value, str) else _text(value)
             for name, value in env.items() if isinstance(name, str)
             and isinstance(value, (str, int, float, bool))}
+
+
+def _every_one() -> dict[str, str]:
+    """Every configuration variable in the environment, as set to "" (cannot be told)."""
+    return {name: "" for name in os.environ if is_configuration(name)}
 
 
 def _text(value) -> str:
