@@ -121,15 +121,16 @@ def test_settings_cmat_cannot_parse_as_claude_code_might_give_up_every_name_they
     b'{ // a comment, and a name spelt with an escape\n'
     b' "env": {"CMAT\\u005fOVERRIDE_LIMIT": "1"}}',
 ])
-def test_a_project_settings_file_cmat_cannot_read_whole_gives_up_every_variable(
+def test_a_project_settings_file_cmat_cannot_read_whole_gives_up_what_it_names(
         project, monkeypatch, no_proc, content):
-    """Claude Code may apply what cmat may not read, or cannot parse and search by name:
-    every configuration variable is put back, as if the file set it."""
+    """Claude Code may apply a file larger than the safe reader takes, or one cmat cannot
+    parse: each variable it names, escapes decoded, is put back as if it set it."""
     (project / ".claude" / "settings.json").write_bytes(content)
     monkeypatch.setenv("CMAT_OVERRIDE_LIMIT", "1")
-    monkeypatch.setenv("CMAT_LEDGER", "/repo/ledger.db")
-    assert {"CMAT_OVERRIDE_LIMIT", "CMAT_LEDGER"} <= set(restore(str(project)))
-    assert "CMAT_OVERRIDE_LIMIT" not in os.environ and "CMAT_LEDGER" not in os.environ
+    monkeypatch.setenv("CMAT_LEDGER", "/your/ledger.db")  # yours: the file does not name it
+    assert restore(str(project)) == ["CMAT_OVERRIDE_LIMIT"]
+    assert "CMAT_OVERRIDE_LIMIT" not in os.environ
+    assert os.environ["CMAT_LEDGER"] == "/your/ledger.db"
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -174,8 +174,15 @@ def test_claudes_file_tools_may_not_edit_the_settings_into_stopping_the_checks(g
         guarded, "Write", elsewhere, content='{"disableAllHooks": true}'))
 
     padded = json.dumps({"x": "#" * (2 << 20), "disableAllHooks": True})  # past 1 MiB
-    assert "too large for cmat to tell" in _denied(
+    assert "cannot tell what this edit" in _denied(
         guarded, _file_call(guarded, "Write", path, content=padded))
+
+    local.unlink()
+    local.write_text(json.dumps({"x": "#" * (5 << 20)}))  # more than cmat may read
+    assert "cannot tell what this edit" in _denied(guarded, _file_call(
+        guarded, "Edit", local, old_string='"x"', new_string='"disableAllHooks": true, "x"'))
+    assert "disableAllHooks" in _denied(guarded, _file_call(
+        guarded, "Write", local, content='{"disableAllHooks": true}'))
 
 
 def test_claudes_file_tools_may_not_write_cmats_hook_scripts_or_task_marker(guarded):

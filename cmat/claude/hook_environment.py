@@ -25,6 +25,7 @@ from cmat.untrusted import Unreadable, read_untrusted
 MANAGED_SETTINGS = "/etc/claude-code/managed-settings.json"  # Claude Code's, on Linux
 PROJECT_SETTINGS = ("settings.json", "settings.local.json")  # in the project's .claude/
 LABELS = ("CMAT_CURRENT_TASK_ID", "CMAT_ENHANCEMENT", "CMAT_AGENT")
+NAME_SCAN_LIMIT = 64 * 1024 * 1024  # of a settings file past the safe reader's cap
 # Every variable cmat reads that says where its files are, what time it is, or what to
 # check: besides these, any CMAT_ name but the labels. (tests/test_hook_environment.py holds
 # every variable cmat reads to this list or to the ones that are not configuration.)
@@ -39,15 +40,13 @@ def is_configuration(name: str) -> bool:
 def settings_env(path: str, untrusted: bool = False) -> dict[str, str]:
     """The `env` a settings file gives Claude Code's processes, as strings (what Claude Code
     passes on); nothing from a file that does not exist. An `untrusted` one that cmat cannot
-    parse the way Claude Code might (comments, nesting past the parser) counts as setting
-    every configuration variable it names in quotes, to "", and one it may not read (over
-    the size cap, not a regular file) or that has an escape (which could spell any name) as
-    setting every one in the environment: guessing that it sets none would let it
-    through."""
+    parse the way Claude Code might (comments, nesting past the parser, past the size cap)
+    counts as setting every configuration variable it names in quotes (escapes decoded), to
+    "": guessing that it sets none would let it through."""
     try:
         data = read_untrusted(path)
     except Unreadable:
-        return _every_one() if untrusted else {}
+        return _named_in_large(path) if untrusted else {}
     if not data or b'"env"' not in data and b"\\" not in data:  # no key, unless escaped
         return {}
     try:
@@ -55,9 +54,7 @@ def settings_env(path: str, untrusted: bool = False) -> dict[str, str]:
 
         env = parse_json(data.decode("utf-8")).get("env")
     except (ValueError, RecursionError, AttributeError):
-        if not untrusted:
-            return {}
-        return _every_one() if b"\\u" in data else {name: "" for name in _quoted_names(data)}
+        return {name: "" for name in _quoted_names(data)} if untrusted else {}
     if not isinstance(env, dict):
         return {}
     return {name: value if isinstance(value, str) else _text(value)
@@ -65,8 +62,23 @@ def settings_env(path: str, untrusted: bool = False) -> dict[str, str]:
             and isinstance(value, (str, int, float, bool))}
 
 
-def _every_one() -> dict[str, str]:
-    """Every configuration variable in the environment, as set to "" (cannot be told)."""
+def _named_in_large(path: str) -> dict[str, str]:
+    """What an untrusted settings file the safe reader refused may set: the names quoted in
+    it where it is a regular file (over the size cap: read up to NAME_SCAN_LIMIT); every
+    configuration variable in the environment where it is not one, or larger still."""
+    from cmat.untrusted import open_untrusted
+
+    try:
+        handle = open_untrusted(path)
+    except Unreadable:
+        handle = False
+    if handle is None:
+        return {}
+    if handle:
+        with handle:
+            data = handle.read(NAME_SCAN_LIMIT + 1)
+        if len(data) <= NAME_SCAN_LIMIT:
+            return {name: "" for name in _quoted_names(data)}
     return {name: "" for name in os.environ if is_configuration(name)}
 
 
@@ -80,6 +92,11 @@ def _text(value) -> str:
 
 
 def _quoted_names(data: bytes) -> list[str]:
+    if b"\\u" in data:  # a name may be spelt with escapes: CMAT\u005fNOW
+        import re
+
+        data = re.sub(rb"\\u([0-9a-fA-F]{4})",
+                      lambda match: chr(int(match[1], 16)).encode("utf-8", "replace"), data)
     names = [name for name in CONFIGURATION if b'"%s"' % name.encode() in data]
     start = data.find(b'"CMAT_')
     while start >= 0:

@@ -15,6 +15,7 @@ settings: those changes are let through at once.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 GUARDED_SOURCES = ("user_settings", "project_settings", "local_settings")
@@ -47,18 +48,18 @@ def refused_edit(tool: str, tool_input: dict, real: str, project: Path,
     of cmat's checks, or (the user's or the managed settings, which give cmat's hooks their
     environment) sets another value of a variable cmat reads as configuration. The file as
     it would be after the edit is compared with the file as it is."""
+    from cmat.text import one_line
     from cmat.untrusted import Unreadable, read_untrusted
 
     try:
         current = read_untrusted(real)
-    except Unreadable:
-        return None  # nothing Claude Code applies either: the tool fails or replaces it
-    from cmat.text import one_line
-
-    if not _whole(tool, tool_input):  # a payload past what a hook reads whole: cut off
-        return (f"cmat's hooks enforce the budgets: this edit of {one_line(real)} is too "
-                "large for cmat to tell what it would leave. Claude Code's settings are the "
-                "user's to change in a terminal of their own while a budget is set.")
+    except Unreadable:  # a file to replace is judged on what it gets; one to edit cannot be
+        current = b"" if tool == "Write" else None
+    if current is None and os.path.lexists(real) or not _whole(tool, tool_input):
+        # A payload past what a hook reads whole is cut off; a file cmat may not read.
+        return (f"cmat's hooks enforce the budgets: cmat cannot tell what this edit of "
+                f"{one_line(real)} would leave. Claude Code's settings are the user's to "
+                "change in a terminal of their own while a budget is set.")
     before = (current or b"").decode("utf-8", "replace")
     after = _edited(tool, tool_input, before)
     if after is None:
@@ -125,8 +126,6 @@ def _checks(settings: dict, project: Path) -> int:
     """How many handlers of cmat's checks (budget checks, this guard) the settings hold: each
     runs the check's script in one of cmat's script folders, which Claude may not write (a
     script of the same name elsewhere could do nothing)."""
-    import os
-
     from cmat.claude.events import EVENTS
     from cmat.claude.hook_environment import script_folders
     from cmat.claude.install import _handlers, plain_script
