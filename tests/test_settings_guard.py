@@ -70,6 +70,17 @@ def test_a_change_that_stops_the_budget_checks_is_kept_out(guarded, how):
         assert "disableAllHooks is true" in answer["reason"]
 
 
+def test_handlers_moved_to_scripts_of_the_same_names_elsewhere_are_kept_out(guarded):
+    """A folder called cmat elsewhere (written by a shell) runs nothing of cmat's."""
+    path = _settings(guarded)
+    path.write_text(path.read_text().replace(".claude/hooks/cmat/", "tools/cmat/"))
+    (guarded / "tools" / "cmat").mkdir(parents=True)
+    for script in (guarded / ".claude" / "hooks" / "cmat").iterdir():
+        (guarded / "tools" / "cmat" / script.name).write_text("#!/bin/sh\nexit 0\n")
+    answer = budget_hook(guarded / GUARD, guarded, _change(guarded))
+    assert answer["decision"] == "block" and "installed neither" in answer["reason"]
+
+
 def test_every_other_change_goes_through(guarded):
     _edit(_settings(guarded), lambda data: data.update(permissions={"allow": ["Bash(ls)"]}))
     assert budget_hook(guarded / GUARD, guarded, _change(guarded)) is None

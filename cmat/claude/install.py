@@ -233,14 +233,22 @@ def budgets_enforced(project: Path | None) -> bool:
 
 def _installed(target: Target, budget_checks_only: bool = False) -> bool:
     """Whether one of cmat's handlers (of a budget check) is in the target's settings (an
-    unreadable file holds none)."""
+    unreadable file holds none), running cmat's own script: in the target's folder of
+    cmat's scripts, or a file cmat wrote. A handler naming a script of the same name in
+    another folder called `cmat` is taken for cmat's by uninstall, but proves no check runs."""
     try:
         settings = load_settings(target.settings)
     except SettingsError:
         return False
-    return any(_is_ours(target, handler, spec.script) for spec in EVENTS
-               if spec.checks_budgets or not budget_checks_only
+    return any(_is_ours(target, handler, spec.script) and _runs_cmats_script(target, handler)
+               for spec in EVENTS if spec.checks_budgets or not budget_checks_only
                for _, _, handler in _handlers(settings, spec.name))
+
+
+def _runs_cmats_script(target: Target, handler: dict) -> bool:
+    script = target.script_of(handler["command"])
+    return os.path.realpath(script.parent) == os.path.realpath(target.scripts) \
+        or _written_by_cmat(script) is True
 
 
 def note_enforcement(report: dict, project: Path) -> dict:
