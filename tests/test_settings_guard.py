@@ -188,6 +188,9 @@ def test_claudes_file_tools_may_not_edit_the_settings_into_stopping_the_checks(g
     assert "cannot tell what this edit" in _denied(
         guarded, _file_call(guarded, "Write", path, content=padded))
 
+    nested = '{"x": ' + "[" * 100_000 + "]" * 100_000 + ', "disableAllHooks": true}'
+    assert "cannot tell what this edit" in _denied(  # past Python's parser, not JavaScript's
+        guarded, _file_call(guarded, "Write", elsewhere, content=nested))
     local.unlink()
     local.write_text(json.dumps({"x": "#" * (5 << 20)}))  # more than cmat may read
     assert "cannot tell what this edit" in _denied(guarded, _file_call(

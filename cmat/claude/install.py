@@ -168,28 +168,34 @@ def _handlers(settings: dict, event: str):
                 yield group, index, handler
 
 
-class _Unknown(Exception):
-    """A settings file cmat may not read (too large, not a regular file), which Claude Code
-    may well apply: what it sets cannot be told."""
+class UnknownSettings(Exception):
+    """A settings file cmat may not read (too large, not a regular file) or parse, which
+    Claude Code may well apply: what it sets cannot be told."""
 
 
 def _applied(path: Path | str) -> dict:
-    """A settings file's top level as Claude Code would apply it ({} for none); _Unknown for
-    one cmat may not read, or cannot parse where Claude Code might (nested past Python's
-    parser, comments) and that names a switch, or has an escape that could spell one."""
+    """A settings file's top level as Claude Code would apply it ({} for none);
+    UnknownSettings for one cmat may not read, or as_applied cannot tell."""
     try:
         data = read_untrusted(path)
     except Unreadable as exc:
-        raise _Unknown(f"as far as cmat can tell: it may not read {path} ({exc.message}), "
-                       "which may set disableAllHooks") from None
+        raise UnknownSettings(f"as far as cmat can tell: it may not read {path} "
+                              f"({exc.message}), which may set disableAllHooks") from None
+    return as_applied(data, path)
+
+
+def as_applied(data: bytes | None, path: Path | str) -> dict:
+    """Settings text as Claude Code would apply it ({} for none); UnknownSettings for text
+    cmat cannot parse where Claude Code might (nested past Python's parser, comments) that
+    names a switch, or has an escape that could spell one."""
     if not data:
         return {}
     try:
         settings = json.loads(data.decode("utf-8", "replace"))  # as lenient as JavaScript
     except (ValueError, RecursionError):
         if b"HooksOnly" in data or b"AllHooks" in data or b"\\u" in data:
-            raise _Unknown(f"as far as cmat can tell: it cannot parse {path}, which may set "
-                           "disableAllHooks") from None
+            raise UnknownSettings(f"as far as cmat can tell: it cannot parse {path}, which "
+                                  "may set disableAllHooks") from None
         return {}  # Claude Code applies nothing of it either
     return settings if isinstance(settings, dict) else {}
 
@@ -203,7 +209,7 @@ def hooks_switched_off(project: Path | None) -> str | None:
     is how cmat tells."""
     try:
         return _switched_off(paths.project_dir(project))
-    except _Unknown as unknown:
+    except UnknownSettings as unknown:
         return str(unknown)
 
 

@@ -57,14 +57,21 @@ def refused_edit(tool: str, tool_input: dict, real: str, project: Path,
         current = b"" if tool == "Write" else None
     if current is None and os.path.lexists(real) or not _whole(tool, tool_input):
         # A payload past what a hook reads whole is cut off; a file cmat may not read.
-        return (f"cmat's hooks enforce the budgets: cmat cannot tell what this edit of "
-                f"{one_line(real)} would leave. Claude Code's settings are the user's to "
-                "change in a terminal of their own while a budget is set.")
+        return _cannot_tell(real)
+    from cmat.claude.install import UnknownSettings, as_applied
+
     before = (current or b"").decode("utf-8", "replace")
     after = _edited(tool, tool_input, before)
     if after is None:
         return None  # the tool itself fails: its text is not in the file
-    old, new = _settings(before), _settings(after)
+    try:
+        new = as_applied(after.encode("utf-8", "surrogatepass"), real)
+    except UnknownSettings:
+        return _cannot_tell(real)
+    try:
+        old = as_applied(before.encode("utf-8", "surrogatepass"), real)
+    except UnknownSettings:
+        old = {}  # taken as empty: what the edit leaves is what must be told
     changes = []
     if new.get("disableAllHooks") is True and old.get("disableAllHooks") is not True:
         changes.append("switch every hook off (disableAllHooks)")
@@ -80,6 +87,14 @@ def refused_edit(tool: str, tool_input: dict, real: str, project: Path,
     return (f"cmat's hooks enforce the budgets: this edit of {one_line(real)} would "
             f"{' and '.join(changes)}. That is the user's to change, in a terminal of their "
             "own (cmat hooks uninstall, cmat budget ...).")
+
+
+def _cannot_tell(real: str) -> str:
+    from cmat.text import one_line
+
+    return (f"cmat's hooks enforce the budgets: cmat cannot tell what this edit of "
+            f"{one_line(real)} would leave. Claude Code's settings are the user's to change "
+            "in a terminal of their own while a budget is set.")
 
 
 def _edits(tool: str, tool_input: dict) -> list:
@@ -110,16 +125,6 @@ def _edited(tool: str, tool_input: dict, text: str) -> str | None:
         text = text.replace(edit["old_string"], edit["new_string"],
                             -1 if edit.get("replace_all") is True else 1)
     return text
-
-
-def _settings(text: str) -> dict:
-    import json
-
-    try:
-        settings = json.loads(text)
-    except (ValueError, RecursionError):
-        return {}  # Claude Code applies nothing of a file it cannot parse
-    return settings if isinstance(settings, dict) else {}
 
 
 def _checks(settings: dict, project: Path) -> int:
