@@ -68,17 +68,18 @@ def _named_in_large(path: str) -> dict[str, str]:
     configuration variable in the environment where it is not one, or larger still."""
     from cmat.untrusted import open_untrusted
 
+    data = b""
     try:
         handle = open_untrusted(path)
     except Unreadable:
-        handle = False
-    if handle is None:
-        return {}
-    if handle:
+        handle = None
+    else:
+        if handle is None:
+            return {}  # gone since
         with handle:
             data = handle.read(NAME_SCAN_LIMIT + 1)
-        if len(data) <= NAME_SCAN_LIMIT:
-            return {name: "" for name in _quoted_names(data)}
+    if handle is not None and len(data) <= NAME_SCAN_LIMIT:
+        return {name: "" for name in _quoted_names(data)}
     return {name: "" for name in os.environ if is_configuration(name)}
 
 
@@ -121,8 +122,9 @@ def user_settings() -> str:
 def script_folders(project: str) -> list[str]:
     """The folders of cmat's hook scripts beside each settings file that may name them,
     resolved: the project's, the user's and the managed ones (cmat.claude.install.Target)."""
-    return [os.path.realpath(os.path.join(os.path.dirname(settings), "hooks", "cmat"))
-            for settings in (project_settings(project)[0], user_settings(), MANAGED_SETTINGS)]
+    return [os.path.realpath(os.path.join(folder, "hooks", "cmat"))
+            for folder in (os.path.join(project, ".claude"), os.path.dirname(user_settings()),
+                           os.path.dirname(MANAGED_SETTINGS))]
 
 
 def repository_set(project: str) -> dict[str, str]:
